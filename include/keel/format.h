@@ -1,0 +1,220 @@
+/*
+ * Repository data structures and their byte encodings: pure bytes <->
+ * structs, no I/O, no crypto. Every message is protobuf wire format
+ * (docs/FORMAT.md gives the schemas), so a reader in twenty years can use
+ * any protobuf library, and unknown fields are skipped, which lets later
+ * versions add fields without a format break.
+ *
+ * Decoders take untrusted bytes: they check every length before
+ * allocating and return -KL_ECORRUPT on anything malformed. Decoded
+ * structs own their memory; free them with the matching *_free/_release.
+ */
+#ifndef KEEL_FORMAT_H
+#define KEEL_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keel/crypto.h"
+#include "keel/util.h"
+
+/* ---- protobuf wire primitives --------------------------------------- */
+
+enum kl_pb_wire { KL_PB_VARINT = 0, KL_PB_I64 = 1, KL_PB_LEN = 2, KL_PB_I32 = 5 };
+
+int kl_pb_put_uint(struct kl_buf *b, uint32_t field, uint64_t v);
+int kl_pb_put_sint(struct kl_buf *b, uint32_t field, int64_t v); /* zigzag */
+int kl_pb_put_bytes(struct kl_buf *b, uint32_t field, const void *p, size_t n);
+int kl_pb_put_str(struct kl_buf *b, uint32_t field, const char *s); /* NULL: nothing written */
+
+struct kl_pb_reader {
+	const uint8_t *p;
+	size_t n;
+};
+struct kl_pb_field {
+	uint32_t num;
+	enum kl_pb_wire wire;
+	uint64_t v;       /* VARINT, I64, I32 */
+	const uint8_t *p; /* LEN */
+	size_t len;
+};
+/* Returns 1 and fills f, 0 at the end, -KL_ECORRUPT on malformed input. */
+int kl_pb_next(struct kl_pb_reader *r, struct kl_pb_field *f);
+int64_t kl_pb_unzigzag(uint64_t v);
+/* Copies a LEN field into a new NUL-terminated string; rejects embedded NUL. */
+int kl_pb_strdup(const struct kl_pb_field *f, char **ret);
+
+/* ---- tree nodes and trees -------------------------------------------- */
+
+enum kl_node_type {
+	KL_NODE_FILE = 1,
+	KL_NODE_DIR = 2,
+	KL_NODE_SYMLINK = 3,
+	KL_NODE_FIFO = 4,
+	KL_NODE_CHR = 5,
+	KL_NODE_BLK = 6,
+	KL_NODE_SOCK = 7,
+};
+
+enum kl_node_flags {
+	KL_NODE_SPARSE = 1 << 0,   /* had holes: restore zero chunks as holes */
+	KL_NODE_CHANGED = 1 << 1,  /* changed while it was being read */
+	KL_NODE_PARTIAL = 1 << 2,  /* a read error cut it short */
+};
+
+struct kl_xattr {
+	char *name;
+	uint8_t *value;
+	size_t value_len;
+};
+
+struct kl_node {
+	uint8_t *name; /* arbitrary bytes but '/' and NUL; never "", ".", ".." */
+	size_t name_len;
+	enum kl_node_type type;
+	uint32_t mode; /* st_mode & 07777 */
+	uint32_t uid, gid;
+	char *user, *group; /* NULL when unknown */
+	uint64_t size;
+	int64_t mtime_sec, atime_sec, ctime_sec;
+	uint32_t mtime_nsec, atime_nsec, ctime_nsec;
+	uint64_t inode, dev, nlink, rdev;
+	uint8_t *link; /* symlink target, arbitrary bytes */
+	size_t link_len;
+	struct kl_id *content; /* data blob ids, in order */
+	size_t n_content;
+	struct kl_id subtree; /* directories */
+	bool has_subtree;
+	struct kl_xattr *xattrs;
+	size_t n_xattrs;
+	uint32_t flags;
+};
+
+struct kl_tree {
+	struct kl_node *nodes;
+	size_t n;
+	size_t cap;
+};
+
+void kl_node_release(struct kl_node *n);
+/* Appends a node (taking ownership of its pointers; *n is zeroed). */
+int kl_tree_add(struct kl_tree *t, struct kl_node *n);
+void kl_tree_release(struct kl_tree *t);
+/* Sorts nodes by name (bytewise, shorter first on a common prefix). */
+void kl_tree_sort(struct kl_tree *t);
+/* Binary search by name; NULL if absent. Tree must be sorted. */
+const struct kl_node *kl_tree_find(const struct kl_tree *t, const uint8_t *name, size_t len);
+int kl_name_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+
+/* Encodes a sorted tree. -EINVAL if names are unsorted or duplicated. */
+int kl_tree_encode(const struct kl_tree *t, struct kl_buf *out);
+/* Decodes; rejects unsafe names, duplicates and unsorted names. */
+int kl_tree_decode(const uint8_t *p, size_t n, struct kl_tree *ret);
+
+/* ---- snapshots ------------------------------------------------------- */
+
+enum kl_snapshot_kind {
+	KL_SNAP_FILES = 1,  /* a file tree */
+	KL_SNAP_STREAM = 2, /* one stream: stdin or a command's output */
+	KL_SNAP_DISK = 3,   /* disk or VM image (reserved) */
+	KL_SNAP_DATABASE = 4, /* database base backup + log segments (reserved) */
+};
+
+struct kl_snapshot_stats {
+	uint64_t files_new, files_changed, files_unmodified;
+	uint64_t dirs;
+	uint64_t bytes_total;   /* logical bytes of all files in the snapshot */
+	uint64_t bytes_read;    /* bytes actually read from sources */
+	uint64_t blobs_new;
+	uint64_t bytes_added;   /* plaintext bytes of new blobs */
+	uint64_t bytes_stored;  /* bytes of new blobs as stored (compressed+sealed) */
+	uint64_t errors;        /* inputs that could not be read */
+};
+
+struct kl_snapshot {
+	uint32_t kind;
+	int64_t time_ns;     /* start */
+	int64_t time_end_ns; /* end */
+	char *host, *user;
+	uint32_t uid, gid;
+	char **paths;
+	size_t n_paths;
+	char **tags;
+	size_t n_tags;
+	char **excludes;
+	size_t n_excludes;
+	struct kl_id tree;
+	struct kl_id parent;
+	bool has_parent;
+	char *program_version;
+	bool partial;
+	struct kl_snapshot_stats stats;
+};
+
+void kl_snapshot_release(struct kl_snapshot *s);
+int kl_snapshot_encode(const struct kl_snapshot *s, struct kl_buf *out);
+int kl_snapshot_decode(const uint8_t *p, size_t n, struct kl_snapshot *ret);
+
+/* ---- blobs, pack headers and indexes ------------------------------- */
+
+enum kl_blob_type { KL_BLOB_DATA = 1, KL_BLOB_TREE = 2 };
+enum kl_compression { KL_COMP_NONE = 0, KL_COMP_ZSTD = 1 };
+
+/* Where one blob lives inside a pack. */
+struct kl_blob_entry {
+	struct kl_id id;
+	uint8_t type;        /* enum kl_blob_type */
+	uint8_t compression; /* enum kl_compression */
+	uint32_t offset;     /* of the sealed blob within the pack */
+	uint32_t length;     /* sealed length */
+	uint32_t raw_length; /* plaintext length after decompression */
+};
+
+struct kl_pack_header {
+	struct kl_blob_entry *blobs;
+	size_t n;
+	size_t cap;
+};
+int kl_pack_header_add(struct kl_pack_header *h, const struct kl_blob_entry *e);
+void kl_pack_header_release(struct kl_pack_header *h);
+int kl_pack_header_encode(const struct kl_pack_header *h, struct kl_buf *out);
+/*
+ * Decodes and validates: entries must not overlap, must lie within
+ * [0, data_len) where data_len is the pack size minus the header, and
+ * lengths must be at least KL_SEAL_OVERHEAD.
+ */
+int kl_pack_header_decode(const uint8_t *p, size_t n, uint64_t data_len, struct kl_pack_header *ret);
+
+struct kl_index_pack {
+	struct kl_id pack;
+	struct kl_pack_header h;
+};
+struct kl_index_file {
+	struct kl_index_pack *packs;
+	size_t n;
+	size_t cap;
+	struct kl_id *supersedes; /* index files this one replaces */
+	size_t n_supersedes;
+};
+/* Adds a pack (takes ownership of h's array; *h is zeroed). */
+int kl_index_file_add(struct kl_index_file *f, const struct kl_id *pack, struct kl_pack_header *h);
+void kl_index_file_release(struct kl_index_file *f);
+int kl_index_file_encode(const struct kl_index_file *f, struct kl_buf *out);
+int kl_index_file_decode(const uint8_t *p, size_t n, struct kl_index_file *ret);
+
+/* ---- repository config ----------------------------------------------- */
+
+#define KL_REPO_VERSION 1
+struct kl_config {
+	uint32_t version;
+	struct kl_id repo_id;
+	uint32_t cdc_min, cdc_avg, cdc_max;
+	int32_t compression_level; /* zstd level, 0 = no compression */
+	uint32_t pack_size;        /* target pack size in bytes */
+	int64_t created_ns;
+};
+int kl_config_encode(const struct kl_config *c, struct kl_buf *out);
+int kl_config_decode(const uint8_t *p, size_t n, struct kl_config *ret);
+
+#endif

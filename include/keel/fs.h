@@ -1,0 +1,36 @@
+/* Durable file operations. */
+#ifndef KEEL_FS_H
+#define KEEL_FS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum kl_fs_write_flags {
+	KL_FS_NOREPLACE = 1 << 0, /* fail with -EEXIST if name exists (content-addressed objects) */
+	KL_FS_NOSYNC = 1 << 1,    /* skip fsync (only for caches) */
+};
+
+/*
+ * Writes data to dirfd/name atomically: a temporary file created with
+ * O_EXCL, fsync, rename (RENAME_NOREPLACE with KL_FS_NOREPLACE), fsync of
+ * the directory. A crash leaves either no file or the complete file; a
+ * stale "name.tmp.*" may remain and is ignored by readers.
+ * Returns 0 or -errno.
+ */
+int kl_fs_write_atomic(int dirfd, const char *name, const void *data, size_t len, unsigned mode,
+		       unsigned flags);
+
+/* Reads a whole file (at most max bytes, else -E2BIG). */
+struct kl_buf;
+int kl_fs_read_all(int dirfd, const char *name, size_t max, struct kl_buf *out);
+
+/* pread/pwrite loops that retry on EINTR and short transfers. */
+int kl_fs_pread_full(int fd, void *buf, size_t n, uint64_t off);
+int kl_fs_write_full(int fd, const void *buf, size_t n);
+int kl_fs_read_full(int fd, void *buf, size_t n, size_t *got); /* until EOF or n */
+
+/* mkdir -p relative to dirfd; 0 or -errno */
+int kl_fs_mkdir_p(int dirfd, const char *path, unsigned mode);
+int kl_fs_fsync_dir(int dirfd);
+
+#endif

@@ -1,0 +1,182 @@
+/*
+ * Small helpers every subsystem uses: allocation, cleanup attributes,
+ * growable buffers with a hard cap, hex, varints and error codes.
+ */
+#ifndef KEEL_UTIL_H
+#define KEEL_UTIL_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- errors ---------------------------------------------------------- */
+
+/*
+ * Domain errors, returned negated like -errno. Numbered from 1000 so they
+ * never collide with errno values.
+ */
+enum kl_error {
+	KL_EUSAGE = 1000,  /* bad command line or option value */
+	KL_EBADPASS,       /* no key file opens with this passphrase */
+	KL_ECORRUPT,       /* MAC failure, bad format, hash mismatch */
+	KL_ENOREPO,        /* no repository at that location */
+	KL_EEXIST_REPO,    /* a repository already exists there */
+	KL_EVERSION,       /* repository format newer than this program */
+	KL_ENOTFOUND,      /* snapshot, path or blob not found */
+	KL_EPARTIAL,       /* completed, but some inputs could not be read */
+	KL_ELOCKED,        /* repository locked by another process */
+	KL_EREMOTE,        /* storage service error */
+	KL_ECMD,           /* a child command failed */
+	KL_EVERIFY,        /* restored data differs from the snapshot */
+	KL_EINTERRUPTED,   /* stopped by a signal */
+	KL_ECHECK,         /* check found problems */
+};
+
+/* Message for a negative code (errno or kl_error). Never NULL. */
+const char *kl_strerror(int r);
+
+/*
+ * Detail the caller lacks (which object, which path) goes once into an
+ * error buffer; the first failure's message is kept, as curl's failf().
+ */
+struct kl_err {
+	int code;
+	char msg[512];
+};
+
+/* Records the message if none is there yet. Returns r. */
+int kl_fail(struct kl_err *e, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void kl_err_clear(struct kl_err *e);
+
+#ifdef NDEBUG
+#define KL_NEVER(x) (x)
+#else
+#include <assert.h>
+#define KL_NEVER(x) (assert(!(x)), (x))
+#endif
+
+/* ---- allocation and cleanup ---------------------------------------- */
+
+void *kl_malloc(size_t n);
+void *kl_calloc(size_t n, size_t size);
+void *kl_realloc(void *p, size_t n);
+char *kl_strdup(const char *s);
+char *kl_strndup(const char *s, size_t n);
+void *kl_memdup(const void *p, size_t n);
+void kl_free(void *p);
+/* Allocation failure injection for tests: fail the Nth allocation (0 = off). */
+void kl_alloc_fail_after(long n);
+
+static inline void kl_freep(void *p)
+{
+	kl_free(*(void **)p);
+}
+static inline void kl_closep(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+}
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_free_ _cleanup_(kl_freep)
+#define _cleanup_close_ _cleanup_(kl_closep)
+
+#define KL_TAKE_PTR(p)                       \
+	({                                   \
+		__typeof__(p) _ptr_ = (p);   \
+		(p) = NULL;                  \
+		_ptr_;                       \
+	})
+#define KL_TAKE_FD(fd)                       \
+	({                                   \
+		int _fd_ = (fd);             \
+		(fd) = -1;                   \
+		_fd_;                        \
+	})
+
+#define KL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define KL_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define KL_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* ---- buffers ---------------------------------------------------------- */
+
+/*
+ * Growable byte buffer. data is never NULL after init and always
+ * NUL-terminated (the NUL is not counted in len). Growing beyond max
+ * returns -E2BIG, so a length read from untrusted input can never make us
+ * allocate without bound.
+ */
+struct kl_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+	size_t max;
+};
+
+#define KL_BUF_MAX_DEFAULT ((size_t)1 << 30)
+#define KL_BUF_INIT(m) { .data = (uint8_t *)kl_buf_empty_, .len = 0, .cap = 0, .max = (m) }
+extern const char kl_buf_empty_[1];
+
+void kl_buf_init(struct kl_buf *b, size_t max);
+void kl_buf_release(struct kl_buf *b);          /* frees, back to empty */
+void kl_buf_clear(struct kl_buf *b);            /* len = 0, keeps memory */
+int kl_buf_grow(struct kl_buf *b, size_t extra); /* ensure room for extra more */
+int kl_buf_add(struct kl_buf *b, const void *p, size_t n);
+int kl_buf_addstr(struct kl_buf *b, const char *s);
+int kl_buf_addch(struct kl_buf *b, uint8_t c);
+int kl_buf_addf(struct kl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int kl_buf_setlen(struct kl_buf *b, size_t len); /* len <= cap required */
+uint8_t *kl_buf_detach(struct kl_buf *b, size_t *len_ret);
+static inline void kl_buf_releasep(struct kl_buf *b)
+{
+	kl_buf_release(b);
+}
+#define _cleanup_buf_ _cleanup_(kl_buf_releasep)
+
+/* ---- hex -------------------------------------------------------------- */
+
+void kl_hex_encode(const uint8_t *in, size_t n, char *out); /* out: 2n+1 bytes */
+int kl_hex_decode(const char *in, size_t n_out, uint8_t *out); /* exact length */
+
+/* ---- varints (unsigned LEB128) --------------------------------------- */
+
+int kl_varint_put(struct kl_buf *b, uint64_t v);
+/* Returns bytes consumed (>0) or -KL_ECORRUPT. */
+int kl_varint_get(const uint8_t *p, size_t n, uint64_t *ret);
+
+/* ---- little-endian ---------------------------------------------------- */
+
+static inline void kl_put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = v;
+	p[1] = v >> 8;
+	p[2] = v >> 16;
+	p[3] = v >> 24;
+}
+static inline uint32_t kl_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline void kl_put_le64(uint8_t *p, uint64_t v)
+{
+	kl_put_le32(p, (uint32_t)v);
+	kl_put_le32(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint64_t kl_get_le64(const uint8_t *p)
+{
+	return (uint64_t)kl_get_le32(p) | (uint64_t)kl_get_le32(p + 4) << 32;
+}
+
+/* ---- time ------------------------------------------------------------- */
+
+int64_t kl_time_now_ns(void);      /* CLOCK_REALTIME */
+int64_t kl_time_mono_ns(void);     /* CLOCK_MONOTONIC */
+/* "2026-11-25T18:50:51.123456789Z" style (UTC, seconds precision if prec=0) */
+void kl_time_format_utc(int64_t ns, char out[40]);
+void kl_time_format_local(int64_t ns, char out[40]);
+
+#endif

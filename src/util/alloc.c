@@ -1,0 +1,72 @@
+/* All library allocation goes through here so tests can fail the Nth one. */
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "keel/util.h"
+
+static atomic_long fail_after; /* 0: never fail; only test builds set it */
+
+void kl_alloc_fail_after(long n)
+{
+	atomic_store(&fail_after, n);
+}
+
+static bool should_fail(void)
+{
+	long n = atomic_load(&fail_after);
+
+	if (n <= 0)
+		return false;
+	return atomic_fetch_sub(&fail_after, 1) == 1;
+}
+
+void *kl_malloc(size_t n)
+{
+	if (should_fail())
+		return NULL;
+	return malloc(n ? n : 1);
+}
+
+void *kl_calloc(size_t n, size_t size)
+{
+	if (should_fail())
+		return NULL;
+	return calloc(n ? n : 1, size ? size : 1);
+}
+
+void *kl_realloc(void *p, size_t n)
+{
+	if (should_fail())
+		return NULL;
+	return realloc(p, n ? n : 1);
+}
+
+void kl_free(void *p)
+{
+	free(p);
+}
+
+void *kl_memdup(const void *p, size_t n)
+{
+	void *q = kl_malloc(n);
+
+	if (q && n)
+		memcpy(q, p, n);
+	return q;
+}
+
+char *kl_strndup(const char *s, size_t n)
+{
+	char *q = kl_malloc(n + 1);
+
+	if (!q)
+		return NULL;
+	memcpy(q, s, n);
+	q[n] = 0;
+	return q;
+}
+
+char *kl_strdup(const char *s)
+{
+	return kl_strndup(s, strlen(s));
+}

@@ -1,0 +1,62 @@
+#include <stdio.h>
+
+#include "keel/util.h"
+
+const char *kl_strerror(int r)
+{
+	switch (-r) {
+	case 0:
+		return "success";
+	case KL_EUSAGE:
+		return "invalid usage";
+	case KL_EBADPASS:
+		return "wrong password or no key found";
+	case KL_ECORRUPT:
+		return "data is corrupted or was tampered with";
+	case KL_ENOREPO:
+		return "no repository found";
+	case KL_EEXIST_REPO:
+		return "a repository already exists there";
+	case KL_EVERSION:
+		return "repository format is newer than this keel";
+	case KL_ENOTFOUND:
+		return "not found";
+	case KL_EPARTIAL:
+		return "some inputs could not be read";
+	case KL_ELOCKED:
+		return "repository is locked";
+	case KL_EREMOTE:
+		return "storage service error";
+	case KL_ECMD:
+		return "command failed";
+	case KL_EVERIFY:
+		return "verification failed";
+	case KL_EINTERRUPTED:
+		return "interrupted";
+	case KL_ECHECK:
+		return "check found errors";
+	default:
+		if (r < 0 && -r < 1000)
+			return strerror(-r);
+		return "unknown error";
+	}
+}
+
+int kl_fail(struct kl_err *e, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!e || e->code)
+		return r;
+	e->code = r;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+void kl_err_clear(struct kl_err *e)
+{
+	e->code = 0;
+	e->msg[0] = 0;
+}

@@ -1,0 +1,190 @@
+/*
+ * The one place that makes files durable. A content-addressed object is
+ * written to a unique temporary name, fsynced, renamed into place without
+ * replacing anything, and the directory is fsynced: after a crash the name
+ * either does not exist or holds complete, synced bytes.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "keel/crypto.h"
+#include "keel/fs.h"
+#include "keel/util.h"
+
+int kl_fs_write_full(int fd, const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (w == 0)
+			return -EIO;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int kl_fs_read_full(int fd, void *buf, size_t n, size_t *got)
+{
+	uint8_t *p = buf;
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r = read(fd, p + done, n - done);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			*got = done;
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		done += (size_t)r;
+	}
+	*got = done;
+	return 0;
+}
+
+int kl_fs_pread_full(int fd, void *buf, size_t n, uint64_t off)
+{
+	uint8_t *p = buf;
+
+	while (n) {
+		ssize_t r = pread(fd, p, n, (off_t)off);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return -KL_ECORRUPT; /* shorter than its index says */
+		p += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+int kl_fs_fsync_dir(int dirfd)
+{
+	if (fsync(dirfd) < 0 && errno != EINVAL)
+		return -errno;
+	return 0;
+}
+
+/* Splits "a/b/name" into the directory fd to use and the last component. */
+static int open_parent(int dirfd, const char *name, int *pfd, const char **base)
+{
+	const char *slash = strrchr(name, '/');
+	char *dir;
+
+	if (!slash) {
+		*pfd = -1;
+		*base = name;
+		return 0;
+	}
+	dir = kl_strndup(name, (size_t)(slash - name));
+	if (!dir)
+		return -ENOMEM;
+	*pfd = openat(dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	kl_free(dir);
+	if (*pfd < 0)
+		return -errno;
+	*base = slash + 1;
+	return 0;
+}
+
+int kl_fs_write_atomic(int dirfd, const char *name, const void *data, size_t len, unsigned mode,
+		       unsigned flags)
+{
+	_cleanup_close_ int pfd = -1;
+	_cleanup_close_ int fd = -1;
+	const char *base = NULL;
+	char tmp[300];
+	uint8_t rnd[8];
+	char rhex[17];
+	int d, r;
+
+	r = open_parent(dirfd, name, &pfd, &base);
+	if (r < 0)
+		return r;
+	d = pfd >= 0 ? pfd : dirfd;
+	kl_random(rnd, sizeof(rnd));
+	kl_hex_encode(rnd, sizeof(rnd), rhex);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%s", base, rhex) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = openat(d, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
+		return -errno;
+	r = kl_fs_write_full(fd, data, len);
+	if (r >= 0 && !(flags & KL_FS_NOSYNC) && fsync(fd) < 0)
+		r = -errno;
+	if (r >= 0 && close(KL_TAKE_FD(fd)) < 0)
+		r = -errno;
+	if (r >= 0) {
+		if (flags & KL_FS_NOREPLACE)
+			r = renameat2(d, tmp, d, base, RENAME_NOREPLACE) < 0 ? -errno : 0;
+		else
+			r = renameat(d, tmp, d, base) < 0 ? -errno : 0;
+	}
+	if (r < 0) {
+		unlinkat(d, tmp, 0);
+		return r;
+	}
+	if (!(flags & KL_FS_NOSYNC))
+		return kl_fs_fsync_dir(d);
+	return 0;
+}
+
+int kl_fs_read_all(int dirfd, const char *name, size_t max, struct kl_buf *out)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	size_t got;
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size > max)
+		return -E2BIG;
+	r = kl_buf_grow(out, (size_t)st.st_size);
+	if (r < 0)
+		return r;
+	r = kl_fs_read_full(fd, out->data + out->len, (size_t)st.st_size, &got);
+	if (r < 0)
+		return r;
+	out->len += got;
+	out->data[out->len] = 0;
+	return 0;
+}
+
+int kl_fs_mkdir_p(int dirfd, const char *path, unsigned mode)
+{
+	char buf[4096];
+	size_t n = strlen(path), i;
+
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != 0)
+			continue;
+		buf[i] = 0;
+		if (mkdirat(dirfd, buf, mode) < 0 && errno != EEXIST)
+			return -errno;
+		buf[i] = i < n ? '/' : 0;
+	}
+	return 0;
+}
