@@ -1,0 +1,61 @@
+/*
+ * Storage backends: a small vtable (redis rio style) so that a repository
+ * can live on a local disk or on object storage. Objects are immutable
+ * once written; put never replaces an existing object except the config.
+ */
+#ifndef KEEL_BACKEND_H
+#define KEEL_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keel/util.h"
+
+enum kl_obj_type {
+	KL_OBJ_CONFIG = 0, /* single object named "config" */
+	KL_OBJ_KEY,
+	KL_OBJ_SNAPSHOT,
+	KL_OBJ_INDEX,
+	KL_OBJ_DATA,
+	KL_OBJ_LOCK,
+	KL_OBJ_TYPES
+};
+
+/* Called once per object; a negative return stops the listing and is returned. */
+typedef int (*kl_list_cb)(const char *name, uint64_t size, void *userdata);
+
+struct kl_backend;
+struct kl_backend_ops {
+	const char *scheme;
+	int (*list)(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void *userdata);
+	/* len == 0 reads to the end. Appends to out. -ENOENT if missing. */
+	int (*get)(struct kl_backend *b, enum kl_obj_type t, const char *name, uint64_t off,
+		   uint64_t len, struct kl_buf *out);
+	/* Atomic and durable; -EEXIST if the object exists (except config). */
+	int (*put)(struct kl_backend *b, enum kl_obj_type t, const char *name, const void *data,
+		   size_t len);
+	int (*del)(struct kl_backend *b, enum kl_obj_type t, const char *name);
+	int (*stat)(struct kl_backend *b, enum kl_obj_type t, const char *name, uint64_t *size_ret);
+	/* Creates the layout for a new repository; -EEXIST if one exists. */
+	int (*create)(struct kl_backend *b);
+	void (*free)(struct kl_backend *b);
+};
+
+struct kl_backend {
+	const struct kl_backend_ops *ops;
+	char *location; /* for messages; owned */
+};
+
+/* Parses a location ("/path", "local:/path") and opens the backend. */
+int kl_backend_open(const char *location, struct kl_backend **ret);
+void kl_backend_free(struct kl_backend *b);
+static inline void kl_backend_freep(struct kl_backend **b)
+{
+	kl_backend_free(*b);
+}
+
+int kl_backend_local_open(const char *path, struct kl_backend **ret);
+
+const char *kl_obj_type_name(enum kl_obj_type t);
+
+#endif

@@ -1,0 +1,176 @@
+/*
+ * A repository: a backend, the unlocked keys, the config, and the
+ * in-memory blob index. Writers add blobs through packers (one per worker
+ * thread) which seal blobs into pack files; pack files are durable before
+ * the index that names them, and indexes before the snapshot that needs
+ * them, so a crash at any point leaves a consistent repository.
+ */
+#ifndef KEEL_REPO_H
+#define KEEL_REPO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keel/backend.h"
+#include "keel/chunker.h"
+#include "keel/crypto.h"
+#include "keel/format.h"
+#include "keel/util.h"
+
+struct kl_index;
+
+struct kl_repo {
+	struct kl_backend *be;  /* owned */
+	struct kl_keys *keys;   /* owned, NULL until unlocked */
+	struct kl_config cfg;
+	struct kl_cdc cdc;
+	struct kl_index *idx;   /* owned */
+	struct kl_id key_id;    /* name of the key file that opened it */
+	struct kl_err err;
+};
+
+struct kl_init_opts {
+	struct kl_kdf_params kdf;
+	int compression_level;
+	uint32_t pack_size;
+	struct kl_cdc_params cdc;
+	const char *host, *user;
+};
+void kl_init_opts_default(struct kl_init_opts *o);
+
+/* Creates a repository at location. -KL_EEXIST_REPO if one exists. */
+int kl_repo_create(const char *location, const struct kl_pass *pass, const struct kl_init_opts *o,
+		   struct kl_repo **ret);
+/* Opens without a key. -KL_ENOREPO if there is no repository. */
+int kl_repo_open(const char *location, struct kl_repo **ret);
+/* Tries every key file; -KL_EBADPASS if none opens. Then reads the config. */
+int kl_repo_unlock(struct kl_repo *r, const struct kl_pass *pass);
+void kl_repo_free(struct kl_repo *r);
+static inline void kl_repo_freep(struct kl_repo **r)
+{
+	kl_repo_free(*r);
+}
+
+/* ---- ids and names --------------------------------------------------- */
+
+void kl_id_hex(const struct kl_id *id, char out[2 * KL_ID_LEN + 1]);
+int kl_id_parse(const char *hex, struct kl_id *ret);
+static inline bool kl_id_eq(const struct kl_id *a, const struct kl_id *b)
+{
+	return !memcmp(a->b, b->b, KL_ID_LEN);
+}
+
+/* ---- sealed objects (config, snapshots, indexes, locks) --------------- */
+
+/*
+ * Seals payload (zstd-compressed when it helps) and stores it under the
+ * SHA-256 of the stored bytes; returns that id. Layout: docs/FORMAT.md.
+ */
+int kl_repo_put_object(struct kl_repo *r, enum kl_obj_type t, enum kl_obj_kind kind,
+		       const void *payload, size_t n, struct kl_id *ret);
+/* Reads, verifies the name hash, opens and decompresses. */
+int kl_repo_get_object(struct kl_repo *r, enum kl_obj_type t, enum kl_obj_kind kind,
+		       const char *name, struct kl_buf *out);
+
+/* ---- index ------------------------------------------------------------ */
+
+struct kl_blob_loc {
+	struct kl_id pack;
+	struct kl_blob_entry e;
+};
+
+/* Reads every index file (both cores). Call once after unlock. */
+int kl_repo_load_index(struct kl_repo *r);
+/* 1 and fills loc if the blob is stored, 0 if not. Thread-safe. */
+int kl_repo_lookup(struct kl_repo *r, const struct kl_id *id, struct kl_blob_loc *loc);
+size_t kl_repo_blob_count(struct kl_repo *r);
+/*
+ * Claims a blob for writing: returns 1 if it is already stored or claimed
+ * (skip it), 0 if the caller now owns writing it. Thread-safe: two
+ * workers never store the same new blob.
+ */
+int kl_repo_claim(struct kl_repo *r, const struct kl_id *id);
+/* Calls cb for every pack and its blobs known to the index. */
+int kl_repo_foreach_pack(struct kl_repo *r,
+			 int (*cb)(const struct kl_id *pack, const struct kl_blob_entry *blobs,
+				   size_t n, void *ud),
+			 void *ud);
+
+/* ---- reading blobs ------------------------------------------------------ */
+
+/*
+ * Reads a blob into out (replacing its content): fetches the sealed bytes,
+ * authenticates them (bound to the id), decompresses and checks that the
+ * keyed hash of the plaintext is the id. -KL_ENOTFOUND if no index knows it,
+ * -KL_ECORRUPT on any mismatch. Thread-safe; zctx may be NULL.
+ */
+int kl_repo_read_blob(struct kl_repo *r, const struct kl_id *id, struct kl_buf *out);
+/* Decodes sealed blob bytes already fetched (for readers that fetch whole packs). */
+int kl_repo_open_blob(struct kl_repo *r, const struct kl_blob_entry *e, const uint8_t *sealed,
+		      struct kl_buf *out);
+int kl_repo_read_tree(struct kl_repo *r, const struct kl_id *id, struct kl_tree *ret);
+
+/* ---- writing blobs -------------------------------------------------------- */
+
+struct kl_packer;
+struct kl_write_stats {
+	uint64_t blobs, bytes_plain, bytes_stored, packs;
+};
+
+/* One packer per writing thread. */
+int kl_packer_new(struct kl_repo *r, struct kl_packer **ret);
+/*
+ * Compresses, seals and appends a blob whose id the caller computed and
+ * claimed. Writes out a full pack when it reaches the target size.
+ */
+int kl_packer_add(struct kl_packer *p, enum kl_blob_type type, const struct kl_id *id,
+		  const void *data, size_t n);
+/* Writes out the pending pack, if any. */
+int kl_packer_flush(struct kl_packer *p);
+void kl_packer_stats(const struct kl_packer *p, struct kl_write_stats *ret);
+void kl_packer_free(struct kl_packer *p); /* discards unflushed blobs */
+
+/* Stores a blob: computes the id, claims it, adds it. Returns the id. */
+int kl_packer_store(struct kl_packer *p, enum kl_blob_type type, const void *data, size_t n,
+		    struct kl_id *ret);
+
+/*
+ * Writes an index file for all packs written since the last call (packs
+ * are durable already). Thread-safe. The new packs are not visible to
+ * other processes before this.
+ */
+int kl_repo_flush_index(struct kl_repo *r);
+/*
+ * Finds packs that no index names (left by a killed backup) and indexes
+ * them from their own headers, so their blobs are reused. Returns the
+ * number of packs adopted.
+ */
+int kl_repo_adopt_orphans(struct kl_repo *r);
+
+/* Reads a pack's header (the authenticated list of its blobs). */
+int kl_repo_read_pack_header(struct kl_repo *r, const char *name, uint64_t size,
+			     struct kl_pack_header *ret);
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+struct kl_snapshot_ref {
+	struct kl_id id;
+	struct kl_snapshot s;
+};
+struct kl_snapshot_list {
+	struct kl_snapshot_ref *v;
+	size_t n;
+};
+
+int kl_repo_save_snapshot(struct kl_repo *r, const struct kl_snapshot *s, struct kl_id *ret);
+int kl_repo_load_snapshot(struct kl_repo *r, const struct kl_id *id, struct kl_snapshot *ret);
+/* All snapshots, sorted by time (oldest first). */
+int kl_repo_list_snapshots(struct kl_repo *r, struct kl_snapshot_list *ret);
+void kl_snapshot_list_release(struct kl_snapshot_list *l);
+
+/* ---- keys ----------------------------------------------------------------- */
+
+int kl_repo_add_key(struct kl_repo *r, const struct kl_pass *pass, const struct kl_kdf_params *kdf,
+		    const char *host, const char *user, struct kl_id *ret);
+
+#endif

@@ -1,0 +1,306 @@
+/*
+ * Local directory backend. Layout (docs/FORMAT.md): config, keys/<id>,
+ * snapshots/<id>, index/<id>, data/<first two hex digits>/<id>, locks/<id>.
+ * Every write goes through kl_fs_write_atomic, so readers never see a
+ * partial object.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "keel/backend.h"
+#include "keel/fs.h"
+
+struct local {
+	struct kl_backend b;
+	int rootfd;
+	char *root;
+};
+
+static int obj_path(enum kl_obj_type t, const char *name, char *out, size_t n)
+{
+	int w;
+
+	if (t == KL_OBJ_CONFIG)
+		w = snprintf(out, n, "config");
+	else if (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..") || !*name)
+		return -EINVAL;
+	else if (t == KL_OBJ_DATA)
+		w = strlen(name) < 2 ? -1 : snprintf(out, n, "data/%.2s/%s", name, name);
+	else
+		w = snprintf(out, n, "%s/%s", kl_obj_type_name(t), name);
+	if (w < 0 || (size_t)w >= n)
+		return -EINVAL;
+	return 0;
+}
+
+static bool is_object_name(const char *n)
+{
+	return n[0] != '.' && !strstr(n, ".tmp.");
+}
+
+static int list_dir(int dfd, kl_list_cb cb, void *ud)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *de;
+	int r = 0;
+
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	while ((errno = 0, de = readdir(d))) {
+		struct stat st;
+
+		if (!is_object_name(de->d_name))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT)
+				continue;
+			r = -errno;
+			break;
+		}
+		if (!S_ISREG(st.st_mode))
+			continue;
+		r = cb(de->d_name, (uint64_t)st.st_size, ud);
+		if (r < 0)
+			break;
+	}
+	if (!de && errno && r >= 0)
+		r = -errno;
+	closedir(d);
+	return r;
+}
+
+static int local_list(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void *ud)
+{
+	struct local *l = (struct local *)b;
+	int fd, r;
+	if (l->rootfd < 0)
+		return -ENOENT;
+
+	if (t == KL_OBJ_CONFIG) {
+		struct stat st;
+
+		if (fstatat(l->rootfd, "config", &st, 0) < 0)
+			return errno == ENOENT ? 0 : -errno;
+		return cb("config", (uint64_t)st.st_size, ud);
+	}
+	if (t != KL_OBJ_DATA) {
+		fd = openat(l->rootfd, kl_obj_type_name(t), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return errno == ENOENT ? 0 : -errno;
+		return list_dir(fd, cb, ud);
+	}
+	for (int i = 0; i < 256; i++) {
+		char sub[16];
+
+		snprintf(sub, sizeof(sub), "data/%02x", i);
+		fd = openat(l->rootfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue;
+			return -errno;
+		}
+		r = list_dir(fd, cb, ud);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int local_get(struct kl_backend *b, enum kl_obj_type t, const char *name, uint64_t off,
+		     uint64_t len, struct kl_buf *out)
+{
+	struct local *l = (struct local *)b;
+	_cleanup_close_ int fd = -1;
+	char path[512];
+	struct stat st;
+	int r;
+	if (l->rootfd < 0)
+		return -ENOENT;
+
+	r = obj_path(t, name, path, sizeof(path));
+	if (r < 0)
+		return r;
+	fd = openat(l->rootfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (off > (uint64_t)st.st_size)
+		return -KL_ECORRUPT;
+	if (len == 0)
+		len = (uint64_t)st.st_size - off;
+	if (len > (uint64_t)st.st_size - off)
+		return -KL_ECORRUPT; /* the object is shorter than its index says */
+	if (len > SIZE_MAX / 2)
+		return -E2BIG;
+	r = kl_buf_grow(out, (size_t)len);
+	if (r < 0)
+		return r;
+	r = kl_fs_pread_full(fd, out->data + out->len, (size_t)len, off);
+	if (r < 0)
+		return r;
+	out->len += (size_t)len;
+	out->data[out->len] = 0;
+	return 0;
+}
+
+static int local_put(struct kl_backend *b, enum kl_obj_type t, const char *name, const void *data,
+		     size_t len)
+{
+	struct local *l = (struct local *)b;
+	char path[512];
+	int r;
+	if (l->rootfd < 0)
+		return -ENOENT;
+
+	r = obj_path(t, name, path, sizeof(path));
+	if (r < 0)
+		return r;
+	r = kl_fs_write_atomic(l->rootfd, path, data, len, t == KL_OBJ_KEY ? 0600 : 0644,
+			       t == KL_OBJ_CONFIG ? 0 : KL_FS_NOREPLACE);
+	if (r == -ENOENT && t == KL_OBJ_DATA) {
+		/* a repository made by an older layout tool may lack the fan-out dir */
+		char sub[8];
+
+		snprintf(sub, sizeof(sub), "data/%.2s", name);
+		if (mkdirat(l->rootfd, sub, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		r = kl_fs_write_atomic(l->rootfd, path, data, len, 0644, KL_FS_NOREPLACE);
+	}
+	return r;
+}
+
+static int local_del(struct kl_backend *b, enum kl_obj_type t, const char *name)
+{
+	struct local *l = (struct local *)b;
+	char path[512], dir[512];
+	_cleanup_close_ int dfd = -1;
+	char *slash;
+	int r;
+	if (l->rootfd < 0)
+		return -ENOENT;
+
+	r = obj_path(t, name, path, sizeof(path));
+	if (r < 0)
+		return r;
+	if (unlinkat(l->rootfd, path, 0) < 0)
+		return -errno;
+	memcpy(dir, path, sizeof(dir));
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return kl_fs_fsync_dir(l->rootfd);
+	*slash = 0;
+	dfd = openat(l->rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	return kl_fs_fsync_dir(dfd);
+}
+
+static int local_stat(struct kl_backend *b, enum kl_obj_type t, const char *name,
+		      uint64_t *size_ret)
+{
+	struct local *l = (struct local *)b;
+	char path[512];
+	struct stat st;
+	int r;
+	if (l->rootfd < 0)
+		return -ENOENT;
+
+	r = obj_path(t, name, path, sizeof(path));
+	if (r < 0)
+		return r;
+	if (fstatat(l->rootfd, path, &st, 0) < 0)
+		return -errno;
+	*size_ret = (uint64_t)st.st_size;
+	return 0;
+}
+
+static int local_create(struct kl_backend *b)
+{
+	struct local *l = (struct local *)b;
+	static const char *const dirs[] = { "keys", "snapshots", "index", "data", "locks" };
+	struct stat st;
+	int r;
+
+	if (l->rootfd < 0) {
+		r = kl_fs_mkdir_p(AT_FDCWD, l->root, 0700);
+		if (r < 0)
+			return r;
+		l->rootfd = open(l->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (l->rootfd < 0)
+			return -errno;
+	}
+	if (fstatat(l->rootfd, "config", &st, 0) == 0)
+		return -EEXIST;
+	for (size_t i = 0; i < KL_ARRAY_SIZE(dirs); i++)
+		if (mkdirat(l->rootfd, dirs[i], 0700) < 0 && errno != EEXIST)
+			return -errno;
+	for (int i = 0; i < 256; i++) {
+		char sub[16];
+
+		snprintf(sub, sizeof(sub), "data/%02x", i);
+		if (mkdirat(l->rootfd, sub, 0700) < 0 && errno != EEXIST)
+			return -errno;
+	}
+	r = kl_fs_fsync_dir(l->rootfd);
+	return r;
+}
+
+static void local_free(struct kl_backend *b)
+{
+	struct local *l = (struct local *)b;
+
+	if (l->rootfd >= 0)
+		close(l->rootfd);
+	kl_free(l->root);
+	kl_free(l->b.location);
+	kl_free(l);
+}
+
+static const struct kl_backend_ops local_ops = {
+	.scheme = "local",
+	.list = local_list,
+	.get = local_get,
+	.put = local_put,
+	.del = local_del,
+	.stat = local_stat,
+	.create = local_create,
+	.free = local_free,
+};
+
+/*
+ * A missing directory is not an error here: create() makes it, and every
+ * other operation fails with -ENOENT, which the repository layer reports
+ * as "no repository". Opening must never create anything.
+ */
+int kl_backend_local_open(const char *path, struct kl_backend **ret)
+{
+	struct local *l;
+	int r;
+
+	if (!*path)
+		return -KL_EUSAGE;
+	l = kl_calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->b.ops = &local_ops;
+	l->rootfd = -1;
+	l->root = kl_strdup(path);
+	l->b.location = kl_strdup(path);
+	if (!l->root || !l->b.location) {
+		local_free(&l->b);
+		return -ENOMEM;
+	}
+	l->rootfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (l->rootfd < 0 && errno != ENOENT) {
+		r = -errno;
+		local_free(&l->b);
+		return r;
+	}
+	*ret = &l->b;
+	return 0;
+}

@@ -1,0 +1,303 @@
+#include <zstd.h>
+
+#include "repo-internal.h"
+
+void kl_init_opts_default(struct kl_init_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->kdf.ops = KL_KDF_OPS_DEFAULT;
+	o->kdf.mem = KL_KDF_MEM_DEFAULT;
+	o->compression_level = 3;
+	o->pack_size = 16u << 20;
+	o->cdc.min = KL_CDC_MIN_DEFAULT;
+	o->cdc.avg = KL_CDC_AVG_DEFAULT;
+	o->cdc.max = KL_CDC_MAX_DEFAULT;
+}
+
+static int repo_alloc(struct kl_backend *be, struct kl_repo **ret)
+{
+	struct kl_repo *r = kl_calloc(1, sizeof(*r));
+	int rc;
+
+	if (!r)
+		return -ENOMEM;
+	rc = kl_index_new_(&r->idx);
+	if (rc < 0) {
+		kl_free(r);
+		return rc;
+	}
+	r->be = be;
+	*ret = r;
+	return 0;
+}
+
+void kl_repo_free(struct kl_repo *r)
+{
+	if (!r)
+		return;
+	kl_index_free_(r->idx);
+	kl_keys_free(r->keys);
+	kl_backend_free(r->be);
+	kl_wipe(&r->cdc, sizeof(r->cdc));
+	kl_free(r);
+}
+
+static int apply_config(struct kl_repo *r)
+{
+	struct kl_cdc_params p = { r->cfg.cdc_min, r->cfg.cdc_avg, r->cfg.cdc_max };
+
+	if (r->cfg.version > KL_REPO_VERSION)
+		return -KL_EVERSION;
+	return kl_cdc_init(&r->cdc, &r->keys->chunker, &p) < 0 ? -KL_ECORRUPT : 0;
+}
+
+int kl_repo_add_key(struct kl_repo *r, const struct kl_pass *pass, const struct kl_kdf_params *kdf,
+		    const char *host, const char *user, struct kl_id *ret)
+{
+	_cleanup_buf_ struct kl_buf kf = KL_BUF_INIT(1u << 20);
+	char hex[2 * KL_ID_LEN + 1];
+	struct kl_id id;
+	int rc;
+
+	rc = kl_keyfile_create(r->keys, pass, kdf, host, user, &kf);
+	if (rc < 0)
+		return rc;
+	kl_sha256(kf.data, kf.len, &id);
+	kl_id_hex(&id, hex);
+	rc = r->be->ops->put(r->be, KL_OBJ_KEY, hex, kf.data, kf.len);
+	if (rc < 0)
+		return kl_fail(&r->err, rc, "cannot write key file '%s'", hex);
+	if (ret)
+		*ret = id;
+	return 0;
+}
+
+int kl_repo_create(const char *location, const struct kl_pass *pass, const struct kl_init_opts *o,
+		   struct kl_repo **ret)
+{
+	struct kl_backend *be = NULL;
+	struct kl_repo *r = NULL;
+	_cleanup_buf_ struct kl_buf enc = KL_BUF_INIT(1u << 20);
+	struct kl_cdc_params cp = o->cdc;
+	int rc;
+
+	if (kl_cdc_init(&(struct kl_cdc){ 0 }, &(struct kl_key){ { 0 } }, &cp) < 0)
+		return -KL_EUSAGE;
+	if (o->pack_size < (1u << 20) || o->pack_size > (1u << 30))
+		return -KL_EUSAGE;
+	if (o->compression_level < -7 || o->compression_level > 22)
+		return -KL_EUSAGE;
+	rc = kl_backend_open(location, &be);
+	if (rc < 0)
+		return rc;
+	rc = repo_alloc(be, &r);
+	if (rc < 0) {
+		kl_backend_free(be);
+		return rc;
+	}
+	rc = be->ops->create(be);
+	if (rc == -EEXIST)
+		rc = -KL_EEXIST_REPO;
+	if (rc >= 0)
+		rc = kl_keys_new(&r->keys);
+	if (rc >= 0) {
+		r->cfg.version = KL_REPO_VERSION;
+		kl_random(r->cfg.repo_id.b, KL_ID_LEN);
+		r->cfg.cdc_min = cp.min;
+		r->cfg.cdc_avg = cp.avg;
+		r->cfg.cdc_max = cp.max;
+		r->cfg.compression_level = o->compression_level;
+		r->cfg.pack_size = o->pack_size;
+		r->cfg.created_ns = kl_time_now_ns();
+		rc = apply_config(r);
+	}
+	/* the key file first: a config without a key would be an unopenable repository */
+	if (rc >= 0)
+		rc = kl_repo_add_key(r, pass, &o->kdf, o->host, o->user, &r->key_id);
+	if (rc >= 0)
+		rc = kl_config_encode(&r->cfg, &enc);
+	if (rc >= 0)
+		rc = kl_repo_put_object(r, KL_OBJ_CONFIG, KL_KIND_CONFIG, enc.data, enc.len, NULL);
+	if (rc < 0) {
+		kl_repo_free(r);
+		return rc;
+	}
+	*ret = r;
+	return 0;
+}
+
+int kl_repo_open(const char *location, struct kl_repo **ret)
+{
+	struct kl_backend *be = NULL;
+	struct kl_repo *r = NULL;
+	uint64_t size;
+	int rc;
+
+	rc = kl_backend_open(location, &be);
+	if (rc < 0)
+		return rc == -ENOENT ? -KL_ENOREPO : rc;
+	rc = be->ops->stat(be, KL_OBJ_CONFIG, "config", &size);
+	if (rc < 0) {
+		kl_backend_free(be);
+		return rc == -ENOENT || rc == -ENOTDIR ? -KL_ENOREPO : rc;
+	}
+	rc = repo_alloc(be, &r);
+	if (rc < 0) {
+		kl_backend_free(be);
+		return rc;
+	}
+	*ret = r;
+	return 0;
+}
+
+struct unlock_ctx {
+	struct kl_repo *r;
+	const struct kl_pass *pass;
+	int tried, corrupt;
+	int last_err;
+};
+
+static int try_key(const char *name, uint64_t size, void *ud)
+{
+	struct unlock_ctx *c = ud;
+	_cleanup_buf_ struct kl_buf kf = KL_BUF_INIT(1u << 20);
+	int rc;
+
+	if (c->r->keys)
+		return 0;
+	rc = c->r->be->ops->get(c->r->be, KL_OBJ_KEY, name, 0, 0, &kf);
+	if (rc < 0)
+		return rc;
+	c->tried++;
+	rc = kl_keyfile_open(kf.data, kf.len, c->pass, &c->r->keys);
+	if (rc == -KL_EBADPASS || rc == -KL_ECORRUPT) {
+		c->corrupt += rc == -KL_ECORRUPT;
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	kl_id_parse(name, &c->r->key_id);
+	return 0;
+}
+
+int kl_repo_unlock(struct kl_repo *r, const struct kl_pass *pass)
+{
+	struct unlock_ctx c = { .r = r, .pass = pass };
+	_cleanup_buf_ struct kl_buf cfg = KL_BUF_INIT(1u << 20);
+	int rc;
+
+	rc = r->be->ops->list(r->be, KL_OBJ_KEY, try_key, &c);
+	if (rc < 0)
+		return rc;
+	if (!r->keys) {
+		if (!c.tried)
+			return kl_fail(&r->err, -KL_ECORRUPT, "repository has no key files");
+		return -KL_EBADPASS;
+	}
+	rc = kl_repo_get_object(r, KL_OBJ_CONFIG, KL_KIND_CONFIG, "config", &cfg);
+	if (rc == -KL_ENOTFOUND)
+		return -KL_ENOREPO;
+	if (rc >= 0)
+		rc = kl_config_decode(cfg.data, cfg.len, &r->cfg);
+	if (rc < 0)
+		return kl_fail(&r->err, rc, "repository config is unreadable");
+	return apply_config(r);
+}
+
+int kl_repo_open_blob(struct kl_repo *r, const struct kl_blob_entry *e, const uint8_t *sealed,
+		      struct kl_buf *out)
+{
+	_cleanup_buf_ struct kl_buf pt = KL_BUF_INIT((size_t)128 << 20);
+	struct kl_id got;
+	int rc;
+
+	kl_buf_clear(out);
+	rc = kl_open(&r->keys->enc, e->type == KL_BLOB_TREE ? KL_KIND_TREE_BLOB : KL_KIND_DATA_BLOB,
+		     e->id.b, KL_ID_LEN, sealed, e->length,
+		     e->compression == KL_COMP_ZSTD ? &pt : out);
+	if (rc < 0)
+		return rc;
+	if (e->compression == KL_COMP_ZSTD) {
+		size_t z;
+
+		rc = kl_buf_grow(out, e->raw_length);
+		if (rc < 0)
+			return rc;
+		z = ZSTD_decompress(out->data, e->raw_length, pt.data, pt.len);
+		if (ZSTD_isError(z) || z != e->raw_length)
+			return -KL_ECORRUPT;
+		kl_buf_setlen(out, z);
+	} else if (out->len != e->raw_length) {
+		return -KL_ECORRUPT;
+	}
+	kl_blob_id(r->keys, out->data, out->len, &got);
+	if (!kl_ct_equal(got.b, e->id.b, KL_ID_LEN))
+		return -KL_ECORRUPT;
+	return 0;
+}
+
+int kl_repo_read_blob(struct kl_repo *r, const struct kl_id *id, struct kl_buf *out)
+{
+	_cleanup_buf_ struct kl_buf sealed = KL_BUF_INIT((size_t)128 << 20);
+	char hex[2 * KL_ID_LEN + 1];
+	struct kl_blob_loc loc;
+	int rc;
+
+	if (!kl_repo_lookup(r, id, &loc))
+		return -KL_ENOTFOUND;
+	kl_id_hex(&loc.pack, hex);
+	rc = r->be->ops->get(r->be, KL_OBJ_DATA, hex, loc.e.offset, loc.e.length, &sealed);
+	if (rc == -ENOENT)
+		rc = -KL_ECORRUPT; /* the index names a pack that is gone */
+	if (rc >= 0)
+		rc = kl_repo_open_blob(r, &loc.e, sealed.data, out);
+	if (rc < 0) {
+		char bhex[2 * KL_ID_LEN + 1];
+
+		kl_id_hex(id, bhex);
+		return kl_fail(&r->err, rc, "blob %.16s in pack %.16s: %s", bhex, hex, kl_strerror(rc));
+	}
+	return 0;
+}
+
+int kl_repo_read_tree(struct kl_repo *r, const struct kl_id *id, struct kl_tree *ret)
+{
+	_cleanup_buf_ struct kl_buf raw = KL_BUF_INIT((size_t)128 << 20);
+	struct kl_blob_loc loc;
+	int rc;
+
+	if (kl_repo_lookup(r, id, &loc) && loc.e.type != KL_BLOB_TREE)
+		return -KL_ECORRUPT;
+	rc = kl_repo_read_blob(r, id, &raw);
+	if (rc < 0)
+		return rc;
+	memset(ret, 0, sizeof(*ret));
+	return kl_tree_decode(raw.data, raw.len, ret);
+}
+
+int kl_repo_read_pack_header(struct kl_repo *r, const char *name, uint64_t size,
+			     struct kl_pack_header *ret)
+{
+	_cleanup_buf_ struct kl_buf tail = KL_BUF_INIT((size_t)256 << 20);
+	_cleanup_buf_ struct kl_buf pt = KL_BUF_INIT((size_t)256 << 20);
+	uint32_t hlen;
+	int rc;
+
+	if (size < 4 + KL_SEAL_OVERHEAD)
+		return -KL_ECORRUPT;
+	rc = r->be->ops->get(r->be, KL_OBJ_DATA, name, size - 4, 4, &tail);
+	if (rc < 0)
+		return rc;
+	hlen = kl_get_le32(tail.data);
+	if (hlen < KL_SEAL_OVERHEAD || hlen > size - 4)
+		return -KL_ECORRUPT;
+	kl_buf_clear(&tail);
+	rc = r->be->ops->get(r->be, KL_OBJ_DATA, name, size - 4 - hlen, hlen, &tail);
+	if (rc < 0)
+		return rc;
+	rc = kl_open(&r->keys->enc, KL_KIND_PACK_HEADER, NULL, 0, tail.data, tail.len, &pt);
+	if (rc < 0)
+		return rc;
+	memset(ret, 0, sizeof(*ret));
+	return kl_pack_header_decode(pt.data, pt.len, size - 4 - hlen, ret);
+}
