@@ -1,0 +1,206 @@
+/*
+ * Operations on a repository, shared by the CLI and the tests: backup,
+ * restore, walking snapshots, diff, dump and check. They report through
+ * callbacks and never print; the CLI decides what users see.
+ */
+#ifndef KEEL_OPS_H
+#define KEEL_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keel/repo.h"
+
+/* ---- reporting ----------------------------------------------------------- */
+
+struct kl_progress {
+	uint64_t files_done, files_total; /* total 0 when unknown */
+	uint64_t bytes_done, bytes_total;
+	uint64_t errors;
+	const char *current; /* may be NULL */
+};
+
+/*
+ * The caller's window on a long operation. warn() reports one problem
+ * with one input (a file that could not be read, a blob that is damaged);
+ * the operation goes on. progress() is called a few times a second at
+ * most. Both may be NULL. They may be called from worker threads, but
+ * never concurrently.
+ */
+struct kl_report {
+	void (*warn)(void *ud, const char *path, int err, const char *what);
+	void (*progress)(void *ud, const struct kl_progress *p);
+	void *ud;
+};
+
+/* ---- patterns --------------------------------------------------------------- */
+
+/*
+ * Glob patterns as restic uses them: '*', '?', '[...]' within one path
+ * component, '**' across components. A pattern without '/' matches any
+ * component (a name anywhere); one starting with '/' is anchored at the
+ * root; a match of a directory covers everything below it.
+ */
+struct kl_patterns {
+	char **v;
+	size_t n;
+};
+int kl_patterns_add(struct kl_patterns *p, const char *pat);
+int kl_patterns_add_file(struct kl_patterns *p, const char *file); /* one per line, '#' comments */
+void kl_patterns_release(struct kl_patterns *p);
+/* path is absolute-style ("/a/b/c"). */
+bool kl_patterns_match(const struct kl_patterns *p, const char *path);
+/* true if some pattern could match below dir (so a walk must descend). */
+bool kl_patterns_may_match_below(const struct kl_patterns *p, const char *dir);
+
+/* ---- snapshot selection --------------------------------------------------------- */
+
+struct kl_snap_filter {
+	char **hosts;
+	size_t n_hosts;
+	char **tags; /* a snapshot must have every tag given */
+	size_t n_tags;
+	char **paths; /* a snapshot must have every path given */
+	size_t n_paths;
+};
+bool kl_snap_filter_match(const struct kl_snap_filter *f, const struct kl_snapshot *s);
+/*
+ * Resolves "latest" (newest matching the filter) or a unique hex prefix of
+ * a snapshot id. -KL_ENOTFOUND if none, -KL_EUSAGE if a prefix is ambiguous.
+ * Fills ret with a copy the caller releases with kl_snapshot_release.
+ */
+int kl_snapshot_find(struct kl_repo *r, const char *spec, const struct kl_snap_filter *f,
+		     struct kl_snapshot_ref *ret);
+
+/* ---- walking trees ----------------------------------------------------------------- */
+
+/*
+ * Visits every node below tree in depth-first order, parents before
+ * children, names in sorted order. path is "/a/b" (bytes, NUL-terminated;
+ * names may contain any byte but '/' and NUL). Return 1 from cb on a
+ * directory to skip its children, < 0 to stop.
+ */
+typedef int (*kl_walk_cb)(const char *path, const struct kl_node *node, void *ud);
+int kl_walk(struct kl_repo *r, const struct kl_id *tree, const char *prefix, kl_walk_cb cb,
+	    void *ud);
+/*
+ * Finds the node at path ("/a/b", "" or "/" for the root) below tree. For
+ * the root itself, fills a synthetic directory node. Caller releases ret.
+ */
+int kl_tree_lookup(struct kl_repo *r, const struct kl_id *tree, const char *path,
+		   struct kl_node *ret);
+
+/* ---- backup ------------------------------------------------------------------------ */
+
+enum kl_backup_flags {
+	KL_BACKUP_ONE_FS = 1 << 0,
+	KL_BACKUP_EXCLUDE_CACHES = 1 << 1,
+	KL_BACKUP_FORCE = 1 << 2, /* re-read every file, ignore the parent */
+	KL_BACKUP_DRY_RUN = 1 << 3,
+};
+
+struct kl_backup_opts {
+	char **paths; /* sources (files or directories) */
+	size_t n_paths;
+	const char *host;
+	char **tags;
+	size_t n_tags;
+	struct kl_patterns excludes;
+	uint64_t exclude_larger_than; /* 0: no limit */
+	unsigned flags;
+	const char *parent; /* snapshot spec, NULL: find by host and paths */
+	/* stream sources: exactly one of these or paths */
+	int stdin_fd;               /* >= 0: back up this fd as one file */
+	char **command;             /* argv of a command whose stdout is backed up */
+	const char *stdin_filename; /* name of the stream inside the snapshot */
+	unsigned threads;           /* 0: one per core */
+	struct kl_report report;
+};
+void kl_backup_opts_init(struct kl_backup_opts *o);
+
+struct kl_backup_result {
+	struct kl_id id; /* the new snapshot */
+	struct kl_snapshot_stats stats;
+	bool partial;
+	bool has_parent;
+	struct kl_id parent;
+};
+
+/*
+ * Takes a snapshot. Returns 0, or -KL_EPARTIAL when the snapshot was saved
+ * but some inputs could not be read (result is filled in both cases), or
+ * another negative code when no snapshot was saved.
+ */
+int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backup_result *ret);
+
+/* ---- restore -------------------------------------------------------------------------- */
+
+struct kl_restore_opts {
+	const char *target;
+	struct kl_patterns includes; /* empty: everything */
+	struct kl_patterns excludes;
+	bool verify;      /* re-read what was written and compare */
+	bool no_owner;    /* do not chown (default when not root) */
+	unsigned threads; /* 0: one per core */
+	struct kl_report report;
+};
+
+struct kl_restore_stats {
+	uint64_t files, dirs, others, bytes;
+	uint64_t errors;
+	uint64_t verify_failures;
+};
+
+/*
+ * Restores the subtree at path ("" for all) of the snapshot's tree into
+ * target. Returns 0, -KL_EVERIFY when verification found differences,
+ * -KL_ECORRUPT when damaged data made some files unrestorable (each one
+ * reported through warn), or another negative code.
+ */
+int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
+	       const struct kl_restore_opts *o, struct kl_restore_stats *ret);
+
+/* Writes one file's content to fd. */
+int kl_dump_node(struct kl_repo *r, const struct kl_node *n, int fd);
+
+/* ---- diff ----------------------------------------------------------------------------------- */
+
+enum kl_diff_kind { KL_DIFF_ADDED = '+', KL_DIFF_REMOVED = '-', KL_DIFF_MODIFIED = 'M', KL_DIFF_META = 'U', KL_DIFF_TYPE = 'T' };
+typedef int (*kl_diff_cb)(enum kl_diff_kind k, const char *path, const struct kl_node *a,
+			  const struct kl_node *b, void *ud);
+int kl_diff(struct kl_repo *r, const struct kl_id *a, const struct kl_id *b, kl_diff_cb cb,
+	    void *ud);
+
+/* ---- check ------------------------------------------------------------------------------------ */
+
+struct kl_check_opts {
+	bool read_data;
+	unsigned subset_permille; /* with read_data: 0 or 1000 = all */
+	unsigned threads;
+	struct kl_report report;
+};
+
+struct kl_check_result {
+	uint64_t snapshots, trees, blobs, packs, index_files;
+	uint64_t packs_read, bytes_read;
+	uint64_t errors;          /* structural or data errors found */
+	uint64_t unindexed_packs; /* harmless: left by an interrupted backup */
+	uint64_t unused_blobs;    /* harmless: freed by a future prune */
+	/* snapshots with damaged or missing data, hex ids; caller frees */
+	char **damaged_snapshots;
+	size_t n_damaged;
+};
+void kl_check_result_release(struct kl_check_result *c);
+
+/*
+ * Verifies the repository: every index file and snapshot decodes, every
+ * tree of every snapshot is readable, every blob a snapshot needs is in
+ * the index, every indexed pack exists with the right size and a header
+ * that agrees with the index; with read_data, every pack (or a sample)
+ * is read whole, its SHA-256 checked, and every blob opened and re-hashed.
+ * Each damaged object is reported through warn with the snapshots and file
+ * paths it affects. Returns 0 if clean, -KL_ECHECK if errors were found.
+ */
+int kl_check(struct kl_repo *r, const struct kl_check_opts *o, struct kl_check_result *ret);
+
+#endif
