@@ -1,2 +1,112 @@
-#include <stdio.h>
-int main(void) { puts("keel " KEEL_VERSION); return 0; }
+/*
+ * keel: the command-line tool. main() parses the global options, finds
+ * the command, opens and unlocks the repository as the command's flags
+ * ask, runs it, and turns its result into the documented exit code. It is
+ * the only place that exits.
+ */
+#include <locale.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include "cli.h"
+
+static const char main_usage[] =
+	"usage: keel [-r REPO] [--password-file FILE] [--json] COMMAND [ARGS]\n"
+	"\n"
+	"Encrypted, deduplicated, incremental backups.\n"
+	"\n"
+	"Commands:\n"
+	"%s"
+	"\n"
+	"Global options (before or after COMMAND):\n"
+	"  -r, --repo REPO           repository location (env KEEL_REPOSITORY)\n"
+	"      --password-file FILE  read the password from FILE\n"
+	"                            (env KEEL_PASSWORD_FILE)\n"
+	"      --password-command C  run C with /bin/sh, read the password from\n"
+	"                            its output (env KEEL_PASSWORD_COMMAND)\n"
+	"      --json                machine-readable output on stdout\n"
+	"  -q, --quiet               print only errors\n"
+	"  -v, --verbose             print more\n"
+	"      --no-progress         no progress line even on a terminal\n"
+	"\n"
+	"The password may also come from the environment variable KEEL_PASSWORD\n"
+	"or, on a terminal, from a prompt.\n"
+	"Run 'keel COMMAND --help' for a command's options.\n"
+	"Exit codes: docs/EXIT-CODES.md (0 ok, 1 error, 2 usage, 3 partial backup,\n"
+	"10 no repository, 12 wrong password, 13 damaged, 14 not found).\n";
+
+static void print_main_usage(FILE *f)
+{
+	char list[2048];
+	size_t o = 0;
+
+	list[0] = 0;
+	for (const struct kl_cmd *c = kl_cmd_table; c->name; c++)
+		o += (size_t)snprintf(list + o, sizeof(list) - o, "  %-11s %s\n", c->name, c->summary);
+	fprintf(f, main_usage, list);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = { KL_GLOBAL_OPTS, { "version", no_argument, NULL, 'V' },
+					      { NULL, 0, NULL, 0 } };
+	struct kl_cli cli = { 0 };
+	const struct kl_cmd *cmd;
+	int c, rc;
+
+	/* a keel process holds keys: no core dumps, no ptrace by other users */
+	prctl(PR_SET_DUMPABLE, 0);
+	setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
+	signal(SIGPIPE, SIG_IGN);
+	setlocale(LC_CTYPE, "");
+	if (kl_crypto_init() < 0) {
+		fprintf(stderr, "keel: cannot initialize cryptography\n");
+		return 1;
+	}
+	cli.repo_location = getenv("KEEL_REPOSITORY");
+	cli.password_file = getenv("KEEL_PASSWORD_FILE");
+	cli.password_command = getenv("KEEL_PASSWORD_COMMAND");
+	cli.progress = isatty(STDERR_FILENO);
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+" KL_GLOBAL_SHORT, opts, NULL)) != -1) {
+		if (c == 'h') {
+			print_main_usage(stdout);
+			return 0;
+		}
+		if (c == 'V')
+			return kl_exit_code(cmd_version(0, NULL, &cli));
+		rc = kl_cli_global_opt(&cli, c, optarg);
+		if (rc == 0) {
+			fprintf(stderr, "keel: unknown option '%s'\n", argv[optind - 1]);
+			print_main_usage(stderr);
+			return kl_exit_code(-KL_EUSAGE);
+		}
+	}
+	if (optind >= argc) {
+		print_main_usage(stderr);
+		return kl_exit_code(-KL_EUSAGE);
+	}
+	cmd = kl_cmd_find(argv[optind]);
+	if (!cmd) {
+		fprintf(stderr, "keel: '%s' is not a keel command, see 'keel --help'\n", argv[optind]);
+		return kl_exit_code(-KL_EUSAGE);
+	}
+	cli.cmd_name = cmd->name;
+	cli.cmd_flags = cmd->flags;
+	argc -= optind;
+	argv += optind;
+	optind = 0; /* reset getopt for the command */
+
+	rc = cmd->fn(argc, argv, &cli);
+	if (rc == KL_CLI_HELP)
+		rc = 0;
+	kl_repo_free(cli.repo);
+	if (fflush(stdout) != 0 && rc >= 0) {
+		fprintf(stderr, "keel: cannot write output: %s\n", strerror(errno));
+		rc = -EIO;
+	}
+	return kl_exit_code(rc);
+}

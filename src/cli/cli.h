@@ -1,0 +1,122 @@
+/* The command-line front end: shared state of one keel invocation. */
+#ifndef KEEL_CLI_H
+#define KEEL_CLI_H
+
+#include <getopt.h>
+#include <stdio.h>
+
+#include "keel/ops.h"
+#include "keel/repo.h"
+
+enum kl_cmd_flags {
+	KL_CMD_REPO = 1 << 0,  /* open the repository */
+	KL_CMD_KEY = 1 << 1,   /* unlock it with a password */
+	KL_CMD_INDEX = 1 << 2, /* load the blob index */
+};
+
+struct kl_cli {
+	const char *repo_location;
+	const char *password_file;
+	const char *password_command;
+	bool json;
+	bool quiet;
+	int verbose;
+	bool progress; /* stderr is a terminal and not quiet/json */
+	struct kl_repo *repo;
+	struct kl_err err; /* context for the final error message */
+	const char *cmd_name;
+	unsigned cmd_flags;
+};
+
+/* Opens (and unlocks, loads the index of) the repository as the command's flags say. */
+int kl_cli_open(struct kl_cli *cli);
+
+struct kl_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv, struct kl_cli *cli);
+	unsigned flags;
+	const char *summary;
+	const char *usage; /* full --help text */
+};
+
+/* Global options every command accepts (getopt_long entries and handler). */
+#define KL_GLOBAL_OPTS                                               \
+	{ "repo", required_argument, NULL, 'r' },                    \
+	{ "password-file", required_argument, NULL, 0x1001 },        \
+	{ "password-command", required_argument, NULL, 0x1002 },     \
+	{ "json", no_argument, NULL, 0x1003 },                       \
+	{ "quiet", no_argument, NULL, 'q' },                         \
+	{ "verbose", no_argument, NULL, 'v' },                       \
+	{ "no-progress", no_argument, NULL, 0x1004 },                \
+	{ "help", no_argument, NULL, 'h' }
+#define KL_GLOBAL_SHORT "r:qvh"
+
+/* Returns 1 if handled, 0 if not a global option, < 0 on error/--help. */
+int kl_cli_global_opt(struct kl_cli *cli, int c, const char *arg);
+/*
+ * For a command's getopt loop: a global option returns 0 (go on), --help
+ * prints usage and returns KL_CLI_HELP, anything else is a usage error.
+ */
+int kl_cli_default_opt(struct kl_cli *cli, int c, const char *usage, char **argv);
+int kl_cli_usage_error(struct kl_cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define KL_CLI_HELP 1
+
+/* Passwords */
+int kl_cli_read_password(struct kl_cli *cli, bool confirm, struct kl_pass **ret);
+int kl_cli_read_new_password(struct kl_cli *cli, const char *file, struct kl_pass **ret);
+
+/* Output helpers */
+void kl_json_str(FILE *f, const void *s, size_t n); /* quoted, lossless for non-UTF-8 */
+void kl_json_cstr(FILE *f, const char *s);          /* NULL -> null */
+void kl_json_id(FILE *f, const struct kl_id *id);
+void kl_json_time(FILE *f, int64_t ns);
+void kl_print_bytes(char *out, size_t n, uint64_t bytes); /* "1.2 GiB" */
+int kl_parse_size(const char *s, uint64_t *ret); /* "10M", "1G" ... */
+int kl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
+
+/* A reporter for ops: warnings to stderr (or JSON lines), progress line on a tty. */
+struct kl_cli_report {
+	struct kl_cli *cli;
+	int64_t start_ns;
+	bool line_shown;
+	uint64_t warnings;
+};
+void kl_cli_report_init(struct kl_cli_report *r, struct kl_cli *cli, struct kl_report *ops);
+void kl_cli_report_done(struct kl_cli_report *r);
+
+int kl_cli_snap_filter_opt(struct kl_snap_filter *f, int c, const char *arg);
+void kl_snap_filter_release(struct kl_snap_filter *f);
+int kl_strv_push(char ***v, size_t *n, const char *s);
+void kl_strv_free(char **v, size_t n);
+
+/* Prints "keel: <cmd>: msg" with the detail the library recorded. */
+void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+int kl_exit_code(int r);
+
+/* "ID[:PATH]" or "latest[:PATH]"; path_ret NULL forbids a subpath. Reports errors. */
+int kl_cli_find_snapshot(struct kl_cli *cli, const char *arg, const struct kl_snap_filter *f,
+			 struct kl_snapshot_ref *ret, const char **path_ret);
+void kl_json_node(FILE *f, const char *path, const struct kl_node *n);
+const char *kl_node_type_name(int type);
+
+#define KL_SNAP_FILTER_OPTS                               \
+	{ "host", required_argument, NULL, 0x1101 },      \
+	{ "tag", required_argument, NULL, 0x1102 },       \
+	{ "path", required_argument, NULL, 0x1103 }
+
+int cmd_init(int argc, char **argv, struct kl_cli *cli);
+int cmd_backup(int argc, char **argv, struct kl_cli *cli);
+int cmd_snapshots(int argc, char **argv, struct kl_cli *cli);
+int cmd_ls(int argc, char **argv, struct kl_cli *cli);
+int cmd_restore(int argc, char **argv, struct kl_cli *cli);
+int cmd_diff(int argc, char **argv, struct kl_cli *cli);
+int cmd_dump(int argc, char **argv, struct kl_cli *cli);
+int cmd_check(int argc, char **argv, struct kl_cli *cli);
+int cmd_key(int argc, char **argv, struct kl_cli *cli);
+int cmd_version(int argc, char **argv, struct kl_cli *cli);
+
+extern const struct kl_cmd *const kl_cmd_table;
+const struct kl_cmd *kl_cmd_find(const char *name);
+
+#endif

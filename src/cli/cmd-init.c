@@ -1,0 +1,120 @@
+#include <pwd.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"usage: keel init [OPTIONS]\n"
+	"\n"
+	"Create a new repository at the location given with -r or KEEL_REPOSITORY.\n"
+	"\n"
+	"Options:\n"
+	"      --kdf-ops N          Argon2id passes (default 3)\n"
+	"      --kdf-mem MIB        Argon2id memory in MiB (default 64)\n"
+	"      --compression LEVEL  zstd level, 0 for none (default 3)\n"
+	"      --pack-size MIB      target pack file size (default 16)\n"
+	"      --chunk-min SIZE     smallest chunk (default 256K)\n"
+	"      --chunk-avg SIZE     average chunk, a power of two (default 1M)\n"
+	"      --chunk-max SIZE     largest chunk (default 4M)\n";
+
+int cmd_init(int argc, char **argv, struct kl_cli *cli)
+{
+	static const struct option opts[] = {
+		KL_GLOBAL_OPTS,
+		{ "kdf-ops", required_argument, NULL, 1 },
+		{ "kdf-mem", required_argument, NULL, 2 },
+		{ "compression", required_argument, NULL, 3 },
+		{ "pack-size", required_argument, NULL, 4 },
+		{ "chunk-min", required_argument, NULL, 5 },
+		{ "chunk-avg", required_argument, NULL, 6 },
+		{ "chunk-max", required_argument, NULL, 7 },
+		{ NULL, 0, NULL, 0 },
+	};
+	_cleanup_(kl_repo_freep) struct kl_repo *r = NULL;
+	struct kl_init_opts o;
+	struct kl_pass *pass = NULL;
+	char host[256], user[64], hex[2 * KL_ID_LEN + 1];
+	uint64_t v;
+	int c, rc;
+
+	kl_init_opts_default(&o);
+	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT, opts, NULL)) != -1) {
+		rc = 0;
+		switch (c) {
+		case 1:
+			rc = kl_parse_uint(optarg, 1, 100, &o.kdf.ops);
+			break;
+		case 2:
+			rc = kl_parse_uint(optarg, 8, 4096, &v);
+			o.kdf.mem = v << 20;
+			break;
+		case 3:
+			rc = kl_parse_uint(optarg, 0, 22, &v);
+			o.compression_level = (int)v;
+			break;
+		case 4:
+			rc = kl_parse_uint(optarg, 1, 1024, &v);
+			o.pack_size = (uint32_t)(v << 20);
+			break;
+		case 5:
+		case 6:
+		case 7:
+			rc = kl_parse_size(optarg, &v);
+			if (rc >= 0 && v > (64u << 20))
+				rc = -KL_EUSAGE;
+			if (c == 5)
+				o.cdc.min = (uint32_t)v;
+			else if (c == 6)
+				o.cdc.avg = (uint32_t)v;
+			else
+				o.cdc.max = (uint32_t)v;
+			break;
+		default:
+			rc = kl_cli_default_opt(cli, c, usage, argv);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (rc < 0)
+			return kl_cli_usage_error(cli, "invalid value '%s' for '%s'", optarg,
+						  argv[optind - 1]);
+	}
+	if (optind < argc)
+		return kl_cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+	if (!cli->repo_location || !*cli->repo_location)
+		return kl_cli_usage_error(cli, "no repository given: use -r or KEEL_REPOSITORY");
+	rc = kl_cli_read_password(cli, true, &pass);
+	if (rc < 0) {
+		kl_cli_error(cli, rc, "cannot read the password");
+		return rc;
+	}
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = 0;
+	{
+		struct passwd *pw = getpwuid(geteuid());
+
+		snprintf(user, sizeof(user), "%s", pw ? pw->pw_name : "?");
+	}
+	o.host = host;
+	o.user = user;
+	rc = kl_repo_create(cli->repo_location, pass, &o, &r);
+	kl_pass_free(pass);
+	if (rc < 0) {
+		if (rc == -KL_EUSAGE)
+			return kl_cli_usage_error(cli, "invalid chunk, pack or compression settings");
+		kl_cli_error(cli, rc, "cannot create repository at '%s'", cli->repo_location);
+		return rc;
+	}
+	kl_id_hex(&r->cfg.repo_id, hex);
+	if (cli->json) {
+		printf("{\"message_type\":\"initialized\",\"id\":\"%s\",\"repository\":", hex);
+		kl_json_cstr(stdout, cli->repo_location);
+		printf("}\n");
+	} else if (!cli->quiet) {
+		printf("created keel repository %.10s at %s\n", hex, cli->repo_location);
+		printf("\nPlease note that knowledge of your password is required to access\n"
+		       "the repository. Losing your password means that your data is\n"
+		       "irrecoverably lost.\n");
+	}
+	return 0;
+}

@@ -1,0 +1,140 @@
+#include "cli.h"
+
+static const char usage[] =
+	"usage: keel restore [OPTIONS] SNAPSHOT[:PATH] --target DIR\n"
+	"\n"
+	"Restore a snapshot, or the subtree PATH of it, into DIR. SNAPSHOT is an\n"
+	"id prefix or 'latest'.\n"
+	"\n"
+	"Options:\n"
+	"  -t, --target DIR       where to restore (required)\n"
+	"  -i, --include PATTERN  restore only matching paths (repeatable)\n"
+	"  -e, --exclude PATTERN  do not restore matching paths (repeatable)\n"
+	"      --verify           read the restored files back and compare\n"
+	"      --no-owner         keep the restoring user as owner\n"
+	"      --threads N        worker threads (default: one per core)\n"
+	"      --host HOST        with 'latest': newest snapshot of this host\n"
+	"      --tag TAG          with 'latest': newest snapshot with this tag\n"
+	"      --path PATH        with 'latest': newest snapshot of this path\n"
+	"\n"
+	"Exit status 15 means --verify found differences; 13 that damaged data\n"
+	"kept some files from being restored (they are listed on stderr).\n";
+
+int cmd_restore(int argc, char **argv, struct kl_cli *cli)
+{
+	static const struct option opts[] = {
+		KL_GLOBAL_OPTS,
+		KL_SNAP_FILTER_OPTS,
+		{ "target", required_argument, NULL, 't' },
+		{ "include", required_argument, NULL, 'i' },
+		{ "exclude", required_argument, NULL, 'e' },
+		{ "verify", no_argument, NULL, 1 },
+		{ "no-owner", no_argument, NULL, 2 },
+		{ "threads", required_argument, NULL, 3 },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct kl_snap_filter f = { 0 };
+	struct kl_snapshot_ref snap = { 0 };
+	struct kl_restore_opts o = { 0 };
+	struct kl_restore_stats st = { 0 };
+	struct kl_cli_report rep;
+	const char *path = "";
+	uint64_t threads;
+	int64_t start;
+	int c, rc = 0;
+
+	o.no_owner = geteuid() != 0;
+	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT "t:i:e:", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			o.target = optarg;
+			continue;
+		case 'i':
+			rc = kl_patterns_add(&o.includes, optarg);
+			break;
+		case 'e':
+			rc = kl_patterns_add(&o.excludes, optarg);
+			break;
+		case 1:
+			o.verify = true;
+			continue;
+		case 2:
+			o.no_owner = true;
+			continue;
+		case 3:
+			if (kl_parse_uint(optarg, 1, 64, &threads) < 0) {
+				rc = kl_cli_usage_error(cli, "invalid --threads '%s'", optarg);
+				goto out;
+			}
+			o.threads = (unsigned)threads;
+			continue;
+		default:
+			rc = kl_cli_snap_filter_opt(&f, c, optarg);
+			if (rc > 0)
+				continue;
+			if (rc == 0)
+				rc = kl_cli_default_opt(cli, c, usage, argv);
+		}
+		if (rc)
+			goto out;
+	}
+	if (optind >= argc) {
+		rc = kl_cli_usage_error(cli, "no snapshot given");
+		goto out;
+	}
+	if (optind + 1 < argc) {
+		rc = kl_cli_usage_error(cli, "unexpected argument '%s'", argv[optind + 1]);
+		goto out;
+	}
+	if (!o.target || !*o.target) {
+		rc = kl_cli_usage_error(cli, "--target is required");
+		goto out;
+	}
+	rc = kl_cli_open(cli);
+	if (rc < 0)
+		goto out;
+	rc = kl_cli_find_snapshot(cli, argv[optind], &f, &snap, &path);
+	if (rc < 0)
+		goto out;
+	kl_cli_report_init(&rep, cli, &o.report);
+	start = kl_time_mono_ns();
+	rc = kl_restore(cli->repo, &snap.s.tree, path, &o, &st);
+	kl_cli_report_done(&rep);
+	if (cli->json) {
+		printf("{\"message_type\":\"summary\",\"snapshot_id\":");
+		kl_json_id(stdout, &snap.id);
+		printf(",\"files_restored\":%llu,\"dirs_restored\":%llu,\"other_restored\":%llu,"
+		       "\"bytes_restored\":%llu,\"errors\":%llu,\"verify_failures\":%llu,"
+		       "\"verified\":%s,\"duration_seconds\":%.3f}\n",
+		       (unsigned long long)st.files, (unsigned long long)st.dirs,
+		       (unsigned long long)st.others, (unsigned long long)st.bytes,
+		       (unsigned long long)st.errors, (unsigned long long)st.verify_failures,
+		       o.verify ? "true" : "false", (double)(kl_time_mono_ns() - start) / 1e9);
+	} else if (!cli->quiet) {
+		char bytes[32];
+
+		kl_print_bytes(bytes, sizeof(bytes), st.bytes);
+		printf("restored %llu files, %llu directories, %llu others, %s in %.2f s",
+		       (unsigned long long)st.files, (unsigned long long)st.dirs,
+		       (unsigned long long)st.others, bytes,
+		       (double)(kl_time_mono_ns() - start) / 1e9);
+		if (o.verify)
+			printf("; verified, %llu differences", (unsigned long long)st.verify_failures);
+		putchar('\n');
+	}
+	if (rc < 0) {
+		cli->err = cli->repo->err;
+		if (rc == -KL_EVERIFY)
+			kl_cli_error(cli, rc, "%llu restored files differ from the snapshot",
+				     (unsigned long long)st.verify_failures);
+		else
+			kl_cli_error(cli, rc, "restore incomplete, %llu errors",
+				     (unsigned long long)st.errors);
+	}
+out:
+	kl_snapshot_release(&snap.s);
+	kl_snap_filter_release(&f);
+	kl_patterns_release(&o.includes);
+	kl_patterns_release(&o.excludes);
+	return rc;
+}

@@ -1,0 +1,149 @@
+#include "cli.h"
+
+static const char usage[] =
+	"usage: keel snapshots [OPTIONS]\n"
+	"\n"
+	"List the repository's snapshots, oldest first.\n"
+	"\n"
+	"Options:\n"
+	"      --host HOST   only snapshots of this host (repeatable)\n"
+	"      --tag TAG     only snapshots with this tag (TAG1,TAG2: both)\n"
+	"      --path PATH   only snapshots that include this path\n"
+	"      --latest N    only the newest N\n";
+
+static void print_json(const struct kl_snapshot_ref *ref, bool first)
+{
+	const struct kl_snapshot *s = &ref->s;
+	char hex[2 * KL_ID_LEN + 1];
+
+	kl_id_hex(&ref->id, hex);
+	printf("%s{\"id\":\"%s\",\"short_id\":\"%.8s\",\"time\":", first ? "" : ",", hex, hex);
+	kl_json_time(stdout, s->time_ns);
+	printf(",\"time_end\":");
+	kl_json_time(stdout, s->time_end_ns);
+	printf(",\"kind\":\"%s\",\"hostname\":",
+	       s->kind == KL_SNAP_FILES ? "files" : s->kind == KL_SNAP_STREAM ? "stream" : "other");
+	kl_json_cstr(stdout, s->host);
+	printf(",\"username\":");
+	kl_json_cstr(stdout, s->user);
+	printf(",\"uid\":%u,\"gid\":%u,\"paths\":[", s->uid, s->gid);
+	for (size_t i = 0; i < s->n_paths; i++) {
+		if (i)
+			putchar(',');
+		kl_json_cstr(stdout, s->paths[i]);
+	}
+	printf("],\"tags\":[");
+	for (size_t i = 0; i < s->n_tags; i++) {
+		if (i)
+			putchar(',');
+		kl_json_cstr(stdout, s->tags[i]);
+	}
+	printf("],\"tree\":");
+	kl_json_id(stdout, &s->tree);
+	if (s->has_parent) {
+		printf(",\"parent\":");
+		kl_json_id(stdout, &s->parent);
+	}
+	printf(",\"program_version\":");
+	kl_json_cstr(stdout, s->program_version);
+	printf(",\"partial\":%s,\"summary\":{\"files_new\":%llu,\"files_changed\":%llu,"
+	       "\"files_unmodified\":%llu,\"dirs\":%llu,\"bytes_total\":%llu,\"bytes_read\":%llu,"
+	       "\"blobs_new\":%llu,\"data_added\":%llu,\"data_stored\":%llu,\"errors\":%llu}}",
+	       s->partial ? "true" : "false", (unsigned long long)s->stats.files_new,
+	       (unsigned long long)s->stats.files_changed,
+	       (unsigned long long)s->stats.files_unmodified, (unsigned long long)s->stats.dirs,
+	       (unsigned long long)s->stats.bytes_total, (unsigned long long)s->stats.bytes_read,
+	       (unsigned long long)s->stats.blobs_new, (unsigned long long)s->stats.bytes_added,
+	       (unsigned long long)s->stats.bytes_stored, (unsigned long long)s->stats.errors);
+}
+
+static void print_text(const struct kl_snapshot_ref *ref)
+{
+	const struct kl_snapshot *s = &ref->s;
+	char hex[2 * KL_ID_LEN + 1], when[40], size[32];
+
+	kl_id_hex(&ref->id, hex);
+	kl_time_format_local(s->time_ns, when);
+	kl_print_bytes(size, sizeof(size), s->stats.bytes_total);
+	printf("%.8s  %s  %-16s %10s  ", hex, when, s->host ? s->host : "", size);
+	for (size_t i = 0; i < s->n_tags; i++)
+		printf("%s%s", i ? "," : "", s->tags[i]);
+	if (!s->n_tags)
+		printf("-");
+	printf("  ");
+	for (size_t i = 0; i < s->n_paths; i++)
+		printf("%s%s", i ? " " : "", s->paths[i]);
+	if (s->partial)
+		printf("  (partial)");
+	putchar('\n');
+}
+
+int cmd_snapshots(int argc, char **argv, struct kl_cli *cli)
+{
+	static const struct option opts[] = {
+		KL_GLOBAL_OPTS, KL_SNAP_FILTER_OPTS, { "latest", required_argument, NULL, 1 },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct kl_snap_filter f = { 0 };
+	struct kl_snapshot_list l = { 0 };
+	uint64_t latest = 0;
+	size_t shown = 0, start = 0, matching = 0;
+	int c, rc = 0;
+
+	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT, opts, NULL)) != -1) {
+		if (c == 1) {
+			if (kl_parse_uint(optarg, 1, 1u << 30, &latest) < 0) {
+				rc = kl_cli_usage_error(cli, "invalid --latest '%s'", optarg);
+				goto out;
+			}
+			continue;
+		}
+		rc = kl_cli_snap_filter_opt(&f, c, optarg);
+		if (rc > 0)
+			continue;
+		if (rc == 0)
+			rc = kl_cli_default_opt(cli, c, usage, argv);
+		if (rc)
+			goto out;
+	}
+	if (optind < argc) {
+		rc = kl_cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+		goto out;
+	}
+	rc = kl_cli_open(cli);
+	if (rc < 0)
+		goto out;
+	rc = kl_repo_list_snapshots(cli->repo, &l);
+	if (rc < 0) {
+		cli->err = cli->repo->err;
+		kl_cli_error(cli, rc, "cannot list snapshots");
+		goto out;
+	}
+	for (size_t i = 0; i < l.n; i++)
+		matching += kl_snap_filter_match(&f, &l.v[i].s);
+	if (latest && (size_t)latest < matching)
+		start = matching - (size_t)latest;
+	if (cli->json)
+		putchar('[');
+	else if (!cli->quiet)
+		printf("ID        Time                 Host             %10s  Tags  Paths\n", "Size");
+	for (size_t i = 0, k = 0; i < l.n; i++) {
+		if (!kl_snap_filter_match(&f, &l.v[i].s))
+			continue;
+		if (k++ < start)
+			continue;
+		if (cli->json)
+			print_json(&l.v[i], shown == 0);
+		else
+			print_text(&l.v[i]);
+		shown++;
+	}
+	if (cli->json)
+		printf("]\n");
+	else if (!cli->quiet)
+		printf("%zu snapshots\n", shown);
+out:
+	kl_snapshot_list_release(&l);
+	kl_snap_filter_release(&f);
+	return rc;
+}

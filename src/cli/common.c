@@ -1,0 +1,411 @@
+#include <stdarg.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "cli.h"
+
+static const struct kl_cmd cmds[] = {
+	{ "init", cmd_init, 0, "create a repository", NULL },
+	{ "backup", cmd_backup, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "take a snapshot", NULL },
+	{ "snapshots", cmd_snapshots, KL_CMD_REPO | KL_CMD_KEY, "list snapshots", NULL },
+	{ "ls", cmd_ls, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "list files in a snapshot", NULL },
+	{ "restore", cmd_restore, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "restore a snapshot",
+	  NULL },
+	{ "diff", cmd_diff, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "show changes between snapshots",
+	  NULL },
+	{ "dump", cmd_dump, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "write a file to stdout",
+	  NULL },
+	{ "check", cmd_check, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX,
+	  "verify the repository's integrity", NULL },
+	{ "key", cmd_key, KL_CMD_REPO | KL_CMD_KEY, "manage passwords (key files)", NULL },
+	{ "version", cmd_version, 0, "print the version", NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+const struct kl_cmd *const kl_cmd_table = cmds;
+
+const struct kl_cmd *kl_cmd_find(const char *name)
+{
+	for (const struct kl_cmd *c = cmds; c->name; c++)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+int kl_exit_code(int r)
+{
+	if (r >= 0)
+		return 0;
+	switch (-r) {
+	case KL_EUSAGE:
+		return 2;
+	case KL_EPARTIAL:
+		return 3;
+	case KL_ENOREPO:
+		return 10;
+	case KL_EEXIST_REPO:
+		return 1;
+	case KL_ELOCKED:
+		return 11;
+	case KL_EBADPASS:
+		return 12;
+	case KL_ECORRUPT:
+	case KL_ECHECK:
+	case KL_EVERSION:
+		return 13;
+	case KL_ENOTFOUND:
+		return 14;
+	case KL_EVERIFY:
+		return 15;
+	case EIO:
+		return 20;
+	case ENOSPC:
+	case EDQUOT:
+		return 21;
+	case KL_EINTERRUPTED:
+		return 130;
+	default:
+		return 1;
+	}
+}
+
+void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "keel: ");
+	if (cli->cmd_name)
+		fprintf(stderr, "%s: ", cli->cmd_name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (cli->err.code && cli->err.msg[0])
+		fprintf(stderr, ": %s", cli->err.msg);
+	if (r < 0 && (!cli->err.code || cli->err.code != r || !strstr(cli->err.msg, kl_strerror(r))))
+		fprintf(stderr, ": %s", kl_strerror(r));
+	fputc('\n', stderr);
+	kl_err_clear(&cli->err);
+}
+
+int kl_cli_global_opt(struct kl_cli *cli, int c, const char *arg)
+{
+	switch (c) {
+	case 'r':
+		cli->repo_location = arg;
+		return 1;
+	case 0x1001:
+		cli->password_file = arg;
+		return 1;
+	case 0x1002:
+		cli->password_command = arg;
+		return 1;
+	case 0x1003:
+		cli->json = true;
+		cli->progress = false;
+		return 1;
+	case 'q':
+		cli->quiet = true;
+		cli->progress = false;
+		return 1;
+	case 'v':
+		cli->verbose++;
+		return 1;
+	case 0x1004:
+		cli->progress = false;
+		return 1;
+	}
+	return 0;
+}
+
+int kl_cli_usage_error(struct kl_cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "keel: %s: ", cli->cmd_name ? cli->cmd_name : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nRun 'keel %s --help' for usage.\n", cli->cmd_name ? cli->cmd_name : "");
+	return -KL_EUSAGE;
+}
+
+/* ---- JSON ---- */
+
+static size_t utf8_len(const uint8_t *p, size_t n)
+{
+	uint32_t cp;
+	size_t len;
+
+	if (p[0] < 0x80)
+		return 1;
+	if ((p[0] & 0xe0) == 0xc0) {
+		len = 2;
+		cp = p[0] & 0x1f;
+	} else if ((p[0] & 0xf0) == 0xe0) {
+		len = 3;
+		cp = p[0] & 0x0f;
+	} else if ((p[0] & 0xf8) == 0xf0) {
+		len = 4;
+		cp = p[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/*
+ * Names are arbitrary bytes. Valid UTF-8 is written as is; each byte that
+ * is not part of valid UTF-8 becomes the lone surrogate U+DC80..U+DCFF
+ * (Python's "surrogateescape"), so a JSON reader can get the exact bytes
+ * back.
+ */
+void kl_json_str(FILE *f, const void *s, size_t n)
+{
+	const uint8_t *p = s;
+
+	fputc('"', f);
+	for (size_t i = 0; i < n;) {
+		size_t l = utf8_len(p + i, n - i);
+
+		if (l == 0) {
+			fprintf(f, "\\udc%02x", p[i]);
+			i++;
+			continue;
+		}
+		if (l == 1) {
+			uint8_t c = p[i];
+
+			if (c == '"' || c == '\\')
+				fprintf(f, "\\%c", c);
+			else if (c == '\n')
+				fputs("\\n", f);
+			else if (c == '\t')
+				fputs("\\t", f);
+			else if (c < 0x20 || c == 0x7f)
+				fprintf(f, "\\u%04x", c);
+			else
+				fputc(c, f);
+		} else {
+			fwrite(p + i, 1, l, f);
+		}
+		i += l;
+	}
+	fputc('"', f);
+}
+
+void kl_json_cstr(FILE *f, const char *s)
+{
+	if (!s)
+		fputs("null", f);
+	else
+		kl_json_str(f, s, strlen(s));
+}
+
+void kl_json_id(FILE *f, const struct kl_id *id)
+{
+	char hex[2 * KL_ID_LEN + 1];
+
+	kl_id_hex(id, hex);
+	fprintf(f, "\"%s\"", hex);
+}
+
+void kl_json_time(FILE *f, int64_t ns)
+{
+	char buf[40];
+	time_t t = (time_t)(ns / 1000000000);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm)) {
+		fputs("null", f);
+		return;
+	}
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(f, "\"%s.%09lldZ\"", buf, (long long)(ns % 1000000000 + (ns < 0 ? 1000000000 : 0)) % 1000000000);
+}
+
+void kl_print_bytes(char *out, size_t n, uint64_t bytes)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	double v = (double)bytes;
+	int u = 0;
+
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, n, "%llu B", (unsigned long long)bytes);
+	else
+		snprintf(out, n, "%.3g %s", v, units[u]);
+}
+
+int kl_parse_size(const char *s, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mult = 1;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -KL_EUSAGE;
+	switch (*end) {
+	case 0:
+		break;
+	case 'k': case 'K':
+		mult = 1ull << 10;
+		break;
+	case 'm': case 'M':
+		mult = 1ull << 20;
+		break;
+	case 'g': case 'G':
+		mult = 1ull << 30;
+		break;
+	case 't': case 'T':
+		mult = 1ull << 40;
+		break;
+	default:
+		return -KL_EUSAGE;
+	}
+	if (*end && end[1] && strcmp(end + 1, "B") && strcmp(end + 1, "iB") && strcmp(end + 1, "b"))
+		return -KL_EUSAGE;
+	if (v > UINT64_MAX / mult)
+		return -KL_EUSAGE;
+	*ret = v * mult;
+	return 0;
+}
+
+int kl_strv_push(char ***v, size_t *n, const char *s)
+{
+	char **nv = kl_realloc(*v, (*n + 1) * sizeof(**v));
+
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	nv[*n] = kl_strdup(s);
+	if (!nv[*n])
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+void kl_strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		kl_free(v[i]);
+	kl_free(v);
+}
+
+int kl_cli_snap_filter_opt(struct kl_snap_filter *f, int c, const char *arg)
+{
+	switch (c) {
+	case 0x1101:
+		return kl_strv_push(&f->hosts, &f->n_hosts, arg) < 0 ? -ENOMEM : 1;
+	case 0x1102:
+		/* "a,b" means both tags, as in restic */
+		{
+			char *dup = kl_strdup(arg), *save = NULL;
+			int rc = 1;
+
+			if (!dup)
+				return -ENOMEM;
+			for (char *t = strtok_r(dup, ",", &save); t && rc > 0;
+			     t = strtok_r(NULL, ",", &save))
+				if (kl_strv_push(&f->tags, &f->n_tags, t) < 0)
+					rc = -ENOMEM;
+			kl_free(dup);
+			return rc;
+		}
+	case 0x1103:
+		return kl_strv_push(&f->paths, &f->n_paths, arg) < 0 ? -ENOMEM : 1;
+	}
+	return 0;
+}
+
+void kl_snap_filter_release(struct kl_snap_filter *f)
+{
+	kl_strv_free(f->hosts, f->n_hosts);
+	kl_strv_free(f->tags, f->n_tags);
+	kl_strv_free(f->paths, f->n_paths);
+	memset(f, 0, sizeof(*f));
+}
+
+int kl_cli_default_opt(struct kl_cli *cli, int c, const char *usage, char **argv)
+{
+	if (c == 'h') {
+		fputs(usage, stdout);
+		return KL_CLI_HELP;
+	}
+	if (kl_cli_global_opt(cli, c, optarg))
+		return 0;
+	if (c == ':')
+		return kl_cli_usage_error(cli, "option '%s' needs a value", argv[optind - 1]);
+	if (optopt && optopt < 256)
+		return kl_cli_usage_error(cli, "unknown option '-%c'", optopt);
+	return kl_cli_usage_error(cli, "unknown option '%s'", argv[optind - 1]);
+}
+
+int kl_cli_open(struct kl_cli *cli)
+{
+	unsigned flags = cli->cmd_flags;
+	_cleanup_(kl_repo_freep) struct kl_repo *r = NULL;
+	struct kl_pass *pass = NULL;
+	int rc;
+
+	if (!cli->repo_location || !*cli->repo_location) {
+		kl_cli_error(cli, -KL_EUSAGE, "no repository given: use -r or KEEL_REPOSITORY");
+		return -KL_EUSAGE;
+	}
+	rc = kl_repo_open(cli->repo_location, &r);
+	if (rc < 0) {
+		kl_cli_error(cli, rc, "cannot open repository '%s'", cli->repo_location);
+		return rc;
+	}
+	if (flags & KL_CMD_KEY) {
+		rc = kl_cli_read_password(cli, false, &pass);
+		if (rc < 0) {
+			kl_cli_error(cli, rc, "cannot read the password");
+			return rc;
+		}
+		rc = kl_repo_unlock(r, pass);
+		kl_pass_free(pass);
+		if (rc < 0) {
+			cli->err = r->err;
+			kl_cli_error(cli, rc, "cannot open repository '%s'", cli->repo_location);
+			return rc;
+		}
+	}
+	if (flags & KL_CMD_INDEX) {
+		rc = kl_repo_load_index(r);
+		if (rc < 0) {
+			cli->err = r->err;
+			kl_cli_error(cli, rc, "cannot load the index");
+			return rc;
+		}
+	}
+	cli->repo = KL_TAKE_PTR(r);
+	return 0;
+}
+
+
+int kl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
+		return -KL_EUSAGE;
+	*ret = v;
+	return 0;
+}

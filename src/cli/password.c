@@ -1,0 +1,173 @@
+/*
+ * Where passwords come from, in this order: --password-file /
+ * KEEL_PASSWORD_FILE, --password-command / KEEL_PASSWORD_COMMAND,
+ * KEEL_PASSWORD, then a prompt on the terminal without echo. Never argv.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <sodium.h>
+#include <termios.h>
+
+#include "cli.h"
+#include "keel/fs.h"
+
+#define PASS_MAX 4096
+
+/* Trims one trailing newline (and CR), as files and commands end their output. */
+static int pass_from_bytes(const char *p, size_t n, struct kl_pass **ret)
+{
+	if (n && p[n - 1] == '\n')
+		n--;
+	if (n && p[n - 1] == '\r')
+		n--;
+	if (n == 0)
+		return -KL_EUSAGE;
+	return kl_pass_new(p, n, ret);
+}
+
+static int from_fd(int fd, struct kl_pass **ret)
+{
+	char *buf = sodium_malloc(PASS_MAX);
+	size_t got;
+	int rc;
+
+	if (!buf)
+		return -ENOMEM;
+	rc = kl_fs_read_full(fd, buf, PASS_MAX, &got);
+	if (rc >= 0 && got == PASS_MAX)
+		rc = -E2BIG;
+	if (rc >= 0)
+		rc = pass_from_bytes(buf, got, ret);
+	sodium_free(buf);
+	return rc;
+}
+
+static int from_file(const char *path, struct kl_pass **ret)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	return from_fd(fd, ret);
+}
+
+static int from_command(const char *cmd, struct kl_pass **ret)
+{
+	int pfd[2], status, rc;
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		dup2(pfd[1], STDOUT_FILENO);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	rc = from_fd(pfd[0], ret);
+	close(pfd[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (rc >= 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+		kl_pass_free(*ret);
+		*ret = NULL;
+		return -KL_ECMD;
+	}
+	return rc;
+}
+
+static int prompt(const char *what, struct kl_pass **ret)
+{
+	_cleanup_close_ int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+	struct termios old, noecho;
+	char *buf;
+	size_t n = 0;
+	int rc = 0;
+
+	if (fd < 0)
+		return -ENOTTY;
+	if (tcgetattr(fd, &old) < 0)
+		return -errno;
+	noecho = old;
+	noecho.c_lflag &= ~(tcflag_t)ECHO;
+	noecho.c_lflag |= ECHONL;
+	buf = sodium_malloc(PASS_MAX);
+	if (!buf)
+		return -ENOMEM;
+	if (write(fd, what, strlen(what)) < 0 || tcsetattr(fd, TCSAFLUSH, &noecho) < 0) {
+		sodium_free(buf);
+		return -errno;
+	}
+	while (n < PASS_MAX) {
+		ssize_t r = read(fd, buf + n, 1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0 || buf[n] == '\n')
+			break;
+		n++;
+	}
+	tcsetattr(fd, TCSAFLUSH, &old);
+	if (n == PASS_MAX)
+		rc = -E2BIG;
+	else if (n == 0)
+		rc = -KL_EUSAGE;
+	else
+		rc = kl_pass_new(buf, n, ret);
+	sodium_free(buf);
+	return rc;
+}
+
+static int prompt_twice(struct kl_pass **ret)
+{
+	struct kl_pass *a = NULL, *b = NULL;
+	int rc;
+
+	rc = prompt("enter new password: ", &a);
+	if (rc >= 0)
+		rc = prompt("enter new password again: ", &b);
+	if (rc >= 0 && (a->len != b->len || !kl_ct_equal(a->p, b->p, a->len)))
+		rc = -KL_EUSAGE;
+	kl_pass_free(b);
+	if (rc < 0) {
+		kl_pass_free(a);
+		return rc;
+	}
+	*ret = a;
+	return 0;
+}
+
+int kl_cli_read_password(struct kl_cli *cli, bool confirm, struct kl_pass **ret)
+{
+	const char *env;
+
+	if (cli->password_file)
+		return from_file(cli->password_file, ret);
+	if (cli->password_command)
+		return from_command(cli->password_command, ret);
+	env = getenv("KEEL_PASSWORD");
+	if (env && *env)
+		return kl_pass_new(env, strlen(env), ret);
+	if (confirm)
+		return prompt_twice(ret);
+	return prompt("enter password for repository: ", ret);
+}
+
+int kl_cli_read_new_password(struct kl_cli *cli, const char *file, struct kl_pass **ret)
+{
+	const char *env;
+
+	if (file)
+		return from_file(file, ret);
+	env = getenv("KEEL_NEW_PASSWORD");
+	if (env && *env)
+		return kl_pass_new(env, strlen(env), ret);
+	return prompt_twice(ret);
+}

@@ -1,0 +1,29 @@
+#include "cli.h"
+
+/*
+ * Resolves "ID[:PATH]" or "latest[:PATH]" with the filter. path_ret gets
+ * the part after ':' (borrowed from arg) or "".
+ */
+int kl_cli_find_snapshot(struct kl_cli *cli, const char *arg, const struct kl_snap_filter *f,
+			 struct kl_snapshot_ref *ret, const char **path_ret)
+{
+	char spec[128];
+	const char *colon = strchr(arg, ':');
+	size_t n = colon ? (size_t)(colon - arg) : strlen(arg);
+	int rc;
+
+	if (n == 0 || n >= sizeof(spec))
+		return kl_cli_usage_error(cli, "invalid snapshot '%s'", arg);
+	memcpy(spec, arg, n);
+	spec[n] = 0;
+	if (path_ret)
+		*path_ret = colon ? colon + 1 : "";
+	else if (colon)
+		return kl_cli_usage_error(cli, "a subpath is not allowed here: '%s'", arg);
+	rc = kl_snapshot_find(cli->repo, spec, f, ret);
+	if (rc < 0) {
+		cli->err = cli->repo->err;
+		kl_cli_error(cli, rc, "snapshot '%s'", spec);
+	}
+	return rc;
+}
