@@ -26,6 +26,7 @@ struct kl_repo {
 	struct kl_cdc cdc;
 	struct kl_index *idx;   /* owned */
 	struct kl_id key_id;    /* name of the key file that opened it */
+	unsigned bad_index_files; /* skipped by kl_repo_load_index */
 	struct kl_err err;
 };
 
@@ -79,7 +80,12 @@ struct kl_blob_loc {
 	struct kl_blob_entry e;
 };
 
-/* Reads every index file (both cores). Call once after unlock. */
+/*
+ * Reads every index file. Call once after unlock. A damaged index file is
+ * skipped and counted in bad_index_files; the packs it named are then
+ * indexed in memory from their own headers, so reading still works (check
+ * reports the damage, the next backup writes a new index for them).
+ */
 int kl_repo_load_index(struct kl_repo *r);
 /* 1 and fills loc if the blob is stored, 0 if not. Thread-safe. */
 int kl_repo_lookup(struct kl_repo *r, const struct kl_id *id, struct kl_blob_loc *loc);

@@ -276,6 +276,11 @@ static int load_one(const char *name, uint64_t size, void *ud)
 	rc = kl_repo_get_object(c->r, KL_OBJ_INDEX, KL_KIND_INDEX, name, &raw);
 	if (rc >= 0)
 		rc = kl_index_file_decode(raw.data, raw.len, &f);
+	if (rc == -KL_ECORRUPT) {
+		c->r->bad_index_files++;
+		kl_index_file_release(&f);
+		return 0;
+	}
 	if (rc < 0)
 		return kl_fail(&c->r->err, rc, "index file '%s' is unreadable", name);
 	for (size_t i = 0; rc >= 0 && i < f.n; i++)
@@ -285,12 +290,18 @@ static int load_one(const char *name, uint64_t size, void *ud)
 	return rc;
 }
 
+static int adopt(struct kl_repo *r, bool write);
+
 int kl_repo_load_index(struct kl_repo *r)
 {
 	struct load_ctx c = { .r = r };
+	int rc;
 
 	/* NEEDSWORK: decode index files on both cores for very large repositories */
-	return r->be->ops->list(r->be, KL_OBJ_INDEX, load_one, &c);
+	rc = r->be->ops->list(r->be, KL_OBJ_INDEX, load_one, &c);
+	if (rc >= 0 && r->bad_index_files)
+		rc = adopt(r, false);
+	return rc < 0 ? rc : 0;
 }
 
 int kl_repo_foreach_pack(struct kl_repo *r,
@@ -378,6 +389,7 @@ static int cmp_id(const void *a, const void *b)
 
 struct orphan_ctx {
 	struct kl_repo *r;
+	bool write;
 	struct kl_id *known;
 	size_t n_known;
 	int adopted;
@@ -399,7 +411,7 @@ static int adopt_one(const char *name, uint64_t size, void *ud)
 		return 0; /* left for check/repair to report; never index bad data */
 	if (rc < 0)
 		return rc;
-	rc = kl_index_add_pack_(c->r, &id, &h, true);
+	rc = kl_index_add_pack_(c->r, &id, &h, c->write);
 	kl_pack_header_release(&h);
 	if (rc >= 0)
 		c->adopted++;
@@ -408,7 +420,12 @@ static int adopt_one(const char *name, uint64_t size, void *ud)
 
 int kl_repo_adopt_orphans(struct kl_repo *r)
 {
-	struct orphan_ctx c = { .r = r };
+	return adopt(r, true);
+}
+
+static int adopt(struct kl_repo *r, bool write)
+{
+	struct orphan_ctx c = { .r = r, .write = write };
 	int rc;
 
 	pthread_mutex_lock(&r->idx->lock);
@@ -420,7 +437,7 @@ int kl_repo_adopt_orphans(struct kl_repo *r)
 	qsort(c.known, c.n_known, sizeof(struct kl_id), cmp_id);
 	rc = r->be->ops->list(r->be, KL_OBJ_DATA, adopt_one, &c);
 	kl_free(c.known);
-	if (rc >= 0 && c.adopted)
+	if (rc >= 0 && c.adopted && write)
 		rc = kl_repo_flush_index(r);
 	return rc < 0 ? rc : c.adopted;
 }

@@ -1,0 +1,165 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "keel/fs.h"
+#include "keel/util.h"
+
+static void buf_grows_and_stays_terminated(void **state)
+{
+	struct kl_buf b = KL_BUF_INIT(1 << 20);
+
+	assert_int_equal(b.len, 0);
+	assert_int_equal(b.data[0], 0);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(kl_buf_addf(&b, "%d,", i), 0);
+	assert_int_equal(b.data[b.len], 0);
+	assert_true(b.len > 3000);
+	assert_memory_equal(b.data, "0,1,2,", 6);
+	kl_buf_clear(&b);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(b.data[0], 0);
+	kl_buf_release(&b);
+}
+
+static void buf_respects_cap(void **state)
+{
+	struct kl_buf b = KL_BUF_INIT(100);
+	uint8_t big[200] = { 0 };
+
+	assert_int_equal(kl_buf_add(&b, big, 100), 0);
+	assert_int_equal(kl_buf_add(&b, big, 1), -E2BIG);
+	assert_int_equal(b.len, 100);
+	assert_int_equal(kl_buf_grow(&b, SIZE_MAX), -E2BIG);
+	kl_buf_release(&b);
+}
+
+static void buf_detach_transfers_ownership(void **state)
+{
+	struct kl_buf b = KL_BUF_INIT(1000);
+	size_t len;
+	uint8_t *p;
+
+	assert_int_equal(kl_buf_addstr(&b, "hello"), 0);
+	p = kl_buf_detach(&b, &len);
+	assert_int_equal(len, 5);
+	assert_string_equal((char *)p, "hello");
+	assert_int_equal(b.len, 0);
+	kl_free(p);
+	kl_buf_release(&b);
+}
+
+static void varint_round_trip(void **state)
+{
+	static const uint64_t vals[] = { 0, 1, 127, 128, 255, 16383, 16384, UINT32_MAX,
+					 (uint64_t)1 << 63, UINT64_MAX };
+	struct kl_buf b = KL_BUF_INIT(1000);
+
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		uint64_t v;
+		int n;
+
+		kl_buf_clear(&b);
+		assert_int_equal(kl_varint_put(&b, vals[i]), 0);
+		n = kl_varint_get(b.data, b.len, &v);
+		assert_int_equal(n, (int)b.len);
+		assert_true(v == vals[i]);
+		/* every truncation is an error */
+		for (size_t cut = 0; cut < b.len; cut++)
+			assert_int_equal(kl_varint_get(b.data, cut, &v), -KL_ECORRUPT);
+	}
+	/* an 11-byte varint and a 10th byte carrying more than 1 bit are rejected */
+	{
+		uint8_t over[11];
+		uint64_t v;
+
+		memset(over, 0x80, sizeof(over));
+		over[10] = 0;
+		assert_int_equal(kl_varint_get(over, sizeof(over), &v), -KL_ECORRUPT);
+		memset(over, 0xff, 9);
+		over[9] = 2;
+		assert_int_equal(kl_varint_get(over, 10, &v), -KL_ECORRUPT);
+	}
+	kl_buf_release(&b);
+}
+
+static void hex_round_trip_and_rejects(void **state)
+{
+	uint8_t in[4] = { 0x00, 0xab, 0x7f, 0xff }, out[4];
+	char hex[9];
+
+	kl_hex_encode(in, 4, hex);
+	assert_string_equal(hex, "00ab7fff");
+	assert_int_equal(kl_hex_decode(hex, 4, out), 0);
+	assert_memory_equal(in, out, 4);
+	assert_int_equal(kl_hex_decode("00ab7ff", 4, out), -EINVAL);
+	assert_int_equal(kl_hex_decode("00ab7fgf", 4, out), -EINVAL);
+}
+
+static void atomic_write_replaces_or_refuses(void **state)
+{
+	char dir[] = "/tmp/keel-test-util.XXXXXX";
+	struct kl_buf b = KL_BUF_INIT(1 << 20);
+	int dfd;
+
+	assert_non_null(mkdtemp(dir));
+	dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_true(dfd >= 0);
+	assert_int_equal(kl_fs_write_atomic(dfd, "obj", "one", 3, 0644, KL_FS_NOREPLACE), 0);
+	assert_int_equal(kl_fs_write_atomic(dfd, "obj", "two", 3, 0644, KL_FS_NOREPLACE), -EEXIST);
+	assert_int_equal(kl_fs_read_all(dfd, "obj", 100, &b), 0);
+	assert_string_equal((char *)b.data, "one");
+	assert_int_equal(kl_fs_write_atomic(dfd, "obj", "three", 5, 0644, 0), 0);
+	kl_buf_clear(&b);
+	assert_int_equal(kl_fs_read_all(dfd, "obj", 100, &b), 0);
+	assert_string_equal((char *)b.data, "three");
+	kl_buf_clear(&b);
+	assert_int_equal(kl_fs_read_all(dfd, "obj", 2, &b), -E2BIG);
+	/* no temporary file is left behind: removing obj leaves the directory empty */
+	assert_int_equal(unlinkat(dfd, "obj", 0), 0);
+	close(dfd);
+	assert_int_equal(rmdir(dir), 0);
+	kl_buf_release(&b);
+}
+
+static void alloc_failure_injection(void **state)
+{
+	struct kl_buf b = KL_BUF_INIT(1 << 20);
+
+	kl_alloc_fail_after(1);
+	assert_int_equal(kl_buf_addstr(&b, "x"), -ENOMEM);
+	assert_int_equal(kl_buf_addstr(&b, "x"), 0);
+	kl_alloc_fail_after(0);
+	kl_buf_release(&b);
+}
+
+static void errors_have_messages(void **state)
+{
+	struct kl_err e = { 0 };
+
+	assert_string_equal(kl_strerror(-KL_EBADPASS), "wrong password or no key found");
+	assert_string_equal(kl_strerror(-ENOENT), strerror(ENOENT));
+	assert_int_equal(kl_fail(&e, -KL_ECORRUPT, "pack '%s'", "ab"), -KL_ECORRUPT);
+	assert_int_equal(kl_fail(&e, -EIO, "second"), -EIO);
+	assert_string_equal(e.msg, "pack 'ab'"); /* the first message is kept */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(buf_grows_and_stays_terminated),
+		cmocka_unit_test(buf_respects_cap),
+		cmocka_unit_test(buf_detach_transfers_ownership),
+		cmocka_unit_test(varint_round_trip),
+		cmocka_unit_test(hex_round_trip_and_rejects),
+		cmocka_unit_test(atomic_write_replaces_or_refuses),
+		cmocka_unit_test(alloc_failure_injection),
+		cmocka_unit_test(errors_have_messages),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
