@@ -40,6 +40,13 @@ struct kl_keys {
 	struct kl_key enc;     /* AES-256-GCM for every object */
 	struct kl_key id;      /* HMAC-SHA-256 key for blob ids */
 	struct kl_key chunker; /* seeds the chunker's gear table */
+	/*
+	 * Private to src/crypto: kl_blob_id's precomputed HMAC state. NULL
+	 * (a struct filled in by hand) is valid, and the state is ignored when
+	 * id no longer holds the key it was made from, so callers may set the
+	 * key fields directly; kl_blob_id is then slower, never wrong.
+	 */
+	struct kl_hmac_state *hmac;
 };
 
 /* What a sealed object is; bound into the AEAD's associated data. */
@@ -76,13 +83,16 @@ void kl_sha256(const void *data, size_t n, struct kl_id *ret);
 /*
  * Seals plaintext into out (appending): version | nonce | ct | tag.
  * aad is kind (1 byte) followed by the optional extra bytes (e.g. a blob
- * id). Thread-safe. Returns 0 or -ENOMEM/-E2BIG.
+ * id). Thread-safe. pt must not point into out. Returns 0 or
+ * -ENOMEM/-E2BIG; out is unchanged on failure.
  */
 int kl_seal(const struct kl_key *key, enum kl_obj_kind kind, const void *extra, size_t extra_len,
 	    const void *pt, size_t pt_len, struct kl_buf *out);
 /*
  * Opens a sealed object into out (appending). Returns 0, -KL_ECORRUPT on
- * a bad version, short input or authentication failure.
+ * a bad version, short input or authentication failure, -E2BIG if the
+ * plaintext would pass out->max, -ENOMEM. On failure out is unchanged and
+ * no unauthenticated plaintext is left in its spare room.
  */
 int kl_open(const struct kl_key *key, enum kl_obj_kind kind, const void *extra, size_t extra_len,
 	    const void *sealed, size_t sealed_len, struct kl_buf *out);
@@ -115,12 +125,22 @@ struct kl_keyfile_info {
 	struct kl_kdf_params kdf;
 };
 
+/*
+ * Appends a new key file (fresh salt) to out. kdf NULL means the defaults;
+ * host and user may be NULL. Returns 0, -EINVAL for KDF parameters out of
+ * range (ops 1..100, mem 8 KiB..4 GiB) or host/user over 255 bytes,
+ * -ENOMEM, -E2BIG.
+ */
 int kl_keyfile_create(const struct kl_keys *k, const struct kl_pass *pass,
 		      const struct kl_kdf_params *kdf, const char *host, const char *user,
 		      struct kl_buf *out);
-/* Returns 0, -KL_EBADPASS if the passphrase does not open it, -KL_ECORRUPT on bad bytes. */
+/*
+ * Returns 0, -KL_EBADPASS if the passphrase does not open it, -KL_ECORRUPT
+ * on bad bytes (checked before Argon2id runs), -KL_EVERSION for a key file
+ * version newer than 1, -ENOMEM.
+ */
 int kl_keyfile_open(const void *data, size_t n, const struct kl_pass *pass, struct kl_keys **ret);
-/* Reads the public fields without a passphrase. */
+/* Reads the public fields without a passphrase: 0, -KL_ECORRUPT or -KL_EVERSION. */
 int kl_keyfile_info(const void *data, size_t n, struct kl_keyfile_info *ret);
 
 #endif
