@@ -1,0 +1,152 @@
+# bench/lib.sh: helpers for bench/run.sh (sourced, not run).
+# Tool adapters, the timing wrapper, page-cache warming and small maths.
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "bench: $*"; exit 1; }
+now() { date +%s.%N; }
+load1() { cut -d' ' -f1 /proc/loadavg; }
+# fsub A B: A - B for decimal strings
+fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+fadd() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a + b }'; }
+# one line, no tabs, at most 300 characters: safe inside the TSV and JSON
+oneline() { tr '\t\r\n' '   ' | sed 's/  */ /g; s/^ //; s/ $//' | cut -c1-300; }
+bytes_of() { du -sb "$1" 2>/dev/null | cut -f1; }
+# apparent size of the regular files under a directory (what a restore writes)
+file_bytes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%d\n", s }'; }
+
+# Page cache: these VMs reclaim pages idle for about a minute, so every
+# timed command is preceded by reading its inputs. tar to a pipe, not to
+# /dev/null: GNU tar skips reading file data when it writes to /dev/null.
+warm_tree() { tar cf - -C "$1" . 2>/dev/null | cat >/dev/null || true; }
+
+# ---- the three tools ---------------------------------------------------------
+# Each tool gets its own cache directory under $CACHE (made fresh per run);
+# passwords come from the environment, as the tools document.
+export KEEL_PASSWORD=keel-bench-password
+export RESTIC_PASSWORD=keel-bench-password
+export BORG_PASSPHRASE=keel-bench-password
+export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
+export BORG_DISPLAY_PASSPHRASE=no
+
+tool_env() {
+	export RESTIC_CACHE_DIR=$CACHE/restic
+	export BORG_BASE_DIR=$CACHE/borg
+	export XDG_CACHE_HOME=$CACHE/xdg
+	mkdir -p "$RESTIC_CACHE_DIR" "$BORG_BASE_DIR" "$XDG_CACHE_HOME"
+}
+
+# cmd_init TOOL REPO: prints the command, one argument per line
+# (read back into an array by the caller; paths here have no newlines)
+cmd_init() {
+	case $1 in
+	keel) printf '%s\n' "$KEEL" -r "$2" --no-progress init $KEEL_INIT_ARGS ;;
+	restic) printf '%s\n' restic -r "$2" -q init --repository-version 2 ;;
+	borg) printf '%s\n' borg init -e repokey "$2" ;;
+	esac
+}
+# cmd_backup TOOL REPO NAME PATH
+cmd_backup() {
+	case $1 in
+	keel) printf '%s\n' "$KEEL" -r "$2" --no-progress backup "$4" ;;
+	restic) printf '%s\n' restic -r "$2" -q --compression auto backup "$4" ;;
+	borg) printf '%s\n' borg create --compression zstd,3 "$2::$3" "$4" ;;
+	esac
+}
+# cmd_restore TOOL REPO NAME TARGET (borg extracts into its working directory)
+cmd_restore() {
+	case $1 in
+	keel) printf '%s\n' "$KEEL" -r "$2" --no-progress restore latest --target "$4" ;;
+	restic) printf '%s\n' restic -r "$2" -q restore latest --target "$4" ;;
+	borg) printf '%s\n' env -C "$4" borg extract "$2::$3" ;;
+	esac
+}
+cmd_check() {
+	case $1 in
+	keel) printf '%s\n' "$KEEL" -r "$2" --no-progress check --read-data ;;
+	restic) printf '%s\n' restic -r "$2" -q check --read-data ;;
+	borg) printf '%s\n' borg check --verify-data "$2" ;;
+	esac
+}
+# listing snapshots: what opening the repository costs (key derivation,
+# index, lock), measured on the finished repository
+cmd_list() {
+	case $1 in
+	keel) printf '%s\n' "$KEEL" -r "$2" --no-progress snapshots ;;
+	restic) printf '%s\n' restic -r "$2" -q snapshots ;;
+	borg) printf '%s\n' borg list "$2" ;;
+	esac
+}
+
+# Exit codes that still mean success. borg exits 1 for warnings (e.g. a
+# file changed while it was read); everything else must exit 0.
+tool_ok() {
+	[ "$2" = 0 ] && return 0
+	[ "$1" = borg ] && [ "$2" = 1 ] && return 0
+	return 1
+}
+
+# chunks_of TOOL REPO: stored data chunks (blobs), or nothing if unknown
+chunks_of() {
+	case $1 in
+	restic)
+		restic -r "$2" -q --json stats --mode raw-data 2>/dev/null |
+			jq -r '.total_blob_count // empty' 2>/dev/null ;;
+	borg)
+		borg info --json "$2" 2>/dev/null |
+			jq -r '.cache.stats.total_unique_chunks // empty' 2>/dev/null ;;
+	keel)
+		# the stats format is not settled yet: take the first count of
+		# chunks or blobs that `snapshots --json` or `check --json` gives
+		{ "$KEEL" -r "$2" --json snapshots 2>/dev/null
+		  "$KEEL" -r "$2" --json check 2>/dev/null; } |
+			jq -r '[.. | objects | to_entries[] |
+				select(.key | test("^(total_)?(data_)?(chunk|blob)s?(_count)?$|^(chunks|blobs)_stored$"))
+				| .value | numbers] | first // empty' 2>/dev/null | head -1 ;;
+	esac
+}
+
+# ---- timing ---------------------------------------------------------------------
+# measure RUN TOOL SCENARIO WORK_BYTES REPO CMD...
+# Runs CMD under GNU time after a sync, so dirty pages from the previous
+# step are not written back inside the timed window. Appends one row to
+# $RESULTS and sets MEASURE_RC. Output of CMD goes to a log file.
+measure() {
+	local run=$1 tool=$2 scen=$3 bytes=$4 repo=$5
+	shift 5
+	local tf=$WORK/tmp/time.out log=$LOGS/run$run-$tool-$scen.log
+	local rc=0 load wall user sys rss status err='' repo_bytes=''
+	sync
+	load=$(load1)
+	/usr/bin/time -f '%e %U %S %M' -o "$tf" "$@" >"$log" 2>&1 || rc=$?
+	read -r wall user sys rss <<<"$(tail -n1 "$tf")"
+	if tool_ok "$tool" "$rc"; then
+		status=ok
+	else
+		status=fail
+		err="exit $rc: $(grep -v '^$' "$log" | tail -n3 | oneline)"
+	fi
+	[ -n "$repo" ] && repo_bytes=$(bytes_of "$repo")
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+		"$run" "$tool" "$scen" "$status" "$wall" "$user" "$sys" "$rss" \
+		"${repo_bytes:-0}" "$bytes" "$load" "$rc" "$err" >>"$RESULTS"
+	printf '  %-7s %-10s %-4s wall %7ss cpu %7ss rss %7s KiB load %s%s\n' "$tool" "$scen" "$status" \
+		"$wall" "$(fadd "$user" "$sys")" "$rss" "$load" "${err:+  ($err)}" >&2
+	MEASURE_RC=$rc
+	[ "$status" = ok ]
+}
+
+# record_na RUN TOOL SCENARIO WHY: a row for a figure that could not be taken
+record_na() {
+	printf '%s\t%s\t%s\tn/a\t\t\t\t\t\t\t%s\t\t%s\n' "$1" "$2" "$3" "$(load1)" \
+		"$(printf '%s' "$4" | oneline)" >>"$RESULTS"
+}
+
+# time_s CMD...: wall seconds of CMD (stdout discarded), for the ceilings
+time_s() {
+	local t0 t1
+	t0=$(now)
+	"$@" >/dev/null
+	t1=$(now)
+	fsub "$t1" "$t0"
+}

@@ -1,0 +1,242 @@
+# bench/report.awk: turns a run's facts and raw rows into the table
+# (stdout) and the JSON file (-v json=FILE). Plain POSIX awk (mawk).
+#
+# usage: awk -F'\t' -v json=OUT -f report.awk FACTS RAW.tsv SCALING.tsv
+# FACTS: key=value lines. RAW.tsv: run tool scenario status wall user sys
+# rss_kib repo_bytes work_bytes load1 rc error. SCALING.tsv: the same
+# columns, then files, chunks, and how chunks were obtained.
+
+function median(list,    a, n, i, j, t) {
+	n = split(list, a, " ")
+	if (n == 0) return ""
+	for (i = 2; i <= n; i++)
+		for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+	if (n % 2) return a[(n + 1) / 2] + 0
+	return (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function add(key, v) { L[key] = (key in L) ? L[key] " " v : v }
+function max(a, b) { return a > b ? a : b }
+function jesc(s) {
+	gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); gsub(/\t/, " ", s)
+	gsub(/[\001-\037]/, " ", s)
+	return "\"" s "\""
+}
+function jnum(v) { return v == "" ? "null" : sprintf("%.6g", v) }
+function mb(b) { return sprintf("%.1f", b / 1e6) }
+function fmt_s(v) { return v == "" ? "-" : (v < 10 ? sprintf("%.2f", v) : sprintf("%.1f", v)) }
+function verdict(r, better, worse) {
+	if (r < 0.97) return sprintf("%.2fx %s", r, better)
+	if (r > 1.03) return sprintf("%.2fx KEEL LOSES (%s)", r, worse)
+	return sprintf("%.2fx about even", r)
+}
+
+# ceiling_s: the least time the hardware allows for a scenario, from the
+# ceilings measured in the same run (see README "Ceilings")
+function ceiling_s(scen, repo,    np, sha, aes, z3c, z3d, ratio, src, rd, ch) {
+	np = F["nproc"]; sha = F["sha256_MBps"] * 1e6; aes = F["aes256gcm_MBps"] * 1e6
+	z3c = F["zstd3_c_MBps"] * 1e6; z3d = F["zstd3_d_MBps"] * 1e6; ratio = F["zstd3_ratio"]
+	src = F["source_bytes"]
+	if (np == "" || sha == 0 || aes == 0 || z3c == 0 || z3d == 0 || ratio == 0 || F["read_s"] == 0) return ""
+	rd = src / F["read_s"]
+	if (scen == "backup_initial")
+		return max(F["read_s"], src * (1 / sha + 1 / z3c + 1 / (ratio * aes)) / np)
+	if (scen == "backup_unchanged") return F["walk_s"]
+	if (scen == "backup_mutated") {
+		ch = median(CHANGED)
+		return F["walk_s"] + ch * max(1 / rd, 1 / (sha * np))
+	}
+	if (scen == "restore") return max(F["tarx_s"], src * (1 / z3d + 1 / (ratio * aes) + 1 / sha) / np)
+	if (scen == "check" && repo > 0) return max(repo / rd, (repo / aes + src / z3d + src / sha) / np)
+	return ""
+}
+
+FNR == 1 { fileno++ }
+fileno == 1 {
+	i = index($0, "=")
+	if (i) {
+		k = substr($0, 1, i - 1); F[k] = substr($0, i + 1)
+		if (k ~ /^changed_bytes_run/) CHANGED = CHANGED " " F[k]
+	}
+	next
+}
+fileno == 2 {
+	run = $1; tool = $2; scen = $3; st = $4; key = tool SUBSEP scen
+	if (!(tool in SEEN_TOOL)) { SEEN_TOOL[tool] = 1; TOOLS_N++; TOOL_AT[TOOLS_N] = tool }
+	if (scen == "verify") { VERIFY[tool] = st; if ($13 != "") VERIFY_ERR[tool] = $13; next }
+	if (st == "ok") {
+		add("wall" SUBSEP key, $5); add("cpu" SUBSEP key, $6 + $7); add("user" SUBSEP key, $6)
+		add("sys" SUBSEP key, $7); add("rss" SUBSEP key, $8); add("repo" SUBSEP key, $9)
+		add("bytes" SUBSEP key, $10); OK[key]++
+	} else {
+		BAD[key]++; ERR[key] = $13; BADST[key] = st
+	}
+	add("load" SUBSEP key, $11 == "" ? "?" : $11)
+	next
+}
+fileno == 3 {
+	SC_N++
+	for (i = 1; i <= 16; i++) SC[SC_N, i] = $i
+	next
+}
+
+END {
+	ns = split("backup_initial backup_unchanged backup_mutated restore check list", SCEN, " ")
+	LABEL["backup_initial"] = "initial backup"
+	LABEL["backup_unchanged"] = "backup, nothing changed"
+	LABEL["backup_mutated"] = "backup after the mutation"
+	LABEL["restore"] = "full restore of the latest snapshot"
+	LABEL["check"] = "check --read-data (borg: check --verify-data)"
+	LABEL["list"] = "list snapshots (cost of opening the repository)"
+	nt = split(F["tools"], TL, " ")
+
+	printf "keel bench: %s mode, %s run(s) per figure, commit %s, %s\n", F["mode"], F["runs"], F["commit"], F["date"]
+	printf "machine: %s x%s (%s), %.1f GiB RAM, Linux %s, %s; restic %s, borg %s, zstd %s, OpenSSL %s\n",
+		F["cpu"], F["nproc"], F["cpu_flags"], F["mem_kib"] / 1048576, F["kernel"], F["fs"],
+		F["restic_version"], F["borg_version"], F["zstd_version"], F["openssl_version"]
+	printf "data: %s files, %s MB (Linux 6.1 source tree%s, %s MiB disk image, %s MiB SQL dump), seed %s\n",
+		F["source_files"], mb(F["source_bytes"]), F["mode"] == "quick" ? " subset" : "", F["image_mib"], F["sql_mib"], F["seed"]
+	printf "mutation (run 1): %s\n", F["mutation"]
+	printf "keel: %s%s\n", F["keel_status"], F["keel_init_args"] != "" ? " (init " F["keel_init_args"] ")" : ""
+	printf "ceilings, measured in this run (load %s): zstd -1 %s MB/s (ratio %s), zstd -3 %s MB/s (ratio %s),\n",
+		F["ceiling_load1"], F["zstd1_c_MBps"], F["zstd1_ratio"], F["zstd3_c_MBps"], F["zstd3_ratio"]
+	printf "  zstd -3 decompression %s MB/s, SHA-256 %s MB/s, AES-256-GCM %s MB/s (all one core);\n",
+		F["zstd3_d_MBps"], F["sha256_MBps"], F["aes256gcm_MBps"]
+	if (F["read_s"] > 0)
+		printf "  reading the tree (tar c | wc) %.0f MB/s (%s s), stat walk %s s, tar c | tar x %s s (%.0f MB/s)\n",
+			F["source_bytes"] / F["read_s"] / 1e6, F["read_s"], F["walk_s"], F["tarx_s"],
+			(F["tarx_s"] > 0 ? F["source_bytes"] / F["tarx_s"] / 1e6 : 0)
+	printf "Figures are medians over the runs; \"load\" is the 1-minute load average before each run's command.\n"
+	printf "%% ceiling = the hardware's least time for the scenario / the tool's wall time (100%% = at the ceiling).\n"
+
+	out = json
+	printf "{\n  \"schema\": \"keel-bench/1\",\n" > out
+	printf "  \"date\": %s, \"commit\": %s, \"mode\": %s, \"runs\": %s,\n", jesc(F["date"]), jesc(F["commit"]), jesc(F["mode"]), F["runs"] + 0 > out
+	printf "  \"machine\": {\"cpu\": %s, \"nproc\": %s, \"cpu_flags\": %s, \"mem_kib\": %s, \"kernel\": %s, \"fs\": %s},\n",
+		jesc(F["cpu"]), F["nproc"] + 0, jesc(F["cpu_flags"]), F["mem_kib"] + 0, jesc(F["kernel"]), jesc(F["fs"]) > out
+	printf "  \"versions\": {\"keel\": %s, \"restic\": %s, \"borg\": %s, \"zstd\": %s, \"openssl\": %s},\n",
+		jesc(F["keel_version"]), jesc(F["restic_version"]), jesc(F["borg_version"]), jesc(F["zstd_version"]), jesc(F["openssl_version"]) > out
+	printf "  \"keel\": {\"status\": %s, \"binary\": %s, \"init_args\": %s},\n", jesc(F["keel_status"]), jesc(F["keel_binary"]), jesc(F["keel_init_args"]) > out
+	printf "  \"corpus\": {\"spec\": %s, \"source_bytes\": %s, \"source_files\": %s, \"image_mib\": %s, \"sql_mib\": %s, \"image_layout\": %s, \"mutation_run1\": %s},\n",
+		jesc(F["spec"]), F["source_bytes"] + 0, F["source_files"] + 0, F["image_mib"] + 0, F["sql_mib"] + 0, jesc(F["image_layout"]), jesc(F["mutation"]) > out
+	printf "  \"ceilings\": {\"load1\": %s, \"zstd1_MBps\": %s, \"zstd1_ratio\": %s, \"zstd3_MBps\": %s, \"zstd3_ratio\": %s, \"zstd3_decompress_MBps\": %s, \"sha256_MBps\": %s, \"aes256gcm_MBps\": %s, \"read_tree_s\": %s, \"stat_walk_s\": %s, \"tar_x_s\": %s},\n",
+		jnum(F["ceiling_load1"]), jnum(F["zstd1_c_MBps"]), jnum(F["zstd1_ratio"]), jnum(F["zstd3_c_MBps"]), jnum(F["zstd3_ratio"]),
+		jnum(F["zstd3_d_MBps"]), jnum(F["sha256_MBps"]), jnum(F["aes256gcm_MBps"]), jnum(F["read_s"]), jnum(F["walk_s"]), jnum(F["tarx_s"]) > out
+	printf "  \"scenarios\": {" > out
+
+	for (s = 1; s <= ns; s++) {
+		sc = SCEN[s]
+		printf "\n%s\n", LABEL[sc]
+		printf "%-8s %8s %10s %9s %9s %8s %7s  %s\n", "tool", "wall s", "user+sys s", "RSS MiB", "repo MB", "MB/s", "%ceil", "load per run"
+		printf "%s\n    %s: {\"label\": %s, \"tools\": {", (s > 1 ? "," : ""), jesc(sc), jesc(LABEL[sc]) > out
+		for (t = 1; t <= nt; t++) {
+			tool = TL[t]; key = tool SUBSEP sc
+			printf "%s\n      %s: ", (t > 1 ? "," : ""), jesc(tool) > out
+			W[tool] = ""
+			if (OK[key] > 0) {
+				w = median(L["wall" SUBSEP key]); c = median(L["cpu" SUBSEP key])
+				r = median(L["rss" SUBSEP key]); rp = median(L["repo" SUBSEP key]); b = median(L["bytes" SUBSEP key])
+				W[tool] = w; C[tool] = c; R[tool] = r; RP[tool] = rp
+				rate = (w > 0 && b > 0) ? b / w / 1e6 : ""
+				cs = ceiling_s(sc, rp); frac = (cs != "" && w > 0) ? cs / w : ""
+				note = BAD[key] > 0 ? sprintf("  (%d of %d runs %s: %s)", BAD[key], BAD[key] + OK[key], BADST[key], ERR[key]) : ""
+				printf "%-8s %8s %10s %9.1f %9s %8s %7s  %s%s\n", tool, fmt_s(w), fmt_s(c), r / 1024,
+					sc == "list" ? "-" : mb(rp), rate == "" ? "-" : sprintf("%.1f", rate),
+					frac == "" ? "-" : sprintf("%.0f%%", 100 * frac), L["load" SUBSEP key], note
+				printf "{\"status\": \"ok\", \"runs_ok\": %d, \"runs_failed\": %d, \"wall_s\": %s, \"cpu_s\": %s, \"user_s\": %s, \"sys_s\": %s, \"peak_rss_kib\": %s, \"repo_bytes\": %s, \"work_bytes\": %s, \"MBps\": %s, \"ceiling_s\": %s, \"ceiling_fraction\": %s, \"wall_samples\": [%s], \"load1\": [%s]",
+					OK[key], BAD[key], jnum(w), jnum(c), jnum(median(L["user" SUBSEP key])), jnum(median(L["sys" SUBSEP key])),
+					jnum(r), jnum(rp), jnum(b), jnum(rate), jnum(cs), jnum(frac), csv(L["wall" SUBSEP key]), csv(L["load" SUBSEP key]) > out
+				if (sc == "restore" && (tool in VERIFY))
+					printf ", \"restore_verified\": %s", VERIFY[tool] == "ok" ? "true" : "false" > out
+				if (BAD[key] > 0) printf ", \"error\": %s", jesc(ERR[key]) > out
+				printf "}" > out
+			} else {
+				st = (key in BADST) ? BADST[key] : "n/a"
+				msg = (key in ERR) ? ERR[key] : "not run"
+				printf "%-8s %8s  %s\n", tool, st == "fail" ? "FAILED" : "n/a", msg
+				printf "{\"status\": %s, \"error\": %s}", jesc(st == "fail" ? "failed" : "n/a"), jesc(msg) > out
+			}
+		}
+		printf "}" > out
+		# keel against each peer, in words where it loses
+		if (W["keel"] != "") {
+			printf ", \"keel_vs\": {" > out
+			first = 1
+			for (t = 1; t <= nt; t++) {
+				p = TL[t]
+				if (p == "keel" || W[p] == "" || W[p] == 0) continue
+				rw = W["keel"] / W[p]; rc_ = C[p] > 0 ? C["keel"] / C[p] : ""; rr = R[p] > 0 ? R["keel"] / R[p] : ""
+				rrp = (sc != "list" && RP[p] > 0) ? RP["keel"] / RP[p] : ""
+				line = "wall " verdict(rw, "faster", "slower")
+				if (rc_ != "") line = line " | cpu " verdict(rc_, "less", "more CPU")
+				if (rr != "") line = line " | RSS " verdict(rr, "less", "more memory")
+				if (rrp != "" && sc ~ /^backup/) line = line " | repo " verdict(rrp, "smaller", "bigger repository")
+				printf "  keel/%s: %s\n", p, line
+				printf "%s%s: {\"wall\": %s, \"cpu\": %s, \"rss\": %s, \"repo\": %s}", first ? "" : ", ", jesc(p),
+					jnum(rw), jnum(rc_), jnum(rr), jnum(sc ~ /^backup/ ? rrp : "") > out
+				first = 0
+			}
+			printf "}" > out
+		} else if ("keel" in SEEN_TOOL) {
+			printf "  keel/restic, keel/borg: n/a (no keel figure)\n"
+		}
+		cs = ceiling_s(sc, 0)
+		printf ", \"ceiling_s\": %s}", jnum(cs) > out
+		if (cs != "") printf "  hardware ceiling: %s s\n", fmt_s(cs)
+	}
+	printf "\n  },\n" > out
+
+	# verification of restores (first run, untimed)
+	vline = ""
+	for (t = 1; t <= nt; t++) if (TL[t] in VERIFY)
+		vline = vline sprintf("%s %s%s; ", TL[t], VERIFY[TL[t]] == "ok" ? "identical" : "DIFFERS",
+			(TL[t] in VERIFY_ERR) ? " (" VERIFY_ERR[TL[t]] ")" : "")
+	if (vline != "") printf "\nrestored trees compared with the data (run 1): %s\n", vline
+
+	# scaling
+	printf "  \"scaling\": [" > out
+	if (SC_N > 0) {
+		printf "\nscaling: initial backup of generated data, one run per point\n"
+		printf "%-16s %-7s %9s %9s %8s %8s %9s %9s %10s  %s\n", "point", "tool", "files", "data MB", "wall s", "MB/s", "RSS MiB", "chunks", "RSS/chunk", "load"
+	}
+	for (i = 1; i <= SC_N; i++) {
+		tool = SC[i, 2]; name = SC[i, 3]; st = SC[i, 4]
+		printf "%s\n    {\"point\": %s, \"tool\": %s, \"status\": %s", (i > 1 ? "," : ""), jesc(name), jesc(tool), jesc(st) > out
+		if (st == "ok") {
+			w = SC[i, 5]; r = SC[i, 8]; b = SC[i, 10]; ch = SC[i, 15]
+			per = ch > 0 ? r * 1024 / ch : ""
+			printf "%-16s %-7s %9s %9s %8s %8.1f %9.1f %9s %10s  %s\n", name, tool, SC[i, 14], mb(b), fmt_s(w),
+				(w > 0 ? b / w / 1e6 : 0), r / 1024, ch (SC[i, 16] == "estimated" ? "~" : ""),
+				per == "" ? "-" : sprintf("%.0f B", per), SC[i, 11]
+			printf ", \"wall_s\": %s, \"cpu_s\": %s, \"peak_rss_kib\": %s, \"repo_bytes\": %s, \"data_bytes\": %s, \"files\": %s, \"chunks\": %s, \"chunks_source\": %s, \"rss_bytes_per_chunk\": %s, \"load1\": %s",
+				jnum(w), jnum(SC[i, 6] + SC[i, 7]), jnum(r), jnum(SC[i, 9]), jnum(b), jnum(SC[i, 14]), jnum(ch), jesc(SC[i, 16]), jnum(per), jnum(SC[i, 11]) > out
+			# growth: memory per chunk between the smallest and the largest point
+			if (ch > 0) {
+				if (!(tool in LO) || ch < SC[LO[tool], 15] + 0) LO[tool] = i
+				if (!(tool in HI) || ch > SC[HI[tool], 15] + 0) HI[tool] = i
+			}
+		} else {
+			printf "%-16s %-7s %s: %s\n", name, tool, st == "fail" ? "FAILED" : "n/a", SC[i, 13]
+			printf ", \"error\": %s", jesc(SC[i, 13]) > out
+		}
+		printf "}" > out
+	}
+	printf "\n  ],\n  \"scaling_rss_bytes_per_extra_chunk\": {" > out
+	first = 1
+	for (t = 1; t <= nt; t++) {
+		tool = TL[t]
+		if (!(tool in LO) || LO[tool] == HI[tool]) continue
+		d = (SC[HI[tool], 8] - SC[LO[tool], 8]) * 1024 / (SC[HI[tool], 15] - SC[LO[tool], 15])
+		printf "%s: growth of peak RSS per extra stored chunk, %s to %s: %.0f bytes%s\n", tool, SC[LO[tool], 3], SC[HI[tool], 3], d,
+			(SC[HI[tool], 16] == "estimated" || SC[LO[tool], 16] == "estimated") ? " (chunk counts estimated as one per MiB)" : ""
+		printf "%s%s: %s", first ? "" : ", ", jesc(tool), jnum(d) > out
+		first = 0
+	}
+	printf "},\n  \"elapsed_s\": %s\n}\n", jnum(F["elapsed_s"]) > out
+	close(out)
+}
+function csv(list,    a, n, i, s) {
+	n = split(list, a, " ")
+	s = ""
+	for (i = 1; i <= n; i++) s = s (i > 1 ? ", " : "") (a[i] == "?" ? "null" : a[i] + 0)
+	return s
+}
