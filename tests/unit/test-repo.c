@@ -286,10 +286,11 @@ static void snapshots_are_listed_in_time_order(void **state)
 	struct kl_snapshot s = { 0 };
 	struct kl_snapshot_list l;
 	struct kl_id a, b;
-	char *paths[] = { "/home/u" };
+	char path0[] = "/home/u", host[] = "h";
+	char *paths[] = { path0 };
 
 	s.kind = KL_SNAP_FILES;
-	s.host = "h";
+	s.host = host;
 	s.paths = paths;
 	s.n_paths = 1;
 	s.time_ns = 2000;
