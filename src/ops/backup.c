@@ -11,7 +11,9 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +61,13 @@ struct backup {
 	struct dir_job *live;
 	int64_t next_progress_ns;
 	struct kl_progress prog;
+	/* totals for the progress line's ETA, counted by a scanner thread */
+	pthread_t scanner;
+	bool scanning;
+	atomic_bool scan_stop;
+	atomic_ullong scan_files, scan_bytes;
+	char **scan_paths;
+	size_t n_scan_paths;
 };
 
 static void warn(struct backup *b, const char *path, int err, const char *what)
@@ -80,6 +89,8 @@ static void progress(struct backup *b, const char *current, bool force)
 		return;
 	b->next_progress_ns = now + 100000000;
 	b->prog.current = current;
+	b->prog.files_total = atomic_load(&b->scan_files);
+	b->prog.bytes_total = atomic_load(&b->scan_bytes);
 	b->o->report.progress(b->o->report.ud, &b->prog);
 }
 
@@ -273,8 +284,9 @@ static int read_chunks(struct backup *b, int fd, struct kl_file_job *f, uint64_t
 			if (rc < 0)
 				return rc;
 			off += cut;
+			b->prog.bytes_done += cut;
+			progress(b, NULL, false);
 		}
-		b->prog.bytes_done += off;
 		if (eof)
 			return 0;
 		memmove(b->rbuf, b->rbuf + off, len - off);
@@ -379,6 +391,7 @@ static int handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd
 			b->st.files_unmodified++;
 			b->prog.files_done++;
 			b->prog.bytes_done += n->size;
+			progress(b, path, false);
 			return 0;
 		}
 		if (oldn && oldn->type == KL_NODE_FILE)
@@ -771,6 +784,73 @@ static int process_virtual(struct backup *b, struct dir_job *d, struct source_no
 	return child_done(b, d);
 }
 
+/* ---- the scanner: only counts, so that progress can show an ETA ---- */
+
+static void scan_dir(struct backup *b, int dfd, const char *path, dev_t dev, int depth)
+{
+	DIR *d;
+	struct dirent *de;
+
+	if (depth > 256 || !(d = fdopendir(dfd))) {
+		close(dfd);
+		return;
+	}
+	while (!atomic_load(&b->scan_stop) && (de = readdir(d))) {
+		struct stat st;
+		char *sub;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		sub = join_path(path, de->d_name);
+		if (!sub)
+			break;
+		if (b->o->excludes.n && kl_patterns_match(&b->o->excludes, sub)) {
+			kl_free(sub);
+			continue;
+		}
+		if (S_ISREG(st.st_mode) &&
+		    !(b->o->exclude_larger_than && (uint64_t)st.st_size > b->o->exclude_larger_than)) {
+			atomic_fetch_add(&b->scan_files, 1);
+			atomic_fetch_add(&b->scan_bytes, (uint64_t)st.st_size);
+		} else if (S_ISDIR(st.st_mode) &&
+			   !((b->o->flags & KL_BACKUP_ONE_FS) && st.st_dev != dev)) {
+			int fd = openat(dirfd(d), de->d_name,
+					O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (fd >= 0)
+				scan_dir(b, fd, sub, dev, depth + 1);
+		}
+		kl_free(sub);
+	}
+	closedir(d);
+}
+
+static void *scanner(void *arg)
+{
+	struct backup *b = arg;
+
+	for (size_t i = 0; i < b->n_scan_paths && !atomic_load(&b->scan_stop); i++) {
+		struct stat st;
+		int fd;
+
+		if (lstat(b->scan_paths[i], &st) < 0)
+			continue;
+		if (S_ISREG(st.st_mode)) {
+			atomic_fetch_add(&b->scan_files, 1);
+			atomic_fetch_add(&b->scan_bytes, (uint64_t)st.st_size);
+			continue;
+		}
+		if (!S_ISDIR(st.st_mode))
+			continue;
+		fd = open(b->scan_paths[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0)
+			scan_dir(b, fd, b->scan_paths[i], st.st_dev, 0);
+	}
+	return NULL;
+}
+
 /* ---- streams: stdin or a command's standard output ---- */
 
 static int spawn(char **argv, pid_t *pid_ret)
@@ -1018,6 +1098,11 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 	}
 	if (rc >= 0 && !(root = dir_new(&b, NULL, 0, "/")))
 		rc = -ENOMEM;
+	if (rc >= 0 && !stream && o->report.progress) {
+		b.scan_paths = paths;
+		b.n_scan_paths = n_paths;
+		b.scanning = pthread_create(&b.scanner, NULL, scanner, &b) == 0;
+	}
 	if (rc >= 0 && stream) {
 		rc = backup_stream(&b, root);
 	} else if (rc >= 0) {
@@ -1046,6 +1131,10 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 			rc = -EIO; /* cannot happen: something lost track of a file */
 			break;
 		}
+	}
+	if (b.scanning) {
+		atomic_store(&b.scan_stop, true);
+		pthread_join(b.scanner, NULL);
 	}
 	if (b.pl_started) {
 		int prc = kl_pipeline_finish(&b.pl, &ws);

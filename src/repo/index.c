@@ -358,6 +358,9 @@ int kl_repo_flush_index(struct kl_repo *r)
 	size_t n;
 	int rc = 0;
 
+	rc = kl_writer_wait_(r->writer);
+	if (rc < 0)
+		return rc;
 	/*
 	 * Take the pending list out under the lock; on failure put nothing
 	 * back: the packs stay durable and unindexed, and the next backup's

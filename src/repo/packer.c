@@ -59,7 +59,6 @@ int kl_packer_flush(struct kl_packer *p)
 {
 	struct kl_repo *r = p->r;
 	_cleanup_buf_ struct kl_buf hdr = KL_BUF_INIT((size_t)256 << 20);
-	char hex[2 * KL_ID_LEN + 1];
 	struct kl_id id;
 	uint8_t len4[4];
 	size_t before;
@@ -79,18 +78,21 @@ int kl_packer_flush(struct kl_packer *p)
 	if (rc < 0)
 		return rc;
 	kl_sha256(p->pack.data, p->pack.len, &id);
-	kl_id_hex(&id, hex);
-	rc = r->be->ops->put(r->be, KL_OBJ_DATA, hex, p->pack.data, p->pack.len);
-	if (rc == -EEXIST)
-		rc = 0; /* identical bytes are already there */
-	if (rc < 0)
-		return kl_fail(&r->err, rc, "cannot write pack '%s'", hex);
-	rc = kl_index_add_pack_(r, &id, &p->h, true);
-	if (rc < 0)
-		return rc;
 	p->st.packs++;
 	p->st.bytes_stored += p->pack.len;
-	kl_buf_clear(&p->pack);
+	{
+		size_t len = p->pack.len;
+		uint8_t *data = kl_buf_detach(&p->pack, NULL);
+
+		if (!data)
+			return -ENOMEM;
+		rc = kl_writer_enqueue_(r->writer, &id, data, len, &p->h);
+		/* one allocation per pack instead of doubling up to its size */
+		if (rc >= 0)
+			kl_buf_grow(&p->pack, r->cfg.pack_size + (r->cfg.pack_size >> 3));
+	}
+	if (rc < 0)
+		return rc;
 	kl_pack_header_release(&p->h);
 	return 0;
 }

@@ -10,4 +10,13 @@ void kl_index_free_(struct kl_index *x);
 int kl_index_add_pack_(struct kl_repo *r, const struct kl_id *pack, const struct kl_pack_header *h,
 		       bool pending);
 
+struct kl_writer;
+int kl_writer_new_(struct kl_repo *r, struct kl_writer **ret);
+/* Takes ownership of data and of h's entries (h is zeroed). */
+int kl_writer_enqueue_(struct kl_writer *w, const struct kl_id *id, uint8_t *data, size_t len,
+		       struct kl_pack_header *h);
+/* Waits until every queued pack is durable and indexed; returns the first error. */
+int kl_writer_wait_(struct kl_writer *w);
+void kl_writer_free_(struct kl_writer *w);
+
 #endif

@@ -22,7 +22,10 @@ static int repo_alloc(struct kl_backend *be, struct kl_repo **ret)
 	if (!r)
 		return -ENOMEM;
 	rc = kl_index_new_(&r->idx);
+	if (rc >= 0)
+		rc = kl_writer_new_(r, &r->writer);
 	if (rc < 0) {
+		kl_index_free_(r->idx);
 		kl_free(r);
 		return rc;
 	}
@@ -35,6 +38,7 @@ void kl_repo_free(struct kl_repo *r)
 {
 	if (!r)
 		return;
+	kl_writer_free_(r->writer);
 	kl_index_free_(r->idx);
 	kl_keys_free(r->keys);
 	kl_backend_free(r->be);

@@ -132,6 +132,7 @@ static void blobs_round_trip_through_packs(void **state)
 			kl_random(data[i], sizeof(data[i]));
 		else
 			memset(data[i], 'a' + i % 26, sizeof(data[i]));
+		data[i][0] = (uint8_t)i; /* all distinct */
 		assert_int_equal(kl_packer_store(p, KL_BLOB_DATA, data[i], sizeof(data[i]), &ids[i]), 0);
 	}
 	/* storing the same bytes again is deduplicated */

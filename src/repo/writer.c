@@ -1,0 +1,182 @@
+/*
+ * Background pack writers: packers hand finished packs here and go back to
+ * compressing, while these threads do the slow part (write, fsync, rename;
+ * later, uploads). At most a few packs wait, so memory stays bounded.
+ * A pack enters the index only after its write is durable.
+ */
+#include <pthread.h>
+
+#include "repo-internal.h"
+
+#define WRITERS 2
+#define MAX_QUEUED 4
+
+struct pack_job {
+	struct kl_id id;
+	uint8_t *data;
+	size_t len;
+	struct kl_pack_header h;
+	struct pack_job *next;
+};
+
+struct kl_writer {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;      /* jobs queued, or stopping */
+	pthread_cond_t idle_cv; /* a job finished */
+	struct pack_job *head, *tail;
+	unsigned queued, running;
+	bool started, stopping;
+	int error;
+	pthread_t threads[WRITERS];
+	unsigned n_threads;
+	struct kl_repo *r;
+};
+
+int kl_writer_new_(struct kl_repo *r, struct kl_writer **ret)
+{
+	struct kl_writer *w = kl_calloc(1, sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	pthread_cond_init(&w->idle_cv, NULL);
+	w->r = r;
+	*ret = w;
+	return 0;
+}
+
+static void job_free(struct pack_job *j)
+{
+	kl_free(j->data);
+	kl_pack_header_release(&j->h);
+	kl_free(j);
+}
+
+static int write_pack(struct kl_repo *r, struct pack_job *j)
+{
+	char hex[2 * KL_ID_LEN + 1];
+	int rc;
+
+	kl_id_hex(&j->id, hex);
+	rc = r->be->ops->put(r->be, KL_OBJ_DATA, hex, j->data, j->len);
+	if (rc == -EEXIST)
+		rc = 0; /* the same bytes are there already */
+	if (rc < 0)
+		return kl_fail(&r->err, rc, "cannot write pack '%s'", hex);
+	return kl_index_add_pack_(r, &j->id, &j->h, true);
+}
+
+static void *writer_main(void *arg)
+{
+	struct kl_writer *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		struct pack_job *j;
+		int rc;
+
+		while (!w->head && !w->stopping)
+			pthread_cond_wait(&w->cv, &w->lock);
+		if (!w->head)
+			break;
+		j = w->head;
+		w->head = j->next;
+		if (!w->head)
+			w->tail = NULL;
+		w->running++;
+		pthread_mutex_unlock(&w->lock);
+		rc = w->error ? 0 : write_pack(w->r, j);
+		job_free(j);
+		pthread_mutex_lock(&w->lock);
+		if (rc < 0 && !w->error)
+			w->error = rc;
+		w->running--;
+		w->queued--;
+		pthread_cond_broadcast(&w->idle_cv);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+int kl_writer_enqueue_(struct kl_writer *w, const struct kl_id *id, uint8_t *data, size_t len,
+		       struct kl_pack_header *h)
+{
+	struct pack_job *j = kl_calloc(1, sizeof(*j));
+	int rc = 0;
+
+	if (!j) {
+		kl_free(data);
+		return -ENOMEM;
+	}
+	j->id = *id;
+	j->data = data;
+	j->len = len;
+	j->h = *h;
+	memset(h, 0, sizeof(*h));
+	pthread_mutex_lock(&w->lock);
+	if (!w->started) {
+		w->started = true;
+		for (unsigned i = 0; i < WRITERS; i++)
+			if (pthread_create(&w->threads[w->n_threads], NULL, writer_main, w) == 0)
+				w->n_threads++;
+	}
+	if (!w->n_threads) {
+		/* no threads to be had: write in the caller */
+		pthread_mutex_unlock(&w->lock);
+		rc = write_pack(w->r, j);
+		job_free(j);
+		return rc;
+	}
+	while (w->queued >= MAX_QUEUED && !w->error)
+		pthread_cond_wait(&w->idle_cv, &w->lock);
+	rc = w->error;
+	if (rc < 0) {
+		pthread_mutex_unlock(&w->lock);
+		job_free(j);
+		return rc;
+	}
+	if (w->tail)
+		w->tail->next = j;
+	else
+		w->head = j;
+	w->tail = j;
+	w->queued++;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
+int kl_writer_wait_(struct kl_writer *w)
+{
+	int rc;
+
+	pthread_mutex_lock(&w->lock);
+	while (w->queued)
+		pthread_cond_wait(&w->idle_cv, &w->lock);
+	rc = w->error;
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+void kl_writer_free_(struct kl_writer *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stopping = true;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->lock);
+	for (unsigned i = 0; i < w->n_threads; i++)
+		pthread_join(w->threads[i], NULL);
+	while (w->head) {
+		struct pack_job *j = w->head;
+
+		w->head = j->next;
+		job_free(j);
+	}
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cv);
+	pthread_cond_destroy(&w->idle_cv);
+	kl_free(w);
+}
