@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# keel's test command: builds keel three ways and runs every suite.
+#
+#     scripts/test.sh [--no-deps] [STAGE...]
+#
+# Stages (all by default, in this order):
+#   gcc     gcc, -Dwerror=true -Dbuildtype=debugoptimized, into build-test/;
+#           meson test: unit, integration, help, symbols, fuzz-corpus
+#   asan    clang-14 with ASan+UBSan (-fno-sanitize-recover=all, leak
+#           detection), into build-asan/; the same suites
+#   fuzz    clang-14 -Dfuzz=true into build-fuzz/; each libFuzzer target
+#           runs KEEL_FUZZ_SECONDS (20) with its corpus, two at a time
+#   format  clang-format --dry-run -Werror over src/ include/ tests/ fuzz/;
+#           a warning unless KEEL_FORMAT_STRICT=1
+#
+# KEEL_TEST_REQUIRE_ALL=1 (CI sets it) turns every skipped test (exit 77)
+# into a failure. The last line printed is "N passed, N failed"; the exit
+# status is non-zero when anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+deps=1
+stages=()
+for a in "$@"; do
+	case $a in
+	--no-deps) deps=0 ;;
+	gcc | asan | fuzz | format) stages+=("$a") ;;
+	-h | --help)
+		sed -n '2,/^$/s/^# \{0,1\}//p' "$0"
+		exit 0
+		;;
+	*)
+		echo "test.sh: unknown argument '$a' (stages: gcc asan fuzz format)" >&2
+		exit 2
+		;;
+	esac
+done
+[ "${#stages[@]}" -gt 0 ] || stages=(gcc asan fuzz format)
+
+REQUIRE_ALL=${KEEL_TEST_REQUIRE_ALL:-0}
+FUZZ_SECONDS=${KEEL_FUZZ_SECONDS:-20}
+SAN_ENV=(
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+)
+
+PASSED=0
+FAILED=0
+SKIPPED=0
+FAILURES=()
+WARNINGS=()
+TIMINGS=()
+
+say()
+{
+	printf '==> %s\n' "$*"
+}
+
+failed()
+{
+	FAILED=$((FAILED + 1))
+	FAILURES+=("$1")
+}
+
+if [ "$deps" = 1 ]; then
+	if ! scripts/install-deps.sh; then
+		echo "test.sh: installing dependencies failed"
+		echo "0 passed, 1 failed"
+		exit 1
+	fi
+fi
+
+# setup_build DIR CC MESON-ARGS...: configures DIR with compiler CC; a
+# directory configured with another compiler or other arguments is wiped.
+# Always reconfigures, so that new fuzz targets and corpora are seen.
+setup_build()
+{
+	local dir=$1 cc=$2
+	shift 2
+	local want="CC=$cc $*"
+	if [ -f "$dir/build.ninja" ] && [ "$(cat "$dir/.keel-test-config" 2>/dev/null)" = "$want" ]; then
+		CC=$cc meson setup --reconfigure "$dir" "$@" >"$dir/.keel-setup.log" 2>&1
+	else
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		CC=$cc meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 &&
+			mv "$dir.setup.log" "$dir/.keel-setup.log"
+	fi || {
+		cat "$dir/.keel-setup.log" "$dir.setup.log" 2>/dev/null | tail -n 40
+		rm -f "$dir.setup.log"
+		return 1
+	}
+	printf '%s' "$want" >"$dir/.keel-test-config"
+}
+
+# build DIR [TARGETS...]: ninja, printing the errors on failure
+build()
+{
+	local dir=$1
+	shift
+	if ! ninja -C "$dir" "$@" >"$dir/.keel-build.log" 2>&1; then
+		grep -E -A12 'FAILED:|error:' "$dir/.keel-build.log" | head -n 80
+		return 1
+	fi
+}
+
+# count_tests DIR LABEL: adds meson's results (meson-logs/testlog.json) to
+# the totals; a skip is a failure under KEEL_TEST_REQUIRE_ALL=1
+count_tests()
+{
+	local dir=$1 label=$2 log=$1/meson-logs/testlog.json name result
+	if [ ! -s "$log" ]; then
+		failed "$label: meson test produced no results"
+		return
+	fi
+	while IFS=$'\t' read -r name result; do
+		case $result in
+		OK | EXPECTEDFAIL) PASSED=$((PASSED + 1)) ;;
+		SKIP)
+			if [ "$REQUIRE_ALL" = 1 ]; then
+				failed "$label: $name skipped (KEEL_TEST_REQUIRE_ALL=1)"
+			else
+				SKIPPED=$((SKIPPED + 1))
+				WARNINGS+=("$label: $name skipped")
+			fi
+			;;
+		*) failed "$label: $name $result" ;;
+		esac
+	done < <(testlog_results "$log")
+}
+
+# testlog_results LOG: "NAME<TAB>RESULT" per test
+testlog_results()
+{
+	if command -v python3 >/dev/null 2>&1; then
+		python3 -c '
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
+    if line.strip():
+        t = json.loads(line)
+        print("%s\t%s" % (t.get("name", "?"), t.get("result", "?")))' "$1"
+	else
+		sed -n 's/.*"name": "\([^"]*\)".*"result": "\([A-Z]*\)".*/\1\t\2/p' "$1"
+	fi
+}
+
+# run_suites DIR LABEL [ENV...] [-- MESON-TEST-ARGS]: meson test in DIR
+run_suites()
+{
+	local dir=$1 label=$2
+	shift 2
+	local -a envs=() margs=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		envs+=("$1")
+		shift
+	done
+	[ $# -gt 0 ] && shift
+	margs=("$@")
+	rm -f "$dir/meson-logs/testlog.json"
+	env "${envs[@]}" meson test -C "$dir" --no-rebuild --print-errorlogs "${margs[@]}"
+	count_tests "$dir" "$label"
+}
+
+stage_gcc()
+{
+	local dir=build-test
+	setup_build "$dir" gcc -Dwerror=true -Dbuildtype=debugoptimized || {
+		failed "gcc: meson setup"
+		return
+	}
+	build "$dir" || {
+		failed "gcc: build"
+		return
+	}
+	run_suites "$dir" gcc KEEL_TEST_REQUIRE_ALL="$REQUIRE_ALL"
+}
+
+stage_asan()
+{
+	local dir=build-asan
+	setup_build "$dir" clang-14 -Dwerror=true -Dbuildtype=debugoptimized \
+		-Db_sanitize=address,undefined -Db_lundef=false \
+		-Dc_args=-fno-sanitize-recover=all -Dc_link_args=-fno-sanitize-recover=all || {
+		failed "asan: meson setup"
+		return
+	}
+	build "$dir" || {
+		failed "asan: build"
+		return
+	}
+	run_suites "$dir" asan KEEL_TEST_REQUIRE_ALL="$REQUIRE_ALL" "${SAN_ENV[@]}" -- \
+		--timeout-multiplier 3
+}
+
+# fuzz_one NAME: runs one libFuzzer target; writes NAME.rc and NAME.log
+fuzz_one()
+{
+	local name=$1 short=${1#fuzz-} dir=build-fuzz
+	local out=$dir/fuzz-runs work=$dir/fuzz-work/${1#fuzz-}
+	local -a args=(-max_total_time="$FUZZ_SECONDS" -timeout=25 -rss_limit_mb=2048
+		-print_final_stats=1 -artifact_prefix="$dir/fuzz-artifacts/$name-" "$work")
+	mkdir -p "$work" "$dir/fuzz-artifacts" "$out"
+	[ -d "fuzz/corpus/$short" ] && args+=("fuzz/corpus/$short")
+	local rc=0
+	env "${SAN_ENV[@]}" "$dir/fuzz/$name" "${args[@]}" >"$out/$name.log" 2>&1 || rc=$?
+	echo "$rc" >"$out/$name.rc"
+}
+
+stage_fuzz()
+{
+	local dir=build-fuzz name src rc
+	local -a targets=()
+	for src in fuzz/fuzz-*.c; do
+		name=$(basename "$src" .c)
+		[ "$name" = fuzz-main ] || targets+=("$name")
+	done
+	if [ "${#targets[@]}" -eq 0 ]; then
+		say "fuzz: no targets in fuzz/ yet"
+		return
+	fi
+	setup_build "$dir" clang-14 -Dfuzz=true -Dwerror=true -Dbuildtype=debugoptimized \
+		-Db_lundef=false || {
+		failed "fuzz: meson setup"
+		return
+	}
+	# only targets that fuzz/meson.build knows are built
+	local -a known=()
+	for name in "${targets[@]}"; do
+		if grep -q "'$name'" fuzz/meson.build; then
+			known+=("$name")
+		else
+			WARNINGS+=("fuzz: $name is not listed in fuzz/meson.build")
+		fi
+	done
+	build "$dir" "${known[@]/#/fuzz/}" || {
+		failed "fuzz: build"
+		return
+	}
+	rm -rf "$dir/fuzz-runs"
+	say "fuzz: ${#known[@]} targets, ${FUZZ_SECONDS}s each, two at a time"
+	for name in "${known[@]}"; do
+		while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n || true; done
+		fuzz_one "$name" &
+	done
+	wait
+	for name in "${known[@]}"; do
+		rc=$(cat "$dir/fuzz-runs/$name.rc" 2>/dev/null || echo missing)
+		if [ "$rc" = 0 ]; then
+			PASSED=$((PASSED + 1))
+			printf '  %-22s ok   %s\n' "$name" \
+				"$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$dir/fuzz-runs/$name.log" | grep -Eo '[0-9]+$' || true) runs"
+		else
+			failed "fuzz: $name exited $rc (log: $dir/fuzz-runs/$name.log)"
+			printf '  %-22s FAIL (exit %s)\n' "$name" "$rc"
+			tail -n 40 "$dir/fuzz-runs/$name.log" | sed 's/^/    /'
+			ls "$dir/fuzz-artifacts/$name-"* 2>/dev/null | sed 's/^/    artifact: /'
+		fi
+	done
+}
+
+stage_format()
+{
+	local cf f
+	local -a files=() bad=()
+	cf=$(command -v clang-format-14 || command -v clang-format || true)
+	if [ -z "$cf" ]; then
+		failed "format: no clang-format"
+		return
+	fi
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		while IFS= read -r f; do
+			[ -f "$f" ] && files+=("$f")
+		done < <(git ls-files --cached --others --exclude-standard -- \
+			'src/*.[ch]' 'include/*.[ch]' 'tests/*.[ch]' 'fuzz/*.[ch]' | sort -u)
+	else
+		while IFS= read -r f; do files+=("$f"); done < <(find src include tests fuzz -name '*.[ch]' | sort)
+	fi
+	for f in "${files[@]}"; do
+		"$cf" --dry-run -Werror "$f" >/dev/null 2>&1 || bad+=("$f")
+	done
+	if [ "${#bad[@]}" -eq 0 ]; then
+		say "format: ${#files[@]} files clean"
+		PASSED=$((PASSED + 1))
+		return
+	fi
+	say "format: ${#bad[@]} of ${#files[@]} files are not clang-formatted:"
+	printf '  %s\n' "${bad[@]}"
+	echo "  (see: $cf --dry-run -Werror FILE; fix: $cf -i FILE)"
+	if [ "${KEEL_FORMAT_STRICT:-0}" = 1 ]; then
+		failed "format: ${#bad[@]} files not formatted"
+	else
+		WARNINGS+=("format: ${#bad[@]} files not formatted (a warning; KEEL_FORMAT_STRICT=1 fails)")
+	fi
+}
+
+total_start=$SECONDS
+for s in "${stages[@]}"; do
+	say "stage $s"
+	start=$SECONDS
+	before_p=$PASSED
+	before_f=$FAILED
+	"stage_$s"
+	TIMINGS+=("$(printf '%-7s %4ds  %d passed, %d failed' "$s" $((SECONDS - start)) \
+		$((PASSED - before_p)) $((FAILED - before_f)))")
+done
+
+echo
+say "summary ($((SECONDS - total_start))s)"
+printf '  %s\n' "${TIMINGS[@]}"
+if [ "${#WARNINGS[@]}" -gt 0 ]; then
+	echo "warnings:"
+	printf '  %s\n' "${WARNINGS[@]}"
+fi
+if [ "${#FAILURES[@]}" -gt 0 ]; then
+	echo "failures:"
+	printf '  %s\n' "${FAILURES[@]}"
+fi
+[ "$SKIPPED" = 0 ] || echo "$SKIPPED skipped"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# init, a second init, version, --help of every command, usage errors,
+# a missing repository, -r and local: locations, key file permissions.
+. "$(dirname "$0")/../lib.sh"
+require_keel
+
+# Before init: the repository does not exist (10).
+expect_exit 10 keel snapshots
+keel_init
+[ -f "$KEEL_REPOSITORY/config" ] || fail "init made no config"
+for d in keys snapshots index data; do
+	[ -d "$KEEL_REPOSITORY/$d" ] || fail "init made no $d/"
+done
+expect_success keel snapshots >/dev/null
+expect_success keel check >/dev/null
+
+# Key files are secrets: nobody but the owner may read them (0600).
+for k in "$KEEL_REPOSITORY"/keys/*; do
+	m=$(stat -c %a "$k")
+	[ "$m" = 600 ] || [ "$m" = 400 ] || fail "key file $(basename "$k") has mode $m"
+done
+
+# A second init fails with its own code (1, "it exists already") and
+# changes nothing.
+before=$(repo_listing)
+rc=0
+keel init --kdf-ops 1 --kdf-mem 8 >"$TEST_DIR/out" 2>"$TEST_DIR/err" || rc=$?
+[ "$rc" = 1 ] || fail "second init exited $rc, expected 1 (docs/EXIT-CODES.md)"
+[ -s "$TEST_DIR/err" ] || fail "second init said nothing on stderr"
+[ "$(repo_listing)" = "$before" ] || fail "second init changed the repository"
+
+# version
+out=$(expect_success keel version)
+printf '%s\n' "$out" | grep -q '0\.[0-9]' || fail "keel version printed: $out"
+out=$(expect_success keel --version)
+[ -n "$out" ] || fail "keel --version printed nothing"
+
+# --help of every command: stdout, exit 0, nothing on stderr
+for c in init backup snapshots ls restore diff dump check key version \
+	"key list" "key add" "key remove" "key passwd"; do
+	read -ra words <<<"$c"
+	rc=0
+	keel "${words[@]}" --help >"$TEST_DIR/out" 2>"$TEST_DIR/err" || rc=$?
+	[ "$rc" = 0 ] || fail "keel $c --help exited $rc"
+	[ -s "$TEST_DIR/out" ] || fail "keel $c --help wrote nothing to stdout"
+	[ ! -s "$TEST_DIR/err" ] || fail "keel $c --help wrote to stderr"
+done
+expect_success keel --help >/dev/null
+
+# Usage errors exit 2 with a message on stderr.
+for args in "--no-such-option" "no-such-command" "init --no-such-option" \
+	"backup --no-such-option" "restore latest" "ls" "dump latest" \
+	"check --read-data-subset 200%" "key frobnicate" "init --kdf-mem nonsense"; do
+	read -ra words <<<"$args"
+	rc=0
+	keel "${words[@]}" >"$TEST_DIR/out" 2>"$TEST_DIR/err" || rc=$?
+	[ "$rc" = 2 ] || fail "keel $args exited $rc, expected 2"
+	[ -s "$TEST_DIR/err" ] || fail "keel $args gave no message on stderr"
+done
+expect_exit 2 keel
+
+# Global options before or after the command; -r and local: locations.
+R2=$TEST_DIR/second
+expect_success keel -r "$R2" init --kdf-ops 1 --kdf-mem 8 >/dev/null
+expect_success keel snapshots -r "$R2" >/dev/null
+expect_success keel --repo "local:$R2" snapshots >/dev/null
+expect_success env -u KEEL_REPOSITORY "$KEEL" -r "$R2" snapshots >/dev/null
+expect_exit 10 keel -r "$TEST_DIR/nothing-here" snapshots
+expect_exit 10 keel -r "local:$TEST_DIR/nothing-here" check
+
+# No repository given at all: an error, not a crash or a prompt.
+rc=0
+env -u KEEL_REPOSITORY "$KEEL" snapshots </dev/null >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || [ "$rc" = 10 ] || fail "snapshots without a repository exited $rc"
