@@ -168,11 +168,13 @@ struct kl_snapshot_ref {
 struct kl_snapshot_list {
 	struct kl_snapshot_ref *v;
 	size_t n;
+	struct kl_id *damaged; /* snapshot files that failed to decrypt or decode */
+	size_t n_damaged;
 };
 
 int kl_repo_save_snapshot(struct kl_repo *r, const struct kl_snapshot *s, struct kl_id *ret);
 int kl_repo_load_snapshot(struct kl_repo *r, const struct kl_id *id, struct kl_snapshot *ret);
-/* All snapshots, sorted by time (oldest first). */
+/* All readable snapshots, sorted by time (oldest first); damaged ones are listed apart. */
 int kl_repo_list_snapshots(struct kl_repo *r, struct kl_snapshot_list *ret);
 void kl_snapshot_list_release(struct kl_snapshot_list *l);
 

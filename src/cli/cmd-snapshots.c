@@ -142,6 +142,15 @@ int cmd_snapshots(int argc, char **argv, struct kl_cli *cli)
 		printf("]\n");
 	else if (!cli->quiet)
 		printf("%zu snapshots\n", shown);
+	for (size_t i = 0; i < l.n_damaged; i++) {
+		char hex[2 * KL_ID_LEN + 1];
+
+		kl_id_hex(&l.damaged[i], hex);
+		fprintf(stderr, "keel: snapshots: snapshot %.8s is damaged and was skipped "
+				"(file snapshots/%s)\n", hex, hex);
+	}
+	if (l.n_damaged)
+		rc = -KL_ECORRUPT;
 out:
 	kl_snapshot_list_release(&l);
 	kl_snap_filter_release(&f);

@@ -57,6 +57,17 @@ static int add_one(const char *name, uint64_t size, void *ud)
 	rc = kl_repo_load_snapshot(c->r, &ref->id, &ref->s);
 	if (rc == -KL_ENOTFOUND)
 		return 0; /* deleted while we listed */
+	if (rc == -KL_ECORRUPT) {
+		/* one damaged snapshot must not hide the others */
+		struct kl_id *d = kl_realloc(c->l->damaged, (c->l->n_damaged + 1) * sizeof(*d));
+
+		if (!d)
+			return -ENOMEM;
+		c->l->damaged = d;
+		d[c->l->n_damaged++] = ref->id;
+		kl_err_clear(&c->r->err);
+		return 0;
+	}
 	if (rc < 0)
 		return rc;
 	c->l->n++;
@@ -93,5 +104,6 @@ void kl_snapshot_list_release(struct kl_snapshot_list *l)
 	for (size_t i = 0; i < l->n; i++)
 		kl_snapshot_release(&l->v[i].s);
 	kl_free(l->v);
+	kl_free(l->damaged);
 	memset(l, 0, sizeof(*l));
 }
