@@ -1,0 +1,134 @@
+/*
+ * Choosing snapshots: filters by host, tag and path, "latest", and unique
+ * id prefixes.
+ *
+ * A filter applies to "latest" only: an id or id prefix names one
+ * snapshot, and the user meant that one (restic does the same).
+ */
+#include "keel/ops.h"
+
+static bool has_string(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] && !strcmp(v[i], s))
+			return true;
+	return false;
+}
+
+bool kl_snap_filter_match(const struct kl_snap_filter *f, const struct kl_snapshot *s)
+{
+	if (!f)
+		return true;
+	if (f->n_hosts && (!s->host || !has_string(f->hosts, f->n_hosts, s->host)))
+		return false;
+	for (size_t i = 0; i < f->n_tags; i++)
+		if (!has_string(s->tags, s->n_tags, f->tags[i]))
+			return false;
+	for (size_t i = 0; i < f->n_paths; i++)
+		if (!has_string(s->paths, s->n_paths, f->paths[i]))
+			return false;
+	return true;
+}
+
+static int find_latest(struct kl_repo *r, const struct kl_snap_filter *f,
+		       struct kl_snapshot_ref *ret)
+{
+	struct kl_snapshot_list l;
+	int rc;
+
+	rc = kl_repo_list_snapshots(r, &l);
+	if (rc < 0)
+		return rc;
+	rc = -KL_ENOTFOUND;
+	/* the list is sorted oldest first, ties broken by id */
+	for (size_t i = l.n; i-- > 0;) {
+		if (!kl_snap_filter_match(f, &l.v[i].s))
+			continue;
+		/* hand the decoded snapshot over instead of copying it */
+		*ret = l.v[i];
+		memset(&l.v[i].s, 0, sizeof(l.v[i].s));
+		rc = 0;
+		break;
+	}
+	kl_snapshot_list_release(&l);
+	if (rc < 0)
+		return kl_fail(&r->err, rc, "no snapshot matches 'latest' and the filter");
+	return 0;
+}
+
+struct prefix_ctx {
+	const char *prefix;
+	size_t len;
+	size_t matches;
+	struct kl_id first;
+	char names[2][2 * KL_ID_LEN + 1]; /* for the ambiguity message */
+};
+
+static int prefix_one(const char *name, uint64_t size, void *ud)
+{
+	struct prefix_ctx *c = ud;
+	struct kl_id id;
+
+	if (kl_id_parse(name, &id) < 0 || strncmp(name, c->prefix, c->len))
+		return 0; /* not a snapshot's name, or another snapshot */
+	if (c->matches < 2)
+		kl_id_hex(&id, c->names[c->matches]);
+	if (!c->matches)
+		c->first = id;
+	c->matches++;
+	return 0;
+}
+
+int kl_snapshot_find(struct kl_repo *r, const char *spec, const struct kl_snap_filter *f,
+		     struct kl_snapshot_ref *ret)
+{
+	struct prefix_ctx c = { 0 };
+	char want[2 * KL_ID_LEN + 1];
+	size_t n = spec ? strlen(spec) : 0;
+	int rc;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!n)
+		return kl_fail(&r->err, -KL_EUSAGE, "no snapshot given");
+	if (!strcmp(spec, "latest"))
+		return find_latest(r, f, ret);
+	if (n > 2 * KL_ID_LEN)
+		return kl_fail(&r->err, -KL_ENOTFOUND, "no snapshot '%s'", spec);
+	for (size_t i = 0; i < n; i++) {
+		char ch = spec[i];
+
+		if (ch >= 'A' && ch <= 'F')
+			ch = (char)(ch - 'A' + 'a');
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+			return kl_fail(&r->err, -KL_ENOTFOUND,
+				       "no snapshot '%s' (give 'latest' or an id prefix)", spec);
+		want[i] = ch;
+	}
+	want[n] = 0;
+	if (n == 2 * KL_ID_LEN) {
+		/* a whole id: no need to list anything */
+		rc = kl_id_parse(want, &ret->id);
+	} else {
+		c.prefix = want;
+		c.len = n;
+		rc = r->be->ops->list(r->be, KL_OBJ_SNAPSHOT, prefix_one, &c);
+		if (rc < 0)
+			return kl_fail(&r->err, rc, "cannot list snapshots");
+		if (c.matches > 1)
+			return kl_fail(&r->err, -KL_EUSAGE,
+				       "snapshot prefix '%s' is ambiguous: %zu snapshots match "
+				       "(%.16s, %.16s%s)",
+				       spec, c.matches, c.names[0], c.names[1],
+				       c.matches > 2 ? ", ..." : "");
+		ret->id = c.first;
+	}
+	if (rc >= 0 && (c.matches || n == 2 * KL_ID_LEN))
+		rc = kl_repo_load_snapshot(r, &ret->id, &ret->s);
+	else if (rc >= 0)
+		rc = -KL_ENOTFOUND;
+	if (rc == -KL_ENOTFOUND)
+		return kl_fail(&r->err, rc, "no snapshot '%s'", spec);
+	if (rc < 0)
+		memset(ret, 0, sizeof(*ret));
+	return rc;
+}

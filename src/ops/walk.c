@@ -1,0 +1,120 @@
+/*
+ * Walking snapshot trees and resolving paths in them. Trees decode
+ * sorted (the decoder rejects anything else), so a depth-first walk over
+ * each tree's nodes in order visits paths in sorted order.
+ */
+#include "keel/ops.h"
+
+#define PATH_BUF_MAX ((size_t)1 << 30)
+
+static int walk_tree(struct kl_repo *r, const struct kl_id *id, struct kl_buf *path, kl_walk_cb cb,
+		     void *ud)
+{
+	struct kl_tree t = { 0 };
+	size_t base = path->len;
+	int rc;
+
+	rc = kl_repo_read_tree(r, id, &t);
+	if (rc < 0)
+		return kl_fail(&r->err, rc, "tree of '%s' is unreadable",
+			       base ? (const char *)path->data : "/");
+	for (size_t i = 0; i < t.n; i++) {
+		const struct kl_node *nd = &t.nodes[i];
+
+		kl_buf_setlen(path, base);
+		rc = kl_buf_addch(path, '/');
+		if (rc >= 0)
+			rc = kl_buf_add(path, nd->name, nd->name_len);
+		if (rc >= 0)
+			rc = cb((const char *)path->data, nd, ud);
+		if (rc < 0)
+			break;
+		if (rc == 0 && nd->type == KL_NODE_DIR && nd->has_subtree) {
+			rc = walk_tree(r, &nd->subtree, path, cb, ud);
+			if (rc < 0)
+				break;
+		}
+		rc = 0;
+	}
+	kl_buf_setlen(path, base);
+	kl_tree_release(&t);
+	return rc;
+}
+
+int kl_walk(struct kl_repo *r, const struct kl_id *tree, const char *prefix, kl_walk_cb cb,
+	    void *ud)
+{
+	_cleanup_buf_ struct kl_buf path = KL_BUF_INIT(PATH_BUF_MAX);
+	size_t n = prefix ? strlen(prefix) : 0;
+	int rc;
+
+	while (n && prefix[n - 1] == '/')
+		n--; /* "/" and "/a/" join names without doubling the slash */
+	rc = kl_buf_add(&path, prefix ? prefix : "", n);
+	if (rc < 0)
+		return rc;
+	return walk_tree(r, tree, &path, cb, ud);
+}
+
+/* Moves *s to the next component ("" and "." components are skipped); false at the end. */
+static bool next_comp(const char **s, size_t *len)
+{
+	const char *p = *s, *e;
+
+	for (;;) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			return false;
+		e = strchrnul(p, '/');
+		if (!(e - p == 1 && p[0] == '.'))
+			break;
+		p = e;
+	}
+	*s = p;
+	*len = (size_t)(e - p);
+	return true;
+}
+
+int kl_tree_lookup(struct kl_repo *r, const struct kl_id *tree, const char *path,
+		   struct kl_node *ret)
+{
+	struct kl_id cur = *tree;
+	const char *s = path ? path : "";
+	size_t len;
+	int rc;
+
+	memset(ret, 0, sizeof(*ret));
+	while (next_comp(&s, &len)) {
+		struct kl_tree t = { 0 };
+		const struct kl_node *found;
+		const char *rest = s + len;
+		size_t i, rlen;
+
+		rc = kl_repo_read_tree(r, &cur, &t);
+		if (rc < 0)
+			return kl_fail(&r->err, rc, "tree on the way to '%s' is unreadable", path);
+		found = kl_tree_find(&t, (const uint8_t *)s, len);
+		i = found ? (size_t)(found - t.nodes) : 0;
+		if (found && !next_comp(&rest, &rlen)) {
+			/* the last component: take the node out of the tree instead of copying it */
+			*ret = t.nodes[i];
+			memset(&t.nodes[i], 0, sizeof(t.nodes[i]));
+			kl_tree_release(&t);
+			return 0;
+		}
+		if (!found || t.nodes[i].type != KL_NODE_DIR || !t.nodes[i].has_subtree) {
+			kl_tree_release(&t);
+			return kl_fail(&r->err, -KL_ENOTFOUND, "path '%s' is not in the snapshot", path);
+		}
+		cur = t.nodes[i].subtree;
+		kl_tree_release(&t);
+		s += len;
+	}
+	/* the root: a directory with no metadata of its own */
+	ret->type = KL_NODE_DIR;
+	ret->mode = 0755;
+	ret->subtree = cur;
+	ret->has_subtree = true;
+	return 0;
+}
