@@ -10,6 +10,10 @@ void kl_index_free_(struct kl_index *x);
 int kl_index_add_pack_(struct kl_repo *r, const struct kl_id *pack, const struct kl_pack_header *h,
 		       bool pending);
 
+/* Writes an index file for the packs written so far (they are durable). */
+int kl_index_write_pending_(struct kl_repo *r);
+size_t kl_index_pending_(struct kl_repo *r);
+
 struct kl_writer;
 int kl_writer_new_(struct kl_repo *r, struct kl_writer **ret);
 /* Takes ownership of data and of h's entries (h is zeroed). */

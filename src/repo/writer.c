@@ -10,6 +10,8 @@
 
 #define WRITERS 2
 #define MAX_QUEUED 4
+/* an index file every this many packs bounds both memory and what a crash leaves unindexed */
+#define PACKS_PER_INDEX 64
 
 struct pack_job {
 	struct kl_id id;
@@ -64,7 +66,10 @@ static int write_pack(struct kl_repo *r, struct pack_job *j)
 		rc = 0; /* the same bytes are there already */
 	if (rc < 0)
 		return kl_fail(&r->err, rc, "cannot write pack '%s'", hex);
-	return kl_index_add_pack_(r, &j->id, &j->h, true);
+	rc = kl_index_add_pack_(r, &j->id, &j->h, true);
+	if (rc >= 0 && kl_index_pending_(r) >= PACKS_PER_INDEX)
+		rc = kl_index_write_pending_(r);
+	return rc;
 }
 
 static void *writer_main(void *arg)
