@@ -97,9 +97,10 @@ chunks_of() {
 			jq -r '.cache.stats.total_unique_chunks // empty' 2>/dev/null ;;
 	keel)
 		# the stats format is not settled yet: take the first count of
-		# chunks or blobs that `snapshots --json` or `check --json` gives
-		{ "$KEEL" -r "$2" --json snapshots 2>/dev/null
-		  "$KEEL" -r "$2" --json check 2>/dev/null; } |
+		# chunks or blobs that `check --json` (stored blobs, data and
+		# tree) or `snapshots --json` gives
+		{ "$KEEL" -r "$2" --json check 2>/dev/null
+		  "$KEEL" -r "$2" --json snapshots 2>/dev/null; } |
 			jq -r '[.. | objects | to_entries[] |
 				select(.key | test("^(total_)?(data_)?(chunk|blob)s?(_count)?$|^(chunks|blobs)_stored$"))
 				| .value | numbers] | first // empty' 2>/dev/null | head -1 ;;

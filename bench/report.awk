@@ -50,8 +50,7 @@ function ceiling_s(scen, repo,    np, sha, aes, z3c, z3d, ratio, src, rd, ch) {
 	return ""
 }
 
-FNR == 1 { fileno++ }
-fileno == 1 {
+FILENAME == ARGV[1] {
 	i = index($0, "=")
 	if (i) {
 		k = substr($0, 1, i - 1); F[k] = substr($0, i + 1)
@@ -59,7 +58,8 @@ fileno == 1 {
 	}
 	next
 }
-fileno == 2 {
+FILENAME == ARGV[2] {
+	RAW_N++
 	run = $1; tool = $2; scen = $3; st = $4; key = tool SUBSEP scen
 	if (!(tool in SEEN_TOOL)) { SEEN_TOOL[tool] = 1; TOOLS_N++; TOOL_AT[TOOLS_N] = tool }
 	if (scen == "verify") { VERIFY[tool] = st; if ($13 != "") VERIFY_ERR[tool] = $13; next }
@@ -73,7 +73,7 @@ fileno == 2 {
 	add("load" SUBSEP key, $11 == "" ? "?" : $11)
 	next
 }
-fileno == 3 {
+FILENAME == ARGV[3] {
 	SC_N++
 	for (i = 1; i <= 16; i++) SC[SC_N, i] = $i
 	next
@@ -123,6 +123,7 @@ END {
 		jnum(F["zstd3_d_MBps"]), jnum(F["sha256_MBps"]), jnum(F["aes256gcm_MBps"]), jnum(F["read_s"]), jnum(F["walk_s"]), jnum(F["tarx_s"]) > out
 	printf "  \"scenarios\": {" > out
 
+	if (RAW_N == 0) { printf "\nscenarios: not run\n"; ns = 0 }
 	for (s = 1; s <= ns; s++) {
 		sc = SCEN[s]
 		printf "\n%s\n", LABEL[sc]
@@ -210,9 +211,12 @@ END {
 			printf ", \"wall_s\": %s, \"cpu_s\": %s, \"peak_rss_kib\": %s, \"repo_bytes\": %s, \"data_bytes\": %s, \"files\": %s, \"chunks\": %s, \"chunks_source\": %s, \"rss_bytes_per_chunk\": %s, \"load1\": %s",
 				jnum(w), jnum(SC[i, 6] + SC[i, 7]), jnum(r), jnum(SC[i, 9]), jnum(b), jnum(SC[i, 14]), jnum(ch), jesc(SC[i, 16]), jnum(per), jnum(SC[i, 11]) > out
 			# growth: memory per chunk between the smallest and the largest point
+			# per series: "files_*" (many small files) and "data_*" (big data)
 			if (ch > 0) {
-				if (!(tool in LO) || ch < SC[LO[tool], 15] + 0) LO[tool] = i
-				if (!(tool in HI) || ch > SC[HI[tool], 15] + 0) HI[tool] = i
+				ser = name; sub(/_.*/, "", ser); k = tool SUBSEP ser
+				if (!(k in LO) || ch < SC[LO[k], 15] + 0) LO[k] = i
+				if (!(k in HI) || ch > SC[HI[k], 15] + 0) HI[k] = i
+				SERIES[k] = 1
 			}
 		} else {
 			printf "%-16s %-7s %s: %s\n", name, tool, st == "fail" ? "FAILED" : "n/a", SC[i, 13]
@@ -222,13 +226,16 @@ END {
 	}
 	printf "\n  ],\n  \"scaling_rss_bytes_per_extra_chunk\": {" > out
 	first = 1
-	for (t = 1; t <= nt; t++) {
-		tool = TL[t]
-		if (!(tool in LO) || LO[tool] == HI[tool]) continue
-		d = (SC[HI[tool], 8] - SC[LO[tool], 8]) * 1024 / (SC[HI[tool], 15] - SC[LO[tool], 15])
-		printf "%s: growth of peak RSS per extra stored chunk, %s to %s: %.0f bytes%s\n", tool, SC[LO[tool], 3], SC[HI[tool], 3], d,
-			(SC[HI[tool], 16] == "estimated" || SC[LO[tool], 16] == "estimated") ? " (chunk counts estimated as one per MiB)" : ""
-		printf "%s%s: %s", first ? "" : ", ", jesc(tool), jnum(d) > out
+	if (SC_N > 0)
+		printf "RSS/chunk = peak RSS / stored chunks (blobs); \"~\" = chunk count estimated as one per started MiB of each file\n"
+	for (t = 1; t <= nt; t++) for (q = 1; q <= 2; q++) {
+		tool = TL[t]; ser = q == 1 ? "files" : "data"; k = tool SUBSEP ser
+		if (!(k in LO) || LO[k] == HI[k] || SC[HI[k], 15] == SC[LO[k], 15]) continue
+		lo = LO[k]; hi = HI[k]
+		d = (SC[hi, 8] - SC[lo, 8]) * 1024 / (SC[hi, 15] - SC[lo, 15])
+		printf "%s: peak RSS grows by %.0f bytes per extra stored chunk from %s to %s%s\n", tool, d, SC[lo, 3], SC[hi, 3],
+			(SC[hi, 16] == "estimated" || SC[lo, 16] == "estimated") ? " (chunk counts estimated)" : ""
+		printf "%s%s: %s", first ? "" : ", ", jesc(tool "/" ser), jnum(d) > out
 		first = 0
 	}
 	printf "},\n  \"elapsed_s\": %s\n}\n", jnum(F["elapsed_s"]) > out

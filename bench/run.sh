@@ -15,11 +15,12 @@ usage() {
 	cat <<'EOF'
 usage: bench/run.sh [--quick|--full] [--json FILE] [options]
 
-  --quick            small corpus (6k files, 256 MiB image, 32 MiB SQL), 3 runs;
+  --quick            small corpus (6k files, 256 MiB image, 32 MiB SQL), 2 runs;
                      under 5 minutes (the default)
   --full             whole corpus (Linux 6.1 tree, 2 GiB image, 384 MiB SQL),
                      3 runs, then the scaling scenario
   --scaling          run the scaling scenario (10k/100k/1M files, 1/4/16 GiB)
+  --scaling-only     run only the scaling scenario (with the ceilings)
   --no-scaling       skip it in --full
   --runs N           timed runs per figure (median of N)
   --json FILE        also write the JSON results to FILE
@@ -31,7 +32,7 @@ usage: bench/run.sh [--quick|--full] [--json FILE] [options]
 EOF
 }
 
-MODE=quick RUNS='' JSON_COPY='' SCALING=auto INSTALL=1 TOOLS="keel restic borg" KEEL_OVERRIDE=''
+MODE=quick RUNS='' SCENARIOS=1 JSON_COPY='' SCALING=auto INSTALL=1 TOOLS="keel restic borg" KEEL_OVERRIDE=''
 KEEL_INIT_ARGS="--kdf-ops 1 --kdf-mem 8"
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -39,6 +40,7 @@ while [ $# -gt 0 ]; do
 	--full) MODE=full ;;
 	--scaling) SCALING=yes ;;
 	--no-scaling) SCALING=no ;;
+	--scaling-only) SCALING=yes SCENARIOS=0 ;;
 	--runs) RUNS=$2; shift ;;
 	--json) JSON_COPY=$2; shift ;;
 	--tools) TOOLS=$2; shift ;;
@@ -51,7 +53,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 [ "$SCALING" = auto ] && { [ "$MODE" = full ] && SCALING=yes || SCALING=no; }
-[ -n "$RUNS" ] || RUNS=3
+[ -n "$RUNS" ] || { [ "$MODE" = quick ] && RUNS=2 || RUNS=3; }
 case $RUNS in ''|*[!0-9]*|0) die "--runs wants a positive number" ;; esac
 [ -n "$JSON_COPY" ] && case $JSON_COPY in /*) ;; *) JSON_COPY=$PWD/$JSON_COPY ;; esac
 
@@ -100,8 +102,9 @@ if [ -n "$KEEL_OVERRIDE" ]; then
 elif [[ " $TOOLS " == *" keel "* ]]; then
 	say "== building keel (release) in build-release"
 	if (cd "$ROOT" && { [ -f build-release/build.ninja ] ||
-		meson setup build-release -Dbuildtype=release -Dtestable=false; } &&
-		ninja -C build-release) >"$LOGS/build.log" 2>&1; then
+		meson setup build-release -Dbuildtype=release -Dtestable=false ||
+		meson setup --wipe build-release -Dbuildtype=release -Dtestable=false; } &&
+		nice ninja -C build-release) >"$LOGS/build.log" 2>&1; then
 		KEEL=$ROOT/build-release/src/cli/keel
 	else
 		KEEL_STATUS="n/a: release build failed: $(grep -E 'error|Error|ERROR' "$LOGS/build.log" | head -n2 | oneline)"
@@ -245,7 +248,7 @@ sample_mib=$([ "$MODE" = quick ] && echo 64 || echo 256)
 } >"$SAMPLE"
 # zstd -b prints progress with carriage returns; the last figures before
 # "N#" are the final ones: ratio, compression MB/s, decompression MB/s
-zstd -b1 -e3 -i3 "$SAMPLE" 2>/dev/null | tr '\r' '\n' | awk '
+for lvl in 1 3; do zstd -b$lvl -i2 "$SAMPLE" 2>/dev/null; done | tr '\r' '\n' | awk '
 	/MB\/s,/ { r = $0; sub(/.*\(x/, "", r); sub(/\).*/, "", r)
 		c = $0; sub(/.*\), */, "", c); sub(/ MB\/s,.*/, "", c)
 		d = $0; sub(/.*MB\/s, */, "", d); sub(/ MB\/s.*/, "", d) }
@@ -296,6 +299,7 @@ run_tool() {      # run_tool RUN TOOL SCENARIO BYTES REPO CMD-FUNC ARGS...
 	fi
 }
 mutation_note=''
+[ "$SCENARIOS" = 1 ] || RUNS=0
 for run in $(seq 1 "$RUNS"); do
 	# rotate: run 1 keel restic borg, run 2 restic borg keel, ...
 	order=()
