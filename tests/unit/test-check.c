@@ -1,0 +1,934 @@
+/*
+ * kl_check against small repositories built by hand, then damaged on disk
+ * the way disks and people damage them: a flipped bit in a blob, in a
+ * pack header, in a tree, a snapshot or an index file; a deleted or
+ * truncated pack; a pack left unindexed by an interrupted backup.
+ *
+ * The repository every test starts from:
+ *   pack A: d0 d1          (data: /home/docs/report.odt)
+ *   pack B: d2 d3          (data: /home/docs/notes.txt, /etc/hosts)
+ *   pack T: the five trees
+ *   snapshot s1 (older): /home/docs/{notes.txt,report.odt}
+ *   snapshot s2 (newer): /etc/hosts and the same /home as s1
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keel/fs.h"
+#include "keel/ops.h"
+
+#define BLOB_SIZE (40u << 10)
+
+struct capture {
+	struct kl_buf text;
+	unsigned warnings, errors;
+	unsigned progress_calls;
+	bool data_progress_complete;
+};
+
+struct fixture {
+	char dir[64];
+	char repo[96];
+	struct kl_pass *pass;
+	struct kl_id d[4];
+	struct kl_id tdocs, thome, tetc, root1, root2;
+	struct kl_id s1, s2;
+	struct kl_id pack_a, pack_b, pack_t;
+	struct capture cap;
+};
+
+/* ---- building --------------------------------------------------------------- */
+
+static void add_node(struct kl_tree *t, const char *name, enum kl_node_type type,
+		     const struct kl_id *ids, size_t n)
+{
+	struct kl_node nd = {0};
+
+	nd.name = (uint8_t *)kl_strdup(name);
+	nd.name_len = strlen(name);
+	nd.type = type;
+	nd.mode = type == KL_NODE_DIR ? 0755 : 0644;
+	if (type == KL_NODE_DIR) {
+		nd.subtree = ids[0];
+		nd.has_subtree = true;
+	} else if (n) {
+		nd.content = kl_memdup(ids, n * sizeof(*ids));
+		nd.n_content = n;
+		nd.size = (uint64_t)n * BLOB_SIZE;
+	}
+	assert_int_equal(kl_tree_add(t, &nd), 0);
+}
+
+static void store_tree(struct kl_packer *p, struct kl_tree *t, struct kl_id *ret)
+{
+	struct kl_buf enc = KL_BUF_INIT(1u << 20);
+
+	kl_tree_sort(t);
+	assert_int_equal(kl_tree_encode(t, &enc), 0);
+	assert_int_equal(kl_packer_store(p, KL_BLOB_TREE, enc.data, enc.len, ret), 0);
+	kl_buf_release(&enc);
+	kl_tree_release(t);
+}
+
+static void store_random(struct kl_packer *p, struct kl_id *ret)
+{
+	uint8_t *data = kl_malloc(BLOB_SIZE);
+
+	assert_non_null(data);
+	kl_random(data, BLOB_SIZE); /* incompressible: stored as is */
+	assert_int_equal(kl_packer_store(p, KL_BLOB_DATA, data, BLOB_SIZE, ret), 0);
+	kl_free(data);
+}
+
+static void save_snapshot(struct kl_repo *r, const struct kl_id *tree, int64_t t, struct kl_id *ret)
+{
+	struct kl_snapshot s = {0};
+
+	s.kind = KL_SNAP_FILES;
+	s.time_ns = t;
+	s.time_end_ns = t + 1;
+	s.tree = *tree;
+	assert_int_equal(kl_repo_save_snapshot(r, &s, ret), 0);
+}
+
+static struct kl_id pack_of(struct kl_repo *r, const struct kl_id *blob)
+{
+	struct kl_blob_loc loc;
+
+	assert_int_equal(kl_repo_lookup(r, blob, &loc), 1);
+	return loc.pack;
+}
+
+/* Builds the repository every test starts from (see the top of this file). */
+static void build(struct fixture *f)
+{
+	struct kl_init_opts io;
+	struct kl_packer *p = NULL;
+	struct kl_repo *r = NULL;
+	struct kl_tree t = {0};
+
+	kl_init_opts_default(&io);
+	io.kdf.ops = 1;
+	io.kdf.mem = 8u << 20;
+	io.pack_size = 1u << 20;
+	assert_int_equal(kl_repo_create(f->repo, f->pass, &io, &r), 0);
+	assert_int_equal(kl_packer_new(r, &p), 0);
+
+	store_random(p, &f->d[0]);
+	store_random(p, &f->d[1]);
+	assert_int_equal(kl_packer_flush(p), 0);
+	store_random(p, &f->d[2]);
+	store_random(p, &f->d[3]);
+	assert_int_equal(kl_packer_flush(p), 0);
+
+	add_node(&t, "report.odt", KL_NODE_FILE, &f->d[0], 2);
+	add_node(&t, "notes.txt", KL_NODE_FILE, &f->d[2], 1);
+	store_tree(p, &t, &f->tdocs);
+	add_node(&t, "docs", KL_NODE_DIR, &f->tdocs, 1);
+	store_tree(p, &t, &f->thome);
+	add_node(&t, "hosts", KL_NODE_FILE, &f->d[3], 1);
+	store_tree(p, &t, &f->tetc);
+	add_node(&t, "home", KL_NODE_DIR, &f->thome, 1);
+	store_tree(p, &t, &f->root1);
+	add_node(&t, "home", KL_NODE_DIR, &f->thome, 1);
+	add_node(&t, "etc", KL_NODE_DIR, &f->tetc, 1);
+	store_tree(p, &t, &f->root2);
+	assert_int_equal(kl_packer_flush(p), 0);
+	kl_packer_free(p);
+	assert_int_equal(kl_repo_flush_index(r), 0);
+
+	save_snapshot(r, &f->root1, 1000000000, &f->s1);
+	save_snapshot(r, &f->root2, 2000000000, &f->s2);
+	f->pack_a = pack_of(r, &f->d[0]);
+	f->pack_b = pack_of(r, &f->d[2]);
+	f->pack_t = pack_of(r, &f->root1);
+	assert_false(kl_id_eq(&f->pack_a, &f->pack_b));
+	kl_repo_free(r);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void rm_rf(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static bool dir_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	bool empty = true;
+
+	assert_non_null(d);
+	while (empty && (de = readdir(d)))
+		empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+	closedir(d);
+	return empty;
+}
+
+/*
+ * Copies a repository without fsync, leaving out the empty fan-out
+ * directories below data/ (the local backend does without them): building
+ * a repository per test, or making 256 directories, is slow on some disks.
+ */
+static void copy_tree(const char *from, const char *to, int depth)
+{
+	char src[512], dst[512];
+	struct dirent *de;
+	DIR *d = opendir(from);
+
+	assert_non_null(d);
+	assert_int_equal(mkdir(to, 0700), 0);
+	while ((de = readdir(d))) {
+		struct stat st;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(src, sizeof(src), "%s/%s", from, de->d_name);
+		snprintf(dst, sizeof(dst), "%s/%s", to, de->d_name);
+		assert_int_equal(lstat(src, &st), 0);
+		if (S_ISDIR(st.st_mode)) {
+			if (!depth || !dir_empty(src))
+				copy_tree(src, dst, depth + 1);
+		} else {
+			struct kl_buf b = KL_BUF_INIT(1u << 30);
+			int fd = open(src, O_RDONLY);
+
+			assert_true(fd >= 0);
+			assert_int_equal(kl_buf_grow(&b, (size_t)st.st_size), 0);
+			assert_int_equal(kl_fs_pread_full(fd, b.data, (size_t)st.st_size, 0), 0);
+			close(fd);
+			fd = open(dst, O_WRONLY | O_CREAT | O_EXCL, st.st_mode & 0777);
+			assert_true(fd >= 0);
+			assert_int_equal(kl_fs_write_full(fd, b.data, (size_t)st.st_size), 0);
+			close(fd);
+			kl_buf_release(&b);
+		}
+	}
+	closedir(d);
+}
+
+static struct fixture pristine; /* built once by the group setup */
+
+static int group_setup(void **state)
+{
+	assert_int_equal(kl_crypto_init(), 0);
+	snprintf(pristine.dir, sizeof(pristine.dir), "/tmp/keel-test-check-XXXXXX");
+	assert_non_null(mkdtemp(pristine.dir));
+	snprintf(pristine.repo, sizeof(pristine.repo), "%s/repo", pristine.dir);
+	assert_int_equal(kl_pass_new("secret", 6, &pristine.pass), 0);
+	build(&pristine);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	rm_rf(pristine.dir);
+	kl_pass_free(pristine.pass);
+	return 0;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	*f = pristine;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/keel-test-check-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->dir);
+	copy_tree(pristine.repo, f->repo, 0);
+	kl_buf_init(&f->cap.text, 1u << 20);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	rm_rf(f->dir);
+	kl_buf_release(&f->cap.text);
+	free(f);
+	return 0;
+}
+
+/* ---- running check ------------------------------------------------------------ */
+
+static void on_warn(void *ud, const char *path, int err, const char *what)
+{
+	struct capture *c = ud;
+
+	kl_buf_addf(&c->text, "%s: %s [%d]\n", path, what, err);
+	c->warnings++;
+	c->errors += err != 0;
+}
+
+static void on_progress(void *ud, const struct kl_progress *p)
+{
+	struct capture *c = ud;
+
+	c->progress_calls++;
+	if (p->bytes_total && p->bytes_done == p->bytes_total && p->files_done == p->files_total)
+		c->data_progress_complete = true;
+}
+
+static struct kl_repo *open_repo(struct fixture *f, bool load_index)
+{
+	struct kl_repo *r = NULL;
+
+	assert_int_equal(kl_repo_open(f->repo, &r), 0);
+	assert_int_equal(kl_repo_unlock(r, f->pass), 0);
+	if (load_index)
+		assert_int_equal(kl_repo_load_index(r), 0);
+	return r;
+}
+
+static int run_opts(struct fixture *f, bool load_index, const struct kl_check_opts *o,
+		    struct kl_check_result *res)
+{
+	struct kl_check_opts oo = *o;
+	struct kl_repo *r = open_repo(f, load_index);
+	int rc;
+
+	kl_buf_clear(&f->cap.text);
+	f->cap.warnings = f->cap.errors = f->cap.progress_calls = 0;
+	f->cap.data_progress_complete = false;
+	oo.report.warn = on_warn;
+	oo.report.progress = on_progress;
+	oo.report.ud = &f->cap;
+	rc = kl_check(r, &oo, res);
+	kl_repo_free(r);
+	if (getenv("KEEL_TEST_VERBOSE"))
+		print_message("check: %d, report:\n%s", rc, (const char *)f->cap.text.data);
+	return rc;
+}
+
+static int run(struct fixture *f, bool read_data, struct kl_check_result *res)
+{
+	struct kl_check_opts o = {.read_data = read_data};
+
+	return run_opts(f, true, &o, res);
+}
+
+static void expect_text(struct fixture *f, const char *s)
+{
+	if (!strstr((const char *)f->cap.text.data, s))
+		fail_msg("'%s' not in the report:\n%s", s, (const char *)f->cap.text.data);
+}
+
+static void expect_no_text(struct fixture *f, const char *s)
+{
+	if (strstr((const char *)f->cap.text.data, s))
+		fail_msg("'%s' unexpectedly in the report:\n%s", s, (const char *)f->cap.text.data);
+}
+
+static void expect_snapshot_ref(struct fixture *f, const struct kl_id *snap, const char *path)
+{
+	char hex[2 * KL_ID_LEN + 1], want[128];
+
+	kl_id_hex(snap, hex);
+	snprintf(want, sizeof(want), "snapshot %.8s %s", hex, path);
+	expect_text(f, want);
+}
+
+static bool damaged_has(const struct kl_check_result *res, const struct kl_id *snap)
+{
+	char hex[2 * KL_ID_LEN + 1];
+
+	kl_id_hex(snap, hex);
+	for (size_t i = 0; i < res->n_damaged; i++)
+		if (!strcmp(res->damaged_snapshots[i], hex))
+			return true;
+	return false;
+}
+
+/* ---- damaging --------------------------------------------------------------------- */
+
+static void pack_path(struct fixture *f, const struct kl_id *id, char out[static 256])
+{
+	char hex[2 * KL_ID_LEN + 1];
+
+	kl_id_hex(id, hex);
+	snprintf(out, 256, "%s/data/%.2s/%s", f->repo, hex, hex);
+}
+
+static uint64_t file_size(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+static void flip_byte(const char *path, uint64_t off)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
+	b ^= 0x20;
+	assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
+	close(fd);
+}
+
+/* Flips a byte inside blob id's sealed bytes in its pack. */
+static void damage_blob(struct fixture *f, const struct kl_id *id)
+{
+	struct kl_repo *r = open_repo(f, true);
+	struct kl_blob_loc loc;
+	char path[256];
+
+	assert_int_equal(kl_repo_lookup(r, id, &loc), 1);
+	pack_path(f, &loc.pack, path);
+	flip_byte(path, loc.e.offset + loc.e.length / 2);
+	kl_repo_free(r);
+}
+
+/* The single file in repo/<sub>/. */
+static void only_file(struct fixture *f, const char *sub, char out[static 256],
+		      char name[static 80])
+{
+	char dir[160];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/%s", f->repo, sub);
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(name, 80, "%.79s", de->d_name);
+		n++;
+	}
+	closedir(d);
+	assert_int_equal(n, 1);
+	snprintf(out, 256, "%s/%s", dir, name);
+}
+
+/* ---- tests ---------------------------------------------------------------------------- */
+
+static void check_clean(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	uint64_t bytes;
+	char path[256];
+
+	assert_int_equal(run(f, false, &res), 0);
+	assert_int_equal(res.snapshots, 2);
+	assert_int_equal(res.trees, 5);
+	assert_int_equal(res.blobs, 9);
+	assert_int_equal(res.packs, 3);
+	assert_int_equal(res.index_files, 1);
+	assert_int_equal(res.errors, 0);
+	assert_int_equal(res.unindexed_packs, 0);
+	assert_int_equal(res.unused_blobs, 0);
+	assert_int_equal(res.packs_read, 0);
+	assert_int_equal(res.n_damaged, 0);
+	assert_int_equal(f->cap.warnings, 0);
+	kl_check_result_release(&res);
+
+	assert_int_equal(run(f, true, &res), 0);
+	pack_path(f, &f->pack_a, path);
+	bytes = file_size(path);
+	pack_path(f, &f->pack_b, path);
+	bytes += file_size(path);
+	pack_path(f, &f->pack_t, path);
+	bytes += file_size(path);
+	assert_int_equal(res.packs_read, 3);
+	assert_int_equal(res.bytes_read, bytes);
+	assert_int_equal(res.errors, 0);
+	assert_int_equal(f->cap.warnings, 0);
+	assert_true(f->cap.progress_calls > 0);
+	assert_true(f->cap.data_progress_complete);
+	kl_check_result_release(&res);
+}
+
+static void check_clean_threads(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+
+	for (unsigned t = 1; t <= 5; t += 2) {
+		struct kl_check_opts o = {.read_data = true, .threads = t};
+
+		assert_int_equal(run_opts(f, true, &o, &res), 0);
+		assert_int_equal(res.packs_read, 3);
+		kl_check_result_release(&res);
+	}
+}
+
+/* A flipped bit inside a data blob: the structure is intact, reading finds it. */
+static void check_damaged_blob(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	char hex[2 * KL_ID_LEN + 1], want[160];
+
+	damage_blob(f, &f->d[0]);
+	assert_int_equal(run(f, false, &res), 0);
+	assert_int_equal(f->cap.warnings, 0);
+	kl_check_result_release(&res);
+
+	assert_int_equal(run(f, true, &res), -KL_ECHECK);
+	kl_id_hex(&f->d[0], hex);
+	snprintf(want, sizeof(want), "blob %s: damaged in pack", hex);
+	expect_text(f, want);
+	expect_text(f, "(authentication failed)");
+	expect_snapshot_ref(f, &f->s1, "/home/docs/report.odt");
+	expect_snapshot_ref(f, &f->s2, "/home/docs/report.odt");
+	expect_no_text(f, "notes.txt");
+	kl_id_hex(&f->pack_a, hex);
+	snprintf(want, sizeof(want), "pack %s: content does not match its name (1 of 2", hex);
+	expect_text(f, want);
+	assert_int_equal(res.errors, 2);
+	assert_int_equal(f->cap.errors, 2);
+	assert_int_equal(res.n_damaged, 2);
+	assert_true(damaged_has(&res, &f->s1));
+	assert_true(damaged_has(&res, &f->s2));
+	kl_check_result_release(&res);
+}
+
+/* Damage that only the newer snapshot holds names only that snapshot. */
+static void check_damaged_blob_one_snapshot(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+
+	damage_blob(f, &f->d[3]);
+	assert_int_equal(run(f, true, &res), -KL_ECHECK);
+	expect_snapshot_ref(f, &f->s2, "/etc/hosts");
+	expect_no_text(f, "report.odt");
+	assert_int_equal(res.n_damaged, 1);
+	assert_true(damaged_has(&res, &f->s2));
+	kl_check_result_release(&res);
+}
+
+/* A damaged tree is found without reading data: the walk opens every tree. */
+static void check_damaged_tree(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	char hex[2 * KL_ID_LEN + 1], want[160];
+
+	damage_blob(f, &f->tdocs);
+	assert_int_equal(run(f, false, &res), -KL_ECHECK);
+	kl_id_hex(&f->tdocs, hex);
+	snprintf(want, sizeof(want), "blob %s: tree unreadable (authentication failed)", hex);
+	expect_text(f, want);
+	expect_snapshot_ref(f, &f->s1, "/home/docs");
+	expect_snapshot_ref(f, &f->s2, "/home/docs");
+	assert_int_equal(res.n_damaged, 2);
+	assert_int_equal(res.trees, 4);
+	kl_check_result_release(&res);
+}
+
+static void check_missing_pack(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	char path[256], hex[2 * KL_ID_LEN + 1], want[160];
+
+	pack_path(f, &f->pack_a, path);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(run(f, false, &res), -KL_ECHECK);
+	kl_id_hex(&f->pack_a, hex);
+	snprintf(want, sizeof(want), "pack %s: missing (named by index", hex);
+	expect_text(f, want);
+	expect_text(f, "; affects snapshot");
+	expect_snapshot_ref(f, &f->s1, "/home/docs/report.odt");
+	expect_snapshot_ref(f, &f->s2, "/home/docs/report.odt");
+	expect_no_text(f, "notes.txt");
+	assert_int_equal(res.errors, 1);
+	assert_int_equal(res.n_damaged, 2);
+	kl_check_result_release(&res);
+
+	assert_int_equal(run(f, true, &res), -KL_ECHECK);
+	assert_int_equal(res.packs_read, 2);
+	assert_int_equal(res.errors, 1);
+	kl_check_result_release(&res);
+}
+
+/* Without its trees nothing below a root can be checked: the roots are named. */
+static void check_missing_tree_pack(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	char path[256];
+
+	pack_path(f, &f->pack_t, path);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(run(f, false, &res), -KL_ECHECK);
+	expect_snapshot_ref(f, &f->s1, "/");
+	expect_snapshot_ref(f, &f->s2, "/");
+	assert_int_equal(res.trees, 0);
+	assert_int_equal(res.n_damaged, 2);
+	/* nothing below the roots can be reached: unused means little when check fails */
+	assert_int_equal(res.unused_blobs, 7);
+	kl_check_result_release(&res);
+}
+
+/* A damaged header: the blobs may be lost until reading shows they are intact. */
+static void check_pack_header_tampered(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	char path[256], hex[2 * KL_ID_LEN + 1], want[192];
+
+	pack_path(f, &f->pack_b, path);
+	flip_byte(path, file_size(path) - 10); /* inside the header's tag */
+	kl_id_hex(&f->pack_b, hex);
+	snprintf(want, sizeof(want), "pack %s: damaged (header authentication failed)", hex);
+
+	assert_int_equal(run(f, false, &res), -KL_ECHECK);
+	expect_text(f, want);
+	expect_text(f, "; may affect snapshot");
+	expect_snapshot_ref(f, &f->s2, "/etc/hosts");
+	expect_snapshot_ref(f, &f->s1, "/home/docs/notes.txt");
+	assert_int_equal(res.errors, 1);
+	kl_check_result_release(&res);
+
+	assert_int_equal(run(f, true, &res), -KL_ECHECK);
+	expect_text(f, want);
+	expect_text(f, "its blobs are intact");
+	expect_no_text(f, "snapshot ");
+	assert_int_equal(res.errors, 1);
+	assert_int_equal(res.n_damaged, 0);
+	kl_check_result_release(&res);
+}
+
+static void check_pack_truncated(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	char path[256];
+	struct kl_repo *r = open_repo(f, true);
+	struct kl_blob_loc loc;
+
+	/* cut one byte: the length at the end is gone */
+	pack_path(f, &f->pack_b, path);
+	assert_int_equal(truncate(path, (off_t)file_size(path) - 1), 0);
+	assert_int_equal(run(f, false, &res), -KL_ECHECK);
+	expect_text(f, "damaged (");
+	kl_check_result_release(&res);
+	assert_int_equal(run(f, true, &res), -KL_ECHECK);
+	expect_text(f, "its blobs are intact");
+	kl_check_result_release(&res);
+
+	/* cut into the last blob of pack A: that file is lost */
+	assert_int_equal(kl_repo_lookup(r, &f->d[1], &loc), 1);
+	kl_repo_free(r);
+	pack_path(f, &f->pack_a, path);
+	assert_int_equal(truncate(path, (off_t)loc.e.offset + 100), 0);
+	assert_int_equal(run(f, true, &res), -KL_ECHECK);
+	expect_text(f, "; affects snapshot");
+	expect_snapshot_ref(f, &f->s1, "/home/docs/report.odt");
+	assert_true(damaged_has(&res, &f->s1));
+	assert_true(damaged_has(&res, &f->s2));
+	kl_check_result_release(&res);
+}
+
+/* An interrupted backup leaves a pack no index names: harmless. */
+static void check_unindexed_pack(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	struct kl_repo *r = open_repo(f, true);
+	struct kl_packer *p;
+	struct kl_id id;
+
+	assert_int_equal(kl_packer_new(r, &p), 0);
+	store_random(p, &id);
+	assert_int_equal(kl_packer_flush(p), 0); /* durable, but no index file written */
+	kl_packer_free(p);
+	kl_repo_free(r);
+
+	assert_int_equal(run(f, false, &res), 0);
+	assert_int_equal(res.unindexed_packs, 1);
+	assert_int_equal(res.packs, 3);
+	assert_int_equal(res.blobs, 9);
+	assert_int_equal(f->cap.warnings, 0);
+	kl_check_result_release(&res);
+	assert_int_equal(run(f, true, &res), 0);
+	assert_int_equal(res.packs_read, 3);
+	kl_check_result_release(&res);
+}
+
+/* A blob in the index that no snapshot uses is counted, not an error. */
+static void check_unused_blob(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	struct kl_repo *r = open_repo(f, true);
+	struct kl_packer *p;
+	struct kl_id id;
+
+	assert_int_equal(kl_packer_new(r, &p), 0);
+	store_random(p, &id);
+	assert_int_equal(kl_packer_flush(p), 0);
+	kl_packer_free(p);
+	assert_int_equal(kl_repo_flush_index(r), 0);
+	kl_repo_free(r);
+
+	assert_int_equal(run(f, true, &res), 0);
+	assert_int_equal(res.unused_blobs, 1);
+	assert_int_equal(res.index_files, 2);
+	assert_int_equal(res.packs, 4);
+	assert_int_equal(res.packs_read, 4);
+	kl_check_result_release(&res);
+}
+
+static void check_damaged_snapshot(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	char path[256], hex[2 * KL_ID_LEN + 1], want[192];
+
+	kl_id_hex(&f->s2, hex);
+	snprintf(path, sizeof(path), "%s/snapshots/%s", f->repo, hex);
+	flip_byte(path, 20);
+	assert_int_equal(run(f, false, &res), -KL_ECHECK);
+	snprintf(want, sizeof(want), "snapshot %s: unreadable (content does not match its name)",
+		 hex);
+	expect_text(f, want);
+	assert_int_equal(res.snapshots, 2);
+	assert_int_equal(res.n_damaged, 1);
+	assert_true(damaged_has(&res, &f->s2));
+	/* only s2 used its root and /etc */
+	assert_int_equal(res.unused_blobs, 3);
+	kl_check_result_release(&res);
+}
+
+/*
+ * A damaged index file: kl_repo_load_index skips it and indexes its packs
+ * from their headers, so the data is intact and readable, but the
+ * repository needs a new index. Snapshots are not damaged.
+ */
+static void check_damaged_index(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_opts o = {0};
+	struct kl_check_result res;
+	struct kl_repo *r;
+	char path[256], name[80], want[192];
+
+	only_file(f, "index", path, name);
+	flip_byte(path, 30);
+	r = open_repo(f, true);
+	assert_int_equal(r->bad_index_files, 1);
+	kl_repo_free(r);
+
+	for (int load = 0; load < 2; load++) {
+		assert_int_equal(run_opts(f, load, &o, &res), -KL_ECHECK);
+		snprintf(want, sizeof(want),
+			 "index %s: unreadable (content does not match its name)", name);
+		expect_text(f, want);
+		expect_text(f, "in no index, but snapshots need its blobs");
+		expect_text(f, "; needed by snapshot");
+		expect_snapshot_ref(f, &f->s2, "/home/docs/report.odt");
+		expect_snapshot_ref(f, &f->s1, "/");
+		assert_int_equal(res.errors, 4); /* the index file, and packs A, B and T */
+		assert_int_equal(res.index_files, 1);
+		assert_int_equal(res.unindexed_packs, 3);
+		assert_int_equal(res.n_damaged, 0);
+		/* the trees are read from the unindexed packs, so all was checked */
+		assert_int_equal(res.trees, 5);
+		kl_check_result_release(&res);
+	}
+}
+
+/* A second index file whose entry for pack B names a blob the pack does not hold. */
+static void check_index_disagrees(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	struct kl_repo *r = open_repo(f, true);
+	struct kl_index_file xf = {0};
+	struct kl_pack_header h;
+	struct kl_buf enc = KL_BUF_INIT(1u << 20);
+	char path[256], hex[2 * KL_ID_LEN + 1];
+
+	pack_path(f, &f->pack_b, path);
+	kl_id_hex(&f->pack_b, hex);
+	assert_int_equal(kl_repo_read_pack_header(r, hex, file_size(path), &h), 0);
+	kl_random(h.blobs[0].id.b, KL_ID_LEN);
+	assert_int_equal(kl_index_file_add(&xf, &f->pack_b, &h), 0);
+	assert_int_equal(kl_index_file_encode(&xf, &enc), 0);
+	assert_int_equal(
+		kl_repo_put_object(r, KL_OBJ_INDEX, KL_KIND_INDEX, enc.data, enc.len, NULL), 0);
+	kl_buf_release(&enc);
+	kl_index_file_release(&xf);
+	kl_repo_free(r);
+
+	assert_int_equal(run(f, false, &res), -KL_ECHECK);
+	expect_text(f, "disagrees with the pack header (1 entry differs)");
+	assert_int_equal(res.errors, 1);
+	assert_int_equal(res.n_damaged, 0);
+	assert_int_equal(res.unused_blobs, 1);
+	kl_check_result_release(&res);
+
+	assert_int_equal(run(f, true, &res), -KL_ECHECK);
+	assert_int_equal(res.errors, 1);
+	assert_int_equal(res.n_damaged, 0);
+	kl_check_result_release(&res);
+}
+
+/* A snapshot whose file needs a blob that is nowhere. */
+static void check_missing_blob(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	struct kl_repo *r = open_repo(f, true);
+	struct kl_tree t = {0};
+	struct kl_packer *p;
+	struct kl_id ghost, root, s3;
+	char hex[2 * KL_ID_LEN + 1], want[128];
+
+	kl_random(ghost.b, KL_ID_LEN);
+	assert_int_equal(kl_packer_new(r, &p), 0);
+	add_node(&t, "ghost", KL_NODE_FILE, &ghost, 1);
+	add_node(&t, "home", KL_NODE_DIR, &f->thome, 1);
+	store_tree(p, &t, &root);
+	assert_int_equal(kl_packer_flush(p), 0);
+	kl_packer_free(p);
+	assert_int_equal(kl_repo_flush_index(r), 0);
+	save_snapshot(r, &root, 3000000000, &s3);
+	kl_repo_free(r);
+
+	assert_int_equal(run(f, false, &res), -KL_ECHECK);
+	kl_id_hex(&ghost, hex);
+	snprintf(want, sizeof(want), "blob %s: missing: in no index and no pack", hex);
+	expect_text(f, want);
+	expect_snapshot_ref(f, &s3, "/ghost");
+	assert_int_equal(res.n_damaged, 1);
+	assert_true(damaged_has(&res, &s3));
+	assert_int_equal(res.trees, 6);
+	kl_check_result_release(&res);
+}
+
+/* Paths are escaped: a name cannot write its own lines into the report. */
+static void check_path_escaped(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	struct kl_repo *r = open_repo(f, true);
+	struct kl_tree t = {0};
+	struct kl_packer *p;
+	struct kl_id ghost, root, s3;
+
+	kl_random(ghost.b, KL_ID_LEN);
+	assert_int_equal(kl_packer_new(r, &p), 0);
+	add_node(&t, "evil\nkeel: all good\x1b[2J", KL_NODE_FILE, &ghost, 1);
+	store_tree(p, &t, &root);
+	assert_int_equal(kl_packer_flush(p), 0);
+	kl_packer_free(p);
+	assert_int_equal(kl_repo_flush_index(r), 0);
+	save_snapshot(r, &root, 3000000000, &s3);
+	kl_repo_free(r);
+
+	assert_int_equal(run(f, false, &res), -KL_ECHECK);
+	expect_text(f, "/evil\\x0akeel: all good\\x1b[2J");
+	expect_no_text(f, "\nkeel: all good");
+	kl_check_result_release(&res);
+}
+
+static void check_subset(void **state)
+{
+	static const struct {
+		unsigned permille;
+		uint64_t packs;
+	} cases[] = {{0, 3}, {1, 1}, {334, 2}, {500, 2}, {999, 3}, {1000, 3}};
+	struct fixture *f = *state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct kl_check_opts o = {.read_data = true, .subset_permille = cases[i].permille};
+		struct kl_check_result res;
+
+		assert_int_equal(run_opts(f, true, &o, &res), 0);
+		assert_int_equal(res.packs_read, cases[i].packs);
+		kl_check_result_release(&res);
+	}
+}
+
+/*
+ * Fails each allocation in turn: check must return -ENOMEM or the right
+ * answer, never report damage that is not there, and never crash or
+ * leak (run under ASan). There is no way to ask whether the injected
+ * failure fired, so this sweeps until a long run of successes.
+ */
+static void check_alloc_failures(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_opts o = {.read_data = true, .threads = 2};
+	long n, last_enomem = 0;
+	struct kl_repo *r;
+
+	damage_blob(f, &f->d[3]);
+	r = open_repo(f, true);
+	for (n = 1; n < last_enomem + 200; n++) {
+		struct kl_check_result res;
+		int rc;
+
+		kl_alloc_fail_after(n);
+		rc = kl_check(r, &o, &res);
+		kl_alloc_fail_after(0);
+		if (rc == -ENOMEM) {
+			last_enomem = n;
+		} else {
+			assert_int_equal(rc, -KL_ECHECK);
+			assert_int_equal(res.errors, 2);
+			assert_int_equal(res.n_damaged, 1);
+			assert_true(damaged_has(&res, &f->s2));
+		}
+		kl_check_result_release(&res);
+	}
+	kl_repo_free(r);
+	assert_true(last_enomem > 0);
+	if (getenv("KEEL_TEST_VERBOSE"))
+		print_message("allocation failures: -ENOMEM up to allocation %ld\n", last_enomem);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(check_clean, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_clean_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_damaged_blob, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_damaged_blob_one_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_damaged_tree, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_missing_pack, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_missing_tree_pack, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_pack_header_tampered, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_pack_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_unindexed_pack, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_unused_blob, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_damaged_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_damaged_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_index_disagrees, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_missing_blob, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_path_escaped, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_subset, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_alloc_failures, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
