@@ -244,7 +244,8 @@ struct problem {
 	bool note;     /* informational: reported with err 0, not counted */
 	bool attrib;   /* list the snapshots it affects */
 	bool maybe;    /* a pack header is damaged, its blobs were not read: "may affect" */
-	bool orphan;   /* intact blobs in a pack no index names: snapshots are not damaged */
+	bool orphan;   /* intact blobs in a pack no index names */
+	bool fallback; /* ... which readers find anyway: an index file is damaged */
 	uint32_t pack; /* pack index + 1 for pack problems */
 	uint64_t n_refs;
 	size_t n_shown;
@@ -269,7 +270,8 @@ struct check {
 	size_t n_problems, cap_problems;
 	struct snap *snaps;
 	size_t n_snaps, cap_snaps;
-	int fatal; /* -ENOMEM and the like: stop and return it */
+	int fatal;		  /* -ENOMEM and the like: stop and return it */
+	unsigned bad_index_files; /* damaged, as kl_repo_load_index counts them */
 
 	/* data pass; everything below the lock is shared with the workers */
 	pthread_mutex_t lock;
@@ -375,7 +377,7 @@ static int attribute(struct check *c, uint32_t pr, size_t si)
 
 	if (!p)
 		return 0;
-	if (!p->orphan)
+	if (!p->fallback)
 		c->snaps[si].damaged = true;
 	p->attrib = true;
 	p->n_refs++;
@@ -389,14 +391,15 @@ static int attribute(struct check *c, uint32_t pr, size_t si)
 }
 
 /*
- * Whether problem pr leaves a snapshot unrestorable. Intact blobs in an
- * unindexed pack do not; the walk names only the first snapshots needing
- * them, so that a lost index file does not make it walk every tree again
- * for every snapshot.
+ * Whether problem pr leaves a snapshot unrestorable. Blobs in an unindexed
+ * pack do not while an index file is damaged: kl_repo_load_index then
+ * indexes such packs from their headers. The walk names only the first
+ * snapshots needing them, so that a damaged index file does not make it
+ * walk every tree again for every snapshot.
  */
 static bool damages(struct check *c, uint32_t pr)
 {
-	return pr && !problem_get(c, pr)->orphan;
+	return pr && !problem_get(c, pr)->fallback;
 }
 
 /* Marks the copy of e in pack idx bad with problem pr, if readers use that copy. */
@@ -793,6 +796,7 @@ static int check_index_file(struct check *c, const char *name)
 	if (rc < 0) {
 		char obj[80];
 
+		c->bad_index_files += rc == -KL_ECORRUPT;
 		snprintf(obj, sizeof(obj), "index %.64s", name);
 		problem_add(c, C_INDEX, rc, false, obj, "unreadable (%s)",
 			    object_reason(c, KL_OBJ_INDEX, KL_KIND_INDEX, name, rc));
@@ -1256,7 +1260,10 @@ static int load_snapshots(struct check *c)
 static int need_blob(struct check *c, const struct kl_id *id, bool tree, uint32_t *pr)
 {
 	static const char orphan_why[] = "in no index, but snapshots need its blobs "
-					 "(intact: an index can be rebuilt from the pack header)";
+					 "(intact: the next backup indexes it again)";
+	static const char fallback_why[] = "in no index, but snapshots need its blobs "
+					   "(intact: readers find them through the pack header "
+					   "while an index file is damaged)";
 	struct blob *b;
 	char obj[80];
 	int rc;
@@ -1280,9 +1287,13 @@ static int need_blob(struct check *c, const struct kl_id *id, bool tree, uint32_
 		if (!p->orphan_problem) {
 			pack_obj(c, b->pack, obj);
 			p->orphan_problem =
-				problem_add(c, C_PACK, -KL_ENOTFOUND, false, obj, "%s", orphan_why);
-			if (p->orphan_problem)
+				problem_add(c, C_PACK, -KL_ENOTFOUND, false, obj, "%s",
+					    c->bad_index_files ? fallback_why : orphan_why);
+			if (p->orphan_problem) {
 				problem_get(c, p->orphan_problem)->orphan = true;
+				problem_get(c, p->orphan_problem)->fallback =
+					c->bad_index_files > 0;
+			}
 		}
 		*pr = p->orphan_problem;
 	} else if (tree && b->type != KL_BLOB_TREE) {
@@ -1525,9 +1536,9 @@ static int report(struct check *c)
 			rc = kl_buf_addstr(&msg, "; no snapshot is affected");
 		else if (rc >= 0 && p->attrib)
 			rc = kl_buf_addf(&msg, "; %s %s",
-					 p->orphan  ? "needed by"
-					 : p->maybe ? "may affect"
-						    : "affects",
+					 p->fallback ? "needed by"
+					 : p->maybe  ? "may affect"
+						     : "affects",
 					 (const char *)p->refs.data);
 		if (rc >= 0 && p->attrib && p->n_refs > p->n_shown)
 			rc = kl_buf_addf(&msg, " and %llu more",

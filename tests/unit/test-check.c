@@ -742,7 +742,8 @@ static void check_damaged_index(void **state)
 		snprintf(want, sizeof(want),
 			 "index %s: unreadable (content does not match its name)", name);
 		expect_text(f, want);
-		expect_text(f, "in no index, but snapshots need its blobs");
+		expect_text(f,
+			    "in no index, but snapshots need its blobs (intact: readers find them");
 		expect_text(f, "; needed by snapshot");
 		expect_snapshot_ref(f, &f->s2, "/home/docs/report.odt");
 		expect_snapshot_ref(f, &f->s1, "/");
@@ -754,6 +755,37 @@ static void check_damaged_index(void **state)
 		assert_int_equal(res.trees, 5);
 		kl_check_result_release(&res);
 	}
+}
+
+/*
+ * A lost index file: no reader finds the packs it named, so the snapshots
+ * are damaged until a backup indexes the packs again from their headers.
+ */
+static void check_lost_index(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	struct kl_repo *r;
+	char path[256], name[80];
+
+	only_file(f, "index", path, name);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(run(f, false, &res), -KL_ECHECK);
+	expect_text(f, "in no index, but snapshots need its blobs (intact: the next backup indexes "
+		       "it again); affects snapshot");
+	expect_snapshot_ref(f, &f->s1, "/");
+	assert_int_equal(res.errors, 3);
+	assert_int_equal(res.unindexed_packs, 3);
+	assert_int_equal(res.n_damaged, 2);
+	kl_check_result_release(&res);
+
+	r = open_repo(f, true);
+	assert_int_equal(kl_repo_adopt_orphans(r), 3);
+	kl_repo_free(r);
+	assert_int_equal(run(f, true, &res), 0);
+	assert_int_equal(res.unindexed_packs, 0);
+	assert_int_equal(f->cap.warnings, 0);
+	kl_check_result_release(&res);
 }
 
 /* A second index file whose entry for pack B names a blob the pack does not hold. */
@@ -923,6 +955,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(check_unused_blob, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_damaged_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_damaged_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_lost_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_index_disagrees, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_missing_blob, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_path_escaped, setup, teardown),
