@@ -10,7 +10,8 @@
  *  3. with read_data, read packs whole (all, or a random subset) on
  *     o->threads workers: SHA-256 against the name, every blob opened
  *     (authenticated, decompressed, re-hashed against its id);
- *  4. load every snapshot and walk its trees, each distinct tree once:
+ *  4. load every snapshot and walk its trees, each distinct tree once
+ *     (one with damage below it once per snapshot, to name its paths):
  *     every blob a file or directory needs must be indexed and not found
  *     damaged above. The walk runs last so that it can name the snapshots
  *     and paths that each damaged object affects;
@@ -269,11 +270,14 @@ struct check {
 	struct problem *problems;
 	size_t n_problems, cap_problems;
 	struct snap *snaps;
-	size_t n_snaps, cap_snaps;
+	size_t n_snaps;
 	int fatal;		  /* -ENOMEM and the like: stop and return it */
 	unsigned bad_index_files; /* damaged, as kl_repo_load_index counts them */
 
-	/* data pass; everything below the lock is shared with the workers */
+	/*
+	 * The data pass: while the workers run, lock guards everything they
+	 * share: these fields, fatal, res, the problems and the blob flags.
+	 */
 	pthread_mutex_t lock;
 	uint32_t *sel;
 	size_t n_sel, next;

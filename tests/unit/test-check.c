@@ -788,6 +788,31 @@ static void check_lost_index(void **state)
 	kl_check_result_release(&res);
 }
 
+static int rm_files(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return flag == FTW_F ? remove(path) : 0;
+}
+
+/* Nothing at all is not an error. */
+static void check_empty(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	static const char *const dirs[] = {"data", "index", "snapshots"};
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char dir[160];
+
+		snprintf(dir, sizeof(dir), "%s/%s", f->repo, dirs[i]);
+		assert_int_equal(nftw(dir, rm_files, 16, FTW_PHYS), 0);
+	}
+	assert_int_equal(run(f, true, &res), 0);
+	assert_int_equal(res.snapshots + res.trees + res.blobs + res.packs + res.index_files, 0);
+	assert_int_equal(res.packs_read + res.errors + res.unindexed_packs + res.n_damaged, 0);
+	assert_int_equal(f->cap.warnings, 0);
+	kl_check_result_release(&res);
+}
+
 /* A second index file whose entry for pack B names a blob the pack does not hold. */
 static void check_index_disagrees(void **state)
 {
@@ -943,6 +968,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(check_clean, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_clean_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_damaged_blob, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_damaged_blob_one_snapshot, setup, teardown),
