@@ -41,10 +41,15 @@ while [ $# -gt 0 ]; do
 	--scaling) SCALING=yes ;;
 	--no-scaling) SCALING=no ;;
 	--scaling-only) SCALING=yes SCENARIOS=0 ;;
-	--runs) RUNS=$2; shift ;;
-	--json) JSON_COPY=$2; shift ;;
-	--tools) TOOLS=$2; shift ;;
-	--keel) KEEL_OVERRIDE=$2; shift ;;
+	--runs|--json|--tools|--keel)
+		[ $# -ge 2 ] || { usage >&2; exit 2; }
+		case $1 in
+		--runs) RUNS=$2 ;;
+		--json) JSON_COPY=$2 ;;
+		--tools) TOOLS=$2 ;;
+		--keel) KEEL_OVERRIDE=$(realpath -m "$2") ;;
+		esac
+		shift ;;
 	--keel-kdf-default) KEEL_INIT_ARGS='' ;;
 	--no-install) INSTALL=0 ;;
 	-h|--help) usage; exit 0 ;;
@@ -97,14 +102,17 @@ fi
 
 # ---- 2. keel, built in release mode -------------------------------------------------
 KEEL='' KEEL_STATUS=ok
-if [ -n "$KEEL_OVERRIDE" ]; then
+if [[ " $TOOLS " != *" keel "* ]]; then
+	KEEL_STATUS="not requested (--tools)"
+elif [ -n "$KEEL_OVERRIDE" ]; then
 	KEEL=$KEEL_OVERRIDE
-elif [[ " $TOOLS " == *" keel "* ]]; then
+else
+	# only the binary: the tests and fuzzers would cost the neighbours CPU
 	say "== building keel (release) in build-release"
 	if (cd "$ROOT" && { [ -f build-release/build.ninja ] ||
 		meson setup build-release -Dbuildtype=release -Dtestable=false ||
 		meson setup --wipe build-release -Dbuildtype=release -Dtestable=false; } &&
-		nice ninja -C build-release) >"$LOGS/build.log" 2>&1; then
+		nice ninja -C build-release src/cli/keel) >"$LOGS/build.log" 2>&1; then
 		KEEL=$ROOT/build-release/src/cli/keel
 	else
 		KEEL_STATUS="n/a: release build failed: $(grep -E 'error|Error|ERROR' "$LOGS/build.log" | head -n2 | oneline)"
