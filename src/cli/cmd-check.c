@@ -30,6 +30,25 @@ static int parse_subset(const char *s, unsigned *permille)
 	return 0;
 }
 
+/* check's messages already name the object and the cause: print them as they are */
+static void on_problem(void *ud, const char *object, int err, const char *what)
+{
+	struct kl_cli *cli = ud;
+
+	if (cli->json) {
+		printf("{\"message_type\":\"problem\",\"object\":");
+		kl_json_cstr(stdout, object);
+		printf(",\"error\":");
+		kl_json_cstr(stdout, err ? kl_strerror(err) : NULL);
+		printf(",\"message\":");
+		kl_json_cstr(stdout, what);
+		printf("}\n");
+		return;
+	}
+	fprintf(stderr, "keel: check: %s%s%s\n", object ? object : "", object ? ": " : "",
+		what ? what : kl_strerror(err));
+}
+
 int cmd_check(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
@@ -73,6 +92,9 @@ int cmd_check(int argc, char **argv, struct kl_cli *cli)
 	if (rc < 0)
 		return rc;
 	kl_cli_report_init(&rep, cli, &o.report);
+	o.report.warn = on_problem;
+	o.report.ud = cli;
+	o.report.progress = NULL; /* NEEDSWORK: a progress line for check */
 	rc = kl_check(cli->repo, &o, &res);
 	kl_cli_report_done(&rep);
 	if (cli->json) {

@@ -430,7 +430,8 @@ static int adopt_one(const char *name, uint64_t size, void *ud)
 		return 0; /* left for check/repair to report; never index bad data */
 	if (rc < 0)
 		return rc;
-	rc = kl_index_add_pack_(c->r, &id, &h, c->write);
+	/* pending either way: the next index file written names these packs */
+	rc = kl_index_add_pack_(c->r, &id, &h, true);
 	kl_pack_header_release(&h);
 	if (rc >= 0)
 		c->adopted++;
