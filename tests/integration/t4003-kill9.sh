@@ -53,14 +53,26 @@ done
 [ "$killed" -ge 2 ] || fail "only $killed of 4 backups could be killed before they finished"
 [ "$(snapshot_count)" = 0 ] || log "note: a killed backup left a snapshot (it had finished its commit)"
 
-# The next backup completes and reuses the data the killed ones stored.
-stored=$(dir_bytes "$KEEL_REPOSITORY/data")
+# complete packs (named by their hash), not the *.tmp.* files of writes
+# that were cut short
+pack_bytes()
+{
+	find "$KEEL_REPOSITORY/data" -type f -regextype posix-extended \
+		-regex '.*/[0-9a-f]{64}' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# The next backup completes and reuses the data the killed ones stored
+# (docs/FORMAT.md 7: it adopts packs that no index names yet).
+stored=$(pack_bytes)
 expect_success keel backup --json "$SRC" >"$TEST_DIR/final.json"
 added=$(json_get data_added <"$TEST_DIR/final.json")
-log "before the final backup data/ held $stored bytes; it added $added of $TOTAL"
-if [ "$stored" -gt $((TOTAL / 2)) ]; then
-	[ "$added" -lt $((TOTAL * 3 / 4)) ] ||
-		fail "the final backup re-stored $added of $TOTAL bytes although $stored were in packs"
+log "before the final backup data/ held $stored bytes in complete packs" \
+	"($(dir_bytes "$KEEL_REPOSITORY/data") with temporary files); it added $added of $TOTAL"
+# Killed runs may have stored some data twice, so only half of what is in
+# complete packs must be reused.
+if [ "$stored" -gt $((TOTAL / 4)) ]; then
+	[ $((TOTAL - added)) -ge $((stored / 2)) ] ||
+		fail "the final backup reused $((TOTAL - added)) of $TOTAL bytes although $stored were in complete packs"
 fi
 
 expect_success keel check --read-data >/dev/null

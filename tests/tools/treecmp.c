@@ -640,6 +640,8 @@ static void check_links(struct walk *w)
 {
 	size_t i, first;
 
+	if (w->nlinks == 0)
+		return;
 	qsort(w->links, w->nlinks, sizeof(*w->links), cmp_link_a);
 	for (i = 1, first = 0; i < w->nlinks; i++) {
 		const struct link_rec *f = &w->links[first], *l = &w->links[i];
@@ -740,7 +742,8 @@ static int names_read(int dirfd, struct names *ret)
 		return -e;
 	}
 	closedir(d);
-	qsort(ret->v, ret->n, sizeof(char *), cmp_str);
+	if (ret->n > 0)
+		qsort(ret->v, ret->n, sizeof(char *), cmp_str);
 	return 0;
 }
 
