@@ -1,0 +1,300 @@
+/*
+ * Snapshots: the root of one backup. Written once, last, as the commit
+ * point; read by every listing, so decoding must be cheap and strict.
+ */
+#include "keel/format.h"
+#include "pb-internal.h"
+
+enum {
+	F_VERSION = 1,
+	F_KIND,
+	F_TIME_NS,
+	F_TIME_END_NS,
+	F_HOST,
+	F_USER,
+	F_UID,
+	F_GID,
+	F_PATHS,
+	F_TAGS,
+	F_EXCLUDES,
+	F_TREE,
+	F_PARENT,
+	F_PROGRAM_VERSION,
+	F_PARTIAL,
+	F_STATS,
+};
+
+/* Stats fields in order; the message is all uint64. */
+#define STATS_FIELDS 10
+static uint64_t *stats_field(struct kl_snapshot_stats *st, unsigned i)
+{
+	uint64_t *f[STATS_FIELDS] = {
+		&st->files_new,	   &st->files_changed, &st->files_unmodified, &st->dirs,
+		&st->bytes_total,  &st->bytes_read,    &st->blobs_new,	      &st->bytes_added,
+		&st->bytes_stored, &st->errors,
+	};
+
+	return f[i];
+}
+
+static void strv_free(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		kl_free(v[i]);
+	kl_free(v);
+}
+
+void kl_snapshot_release(struct kl_snapshot *s)
+{
+	if (!s)
+		return;
+	kl_free(s->host);
+	kl_free(s->user);
+	strv_free(s->paths, s->n_paths);
+	strv_free(s->tags, s->n_tags);
+	strv_free(s->excludes, s->n_excludes);
+	kl_free(s->program_version);
+	memset(s, 0, sizeof(*s));
+}
+
+static bool strv_valid(char *const *v, size_t n)
+{
+	size_t i;
+
+	if (n > KL_SNAPSHOT_MAX_STRINGS || (n && !v))
+		return false;
+	for (i = 0; i < n; i++)
+		if (!v[i])
+			return false;
+	return true;
+}
+
+static bool snapshot_valid(const struct kl_snapshot *s)
+{
+	return s->kind >= KL_SNAP_FILES && s->kind <= KL_SNAP_DATABASE &&
+	       strv_valid(s->paths, s->n_paths) && strv_valid(s->tags, s->n_tags) &&
+	       strv_valid(s->excludes, s->n_excludes);
+}
+
+static int strv_encode(struct kl_buf *out, uint32_t field, char *const *v, size_t n)
+{
+	size_t i;
+	int r = 0;
+
+	for (i = 0; r >= 0 && i < n; i++)
+		r = kl_pb_put_str(out, field, v[i]);
+	return r;
+}
+
+static int stats_encode(const struct kl_snapshot_stats *st, struct kl_buf *out)
+{
+	struct kl_snapshot_stats copy = *st;
+	uint64_t any = 0;
+	size_t mark;
+	unsigned i;
+	int r;
+
+	for (i = 0; i < STATS_FIELDS; i++)
+		any |= *stats_field(&copy, i);
+	if (!any)
+		return 0; /* an all-default message is omitted like any default */
+	r = kl_pb_begin(out, F_STATS, &mark);
+	for (i = 0; r >= 0 && i < STATS_FIELDS; i++)
+		r = kl_pb_put_uint_nz(out, i + 1, *stats_field(&copy, i));
+	if (r >= 0)
+		r = kl_pb_end(out, mark);
+	return r;
+}
+
+int kl_snapshot_encode(const struct kl_snapshot *s, struct kl_buf *out)
+{
+	size_t start = out->len;
+	int r;
+
+	if (!snapshot_valid(s))
+		return -EINVAL;
+	r = kl_pb_put_uint(out, F_VERSION, KL_FORMAT_VERSION);
+	if (r >= 0)
+		r = kl_pb_put_uint(out, F_KIND, s->kind);
+	if (r >= 0)
+		r = kl_pb_put_sint_nz(out, F_TIME_NS, s->time_ns);
+	if (r >= 0)
+		r = kl_pb_put_sint_nz(out, F_TIME_END_NS, s->time_end_ns);
+	if (r >= 0)
+		r = kl_pb_put_str(out, F_HOST, s->host);
+	if (r >= 0)
+		r = kl_pb_put_str(out, F_USER, s->user);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, F_UID, s->uid);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, F_GID, s->gid);
+	if (r >= 0)
+		r = strv_encode(out, F_PATHS, s->paths, s->n_paths);
+	if (r >= 0)
+		r = strv_encode(out, F_TAGS, s->tags, s->n_tags);
+	if (r >= 0)
+		r = strv_encode(out, F_EXCLUDES, s->excludes, s->n_excludes);
+	if (r >= 0)
+		r = kl_pb_put_bytes(out, F_TREE, s->tree.b, KL_ID_LEN);
+	if (r >= 0 && s->has_parent)
+		r = kl_pb_put_bytes(out, F_PARENT, s->parent.b, KL_ID_LEN);
+	if (r >= 0)
+		r = kl_pb_put_str(out, F_PROGRAM_VERSION, s->program_version);
+	if (r >= 0 && s->partial)
+		r = kl_pb_put_uint(out, F_PARTIAL, 1);
+	if (r >= 0)
+		r = stats_encode(&s->stats, out);
+	if (r < 0) {
+		kl_buf_setlen(out, start);
+		return r;
+	}
+	return 0;
+}
+
+static int stats_decode(const struct kl_pb_field *sf, struct kl_snapshot_stats *st)
+{
+	struct kl_pb_reader rd = {sf->p, sf->len};
+	struct kl_pb_field f;
+	uint64_t seen = 0;
+	int r;
+
+	if (sf->wire != KL_PB_LEN)
+		return -KL_ECORRUPT;
+	while ((r = kl_pb_next(&rd, &f)) > 0) {
+		if (f.num > STATS_FIELDS)
+			continue;
+		r = kl_pb_once(&seen, f.num);
+		if (r >= 0)
+			r = kl_pb_get_u64(&f, stats_field(st, f.num - 1));
+		if (r < 0)
+			return r;
+	}
+	return r;
+}
+
+/* Appends a string to a vector allocated with room for all of them. */
+static int strv_push(const struct kl_pb_field *f, char **v, size_t *n, size_t cap)
+{
+	if (KL_NEVER(!v || *n >= cap))
+		return -KL_ECORRUPT;
+	return kl_pb_strdup(f, &v[(*n)++]);
+}
+
+static int strv_alloc(size_t count, size_t msg_len, char ***ret)
+{
+	if (count > KL_SNAPSHOT_MAX_STRINGS || count > msg_len / KL_PB_MIN_STRING)
+		return -KL_ECORRUPT;
+	if (!count)
+		return 0;
+	*ret = kl_calloc(count, sizeof(char *));
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int snapshot_decode(const uint8_t *p, size_t n, struct kl_snapshot *s)
+{
+	struct kl_pb_reader rd = {p, n};
+	struct kl_pb_field f;
+	struct kl_pb_scan sc;
+	uint64_t seen = 0;
+	int r;
+
+	r = kl_pb_scan(p, n, &sc);
+	if (r < 0)
+		return r;
+	r = kl_pb_check_version(&sc, KL_FORMAT_VERSION);
+	if (r < 0)
+		return r;
+	/* vectors are sized from the scan; strv_push() fills them */
+	r = strv_alloc(sc.count[F_PATHS], n, &s->paths);
+	if (r >= 0)
+		r = strv_alloc(sc.count[F_TAGS], n, &s->tags);
+	if (r >= 0)
+		r = strv_alloc(sc.count[F_EXCLUDES], n, &s->excludes);
+	if (r < 0)
+		return r;
+
+	while ((r = kl_pb_next(&rd, &f)) > 0) {
+		if (f.num <= F_STATS && f.num != F_PATHS && f.num != F_TAGS &&
+		    f.num != F_EXCLUDES) {
+			r = kl_pb_once(&seen, f.num);
+			if (r < 0)
+				return r;
+		}
+		switch (f.num) {
+		case F_VERSION:
+			break; /* checked by the scan */
+		case F_KIND:
+			r = kl_pb_get_u32(&f, &s->kind);
+			break;
+		case F_TIME_NS:
+			r = kl_pb_get_s64(&f, &s->time_ns);
+			break;
+		case F_TIME_END_NS:
+			r = kl_pb_get_s64(&f, &s->time_end_ns);
+			break;
+		case F_HOST:
+			r = kl_pb_strdup(&f, &s->host);
+			break;
+		case F_USER:
+			r = kl_pb_strdup(&f, &s->user);
+			break;
+		case F_UID:
+			r = kl_pb_get_u32(&f, &s->uid);
+			break;
+		case F_GID:
+			r = kl_pb_get_u32(&f, &s->gid);
+			break;
+		case F_PATHS:
+			r = strv_push(&f, s->paths, &s->n_paths, sc.count[F_PATHS]);
+			break;
+		case F_TAGS:
+			r = strv_push(&f, s->tags, &s->n_tags, sc.count[F_TAGS]);
+			break;
+		case F_EXCLUDES:
+			r = strv_push(&f, s->excludes, &s->n_excludes, sc.count[F_EXCLUDES]);
+			break;
+		case F_TREE:
+			r = kl_pb_get_id(&f, &s->tree);
+			break;
+		case F_PARENT:
+			r = kl_pb_get_id(&f, &s->parent);
+			s->has_parent = r >= 0;
+			break;
+		case F_PROGRAM_VERSION:
+			r = kl_pb_strdup(&f, &s->program_version);
+			break;
+		case F_PARTIAL:
+			r = kl_pb_get_bool(&f, &s->partial);
+			break;
+		case F_STATS:
+			r = stats_decode(&f, &s->stats);
+			break;
+		default:
+			break;
+		}
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	if (!(seen & (1u << F_TREE)) || !snapshot_valid(s))
+		return -KL_ECORRUPT;
+	return 0;
+}
+
+int kl_snapshot_decode(const uint8_t *p, size_t n, struct kl_snapshot *ret)
+{
+	struct kl_snapshot s = {0};
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = snapshot_decode(p, n, &s);
+	if (r < 0) {
+		kl_snapshot_release(&s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
