@@ -3,7 +3,7 @@
  * the public API: nothing outside src/format/ includes this.
  *
  * The caps below bound what a decoder will allocate for counts read from
- * untrusted bytes; docs/format-messages.md lists them. Encoders enforce
+ * untrusted bytes; docs/FORMAT.md section 11 lists them. Encoders enforce
  * the same rules as decoders, so keel never writes something it would
  * refuse to read back.
  */
