@@ -12,7 +12,7 @@ fadd() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a + b }'; }
 oneline() { tr '\t\r\n' '   ' | sed 's/  */ /g; s/^ //; s/ $//' | cut -c1-300; }
 bytes_of() { du -sb "$1" 2>/dev/null | cut -f1; }
 # apparent size of the regular files under a directory (what a restore writes)
-file_bytes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%d\n", s }'; }
+file_bytes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 
 # Page cache: these VMs reclaim pages idle for about a minute, so every
 # timed command is preceded by reading its inputs. tar to a pipe, not to

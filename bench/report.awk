@@ -21,7 +21,7 @@ function jesc(s) {
 	gsub(/[\001-\037]/, " ", s)
 	return "\"" s "\""
 }
-function jnum(v) { return v == "" ? "null" : sprintf("%.6g", v) }
+function jnum(v) { return v == "" ? "null" : (v == int(v) && v < 1e15 && v > -1e15) ? sprintf("%.0f", v) : sprintf("%.6g", v) }
 function mb(b) { return sprintf("%.1f", b / 1e6) }
 function fmt_s(v) { return v == "" ? "-" : (v < 10 ? sprintf("%.2f", v) : sprintf("%.1f", v)) }
 function verdict(r, better, worse) {
@@ -110,14 +110,14 @@ END {
 
 	out = json
 	printf "{\n  \"schema\": \"keel-bench/1\",\n" > out
-	printf "  \"date\": %s, \"commit\": %s, \"mode\": %s, \"runs\": %s,\n", jesc(F["date"]), jesc(F["commit"]), jesc(F["mode"]), F["runs"] + 0 > out
+	printf "  \"date\": %s, \"commit\": %s, \"mode\": %s, \"runs\": %s,\n", jesc(F["date"]), jesc(F["commit"]), jesc(F["mode"]), jnum(F["runs"] + 0) > out
 	printf "  \"machine\": {\"cpu\": %s, \"nproc\": %s, \"cpu_flags\": %s, \"mem_kib\": %s, \"kernel\": %s, \"fs\": %s},\n",
-		jesc(F["cpu"]), F["nproc"] + 0, jesc(F["cpu_flags"]), F["mem_kib"] + 0, jesc(F["kernel"]), jesc(F["fs"]) > out
+		jesc(F["cpu"]), jnum(F["nproc"] + 0), jesc(F["cpu_flags"]), jnum(F["mem_kib"] + 0), jesc(F["kernel"]), jesc(F["fs"]) > out
 	printf "  \"versions\": {\"keel\": %s, \"restic\": %s, \"borg\": %s, \"zstd\": %s, \"openssl\": %s},\n",
 		jesc(F["keel_version"]), jesc(F["restic_version"]), jesc(F["borg_version"]), jesc(F["zstd_version"]), jesc(F["openssl_version"]) > out
 	printf "  \"keel\": {\"status\": %s, \"binary\": %s, \"init_args\": %s},\n", jesc(F["keel_status"]), jesc(F["keel_binary"]), jesc(F["keel_init_args"]) > out
 	printf "  \"corpus\": {\"spec\": %s, \"source_bytes\": %s, \"source_files\": %s, \"image_mib\": %s, \"sql_mib\": %s, \"image_layout\": %s, \"mutation_run1\": %s},\n",
-		jesc(F["spec"]), F["source_bytes"] + 0, F["source_files"] + 0, F["image_mib"] + 0, F["sql_mib"] + 0, jesc(F["image_layout"]), jesc(F["mutation"]) > out
+		jesc(F["spec"]), jnum(F["source_bytes"] + 0), jnum(F["source_files"] + 0), jnum(F["image_mib"] + 0), jnum(F["sql_mib"] + 0), jesc(F["image_layout"]), jesc(F["mutation"]) > out
 	printf "  \"ceilings\": {\"load1\": %s, \"zstd1_MBps\": %s, \"zstd1_ratio\": %s, \"zstd3_MBps\": %s, \"zstd3_ratio\": %s, \"zstd3_decompress_MBps\": %s, \"sha256_MBps\": %s, \"aes256gcm_MBps\": %s, \"read_tree_s\": %s, \"stat_walk_s\": %s, \"tar_x_s\": %s},\n",
 		jnum(F["ceiling_load1"]), jnum(F["zstd1_c_MBps"]), jnum(F["zstd1_ratio"]), jnum(F["zstd3_c_MBps"]), jnum(F["zstd3_ratio"]),
 		jnum(F["zstd3_d_MBps"]), jnum(F["sha256_MBps"]), jnum(F["aes256gcm_MBps"]), jnum(F["read_s"]), jnum(F["walk_s"]), jnum(F["tarx_s"]) > out

@@ -140,12 +140,13 @@ if [ "$(cat "$WORK/corpus/linux.stamp" 2>/dev/null)" != "$tar_id" ]; then
 	echo "$tar_id" >"$WORK/corpus/linux.stamp"
 fi
 
-# The disk image is made of the ELF files under /usr/bin and /usr/lib;
-# installing packages changes that list, so its hash is part of the spec.
-ELF_LIST=$WORK/tmp/elf.lst
-find /usr/bin /usr/lib -type f -size +16k 2>/dev/null | LC_ALL=C sort >"$ELF_LIST"
-ELF_SUM=$(sha256sum <"$ELF_LIST" | cut -c1-16)
-SPEC="mode=$MODE seed=$SEED image=$IMAGE_MIB sql=$SQL_MIB gen=$GEN_SUM tar=$tar_id elf=$ELF_SUM"
+# The disk image is made of the files of 16 KiB and more under /usr/bin
+# and /usr/lib (executables, libraries, archives); installing packages
+# changes that list, so its hash is part of the spec.
+USR_LIST=$WORK/tmp/usr.lst
+find /usr/bin /usr/lib -type f -size +16k 2>/dev/null | LC_ALL=C sort >"$USR_LIST"
+USR_SUM=$(sha256sum <"$USR_LIST" | cut -c1-16)
+SPEC="mode=$MODE seed=$SEED image=$IMAGE_MIB sql=$SQL_MIB gen=$GEN_SUM tar=$tar_id usr=$USR_SUM"
 [ "$MODE" = quick ] && SPEC="$SPEC dirs=$QUICK_DIRS"
 
 # An interrupted run may have left the data mutated: undo it first.
@@ -167,7 +168,7 @@ if [ "$(cat "$DATA.stamp" 2>/dev/null)" != "$SPEC" ]; then
 	else
 		cp -a "$CORPUS/." "$DATA/src/"
 	fi
-	"$KEELGEN" image "$SEED" "$IMAGE_MIB" "$DATA/disk.img" <"$ELF_LIST" >"$WORK/tmp/image.txt"
+	"$KEELGEN" image "$SEED" "$IMAGE_MIB" "$DATA/disk.img" <"$USR_LIST" >"$WORK/tmp/image.txt"
 	"$KEELGEN" sql "$SEED" "$SQL_MIB" "$DATA/dump.sql" >"$WORK/tmp/sql.txt"
 	echo "$SPEC" >"$DATA.stamp"
 fi
@@ -208,7 +209,7 @@ keel_probe() {
 	local p=$WORK/probe rc
 	rm -rf "$p"
 	mkdir -p "$p/src/sub"
-	cp "$DATA/src/$(cd "$DATA/src" && find . -type f -name '*.c' | LC_ALL=C sort | head -n1)" "$p/src/sub/a.c"
+	cp "$(find "$DATA/src" -type f -name '*.c' -print -quit)" "$p/src/sub/a.c"
 	head -c 3000000 "$DATA/disk.img" >"$p/src/b.img"
 	printf 'hello\n' >"$p/src/c.txt"
 	CACHE=$p/cache tool_env

@@ -63,7 +63,7 @@ scale_point() { # scale_point NAME KIND N
 			else
 				# estimate: one chunk per started MiB of each file
 				chunks=$(find "$dir" -type f -printf '%s\n' |
-					awk '{ n += ($1 + 1048575) / 1048576 } END { printf "%d\n", n }')
+					awk '{ n += int(($1 + 1048575) / 1048576) } END { printf "%.0f\n", n }')
 				src=estimated
 			fi
 		fi

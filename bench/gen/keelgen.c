@@ -1,10 +1,10 @@
 /*
  * keelgen: deterministic corpus generator and mutator for keel's
  * benchmarks (bench/run.sh). Every byte it writes is a function of the
- * seed and, for the disk image, of the ELF files named on stdin, so two
+ * seed and, for the disk image, of the files named on stdin, so two
  * machines with the same Debian packages get the same corpus.
  *
- *   keelgen image  SEED MIB OUT      disk-image-like file; ELF paths on stdin
+ *   keelgen image  SEED MIB OUT      disk-image-like file; source files on stdin
  *   keelgen sql    SEED MIB OUT      SQL-dump-like text
  *   keelgen unique SEED MIB OUT      mostly unique data (scaling runs)
  *   keelgen files  SEED COUNT DIR    COUNT small files under DIR (scaling)
@@ -338,7 +338,7 @@ static void shuffle(struct rng *r, size_t *idx, size_t n)
 /*
  * A disk image is a sequence of extents, each picked at random with
  * probability 1/2 files, 1/4 zeros, 1/4 random: a "files" extent packs
- * ELF binaries back to back (the first 4 MiB of larger ones) (each padded to 4 KiB, like a file
+ * real files (binaries and libraries from /usr) back to back (the first 4 MiB of larger ones) (each padded to 4 KiB, like a file
  * system) until it holds at least 2 MiB; zero and random extents are
  * 4 KiB to 2 MiB. By bytes that is about 2/3 binaries, 1/6 zeros, 1/6
  * random. Binaries are taken in a seeded shuffle of the sorted list;
@@ -353,18 +353,12 @@ static int cmd_image(uint64_t seed, uint64_t mib, const char *out)
 	uint8_t *buf = xmalloc(2 * MIB);
 	FILE *f = xfopen(out, "wb");
 
-	/* keep ELF files only, in the order given */
+	/* keep the files that can be opened, in the order given */
 	{
 		size_t k = 0;
 
 		for (size_t i = 0; i < n; i++) {
-			uint8_t magic[4];
-			int fd = open(paths[i], O_RDONLY);
-			int elf = fd >= 0 && read(fd, magic, 4) == 4 && !memcmp(magic, "\177ELF", 4);
-
-			if (fd >= 0)
-				close(fd);
-			if (elf)
+			if (access(paths[i], R_OK) == 0)
 				paths[k++] = paths[i];
 			else
 				free(paths[i]);
