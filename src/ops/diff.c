@@ -50,7 +50,7 @@ static int all_one(const char *path, const struct kl_node *nd, void *ud)
 /* Reports everything below a directory node as added or removed. */
 static int report_below(struct diff_ctx *c, enum kl_diff_kind kind, const struct kl_node *nd)
 {
-	struct all_ctx ac = { c, kind };
+	struct all_ctx ac = {c, kind};
 
 	if (nd->type != KL_NODE_DIR || !nd->has_subtree)
 		return 0;
@@ -59,7 +59,7 @@ static int report_below(struct diff_ctx *c, enum kl_diff_kind kind, const struct
 
 static int report_all(struct diff_ctx *c, enum kl_diff_kind kind, const struct kl_node *nd)
 {
-	int rc = all_one((const char *)c->path.data, nd, &(struct all_ctx){ c, kind });
+	int rc = all_one((const char *)c->path.data, nd, &(struct all_ctx){c, kind});
 
 	return rc < 0 ? rc : report_below(c, kind, nd);
 }
@@ -69,9 +69,11 @@ static bool content_differs(const struct kl_node *a, const struct kl_node *b)
 	switch (a->type) {
 	case KL_NODE_FILE:
 		return a->size != b->size || a->n_content != b->n_content ||
-		       (a->n_content && memcmp(a->content, b->content, a->n_content * sizeof(*a->content)));
+		       (a->n_content &&
+			memcmp(a->content, b->content, a->n_content * sizeof(*a->content)));
 	case KL_NODE_SYMLINK:
-		return a->link_len != b->link_len || (a->link_len && memcmp(a->link, b->link, a->link_len));
+		return a->link_len != b->link_len ||
+		       (a->link_len && memcmp(a->link, b->link, a->link_len));
 	case KL_NODE_CHR:
 	case KL_NODE_BLK:
 		return a->rdev != b->rdev;
@@ -130,7 +132,7 @@ static int diff_nodes(struct diff_ctx *c, const struct kl_node *a, const struct 
 
 static int diff_trees(struct diff_ctx *c, const struct kl_id *a, const struct kl_id *b)
 {
-	struct kl_tree ta = { 0 }, tb = { 0 };
+	struct kl_tree ta = {0}, tb = {0};
 	size_t base = c->path.len, i = 0, j = 0;
 	int rc;
 
@@ -184,7 +186,7 @@ static int diff_trees(struct diff_ctx *c, const struct kl_id *a, const struct kl
 int kl_diff(struct kl_repo *r, const struct kl_id *a, const struct kl_id *b, kl_diff_cb cb,
 	    void *ud)
 {
-	struct diff_ctx c = { .r = r, .cb = cb, .ud = ud, .path = KL_BUF_INIT(PATH_BUF_MAX) };
+	struct diff_ctx c = {.r = r, .cb = cb, .ud = ud, .path = KL_BUF_INIT(PATH_BUF_MAX)};
 	int rc;
 
 	rc = diff_trees(&c, a, b);

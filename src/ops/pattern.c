@@ -162,7 +162,7 @@ static bool glob_match(const char *pat, size_t plen, const char *name, size_t nl
 				continue;
 			}
 		}
-mismatch:
+	mismatch:
 		if (star_pi == SIZE_MAX)
 			return false;
 		pi = star_pi + 1;
@@ -378,8 +378,8 @@ int kl_patterns_add_file(struct kl_patterns *p, const char *file)
 		char *e = nl ? nl : end;
 
 		/* trailing blanks and a CR from a DOS editor are never meant */
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' ||
-				 e[-1] == '\v' || e[-1] == '\f'))
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\v' ||
+				 e[-1] == '\f'))
 			e--;
 		*e = 0;
 		if (e > s && s[0] != '#') {

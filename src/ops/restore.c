@@ -66,11 +66,11 @@
 #include "keel/fs.h"
 #include "keel/ops.h"
 
-#define QUEUE_CAP 64                    /* parts waiting; each holds its file's fd */
+#define QUEUE_CAP 64 /* parts waiting; each holds its file's fd */
 #define MAX_THREADS 64
-#define SPLIT_MIN ((uint64_t)64 << 20)  /* files this large are written by several workers */
+#define SPLIT_MIN ((uint64_t)64 << 20)	/* files this large are written by several workers */
 #define PART_BYTES ((uint64_t)32 << 20) /* the size of one part of such a file */
-#define FD_DEPTH 128                    /* deeper than this, parent dirs are closed and reopened */
+#define FD_DEPTH 128			/* deeper than this, parent dirs are closed and reopened */
 #define HOLE_BLOCK 4096
 #define PROGRESS_NS (250 * 1000 * 1000)
 #define PATH_BUF_MAX ((size_t)1 << 30)
@@ -81,11 +81,11 @@ static const uint8_t zero_block[HOLE_BLOCK];
 /* A regular file being written by the workers. */
 struct rfile {
 	struct kl_node node; /* owned: taken from its tree */
-	char *path;          /* snapshot path, for messages */
+	char *path;	     /* snapshot path, for messages */
 	int fd;
 	/* under rctx.lock */
-	unsigned parts;      /* parts not finished yet */
-	int err;             /* first error reported for this file */
+	unsigned parts; /* parts not finished yet */
+	int err;	/* first error reported for this file */
 	bool verify_bad;
 	/* length of the content when every blob's length is known */
 	uint64_t end;
@@ -95,7 +95,7 @@ struct rfile {
 struct part {
 	struct rfile *f;
 	size_t first, last; /* blobs [first, last) */
-	uint64_t off;       /* where blob first starts */
+	uint64_t off;	    /* where blob first starts */
 };
 
 /* A directory on the current path of the walk. */
@@ -103,7 +103,7 @@ struct dirh {
 	struct dirh *parent;
 	const uint8_t *name; /* in its node, which outlives the dirh */
 	size_t name_len;
-	int fd;      /* -1: not created yet, or closed to save descriptors */
+	int fd;	     /* -1: not created yet, or closed to save descriptors */
 	bool exists; /* created or opened in the target */
 	dev_t dev;
 	ino_t ino;
@@ -126,7 +126,7 @@ struct rctx {
 
 	/* main thread only */
 	struct kl_buf path; /* snapshot path of the current node */
-	size_t rel_off;     /* path.data + rel_off is its path below the target */
+	size_t rel_off;	    /* path.data + rel_off is its path below the target */
 	struct link_ent *links;
 	size_t n_links, cap_links;
 	uint64_t files_seen, bytes_seen;
@@ -338,8 +338,8 @@ static void apply_meta(struct rctx *c, const char *path, int fd, int dirfd, cons
 		       const struct kl_node *nd)
 {
 	struct timespec ts[2] = {
-		{ .tv_sec = (time_t)nd->atime_sec, .tv_nsec = nd->atime_nsec },
-		{ .tv_sec = (time_t)nd->mtime_sec, .tv_nsec = nd->mtime_nsec },
+		{.tv_sec = (time_t)nd->atime_sec, .tv_nsec = nd->atime_nsec},
+		{.tv_sec = (time_t)nd->mtime_sec, .tv_nsec = nd->mtime_nsec},
 	};
 	char proc[64 + NAME_MAX];
 	int rc;
@@ -369,9 +369,10 @@ static void apply_meta(struct rctx *c, const char *path, int fd, int dirfd, cons
 			c->noted_xattr_unsupported = true;
 			pthread_mutex_unlock(&c->lock);
 			if (first)
-				note(c, path, rc, "the target does not support extended attributes; "
-						  "they are not restored");
-			break;
+				note(c, path, rc,
+				     "the target does not support some extended "
+				     "attributes (or ACLs); they are not restored");
+			continue;
 		}
 		if (rc == -EPERM && strncmp(x->name, "user.", 5))
 			note(c, path, rc, "extended attribute not restored (needs privilege)");
@@ -383,7 +384,8 @@ static void apply_meta(struct rctx *c, const char *path, int fd, int dirfd, cons
 			rc = fchmod(fd, nd->mode);
 		} else {
 			rc = fchmodat(dirfd, name, nd->mode, AT_SYMLINK_NOFOLLOW);
-			/* glibc emulates the flag through /proc; without it, the node is ours anyway */
+			/* glibc emulates the flag through /proc; without it, the node is ours
+			 * anyway */
 			if (rc < 0 && (errno == EOPNOTSUPP || errno == ENOSYS))
 				rc = fchmodat(dirfd, name, nd->mode, 0);
 		}
@@ -538,7 +540,8 @@ static int open_dir(int dirfd, const char *name, bool *created)
 		return -errno;
 	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno == EACCES) {
-		/* ours but closed (a 0000 directory from an earlier restore): it gets its mode back */
+		/* ours but closed (a 0000 directory from an earlier restore): it gets its mode back
+		 */
 		if (fchmodat(dirfd, name, 0700, AT_SYMLINK_NOFOLLOW) < 0)
 			return -EACCES;
 		fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -615,7 +618,8 @@ static void dir_finish(struct rctx *c, struct dirh *d, const struct kl_node *nd)
 		int fd = openat(d->fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 		if (fd < 0 || fstat(fd, &st) < 0 || st.st_dev != p->dev || st.st_ino != p->ino) {
-			/* someone moved directories while we restored: stop rather than write elsewhere */
+			/* someone moved directories while we restored: stop rather than write
+			 * elsewhere */
 			if (fd >= 0)
 				close(fd);
 			fail(c, path, -ESTALE, "directory was moved during the restore");
@@ -668,10 +672,12 @@ static void run_part(struct worker *w, const struct part *pt)
 		rc = kl_repo_read_blob(c->r, id, &w->blob);
 		if (rc < 0) {
 			if (rc == -KL_ENOTFOUND)
-				rc = -KL_ECORRUPT; /* the snapshot needs a blob the repository lacks */
-			file_fail(c, f, rc, rc == -KL_ECORRUPT
-						    ? "data is damaged or missing; the file is incomplete"
-						    : "cannot read the file's data");
+				rc = -KL_ECORRUPT; /* the snapshot needs a blob the repository lacks
+						    */
+			file_fail(c, f, rc,
+				  rc == -KL_ECORRUPT
+					  ? "data is damaged or missing; the file is incomplete"
+					  : "cannot read the file's data");
 			if (!kl_repo_lookup(c->r, id, &loc))
 				break; /* where the rest goes is unknown: keep what is written */
 			off += loc.e.raw_length; /* leave a gap and go on */
@@ -823,7 +829,7 @@ static void queue_file(struct rctx *c, struct worker *inline_w, struct rfile *f)
 {
 	const struct kl_node *nd = &f->node;
 	_cleanup_free_ uint64_t *offs = NULL;
-	struct part pt = { .f = f, .first = 0, .last = nd->n_content, .off = 0 };
+	struct part pt = {.f = f, .first = 0, .last = nd->n_content, .off = 0};
 	size_t i, nparts = 0;
 
 	if (c->nthreads > 1 && nd->size >= SPLIT_MIN && nd->n_content > 1)
@@ -965,8 +971,9 @@ static void restore_special(struct rctx *c, struct dirh *d, const struct kl_node
 		return;
 	}
 	if (rc < 0) {
-		fail(c, path, rc, nd->type == KL_NODE_SYMLINK ? "cannot create symlink"
-				: "cannot create special file");
+		fail(c, path, rc,
+		     nd->type == KL_NODE_SYMLINK ? "cannot create symlink"
+						 : "cannot create special file");
 		return;
 	}
 	if (nd->nlink > 1 && (rc = link_add(c, nd)) < 0)
@@ -993,7 +1000,7 @@ static void restore_dir(struct rctx *c, struct worker *inline_w, struct dirh *pa
 		.fd = -1,
 		.depth = parent->depth + 1,
 	};
-	struct kl_tree t = { 0 };
+	struct kl_tree t = {0};
 	size_t base = c->path.len;
 	int rc;
 
@@ -1105,9 +1112,9 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 		.nonfull = PTHREAD_COND_INITIALIZER,
 	};
 	struct worker ws[MAX_THREADS];
-	struct worker inline_w = { .c = &c };
+	struct worker inline_w = {.c = &c};
 	struct kl_node top;
-	struct dirh root = { .exists = true };
+	struct dirh root = {.exists = true};
 	unsigned want;
 	int rc;
 
@@ -1138,8 +1145,9 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 	c.do_owner = !o->no_owner && geteuid() == 0;
 	c.all = !o->includes.n;
 	/* names below the target start after the last '/' of the restored path */
-	c.rel_off = c.path.len ? (size_t)(strrchr((char *)c.path.data, '/') - (char *)c.path.data) + 1
-			       : 1;
+	c.rel_off = c.path.len
+			    ? (size_t)(strrchr((char *)c.path.data, '/') - (char *)c.path.data) + 1
+			    : 1;
 	kl_buf_init(&inline_w.blob, BLOB_BUF_MAX);
 	kl_buf_init(&inline_w.check, BLOB_BUF_MAX);
 
@@ -1156,7 +1164,7 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 
 	if (!c.path.len) {
 		/* the whole snapshot: the root's children go into the target */
-		struct kl_tree t = { 0 };
+		struct kl_tree t = {0};
 
 		rc = kl_repo_read_tree(r, &top.subtree, &t);
 		if (rc < 0)
@@ -1233,7 +1241,8 @@ int kl_dump_node(struct kl_repo *r, const struct kl_node *n, int fd)
 		total += blob.len;
 	}
 	if (total != n->size && !(n->flags & KL_NODE_PARTIAL))
-		return kl_fail(&r->err, -KL_ECORRUPT, "content is %llu bytes, the snapshot says %llu",
+		return kl_fail(&r->err, -KL_ECORRUPT,
+			       "content is %llu bytes, the snapshot says %llu",
 			       (unsigned long long)total, (unsigned long long)n->size);
 	return 0;
 }

@@ -82,7 +82,7 @@ static int prefix_one(const char *name, uint64_t size, void *ud)
 int kl_snapshot_find(struct kl_repo *r, const char *spec, const struct kl_snap_filter *f,
 		     struct kl_snapshot_ref *ret)
 {
-	struct prefix_ctx c = { 0 };
+	struct prefix_ctx c = {0};
 	char want[2 * KL_ID_LEN + 1];
 	size_t n = spec ? strlen(spec) : 0;
 	int rc;

@@ -10,7 +10,7 @@
 static int walk_tree(struct kl_repo *r, const struct kl_id *id, struct kl_buf *path, kl_walk_cb cb,
 		     void *ud)
 {
-	struct kl_tree t = { 0 };
+	struct kl_tree t = {0};
 	size_t base = path->len;
 	int rc;
 
@@ -86,7 +86,7 @@ int kl_tree_lookup(struct kl_repo *r, const struct kl_id *tree, const char *path
 
 	memset(ret, 0, sizeof(*ret));
 	while (next_comp(&s, &len)) {
-		struct kl_tree t = { 0 };
+		struct kl_tree t = {0};
 		const struct kl_node *found;
 		const char *rest = s + len;
 		size_t i, rlen;
@@ -97,7 +97,8 @@ int kl_tree_lookup(struct kl_repo *r, const struct kl_id *tree, const char *path
 		found = kl_tree_find(&t, (const uint8_t *)s, len);
 		i = found ? (size_t)(found - t.nodes) : 0;
 		if (found && !next_comp(&rest, &rlen)) {
-			/* the last component: take the node out of the tree instead of copying it */
+			/* the last component: take the node out of the tree instead of copying it
+			 */
 			*ret = t.nodes[i];
 			memset(&t.nodes[i], 0, sizeof(t.nodes[i]));
 			kl_tree_release(&t);
@@ -105,7 +106,8 @@ int kl_tree_lookup(struct kl_repo *r, const struct kl_id *tree, const char *path
 		}
 		if (!found || t.nodes[i].type != KL_NODE_DIR || !t.nodes[i].has_subtree) {
 			kl_tree_release(&t);
-			return kl_fail(&r->err, -KL_ENOTFOUND, "path '%s' is not in the snapshot", path);
+			return kl_fail(&r->err, -KL_ENOTFOUND, "path '%s' is not in the snapshot",
+				       path);
 		}
 		cur = t.nodes[i].subtree;
 		kl_tree_release(&t);

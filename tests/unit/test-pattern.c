@@ -17,7 +17,7 @@
 /* Does the single pattern pat match path? */
 static bool m(const char *pat, const char *path)
 {
-	struct kl_patterns p = { 0 };
+	struct kl_patterns p = {0};
 	bool hit;
 
 	assert_int_equal(kl_patterns_add(&p, pat), 0);
@@ -28,7 +28,7 @@ static bool m(const char *pat, const char *path)
 
 static bool below(const char *pat, const char *dir)
 {
-	struct kl_patterns p = { 0 };
+	struct kl_patterns p = {0};
 	bool hit;
 
 	assert_int_equal(kl_patterns_add(&p, pat), 0);
@@ -132,7 +132,7 @@ static void component_globs(void **state)
 
 static void normalisation(void **state)
 {
-	struct kl_patterns p = { 0 };
+	struct kl_patterns p = {0};
 
 	assert_int_equal(kl_patterns_add(&p, "a//b/"), 0);
 	assert_int_equal(kl_patterns_add(&p, "./c/./d"), 0);
@@ -157,7 +157,7 @@ static void normalisation(void **state)
 
 static void bad_patterns_are_refused(void **state)
 {
-	struct kl_patterns p = { 0 };
+	struct kl_patterns p = {0};
 
 	assert_int_equal(kl_patterns_add(&p, ""), -KL_EUSAGE);
 	assert_int_equal(kl_patterns_add(&p, "."), -KL_EUSAGE);
@@ -170,7 +170,7 @@ static void bad_patterns_are_refused(void **state)
 
 static void several_patterns(void **state)
 {
-	struct kl_patterns p = { 0 };
+	struct kl_patterns p = {0};
 
 	assert_false(kl_patterns_match(&p, "/a"));
 	assert_false(kl_patterns_may_match_below(&p, "/"));
@@ -219,7 +219,7 @@ static void pattern_file(void **state)
 			    "#/not-a-pattern\n"
 			    "/home/**/cache\t\n"
 			    "last-line-without-newline";
-	struct kl_patterns p = { 0 };
+	struct kl_patterns p = {0};
 	int fd = mkstemp(name);
 
 	assert_true(fd >= 0);
