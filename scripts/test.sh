@@ -192,24 +192,10 @@ stage_asan()
 		--timeout-multiplier 3
 }
 
-# fuzz_one NAME: runs one libFuzzer target; writes NAME.rc and NAME.log
-fuzz_one()
-{
-	local name=$1 short=${1#fuzz-} dir=build-fuzz
-	local out=$dir/fuzz-runs work=$dir/fuzz-work/${1#fuzz-}
-	local -a args=(-max_total_time="$FUZZ_SECONDS" -timeout=25 -rss_limit_mb=2048
-		-print_final_stats=1 -artifact_prefix="$dir/fuzz-artifacts/$name-" "$work")
-	mkdir -p "$work" "$dir/fuzz-artifacts" "$out"
-	[ -d "fuzz/corpus/$short" ] && args+=("fuzz/corpus/$short")
-	local rc=0
-	env "${SAN_ENV[@]}" "$dir/fuzz/$name" "${args[@]}" >"$out/$name.log" 2>&1 || rc=$?
-	echo "$rc" >"$out/$name.rc"
-}
-
 stage_fuzz()
 {
-	local dir=build-fuzz name src rc
-	local -a targets=()
+	local dir=build-fuzz name src result
+	local -a targets=() known=()
 	for src in fuzz/fuzz-*.c; do
 		name=$(basename "$src" .c)
 		[ "$name" = fuzz-main ] || targets+=("$name")
@@ -224,7 +210,6 @@ stage_fuzz()
 		return
 	}
 	# only targets that fuzz/meson.build knows are built
-	local -a known=()
 	for name in "${targets[@]}"; do
 		if grep -q "'$name'" fuzz/meson.build; then
 			known+=("$name")
@@ -236,24 +221,14 @@ stage_fuzz()
 		failed "fuzz: build"
 		return
 	}
-	rm -rf "$dir/fuzz-runs"
-	say "fuzz: ${#known[@]} targets, ${FUZZ_SECONDS}s each, two at a time"
+	env "${SAN_ENV[@]}" fuzz/run-fuzz.sh "$dir" "$FUZZ_SECONDS" "${known[@]}" |
+		tee "$dir/.keel-fuzz.log" | grep -v '^fuzz-result '
 	for name in "${known[@]}"; do
-		while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n || true; done
-		fuzz_one "$name" &
-	done
-	wait
-	for name in "${known[@]}"; do
-		rc=$(cat "$dir/fuzz-runs/$name.rc" 2>/dev/null || echo missing)
-		if [ "$rc" = 0 ]; then
+		result=$(awk -v t="$name" '$1 == "fuzz-result" && $2 == t { print $3 }' "$dir/.keel-fuzz.log")
+		if [ "$result" = ok ]; then
 			PASSED=$((PASSED + 1))
-			printf '  %-22s ok   %s\n' "$name" \
-				"$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$dir/fuzz-runs/$name.log" | grep -Eo '[0-9]+$' || true) runs"
 		else
-			failed "fuzz: $name exited $rc (log: $dir/fuzz-runs/$name.log)"
-			printf '  %-22s FAIL (exit %s)\n' "$name" "$rc"
-			tail -n 40 "$dir/fuzz-runs/$name.log" | sed 's/^/    /'
-			ls "$dir/fuzz-artifacts/$name-"* 2>/dev/null | sed 's/^/    artifact: /'
+			failed "fuzz: $name (log: $dir/fuzz-runs/$name.log)"
 		fi
 	done
 }
