@@ -12,7 +12,7 @@
 #
 # Prints "fuzz-result TARGET ok|fail" per target; exits 1 if any failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 dir=${1:?usage: fuzz/run-fuzz.sh BUILD_DIR [SECONDS] [TARGET...]}
 secs=${2:-20}

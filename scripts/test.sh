@@ -17,7 +17,7 @@
 # into a failure. The last line printed is "N passed, N failed"; the exit
 # status is non-zero when anything failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 deps=1
 stages=()

@@ -36,8 +36,8 @@ in_deep()
 {
 	local -a CMD=("$@")
 	(
-		cd "$B/deep"
-		while set -- level-*; [ -d "$1" ]; do cd "$1"; done
+		cd "$B/deep" || exit 1
+		while set -- level-*; [ -d "$1" ]; do cd "$1" || exit 1; done
 		exec "${CMD[@]}"
 	)
 }
