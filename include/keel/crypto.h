@@ -40,6 +40,7 @@ struct kl_keys {
 	struct kl_key enc;     /* AES-256-GCM for every object */
 	struct kl_key id;      /* HMAC-SHA-256 key for blob ids */
 	struct kl_key chunker; /* seeds the chunker's gear table */
+	struct kl_key tree_id; /* HMAC-SHA-256 key for tree blob ids */
 	/*
 	 * Private to src/crypto: kl_blob_id's precomputed HMAC state. NULL
 	 * (a struct filled in by hand) is valid, and the state is ignored when
@@ -75,8 +76,17 @@ void kl_wipe(void *p, size_t n);
 /* Constant-time comparison of n bytes. */
 bool kl_ct_equal(const void *a, const void *b, size_t n);
 
-/* Blob id: HMAC-SHA-256(keys->id, data). Thread-safe. */
+/* Data blob id: HMAC-SHA-256(keys->id, data). Thread-safe. */
 void kl_blob_id(const struct kl_keys *k, const void *data, size_t n, struct kl_id *ret);
+/*
+ * Tree blob id: HMAC-SHA-256(keys->tree_id, data). A separate key, so
+ * that a file whose bytes equal some directory's encoding can never be
+ * taken for that directory (or the other way round).
+ */
+void kl_tree_blob_id(const struct kl_keys *k, const void *data, size_t n, struct kl_id *ret);
+/* The id of a blob of either type. */
+void kl_typed_blob_id(const struct kl_keys *k, int blob_type, const void *data, size_t n,
+		      struct kl_id *ret);
 /* Plain SHA-256 (names of files in the repository). */
 void kl_sha256(const void *data, size_t n, struct kl_id *ret);
 

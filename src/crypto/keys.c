@@ -9,6 +9,7 @@
  *   enc     = HKDF(master, "keel enc v1")
  *   id      = HKDF(master, "keel id v1")
  *   chunker = HKDF(master, "keel chunker v1")
+ *   tree_id = HKDF(master, "keel tree id v1")
  *
  * Blob ids are HMAC-SHA-256 under the id key. They are computed for every
  * chunk from several threads, so the two HMAC key blocks are absorbed
@@ -184,8 +185,10 @@ static void box_free(struct keys_box *b)
 /* Derives the subkeys and the HMAC state from b->keys.master. */
 static int box_derive(struct keys_box *b)
 {
-	static const char *const labels[] = { "keel enc v1", "keel id v1", "keel chunker v1" };
-	struct kl_key *const out[] = { &b->keys.enc, &b->keys.id, &b->keys.chunker };
+	static const char *const labels[] = { "keel enc v1", "keel id v1", "keel chunker v1",
+					      "keel tree id v1" };
+	struct kl_key *const out[] = { &b->keys.enc, &b->keys.id, &b->keys.chunker,
+				       &b->keys.tree_id };
 	int r;
 
 	r = hkdf_sha256(&b->keys.master, labels, out, KL_ARRAY_SIZE(labels));
@@ -264,4 +267,27 @@ void kl_blob_id(const struct kl_keys *k, const void *data, size_t n, struct kl_i
 	 */
 	ERR_clear_error();
 	crypto_auth_hmacsha256(ret->b, data, n, k->id.b);
+}
+
+void kl_tree_blob_id(const struct kl_keys *k, const void *data, size_t n, struct kl_id *ret)
+{
+	unsigned int len = 0;
+
+	if (!data)
+		data = empty;
+	/* trees are few and small: the one-shot HMAC's key setup does not matter */
+	if (HMAC(EVP_sha256(), k->tree_id.b, KL_KEY_LEN, data, n, ret->b, &len) && len == KL_ID_LEN)
+		return;
+	ERR_clear_error();
+	crypto_auth_hmacsha256(ret->b, data, n, k->tree_id.b);
+}
+
+void kl_typed_blob_id(const struct kl_keys *k, int blob_type, const void *data, size_t n,
+		      struct kl_id *ret)
+{
+	/* 2 is KL_BLOB_TREE (format.h); crypto does not depend on format */
+	if (blob_type == 2)
+		kl_tree_blob_id(k, data, n, ret);
+	else
+		kl_blob_id(k, data, n, ret);
 }

@@ -175,7 +175,7 @@ static int finalize_dir(struct backup *b, struct dir_job *d)
 	if (rc >= 0 && !(b->o->flags & KL_BACKUP_DRY_RUN))
 		rc = kl_packer_store(b->trees, KL_BLOB_TREE, enc.data, enc.len, &id);
 	else if (rc >= 0)
-		kl_blob_id(b->r->keys, enc.data, enc.len, &id);
+		kl_tree_blob_id(b->r->keys, enc.data, enc.len, &id);
 	if (rc < 0) {
 		kl_fail(&b->r->err, rc, "cannot store directory '%s'", d->path);
 		b->error = rc;

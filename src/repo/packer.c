@@ -146,9 +146,10 @@ int kl_packer_store(struct kl_packer *p, enum kl_blob_type type, const void *dat
 {
 	int rc;
 
-	kl_blob_id(p->r->keys, data, n, ret);
+	kl_typed_blob_id(p->r->keys, type, data, n, ret);
 	rc = kl_repo_claim(p->r, ret);
 	if (rc != 0)
 		return rc < 0 ? rc : 0;
 	return kl_packer_add(p, type, ret, data, n);
 }
+_Static_assert(KL_BLOB_TREE == 2, "kl_typed_blob_id assumes tree blobs are type 2");

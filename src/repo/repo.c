@@ -234,7 +234,7 @@ int kl_repo_open_blob(struct kl_repo *r, const struct kl_blob_entry *e, const ui
 	} else if (out->len != e->raw_length) {
 		return -KL_ECORRUPT;
 	}
-	kl_blob_id(r->keys, out->data, out->len, &got);
+	kl_typed_blob_id(r->keys, e->type, out->data, out->len, &got);
 	if (!kl_ct_equal(got.b, e->id.b, KL_ID_LEN))
 		return -KL_ECORRUPT;
 	return 0;

@@ -323,6 +323,34 @@ static void second_key_opens_same_master(void **state)
 	kl_repo_free(r);
 }
 
+/* A file whose bytes equal a directory's encoding must not stand in for it. */
+static void data_and_tree_ids_never_collide(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_packer *p = NULL;
+	struct kl_tree empty = { 0 };
+	struct kl_buf enc = KL_BUF_INIT(1 << 20), out = KL_BUF_INIT(1 << 20);
+	struct kl_tree back = { 0 };
+	struct kl_id data_id, tree_id;
+
+	assert_int_equal(kl_tree_encode(&empty, &enc), 0);
+	assert_int_equal(kl_packer_new(f->r, &p), 0);
+	assert_int_equal(kl_packer_store(p, KL_BLOB_DATA, enc.data, enc.len, &data_id), 0);
+	assert_int_equal(kl_packer_store(p, KL_BLOB_TREE, enc.data, enc.len, &tree_id), 0);
+	assert_false(kl_id_eq(&data_id, &tree_id));
+	assert_int_equal(kl_packer_flush(p), 0);
+	kl_packer_free(p);
+	assert_int_equal(kl_repo_flush_index(f->r), 0);
+	assert_int_equal(kl_repo_read_tree(f->r, &tree_id, &back), 0);
+	assert_int_equal(back.n, 0);
+	assert_int_equal(kl_repo_read_tree(f->r, &data_id, &back), -KL_ECORRUPT);
+	assert_int_equal(kl_repo_read_blob(f->r, &data_id, &out), 0);
+	assert_int_equal(out.len, enc.len);
+	kl_tree_release(&back);
+	kl_buf_release(&enc);
+	kl_buf_release(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -335,6 +363,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(orphan_packs_are_adopted, setup, teardown),
 		cmocka_unit_test_setup_teardown(snapshots_are_listed_in_time_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(second_key_opens_same_master, setup, teardown),
+		cmocka_unit_test_setup_teardown(data_and_tree_ids_never_collide, setup, teardown),
 	};
 
 	kl_crypto_init();
