@@ -133,8 +133,13 @@ int kl_packer_new(struct kl_repo *r, struct kl_packer **ret);
  */
 int kl_packer_add(struct kl_packer *p, enum kl_blob_type type, const struct kl_id *id,
 		  const void *data, size_t n);
-/* Writes out the pending pack, if any. */
+/*
+ * Hands the pending pack, if any, to the background writers; it is durable
+ * after kl_repo_wait_writes() or kl_repo_flush_index().
+ */
 int kl_packer_flush(struct kl_packer *p);
+/* Waits until every pack handed over so far is durable; returns the first write error. */
+int kl_repo_wait_writes(struct kl_repo *r);
 void kl_packer_stats(const struct kl_packer *p, struct kl_write_stats *ret);
 void kl_packer_free(struct kl_packer *p); /* discards unflushed blobs */
 

@@ -169,6 +169,16 @@ static int local_put(struct kl_backend *b, enum kl_obj_type t, const char *name,
 		snprintf(sub, sizeof(sub), "data/%.2s", name);
 		if (mkdirat(l->rootfd, sub, 0755) < 0 && errno != EEXIST)
 			return -errno;
+		{
+			int dfd = openat(l->rootfd, "data", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+			if (dfd < 0)
+				return -errno;
+			r = kl_fs_fsync_dir(dfd);
+			close(dfd);
+			if (r < 0)
+				return r;
+		}
 		r = kl_fs_write_atomic(l->rootfd, path, data, len, 0644, KL_FS_NOREPLACE);
 	}
 	return r;
@@ -245,6 +255,17 @@ static int local_create(struct kl_backend *b)
 		snprintf(sub, sizeof(sub), "data/%02x", i);
 		if (mkdirat(l->rootfd, sub, 0700) < 0 && errno != EEXIST)
 			return -errno;
+	}
+	/* the fan-out directories must survive a power loss before packs go in them */
+	{
+		int dfd = openat(l->rootfd, "data", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (dfd < 0)
+			return -errno;
+		r = kl_fs_fsync_dir(dfd);
+		close(dfd);
+		if (r < 0)
+			return r;
 	}
 	r = kl_fs_fsync_dir(l->rootfd);
 	return r;

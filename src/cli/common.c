@@ -57,6 +57,11 @@ int kl_exit_code(int r)
 	case KL_EVERIFY:
 		return 15;
 	case EIO:
+	case EACCES:
+	case EPERM:
+	case EROFS:
+	case EMFILE:
+	case ENFILE:
 		return 20;
 	case ENOSPC:
 	case EDQUOT:

@@ -144,9 +144,23 @@ static int prompt_twice(struct kl_pass **ret)
 	return 0;
 }
 
+/*
+ * Takes the password out of the environment: copied into guarded memory,
+ * wiped where it was and removed, so that no command keel runs
+ * (--stdin-from-command, --password-command) inherits it.
+ */
+static int from_env(const char *name, char *value, struct kl_pass **ret)
+{
+	int rc = kl_pass_new(value, strlen(value), ret);
+
+	sodium_memzero(value, strlen(value));
+	unsetenv(name);
+	return rc;
+}
+
 int kl_cli_read_password(struct kl_cli *cli, bool confirm, struct kl_pass **ret)
 {
-	const char *env;
+	char *env;
 
 	if (cli->password_file)
 		return from_file(cli->password_file, ret);
@@ -154,7 +168,7 @@ int kl_cli_read_password(struct kl_cli *cli, bool confirm, struct kl_pass **ret)
 		return from_command(cli->password_command, ret);
 	env = getenv("KEEL_PASSWORD");
 	if (env && *env)
-		return kl_pass_new(env, strlen(env), ret);
+		return from_env("KEEL_PASSWORD", env, ret);
 	if (confirm)
 		return prompt_twice(ret);
 	return prompt("enter password for repository: ", ret);
@@ -162,12 +176,12 @@ int kl_cli_read_password(struct kl_cli *cli, bool confirm, struct kl_pass **ret)
 
 int kl_cli_read_new_password(struct kl_cli *cli, const char *file, struct kl_pass **ret)
 {
-	const char *env;
+	char *env;
 
 	if (file)
 		return from_file(file, ret);
 	env = getenv("KEEL_NEW_PASSWORD");
 	if (env && *env)
-		return kl_pass_new(env, strlen(env), ret);
+		return from_env("KEEL_NEW_PASSWORD", env, ret);
 	return prompt_twice(ret);
 }

@@ -369,19 +369,31 @@ static bool is_cachedir_tag(int dfd)
 
 static int process_dir(struct backup *b, struct dir_job *d, int dfd, const struct kl_tree *old);
 
+/*
+ * An unchanged file reuses its parent's chunk ids only if they are all
+ * still stored: after a pack was lost, reading the file again heals the
+ * repository instead of carrying the damage into every new snapshot.
+ */
+static bool all_stored(struct backup *b, const struct kl_node *oldn)
+{
+	for (size_t i = 0; i < oldn->n_content; i++)
+		if (kl_repo_lookup(b->r, &oldn->content[i], NULL) != 1)
+			return false;
+	return true;
+}
+
 /* Handles a node already added to d: reads a file, descends into a directory. */
 static int handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 		       const struct kl_node *oldn, const char *path, const struct stat *st)
 {
 	struct kl_node *n = &d->tree.nodes[slot];
-	char name[4096];
+	/* add_entry allocates names with a NUL after them: no copy on the stack, deep trees recurse */
+	const char *name = (const char *)n->name;
 	int rc = 0;
-
-	memcpy(name, n->name, n->name_len);
-	name[n->name_len] = 0;
 	if (n->type == KL_NODE_FILE) {
 		b->st.bytes_total += n->size;
-		if (oldn && !(b->o->flags & KL_BACKUP_FORCE) && kl_node_unchanged(oldn, st)) {
+		if (oldn && !(b->o->flags & KL_BACKUP_FORCE) && kl_node_unchanged(oldn, st) &&
+		    all_stored(b, oldn)) {
 			if (oldn->n_content) {
 				n->content = kl_memdup(oldn->content, oldn->n_content * sizeof(struct kl_id));
 				if (!n->content)
@@ -439,24 +451,28 @@ static int handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd
 	return 0;
 }
 
+/*
+ * must_exist: a path the user named (or a directory above one), whose
+ * absence is an error; an entry that vanished after it was listed is not.
+ */
 static int add_entry(struct backup *b, struct dir_job *d, int dfd, const char *name,
-		     const char *path, struct stat *st, bool *added)
+		     const char *path, struct stat *st, bool must_exist, bool *added)
 {
 	struct kl_node n = { 0 };
 	int rc;
 
 	*added = false;
 	if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) < 0) {
-		if (errno == ENOENT)
+		if (errno == ENOENT && !must_exist)
 			return 0; /* vanished since it was listed: nothing to save */
-		warn(b, path, -errno, "cannot stat");
+		warn(b, path, -errno, errno == ENOENT ? "does not exist" : "cannot stat");
 		return 0;
 	}
 	if (S_ISREG(st->st_mode) && b->o->exclude_larger_than &&
 	    (uint64_t)st->st_size > b->o->exclude_larger_than)
 		return 0;
 	n.name_len = strlen(name);
-	n.name = kl_memdup(name, n.name_len);
+	n.name = kl_memdup(name, n.name_len + 1);
 	if (!n.name)
 		return -ENOMEM;
 	rc = kl_node_from_stat(dfd, name, st, b->ids, &n);
@@ -540,7 +556,7 @@ static int process_dir(struct backup *b, struct dir_job *d, int dfd, const struc
 			continue;
 		if (b->o->excludes.n && kl_patterns_match(&b->o->excludes, path))
 			continue;
-		rc = add_entry(b, d, dfd, names[i], path, &sts[i], &added);
+		rc = add_entry(b, d, dfd, names[i], path, &sts[i], false, &added);
 		if (added)
 			slot_of[i] = d->tree.n - 1;
 	}
@@ -726,11 +742,9 @@ static int process_virtual(struct backup *b, struct dir_job *d, struct source_no
 			warn(b, k->path, -errno, "cannot open");
 			continue;
 		}
-		rc = add_entry(b, d, dfd, k->name, k->path, &sts[i], &added);
+		rc = add_entry(b, d, dfd, k->name, k->path, &sts[i], true, &added);
 		if (added)
 			slots[i] = d->tree.n - 1;
-		else if (rc >= 0 && k->is_source && errno == ENOENT)
-			warn(b, k->path, -ENOENT, "does not exist");
 		if (added && !k->is_source && !S_ISDIR(sts[i].st_mode)) {
 			warn(b, k->path, -ENOTDIR, "is not a directory");
 			d->tree.nodes[slots[i]].type = 0;
@@ -1066,6 +1080,13 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 	}
 	if (rc >= 0)
 		rc = kl_idcache_new(&b.ids);
+	if (rc >= 0 && !(o->flags & KL_BACKUP_DRY_RUN)) {
+		/* reuse what a killed backup left behind (before the parent's trees are read) */
+		int adopted = kl_repo_adopt_orphans(r);
+
+		if (adopted < 0)
+			rc = adopted;
+	}
 	if (rc >= 0 && !stream && !(o->flags & KL_BACKUP_FORCE)) {
 		has_parent = find_parent(&b, paths, n_paths, hostbuf, &parent);
 		if (has_parent < 0) {
@@ -1077,13 +1098,6 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 			}
 		}
 	}
-	if (rc >= 0 && !(o->flags & KL_BACKUP_DRY_RUN)) {
-		/* reuse what a killed backup left behind */
-		int adopted = kl_repo_adopt_orphans(r);
-
-		if (adopted < 0)
-			rc = adopted;
-	}
 	b.rbuf_cap = (size_t)r->cfg.cdc_max * 4;
 	if (rc >= 0 && !(b.rbuf = kl_malloc(b.rbuf_cap)))
 		rc = -ENOMEM;
@@ -1093,8 +1107,9 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 		rc = kl_pipeline_start(&b.pl, r,
-				       o->threads ? o->threads : (unsigned)(ncpu > 0 ? ncpu : 1));
-		b.pl_started = true;
+				       o->threads ? o->threads : (unsigned)(ncpu > 0 ? ncpu : 1),
+				       o->flags & KL_BACKUP_DRY_RUN);
+		b.pl_started = true; /* finish cleans up after a partial start too */
 	}
 	if (rc >= 0 && !(root = dir_new(&b, NULL, 0, "/")))
 		rc = -ENOMEM;

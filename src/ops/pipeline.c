@@ -33,10 +33,12 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&p->lock);
 
 		kl_blob_id(p->repo->keys, j->data, j->len, &j->id);
-		r = kl_repo_claim(p->repo, &j->id);
+		r = p->dry_run ? !kl_repo_lookup(p->repo, &j->id, NULL) ? 0 : 1
+			       : kl_repo_claim(p->repo, &j->id);
 		if (r == 0) {
 			j->is_new = true;
-			r = kl_packer_add(pk, KL_BLOB_DATA, &j->id, j->data, j->len);
+			if (!p->dry_run)
+				r = kl_packer_add(pk, KL_BLOB_DATA, &j->id, j->data, j->len);
 		}
 		atomic_fetch_add(&p->bytes_hashed, j->len);
 		kl_free(j->data);
@@ -54,12 +56,13 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-int kl_pipeline_start(struct kl_pipeline *p, struct kl_repo *r, unsigned threads)
+int kl_pipeline_start(struct kl_pipeline *p, struct kl_repo *r, unsigned threads, bool dry_run)
 {
 	int rc;
 
 	memset(p, 0, sizeof(*p));
 	p->repo = r;
+	p->dry_run = dry_run;
 	p->n_threads = threads ? threads : 1;
 	/* enough for every worker to have a max-size chunk plus a queue of them */
 	p->max_in_flight = (size_t)r->cfg.cdc_max * (p->n_threads * 4 + 4);
@@ -80,10 +83,10 @@ int kl_pipeline_start(struct kl_pipeline *p, struct kl_repo *r, unsigned threads
 	for (unsigned i = 0; i < p->n_threads; i++) {
 		rc = -pthread_create(&p->threads[i], NULL, worker, p);
 		if (rc < 0) {
-			p->n_threads = i;
 			pthread_mutex_unlock(&p->lock);
 			return rc;
 		}
+		p->n_started++;
 	}
 	pthread_mutex_unlock(&p->lock);
 	return 0;
@@ -170,11 +173,11 @@ int kl_pipeline_finish(struct kl_pipeline *p, struct kl_write_stats *stats)
 	p->stopping = true;
 	pthread_cond_broadcast(&p->work_cv);
 	pthread_mutex_unlock(&p->lock);
-	for (unsigned i = 0; i < p->n_threads; i++)
+	for (unsigned i = 0; i < p->n_started; i++)
 		pthread_join(p->threads[i], NULL);
 	rc = p->error;
 	memset(stats, 0, sizeof(*stats));
-	for (unsigned i = 0; p->packers && i < p->n_threads + 0; i++) {
+	for (unsigned i = 0; p->packers && i < p->n_threads; i++) {
 		struct kl_write_stats s;
 
 		if (!p->packers[i])

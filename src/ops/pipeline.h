@@ -48,11 +48,14 @@ struct kl_pipeline {
 	int error;               /* first worker error, sticky */
 	pthread_t *threads;
 	struct kl_packer **packers;
-	unsigned n_threads;
+	unsigned n_threads;  /* packers (one per worker) */
+	unsigned n_started;  /* workers actually running */
+	bool dry_run;        /* hash and compress, store nothing */
 	atomic_ullong bytes_hashed;
 };
 
-int kl_pipeline_start(struct kl_pipeline *p, struct kl_repo *r, unsigned threads);
+/* On failure, kl_pipeline_finish must still be called to clean up. */
+int kl_pipeline_start(struct kl_pipeline *p, struct kl_repo *r, unsigned threads, bool dry_run);
 /* Queues a chunk (taking ownership of data); blocks while too much is in flight. */
 int kl_pipeline_submit(struct kl_pipeline *p, struct kl_file_job *f, uint8_t *data, size_t len);
 /* Drops the reader's hold on f: it completes once its chunks are done. */

@@ -79,6 +79,7 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		struct pack_job *j;
+		bool failed;
 		int rc;
 
 		while (!w->head && !w->stopping)
@@ -90,8 +91,10 @@ static void *writer_main(void *arg)
 		if (!w->head)
 			w->tail = NULL;
 		w->running++;
+		failed = w->error != 0;
 		pthread_mutex_unlock(&w->lock);
-		rc = w->error ? 0 : write_pack(w->r, j);
+		/* after a failure, drop the rest: the backup is failing anyway */
+		rc = failed ? 0 : write_pack(w->r, j);
 		job_free(j);
 		pthread_mutex_lock(&w->lock);
 		if (rc < 0 && !w->error)
@@ -184,4 +187,9 @@ void kl_writer_free_(struct kl_writer *w)
 	pthread_cond_destroy(&w->cv);
 	pthread_cond_destroy(&w->idle_cv);
 	kl_free(w);
+}
+
+int kl_repo_wait_writes(struct kl_repo *r)
+{
+	return kl_writer_wait_(r->writer);
 }

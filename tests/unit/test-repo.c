@@ -265,6 +265,7 @@ static void orphan_packs_are_adopted(void **state)
 	assert_int_equal(kl_packer_store(p, KL_BLOB_DATA, data, sizeof(data), &id), 0);
 	assert_int_equal(kl_packer_flush(p), 0);
 	kl_packer_free(p);
+	assert_int_equal(kl_repo_wait_writes(f->r), 0);
 	/* "crash" before the index is written: the pack is durable but unindexed */
 	r = reopen(f, "secret", &rc);
 	assert_int_equal(rc, 0);
