@@ -45,10 +45,11 @@ const char *kl_strerror(int r);
  */
 struct kl_err {
 	int code;
+	int claimed; /* set atomically by the first kl_fail: worker threads may race */
 	char msg[512];
 };
 
-/* Records the message if none is there yet. Returns r. */
+/* Records the message if none is there yet (thread-safe). Returns r. */
 int kl_fail(struct kl_err *e, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void kl_err_clear(struct kl_err *e);
 

@@ -46,12 +46,12 @@ int kl_fail(struct kl_err *e, int r, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!e || e->code)
+	if (!e || __atomic_exchange_n(&e->claimed, 1, __ATOMIC_ACQ_REL))
 		return r;
-	e->code = r;
 	va_start(ap, fmt);
 	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 	va_end(ap);
+	__atomic_store_n(&e->code, r, __ATOMIC_RELEASE);
 	return r;
 }
 
@@ -59,4 +59,5 @@ void kl_err_clear(struct kl_err *e)
 {
 	e->code = 0;
 	e->msg[0] = 0;
+	__atomic_store_n(&e->claimed, 0, __ATOMIC_RELEASE);
 }
