@@ -1,0 +1,93 @@
+/*
+ * Shared by the files of the backup: src/ops/backup.c (the whole
+ * operation), backup-walk.c (directories and files), backup-sources.c
+ * (the paths given), backup-stream.c (stdin and commands), backup-scan.c
+ * (totals for the progress line).
+ */
+#ifndef KEEL_OPS_BACKUP_INTERNAL_H
+#define KEEL_OPS_BACKUP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+
+#include "keel/ops.h"
+#include "keel/source.h"
+#include "pipeline.h"
+
+
+struct dir_job {
+	struct dir_job *prev, *next; /* all live directories, to free them after a failure */
+	struct dir_job *parent;
+	size_t parent_slot;
+	struct kl_tree tree;
+	long pending; /* children in flight + 1 while the walk is inside */
+	char *path;
+};
+
+struct source_node {
+	char *name;
+	char *path; /* full path of this component */
+	bool is_source;
+	struct source_node **kids;
+	size_t n_kids;
+};
+
+struct backup {
+	struct kl_repo *r;
+	const struct kl_backup_opts *o;
+	struct kl_pipeline pl;
+	bool pl_started;
+	struct kl_packer *trees;
+	struct kl_idcache *ids;
+	struct kl_snapshot_stats st;
+	struct kl_id root;
+	bool root_done;
+	uint8_t *rbuf;
+	size_t rbuf_cap;
+	bool no_noatime;
+	dev_t root_dev;
+	int error; /* fatal error: stop and save nothing */
+	struct dir_job *live;
+	int64_t next_progress_ns;
+	struct kl_progress prog;
+	/* totals for the progress line's ETA, counted by a scanner thread */
+	pthread_t scanner;
+	bool scanning;
+	atomic_bool scan_stop;
+	atomic_ullong scan_files, scan_bytes;
+	char **scan_paths;
+	size_t n_scan_paths;
+};
+
+/* backup-walk.c */
+void kl_bk_warn(struct backup *b, const char *path, int err, const char *what);
+void kl_bk_progress(struct backup *b, const char *current, bool force);
+char *kl_bk_join_path(const char *dir, const char *name);
+struct dir_job *kl_bk_dir_new(struct backup *b, struct dir_job *parent, size_t slot,
+			      const char *path);
+void kl_bk_dir_free(struct backup *b, struct dir_job *d);
+int kl_bk_child_done(struct backup *b, struct dir_job *d);
+int kl_bk_collect(struct backup *b, bool wait);
+int kl_bk_read_chunks(struct backup *b, int fd, struct kl_file_job *f, uint64_t *total,
+		      int *read_err);
+int kl_bk_add_entry(struct backup *b, struct dir_job *d, int dfd, const char *name,
+		    const char *path, struct stat *st, bool must_exist, bool *added);
+int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
+		      const struct kl_node *oldn, const char *path, const struct stat *st);
+int kl_bk_process_dir(struct backup *b, struct dir_job *d, int dfd, const struct kl_tree *old);
+
+/* backup-sources.c */
+void kl_bk_source_free(struct source_node *s);
+char *kl_bk_clean_path(const char *in);
+int kl_bk_source_add(struct source_node *root, const char *path);
+int kl_bk_process_virtual(struct backup *b, struct dir_job *d, struct source_node *v,
+			  const struct kl_tree *old);
+
+/* backup-scan.c */
+void *kl_bk_scanner(void *arg);
+
+/* backup-stream.c */
+int kl_bk_backup_stream(struct backup *b, struct dir_job *root);
+
+#endif

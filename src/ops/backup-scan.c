@@ -1,0 +1,71 @@
+#include <dirent.h>
+#include <fcntl.h>
+
+#include "backup-internal.h"
+
+static void scan_dir(struct backup *b, int dfd, const char *path, dev_t dev, int depth)
+{
+	DIR *d;
+	struct dirent *de;
+
+	if (depth > 256 || !(d = fdopendir(dfd))) {
+		close(dfd);
+		return;
+	}
+	while (!atomic_load(&b->scan_stop) && (de = readdir(d))) {
+		struct stat st;
+		char *sub;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		sub = kl_bk_join_path(path, de->d_name);
+		if (!sub)
+			break;
+		if (b->o->excludes.n && kl_patterns_match(&b->o->excludes, sub)) {
+			kl_free(sub);
+			continue;
+		}
+		if (S_ISREG(st.st_mode) &&
+		    !(b->o->exclude_larger_than && (uint64_t)st.st_size > b->o->exclude_larger_than)) {
+			atomic_fetch_add(&b->scan_files, 1);
+			atomic_fetch_add(&b->scan_bytes, (uint64_t)st.st_size);
+		} else if (S_ISDIR(st.st_mode) &&
+			   !((b->o->flags & KL_BACKUP_ONE_FS) && st.st_dev != dev)) {
+			int fd = openat(dirfd(d), de->d_name,
+					O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (fd >= 0)
+				scan_dir(b, fd, sub, dev, depth + 1);
+		}
+		kl_free(sub);
+	}
+	closedir(d);
+}
+
+void *kl_bk_scanner(void *arg)
+{
+	struct backup *b = arg;
+
+	for (size_t i = 0; i < b->n_scan_paths && !atomic_load(&b->scan_stop); i++) {
+		struct stat st;
+		int fd;
+
+		if (lstat(b->scan_paths[i], &st) < 0)
+			continue;
+		if (S_ISREG(st.st_mode)) {
+			atomic_fetch_add(&b->scan_files, 1);
+			atomic_fetch_add(&b->scan_bytes, (uint64_t)st.st_size);
+			continue;
+		}
+		if (!S_ISDIR(st.st_mode))
+			continue;
+		fd = open(b->scan_paths[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0)
+			scan_dir(b, fd, b->scan_paths[i], st.st_dev, 0);
+	}
+	return NULL;
+}
+
+/* ---- streams: stdin or a command's standard output ---- */
