@@ -28,7 +28,8 @@ struct kl_cdc {
 	uint32_t min, avg, max;
 };
 
-/* Returns 0 or -EINVAL for params that are out of range (min < 64, min >= avg, avg >= max, max > 64 MiB, avg not a power of two). */
+/* Returns 0 or -EINVAL for params that are out of range (min < 64, min >= avg, avg >= max, max > 64
+ * MiB, avg not a power of two). */
 int kl_cdc_init(struct kl_cdc *c, const struct kl_key *chunker_key, const struct kl_cdc_params *p);
 
 /*

@@ -13,7 +13,7 @@
 
 #include "keel/util.h"
 
-#define KL_ID_LEN 32       /* blob, pack, index, snapshot ids */
+#define KL_ID_LEN 32 /* blob, pack, index, snapshot ids */
 #define KL_KEY_LEN 32
 #define KL_NONCE_LEN 12
 #define KL_TAG_LEN 16
@@ -110,15 +110,15 @@ int kl_open(const struct kl_key *key, enum kl_obj_kind kind, const void *extra, 
 /* ---- key files ------------------------------------------------------- */
 
 struct kl_kdf_params {
-	uint64_t ops;     /* Argon2id opslimit (passes) */
-	uint64_t mem;     /* Argon2id memlimit in bytes */
+	uint64_t ops; /* Argon2id opslimit (passes) */
+	uint64_t mem; /* Argon2id memlimit in bytes */
 };
 #define KL_KDF_OPS_DEFAULT 3
 #define KL_KDF_MEM_DEFAULT (64ull << 20)
 
 /* Passphrase in guarded memory. */
 struct kl_pass {
-	char *p;   /* sodium_malloc'd, NUL-terminated */
+	char *p; /* sodium_malloc'd, NUL-terminated */
 	size_t len;
 };
 int kl_pass_new(const char *s, size_t len, struct kl_pass **ret);

@@ -35,7 +35,7 @@ struct kl_pb_reader {
 struct kl_pb_field {
 	uint32_t num;
 	enum kl_pb_wire wire;
-	uint64_t v;       /* VARINT, I64, I32 */
+	uint64_t v;	  /* VARINT, I64, I32 */
 	const uint8_t *p; /* LEN */
 	size_t len;
 };
@@ -58,9 +58,9 @@ enum kl_node_type {
 };
 
 enum kl_node_flags {
-	KL_NODE_SPARSE = 1 << 0,   /* had holes: restore zero chunks as holes */
-	KL_NODE_CHANGED = 1 << 1,  /* changed while it was being read */
-	KL_NODE_PARTIAL = 1 << 2,  /* a read error cut it short */
+	KL_NODE_SPARSE = 1 << 0,  /* had holes: restore zero chunks as holes */
+	KL_NODE_CHANGED = 1 << 1, /* changed while it was being read */
+	KL_NODE_PARTIAL = 1 << 2, /* a read error cut it short */
 };
 
 struct kl_xattr {
@@ -115,21 +115,21 @@ int kl_tree_decode(const uint8_t *p, size_t n, struct kl_tree *ret);
 /* ---- snapshots ------------------------------------------------------- */
 
 enum kl_snapshot_kind {
-	KL_SNAP_FILES = 1,  /* a file tree */
-	KL_SNAP_STREAM = 2, /* one stream: stdin or a command's output */
-	KL_SNAP_DISK = 3,   /* disk or VM image (reserved) */
+	KL_SNAP_FILES = 1,    /* a file tree */
+	KL_SNAP_STREAM = 2,   /* one stream: stdin or a command's output */
+	KL_SNAP_DISK = 3,     /* disk or VM image (reserved) */
 	KL_SNAP_DATABASE = 4, /* database base backup + log segments (reserved) */
 };
 
 struct kl_snapshot_stats {
 	uint64_t files_new, files_changed, files_unmodified;
 	uint64_t dirs;
-	uint64_t bytes_total;   /* logical bytes of all files in the snapshot */
-	uint64_t bytes_read;    /* bytes actually read from sources */
+	uint64_t bytes_total; /* logical bytes of all files in the snapshot */
+	uint64_t bytes_read;  /* bytes actually read from sources */
 	uint64_t blobs_new;
-	uint64_t bytes_added;   /* plaintext bytes of new blobs */
-	uint64_t bytes_stored;  /* bytes of new blobs as stored (compressed+sealed) */
-	uint64_t errors;        /* inputs that could not be read */
+	uint64_t bytes_added;  /* plaintext bytes of new blobs */
+	uint64_t bytes_stored; /* bytes of new blobs as stored (compressed+sealed) */
+	uint64_t errors;       /* inputs that could not be read */
 };
 
 struct kl_snapshot {
@@ -164,7 +164,7 @@ enum kl_compression { KL_COMP_NONE = 0, KL_COMP_ZSTD = 1 };
 /* Where one blob lives inside a pack. */
 struct kl_blob_entry {
 	struct kl_id id;
-	uint8_t type;        /* enum kl_blob_type */
+	uint8_t type;	     /* enum kl_blob_type */
 	uint8_t compression; /* enum kl_compression */
 	uint32_t offset;     /* of the sealed blob within the pack */
 	uint32_t length;     /* sealed length */
@@ -184,7 +184,8 @@ int kl_pack_header_encode(const struct kl_pack_header *h, struct kl_buf *out);
  * [0, data_len) where data_len is the pack size minus the header, and
  * lengths must be at least KL_SEAL_OVERHEAD.
  */
-int kl_pack_header_decode(const uint8_t *p, size_t n, uint64_t data_len, struct kl_pack_header *ret);
+int kl_pack_header_decode(const uint8_t *p, size_t n, uint64_t data_len,
+			  struct kl_pack_header *ret);
 
 struct kl_index_pack {
 	struct kl_id pack;
@@ -211,7 +212,7 @@ struct kl_config {
 	struct kl_id repo_id;
 	uint32_t cdc_min, cdc_avg, cdc_max;
 	int32_t compression_level; /* zstd level, 0 = no compression */
-	uint32_t pack_size;        /* target pack size in bytes */
+	uint32_t pack_size;	   /* target pack size in bytes */
 	int64_t created_ns;
 };
 int kl_config_encode(const struct kl_config *c, struct kl_buf *out);

@@ -7,7 +7,7 @@
 
 enum kl_fs_write_flags {
 	KL_FS_NOREPLACE = 1 << 0, /* fail with -EEXIST if name exists (content-addressed objects) */
-	KL_FS_NOSYNC = 1 << 1,    /* skip fsync (only for caches) */
+	KL_FS_NOSYNC = 1 << 1,	  /* skip fsync (only for caches) */
 };
 
 /*

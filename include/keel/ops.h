@@ -110,10 +110,10 @@ struct kl_backup_opts {
 	unsigned flags;
 	const char *parent; /* snapshot spec, NULL: find by host and paths */
 	/* stream sources: exactly one of these or paths */
-	int stdin_fd;               /* >= 0: back up this fd as one file */
-	char **command;             /* argv of a command whose stdout is backed up */
+	int stdin_fd;		    /* >= 0: back up this fd as one file */
+	char **command;		    /* argv of a command whose stdout is backed up */
 	const char *stdin_filename; /* name of the stream inside the snapshot */
-	unsigned threads;           /* 0: one per core */
+	unsigned threads;	    /* 0: one per core */
 	struct kl_report report;
 };
 void kl_backup_opts_init(struct kl_backup_opts *o);
@@ -139,8 +139,8 @@ struct kl_restore_opts {
 	const char *target;
 	struct kl_patterns includes; /* empty: everything */
 	struct kl_patterns excludes;
-	bool verify;      /* re-read what was written and compare */
-	bool no_owner;    /* do not chown (default when not root) */
+	bool verify;	  /* re-read what was written and compare */
+	bool no_owner;	  /* do not chown (default when not root) */
 	unsigned threads; /* 0: one per core */
 	struct kl_report report;
 };
@@ -165,13 +165,20 @@ int kl_dump_node(struct kl_repo *r, const struct kl_node *n, int fd);
 
 /* ---- diff ----------------------------------------------------------------------------------- */
 
-enum kl_diff_kind { KL_DIFF_ADDED = '+', KL_DIFF_REMOVED = '-', KL_DIFF_MODIFIED = 'M', KL_DIFF_META = 'U', KL_DIFF_TYPE = 'T' };
+enum kl_diff_kind {
+	KL_DIFF_ADDED = '+',
+	KL_DIFF_REMOVED = '-',
+	KL_DIFF_MODIFIED = 'M',
+	KL_DIFF_META = 'U',
+	KL_DIFF_TYPE = 'T'
+};
 typedef int (*kl_diff_cb)(enum kl_diff_kind k, const char *path, const struct kl_node *a,
 			  const struct kl_node *b, void *ud);
 int kl_diff(struct kl_repo *r, const struct kl_id *a, const struct kl_id *b, kl_diff_cb cb,
 	    void *ud);
 
-/* ---- check ------------------------------------------------------------------------------------ */
+/* ---- check ------------------------------------------------------------------------------------
+ */
 
 struct kl_check_opts {
 	bool read_data;
@@ -183,9 +190,9 @@ struct kl_check_opts {
 struct kl_check_result {
 	uint64_t snapshots, trees, blobs, packs, index_files;
 	uint64_t packs_read, bytes_read;
-	uint64_t errors;          /* structural or data errors found */
+	uint64_t errors;	  /* structural or data errors found */
 	uint64_t unindexed_packs; /* harmless: left by an interrupted backup */
-	uint64_t unused_blobs;    /* harmless: freed by a future prune */
+	uint64_t unused_blobs;	  /* harmless: freed by a future prune */
 	/* snapshots with damaged or missing data, hex ids; caller frees */
 	char **damaged_snapshots;
 	size_t n_damaged;

@@ -21,13 +21,13 @@ struct kl_index;
 struct kl_writer;
 
 struct kl_repo {
-	struct kl_backend *be;  /* owned */
-	struct kl_keys *keys;   /* owned, NULL until unlocked */
+	struct kl_backend *be; /* owned */
+	struct kl_keys *keys;  /* owned, NULL until unlocked */
 	struct kl_config cfg;
 	struct kl_cdc cdc;
-	struct kl_index *idx;   /* owned */
+	struct kl_index *idx;	  /* owned */
 	struct kl_writer *writer; /* owned: background pack writes */
-	struct kl_id key_id;    /* name of the key file that opened it */
+	struct kl_id key_id;	  /* name of the key file that opened it */
 	unsigned bad_index_files; /* skipped by kl_repo_load_index */
 	struct kl_err err;
 };

@@ -20,20 +20,20 @@
  * never collide with errno values.
  */
 enum kl_error {
-	KL_EUSAGE = 1000,  /* bad command line or option value */
-	KL_EBADPASS,       /* no key file opens with this passphrase */
-	KL_ECORRUPT,       /* MAC failure, bad format, hash mismatch */
-	KL_ENOREPO,        /* no repository at that location */
-	KL_EEXIST_REPO,    /* a repository already exists there */
-	KL_EVERSION,       /* repository format newer than this program */
-	KL_ENOTFOUND,      /* snapshot, path or blob not found */
-	KL_EPARTIAL,       /* completed, but some inputs could not be read */
-	KL_ELOCKED,        /* repository locked by another process */
-	KL_EREMOTE,        /* storage service error */
-	KL_ECMD,           /* a child command failed */
-	KL_EVERIFY,        /* restored data differs from the snapshot */
-	KL_EINTERRUPTED,   /* stopped by a signal */
-	KL_ECHECK,         /* check found problems */
+	KL_EUSAGE = 1000, /* bad command line or option value */
+	KL_EBADPASS,	  /* no key file opens with this passphrase */
+	KL_ECORRUPT,	  /* MAC failure, bad format, hash mismatch */
+	KL_ENOREPO,	  /* no repository at that location */
+	KL_EEXIST_REPO,	  /* a repository already exists there */
+	KL_EVERSION,	  /* repository format newer than this program */
+	KL_ENOTFOUND,	  /* snapshot, path or blob not found */
+	KL_EPARTIAL,	  /* completed, but some inputs could not be read */
+	KL_ELOCKED,	  /* repository locked by another process */
+	KL_EREMOTE,	  /* storage service error */
+	KL_ECMD,	  /* a child command failed */
+	KL_EVERIFY,	  /* restored data differs from the snapshot */
+	KL_EINTERRUPTED,  /* stopped by a signal */
+	KL_ECHECK,	  /* check found problems */
 };
 
 /* Message for a negative code (errno or kl_error). Never NULL. */
@@ -86,17 +86,17 @@ static inline void kl_closep(int *fd)
 #define _cleanup_free_ _cleanup_(kl_freep)
 #define _cleanup_close_ _cleanup_(kl_closep)
 
-#define KL_TAKE_PTR(p)                       \
-	({                                   \
-		__typeof__(p) _ptr_ = (p);   \
-		(p) = NULL;                  \
-		_ptr_;                       \
+#define KL_TAKE_PTR(p)                                                                             \
+	({                                                                                         \
+		__typeof__(p) _ptr_ = (p);                                                         \
+		(p) = NULL;                                                                        \
+		_ptr_;                                                                             \
 	})
-#define KL_TAKE_FD(fd)                       \
-	({                                   \
-		int _fd_ = (fd);             \
-		(fd) = -1;                   \
-		_fd_;                        \
+#define KL_TAKE_FD(fd)                                                                             \
+	({                                                                                         \
+		int _fd_ = (fd);                                                                   \
+		(fd) = -1;                                                                         \
+		_fd_;                                                                              \
 	})
 
 #define KL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -119,12 +119,15 @@ struct kl_buf {
 };
 
 #define KL_BUF_MAX_DEFAULT ((size_t)1 << 30)
-#define KL_BUF_INIT(m) { .data = (uint8_t *)kl_buf_empty_, .len = 0, .cap = 0, .max = (m) }
+#define KL_BUF_INIT(m)                                                                             \
+	{                                                                                          \
+		.data = (uint8_t *)kl_buf_empty_, .len = 0, .cap = 0, .max = (m)                   \
+	}
 extern const char kl_buf_empty_[1];
 
 void kl_buf_init(struct kl_buf *b, size_t max);
-void kl_buf_release(struct kl_buf *b);          /* frees, back to empty */
-void kl_buf_clear(struct kl_buf *b);            /* len = 0, keeps memory */
+void kl_buf_release(struct kl_buf *b);		 /* frees, back to empty */
+void kl_buf_clear(struct kl_buf *b);		 /* len = 0, keeps memory */
 int kl_buf_grow(struct kl_buf *b, size_t extra); /* ensure room for extra more */
 int kl_buf_add(struct kl_buf *b, const void *p, size_t n);
 int kl_buf_addstr(struct kl_buf *b, const char *s);
@@ -140,7 +143,7 @@ static inline void kl_buf_releasep(struct kl_buf *b)
 
 /* ---- hex -------------------------------------------------------------- */
 
-void kl_hex_encode(const uint8_t *in, size_t n, char *out); /* out: 2n+1 bytes */
+void kl_hex_encode(const uint8_t *in, size_t n, char *out);    /* out: 2n+1 bytes */
 int kl_hex_decode(const char *in, size_t n_out, uint8_t *out); /* exact length */
 
 /* ---- varints (unsigned LEB128) --------------------------------------- */
@@ -174,8 +177,8 @@ static inline uint64_t kl_get_le64(const uint8_t *p)
 
 /* ---- time ------------------------------------------------------------- */
 
-int64_t kl_time_now_ns(void);      /* CLOCK_REALTIME */
-int64_t kl_time_mono_ns(void);     /* CLOCK_MONOTONIC */
+int64_t kl_time_now_ns(void);  /* CLOCK_REALTIME */
+int64_t kl_time_mono_ns(void); /* CLOCK_MONOTONIC */
 /* "2026-11-25T18:50:51.123456789Z" style (UTC, seconds precision if prec=0) */
 void kl_time_format_utc(int64_t ns, char out[40]);
 void kl_time_format_local(int64_t ns, char out[40]);

@@ -232,7 +232,7 @@ static int local_stat(struct kl_backend *b, enum kl_obj_type t, const char *name
 static int local_create(struct kl_backend *b)
 {
 	struct local *l = (struct local *)b;
-	static const char *const dirs[] = { "keys", "snapshots", "index", "data", "locks" };
+	static const char *const dirs[] = {"keys", "snapshots", "index", "data", "locks"};
 	struct stat st;
 	int r;
 

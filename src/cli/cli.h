@@ -40,15 +40,15 @@ struct kl_cmd {
 };
 
 /* Global options every command accepts (getopt_long entries and handler). */
-#define KL_GLOBAL_OPTS                                               \
-	{ "repo", required_argument, NULL, 'r' },                    \
-	{ "password-file", required_argument, NULL, 0x1001 },        \
-	{ "password-command", required_argument, NULL, 0x1002 },     \
-	{ "json", no_argument, NULL, 0x1003 },                       \
-	{ "quiet", no_argument, NULL, 'q' },                         \
-	{ "verbose", no_argument, NULL, 'v' },                       \
-	{ "no-progress", no_argument, NULL, 0x1004 },                \
-	{ "help", no_argument, NULL, 'h' }
+#define KL_GLOBAL_OPTS                                                                             \
+	{"repo", required_argument, NULL, 'r'},                                                    \
+		{"password-file", required_argument, NULL, 0x1001},                                \
+		{"password-command", required_argument, NULL, 0x1002},                             \
+		{"json", no_argument, NULL, 0x1003}, {"quiet", no_argument, NULL, 'q'},            \
+		{"verbose", no_argument, NULL, 'v'}, {"no-progress", no_argument, NULL, 0x1004},   \
+	{                                                                                          \
+		"help", no_argument, NULL, 'h'                                                     \
+	}
 #define KL_GLOBAL_SHORT "r:qvh"
 
 /* Returns 1 if handled, 0 if not a global option, < 0 on error/--help. */
@@ -58,7 +58,8 @@ int kl_cli_global_opt(struct kl_cli *cli, int c, const char *arg);
  * prints usage and returns KL_CLI_HELP, anything else is a usage error.
  */
 int kl_cli_default_opt(struct kl_cli *cli, int c, const char *usage, char **argv);
-int kl_cli_usage_error(struct kl_cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int kl_cli_usage_error(struct kl_cli *cli, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 #define KL_CLI_HELP 1
 
 /* Passwords */
@@ -67,11 +68,11 @@ int kl_cli_read_new_password(struct kl_cli *cli, const char *file, struct kl_pas
 
 /* Output helpers */
 void kl_json_str(FILE *f, const void *s, size_t n); /* quoted, lossless for non-UTF-8 */
-void kl_json_cstr(FILE *f, const char *s);          /* NULL -> null */
+void kl_json_cstr(FILE *f, const char *s);	    /* NULL -> null */
 void kl_json_id(FILE *f, const struct kl_id *id);
 void kl_json_time(FILE *f, int64_t ns);
 void kl_print_bytes(char *out, size_t n, uint64_t bytes); /* "1.2 GiB" */
-int kl_parse_size(const char *s, uint64_t *ret); /* "10M", "1G" ... */
+int kl_parse_size(const char *s, uint64_t *ret);	  /* "10M", "1G" ... */
 int kl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
 
 /* A reporter for ops: warnings to stderr (or JSON lines), progress line on a tty. */
@@ -90,7 +91,8 @@ int kl_strv_push(char ***v, size_t *n, const char *s);
 void kl_strv_free(char **v, size_t n);
 
 /* Prints "keel: <cmd>: msg" with the detail the library recorded. */
-void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 int kl_exit_code(int r);
 
@@ -100,10 +102,11 @@ int kl_cli_find_snapshot(struct kl_cli *cli, const char *arg, const struct kl_sn
 void kl_json_node(FILE *f, const char *path, const struct kl_node *n);
 const char *kl_node_type_name(int type);
 
-#define KL_SNAP_FILTER_OPTS                               \
-	{ "host", required_argument, NULL, 0x1101 },      \
-	{ "tag", required_argument, NULL, 0x1102 },       \
-	{ "path", required_argument, NULL, 0x1103 }
+#define KL_SNAP_FILTER_OPTS                                                                        \
+	{"host", required_argument, NULL, 0x1101}, {"tag", required_argument, NULL, 0x1102},       \
+	{                                                                                          \
+		"path", required_argument, NULL, 0x1103                                            \
+	}
 
 int cmd_init(int argc, char **argv, struct kl_cli *cli);
 int cmd_backup(int argc, char **argv, struct kl_cli *cli);

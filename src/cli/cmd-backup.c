@@ -43,11 +43,11 @@ static void print_result(struct kl_cli *cli, const struct kl_backup_result *res,
 		       "\"data_added\":%llu,\"data_stored\":%llu,\"errors\":%llu,"
 		       "\"duration_seconds\":%.3f",
 		       hex, res->partial ? "true" : "false", (unsigned long long)s->files_new,
-		       (unsigned long long)s->files_changed, (unsigned long long)s->files_unmodified,
-		       (unsigned long long)s->dirs, (unsigned long long)s->bytes_total,
-		       (unsigned long long)s->bytes_read, (unsigned long long)s->blobs_new,
-		       (unsigned long long)s->bytes_added, (unsigned long long)s->bytes_stored,
-		       (unsigned long long)s->errors, secs);
+		       (unsigned long long)s->files_changed,
+		       (unsigned long long)s->files_unmodified, (unsigned long long)s->dirs,
+		       (unsigned long long)s->bytes_total, (unsigned long long)s->bytes_read,
+		       (unsigned long long)s->blobs_new, (unsigned long long)s->bytes_added,
+		       (unsigned long long)s->bytes_stored, (unsigned long long)s->errors, secs);
 		if (res->has_parent) {
 			printf(",\"parent\":");
 			kl_json_id(stdout, &res->parent);
@@ -68,8 +68,8 @@ static void print_result(struct kl_cli *cli, const struct kl_backup_result *res,
 	       (unsigned long long)(s->files_new + s->files_changed + s->files_unmodified), total,
 	       secs);
 	if (res->partial)
-		printf("snapshot %.8s saved, but %llu files or directories could not be read\n", hex,
-		       (unsigned long long)s->errors);
+		printf("snapshot %.8s saved, but %llu files or directories could not be read\n",
+		       hex, (unsigned long long)s->errors);
 	else
 		printf("snapshot %.8s saved\n", hex);
 }
@@ -78,21 +78,21 @@ int cmd_backup(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
 		KL_GLOBAL_OPTS,
-		{ "host", required_argument, NULL, 1 },
-		{ "tag", required_argument, NULL, 2 },
-		{ "exclude", required_argument, NULL, 'e' },
-		{ "exclude-file", required_argument, NULL, 3 },
-		{ "exclude-caches", no_argument, NULL, 4 },
-		{ "exclude-larger-than", required_argument, NULL, 5 },
-		{ "one-file-system", no_argument, NULL, 'x' },
-		{ "parent", required_argument, NULL, 6 },
-		{ "force", no_argument, NULL, 'f' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "stdin", no_argument, NULL, 7 },
-		{ "stdin-filename", required_argument, NULL, 8 },
-		{ "stdin-from-command", no_argument, NULL, 9 },
-		{ "threads", required_argument, NULL, 10 },
-		{ NULL, 0, NULL, 0 },
+		{"host", required_argument, NULL, 1},
+		{"tag", required_argument, NULL, 2},
+		{"exclude", required_argument, NULL, 'e'},
+		{"exclude-file", required_argument, NULL, 3},
+		{"exclude-caches", no_argument, NULL, 4},
+		{"exclude-larger-than", required_argument, NULL, 5},
+		{"one-file-system", no_argument, NULL, 'x'},
+		{"parent", required_argument, NULL, 6},
+		{"force", no_argument, NULL, 'f'},
+		{"dry-run", no_argument, NULL, 'n'},
+		{"stdin", no_argument, NULL, 7},
+		{"stdin-filename", required_argument, NULL, 8},
+		{"stdin-from-command", no_argument, NULL, 9},
+		{"threads", required_argument, NULL, 10},
+		{NULL, 0, NULL, 0},
 	};
 	struct kl_backup_opts o;
 	struct kl_backup_result res;
@@ -178,7 +178,8 @@ int cmd_backup(int argc, char **argv, struct kl_cli *cli)
 	}
 	if (use_cmd) {
 		if (optind >= argc) {
-			rc = kl_cli_usage_error(cli, "--stdin-from-command needs a command after '--'");
+			rc = kl_cli_usage_error(cli,
+						"--stdin-from-command needs a command after '--'");
 			goto out;
 		}
 		o.command = argv + optind;

@@ -53,13 +53,13 @@ int cmd_check(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
 		KL_GLOBAL_OPTS,
-		{ "read-data", no_argument, NULL, 1 },
-		{ "read-data-subset", required_argument, NULL, 2 },
-		{ "threads", required_argument, NULL, 3 },
-		{ NULL, 0, NULL, 0 },
+		{"read-data", no_argument, NULL, 1},
+		{"read-data-subset", required_argument, NULL, 2},
+		{"threads", required_argument, NULL, 3},
+		{NULL, 0, NULL, 0},
 	};
-	struct kl_check_opts o = { 0 };
-	struct kl_check_result res = { 0 };
+	struct kl_check_opts o = {0};
+	struct kl_check_result res = {0};
 	struct kl_cli_report rep;
 	uint64_t threads;
 	int c, rc = 0;
@@ -72,8 +72,8 @@ int cmd_check(int argc, char **argv, struct kl_cli *cli)
 		case 2:
 			o.read_data = true;
 			if (parse_subset(optarg, &o.subset_permille) < 0)
-				return kl_cli_usage_error(cli, "invalid subset '%s' (use e.g. 10%%)",
-							  optarg);
+				return kl_cli_usage_error(
+					cli, "invalid subset '%s' (use e.g. 10%%)", optarg);
 			break;
 		case 3:
 			if (kl_parse_uint(optarg, 1, 64, &threads) < 0)
@@ -98,20 +98,24 @@ int cmd_check(int argc, char **argv, struct kl_cli *cli)
 	rc = kl_check(cli->repo, &o, &res);
 	kl_cli_report_done(&rep);
 	if (cli->json) {
-		printf("{\"message_type\":\"summary\",\"snapshots\":%llu,\"trees\":%llu,\"blobs\":%llu,"
-		       "\"packs\":%llu,\"index_files\":%llu,\"packs_read\":%llu,\"bytes_read\":%llu,"
+		printf("{\"message_type\":\"summary\",\"snapshots\":%llu,\"trees\":%llu,\"blobs\":%"
+		       "llu,"
+		       "\"packs\":%llu,\"index_files\":%llu,\"packs_read\":%llu,\"bytes_read\":%"
+		       "llu,"
 		       "\"errors\":%llu,\"unindexed_packs\":%llu,\"unused_blobs\":%llu,"
 		       "\"damaged_snapshots\":[",
 		       (unsigned long long)res.snapshots, (unsigned long long)res.trees,
 		       (unsigned long long)res.blobs, (unsigned long long)res.packs,
 		       (unsigned long long)res.index_files, (unsigned long long)res.packs_read,
 		       (unsigned long long)res.bytes_read, (unsigned long long)res.errors,
-		       (unsigned long long)res.unindexed_packs, (unsigned long long)res.unused_blobs);
+		       (unsigned long long)res.unindexed_packs,
+		       (unsigned long long)res.unused_blobs);
 		for (size_t i = 0; i < res.n_damaged; i++)
 			printf("%s\"%s\"", i ? "," : "", res.damaged_snapshots[i]);
 		printf("]}\n");
 	} else if (!cli->quiet) {
-		printf("checked %llu snapshots, %llu trees, %llu blobs in %llu packs, %llu index files\n",
+		printf("checked %llu snapshots, %llu trees, %llu blobs in %llu packs, %llu index "
+		       "files\n",
 		       (unsigned long long)res.snapshots, (unsigned long long)res.trees,
 		       (unsigned long long)res.blobs, (unsigned long long)res.packs,
 		       (unsigned long long)res.index_files);
@@ -122,7 +126,8 @@ int cmd_check(int argc, char **argv, struct kl_cli *cli)
 			printf("read %llu packs, %s\n", (unsigned long long)res.packs_read, b);
 		}
 		if (res.unindexed_packs)
-			printf("%llu packs are not indexed yet (left by an interrupted backup; the next "
+			printf("%llu packs are not indexed yet (left by an interrupted backup; the "
+			       "next "
 			       "backup adopts them)\n",
 			       (unsigned long long)res.unindexed_packs);
 		if (res.unused_blobs)

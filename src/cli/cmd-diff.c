@@ -1,12 +1,11 @@
 #include "cli.h"
 
-static const char usage[] =
-	"usage: keel diff [OPTIONS] SNAPSHOT1 SNAPSHOT2\n"
-	"\n"
-	"Show what changed from SNAPSHOT1 to SNAPSHOT2, one path per line:\n"
-	"  +  added      -  removed      M  content modified\n"
-	"  U  metadata (mode, owner, times, attributes) changed\n"
-	"  T  type changed\n";
+static const char usage[] = "usage: keel diff [OPTIONS] SNAPSHOT1 SNAPSHOT2\n"
+			    "\n"
+			    "Show what changed from SNAPSHOT1 to SNAPSHOT2, one path per line:\n"
+			    "  +  added      -  removed      M  content modified\n"
+			    "  U  metadata (mode, owner, times, attributes) changed\n"
+			    "  T  type changed\n";
 
 struct diff_ctx {
 	struct kl_cli *cli;
@@ -17,7 +16,11 @@ static int on_change(enum kl_diff_kind k, const char *path, const struct kl_node
 		     const struct kl_node *b, void *ud)
 {
 	struct diff_ctx *c = ud;
-	int idx = k == KL_DIFF_ADDED ? 0 : k == KL_DIFF_REMOVED ? 1 : k == KL_DIFF_MODIFIED ? 2 : k == KL_DIFF_META ? 3 : 4;
+	int idx = k == KL_DIFF_ADDED	  ? 0
+		  : k == KL_DIFF_REMOVED  ? 1
+		  : k == KL_DIFF_MODIFIED ? 2
+		  : k == KL_DIFF_META	  ? 3
+					  : 4;
 
 	c->counts[idx]++;
 	if (c->cli->json) {
@@ -32,9 +35,9 @@ static int on_change(enum kl_diff_kind k, const char *path, const struct kl_node
 
 int cmd_diff(int argc, char **argv, struct kl_cli *cli)
 {
-	static const struct option opts[] = { KL_GLOBAL_OPTS, { NULL, 0, NULL, 0 } };
-	struct kl_snapshot_ref a = { 0 }, b = { 0 };
-	struct diff_ctx ctx = { .cli = cli };
+	static const struct option opts[] = {KL_GLOBAL_OPTS, {NULL, 0, NULL, 0}};
+	struct kl_snapshot_ref a = {0}, b = {0};
+	struct diff_ctx ctx = {.cli = cli};
 	int c, rc = 0;
 
 	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT, opts, NULL)) != -1) {

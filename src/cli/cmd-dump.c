@@ -13,11 +13,11 @@ static const char usage[] =
 
 int cmd_dump(int argc, char **argv, struct kl_cli *cli)
 {
-	static const struct option opts[] = { KL_GLOBAL_OPTS, KL_SNAP_FILTER_OPTS,
-					      { NULL, 0, NULL, 0 } };
-	struct kl_snap_filter f = { 0 };
-	struct kl_snapshot_ref snap = { 0 };
-	struct kl_node node = { 0 };
+	static const struct option opts[] = {
+		KL_GLOBAL_OPTS, KL_SNAP_FILTER_OPTS, {NULL, 0, NULL, 0}};
+	struct kl_snap_filter f = {0};
+	struct kl_snapshot_ref snap = {0};
+	struct kl_node node = {0};
 	char *path = NULL;
 	int c, rc = 0;
 

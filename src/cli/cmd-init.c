@@ -20,14 +20,14 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
 		KL_GLOBAL_OPTS,
-		{ "kdf-ops", required_argument, NULL, 1 },
-		{ "kdf-mem", required_argument, NULL, 2 },
-		{ "compression", required_argument, NULL, 3 },
-		{ "pack-size", required_argument, NULL, 4 },
-		{ "chunk-min", required_argument, NULL, 5 },
-		{ "chunk-avg", required_argument, NULL, 6 },
-		{ "chunk-max", required_argument, NULL, 7 },
-		{ NULL, 0, NULL, 0 },
+		{"kdf-ops", required_argument, NULL, 1},
+		{"kdf-mem", required_argument, NULL, 2},
+		{"compression", required_argument, NULL, 3},
+		{"pack-size", required_argument, NULL, 4},
+		{"chunk-min", required_argument, NULL, 5},
+		{"chunk-avg", required_argument, NULL, 6},
+		{"chunk-max", required_argument, NULL, 7},
+		{NULL, 0, NULL, 0},
 	};
 	_cleanup_(kl_repo_freep) struct kl_repo *r = NULL;
 	struct kl_init_opts o;
@@ -101,7 +101,8 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 	kl_pass_free(pass);
 	if (rc < 0) {
 		if (rc == -KL_EUSAGE)
-			return kl_cli_usage_error(cli, "invalid chunk, pack or compression settings");
+			return kl_cli_usage_error(cli,
+						  "invalid chunk, pack or compression settings");
 		kl_cli_error(cli, rc, "cannot create repository at '%s'", cli->repo_location);
 		return rc;
 	}

@@ -58,7 +58,7 @@ static int list_keys(struct kl_repo *r, struct key_list *l)
 static int add_key(struct kl_cli *cli, const char *file, struct kl_id *ret)
 {
 	struct kl_pass *pass = NULL;
-	struct kl_kdf_params kdf = { KL_KDF_OPS_DEFAULT, KL_KDF_MEM_DEFAULT };
+	struct kl_kdf_params kdf = {KL_KDF_OPS_DEFAULT, KL_KDF_MEM_DEFAULT};
 	char host[256], user[64];
 	struct passwd *pw;
 	struct key_list l;
@@ -118,13 +118,15 @@ static int remove_key(struct kl_cli *cli, const char *prefix, bool allow_current
 		goto out;
 	}
 	if (l.n == 1) {
-		rc = kl_cli_usage_error(cli, "refusing to remove the last key: the repository would "
-					     "become unreadable");
+		rc = kl_cli_usage_error(cli,
+					"refusing to remove the last key: the repository would "
+					"become unreadable");
 		goto out;
 	}
 	if (!allow_current && !strcmp(match, cur)) {
-		rc = kl_cli_usage_error(cli, "refusing to remove the key in use; open the repository "
-					     "with another password to remove it");
+		rc = kl_cli_usage_error(cli,
+					"refusing to remove the key in use; open the repository "
+					"with another password to remove it");
 		goto out;
 	}
 	rc = cli->repo->be->ops->del(cli->repo->be, KL_OBJ_KEY, match);
@@ -140,8 +142,9 @@ out:
 int cmd_key(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
-		KL_GLOBAL_OPTS, { "new-password-file", required_argument, NULL, 1 },
-		{ NULL, 0, NULL, 0 },
+		KL_GLOBAL_OPTS,
+		{"new-password-file", required_argument, NULL, 1},
+		{NULL, 0, NULL, 0},
 	};
 	const char *newfile = NULL, *verb;
 	struct kl_id id;
@@ -189,8 +192,8 @@ int cmd_key(int argc, char **argv, struct kl_cli *cli)
 			if (k->readable)
 				kl_time_format_local(k->info.created_ns, when);
 			if (cli->json) {
-				printf("%s{\"id\":\"%s\",\"current\":%s,\"user\":", i ? "," : "", k->name,
-				       strcmp(k->name, cur) ? "false" : "true");
+				printf("%s{\"id\":\"%s\",\"current\":%s,\"user\":", i ? "," : "",
+				       k->name, strcmp(k->name, cur) ? "false" : "true");
 				kl_json_cstr(stdout, k->readable ? k->info.user : NULL);
 				printf(",\"host\":");
 				kl_json_cstr(stdout, k->readable ? k->info.host : NULL);

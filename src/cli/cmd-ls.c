@@ -19,8 +19,8 @@ static const char usage[] =
 
 const char *kl_node_type_name(int type)
 {
-	static const char *const names[] = { "?",    "file", "dir",  "symlink",
-					     "fifo", "chardev", "blockdev", "socket" };
+	static const char *const names[] = {"?",    "file",    "dir",	   "symlink",
+					    "fifo", "chardev", "blockdev", "socket"};
 
 	return type >= 1 && type <= 7 ? names[type] : "?";
 }
@@ -123,12 +123,14 @@ static int print_node(const char *path, const struct kl_node *n, void *ud)
 int cmd_ls(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
-		KL_GLOBAL_OPTS, KL_SNAP_FILTER_OPTS, { "long", no_argument, NULL, 'l' },
-		{ NULL, 0, NULL, 0 },
+		KL_GLOBAL_OPTS,
+		KL_SNAP_FILTER_OPTS,
+		{"long", no_argument, NULL, 'l'},
+		{NULL, 0, NULL, 0},
 	};
-	struct kl_snap_filter f = { 0 };
-	struct kl_snapshot_ref snap = { 0 };
-	struct ls_ctx ctx = { .cli = cli };
+	struct kl_snap_filter f = {0};
+	struct kl_snapshot_ref snap = {0};
+	struct ls_ctx ctx = {.cli = cli};
 	int c, rc = 0;
 
 	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT "l", opts, NULL)) != -1) {

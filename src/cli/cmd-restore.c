@@ -25,18 +25,18 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 	static const struct option opts[] = {
 		KL_GLOBAL_OPTS,
 		KL_SNAP_FILTER_OPTS,
-		{ "target", required_argument, NULL, 't' },
-		{ "include", required_argument, NULL, 'i' },
-		{ "exclude", required_argument, NULL, 'e' },
-		{ "verify", no_argument, NULL, 1 },
-		{ "no-owner", no_argument, NULL, 2 },
-		{ "threads", required_argument, NULL, 3 },
-		{ NULL, 0, NULL, 0 },
+		{"target", required_argument, NULL, 't'},
+		{"include", required_argument, NULL, 'i'},
+		{"exclude", required_argument, NULL, 'e'},
+		{"verify", no_argument, NULL, 1},
+		{"no-owner", no_argument, NULL, 2},
+		{"threads", required_argument, NULL, 3},
+		{NULL, 0, NULL, 0},
 	};
-	struct kl_snap_filter f = { 0 };
-	struct kl_snapshot_ref snap = { 0 };
-	struct kl_restore_opts o = { 0 };
-	struct kl_restore_stats st = { 0 };
+	struct kl_snap_filter f = {0};
+	struct kl_snapshot_ref snap = {0};
+	struct kl_restore_opts o = {0};
+	struct kl_restore_stats st = {0};
 	struct kl_cli_report rep;
 	const char *path = "";
 	uint64_t threads;
@@ -119,7 +119,8 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 		       (unsigned long long)st.others, bytes,
 		       (double)(kl_time_mono_ns() - start) / 1e9);
 		if (o.verify)
-			printf("; verified, %llu differences", (unsigned long long)st.verify_failures);
+			printf("; verified, %llu differences",
+			       (unsigned long long)st.verify_failures);
 		putchar('\n');
 	}
 	if (rc < 0) {

@@ -1,15 +1,14 @@
 #include "cli.h"
 
-static const char usage[] =
-	"usage: keel snapshots [OPTIONS]\n"
-	"\n"
-	"List the repository's snapshots, oldest first.\n"
-	"\n"
-	"Options:\n"
-	"      --host HOST   only snapshots of this host (repeatable)\n"
-	"      --tag TAG     only snapshots with this tag (TAG1,TAG2: both)\n"
-	"      --path PATH   only snapshots that include this path\n"
-	"      --latest N    only the newest N\n";
+static const char usage[] = "usage: keel snapshots [OPTIONS]\n"
+			    "\n"
+			    "List the repository's snapshots, oldest first.\n"
+			    "\n"
+			    "Options:\n"
+			    "      --host HOST   only snapshots of this host (repeatable)\n"
+			    "      --tag TAG     only snapshots with this tag (TAG1,TAG2: both)\n"
+			    "      --path PATH   only snapshots that include this path\n"
+			    "      --latest N    only the newest N\n";
 
 static void print_json(const struct kl_snapshot_ref *ref, bool first)
 {
@@ -21,8 +20,9 @@ static void print_json(const struct kl_snapshot_ref *ref, bool first)
 	kl_json_time(stdout, s->time_ns);
 	printf(",\"time_end\":");
 	kl_json_time(stdout, s->time_end_ns);
-	printf(",\"kind\":\"%s\",\"hostname\":",
-	       s->kind == KL_SNAP_FILES ? "files" : s->kind == KL_SNAP_STREAM ? "stream" : "other");
+	printf(",\"kind\":\"%s\",\"hostname\":", s->kind == KL_SNAP_FILES    ? "files"
+						 : s->kind == KL_SNAP_STREAM ? "stream"
+									     : "other");
 	kl_json_cstr(stdout, s->host);
 	printf(",\"username\":");
 	kl_json_cstr(stdout, s->user);
@@ -81,11 +81,13 @@ static void print_text(const struct kl_snapshot_ref *ref)
 int cmd_snapshots(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
-		KL_GLOBAL_OPTS, KL_SNAP_FILTER_OPTS, { "latest", required_argument, NULL, 1 },
-		{ NULL, 0, NULL, 0 },
+		KL_GLOBAL_OPTS,
+		KL_SNAP_FILTER_OPTS,
+		{"latest", required_argument, NULL, 1},
+		{NULL, 0, NULL, 0},
 	};
-	struct kl_snap_filter f = { 0 };
-	struct kl_snapshot_list l = { 0 };
+	struct kl_snap_filter f = {0};
+	struct kl_snapshot_list l = {0};
 	uint64_t latest = 0;
 	size_t shown = 0, start = 0, matching = 0;
 	int c, rc = 0;
@@ -126,7 +128,8 @@ int cmd_snapshots(int argc, char **argv, struct kl_cli *cli)
 	if (cli->json)
 		putchar('[');
 	else if (!cli->quiet)
-		printf("ID        Time                 Host             %10s  Tags  Paths\n", "Size");
+		printf("ID        Time                 Host             %10s  Tags  Paths\n",
+		       "Size");
 	for (size_t i = 0, k = 0; i < l.n; i++) {
 		if (!kl_snap_filter_match(&f, &l.v[i].s))
 			continue;
@@ -146,8 +149,10 @@ int cmd_snapshots(int argc, char **argv, struct kl_cli *cli)
 		char hex[2 * KL_ID_LEN + 1];
 
 		kl_id_hex(&l.damaged[i], hex);
-		fprintf(stderr, "keel: snapshots: snapshot %.8s is damaged and was skipped "
-				"(file snapshots/%s)\n", hex, hex);
+		fprintf(stderr,
+			"keel: snapshots: snapshot %.8s is damaged and was skipped "
+			"(file snapshots/%s)\n",
+			hex, hex);
 	}
 	if (l.n_damaged)
 		rc = -KL_ECORRUPT;

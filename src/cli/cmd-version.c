@@ -8,7 +8,7 @@ static const char usage[] = "usage: keel version\n\nPrint keel's version and its
 
 int cmd_version(int argc, char **argv, struct kl_cli *cli)
 {
-	static const struct option opts[] = { KL_GLOBAL_OPTS, { NULL, 0, NULL, 0 } };
+	static const struct option opts[] = {KL_GLOBAL_OPTS, {NULL, 0, NULL, 0}};
 	int c, rc;
 
 	while (argv && (c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT, opts, NULL)) != -1) {

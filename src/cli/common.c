@@ -5,21 +5,20 @@
 #include "cli.h"
 
 static const struct kl_cmd cmds[] = {
-	{ "init", cmd_init, 0, "create a repository", NULL },
-	{ "backup", cmd_backup, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "take a snapshot", NULL },
-	{ "snapshots", cmd_snapshots, KL_CMD_REPO | KL_CMD_KEY, "list snapshots", NULL },
-	{ "ls", cmd_ls, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "list files in a snapshot", NULL },
-	{ "restore", cmd_restore, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "restore a snapshot",
-	  NULL },
-	{ "diff", cmd_diff, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "show changes between snapshots",
-	  NULL },
-	{ "dump", cmd_dump, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "write a file to stdout",
-	  NULL },
-	{ "check", cmd_check, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX,
-	  "verify the repository's integrity", NULL },
-	{ "key", cmd_key, KL_CMD_REPO | KL_CMD_KEY, "manage passwords (key files)", NULL },
-	{ "version", cmd_version, 0, "print the version", NULL },
-	{ NULL, NULL, 0, NULL, NULL },
+	{"init", cmd_init, 0, "create a repository", NULL},
+	{"backup", cmd_backup, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "take a snapshot", NULL},
+	{"snapshots", cmd_snapshots, KL_CMD_REPO | KL_CMD_KEY, "list snapshots", NULL},
+	{"ls", cmd_ls, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "list files in a snapshot", NULL},
+	{"restore", cmd_restore, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "restore a snapshot",
+	 NULL},
+	{"diff", cmd_diff, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX,
+	 "show changes between snapshots", NULL},
+	{"dump", cmd_dump, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "write a file to stdout", NULL},
+	{"check", cmd_check, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX,
+	 "verify the repository's integrity", NULL},
+	{"key", cmd_key, KL_CMD_REPO | KL_CMD_KEY, "manage passwords (key files)", NULL},
+	{"version", cmd_version, 0, "print the version", NULL},
+	{NULL, NULL, 0, NULL, NULL},
 };
 const struct kl_cmd *const kl_cmd_table = cmds;
 
@@ -85,7 +84,8 @@ void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...)
 	va_end(ap);
 	if (cli->err.code && cli->err.msg[0])
 		fprintf(stderr, ": %s", cli->err.msg);
-	if (r < 0 && (!cli->err.code || cli->err.code != r || !strstr(cli->err.msg, kl_strerror(r))))
+	if (r < 0 &&
+	    (!cli->err.code || cli->err.code != r || !strstr(cli->err.msg, kl_strerror(r))))
 		fprintf(stderr, ": %s", kl_strerror(r));
 	fputc('\n', stderr);
 	kl_err_clear(&cli->err);
@@ -234,12 +234,13 @@ void kl_json_time(FILE *f, int64_t ns)
 		return;
 	}
 	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(f, "\"%s.%09lldZ\"", buf, (long long)(ns % 1000000000 + (ns < 0 ? 1000000000 : 0)) % 1000000000);
+	fprintf(f, "\"%s.%09lldZ\"", buf,
+		(long long)(ns % 1000000000 + (ns < 0 ? 1000000000 : 0)) % 1000000000);
 }
 
 void kl_print_bytes(char *out, size_t n, uint64_t bytes)
 {
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
 	double v = (double)bytes;
 	int u = 0;
 
@@ -266,16 +267,20 @@ int kl_parse_size(const char *s, uint64_t *ret)
 	switch (*end) {
 	case 0:
 		break;
-	case 'k': case 'K':
+	case 'k':
+	case 'K':
 		mult = 1ull << 10;
 		break;
-	case 'm': case 'M':
+	case 'm':
+	case 'M':
 		mult = 1ull << 20;
 		break;
-	case 'g': case 'G':
+	case 'g':
+	case 'G':
 		mult = 1ull << 30;
 		break;
-	case 't': case 'T':
+	case 't':
+	case 'T':
 		mult = 1ull << 40;
 		break;
 	default:
@@ -400,7 +405,6 @@ int kl_cli_open(struct kl_cli *cli)
 	cli->repo = KL_TAKE_PTR(r);
 	return 0;
 }
-
 
 int kl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 {

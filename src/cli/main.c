@@ -44,21 +44,22 @@ static void print_main_usage(FILE *f)
 
 	list[0] = 0;
 	for (const struct kl_cmd *c = kl_cmd_table; c->name; c++)
-		o += (size_t)snprintf(list + o, sizeof(list) - o, "  %-11s %s\n", c->name, c->summary);
+		o += (size_t)snprintf(list + o, sizeof(list) - o, "  %-11s %s\n", c->name,
+				      c->summary);
 	fprintf(f, main_usage, list);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = { KL_GLOBAL_OPTS, { "version", no_argument, NULL, 'V' },
-					      { NULL, 0, NULL, 0 } };
-	struct kl_cli cli = { 0 };
+	static const struct option opts[] = {
+		KL_GLOBAL_OPTS, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+	struct kl_cli cli = {0};
 	const struct kl_cmd *cmd;
 	int c, rc;
 
 	/* a keel process holds keys: no core dumps, no ptrace by other users */
 	prctl(PR_SET_DUMPABLE, 0);
-	setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
+	setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
 	/* a backup holds one directory descriptor per level of the tree it walks */
 	{
 		struct rlimit nofile;
@@ -100,7 +101,8 @@ int main(int argc, char **argv)
 	}
 	cmd = kl_cmd_find(argv[optind]);
 	if (!cmd) {
-		fprintf(stderr, "keel: '%s' is not a keel command, see 'keel --help'\n", argv[optind]);
+		fprintf(stderr, "keel: '%s' is not a keel command, see 'keel --help'\n",
+			argv[optind]);
 		return kl_exit_code(-KL_EUSAGE);
 	}
 	cli.cmd_name = cmd->name;

@@ -55,8 +55,8 @@ static void on_warn(void *ud, const char *path, int err, const char *what)
 static void fmt_duration(char *out, size_t n, int64_t s)
 {
 	if (s >= 3600)
-		snprintf(out, n, "%lld:%02lld:%02lld", (long long)(s / 3600), (long long)(s / 60 % 60),
-			 (long long)(s % 60));
+		snprintf(out, n, "%lld:%02lld:%02lld", (long long)(s / 3600),
+			 (long long)(s / 60 % 60), (long long)(s % 60));
 	else
 		snprintf(out, n, "%lld:%02lld", (long long)(s / 60), (long long)(s % 60));
 }
@@ -71,10 +71,12 @@ static void on_progress(void *ud, const struct kl_progress *p)
 	if (!r->cli->progress)
 		return;
 	kl_print_bytes(done, sizeof(done), p->bytes_done);
-	kl_print_bytes(rate, sizeof(rate), secs > 0.2 ? (uint64_t)((double)p->bytes_done / secs) : 0);
+	kl_print_bytes(rate, sizeof(rate),
+		       secs > 0.2 ? (uint64_t)((double)p->bytes_done / secs) : 0);
 	fmt_duration(elapsed, sizeof(elapsed), el / 1000000000);
 	if (p->bytes_total && p->bytes_done && p->bytes_done < p->bytes_total && secs > 1) {
-		double left = (double)(p->bytes_total - p->bytes_done) * secs / (double)p->bytes_done;
+		double left =
+			(double)(p->bytes_total - p->bytes_done) * secs / (double)p->bytes_done;
 		char t[32];
 
 		fmt_duration(t, sizeof(t), (int64_t)left);
@@ -82,8 +84,8 @@ static void on_progress(void *ud, const struct kl_progress *p)
 	}
 	if (p->files_total)
 		fprintf(stderr, "\r\033[K[%s] %llu/%llu files, %s, %s/s%s", elapsed,
-			(unsigned long long)p->files_done, (unsigned long long)p->files_total, done, rate,
-			eta);
+			(unsigned long long)p->files_done, (unsigned long long)p->files_total, done,
+			rate, eta);
 	else
 		fprintf(stderr, "\r\033[K[%s] %llu files, %s, %s/s%s", elapsed,
 			(unsigned long long)p->files_done, done, rate, eta);

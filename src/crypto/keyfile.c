@@ -81,7 +81,7 @@ static bool str_ok(const uint8_t *p, size_t n, size_t max)
  */
 static int keyfile_decode(const void *data, size_t n, struct keyfile *ret)
 {
-	struct kl_pb_reader rd = { data, n };
+	struct kl_pb_reader rd = {data, n};
 	struct kl_pb_field f;
 	uint32_t seen = 0;
 	uint64_t version = 0;
@@ -195,7 +195,7 @@ int kl_keyfile_create(const struct kl_keys *k, const struct kl_pass *pass,
 		      const struct kl_kdf_params *kdf, const char *host, const char *user,
 		      struct kl_buf *out)
 {
-	static const struct kl_kdf_params defaults = { KL_KDF_OPS_DEFAULT, KL_KDF_MEM_DEFAULT };
+	static const struct kl_kdf_params defaults = {KL_KDF_OPS_DEFAULT, KL_KDF_MEM_DEFAULT};
 	struct kl_buf wrapped = KL_BUF_INIT(KEYFILE_WRAPPED_LEN);
 	uint8_t salt[KEYFILE_SALT_LEN];
 	struct scratch *s;

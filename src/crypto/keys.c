@@ -185,10 +185,10 @@ static void box_free(struct keys_box *b)
 /* Derives the subkeys and the HMAC state from b->keys.master. */
 static int box_derive(struct keys_box *b)
 {
-	static const char *const labels[] = { "keel enc v1", "keel id v1", "keel chunker v1",
-					      "keel tree id v1" };
-	struct kl_key *const out[] = { &b->keys.enc, &b->keys.id, &b->keys.chunker,
-				       &b->keys.tree_id };
+	static const char *const labels[] = {"keel enc v1", "keel id v1", "keel chunker v1",
+					     "keel tree id v1"};
+	struct kl_key *const out[] = {&b->keys.enc, &b->keys.id, &b->keys.chunker,
+				      &b->keys.tree_id};
 	int r;
 
 	r = hkdf_sha256(&b->keys.master, labels, out, KL_ARRAY_SIZE(labels));

@@ -15,7 +15,6 @@
 #include "keel/source.h"
 #include "pipeline.h"
 
-
 struct dir_job {
 	struct dir_job *prev, *next; /* all live directories, to free them after a failure */
 	struct dir_job *parent;

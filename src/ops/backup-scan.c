@@ -27,8 +27,8 @@ static void scan_dir(struct backup *b, int dfd, const char *path, dev_t dev, int
 			kl_free(sub);
 			continue;
 		}
-		if (S_ISREG(st.st_mode) &&
-		    !(b->o->exclude_larger_than && (uint64_t)st.st_size > b->o->exclude_larger_than)) {
+		if (S_ISREG(st.st_mode) && !(b->o->exclude_larger_than &&
+					     (uint64_t)st.st_size > b->o->exclude_larger_than)) {
 			atomic_fetch_add(&b->scan_files, 1);
 			atomic_fetch_add(&b->scan_bytes, (uint64_t)st.st_size);
 		} else if (S_ISDIR(st.st_mode) &&

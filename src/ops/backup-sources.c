@@ -79,10 +79,12 @@ int kl_bk_source_add(struct source_node *root, const char *path)
 		if (cur->is_source)
 			return 0; /* already covered by a source above */
 		for (size_t i = 0; i < cur->n_kids; i++)
-			if (strlen(cur->kids[i]->name) == len && !memcmp(cur->kids[i]->name, p, len))
+			if (strlen(cur->kids[i]->name) == len &&
+			    !memcmp(cur->kids[i]->name, p, len))
 				kid = cur->kids[i];
 		if (!kid) {
-			struct source_node **v = kl_realloc(cur->kids, (cur->n_kids + 1) * sizeof(*v));
+			struct source_node **v =
+				kl_realloc(cur->kids, (cur->n_kids + 1) * sizeof(*v));
 
 			if (!v)
 				return -ENOMEM;
@@ -128,7 +130,7 @@ static char *parent_of(const char *path)
  * saved, with the real directory's metadata.
  */
 int kl_bk_process_virtual(struct backup *b, struct dir_job *d, struct source_node *v,
-			   const struct kl_tree *old)
+			  const struct kl_tree *old)
 {
 	struct stat *sts;
 	size_t *slots;
@@ -193,14 +195,15 @@ int kl_bk_process_virtual(struct backup *b, struct dir_job *d, struct source_nod
 				b->root_dev = sts[i].st_dev;
 			rc = kl_bk_handle_node(b, d, slots[i], dfd, oldn, k->path, &sts[i]);
 		} else {
-			struct kl_tree oldt = { 0 };
+			struct kl_tree oldt = {0};
 			struct dir_job *c = kl_bk_dir_new(b, d, slots[i], k->path);
 
 			if (!c) {
 				rc = -ENOMEM;
 				break;
 			}
-			if (oldn && oldn->has_subtree && kl_repo_read_tree(b->r, &oldn->subtree, &oldt) < 0)
+			if (oldn && oldn->has_subtree &&
+			    kl_repo_read_tree(b->r, &oldn->subtree, &oldt) < 0)
 				memset(&oldt, 0, sizeof(oldt));
 			rc = kl_bk_process_virtual(b, c, k, oldt.n ? &oldt : NULL);
 			kl_tree_release(&oldt);

@@ -31,7 +31,7 @@ int kl_bk_backup_stream(struct backup *b, struct dir_job *root)
 {
 	const struct kl_backup_opts *o = b->o;
 	const char *name = o->stdin_filename ? o->stdin_filename : "stdin";
-	struct kl_node n = { 0 };
+	struct kl_node n = {0};
 	struct kl_file_job *f;
 	uint64_t total;
 	pid_t pid = -1;
@@ -83,11 +83,13 @@ int kl_bk_backup_stream(struct backup *b, struct dir_job *root)
 			;
 		if (rc >= 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
 			if (WIFEXITED(status))
-				rc = kl_fail(&b->r->err, -KL_ECMD, "command '%s' exited with status %d",
-					     o->command[0], WEXITSTATUS(status));
+				rc = kl_fail(&b->r->err, -KL_ECMD,
+					     "command '%s' exited with status %d", o->command[0],
+					     WEXITSTATUS(status));
 			else
-				rc = kl_fail(&b->r->err, -KL_ECMD, "command '%s' was killed by signal %d",
-					     o->command[0], WTERMSIG(status));
+				rc = kl_fail(&b->r->err, -KL_ECMD,
+					     "command '%s' was killed by signal %d", o->command[0],
+					     WTERMSIG(status));
 		}
 	}
 	if (rc >= 0 && read_err)

@@ -51,7 +51,7 @@ char *kl_bk_join_path(const char *dir, const char *name)
 }
 
 struct dir_job *kl_bk_dir_new(struct backup *b, struct dir_job *parent, size_t slot,
-			       const char *path)
+			      const char *path)
 {
 	struct dir_job *d = kl_calloc(1, sizeof(*d));
 
@@ -101,7 +101,7 @@ static int finalize_dir(struct backup *b, struct dir_job *d)
 	_cleanup_buf_ struct kl_buf enc = KL_BUF_INIT((size_t)64 << 20);
 	struct dir_job *parent = d->parent;
 	size_t d_slot = d->parent_slot;
-	struct kl_id id = { { 0 } };
+	struct kl_id id = {{0}};
 	size_t kept = 0;
 	int rc;
 
@@ -190,7 +190,7 @@ static int open_file(struct backup *b, int dfd, const char *name)
  * submitted and *read_err is set.
  */
 int kl_bk_read_chunks(struct backup *b, int fd, struct kl_file_job *f, uint64_t *total,
-		       int *read_err)
+		      int *read_err)
 {
 	const struct kl_cdc *cdc = &b->r->cdc;
 	size_t len = 0, off;
@@ -236,8 +236,8 @@ int kl_bk_read_chunks(struct backup *b, int fd, struct kl_file_job *f, uint64_t 
 	}
 }
 
-static int backup_file(struct backup *b, struct dir_job *d, size_t slot, int dfd,
-		       const char *name, const char *path)
+static int backup_file(struct backup *b, struct dir_job *d, size_t slot, int dfd, const char *name,
+		       const char *path)
 {
 	struct kl_node *n = &d->tree.nodes[slot];
 	struct kl_file_job *f;
@@ -275,13 +275,12 @@ static int backup_file(struct backup *b, struct dir_job *d, size_t slot, int dfd
 	if (read_err) {
 		n->flags |= KL_NODE_PARTIAL;
 		kl_bk_warn(b, path, read_err, "read error; file saved up to the error");
-	} else if (fstat(fd, &after) == 0 &&
-		   (after.st_size != before.st_size ||
-		    after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
-		    after.st_mtim.tv_nsec != before.st_mtim.tv_nsec ||
-		    after.st_ctim.tv_sec != before.st_ctim.tv_sec ||
-		    after.st_ctim.tv_nsec != before.st_ctim.tv_nsec ||
-		    total != (uint64_t)before.st_size)) {
+	} else if (fstat(fd, &after) == 0 && (after.st_size != before.st_size ||
+					      after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+					      after.st_mtim.tv_nsec != before.st_mtim.tv_nsec ||
+					      after.st_ctim.tv_sec != before.st_ctim.tv_sec ||
+					      after.st_ctim.tv_nsec != before.st_ctim.tv_nsec ||
+					      total != (uint64_t)before.st_size)) {
 		n->flags |= KL_NODE_CHANGED;
 		kl_bk_warn(b, path, 0, "file changed while it was read");
 	}
@@ -309,7 +308,6 @@ static bool is_cachedir_tag(int dfd)
 	return !memcmp(buf, CACHEDIR_SIG, sizeof(buf));
 }
 
-
 /*
  * An unchanged file reuses its parent's chunk ids only if they are all
  * still stored: after a pack was lost, reading the file again heals the
@@ -325,10 +323,11 @@ static bool all_stored(struct backup *b, const struct kl_node *oldn)
 
 /* Handles a node already added to d: reads a file, descends into a directory. */
 int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
-		       const struct kl_node *oldn, const char *path, const struct stat *st)
+		      const struct kl_node *oldn, const char *path, const struct stat *st)
 {
 	struct kl_node *n = &d->tree.nodes[slot];
-	/* kl_bk_add_entry allocates names with a NUL after them: no copy on the stack, deep trees recurse */
+	/* kl_bk_add_entry allocates names with a NUL after them: no copy on the stack, deep trees
+	 * recurse */
 	const char *name = (const char *)n->name;
 	int rc = 0;
 	if (n->type == KL_NODE_FILE) {
@@ -336,7 +335,8 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 		if (oldn && !(b->o->flags & KL_BACKUP_FORCE) && kl_node_unchanged(oldn, st) &&
 		    all_stored(b, oldn)) {
 			if (oldn->n_content) {
-				n->content = kl_memdup(oldn->content, oldn->n_content * sizeof(struct kl_id));
+				n->content = kl_memdup(oldn->content,
+						       oldn->n_content * sizeof(struct kl_id));
 				if (!n->content)
 					return -ENOMEM;
 			}
@@ -361,7 +361,7 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 		return rc;
 	}
 	if (n->type == KL_NODE_DIR) {
-		struct kl_tree oldt = { 0 };
+		struct kl_tree oldt = {0};
 		struct dir_job *c;
 		_cleanup_close_ int cfd = -1;
 
@@ -397,9 +397,9 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
  * absence is an error; an entry that vanished after it was listed is not.
  */
 int kl_bk_add_entry(struct backup *b, struct dir_job *d, int dfd, const char *name,
-		     const char *path, struct stat *st, bool must_exist, bool *added)
+		    const char *path, struct stat *st, bool must_exist, bool *added)
 {
-	struct kl_node n = { 0 };
+	struct kl_node n = {0};
 	int rc;
 
 	*added = false;

@@ -65,13 +65,13 @@ static int find_parent(struct backup *b, char **paths, size_t n, const char *hos
 
 int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backup_result *ret)
 {
-	struct backup b = { .r = r, .o = o };
+	struct backup b = {.r = r, .o = o};
 	struct source_node *src = NULL;
-	struct kl_snapshot snap = { 0 };
-	struct kl_snapshot_ref parent = { 0 };
-	struct kl_tree parent_tree = { 0 };
+	struct kl_snapshot snap = {0};
+	struct kl_snapshot_ref parent = {0};
+	struct kl_tree parent_tree = {0};
 	struct dir_job *root = NULL;
-	struct kl_write_stats ws = { 0 };
+	struct kl_write_stats ws = {0};
 	char hostbuf[256], userbuf[256];
 	char **paths = NULL;
 	size_t n_paths = 0;
@@ -188,10 +188,12 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 				rc = -errno;
 			} else {
 				b.root_dev = st.st_dev;
-				rc = kl_bk_process_dir(&b, root, rfd, parent_tree.n ? &parent_tree : NULL);
+				rc = kl_bk_process_dir(&b, root, rfd,
+						       parent_tree.n ? &parent_tree : NULL);
 			}
 		} else if (rc >= 0) {
-			rc = kl_bk_process_virtual(&b, root, src, parent_tree.n ? &parent_tree : NULL);
+			rc = kl_bk_process_virtual(&b, root, src,
+						   parent_tree.n ? &parent_tree : NULL);
 		}
 	}
 	while (rc >= 0 && !b.error && !b.root_done) {

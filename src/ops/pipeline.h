@@ -21,7 +21,7 @@ struct kl_file_job {
 	atomic_long pending;
 	struct kl_chunk_job **chunks; /* in order; owned by the reader until done */
 	size_t n_chunks, cap_chunks;
-	void *owner;   /* the walker's bookkeeping (directory, node index) */
+	void *owner; /* the walker's bookkeeping (directory, node index) */
 	size_t slot;
 	struct kl_file_job *next_done;
 };
@@ -38,19 +38,19 @@ struct kl_chunk_job {
 struct kl_pipeline {
 	struct kl_repo *repo;
 	pthread_mutex_t lock;
-	pthread_cond_t work_cv;  /* jobs queued or stopping */
-	pthread_cond_t room_cv;  /* bytes in flight dropped */
-	pthread_cond_t done_cv;  /* a file completed */
+	pthread_cond_t work_cv; /* jobs queued or stopping */
+	pthread_cond_t room_cv; /* bytes in flight dropped */
+	pthread_cond_t done_cv; /* a file completed */
 	struct kl_chunk_job *head, *tail;
 	struct kl_file_job *done; /* completed files, LIFO */
 	size_t bytes_in_flight, max_in_flight;
 	bool stopping;
-	int error;               /* first worker error, sticky */
+	int error; /* first worker error, sticky */
 	pthread_t *threads;
 	struct kl_packer **packers;
-	unsigned n_threads;  /* packers (one per worker) */
-	unsigned n_started;  /* workers actually running */
-	bool dry_run;        /* hash and compress, store nothing */
+	unsigned n_threads; /* packers (one per worker) */
+	unsigned n_started; /* workers actually running */
+	bool dry_run;	    /* hash and compress, store nothing */
 	atomic_ullong bytes_hashed;
 };
 

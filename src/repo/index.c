@@ -75,7 +75,8 @@ static struct slot *find_slot(struct kl_index *x, const uint8_t *id)
 	if (!x->cap)
 		return NULL;
 	/* Lemire's multiply-shift maps the hash onto any capacity, not just powers of two */
-	for (i = (size_t)(((unsigned __int128)id_hash(id) * x->cap) >> 64);; i = i + 1 < x->cap ? i + 1 : 0) {
+	for (i = (size_t)(((unsigned __int128)id_hash(id) * x->cap) >> 64);;
+	     i = i + 1 < x->cap ? i + 1 : 0) {
 		struct slot *s = &x->slots[i];
 
 		if (s->state == SLOT_EMPTY || !memcmp(s->id, id, KL_ID_LEN))
@@ -272,7 +273,7 @@ static int load_one(const char *name, uint64_t size, void *ud)
 {
 	struct load_ctx *c = ud;
 	_cleanup_buf_ struct kl_buf raw = KL_BUF_INIT(1u << 30);
-	struct kl_index_file f = { 0 };
+	struct kl_index_file f = {0};
 	int rc;
 
 	rc = kl_repo_get_object(c->r, KL_OBJ_INDEX, KL_KIND_INDEX, name, &raw);
@@ -296,7 +297,7 @@ static int adopt(struct kl_repo *r, bool write);
 
 int kl_repo_load_index(struct kl_repo *r)
 {
-	struct load_ctx c = { .r = r };
+	struct load_ctx c = {.r = r};
 	int rc;
 
 	/* NEEDSWORK: decode index files on both cores for very large repositories */
@@ -372,7 +373,7 @@ int kl_repo_flush_index(struct kl_repo *r)
 int kl_index_write_pending_(struct kl_repo *r)
 {
 	struct kl_index *x = r->idx;
-	struct kl_index_file f = { 0 };
+	struct kl_index_file f = {0};
 	_cleanup_buf_ struct kl_buf enc = KL_BUF_INIT(1u << 30);
 	size_t n;
 	int rc = 0;
@@ -395,7 +396,8 @@ int kl_index_write_pending_(struct kl_repo *r)
 	if (rc >= 0 && f.n) {
 		rc = kl_index_file_encode(&f, &enc);
 		if (rc >= 0)
-			rc = kl_repo_put_object(r, KL_OBJ_INDEX, KL_KIND_INDEX, enc.data, enc.len, NULL);
+			rc = kl_repo_put_object(r, KL_OBJ_INDEX, KL_KIND_INDEX, enc.data, enc.len,
+						NULL);
 	}
 	kl_index_file_release(&f);
 	return rc;
@@ -417,7 +419,7 @@ struct orphan_ctx {
 static int adopt_one(const char *name, uint64_t size, void *ud)
 {
 	struct orphan_ctx *c = ud;
-	struct kl_pack_header h = { 0 };
+	struct kl_pack_header h = {0};
 	struct kl_id id;
 	int rc;
 
@@ -445,7 +447,7 @@ int kl_repo_adopt_orphans(struct kl_repo *r)
 
 static int adopt(struct kl_repo *r, bool write)
 {
-	struct orphan_ctx c = { .r = r, .write = write };
+	struct orphan_ctx c = {.r = r, .write = write};
 	int rc;
 
 	pthread_mutex_lock(&r->idx->lock);

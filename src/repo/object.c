@@ -57,7 +57,8 @@ int kl_repo_put_object(struct kl_repo *r, enum kl_obj_type t, enum kl_obj_kind k
 		return rc;
 	kl_sha256(sealed.data, sealed.len, &id);
 	kl_id_hex(&id, hex);
-	rc = r->be->ops->put(r->be, t, t == KL_OBJ_CONFIG ? "config" : hex, sealed.data, sealed.len);
+	rc = r->be->ops->put(r->be, t, t == KL_OBJ_CONFIG ? "config" : hex, sealed.data,
+			     sealed.len);
 	if (rc < 0)
 		return kl_fail(&r->err, rc, "cannot write %s/%s", kl_obj_type_name(t), hex);
 	if (ret)

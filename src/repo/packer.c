@@ -101,7 +101,7 @@ int kl_packer_add(struct kl_packer *p, enum kl_blob_type type, const struct kl_i
 		  const void *data, size_t n)
 {
 	struct kl_repo *r = p->r;
-	struct kl_blob_entry e = { .id = *id, .type = (uint8_t)type, .raw_length = (uint32_t)n };
+	struct kl_blob_entry e = {.id = *id, .type = (uint8_t)type, .raw_length = (uint32_t)n};
 	const void *payload = data;
 	size_t payload_len = n;
 	size_t before = p->pack.len;

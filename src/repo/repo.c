@@ -48,7 +48,7 @@ void kl_repo_free(struct kl_repo *r)
 
 static int apply_config(struct kl_repo *r)
 {
-	struct kl_cdc_params p = { r->cfg.cdc_min, r->cfg.cdc_avg, r->cfg.cdc_max };
+	struct kl_cdc_params p = {r->cfg.cdc_min, r->cfg.cdc_avg, r->cfg.cdc_max};
 
 	if (r->cfg.version > KL_REPO_VERSION)
 		return -KL_EVERSION;
@@ -85,7 +85,7 @@ int kl_repo_create(const char *location, const struct kl_pass *pass, const struc
 	struct kl_cdc_params cp = o->cdc;
 	int rc;
 
-	if (kl_cdc_init(&(struct kl_cdc){ 0 }, &(struct kl_key){ { 0 } }, &cp) < 0)
+	if (kl_cdc_init(&(struct kl_cdc){0}, &(struct kl_key){{0}}, &cp) < 0)
 		return -KL_EUSAGE;
 	if (o->pack_size < (1u << 20) || o->pack_size > (1u << 30))
 		return -KL_EUSAGE;
@@ -186,7 +186,7 @@ static int try_key(const char *name, uint64_t size, void *ud)
 
 int kl_repo_unlock(struct kl_repo *r, const struct kl_pass *pass)
 {
-	struct unlock_ctx c = { .r = r, .pass = pass };
+	struct unlock_ctx c = {.r = r, .pass = pass};
 	_cleanup_buf_ struct kl_buf cfg = KL_BUF_INIT(1u << 20);
 	int rc;
 
@@ -259,7 +259,8 @@ int kl_repo_read_blob(struct kl_repo *r, const struct kl_id *id, struct kl_buf *
 		char bhex[2 * KL_ID_LEN + 1];
 
 		kl_id_hex(id, bhex);
-		return kl_fail(&r->err, rc, "blob %.16s in pack %.16s: %s", bhex, hex, kl_strerror(rc));
+		return kl_fail(&r->err, rc, "blob %.16s in pack %.16s: %s", bhex, hex,
+			       kl_strerror(rc));
 	}
 	return 0;
 }

@@ -85,7 +85,7 @@ static int by_time(const void *a, const void *b)
 
 int kl_repo_list_snapshots(struct kl_repo *r, struct kl_snapshot_list *ret)
 {
-	struct list_ctx c = { .r = r, .l = ret };
+	struct list_ctx c = {.r = r, .l = ret};
 	int rc;
 
 	memset(ret, 0, sizeof(*ret));

@@ -23,7 +23,7 @@ struct pack_job {
 
 struct kl_writer {
 	pthread_mutex_t lock;
-	pthread_cond_t cv;      /* jobs queued, or stopping */
+	pthread_cond_t cv;	/* jobs queued, or stopping */
 	pthread_cond_t idle_cv; /* a job finished */
 	struct pack_job *head, *tail;
 	unsigned queued, running;

@@ -65,7 +65,7 @@ static const char *lookup(struct kl_idcache *c, uint32_t id, bool group)
 		c->v = v;
 		c->cap = ncap;
 	}
-	c->v[c->n++] = (struct id_name){ id, group, name };
+	c->v[c->n++] = (struct id_name){id, group, name};
 	return name;
 }
 
@@ -233,7 +233,8 @@ int kl_node_from_stat(int dirfd, const char *name, const struct stat *st, struct
 	if (n->type == KL_NODE_SOCK)
 		return 0;
 	/* /proc/self/fd/N/name reaches the entry even when its full path exceeds PATH_MAX */
-	if ((size_t)snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name) >= sizeof(path))
+	if ((size_t)snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name) >=
+	    sizeof(path))
 		return -ENAMETOOLONG;
 	r = read_xattrs(path, n);
 	return r;

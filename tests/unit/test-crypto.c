@@ -25,7 +25,7 @@
 #define MiB ((size_t)1 << 20)
 
 /* the small KDF parameters every key file test uses */
-static const struct kl_kdf_params test_kdf = { .ops = 1, .mem = 8 * MiB };
+static const struct kl_kdf_params test_kdf = {.ops = 1, .mem = 8 * MiB};
 #define TEST_PASS "correct horse battery staple"
 
 struct fixture {
@@ -130,7 +130,7 @@ static int teardown(void **state)
 
 static void primitives_behave(void **state)
 {
-	uint8_t a[32], b[32], zero[32] = { 0 };
+	uint8_t a[32], b[32], zero[32] = {0};
 
 	fill_random(a, sizeof(a));
 	memcpy(b, a, sizeof(a));
@@ -195,7 +195,7 @@ static void sha256_known_answers(void **state)
 static void seal_open_round_trip(void **state)
 {
 	struct fixture *fx = *state;
-	static const size_t sizes[] = { 0, 1, 15, 16, 17, MiB };
+	static const size_t sizes[] = {0, 1, 15, 16, 17, MiB};
 	uint8_t extra[KL_ID_LEN];
 	size_t i;
 
@@ -318,8 +318,7 @@ static void open_detects_tampering_large(void **state)
 	struct fixture *fx = *state;
 	struct kl_buf sealed = KL_BUF_INIT(KL_BUF_MAX_DEFAULT);
 	const size_t flips[] = {
-		0, 1, 12, 13, 14, 13 + MiB / 2, 13 + MiB - 1, 13 + MiB, 13 + MiB + 15
-	};
+		0, 1, 12, 13, 14, 13 + MiB / 2, 13 + MiB - 1, 13 + MiB, 13 + MiB + 15};
 	uint8_t *pt = malloc(MiB);
 	size_t i;
 
@@ -487,8 +486,8 @@ static void blob_id_is_hmac_of_id_key(void **state)
 {
 	struct fixture *fx = *state;
 	/* around the SHA-256 block and padding boundaries, and large */
-	static const size_t sizes[] = { 0,  1,	 31,  32,  55,	56,   63,     64,
-					65, 119, 120, 127, 128, 1000, MiB + 3 };
+	static const size_t sizes[] = {0,  1,	31,  32,  55,  56,   63,     64,
+				       65, 119, 120, 127, 128, 1000, MiB + 3};
 	uint8_t *data = malloc(MiB + 3), ref[32];
 	struct kl_id id, again;
 	size_t i;
@@ -538,20 +537,20 @@ static void blob_id_known_answers(void **state)
 		const char *data;
 		const char *mac;
 	} tc[] = {
-		{ { 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b,
-		    0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b },
-		  20,
-		  "Hi There",
-		  "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7" },
-		{ "Jefe", 4, "what do ya want for nothing?",
-		  "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843" },
+		{{0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b,
+		  0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b},
+		 20,
+		 "Hi There",
+		 "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+		{"Jefe", 4, "what do ya want for nothing?",
+		 "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
 	};
 	struct kl_keys *derived;
 	size_t i;
 
 	assert_int_equal(kl_keys_new(&derived), 0);
 	for (i = 0; i < KL_ARRAY_SIZE(tc); i++) {
-		struct kl_keys by_hand = { 0 };
+		struct kl_keys by_hand = {0};
 		uint8_t want[32], ref[32];
 		struct kl_id id;
 
@@ -627,7 +626,7 @@ static void crypto_is_thread_safe(void **state)
 	for (i = 0; i < n / chunk; i++)
 		ref_hmac(fx->a->id.b, KL_KEY_LEN, data + i * chunk, chunk, want[i].b);
 	for (i = 0; i < 2; i++) {
-		jobs[i] = (struct thread_job){ fx->a, data, n, chunk, want, 0 };
+		jobs[i] = (struct thread_job){fx->a, data, n, chunk, want, 0};
 		assert_int_equal(pthread_create(&t[i], NULL, thread_main, &jobs[i]), 0);
 	}
 	for (i = 0; i < 2; i++) {
@@ -655,12 +654,12 @@ static void hkdf_reference_matches_rfc5869(void **state)
 static void subkeys_follow_the_spec(void **state)
 {
 	struct fixture *fx = *state;
-	static const char *const labels[] = { "keel enc v1", "keel id v1", "keel chunker v1" };
-	const struct kl_key *got[] = { &fx->a->enc, &fx->a->id, &fx->a->chunker };
+	static const char *const labels[] = {"keel enc v1", "keel id v1", "keel chunker v1"};
+	const struct kl_key *got[] = {&fx->a->enc, &fx->a->id, &fx->a->chunker};
 	size_t i;
 
 	for (i = 0; i < KL_ARRAY_SIZE(labels); i++) {
-		uint8_t want[32], zeros[32] = { 0 };
+		uint8_t want[32], zeros[32] = {0};
 
 		ref_hkdf((const uint8_t *)"", 0, fx->a->master.b, KL_KEY_LEN, labels[i],
 			 strlen(labels[i]), want, 32);
@@ -746,7 +745,7 @@ static void keyfile_info_reads_public_fields(void **state)
 
 	/* no host, no user; the smallest parameters libsodium allows */
 	{
-		const struct kl_kdf_params tiny = { 1, 8192 };
+		const struct kl_kdf_params tiny = {1, 8192};
 
 		assert_int_equal(kl_keyfile_create(fx->b, fx->pass, &tiny, NULL, NULL, &kf), 0);
 	}
@@ -765,8 +764,7 @@ static void keyfile_create_salts_and_validates(void **state)
 {
 	struct fixture *fx = *state;
 	const struct kl_kdf_params bad[] = {
-		{ 0, 8 * MiB },		 { 101, 8 * MiB },  { 1, 8191 },
-		{ 1, (4ull << 30) + 1 }, { 1, UINT64_MAX },
+		{0, 8 * MiB}, {101, 8 * MiB}, {1, 8191}, {1, (4ull << 30) + 1}, {1, UINT64_MAX},
 	};
 	struct kl_buf kf = KL_BUF_INIT(1 << 16);
 	char longname[300];
@@ -795,7 +793,7 @@ static void keyfile_create_salts_and_validates(void **state)
 static void keyfile_create_fails_cleanly_without_memory(void **state)
 {
 	struct fixture *fx = *state;
-	const struct kl_kdf_params tiny = { 1, 8192 };
+	const struct kl_kdf_params tiny = {1, 8192};
 	struct kl_buf kf = KL_BUF_INIT(1 << 16);
 	struct kl_keys *k;
 	long n;
@@ -838,7 +836,7 @@ struct pb_msg {
 
 static void msg_parse(const uint8_t *p, size_t n, struct pb_msg *m)
 {
-	struct kl_pb_reader rd = { p, n };
+	struct kl_pb_reader rd = {p, n};
 	struct kl_pb_field f;
 	int r;
 
@@ -955,9 +953,9 @@ static void keyfile_rejects_tampered_fields(void **state)
 
 	/* KDF costs out of bounds: refused before Argon2 runs */
 	{
-		static const uint64_t mems[] = { 0,	     8191,	 (4ull << 30) + 1,
-						 5ull << 30, 1ull << 42, UINT64_MAX };
-		static const uint64_t ops[] = { 0, 101, 1ull << 32, UINT64_MAX };
+		static const uint64_t mems[] = {0,	    8191,	(4ull << 30) + 1,
+						5ull << 30, 1ull << 42, UINT64_MAX};
+		static const uint64_t ops[] = {0, 101, 1ull << 32, UINT64_MAX};
 		size_t i;
 
 		for (i = 0; i < KL_ARRAY_SIZE(mems); i++) {
@@ -1003,7 +1001,7 @@ static void keyfile_rejects_tampered_fields(void **state)
 	EXPECT_KEYFILE(&m, -KL_ECORRUPT);
 	/* each required field missing */
 	{
-		static const uint32_t required[] = { 1, 2, 3, 4, 5, 6 };
+		static const uint32_t required[] = {1, 2, 3, 4, 5, 6};
 		size_t i;
 
 		for (i = 0; i < KL_ARRAY_SIZE(required); i++) {
@@ -1109,7 +1107,7 @@ static void keyfile_rejects_truncation_and_garbage(void **state)
 	struct fixture *fx = *state;
 	const uint8_t *kf = fx->keyfile.data;
 	size_t n = fx->keyfile.len, len, end_wrapped = 0;
-	struct kl_pb_reader rd = { kf, n };
+	struct kl_pb_reader rd = {kf, n};
 	struct kl_pb_field f;
 	struct kl_keyfile_info info;
 	struct kl_keys *k = NULL;

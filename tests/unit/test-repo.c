@@ -133,7 +133,8 @@ static void blobs_round_trip_through_packs(void **state)
 		else
 			memset(data[i], 'a' + i % 26, sizeof(data[i]));
 		data[i][0] = (uint8_t)i; /* all distinct */
-		assert_int_equal(kl_packer_store(p, KL_BLOB_DATA, data[i], sizeof(data[i]), &ids[i]), 0);
+		assert_int_equal(
+			kl_packer_store(p, KL_BLOB_DATA, data[i], sizeof(data[i]), &ids[i]), 0);
 	}
 	/* storing the same bytes again is deduplicated */
 	{
@@ -141,7 +142,8 @@ static void blobs_round_trip_through_packs(void **state)
 		struct kl_id again;
 
 		kl_packer_stats(p, &st);
-		assert_int_equal(kl_packer_store(p, KL_BLOB_DATA, data[3], sizeof(data[3]), &again), 0);
+		assert_int_equal(kl_packer_store(p, KL_BLOB_DATA, data[3], sizeof(data[3]), &again),
+				 0);
 		assert_true(kl_id_eq(&again, &ids[3]));
 		struct kl_write_stats st2;
 		kl_packer_stats(p, &st2);
@@ -285,11 +287,11 @@ static void orphan_packs_are_adopted(void **state)
 static void snapshots_are_listed_in_time_order(void **state)
 {
 	struct fixture *f = *state;
-	struct kl_snapshot s = { 0 };
+	struct kl_snapshot s = {0};
 	struct kl_snapshot_list l;
 	struct kl_id a, b;
 	char path0[] = "/home/u", host[] = "h";
-	char *paths[] = { path0 };
+	char *paths[] = {path0};
 
 	s.kind = KL_SNAP_FILES;
 	s.host = host;
@@ -311,7 +313,7 @@ static void second_key_opens_same_master(void **state)
 {
 	struct fixture *f = *state;
 	struct kl_pass *p2 = NULL;
-	struct kl_kdf_params kdf = { 1, 8 << 20 };
+	struct kl_kdf_params kdf = {1, 8 << 20};
 	struct kl_repo *r;
 	int rc;
 
@@ -329,9 +331,9 @@ static void data_and_tree_ids_never_collide(void **state)
 {
 	struct fixture *f = *state;
 	struct kl_packer *p = NULL;
-	struct kl_tree empty = { 0 };
+	struct kl_tree empty = {0};
 	struct kl_buf enc = KL_BUF_INIT(1 << 20), out = KL_BUF_INIT(1 << 20);
-	struct kl_tree back = { 0 };
+	struct kl_tree back = {0};
 	struct kl_id data_id, tree_id;
 
 	assert_int_equal(kl_tree_encode(&empty, &enc), 0);
@@ -362,7 +364,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(tampered_pack_is_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(tampered_index_is_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(orphan_packs_are_adopted, setup, teardown),
-		cmocka_unit_test_setup_teardown(snapshots_are_listed_in_time_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(snapshots_are_listed_in_time_order, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(second_key_opens_same_master, setup, teardown),
 		cmocka_unit_test_setup_teardown(data_and_tree_ids_never_collide, setup, teardown),
 	};

@@ -29,7 +29,7 @@ static void buf_grows_and_stays_terminated(void **state)
 static void buf_respects_cap(void **state)
 {
 	struct kl_buf b = KL_BUF_INIT(100);
-	uint8_t big[200] = { 0 };
+	uint8_t big[200] = {0};
 
 	assert_int_equal(kl_buf_add(&b, big, 100), 0);
 	assert_int_equal(kl_buf_add(&b, big, 1), -E2BIG);
@@ -55,8 +55,8 @@ static void buf_detach_transfers_ownership(void **state)
 
 static void varint_round_trip(void **state)
 {
-	static const uint64_t vals[] = { 0, 1, 127, 128, 255, 16383, 16384, UINT32_MAX,
-					 (uint64_t)1 << 63, UINT64_MAX };
+	static const uint64_t vals[] = {
+		0, 1, 127, 128, 255, 16383, 16384, UINT32_MAX, (uint64_t)1 << 63, UINT64_MAX};
 	struct kl_buf b = KL_BUF_INIT(1000);
 
 	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
@@ -89,7 +89,7 @@ static void varint_round_trip(void **state)
 
 static void hex_round_trip_and_rejects(void **state)
 {
-	uint8_t in[4] = { 0x00, 0xab, 0x7f, 0xff }, out[4];
+	uint8_t in[4] = {0x00, 0xab, 0x7f, 0xff}, out[4];
 	char hex[9];
 
 	kl_hex_encode(in, 4, hex);
@@ -139,7 +139,7 @@ static void alloc_failure_injection(void **state)
 
 static void errors_have_messages(void **state)
 {
-	struct kl_err e = { 0 };
+	struct kl_err e = {0};
 
 	assert_string_equal(kl_strerror(-KL_EBADPASS), "wrong password or no key found");
 	assert_string_equal(kl_strerror(-ENOENT), strerror(ENOENT));
