@@ -15,7 +15,7 @@ function median(list,    a, n, i, j, t) {
 	return (a[n / 2] + a[n / 2 + 1]) / 2
 }
 function add(key, v) { L[key] = (key in L) ? L[key] " " v : v }
-function max(a, b) { return a > b ? a : b }
+function max(a, b) { return a + 0 > b + 0 ? a + 0 : b + 0 }
 function jesc(s) {
 	gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); gsub(/\t/, " ", s)
 	gsub(/[\001-\037]/, " ", s)
