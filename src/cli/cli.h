@@ -81,9 +81,12 @@ struct kl_cli_report {
 	int64_t start_ns;
 	bool line_shown;
 	uint64_t warnings;
+	const char *unit; /* what the progress line counts: "files" unless set */
 };
 void kl_cli_report_init(struct kl_cli_report *r, struct kl_cli *cli, struct kl_report *ops);
 void kl_cli_report_done(struct kl_cli_report *r);
+/* Clears the progress line before other output to stderr. */
+void kl_cli_report_clear(struct kl_cli_report *r);
 
 int kl_cli_snap_filter_opt(struct kl_snap_filter *f, int c, const char *arg);
 void kl_snap_filter_release(struct kl_snap_filter *f);

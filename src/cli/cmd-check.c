@@ -33,8 +33,10 @@ static int parse_subset(const char *s, unsigned *permille)
 /* check's messages already name the object and the cause: print them as they are */
 static void on_problem(void *ud, const char *object, int err, const char *what)
 {
-	struct kl_cli *cli = ud;
+	struct kl_cli_report *rep = ud;
+	struct kl_cli *cli = rep->cli;
 
+	kl_cli_report_clear(rep);
 	if (cli->json) {
 		printf("{\"message_type\":\"problem\",\"object\":");
 		kl_json_cstr(stdout, object);
@@ -93,8 +95,7 @@ int cmd_check(int argc, char **argv, struct kl_cli *cli)
 		return rc;
 	kl_cli_report_init(&rep, cli, &o.report);
 	o.report.warn = on_problem;
-	o.report.ud = cli;
-	o.report.progress = NULL; /* NEEDSWORK: a progress line for check */
+	rep.unit = "objects";
 	rc = kl_check(cli->repo, &o, &res);
 	kl_cli_report_done(&rep);
 	if (cli->json) {

@@ -16,7 +16,7 @@ static void print_path(FILE *f, const char *p)
 	}
 }
 
-static void clear_line(struct kl_cli_report *r)
+void kl_cli_report_clear(struct kl_cli_report *r)
 {
 	if (r->line_shown) {
 		fputs("\r\033[K", stderr);
@@ -29,7 +29,7 @@ static void on_warn(void *ud, const char *path, int err, const char *what)
 	struct kl_cli_report *r = ud;
 
 	r->warnings++;
-	clear_line(r);
+	kl_cli_report_clear(r);
 	if (r->cli->json) {
 		fprintf(stderr, "{\"message_type\":\"error\",\"path\":");
 		kl_json_cstr(stderr, path);
@@ -99,6 +99,7 @@ void kl_cli_report_init(struct kl_cli_report *r, struct kl_cli *cli, struct kl_r
 	memset(r, 0, sizeof(*r));
 	r->cli = cli;
 	r->start_ns = kl_time_mono_ns();
+	r->unit = "files";
 	ops->warn = on_warn;
 	ops->progress = cli->progress ? on_progress : NULL;
 	ops->ud = r;
@@ -106,5 +107,5 @@ void kl_cli_report_init(struct kl_cli_report *r, struct kl_cli *cli, struct kl_r
 
 void kl_cli_report_done(struct kl_cli_report *r)
 {
-	clear_line(r);
+	kl_cli_report_clear(r);
 }
