@@ -83,12 +83,12 @@ static void on_progress(void *ud, const struct kl_progress *p)
 		snprintf(eta, sizeof(eta), ", ETA %s", t);
 	}
 	if (p->files_total)
-		fprintf(stderr, "\r\033[K[%s] %llu/%llu files, %s, %s/s%s", elapsed,
-			(unsigned long long)p->files_done, (unsigned long long)p->files_total, done,
-			rate, eta);
+		fprintf(stderr, "\r\033[K[%s] %llu/%llu %s, %s, %s/s%s", elapsed,
+			(unsigned long long)p->files_done, (unsigned long long)p->files_total, r->unit,
+			done, rate, eta);
 	else
-		fprintf(stderr, "\r\033[K[%s] %llu files, %s, %s/s%s", elapsed,
-			(unsigned long long)p->files_done, done, rate, eta);
+		fprintf(stderr, "\r\033[K[%s] %llu %s, %s, %s/s%s", elapsed,
+			(unsigned long long)p->files_done, r->unit, done, rate, eta);
 	if (p->errors)
 		fprintf(stderr, ", %llu errors", (unsigned long long)p->errors);
 	r->line_shown = true;
