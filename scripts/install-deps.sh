@@ -17,6 +17,8 @@ packages=(
 	# integration tests: xattrs, ACLs, setpriv/unshare/mount/fallocate,
 	# nm, JSON checks
 	attr acl util-linux mount coreutils findutils binutils python3
+	# S3 backend (libcurl) and its tests: a Ceph RADOS Gateway, curl as a second client
+	libcurl4-openssl-dev ceph-mon ceph-osd radosgw ceph-common curl
 )
 
 # One dpkg-query for all; packages it does not know are not printed.

@@ -1,4 +1,5 @@
 #include "keel/backend.h"
+#include "keel/s3.h"
 
 const char *kl_obj_type_name(enum kl_obj_type t)
 {
@@ -15,7 +16,9 @@ int kl_backend_open(const char *location, struct kl_backend **ret)
 		return -KL_EUSAGE;
 	if (!strncmp(location, "local:", 6))
 		return kl_backend_local_open(location + 6, ret);
-	if (strstr(location, "://") || !strncmp(location, "s3:", 3))
+	if (!strncmp(location, "s3:", 3))
+		return kl_backend_s3_open(location, ret);
+	if (strstr(location, "://"))
 		return -EPROTONOSUPPORT;
 	return kl_backend_local_open(location, ret);
 }

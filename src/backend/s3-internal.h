@@ -1,0 +1,95 @@
+/*
+ * Shared by s3.c (the backend's operations) and s3-http.c (signed
+ * requests over libcurl with retries). Not for use elsewhere.
+ */
+#ifndef KEEL_S3_INTERNAL_H
+#define KEEL_S3_INTERNAL_H
+
+#include <curl/curl.h>
+#include <pthread.h>
+
+#include "keel/s3.h"
+
+struct s3_conn;
+
+struct s3 {
+	struct kl_backend b;
+	struct kl_s3_location loc;
+	struct kl_s3_creds creds;
+	char *region;
+	char *ca_file;	     /* NULL: the system's CA store */
+	char *storage_class; /* x-amz-storage-class for packs, or NULL */
+	char *base_url;	   /* "https://host:port" or, virtual-hosted, "https://bucket.host:port" */
+	char *host_header; /* what the Host header says, signed */
+	char *path_base;   /* "/bucket" (path style, encoded) or "" (virtual-hosted) */
+	char *endpoint;	   /* for messages: "http://host:port/bucket" */
+	bool virtual_host;
+	bool debug;
+	unsigned max_attempts;	 /* per request, the first included */
+	unsigned retry_delay_ms; /* the first back-off step */
+	unsigned max_keys;	 /* ListObjectsV2 page size */
+	unsigned max_conns;	 /* requests in flight at once */
+	long timeout_s;		 /* an attempt without progress for this long fails */
+
+	pthread_mutex_t lock; /* guards the pool and the report memory */
+	pthread_cond_t cv;
+	struct s3_conn *idle;
+	unsigned n_conns;
+	char last_report[512];
+};
+
+/* One S3 request, with what came back. */
+struct s3_req {
+	const char *method; /* GET PUT HEAD DELETE */
+	const char *key;    /* full object key, NULL for the bucket itself */
+	const char *query;  /* encoded, or NULL */
+	const void *body;   /* PUT: sent as is; NULL and 0 for an empty body */
+	size_t body_len;
+	bool range; /* GET bytes off..off+len-1 (len 0: to the end) */
+	uint64_t off, len;
+	bool if_none_match; /* PUT only if the key does not exist (412 otherwise) */
+	const char *storage_class;
+	struct kl_buf *out; /* a 2xx body is appended here; NULL: dropped */
+
+	/* results of the last attempt */
+	long status; /* 0 when no response came */
+	bool has_length;
+	uint64_t length;	/* Content-Length */
+	char etag[80];		/* without quotes */
+	char bucket_region[64]; /* x-amz-bucket-region */
+	struct kl_s3_error err; /* the error body's Code, Message, Region */
+	unsigned attempts;
+	bool maybe_applied; /* an earlier attempt may have reached the server */
+
+	/* transfer state, private to s3-http.c */
+	CURL *h;
+	size_t out_base, sent;
+	uint64_t seen;
+	int cb_err;
+	struct kl_buf errbody;
+	char curl_err[CURL_ERROR_SIZE];
+};
+
+/*
+ * Runs q with retries: connection failures, timeouts, truncated bodies,
+ * 500, 502, 503, 504 and the codes S3 marks retryable (SlowDown,
+ * RequestTimeout, InternalError, BadDigest) are retried with exponential
+ * back-off and jitter, up to s->max_attempts. Returns 0 when a response
+ * came (look at q->status), or a negative error when none did (reported).
+ */
+int kl_s3_request_(struct s3 *s, struct s3_req *q);
+void kl_s3_req_release_(struct s3_req *q);
+
+/*
+ * Turns a response that is not what the caller wanted into an error code,
+ * writing a message to stderr for the ones a user must act on (403,
+ * missing bucket, wrong region, server errors). what names the object.
+ */
+int kl_s3_http_error_(struct s3 *s, struct s3_req *q, const char *what);
+
+/* Writes "keel: s3: MSG" to stderr, once per distinct message. */
+void kl_s3_report_(struct s3 *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+void kl_s3_pool_free_(struct s3 *s);
+
+#endif
