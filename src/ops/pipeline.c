@@ -65,7 +65,7 @@ int kl_pipeline_start(struct kl_pipeline *p, struct kl_repo *r, unsigned threads
 	p->dry_run = dry_run;
 	p->n_threads = threads ? threads : 1;
 	/* enough for every worker to have a max-size chunk plus a queue of them */
-	p->max_in_flight = (size_t)r->cfg.cdc_max * (p->n_threads * 4 + 4);
+	p->max_in_flight = (size_t)r->cfg.cdc_max * (p->n_threads * 2 + 2);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->work_cv, NULL);
 	pthread_cond_init(&p->room_cv, NULL);

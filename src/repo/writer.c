@@ -9,7 +9,7 @@
 #include "repo-internal.h"
 
 #define WRITERS 2
-#define MAX_QUEUED 4
+#define MAX_QUEUED 2
 /* an index file every this many packs bounds both memory and what a crash leaves unindexed */
 #define PACKS_PER_INDEX 64
 
