@@ -411,8 +411,12 @@ fi
 fact elapsed_s "$(fsub "$(now)" "$T_START")"
 
 # ---- 9. report --------------------------------------------------------------------------------------
-JSON=$OUTDIR/results-$(date -u +%Y%m%d)-$COMMIT${DIRTY:+-dirty}.json
-TABLE=$OUTDIR/results-$(date -u +%Y%m%d)-$COMMIT${DIRTY:+-dirty}.txt
+# results-DATE-COMMIT-WHAT: the date is the run's start (UTC, to the
+# second), so runs of one commit never overwrite each other
+WHAT=$MODE
+[ "$SCENARIOS" = 1 ] || WHAT=scaling
+JSON=$OUTDIR/results-$STAMP-$COMMIT${DIRTY:+-dirty}-$WHAT.json
+TABLE=$OUTDIR/results-$STAMP-$COMMIT${DIRTY:+-dirty}-$WHAT.txt
 [ -f "$SCALE_RESULTS" ] || : >"$SCALE_RESULTS"
 awk -F'\t' -v json="$JSON" -f "$BENCH/report.awk" "$FACTS" "$RESULTS" "$SCALE_RESULTS" | tee "$TABLE"
 [ -n "$JSON_COPY" ] && cp "$JSON" "$JSON_COPY"
