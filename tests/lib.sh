@@ -107,6 +107,16 @@ printf '%s\n' "$PASSWORD" >"$KEEL_PASSWORD_FILE"
 chmod 600 "$KEEL_PASSWORD_FILE"
 unset KEEL_PASSWORD KEEL_PASSWORD_COMMAND
 
+# KEEL_TEST_BACKEND=s3: the repository is in a bucket of a real S3 server
+# (tests/lib-s3.sh) instead, for the tests that never look inside it
+# (suite integration-s3 in tests/integration/meson.build).
+if [ "${KEEL_TEST_BACKEND:-local}" = s3 ]; then
+	# shellcheck source=tests/lib-s3.sh
+	. "$KEEL_SOURCE_ROOT/tests/lib-s3.sh"
+	s3_setup
+	s3_new_repo repo
+fi
+
 # ---- running commands -----------------------------------------------------
 
 require_keel()

@@ -12,6 +12,30 @@
 
 struct s3_conn;
 
+#define RA_SLOTS 8  /* read-ahead windows kept (s3-readahead.c) */
+#define RA_HINTS 32 /* packs whose last read position is remembered */
+
+struct s3_ra_slot {
+	char name[80]; /* the pack */
+	uint64_t off;  /* where the window starts in it */
+	uint8_t *data; /* NULL: an empty slot */
+	size_t len;
+	uint64_t used; /* for least-recently-used replacement */
+};
+
+struct s3_ra_hint {
+	char name[80];
+	uint64_t end; /* where the last read ended */
+	uint64_t used;
+};
+
+struct s3_ra {
+	pthread_mutex_t lock;
+	struct s3_ra_slot slot[RA_SLOTS];
+	struct s3_ra_hint hint[RA_HINTS];
+	uint64_t clock;
+};
+
 struct s3 {
 	struct kl_backend b;
 	struct kl_s3_location loc;
@@ -30,6 +54,8 @@ struct s3 {
 	unsigned max_keys;	 /* ListObjectsV2 page size */
 	unsigned max_conns;	 /* requests in flight at once */
 	long timeout_s;		 /* an attempt without progress for this long fails */
+	size_t ra_window;	 /* read-ahead window in bytes, 0: off */
+	struct s3_ra ra;
 
 	pthread_mutex_t lock; /* guards the pool and the report memory */
 	pthread_cond_t cv;
@@ -91,5 +117,15 @@ int kl_s3_http_error_(struct s3 *s, struct s3_req *q, const char *what);
 void kl_s3_report_(struct s3 *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 void kl_s3_pool_free_(struct s3 *s);
+
+/*
+ * Serves a ranged read of a pack from a read-ahead window, fetching one
+ * when the reader moves sequentially through the pack. Returns 1 when out
+ * got the bytes, 0 when the caller must read them itself, or a negative
+ * error (-KL_ECORRUPT when the pack is shorter than asked).
+ */
+int kl_s3_ra_get_(struct s3 *s, const char *name, const char *key, uint64_t off, uint64_t len,
+		  struct kl_buf *out);
+void kl_s3_ra_free_(struct s3 *s);
 
 #endif

@@ -253,6 +253,11 @@ static int s3_get(struct kl_backend *b, enum kl_obj_type t, const char *name, ui
 		return r;
 	if (len > SIZE_MAX / 2 || off > UINT64_MAX - len)
 		return -E2BIG;
+	if (t == KL_OBJ_DATA && len > 0 && len <= s->ra_window / 2) {
+		r = kl_s3_ra_get_(s, name, key, off, len, out);
+		if (r != 0)
+			return r < 0 ? r : 0;
+	}
 	q.method = "GET";
 	q.key = key;
 	q.range = off > 0 || len > 0;
@@ -423,6 +428,8 @@ static void s3_free(struct kl_backend *b)
 	struct s3 *s = (struct s3 *)b;
 
 	kl_s3_pool_free_(s);
+	kl_s3_ra_free_(s);
+	pthread_mutex_destroy(&s->ra.lock);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cv);
 	kl_s3_location_release(&s->loc);
@@ -560,7 +567,7 @@ static int load_settings(struct s3 *s)
 	const char *vh = env("KEEL_S3_VIRTUAL_HOST");
 	const char *scheme = s->loc.https ? "https" : "http";
 	const char *port = s->loc.port;
-	unsigned timeout = 120;
+	unsigned timeout = 120, readahead_mb = 4;
 	int r;
 
 	s->region = kl_strdup(region ? region : "us-east-1");
@@ -597,9 +604,12 @@ static int load_settings(struct s3 *s)
 		r = env_uint(s, "KEEL_S3_CONNECTIONS", 1, 256, &s->max_conns);
 	if (r >= 0)
 		r = env_uint(s, "KEEL_S3_TIMEOUT", 1, 86400, &timeout);
+	if (r >= 0)
+		r = env_uint(s, "KEEL_S3_READAHEAD_MB", 0, 64, &readahead_mb);
 	if (r < 0)
 		return r;
 	s->timeout_s = (long)timeout;
+	s->ra_window = (size_t)readahead_mb << 20;
 
 	if (s->virtual_host && !dns_bucket(s->loc.bucket)) {
 		kl_s3_report_(s, "bucket '%s' cannot be a host name (KEEL_S3_VIRTUAL_HOST=1)",
@@ -651,6 +661,7 @@ int kl_backend_s3_open(const char *location, struct kl_backend **ret)
 	if (!s)
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->ra.lock, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	s->b.ops = &s3_ops;
 	s->b.location = kl_strdup(location);
