@@ -6,17 +6,112 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
 #include "keel/backend.h"
 #include "keel/fs.h"
 
+/*
+ * Open pack files, kept for the ranged reads that restore and check make
+ * blob by blob: without it every blob costs an open, fstat and close.
+ * Packs never change once written, so a cached descriptor stays valid.
+ */
+#define FD_CACHE 16
+
+struct cached_fd {
+	char name[2 * 32 + 1];
+	int fd; /* -1: free */
+	uint64_t size;
+	unsigned refs;
+	uint64_t last_use;
+};
+
 struct local {
 	struct kl_backend b;
 	int rootfd;
 	char *root;
+	pthread_mutex_t lock;
+	struct cached_fd cache[FD_CACHE];
+	uint64_t tick;
 };
+
+/*
+ * Returns an open descriptor for a pack and its size; *slot is the cache
+ * entry to release, or -1 when the caller must close the descriptor.
+ */
+static int pack_fd(struct local *l, const char *path, const char *name, uint64_t *size,
+		   int *slot)
+{
+	struct cached_fd *victim = NULL;
+	struct stat st;
+	int fd;
+
+	*slot = -1;
+	pthread_mutex_lock(&l->lock);
+	for (int i = 0; i < FD_CACHE; i++) {
+		struct cached_fd *c = &l->cache[i];
+
+		if (c->fd >= 0 && !strcmp(c->name, name)) {
+			c->refs++;
+			c->last_use = ++l->tick;
+			*size = c->size;
+			*slot = i;
+			pthread_mutex_unlock(&l->lock);
+			return c->fd;
+		}
+	}
+	pthread_mutex_unlock(&l->lock);
+	fd = openat(l->rootfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	*size = (uint64_t)st.st_size;
+	if (strlen(name) >= sizeof(victim->name))
+		return fd;
+	pthread_mutex_lock(&l->lock);
+	for (int i = 0; i < FD_CACHE; i++) {
+		struct cached_fd *c = &l->cache[i];
+
+		if (c->fd >= 0 && !strcmp(c->name, name)) {
+			victim = NULL; /* another thread cached it meanwhile: ours stays uncached */
+			break;
+		}
+		if (c->refs)
+			continue;
+		if (!victim || c->fd < 0 || (victim->fd >= 0 && c->last_use < victim->last_use))
+			victim = c;
+	}
+	if (victim) {
+		if (victim->fd >= 0)
+			close(victim->fd);
+		snprintf(victim->name, sizeof(victim->name), "%s", name);
+		victim->fd = fd;
+		victim->size = *size;
+		victim->refs = 1;
+		victim->last_use = ++l->tick;
+		*slot = (int)(victim - l->cache);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return fd;
+}
+
+static void pack_fd_release(struct local *l, int fd, int slot)
+{
+	if (slot < 0) {
+		close(fd);
+		return;
+	}
+	pthread_mutex_lock(&l->lock);
+	l->cache[slot].refs--;
+	pthread_mutex_unlock(&l->lock);
+}
 
 static int obj_path(enum kl_obj_type t, const char *name, char *out, size_t n)
 {
@@ -114,33 +209,43 @@ static int local_get(struct kl_backend *b, enum kl_obj_type t, const char *name,
 		     uint64_t len, struct kl_buf *out)
 {
 	struct local *l = (struct local *)b;
-	_cleanup_close_ int fd = -1;
 	char path[512];
-	struct stat st;
-	int r;
+	uint64_t size = 0;
+	int fd, slot = -1, r;
+
 	if (l->rootfd < 0)
 		return -ENOENT;
-
 	r = obj_path(t, name, path, sizeof(path));
 	if (r < 0)
 		return r;
-	fd = openat(l->rootfd, path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (off > (uint64_t)st.st_size)
-		return -KL_ECORRUPT;
-	if (len == 0)
-		len = (uint64_t)st.st_size - off;
-	if (len > (uint64_t)st.st_size - off)
-		return -KL_ECORRUPT; /* the object is shorter than its index says */
-	if (len > SIZE_MAX / 2)
-		return -E2BIG;
-	r = kl_buf_grow(out, (size_t)len);
-	if (r < 0)
-		return r;
-	r = kl_fs_pread_full(fd, out->data + out->len, (size_t)len, off);
+	if (t == KL_OBJ_DATA) {
+		fd = pack_fd(l, path, name, &size, &slot);
+		if (fd < 0)
+			return fd;
+	} else {
+		struct stat st;
+
+		fd = openat(l->rootfd, path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if (fstat(fd, &st) < 0) {
+			r = -errno;
+			close(fd);
+			return r;
+		}
+		size = (uint64_t)st.st_size;
+	}
+	if (off > size || (len && len > size - off))
+		r = -KL_ECORRUPT; /* the object is shorter than its index says */
+	else if (!len)
+		len = size - off;
+	if (r >= 0 && len > SIZE_MAX / 2)
+		r = -E2BIG;
+	if (r >= 0)
+		r = kl_buf_grow(out, (size_t)len);
+	if (r >= 0)
+		r = kl_fs_pread_full(fd, out->data + out->len, (size_t)len, off);
+	pack_fd_release(l, fd, slot);
 	if (r < 0)
 		return r;
 	out->len += (size_t)len;
@@ -277,6 +382,10 @@ static void local_free(struct kl_backend *b)
 
 	if (l->rootfd >= 0)
 		close(l->rootfd);
+	for (int i = 0; i < FD_CACHE; i++)
+		if (l->cache[i].fd >= 0)
+			close(l->cache[i].fd);
+	pthread_mutex_destroy(&l->lock);
 	kl_free(l->root);
 	kl_free(l->b.location);
 	kl_free(l);
@@ -310,6 +419,9 @@ int kl_backend_local_open(const char *path, struct kl_backend **ret)
 		return -ENOMEM;
 	l->b.ops = &local_ops;
 	l->rootfd = -1;
+	pthread_mutex_init(&l->lock, NULL);
+	for (int i = 0; i < FD_CACHE; i++)
+		l->cache[i].fd = -1;
 	l->root = kl_strdup(path);
 	l->b.location = kl_strdup(path);
 	if (!l->root || !l->b.location) {
