@@ -24,6 +24,9 @@
 # Environment: KEEL_CEPH_BLOCK_GB (sparse OSD file size, default 8),
 # KEEL_S3_ACCESS_KEY / KEEL_S3_SECRET_KEY (the key pair to create).
 #
+# Virtual-hosted requests (http://BUCKET.localhost:PORT/key) work
+# too: the gateway's domain is "localhost".
+#
 # Two settings matter and are easy to get wrong: without cephx every
 # messenger mode must be "crc" or radosgw never reaches the monitor, and
 # BlueStore's block file must not be called "block" inside the OSD's data
@@ -174,6 +177,8 @@ rgw_frontends = beast endpoint=127.0.0.1:$PORT tcp_nodelay=1
 rgw_data = $DATA/rgw
 rgw_thread_pool_size = 64
 rgw_enable_usage_log = false
+# virtual-hosted addressing: BUCKET.localhost (curl resolves *.localhost to loopback itself)
+rgw_dns_name = localhost
 EOF
 }
 
