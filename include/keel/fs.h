@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 enum kl_fs_write_flags {
 	KL_FS_NOREPLACE = 1 << 0, /* fail with -EEXIST if name exists (content-addressed objects) */
@@ -32,5 +33,12 @@ int kl_fs_read_full(int fd, void *buf, size_t n, size_t *got); /* until EOF or n
 /* mkdir -p relative to dirfd; 0 or -errno */
 int kl_fs_mkdir_p(int dirfd, const char *path, unsigned mode);
 int kl_fs_fsync_dir(int dirfd);
+
+/*
+ * Starts argv (searched in PATH) with its standard output on a pipe.
+ * Returns the pipe's read end (the caller closes it and reaps *pid_ret)
+ * or -errno.
+ */
+int kl_spawn_reader(char *const argv[], pid_t *pid_ret);
 
 #endif

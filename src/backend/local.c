@@ -41,8 +41,7 @@ struct local {
  * Returns an open descriptor for a pack and its size; *slot is the cache
  * entry to release, or -1 when the caller must close the descriptor.
  */
-static int pack_fd(struct local *l, const char *path, const char *name, uint64_t *size,
-		   int *slot)
+static int pack_fd(struct local *l, const char *path, const char *name, uint64_t *size, int *slot)
 {
 	struct cached_fd *victim = NULL;
 	struct stat st;
@@ -128,6 +127,16 @@ static int obj_path(enum kl_obj_type t, const char *name, char *out, size_t n)
 	if (w < 0 || (size_t)w >= n)
 		return -EINVAL;
 	return 0;
+}
+
+/* New fan-out directories must survive a power loss before packs go in them. */
+static int fsync_data_dir(struct local *l)
+{
+	_cleanup_close_ int dfd = openat(l->rootfd, "data", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd < 0)
+		return -errno;
+	return kl_fs_fsync_dir(dfd);
 }
 
 static bool is_object_name(const char *n)
@@ -274,16 +283,9 @@ static int local_put(struct kl_backend *b, enum kl_obj_type t, const char *name,
 		snprintf(sub, sizeof(sub), "data/%.2s", name);
 		if (mkdirat(l->rootfd, sub, 0755) < 0 && errno != EEXIST)
 			return -errno;
-		{
-			int dfd = openat(l->rootfd, "data", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-			if (dfd < 0)
-				return -errno;
-			r = kl_fs_fsync_dir(dfd);
-			close(dfd);
-			if (r < 0)
-				return r;
-		}
+		r = fsync_data_dir(l);
+		if (r < 0)
+			return r;
 		r = kl_fs_write_atomic(l->rootfd, path, data, len, 0644, KL_FS_NOREPLACE);
 	}
 	return r;
@@ -361,17 +363,9 @@ static int local_create(struct kl_backend *b)
 		if (mkdirat(l->rootfd, sub, 0700) < 0 && errno != EEXIST)
 			return -errno;
 	}
-	/* the fan-out directories must survive a power loss before packs go in them */
-	{
-		int dfd = openat(l->rootfd, "data", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-		if (dfd < 0)
-			return -errno;
-		r = kl_fs_fsync_dir(dfd);
-		close(dfd);
-		if (r < 0)
-			return r;
-	}
+	r = fsync_data_dir(l);
+	if (r < 0)
+		return r;
 	r = kl_fs_fsync_dir(l->rootfd);
 	return r;
 }

@@ -54,25 +54,15 @@ static int from_file(const char *path, struct kl_pass **ret)
 
 static int from_command(const char *cmd, struct kl_pass **ret)
 {
-	int pfd[2], status, rc;
+	char *argv[] = {(char *)"/bin/sh", (char *)"-c", (char *)cmd, NULL};
+	int fd, status, rc;
 	pid_t pid;
 
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return -errno;
-	}
-	if (pid == 0) {
-		dup2(pfd[1], STDOUT_FILENO);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	close(pfd[1]);
-	rc = from_fd(pfd[0], ret);
-	close(pfd[0]);
+	fd = kl_spawn_reader(argv, &pid);
+	if (fd < 0)
+		return fd;
+	rc = from_fd(fd, ret);
+	close(fd);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (rc >= 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {

@@ -3,29 +3,7 @@
 #include <sys/wait.h>
 
 #include "backup-internal.h"
-
-static int spawn(char **argv, pid_t *pid_ret)
-{
-	int pfd[2];
-	pid_t pid;
-
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return -errno;
-	}
-	if (pid == 0) {
-		dup2(pfd[1], STDOUT_FILENO);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	*pid_ret = pid;
-	return pfd[0];
-}
+#include "keel/fs.h"
 
 int kl_bk_backup_stream(struct backup *b, struct dir_job *root)
 {
@@ -40,7 +18,7 @@ int kl_bk_backup_stream(struct backup *b, struct dir_job *root)
 	if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
 		return kl_fail(&b->r->err, -KL_EUSAGE, "invalid --stdin-filename '%s'", name);
 	if (o->command) {
-		fd = spawn(o->command, &pid);
+		fd = kl_spawn_reader(o->command, &pid);
 		if (fd < 0)
 			return kl_fail(&b->r->err, fd, "cannot run '%s'", o->command[0]);
 	} else {

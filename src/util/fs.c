@@ -188,3 +188,26 @@ int kl_fs_mkdir_p(int dirfd, const char *path, unsigned mode)
 	}
 	return 0;
 }
+
+int kl_spawn_reader(char *const argv[], pid_t *pid_ret)
+{
+	int pfd[2];
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		dup2(pfd[1], STDOUT_FILENO);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	*pid_ret = pid;
+	return pfd[0];
+}
