@@ -17,7 +17,8 @@
 # One gateway serves every S3 test of a run, and the runs of several build
 # directories at once: starting Ceph takes about 20 s, a test then needs
 # only its own bucket. The first test starts it under a lock in
-# $KEEL_TEST_S3_STATE (default ${TMPDIR:-/tmp}/keel-test-s3-UID); each test
+# $KEEL_TEST_S3_STATE (default ${TMPDIR:-/tmp}/keel-test-s3-UID-N, N a
+# checksum of the source tree's path); each test
 # leaves its pid there as a lease; a small reaper stops the gateway and
 # wipes its data once no lease has been alive for KEEL_TEST_S3_IDLE
 # seconds (default 30). Daemons run in their own session with every
@@ -27,7 +28,9 @@
 # AWS_SECRET_ACCESS_KEY set runs the tests against another S3 server
 # instead (MinIO, a cloud); nothing is started then.
 
-S3_STATE=${KEEL_TEST_S3_STATE:-${TMPDIR:-/tmp}/keel-test-s3-$(id -u)}
+# one gateway per user and source tree: another checkout may run other scripts
+S3_STATE=${KEEL_TEST_S3_STATE:-${TMPDIR:-/tmp}/keel-test-s3-$(id -u)-$(printf '%s' \
+	"${KEEL_SOURCE_ROOT:-}" | cksum | cut -d' ' -f1)}
 S3_IDLE=${KEEL_TEST_S3_IDLE:-30}
 S3_BUCKET=
 S3_SCRIPTS=$KEEL_SOURCE_ROOT/scripts
