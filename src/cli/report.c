@@ -84,8 +84,8 @@ static void on_progress(void *ud, const struct kl_progress *p)
 	}
 	if (p->files_total)
 		fprintf(stderr, "\r\033[K[%s] %llu/%llu %s, %s, %s/s%s", elapsed,
-			(unsigned long long)p->files_done, (unsigned long long)p->files_total, r->unit,
-			done, rate, eta);
+			(unsigned long long)p->files_done, (unsigned long long)p->files_total,
+			r->unit, done, rate, eta);
 	else
 		fprintf(stderr, "\r\033[K[%s] %llu %s, %s, %s/s%s", elapsed,
 			(unsigned long long)p->files_done, r->unit, done, rate, eta);
