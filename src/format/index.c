@@ -13,18 +13,8 @@ enum { F_IP_PACK = 1, F_IP_BLOBS = 2 };
 
 int kl_index_file_add(struct kl_index_file *f, const struct kl_id *pack, struct kl_pack_header *h)
 {
-	if (f->n == f->cap) {
-		size_t ncap = f->cap ? f->cap * 2 : 16;
-		struct kl_index_pack *p;
-
-		if (f->cap > SIZE_MAX / 2 / sizeof(*p))
-			return -ENOMEM;
-		p = kl_realloc(f->packs, ncap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		f->packs = p;
-		f->cap = ncap;
-	}
+	if (kl_array_grow(&f->packs, &f->cap, f->n, sizeof(*f->packs), 16) < 0)
+		return -ENOMEM;
 	f->packs[f->n].pack = *pack;
 	f->packs[f->n].h = *h;
 	f->n++;

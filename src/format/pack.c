@@ -145,18 +145,8 @@ int kl_blob_entries_decode(const uint8_t *p, size_t n, uint32_t field, size_t co
 
 int kl_pack_header_add(struct kl_pack_header *h, const struct kl_blob_entry *e)
 {
-	if (h->n == h->cap) {
-		size_t ncap = h->cap ? h->cap * 2 : 64;
-		struct kl_blob_entry *p;
-
-		if (h->cap > SIZE_MAX / 2 / sizeof(*p))
-			return -ENOMEM;
-		p = kl_realloc(h->blobs, ncap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		h->blobs = p;
-		h->cap = ncap;
-	}
+	if (kl_array_grow(&h->blobs, &h->cap, h->n, sizeof(*h->blobs), 64) < 0)
+		return -ENOMEM;
 	h->blobs[h->n++] = *e;
 	return 0;
 }

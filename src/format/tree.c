@@ -129,18 +129,8 @@ void kl_node_release(struct kl_node *n)
 
 int kl_tree_add(struct kl_tree *t, struct kl_node *n)
 {
-	if (t->n == t->cap) {
-		size_t ncap = t->cap ? t->cap * 2 : 16;
-		struct kl_node *p;
-
-		if (t->cap > SIZE_MAX / 2 / sizeof(*p))
-			return -ENOMEM;
-		p = kl_realloc(t->nodes, ncap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		t->nodes = p;
-		t->cap = ncap;
-	}
+	if (kl_array_grow(&t->nodes, &t->cap, t->n, sizeof(*t->nodes), 16) < 0)
+		return -ENOMEM;
 	t->nodes[t->n++] = *n;
 	memset(n, 0, sizeof(*n));
 	return 0;

@@ -70,3 +70,22 @@ char *kl_strdup(const char *s)
 {
 	return kl_strndup(s, strlen(s));
 }
+
+int kl_array_grow(void *arrp, size_t *cap, size_t n, size_t elem, size_t first_cap)
+{
+	void **arr = arrp;
+	size_t ncap;
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : first_cap;
+	if (ncap < *cap || ncap > SIZE_MAX / elem)
+		return -ENOMEM;
+	p = kl_realloc(*arr, ncap * elem);
+	if (!p)
+		return -ENOMEM;
+	*arr = p;
+	*cap = ncap;
+	return 0;
+}

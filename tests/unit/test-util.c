@@ -137,6 +137,24 @@ static void alloc_failure_injection(void **state)
 	kl_buf_release(&b);
 }
 
+static void array_grows_by_doubling(void **state)
+{
+	int *v = NULL;
+	size_t cap = 0;
+
+	for (size_t n = 0; n < 100; n++) {
+		assert_int_equal(kl_array_grow(&v, &cap, n, sizeof(*v), 4), 0);
+		assert_true(cap > n);
+		v[n] = (int)n;
+	}
+	assert_int_equal(cap, 128);
+	assert_int_equal(v[99], 99);
+	/* a size that would overflow is refused and leaves the array alone */
+	assert_int_equal(kl_array_grow(&v, &cap, cap, SIZE_MAX / 64, 4), -ENOMEM);
+	assert_int_equal(cap, 128);
+	kl_free(v);
+}
+
 static void errors_have_messages(void **state)
 {
 	struct kl_err e = {0};
@@ -158,6 +176,7 @@ int main(void)
 		cmocka_unit_test(hex_round_trip_and_rejects),
 		cmocka_unit_test(atomic_write_replaces_or_refuses),
 		cmocka_unit_test(alloc_failure_injection),
+		cmocka_unit_test(array_grows_by_doubling),
 		cmocka_unit_test(errors_have_messages),
 	};
 
