@@ -190,12 +190,13 @@ dir_bytes()
 }
 
 # repo_listing: every file in the repository with its size and hash, sorted;
-# two listings are equal when nothing was written.
+# two listings are equal when nothing was written. Locks are left out: a
+# killed process leaves its lock, which is harmless (stale) and no data.
 repo_listing()
 {
-	(cd "$KEEL_REPOSITORY" && find . -type f -print0 | sort -z |
+	(cd "$KEEL_REPOSITORY" && find . -path ./locks -prune -o -type f -print0 | sort -z |
 		xargs -0 -r sha256sum)
-	(cd "$KEEL_REPOSITORY" && find . -print | sort)
+	(cd "$KEEL_REPOSITORY" && find . -path './locks/*' -prune -o -print | sort)
 }
 
 # repo_files SUBDIR: files under $KEEL_REPOSITORY/SUBDIR, sorted
@@ -587,4 +588,51 @@ make_awkward_tree()
 	touch -d '2006-06-06 06:06:06.060606060' "$d/files"
 	touch -d '2007-07-07 07:07:07.070707070' "$d"
 	return 0
+}
+
+# ---- pausing a keel process at a point (src/util/testhook.c) ------------
+
+# start_paused NAME CMD...: runs CMD in the background; the keel process it
+# starts stops at pause point NAME. Waits until it got there (fails after
+# 120 s or if the process ends first). Sets PAUSED_PID.
+start_paused()
+{
+	local name=$1 i
+	shift
+	mkdir -p "$TEST_DIR/pause"
+	rm -f "$TEST_DIR/pause/$name.reached" "$TEST_DIR/pause/$name.go"
+	log "+ (paused at $name) $*"
+	KEEL_TEST_PAUSE=$name KEEL_TEST_PAUSE_DIR=$TEST_DIR/pause "$@" &
+	PAUSED_PID=$!
+	BG_PIDS+=("$PAUSED_PID")
+	for ((i = 0; i < 1200; i++)); do
+		[ -e "$TEST_DIR/pause/$name.reached" ] && return 0
+		kill -0 "$PAUSED_PID" 2>/dev/null || fail "$* ended before reaching $name"
+		sleep 0.1
+	done
+	fail "$* did not reach $name"
+}
+
+# resume NAME: lets the paused process go on; wait for it with wait_paused
+resume()
+{
+	touch "$TEST_DIR/pause/$1.go"
+}
+
+# wait_paused: exit status of the process start_paused started
+wait_paused()
+{
+	local rc=0
+	wait "$PAUSED_PID" || rc=$?
+	return "$rc"
+}
+
+# drop_snapshot ID: removes a snapshot as keel forget does
+drop_snapshot()
+{
+	if [ "${KEEL_TEST_BACKEND:-local}" = s3 ]; then
+		keel forget "$1" >/dev/null
+	else
+		rm -f "$KEEL_REPOSITORY/snapshots/$1"
+	fi
 }

@@ -197,12 +197,41 @@ struct kl_index_file {
 	size_t cap;
 	struct kl_id *supersedes; /* index files this one replaces */
 	size_t n_supersedes;
+	/*
+	 * A deletion record (written by prune): the packs listed await
+	 * deletion and must not be deduplicated against; they are deleted
+	 * once none of the wait_for lock sessions is alive any more.
+	 */
+	bool deleting;
+	struct kl_id *wait_for; /* lock sessions alive when the record was written */
+	size_t n_wait_for;
+	bool wait_for_known; /* false: the sessions were not listed yet */
+	int64_t time_ns;
 };
 /* Adds a pack (takes ownership of h's array; *h is zeroed). */
 int kl_index_file_add(struct kl_index_file *f, const struct kl_id *pack, struct kl_pack_header *h);
 void kl_index_file_release(struct kl_index_file *f);
 int kl_index_file_encode(const struct kl_index_file *f, struct kl_buf *out);
 int kl_index_file_decode(const uint8_t *p, size_t n, struct kl_index_file *ret);
+
+/* ---- locks ------------------------------------------------------------ */
+
+enum kl_lock_kind {
+	KL_LOCK_SHARED = 1,    /* backup, restore, check, forget: any number at once */
+	KL_LOCK_PRUNE = 2,     /* one prune at a time, beside shared locks */
+	KL_LOCK_EXCLUSIVE = 3, /* nobody else (index rebuilds) */
+};
+
+struct kl_lock_info {
+	struct kl_id session; /* stays the same across refreshes */
+	uint32_t kind;	      /* enum kl_lock_kind */
+	char *host, *user, *command;
+	uint32_t pid;
+	int64_t created_ns, refreshed_ns;
+};
+void kl_lock_info_release(struct kl_lock_info *l);
+int kl_lock_info_encode(const struct kl_lock_info *l, struct kl_buf *out);
+int kl_lock_info_decode(const uint8_t *p, size_t n, struct kl_lock_info *ret);
 
 /* ---- repository config ----------------------------------------------- */
 

@@ -19,6 +19,7 @@
 
 struct kl_index;
 struct kl_writer;
+struct kl_lock;
 
 struct kl_repo {
 	struct kl_backend *be; /* owned */
@@ -28,6 +29,7 @@ struct kl_repo {
 	struct kl_index *idx;	  /* owned */
 	struct kl_writer *writer; /* owned: background pack writes */
 	struct kl_id key_id;	  /* name of the key file that opened it */
+	struct kl_lock *lock;	  /* owned, NULL unless kl_repo_lock() took one */
 	unsigned bad_index_files; /* skipped by kl_repo_load_index */
 	struct kl_err err;
 };
@@ -62,6 +64,18 @@ static inline bool kl_id_eq(const struct kl_id *a, const struct kl_id *b)
 {
 	return !memcmp(a->b, b->b, KL_ID_LEN);
 }
+
+/* ---- sets of ids (idset.c) ------------------------------------------ */
+
+struct kl_idset {
+	struct kl_id *v;
+	uint8_t *used; /* one bit per slot */
+	size_t cap, n;
+};
+/* 1 if added, 0 if it was there, -ENOMEM. */
+int kl_idset_add(struct kl_idset *s, const struct kl_id *id);
+bool kl_idset_has(const struct kl_idset *s, const struct kl_id *id);
+void kl_idset_release(struct kl_idset *s);
 
 /* ---- sealed objects (config, snapshots, indexes, locks) --------------- */
 
@@ -98,7 +112,17 @@ size_t kl_repo_blob_count(struct kl_repo *r);
  * workers never store the same new blob.
  */
 int kl_repo_claim(struct kl_repo *r, const struct kl_id *id);
-/* Calls cb for every pack and its blobs known to the index. */
+/*
+ * The index files and deletion records kl_repo_load_index() read (copies;
+ * the caller frees both arrays).
+ */
+int kl_repo_index_files(struct kl_repo *r, struct kl_id **files, size_t *n_files,
+			struct kl_id **records, size_t *n_records);
+/* Every pack the index knows (live or deleting), sorted, each once. */
+int kl_repo_index_pack_ids(struct kl_repo *r, struct kl_id **ret, size_t *n_ret);
+/* A deletion record names the pack: it is readable but awaits deletion. */
+bool kl_repo_pack_deleting(struct kl_repo *r, const struct kl_id *pack);
+/* Calls cb for every pack and its blobs known to the index (deleting ones too). */
 int kl_repo_foreach_pack(struct kl_repo *r,
 			 int (*cb)(const struct kl_id *pack, const struct kl_blob_entry *blobs,
 				   size_t n, void *ud),
@@ -143,6 +167,13 @@ int kl_repo_wait_writes(struct kl_repo *r);
 void kl_packer_stats(const struct kl_packer *p, struct kl_write_stats *ret);
 void kl_packer_free(struct kl_packer *p); /* discards unflushed blobs */
 
+/*
+ * Appends a blob sealed elsewhere (prune's repacking copies blobs without
+ * re-encrypting: a blob's sealing binds its id, not its pack). The caller
+ * has authenticated sealed against e.
+ */
+int kl_packer_add_sealed(struct kl_packer *p, const struct kl_blob_entry *e, const uint8_t *sealed);
+
 /* Stores a blob: computes the id, claims it, adds it. Returns the id. */
 int kl_packer_store(struct kl_packer *p, enum kl_blob_type type, const void *data, size_t n,
 		    struct kl_id *ret);
@@ -153,6 +184,10 @@ int kl_packer_store(struct kl_packer *p, enum kl_blob_type type, const void *dat
  * other processes before this.
  */
 int kl_repo_flush_index(struct kl_repo *r);
+/* Seals and stores an index file or deletion record; returns its id. */
+int kl_repo_put_index_file(struct kl_repo *r, const struct kl_index_file *f, struct kl_id *ret);
+int kl_repo_get_index_file(struct kl_repo *r, const struct kl_id *id, struct kl_index_file *ret);
+
 /*
  * Finds packs that no index names (left by a killed backup) and indexes
  * them from their own headers, so their blobs are reused. Returns the
@@ -182,6 +217,32 @@ int kl_repo_load_snapshot(struct kl_repo *r, const struct kl_id *id, struct kl_s
 /* All readable snapshots, sorted by time (oldest first); damaged ones are listed apart. */
 int kl_repo_list_snapshots(struct kl_repo *r, struct kl_snapshot_list *ret);
 void kl_snapshot_list_release(struct kl_snapshot_list *l);
+
+/* ---- locks (lock.c) ------------------------------------------------------ */
+
+#define KL_LOCK_REFRESH_SEC 300	    /* heartbeat */
+#define KL_LOCK_STALE_SEC (30 * 60) /* a lock not refreshed for this long is dead */
+
+/*
+ * Takes a lock of the given kind (before loading the index: see lock.c)
+ * and keeps it fresh from a background thread until kl_repo_unlock_repo()
+ * or kl_repo_free(). -KL_ELOCKED, with the holder in r->err, if a live
+ * lock conflicts.
+ */
+int kl_repo_lock(struct kl_repo *r, enum kl_lock_kind kind, const char *command);
+void kl_repo_unlock_repo(struct kl_repo *r);
+/* 0 while our lock is safely held (or none was taken), else -KL_ELOCKED. */
+int kl_lock_check(struct kl_repo *r);
+/* Our lock's session id (zeros without a lock). */
+void kl_lock_session(struct kl_repo *r, struct kl_id *ret);
+/* A lock is alive unless stale, or on this host with a dead pid. */
+bool kl_lock_alive(const struct kl_lock_info *l, int64_t now_ns);
+int kl_lock_self_host(char *out, size_t n);
+/* Every readable lock object; unreadable ones are skipped. */
+int kl_repo_list_locks(struct kl_repo *r,
+		       int (*cb)(const char *name, const struct kl_lock_info *info, bool alive,
+				 void *ud),
+		       void *ud);
 
 /* ---- keys ----------------------------------------------------------------- */
 

@@ -60,6 +60,14 @@ void kl_err_clear(struct kl_err *e);
 #define KL_NEVER(x) (assert(!(x)), (x))
 #endif
 
+/* ---- pause points for tests (src/util/testhook.c) ------------------- */
+
+#ifdef KL_TESTING
+void kl_test_point(const char *name);
+#else
+#define kl_test_point(name) ((void)0)
+#endif
+
 /* ---- allocation and cleanup ---------------------------------------- */
 
 void *kl_malloc(size_t n);

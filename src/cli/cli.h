@@ -12,6 +12,11 @@ enum kl_cmd_flags {
 	KL_CMD_REPO = 1 << 0,  /* open the repository */
 	KL_CMD_KEY = 1 << 1,   /* unlock it with a password */
 	KL_CMD_INDEX = 1 << 2, /* load the blob index */
+	/* lock before loading the index (src/repo/lock.c says why) */
+	KL_CMD_LOCK = 1 << 3,	    /* shared: writers and long readers */
+	KL_CMD_LOCK_PRUNE = 1 << 4, /* one prune at a time */
+	KL_CMD_LOCK_EXCL = 1 << 5,  /* nobody else */
+	KL_CMD_READONLY = 1 << 6,   /* may run without a lock on read-only storage */
 };
 
 struct kl_cli {
@@ -97,6 +102,9 @@ void kl_strv_free(char **v, size_t n);
 void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* "keel: <cmd>: warning: msg", unless --quiet. */
+void kl_cli_warn(struct kl_cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 int kl_exit_code(int r);
 
 /* "ID[:PATH]" or "latest[:PATH]"; path_ret NULL forbids a subpath. Reports errors. */
@@ -120,6 +128,8 @@ int cmd_diff(int argc, char **argv, struct kl_cli *cli);
 int cmd_dump(int argc, char **argv, struct kl_cli *cli);
 int cmd_check(int argc, char **argv, struct kl_cli *cli);
 int cmd_key(int argc, char **argv, struct kl_cli *cli);
+int cmd_prune(int argc, char **argv, struct kl_cli *cli);
+int cmd_unlock(int argc, char **argv, struct kl_cli *cli);
 int cmd_version(int argc, char **argv, struct kl_cli *cli);
 
 extern const struct kl_cmd *const kl_cmd_table;

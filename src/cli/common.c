@@ -6,16 +6,22 @@
 
 static const struct kl_cmd cmds[] = {
 	{"init", cmd_init, 0, "create a repository", NULL},
-	{"backup", cmd_backup, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "take a snapshot", NULL},
+	{"backup", cmd_backup, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_INDEX,
+	 "take a snapshot", NULL},
 	{"snapshots", cmd_snapshots, KL_CMD_REPO | KL_CMD_KEY, "list snapshots", NULL},
 	{"ls", cmd_ls, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "list files in a snapshot", NULL},
-	{"restore", cmd_restore, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "restore a snapshot",
-	 NULL},
+	{"restore", cmd_restore,
+	 KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX,
+	 "restore a snapshot", NULL},
 	{"diff", cmd_diff, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX,
 	 "show changes between snapshots", NULL},
 	{"dump", cmd_dump, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "write a file to stdout", NULL},
-	{"check", cmd_check, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX,
+	{"check", cmd_check,
+	 KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX,
 	 "verify the repository's integrity", NULL},
+	{"prune", cmd_prune, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK_PRUNE | KL_CMD_INDEX,
+	 "free data that no snapshot uses", NULL},
+	{"unlock", cmd_unlock, KL_CMD_REPO | KL_CMD_KEY, "remove stale locks", NULL},
 	{"key", cmd_key, KL_CMD_REPO | KL_CMD_KEY, "manage passwords (key files)", NULL},
 	{"version", cmd_version, 0, "print the version", NULL},
 	{NULL, NULL, 0, NULL, NULL},
@@ -89,6 +95,22 @@ void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...)
 		fprintf(stderr, ": %s", kl_strerror(r));
 	fputc('\n', stderr);
 	kl_err_clear(&cli->err);
+}
+
+void kl_cli_warn(struct kl_cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (cli->quiet)
+		return;
+	fprintf(stderr, "keel: ");
+	if (cli->cmd_name)
+		fprintf(stderr, "%s: ", cli->cmd_name);
+	fprintf(stderr, "warning: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
 }
 
 int kl_cli_global_opt(struct kl_cli *cli, int c, const char *arg)
@@ -394,6 +416,26 @@ int kl_cli_open(struct kl_cli *cli)
 			return rc;
 		}
 	}
+	if (flags & (KL_CMD_LOCK | KL_CMD_LOCK_PRUNE | KL_CMD_LOCK_EXCL)) {
+		enum kl_lock_kind kind = flags & KL_CMD_LOCK_EXCL    ? KL_LOCK_EXCLUSIVE
+					 : flags & KL_CMD_LOCK_PRUNE ? KL_LOCK_PRUNE
+								     : KL_LOCK_SHARED;
+
+		rc = kl_repo_lock(r, kind, cli->cmd_name);
+		if (rc < 0 && (flags & KL_CMD_READONLY) &&
+		    (rc == -EACCES || rc == -EROFS || rc == -EPERM)) {
+			/* reading needs no lock where nothing can be deleted anyway */
+			kl_cli_warn(cli, "cannot lock the repository (%s): going on without a lock",
+				    kl_strerror(rc));
+			kl_err_clear(&r->err);
+			rc = 0;
+		}
+		if (rc < 0) {
+			cli->err = r->err;
+			kl_cli_error(cli, rc, "cannot lock repository '%s'", cli->repo_location);
+			return rc;
+		}
+	}
 	if (flags & KL_CMD_INDEX) {
 		rc = kl_repo_load_index(r);
 		if (rc < 0) {
@@ -401,6 +443,7 @@ int kl_cli_open(struct kl_cli *cli)
 			kl_cli_error(cli, rc, "cannot load the index");
 			return rc;
 		}
+		kl_test_point("index-loaded");
 	}
 	cli->repo = KL_TAKE_PTR(r);
 	return 0;

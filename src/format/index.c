@@ -8,7 +8,15 @@
 #include "keel/format.h"
 #include "pb-internal.h"
 
-enum { F_INDEX_VERSION = 1, F_INDEX_PACKS = 2, F_INDEX_SUPERSEDES = 3 };
+enum {
+	F_INDEX_VERSION = 1,
+	F_INDEX_PACKS = 2,
+	F_INDEX_SUPERSEDES = 3,
+	F_INDEX_DELETING = 4,
+	F_INDEX_WAIT_FOR = 5,
+	F_INDEX_WAIT_FOR_KNOWN = 6,
+	F_INDEX_TIME_NS = 7,
+};
 enum { F_IP_PACK = 1, F_IP_BLOBS = 2 };
 
 int kl_index_file_add(struct kl_index_file *f, const struct kl_id *pack, struct kl_pack_header *h)
@@ -32,6 +40,7 @@ void kl_index_file_release(struct kl_index_file *f)
 		kl_pack_header_release(&f->packs[i].h);
 	kl_free(f->packs);
 	kl_free(f->supersedes);
+	kl_free(f->wait_for);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -40,9 +49,16 @@ int kl_index_file_encode(const struct kl_index_file *f, struct kl_buf *out)
 	size_t start = out->len, i, j;
 	int r;
 
-	if (f->n > KL_INDEX_MAX_PACKS || f->n_supersedes > KL_INDEX_MAX_SUPERSEDES)
+	if (f->n > KL_INDEX_MAX_PACKS || f->n_supersedes > KL_INDEX_MAX_SUPERSEDES ||
+	    f->n_wait_for > KL_INDEX_MAX_SUPERSEDES)
 		return -E2BIG;
-	if ((f->n && !f->packs) || (f->n_supersedes && !f->supersedes))
+	if ((f->n && !f->packs) || (f->n_supersedes && !f->supersedes) ||
+	    (f->n_wait_for && !f->wait_for))
+		return -EINVAL;
+	/* lock sessions only mean something for a deletion record that lists them */
+	if (!f->deleting && (f->n_wait_for || f->wait_for_known))
+		return -EINVAL;
+	if (!f->wait_for_known && f->n_wait_for)
 		return -EINVAL;
 	for (i = 0; i < f->n; i++) {
 		const struct kl_pack_header *h = &f->packs[i].h;
@@ -67,6 +83,14 @@ int kl_index_file_encode(const struct kl_index_file *f, struct kl_buf *out)
 	}
 	for (i = 0; r >= 0 && i < f->n_supersedes; i++)
 		r = kl_pb_put_bytes(out, F_INDEX_SUPERSEDES, f->supersedes[i].b, KL_ID_LEN);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, F_INDEX_DELETING, f->deleting);
+	for (i = 0; r >= 0 && i < f->n_wait_for; i++)
+		r = kl_pb_put_bytes(out, F_INDEX_WAIT_FOR, f->wait_for[i].b, KL_ID_LEN);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, F_INDEX_WAIT_FOR_KNOWN, f->wait_for_known);
+	if (r >= 0)
+		r = kl_pb_put_sint_nz(out, F_INDEX_TIME_NS, f->time_ns);
 	if (r < 0) {
 		kl_buf_setlen(out, start);
 		return r;
@@ -107,7 +131,8 @@ static int index_file_decode(const uint8_t *p, size_t n, struct kl_index_file *x
 	struct kl_pb_reader rd = {p, n};
 	struct kl_pb_field f;
 	struct kl_pb_scan s;
-	size_t n_packs, n_sup;
+	size_t n_packs, n_sup, n_wait;
+	uint64_t seen = 0;
 	int r;
 
 	r = kl_pb_scan(p, n, &s);
@@ -118,9 +143,12 @@ static int index_file_decode(const uint8_t *p, size_t n, struct kl_index_file *x
 		return r;
 	n_packs = s.count[F_INDEX_PACKS];
 	n_sup = s.count[F_INDEX_SUPERSEDES];
+	n_wait = s.count[F_INDEX_WAIT_FOR];
 	if (n_packs > KL_INDEX_MAX_PACKS || n_packs > n / KL_PB_MIN_PACK)
 		return -KL_ECORRUPT;
 	if (n_sup > KL_INDEX_MAX_SUPERSEDES || n_sup > n / KL_PB_MIN_ID)
+		return -KL_ECORRUPT;
+	if (n_wait > KL_INDEX_MAX_SUPERSEDES || n_wait > n / KL_PB_MIN_ID)
 		return -KL_ECORRUPT;
 	if (n_packs) {
 		x->packs = kl_calloc(n_packs, sizeof(*x->packs));
@@ -131,6 +159,11 @@ static int index_file_decode(const uint8_t *p, size_t n, struct kl_index_file *x
 	if (n_sup) {
 		x->supersedes = kl_calloc(n_sup, sizeof(*x->supersedes));
 		if (!x->supersedes)
+			return -ENOMEM;
+	}
+	if (n_wait) {
+		x->wait_for = kl_calloc(n_wait, sizeof(*x->wait_for));
+		if (!x->wait_for)
 			return -ENOMEM;
 	}
 	while ((r = kl_pb_next(&rd, &f)) > 0) {
@@ -146,13 +179,37 @@ static int index_file_decode(const uint8_t *p, size_t n, struct kl_index_file *x
 				return -KL_ECORRUPT;
 			r = kl_pb_get_id(&f, &x->supersedes[x->n_supersedes++]);
 			break;
+		case F_INDEX_WAIT_FOR:
+			if (KL_NEVER(x->n_wait_for >= n_wait))
+				return -KL_ECORRUPT;
+			r = kl_pb_get_id(&f, &x->wait_for[x->n_wait_for++]);
+			break;
+		case F_INDEX_DELETING:
+		case F_INDEX_WAIT_FOR_KNOWN:
+		case F_INDEX_TIME_NS:
+			r = kl_pb_once(&seen, f.num);
+			if (r < 0)
+				break;
+			if (f.num == F_INDEX_DELETING)
+				r = kl_pb_get_bool(&f, &x->deleting);
+			else if (f.num == F_INDEX_WAIT_FOR_KNOWN)
+				r = kl_pb_get_bool(&f, &x->wait_for_known);
+			else
+				r = kl_pb_get_s64(&f, &x->time_ns);
+			break;
 		default:
 			break; /* the version was checked by the scan */
 		}
 		if (r < 0)
 			return r;
 	}
-	return r;
+	if (r < 0)
+		return r;
+	if (!x->deleting && (x->n_wait_for || x->wait_for_known))
+		return -KL_ECORRUPT;
+	if (!x->wait_for_known && x->n_wait_for)
+		return -KL_ECORRUPT;
+	return 0;
 }
 
 int kl_index_file_decode(const uint8_t *p, size_t n, struct kl_index_file *ret)

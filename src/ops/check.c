@@ -806,9 +806,18 @@ static int check_index_file(struct check *c, const char *name)
 			    object_reason(c, KL_OBJ_INDEX, KL_KIND_INDEX, name, rc));
 		return c->fatal;
 	}
-	/* NEEDSWORK: honour f.supersedes once prune writes it; kl_repo_load_index ignores it too */
-	for (size_t i = 0; rc >= 0 && i < f.n; i++)
+	/*
+	 * Superseded index files repeat what their successor lists, so reading
+	 * both is harmless. A prune's deletion record names packs that it may
+	 * already have deleted: only those still present are checked.
+	 */
+	for (size_t i = 0; rc >= 0 && i < f.n; i++) {
+		int k = pack_find(&c->packs, &f.packs[i].pack);
+
+		if (f.deleting && (k < 0 || !(c->packs.v[k].flags & P_PRESENT)))
+			continue;
 		rc = index_pack(c, name, &f.packs[i]);
+	}
 	kl_index_file_release(&f);
 	return rc;
 }

@@ -18,7 +18,13 @@ struct slot {
 	uint32_t offset;
 	uint32_t length;
 	uint32_t raw_length;
-	uint8_t type, compression, state, pad;
+	uint8_t type, compression, state;
+	/*
+	 * The location is in a pack that awaits deletion (a prune's deletion
+	 * record names it): readable, but never a reason to skip storing the
+	 * blob again, so that nothing new comes to depend on that pack.
+	 */
+	uint8_t deleting;
 };
 
 struct pending_pack {
@@ -34,6 +40,12 @@ struct kl_index {
 	size_t n_packs, cap_packs;
 	struct pending_pack *pending; /* packs written but not yet in an index file */
 	size_t n_pending, cap_pending;
+	struct kl_id *files; /* index files loaded (not deletion records) */
+	size_t n_files, cap_files;
+	struct kl_id *records; /* deletion records loaded */
+	size_t n_records, cap_records;
+	struct kl_id *deleting; /* packs that deletion records name, sorted after loading */
+	size_t n_deleting, cap_deleting;
 };
 
 static uint64_t id_hash(const uint8_t *id)
@@ -62,6 +74,9 @@ void kl_index_free_(struct kl_index *x)
 	for (size_t i = 0; i < x->n_pending; i++)
 		kl_pack_header_release(&x->pending[i].h);
 	kl_free(x->pending);
+	kl_free(x->files);
+	kl_free(x->records);
+	kl_free(x->deleting);
 	kl_free(x->slots);
 	kl_free(x->packs);
 	pthread_mutex_destroy(&x->lock);
@@ -159,8 +174,9 @@ static int copy_header(const struct kl_pack_header *h, struct kl_pack_header *re
 }
 
 int kl_index_add_pack_(struct kl_repo *r, const struct kl_id *pack, const struct kl_pack_header *h,
-		       bool pending)
+		       unsigned flags)
 {
+	bool pending = flags & KL_INDEX_PENDING, deleting = flags & KL_INDEX_DELETING;
 	struct kl_index *x = r->idx;
 	uint32_t pidx;
 	int rc;
@@ -174,9 +190,11 @@ int kl_index_add_pack_(struct kl_repo *r, const struct kl_id *pack, const struct
 		rc = slot_for(x, e->id.b, &s);
 		if (rc < 0)
 			break;
-		if (s->state == SLOT_STORED)
-			continue; /* a duplicate copy in another pack: keep the first */
+		/* a duplicate copy in another pack: keep the first live one */
+		if (s->state == SLOT_STORED && (deleting || !s->deleting))
+			continue;
 		s->state = SLOT_STORED;
+		s->deleting = deleting;
 		s->pack = pidx;
 		s->offset = e->offset;
 		s->length = e->length;
@@ -217,7 +235,7 @@ int kl_repo_lookup(struct kl_repo *r, const struct kl_id *id, struct kl_blob_loc
 
 	pthread_mutex_lock(&x->lock);
 	s = find_slot(x, id->b);
-	if (s && s->state == SLOT_STORED) {
+	if (s && (s->state == SLOT_STORED || s->deleting)) {
 		found = 1;
 		if (loc) {
 			loc->pack = x->packs[s->pack];
@@ -242,9 +260,11 @@ int kl_repo_claim(struct kl_repo *r, const struct kl_id *id)
 	pthread_mutex_lock(&x->lock);
 	rc = slot_for(x, id->b, &s);
 	if (rc >= 0) {
-		if (s->state != SLOT_EMPTY) {
+		if (s->state == SLOT_CLAIMED || (s->state == SLOT_STORED && !s->deleting)) {
 			rc = 1;
 		} else {
+			/* a copy in a pack awaiting deletion stays readable until the new one lands
+			 */
 			s->state = SLOT_CLAIMED;
 			rc = 0;
 		}
@@ -259,9 +279,47 @@ size_t kl_repo_blob_count(struct kl_repo *r)
 
 	pthread_mutex_lock(&r->idx->lock);
 	for (size_t i = 0; i < r->idx->cap; i++)
-		n += r->idx->slots[i].state == SLOT_STORED;
+		n += r->idx->slots[i].state == SLOT_STORED && !r->idx->slots[i].deleting;
 	pthread_mutex_unlock(&r->idx->lock);
 	return n;
+}
+
+static int push_id(struct kl_id **v, size_t *n, size_t *cap, const struct kl_id *id)
+{
+	if (kl_array_grow(v, cap, *n, sizeof(**v), 16) < 0)
+		return -ENOMEM;
+	(*v)[(*n)++] = *id;
+	return 0;
+}
+
+int kl_repo_put_index_file(struct kl_repo *r, const struct kl_index_file *f, struct kl_id *ret)
+{
+	_cleanup_buf_ struct kl_buf enc = KL_BUF_INIT(1u << 30);
+	int rc;
+
+	rc = kl_index_file_encode(f, &enc);
+	if (rc < 0)
+		return rc;
+	return kl_repo_put_object(r, KL_OBJ_INDEX, KL_KIND_INDEX, enc.data, enc.len, ret);
+}
+
+int kl_repo_get_index_file(struct kl_repo *r, const struct kl_id *id, struct kl_index_file *ret)
+{
+	_cleanup_buf_ struct kl_buf raw = KL_BUF_INIT(1u << 30);
+	char hex[2 * KL_ID_LEN + 1];
+	int rc;
+
+	kl_id_hex(id, hex);
+	memset(ret, 0, sizeof(*ret));
+	rc = kl_repo_get_object(r, KL_OBJ_INDEX, KL_KIND_INDEX, hex, &raw);
+	if (rc < 0)
+		return rc;
+	return kl_index_file_decode(raw.data, raw.len, ret);
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	return memcmp(a, b, KL_ID_LEN);
 }
 
 struct load_ctx {
@@ -272,11 +330,17 @@ struct load_ctx {
 static int load_one(const char *name, uint64_t size, void *ud)
 {
 	struct load_ctx *c = ud;
+	struct kl_index *x = c->r->idx;
 	_cleanup_buf_ struct kl_buf raw = KL_BUF_INIT(1u << 30);
 	struct kl_index_file f = {0};
+	struct kl_id fid;
 	int rc;
 
+	if (kl_id_parse(name, &fid) < 0)
+		return 0; /* not ours */
 	rc = kl_repo_get_object(c->r, KL_OBJ_INDEX, KL_KIND_INDEX, name, &raw);
+	if (rc == -KL_ENOTFOUND)
+		return -EAGAIN; /* a prune replaced it after we listed: list again */
 	if (rc >= 0)
 		rc = kl_index_file_decode(raw.data, raw.len, &f);
 	if (rc == -KL_ECORRUPT) {
@@ -286,25 +350,140 @@ static int load_one(const char *name, uint64_t size, void *ud)
 	}
 	if (rc < 0)
 		return kl_fail(&c->r->err, rc, "index file '%s' is unreadable", name);
+	pthread_mutex_lock(&x->lock);
+	if (f.deleting)
+		rc = push_id(&x->records, &x->n_records, &x->cap_records, &fid);
+	else
+		rc = push_id(&x->files, &x->n_files, &x->cap_files, &fid);
+	for (size_t i = 0; rc >= 0 && f.deleting && i < f.n; i++)
+		rc = push_id(&x->deleting, &x->n_deleting, &x->cap_deleting, &f.packs[i].pack);
+	pthread_mutex_unlock(&x->lock);
 	for (size_t i = 0; rc >= 0 && i < f.n; i++)
-		rc = kl_index_add_pack_(c->r, &f.packs[i].pack, &f.packs[i].h, false);
+		rc = kl_index_add_pack_(c->r, &f.packs[i].pack, &f.packs[i].h,
+					f.deleting ? KL_INDEX_DELETING : 0);
 	kl_index_file_release(&f);
 	c->files++;
 	return rc;
+}
+
+/*
+ * An old index file may still name a pack that a deletion record names
+ * too (prune deletes superseded index files after writing the record):
+ * the record wins, whatever order the files were read in.
+ */
+static int apply_deletion_records(struct kl_index *x)
+{
+	uint8_t *del;
+
+	if (!x->n_deleting)
+		return 0;
+	qsort(x->deleting, x->n_deleting, sizeof(struct kl_id), cmp_id);
+	del = kl_calloc(x->n_packs ? x->n_packs : 1, 1);
+	if (!del)
+		return -ENOMEM;
+	for (size_t p = 0; p < x->n_packs; p++)
+		del[p] = bsearch(&x->packs[p], x->deleting, x->n_deleting, sizeof(struct kl_id),
+				 cmp_id) != NULL;
+	for (size_t i = 0; i < x->cap; i++)
+		if (x->slots[i].state == SLOT_STORED && del[x->slots[i].pack])
+			x->slots[i].deleting = 1;
+	kl_free(del);
+	return 0;
+}
+
+static void index_clear(struct kl_index *x)
+{
+	for (size_t i = 0; i < x->n_pending; i++)
+		kl_pack_header_release(&x->pending[i].h);
+	x->n_pending = 0;
+	memset(x->slots, 0, x->cap * sizeof(*x->slots));
+	x->used = 0;
+	x->n_packs = x->n_files = x->n_records = x->n_deleting = 0;
 }
 
 static int adopt(struct kl_repo *r, bool write);
 
 int kl_repo_load_index(struct kl_repo *r)
 {
-	struct load_ctx c = {.r = r};
 	int rc;
 
 	/* NEEDSWORK: decode index files on both cores for very large repositories */
-	rc = r->be->ops->list(r->be, KL_OBJ_INDEX, load_one, &c);
+	for (int attempt = 0;; attempt++) {
+		struct load_ctx c = {.r = r};
+
+		r->bad_index_files = 0;
+		rc = r->be->ops->list(r->be, KL_OBJ_INDEX, load_one, &c);
+		if (rc != -EAGAIN || attempt == 4)
+			break;
+		index_clear(r->idx);
+	}
+	if (rc == -EAGAIN)
+		return kl_fail(&r->err, -KL_ECORRUPT,
+			       "index files keep vanishing while being read");
+	if (rc >= 0)
+		rc = apply_deletion_records(r->idx);
 	if (rc >= 0 && r->bad_index_files)
 		rc = adopt(r, false);
 	return rc < 0 ? rc : 0;
+}
+
+int kl_repo_index_files(struct kl_repo *r, struct kl_id **files, size_t *n_files,
+			struct kl_id **records, size_t *n_records)
+{
+	struct kl_index *x = r->idx;
+	int rc = 0;
+
+	pthread_mutex_lock(&x->lock);
+	*files = kl_memdup(x->files, x->n_files * sizeof(struct kl_id));
+	*n_files = x->n_files;
+	*records = kl_memdup(x->records, x->n_records * sizeof(struct kl_id));
+	*n_records = x->n_records;
+	pthread_mutex_unlock(&x->lock);
+	if ((!*files && *n_files) || (!*records && *n_records)) {
+		kl_free(*files);
+		kl_free(*records);
+		*files = *records = NULL;
+		rc = -ENOMEM;
+	}
+	return rc;
+}
+
+int kl_repo_index_pack_ids(struct kl_repo *r, struct kl_id **ret, size_t *n_ret)
+{
+	struct kl_index *x = r->idx;
+	struct kl_id *v;
+	size_t n = 0;
+
+	pthread_mutex_lock(&x->lock);
+	v = kl_malloc((x->n_packs ? x->n_packs : 1) * sizeof(*v));
+	if (v) {
+		memcpy(v, x->packs, x->n_packs * sizeof(*v));
+		n = x->n_packs;
+	}
+	pthread_mutex_unlock(&x->lock);
+	if (!v)
+		return -ENOMEM;
+	qsort(v, n, sizeof(*v), cmp_id);
+	/* a pack named by several index files is listed once */
+	size_t w = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!w || !kl_id_eq(&v[w - 1], &v[i]))
+			v[w++] = v[i];
+	*ret = v;
+	*n_ret = w;
+	return 0;
+}
+
+bool kl_repo_pack_deleting(struct kl_repo *r, const struct kl_id *pack)
+{
+	struct kl_index *x = r->idx;
+	bool found;
+
+	pthread_mutex_lock(&x->lock);
+	found = x->n_deleting &&
+		bsearch(pack, x->deleting, x->n_deleting, sizeof(struct kl_id), cmp_id);
+	pthread_mutex_unlock(&x->lock);
+	return found;
 }
 
 int kl_repo_foreach_pack(struct kl_repo *r,
@@ -403,11 +582,6 @@ int kl_index_write_pending_(struct kl_repo *r)
 	return rc;
 }
 
-static int cmp_id(const void *a, const void *b)
-{
-	return memcmp(a, b, KL_ID_LEN);
-}
-
 struct orphan_ctx {
 	struct kl_repo *r;
 	bool write;
@@ -433,7 +607,7 @@ static int adopt_one(const char *name, uint64_t size, void *ud)
 	if (rc < 0)
 		return rc;
 	/* pending either way: the next index file written names these packs */
-	rc = kl_index_add_pack_(c->r, &id, &h, true);
+	rc = kl_index_add_pack_(c->r, &id, &h, KL_INDEX_PENDING);
 	kl_pack_header_release(&h);
 	if (rc >= 0)
 		c->adopted++;

@@ -141,6 +141,28 @@ int kl_packer_add(struct kl_packer *p, enum kl_blob_type type, const struct kl_i
 	return 0;
 }
 
+int kl_packer_add_sealed(struct kl_packer *p, const struct kl_blob_entry *e, const uint8_t *sealed)
+{
+	struct kl_blob_entry ne = *e;
+	size_t before = p->pack.len;
+	int rc;
+
+	rc = kl_buf_add(&p->pack, sealed, e->length);
+	if (rc < 0)
+		return rc;
+	ne.offset = (uint32_t)before;
+	rc = kl_pack_header_add(&p->h, &ne);
+	if (rc < 0) {
+		p->pack.len = before;
+		return rc;
+	}
+	p->st.blobs++;
+	p->st.bytes_plain += e->raw_length;
+	if (p->pack.len >= p->r->cfg.pack_size)
+		return kl_packer_flush(p);
+	return 0;
+}
+
 int kl_packer_store(struct kl_packer *p, enum kl_blob_type type, const void *data, size_t n,
 		    struct kl_id *ret)
 {

@@ -6,9 +6,13 @@
 
 int kl_index_new_(struct kl_index **ret);
 void kl_index_free_(struct kl_index *x);
-/* Adds a pack's blobs; pending: also remember it for the next index file. */
+enum {
+	KL_INDEX_PENDING = 1 << 0,  /* also remember the pack for the next index file */
+	KL_INDEX_DELETING = 1 << 1, /* the pack awaits deletion: readable, not for dedup */
+};
+/* Adds a pack's blobs. */
 int kl_index_add_pack_(struct kl_repo *r, const struct kl_id *pack, const struct kl_pack_header *h,
-		       bool pending);
+		       unsigned flags);
 
 /* Writes an index file for the packs written so far (they are durable). */
 int kl_index_write_pending_(struct kl_repo *r);

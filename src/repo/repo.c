@@ -38,6 +38,7 @@ void kl_repo_free(struct kl_repo *r)
 {
 	if (!r)
 		return;
+	kl_repo_unlock_repo(r);
 	kl_writer_free_(r->writer);
 	kl_index_free_(r->idx);
 	kl_keys_free(r->keys);

@@ -1,0 +1,307 @@
+/*
+ * Repository locks: an object in locks/ per running keel process, rewritten
+ * every few minutes as a heartbeat by a background thread. Shared locks
+ * (backup, restore, check, forget) coexist with each other and with one
+ * prune; an exclusive lock (index rebuild) excludes everything.
+ *
+ * Locks are what makes a concurrent prune safe: a writer takes its lock
+ * before it reads the index, and a prune deletes a pack only once every
+ * lock that was alive when it condemned the pack is gone (docs/FORMAT.md
+ * section 7). A writer whose heartbeat has failed for longer than the
+ * stale age may have been declared dead by a prune, so it must not write
+ * a snapshot any more: kl_lock_check() says so.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "repo-internal.h"
+
+#define NS_PER_SEC 1000000000LL
+
+struct kl_lock {
+	struct kl_repo *r;
+	struct kl_lock_info info;
+	char name[2 * KL_ID_LEN + 1]; /* current object, changes on every refresh */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thread;
+	bool thread_started, stopping;
+	int64_t last_ok_ns; /* when the lock object last became durable */
+	int refresh_error;
+	bool lost; /* our object vanished: someone ran keel unlock */
+};
+
+static int64_t refresh_interval_ns(void)
+{
+	return KL_LOCK_REFRESH_SEC * NS_PER_SEC;
+}
+
+int kl_lock_self_host(char *out, size_t n)
+{
+	if (gethostname(out, n) < 0)
+		return -errno;
+	out[n - 1] = 0;
+	return 0;
+}
+
+bool kl_lock_alive(const struct kl_lock_info *l, int64_t now_ns)
+{
+	char host[256];
+
+	if (now_ns - l->refreshed_ns > KL_LOCK_STALE_SEC * NS_PER_SEC)
+		return false;
+	/* on our own host a dead pid settles it at once (after a crash or kill -9) */
+	if (l->host && kl_lock_self_host(host, sizeof(host)) >= 0 && !strcmp(host, l->host) &&
+	    l->pid && kill((pid_t)l->pid, 0) < 0 && errno == ESRCH)
+		return false;
+	return true;
+}
+
+static bool conflicts(uint32_t a, uint32_t b)
+{
+	if (a == KL_LOCK_EXCLUSIVE || b == KL_LOCK_EXCLUSIVE)
+		return true;
+	return a == KL_LOCK_PRUNE && b == KL_LOCK_PRUNE;
+}
+
+static int write_lock(struct kl_lock *l, char name_ret[2 * KL_ID_LEN + 1])
+{
+	_cleanup_buf_ struct kl_buf enc = KL_BUF_INIT(1u << 20);
+	struct kl_id id;
+	int rc;
+
+	rc = kl_lock_info_encode(&l->info, &enc);
+	if (rc >= 0)
+		rc = kl_repo_put_object(l->r, KL_OBJ_LOCK, KL_KIND_LOCK, enc.data, enc.len, &id);
+	if (rc >= 0)
+		kl_id_hex(&id, name_ret);
+	return rc;
+}
+
+struct list_ctx {
+	struct kl_repo *r;
+	int (*cb)(const char *name, const struct kl_lock_info *info, bool alive, void *ud);
+	void *ud;
+	int64_t now;
+	unsigned unreadable;
+};
+
+static int list_one(const char *name, uint64_t size, void *ud)
+{
+	struct list_ctx *c = ud;
+	_cleanup_buf_ struct kl_buf raw = KL_BUF_INIT(1u << 20);
+	struct kl_lock_info info;
+	int rc;
+
+	(void)size;
+	rc = kl_repo_get_object(c->r, KL_OBJ_LOCK, KL_KIND_LOCK, name, &raw);
+	if (rc == -KL_ENOTFOUND)
+		return 0; /* released or refreshed while we listed */
+	if (rc == -KL_ECORRUPT || (rc >= 0 && kl_lock_info_decode(raw.data, raw.len, &info) < 0)) {
+		/* not a lock we can read: it cannot hold anything back */
+		c->unreadable++;
+		kl_err_clear(&c->r->err);
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	rc = c->cb(name, &info, kl_lock_alive(&info, c->now), c->ud);
+	kl_lock_info_release(&info);
+	return rc;
+}
+
+int kl_repo_list_locks(struct kl_repo *r,
+		       int (*cb)(const char *name, const struct kl_lock_info *info, bool alive,
+				 void *ud),
+		       void *ud)
+{
+	struct list_ctx c = {.r = r, .cb = cb, .ud = ud, .now = kl_time_now_ns()};
+
+	return r->be->ops->list(r->be, KL_OBJ_LOCK, list_one, &c);
+}
+
+struct conflict_ctx {
+	struct kl_lock *self;
+	struct kl_lock_info other;
+	bool found;
+};
+
+static int find_conflict(const char *name, const struct kl_lock_info *info, bool alive, void *ud)
+{
+	struct conflict_ctx *c = ud;
+
+	(void)name;
+	if (c->found || !alive || kl_id_eq(&info->session, &c->self->info.session))
+		return 0;
+	if (!conflicts(c->self->info.kind, info->kind))
+		return 0;
+	c->found = true;
+	c->other = *info;
+	c->other.host = kl_strdup(info->host ? info->host : "?");
+	c->other.user = NULL;
+	c->other.command = kl_strdup(info->command ? info->command : "?");
+	return 0;
+}
+
+static void *refresh_main(void *arg)
+{
+	struct kl_lock *l = arg;
+
+	pthread_mutex_lock(&l->mu);
+	while (!l->stopping) {
+		struct timespec until;
+		int64_t due = kl_time_now_ns() + refresh_interval_ns();
+		char fresh[2 * KL_ID_LEN + 1], old[2 * KL_ID_LEN + 1];
+		int rc;
+
+		until.tv_sec = due / NS_PER_SEC;
+		until.tv_nsec = due % NS_PER_SEC;
+		while (!l->stopping && kl_time_now_ns() < due)
+			pthread_cond_timedwait(&l->cv, &l->mu, &until);
+		if (l->stopping)
+			break;
+		memcpy(old, l->name, sizeof(old));
+		l->info.refreshed_ns = kl_time_now_ns();
+		pthread_mutex_unlock(&l->mu);
+		/* the new object first, so that the lock never disappears between the two */
+		rc = write_lock(l, fresh);
+		if (rc >= 0) {
+			int d = l->r->be->ops->del(l->r->be, KL_OBJ_LOCK, old);
+
+			pthread_mutex_lock(&l->mu);
+			memcpy(l->name, fresh, sizeof(fresh));
+			if (d == -ENOENT)
+				l->lost =
+					true; /* removed by keel unlock: we may be declared dead */
+			else
+				l->last_ok_ns = l->info.refreshed_ns;
+			l->refresh_error = 0;
+			continue;
+		}
+		pthread_mutex_lock(&l->mu);
+		l->refresh_error = rc;
+	}
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+int kl_repo_lock(struct kl_repo *r, enum kl_lock_kind kind, const char *command)
+{
+	struct kl_lock *l;
+	struct conflict_ctx c = {0};
+	char host[256];
+	int rc;
+
+	if (r->lock)
+		return -EINVAL;
+	l = kl_calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->r = r;
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+	kl_random(l->info.session.b, KL_ID_LEN);
+	l->info.kind = kind;
+	if (kl_lock_self_host(host, sizeof(host)) >= 0)
+		l->info.host = kl_strdup(host);
+	l->info.user = getenv("USER") ? kl_strdup(getenv("USER")) : NULL;
+	l->info.command = command ? kl_strdup(command) : NULL;
+	l->info.pid = (uint32_t)getpid();
+	l->info.created_ns = l->info.refreshed_ns = kl_time_now_ns();
+	rc = write_lock(l, l->name);
+	if (rc < 0) {
+		r->lock = l;
+		kl_repo_unlock_repo(r);
+		return rc;
+	}
+	l->last_ok_ns = l->info.refreshed_ns;
+	r->lock = l;
+	/* ours is visible before we look: of two racing lockers at least one sees the other */
+	c.self = l;
+	rc = kl_repo_list_locks(r, find_conflict, &c);
+	if (rc >= 0 && c.found) {
+		int64_t age = (kl_time_now_ns() - c.other.created_ns) / NS_PER_SEC;
+
+		rc = kl_fail(&r->err, -KL_ELOCKED,
+			     "repository is locked by %s (pid %u on %s, %s lock, for %llds); "
+			     "if no keel runs there any more, run 'keel unlock'",
+			     c.other.command, c.other.pid, c.other.host,
+			     c.other.kind == KL_LOCK_EXCLUSIVE ? "exclusive"
+			     : c.other.kind == KL_LOCK_PRUNE   ? "prune"
+							       : "shared",
+			     (long long)age);
+		kl_free(c.other.host);
+		kl_free(c.other.command);
+	}
+	if (rc < 0) {
+		struct kl_err keep = r->err;
+
+		kl_repo_unlock_repo(r);
+		r->err = keep;
+		return rc;
+	}
+	if (pthread_create(&l->thread, NULL, refresh_main, l) == 0)
+		l->thread_started = true;
+	return 0;
+}
+
+int kl_lock_check(struct kl_repo *r)
+{
+	struct kl_lock *l = r->lock;
+	uint64_t size;
+	bool lost;
+	int64_t last;
+	char name[2 * KL_ID_LEN + 1];
+
+	if (!l)
+		return 0;
+	pthread_mutex_lock(&l->mu);
+	lost = l->lost;
+	last = l->last_ok_ns;
+	memcpy(name, l->name, sizeof(name));
+	pthread_mutex_unlock(&l->mu);
+	/* a margin below the stale age, for clocks that disagree a little */
+	if (!lost && kl_time_now_ns() - last > (KL_LOCK_STALE_SEC - 300) * NS_PER_SEC)
+		lost = true;
+	if (!lost && r->be->ops->stat(r->be, KL_OBJ_LOCK, name, &size) == -ENOENT)
+		lost = true;
+	if (lost)
+		return kl_fail(&r->err, -KL_ELOCKED,
+			       "this process lost its repository lock (removed, or not refreshed "
+			       "in time): it stops before writing anything that a prune might have "
+			       "made unsafe");
+	return 0;
+}
+
+void kl_lock_session(struct kl_repo *r, struct kl_id *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	if (r->lock)
+		*ret = r->lock->info.session;
+}
+
+void kl_repo_unlock_repo(struct kl_repo *r)
+{
+	struct kl_lock *l = r ? r->lock : NULL;
+
+	if (!l)
+		return;
+	if (l->thread_started) {
+		pthread_mutex_lock(&l->mu);
+		l->stopping = true;
+		pthread_cond_signal(&l->cv);
+		pthread_mutex_unlock(&l->mu);
+		pthread_join(l->thread, NULL);
+	}
+	if (l->name[0])
+		r->be->ops->del(r->be, KL_OBJ_LOCK, l->name);
+	kl_lock_info_release(&l->info);
+	pthread_mutex_destroy(&l->mu);
+	pthread_cond_destroy(&l->cv);
+	kl_free(l);
+	r->lock = NULL;
+}
