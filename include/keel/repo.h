@@ -113,6 +113,11 @@ size_t kl_repo_blob_count(struct kl_repo *r);
  */
 int kl_repo_claim(struct kl_repo *r, const struct kl_id *id);
 /*
+ * Also reads the index files written since the index was loaded (by other
+ * processes), for a long-running reader that meets newer snapshots.
+ */
+int kl_repo_refresh_index(struct kl_repo *r);
+/*
  * The index files and deletion records kl_repo_load_index() read (copies;
  * the caller frees both arrays).
  */

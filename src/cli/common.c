@@ -443,7 +443,6 @@ int kl_cli_open(struct kl_cli *cli)
 			kl_cli_error(cli, rc, "cannot load the index");
 			return rc;
 		}
-		kl_test_point("index-loaded");
 	}
 	cli->repo = KL_TAKE_PTR(r);
 	return 0;

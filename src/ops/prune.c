@@ -41,6 +41,7 @@ struct prune {
 	struct kl_idset *fresh; /* when set, also gets what marking adds from now on */
 	struct kl_idset snaps;	/* snapshots already marked */
 	struct kl_idset alive;	/* sessions of other live locks */
+	bool refreshed;		/* the index was re-read for the current snapshot */
 	struct kl_id self;
 };
 
@@ -91,6 +92,20 @@ static int list_alive(struct prune *p)
 
 /* ---- marking ---------------------------------------------------------- */
 
+/*
+ * A snapshot newer than our index (a backup finished after we loaded it)
+ * needs the index files written since: read them once per snapshot.
+ */
+static bool known(struct prune *p, const struct kl_id *id)
+{
+	if (kl_repo_lookup(p->r, id, NULL))
+		return true;
+	if (p->refreshed || kl_repo_refresh_index(p->r) < 0)
+		return false;
+	p->refreshed = true;
+	return kl_repo_lookup(p->r, id, NULL);
+}
+
 static int mark_tree(struct prune *p, const struct kl_id *root, const struct kl_id *snap)
 {
 	struct kl_id *stack = NULL;
@@ -111,7 +126,7 @@ static int mark_tree(struct prune *p, const struct kl_id *root, const struct kl_
 			continue; /* marked already, with everything below it */
 		if (p->fresh)
 			rc = kl_idset_add(p->fresh, &id);
-		rc = kl_repo_read_tree(p->r, &id, &t);
+		rc = known(p, &id) ? kl_repo_read_tree(p->r, &id, &t) : -KL_ENOTFOUND;
 		if (rc < 0) {
 			kl_id_hex(&id, hex);
 			rc = kl_fail(&p->r->err, -KL_ECORRUPT,
@@ -124,7 +139,7 @@ static int mark_tree(struct prune *p, const struct kl_id *root, const struct kl_
 			const struct kl_node *nd = &t.nodes[i];
 
 			for (size_t j = 0; rc >= 0 && j < nd->n_content; j++) {
-				if (!kl_repo_lookup(p->r, &nd->content[j], NULL)) {
+				if (!known(p, &nd->content[j])) {
 					kl_id_hex(&nd->content[j], hex);
 					rc = kl_fail(
 						&p->r->err, -KL_ECORRUPT,
@@ -171,6 +186,7 @@ static int mark_snapshots(struct prune *p)
 	for (size_t i = 0; rc >= 0 && i < l.n; i++) {
 		rc = kl_idset_add(&p->snaps, &l.v[i].id);
 		if (rc > 0) {
+			p->refreshed = false;
 			p->st->snapshots++;
 			rc = mark_tree(p, &l.v[i].s.tree, &l.v[i].id);
 		}

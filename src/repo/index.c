@@ -424,7 +424,55 @@ int kl_repo_load_index(struct kl_repo *r)
 		rc = apply_deletion_records(r->idx);
 	if (rc >= 0 && r->bad_index_files)
 		rc = adopt(r, false);
+	kl_test_point("index-loaded");
 	return rc < 0 ? rc : 0;
+}
+
+struct refresh_ctx {
+	struct load_ctx lc;
+	struct kl_id *seen; /* sorted: files and records loaded before */
+	size_t n_seen;
+};
+
+static int load_if_new(const char *name, uint64_t size, void *ud)
+{
+	struct refresh_ctx *c = ud;
+	struct kl_id id;
+
+	if (kl_id_parse(name, &id) < 0 ||
+	    bsearch(&id, c->seen, c->n_seen, sizeof(struct kl_id), cmp_id))
+		return 0;
+	return load_one(name, size, &c->lc);
+}
+
+int kl_repo_refresh_index(struct kl_repo *r)
+{
+	struct kl_index *x = r->idx;
+	struct refresh_ctx c = {.lc = {.r = r}};
+	int rc;
+
+	pthread_mutex_lock(&x->lock);
+	c.n_seen = x->n_files + x->n_records;
+	c.seen = kl_malloc((c.n_seen ? c.n_seen : 1) * sizeof(struct kl_id));
+	if (c.seen) {
+		memcpy(c.seen, x->files, x->n_files * sizeof(struct kl_id));
+		memcpy(c.seen + x->n_files, x->records, x->n_records * sizeof(struct kl_id));
+	}
+	pthread_mutex_unlock(&x->lock);
+	if (!c.seen)
+		return -ENOMEM;
+	qsort(c.seen, c.n_seen, sizeof(struct kl_id), cmp_id);
+	rc = r->be->ops->list(r->be, KL_OBJ_INDEX, load_if_new, &c);
+	/* a file deleted between listing and reading was replaced by one we read */
+	if (rc == -EAGAIN)
+		rc = 0;
+	kl_free(c.seen);
+	if (rc >= 0) {
+		pthread_mutex_lock(&x->lock);
+		rc = apply_deletion_records(x);
+		pthread_mutex_unlock(&x->lock);
+	}
+	return rc;
 }
 
 int kl_repo_index_files(struct kl_repo *r, struct kl_id **files, size_t *n_files,
