@@ -37,4 +37,38 @@ struct kl_prune_stats {
  */
 int kl_prune(struct kl_repo *r, const struct kl_prune_opts *o, struct kl_prune_stats *ret);
 
+struct kl_repair_opts {
+	bool dry_run;
+	bool read_data;		 /* snapshots: read every blob, not only look it up */
+	bool forget;		 /* snapshots: remove the damaged originals */
+	struct kl_report report; /* warn(): one call per pack or file lost */
+};
+
+struct kl_repair_stats {
+	uint64_t packs, packs_damaged, blobs;
+	uint64_t index_files_written, index_files_removed;
+	uint64_t snapshots, snapshots_repaired, snapshots_damaged_files;
+	uint64_t files_lost;
+};
+
+/*
+ * Rebuilds the index from the pack headers and replaces every index file
+ * (deletion records too: condemned packs become live again, which only
+ * costs space). Needs an exclusive lock.
+ */
+int kl_repair_index(struct kl_repo *r, const struct kl_repair_opts *o, struct kl_repair_stats *ret);
+
+/*
+ * For each snapshot with files whose data is missing (or, with read_data,
+ * damaged) or directories that cannot be read: writes a new snapshot
+ * without them, tagged "repaired" and partial, whose parent is the
+ * original. Each loss goes to o->report.warn with its path; on_snapshot
+ * (may be NULL) gets each repaired snapshot (repaired NULL on a dry run).
+ */
+int kl_repair_snapshots(struct kl_repo *r, const struct kl_repair_opts *o,
+			struct kl_repair_stats *ret,
+			int (*on_snapshot)(const struct kl_id *old, const struct kl_id *repaired,
+					   uint64_t lost, void *ud),
+			void *ud);
+
 #endif

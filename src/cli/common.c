@@ -21,6 +21,8 @@ static const struct kl_cmd cmds[] = {
 	 "verify the repository's integrity", NULL},
 	{"prune", cmd_prune, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK_PRUNE | KL_CMD_INDEX,
 	 "free data that no snapshot uses", NULL},
+	{"repair", cmd_repair, KL_CMD_REPO | KL_CMD_KEY,
+	 "rebuild the index, salvage damaged snapshots", NULL},
 	{"unlock", cmd_unlock, KL_CMD_REPO | KL_CMD_KEY, "remove stale locks", NULL},
 	{"key", cmd_key, KL_CMD_REPO | KL_CMD_KEY, "manage passwords (key files)", NULL},
 	{"version", cmd_version, 0, "print the version", NULL},

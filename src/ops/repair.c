@@ -1,0 +1,291 @@
+/*
+ * Repair: rebuild the index from the packs' own headers, and salvage
+ * snapshots whose data is damaged by writing new snapshots without the
+ * files that cannot be restored, reporting each one.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "keel/maint.h"
+
+/* ---- repair index ---------------------------------------------------------- */
+
+struct rebuild {
+	struct kl_repo *r;
+	const struct kl_repair_opts *o;
+	struct kl_repair_stats *st;
+	struct kl_index_file f;
+	struct kl_id *old;
+	size_t n_old, cap_old;
+};
+
+/* an index file of at most this many blobs keeps every object well below its cap */
+#define REBUILD_BLOBS_PER_FILE 500000
+
+static int flush_file(struct rebuild *b)
+{
+	int rc = 0;
+
+	if (b->f.n && !b->o->dry_run) {
+		rc = kl_repo_put_index_file(b->r, &b->f, NULL);
+		b->st->index_files_written += rc >= 0;
+	}
+	kl_index_file_release(&b->f);
+	return rc;
+}
+
+static int rebuild_pack(const char *name, uint64_t size, void *ud)
+{
+	struct rebuild *b = ud;
+	struct kl_pack_header h = {0};
+	struct kl_id id;
+	size_t blobs = 0;
+	int rc;
+
+	if (kl_id_parse(name, &id) < 0)
+		return 0;
+	b->st->packs++;
+	rc = kl_repo_read_pack_header(b->r, name, size, &h);
+	if (rc == -KL_ECORRUPT || rc == -ENOENT) {
+		b->st->packs_damaged++;
+		if (b->o->report.warn)
+			b->o->report.warn(
+				b->o->report.ud, name, -KL_ECORRUPT,
+				"pack header is damaged: its blobs are left out of the index");
+		kl_err_clear(&b->r->err);
+		return 0;
+	}
+	if (rc < 0)
+		return kl_fail(&b->r->err, rc, "cannot read pack %s", name);
+	b->st->blobs += h.n;
+	rc = kl_index_file_add(&b->f, &id, &h);
+	kl_pack_header_release(&h);
+	for (size_t i = 0; i < b->f.n; i++)
+		blobs += b->f.packs[i].h.n;
+	if (rc >= 0 && blobs >= REBUILD_BLOBS_PER_FILE)
+		rc = flush_file(b);
+	return rc;
+}
+
+static int list_old(const char *name, uint64_t size, void *ud)
+{
+	struct rebuild *b = ud;
+	struct kl_id id;
+
+	(void)size;
+	if (kl_id_parse(name, &id) < 0)
+		return 0;
+	if (kl_array_grow(&b->old, &b->cap_old, b->n_old, sizeof(*b->old), 64) < 0)
+		return -ENOMEM;
+	b->old[b->n_old++] = id;
+	return 0;
+}
+
+int kl_repair_index(struct kl_repo *r, const struct kl_repair_opts *o, struct kl_repair_stats *ret)
+{
+	struct rebuild b = {.r = r, .o = o, .st = ret};
+	int rc;
+
+	memset(ret, 0, sizeof(*ret));
+	/* the old files are listed first: everything they name is in a pack read after */
+	rc = r->be->ops->list(r->be, KL_OBJ_INDEX, list_old, &b);
+	if (rc >= 0)
+		rc = r->be->ops->list(r->be, KL_OBJ_DATA, rebuild_pack, &b);
+	if (rc >= 0)
+		rc = flush_file(&b);
+	/*
+	 * The new files name every readable pack, so the old ones can go, and
+	 * with them any deletion records: their packs are simply live again.
+	 */
+	for (size_t i = 0; rc >= 0 && !o->dry_run && i < b.n_old; i++) {
+		char hex[2 * KL_ID_LEN + 1];
+
+		kl_id_hex(&b.old[i], hex);
+		rc = r->be->ops->del(r->be, KL_OBJ_INDEX, hex);
+		if (rc == -ENOENT)
+			rc = 0;
+		if (rc < 0)
+			rc = kl_fail(&r->err, rc, "cannot delete index file %s", hex);
+		else
+			ret->index_files_removed++;
+	}
+	kl_index_file_release(&b.f);
+	kl_free(b.old);
+	return rc;
+}
+
+/* ---- repair snapshots -------------------------------------------------------- */
+
+struct salvage {
+	struct kl_repo *r;
+	const struct kl_repair_opts *o;
+	struct kl_repair_stats *st;
+	struct kl_packer *trees;
+	struct kl_buf blob;
+	char path[8192];
+	uint64_t lost_here; /* files and dirs lost in the snapshot being repaired */
+};
+
+static void lost(struct salvage *s, const char *what)
+{
+	s->lost_here++;
+	s->st->files_lost++;
+	if (s->o->report.warn)
+		s->o->report.warn(s->o->report.ud, s->path, -KL_ECORRUPT, what);
+}
+
+static bool blob_ok(struct salvage *s, const struct kl_id *id)
+{
+	if (!kl_repo_lookup(s->r, id, NULL))
+		return false;
+	if (!s->o->read_data)
+		return true;
+	if (kl_repo_read_blob(s->r, id, &s->blob) < 0) {
+		kl_err_clear(&s->r->err);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Rewrites tree id without what cannot be restored; *changed says whether
+ * the result differs. A tree that cannot be read at all becomes empty.
+ */
+static int salvage_tree(struct salvage *s, const struct kl_id *id, struct kl_id *ret, bool *changed)
+{
+	struct kl_tree t = {0}, out = {0};
+	_cleanup_buf_ struct kl_buf enc = KL_BUF_INIT((size_t)64 << 20);
+	size_t plen = strlen(s->path);
+	int rc;
+
+	*changed = false;
+	*ret = *id;
+	rc = kl_repo_read_tree(s->r, id, &t);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0) {
+		kl_err_clear(&s->r->err);
+		lost(s, "directory cannot be read: restored empty");
+		*changed = true;
+	}
+	for (size_t i = 0; rc >= 0 && i < t.n; i++) {
+		struct kl_node *nd = &t.nodes[i];
+		bool keep = true;
+
+		if (plen + 1 + nd->name_len >= sizeof(s->path)) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		s->path[plen] = '/';
+		memcpy(s->path + plen + 1, nd->name, nd->name_len);
+		s->path[plen + 1 + nd->name_len] = 0;
+		for (size_t j = 0; j < nd->n_content; j++) {
+			if (!blob_ok(s, &nd->content[j])) {
+				lost(s, "file data is damaged or missing: left out");
+				keep = false;
+				*changed = true;
+				break;
+			}
+		}
+		if (keep && nd->has_subtree) {
+			bool sub_changed;
+			struct kl_id nid;
+
+			rc = salvage_tree(s, &nd->subtree, &nid, &sub_changed);
+			if (rc >= 0 && sub_changed) {
+				nd->subtree = nid;
+				*changed = true;
+			}
+		}
+		s->path[plen] = 0;
+		if (rc >= 0 && keep)
+			rc = kl_tree_add(&out, nd);
+	}
+	if (rc >= 0 && *changed && !s->o->dry_run) {
+		rc = kl_tree_encode(&out, &enc);
+		if (rc >= 0)
+			rc = kl_packer_store(s->trees, KL_BLOB_TREE, enc.data, enc.len, ret);
+	}
+	s->path[plen] = 0;
+	kl_tree_release(&t);
+	kl_tree_release(&out);
+	return rc;
+}
+
+static int add_tag(struct kl_snapshot *sn, const char *tag)
+{
+	char **v = kl_realloc(sn->tags, (sn->n_tags + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	sn->tags = v;
+	v[sn->n_tags] = kl_strdup(tag);
+	if (!v[sn->n_tags])
+		return -ENOMEM;
+	sn->n_tags++;
+	return 0;
+}
+
+int kl_repair_snapshots(struct kl_repo *r, const struct kl_repair_opts *o,
+			struct kl_repair_stats *ret,
+			int (*on_snapshot)(const struct kl_id *old, const struct kl_id *repaired,
+					   uint64_t lost, void *ud),
+			void *ud)
+{
+	struct salvage s = {.r = r, .o = o, .st = ret};
+	struct kl_snapshot_list l;
+	int rc;
+
+	memset(ret, 0, sizeof(*ret));
+	kl_buf_init(&s.blob, (size_t)128 << 20);
+	rc = kl_packer_new(r, &s.trees);
+	if (rc >= 0)
+		rc = kl_repo_list_snapshots(r, &l);
+	if (rc < 0) {
+		kl_packer_free(s.trees);
+		kl_buf_release(&s.blob);
+		return rc;
+	}
+	ret->snapshots_damaged_files = l.n_damaged;
+	for (size_t i = 0; rc >= 0 && i < l.n; i++) {
+		struct kl_snapshot *sn = &l.v[i].s;
+		struct kl_id root, nid = {{0}};
+		bool changed;
+
+		ret->snapshots++;
+		s.lost_here = 0;
+		s.path[0] = 0;
+		rc = salvage_tree(&s, &sn->tree, &root, &changed);
+		if (rc < 0 || !changed)
+			continue;
+		ret->snapshots_repaired++;
+		if (!o->dry_run) {
+			/* trees first, then their index, then the snapshot: the usual order */
+			rc = kl_packer_flush(s.trees);
+			if (rc >= 0)
+				rc = kl_repo_flush_index(r);
+			sn->tree = root;
+			sn->partial = true;
+			sn->parent = l.v[i].id;
+			sn->has_parent = true;
+			if (rc >= 0)
+				rc = add_tag(sn, "repaired");
+			if (rc >= 0)
+				rc = kl_repo_save_snapshot(r, sn, &nid);
+			if (rc >= 0 && o->forget) {
+				char hex[2 * KL_ID_LEN + 1];
+
+				kl_id_hex(&l.v[i].id, hex);
+				rc = r->be->ops->del(r->be, KL_OBJ_SNAPSHOT, hex);
+				if (rc < 0)
+					rc = kl_fail(&r->err, rc, "cannot remove snapshot %s", hex);
+			}
+		}
+		if (rc >= 0 && on_snapshot)
+			rc = on_snapshot(&l.v[i].id, o->dry_run ? NULL : &nid, s.lost_here, ud);
+	}
+	kl_snapshot_list_release(&l);
+	kl_packer_free(s.trees);
+	kl_buf_release(&s.blob);
+	return rc;
+}
