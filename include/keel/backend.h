@@ -43,7 +43,8 @@ struct kl_backend_ops {
 
 struct kl_backend {
 	const struct kl_backend_ops *ops;
-	char *location; /* for messages; owned */
+	char *location;	  /* for messages; owned */
+	bool append_only; /* the storage refuses deletes (but of locks) and overwrites */
 };
 
 /* Parses a location ("/path", "local:/path") and opens the backend. */

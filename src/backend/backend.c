@@ -1,4 +1,5 @@
 #include "keel/backend.h"
+#include "keel/remote.h"
 #include "keel/s3.h"
 
 const char *kl_obj_type_name(enum kl_obj_type t)
@@ -18,6 +19,8 @@ int kl_backend_open(const char *location, struct kl_backend **ret)
 		return kl_backend_local_open(location + 6, ret);
 	if (!strncmp(location, "s3:", 3))
 		return kl_backend_s3_open(location, ret);
+	if (!strncmp(location, "ssh://", 6))
+		return kl_backend_remote_open(location, ret);
 	if (strstr(location, "://"))
 		return -EPROTONOSUPPORT;
 	return kl_backend_local_open(location, ret);

@@ -23,6 +23,7 @@ static const struct kl_cmd cmds[] = {
 	 "free data that no snapshot uses", NULL},
 	{"repair", cmd_repair, KL_CMD_REPO | KL_CMD_KEY,
 	 "rebuild the index, salvage damaged snapshots", NULL},
+	{"serve", cmd_serve, 0, "serve a repository to a client over ssh (append-only too)", NULL},
 	{"unlock", cmd_unlock, KL_CMD_REPO | KL_CMD_KEY, "remove stale locks", NULL},
 	{"key", cmd_key, KL_CMD_REPO | KL_CMD_KEY, "manage passwords (key files)", NULL},
 	{"version", cmd_version, 0, "print the version", NULL},
@@ -63,6 +64,8 @@ int kl_exit_code(int r)
 		return 14;
 	case KL_EVERIFY:
 		return 15;
+	case KL_EAPPENDONLY:
+		return 16;
 	case EIO:
 	case EACCES:
 	case EPERM:

@@ -596,6 +596,10 @@ int kl_prune(struct kl_repo *r, const struct kl_prune_opts *o, struct kl_prune_s
 	int rc;
 
 	memset(ret, 0, sizeof(*ret));
+	if (r->be->append_only && !o->dry_run)
+		return kl_fail(&r->err, -KL_EAPPENDONLY,
+			       "prune deletes data: run it from a machine with full access to the "
+			       "storage");
 	kl_lock_session(r, &p.self);
 	rc = kl_repo_index_files(r, &files, &n_files, &rec_ids, &n_rec_ids);
 	/* locks before marking: a record is ripe only if its sessions were gone before we looked */

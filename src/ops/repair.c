@@ -87,6 +87,8 @@ int kl_repair_index(struct kl_repo *r, const struct kl_repair_opts *o, struct kl
 	int rc;
 
 	memset(ret, 0, sizeof(*ret));
+	if (r->be->append_only && !o->dry_run)
+		return -KL_EAPPENDONLY;
 	/* the old files are listed first: everything they name is in a pack read after */
 	rc = r->be->ops->list(r->be, KL_OBJ_INDEX, list_old, &b);
 	if (rc >= 0)
@@ -237,6 +239,8 @@ int kl_repair_snapshots(struct kl_repo *r, const struct kl_repair_opts *o,
 	int rc;
 
 	memset(ret, 0, sizeof(*ret));
+	if (r->be->append_only && o->forget && !o->dry_run)
+		return -KL_EAPPENDONLY;
 	kl_buf_init(&s.blob, (size_t)128 << 20);
 	rc = kl_packer_new(r, &s.trees);
 	if (rc >= 0)
