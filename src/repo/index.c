@@ -454,10 +454,10 @@ int kl_repo_refresh_index(struct kl_repo *r)
 	pthread_mutex_lock(&x->lock);
 	c.n_seen = x->n_files + x->n_records;
 	c.seen = kl_malloc((c.n_seen ? c.n_seen : 1) * sizeof(struct kl_id));
-	if (c.seen) {
+	if (c.seen && x->n_files)
 		memcpy(c.seen, x->files, x->n_files * sizeof(struct kl_id));
+	if (c.seen && x->n_records)
 		memcpy(c.seen + x->n_files, x->records, x->n_records * sizeof(struct kl_id));
-	}
 	pthread_mutex_unlock(&x->lock);
 	if (!c.seen)
 		return -ENOMEM;
@@ -505,7 +505,8 @@ int kl_repo_index_pack_ids(struct kl_repo *r, struct kl_id **ret, size_t *n_ret)
 	pthread_mutex_lock(&x->lock);
 	v = kl_malloc((x->n_packs ? x->n_packs : 1) * sizeof(*v));
 	if (v) {
-		memcpy(v, x->packs, x->n_packs * sizeof(*v));
+		if (x->n_packs)
+			memcpy(v, x->packs, x->n_packs * sizeof(*v));
 		n = x->n_packs;
 	}
 	pthread_mutex_unlock(&x->lock);
