@@ -16,6 +16,8 @@ static const struct kl_cmd cmds[] = {
 	{"dump", cmd_dump, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "write a file to stdout", NULL},
 	{"check", cmd_check, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX,
 	 "verify the repository's integrity", NULL},
+	{"forget", cmd_forget, KL_CMD_REPO | KL_CMD_KEY, "remove snapshots by id or by policy",
+	 NULL},
 	{"key", cmd_key, KL_CMD_REPO | KL_CMD_KEY, "manage passwords (key files)", NULL},
 	{"version", cmd_version, 0, "print the version", NULL},
 	{NULL, NULL, 0, NULL, NULL},
