@@ -474,6 +474,39 @@ static void empty_policy_and_empty_input(void **state)
 	kl_forget_plan_release(&plan);
 }
 
+/* Each allocation the engine makes fails in turn: -ENOMEM, nothing leaked (ASan checks). */
+static void allocation_failures(void **state)
+{
+	char *paths[] = {(char *)"/b", (char *)"/a"}, *tags[] = {(char *)"t"};
+	struct kl_forget_item v[3] = {
+		{.time_ns = 3 * NS, .host = "h", .paths = paths, .n_paths = 2},
+		{.time_ns = 2 * NS,
+		 .host = "h",
+		 .paths = paths,
+		 .n_paths = 1,
+		 .tags = tags,
+		 .n_tags = 1},
+		{.time_ns = 1 * NS, .host = "g"},
+	};
+	struct kl_forget_policy p = {.last = 1};
+	struct kl_forget_plan plan;
+	int rc = -ENOMEM;
+
+	for (long nth = 1; rc == -ENOMEM; nth++) {
+		assert_true(nth < 100);
+		kl_alloc_fail_after(nth);
+		rc = kl_forget_plan(v, 3, &p, BY_HOST_PATHS, &plan);
+		kl_alloc_fail_after(0);
+		if (rc == -ENOMEM) {
+			assert_null(plan.reasons);
+			assert_int_equal(plan.n_groups, 0);
+		}
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(plan.n_groups, 3);
+	kl_forget_plan_release(&plan);
+}
+
 /* ---- time zones ---------------------------------------------------------------------- */
 
 static void berlin_dst_days_and_hours(void **state)
@@ -769,6 +802,7 @@ int main(void)
 		cmocka_unit_test(keep_tag),
 		cmocka_unit_test(grouping),
 		cmocka_unit_test(empty_policy_and_empty_input),
+		cmocka_unit_test(allocation_failures),
 		cmocka_unit_test(berlin_dst_days_and_hours),
 		cmocka_unit_test(berlin_weeks_years_within),
 		cmocka_unit_test(new_york_dst_days),
