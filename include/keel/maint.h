@@ -8,6 +8,8 @@
 
 #include "keel/ops.h"
 
+#define KL_PRUNE_MAX_UNUSED_DEFAULT 5
+
 struct kl_prune_opts {
 	bool dry_run;
 	/* repack partly used packs until unused space is at most this % of used space */

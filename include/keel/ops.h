@@ -114,6 +114,8 @@ struct kl_backup_opts {
 	char **command;		    /* argv of a command whose stdout is backed up */
 	const char *stdin_filename; /* name of the stream inside the snapshot */
 	unsigned threads;	    /* 0: one per core */
+	bool has_time;		    /* record time_ns as the snapshot's time, not now */
+	int64_t time_ns;
 	struct kl_report report;
 };
 void kl_backup_opts_init(struct kl_backup_opts *o);

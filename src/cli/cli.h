@@ -102,6 +102,10 @@ void kl_strv_free(char **v, size_t n);
 void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+struct kl_prune_opts;
+/* Runs prune on the open repository (prune lock held, index loaded) and prints its report. */
+int kl_cli_prune(struct kl_cli *cli, const struct kl_prune_opts *o);
+
 /* "keel: <cmd>: warning: msg", unless --quiet. */
 void kl_cli_warn(struct kl_cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -127,6 +131,7 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli);
 int cmd_diff(int argc, char **argv, struct kl_cli *cli);
 int cmd_dump(int argc, char **argv, struct kl_cli *cli);
 int cmd_check(int argc, char **argv, struct kl_cli *cli);
+int cmd_forget(int argc, char **argv, struct kl_cli *cli);
 int cmd_key(int argc, char **argv, struct kl_cli *cli);
 int cmd_prune(int argc, char **argv, struct kl_cli *cli);
 int cmd_unlock(int argc, char **argv, struct kl_cli *cli);

@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "keel/forget.h"
 
 static const char usage[] =
 	"usage: keel backup [OPTIONS] PATH...\n"
@@ -25,6 +26,9 @@ static const char usage[] =
 	"      --stdin-from-command     back up the output of CMD; a non-zero exit\n"
 	"                               of CMD fails the backup\n"
 	"      --threads N              worker threads (default: one per core)\n"
+	"      --time TIME              the snapshot's time instead of now:\n"
+	"                               'YYYY-MM-DD HH:MM:SS' in local time, or\n"
+	"                               RFC 3339 with an offset\n"
 	"\n"
 	"Exit status 3 means the snapshot was saved but some files could not be\n"
 	"read; they are listed on stderr.\n";
@@ -92,6 +96,7 @@ int cmd_backup(int argc, char **argv, struct kl_cli *cli)
 		{"stdin-filename", required_argument, NULL, 8},
 		{"stdin-from-command", no_argument, NULL, 9},
 		{"threads", required_argument, NULL, 10},
+		{"time", required_argument, NULL, 11},
 		{NULL, 0, NULL, 0},
 	};
 	struct kl_backup_opts o;
@@ -163,6 +168,17 @@ int cmd_backup(int argc, char **argv, struct kl_cli *cli)
 				goto out;
 			}
 			o.threads = (unsigned)threads;
+			break;
+		case 11:
+			if (kl_time_parse(optarg, &o.time_ns) < 0) {
+				rc = kl_cli_usage_error(cli,
+							"invalid --time '%s': give 'YYYY-MM-DD "
+							"HH:MM:SS' (a local time that exists) or "
+							"RFC 3339",
+							optarg);
+				goto out;
+			}
+			o.has_time = true;
 			break;
 		default:
 			rc = kl_cli_default_opt(cli, c, usage, argv);

@@ -59,8 +59,7 @@ int cmd_prune(int argc, char **argv, struct kl_cli *cli)
 		{"max-unused", required_argument, NULL, 1},
 		{NULL, 0, NULL, 0},
 	};
-	struct kl_prune_opts o = {.max_unused_pct = 5};
-	struct kl_prune_stats st;
+	struct kl_prune_opts o = {.max_unused_pct = KL_PRUNE_MAX_UNUSED_DEFAULT};
 	uint64_t v;
 	int c, rc;
 
@@ -96,6 +95,15 @@ int cmd_prune(int argc, char **argv, struct kl_cli *cli)
 	rc = kl_cli_open(cli);
 	if (rc < 0)
 		return rc;
+	return kl_cli_prune(cli, &o);
+}
+
+int kl_cli_prune(struct kl_cli *cli, const struct kl_prune_opts *opts)
+{
+	struct kl_prune_opts o = *opts;
+	struct kl_prune_stats st;
+	int rc;
+
 	rc = kl_prune(cli->repo, &o, &st);
 	if (rc < 0) {
 		cli->err = cli->repo->err;

@@ -19,6 +19,8 @@ static const struct kl_cmd cmds[] = {
 	{"check", cmd_check,
 	 KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX,
 	 "verify the repository's integrity", NULL},
+	{"forget", cmd_forget, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK,
+	 "remove snapshots by id or by policy", NULL},
 	{"prune", cmd_prune, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK_PRUNE | KL_CMD_INDEX,
 	 "free data that no snapshot uses", NULL},
 	{"repair", cmd_repair, KL_CMD_REPO | KL_CMD_KEY,

@@ -242,6 +242,11 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 		kl_bk_progress(&b, NULL, true);
 		b.st.bytes_stored = ws.bytes_stored;
 		snap.time_end_ns = kl_time_now_ns();
+		if (o->has_time) {
+			/* backup --time: the given start, the real duration */
+			snap.time_end_ns = o->time_ns + (snap.time_end_ns - snap.time_ns);
+			snap.time_ns = o->time_ns;
+		}
 		snap.host = hostbuf;
 		snap.user = userbuf;
 		snap.uid = (uint32_t)geteuid();
