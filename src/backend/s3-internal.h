@@ -80,7 +80,9 @@ struct s3_req {
 	/* results of the last attempt */
 	long status; /* 0 when no response came */
 	bool has_length;
-	uint64_t length;	/* Content-Length */
+	uint64_t length; /* Content-Length */
+	bool has_range;	 /* a Content-Range "bytes FIRST-LAST/..." came */
+	uint64_t range_first, range_last;
 	char etag[80];		/* without quotes */
 	char bucket_region[64]; /* x-amz-bucket-region */
 	struct kl_s3_error err; /* the error body's Code, Message, Region */
