@@ -239,3 +239,55 @@ s3_keys()
 		[ -n "$token" ] || fail "s3_keys: truncated listing without a token"
 	done
 }
+
+# ---- fault injection (tests/tools/faultproxy.c) ----------------------------
+#
+#   s3_proxy_start [FAULTPROXY-OPTIONS...]
+#                       starts a faultproxy between keel and the gateway on a
+#                       free port of 127.0.0.1: sets S3_PROXY_ENDPOINT
+#                       (http://127.0.0.1:PORT), S3_PROXY_LOG (one line per
+#                       request) and S3_PROXY_PID; stops it at exit
+#   s3_proxy_stop       stops it
+#   s3_proxy_count KIND how many requests met fault KIND so far
+
+FAULTPROXY=${FAULTPROXY:-$(find_built tests/tools/faultproxy || true)}
+S3_PROXY_PID=
+S3_PROXY_N=0
+
+s3_proxy_start()
+{
+	local up=${KEEL_S3_ENDPOINT#http://} i
+	[ -n "$FAULTPROXY" ] && [ -x "$FAULTPROXY" ] || skip_or_die "no faultproxy binary (set FAULTPROXY)"
+	case $KEEL_S3_ENDPOINT in http://*) ;; *) skip_or_die "faultproxy speaks plain HTTP only" ;; esac
+	s3_proxy_stop
+	S3_PROXY_N=$((S3_PROXY_N + 1))
+	S3_PROXY_LOG=$TEST_DIR/faultproxy-$S3_PROXY_N.log
+	: >"$S3_PROXY_LOG"
+	rm -f "$TEST_DIR/faultproxy.port"
+	"$FAULTPROXY" --log "$S3_PROXY_LOG" --port-file "$TEST_DIR/faultproxy.port" "$@" 0 "${up%%/*}" \
+		</dev/null 2>>"$TEST_DIR/faultproxy.err" 8>&- 9>&- &
+	S3_PROXY_PID=$!
+	BG_PIDS+=("$S3_PROXY_PID")
+	for i in $(seq 1 100); do
+		[ -s "$TEST_DIR/faultproxy.port" ] && break
+		kill -0 "$S3_PROXY_PID" 2>/dev/null ||
+			fail "faultproxy did not start: $(cat "$TEST_DIR/faultproxy.err")"
+		sleep 0.05
+	done
+	[ -s "$TEST_DIR/faultproxy.port" ] || fail "faultproxy did not say its port"
+	S3_PROXY_ENDPOINT=http://127.0.0.1:$(cat "$TEST_DIR/faultproxy.port")
+	log "lib-s3: faultproxy $* on $S3_PROXY_ENDPOINT (log $S3_PROXY_LOG)"
+}
+
+s3_proxy_stop()
+{
+	[ -n "$S3_PROXY_PID" ] || return 0
+	kill "$S3_PROXY_PID" 2>/dev/null || true
+	wait "$S3_PROXY_PID" 2>/dev/null || true
+	S3_PROXY_PID=
+}
+
+s3_proxy_count()
+{
+	awk -v k="$1" '$NF == k { n++ } END { print n + 0 }' "$S3_PROXY_LOG"
+}
