@@ -34,6 +34,7 @@ enum kl_error {
 	KL_EVERIFY,	  /* restored data differs from the snapshot */
 	KL_EINTERRUPTED,  /* stopped by a signal */
 	KL_ECHECK,	  /* check found problems */
+	KL_EOBJLOCKED,	  /* object under retention (S3 Object Lock): not deleted */
 };
 
 /* Message for a negative code (errno or kl_error). Never NULL. */

@@ -55,6 +55,8 @@ int kl_exit_code(int r)
 		return 14;
 	case KL_EVERIFY:
 		return 15;
+	case KL_EOBJLOCKED:
+		return 16;
 	case EIO:
 	case EACCES:
 	case EPERM:

@@ -35,6 +35,8 @@ const char *kl_strerror(int r)
 		return "interrupted";
 	case KL_ECHECK:
 		return "check found errors";
+	case KL_EOBJLOCKED:
+		return "object is under retention (object lock)";
 	default:
 		if (r < 0 && -r < 1000)
 			return strerror(-r);
