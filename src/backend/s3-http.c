@@ -208,6 +208,9 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
 		q->has_range = false;
 		q->etag[0] = 0;
 		q->bucket_region[0] = 0;
+		q->version_id[0] = 0;
+		q->locked_mode = q->legal_hold = false;
+		q->retain_until_ns = 0;
 	} else if (header_is(line, n, "content-length", &v, &vl)) {
 		uint64_t len = 0;
 		size_t i;
@@ -226,6 +229,16 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
 		copy_field(q->etag, sizeof(q->etag), v, vl);
 	} else if (header_is(line, n, "x-amz-bucket-region", &v, &vl)) {
 		copy_field(q->bucket_region, sizeof(q->bucket_region), v, vl);
+	} else if (header_is(line, n, "x-amz-version-id", &v, &vl)) {
+		copy_field(q->version_id, sizeof(q->version_id), v, vl);
+	} else if (header_is(line, n, "x-amz-object-lock-mode", &v, &vl)) {
+		q->locked_mode = vl > 0;
+	} else if (header_is(line, n, "x-amz-object-lock-retain-until-date", &v, &vl)) {
+		/* unreadable: treat as locked for good rather than deletable */
+		if (kl_s3_parse_time(v, vl, &q->retain_until_ns) < 0)
+			q->retain_until_ns = INT64_MAX;
+	} else if (header_is(line, n, "x-amz-object-lock-legal-hold", &v, &vl)) {
+		q->legal_hold = vl == 2 && !strncasecmp(v, "ON", 2);
 	}
 	return n;
 }
@@ -330,7 +343,7 @@ static int attempt(struct s3 *s, struct s3_req *q, CURL *h, CURLcode *cc)
 	_cleanup_buf_ struct kl_buf url = KL_BUF_INIT(16384);
 	_cleanup_buf_ struct kl_buf auth = KL_BUF_INIT(4096);
 	struct curl_slist *hl = NULL;
-	struct kl_s3_header sh[8];
+	struct kl_s3_header sh[10];
 	char date[17], hash[65], md5[25], range[64];
 	size_t nh = 0;
 	int r;
@@ -360,6 +373,13 @@ static int attempt(struct s3 *s, struct s3_req *q, CURL *h, CURLcode *cc)
 		sh[nh++] = (struct kl_s3_header){"if-none-match", "*"};
 	if (q->storage_class)
 		sh[nh++] = (struct kl_s3_header){"x-amz-storage-class", q->storage_class};
+	if (q->bucket_lock)
+		sh[nh++] = (struct kl_s3_header){"x-amz-bucket-object-lock-enabled", "true"};
+	if (q->lock_mode) {
+		sh[nh++] = (struct kl_s3_header){"x-amz-object-lock-mode", q->lock_mode};
+		sh[nh++] =
+			(struct kl_s3_header){"x-amz-object-lock-retain-until-date", q->lock_until};
+	}
 	if (s->creds.token)
 		sh[nh++] = (struct kl_s3_header){"x-amz-security-token", s->creds.token};
 
@@ -572,7 +592,9 @@ int kl_s3_request_(struct s3 *s, struct s3_req *q)
 		memset(&q->err, 0, sizeof(q->err));
 		q->status = 0;
 		q->has_length = q->has_range = false;
-		q->etag[0] = q->bucket_region[0] = 0;
+		q->etag[0] = q->bucket_region[0] = q->version_id[0] = 0;
+		q->locked_mode = q->legal_hold = false;
+		q->retain_until_ns = 0;
 		q->sent = 0;
 		q->seen = 0;
 		q->cb_err = 0;

@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "keel/crypto.h"
 #include "keel/fs.h"
@@ -294,17 +295,40 @@ static int s3_get(struct kl_backend *b, enum kl_obj_type t, const char *name, ui
 
 /* ---- put ------------------------------------------------------------------ */
 
+/*
+ * now + lock_days, to the second. The date comes from this machine's
+ * clock; a clock far behind would shorten the protection, which is why
+ * a wrong clock (RequestTimeTooSkewed) is an error, never ignored.
+ */
+static int retain_until_date(const struct s3 *s, char out[32])
+{
+	time_t t = time(NULL) + (time_t)s->lock_days * 86400;
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		return -EINVAL;
+	return 0;
+}
+
 static int s3_put(struct kl_backend *b, enum kl_obj_type t, const char *name, const void *data,
 		  size_t len)
 {
 	struct s3 *s = (struct s3 *)b;
-	char key[KL_S3_KEY_MAX + 1], md5[33];
+	char key[KL_S3_KEY_MAX + 1], md5[33], until[32];
 	struct s3_req q = {0}, h;
 	int r;
 
 	r = obj_key(s, t, name, key, sizeof(key));
 	if (r < 0)
 		return r;
+	/* lock files must go when their operation ends: never under retention */
+	if (s->lock_mode != KL_LOCK_NONE && t != KL_OBJ_LOCK) {
+		r = retain_until_date(s, until);
+		if (r < 0)
+			return r;
+		q.lock_mode = s->lock_mode == KL_LOCK_COMPLIANCE ? "COMPLIANCE" : "GOVERNANCE";
+		q.lock_until = until;
+	}
 	q.method = "PUT";
 	q.key = key;
 	q.body = data;
@@ -331,23 +355,44 @@ static int s3_put(struct kl_backend *b, enum kl_obj_type t, const char *name, co
 
 /* ---- del ------------------------------------------------------------------ */
 
+static bool under_retention(const struct s3_req *h)
+{
+	return h->legal_hold || h->retain_until_ns > kl_time_now_ns();
+}
+
 static int s3_del(struct kl_backend *b, enum kl_obj_type t, const char *name)
 {
 	struct s3 *s = (struct s3 *)b;
+	_cleanup_buf_ struct kl_buf query = KL_BUF_INIT(512);
 	char key[KL_S3_KEY_MAX + 1];
-	struct s3_req q;
+	struct s3_req h, q = {0};
 	int r;
 
 	r = obj_key(s, t, name, key, sizeof(key));
 	if (r < 0)
 		return r;
 	/* S3 deletes a missing key without complaint; the vtable promises -ENOENT */
-	r = head(s, key, &q);
+	r = head(s, key, &h);
 	if (r < 0)
 		return r;
-	if (q.status != 200)
-		return kl_s3_http_error_(s, &q, name ? name : "config");
-	memset(&q, 0, sizeof(q));
+	if (h.status != 200)
+		return kl_s3_http_error_(s, &h, name ? name : "config");
+	/*
+	 * A plain DELETE of a locked object "succeeds" in a versioned bucket:
+	 * it hides the object behind a delete marker, and keel would lose
+	 * sight of data the lock still keeps. So keel leaves it alone.
+	 */
+	if (under_retention(&h))
+		return -KL_EOBJLOCKED;
+	/* in a repository with Object Lock, delete the version itself, to free its space */
+	if (s->lock_mode != KL_LOCK_NONE && h.version_id[0]) {
+		r = kl_buf_addstr(&query, "versionId=");
+		if (r >= 0)
+			r = kl_s3_uri_encode(&query, h.version_id, strlen(h.version_id), false);
+		if (r < 0)
+			return r;
+		q.query = (const char *)query.data;
+	}
 	q.method = "DELETE";
 	q.key = key;
 	r = kl_s3_request_(s, &q);
@@ -356,12 +401,15 @@ static int s3_del(struct kl_backend *b, enum kl_obj_type t, const char *name)
 		return r;
 	if (q.status == 204 || q.status == 200 || q.status == 404)
 		return 0;
+	/* the server's own refusal ("forbidden by object lock") */
+	if (q.status == 403 && !strcmp(q.err.code, "AccessDenied") && h.locked_mode)
+		return -KL_EOBJLOCKED;
 	return kl_s3_http_error_(s, &q, name ? name : "config");
 }
 
 /* ---- create --------------------------------------------------------------- */
 
-static int make_bucket(struct s3 *s)
+static int make_bucket(struct s3 *s, bool lock)
 {
 	_cleanup_buf_ struct kl_buf body = KL_BUF_INIT(4096);
 	struct s3_req q = {0};
@@ -377,6 +425,7 @@ static int make_bucket(struct s3 *s)
 	if (r < 0)
 		return r;
 	q.method = "PUT";
+	q.bucket_lock = lock;
 	q.body = body.len ? body.data : NULL;
 	q.body_len = body.len;
 	r = kl_s3_request_(s, &q);
@@ -406,7 +455,7 @@ static int s3_create(struct kl_backend *b)
 	if (r < 0)
 		return r;
 	if (q.status == 404)
-		r = make_bucket(s);
+		r = make_bucket(s, false);
 	else if (q.status != 200)
 		r = kl_s3_http_error_(s, &q, s->loc.bucket);
 	if (r < 0)
@@ -419,6 +468,95 @@ static int s3_create(struct kl_backend *b)
 	if (q.status == 200)
 		return -EEXIST;
 	return q.status == 404 ? 0 : kl_s3_http_error_(s, &q, "config");
+}
+
+/* ---- Object Lock ------------------------------------------------------ */
+
+static struct s3 *as_s3(struct kl_backend *b)
+{
+	return b && b->ops && !strcmp(b->ops->scheme, "s3") ? (struct s3 *)b : NULL;
+}
+
+int kl_backend_s3_prepare_object_lock(struct kl_backend *b)
+{
+	_cleanup_buf_ struct kl_buf body = KL_BUF_INIT(64u << 10);
+	struct s3 *s = as_s3(b);
+	struct kl_s3_lock_config lc;
+	struct s3_req q;
+	int r;
+
+	if (!s)
+		return -EOPNOTSUPP;
+	r = head(s, NULL, &q);
+	if (r < 0)
+		return r;
+	if (q.status == 404)
+		return make_bucket(s, true);
+	if (q.status != 200)
+		return kl_s3_http_error_(s, &q, s->loc.bucket);
+	memset(&q, 0, sizeof(q));
+	q.method = "GET";
+	q.query = "object-lock";
+	q.out = &body;
+	r = kl_s3_request_(s, &q);
+	kl_s3_req_release_(&q);
+	if (r < 0)
+		return r == -E2BIG ? -KL_EREMOTE : r;
+	if (q.status == 404 ||
+	    (q.status == 200 && kl_s3_lock_config_parse(body.data, body.len, &lc) >= 0 &&
+	     !lc.enabled)) {
+		kl_s3_report_(s,
+			      "bucket '%s' does not have Object Lock enabled, and it cannot be "
+			      "turned on later: use a new bucket (keel init creates it with "
+			      "Object Lock)",
+			      s->loc.bucket);
+		return -KL_EUSAGE;
+	}
+	if (q.status != 200)
+		return kl_s3_http_error_(s, &q, s->loc.bucket);
+	if (!lc.enabled) {
+		kl_s3_report_(s, "bucket '%s': the Object Lock configuration is unreadable",
+			      s->loc.bucket);
+		return -KL_EREMOTE;
+	}
+	return 0;
+}
+
+int kl_backend_s3_set_object_lock(struct kl_backend *b, enum kl_lock_mode mode, uint32_t days)
+{
+	struct s3 *s = as_s3(b);
+
+	if (mode != KL_LOCK_NONE && mode != KL_LOCK_GOVERNANCE && mode != KL_LOCK_COMPLIANCE)
+		return -EINVAL;
+	if (mode != KL_LOCK_NONE && (days < 1 || days > KL_LOCK_DAYS_MAX))
+		return -EINVAL;
+	if (!s)
+		return 0;
+	s->lock_mode = mode;
+	s->lock_days = mode == KL_LOCK_NONE ? 0 : days;
+	return 1;
+}
+
+int kl_backend_s3_retain_until(struct kl_backend *b, enum kl_obj_type t, const char *name,
+			       int64_t *ret_ns)
+{
+	struct s3 *s = as_s3(b);
+	char key[KL_S3_KEY_MAX + 1];
+	struct s3_req q;
+	int r;
+
+	if (!s)
+		return -EOPNOTSUPP;
+	r = obj_key(s, t, name, key, sizeof(key));
+	if (r < 0)
+		return r;
+	r = head(s, key, &q);
+	if (r < 0)
+		return r;
+	if (q.status != 200)
+		return kl_s3_http_error_(s, &q, name ? name : "config");
+	*ret_ns = q.legal_hold ? INT64_MAX : q.retain_until_ns;
+	return 0;
 }
 
 /* ---- open and free -------------------------------------------------------- */
