@@ -60,6 +60,21 @@ int kl_backend_s3_set_object_lock(struct kl_backend *b, enum kl_lock_mode mode, 
 int kl_backend_s3_retain_until(struct kl_backend *b, enum kl_obj_type t, const char *name,
 			       int64_t *ret_ns);
 
+typedef int (*kl_s3_list_mtime_cb)(const char *name, uint64_t size, int64_t mtime_ns,
+				   void *userdata);
+
+/*
+ * The backend's list() with each object's LastModified (the server's time
+ * of the PUT), from the listing itself: no request per object. An object
+ * written at mtime with the repository's lock_days is kept until about
+ * mtime + lock_days (the exact date, from this machine's clock at the
+ * PUT, is kl_backend_s3_retain_until()). mtime_ns is 0 for the config and
+ * when the server gives none. Returns what list() returns, or -EOPNOTSUPP
+ * when b is not an S3 backend.
+ */
+int kl_backend_s3_list_mtime(struct kl_backend *b, enum kl_obj_type t, kl_s3_list_mtime_cb cb,
+			     void *userdata);
+
 /* ---- locations ---------------------------------------------------------- */
 
 struct kl_s3_location {
@@ -157,6 +172,7 @@ void kl_s3_md5_hex(const void *data, size_t n, char out[33]);
 struct kl_s3_object {
 	char *key; /* decoded, NUL-free, 1..KL_S3_KEY_MAX bytes; owned */
 	uint64_t size;
+	int64_t mtime_ns; /* LastModified, ns since the epoch; 0 when absent or unreadable */
 };
 
 struct kl_s3_list {

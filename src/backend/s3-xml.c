@@ -432,6 +432,7 @@ static int list_start(struct walk *w, void *ud)
 		s->has_key = s->has_size = false;
 		s->cur.key = NULL;
 		s->cur.size = 0;
+		s->cur.mtime_ns = 0;
 	}
 	return 0;
 }
@@ -441,6 +442,16 @@ static int list_end(struct walk *w, const struct kl_buf *text, void *ud)
 	struct list_state *s = ud;
 	struct kl_s3_list *l = s->l;
 
+	if (w->depth == 3 && s->in_contents && at(w, 3, "LastModified") && text) {
+		const char *p = (const char *)text->data;
+		size_t n = text->len;
+
+		/* unreadable or absent: 0, "unknown"; the listing is still good */
+		trim(&p, &n);
+		if (kl_s3_parse_time(p, n, &s->cur.mtime_ns) < 0)
+			s->cur.mtime_ns = 0;
+		return 0;
+	}
 	if (w->depth == 3 && s->in_contents && (at(w, 3, "Key") || at(w, 3, "Size"))) {
 		if (!text)
 			return -KL_ECORRUPT; /* <Key><x/></Key> */

@@ -171,7 +171,19 @@ static int list_page(struct s3 *s, const char *prefix, const char *token, struct
 	return r;
 }
 
-static int s3_list(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void *ud)
+/* one of the two callbacks: the vtable's, or one with the mtime */
+struct list_cb {
+	kl_list_cb plain;
+	kl_s3_list_mtime_cb with_mtime;
+	void *ud;
+};
+
+static int call_list_cb(const struct list_cb *c, const char *name, uint64_t size, int64_t mtime)
+{
+	return c->plain ? c->plain(name, size, c->ud) : c->with_mtime(name, size, mtime, c->ud);
+}
+
+static int list_objects(struct kl_backend *b, enum kl_obj_type t, const struct list_cb *cbs)
 {
 	struct s3 *s = (struct s3 *)b;
 	_cleanup_free_ char *token = NULL;
@@ -185,7 +197,7 @@ static int s3_list(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void
 		r = s3_stat(b, t, NULL, &size);
 		if (r == -ENOENT)
 			return 0;
-		return r < 0 ? r : cb("config", size, ud);
+		return r < 0 ? r : call_list_cb(cbs, "config", size, 0);
 	}
 	if ((unsigned)t >= KL_OBJ_TYPES)
 		return -EINVAL;
@@ -214,7 +226,7 @@ static int s3_list(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void
 			}
 			if (!is_object_name(name))
 				continue;
-			r = cb(name, page.objs[i].size, ud);
+			r = call_list_cb(cbs, name, page.objs[i].size, page.objs[i].mtime_ns);
 		}
 		if (r >= 0 && page.truncated) {
 			/* a page without a way on, or the same way again, would never end */
@@ -235,6 +247,11 @@ static int s3_list(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void
 		if (!more)
 			return r < 0 ? r : 0;
 	}
+}
+
+static int s3_list(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void *ud)
+{
+	return list_objects(b, t, &(struct list_cb){.plain = cb, .ud = ud});
 }
 
 /* ---- get ------------------------------------------------------------------ */
@@ -535,6 +552,14 @@ int kl_backend_s3_set_object_lock(struct kl_backend *b, enum kl_lock_mode mode, 
 	s->lock_mode = mode;
 	s->lock_days = mode == KL_LOCK_NONE ? 0 : days;
 	return 1;
+}
+
+int kl_backend_s3_list_mtime(struct kl_backend *b, enum kl_obj_type t, kl_s3_list_mtime_cb cb,
+			     void *userdata)
+{
+	if (!as_s3(b))
+		return -EOPNOTSUPP;
+	return list_objects(b, t, &(struct list_cb){.with_mtime = cb, .ud = userdata});
 }
 
 int kl_backend_s3_retain_until(struct kl_backend *b, enum kl_obj_type t, const char *name,
