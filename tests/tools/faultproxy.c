@@ -257,6 +257,8 @@ struct body {
 
 static int body_add(struct body *b, const char *p, size_t n)
 {
+	if (n == 0)
+		return 0; /* p may be NULL: an empty body never allocated */
 	if (b->len + n > BODY_MAX)
 		return -1;
 	if (b->len + n > b->cap) {
