@@ -18,6 +18,10 @@
  *   requests of its own.
  * - Ranged GETs read single blobs out of packs; the length that comes back
  *   is checked against the length asked for.
+ * - With Object Lock (kl_backend_s3_set_object_lock) every PUT but lock
+ *   files carries a retention date; del() leaves an object under
+ *   retention alone (-KL_EOBJLOCKED) rather than hide it behind a delete
+ *   marker, and otherwise deletes its version, which frees the space.
  *
  * Settings come from the environment (docs/S3.md).
  */
