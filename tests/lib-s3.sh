@@ -13,6 +13,13 @@
 #                       independent S3 client, to look at or damage objects)
 #   s3_keys PREFIX      every key below PREFIX in S3_BUCKET, following
 #                       continuation tokens, one per line
+#   s3_objects PREFIX   the same as "KEY SIZE ETAG" lines
+#   s3_dir_bytes LOC    total size of the objects below LOC, an S3 location
+#                       in S3_BUCKET such as "$KEEL_REPOSITORY/data" (the S3
+#                       side of lib.sh's dir_bytes)
+#   s3_repo_listing     every object of $KEEL_REPOSITORY with size and ETag
+#                       (MD5), sorted: equal when nothing was written (the S3
+#                       side of lib.sh's repo_listing)
 #
 # One gateway serves every S3 test of a run, and the runs of several build
 # directories at once: starting Ceph takes about 20 s, a test then needs
@@ -238,4 +245,116 @@ s3_keys()
 			sed -e 's/^<NextContinuationToken>//' -e 's/<\/NextContinuationToken>$//')
 		[ -n "$token" ] || fail "s3_keys: truncated listing without a token"
 	done
+}
+
+# s3_list_pages PREFIX: the raw ListObjectsV2 pages below PREFIX, one per line
+s3_list_pages()
+{
+	local prefix=$1 token= page q
+	while :; do
+		q="list-type=2&prefix=$(s3_urlencode "$prefix")"
+		[ -z "$token" ] || q="continuation-token=$(s3_urlencode "$token")&$q"
+		page=$(s3_curl "$KEEL_S3_ENDPOINT/$S3_BUCKET?$q") || fail "s3_list_pages: listing failed"
+		case $page in *'<ListBucketResult'*) ;; *) fail "s3_list_pages: not a listing: $page" ;; esac
+		printf '%s\n' "$page" | tr -d '\n'
+		echo
+		case $page in *'<IsTruncated>true</IsTruncated>'*) ;; *) break ;; esac
+		token=$(grep -o '<NextContinuationToken>[^<]*</NextContinuationToken>' <<<"$page" |
+			sed -e 's/^<NextContinuationToken>//' -e 's/<\/NextContinuationToken>$//')
+		[ -n "$token" ] || fail "s3_list_pages: truncated listing without a token"
+	done
+}
+
+s3_objects()
+{
+	local page
+	s3_list_pages "$1" | while IFS= read -r page; do
+		printf '%s' "$page" | awk -v RS='<Contents>' 'NR > 1 {
+		k = s = e = ""
+		if (match($0, /<Key>[^<]*<\/Key>/)) k = substr($0, RSTART + 5, RLENGTH - 11)
+		if (match($0, /<Size>[0-9]*<\/Size>/)) s = substr($0, RSTART + 6, RLENGTH - 13)
+		if (match($0, /<ETag>[^<]*<\/ETag>/)) e = substr($0, RSTART + 6, RLENGTH - 13)
+		gsub(/&quot;|"/, "", e)
+		if (k != "") print k, s, e
+	}'
+	done
+}
+
+# s3_loc_prefix LOC: the key prefix of an S3 location in S3_BUCKET
+s3_loc_prefix()
+{
+	local p=${1#s3:"$KEEL_S3_ENDPOINT"/"$S3_BUCKET"}
+	[ "$p" != "$1" ] || fail "'$1' is not in bucket $S3_BUCKET"
+	p=${p#/}
+	printf '%s\n' "${p%/}"
+}
+
+s3_dir_bytes()
+{
+	local p
+	p=$(s3_loc_prefix "$1")
+	s3_objects "${p:+$p/}" | awk '{ s += $2 } END { print s + 0 }'
+}
+
+s3_repo_listing()
+{
+	local p out
+	p=$(s3_loc_prefix "$KEEL_REPOSITORY")
+	out=$(s3_objects "${p:+$p/}" | sort)
+	# a repository has its config at least: nothing listed means a broken listing
+	grep -q "^${p:+$p/}config [0-9]* [0-9a-f]" <<<"$out" || fail "s3_repo_listing: no config in: $out"
+	# locks are left out, as repo_listing does: a killed process leaves its lock
+	grep -v "^${p:+$p/}locks/" <<<"$out" || true
+}
+
+# ---- fault injection (tests/tools/faultproxy.c) ----------------------------
+#
+#   s3_proxy_start [FAULTPROXY-OPTIONS...]
+#                       starts a faultproxy between keel and the gateway on a
+#                       free port of 127.0.0.1: sets S3_PROXY_ENDPOINT
+#                       (http://127.0.0.1:PORT), S3_PROXY_LOG (one line per
+#                       request) and S3_PROXY_PID; stops it at exit
+#   s3_proxy_stop       stops it
+#   s3_proxy_count KIND how many requests met fault KIND so far
+
+FAULTPROXY=${FAULTPROXY:-$(find_built tests/tools/faultproxy || true)}
+S3_PROXY_PID=
+S3_PROXY_N=0
+
+s3_proxy_start()
+{
+	local up=${KEEL_S3_ENDPOINT#http://} i
+	[ -n "$FAULTPROXY" ] && [ -x "$FAULTPROXY" ] || skip_or_die "no faultproxy binary (set FAULTPROXY)"
+	case $KEEL_S3_ENDPOINT in http://*) ;; *) skip_or_die "faultproxy speaks plain HTTP only" ;; esac
+	s3_proxy_stop
+	S3_PROXY_N=$((S3_PROXY_N + 1))
+	S3_PROXY_LOG=$TEST_DIR/faultproxy-$S3_PROXY_N.log
+	: >"$S3_PROXY_LOG"
+	rm -f "$TEST_DIR/faultproxy.port"
+	"$FAULTPROXY" --log "$S3_PROXY_LOG" --port-file "$TEST_DIR/faultproxy.port" "$@" 0 "${up%%/*}" \
+		</dev/null 2>>"$TEST_DIR/faultproxy.err" 8>&- 9>&- &
+	S3_PROXY_PID=$!
+	BG_PIDS+=("$S3_PROXY_PID")
+	for i in $(seq 1 100); do
+		[ -s "$TEST_DIR/faultproxy.port" ] && break
+		kill -0 "$S3_PROXY_PID" 2>/dev/null ||
+			fail "faultproxy did not start: $(cat "$TEST_DIR/faultproxy.err")"
+		sleep 0.05
+	done
+	[ -s "$TEST_DIR/faultproxy.port" ] || fail "faultproxy did not say its port"
+	S3_PROXY_ENDPOINT=http://127.0.0.1:$(cat "$TEST_DIR/faultproxy.port")
+	log "lib-s3: faultproxy $* on $S3_PROXY_ENDPOINT (log $S3_PROXY_LOG)"
+}
+
+s3_proxy_stop()
+{
+	[ -n "$S3_PROXY_PID" ] || return 0
+	kill "$S3_PROXY_PID" 2>/dev/null || true
+	wait "$S3_PROXY_PID" 2>/dev/null || true
+	S3_PROXY_PID=
+}
+
+s3_proxy_count()
+{
+	awk -v k="$1" '$NF == k { n++ } END { print n + 0 }' "$S3_PROXY_LOG"
 }

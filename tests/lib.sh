@@ -179,9 +179,15 @@ file_size()
 	stat -c %s "$1"
 }
 
-# dir_bytes DIR: total size of the regular files below DIR (0 if missing)
+# dir_bytes DIR: total size of the regular files below DIR (0 if missing);
+# of the objects below it when DIR is an S3 location (lib-s3.sh)
 dir_bytes()
 {
+	case $1 in s3:*)
+		s3_dir_bytes "$1"
+		return
+		;;
+	esac
 	if [ -d "$1" ]; then
 		find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'
 	else
@@ -194,6 +200,11 @@ dir_bytes()
 # killed process leaves its lock, which is harmless (stale) and no data.
 repo_listing()
 {
+	case $KEEL_REPOSITORY in s3:*)
+		s3_repo_listing
+		return
+		;;
+	esac
 	(cd "$KEEL_REPOSITORY" && find . -path ./locks -prune -o -type f -print0 | sort -z |
 		xargs -0 -r sha256sum)
 	(cd "$KEEL_REPOSITORY" && find . -path './locks/*' -prune -o -print | sort)

@@ -236,6 +236,15 @@ int kl_lock_info_decode(const uint8_t *p, size_t n, struct kl_lock_info *ret);
 /* ---- repository config ----------------------------------------------- */
 
 #define KL_REPO_VERSION 1
+
+/* S3 Object Lock retention for every object but locks (docs/S3.md) */
+enum kl_lock_mode {
+	KL_LOCK_NONE = 0,
+	KL_LOCK_GOVERNANCE = 1, /* deletable early only with s3:BypassGovernanceRetention */
+	KL_LOCK_COMPLIANCE = 2, /* deletable by no one until the date */
+};
+#define KL_LOCK_DAYS_MAX 36500
+
 struct kl_config {
 	uint32_t version;
 	struct kl_id repo_id;
@@ -243,6 +252,8 @@ struct kl_config {
 	int32_t compression_level; /* zstd level, 0 = no compression */
 	uint32_t pack_size;	   /* target pack size in bytes */
 	int64_t created_ns;
+	enum kl_lock_mode lock_mode; /* KL_LOCK_NONE: objects are not locked */
+	uint32_t lock_days;	     /* 1..KL_LOCK_DAYS_MAX with a mode, else 0 */
 };
 int kl_config_encode(const struct kl_config *c, struct kl_buf *out);
 int kl_config_decode(const uint8_t *p, size_t n, struct kl_config *ret);

@@ -40,6 +40,8 @@ struct kl_init_opts {
 	uint32_t pack_size;
 	struct kl_cdc_params cdc;
 	const char *host, *user;
+	enum kl_lock_mode lock_mode; /* S3 Object Lock for every object (docs/S3.md) */
+	uint32_t lock_days;
 };
 void kl_init_opts_default(struct kl_init_opts *o);
 

@@ -35,6 +35,7 @@ enum kl_error {
 	KL_EINTERRUPTED,  /* stopped by a signal */
 	KL_ECHECK,	  /* check found problems */
 	KL_EAPPENDONLY,	  /* the storage only allows adding objects */
+	KL_EOBJLOCKED,	  /* object under retention (S3 Object Lock): not deleted */
 };
 
 /* Message for a negative code (errno or kl_error). Never NULL. */

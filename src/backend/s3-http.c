@@ -171,6 +171,30 @@ static void copy_field(char *dst, size_t cap, const char *v, size_t n)
 	dst[n] = 0;
 }
 
+/* "bytes FIRST-LAST/TOTAL" (TOTAL may be "*"); anything else is ignored */
+static void parse_content_range(struct s3_req *q, const char *v, size_t n)
+{
+	uint64_t x[2] = {0, 0};
+	size_t i = 6, k;
+
+	if (n < 9 || strncasecmp(v, "bytes ", 6))
+		return;
+	for (k = 0; k < 2; k++) {
+		size_t start = i;
+
+		for (; i < n && i - start < 19 && v[i] >= '0' && v[i] <= '9'; i++)
+			x[k] = x[k] * 10 + (uint64_t)(v[i] - '0');
+		if (i == start || i >= n || v[i] != (k ? '/' : '-'))
+			return;
+		i++;
+	}
+	if (x[1] < x[0])
+		return;
+	q->has_range = true;
+	q->range_first = x[0];
+	q->range_last = x[1];
+}
+
 static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
 {
 	struct s3_req *q = ud;
@@ -181,8 +205,12 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
 	if (n >= 5 && !memcmp(line, "HTTP/", 5)) {
 		/* a new response (after "100 Continue"): forget the last one's headers */
 		q->has_length = false;
+		q->has_range = false;
 		q->etag[0] = 0;
 		q->bucket_region[0] = 0;
+		q->version_id[0] = 0;
+		q->locked_mode = q->legal_hold = false;
+		q->retain_until_ns = 0;
 	} else if (header_is(line, n, "content-length", &v, &vl)) {
 		uint64_t len = 0;
 		size_t i;
@@ -191,6 +219,8 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
 			len = len * 10 + (uint64_t)(v[i] - '0');
 		q->has_length = i == vl && vl > 0 && vl < 20;
 		q->length = len;
+	} else if (header_is(line, n, "content-range", &v, &vl)) {
+		parse_content_range(q, v, vl);
 	} else if (header_is(line, n, "etag", &v, &vl)) {
 		if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
 			v++;
@@ -199,6 +229,16 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
 		copy_field(q->etag, sizeof(q->etag), v, vl);
 	} else if (header_is(line, n, "x-amz-bucket-region", &v, &vl)) {
 		copy_field(q->bucket_region, sizeof(q->bucket_region), v, vl);
+	} else if (header_is(line, n, "x-amz-version-id", &v, &vl)) {
+		copy_field(q->version_id, sizeof(q->version_id), v, vl);
+	} else if (header_is(line, n, "x-amz-object-lock-mode", &v, &vl)) {
+		q->locked_mode = vl > 0;
+	} else if (header_is(line, n, "x-amz-object-lock-retain-until-date", &v, &vl)) {
+		/* unreadable: treat as locked for good rather than deletable */
+		if (kl_s3_parse_time(v, vl, &q->retain_until_ns) < 0)
+			q->retain_until_ns = INT64_MAX;
+	} else if (header_is(line, n, "x-amz-object-lock-legal-hold", &v, &vl)) {
+		q->legal_hold = vl == 2 && !strncasecmp(v, "ON", 2);
 	}
 	return n;
 }
@@ -303,7 +343,7 @@ static int attempt(struct s3 *s, struct s3_req *q, CURL *h, CURLcode *cc)
 	_cleanup_buf_ struct kl_buf url = KL_BUF_INIT(16384);
 	_cleanup_buf_ struct kl_buf auth = KL_BUF_INIT(4096);
 	struct curl_slist *hl = NULL;
-	struct kl_s3_header sh[8];
+	struct kl_s3_header sh[10];
 	char date[17], hash[65], md5[25], range[64];
 	size_t nh = 0;
 	int r;
@@ -333,6 +373,13 @@ static int attempt(struct s3 *s, struct s3_req *q, CURL *h, CURLcode *cc)
 		sh[nh++] = (struct kl_s3_header){"if-none-match", "*"};
 	if (q->storage_class)
 		sh[nh++] = (struct kl_s3_header){"x-amz-storage-class", q->storage_class};
+	if (q->bucket_lock)
+		sh[nh++] = (struct kl_s3_header){"x-amz-bucket-object-lock-enabled", "true"};
+	if (q->lock_mode) {
+		sh[nh++] = (struct kl_s3_header){"x-amz-object-lock-mode", q->lock_mode};
+		sh[nh++] =
+			(struct kl_s3_header){"x-amz-object-lock-retain-until-date", q->lock_until};
+	}
 	if (s->creds.token)
 		sh[nh++] = (struct kl_s3_header){"x-amz-security-token", s->creds.token};
 
@@ -445,6 +492,18 @@ static bool retryable_status(const struct s3_req *q)
 	return false;
 }
 
+/*
+ * A 206 whose body is shorter than its own Content-Range: a middlebox cut
+ * it and fixed up Content-Length (curl checks only that). Without this
+ * check the short body would pass for a pack that ends early, which
+ * readers report as damage.
+ */
+static bool body_cut(const struct s3_req *q)
+{
+	return q->status == 206 && q->out && q->has_range &&
+	       q->seen != q->range_last - q->range_first + 1;
+}
+
 static void backoff(struct s3 *s, unsigned attempt)
 {
 	uint64_t d = s->retry_delay_ms, jitter;
@@ -532,8 +591,10 @@ int kl_s3_request_(struct s3 *s, struct s3_req *q)
 		kl_buf_clear(&q->errbody);
 		memset(&q->err, 0, sizeof(q->err));
 		q->status = 0;
-		q->has_length = false;
-		q->etag[0] = q->bucket_region[0] = 0;
+		q->has_length = q->has_range = false;
+		q->etag[0] = q->bucket_region[0] = q->version_id[0] = 0;
+		q->locked_mode = q->legal_hold = false;
+		q->retain_until_ns = 0;
 		q->sent = 0;
 		q->seen = 0;
 		q->cb_err = 0;
@@ -554,6 +615,12 @@ int kl_s3_request_(struct s3 *s, struct s3_req *q)
 		      (double)(kl_time_mono_ns() - t0) / 1e6, q->attempts);
 		if (q->cb_err)
 			return q->cb_err; /* our own refusal: out of memory, over the cap */
+		if (cc == CURLE_OK && body_cut(q)) {
+			/* counted as a transfer cut short: retried, and never handed on */
+			cc = CURLE_PARTIAL_FILE;
+			snprintf(q->curl_err, sizeof(q->curl_err),
+				 "the answer is shorter than its Content-Range says");
+		}
 		if (cc == CURLE_OK && !retryable_status(q))
 			return 0;
 		if (cc != CURLE_OK && !retryable_curl(cc))

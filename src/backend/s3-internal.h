@@ -49,12 +49,14 @@ struct s3 {
 	char *endpoint;	   /* for messages: "http://host:port/bucket" */
 	bool virtual_host;
 	bool debug;
-	unsigned max_attempts;	 /* per request, the first included */
-	unsigned retry_delay_ms; /* the first back-off step */
-	unsigned max_keys;	 /* ListObjectsV2 page size */
-	unsigned max_conns;	 /* requests in flight at once */
-	long timeout_s;		 /* an attempt without progress for this long fails */
-	size_t ra_window;	 /* read-ahead window in bytes, 0: off */
+	unsigned max_attempts;	     /* per request, the first included */
+	unsigned retry_delay_ms;     /* the first back-off step */
+	unsigned max_keys;	     /* ListObjectsV2 page size */
+	unsigned max_conns;	     /* requests in flight at once */
+	long timeout_s;		     /* an attempt without progress for this long fails */
+	enum kl_lock_mode lock_mode; /* Object Lock for new objects; KL_LOCK_NONE: none */
+	uint32_t lock_days;
+	size_t ra_window; /* read-ahead window in bytes, 0: off */
 	struct s3_ra ra;
 
 	pthread_mutex_t lock; /* guards the pool and the report memory */
@@ -75,15 +77,24 @@ struct s3_req {
 	uint64_t off, len;
 	bool if_none_match; /* PUT only if the key does not exist (412 otherwise) */
 	const char *storage_class;
-	struct kl_buf *out; /* a 2xx body is appended here; NULL: dropped */
+	const char *lock_mode;	/* x-amz-object-lock-mode, or NULL */
+	const char *lock_until; /* x-amz-object-lock-retain-until-date */
+	bool bucket_lock;	/* CreateBucket with x-amz-bucket-object-lock-enabled */
+	struct kl_buf *out;	/* a 2xx body is appended here; NULL: dropped */
 
 	/* results of the last attempt */
 	long status; /* 0 when no response came */
 	bool has_length;
-	uint64_t length;	/* Content-Length */
-	char etag[80];		/* without quotes */
-	char bucket_region[64]; /* x-amz-bucket-region */
-	struct kl_s3_error err; /* the error body's Code, Message, Region */
+	uint64_t length; /* Content-Length */
+	bool has_range;	 /* a Content-Range "bytes FIRST-LAST/..." came */
+	uint64_t range_first, range_last;
+	char etag[80];		 /* without quotes */
+	char bucket_region[64];	 /* x-amz-bucket-region */
+	char version_id[128];	 /* x-amz-version-id */
+	bool locked_mode;	 /* x-amz-object-lock-mode came */
+	bool legal_hold;	 /* x-amz-object-lock-legal-hold: ON */
+	int64_t retain_until_ns; /* x-amz-object-lock-retain-until-date, 0 when none */
+	struct kl_s3_error err;	 /* the error body's Code, Message, Region */
 	unsigned attempts;
 	bool maybe_applied; /* an earlier attempt may have reached the server */
 

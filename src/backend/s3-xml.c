@@ -10,6 +10,7 @@
  * fuzz/fuzz-s3-list.c feeds it arbitrary bytes.
  */
 #include <stdio.h>
+#include <time.h>
 
 #include "keel/s3.h"
 
@@ -431,6 +432,7 @@ static int list_start(struct walk *w, void *ud)
 		s->has_key = s->has_size = false;
 		s->cur.key = NULL;
 		s->cur.size = 0;
+		s->cur.mtime_ns = 0;
 	}
 	return 0;
 }
@@ -440,6 +442,16 @@ static int list_end(struct walk *w, const struct kl_buf *text, void *ud)
 	struct list_state *s = ud;
 	struct kl_s3_list *l = s->l;
 
+	if (w->depth == 3 && s->in_contents && at(w, 3, "LastModified") && text) {
+		const char *p = (const char *)text->data;
+		size_t n = text->len;
+
+		/* unreadable or absent: 0, "unknown"; the listing is still good */
+		trim(&p, &n);
+		if (kl_s3_parse_time(p, n, &s->cur.mtime_ns) < 0)
+			s->cur.mtime_ns = 0;
+		return 0;
+	}
 	if (w->depth == 3 && s->in_contents && (at(w, 3, "Key") || at(w, 3, "Size"))) {
 		if (!text)
 			return -KL_ECORRUPT; /* <Key><x/></Key> */
@@ -574,4 +586,100 @@ int kl_s3_error_parse(const void *xml, size_t n, struct kl_s3_error *ret)
 	if (r < 0)
 		memset(ret, 0, sizeof(*ret));
 	return r;
+}
+
+/* ---- <ObjectLockConfiguration> ------------------------------------------ */
+
+static int lock_start(struct walk *w, void *ud)
+{
+	return w->depth == 1 && !at(w, 1, "ObjectLockConfiguration") ? -KL_ECORRUPT : 0;
+}
+
+static int lock_end(struct walk *w, const struct kl_buf *text, void *ud)
+{
+	struct kl_s3_lock_config *c = ud;
+	const char *p;
+	size_t n;
+
+	if (!text)
+		return 0;
+	p = (const char *)text->data;
+	n = text->len;
+	trim(&p, &n);
+	if (at(w, 2, "ObjectLockEnabled"))
+		c->enabled = is_name(p, n, "Enabled");
+	else if (w->depth == 4 && at(w, 4, "Mode") &&
+		 is_name(w->path[2].p, w->path[2].n, "DefaultRetention"))
+		set_field(c->default_mode, sizeof(c->default_mode), text);
+	else if (w->depth == 4 && (at(w, 4, "Days") || at(w, 4, "Years")) &&
+		 is_name(w->path[2].p, w->path[2].n, "DefaultRetention")) {
+		uint64_t v;
+
+		if (parse_u64(p, n, &v) < 0 || v > 36500)
+			return -KL_ECORRUPT;
+		c->default_days = at(w, 4, "Days") ? (uint32_t)v : (uint32_t)v * 365;
+	}
+	return 0;
+}
+
+int kl_s3_lock_config_parse(const void *xml, size_t n, struct kl_s3_lock_config *ret)
+{
+	struct walk w = {.on_start = lock_start, .on_end = lock_end};
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = xml_walk(xml, n, &w, 1u << 12, ret);
+	if (r < 0)
+		memset(ret, 0, sizeof(*ret));
+	return r;
+}
+
+/* ---- times ------------------------------------------------------------- */
+
+static bool digits(const char *s, size_t n, int *ret)
+{
+	int v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*ret = v;
+	return true;
+}
+
+int kl_s3_parse_time(const char *s, size_t n, int64_t *ret_ns)
+{
+	struct tm tm = {0};
+	int y, mo, d, h, mi, se;
+	int64_t ns = 0, scale = 100000000;
+	size_t i = 19;
+	time_t t;
+
+	/* YYYY-MM-DDTHH:MM:SS[.fff...]Z */
+	if (n < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+	    !digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
+	    !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &se))
+		return -EINVAL;
+	if (s[i] == '.') {
+		for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+			ns += (s[i] - '0') * scale;
+			scale /= 10;
+		}
+	}
+	if (i != n - 1 || s[i] != 'Z' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+	    mi > 59 || se > 60)
+		return -EINVAL;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = se;
+	t = timegm(&tm);
+	if (t == (time_t)-1 || (int64_t)t > INT64_MAX / 1000000000 - 1)
+		return -EINVAL;
+	*ret_ns = (int64_t)t * 1000000000 + ns;
+	return 0;
 }

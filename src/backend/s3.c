@@ -18,12 +18,17 @@
  *   requests of its own.
  * - Ranged GETs read single blobs out of packs; the length that comes back
  *   is checked against the length asked for.
+ * - With Object Lock (kl_backend_s3_set_object_lock) every PUT but lock
+ *   files carries a retention date; del() leaves an object under
+ *   retention alone (-KL_EOBJLOCKED) rather than hide it behind a delete
+ *   marker, and otherwise deletes its version, which frees the space.
  *
  * Settings come from the environment (docs/S3.md).
  */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "keel/crypto.h"
 #include "keel/fs.h"
@@ -170,7 +175,19 @@ static int list_page(struct s3 *s, const char *prefix, const char *token, struct
 	return r;
 }
 
-static int s3_list(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void *ud)
+/* one of the two callbacks: the vtable's, or one with the mtime */
+struct list_cb {
+	kl_list_cb plain;
+	kl_s3_list_mtime_cb with_mtime;
+	void *ud;
+};
+
+static int call_list_cb(const struct list_cb *c, const char *name, uint64_t size, int64_t mtime)
+{
+	return c->plain ? c->plain(name, size, c->ud) : c->with_mtime(name, size, mtime, c->ud);
+}
+
+static int list_objects(struct kl_backend *b, enum kl_obj_type t, const struct list_cb *cbs)
 {
 	struct s3 *s = (struct s3 *)b;
 	_cleanup_free_ char *token = NULL;
@@ -184,7 +201,7 @@ static int s3_list(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void
 		r = s3_stat(b, t, NULL, &size);
 		if (r == -ENOENT)
 			return 0;
-		return r < 0 ? r : cb("config", size, ud);
+		return r < 0 ? r : call_list_cb(cbs, "config", size, 0);
 	}
 	if ((unsigned)t >= KL_OBJ_TYPES)
 		return -EINVAL;
@@ -213,7 +230,7 @@ static int s3_list(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void
 			}
 			if (!is_object_name(name))
 				continue;
-			r = cb(name, page.objs[i].size, ud);
+			r = call_list_cb(cbs, name, page.objs[i].size, page.objs[i].mtime_ns);
 		}
 		if (r >= 0 && page.truncated) {
 			/* a page without a way on, or the same way again, would never end */
@@ -234,6 +251,11 @@ static int s3_list(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void
 		if (!more)
 			return r < 0 ? r : 0;
 	}
+}
+
+static int s3_list(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void *ud)
+{
+	return list_objects(b, t, &(struct list_cb){.plain = cb, .ud = ud});
 }
 
 /* ---- get ------------------------------------------------------------------ */
@@ -294,17 +316,40 @@ static int s3_get(struct kl_backend *b, enum kl_obj_type t, const char *name, ui
 
 /* ---- put ------------------------------------------------------------------ */
 
+/*
+ * now + lock_days, to the second. The date comes from this machine's
+ * clock; a clock far behind would shorten the protection, which is why
+ * a wrong clock (RequestTimeTooSkewed) is an error, never ignored.
+ */
+static int retain_until_date(const struct s3 *s, char out[32])
+{
+	time_t t = time(NULL) + (time_t)s->lock_days * 86400;
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		return -EINVAL;
+	return 0;
+}
+
 static int s3_put(struct kl_backend *b, enum kl_obj_type t, const char *name, const void *data,
 		  size_t len)
 {
 	struct s3 *s = (struct s3 *)b;
-	char key[KL_S3_KEY_MAX + 1], md5[33];
+	char key[KL_S3_KEY_MAX + 1], md5[33], until[32];
 	struct s3_req q = {0}, h;
 	int r;
 
 	r = obj_key(s, t, name, key, sizeof(key));
 	if (r < 0)
 		return r;
+	/* lock files must go when their operation ends: never under retention */
+	if (s->lock_mode != KL_LOCK_NONE && t != KL_OBJ_LOCK) {
+		r = retain_until_date(s, until);
+		if (r < 0)
+			return r;
+		q.lock_mode = s->lock_mode == KL_LOCK_COMPLIANCE ? "COMPLIANCE" : "GOVERNANCE";
+		q.lock_until = until;
+	}
 	q.method = "PUT";
 	q.key = key;
 	q.body = data;
@@ -331,23 +376,44 @@ static int s3_put(struct kl_backend *b, enum kl_obj_type t, const char *name, co
 
 /* ---- del ------------------------------------------------------------------ */
 
+static bool under_retention(const struct s3_req *h)
+{
+	return h->legal_hold || h->retain_until_ns > kl_time_now_ns();
+}
+
 static int s3_del(struct kl_backend *b, enum kl_obj_type t, const char *name)
 {
 	struct s3 *s = (struct s3 *)b;
+	_cleanup_buf_ struct kl_buf query = KL_BUF_INIT(512);
 	char key[KL_S3_KEY_MAX + 1];
-	struct s3_req q;
+	struct s3_req h, q = {0};
 	int r;
 
 	r = obj_key(s, t, name, key, sizeof(key));
 	if (r < 0)
 		return r;
 	/* S3 deletes a missing key without complaint; the vtable promises -ENOENT */
-	r = head(s, key, &q);
+	r = head(s, key, &h);
 	if (r < 0)
 		return r;
-	if (q.status != 200)
-		return kl_s3_http_error_(s, &q, name ? name : "config");
-	memset(&q, 0, sizeof(q));
+	if (h.status != 200)
+		return kl_s3_http_error_(s, &h, name ? name : "config");
+	/*
+	 * A plain DELETE of a locked object "succeeds" in a versioned bucket:
+	 * it hides the object behind a delete marker, and keel would lose
+	 * sight of data the lock still keeps. So keel leaves it alone.
+	 */
+	if (under_retention(&h))
+		return -KL_EOBJLOCKED;
+	/* in a repository with Object Lock, delete the version itself, to free its space */
+	if (s->lock_mode != KL_LOCK_NONE && h.version_id[0]) {
+		r = kl_buf_addstr(&query, "versionId=");
+		if (r >= 0)
+			r = kl_s3_uri_encode(&query, h.version_id, strlen(h.version_id), false);
+		if (r < 0)
+			return r;
+		q.query = (const char *)query.data;
+	}
 	q.method = "DELETE";
 	q.key = key;
 	r = kl_s3_request_(s, &q);
@@ -356,12 +422,15 @@ static int s3_del(struct kl_backend *b, enum kl_obj_type t, const char *name)
 		return r;
 	if (q.status == 204 || q.status == 200 || q.status == 404)
 		return 0;
+	/* the server's own refusal ("forbidden by object lock") */
+	if (q.status == 403 && !strcmp(q.err.code, "AccessDenied") && h.locked_mode)
+		return -KL_EOBJLOCKED;
 	return kl_s3_http_error_(s, &q, name ? name : "config");
 }
 
 /* ---- create --------------------------------------------------------------- */
 
-static int make_bucket(struct s3 *s)
+static int make_bucket(struct s3 *s, bool lock)
 {
 	_cleanup_buf_ struct kl_buf body = KL_BUF_INIT(4096);
 	struct s3_req q = {0};
@@ -377,6 +446,7 @@ static int make_bucket(struct s3 *s)
 	if (r < 0)
 		return r;
 	q.method = "PUT";
+	q.bucket_lock = lock;
 	q.body = body.len ? body.data : NULL;
 	q.body_len = body.len;
 	r = kl_s3_request_(s, &q);
@@ -406,7 +476,7 @@ static int s3_create(struct kl_backend *b)
 	if (r < 0)
 		return r;
 	if (q.status == 404)
-		r = make_bucket(s);
+		r = make_bucket(s, false);
 	else if (q.status != 200)
 		r = kl_s3_http_error_(s, &q, s->loc.bucket);
 	if (r < 0)
@@ -419,6 +489,103 @@ static int s3_create(struct kl_backend *b)
 	if (q.status == 200)
 		return -EEXIST;
 	return q.status == 404 ? 0 : kl_s3_http_error_(s, &q, "config");
+}
+
+/* ---- Object Lock ------------------------------------------------------ */
+
+static struct s3 *as_s3(struct kl_backend *b)
+{
+	return b && b->ops && !strcmp(b->ops->scheme, "s3") ? (struct s3 *)b : NULL;
+}
+
+int kl_backend_s3_prepare_object_lock(struct kl_backend *b)
+{
+	_cleanup_buf_ struct kl_buf body = KL_BUF_INIT(64u << 10);
+	struct s3 *s = as_s3(b);
+	struct kl_s3_lock_config lc;
+	struct s3_req q;
+	int r;
+
+	if (!s)
+		return -EOPNOTSUPP;
+	r = head(s, NULL, &q);
+	if (r < 0)
+		return r;
+	if (q.status == 404)
+		return make_bucket(s, true);
+	if (q.status != 200)
+		return kl_s3_http_error_(s, &q, s->loc.bucket);
+	memset(&q, 0, sizeof(q));
+	q.method = "GET";
+	q.query = "object-lock";
+	q.out = &body;
+	r = kl_s3_request_(s, &q);
+	kl_s3_req_release_(&q);
+	if (r < 0)
+		return r == -E2BIG ? -KL_EREMOTE : r;
+	if (q.status == 404 ||
+	    (q.status == 200 && kl_s3_lock_config_parse(body.data, body.len, &lc) >= 0 &&
+	     !lc.enabled)) {
+		kl_s3_report_(s,
+			      "bucket '%s' does not have Object Lock enabled, and it cannot be "
+			      "turned on later: use a new bucket (keel init creates it with "
+			      "Object Lock)",
+			      s->loc.bucket);
+		return -KL_EUSAGE;
+	}
+	if (q.status != 200)
+		return kl_s3_http_error_(s, &q, s->loc.bucket);
+	if (!lc.enabled) {
+		kl_s3_report_(s, "bucket '%s': the Object Lock configuration is unreadable",
+			      s->loc.bucket);
+		return -KL_EREMOTE;
+	}
+	return 0;
+}
+
+int kl_backend_s3_set_object_lock(struct kl_backend *b, enum kl_lock_mode mode, uint32_t days)
+{
+	struct s3 *s = as_s3(b);
+
+	if (mode != KL_LOCK_NONE && mode != KL_LOCK_GOVERNANCE && mode != KL_LOCK_COMPLIANCE)
+		return -EINVAL;
+	if (mode != KL_LOCK_NONE && (days < 1 || days > KL_LOCK_DAYS_MAX))
+		return -EINVAL;
+	if (!s)
+		return 0;
+	s->lock_mode = mode;
+	s->lock_days = mode == KL_LOCK_NONE ? 0 : days;
+	return 1;
+}
+
+int kl_backend_s3_list_mtime(struct kl_backend *b, enum kl_obj_type t, kl_s3_list_mtime_cb cb,
+			     void *userdata)
+{
+	if (!as_s3(b))
+		return -EOPNOTSUPP;
+	return list_objects(b, t, &(struct list_cb){.with_mtime = cb, .ud = userdata});
+}
+
+int kl_backend_s3_retain_until(struct kl_backend *b, enum kl_obj_type t, const char *name,
+			       int64_t *ret_ns)
+{
+	struct s3 *s = as_s3(b);
+	char key[KL_S3_KEY_MAX + 1];
+	struct s3_req q;
+	int r;
+
+	if (!s)
+		return -EOPNOTSUPP;
+	r = obj_key(s, t, name, key, sizeof(key));
+	if (r < 0)
+		return r;
+	r = head(s, key, &q);
+	if (r < 0)
+		return r;
+	if (q.status != 200)
+		return kl_s3_http_error_(s, &q, name ? name : "config");
+	*ret_ns = q.legal_hold ? INT64_MAX : q.retain_until_ns;
+	return 0;
 }
 
 /* ---- open and free -------------------------------------------------------- */

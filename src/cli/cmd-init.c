@@ -1,6 +1,7 @@
 #include <pwd.h>
 
 #include "cli.h"
+#include "keel/s3.h"
 
 static const char usage[] =
 	"usage: keel init [OPTIONS]\n"
@@ -14,7 +15,36 @@ static const char usage[] =
 	"      --pack-size MIB      target pack file size (default 16)\n"
 	"      --chunk-min SIZE     smallest chunk (default 256K)\n"
 	"      --chunk-avg SIZE     average chunk, a power of two (default 1M)\n"
-	"      --chunk-max SIZE     largest chunk (default 4M)\n";
+	"      --chunk-max SIZE     largest chunk (default 4M)\n"
+	"      --object-lock-mode governance|compliance\n"
+	"                           S3 only: write every object under Object Lock\n"
+	"                           retention (docs/S3.md)\n"
+	"      --object-lock-days N retention period in days (1-36500)\n";
+
+/*
+ * Object Lock is the storage service's promise, not keel's: refuse where
+ * nobody could keep it, and check the bucket before anything is written.
+ */
+static int prepare_object_lock(struct kl_cli *cli)
+{
+	_cleanup_(kl_backend_freep) struct kl_backend *be = NULL;
+	int rc;
+
+	rc = kl_backend_open(cli->repo_location, &be);
+	if (rc < 0) {
+		kl_cli_error(cli, rc, "cannot open '%s'", cli->repo_location);
+		return rc;
+	}
+	rc = kl_backend_s3_prepare_object_lock(be);
+	if (rc == -EOPNOTSUPP)
+		return kl_cli_usage_error(cli,
+					  "object lock needs a repository on S3 with Object "
+					  "Lock; '%s' is a local directory",
+					  cli->repo_location);
+	if (rc < 0)
+		kl_cli_error(cli, rc, "cannot use Object Lock in '%s'", cli->repo_location);
+	return rc;
+}
 
 int cmd_init(int argc, char **argv, struct kl_cli *cli)
 {
@@ -27,6 +57,8 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 		{"chunk-min", required_argument, NULL, 5},
 		{"chunk-avg", required_argument, NULL, 6},
 		{"chunk-max", required_argument, NULL, 7},
+		{"object-lock-mode", required_argument, NULL, 8},
+		{"object-lock-days", required_argument, NULL, 9},
 		{NULL, 0, NULL, 0},
 	};
 	_cleanup_(kl_repo_freep) struct kl_repo *r = NULL;
@@ -34,10 +66,10 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 	struct kl_pass *pass = NULL;
 	char host[256], user[64], hex[2 * KL_ID_LEN + 1];
 	uint64_t v;
-	int c, rc;
+	int c, rc, li = 0;
 
 	kl_init_opts_default(&o);
-	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT, opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT, opts, &li)) != -1) {
 		rc = 0;
 		switch (c) {
 		case 1:
@@ -68,6 +100,18 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 			else
 				o.cdc.max = (uint32_t)v;
 			break;
+		case 8:
+			if (!strcmp(optarg, "governance"))
+				o.lock_mode = KL_LOCK_GOVERNANCE;
+			else if (!strcmp(optarg, "compliance"))
+				o.lock_mode = KL_LOCK_COMPLIANCE;
+			else
+				rc = -KL_EUSAGE;
+			break;
+		case 9:
+			rc = kl_parse_uint(optarg, 1, KL_LOCK_DAYS_MAX, &v);
+			o.lock_days = (uint32_t)v;
+			break;
 		default:
 			rc = kl_cli_default_opt(cli, c, usage, argv);
 			if (rc)
@@ -75,13 +119,22 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 			continue;
 		}
 		if (rc < 0)
-			return kl_cli_usage_error(cli, "invalid value '%s' for '%s'", optarg,
-						  argv[optind - 1]);
+			/* by name: with "--opt value", argv[optind - 1] is the value */
+			return kl_cli_usage_error(cli, "invalid value '%s' for '--%s'", optarg,
+						  opts[li].name);
 	}
 	if (optind < argc)
 		return kl_cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
 	if (!cli->repo_location || !*cli->repo_location)
 		return kl_cli_usage_error(cli, "no repository given: use -r or KEEL_REPOSITORY");
+	if ((o.lock_mode == KL_LOCK_NONE) != (o.lock_days == 0))
+		return kl_cli_usage_error(cli, "'--object-lock-mode' and '--object-lock-days' go "
+					       "together");
+	if (o.lock_mode != KL_LOCK_NONE) {
+		rc = prepare_object_lock(cli);
+		if (rc < 0)
+			return rc;
+	}
 	rc = kl_cli_read_password(cli, true, &pass);
 	if (rc < 0) {
 		kl_cli_error(cli, rc, "cannot read the password");
@@ -113,6 +166,10 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 		printf("}\n");
 	} else if (!cli->quiet) {
 		printf("created keel repository %.10s at %s\n", hex, cli->repo_location);
+		if (o.lock_mode != KL_LOCK_NONE)
+			printf("every object is kept for %u days (S3 Object Lock, %s mode)\n",
+			       o.lock_days,
+			       o.lock_mode == KL_LOCK_COMPLIANCE ? "compliance" : "governance");
 		printf("\nPlease note that knowledge of your password is required to access\n"
 		       "the repository. Losing your password means that your data is\n"
 		       "irrecoverably lost.\n");

@@ -67,6 +67,7 @@ int kl_exit_code(int r)
 	case KL_EVERIFY:
 		return 15;
 	case KL_EAPPENDONLY:
+	case KL_EOBJLOCKED:
 		return 16;
 	case EIO:
 	case EACCES:

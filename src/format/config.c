@@ -15,6 +15,8 @@ enum {
 	F_COMPRESSION_LEVEL,
 	F_PACK_SIZE,
 	F_CREATED_NS,
+	F_LOCK_MODE,
+	F_LOCK_DAYS,
 };
 
 #define CDC_MIN_LOW 64u
@@ -36,7 +38,12 @@ static bool config_valid(const struct kl_config *c)
 		return false;
 	if (c->pack_size < PACK_SIZE_LOW || c->pack_size > PACK_SIZE_HIGH)
 		return false;
-	return true;
+	/* a mode without a period, or a period without a mode, is no setting at all */
+	if (c->lock_mode == KL_LOCK_NONE)
+		return c->lock_days == 0;
+	if (c->lock_mode != KL_LOCK_GOVERNANCE && c->lock_mode != KL_LOCK_COMPLIANCE)
+		return false;
+	return c->lock_days >= 1 && c->lock_days <= KL_LOCK_DAYS_MAX;
 }
 
 int kl_config_encode(const struct kl_config *c, struct kl_buf *out)
@@ -61,6 +68,11 @@ int kl_config_encode(const struct kl_config *c, struct kl_buf *out)
 		r = kl_pb_put_uint(out, F_PACK_SIZE, c->pack_size);
 	if (r >= 0)
 		r = kl_pb_put_sint_nz(out, F_CREATED_NS, c->created_ns);
+	/* absent when off: configs without a lock stay byte-identical to older ones */
+	if (r >= 0 && c->lock_mode != KL_LOCK_NONE)
+		r = kl_pb_put_uint(out, F_LOCK_MODE, (uint64_t)c->lock_mode);
+	if (r >= 0 && c->lock_mode != KL_LOCK_NONE)
+		r = kl_pb_put_uint(out, F_LOCK_DAYS, c->lock_days);
 	if (r < 0) {
 		kl_buf_setlen(out, start);
 		return r;
@@ -75,6 +87,7 @@ int kl_config_decode(const uint8_t *p, size_t n, struct kl_config *ret)
 	struct kl_pb_scan s;
 	struct kl_config c = {0};
 	uint64_t seen = 0;
+	uint32_t mode;
 	int r;
 
 	memset(ret, 0, sizeof(*ret));
@@ -86,7 +99,7 @@ int kl_config_decode(const uint8_t *p, size_t n, struct kl_config *ret)
 	if (r < 0)
 		return r;
 	while ((r = kl_pb_next(&rd, &f)) > 0) {
-		if (f.num > F_CREATED_NS)
+		if (f.num > F_LOCK_DAYS)
 			continue;
 		r = kl_pb_once(&seen, f.num);
 		if (r < 0)
@@ -115,6 +128,13 @@ int kl_config_decode(const uint8_t *p, size_t n, struct kl_config *ret)
 			break;
 		case F_CREATED_NS:
 			r = kl_pb_get_s64(&f, &c.created_ns);
+			break;
+		case F_LOCK_MODE:
+			r = kl_pb_get_u32(&f, &mode);
+			c.lock_mode = (enum kl_lock_mode)KL_MIN(mode, 255u);
+			break;
+		case F_LOCK_DAYS:
+			r = kl_pb_get_u32(&f, &c.lock_days);
 			break;
 		}
 		if (r < 0)

@@ -1,5 +1,6 @@
 #include <zstd.h>
 
+#include "keel/s3.h"
 #include "repo-internal.h"
 
 void kl_init_opts_default(struct kl_init_opts *o)
@@ -53,7 +54,12 @@ static int apply_config(struct kl_repo *r)
 
 	if (r->cfg.version > KL_REPO_VERSION)
 		return -KL_EVERSION;
-	return kl_cdc_init(&r->cdc, &r->keys->chunker, &p) < 0 ? -KL_ECORRUPT : 0;
+	if (kl_cdc_init(&r->cdc, &r->keys->chunker, &p) < 0)
+		return -KL_ECORRUPT;
+	/* every object written from here on carries the retention (S3 only) */
+	return kl_backend_s3_set_object_lock(r->be, r->cfg.lock_mode, r->cfg.lock_days) < 0
+		       ? -KL_ECORRUPT
+		       : 0;
 }
 
 int kl_repo_add_key(struct kl_repo *r, const struct kl_pass *pass, const struct kl_kdf_params *kdf,
@@ -92,6 +98,8 @@ int kl_repo_create(const char *location, const struct kl_pass *pass, const struc
 		return -KL_EUSAGE;
 	if (o->compression_level < -7 || o->compression_level > 22)
 		return -KL_EUSAGE;
+	if (kl_backend_s3_set_object_lock(NULL, o->lock_mode, o->lock_days) < 0)
+		return -KL_EUSAGE;
 	rc = kl_backend_open(location, &be);
 	if (rc < 0)
 		return rc;
@@ -114,6 +122,8 @@ int kl_repo_create(const char *location, const struct kl_pass *pass, const struc
 		r->cfg.compression_level = o->compression_level;
 		r->cfg.pack_size = o->pack_size;
 		r->cfg.created_ns = kl_time_now_ns();
+		r->cfg.lock_mode = o->lock_mode;
+		r->cfg.lock_days = o->lock_days;
 		rc = apply_config(r);
 	}
 	/* the key file first: a config without a key would be an unopenable repository */

@@ -37,6 +37,8 @@ const char *kl_strerror(int r)
 		return "check found errors";
 	case KL_EAPPENDONLY:
 		return "refused: the repository is append-only for this client";
+	case KL_EOBJLOCKED:
+		return "object is under retention (object lock)";
 	default:
 		if (r < 0 && -r < 1000)
 			return strerror(-r);

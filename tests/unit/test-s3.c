@@ -342,6 +342,9 @@ static void list_reads_a_ceph_page(void **state)
 		"repo/data/33/33b4efd3655c1abd0e9f73b96b2b91fdb2cad6d174939c90e7a35d78d5ce2705");
 	assert_int_equal(l.objs[0].size, 16887817);
 	assert_int_equal(l.objs[1].size, 10477296);
+	/* 2026-11-25T19:52:32Z is 1795636352 */
+	assert_int_equal(l.objs[0].mtime_ns, 1795636352450000000);
+	assert_int_equal(l.objs[1].mtime_ns, 1795636352852000000);
 	assert_true(l.truncated);
 	assert_string_equal(
 		l.next_token,
@@ -371,6 +374,57 @@ static void list_decodes_entities_and_pretty_xml(void **state)
 	assert_false(l.truncated);
 	assert_null(l.next_token);
 	kl_s3_list_release(&l);
+}
+
+static void times_parse(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"2026-11-27T00:47:23",
+		"2026-11-27 00:47:23Z",
+		"2026-13-27T00:47:23Z",
+		"2026-11-27T24:47:23Z",
+		"2026-11-27T00:47:23.Zx",
+		"2026-1a-27T00:47:23Z",
+		"2026-11-27T00:47:23+01:00",
+	};
+	int64_t t;
+
+	assert_int_equal(kl_s3_parse_time("1970-01-01T00:00:00Z", 20, &t), 0);
+	assert_int_equal(t, 0);
+	/* Ceph's retain-until dates have nine fraction digits */
+	assert_int_equal(kl_s3_parse_time("2026-11-27T00:47:23.000000001Z", 30, &t), 0);
+	assert_int_equal(t, 1795740443000000001);
+	assert_int_equal(kl_s3_parse_time("2026-11-27T00:47:23.5Z", 22, &t), 0);
+	assert_int_equal(t, 1795740443500000000);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(kl_s3_parse_time(bad[i], strlen(bad[i]), &t), -EINVAL);
+}
+
+static void lock_config_parse(void **state)
+{
+	static const char on[] =
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?><ObjectLockConfiguration "
+		"xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><ObjectLockEnabled>Enabled"
+		"</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Years>2</"
+		"Years>"
+		"</DefaultRetention></Rule></ObjectLockConfiguration>";
+	static const char bare[] = "<ObjectLockConfiguration><ObjectLockEnabled>Enabled"
+				   "</ObjectLockEnabled></ObjectLockConfiguration>";
+	static const char off[] = "<ObjectLockConfiguration/>";
+	static const char other[] = "<Error><Code>x</Code></Error>";
+	struct kl_s3_lock_config c;
+
+	assert_int_equal(kl_s3_lock_config_parse(on, strlen(on), &c), 0);
+	assert_true(c.enabled);
+	assert_string_equal(c.default_mode, "GOVERNANCE");
+	assert_int_equal(c.default_days, 730);
+	assert_int_equal(kl_s3_lock_config_parse(bare, strlen(bare), &c), 0);
+	assert_true(c.enabled);
+	assert_string_equal(c.default_mode, "");
+	assert_int_equal(kl_s3_lock_config_parse(off, strlen(off), &c), 0);
+	assert_false(c.enabled);
+	assert_int_equal(kl_s3_lock_config_parse(other, strlen(other), &c), -KL_ECORRUPT);
 }
 
 static void list_refuses_malformed(void **state)
@@ -623,6 +677,8 @@ int main(void)
 		cmocka_unit_test(location_refuses),
 		cmocka_unit_test(credentials_file),
 		cmocka_unit_test(open_checks_settings),
+		cmocka_unit_test(times_parse),
+		cmocka_unit_test(lock_config_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
