@@ -30,8 +30,7 @@
 
 #include "keel/ops.h"
 
-#define MAX_REFS 20    /* (snapshot, path) pairs shown per problem */
-#define MAX_DEPTH 4096 /* directory nesting we follow */
+#define MAX_REFS 20 /* (snapshot, path) pairs shown per problem */
 #define MAX_THREADS 64
 #define HEADER_TAIL ((size_t)64 << 10) /* first read at a pack's end: header and length */
 #define TREE_MAX ((size_t)128 << 20)
@@ -1379,19 +1378,35 @@ static int check_file(struct check *c, size_t si, const struct kl_node *n, bool 
 }
 
 /*
- * Walks tree id of snapshot si at c->path. Clean trees are read once for
+ * A tree whose children are being walked. The walk keeps these on a heap
+ * stack, so a snapshot of any depth can be checked.
+ */
+struct cframe {
+	struct cframe *up;
+	struct kl_id id;
+	struct kl_tree t;
+	size_t next; /* the next node of t */
+	size_t base; /* c->path.len of the tree's own path */
+	bool bad;    /* something at or below it is bad */
+	bool revisit;
+};
+
+/*
+ * Enters tree id of snapshot si at c->path. Clean trees are read once for
  * all snapshots; a tree below which something is bad is read again for
  * each snapshot that holds it, to name that snapshot's affected paths.
- * Sets *bad_ret when something at or below it is bad.
+ * Returns 1 when its children are to be walked (a frame pushed on *top),
+ * 0 when it is done, with *bad_ret set when something at or below it is
+ * bad.
  */
-static int walk_tree(struct check *c, size_t si, const struct kl_id *id, unsigned depth,
-		     bool *bad_ret)
+static int tree_enter(struct check *c, size_t si, const struct kl_id *id, bool *bad_ret,
+		      struct cframe **top)
 {
 	struct kl_tree t = {0};
 	struct kl_blob_entry e;
 	struct problem *p;
 	struct blob *b;
-	size_t base = c->path.len;
+	struct cframe *f;
 	const char *why = NULL;
 	bool bad = false, revisit;
 	uint32_t pr, pidx;
@@ -1418,12 +1433,7 @@ static int walk_tree(struct check *c, size_t si, const struct kl_id *id, unsigne
 	}
 	blob_entry(b, &e);
 	pidx = b->pack;
-	if (depth >= MAX_DEPTH) {
-		rc = -KL_ECORRUPT;
-		why = "directories nested too deep";
-	} else {
-		rc = read_tree(c, pidx, &e, &t, &why);
-	}
+	rc = read_tree(c, pidx, &e, &t, &why);
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc < 0) {
@@ -1452,8 +1462,10 @@ static int walk_tree(struct check *c, size_t si, const struct kl_id *id, unsigne
 	if (pr) {
 		bad = damages(c, pr);
 		rc = attribute(c, pr, si);
-		if (rc < 0)
-			goto out;
+		if (rc < 0) {
+			kl_tree_release(&t);
+			return rc;
+		}
 	}
 	if (!revisit) {
 		b->flags |= B_VISITED;
@@ -1461,43 +1473,78 @@ static int walk_tree(struct check *c, size_t si, const struct kl_id *id, unsigne
 		c->prog.files_done++;
 		progress(c, NULL, false);
 	}
-	for (size_t i = 0; i < t.n; i++) {
-		const struct kl_node *n = &t.nodes[i];
-		bool nb = false;
+	f = kl_calloc(1, sizeof(*f));
+	if (!f) {
+		kl_tree_release(&t);
+		return -ENOMEM;
+	}
+	f->up = *top;
+	f->id = *id;
+	f->t = t;
+	f->base = c->path.len;
+	f->bad = bad;
+	f->revisit = revisit;
+	*top = f;
+	return 1;
+}
 
-		rc = kl_buf_addch(&c->path, '/');
-		if (rc >= 0)
-			rc = kl_buf_add(&c->path, n->name, n->name_len);
-		if (rc >= 0 && n->type == KL_NODE_FILE)
-			rc = check_file(c, si, n, &nb);
-		else if (rc >= 0 && n->type == KL_NODE_DIR && n->has_subtree)
-			rc = walk_tree(c, si, &n->subtree, depth + 1, &nb);
-		kl_buf_setlen(&c->path, base);
-		if (rc < 0)
-			goto out;
-		bad |= nb;
+/* Walks tree id of snapshot si and everything below it. */
+static int walk_tree(struct check *c, size_t si, const struct kl_id *id)
+{
+	struct cframe *top = NULL;
+	bool nb;
+	int rc = tree_enter(c, si, id, &nb, &top);
+
+	while (rc >= 0 && top) {
+		struct cframe *f = top;
+
+		if (f->next < f->t.n) {
+			const struct kl_node *n = &f->t.nodes[f->next++];
+
+			nb = false;
+			kl_buf_setlen(&c->path, f->base);
+			rc = kl_buf_addch(&c->path, '/');
+			if (rc >= 0)
+				rc = kl_buf_add(&c->path, n->name, n->name_len);
+			if (rc >= 0 && n->type == KL_NODE_FILE)
+				rc = check_file(c, si, n, &nb);
+			else if (rc >= 0 && n->type == KL_NODE_DIR && n->has_subtree)
+				rc = tree_enter(c, si, &n->subtree, &nb, &top);
+			f->bad |= nb; /* a pushed frame reports when it is done */
+			continue;
+		}
+		if (f->bad && !f->revisit) {
+			struct blob *b = blob_find(&c->blobs, f->id.b);
+
+			if (b)
+				b->flags |= B_BAD_BELOW;
+		}
+		top = f->up;
+		if (top)
+			top->bad |= f->bad;
+		kl_tree_release(&f->t);
+		kl_free(f);
 	}
-	if (bad && !revisit) {
-		b = blob_find(&c->blobs, id->b); /* the table may have grown */
-		b->flags |= B_BAD_BELOW;
+	while (top) {
+		struct cframe *f = top;
+
+		top = f->up;
+		kl_tree_release(&f->t);
+		kl_free(f);
 	}
-	*bad_ret = bad;
-out:
-	kl_tree_release(&t);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 static int walk_snapshots(struct check *c)
 {
 	memset(&c->prog, 0, sizeof(c->prog));
 	for (size_t si = 0; si < c->n_snaps; si++) {
-		bool bad;
 		int rc;
 
 		if (c->snaps[si].unreadable)
 			continue;
 		kl_buf_clear(&c->path);
-		rc = walk_tree(c, si, &c->snaps[si].tree, 0, &bad);
+		rc = walk_tree(c, si, &c->snaps[si].tree);
 		if (rc < 0)
 			return rc;
 	}
