@@ -173,6 +173,8 @@ int kl_bk_collect(struct backup *b, bool wait)
 			}
 		}
 		b->prog.files_done++;
+		if (rc >= 0 && n->content)
+			rc = kl_bk_link_done(b, d, f->slot);
 		kl_file_job_free(f);
 		if (rc >= 0)
 			rc = kl_bk_child_done(b, d);
@@ -392,12 +394,17 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 			b->prog.files_done++;
 			b->prog.bytes_done += n->size;
 			kl_bk_progress(b, path, false);
-			return 0;
+			return kl_bk_link_add(b, d, slot, st, true);
 		}
 		if (oldn && oldn->type == KL_NODE_FILE)
 			b->st.files_changed++;
 		else
 			b->st.files_new++;
+		rc = kl_bk_link_reuse(b, d, slot, st);
+		if (rc != 0) {
+			kl_bk_progress(b, path, false);
+			return rc < 0 ? rc : 0;
+		}
 		rc = backup_file(b, d, slot, dfd, name, path);
 		kl_bk_progress(b, path, false);
 		if (rc < 0 && !b->error) {
@@ -405,6 +412,8 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 			n->type = 0;
 			return 0;
 		}
+		if (rc >= 0)
+			rc = kl_bk_link_add(b, d, slot, st, false);
 		return rc;
 	}
 	if (n->type == KL_NODE_DIR) {
