@@ -15,7 +15,10 @@
  *     every blob a file or directory needs must be indexed and not found
  *     damaged above. The walk runs last so that it can name the snapshots
  *     and paths that each damaged object affects;
- *  5. report each problem once, sorted, through o->report.warn.
+ *  5. report each problem once, sorted, through o->report.warn;
+ *  6. count the temporary files interrupted writes left (not damage:
+ *     nothing refers to them) and, if asked, remove those older than an
+ *     hour, which no running write can still be using.
  *
  * check builds its own table of blobs from the index files instead of
  * using the repository's index: it must see entries of index files that
@@ -903,23 +906,38 @@ static int u32_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Group 1..m of pack id: its first 8 bytes (a SHA-256, so uniform) modulo m. */
+static unsigned pack_group(const struct kl_id *id, unsigned m)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | id->b[i];
+	return (unsigned)(v % m) + 1;
+}
+
 /*
- * Chooses the packs to read: every indexed pack that exists, or with
- * 0 < subset_permille < 1000, that share of them (rounded up, at least
- * one), ranked by SHA-256(seed | pack id) for a uniform sample.
+ * Chooses the packs to read: every indexed pack that exists; or with
+ * subset n/m, those of group n; or with 0 < subset_permille < 1000, that
+ * share of them (rounded up, at least one), ranked by SHA-256(seed | pack
+ * id) for a uniform sample.
  */
 static int select_packs(struct check *c, const uint8_t seed[static 16])
 {
-	unsigned pm = c->o->subset_permille;
+	unsigned pm = c->o->subset_permille, sn = c->o->subset_n, sm = c->o->subset_m;
 	size_t n = 0;
 
 	c->sel = kl_calloc(c->packs.n ? c->packs.n : 1, sizeof(*c->sel));
 	if (!c->sel)
 		return -ENOMEM;
-	for (uint32_t k = 0; k < c->packs.n; k++)
-		if ((c->packs.v[k].flags & (P_PRESENT | P_INDEXED)) == (P_PRESENT | P_INDEXED))
-			c->sel[n++] = k;
-	if (pm && pm < 1000 && n) {
+	for (uint32_t k = 0; k < c->packs.n; k++) {
+		if ((c->packs.v[k].flags & (P_PRESENT | P_INDEXED)) != (P_PRESENT | P_INDEXED))
+			continue;
+		if (sm && pack_group(&c->packs.v[k].id, sm) != sn)
+			continue;
+		c->sel[n++] = k;
+	}
+	if (!sm && pm && pm < 1000 && n) {
 		size_t want = (size_t)(((uint64_t)n * pm + 999) / 1000);
 		struct rank *rk = kl_calloc(n, sizeof(*rk));
 
@@ -1149,8 +1167,11 @@ static int data_pass(struct check *c)
 	size_t started = 0;
 	int rc;
 
-	/* NEEDSWORK: kl_check_opts has no seed, so a subset cannot be repeated */
-	kl_random(seed, sizeof(seed));
+	if (c->o->has_seed)
+		memcpy(seed, c->o->seed, sizeof(seed));
+	else
+		kl_random(seed, sizeof(seed));
+	memcpy(c->res->seed, seed, sizeof(seed));
 	rc = select_packs(c, seed);
 	if (rc < 0 || !c->n_sel)
 		return rc;
@@ -1674,6 +1695,8 @@ int kl_check(struct kl_repo *r, const struct kl_check_opts *o, struct kl_check_r
 	memset(ret, 0, sizeof(*ret));
 	if (KL_NEVER(!r->keys))
 		return -EINVAL;
+	if (c.o->subset_m && (!c.o->subset_n || c.o->subset_n > c.o->subset_m))
+		return -KL_EUSAGE;
 	pthread_mutex_init(&c.lock, NULL);
 	kl_buf_init(&c.path, KL_BUF_MAX_DEFAULT);
 	kl_buf_init(&c.sealed, TREE_MAX);
@@ -1692,6 +1715,13 @@ int kl_check(struct kl_repo *r, const struct kl_check_opts *o, struct kl_check_r
 		rc = walk_snapshots(&c);
 	if (rc >= 0 && c.fatal)
 		rc = c.fatal;
+	if (rc >= 0 && r->be->ops->sweep_tmp) {
+		uint64_t age = c.o->stale_tmp_age_s ? c.o->stale_tmp_age_s : 3600;
+
+		rc = r->be->ops->sweep_tmp(r->be, age, c.o->remove_stale_tmp, &ret->tmp);
+		if (rc < 0)
+			rc = kl_fail(&r->err, rc, "cannot look for temporary files");
+	}
 	if (rc >= 0)
 		rc = finish(&c);
 	check_release(&c);
