@@ -127,7 +127,14 @@ static int finalize_dir(struct backup *b, struct dir_job *d, struct dir_job **pa
 		rc = kl_packer_store(b->trees, KL_BLOB_TREE, enc.data, enc.len, &id);
 	else if (rc >= 0)
 		kl_tree_blob_id(b->r->keys, enc.data, enc.len, &id);
-	if (rc < 0) {
+	if (rc == -E2BIG) {
+		/* NEEDSWORK: a tree continued over several blobs would lift this (issue 3) */
+		kl_fail(&b->r->err, rc,
+			"directory '%s' has too many entries (%zu) for one tree blob of at most "
+			"64 MiB",
+			d->path, d->tree.n);
+		b->error = rc;
+	} else if (rc < 0) {
 		kl_fail(&b->r->err, rc, "cannot store directory '%s'", d->path);
 		b->error = rc;
 	}
