@@ -24,6 +24,16 @@ enum kl_obj_type {
 /* Called once per object; a negative return stops the listing and is returned. */
 typedef int (*kl_list_cb)(const char *name, uint64_t size, void *userdata);
 
+/*
+ * Temporary files: what a write leaves behind when the process dies
+ * between creating its temporary file and renaming it (local backend).
+ */
+struct kl_tmp_stats {
+	uint64_t files, bytes;		 /* all found */
+	uint64_t stale, stale_bytes;	 /* of them, older than the age given */
+	uint64_t removed, removed_bytes; /* of the stale ones, removed */
+};
+
 struct kl_backend;
 struct kl_backend_ops {
 	const char *scheme;
@@ -38,6 +48,13 @@ struct kl_backend_ops {
 	int (*stat)(struct kl_backend *b, enum kl_obj_type t, const char *name, uint64_t *size_ret);
 	/* Creates the layout for a new repository; -EEXIST if one exists. */
 	int (*create)(struct kl_backend *b);
+	/*
+	 * Optional (NULL: the backend leaves no temporary files): counts the
+	 * temporary files of interrupted writes into *ret and, with remove,
+	 * deletes those whose mtime is at least min_age_s seconds old.
+	 */
+	int (*sweep_tmp)(struct kl_backend *b, uint64_t min_age_s, bool remove,
+			 struct kl_tmp_stats *ret);
 	void (*free)(struct kl_backend *b);
 };
 

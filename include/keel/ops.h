@@ -185,7 +185,19 @@ int kl_diff(struct kl_repo *r, const struct kl_id *a, const struct kl_id *b, kl_
 struct kl_check_opts {
 	bool read_data;
 	unsigned subset_permille; /* with read_data: 0 or 1000 = all */
+	/*
+	 * With read_data: 0 < subset_n <= subset_m reads group subset_n of
+	 * subset_m, a partition by pack id, so groups 1..m together read every
+	 * pack once. Instead of subset_permille.
+	 */
+	unsigned subset_n, subset_m;
+	/* the sample of subset_permille is ranked by this seed; random when has_seed is false */
+	bool has_seed;
+	uint8_t seed[16];
 	unsigned threads;
+	/* temporary files left by interrupted writes: remove those older than stale_tmp_age_s */
+	bool remove_stale_tmp;
+	uint64_t stale_tmp_age_s; /* 0: one hour */
 	struct kl_report report;
 };
 
@@ -195,6 +207,9 @@ struct kl_check_result {
 	uint64_t errors;	  /* structural or data errors found */
 	uint64_t unindexed_packs; /* harmless: left by an interrupted backup */
 	uint64_t unused_blobs;	  /* harmless: freed by a future prune */
+	uint8_t seed[16];	  /* that ranked a subset_permille sample */
+	/* temporary files left by interrupted writes (harmless); stale: old enough to remove */
+	struct kl_tmp_stats tmp;
 	/* snapshots with damaged or missing data, hex ids; caller frees */
 	char **damaged_snapshots;
 	size_t n_damaged;

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "keel/backend.h"
 #include "keel/fs.h"
@@ -370,6 +371,87 @@ static int local_create(struct kl_backend *b)
 	return r;
 }
 
+/*
+ * Temporary files of one directory: "<name>.tmp.<random>", as
+ * kl_fs_write_atomic names them. Only files older than min_age_s are
+ * removed: a write in flight (another process's backup) renames its file
+ * within seconds of creating it, and keeps it fresh while it writes.
+ */
+static int sweep_dir(int rootfd, const char *dir, int64_t now, uint64_t min_age_s, bool remove,
+		     struct kl_tmp_stats *st)
+{
+	int fd = openat(rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((errno = 0, de = readdir(d))) {
+		struct stat sb;
+		int64_t age;
+
+		if (de->d_name[0] == '.' || !strstr(de->d_name, ".tmp."))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(sb.st_mode))
+			continue; /* renamed meanwhile, or not ours */
+		st->files++;
+		st->bytes += (uint64_t)sb.st_size;
+		age = now - (int64_t)sb.st_mtim.tv_sec;
+		if (age < 0 || (uint64_t)age < min_age_s)
+			continue;
+		st->stale++;
+		st->stale_bytes += (uint64_t)sb.st_size;
+		if (!remove)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0) {
+			st->removed++;
+			st->removed_bytes += (uint64_t)sb.st_size;
+		} else if (errno != ENOENT) {
+			r = -errno;
+			break;
+		}
+	}
+	if (!de && errno && r >= 0)
+		r = -errno;
+	closedir(d);
+	return r;
+}
+
+static int local_sweep_tmp(struct kl_backend *b, uint64_t min_age_s, bool remove,
+			   struct kl_tmp_stats *ret)
+{
+	static const char *const dirs[] = {".", "keys", "snapshots", "index", "locks"};
+	struct local *l = (struct local *)b;
+	struct timespec now;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	if (l->rootfd < 0)
+		return -ENOENT;
+	clock_gettime(CLOCK_REALTIME, &now);
+	for (size_t i = 0; i < KL_ARRAY_SIZE(dirs); i++) {
+		r = sweep_dir(l->rootfd, dirs[i], now.tv_sec, min_age_s, remove, ret);
+		if (r < 0)
+			return r;
+	}
+	for (int i = 0; i < 256; i++) {
+		char sub[16];
+
+		snprintf(sub, sizeof(sub), "data/%02x", i);
+		r = sweep_dir(l->rootfd, sub, now.tv_sec, min_age_s, remove, ret);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static void local_free(struct kl_backend *b)
 {
 	struct local *l = (struct local *)b;
@@ -393,6 +475,7 @@ static const struct kl_backend_ops local_ops = {
 	.del = local_del,
 	.stat = local_stat,
 	.create = local_create,
+	.sweep_tmp = local_sweep_tmp,
 	.free = local_free,
 };
 

@@ -9,13 +9,55 @@ static const char usage[] =
 	"\n"
 	"Options:\n"
 	"      --read-data                 also read, decrypt and re-hash all data\n"
-	"      --read-data-subset=N%       ... or only N percent of the packs\n"
+	"      --read-data-subset=N%       ... or only N percent of the packs, a random\n"
+	"                                  sample (see --read-data-seed)\n"
+	"      --read-data-subset=n/m      ... or group n of m: groups 1/m to m/m\n"
+	"                                  together read every pack exactly once\n"
+	"      --read-data-seed=TEXT       repeat the sample of an N% subset: the same\n"
+	"                                  TEXT picks the same packs (check prints\n"
+	"                                  the seed it used)\n"
+	"      --remove-stale-tmp          remove temporary files that interrupted\n"
+	"                                  writes left, if older than an hour\n"
 	"      --threads N                 worker threads (default: one per core)\n"
 	"\n"
 	"Exit status 13 means damage was found: each damaged object is listed with\n"
 	"the snapshots and files it affects.\n";
 
-static int parse_subset(const char *s, unsigned *permille)
+static int parse_percent(const char *s, unsigned *permille);
+
+/* "N%" (or "N"): *permille; "n/m": *n and *m */
+static int parse_subset(const char *s, unsigned *permille, unsigned *n, unsigned *m)
+{
+	const char *slash = strchr(s, '/');
+	uint64_t a, b;
+
+	if (slash) {
+		_cleanup_free_ char *num = kl_strndup(s, (size_t)(slash - s));
+
+		if (!num)
+			return -ENOMEM;
+		if (kl_parse_uint(num, 1, UINT32_MAX, &a) < 0 ||
+		    kl_parse_uint(slash + 1, 1, UINT32_MAX, &b) < 0 || a > b)
+			return -KL_EUSAGE;
+		*n = (unsigned)a;
+		*m = (unsigned)b;
+		return 0;
+	}
+	return parse_percent(s, permille);
+}
+
+/* The seed of an N% sample: TEXT as 32 hex digits is the seed itself, else its hash. */
+static void parse_seed(const char *text, uint8_t seed[static 16])
+{
+	struct kl_id h;
+
+	if (strlen(text) == 32 && kl_hex_decode(text, 16, seed) == 0)
+		return;
+	kl_sha256(text, strlen(text), &h);
+	memcpy(seed, h.b, 16);
+}
+
+static int parse_percent(const char *s, unsigned *permille)
 {
 	char *end;
 	double v;
@@ -58,11 +100,14 @@ int cmd_check(int argc, char **argv, struct kl_cli *cli)
 		{"read-data", no_argument, NULL, 1},
 		{"read-data-subset", required_argument, NULL, 2},
 		{"threads", required_argument, NULL, 3},
+		{"read-data-seed", required_argument, NULL, 4},
+		{"remove-stale-tmp", no_argument, NULL, 5},
 		{NULL, 0, NULL, 0},
 	};
 	struct kl_check_opts o = {0};
 	struct kl_check_result res = {0};
 	struct kl_cli_report rep;
+	char seed_hex[2 * 16 + 1];
 	uint64_t threads;
 	int c, rc = 0;
 
@@ -73,9 +118,17 @@ int cmd_check(int argc, char **argv, struct kl_cli *cli)
 			break;
 		case 2:
 			o.read_data = true;
-			if (parse_subset(optarg, &o.subset_permille) < 0)
+			o.subset_permille = o.subset_n = o.subset_m = 0;
+			if (parse_subset(optarg, &o.subset_permille, &o.subset_n, &o.subset_m) < 0)
 				return kl_cli_usage_error(
-					cli, "invalid subset '%s' (use e.g. 10%%)", optarg);
+					cli, "invalid subset '%s' (use e.g. 10%% or 2/5)", optarg);
+			break;
+		case 4:
+			parse_seed(optarg, o.seed);
+			o.has_seed = true;
+			break;
+		case 5:
+			o.remove_stale_tmp = true;
 			break;
 		case 3:
 			if (kl_parse_uint(optarg, 1, 64, &threads) < 0)
@@ -104,16 +157,26 @@ int cmd_check(int argc, char **argv, struct kl_cli *cli)
 		       "\"packs\":%llu,\"index_files\":%llu,\"packs_read\":%llu,\"bytes_read\":%"
 		       "llu,"
 		       "\"errors\":%llu,\"unindexed_packs\":%llu,\"unused_blobs\":%llu,"
+		       "\"tmp_files\":%llu,\"tmp_bytes\":%llu,\"tmp_stale\":%llu,"
+		       "\"tmp_removed\":%llu,\"tmp_removed_bytes\":%llu,"
 		       "\"damaged_snapshots\":[",
 		       (unsigned long long)res.snapshots, (unsigned long long)res.trees,
 		       (unsigned long long)res.blobs, (unsigned long long)res.packs,
 		       (unsigned long long)res.index_files, (unsigned long long)res.packs_read,
 		       (unsigned long long)res.bytes_read, (unsigned long long)res.errors,
 		       (unsigned long long)res.unindexed_packs,
-		       (unsigned long long)res.unused_blobs);
+		       (unsigned long long)res.unused_blobs, (unsigned long long)res.tmp.files,
+		       (unsigned long long)res.tmp.bytes, (unsigned long long)res.tmp.stale,
+		       (unsigned long long)res.tmp.removed,
+		       (unsigned long long)res.tmp.removed_bytes);
 		for (size_t i = 0; i < res.n_damaged; i++)
 			printf("%s\"%s\"", i ? "," : "", res.damaged_snapshots[i]);
-		printf("]}\n");
+		printf("]");
+		if (o.read_data && o.subset_permille && o.subset_permille < 1000) {
+			kl_hex_encode(res.seed, sizeof(res.seed), seed_hex);
+			printf(",\"subset_seed\":\"%s\"", seed_hex);
+		}
+		printf("}\n");
 	} else if (!cli->quiet) {
 		printf("checked %llu snapshots, %llu trees, %llu blobs in %llu packs, %llu index "
 		       "files\n",
@@ -124,7 +187,31 @@ int cmd_check(int argc, char **argv, struct kl_cli *cli)
 			char b[32];
 
 			kl_print_bytes(b, sizeof(b), res.bytes_read);
-			printf("read %llu packs, %s\n", (unsigned long long)res.packs_read, b);
+			printf("read %llu packs, %s", (unsigned long long)res.packs_read, b);
+			if (o.subset_m) {
+				printf(" (group %u of %u)", o.subset_n, o.subset_m);
+			} else if (o.subset_permille && o.subset_permille < 1000) {
+				kl_hex_encode(res.seed, sizeof(res.seed), seed_hex);
+				printf(" (a %.1f%% sample; --read-data-seed=%s repeats it)",
+				       o.subset_permille / 10.0, seed_hex);
+			}
+			putchar('\n');
+		}
+		if (res.tmp.files) {
+			char b[32], rb[32];
+
+			kl_print_bytes(b, sizeof(b), res.tmp.bytes);
+			kl_print_bytes(rb, sizeof(rb), res.tmp.removed_bytes);
+			printf("%llu temporary files (%s) left by interrupted writes",
+			       (unsigned long long)res.tmp.files, b);
+			if (res.tmp.removed)
+				printf("; removed %llu (%s) older than an hour",
+				       (unsigned long long)res.tmp.removed, rb);
+			else if (res.tmp.stale)
+				printf("; %llu older than an hour (--remove-stale-tmp removes "
+				       "them)",
+				       (unsigned long long)res.tmp.stale);
+			putchar('\n');
 		}
 		if (res.unindexed_packs)
 			printf("%llu packs are not indexed yet (left by an interrupted backup; the "

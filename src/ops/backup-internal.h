@@ -57,6 +57,9 @@ struct backup {
 	atomic_ullong scan_files, scan_bytes;
 	char **scan_paths;
 	size_t n_scan_paths;
+	/* files with several names seen so far, by (dev, inode): backup-links.c */
+	struct kl_bk_link **links;
+	size_t n_links, cap_links;
 };
 
 /* backup-walk.c */
@@ -75,6 +78,20 @@ int kl_bk_add_entry(struct backup *b, struct dir_job *d, int dfd, const char *na
 int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 		      const struct kl_node *oldn, const char *path, const struct stat *st);
 int kl_bk_process_dir(struct backup *b, struct dir_job *d, int dfd, const struct kl_tree *old);
+
+/* backup-links.c */
+/*
+ * A later name of an inode already read (or in flight) with unchanged
+ * size and times: takes its content, now or when it is done. Returns 1
+ * when it did (the node needs no reading), 0 when the file is to be read.
+ */
+int kl_bk_link_reuse(struct backup *b, struct dir_job *d, size_t slot, const struct stat *st);
+/* Registers the first name of a multiply linked file; done: its content is already known. */
+int kl_bk_link_add(struct backup *b, struct dir_job *d, size_t slot, const struct stat *st,
+		   bool done);
+/* The node at slot of d has its content: hands it to the later names waiting for it. */
+int kl_bk_link_done(struct backup *b, struct dir_job *d, size_t slot);
+void kl_bk_links_free(struct backup *b);
 
 /* backup-sources.c */
 void kl_bk_source_free(struct source_node *s);

@@ -87,16 +87,25 @@ void kl_bk_dir_free(struct backup *b, struct dir_job *d)
 	kl_free(d);
 }
 
-static int finalize_dir(struct backup *b, struct dir_job *d);
+static int finalize_dir(struct backup *b, struct dir_job *d, struct dir_job **parent_ret);
 
+/*
+ * A loop, not recursion: the last file of the deepest directory can
+ * finish every directory above it, however deep the tree is.
+ */
 int kl_bk_child_done(struct backup *b, struct dir_job *d)
 {
-	if (--d->pending == 0)
-		return finalize_dir(b, d);
+	while (d && --d->pending == 0) {
+		int rc = finalize_dir(b, d, &d);
+
+		if (rc < 0)
+			return rc;
+	}
 	return 0;
 }
 
-static int finalize_dir(struct backup *b, struct dir_job *d)
+/* Stores d's tree and frees d; *parent_ret is the directory that lost a pending child. */
+static int finalize_dir(struct backup *b, struct dir_job *d, struct dir_job **parent_ret)
 {
 	_cleanup_buf_ struct kl_buf enc = KL_BUF_INIT((size_t)64 << 20);
 	struct dir_job *parent = d->parent;
@@ -118,11 +127,19 @@ static int finalize_dir(struct backup *b, struct dir_job *d)
 		rc = kl_packer_store(b->trees, KL_BLOB_TREE, enc.data, enc.len, &id);
 	else if (rc >= 0)
 		kl_tree_blob_id(b->r->keys, enc.data, enc.len, &id);
-	if (rc < 0) {
+	if (rc == -E2BIG) {
+		/* NEEDSWORK: a tree continued over several blobs would lift this (issue 3) */
+		kl_fail(&b->r->err, rc,
+			"directory '%s' has too many entries (%zu) for one tree blob of at most "
+			"64 MiB",
+			d->path, d->tree.n);
+		b->error = rc;
+	} else if (rc < 0) {
 		kl_fail(&b->r->err, rc, "cannot store directory '%s'", d->path);
 		b->error = rc;
 	}
 	kl_bk_dir_free(b, d);
+	*parent_ret = NULL;
 	if (rc < 0)
 		return rc;
 	if (parent) {
@@ -130,7 +147,8 @@ static int finalize_dir(struct backup *b, struct dir_job *d)
 
 		n->subtree = id;
 		n->has_subtree = true;
-		return kl_bk_child_done(b, parent);
+		*parent_ret = parent;
+		return 0;
 	}
 	b->root = id;
 	b->root_done = true;
@@ -162,6 +180,8 @@ int kl_bk_collect(struct backup *b, bool wait)
 			}
 		}
 		b->prog.files_done++;
+		if (rc >= 0 && n->content)
+			rc = kl_bk_link_done(b, d, f->slot);
 		kl_file_job_free(f);
 		if (rc >= 0)
 			rc = kl_bk_child_done(b, d);
@@ -321,15 +341,51 @@ static bool all_stored(struct backup *b, const struct kl_node *oldn)
 	return true;
 }
 
-/* Handles a node already added to d: reads a file, descends into a directory. */
+/*
+ * Opens the directory node at slot of d for its walk: c is its job, *cfd_ret
+ * its descriptor (-1 when there is nothing to walk: a mount point left
+ * empty, or a directory we cannot open; c is then done already) and
+ * *oldt_ret the parent snapshot's listing of it (empty when there is none).
+ */
+static int dir_open(struct backup *b, struct dir_job *d, size_t slot, int dfd,
+		    const struct kl_node *oldn, const char *path, const struct stat *st,
+		    struct dir_job **c_ret, int *cfd_ret, struct kl_tree *oldt_ret)
+{
+	const char *name = (const char *)d->tree.nodes[slot].name;
+	struct dir_job *c;
+	int cfd;
+
+	*cfd_ret = -1;
+	memset(oldt_ret, 0, sizeof(*oldt_ret));
+	b->st.dirs++;
+	c = kl_bk_dir_new(b, d, slot, path);
+	if (!c)
+		return -ENOMEM;
+	*c_ret = c;
+	if ((b->o->flags & KL_BACKUP_ONE_FS) && st->st_dev != b->root_dev)
+		return kl_bk_child_done(b, c); /* a mount point: keep it, empty */
+	cfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (cfd < 0) {
+		kl_bk_warn(b, path, -errno, "cannot open directory");
+		return kl_bk_child_done(b, c);
+	}
+	*cfd_ret = cfd;
+	if (oldn && oldn->type == KL_NODE_DIR && oldn->has_subtree &&
+	    !(b->o->flags & KL_BACKUP_FORCE) &&
+	    kl_repo_read_tree(b->r, &oldn->subtree, oldt_ret) < 0)
+		memset(oldt_ret, 0, sizeof(*oldt_ret)); /* a damaged parent only costs speed */
+	return 0;
+}
+
+/* Handles a node already added to d: reads a file, walks a directory. */
 int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 		      const struct kl_node *oldn, const char *path, const struct stat *st)
 {
 	struct kl_node *n = &d->tree.nodes[slot];
-	/* kl_bk_add_entry allocates names with a NUL after them: no copy on the stack, deep trees
-	 * recurse */
+	/* kl_bk_add_entry allocates names with a NUL after them */
 	const char *name = (const char *)n->name;
 	int rc = 0;
+
 	if (n->type == KL_NODE_FILE) {
 		b->st.bytes_total += n->size;
 		if (oldn && !(b->o->flags & KL_BACKUP_FORCE) && kl_node_unchanged(oldn, st) &&
@@ -345,12 +401,17 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 			b->prog.files_done++;
 			b->prog.bytes_done += n->size;
 			kl_bk_progress(b, path, false);
-			return 0;
+			return kl_bk_link_add(b, d, slot, st, true);
 		}
 		if (oldn && oldn->type == KL_NODE_FILE)
 			b->st.files_changed++;
 		else
 			b->st.files_new++;
+		rc = kl_bk_link_reuse(b, d, slot, st);
+		if (rc != 0) {
+			kl_bk_progress(b, path, false);
+			return rc < 0 ? rc : 0;
+		}
 		rc = backup_file(b, d, slot, dfd, name, path);
 		kl_bk_progress(b, path, false);
 		if (rc < 0 && !b->error) {
@@ -358,34 +419,18 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 			n->type = 0;
 			return 0;
 		}
+		if (rc >= 0)
+			rc = kl_bk_link_add(b, d, slot, st, false);
 		return rc;
 	}
 	if (n->type == KL_NODE_DIR) {
-		struct kl_tree oldt = {0};
+		struct kl_tree oldt;
 		struct dir_job *c;
 		_cleanup_close_ int cfd = -1;
 
-		b->st.dirs++;
-		c = kl_bk_dir_new(b, d, slot, path);
-		if (!c)
-			return -ENOMEM;
-		if ((b->o->flags & KL_BACKUP_ONE_FS) && st->st_dev != b->root_dev)
-			return kl_bk_child_done(b, c); /* a mount point: keep it, empty */
-		cfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (cfd < 0) {
-			kl_bk_warn(b, path, -errno, "cannot open directory");
-			return kl_bk_child_done(b, c);
-		}
-		if (oldn && oldn->type == KL_NODE_DIR && oldn->has_subtree &&
-		    !(b->o->flags & KL_BACKUP_FORCE)) {
-			rc = kl_repo_read_tree(b->r, &oldn->subtree, &oldt);
-			if (rc < 0) {
-				/* a damaged parent only costs speed: read everything again */
-				memset(&oldt, 0, sizeof(oldt));
-				rc = 0;
-			}
-		}
-		rc = kl_bk_process_dir(b, c, cfd, oldt.n ? &oldt : NULL);
+		rc = dir_open(b, d, slot, dfd, oldn, path, st, &c, &cfd, &oldt);
+		if (rc >= 0 && cfd >= 0)
+			rc = kl_bk_process_dir(b, c, cfd, oldt.n ? &oldt : NULL);
 		kl_tree_release(&oldt);
 		return rc;
 	}
@@ -432,19 +477,56 @@ int kl_bk_add_entry(struct backup *b, struct dir_job *d, int dfd, const char *na
 	return 0;
 }
 
-int kl_bk_process_dir(struct backup *b, struct dir_job *d, int dfd, const struct kl_tree *old)
+/*
+ * One directory of the walk. kl_bk_process_dir keeps these on a stack of
+ * its own rather than recursing, so a tree of any depth needs no more
+ * than a fixed amount of the thread's stack.
+ */
+struct frame {
+	struct frame *up;
+	struct dir_job *d;
+	int dfd;
+	bool own_fd;
+	dev_t dev; /* of the directory, to check it again after reopening it */
+	ino_t ino;
+	size_t depth;		   /* below the first frame */
+	const struct kl_tree *old; /* the parent snapshot's listing, or NULL */
+	struct kl_tree old_own;	   /* what old points to, when this frame read it */
+	char **names;		   /* sorted, with their stat results and tree slots */
+	struct stat *sts;
+	size_t *slot_of;
+	size_t n_names, next;
+};
+
+static void frame_free(struct frame *f)
 {
-	_cleanup_close_ int dupfd = dup(dfd);
-	char **names = NULL;
-	size_t n_names = 0, cap = 0;
-	struct stat *sts = NULL;
+	if (f->own_fd && f->dfd >= 0)
+		close(f->dfd);
+	kl_tree_release(&f->old_own);
+	for (size_t i = 0; i < f->n_names; i++)
+		kl_free(f->names[i]);
+	kl_free(f->names);
+	kl_free(f->sts);
+	kl_free(f->slot_of);
+	kl_free(f);
+}
+
+/* Lists f's directory and adds a node for each entry, in name order. */
+static int frame_list(struct backup *b, struct frame *f)
+{
+	struct dir_job *d = f->d;
+	_cleanup_close_ int dupfd = dup(f->dfd);
+	size_t cap = 0;
+	struct stat st;
 	DIR *dir;
 	struct dirent *de;
 	bool caches = false;
 	int rc = 0;
 
-	if (dupfd < 0)
+	if (dupfd < 0 || fstat(f->dfd, &st) < 0)
 		return -errno;
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
 	dir = fdopendir(dupfd);
 	if (!dir)
 		return -errno;
@@ -452,81 +534,232 @@ int kl_bk_process_dir(struct backup *b, struct dir_job *d, int dfd, const struct
 	while ((errno = 0, de = readdir(dir))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (n_names == cap) {
+		if (f->n_names == cap) {
 			size_t ncap = cap ? cap * 2 : 32;
-			char **v = kl_realloc(names, ncap * sizeof(*v));
+			char **v = kl_realloc(f->names, ncap * sizeof(*v));
 
 			if (!v) {
 				rc = -ENOMEM;
 				break;
 			}
-			names = v;
+			f->names = v;
 			cap = ncap;
 		}
-		names[n_names] = kl_strdup(de->d_name);
-		if (!names[n_names]) {
+		f->names[f->n_names] = kl_strdup(de->d_name);
+		if (!f->names[f->n_names]) {
 			rc = -ENOMEM;
 			break;
 		}
-		n_names++;
+		f->n_names++;
 	}
 	if (!de && errno && rc >= 0)
 		kl_bk_warn(b, d->path, -errno, "cannot list directory completely");
 	closedir(dir);
-	if (rc >= 0 && n_names)
-		qsort(names, n_names, sizeof(*names), cmp_names);
-	if (rc >= 0 && (b->o->flags & KL_BACKUP_EXCLUDE_CACHES) && is_cachedir_tag(dfd))
+	if (rc < 0)
+		return rc;
+	if (f->n_names)
+		qsort(f->names, f->n_names, sizeof(*f->names), cmp_names);
+	if ((b->o->flags & KL_BACKUP_EXCLUDE_CACHES) && is_cachedir_tag(f->dfd))
 		caches = true;
-	sts = kl_calloc(n_names ? n_names : 1, sizeof(*sts));
-	if (!sts)
-		rc = -ENOMEM;
+	f->sts = kl_calloc(f->n_names ? f->n_names : 1, sizeof(*f->sts));
+	f->slot_of = kl_calloc(f->n_names ? f->n_names : 1, sizeof(*f->slot_of));
+	if (!f->sts || !f->slot_of)
+		return -ENOMEM;
 	/* first all metadata, so the tree's node array is final before files go in flight */
-	size_t *slot_of = kl_calloc(n_names ? n_names : 1, sizeof(size_t));
-	if (!slot_of)
-		rc = -ENOMEM;
-	for (size_t i = 0; rc >= 0 && i < n_names; i++) {
-		_cleanup_free_ char *path = kl_bk_join_path(d->path, names[i]);
+	for (size_t i = 0; i < f->n_names; i++) {
+		_cleanup_free_ char *path = kl_bk_join_path(d->path, f->names[i]);
 		bool added;
 
-		slot_of[i] = SIZE_MAX;
-		if (!path) {
-			rc = -ENOMEM;
-			break;
-		}
-		if (caches && strcmp(names[i], "CACHEDIR.TAG"))
+		f->slot_of[i] = SIZE_MAX;
+		if (!path)
+			return -ENOMEM;
+		if (caches && strcmp(f->names[i], "CACHEDIR.TAG"))
 			continue;
 		if (b->o->excludes.n && kl_patterns_match(&b->o->excludes, path))
 			continue;
-		rc = kl_bk_add_entry(b, d, dfd, names[i], path, &sts[i], false, &added);
+		rc = kl_bk_add_entry(b, d, f->dfd, f->names[i], path, &f->sts[i], false, &added);
+		if (rc < 0)
+			return rc;
 		if (added)
-			slot_of[i] = d->tree.n - 1;
+			f->slot_of[i] = d->tree.n - 1;
 	}
-	for (size_t i = 0; rc >= 0 && !b->error && i < n_names; i++) {
-		const struct kl_node *oldn = NULL;
-		size_t slot = slot_of[i];
-		_cleanup_free_ char *path = NULL;
-
-		if (slot == SIZE_MAX)
-			continue;
-		path = kl_bk_join_path(d->path, names[i]);
-		if (!path) {
-			rc = -ENOMEM;
-			break;
-		}
-		if (old)
-			oldn = kl_tree_find(old, (const uint8_t *)names[i], strlen(names[i]));
-		rc = kl_bk_handle_node(b, d, slot, dfd, oldn, path, &sts[i]);
-		if (rc >= 0)
-			rc = kl_bk_collect(b, false);
-	}
-	for (size_t i = 0; i < n_names; i++)
-		kl_free(names[i]);
-	kl_free(names);
-	kl_free(sts);
-	kl_free(slot_of);
-	if (rc < 0)
-		return rc;
-	return kl_bk_child_done(b, d);
+	return 0;
 }
 
-/* ---- sources: the tree of path components above the given paths ---- */
+static struct frame *frame_new(struct frame *up, struct dir_job *d, int dfd, bool own_fd)
+{
+	struct frame *f = kl_calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->up = up;
+	f->d = d;
+	f->dfd = dfd;
+	f->own_fd = own_fd;
+	f->depth = up ? up->depth + 1 : 0;
+	return f;
+}
+
+/*
+ * Enters the directory node at f's entry i. *ret is its frame, listed, or
+ * NULL when the directory was finished without a walk.
+ */
+static int frame_enter(struct backup *b, struct frame *f, size_t i, const char *path,
+		       struct frame **ret)
+{
+	const struct kl_node *oldn = NULL;
+	struct dir_job *c;
+	struct frame *k;
+	struct kl_tree oldt;
+	int cfd, rc;
+
+	*ret = NULL;
+	if (f->old)
+		oldn = kl_tree_find(f->old, (const uint8_t *)f->names[i], strlen(f->names[i]));
+	rc = dir_open(b, f->d, f->slot_of[i], f->dfd, oldn, path, &f->sts[i], &c, &cfd, &oldt);
+	if (rc < 0 || cfd < 0) {
+		kl_tree_release(&oldt);
+		return rc;
+	}
+	k = frame_new(f, c, cfd, true);
+	if (!k) {
+		close(cfd);
+		kl_tree_release(&oldt);
+		return -ENOMEM;
+	}
+	k->old_own = oldt;
+	k->old = oldt.n ? &k->old_own : NULL;
+	rc = frame_list(b, k);
+	if (rc < 0) {
+		frame_free(k);
+		return rc;
+	}
+	*ret = k;
+	return 0;
+}
+
+/*
+ * Below WALK_FD_DEPTH, a frame's directory is closed while its children
+ * are walked, so a deep tree does not run out of descriptors; it is
+ * reopened through the child's "..", or else by name from the nearest
+ * open directory above it, and must still be the directory we were
+ * walking. If it is not (someone moved directories), the rest of it is
+ * left out: reading on through another path could mix two trees.
+ */
+#define WALK_FD_DEPTH 64
+
+static bool same_dir(int fd, const struct frame *f)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && st.st_dev == f->dev && st.st_ino == f->ino;
+}
+
+static int reopen_by_name(struct frame *f)
+{
+	while (f->dfd < 0) {
+		struct frame *g = f;
+		int fd;
+
+		while (g->up && g->up->dfd < 0)
+			g = g->up;
+		if (!g->up)
+			return -EBADF;
+		fd = openat(g->up->dfd, g->up->names[g->up->next - 1],
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if (!same_dir(fd, g)) {
+			close(fd);
+			return -ESTALE;
+		}
+		g->dfd = fd;
+		g->own_fd = true;
+		if (g->depth > WALK_FD_DEPTH && g->up->own_fd) {
+			close(g->up->dfd);
+			g->up->dfd = -1;
+		}
+	}
+	return 0;
+}
+
+static void frame_reopen(struct backup *b, struct frame *up, int child_fd)
+{
+	int fd = openat(child_fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0 && same_dir(fd, up)) {
+		up->dfd = fd;
+		up->own_fd = true;
+		return;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (reopen_by_name(up) == 0)
+		return;
+	kl_bk_warn(b, up->d->path, -ESTALE,
+		   "directory was moved while it was backed up; the rest of it is left out");
+	for (size_t i = up->next; i < up->n_names; i++)
+		if (up->slot_of[i] != SIZE_MAX)
+			up->d->tree.nodes[up->slot_of[i]].type = 0;
+	up->next = up->n_names;
+}
+
+int kl_bk_process_dir(struct backup *b, struct dir_job *d, int dfd, const struct kl_tree *old)
+{
+	struct frame *f = frame_new(NULL, d, dfd, false);
+	struct frame *up;
+	int rc;
+
+	if (!f)
+		return -ENOMEM;
+	f->old = old;
+	rc = frame_list(b, f);
+	while (f) {
+		if (rc >= 0 && !b->error && f->next < f->n_names) {
+			size_t i = f->next++;
+			size_t slot = f->slot_of[i];
+			_cleanup_free_ char *path = NULL;
+			struct frame *k = NULL;
+
+			if (slot == SIZE_MAX)
+				continue;
+			path = kl_bk_join_path(f->d->path, f->names[i]);
+			if (!path) {
+				rc = -ENOMEM;
+				continue;
+			}
+			if (f->d->tree.nodes[slot].type == KL_NODE_DIR) {
+				rc = frame_enter(b, f, i, path, &k);
+			} else {
+				const struct kl_node *oldn =
+					f->old ? kl_tree_find(f->old, (const uint8_t *)f->names[i],
+							      strlen(f->names[i]))
+					       : NULL;
+
+				rc = kl_bk_handle_node(b, f->d, slot, f->dfd, oldn, path,
+						       &f->sts[i]);
+			}
+			if (rc >= 0)
+				rc = kl_bk_collect(b, false);
+			if (k) {
+				if (k->depth > WALK_FD_DEPTH && f->own_fd) {
+					close(f->dfd);
+					f->dfd = -1;
+				}
+				f = k;
+			}
+			continue;
+		}
+		/* f is done (or the backup failed): finish its directory, go back up */
+		up = f->up;
+		if (rc >= 0)
+			rc = kl_bk_child_done(b, f->d);
+		if (rc >= 0)
+			rc = kl_bk_collect(b, false);
+		if (rc >= 0 && up && up->dfd < 0)
+			frame_reopen(b, up, f->dfd);
+		frame_free(f);
+		f = up;
+	}
+	return rc;
+}

@@ -276,6 +276,7 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 	}
 	while (b.live)
 		kl_bk_dir_free(&b, b.live); /* what a failure left in flight */
+	kl_bk_links_free(&b);
 	kl_packer_free(b.trees);
 	kl_free(b.rbuf);
 	kl_idcache_free(b.ids);

@@ -15,7 +15,10 @@
  *     every blob a file or directory needs must be indexed and not found
  *     damaged above. The walk runs last so that it can name the snapshots
  *     and paths that each damaged object affects;
- *  5. report each problem once, sorted, through o->report.warn.
+ *  5. report each problem once, sorted, through o->report.warn;
+ *  6. count the temporary files interrupted writes left (not damage:
+ *     nothing refers to them) and, if asked, remove those older than an
+ *     hour, which no running write can still be using.
  *
  * check builds its own table of blobs from the index files instead of
  * using the repository's index: it must see entries of index files that
@@ -30,8 +33,7 @@
 
 #include "keel/ops.h"
 
-#define MAX_REFS 20    /* (snapshot, path) pairs shown per problem */
-#define MAX_DEPTH 4096 /* directory nesting we follow */
+#define MAX_REFS 20 /* (snapshot, path) pairs shown per problem */
 #define MAX_THREADS 64
 #define HEADER_TAIL ((size_t)64 << 10) /* first read at a pack's end: header and length */
 #define TREE_MAX ((size_t)128 << 20)
@@ -913,23 +915,38 @@ static int u32_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Group 1..m of pack id: its first 8 bytes (a SHA-256, so uniform) modulo m. */
+static unsigned pack_group(const struct kl_id *id, unsigned m)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | id->b[i];
+	return (unsigned)(v % m) + 1;
+}
+
 /*
- * Chooses the packs to read: every indexed pack that exists, or with
- * 0 < subset_permille < 1000, that share of them (rounded up, at least
- * one), ranked by SHA-256(seed | pack id) for a uniform sample.
+ * Chooses the packs to read: every indexed pack that exists; or with
+ * subset n/m, those of group n; or with 0 < subset_permille < 1000, that
+ * share of them (rounded up, at least one), ranked by SHA-256(seed | pack
+ * id) for a uniform sample.
  */
 static int select_packs(struct check *c, const uint8_t seed[static 16])
 {
-	unsigned pm = c->o->subset_permille;
+	unsigned pm = c->o->subset_permille, sn = c->o->subset_n, sm = c->o->subset_m;
 	size_t n = 0;
 
 	c->sel = kl_calloc(c->packs.n ? c->packs.n : 1, sizeof(*c->sel));
 	if (!c->sel)
 		return -ENOMEM;
-	for (uint32_t k = 0; k < c->packs.n; k++)
-		if ((c->packs.v[k].flags & (P_PRESENT | P_INDEXED)) == (P_PRESENT | P_INDEXED))
-			c->sel[n++] = k;
-	if (pm && pm < 1000 && n) {
+	for (uint32_t k = 0; k < c->packs.n; k++) {
+		if ((c->packs.v[k].flags & (P_PRESENT | P_INDEXED)) != (P_PRESENT | P_INDEXED))
+			continue;
+		if (sm && pack_group(&c->packs.v[k].id, sm) != sn)
+			continue;
+		c->sel[n++] = k;
+	}
+	if (!sm && pm && pm < 1000 && n) {
 		size_t want = (size_t)(((uint64_t)n * pm + 999) / 1000);
 		struct rank *rk = kl_calloc(n, sizeof(*rk));
 
@@ -1159,8 +1176,11 @@ static int data_pass(struct check *c)
 	size_t started = 0;
 	int rc;
 
-	/* NEEDSWORK: kl_check_opts has no seed, so a subset cannot be repeated */
-	kl_random(seed, sizeof(seed));
+	if (c->o->has_seed)
+		memcpy(seed, c->o->seed, sizeof(seed));
+	else
+		kl_random(seed, sizeof(seed));
+	memcpy(c->res->seed, seed, sizeof(seed));
 	rc = select_packs(c, seed);
 	if (rc < 0 || !c->n_sel)
 		return rc;
@@ -1388,19 +1408,35 @@ static int check_file(struct check *c, size_t si, const struct kl_node *n, bool 
 }
 
 /*
- * Walks tree id of snapshot si at c->path. Clean trees are read once for
+ * A tree whose children are being walked. The walk keeps these on a heap
+ * stack, so a snapshot of any depth can be checked.
+ */
+struct cframe {
+	struct cframe *up;
+	struct kl_id id;
+	struct kl_tree t;
+	size_t next; /* the next node of t */
+	size_t base; /* c->path.len of the tree's own path */
+	bool bad;    /* something at or below it is bad */
+	bool revisit;
+};
+
+/*
+ * Enters tree id of snapshot si at c->path. Clean trees are read once for
  * all snapshots; a tree below which something is bad is read again for
  * each snapshot that holds it, to name that snapshot's affected paths.
- * Sets *bad_ret when something at or below it is bad.
+ * Returns 1 when its children are to be walked (a frame pushed on *top),
+ * 0 when it is done, with *bad_ret set when something at or below it is
+ * bad.
  */
-static int walk_tree(struct check *c, size_t si, const struct kl_id *id, unsigned depth,
-		     bool *bad_ret)
+static int tree_enter(struct check *c, size_t si, const struct kl_id *id, bool *bad_ret,
+		      struct cframe **top)
 {
 	struct kl_tree t = {0};
 	struct kl_blob_entry e;
 	struct problem *p;
 	struct blob *b;
-	size_t base = c->path.len;
+	struct cframe *f;
 	const char *why = NULL;
 	bool bad = false, revisit;
 	uint32_t pr, pidx;
@@ -1427,12 +1463,7 @@ static int walk_tree(struct check *c, size_t si, const struct kl_id *id, unsigne
 	}
 	blob_entry(b, &e);
 	pidx = b->pack;
-	if (depth >= MAX_DEPTH) {
-		rc = -KL_ECORRUPT;
-		why = "directories nested too deep";
-	} else {
-		rc = read_tree(c, pidx, &e, &t, &why);
-	}
+	rc = read_tree(c, pidx, &e, &t, &why);
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc < 0) {
@@ -1461,8 +1492,10 @@ static int walk_tree(struct check *c, size_t si, const struct kl_id *id, unsigne
 	if (pr) {
 		bad = damages(c, pr);
 		rc = attribute(c, pr, si);
-		if (rc < 0)
-			goto out;
+		if (rc < 0) {
+			kl_tree_release(&t);
+			return rc;
+		}
 	}
 	if (!revisit) {
 		b->flags |= B_VISITED;
@@ -1470,43 +1503,78 @@ static int walk_tree(struct check *c, size_t si, const struct kl_id *id, unsigne
 		c->prog.files_done++;
 		progress(c, NULL, false);
 	}
-	for (size_t i = 0; i < t.n; i++) {
-		const struct kl_node *n = &t.nodes[i];
-		bool nb = false;
+	f = kl_calloc(1, sizeof(*f));
+	if (!f) {
+		kl_tree_release(&t);
+		return -ENOMEM;
+	}
+	f->up = *top;
+	f->id = *id;
+	f->t = t;
+	f->base = c->path.len;
+	f->bad = bad;
+	f->revisit = revisit;
+	*top = f;
+	return 1;
+}
 
-		rc = kl_buf_addch(&c->path, '/');
-		if (rc >= 0)
-			rc = kl_buf_add(&c->path, n->name, n->name_len);
-		if (rc >= 0 && n->type == KL_NODE_FILE)
-			rc = check_file(c, si, n, &nb);
-		else if (rc >= 0 && n->type == KL_NODE_DIR && n->has_subtree)
-			rc = walk_tree(c, si, &n->subtree, depth + 1, &nb);
-		kl_buf_setlen(&c->path, base);
-		if (rc < 0)
-			goto out;
-		bad |= nb;
+/* Walks tree id of snapshot si and everything below it. */
+static int walk_tree(struct check *c, size_t si, const struct kl_id *id)
+{
+	struct cframe *top = NULL;
+	bool nb;
+	int rc = tree_enter(c, si, id, &nb, &top);
+
+	while (rc >= 0 && top) {
+		struct cframe *f = top;
+
+		if (f->next < f->t.n) {
+			const struct kl_node *n = &f->t.nodes[f->next++];
+
+			nb = false;
+			kl_buf_setlen(&c->path, f->base);
+			rc = kl_buf_addch(&c->path, '/');
+			if (rc >= 0)
+				rc = kl_buf_add(&c->path, n->name, n->name_len);
+			if (rc >= 0 && n->type == KL_NODE_FILE)
+				rc = check_file(c, si, n, &nb);
+			else if (rc >= 0 && n->type == KL_NODE_DIR && n->has_subtree)
+				rc = tree_enter(c, si, &n->subtree, &nb, &top);
+			f->bad |= nb; /* a pushed frame reports when it is done */
+			continue;
+		}
+		if (f->bad && !f->revisit) {
+			struct blob *b = blob_find(&c->blobs, f->id.b);
+
+			if (b)
+				b->flags |= B_BAD_BELOW;
+		}
+		top = f->up;
+		if (top)
+			top->bad |= f->bad;
+		kl_tree_release(&f->t);
+		kl_free(f);
 	}
-	if (bad && !revisit) {
-		b = blob_find(&c->blobs, id->b); /* the table may have grown */
-		b->flags |= B_BAD_BELOW;
+	while (top) {
+		struct cframe *f = top;
+
+		top = f->up;
+		kl_tree_release(&f->t);
+		kl_free(f);
 	}
-	*bad_ret = bad;
-out:
-	kl_tree_release(&t);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 static int walk_snapshots(struct check *c)
 {
 	memset(&c->prog, 0, sizeof(c->prog));
 	for (size_t si = 0; si < c->n_snaps; si++) {
-		bool bad;
 		int rc;
 
 		if (c->snaps[si].unreadable)
 			continue;
 		kl_buf_clear(&c->path);
-		rc = walk_tree(c, si, &c->snaps[si].tree, 0, &bad);
+		rc = walk_tree(c, si, &c->snaps[si].tree);
 		if (rc < 0)
 			return rc;
 	}
@@ -1636,6 +1704,8 @@ int kl_check(struct kl_repo *r, const struct kl_check_opts *o, struct kl_check_r
 	memset(ret, 0, sizeof(*ret));
 	if (KL_NEVER(!r->keys))
 		return -EINVAL;
+	if (c.o->subset_m && (!c.o->subset_n || c.o->subset_n > c.o->subset_m))
+		return -KL_EUSAGE;
 	pthread_mutex_init(&c.lock, NULL);
 	kl_buf_init(&c.path, KL_BUF_MAX_DEFAULT);
 	kl_buf_init(&c.sealed, TREE_MAX);
@@ -1654,6 +1724,13 @@ int kl_check(struct kl_repo *r, const struct kl_check_opts *o, struct kl_check_r
 		rc = walk_snapshots(&c);
 	if (rc >= 0 && c.fatal)
 		rc = c.fatal;
+	if (rc >= 0 && r->be->ops->sweep_tmp) {
+		uint64_t age = c.o->stale_tmp_age_s ? c.o->stale_tmp_age_s : 3600;
+
+		rc = r->be->ops->sweep_tmp(r->be, age, c.o->remove_stale_tmp, &ret->tmp);
+		if (rc < 0)
+			rc = kl_fail(&r->err, rc, "cannot look for temporary files");
+	}
 	if (rc >= 0)
 		rc = finish(&c);
 	check_release(&c);

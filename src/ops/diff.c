@@ -104,10 +104,57 @@ static bool meta_differs(const struct kl_node *a, const struct kl_node *b)
 	       xattrs_differ(a, b);
 }
 
-static int diff_trees(struct diff_ctx *c, const struct kl_id *a, const struct kl_id *b);
+/*
+ * A pair of directories being merged. The walk keeps these on a heap
+ * stack, not the thread's, so that trees of any depth can be compared.
+ */
+struct dframe {
+	struct dframe *up;
+	struct kl_tree ta, tb;
+	size_t i, j; /* the next node of ta and of tb */
+	size_t base; /* c->path.len of the directory's own path */
+};
+
+/* Pushes the pair of trees a, b (at c->path) unless they are the same tree. */
+static int dframe_push(struct diff_ctx *c, const struct kl_id *a, const struct kl_id *b,
+		       struct dframe **top)
+{
+	struct dframe *f;
+	int rc;
+
+	if (kl_id_eq(a, b))
+		return 0;
+	f = kl_calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	rc = kl_repo_read_tree(c->r, a, &f->ta);
+	if (rc >= 0)
+		rc = kl_repo_read_tree(c->r, b, &f->tb);
+	if (rc < 0) {
+		kl_tree_release(&f->ta);
+		kl_free(f);
+		return kl_fail(&c->r->err, rc, "tree of '%s' is unreadable",
+			       c->path.len ? (const char *)c->path.data : "/");
+	}
+	f->base = c->path.len;
+	f->up = *top;
+	*top = f;
+	return 0;
+}
+
+static struct dframe *dframe_pop(struct dframe *f)
+{
+	struct dframe *up = f->up;
+
+	kl_tree_release(&f->ta);
+	kl_tree_release(&f->tb);
+	kl_free(f);
+	return up;
+}
 
 /* Both sides have a node of this name; c->path holds its path. */
-static int diff_nodes(struct diff_ctx *c, const struct kl_node *a, const struct kl_node *b)
+static int diff_nodes(struct diff_ctx *c, const struct kl_node *a, const struct kl_node *b,
+		      struct dframe **top)
 {
 	const char *path = (const char *)c->path.data;
 	int rc;
@@ -126,32 +173,27 @@ static int diff_nodes(struct diff_ctx *c, const struct kl_node *a, const struct 
 	else if (meta_differs(a, b))
 		rc = report(c, KL_DIFF_META, path, a, b);
 	if (rc >= 0 && a->type == KL_NODE_DIR && a->has_subtree && b->has_subtree)
-		rc = diff_trees(c, &a->subtree, &b->subtree);
+		rc = dframe_push(c, &a->subtree, &b->subtree, top);
 	return rc;
 }
 
 static int diff_trees(struct diff_ctx *c, const struct kl_id *a, const struct kl_id *b)
 {
-	struct kl_tree ta = {0}, tb = {0};
-	size_t base = c->path.len, i = 0, j = 0;
-	int rc;
+	struct dframe *top = NULL;
+	int rc = dframe_push(c, a, b, &top);
 
-	if (kl_id_eq(a, b))
-		return 0;
-	rc = kl_repo_read_tree(c->r, a, &ta);
-	if (rc >= 0)
-		rc = kl_repo_read_tree(c->r, b, &tb);
-	if (rc < 0) {
-		kl_tree_release(&ta);
-		return kl_fail(&c->r->err, rc, "tree of '%s' is unreadable",
-			       base ? (const char *)c->path.data : "/");
-	}
-	while (rc >= 0 && (i < ta.n || j < tb.n)) {
-		const struct kl_node *na = i < ta.n ? &ta.nodes[i] : NULL;
-		const struct kl_node *nb = j < tb.n ? &tb.nodes[j] : NULL;
+	while (rc >= 0 && top) {
+		struct dframe *f = top;
+		const struct kl_node *na = f->i < f->ta.n ? &f->ta.nodes[f->i] : NULL;
+		const struct kl_node *nb = f->j < f->tb.n ? &f->tb.nodes[f->j] : NULL;
 		const struct kl_node *nd;
 		int cmp;
 
+		kl_buf_setlen(&c->path, f->base);
+		if (!na && !nb) {
+			top = dframe_pop(f);
+			continue;
+		}
 		if (!na)
 			cmp = 1;
 		else if (!nb)
@@ -159,27 +201,26 @@ static int diff_trees(struct diff_ctx *c, const struct kl_id *a, const struct kl
 		else
 			cmp = kl_name_cmp(na->name, na->name_len, nb->name, nb->name_len);
 		nd = cmp <= 0 ? na : nb;
-		kl_buf_setlen(&c->path, base);
 		rc = kl_buf_addch(&c->path, '/');
 		if (rc >= 0)
 			rc = kl_buf_add(&c->path, nd->name, nd->name_len);
 		if (rc < 0)
 			break;
 		if (cmp < 0) {
+			f->i++;
 			rc = report_all(c, KL_DIFF_REMOVED, na);
-			i++;
 		} else if (cmp > 0) {
+			f->j++;
 			rc = report_all(c, KL_DIFF_ADDED, nb);
-			j++;
 		} else {
-			rc = diff_nodes(c, na, nb);
-			i++;
-			j++;
+			f->i++;
+			f->j++;
+			rc = diff_nodes(c, na, nb, &top);
 		}
 	}
-	kl_buf_setlen(&c->path, base);
-	kl_tree_release(&ta);
-	kl_tree_release(&tb);
+	while (top)
+		top = dframe_pop(top);
+	kl_buf_setlen(&c->path, 0);
 	return rc;
 }
 

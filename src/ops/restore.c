@@ -558,12 +558,8 @@ static int open_dir(int dirfd, const char *name, bool *created)
 	return fd >= 0 ? fd : -errno;
 }
 
-/*
- * Makes sure d exists in the target and d->fd is open, creating the
- * directories above it first: with include patterns, a directory is only
- * created when something below it is restored.
- */
-static int dir_ensure(struct rctx *c, struct dirh *d)
+/* Opens d, whose parent is open, creating it if needed. */
+static int dir_open_one(struct rctx *c, struct dirh *d)
 {
 	struct dirh *p = d->parent;
 	char name[NAME_MAX + 1];
@@ -571,13 +567,6 @@ static int dir_ensure(struct rctx *c, struct dirh *d)
 	bool created;
 	int fd, rc;
 
-	if (d->fd >= 0)
-		return 0;
-	if (KL_NEVER(!p || d->exists))
-		return -EBADF; /* only open children close their parent's fd */
-	rc = dir_ensure(c, p);
-	if (rc < 0)
-		return rc;
 	rc = name_copy(name, d->name, d->name_len);
 	if (rc < 0)
 		return rc;
@@ -601,6 +590,29 @@ static int dir_ensure(struct rctx *c, struct dirh *d)
 		/* reopened through ".." when d is done: see dir_finish */
 		close(p->fd);
 		p->fd = -1;
+	}
+	return 0;
+}
+
+/*
+ * Makes sure d exists in the target and d->fd is open, creating the
+ * directories above it first: with include patterns, a directory is only
+ * created when something below it is restored. A loop from the highest
+ * missing one down, not recursion, for trees of any depth.
+ */
+static int dir_ensure(struct rctx *c, struct dirh *d)
+{
+	while (d->fd < 0) {
+		struct dirh *a = d;
+		int rc;
+
+		while (a->parent && a->parent->fd < 0 && !a->parent->exists)
+			a = a->parent;
+		if (KL_NEVER(!a->parent || a->exists || a->parent->fd < 0))
+			return -EBADF; /* only open children close their parent's fd */
+		rc = dir_open_one(c, a);
+		if (rc < 0)
+			return rc;
 	}
 	return 0;
 }
@@ -982,90 +994,141 @@ static void restore_special(struct rctx *c, struct dirh *d, const struct kl_node
 	c->st.others++;
 }
 
-static void restore_node(struct rctx *c, struct worker *inline_w, struct dirh *d,
-			 struct kl_node *nd, bool all);
+/*
+ * A directory being restored: the walk keeps these on a stack of its own,
+ * not the thread's, so a tree of any depth can be restored.
+ */
+struct rframe {
+	struct rframe *up;
+	struct dirh d;
+	const struct kl_node *nd; /* its node, in the tree of the frame above (or the top) */
+	struct kl_tree t;	  /* its children */
+	size_t next;		  /* the next child to restore */
+	size_t base;		  /* c->path.len of its own path */
+	bool all;
+};
 
 /*
- * Restores the directory node nd below d, then its children. With all
- * false the directory is only on the way to included nodes and is
- * created when the first of them is.
+ * Starts the directory node nd below d (c->path is its path): creates it
+ * unless all is false (then it is only on the way to included nodes and
+ * is created when the first of them is), and reads its children.
  */
-static void restore_dir(struct rctx *c, struct worker *inline_w, struct dirh *parent,
-			const struct kl_node *nd, bool all)
+static struct rframe *dir_begin(struct rctx *c, struct rframe *up, struct dirh *parent,
+				const struct kl_node *nd, bool all)
 {
-	struct dirh d = {
-		.parent = parent,
-		.name = nd->name,
-		.name_len = nd->name_len,
-		.fd = -1,
-		.depth = parent->depth + 1,
-	};
-	struct kl_tree t = {0};
-	size_t base = c->path.len;
+	struct rframe *f = kl_calloc(1, sizeof(*f));
 	int rc;
 
+	if (!f) {
+		fail(c, (const char *)c->path.data, -ENOMEM, "cannot restore directory");
+		return NULL;
+	}
+	f->up = up;
+	f->d.parent = parent;
+	f->d.name = nd->name;
+	f->d.name_len = nd->name_len;
+	f->d.fd = -1;
+	f->d.depth = parent->depth + 1;
+	f->nd = nd;
+	f->base = c->path.len;
+	f->all = all;
 	if (all) {
-		rc = dir_ensure(c, &d);
+		rc = dir_ensure(c, &f->d);
 		if (rc < 0) {
 			fail(c, (const char *)c->path.data, rc, "cannot create directory");
-			return;
+			kl_free(f);
+			return NULL;
 		}
 	}
-	rc = nd->has_subtree ? kl_repo_read_tree(c->r, &nd->subtree, &t) : -KL_ECORRUPT;
+	rc = nd->has_subtree ? kl_repo_read_tree(c->r, &nd->subtree, &f->t) : -KL_ECORRUPT;
 	if (rc < 0) {
 		if (rc == -KL_ENOTFOUND)
 			rc = -KL_ECORRUPT;
 		fail(c, (const char *)c->path.data, rc,
 		     "directory listing is damaged; what is below is not restored");
 	}
-	for (size_t i = 0; i < t.n && !stopped(c); i++) {
-		kl_buf_setlen(&c->path, base);
-		rc = kl_buf_addch(&c->path, '/');
-		if (rc >= 0)
-			rc = kl_buf_add(&c->path, t.nodes[i].name, t.nodes[i].name_len);
-		if (rc < 0) {
-			fail(c, (const char *)c->path.data, rc, "cannot restore");
-			break;
-		}
-		restore_node(c, inline_w, &d, &t.nodes[i], all);
-	}
-	kl_buf_setlen(&c->path, base);
-	dir_finish(c, &d, nd);
-	kl_tree_release(&t);
+	return f;
 }
 
-/* c->path holds the node's snapshot path. */
-static void restore_node(struct rctx *c, struct worker *inline_w, struct dirh *d,
-			 struct kl_node *nd, bool all)
+/* All of f's children are done: its metadata, then back to its parent. */
+static struct rframe *dir_end(struct rctx *c, struct rframe *f)
+{
+	struct rframe *up = f->up;
+
+	kl_buf_setlen(&c->path, f->base);
+	dir_finish(c, &f->d, f->nd);
+	kl_tree_release(&f->t);
+	kl_free(f);
+	return up;
+}
+
+/*
+ * Restores nd below d (c->path holds its snapshot path). Returns the
+ * frame of a directory whose children are to be restored next, or NULL.
+ */
+static struct rframe *restore_node(struct rctx *c, struct worker *inline_w, struct rframe *up,
+				   struct dirh *d, struct kl_node *nd, bool all)
 {
 	const char *path = (const char *)c->path.data;
 	char name[NAME_MAX + 1];
 	int rc;
 
 	if (c->o->excludes.n && kl_patterns_match(&c->o->excludes, path))
-		return; /* an excluded directory is skipped whole */
+		return NULL; /* an excluded directory is skipped whole */
 	if (!all && kl_patterns_match(&c->o->includes, path))
 		all = true; /* a directory that matches covers what is below it */
 	if (nd->type == KL_NODE_DIR) {
 		if (all || kl_patterns_may_match_below(&c->o->includes, path))
-			restore_dir(c, inline_w, d, nd, all);
-		return;
+			return dir_begin(c, up, d, nd, all);
+		return NULL;
 	}
 	if (!all || nd->type == KL_NODE_SOCK)
-		return;
+		return NULL;
 	rc = name_copy(name, nd->name, nd->name_len);
 	if (rc >= 0)
 		rc = dir_ensure(c, d);
 	if (rc < 0) {
 		fail(c, path, rc, "cannot restore");
-		return;
+		return NULL;
 	}
 	if (restore_as_link(c, d, nd, name))
-		return;
+		return NULL;
 	if (nd->type == KL_NODE_FILE)
 		restore_file(c, inline_w, d, nd, name);
 	else
 		restore_special(c, d, nd, name);
+	return NULL;
+}
+
+/* Restores nd below d and, for a directory, everything below it, depth first. */
+static void restore_tree(struct rctx *c, struct worker *inline_w, struct dirh *d,
+			 struct kl_node *nd, bool all)
+{
+	struct rframe *f = restore_node(c, inline_w, NULL, d, nd, all);
+
+	while (f) {
+		struct kl_node *k;
+		struct rframe *kf;
+		int rc;
+
+		if (f->next >= f->t.n || stopped(c)) {
+			f = dir_end(c, f);
+			continue;
+		}
+		k = &f->t.nodes[f->next++];
+		kl_buf_setlen(&c->path, f->base);
+		rc = kl_buf_addch(&c->path, '/');
+		if (rc >= 0)
+			rc = kl_buf_add(&c->path, k->name, k->name_len);
+		if (rc < 0) {
+			fail(c, (const char *)c->path.data, rc, "cannot restore");
+			f->next = f->t.n;
+			continue;
+		}
+		kf = restore_node(c, inline_w, f, &f->d, k, f->all);
+		if (kf)
+			f = kf;
+	}
 }
 
 /* ---- entry points ------------------------------------------------------------- */
@@ -1179,12 +1242,12 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 				fail(&c, "/", rc, "cannot restore");
 				break;
 			}
-			restore_node(&c, &inline_w, &root, &t.nodes[i], c.all);
+			restore_tree(&c, &inline_w, &root, &t.nodes[i], c.all);
 		}
 		kl_tree_release(&t);
 	} else {
 		/* a subtree: its node becomes target/<name> */
-		restore_node(&c, &inline_w, &root, &top, c.all);
+		restore_tree(&c, &inline_w, &root, &top, c.all);
 	}
 
 	pthread_mutex_lock(&c.lock);

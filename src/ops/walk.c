@@ -7,37 +7,71 @@
 
 #define PATH_BUF_MAX ((size_t)1 << 30)
 
+/* A directory being walked; kept on a heap stack so that any depth works. */
+struct wframe {
+	struct wframe *up;
+	struct kl_tree t;
+	size_t next; /* the next node of t */
+	size_t base; /* path length of the directory's own path */
+};
+
+static int wframe_push(struct kl_repo *r, const struct kl_id *id, struct kl_buf *path,
+		       struct wframe **top)
+{
+	struct wframe *f = kl_calloc(1, sizeof(*f));
+	int rc;
+
+	if (!f)
+		return -ENOMEM;
+	rc = kl_repo_read_tree(r, id, &f->t);
+	if (rc < 0) {
+		kl_free(f);
+		return kl_fail(&r->err, rc, "tree of '%s' is unreadable",
+			       path->len ? (const char *)path->data : "/");
+	}
+	f->base = path->len;
+	f->up = *top;
+	*top = f;
+	return 0;
+}
+
+static struct wframe *wframe_pop(struct wframe *f)
+{
+	struct wframe *up = f->up;
+
+	kl_tree_release(&f->t);
+	kl_free(f);
+	return up;
+}
+
 static int walk_tree(struct kl_repo *r, const struct kl_id *id, struct kl_buf *path, kl_walk_cb cb,
 		     void *ud)
 {
-	struct kl_tree t = {0};
-	size_t base = path->len;
-	int rc;
+	struct wframe *top = NULL;
+	int rc = wframe_push(r, id, path, &top);
 
-	rc = kl_repo_read_tree(r, id, &t);
-	if (rc < 0)
-		return kl_fail(&r->err, rc, "tree of '%s' is unreadable",
-			       base ? (const char *)path->data : "/");
-	for (size_t i = 0; i < t.n; i++) {
-		const struct kl_node *nd = &t.nodes[i];
+	while (rc >= 0 && top) {
+		const struct kl_node *nd;
 
-		kl_buf_setlen(path, base);
+		if (top->next == top->t.n) {
+			kl_buf_setlen(path, top->base);
+			top = wframe_pop(top);
+			continue;
+		}
+		nd = &top->t.nodes[top->next++];
+		kl_buf_setlen(path, top->base);
 		rc = kl_buf_addch(path, '/');
 		if (rc >= 0)
 			rc = kl_buf_add(path, nd->name, nd->name_len);
 		if (rc >= 0)
 			rc = cb((const char *)path->data, nd, ud);
-		if (rc < 0)
-			break;
-		if (rc == 0 && nd->type == KL_NODE_DIR && nd->has_subtree) {
-			rc = walk_tree(r, &nd->subtree, path, cb, ud);
-			if (rc < 0)
-				break;
-		}
-		rc = 0;
+		if (rc == 0 && nd->type == KL_NODE_DIR && nd->has_subtree)
+			rc = wframe_push(r, &nd->subtree, path, &top);
+		else if (rc > 0)
+			rc = 0; /* a positive return skips what is below the node */
 	}
-	kl_buf_setlen(path, base);
-	kl_tree_release(&t);
+	while (top)
+		top = wframe_pop(top);
 	return rc;
 }
 
@@ -53,7 +87,8 @@ int kl_walk(struct kl_repo *r, const struct kl_id *tree, const char *prefix, kl_
 	rc = kl_buf_add(&path, prefix ? prefix : "", n);
 	if (rc < 0)
 		return rc;
-	return walk_tree(r, tree, &path, cb, ud);
+	rc = walk_tree(r, tree, &path, cb, ud);
+	return rc < 0 ? rc : 0;
 }
 
 /* Moves *s to the next component ("" and "." components are skipped); false at the end. */
