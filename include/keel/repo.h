@@ -127,6 +127,8 @@ int kl_repo_index_files(struct kl_repo *r, struct kl_id **files, size_t *n_files
 			struct kl_id **records, size_t *n_records);
 /* Every pack the index knows (live or deleting), sorted, each once. */
 int kl_repo_index_pack_ids(struct kl_repo *r, struct kl_id **ret, size_t *n_ret);
+/* An index file kl_repo_load_index() read names this one in its supersedes. */
+bool kl_repo_index_file_superseded(struct kl_repo *r, const struct kl_id *file);
 /* A deletion record names the pack: it is readable but awaits deletion. */
 bool kl_repo_pack_deleting(struct kl_repo *r, const struct kl_id *pack);
 /* Calls cb for every pack and its blobs known to the index (deleting ones too). */

@@ -809,14 +809,20 @@ static int check_index_file(struct check *c, const char *name)
 		return c->fatal;
 	}
 	/*
-	 * Superseded index files repeat what their successor lists, so reading
-	 * both is harmless. A prune's deletion record names packs that it may
-	 * already have deleted: only those still present are checked.
+	 * A prune's deletion record names packs that it may already have
+	 * deleted, and so may an index file its successor supersedes (left by a
+	 * crash, or kept by storage under retention): of those, only the packs
+	 * still present are checked. Anything else they list, their successor
+	 * lists too.
 	 */
+	struct kl_id fid;
+	bool may_be_gone = f.deleting || (kl_id_parse(name, &fid) >= 0 &&
+					  kl_repo_index_file_superseded(c->r, &fid));
+
 	for (size_t i = 0; rc >= 0 && i < f.n; i++) {
 		int k = pack_find(&c->packs, &f.packs[i].pack);
 
-		if (f.deleting && (k < 0 || !(c->packs.v[k].flags & P_PRESENT)))
+		if (may_be_gone && (k < 0 || !(c->packs.v[k].flags & P_PRESENT)))
 			continue;
 		rc = index_pack(c, name, &f.packs[i]);
 	}

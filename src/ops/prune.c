@@ -55,7 +55,7 @@ static struct pack_info *find_pack(struct prune *p, const struct kl_id *id)
 {
 	struct pack_info key = {.id = *id};
 
-	return bsearch(&key, p->packs, p->n_packs, sizeof(key), cmp_pack);
+	return !p->n_packs ? NULL : bsearch(&key, p->packs, p->n_packs, sizeof(key), cmp_pack);
 }
 
 static int list_pack(const char *name, uint64_t size, void *ud)

@@ -11,6 +11,8 @@
 #include "repo-internal.h"
 
 enum { SLOT_EMPTY = 0, SLOT_STORED = 1, SLOT_CLAIMED = 2 };
+/* a pack entry not from an index file: written or adopted by this process, or a record's */
+#define NO_FILE UINT32_MAX
 
 struct slot {
 	uint8_t id[KL_ID_LEN];
@@ -37,7 +39,11 @@ struct kl_index {
 	struct slot *slots;
 	size_t cap, used; /* used counts STORED and CLAIMED */
 	struct kl_id *packs;
+	uint32_t *pack_file; /* per entry of packs: which of files listed it, or NO_FILE */
 	size_t n_packs, cap_packs;
+	struct kl_id *superseded; /* what the index files loaded say they replace */
+	size_t n_superseded, cap_superseded;
+	size_t demoted;		      /* slots found to be in a deleting pack only after loading */
 	struct pending_pack *pending; /* packs written but not yet in an index file */
 	size_t n_pending, cap_pending;
 	struct kl_id *files; /* index files loaded (not deletion records) */
@@ -79,6 +85,8 @@ void kl_index_free_(struct kl_index *x)
 	kl_free(x->deleting);
 	kl_free(x->slots);
 	kl_free(x->packs);
+	kl_free(x->pack_file);
+	kl_free(x->superseded);
 	pthread_mutex_destroy(&x->lock);
 	kl_free(x);
 }
@@ -141,20 +149,26 @@ static int slot_for(struct kl_index *x, const uint8_t *id, struct slot **ret)
 	return 0;
 }
 
-static int add_pack_id(struct kl_index *x, const struct kl_id *pack, uint32_t *ret)
+static int add_pack_id(struct kl_index *x, const struct kl_id *pack, uint32_t file, uint32_t *ret)
 {
 	if (x->n_packs == x->cap_packs) {
 		size_t ncap = x->cap_packs ? x->cap_packs * 2 : 64;
 		struct kl_id *p = kl_realloc(x->packs, ncap * sizeof(*p));
+		uint32_t *f;
 
 		if (!p)
 			return -ENOMEM;
 		x->packs = p;
+		f = kl_realloc(x->pack_file, ncap * sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		x->pack_file = f;
 		x->cap_packs = ncap;
 	}
-	if (x->n_packs >= UINT32_MAX)
+	if (x->n_packs >= UINT32_MAX - 1)
 		return -E2BIG;
 	x->packs[x->n_packs] = *pack;
+	x->pack_file[x->n_packs] = file;
 	*ret = (uint32_t)x->n_packs++;
 	return 0;
 }
@@ -173,8 +187,8 @@ static int copy_header(const struct kl_pack_header *h, struct kl_pack_header *re
 	return 0;
 }
 
-int kl_index_add_pack_(struct kl_repo *r, const struct kl_id *pack, const struct kl_pack_header *h,
-		       unsigned flags)
+static int add_pack(struct kl_repo *r, const struct kl_id *pack, const struct kl_pack_header *h,
+		    unsigned flags, uint32_t file)
 {
 	bool pending = flags & KL_INDEX_PENDING, deleting = flags & KL_INDEX_DELETING;
 	struct kl_index *x = r->idx;
@@ -182,7 +196,7 @@ int kl_index_add_pack_(struct kl_repo *r, const struct kl_id *pack, const struct
 	int rc;
 
 	pthread_mutex_lock(&x->lock);
-	rc = add_pack_id(x, pack, &pidx);
+	rc = add_pack_id(x, pack, file, &pidx);
 	for (size_t i = 0; rc >= 0 && i < h->n; i++) {
 		const struct kl_blob_entry *e = &h->blobs[i];
 		struct slot *s;
@@ -225,6 +239,12 @@ int kl_index_add_pack_(struct kl_repo *r, const struct kl_id *pack, const struct
 	}
 	pthread_mutex_unlock(&x->lock);
 	return rc;
+}
+
+int kl_index_add_pack_(struct kl_repo *r, const struct kl_id *pack, const struct kl_pack_header *h,
+		       unsigned flags)
+{
+	return add_pack(r, pack, h, flags, NO_FILE);
 }
 
 int kl_repo_lookup(struct kl_repo *r, const struct kl_id *id, struct kl_blob_loc *loc)
@@ -334,6 +354,7 @@ static int load_one(const char *name, uint64_t size, void *ud)
 	_cleanup_buf_ struct kl_buf raw = KL_BUF_INIT(1u << 30);
 	struct kl_index_file f = {0};
 	struct kl_id fid;
+	uint32_t file;
 	int rc;
 
 	if (kl_id_parse(name, &fid) < 0)
@@ -351,16 +372,20 @@ static int load_one(const char *name, uint64_t size, void *ud)
 	if (rc < 0)
 		return kl_fail(&c->r->err, rc, "index file '%s' is unreadable", name);
 	pthread_mutex_lock(&x->lock);
+	file = f.deleting ? NO_FILE : (uint32_t)x->n_files;
 	if (f.deleting)
 		rc = push_id(&x->records, &x->n_records, &x->cap_records, &fid);
 	else
 		rc = push_id(&x->files, &x->n_files, &x->cap_files, &fid);
 	for (size_t i = 0; rc >= 0 && f.deleting && i < f.n; i++)
 		rc = push_id(&x->deleting, &x->n_deleting, &x->cap_deleting, &f.packs[i].pack);
+	for (size_t i = 0; rc >= 0 && i < f.n_supersedes; i++)
+		rc = push_id(&x->superseded, &x->n_superseded, &x->cap_superseded,
+			     &f.supersedes[i]);
 	pthread_mutex_unlock(&x->lock);
 	for (size_t i = 0; rc >= 0 && i < f.n; i++)
-		rc = kl_index_add_pack_(c->r, &f.packs[i].pack, &f.packs[i].h,
-					f.deleting ? KL_INDEX_DELETING : 0);
+		rc = add_pack(c->r, &f.packs[i].pack, &f.packs[i].h,
+			      f.deleting ? KL_INDEX_DELETING : 0, file);
 	kl_index_file_release(&f);
 	c->files++;
 	return rc;
@@ -385,10 +410,140 @@ static int apply_deletion_records(struct kl_index *x)
 		del[p] = bsearch(&x->packs[p], x->deleting, x->n_deleting, sizeof(struct kl_id),
 				 cmp_id) != NULL;
 	for (size_t i = 0; i < x->cap; i++)
-		if (x->slots[i].state == SLOT_STORED && del[x->slots[i].pack])
+		if (x->slots[i].state == SLOT_STORED && !x->slots[i].deleting &&
+		    del[x->slots[i].pack]) {
 			x->slots[i].deleting = 1;
+			x->demoted++;
+		}
 	kl_free(del);
 	return 0;
+}
+
+struct pack_ref {
+	struct kl_id id;
+	uint32_t entry;
+	bool live;
+};
+
+static int cmp_pack_ref(const void *a, const void *b)
+{
+	return memcmp(a, b, KL_ID_LEN);
+}
+
+/*
+ * An index file that another one supersedes may outlive its successor's
+ * writing (a crash, or storage that keeps it under retention): it only
+ * repeats what its successor lists, except for packs that were condemned
+ * since, and those may be gone. So a pack that only superseded files (or
+ * deletion records) list is treated as deleting: readable while it lasts,
+ * never a reason to skip storing a blob. Runs only when superseded files
+ * were read.
+ */
+static int apply_supersedes(struct kl_index *x)
+{
+	struct pack_ref *v;
+	bool *dead, any = false;
+
+	if (!x->n_superseded || !x->n_files)
+		return 0;
+	qsort(x->superseded, x->n_superseded, sizeof(struct kl_id), cmp_id);
+	dead = kl_calloc(x->n_files, sizeof(*dead));
+	if (!dead)
+		return -ENOMEM;
+	for (size_t i = 0; i < x->n_files; i++) {
+		dead[i] = bsearch(&x->files[i], x->superseded, x->n_superseded,
+				  sizeof(struct kl_id), cmp_id) != NULL;
+		any |= dead[i];
+	}
+	if (!any) {
+		kl_free(dead);
+		return 0;
+	}
+	v = kl_calloc(x->n_packs ? x->n_packs : 1, sizeof(*v));
+	if (!v) {
+		kl_free(dead);
+		return -ENOMEM;
+	}
+	for (size_t p = 0; p < x->n_packs; p++) {
+		uint32_t f = x->pack_file[p];
+
+		v[p].id = x->packs[p];
+		v[p].entry = (uint32_t)p;
+		/* NO_FILE: written here, or a deletion record's (which sets deleting anyway) */
+		v[p].live = f == NO_FILE ? true : !dead[f];
+	}
+	qsort(v, x->n_packs, sizeof(*v), cmp_pack_ref);
+	/* a pack is live if any entry for it is; spread that over its entries */
+	for (size_t i = 0, j; i < x->n_packs; i = j) {
+		bool live = false;
+
+		for (j = i; j < x->n_packs && kl_id_eq(&v[j].id, &v[i].id); j++)
+			live |= v[j].live;
+		for (size_t k = i; k < j; k++)
+			v[k].live = live;
+	}
+	{
+		uint8_t *live = kl_calloc(x->n_packs ? x->n_packs : 1, 1);
+
+		if (!live) {
+			kl_free(v);
+			kl_free(dead);
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < x->n_packs; i++)
+			live[v[i].entry] = v[i].live;
+		for (size_t i = 0; i < x->cap; i++)
+			if (x->slots[i].state == SLOT_STORED && !x->slots[i].deleting &&
+			    !live[x->slots[i].pack]) {
+				x->slots[i].deleting = 1;
+				x->demoted++;
+			}
+		kl_free(live);
+	}
+	kl_free(v);
+	kl_free(dead);
+	return 0;
+}
+
+/*
+ * A blob whose first-read copy turned out to be in a deleting pack may have
+ * a live copy that loading skipped as a duplicate: read the live index
+ * files again so that it is found. Only after a crashed prune, or with
+ * superseded files kept by retention.
+ */
+static int rescan(struct kl_repo *r)
+{
+	struct kl_index *x = r->idx;
+	struct kl_id *files;
+	size_t n;
+	int rc = 0;
+
+	pthread_mutex_lock(&x->lock);
+	x->demoted = 0;
+	n = x->n_files;
+	files = kl_memdup(x->files, n * sizeof(*files));
+	pthread_mutex_unlock(&x->lock);
+	if (!files && n)
+		return -ENOMEM;
+	for (size_t i = 0; rc >= 0 && i < n; i++) {
+		struct kl_index_file f;
+
+		if (x->n_superseded && bsearch(&files[i], x->superseded, x->n_superseded,
+					       sizeof(struct kl_id), cmp_id))
+			continue;
+		rc = kl_repo_get_index_file(r, &files[i], &f);
+		if (rc == -KL_ENOTFOUND || rc == -KL_ECORRUPT) {
+			rc = 0; /* gone since, or counted as bad by the first pass */
+			continue;
+		}
+		for (size_t j = 0; rc >= 0 && j < f.n; j++)
+			if (!x->n_deleting || !bsearch(&f.packs[j].pack, x->deleting, x->n_deleting,
+						       sizeof(struct kl_id), cmp_id))
+				rc = add_pack(r, &f.packs[j].pack, &f.packs[j].h, 0, NO_FILE);
+		kl_index_file_release(&f);
+	}
+	kl_free(files);
+	return rc;
 }
 
 static void index_clear(struct kl_index *x)
@@ -398,7 +553,8 @@ static void index_clear(struct kl_index *x)
 	x->n_pending = 0;
 	memset(x->slots, 0, x->cap * sizeof(*x->slots));
 	x->used = 0;
-	x->n_packs = x->n_files = x->n_records = x->n_deleting = 0;
+	x->n_packs = x->n_files = x->n_records = x->n_deleting = x->n_superseded = 0;
+	x->demoted = 0;
 }
 
 static int adopt(struct kl_repo *r, bool write);
@@ -422,6 +578,10 @@ int kl_repo_load_index(struct kl_repo *r)
 			       "index files keep vanishing while being read");
 	if (rc >= 0)
 		rc = apply_deletion_records(r->idx);
+	if (rc >= 0)
+		rc = apply_supersedes(r->idx);
+	if (rc >= 0 && r->idx->demoted)
+		rc = rescan(r);
 	if (rc >= 0 && r->bad_index_files)
 		rc = adopt(r, false);
 	kl_test_point("index-loaded");
@@ -470,7 +630,11 @@ int kl_repo_refresh_index(struct kl_repo *r)
 	if (rc >= 0) {
 		pthread_mutex_lock(&x->lock);
 		rc = apply_deletion_records(x);
+		if (rc >= 0)
+			rc = apply_supersedes(x);
 		pthread_mutex_unlock(&x->lock);
+		if (rc >= 0 && x->demoted)
+			rc = rescan(r);
 	}
 	return rc;
 }
@@ -521,6 +685,18 @@ int kl_repo_index_pack_ids(struct kl_repo *r, struct kl_id **ret, size_t *n_ret)
 	*ret = v;
 	*n_ret = w;
 	return 0;
+}
+
+bool kl_repo_index_file_superseded(struct kl_repo *r, const struct kl_id *file)
+{
+	struct kl_index *x = r->idx;
+	bool found = false;
+
+	pthread_mutex_lock(&x->lock);
+	for (size_t i = 0; !found && i < x->n_superseded; i++)
+		found = kl_id_eq(&x->superseded[i], file);
+	pthread_mutex_unlock(&x->lock);
+	return found;
 }
 
 bool kl_repo_pack_deleting(struct kl_repo *r, const struct kl_id *pack)
@@ -648,7 +824,7 @@ static int adopt_one(const char *name, uint64_t size, void *ud)
 
 	if (kl_id_parse(name, &id) < 0)
 		return 0; /* not ours */
-	if (bsearch(&id, c->known, c->n_known, sizeof(struct kl_id), cmp_id))
+	if (c->n_known && bsearch(&id, c->known, c->n_known, sizeof(struct kl_id), cmp_id))
 		return 0;
 	rc = kl_repo_read_pack_header(c->r, name, size, &h);
 	if (rc == -KL_ECORRUPT)
