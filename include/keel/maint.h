@@ -23,10 +23,11 @@ struct kl_prune_stats {
 	uint64_t packs_unused, bytes_unused; /* condemned now: nothing in them is used */
 	uint64_t packs_repack, bytes_repack; /* condemned now after copying what is used */
 	uint64_t blobs_repacked, bytes_repacked;
-	uint64_t packs_deleted, bytes_deleted; /* deleted by this run */
-	uint64_t packs_waiting, bytes_waiting; /* condemned, waiting for other processes */
-	uint64_t packs_rescued;		       /* condemned earlier, used again by a snapshot */
-	uint64_t packs_orphan, bytes_orphan;   /* in no index: a running backup's, left alone */
+	uint64_t packs_deleted, bytes_deleted;	 /* deleted by this run */
+	uint64_t packs_waiting, bytes_waiting;	 /* condemned, waiting for other processes */
+	uint64_t packs_rescued;			 /* condemned earlier, used again by a snapshot */
+	uint64_t packs_retained, bytes_retained; /* unused, but under S3 Object Lock retention */
+	uint64_t packs_orphan, bytes_orphan;	 /* in no index: a running backup's, left alone */
 	uint64_t index_files_replaced;
 	uint64_t locks_waited_for; /* other processes that hold the deletion back */
 };

@@ -248,12 +248,25 @@ static void print_plan(struct kl_cli *cli, const struct kl_snapshot_ref *const *
 static int remove_snapshots(struct kl_cli *cli, const struct kl_snapshot_ref *const *refs,
 			    const unsigned *reasons, size_t n, size_t *removed)
 {
+	size_t retained = 0;
+
 	for (size_t i = 0; i < n; i++) {
 		int rc;
 
 		if (reasons && reasons[i])
 			continue;
 		rc = kl_snapshot_forget(cli->repo, &refs[i]->id);
+		if (rc == -KL_EOBJLOCKED) {
+			/* S3 Object Lock keeps it until its retention ends: the rest can go */
+			char hex[2 * KL_ID_LEN + 1];
+
+			kl_id_hex(&refs[i]->id, hex);
+			kl_err_clear(&cli->repo->err);
+			kl_cli_warn(cli, "snapshot %.8s is under retention (Object Lock): kept",
+				    hex);
+			retained++;
+			continue;
+		}
 		if (rc < 0) {
 			cli->err = cli->repo->err;
 			kl_cli_error(cli, rc, "stopped after removing %zu snapshots", *removed);
@@ -261,7 +274,7 @@ static int remove_snapshots(struct kl_cli *cli, const struct kl_snapshot_ref *co
 		}
 		(*removed)++;
 	}
-	return 0;
+	return retained ? -KL_EOBJLOCKED : 0;
 }
 
 static void print_summary(struct kl_cli *cli, bool dry_run, size_t n_remove, size_t n_total)
@@ -539,8 +552,12 @@ int cmd_forget(int argc, char **argv, struct kl_cli *cli)
 		rc = forget_ids(cli, argv + optind, (size_t)(argc - optind), &f, dry_run);
 	else
 		rc = forget_policy(cli, &p, &f, group_by, dry_run);
-	if (rc >= 0 && prune && !dry_run)
-		rc = then_prune(cli);
+	if ((rc >= 0 || rc == -KL_EOBJLOCKED) && prune && !dry_run) {
+		int prc = then_prune(cli);
+
+		if (prc < 0)
+			rc = prc;
+	}
 out:
 	kl_strv_free(p.keep_tags, p.n_keep_tags);
 	kl_snap_filter_release(&f);

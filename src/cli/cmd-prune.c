@@ -37,7 +37,8 @@ static void print_json(const struct kl_prune_stats *s, bool dry_run)
 	       "\"packs_deleted\":%llu,\"bytes_deleted\":%llu,"
 	       "\"packs_waiting\":%llu,\"bytes_waiting\":%llu,"
 	       "\"packs_rescued\":%llu,\"packs_orphan\":%llu,\"bytes_orphan\":%llu,"
-	       "\"index_files_replaced\":%llu,\"locks_waited_for\":%llu}\n",
+	       "\"index_files_replaced\":%llu,\"locks_waited_for\":%llu,"
+	       "\"packs_retained\":%llu,\"bytes_retained\":%llu}\n",
 	       dry_run ? "true" : "false", (unsigned long long)s->snapshots,
 	       (unsigned long long)s->blobs_used, (unsigned long long)s->packs,
 	       (unsigned long long)s->bytes, (unsigned long long)s->packs_unused,
@@ -47,8 +48,8 @@ static void print_json(const struct kl_prune_stats *s, bool dry_run)
 	       (unsigned long long)s->bytes_deleted, (unsigned long long)s->packs_waiting,
 	       (unsigned long long)s->bytes_waiting, (unsigned long long)s->packs_rescued,
 	       (unsigned long long)s->packs_orphan, (unsigned long long)s->bytes_orphan,
-	       (unsigned long long)s->index_files_replaced,
-	       (unsigned long long)s->locks_waited_for);
+	       (unsigned long long)s->index_files_replaced, (unsigned long long)s->locks_waited_for,
+	       (unsigned long long)s->packs_retained, (unsigned long long)s->bytes_retained);
 }
 
 int cmd_prune(int argc, char **argv, struct kl_cli *cli)
@@ -129,6 +130,8 @@ int kl_cli_prune(struct kl_cli *cli, const struct kl_prune_opts *opts)
 		print_line("deleted now", st.packs_deleted, st.bytes_deleted);
 	if (st.packs_waiting)
 		print_line("waiting for running processes", st.packs_waiting, st.bytes_waiting);
+	if (st.packs_retained)
+		print_line("under retention, deleted later", st.packs_retained, st.bytes_retained);
 	if (st.packs_orphan)
 		print_line("not indexed yet, left alone", st.packs_orphan, st.bytes_orphan);
 	if (!o.dry_run && st.locks_waited_for)

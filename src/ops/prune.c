@@ -11,14 +11,16 @@
 #include <stdlib.h>
 
 #include "keel/maint.h"
+#include "keel/s3.h"
 
 enum pack_state { P_ORPHAN = 0, P_LIVE, P_DELETING };
-enum pack_fate { F_KEEP = 0, F_CONDEMN, F_REPACK, F_DELETE, F_RESCUE, F_WAIT, F_DONE };
+enum pack_fate { F_KEEP = 0, F_CONDEMN, F_REPACK, F_DELETE, F_RESCUE, F_WAIT, F_DONE, F_RETAINED };
 
 struct pack_info {
 	struct kl_id id;
 	uint64_t size;
 	uint64_t used_bytes;
+	int64_t mtime_ns; /* with Object Lock: when the pack was written */
 	uint8_t state, fate;
 	struct kl_pack_header h; /* blobs located here (slots, or the deletion record) */
 };
@@ -72,6 +74,38 @@ static int list_pack(const char *name, uint64_t size, void *ud)
 	pi->size = size;
 	p->n_packs++;
 	return 0;
+}
+
+static int set_mtime(const char *name, uint64_t size, int64_t mtime_ns, void *ud)
+{
+	struct prune *p = ud;
+	struct pack_info *pi;
+	struct kl_id id;
+
+	(void)size;
+	if (kl_id_parse(name, &id) < 0)
+		return 0;
+	pi = find_pack(p, &id);
+	if (pi)
+		pi->mtime_ns = mtime_ns;
+	return 0;
+}
+
+/*
+ * Under S3 Object Lock a pack cannot be deleted before its retention ends
+ * (written + lock_days); prune does not try, and does not repack it (the
+ * copy would only add to what is kept). A minute of margin for clocks.
+ */
+static bool retained(const struct prune *p, const struct pack_info *pi)
+{
+	int64_t until;
+
+	if (p->r->cfg.lock_mode == KL_LOCK_NONE)
+		return false;
+	if (!pi->mtime_ns)
+		return true; /* unknown age: assume the worst */
+	until = pi->mtime_ns + (int64_t)p->r->cfg.lock_days * 86400 * 1000000000LL;
+	return kl_time_now_ns() < until + 60 * 1000000000LL;
 }
 
 static int collect_alive(const char *name, const struct kl_lock_info *info, bool alive, void *ud)
@@ -243,6 +277,18 @@ static int load_records(struct prune *p, const struct kl_id *ids, size_t n)
 	return 0;
 }
 
+/* Some pack of the record could not be deleted yet: the record must stay. */
+static bool record_retained(struct prune *p, const struct kl_index_file *f)
+{
+	for (size_t j = 0; j < f->n; j++) {
+		struct pack_info *pi = find_pack(p, &f->packs[j].pack);
+
+		if (pi && pi->fate == F_RETAINED)
+			return true;
+	}
+	return false;
+}
+
 static int cmp_waste(const void *a, const void *b)
 {
 	const struct pack_info *x = *(struct pack_info *const *)a,
@@ -312,7 +358,8 @@ static int plan(struct prune *p)
 		}
 		used_total += pi->used_bytes;
 		unused_total += pi->size - (pi->used_bytes < pi->size ? pi->used_bytes : pi->size);
-		cand[n_cand++] = pi;
+		if (!retained(p, pi))
+			cand[n_cand++] = pi;
 	}
 	qsort(cand, n_cand, sizeof(*cand), cmp_waste);
 	for (size_t i = 0; i < n_cand && unused_total * 100 > used_total * p->o->max_unused_pct;
@@ -454,6 +501,8 @@ static int del_obj(struct prune *p, enum kl_obj_type t, const struct kl_id *id)
 	rc = p->r->be->ops->del(p->r->be, t, hex);
 	if (rc == -ENOENT)
 		return 0; /* a crashed run deleted it already */
+	if (rc == -KL_EOBJLOCKED && t == KL_OBJ_INDEX)
+		return 0; /* a superseded index file or record under retention stays, harmless */
 	if (rc < 0)
 		return kl_fail(&p->r->err, rc, "cannot delete %s/%s", kl_obj_type_name(t), hex);
 	return 0;
@@ -540,7 +589,21 @@ static int delete_packs(struct prune *p, unsigned fates)
 
 		if (!(fates & (1u << pi->fate)))
 			continue;
+		if (retained(p, pi)) {
+			pi->fate = F_RETAINED;
+			p->st->packs_retained++;
+			p->st->bytes_retained += pi->size;
+			continue;
+		}
 		rc = del_obj(p, KL_OBJ_DATA, &pi->id);
+		if (rc == -KL_EOBJLOCKED) {
+			kl_err_clear(&p->r->err);
+			pi->fate = F_RETAINED;
+			p->st->packs_retained++;
+			p->st->bytes_retained += pi->size;
+			rc = 0;
+			continue;
+		}
 		kl_test_point("prune-deleted-one");
 		if (rc >= 0) {
 			pi->fate = F_DONE;
@@ -611,6 +674,11 @@ int kl_prune(struct kl_repo *r, const struct kl_prune_opts *o, struct kl_prune_s
 		rc = r->be->ops->list(r->be, KL_OBJ_DATA, list_pack, &p);
 	if (rc >= 0 && p.n_packs)
 		qsort(p.packs, p.n_packs, sizeof(*p.packs), cmp_pack);
+	if (rc >= 0 && r->cfg.lock_mode != KL_LOCK_NONE) {
+		rc = kl_backend_s3_list_mtime(r->be, KL_OBJ_DATA, set_mtime, &p);
+		if (rc == -EOPNOTSUPP)
+			rc = 0; /* a copy of a locked repository on disk: nothing is retained */
+	}
 	if (rc >= 0)
 		rc = mark_snapshots(&p);
 	ret->blobs_used = p.used.n;
@@ -630,11 +698,12 @@ int kl_prune(struct kl_repo *r, const struct kl_prune_opts *o, struct kl_prune_s
 	if (rc >= 0)
 		rc = delete_packs(&p, 1u << F_DELETE);
 	for (size_t i = 0; rc >= 0 && i < p.n_recs; i++)
-		if (p.recs[i].ripe)
+		if (p.recs[i].ripe && !record_retained(&p, &p.recs[i].f))
 			rc = del_obj(&p, KL_OBJ_INDEX, &p.recs[i].id);
 	if (rc >= 0 && ripe_now) {
 		rc = finish_now(&p);
-		if (rc >= 0)
+		/* with packs under retention the record stays; the next prune takes it up */
+		if (rc >= 0 && !ret->packs_retained)
 			rc = del_obj(&p, KL_OBJ_INDEX, &rec_id);
 	} else if (rc >= 0 && have_rec) {
 		ret->packs_waiting += ret->packs_unused + ret->packs_repack;

@@ -10,6 +10,7 @@ int kl_repo_save_snapshot(struct kl_repo *r, const struct kl_snapshot *s, struct
 	rc = kl_snapshot_encode(s, &enc);
 	if (rc < 0)
 		return rc;
+	kl_test_point("before-snapshot");
 	/* a prune may delete what this snapshot needs once our lock looks dead */
 	rc = kl_lock_check(r);
 	if (rc < 0)
