@@ -19,6 +19,8 @@ packages=(
 	attr acl util-linux mount coreutils findutils binutils python3
 	# S3 backend (libcurl) and its tests: a Ceph RADOS Gateway, curl as a second client
 	libcurl4-openssl-dev ceph-mon ceph-osd radosgw ceph-common curl
+	# TLS in front of the test gateway (a self-signed CA): t2008
+	socat openssl
 )
 
 # One dpkg-query for all; packages it does not know are not printed.
