@@ -263,7 +263,19 @@ struct snap {
 	bool damaged;
 };
 
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
 struct check {
+	/*
+	 * Snapshot names are listed before anything else: a snapshot is
+	 * written only after the packs and index files it needs, so every one
+	 * listed first finds its data in the listings that follow, even while
+	 * other hosts back up.
+	 */
+	struct names snap_names;
 	struct kl_repo *r;
 	const struct kl_check_opts *o;
 	struct kl_check_result *res;
@@ -600,11 +612,6 @@ static int list_pack(const char *name, uint64_t size, void *ud)
 	return 0;
 }
 
-struct names {
-	char **v;
-	size_t n, cap;
-};
-
 static int names_add(const char *name, uint64_t size, void *ud)
 {
 	struct names *l = ud;
@@ -824,6 +831,17 @@ static int check_index_file(struct check *c, const char *name)
 
 		if (may_be_gone && (k < 0 || !(c->packs.v[k].flags & P_PRESENT)))
 			continue;
+		/* a prune may delete such a pack while we check (it waits only for older locks) */
+		if (may_be_gone) {
+			char hex[2 * KL_ID_LEN + 1];
+			uint64_t size;
+
+			kl_id_hex(&f.packs[i].pack, hex);
+			if (c->r->be->ops->stat(c->r->be, KL_OBJ_DATA, hex, &size) == -ENOENT) {
+				c->packs.v[k].flags &= ~P_PRESENT;
+				continue;
+			}
+		}
 		rc = index_pack(c, name, &f.packs[i]);
 	}
 	kl_index_file_release(&f);
@@ -1245,11 +1263,11 @@ static int snap_cmp(const void *a, const void *b)
 static int load_snapshots(struct check *c)
 {
 	_cleanup_buf_ struct kl_buf raw = KL_BUF_INIT(OBJECT_MAX);
-	struct names l = {0};
-	int rc;
+	struct names l = c->snap_names;
+	int rc = 0;
 
-	rc = c->r->be->ops->list(c->r->be, KL_OBJ_SNAPSHOT, names_add, &l);
-	if (rc >= 0 && l.n) {
+	memset(&c->snap_names, 0, sizeof(c->snap_names));
+	if (l.n) {
 		c->snaps = kl_calloc(l.n, sizeof(*c->snaps));
 		if (!c->snaps)
 			rc = -ENOMEM;
@@ -1671,6 +1689,7 @@ static int finish(struct check *c)
 
 static void check_release(struct check *c)
 {
+	names_release(&c->snap_names);
 	for (size_t i = 0; i < c->packs.n; i++)
 		kl_pack_header_release(&c->packs.v[i].saved);
 	kl_free(c->packs.v);
@@ -1717,7 +1736,9 @@ int kl_check(struct kl_repo *r, const struct kl_check_opts *o, struct kl_check_r
 	kl_buf_init(&c.sealed, TREE_MAX);
 	kl_buf_init(&c.plain, TREE_MAX);
 
-	rc = r->be->ops->list(r->be, KL_OBJ_DATA, list_pack, &c);
+	rc = r->be->ops->list(r->be, KL_OBJ_SNAPSHOT, names_add, &c.snap_names);
+	if (rc >= 0)
+		rc = r->be->ops->list(r->be, KL_OBJ_DATA, list_pack, &c);
 	if (rc >= 0)
 		rc = check_indexes(&c);
 	if (rc >= 0)
