@@ -668,8 +668,9 @@ int kl_s3_parse_time(const char *s, size_t n, int64_t *ret_ns)
 			scale /= 10;
 		}
 	}
-	if (i != n - 1 || s[i] != 'Z' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
-	    mi > 59 || se > 60)
+	/* nothing in a bucket predates 1970; earlier years would overflow below */
+	if (i != n - 1 || s[i] != 'Z' || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 ||
+	    h > 23 || mi > 59 || se > 60)
 		return -EINVAL;
 	tm.tm_year = y - 1900;
 	tm.tm_mon = mo - 1;
@@ -678,7 +679,7 @@ int kl_s3_parse_time(const char *s, size_t n, int64_t *ret_ns)
 	tm.tm_min = mi;
 	tm.tm_sec = se;
 	t = timegm(&tm);
-	if (t == (time_t)-1 || (int64_t)t > INT64_MAX / 1000000000 - 1)
+	if (t < 0 || (int64_t)t > INT64_MAX / 1000000000 - 1)
 		return -EINVAL;
 	*ret_ns = (int64_t)t * 1000000000 + ns;
 	return 0;
