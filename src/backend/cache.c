@@ -101,12 +101,16 @@ static bool set_has(const struct name_set *s, const struct kl_id *id)
 	return e->gen && !e->dead;
 }
 
+/* Rehashes into a table a quarter full of live names; dead slots are dropped. */
 static int set_grow(struct name_set *s)
 {
-	size_t cap = s->cap ? s->cap * 2 : 64;
 	struct slot *old = s->v, *v;
-	size_t old_cap = s->cap;
+	size_t old_cap = s->cap, live = 0, cap = 64;
 
+	for (size_t i = 0; i < old_cap; i++)
+		live += old[i].gen && !old[i].dead;
+	while (cap < 4 * (live + 1))
+		cap *= 2;
 	v = kl_calloc(cap, sizeof(*v));
 	if (!v)
 		return -ENOMEM;

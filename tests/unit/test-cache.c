@@ -450,6 +450,49 @@ static void other_reads_pass_through(void **state)
 	kl_buf_release(&out);
 }
 
+/* Enough names to grow the set of known names several times, and to drop most. */
+static void many_names(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 300 };
+	char(*names)[2 * KL_ID_LEN + 1] = calloc(N, sizeof(*names));
+	struct kl_buf out = KL_BUF_INIT(1 << 20);
+	char p[512];
+	unsigned n;
+
+	assert_non_null(names);
+	open_cached(f, true);
+	for (int i = 0; i < N; i++) {
+		uint32_t v = (uint32_t)i;
+
+		name_of(&v, sizeof(v), names[i]);
+		assert_int_equal(f->be->ops->put(f->be, KL_OBJ_INDEX, names[i], &v, sizeof(v)), 0);
+	}
+	close_cached(f);
+	/* another client removes all but every tenth */
+	for (int i = 0; i < N; i++) {
+		if (i % 10 == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/index/%s", f->repo, names[i]);
+		assert_int_equal(unlink(p), 0);
+	}
+	open_cached(f, true);
+	for (int round = 0; round < 3; round++) {
+		n = 0;
+		assert_int_equal(f->be->ops->list(f->be, KL_OBJ_INDEX, count_one, &n), 0);
+		assert_int_equal(n, N / 10);
+		for (int i = 0; i < N; i++) {
+			kl_buf_clear(&out);
+			assert_int_equal(f->be->ops->get(f->be, KL_OBJ_INDEX, names[i], 0, 0, &out),
+					 i % 10 ? -ENOENT : 0);
+		}
+	}
+	/* the listed ones came from the cache; each gone one was asked for every time */
+	assert_int_equal(f->cnt->gets[KL_OBJ_INDEX], 3 * (N - N / 10));
+	kl_buf_release(&out);
+	free(names);
+}
+
 static void base_from_environment(void **state)
 {
 	char *b = NULL, cwd[512], want[600];
@@ -512,6 +555,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(writes_fill_and_deletes_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(nothing_cached_before_the_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(other_reads_pass_through, setup, teardown),
+		cmocka_unit_test_setup_teardown(many_names, setup, teardown),
 		cmocka_unit_test(base_from_environment),
 	};
 
