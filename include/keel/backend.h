@@ -74,6 +74,29 @@ static inline void kl_backend_freep(struct kl_backend **b)
 
 int kl_backend_local_open(const char *path, struct kl_backend **ret);
 
+/*
+ * Local metadata cache (src/backend/cache.c, docs/S3.md): a backend that
+ * wraps a remote one and keeps copies of whole snapshot and index
+ * objects below base, so that listing snapshots or loading the index does
+ * not download them again. Entries are checked against their names
+ * (SHA-256) before use; the directory may be deleted at any time.
+ * kl_backend_open() wraps S3 and ssh:// backends with it.
+ * Takes over inner (freed on failure too). Returns 0 or -ENOMEM.
+ */
+int kl_backend_cache_new(struct kl_backend *inner, const char *base, struct kl_backend **ret);
+
+/*
+ * Where the cache lives, from the environment: KEEL_CACHE_DIR, else
+ * $XDG_CACHE_HOME/keel, else $HOME/.cache/keel; an absolute path in *ret
+ * (the caller's to free). *ret is NULL when caching is off
+ * (KEEL_NO_CACHE set and not "0") or no directory is known. Returns 0 or
+ * -ENOMEM.
+ */
+int kl_backend_cache_base(char **ret);
+
+/* The backend a cache wraps; b itself for any other backend. */
+struct kl_backend *kl_backend_unwrap(struct kl_backend *b);
+
 const char *kl_obj_type_name(enum kl_obj_type t);
 
 #endif

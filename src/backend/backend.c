@@ -11,19 +11,42 @@ const char *kl_obj_type_name(enum kl_obj_type t)
 	return (unsigned)t < KL_OBJ_TYPES ? names[t] : "?";
 }
 
+/* Remote backends get the metadata cache unless the environment turns it off. */
+static int with_cache(struct kl_backend *b, struct kl_backend **ret)
+{
+	_cleanup_free_ char *base = NULL;
+	int rc;
+
+	rc = kl_backend_cache_base(&base);
+	if (rc < 0) {
+		kl_backend_free(b);
+		return rc;
+	}
+	if (!base) {
+		*ret = b;
+		return 0;
+	}
+	return kl_backend_cache_new(b, base, ret);
+}
+
 int kl_backend_open(const char *location, struct kl_backend **ret)
 {
+	struct kl_backend *b = NULL;
+	int rc;
+
 	if (!location || !*location)
 		return -KL_EUSAGE;
 	if (!strncmp(location, "local:", 6))
 		return kl_backend_local_open(location + 6, ret);
 	if (!strncmp(location, "s3:", 3))
-		return kl_backend_s3_open(location, ret);
-	if (!strncmp(location, "ssh://", 6))
-		return kl_backend_remote_open(location, ret);
-	if (strstr(location, "://"))
+		rc = kl_backend_s3_open(location, &b);
+	else if (!strncmp(location, "ssh://", 6))
+		rc = kl_backend_remote_open(location, &b);
+	else if (strstr(location, "://"))
 		return -EPROTONOSUPPORT;
-	return kl_backend_local_open(location, ret);
+	else
+		return kl_backend_local_open(location, ret);
+	return rc < 0 ? rc : with_cache(b, ret);
 }
 
 void kl_backend_free(struct kl_backend *b)

@@ -495,6 +495,7 @@ static int s3_create(struct kl_backend *b)
 
 static struct s3 *as_s3(struct kl_backend *b)
 {
+	b = kl_backend_unwrap(b); /* under the metadata cache */
 	return b && b->ops && !strcmp(b->ops->scheme, "s3") ? (struct s3 *)b : NULL;
 }
 

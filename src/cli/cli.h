@@ -17,6 +17,7 @@ enum kl_cmd_flags {
 	KL_CMD_LOCK_PRUNE = 1 << 4, /* one prune at a time */
 	KL_CMD_LOCK_EXCL = 1 << 5,  /* nobody else */
 	KL_CMD_READONLY = 1 << 6,   /* may run without a lock on read-only storage */
+	KL_CMD_NO_CACHE = 1 << 7,   /* reads the storage itself, never the metadata cache */
 };
 
 struct kl_cli {
@@ -51,6 +52,8 @@ struct kl_cmd {
 		{"password-command", required_argument, NULL, 0x1002},                             \
 		{"json", no_argument, NULL, 0x1003}, {"quiet", no_argument, NULL, 'q'},            \
 		{"verbose", no_argument, NULL, 'v'}, {"no-progress", no_argument, NULL, 0x1004},   \
+		{"cache-dir", required_argument, NULL, 0x1005},                                    \
+		{"no-cache", no_argument, NULL, 0x1006},                                           \
 	{                                                                                          \
 		"help", no_argument, NULL, 'h'                                                     \
 	}

@@ -17,13 +17,13 @@ static const struct kl_cmd cmds[] = {
 	 "show changes between snapshots", NULL},
 	{"dump", cmd_dump, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "write a file to stdout", NULL},
 	{"check", cmd_check,
-	 KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX,
+	 KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX | KL_CMD_NO_CACHE,
 	 "verify the repository's integrity", NULL},
 	{"forget", cmd_forget, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK,
 	 "remove snapshots by id or by policy", NULL},
 	{"prune", cmd_prune, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK_PRUNE | KL_CMD_INDEX,
 	 "free data that no snapshot uses", NULL},
-	{"repair", cmd_repair, KL_CMD_REPO | KL_CMD_KEY,
+	{"repair", cmd_repair, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_NO_CACHE,
 	 "rebuild the index, salvage damaged snapshots", NULL},
 	{"serve", cmd_serve, 0, "serve a repository to a client over ssh (append-only too)", NULL},
 	{"unlock", cmd_unlock, KL_CMD_REPO | KL_CMD_KEY, "remove stale locks", NULL},
@@ -146,6 +146,13 @@ int kl_cli_global_opt(struct kl_cli *cli, int c, const char *arg)
 		return 1;
 	case 0x1004:
 		cli->progress = false;
+		return 1;
+	/* the backend reads these where the repository is opened (docs/S3.md) */
+	case 0x1005:
+		setenv("KEEL_CACHE_DIR", arg, 1);
+		return 1;
+	case 0x1006:
+		setenv("KEEL_NO_CACHE", "1", 1);
 		return 1;
 	}
 	return 0;
@@ -405,6 +412,9 @@ int kl_cli_open(struct kl_cli *cli)
 		kl_cli_error(cli, -KL_EUSAGE, "no repository given: use -r or KEEL_REPOSITORY");
 		return -KL_EUSAGE;
 	}
+	/* what check and repair judge must be the storage's bytes, not a copy */
+	if (flags & KL_CMD_NO_CACHE)
+		setenv("KEEL_NO_CACHE", "1", 1);
 	rc = kl_repo_open(cli->repo_location, &r);
 	if (rc < 0) {
 		kl_cli_error(cli, rc, "cannot open repository '%s'", cli->repo_location);

@@ -639,7 +639,7 @@ static void open_checks_settings(void **state)
 	unsetenv("AWS_REGION");
 	unsetenv("AWS_DEFAULT_REGION");
 	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket/p", &b), 0);
-	assert_string_equal(b->ops->scheme, "s3");
+	assert_string_equal(kl_backend_unwrap(b)->ops->scheme, "s3");
 	kl_backend_free(b);
 	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/b", &b), -KL_EUSAGE);
 	setenv("KEEL_S3_CONNECTIONS", "0", 1);
