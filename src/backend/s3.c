@@ -562,9 +562,12 @@ int kl_backend_s3_set_object_lock(struct kl_backend *b, enum kl_lock_mode mode, 
 int kl_backend_s3_list_mtime(struct kl_backend *b, enum kl_obj_type t, kl_s3_list_mtime_cb cb,
 			     void *userdata)
 {
-	if (!as_s3(b))
+	struct s3 *s = as_s3(b);
+
+	if (!s)
 		return -EOPNOTSUPP;
-	return list_objects(b, t, &(struct list_cb){.with_mtime = cb, .ud = userdata});
+	/* the S3 backend itself, not the metadata cache wrapped around it */
+	return list_objects(&s->b, t, &(struct list_cb){.with_mtime = cb, .ud = userdata});
 }
 
 int kl_backend_s3_retain_until(struct kl_backend *b, enum kl_obj_type t, const char *name,
