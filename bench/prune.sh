@@ -41,11 +41,10 @@ prune_count() {
 	esac
 }
 
-cmd_forget_prune() { # cmd_forget_prune TOOL REPO
+cmd_forget_prune() { # cmd_forget_prune TOOL REPO (the policy is split into words on purpose)
+	# shellcheck disable=SC2086
 	case $1 in
-	# shellcheck disable=SC2086
 	keel) printf '%s\n' "$KEEL" -r "$2" --no-progress forget $PRUNE_POLICY --prune ;;
-	# shellcheck disable=SC2086
 	restic) printf '%s\n' restic -r "$2" -q forget $PRUNE_POLICY --prune ;;
 	esac
 }

@@ -25,7 +25,8 @@ usage() {
 usage: bench/run.sh [--quick|--full] [--json FILE] [options]
 
   --quick            small corpus (6k files, 256 MiB image, 32 MiB SQL), 2 runs,
-                     forget+prune on 50 snapshots, S3; about 10 minutes (the default)
+                     forget+prune on 50 snapshots, S3; about 12 minutes on a quiet
+                     machine (the default)
   --full             whole corpus (Linux 6.1 tree, 2 GiB image, 384 MiB SQL),
                      3 runs, forget+prune on 300 snapshots, S3, then scaling
   --prune-only       only the forget+prune scenario (with the ceilings)

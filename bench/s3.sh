@@ -74,7 +74,7 @@ s3_scenario() {
 	fact s3_server "Ceph RADOS Gateway $(radosgw --version 2>/dev/null | awk '{ print $3 }') on 127.0.0.1 (one BlueStore OSD on a sparse file in $(df -PT "$WORK" | awk 'NR == 2 { print $2 }'))"
 	say "   up after $(fsub "$(now)" "$t0") s"
 	# bucket names are lower case
-	stamp=$(printf '%s' "$STAMP" | tr 'A-Z' 'a-z')
+	stamp=$(printf '%s' "$STAMP" | tr '[:upper:]' '[:lower:]')
 	if [[ " $TOOLS " == *" borg "* ]]; then
 		for run in $(seq 1 "$RUNS"); do
 			for t in $S3_SCEN; do record_na "$run" borg "$t" "no S3 backend"; done
