@@ -139,4 +139,4 @@ prune_scenario() {
 	if [ -n "$had_tz" ]; then export TZ=$old_tz; else unset TZ; fi
 	CACHE=$WORK/cache
 }
-prune_scenario
+[ ${#PRUNE_TOOLS[@]} -eq 0 ] || prune_scenario

@@ -141,4 +141,10 @@ s3_scenario() {
 	done
 	s3_stop
 }
-s3_scenario
+if [ ${#S3_TOOLS[@]} -gt 0 ]; then
+	s3_scenario
+elif [[ " $TOOLS " == *" borg "* ]]; then
+	for run in $(seq 1 "$RUNS"); do
+		for t in $S3_SCEN; do record_na "$run" borg "$t" "no S3 backend"; done
+	done
+fi
