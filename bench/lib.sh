@@ -107,6 +107,33 @@ chunks_of() {
 	esac
 }
 
+# s3_bytes s3:http://HOST:PORT/BUCKET[/PREFIX]: total size of the objects
+# below it (ListObjectsV2 with SigV4, following continuation tokens), the
+# S3 side of bytes_of; the key pair comes from the environment
+s3_bytes() {
+	local u=${1#s3:} ep bucket prefix token='' page q total=0 n
+	ep=${u%%://*}://$(printf '%s' "${u#*://}" | cut -d/ -f1)
+	bucket=$(printf '%s' "${u#*://}" | cut -d/ -f2)
+	prefix=$(printf '%s' "${u#*://}" | cut -d/ -f3-)
+	while :; do
+		# query parameters in canonical (sorted) order
+		q="list-type=2${prefix:+&prefix=$(jq -rn --arg p "${prefix%/}/" '$p | @uri')}"
+		[ -z "$token" ] || q="continuation-token=$(jq -rn --arg t "$token" '$t | @uri')&$q"
+		page=$(curl -s -m 60 --aws-sigv4 "aws:amz:${AWS_DEFAULT_REGION:-us-east-1}:s3" \
+			--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+			-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$ep/$bucket?$q") || return 1
+		case $page in *'<ListBucketResult'*) ;; *) return 1 ;; esac
+		n=$(printf '%s' "$page" | grep -o '<Size>[0-9]*</Size>' | tr -dc '0-9\n' |
+			awk '{ s += $1 } END { printf "%.0f", s }')
+		total=$(awk -v a="$total" -v b="$n" 'BEGIN { printf "%.0f", a + b }')
+		case $page in *'<IsTruncated>true</IsTruncated>'*) ;; *) break ;; esac
+		token=$(printf '%s' "$page" | grep -o '<NextContinuationToken>[^<]*</NextContinuationToken>' |
+			sed -e 's/^<NextContinuationToken>//' -e 's/<\/NextContinuationToken>$//')
+		[ -n "$token" ] || return 1
+	done
+	echo "$total"
+}
+
 # ---- timing ---------------------------------------------------------------------
 # measure RUN TOOL SCENARIO WORK_BYTES REPO CMD...
 # Runs CMD under GNU time after a sync, so dirty pages from the previous
@@ -127,7 +154,11 @@ measure() {
 		status=fail
 		err="exit $rc: $(grep -v '^$' "$log" | tail -n3 | oneline)"
 	fi
-	[ -n "$repo" ] && repo_bytes=$(bytes_of "$repo")
+	case $repo in
+	'') ;;
+	s3:*) repo_bytes=$(s3_bytes "$repo") ;;
+	*) repo_bytes=$(bytes_of "$repo") ;;
+	esac
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
 		"$run" "$tool" "$scen" "$status" "$wall" "$user" "$sys" "$rss" \
 		"${repo_bytes:-0}" "$bytes" "$load" "$rc" "$err" >>"$RESULTS"

@@ -24,6 +24,11 @@ function jesc(s) {
 function jnum(v) { return v == "" ? "null" : (v == int(v) && v < 1e15 && v > -1e15) ? sprintf("%.0f", v) : sprintf("%.6g", v) }
 function mb(b) { return sprintf("%.1f", b / 1e6) }
 function fmt_s(v) { return v == "" ? "-" : (v < 10 ? sprintf("%.2f", v) : sprintf("%.1f", v)) }
+function overhead(r) {
+	if (r < 0.97) return sprintf("%.2fx (S3 costs less)", r)
+	if (r > 1.03) return sprintf("%.2fx (S3 costs more)", r)
+	return sprintf("%.2fx about even", r)
+}
 function verdict(r, better, worse) {
 	if (r < 0.97) return sprintf("%.2fx %s", r, better)
 	if (r > 1.03) return sprintf("%.2fx KEEL LOSES (%s)", r, worse)
@@ -63,6 +68,9 @@ FILENAME == ARGV[2] {
 	run = $1; tool = $2; scen = $3; st = $4; key = tool SUBSEP scen
 	if (!(tool in SEEN_TOOL)) { SEEN_TOOL[tool] = 1; TOOLS_N++; TOOL_AT[TOOLS_N] = tool }
 	if (scen == "verify") { VERIFY[tool] = st; if ($13 != "") VERIFY_ERR[tool] = $13; next }
+	# verify_prune (check after forget+prune), verify_s3 (restore from S3 compared)
+	if (scen ~ /^verify_/) { VX[scen, tool] = st; if ($13 != "") VX_ERR[scen, tool] = $13; next }
+	SCEN_SEEN[scen] = 1; KEY_SEEN[key] = 1
 	if (st == "ok") {
 		add("wall" SUBSEP key, $5); add("cpu" SUBSEP key, $6 + $7); add("user" SUBSEP key, $6)
 		add("sys" SUBSEP key, $7); add("rss" SUBSEP key, $8); add("repo" SUBSEP key, $9)
@@ -80,14 +88,23 @@ FILENAME == ARGV[3] {
 }
 
 END {
-	ns = split("backup_initial backup_unchanged backup_mutated restore check list", SCEN, " ")
+	ns = split("backup_initial backup_unchanged backup_mutated restore check list forget_prune s3_backup s3_restore", SCEN, " ")
 	LABEL["backup_initial"] = "initial backup"
 	LABEL["backup_unchanged"] = "backup, nothing changed"
 	LABEL["backup_mutated"] = "backup after the mutation"
 	LABEL["restore"] = "full restore of the latest snapshot"
 	LABEL["check"] = "check --read-data (borg: check --verify-data)"
 	LABEL["list"] = "list snapshots (cost of opening the repository)"
+	LABEL["forget_prune"] = sprintf("forget %s --prune on %s snapshots over one year (restic: forget ... --prune)",
+		F["prune_policy"], F["prune_snapshots"])
+	LABEL["s3_backup"] = "initial backup to S3 (Ceph RADOS Gateway on 127.0.0.1; keel-local: keel to a local directory)"
+	LABEL["s3_restore"] = "full restore from S3 (keel-local: from the local directory)"
 	nt = split(F["tools"], TL, " ")
+	# tools that are not in --tools but have rows of their own (keel-local)
+	for (i = 1; i <= TOOLS_N; i++) {
+		for (t = 1; t <= nt; t++) if (TL[t] == TOOL_AT[i]) break
+		if (t > nt) { nt++; TL[nt] = TOOL_AT[i]; EXTRA[TOOL_AT[i]] = 1 }
+	}
 
 	printf "keel bench: %s mode, %s run(s) per figure, commit %s, %s\n", F["mode"], F["runs"], F["commit"], F["date"]
 	printf "machine: %s x%s (%s), %.1f GiB RAM, Linux %s, %s; restic %s, borg %s, zstd %s, OpenSSL %s\n",
@@ -95,7 +112,7 @@ END {
 		F["restic_version"], F["borg_version"], F["zstd_version"], F["openssl_version"]
 	printf "data: %s files, %s MB (Linux 6.1 source tree%s, %s MiB disk image, %s MiB SQL dump), seed %s\n",
 		F["source_files"], mb(F["source_bytes"]), F["mode"] == "quick" ? " subset" : "", F["image_mib"], F["sql_mib"], F["seed"]
-	printf "mutation (run 1): %s\n", F["mutation"]
+	if (F["mutation"] != "") printf "mutation (run 1): %s\n", F["mutation"]
 	printf "keel: %s%s\n", F["keel_status"], F["keel_init_args"] != "" ? " (init " F["keel_init_args"] ")" : ""
 	printf "ceilings, measured in this run (load %s): zstd -1 %s MB/s (ratio %s), zstd -3 %s MB/s (ratio %s),\n",
 		F["ceiling_load1"], F["zstd1_c_MBps"], F["zstd1_ratio"], F["zstd3_c_MBps"], F["zstd3_ratio"]
@@ -124,15 +141,28 @@ END {
 	printf "  \"scenarios\": {" > out
 
 	if (RAW_N == 0) { printf "\nscenarios: not run\n"; ns = 0 }
+	shown = 0
 	for (s = 1; s <= ns; s++) {
 		sc = SCEN[s]
+		if (!(sc in SCEN_SEEN)) continue
+		shown++
 		printf "\n%s\n", LABEL[sc]
-		printf "%-8s %8s %10s %9s %9s %8s %7s  %s\n", "tool", "wall s", "user+sys s", "RSS MiB", "repo MB", "MB/s", "%ceil", "load per run"
-		printf "%s\n    %s: {\"label\": %s, \"tools\": {", (s > 1 ? "," : ""), jesc(sc), jesc(LABEL[sc]) > out
+		if (sc == "forget_prune") {
+			line = ""
+			for (t = 1; t <= nt; t++) if (("prune_before_" TL[t] "_snapshots") in F)
+				line = line sprintf("%s%s %s -> %s snapshots (repo %s MB before)", line == "" ? "" : "; ", TL[t],
+					F["prune_before_" TL[t] "_snapshots"], F["prune_after_" TL[t] "_snapshots"], mb(F["prune_before_" TL[t] "_bytes"]))
+			printf "history built in %s s (not timed): %s\n", F["prune_build_s"], line
+		}
+		printf "%-10s %8s %10s %9s %9s %8s %7s  %s\n", "tool", "wall s", "user+sys s", "RSS MiB", "repo MB", "MB/s", "%ceil", "load per run"
+		printf "%s\n    %s: {\"label\": %s, \"tools\": {", (shown > 1 ? "," : ""), jesc(sc), jesc(LABEL[sc]) > out
+		tfirst = 1
 		for (t = 1; t <= nt; t++) {
 			tool = TL[t]; key = tool SUBSEP sc
-			printf "%s\n      %s: ", (t > 1 ? "," : ""), jesc(tool) > out
 			W[tool] = ""
+			if ((tool in EXTRA) && !(key in KEY_SEEN)) continue
+			printf "%s\n      %s: ", (tfirst ? "" : ","), jesc(tool) > out
+			tfirst = 0
 			if (OK[key] > 0) {
 				w = median(L["wall" SUBSEP key]); c = median(L["cpu" SUBSEP key])
 				r = median(L["rss" SUBSEP key]); rp = median(L["repo" SUBSEP key]); b = median(L["bytes" SUBSEP key])
@@ -140,7 +170,7 @@ END {
 				rate = (w > 0 && b > 0) ? b / w / 1e6 : ""
 				cs = ceiling_s(sc, rp); frac = (cs != "" && w > 0) ? cs / w : ""
 				note = BAD[key] > 0 ? sprintf("  (%d of %d runs %s: %s)", BAD[key], BAD[key] + OK[key], BADST[key], ERR[key]) : ""
-				printf "%-8s %8s %10s %9.1f %9s %8s %7s  %s%s\n", tool, fmt_s(w), fmt_s(c), r / 1024,
+				printf "%-10s %8s %10s %9.1f %9s %8s %7s  %s%s\n", tool, fmt_s(w), fmt_s(c), r / 1024,
 					sc == "list" ? "-" : mb(rp), rate == "" ? "-" : sprintf("%.1f", rate),
 					frac == "" ? "-" : sprintf("%.0f%%", 100 * frac), L["load" SUBSEP key], note
 				printf "{\"status\": \"ok\", \"runs_ok\": %d, \"runs_failed\": %d, \"wall_s\": %s, \"cpu_s\": %s, \"user_s\": %s, \"sys_s\": %s, \"peak_rss_kib\": %s, \"repo_bytes\": %s, \"work_bytes\": %s, \"MBps\": %s, \"ceiling_s\": %s, \"ceiling_fraction\": %s, \"wall_samples\": [%s], \"load1\": [%s]",
@@ -148,12 +178,21 @@ END {
 					jnum(r), jnum(rp), jnum(b), jnum(rate), jnum(cs), jnum(frac), csv(L["wall" SUBSEP key]), csv(L["load" SUBSEP key]) > out
 				if (sc == "restore" && (tool in VERIFY))
 					printf ", \"restore_verified\": %s", VERIFY[tool] == "ok" ? "true" : "false" > out
+				if (sc == "s3_restore" && (("verify_s3" SUBSEP tool) in VX))
+					printf ", \"restore_verified\": %s", VX["verify_s3", tool] == "ok" ? "true" : "false" > out
+				if (sc == "forget_prune") {
+					if (("verify_prune" SUBSEP tool) in VX)
+						printf ", \"check_after_ok\": %s", VX["verify_prune", tool] == "ok" ? "true" : "false" > out
+					printf ", \"snapshots_before\": %s, \"snapshots_after\": %s, \"repo_bytes_before\": %s",
+						jnum(F["prune_before_" tool "_snapshots"]), jnum(F["prune_after_" tool "_snapshots"]),
+						jnum(F["prune_before_" tool "_bytes"]) > out
+				}
 				if (BAD[key] > 0) printf ", \"error\": %s", jesc(ERR[key]) > out
 				printf "}" > out
 			} else {
 				st = (key in BADST) ? BADST[key] : "n/a"
 				msg = (key in ERR) ? ERR[key] : "not run"
-				printf "%-8s %8s  %s\n", tool, st == "fail" ? "FAILED" : "n/a", msg
+				printf "%-10s %8s  %s\n", tool, st == "fail" ? "FAILED" : "n/a", msg
 				printf "{\"status\": %s, \"error\": %s}", jesc(st == "fail" ? "failed" : "n/a"), jesc(msg) > out
 			}
 		}
@@ -167,13 +206,22 @@ END {
 				if (p == "keel" || W[p] == "" || W[p] == 0) continue
 				rw = W["keel"] / W[p]; rc_ = C[p] > 0 ? C["keel"] / C[p] : ""; rr = R[p] > 0 ? R["keel"] / R[p] : ""
 				rrp = (sc != "list" && RP[p] > 0) ? RP["keel"] / RP[p] : ""
-				line = "wall " verdict(rw, "faster", "slower")
-				if (rc_ != "") line = line " | cpu " verdict(rc_, "less", "more CPU")
-				if (rr != "") line = line " | RSS " verdict(rr, "less", "more memory")
-				if (rrp != "" && sc ~ /^backup/) line = line " | repo " verdict(rrp, "smaller", "bigger repository")
-				printf "  keel/%s: %s\n", p, line
+				repo_too = sc ~ /^(backup|forget_prune|s3_backup)/
+				if (p == "keel-local") {
+					# keel against itself: what S3 costs over a local directory
+					line = "wall " overhead(rw)
+					if (rc_ != "") line = line " | cpu " overhead(rc_)
+					if (rr != "") line = line " | RSS " overhead(rr)
+					printf "  keel on S3/keel local: %s\n", line
+				} else {
+					line = "wall " verdict(rw, "faster", "slower")
+					if (rc_ != "") line = line " | cpu " verdict(rc_, "less", "more CPU")
+					if (rr != "") line = line " | RSS " verdict(rr, "less", "more memory")
+					if (rrp != "" && repo_too) line = line " | repo " verdict(rrp, "smaller", "bigger repository")
+					printf "  keel/%s: %s\n", p, line
+				}
 				printf "%s%s: {\"wall\": %s, \"cpu\": %s, \"rss\": %s, \"repo\": %s}", first ? "" : ", ", jesc(p),
-					jnum(rw), jnum(rc_), jnum(rr), jnum(sc ~ /^backup/ ? rrp : "") > out
+					jnum(rw), jnum(rc_), jnum(rr), jnum(repo_too && p != "keel-local" ? rrp : "") > out
 				first = 0
 			}
 			printf "}" > out
@@ -192,6 +240,15 @@ END {
 		vline = vline sprintf("%s %s%s; ", TL[t], VERIFY[TL[t]] == "ok" ? "identical" : "DIFFERS",
 			(TL[t] in VERIFY_ERR) ? " (" VERIFY_ERR[TL[t]] ")" : "")
 	if (vline != "") printf "\nrestored trees compared with the data (run 1): %s\n", vline
+	for (q = 1; q <= 2; q++) {
+		vs = q == 1 ? "verify_prune" : "verify_s3"
+		vline = ""
+		for (t = 1; t <= nt; t++) if ((vs SUBSEP TL[t]) in VX)
+			vline = vline sprintf("%s %s%s; ", TL[t], VX[vs, TL[t]] == "ok" ? (q == 1 ? "no errors" : "identical") : (q == 1 ? "ERRORS" : "DIFFERS"),
+				((vs SUBSEP TL[t]) in VX_ERR) ? " (" VX_ERR[vs, TL[t]] ")" : "")
+		if (vline != "")
+			printf "%s (run 1): %s\n", q == 1 ? "check --read-data after forget+prune" : "trees restored from S3 compared with the data", vline
+	}
 
 	# scaling
 	printf "  \"scaling\": [" > out

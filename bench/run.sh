@@ -10,15 +10,28 @@ WORK=$BENCH/work
 OUTDIR=$BENCH/out
 . "$BENCH/lib.sh"
 trap 'say "bench: stopped at run.sh line $LINENO: $BASH_COMMAND"' ERR
+# the S3 scenario's gateway is stopped however the run ends
+S3_STARTED=0
+s3_stop() {
+	[ "$S3_STARTED" = 1 ] || return 0
+	"$ROOT/scripts/ceph-rgw-stop.sh" "$WORK/ceph" >/dev/null 2>&1 || true
+	rm -rf "$WORK/ceph"
+	S3_STARTED=0
+}
+trap s3_stop EXIT
 
 usage() {
 	cat <<'EOF'
 usage: bench/run.sh [--quick|--full] [--json FILE] [options]
 
-  --quick            small corpus (6k files, 256 MiB image, 32 MiB SQL), 2 runs;
-                     under 5 minutes (the default)
+  --quick            small corpus (6k files, 256 MiB image, 32 MiB SQL), 2 runs,
+                     forget+prune on 50 snapshots, S3; about 12 minutes on a quiet
+                     machine (the default)
   --full             whole corpus (Linux 6.1 tree, 2 GiB image, 384 MiB SQL),
-                     3 runs, then the scaling scenario
+                     3 runs, forget+prune on 300 snapshots, S3, then scaling
+  --prune-only       only the forget+prune scenario (with the ceilings)
+  --s3-only          only the S3 scenario (with the ceilings)
+  --no-prune, --no-s3  skip those scenarios
   --scaling          run the scaling scenario (10k/100k/1M files, 1/4/16 GiB)
   --scaling-only     run only the scaling scenario (with the ceilings)
   --no-scaling       skip it in --full
@@ -32,7 +45,7 @@ usage: bench/run.sh [--quick|--full] [--json FILE] [options]
 EOF
 }
 
-MODE=quick RUNS='' SCENARIOS=1 JSON_COPY='' SCALING=auto INSTALL=1 TOOLS="keel restic borg" KEEL_OVERRIDE=''
+MODE=quick RUNS='' SCENARIOS=1 PRUNE=yes S3=yes JSON_COPY='' SCALING=auto INSTALL=1 TOOLS="keel restic borg" KEEL_OVERRIDE=''
 KEEL_INIT_ARGS="--kdf-ops 1 --kdf-mem 8"
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -40,7 +53,11 @@ while [ $# -gt 0 ]; do
 	--full) MODE=full ;;
 	--scaling) SCALING=yes ;;
 	--no-scaling) SCALING=no ;;
-	--scaling-only) SCALING=yes SCENARIOS=0 ;;
+	--scaling-only) SCALING=yes SCENARIOS=0 PRUNE=no S3=no ;;
+	--prune-only) SCALING=no SCENARIOS=0 PRUNE=yes S3=no ;;
+	--s3-only) SCALING=no SCENARIOS=0 PRUNE=no S3=yes ;;
+	--no-prune) PRUNE=no ;;
+	--no-s3) S3=no ;;
 	--runs|--json|--tools|--keel)
 		[ $# -ge 2 ] || { usage >&2; exit 2; }
 		case $1 in
@@ -330,14 +347,15 @@ run_tool() {      # run_tool RUN TOOL SCENARIO BYTES REPO CMD-FUNC ARGS...
 	fi
 }
 mutation_note=''
-[ "$SCENARIOS" = 1 ] || RUNS=0
-for run in $(seq 1 "$RUNS"); do
+MAIN_RUNS=$RUNS
+[ "$SCENARIOS" = 1 ] || MAIN_RUNS=0
+for run in $(seq 1 "$MAIN_RUNS"); do
 	# rotate: run 1 keel restic borg, run 2 restic borg keel, ...
 	order=()
 	for i in "${!TOOL_ARR[@]}"; do
 		order+=("${TOOL_ARR[$(( (i + run - 1) % ${#TOOL_ARR[@]} ))]}")
 	done
-	say "== run $run of $RUNS (order: ${order[*]}, load $(load1))"
+	say "== run $run of $MAIN_RUNS (order: ${order[*]}, load $(load1))"
 	rm -rf "$WORK/repos" "$CACHE" "$WORK/restore"
 	mkdir -p "$WORK/repos" "$CACHE"
 	tool_env
@@ -404,17 +422,27 @@ for run in $(seq 1 "$RUNS"); do
 done
 fact mutation "$mutation_note"
 
-# ---- 8. scaling (full mode or --scaling) -----------------------------------------------------------
+# ---- 8. forget+prune (bench/prune.sh), S3 (bench/s3.sh) -------------------------------------------
+if [ "$PRUNE" = yes ]; then . "$BENCH/prune.sh"; fi
+if [ "$S3" = yes ]; then . "$BENCH/s3.sh"; fi
+
+# ---- 9. scaling (full mode or --scaling) -----------------------------------------------------------
 if [ "$SCALING" = yes ]; then
 	. "$BENCH/scaling.sh"
 fi
 fact elapsed_s "$(fsub "$(now)" "$T_START")"
 
-# ---- 9. report --------------------------------------------------------------------------------------
+# ---- 10. report --------------------------------------------------------------------------------------
 # results-DATE-COMMIT-WHAT: the date is the run's start (UTC, to the
 # second), so runs of one commit never overwrite each other
 WHAT=$MODE
-[ "$SCENARIOS" = 1 ] || WHAT=scaling
+if [ "$SCENARIOS" = 0 ]; then
+	WHAT=''
+	[ "$PRUNE" = yes ] && WHAT=$WHAT+prune
+	[ "$S3" = yes ] && WHAT=$WHAT+s3
+	[ "$SCALING" = yes ] && WHAT=$WHAT+scaling
+	WHAT=${WHAT#+}
+fi
 JSON=$OUTDIR/results-$STAMP-$COMMIT${DIRTY:+-dirty}-$WHAT.json
 TABLE=$OUTDIR/results-$STAMP-$COMMIT${DIRTY:+-dirty}-$WHAT.txt
 [ -f "$SCALE_RESULTS" ] || : >"$SCALE_RESULTS"
