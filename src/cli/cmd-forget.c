@@ -295,7 +295,7 @@ static void hint_prune(struct kl_cli *cli, size_t removed)
 }
 
 static int forget_ids(struct kl_cli *cli, char **args, size_t n, const struct kl_snap_filter *f,
-		      bool dry_run)
+		      bool dry_run, bool prune_next)
 {
 	struct kl_snapshot_ref *v = kl_calloc(n, sizeof(*v));
 	const struct kl_snapshot_ref **refs = kl_calloc(n, sizeof(*refs));
@@ -334,7 +334,7 @@ static int forget_ids(struct kl_cli *cli, char **args, size_t n, const struct kl
 			rc = remove_snapshots(cli, refs, NULL, m, &removed);
 		if (rc >= 0)
 			print_summary(cli, dry_run, m, m);
-		hint_prune(cli, removed);
+		hint_prune(cli, prune_next ? 0 : removed);
 	}
 	for (size_t i = 0; i < m; i++)
 		kl_snapshot_release(&v[i].s);
@@ -362,7 +362,8 @@ static int then_prune(struct kl_cli *cli)
 }
 
 static int forget_policy(struct kl_cli *cli, const struct kl_forget_policy *p,
-			 const struct kl_snap_filter *f, unsigned group_by, bool dry_run)
+			 const struct kl_snap_filter *f, unsigned group_by, bool dry_run,
+			 bool prune_next)
 {
 	struct kl_snapshot_list l = {0};
 	struct kl_forget_plan plan = {0};
@@ -418,7 +419,7 @@ static int forget_policy(struct kl_cli *cli, const struct kl_forget_policy *p,
 		rc = remove_snapshots(cli, refs, plan.reasons, n, &removed);
 	if (rc >= 0)
 		print_summary(cli, dry_run, n_remove, n);
-	hint_prune(cli, removed);
+	hint_prune(cli, prune_next ? 0 : removed);
 	for (size_t i = 0; i < l.n_damaged; i++) {
 		char hex[2 * KL_ID_LEN + 1];
 
@@ -549,9 +550,9 @@ int cmd_forget(int argc, char **argv, struct kl_cli *cli)
 	if (rc < 0)
 		goto out;
 	if (optind < argc)
-		rc = forget_ids(cli, argv + optind, (size_t)(argc - optind), &f, dry_run);
+		rc = forget_ids(cli, argv + optind, (size_t)(argc - optind), &f, dry_run, prune);
 	else
-		rc = forget_policy(cli, &p, &f, group_by, dry_run);
+		rc = forget_policy(cli, &p, &f, group_by, dry_run, prune);
 	if ((rc >= 0 || rc == -KL_EOBJLOCKED) && prune && !dry_run) {
 		int prc = then_prune(cli);
 
