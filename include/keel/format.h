@@ -152,6 +152,17 @@ int kl_tree_encode_part(const struct kl_tree *t, size_t from, size_t to, const s
 int kl_tree_plan(const struct kl_tree *t, size_t max_bytes, size_t max_nodes, size_t part_bytes,
 		 size_t part_nodes, size_t **ends_ret, size_t *n_ret);
 /*
+ * Stores a sorted tree as kl_tree_plan() splits it: one blob when it fits
+ * in 64 MiB and max_nodes nodes (KL_TREE_BLOB_NODES but in tests), else
+ * parts of at most KL_TREE_PART_BYTES and KL_TREE_PART_NODES (or
+ * max_nodes if lower) nodes. store() is given each blob's bytes, the
+ * parts first and the head last (so that a head never names a part not
+ * stored yet), and returns its id; *ret is the head's.
+ */
+typedef int (*kl_tree_store_fn)(void *ud, const uint8_t *p, size_t n, struct kl_id *ret);
+int kl_tree_store(const struct kl_tree *t, size_t max_nodes, kl_tree_store_fn store, void *ud,
+		  struct kl_id *ret);
+/*
  * Decodes one tree blob; rejects unsafe names, duplicates and unsorted
  * names. A head's continuation ids land in ret->more; the parts' nodes
  * are for kl_tree_join() to add.

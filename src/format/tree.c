@@ -409,6 +409,39 @@ int kl_tree_plan(const struct kl_tree *t, size_t max_bytes, size_t max_nodes, si
 	return 0;
 }
 
+int kl_tree_store(const struct kl_tree *t, size_t max_nodes, kl_tree_store_fn store, void *ud,
+		  struct kl_id *ret)
+{
+	_cleanup_buf_ struct kl_buf enc = KL_BUF_INIT(KL_BLOB_RAW_MAX);
+	_cleanup_free_ size_t *ends = NULL;
+	_cleanup_free_ struct kl_id *more = NULL;
+	size_t n_parts, i;
+	int r;
+
+	r = kl_tree_plan(t, KL_BLOB_RAW_MAX, max_nodes, KL_TREE_PART_BYTES,
+			 KL_MIN(max_nodes, KL_TREE_PART_NODES), &ends, &n_parts);
+	if (r < 0)
+		return r;
+	if (n_parts > 1) {
+		more = kl_calloc(n_parts - 1, sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+	}
+	for (i = 1; i < n_parts; i++) {
+		kl_buf_clear(&enc);
+		r = kl_tree_encode_part(t, ends[i - 1], ends[i], NULL, 0, &enc);
+		if (r >= 0)
+			r = store(ud, enc.data, enc.len, &more[i - 1]);
+		if (r < 0)
+			return r;
+	}
+	kl_buf_clear(&enc);
+	r = kl_tree_encode_part(t, 0, ends[0], more, n_parts - 1, &enc);
+	if (r >= 0)
+		r = store(ud, enc.data, enc.len, ret);
+	return r;
+}
+
 /* ---- decoding --------------------------------------------------------- */
 
 /* Appends one xattr to nd; names must arrive strictly increasing. */

@@ -105,13 +105,15 @@ int kl_bk_child_done(struct backup *b, struct dir_job *d)
 }
 
 /* Stores one tree blob, or only computes its id in a dry run. */
-static int store_tree(struct backup *b, const struct kl_buf *enc, struct kl_id *id)
+static int store_tree_blob(void *ud, const uint8_t *p, size_t n, struct kl_id *ret)
 {
+	struct backup *b = ud;
+
 	if (b->o->flags & KL_BACKUP_DRY_RUN) {
-		kl_tree_blob_id(b->r->keys, enc->data, enc->len, id);
+		kl_tree_blob_id(b->r->keys, p, n, ret);
 		return 0;
 	}
-	return kl_packer_store(b->trees, KL_BLOB_TREE, enc->data, enc->len, id);
+	return kl_packer_store(b->trees, KL_BLOB_TREE, p, n, ret);
 }
 
 /*
@@ -119,7 +121,7 @@ static int store_tree(struct backup *b, const struct kl_buf *enc, struct kl_id *
  * (KEEL_TEST_TREE_SPLIT=N in KL_TESTING builds) to split directories of a
  * few thousand entries instead of a million.
  */
-static size_t split_nodes(size_t dflt)
+static size_t split_nodes(void)
 {
 #ifdef KL_TESTING
 	const char *v = getenv("KEEL_TEST_TREE_SPLIT");
@@ -128,48 +130,11 @@ static size_t split_nodes(size_t dflt)
 
 	if (v && *v) {
 		n = strtoull(v, &end, 10);
-		if (!*end && n > 0 && n < dflt)
+		if (!*end && n > 0 && n < KL_TREE_BLOB_NODES)
 			return (size_t)n;
 	}
 #endif
-	return dflt;
-}
-
-/*
- * Stores tree t as one blob, or, when it is too big for one, as parts
- * followed by the head that names them (so a head never refers to a part
- * not yet stored); *id is the head's.
- */
-static int store_dir_tree(struct backup *b, const struct kl_tree *t, struct kl_id *id)
-{
-	_cleanup_buf_ struct kl_buf enc = KL_BUF_INIT((size_t)64 << 20);
-	_cleanup_free_ size_t *ends = NULL;
-	_cleanup_free_ struct kl_id *more = NULL;
-	size_t n_parts, one = split_nodes(KL_TREE_BLOB_NODES);
-	int rc;
-
-	rc = kl_tree_plan(t, (size_t)64 << 20, one, KL_TREE_PART_BYTES,
-			  split_nodes(KL_TREE_PART_NODES), &ends, &n_parts);
-	if (rc < 0)
-		return rc;
-	if (n_parts > 1) {
-		more = kl_calloc(n_parts - 1, sizeof(*more));
-		if (!more)
-			return -ENOMEM;
-	}
-	for (size_t i = 1; i < n_parts; i++) {
-		kl_buf_clear(&enc);
-		rc = kl_tree_encode_part(t, ends[i - 1], ends[i], NULL, 0, &enc);
-		if (rc >= 0)
-			rc = store_tree(b, &enc, &more[i - 1]);
-		if (rc < 0)
-			return rc;
-	}
-	kl_buf_clear(&enc);
-	rc = kl_tree_encode_part(t, 0, ends[0], more, n_parts - 1, &enc);
-	if (rc >= 0)
-		rc = store_tree(b, &enc, id);
-	return rc;
+	return KL_TREE_BLOB_NODES;
 }
 
 /* Stores d's tree and frees d; *parent_ret is the directory that lost a pending child. */
@@ -189,7 +154,7 @@ static int finalize_dir(struct backup *b, struct dir_job *d, struct dir_job **pa
 			kl_node_release(&d->tree.nodes[i]);
 	}
 	d->tree.n = kept;
-	rc = store_dir_tree(b, &d->tree, &id);
+	rc = kl_tree_store(&d->tree, split_nodes(), store_tree_blob, b, &id);
 	if (rc == -E2BIG) {
 		kl_fail(&b->r->err, rc,
 			"directory '%s' is too big to back up (%zu entries; at most %zu, and "

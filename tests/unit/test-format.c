@@ -2279,6 +2279,69 @@ static void tree_continued_decode_rejects(void **state)
 	}
 }
 
+/* A store for kl_tree_store(): blob k gets id id_of(k + 1); fails at fail_at. */
+struct fake_store {
+	struct kl_buf blobs[16];
+	size_t n, fail_at;
+};
+
+static int fake_store_put(void *ud, const uint8_t *p, size_t n, struct kl_id *ret)
+{
+	struct fake_store *fs = ud;
+
+	if (fs->n == fs->fail_at || fs->n == 16)
+		return -EIO;
+	kl_buf_init(&fs->blobs[fs->n], 1 << 24);
+	assert_int_equal(kl_buf_add(&fs->blobs[fs->n], p, n), 0);
+	*ret = id_of((uint8_t)(++fs->n));
+	return 0;
+}
+
+static void tree_store_parts_then_head(void **state)
+{
+	struct fake_store fs = {.fail_at = SIZE_MAX};
+	struct kl_buf plain = KL_BUF_INIT(1 << 24);
+	struct kl_tree t, head, part;
+	struct kl_id id;
+
+	numbered_tree(&t, 10);
+	/* fits: the plain encoding, stored once */
+	assert_int_equal(kl_tree_store(&t, 10, fake_store_put, &fs, &id), 0);
+	assert_int_equal(fs.n, 1);
+	assert_int_equal(kl_tree_encode(&t, &plain), 0);
+	assert_int_equal(fs.blobs[0].len, plain.len);
+	assert_memory_equal(fs.blobs[0].data, plain.data, plain.len);
+	kl_buf_release(&fs.blobs[0]);
+
+	/* 4 nodes a blob: parts 1 and 2 stored first, the head last names them */
+	fs.n = 0;
+	assert_int_equal(kl_tree_store(&t, 4, fake_store_put, &fs, &id), 0);
+	assert_int_equal(fs.n, 3);
+	assert_memory_equal(id.b, id_of(3).b, KL_ID_LEN);
+	assert_int_equal(tree_decode_exact(fs.blobs[2].data, fs.blobs[2].len, &head), 0);
+	assert_int_equal(head.n_more, 2);
+	for (size_t i = 0; i < head.n_more; i++) {
+		size_t k = head.more[i].b[1] - 1; /* id_of(k + 1) */
+
+		assert_memory_equal(head.more[i].b, id_of((uint8_t)(i + 1)).b, KL_ID_LEN);
+		assert_int_equal(tree_decode_exact(fs.blobs[k].data, fs.blobs[k].len, &part), 0);
+		assert_int_equal(kl_tree_join(&head, &part), 0);
+	}
+	assert_tree_equal(&t, &head);
+	kl_tree_release(&head);
+	for (size_t i = 0; i < fs.n; i++)
+		kl_buf_release(&fs.blobs[i]);
+
+	/* a failing store stops it */
+	fs.n = 0;
+	fs.fail_at = 1;
+	assert_int_equal(kl_tree_store(&t, 4, fake_store_put, &fs, &id), -EIO);
+	assert_int_equal(fs.n, 1);
+	kl_buf_release(&fs.blobs[0]);
+	kl_tree_release(&t);
+	kl_buf_release(&plain);
+}
+
 static void tree_plan_and_encode_caps(void **state)
 {
 	struct kl_buf b = KL_BUF_INIT(1 << 24);
@@ -2421,6 +2484,7 @@ int main(void)
 		cmocka_unit_test(tree_join_rejects),
 		cmocka_unit_test(tree_continued_decode_rejects),
 		cmocka_unit_test(tree_plan_and_encode_caps),
+		cmocka_unit_test(tree_store_parts_then_head),
 		cmocka_unit_test(snapshot_round_trip),
 		cmocka_unit_test(snapshot_minimal_golden),
 		cmocka_unit_test(snapshot_rejects),
