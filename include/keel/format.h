@@ -159,8 +159,8 @@ int kl_tree_plan(const struct kl_tree *t, size_t max_bytes, size_t max_nodes, si
  * parts first and the head last (so that a head never names a part not
  * stored yet), and returns its id; *ret is the head's.
  */
-typedef int (*kl_tree_store_fn)(void *ud, const uint8_t *p, size_t n, struct kl_id *ret);
-int kl_tree_store(const struct kl_tree *t, size_t max_nodes, kl_tree_store_fn store, void *ud,
+int kl_tree_store(const struct kl_tree *t, size_t max_nodes,
+		  int (*store)(void *ud, const uint8_t *p, size_t n, struct kl_id *ret), void *ud,
 		  struct kl_id *ret);
 /*
  * Decodes one tree blob; rejects unsafe names, duplicates and unsorted

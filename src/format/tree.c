@@ -409,7 +409,8 @@ int kl_tree_plan(const struct kl_tree *t, size_t max_bytes, size_t max_nodes, si
 	return 0;
 }
 
-int kl_tree_store(const struct kl_tree *t, size_t max_nodes, kl_tree_store_fn store, void *ud,
+int kl_tree_store(const struct kl_tree *t, size_t max_nodes,
+		  int (*store)(void *ud, const uint8_t *p, size_t n, struct kl_id *ret), void *ud,
 		  struct kl_id *ret)
 {
 	_cleanup_buf_ struct kl_buf enc = KL_BUF_INIT(KL_BLOB_RAW_MAX);
