@@ -95,7 +95,28 @@ struct kl_tree {
 	struct kl_node *nodes;
 	size_t n;
 	size_t cap;
+	/*
+	 * Ids of the tree blobs that continue this one, in order (only in a
+	 * decoded head; the encoders never look at them). kl_repo_read_tree()
+	 * has joined their nodes already and keeps the ids here, so that
+	 * whoever marks used blobs marks these too.
+	 */
+	struct kl_id *more;
+	size_t n_more;
 };
+
+/*
+ * A directory too big for one tree blob is stored as a head (a Tree of
+ * version 2 with its first nodes and the ids of the other parts) plus
+ * parts (plain version-1 trees); docs/FORMAT.md section 6. Caps across
+ * all parts of one directory:
+ */
+#define KL_TREE_BLOB_NODES ((size_t)1 << 20)	  /* nodes per blob (the decoder's cap) */
+#define KL_TREE_MAX_PARTS ((size_t)4096)	  /* the head included */
+#define KL_TREE_MAX_TOTAL_NODES ((size_t)1 << 26) /* nodes over all parts */
+/* What backup puts in one part when a directory needs several. */
+#define KL_TREE_PART_BYTES ((size_t)16 << 20)
+#define KL_TREE_PART_NODES ((size_t)1 << 18)
 
 void kl_node_release(struct kl_node *n);
 /* Appends a node (taking ownership of its pointers; *n is zeroed). */
@@ -107,10 +128,53 @@ void kl_tree_sort(struct kl_tree *t);
 const struct kl_node *kl_tree_find(const struct kl_tree *t, const uint8_t *name, size_t len);
 int kl_name_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 
-/* Encodes a sorted tree. -EINVAL if names are unsorted or duplicated. */
+/*
+ * Encodes a sorted tree as one blob (t->more is ignored). -EINVAL if
+ * names are unsorted or duplicated, -E2BIG past 2^20 nodes.
+ */
 int kl_tree_encode(const struct kl_tree *t, struct kl_buf *out);
-/* Decodes; rejects unsafe names, duplicates and unsorted names. */
+/*
+ * Encodes nodes [from, to) of a sorted tree as one blob continued by the
+ * tree blobs more[0..n_more): with n_more == 0 exactly what
+ * kl_tree_encode() writes for those nodes, else a head (version 2), which
+ * must hold at least one node.
+ */
+int kl_tree_encode_part(const struct kl_tree *t, size_t from, size_t to, const struct kl_id *more,
+			size_t n_more, struct kl_buf *out);
+/*
+ * Plans how to store a sorted tree: one blob if its encoding fits in
+ * max_bytes and max_nodes, else parts of at most part_bytes and
+ * part_nodes each (a node bigger than part_bytes gets a part of its
+ * own). Sets *ends_ret to a new array of *n_ret part ends (node indexes,
+ * the last one t->n). -E2BIG past KL_TREE_MAX_PARTS parts or
+ * KL_TREE_MAX_TOTAL_NODES nodes; -EINVAL as kl_tree_encode().
+ */
+int kl_tree_plan(const struct kl_tree *t, size_t max_bytes, size_t max_nodes, size_t part_bytes,
+		 size_t part_nodes, size_t **ends_ret, size_t *n_ret);
+/*
+ * Stores a sorted tree as kl_tree_plan() splits it: one blob when it fits
+ * in 64 MiB and max_nodes nodes (KL_TREE_BLOB_NODES but in tests), else
+ * parts of at most KL_TREE_PART_BYTES and KL_TREE_PART_NODES (or
+ * max_nodes if lower) nodes. store() is given each blob's bytes, the
+ * parts first and the head last (so that a head never names a part not
+ * stored yet), and returns its id; *ret is the head's.
+ */
+int kl_tree_store(const struct kl_tree *t, size_t max_nodes,
+		  int (*store)(void *ud, const uint8_t *p, size_t n, struct kl_id *ret), void *ud,
+		  struct kl_id *ret);
+/*
+ * Decodes one tree blob; rejects unsafe names, duplicates and unsorted
+ * names. A head's continuation ids land in ret->more; the parts' nodes
+ * are for kl_tree_join() to add.
+ */
 int kl_tree_decode(const uint8_t *p, size_t n, struct kl_tree *ret);
+/*
+ * Appends the nodes of a decoded continuation part to t, the tree read
+ * so far, and releases part. -KL_ECORRUPT if part is empty, is itself
+ * continued, or does not sort wholly after t's last node, or if the
+ * nodes would exceed KL_TREE_MAX_TOTAL_NODES.
+ */
+int kl_tree_join(struct kl_tree *t, struct kl_tree *part);
 
 /* ---- snapshots ------------------------------------------------------- */
 

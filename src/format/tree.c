@@ -10,6 +10,11 @@
  * or over a file restored a moment earlier. The encoder applies the same
  * rules (one function, node_valid()), so a backup never writes a tree it
  * would later refuse to restore.
+ *
+ * A directory too big for one blob is a head plus continuation parts. The
+ * head carries version 2, which older readers refuse with -KL_EVERSION
+ * instead of silently restoring only its first nodes; a tree that fits
+ * one blob stays version 1, byte for byte as before.
  */
 #include <stdlib.h>
 
@@ -17,6 +22,7 @@
 #include "pb-internal.h"
 
 #define NSEC_PER_SEC 1000000000u
+#define KL_TREE_VERSION_CONTINUED 2 /* of a head; plain trees stay KL_FORMAT_VERSION */
 
 enum {
 	F_NAME = 1,
@@ -43,7 +49,7 @@ enum {
 	F_XATTRS,
 	F_FLAGS,
 };
-enum { F_TREE_VERSION = 1, F_TREE_NODES = 2 };
+enum { F_TREE_VERSION = 1, F_TREE_NODES = 2, F_TREE_MORE = 3 };
 enum { F_XATTR_NAME = 1, F_XATTR_VALUE = 2 };
 
 /* ---- names and nodes --------------------------------------------------- */
@@ -145,6 +151,7 @@ void kl_tree_release(struct kl_tree *t)
 	for (i = 0; i < t->n; i++)
 		kl_node_release(&t->nodes[i]);
 	kl_free(t->nodes);
+	kl_free(t->more);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -307,25 +314,133 @@ static int node_encode(const struct kl_node *nd, struct kl_buf *out)
 	return r;
 }
 
-int kl_tree_encode(const struct kl_tree *t, struct kl_buf *out)
+int kl_tree_encode_part(const struct kl_tree *t, size_t from, size_t to, const struct kl_id *more,
+			size_t n_more, struct kl_buf *out)
 {
 	size_t start = out->len, i;
 	int r;
 
-	if (t->n > KL_TREE_MAX_NODES)
+	if (from > to || to > t->n || (n_more && (from == to || !more)))
+		return -EINVAL;
+	if (to - from > KL_TREE_MAX_NODES || n_more >= KL_TREE_MAX_PARTS)
 		return -E2BIG;
-	r = kl_pb_put_uint(out, F_TREE_VERSION, KL_FORMAT_VERSION);
-	for (i = 0; r >= 0 && i < t->n; i++) {
+	r = kl_pb_put_uint(out, F_TREE_VERSION,
+			   n_more ? KL_TREE_VERSION_CONTINUED : KL_FORMAT_VERSION);
+	for (i = from; r >= 0 && i < to; i++) {
 		const struct kl_node *a = &t->nodes[i];
 
-		if (i > 0 && kl_name_cmp(a[-1].name, a[-1].name_len, a->name, a->name_len) >= 0)
+		if (i > from && kl_name_cmp(a[-1].name, a[-1].name_len, a->name, a->name_len) >= 0)
 			r = -EINVAL;
 		else
 			r = node_encode(a, out);
 	}
+	for (i = 0; r >= 0 && i < n_more; i++)
+		r = kl_pb_put_bytes(out, F_TREE_MORE, more[i].b, KL_ID_LEN);
 	if (r < 0)
 		kl_buf_setlen(out, start);
 	return r < 0 ? r : 0;
+}
+
+int kl_tree_encode(const struct kl_tree *t, struct kl_buf *out)
+{
+	return kl_tree_encode_part(t, 0, t->n, NULL, 0, out);
+}
+
+int kl_tree_plan(const struct kl_tree *t, size_t max_bytes, size_t max_nodes, size_t part_bytes,
+		 size_t part_nodes, size_t **ends_ret, size_t *n_ret)
+{
+	_cleanup_buf_ struct kl_buf one = KL_BUF_INIT(KL_BUF_MAX_DEFAULT);
+	_cleanup_free_ size_t *size = NULL;
+	size_t *ends = NULL, n_ends = 0, cap = 0, total = 2, i;
+	int r = 0;
+
+	*ends_ret = NULL;
+	*n_ret = 0;
+	if (t->n > KL_TREE_MAX_TOTAL_NODES)
+		return -E2BIG;
+	if (!part_nodes || part_nodes > KL_TREE_MAX_NODES)
+		return -EINVAL;
+	size = kl_malloc((t->n ? t->n : 1) * sizeof(*size));
+	if (!size)
+		return -ENOMEM;
+	/* each node's encoded size, and the order checks of kl_tree_encode() */
+	for (i = 0; i < t->n; i++) {
+		const struct kl_node *a = &t->nodes[i];
+
+		if (i > 0 && kl_name_cmp(a[-1].name, a[-1].name_len, a->name, a->name_len) >= 0)
+			return -EINVAL;
+		kl_buf_clear(&one);
+		r = node_encode(a, &one);
+		if (r < 0)
+			return r;
+		size[i] = one.len;
+		total += one.len;
+	}
+	if (t->n <= max_nodes && t->n <= KL_TREE_MAX_NODES && total <= max_bytes) {
+		ends = kl_malloc(sizeof(*ends));
+		if (!ends)
+			return -ENOMEM;
+		ends[0] = t->n;
+		*ends_ret = ends;
+		*n_ret = 1;
+		return 0;
+	}
+	for (i = 0; i < t->n;) {
+		size_t bytes = size[i], j = i + 1;
+
+		while (j < t->n && j - i < part_nodes && bytes + size[j] <= part_bytes)
+			bytes += size[j++];
+		if (n_ends == KL_TREE_MAX_PARTS) {
+			r = -E2BIG;
+			break;
+		}
+		r = kl_array_grow(&ends, &cap, n_ends, sizeof(*ends), 16);
+		if (r < 0)
+			break;
+		ends[n_ends++] = j;
+		i = j;
+	}
+	if (r < 0) {
+		kl_free(ends);
+		return r;
+	}
+	*ends_ret = ends;
+	*n_ret = n_ends;
+	return 0;
+}
+
+int kl_tree_store(const struct kl_tree *t, size_t max_nodes,
+		  int (*store)(void *ud, const uint8_t *p, size_t n, struct kl_id *ret), void *ud,
+		  struct kl_id *ret)
+{
+	_cleanup_buf_ struct kl_buf enc = KL_BUF_INIT(KL_BLOB_RAW_MAX);
+	_cleanup_free_ size_t *ends = NULL;
+	_cleanup_free_ struct kl_id *more = NULL;
+	size_t n_parts, i;
+	int r;
+
+	r = kl_tree_plan(t, KL_BLOB_RAW_MAX, max_nodes, KL_TREE_PART_BYTES,
+			 KL_MIN(max_nodes, KL_TREE_PART_NODES), &ends, &n_parts);
+	if (r < 0)
+		return r;
+	if (n_parts > 1) {
+		more = kl_calloc(n_parts - 1, sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+	}
+	for (i = 1; i < n_parts; i++) {
+		kl_buf_clear(&enc);
+		r = kl_tree_encode_part(t, ends[i - 1], ends[i], NULL, 0, &enc);
+		if (r >= 0)
+			r = store(ud, enc.data, enc.len, &more[i - 1]);
+		if (r < 0)
+			return r;
+	}
+	kl_buf_clear(&enc);
+	r = kl_tree_encode_part(t, 0, ends[0], more, n_parts - 1, &enc);
+	if (r >= 0)
+		r = store(ud, enc.data, enc.len, ret);
+	return r;
 }
 
 /* ---- decoding --------------------------------------------------------- */
@@ -509,18 +624,30 @@ int kl_tree_decode(const uint8_t *p, size_t n, struct kl_tree *ret)
 	struct kl_pb_reader rd = {p, n};
 	struct kl_pb_field f;
 	struct kl_pb_scan s;
-	size_t count;
+	size_t count, n_more;
 	int r;
 
 	memset(ret, 0, sizeof(*ret));
 	r = kl_pb_scan(p, n, &s);
 	if (r < 0)
 		return r;
-	r = kl_pb_check_version(&s, KL_FORMAT_VERSION);
+	/* version 1, or 2 for a head; anything newer is -KL_EVERSION */
+	r = kl_pb_check_version(&s, s.v1 == KL_FORMAT_VERSION ? KL_FORMAT_VERSION
+							      : KL_TREE_VERSION_CONTINUED);
 	if (r < 0)
 		return r;
 	count = s.count[F_TREE_NODES];
 	if (count > KL_TREE_MAX_NODES || count > n / KL_PB_MIN_NODE)
+		return -KL_ECORRUPT;
+	n_more = s.count[F_TREE_MORE];
+	/*
+	 * A head has at least one node and one part. A version-1 tree with
+	 * continuations is refused, not read in part: older readers would
+	 * take it for the whole directory.
+	 */
+	if ((s.v1 == KL_TREE_VERSION_CONTINUED) != (n_more > 0))
+		return -KL_ECORRUPT;
+	if (n_more && (count == 0 || n_more >= KL_TREE_MAX_PARTS))
 		return -KL_ECORRUPT;
 	if (count) {
 		t.nodes = kl_calloc(count, sizeof(*t.nodes));
@@ -528,9 +655,26 @@ int kl_tree_decode(const uint8_t *p, size_t n, struct kl_tree *ret)
 			return -ENOMEM;
 		t.cap = count;
 	}
+	if (n_more) {
+		t.more = kl_calloc(n_more, sizeof(*t.more));
+		if (!t.more) {
+			kl_free(t.nodes);
+			return -ENOMEM;
+		}
+	}
 	while ((r = kl_pb_next(&rd, &f)) > 0) {
 		struct kl_node *nd;
 
+		if (f.num == F_TREE_MORE) {
+			if (KL_NEVER(t.n_more >= n_more)) {
+				r = -KL_ECORRUPT;
+				break;
+			}
+			r = kl_pb_get_id(&f, &t.more[t.n_more++]);
+			if (r < 0)
+				break;
+			continue;
+		}
 		if (f.num != F_TREE_NODES)
 			continue; /* the version was checked by the scan; others are unknown */
 		if (f.wire != KL_PB_LEN || KL_NEVER(t.n >= count)) {
@@ -553,4 +697,40 @@ int kl_tree_decode(const uint8_t *p, size_t n, struct kl_tree *ret)
 	}
 	*ret = t;
 	return 0;
+}
+
+int kl_tree_join(struct kl_tree *t, struct kl_tree *part)
+{
+	const struct kl_node *last, *first;
+	size_t need;
+	int r = -KL_ECORRUPT;
+
+	if (!t->n || !part->n || part->n_more)
+		goto out;
+	last = &t->nodes[t->n - 1];
+	first = &part->nodes[0];
+	if (kl_name_cmp(last->name, last->name_len, first->name, first->name_len) >= 0)
+		goto out;
+	if (part->n > KL_TREE_MAX_TOTAL_NODES - t->n)
+		goto out;
+	need = t->n + part->n;
+	if (need > t->cap) {
+		/* doubling, so that joining many parts stays linear */
+		size_t ncap = KL_MAX(need, KL_MIN(t->cap * 2, KL_TREE_MAX_TOTAL_NODES));
+		struct kl_node *nodes = kl_realloc(t->nodes, ncap * sizeof(*nodes));
+
+		if (!nodes) {
+			r = -ENOMEM;
+			goto out;
+		}
+		t->nodes = nodes;
+		t->cap = ncap;
+	}
+	memcpy(&t->nodes[t->n], part->nodes, part->n * sizeof(*part->nodes));
+	t->n = need;
+	part->n = 0; /* the nodes are t's now */
+	r = 0;
+out:
+	kl_tree_release(part);
+	return r;
 }

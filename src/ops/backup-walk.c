@@ -104,10 +104,42 @@ int kl_bk_child_done(struct backup *b, struct dir_job *d)
 	return 0;
 }
 
+/* Stores one tree blob, or only computes its id in a dry run. */
+static int store_tree_blob(void *ud, const uint8_t *p, size_t n, struct kl_id *ret)
+{
+	struct backup *b = ud;
+
+	if (b->o->flags & KL_BACKUP_DRY_RUN) {
+		kl_tree_blob_id(b->r->keys, p, n, ret);
+		return 0;
+	}
+	return kl_packer_store(b->trees, KL_BLOB_TREE, p, n, ret);
+}
+
+/*
+ * Nodes per tree blob before a directory is split. Tests lower it
+ * (KEEL_TEST_TREE_SPLIT=N in KL_TESTING builds) to split directories of a
+ * few thousand entries instead of a million.
+ */
+static size_t split_nodes(void)
+{
+#ifdef KL_TESTING
+	const char *v = getenv("KEEL_TEST_TREE_SPLIT");
+	char *end;
+	unsigned long long n;
+
+	if (v && *v) {
+		n = strtoull(v, &end, 10);
+		if (!*end && n > 0 && n < KL_TREE_BLOB_NODES)
+			return (size_t)n;
+	}
+#endif
+	return KL_TREE_BLOB_NODES;
+}
+
 /* Stores d's tree and frees d; *parent_ret is the directory that lost a pending child. */
 static int finalize_dir(struct backup *b, struct dir_job *d, struct dir_job **parent_ret)
 {
-	_cleanup_buf_ struct kl_buf enc = KL_BUF_INIT((size_t)64 << 20);
 	struct dir_job *parent = d->parent;
 	size_t d_slot = d->parent_slot;
 	struct kl_id id = {{0}};
@@ -122,17 +154,12 @@ static int finalize_dir(struct backup *b, struct dir_job *d, struct dir_job **pa
 			kl_node_release(&d->tree.nodes[i]);
 	}
 	d->tree.n = kept;
-	rc = kl_tree_encode(&d->tree, &enc);
-	if (rc >= 0 && !(b->o->flags & KL_BACKUP_DRY_RUN))
-		rc = kl_packer_store(b->trees, KL_BLOB_TREE, enc.data, enc.len, &id);
-	else if (rc >= 0)
-		kl_tree_blob_id(b->r->keys, enc.data, enc.len, &id);
+	rc = kl_tree_store(&d->tree, split_nodes(), store_tree_blob, b, &id);
 	if (rc == -E2BIG) {
-		/* NEEDSWORK: a tree continued over several blobs would lift this (issue 3) */
 		kl_fail(&b->r->err, rc,
-			"directory '%s' has too many entries (%zu) for one tree blob of at most "
-			"64 MiB",
-			d->path, d->tree.n);
+			"directory '%s' is too big to back up (%zu entries; at most %zu, and "
+			"at most 64 MiB of metadata per entry)",
+			d->path, d->tree.n, KL_TREE_MAX_TOTAL_NODES);
 		b->error = rc;
 	} else if (rc < 0) {
 		kl_fail(&b->r->err, rc, "cannot store directory '%s'", d->path);

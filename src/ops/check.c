@@ -1403,6 +1403,78 @@ static int read_tree(struct check *c, uint32_t pidx, const struct kl_blob_entry 
 	return rc;
 }
 
+/*
+ * Reads the continuation parts of a directory too big for one tree blob
+ * and joins their nodes to t, its head. Each part is a blob the snapshot
+ * needs, checked like the head. Sets *unusable to the problem of the
+ * first part that cannot be read (the directory cannot be walked then);
+ * problems that leave a part readable are attributed to snapshot si and
+ * set *bad when they damage it.
+ */
+static int read_parts(struct check *c, size_t si, struct kl_tree *t, bool *bad, uint32_t *unusable)
+{
+	*unusable = 0;
+	for (size_t i = 0; i < t->n_more; i++) {
+		const struct kl_id *id = &t->more[i];
+		struct kl_tree part;
+		struct kl_blob_entry e;
+		struct problem *p;
+		struct blob *b;
+		const char *why = NULL;
+		char obj[80];
+		uint32_t pr;
+		int rc;
+
+		rc = need_blob(c, id, true, &pr);
+		if (rc < 0)
+			return rc;
+		b = blob_find(&c->blobs, id->b);
+		if (KL_NEVER(!b))
+			return -EINVAL;
+		p = problem_get(c, pr);
+		if (p && !((p->maybe || p->orphan) && (b->flags & B_LOCATED) &&
+			   b->type == KL_BLOB_TREE)) {
+			*unusable = pr;
+			return 0;
+		}
+		blob_entry(b, &e);
+		rc = read_tree(c, b->pack, &e, &part, &why);
+		if (rc >= 0) {
+			rc = kl_tree_join(t, &part);
+			why = "does not continue its directory's tree in order";
+		}
+		if (rc == -ENOMEM)
+			return rc;
+		if (rc < 0) {
+			if (p && p->maybe) {
+				p->maybe = false; /* its pack's damage is confirmed */
+				*unusable = pr;
+				return 0;
+			}
+			blob_obj(id->b, obj);
+			pr = problem_add(c, C_BLOB, rc, false, obj, "tree unreadable (%s)", why);
+			if (!pr)
+				return c->fatal;
+			problem_get(c, pr)->attrib = true;
+			b->flags |= B_BAD;
+			b->problem = pr;
+			*unusable = pr;
+			return 0;
+		}
+		if (p && p->maybe) {
+			/* its pack's header is damaged, but this blob is intact */
+			b->flags &= ~B_BAD;
+			b->problem = 0;
+		} else if (pr) {
+			*bad |= damages(c, pr);
+			rc = attribute(c, pr, si);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
 static int check_file(struct check *c, size_t si, const struct kl_node *n, bool *bad)
 {
 	c->n_fp = 0;
@@ -1463,7 +1535,7 @@ static int tree_enter(struct check *c, size_t si, const struct kl_id *id, bool *
 	struct cframe *f;
 	const char *why = NULL;
 	bool bad = false, revisit;
-	uint32_t pr, pidx;
+	uint32_t pr, pidx, part_pr;
 	int rc;
 
 	*bad_ret = false;
@@ -1520,6 +1592,20 @@ static int tree_enter(struct check *c, size_t si, const struct kl_id *id, bool *
 			kl_tree_release(&t);
 			return rc;
 		}
+	}
+	rc = read_parts(c, si, &t, &bad, &part_pr);
+	/* a missing part grows the blob table, which moves b */
+	b = rc < 0 ? NULL : blob_find(&c->blobs, id->b);
+	if (rc >= 0 && KL_NEVER(!b))
+		rc = -EINVAL;
+	if (rc < 0 || part_pr) {
+		kl_tree_release(&t);
+		if (rc < 0)
+			return rc;
+		/* read again for each snapshot, to name its affected paths */
+		b->flags |= B_BAD_BELOW;
+		*bad_ret = true;
+		return attribute(c, part_pr, si);
 	}
 	if (!revisit) {
 		b->flags |= B_VISITED;

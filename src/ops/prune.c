@@ -169,6 +169,12 @@ static int mark_tree(struct prune *p, const struct kl_id *root, const struct kl_
 				     shex, hex, kl_strerror(rc));
 			break;
 		}
+		/* a directory split over several tree blobs: its other parts are used too */
+		for (size_t i = 0; rc >= 0 && i < t.n_more; i++) {
+			rc = kl_idset_add(&p->used, &t.more[i]);
+			if (rc > 0 && p->fresh)
+				rc = kl_idset_add(p->fresh, &t.more[i]);
+		}
 		for (size_t i = 0; rc >= 0 && i < t.n; i++) {
 			const struct kl_node *nd = &t.nodes[i];
 

@@ -149,6 +149,14 @@ static bool blob_ok(struct salvage *s, const struct kl_id *id)
 	return true;
 }
 
+/* A directory too big for one tree blob is stored in parts, as backup stores it. */
+static int store_tree_blob(void *ud, const uint8_t *p, size_t n, struct kl_id *ret)
+{
+	struct salvage *s = ud;
+
+	return kl_packer_store(s->trees, KL_BLOB_TREE, p, n, ret);
+}
+
 /*
  * Rewrites tree id without what cannot be restored; *changed says whether
  * the result differs. A tree that cannot be read at all becomes empty.
@@ -156,7 +164,6 @@ static bool blob_ok(struct salvage *s, const struct kl_id *id)
 static int salvage_tree(struct salvage *s, const struct kl_id *id, struct kl_id *ret, bool *changed)
 {
 	struct kl_tree t = {0}, out = {0};
-	_cleanup_buf_ struct kl_buf enc = KL_BUF_INIT((size_t)64 << 20);
 	size_t plen = strlen(s->path);
 	int rc;
 
@@ -203,11 +210,8 @@ static int salvage_tree(struct salvage *s, const struct kl_id *id, struct kl_id 
 		if (rc >= 0 && keep)
 			rc = kl_tree_add(&out, nd);
 	}
-	if (rc >= 0 && *changed && !s->o->dry_run) {
-		rc = kl_tree_encode(&out, &enc);
-		if (rc >= 0)
-			rc = kl_packer_store(s->trees, KL_BLOB_TREE, enc.data, enc.len, ret);
-	}
+	if (rc >= 0 && *changed && !s->o->dry_run)
+		rc = kl_tree_store(&out, KL_TREE_BLOB_NODES, store_tree_blob, s, ret);
 	s->path[plen] = 0;
 	kl_tree_release(&t);
 	kl_tree_release(&out);

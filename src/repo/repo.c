@@ -276,19 +276,46 @@ int kl_repo_read_blob(struct kl_repo *r, const struct kl_id *id, struct kl_buf *
 	return 0;
 }
 
-int kl_repo_read_tree(struct kl_repo *r, const struct kl_id *id, struct kl_tree *ret)
+/* Reads and decodes one tree blob, head or part. */
+static int read_one_tree(struct kl_repo *r, const struct kl_id *id, struct kl_buf *raw,
+			 struct kl_tree *ret)
 {
-	_cleanup_buf_ struct kl_buf raw = KL_BUF_INIT((size_t)128 << 20);
 	struct kl_blob_loc loc;
 	int rc;
 
 	if (kl_repo_lookup(r, id, &loc) && loc.e.type != KL_BLOB_TREE)
 		return -KL_ECORRUPT;
-	rc = kl_repo_read_blob(r, id, &raw);
+	kl_buf_clear(raw);
+	rc = kl_repo_read_blob(r, id, raw);
 	if (rc < 0)
 		return rc;
+	return kl_tree_decode(raw->data, raw->len, ret);
+}
+
+int kl_repo_read_tree(struct kl_repo *r, const struct kl_id *id, struct kl_tree *ret)
+{
+	_cleanup_buf_ struct kl_buf raw = KL_BUF_INIT((size_t)128 << 20);
+	struct kl_tree t;
+	int rc;
+
 	memset(ret, 0, sizeof(*ret));
-	return kl_tree_decode(raw.data, raw.len, ret);
+	rc = read_one_tree(r, id, &raw, &t);
+	if (rc < 0)
+		return rc;
+	/* a directory too big for one blob: its nodes continue in these */
+	for (size_t i = 0; i < t.n_more; i++) {
+		struct kl_tree part;
+
+		rc = read_one_tree(r, &t.more[i], &raw, &part);
+		if (rc >= 0)
+			rc = kl_tree_join(&t, &part);
+		if (rc < 0) {
+			kl_tree_release(&t);
+			return rc;
+		}
+	}
+	*ret = t;
+	return 0;
 }
 
 int kl_repo_read_pack_header(struct kl_repo *r, const char *name, uint64_t size,

@@ -222,6 +222,8 @@ static void assert_tree_zero(const struct kl_tree *t)
 	assert_null(t->nodes);
 	assert_int_equal(t->n, 0);
 	assert_int_equal(t->cap, 0);
+	assert_null(t->more);
+	assert_int_equal(t->n_more, 0);
 }
 
 /* Top-level field boundaries of a message, as offsets (0 and n included). */
@@ -996,10 +998,13 @@ static void tree_decode_rejects_versions(void **state)
 	assert_int_equal(tree_decode_exact(in, n, &t), -KL_ECORRUPT);
 	n = unhex("0a 01 01", in, sizeof(in));
 	assert_int_equal(tree_decode_exact(in, n, &t), -KL_ECORRUPT);
+	/* 2 is a head, which must name its continuations */
 	n = unhex("08 02", in, sizeof(in));
+	assert_int_equal(tree_decode_exact(in, n, &t), -KL_ECORRUPT);
+	n = unhex("08 03", in, sizeof(in));
 	assert_int_equal(tree_decode_exact(in, n, &t), -KL_EVERSION);
 	/* a newer version wins over anything a newer format may contain */
-	n = unhex("12 02 10 09 08 02", in, sizeof(in));
+	n = unhex("12 02 10 09 08 03", in, sizeof(in));
 	assert_int_equal(tree_decode_exact(in, n, &t), -KL_EVERSION);
 	n = unhex("08 01 12 02 10 09", in, sizeof(in));
 	assert_int_equal(tree_decode_exact(in, n, &t), -KL_ECORRUPT);
@@ -2064,6 +2069,317 @@ static void config_rejects(void **state)
  * Fails the 1st, 2nd, ... allocation until the operation succeeds; each
  * failure must return -ENOMEM and leak nothing (ASan checks the leaks).
  */
+/* ---- trees continued over several blobs ---------------------------------- */
+
+/* n sorted file nodes n00000, n00001, ...; every third has a user name */
+static void numbered_tree(struct kl_tree *t, size_t n)
+{
+	memset(t, 0, sizeof(*t));
+	for (size_t i = 0; i < n; i++) {
+		struct kl_node nd;
+		char name[16];
+
+		snprintf(name, sizeof(name), "n%05zu", i);
+		min_node(&nd, name, strlen(name), KL_NODE_FILE);
+		if (i % 3 == 0)
+			nd.user = kl_strdup("someone");
+		assert_int_equal(kl_tree_add(t, &nd), 0);
+	}
+}
+
+/* Encodes t as planned, with made-up part ids; parts[0] is the head. */
+static size_t encode_planned(const struct kl_tree *t, size_t max_nodes, size_t part_bytes,
+			     size_t part_nodes, struct kl_buf *parts, size_t max_parts,
+			     struct kl_id *more)
+{
+	size_t *ends, n_parts;
+
+	assert_int_equal(kl_tree_plan(t, (size_t)64 << 20, max_nodes, part_bytes, part_nodes, &ends,
+				      &n_parts),
+			 0);
+	assert_true(n_parts >= 1 && n_parts <= max_parts);
+	assert_int_equal(ends[n_parts - 1], t->n);
+	for (size_t i = 1; i < n_parts; i++) {
+		kl_buf_init(&parts[i], 1 << 24);
+		assert_true(ends[i] > ends[i - 1]);
+		assert_int_equal(kl_tree_encode_part(t, ends[i - 1], ends[i], NULL, 0, &parts[i]),
+				 0);
+		more[i - 1] = id_of((uint8_t)(0x80 + i));
+	}
+	kl_buf_init(&parts[0], 1 << 24);
+	assert_int_equal(kl_tree_encode_part(t, 0, ends[0], more, n_parts - 1, &parts[0]), 0);
+	free(ends);
+	return n_parts;
+}
+
+static void tree_continued_round_trip(void **state)
+{
+	struct kl_buf parts[16], one = KL_BUF_INIT(1 << 24), again = KL_BUF_INIT(1 << 24);
+	struct kl_id more[16];
+	struct kl_tree t, head, part;
+	size_t n_parts;
+
+	numbered_tree(&t, 20);
+	/* fits: one plain version-1 blob, the same bytes as kl_tree_encode() */
+	n_parts = encode_planned(&t, 20, 1 << 20, 5, parts, 16, more);
+	assert_int_equal(n_parts, 1);
+	assert_int_equal(kl_tree_encode(&t, &one), 0);
+	assert_int_equal(parts[0].len, one.len);
+	assert_memory_equal(parts[0].data, one.data, one.len);
+	assert_int_equal(parts[0].data[1], 1);
+	kl_buf_release(&parts[0]);
+
+	/* 19 nodes allowed, so it splits, in parts of 6 nodes */
+	n_parts = encode_planned(&t, 19, 1 << 20, 6, parts, 16, more);
+	assert_int_equal(n_parts, 4);
+	assert_int_equal(parts[0].data[1], 2); /* the head's version */
+	assert_int_equal(tree_decode_exact(parts[0].data, parts[0].len, &head), 0);
+	assert_int_equal(head.n, 6);
+	assert_int_equal(head.n_more, 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_memory_equal(head.more[i].b, more[i].b, KL_ID_LEN);
+	/* the decoded head encodes to the same bytes */
+	assert_int_equal(kl_tree_encode_part(&head, 0, head.n, head.more, head.n_more, &again), 0);
+	assert_int_equal(again.len, parts[0].len);
+	assert_memory_equal(again.data, parts[0].data, again.len);
+	for (size_t i = 1; i < n_parts; i++) {
+		assert_int_equal(parts[i].data[1], 1); /* parts are plain trees */
+		assert_int_equal(tree_decode_exact(parts[i].data, parts[i].len, &part), 0);
+		assert_int_equal(part.n_more, 0);
+		assert_int_equal(kl_tree_join(&head, &part), 0);
+		assert_int_equal(part.n, 0);
+		assert_null(part.nodes);
+	}
+	assert_tree_equal(&t, &head);
+	assert_int_equal(head.n_more, 3); /* kept for whoever marks used blobs */
+	assert_non_null(kl_tree_find(&head, (const uint8_t *)"n00019", 6));
+
+	/* a byte limit splits too: nodes of 21, 12, 12, 21... bytes, 36 per part */
+	kl_tree_release(&head);
+	for (size_t i = 0; i < n_parts; i++)
+		kl_buf_release(&parts[i]);
+	n_parts = encode_planned(&t, 19, 36, 1000, parts, 16, more);
+	assert_int_equal(n_parts, 10);
+	for (size_t i = 0; i < n_parts; i++) {
+		assert_true(parts[i].len <= 2 + 36 + (i ? 0 : 9 * 34));
+		kl_buf_release(&parts[i]);
+	}
+
+	kl_tree_release(&t);
+	kl_buf_release(&one);
+	kl_buf_release(&again);
+}
+
+static void tree_join_rejects(void **state)
+{
+	struct kl_buf parts[4];
+	struct kl_id more[4];
+	struct kl_tree t, head, p[4], empty = {0};
+	size_t n_parts;
+
+	numbered_tree(&t, 12);
+	n_parts = encode_planned(&t, 4, 1 << 20, 4, parts, 4, more);
+	assert_int_equal(n_parts, 3);
+
+	/* parts out of order, a part twice, an empty part, a head as a part */
+	assert_int_equal(tree_decode_exact(parts[0].data, parts[0].len, &head), 0);
+	assert_int_equal(tree_decode_exact(parts[2].data, parts[2].len, &p[2]), 0);
+	assert_int_equal(tree_decode_exact(parts[1].data, parts[1].len, &p[1]), 0);
+	assert_int_equal(kl_tree_join(&head, &p[2]), 0);
+	assert_int_equal(kl_tree_join(&head, &p[1]), -KL_ECORRUPT);
+	assert_null(p[1].nodes); /* released all the same */
+	assert_int_equal(head.n, 8);
+	assert_int_equal(tree_decode_exact(parts[2].data, parts[2].len, &p[2]), 0);
+	assert_int_equal(kl_tree_join(&head, &p[2]), -KL_ECORRUPT);
+	assert_int_equal(kl_tree_join(&head, &empty), -KL_ECORRUPT);
+	assert_int_equal(tree_decode_exact(parts[0].data, parts[0].len, &p[0]), 0);
+	assert_int_equal(kl_tree_join(&head, &p[0]), -KL_ECORRUPT);
+	/* nothing to continue */
+	assert_int_equal(tree_decode_exact(parts[1].data, parts[1].len, &p[1]), 0);
+	assert_int_equal(kl_tree_join(&empty, &p[1]), -KL_ECORRUPT);
+	assert_int_equal(head.n, 8);
+	kl_tree_release(&head);
+
+	/* a part whose first node equals the head's last */
+	assert_int_equal(tree_decode_exact(parts[0].data, parts[0].len, &head), 0);
+	kl_buf_init(&parts[3], 1 << 24);
+	assert_int_equal(kl_tree_encode_part(&t, 3, 6, NULL, 0, &parts[3]), 0);
+	assert_int_equal(tree_decode_exact(parts[3].data, parts[3].len, &p[3]), 0);
+	assert_int_equal(kl_tree_join(&head, &p[3]), -KL_ECORRUPT);
+	kl_tree_release(&head);
+
+	for (size_t i = 0; i < 4; i++)
+		kl_buf_release(&parts[i]);
+	kl_tree_release(&t);
+}
+
+static void tree_continued_decode_rejects(void **state)
+{
+	struct raw_tree r;
+	struct kl_tree t;
+	uint8_t in[64];
+	size_t n;
+
+	/* version 1 with a continuation: old readers would read part of it */
+	raw_begin(&r);
+	raw_node_basic(&r, "a", 1, KL_NODE_FILE);
+	raw_node_end(&r);
+	assert_int_equal(kl_pb_put_bytes(&r.out, 3, id_of(1).b, 32), 0);
+	assert_tree_decode_fails(&r, -KL_ECORRUPT, "v1 with more");
+
+	/* a head with no nodes */
+	n = unhex("08 02 1a 20 00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f"
+		  "   10 11 12 13 14 15 16 17 18 19 1a 1b 1c 1d 1e 1f",
+		  in, sizeof(in));
+	assert_int_equal(tree_decode_exact(in, n, &t), -KL_ECORRUPT);
+	/* ... which is fine with a node */
+	kl_buf_init(&r.out, 1 << 20);
+	kl_buf_init(&r.node, 1 << 20);
+	assert_int_equal(kl_buf_add(&r.out, in, n), 0);
+	raw_node_basic(&r, "a", 1, KL_NODE_FILE);
+	raw_node_end(&r);
+	assert_int_equal(tree_decode_exact(r.out.data, r.out.len, &t), 0);
+	assert_int_equal(t.n, 1);
+	assert_int_equal(t.n_more, 1);
+	assert_int_equal(t.more[0].b[31], 0x1f);
+	kl_tree_release(&t);
+	raw_end(&r);
+
+	/* an id of the wrong length, or of the wrong wire type */
+	raw_begin(&r);
+	r.out.data[1] = 2;
+	raw_node_basic(&r, "a", 1, KL_NODE_FILE);
+	raw_node_end(&r);
+	assert_int_equal(kl_pb_put_bytes(&r.out, 3, id_of(1).b, 31), 0);
+	assert_tree_decode_fails(&r, -KL_ECORRUPT, "short id");
+	raw_begin(&r);
+	r.out.data[1] = 2;
+	raw_node_basic(&r, "a", 1, KL_NODE_FILE);
+	raw_node_end(&r);
+	assert_int_equal(kl_pb_put_uint(&r.out, 3, 7), 0);
+	assert_tree_decode_fails(&r, -KL_ECORRUPT, "varint id");
+
+	/* KL_TREE_MAX_PARTS - 1 continuations at most */
+	for (size_t want = KL_TREE_MAX_PARTS - 1; want <= KL_TREE_MAX_PARTS; want++) {
+		raw_begin(&r);
+		r.out.data[1] = 2;
+		raw_node_basic(&r, "a", 1, KL_NODE_FILE);
+		raw_node_end(&r);
+		for (size_t i = 0; i < want; i++)
+			assert_int_equal(kl_pb_put_bytes(&r.out, 3, id_of(1).b, 32), 0);
+		if (want < KL_TREE_MAX_PARTS) {
+			assert_int_equal(tree_decode_exact(r.out.data, r.out.len, &t), 0);
+			assert_int_equal(t.n_more, want);
+			kl_tree_release(&t);
+		} else {
+			assert_tree_decode_fails(&r, -KL_ECORRUPT, "too many parts");
+			continue;
+		}
+		raw_end(&r);
+	}
+}
+
+/* A store for kl_tree_store(): blob k gets id id_of(k + 1); fails at fail_at. */
+struct fake_store {
+	struct kl_buf blobs[16];
+	size_t n, fail_at;
+};
+
+static int fake_store_put(void *ud, const uint8_t *p, size_t n, struct kl_id *ret)
+{
+	struct fake_store *fs = ud;
+
+	if (fs->n == fs->fail_at || fs->n == 16)
+		return -EIO;
+	kl_buf_init(&fs->blobs[fs->n], 1 << 24);
+	assert_int_equal(kl_buf_add(&fs->blobs[fs->n], p, n), 0);
+	*ret = id_of((uint8_t)(++fs->n));
+	return 0;
+}
+
+static void tree_store_parts_then_head(void **state)
+{
+	struct fake_store fs = {.fail_at = SIZE_MAX};
+	struct kl_buf plain = KL_BUF_INIT(1 << 24);
+	struct kl_tree t, head, part;
+	struct kl_id id;
+
+	numbered_tree(&t, 10);
+	/* fits: the plain encoding, stored once */
+	assert_int_equal(kl_tree_store(&t, 10, fake_store_put, &fs, &id), 0);
+	assert_int_equal(fs.n, 1);
+	assert_int_equal(kl_tree_encode(&t, &plain), 0);
+	assert_int_equal(fs.blobs[0].len, plain.len);
+	assert_memory_equal(fs.blobs[0].data, plain.data, plain.len);
+	kl_buf_release(&fs.blobs[0]);
+
+	/* 4 nodes a blob: parts 1 and 2 stored first, the head last names them */
+	fs.n = 0;
+	assert_int_equal(kl_tree_store(&t, 4, fake_store_put, &fs, &id), 0);
+	assert_int_equal(fs.n, 3);
+	assert_memory_equal(id.b, id_of(3).b, KL_ID_LEN);
+	assert_int_equal(tree_decode_exact(fs.blobs[2].data, fs.blobs[2].len, &head), 0);
+	assert_int_equal(head.n_more, 2);
+	for (size_t i = 0; i < head.n_more; i++) {
+		size_t k = head.more[i].b[1] - 1; /* id_of(k + 1) */
+
+		assert_memory_equal(head.more[i].b, id_of((uint8_t)(i + 1)).b, KL_ID_LEN);
+		assert_int_equal(tree_decode_exact(fs.blobs[k].data, fs.blobs[k].len, &part), 0);
+		assert_int_equal(kl_tree_join(&head, &part), 0);
+	}
+	assert_tree_equal(&t, &head);
+	kl_tree_release(&head);
+	for (size_t i = 0; i < fs.n; i++)
+		kl_buf_release(&fs.blobs[i]);
+
+	/* a failing store stops it */
+	fs.n = 0;
+	fs.fail_at = 1;
+	assert_int_equal(kl_tree_store(&t, 4, fake_store_put, &fs, &id), -EIO);
+	assert_int_equal(fs.n, 1);
+	kl_buf_release(&fs.blobs[0]);
+	kl_tree_release(&t);
+	kl_buf_release(&plain);
+}
+
+static void tree_plan_and_encode_caps(void **state)
+{
+	struct kl_buf b = KL_BUF_INIT(1 << 24);
+	struct kl_tree t, fake = {0};
+	struct kl_id more[2] = {id_of(1), id_of(2)};
+	size_t *ends, n_parts;
+
+	/* a head needs a node; unsorted input is refused by the plan too */
+	numbered_tree(&t, KL_TREE_MAX_PARTS + 1);
+	assert_int_equal(kl_tree_encode_part(&t, 2, 2, more, 2, &b), -EINVAL);
+	assert_int_equal(kl_tree_encode_part(&t, 3, 2, NULL, 0, &b), -EINVAL);
+	assert_int_equal(kl_tree_encode_part(&t, 0, t.n + 1, NULL, 0, &b), -EINVAL);
+	assert_int_equal(b.len, 0);
+
+	/* one node per part: one part too many */
+	assert_int_equal(kl_tree_plan(&t, 1 << 20, 1, 1 << 20, 1, &ends, &n_parts), -E2BIG);
+	assert_null(ends);
+	kl_node_release(&t.nodes[--t.n]);
+	assert_int_equal(kl_tree_plan(&t, 1 << 20, 1, 1 << 20, 1, &ends, &n_parts), 0);
+	assert_int_equal(n_parts, KL_TREE_MAX_PARTS);
+	free(ends);
+
+	{
+		struct kl_node tmp = t.nodes[0];
+
+		t.nodes[0] = t.nodes[1];
+		t.nodes[1] = tmp;
+		assert_int_equal(kl_tree_plan(&t, 1 << 20, 1, 1 << 20, 1, &ends, &n_parts),
+				 -EINVAL);
+	}
+
+	/* more nodes than a directory may have, refused before they are read */
+	fake.n = KL_TREE_MAX_TOTAL_NODES + 1;
+	assert_int_equal(kl_tree_plan(&fake, 1 << 20, 1, 1 << 20, 1, &ends, &n_parts), -E2BIG);
+	kl_tree_release(&t);
+	kl_buf_release(&b);
+}
+
 static void alloc_failures(void **state)
 {
 	struct kl_buf tb = KL_BUF_INIT(KL_BUF_MAX_DEFAULT), sb = KL_BUF_INIT(1 << 20),
@@ -2164,6 +2480,11 @@ int main(void)
 		cmocka_unit_test(tree_truncated_everywhere),
 		cmocka_unit_test(tree_huge_counts),
 		cmocka_unit_test(tree_noncanonical_input),
+		cmocka_unit_test(tree_continued_round_trip),
+		cmocka_unit_test(tree_join_rejects),
+		cmocka_unit_test(tree_continued_decode_rejects),
+		cmocka_unit_test(tree_plan_and_encode_caps),
+		cmocka_unit_test(tree_store_parts_then_head),
 		cmocka_unit_test(snapshot_round_trip),
 		cmocka_unit_test(snapshot_minimal_golden),
 		cmocka_unit_test(snapshot_rejects),
