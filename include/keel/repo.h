@@ -149,6 +149,11 @@ int kl_repo_read_blob(struct kl_repo *r, const struct kl_id *id, struct kl_buf *
 /* Decodes sealed blob bytes already fetched (for readers that fetch whole packs). */
 int kl_repo_open_blob(struct kl_repo *r, const struct kl_blob_entry *e, const uint8_t *sealed,
 		      struct kl_buf *out);
+/*
+ * Reads a tree; for a directory continued over several blobs it reads and
+ * joins every part, and ret->more lists the parts' ids (so that whoever
+ * marks used blobs marks them too).
+ */
 int kl_repo_read_tree(struct kl_repo *r, const struct kl_id *id, struct kl_tree *ret);
 
 /* ---- writing blobs -------------------------------------------------------- */

@@ -14,7 +14,7 @@ static const char usage[] =
 	"Options:\n"
 	"  -n, --dry-run              only report what would be freed\n"
 	"      --max-unused PCT       repack partly used packs until unused space is\n"
-	"                             at most PCT%% of used space (default 5%%)\n"
+	"                             at most PCT% of used space (default 5%)\n"
 	"\n"
 	"Exit status 11 if another prune or an exclusive lock holds the repository,\n"
 	"13 if a snapshot cannot be read (prune then deletes nothing).\n";
