@@ -31,7 +31,7 @@
  *              middlebox); other answers pass unharmed
  *
  * A fault that does not fit a request (truncate without a body) becomes
- * drop. A request (method and target) is faulted at most
+ * drop. A request (method, target and range) is faulted at most
  * --max-consecutive times in a row (default: no limit), so that a client
  * with enough retries always gets through. Decisions come from a
  * SplitMix64 stream seeded with --seed and the request's number, so one
@@ -414,9 +414,15 @@ static int addf(struct body *b, const char *fmt, ...)
 
 /* ---- decisions ------------------------------------------------------------ */
 
-static enum fault decide(struct proxy *px, const char *method, const char *target, uint64_t *num)
+static enum fault decide(struct proxy *px, const char *method, const char *target,
+			 const char *range, uint64_t *num)
 {
-	uint64_t id = fnv1a(target, fnv1a(method, 0xcbf29ce484222325ull)) | 1;
+	/*
+	 * The range is part of a request's identity: a client reads one pack
+	 * with many ranged GETs at once, and another range's success must not
+	 * reset the count of faults this one met.
+	 */
+	uint64_t id = fnv1a(range, fnv1a(target, fnv1a(method, 0xcbf29ce484222325ull))) | 1;
 	size_t slot = (size_t)(id % TRACK_SLOTS), probes = 0;
 	enum fault f = F_NONE;
 	double u, acc = 0;
@@ -579,6 +585,7 @@ static int serve_one(struct proxy *px, struct conn *cl, struct conn *up, char *h
 	char method[16], target[8192], v[256];
 	struct body req = {0}, out = {0};
 	struct answer *a = NULL;
+	char range[128];
 	size_t head_len, clen = 0;
 	enum fault f;
 	uint64_t num;
@@ -602,7 +609,9 @@ static int serve_one(struct proxy *px, struct conn *cl, struct conn *up, char *h
 			return -1;
 		clen = (size_t)n;
 	}
-	f = decide(px, method, target, &num);
+	if (!header(head, "range", range, sizeof(range)))
+		range[0] = 0;
+	f = decide(px, method, target, range, &num);
 	if (header(head, "expect", v, sizeof(v)) && !strcasecmp(v, "100-continue") &&
 	    write_all(cl->fd, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
 		return -1;
