@@ -2,13 +2,17 @@
  * Restore: a snapshot's tree back into files.
  *
  * The main thread walks the trees depth first and creates every directory,
- * symlink, FIFO, device and hard link itself; it creates each regular file
- * empty and hands its descriptor to a pool of workers, which read the
- * file's blobs, write them in order and apply the file's metadata through
- * the descriptor. A large file is cut into parts by blob ranges so that
- * every worker can write into it; the worker that finishes its last part
- * closes it. The queue is bounded, so memory and open descriptors stay
- * bounded however large the tree is.
+ * symlink, FIFO, device and hard link itself; regular files go to a pool
+ * of workers, which create them (creating inodes is most of the time of a
+ * restore of many small files, and one thread would do it one at a time),
+ * read the file's blobs, write them in order and apply the file's metadata
+ * through the descriptor. A directory's own metadata waits for the last
+ * file created in it (struct rdir). The walk creates a file itself when
+ * its descriptor is needed at once: a file with other names, which are
+ * linked to it next, and a large file, which is cut into parts by blob
+ * ranges so that every worker can write into it (the worker that finishes
+ * its last part closes it). The queue is bounded, so memory and open
+ * descriptors stay bounded however large the tree is.
  *
  * Safety. Every system call works relative to a directory descriptor with
  * a single name from a decoded tree (the decoder rejects "", ".", "..",
@@ -78,11 +82,29 @@
 
 static const uint8_t zero_block[HOLE_BLOCK];
 
+/*
+ * A directory that files are still being created in after the walk left
+ * it: the last creation applies its metadata (a read-only mode or its
+ * mtime would otherwise stop or undo the creations).
+ */
+struct rdir {
+	int fd;		     /* owned once the walk has left the directory */
+	unsigned pending;    /* files queued to be created in it; under rctx.lock */
+	bool left;	     /* the walk is done with it; under rctx.lock */
+	struct kl_node node; /* owned, taken from its tree when the walk leaves */
+	char *path;	     /* for messages; may be NULL */
+};
+
 /* A regular file being written by the workers. */
 struct rfile {
 	struct kl_node node; /* owned: taken from its tree */
 	char *path;	     /* snapshot path, for messages */
-	int fd;
+	int fd;		     /* -1 until a worker creates the file */
+	/* where a worker creates it: a descriptor of its own, since the walk
+	 * may close the directory's (FD_DEPTH) before the file is created */
+	int dirfd;
+	char name[NAME_MAX + 1];
+	struct rdir *dir; /* NULL: nothing waits for the creation */
 	/* under rctx.lock */
 	unsigned parts; /* parts not finished yet */
 	int err;	/* first error reported for this file */
@@ -108,6 +130,7 @@ struct dirh {
 	dev_t dev;
 	ino_t ino;
 	size_t depth;
+	struct rdir *pend; /* files queued to be created in it, if any */
 };
 
 /* The first restored name of a multiply linked inode. */
@@ -617,14 +640,71 @@ static int dir_ensure(struct rctx *c, struct dirh *d)
 	return 0;
 }
 
-/* A directory's children are done: reopen its parent if needed, apply its metadata, close it. */
-static void dir_finish(struct rctx *c, struct dirh *d, const struct kl_node *nd)
+static void rdir_finish(struct rctx *c, struct rdir *dir)
+{
+	if (dir->fd >= 0 && !stopped(c))
+		apply_meta(c, dir->path, dir->fd, -1, NULL, &dir->node);
+	if (dir->fd >= 0)
+		close(dir->fd);
+	kl_node_release(&dir->node);
+	kl_free(dir->path);
+	kl_free(dir);
+}
+
+/* A file queued to be created in dir has been (or failed to be). */
+static void rdir_created(struct rctx *c, struct rdir *dir)
+{
+	bool last;
+
+	if (!dir)
+		return;
+	pthread_mutex_lock(&c->lock);
+	last = --dir->pending == 0 && dir->left;
+	pthread_mutex_unlock(&c->lock);
+	if (last)
+		rdir_finish(c, dir);
+}
+
+/*
+ * The walk has left d but workers still have files to create in it: hand
+ * d's descriptor and node to its rdir. Returns false when nothing is
+ * pending (any more), and d is finished as usual.
+ */
+static bool dir_defer(struct rctx *c, struct dirh *d, struct kl_node *nd)
+{
+	struct rdir *dir = KL_TAKE_PTR(d->pend);
+	bool deferred;
+
+	if (!dir)
+		return false;
+	pthread_mutex_lock(&c->lock);
+	deferred = dir->pending > 0;
+	if (deferred) {
+		dir->left = true;
+		dir->fd = KL_TAKE_FD(d->fd);
+		dir->node = *nd;
+		memset(nd, 0, sizeof(*nd));
+		dir->path = kl_strdup((const char *)c->path.data);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!deferred)
+		kl_free(dir);
+	return deferred;
+}
+
+/*
+ * A directory's children are done: reopen its parent if needed, apply its
+ * metadata (now, or after the last of its files is created) and close it.
+ */
+static void dir_finish(struct rctx *c, struct dirh *d, struct kl_node *nd)
 {
 	struct dirh *p = d->parent;
 	const char *path = (const char *)c->path.data;
 
-	if (!d->exists || d->fd < 0)
+	if (!d->exists || d->fd < 0) {
+		dir_defer(c, d, nd); /* without a descriptor: its files only */
 		return;
+	}
 	if (p && p->exists && p->fd < 0) {
 		struct stat st;
 		int fd = openat(d->fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -639,6 +719,8 @@ static void dir_finish(struct rctx *c, struct dirh *d, const struct kl_node *nd)
 			p->fd = fd;
 		}
 	}
+	if (dir_defer(c, d, nd))
+		return;
 	if (!stopped(c))
 		apply_meta(c, path, d->fd, -1, NULL, nd);
 	close(d->fd);
@@ -667,6 +749,62 @@ static bool verify_blob(struct worker *w, struct rfile *f, const struct kl_id *i
 	return kl_id_eq(&got, id);
 }
 
+/*
+ * Creates dirfd/name for writing: O_EXCL and O_NOFOLLOW, after removing
+ * what is in the way. Returns the descriptor or a negative error.
+ */
+static int create_file(struct rctx *c, const char *path, int dirfd, const char *name,
+		       const struct kl_node *nd)
+{
+	int fd, rc;
+
+	fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST) {
+		rc = clear_way(dirfd, name);
+		if (rc < 0) {
+			fail(c, path, rc, "cannot replace what is in the way");
+			return rc;
+		}
+		fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	}
+	if (fd < 0) {
+		rc = -errno;
+		fail(c, path, rc, "cannot create file");
+		return rc;
+	}
+	/* a sparse file is all hole at first: its zeros are never written, and verify reads them */
+	if ((nd->flags & KL_NODE_SPARSE) && ftruncate(fd, (off_t)nd->size) < 0) {
+		rc = -errno;
+		fail(c, path, rc, "cannot set file length");
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/*
+ * A file the walk left to the workers to create (its only part): creating
+ * 10^5 files is most of a restore's time on ext4, and the workers create
+ * them in parallel, where the walk could only do it one at a time.
+ */
+static bool create_queued(struct rctx *c, struct rfile *f)
+{
+	int fd = -1;
+
+	if (!stopped(c))
+		fd = create_file(c, f->path, f->dirfd, f->name, &f->node);
+	close(KL_TAKE_FD(f->dirfd));
+	rdir_created(c, KL_TAKE_PTR(f->dir));
+	if (fd < 0) {
+		pthread_mutex_lock(&c->lock);
+		f->err = fd; /* reported by create_file */
+		pthread_mutex_unlock(&c->lock);
+		return false;
+	}
+	f->fd = fd;
+	return true;
+}
+
 static void run_part(struct worker *w, const struct part *pt)
 {
 	struct rctx *c = w->c;
@@ -677,6 +815,8 @@ static void run_part(struct worker *w, const struct part *pt)
 	size_t i;
 	int rc;
 
+	if (f->fd < 0 && !create_queued(c, f))
+		return;
 	for (i = pt->first; i < pt->last && !stopped(c); i++) {
 		const struct kl_id *id = &nd->content[i];
 		struct kl_blob_loc loc;
@@ -722,6 +862,8 @@ static void rfile_free(struct rfile *f)
 {
 	if (f->fd >= 0)
 		close(f->fd);
+	if (f->dirfd >= 0)
+		close(f->dirfd);
 	kl_node_release(&f->node);
 	kl_free(f->path);
 	kl_free(f);
@@ -733,7 +875,7 @@ static void finish_file(struct rctx *c, struct rfile *f)
 	const struct kl_node *nd = &f->node;
 	int rc;
 
-	if (stopped(c)) {
+	if (stopped(c) || f->fd < 0) {
 		rfile_free(f);
 		return;
 	}
@@ -821,6 +963,12 @@ static void enqueue(struct rctx *c, struct worker *inline_w, const struct part *
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Whether several workers write the file, each a part of it. */
+static bool is_split(const struct rctx *c, const struct kl_node *nd)
+{
+	return c->nthreads > 1 && nd->size >= SPLIT_MIN && nd->n_content > 1;
+}
+
 /* The blob after the part that starts with blob first. */
 static size_t part_end(const uint64_t *offs, size_t n, size_t first)
 {
@@ -844,7 +992,7 @@ static void queue_file(struct rctx *c, struct worker *inline_w, struct rfile *f)
 	struct part pt = {.f = f, .first = 0, .last = nd->n_content, .off = 0};
 	size_t i, nparts = 0;
 
-	if (c->nthreads > 1 && nd->size >= SPLIT_MIN && nd->n_content > 1)
+	if (is_split(c, nd))
 		offs = kl_malloc((nd->n_content + 1) * sizeof(*offs));
 	if (offs) {
 		offs[0] = 0;
@@ -881,50 +1029,74 @@ static void queue_file(struct rctx *c, struct worker *inline_w, struct rfile *f)
 
 /* ---- the walk ------------------------------------------------------------------- */
 
-/* Creates a regular file (or links it) and hands it to the workers. */
+/*
+ * Whether a worker may create the file rather than the walk: not when it
+ * has other names (the walk links them to it right away), nor when several
+ * workers write it (every part needs the descriptor).
+ */
+static bool worker_creates(const struct rctx *c, const struct kl_node *nd)
+{
+	return c->nthreads > 0 && nd->nlink < 2 && !is_split(c, nd);
+}
+
+/* Leaves the creation of f, named name in d, to the worker that writes it. */
+static int defer_creation(struct rctx *c, struct dirh *d, struct rfile *f, const char *name)
+{
+	f->dirfd = fcntl(d->fd, F_DUPFD_CLOEXEC, 0);
+	if (f->dirfd < 0)
+		return -errno;
+	/* the target's root gets no metadata, so nothing waits for its files */
+	if (d->depth && !d->pend) {
+		d->pend = kl_calloc(1, sizeof(*d->pend));
+		if (!d->pend) {
+			close(KL_TAKE_FD(f->dirfd));
+			return -ENOMEM;
+		}
+		d->pend->fd = -1;
+	}
+	strcpy(f->name, name); /* name_copy bounded it by NAME_MAX */
+	f->dir = d->pend;
+	if (f->dir) {
+		pthread_mutex_lock(&c->lock);
+		f->dir->pending++;
+		pthread_mutex_unlock(&c->lock);
+	}
+	return 0;
+}
+
+/* Hands a regular file to the workers, creating it first if they cannot. */
 static void restore_file(struct rctx *c, struct worker *inline_w, struct dirh *d,
 			 struct kl_node *nd, const char *name)
 {
 	const char *path = (const char *)c->path.data;
 	struct rfile *f;
-	int fd, rc;
+	int rc;
 
-	fd = openat(d->fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EEXIST) {
-		rc = clear_way(d->fd, name);
-		if (rc < 0) {
-			fail(c, path, rc, "cannot replace what is in the way");
-			return;
-		}
-		fd = openat(d->fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	}
-	if (fd < 0) {
-		fail(c, path, -errno, "cannot create file");
-		return;
-	}
-	/* a sparse file is all hole at first: its zeros are never written, and verify reads them */
-	if ((nd->flags & KL_NODE_SPARSE) && ftruncate(fd, (off_t)nd->size) < 0) {
-		fail(c, path, -errno, "cannot set file length");
-		close(fd);
-		return;
-	}
-	if (nd->nlink > 1 && (rc = link_add(c, nd)) < 0)
-		fail(c, path, rc, "cannot remember hard link");
 	f = kl_calloc(1, sizeof(*f));
-	if (f)
+	if (f) {
+		f->fd = -1;
+		f->dirfd = -1;
 		f->path = kl_strdup(path);
+	}
 	if (!f || !f->path) {
 		kl_free(f);
-		close(fd);
 		fail(c, path, -ENOMEM, "cannot restore file");
 		return;
 	}
-	f->fd = fd;
+	if (!worker_creates(c, nd) || defer_creation(c, d, f, name) < 0) {
+		f->fd = create_file(c, path, d->fd, name, nd);
+		if (f->fd < 0) {
+			rfile_free(f);
+			return;
+		}
+		if (nd->nlink > 1 && (rc = link_add(c, nd)) < 0)
+			fail(c, path, rc, "cannot remember hard link");
+	}
 	f->node = *nd; /* take the node out of its tree: the workers own it now */
 	memset(nd, 0, sizeof(*nd));
 	c->files_seen++;
 	c->bytes_seen += f->node.size;
-	if (!f->node.n_content) {
+	if (!f->node.n_content && f->fd >= 0) {
 		f->known_end = true;
 		finish_file(c, f);
 		return;
@@ -1001,10 +1173,10 @@ static void restore_special(struct rctx *c, struct dirh *d, const struct kl_node
 struct rframe {
 	struct rframe *up;
 	struct dirh d;
-	const struct kl_node *nd; /* its node, in the tree of the frame above (or the top) */
-	struct kl_tree t;	  /* its children */
-	size_t next;		  /* the next child to restore */
-	size_t base;		  /* c->path.len of its own path */
+	struct kl_node *nd; /* its node, in the tree of the frame above (or the top) */
+	struct kl_tree t;   /* its children */
+	size_t next;	    /* the next child to restore */
+	size_t base;	    /* c->path.len of its own path */
 	bool all;
 };
 
@@ -1014,7 +1186,7 @@ struct rframe {
  * is created when the first of them is), and reads its children.
  */
 static struct rframe *dir_begin(struct rctx *c, struct rframe *up, struct dirh *parent,
-				const struct kl_node *nd, bool all)
+				struct kl_node *nd, bool all)
 {
 	struct rframe *f = kl_calloc(1, sizeof(*f));
 	int rc;

@@ -804,6 +804,63 @@ static void restore_deep_tree(void **state)
 	assert_int_equal(s1.st_ino, s2.st_ino);
 }
 
+/*
+ * Workers create most files, so a directory's metadata must wait for the
+ * last file created in it: many small files in read-only directories,
+ * with subdirectories between them so that the walk leaves a directory
+ * while its files are still queued.
+ */
+static void restore_dir_metadata_after_worker_creations(void **state)
+{
+	struct fx *f = *state;
+	enum { NDIRS = 12, NFILES = 150 };
+	struct kl_node outer[NDIRS];
+	struct kl_id id;
+	struct kl_restore_opts o;
+	struct kl_restore_stats st;
+	char name[64], rel[128];
+
+	for (int d = 0; d < NDIRS; d++) {
+		struct kl_node kids[NFILES + 1];
+		struct kl_node sub;
+
+		for (int i = 0; i < NFILES; i++) {
+			snprintf(name, sizeof(name), "f%03d", i);
+			kids[i] = file(f, name, 0444, name, i % 7 ? strlen(name) : 0);
+		}
+		sub = file(f, "x", 0644, "x", 1);
+		kids[NFILES] = dir("m-sub", 0500, tree(f, &sub, 1));
+		snprintf(name, sizeof(name), "d%02d", d);
+		outer[d] = dir(name, d % 2 ? 0555 : 0751, tree(f, kids, NFILES + 1));
+		outer[d].mtime_sec = 1300000000 + d;
+	}
+	id = tree(f, outer, NDIRS);
+	flush(f);
+
+	opts_init(f, &o);
+	assert_int_equal(kl_restore(f->r, &id, "", &o, &st), 0);
+	assert_string_equal(f->warnings, "");
+	assert_int_equal(st.files, NDIRS * (NFILES + 1));
+	for (int d = 0; d < NDIRS; d++) {
+		struct stat s;
+
+		snprintf(rel, sizeof(rel), "d%02d", d);
+		s = lst(f, rel);
+		assert_int_equal(s.st_mode & 07777, d % 2 ? 0555 : 0751);
+		check_times(&s, 1300000000 + d, 42);
+		snprintf(rel, sizeof(rel), "d%02d/m-sub", d);
+		s = lst(f, rel);
+		assert_int_equal(s.st_mode & 07777, 0500);
+		check_times(&s, 1400000000, 42);
+		for (int i = 0; i < NFILES; i += 13) {
+			snprintf(name, sizeof(name), "f%03d", i);
+			snprintf(rel, sizeof(rel), "d%02d/%s", d, name);
+			check_content(f, rel, name, i % 7 ? strlen(name) : 0);
+			assert_int_equal(lst(f, rel).st_mode & 07777, 0444);
+		}
+	}
+}
+
 /* ---- walk, lookup, diff, dump ------------------------------------------------------- */
 
 struct walk_log {
@@ -1062,6 +1119,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(restore_reports_damaged_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(restore_large_file_in_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(restore_deep_tree, setup, teardown),
+		cmocka_unit_test_setup_teardown(restore_dir_metadata_after_worker_creations, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(walk_and_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(diff_two_trees, setup, teardown),
 		cmocka_unit_test_setup_teardown(snapshot_find, setup, teardown),
