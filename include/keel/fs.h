@@ -30,6 +30,9 @@ int kl_fs_pread_full(int fd, void *buf, size_t n, uint64_t off);
 int kl_fs_write_full(int fd, const void *buf, size_t n);
 int kl_fs_read_full(int fd, void *buf, size_t n, size_t *got); /* until EOF or n */
 
+/* Opens a directory by a path of any length (even PATH_MAX or more); fd or -errno. */
+int kl_fs_open_dir(const char *path);
+
 /* mkdir -p relative to dirfd; 0 or -errno */
 int kl_fs_mkdir_p(int dirfd, const char *path, unsigned mode);
 int kl_fs_fsync_dir(int dirfd);

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 
 #include "backup-internal.h"
+#include "keel/fs.h"
 
 static void scan_dir(struct backup *b, int dfd, const char *path, dev_t dev, int depth)
 {
@@ -49,10 +50,23 @@ void *kl_bk_scanner(void *arg)
 	struct backup *b = arg;
 
 	for (size_t i = 0; i < b->n_scan_paths && !atomic_load(&b->scan_stop); i++) {
+		const char *path = b->scan_paths[i];
+		const char *base = strrchr(path, '/');
+		_cleanup_free_ char *parent = NULL;
+		_cleanup_close_ int pfd = -1;
 		struct stat st;
 		int fd;
 
-		if (lstat(b->scan_paths[i], &st) < 0)
+		/* through the parent: a source path may be longer than PATH_MAX */
+		if (!base || !base[1]) {
+			pfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* "/" */
+			base = ".";
+		} else {
+			parent = kl_strndup(path, base > path ? (size_t)(base - path) : 1);
+			pfd = parent ? kl_fs_open_dir(parent) : -ENOMEM;
+			base++;
+		}
+		if (pfd < 0 || fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (S_ISREG(st.st_mode)) {
 			atomic_fetch_add(&b->scan_files, 1);
@@ -61,9 +75,9 @@ void *kl_bk_scanner(void *arg)
 		}
 		if (!S_ISDIR(st.st_mode))
 			continue;
-		fd = open(b->scan_paths[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0)
-			scan_dir(b, fd, b->scan_paths[i], st.st_dev, 0);
+			scan_dir(b, fd, path, st.st_dev, 0);
 	}
 	return NULL;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "backup-internal.h"
+#include "keel/fs.h"
 
 void kl_bk_source_free(struct source_node *s)
 {
@@ -23,12 +24,14 @@ void kl_bk_source_free(struct source_node *s)
 char *kl_bk_clean_path(const char *in)
 {
 	_cleanup_free_ char *abs = NULL;
-	char cwd[4096];
 	char *out;
 	size_t o = 0;
 
 	if (in[0] != '/') {
-		if (!getcwd(cwd, sizeof(cwd)))
+		/* glibc sizes the buffer: a working directory deeper than PATH_MAX works */
+		_cleanup_free_ char *cwd = getcwd(NULL, 0);
+
+		if (!cwd)
 			return NULL;
 		abs = kl_bk_join_path(cwd, in);
 		if (!abs)
@@ -156,9 +159,9 @@ int kl_bk_process_virtual(struct backup *b, struct dir_job *d, struct source_nod
 			rc = -ENOMEM;
 			break;
 		}
-		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		dfd = kl_fs_open_dir(dir);
 		if (dfd < 0) {
-			kl_bk_warn(b, k->path, -errno, "cannot open");
+			kl_bk_warn(b, k->path, dfd, "cannot open");
 			continue;
 		}
 		rc = kl_bk_add_entry(b, d, dfd, k->name, k->path, &sts[i], true, &added);
@@ -186,9 +189,9 @@ int kl_bk_process_virtual(struct backup *b, struct dir_job *d, struct source_nod
 				rc = -ENOMEM;
 				break;
 			}
-			dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			dfd = kl_fs_open_dir(dir);
 			if (dfd < 0) {
-				kl_bk_warn(b, k->path, -errno, "cannot open");
+				kl_bk_warn(b, k->path, dfd, "cannot open");
 				continue;
 			}
 			if (S_ISDIR(sts[i].st_mode))

@@ -5,6 +5,7 @@
  * either does not exist or holds complete, synced bytes.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -168,6 +169,54 @@ int kl_fs_read_all(int dirfd, const char *name, size_t max, struct kl_buf *out)
 	out->len += got;
 	out->data[out->len] = 0;
 	return 0;
+}
+
+/*
+ * open(2) refuses paths of PATH_MAX bytes or more; a backup source may be
+ * that deep. Such a path is opened a piece at a time, each piece shorter
+ * than PATH_MAX and cut at a '/', so symlinks and ".." resolve as open(2)
+ * would resolve them.
+ */
+int kl_fs_open_dir(const char *path)
+{
+	_cleanup_free_ char *piece = NULL;
+	size_t n = strlen(path), pos = 0;
+	int fd = AT_FDCWD;
+
+	if (n < PATH_MAX) {
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		return fd < 0 ? -errno : fd;
+	}
+	piece = kl_malloc(PATH_MAX);
+	if (!piece)
+		return -ENOMEM;
+	while (pos < n) {
+		size_t len = n - pos;
+		int next;
+
+		if (len >= PATH_MAX) {
+			len = PATH_MAX - 1;
+			while (len > 0 && path[pos + len] != '/')
+				len--;
+			if (len == 0) {
+				if (fd != AT_FDCWD)
+					close(fd);
+				return -ENAMETOOLONG; /* one name longer than any can be */
+			}
+		}
+		memcpy(piece, path + pos, len);
+		piece[len] = 0;
+		next = openat(fd, piece, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd != AT_FDCWD)
+			close(fd);
+		if (next < 0)
+			return -errno;
+		fd = next;
+		pos += len;
+		while (pos < n && path[pos] == '/')
+			pos++; /* the next piece is relative to this one */
+	}
+	return fd;
 }
 
 int kl_fs_mkdir_p(int dirfd, const char *path, unsigned mode)
