@@ -64,8 +64,12 @@ int kl_pipeline_start(struct kl_pipeline *p, struct kl_repo *r, unsigned threads
 	p->repo = r;
 	p->dry_run = dry_run;
 	p->n_threads = threads ? threads : 1;
-	/* enough for every worker to have a max-size chunk plus a queue of them */
-	p->max_in_flight = (size_t)r->cfg.cdc_max * (p->n_threads * 2 + 2);
+	/*
+	 * Enough for every worker to have a chunk and one queued behind it,
+	 * counted in average chunks: counting in maximum ones held four times
+	 * the memory for no more speed. One chunk of any size always gets in.
+	 */
+	p->max_in_flight = (size_t)r->cfg.cdc_avg * (p->n_threads * 2 + 2);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->work_cv, NULL);
 	pthread_cond_init(&p->room_cv, NULL);
