@@ -429,3 +429,26 @@ s3_flip_byte()
 	s3_put "$f" "$1"
 	rm -f "$f"
 }
+
+# ---- the gateway's administration -----------------------------------------
+#
+#   s3_admin ARGS...    radosgw-admin on the tests' own gateway (skips the
+#                       test against another server: KEEL_TEST_S3_ENDPOINT)
+#   s3_bucket_quota BYTES  limits S3_BUCKET to BYTES of objects: the S3 side
+#                       of a small file system (RGW then answers a PUT that
+#                       would exceed it with 403 QuotaExceeded)
+
+s3_admin()
+{
+	[ -z "${KEEL_TEST_S3_ENDPOINT:-}" ] ||
+		skip_or_die "radosgw-admin needs the tests' own gateway, not $KEEL_TEST_S3_ENDPOINT"
+	radosgw-admin -c "$S3_STATE/ceph/ceph.conf" -n client.admin "$@"
+}
+
+s3_bucket_quota()
+{
+	s3_admin quota set --quota-scope=bucket --bucket="$S3_BUCKET" --max-size="$1" >/dev/null ||
+		fail "cannot set the quota of bucket $S3_BUCKET"
+	s3_admin quota enable --quota-scope=bucket --bucket="$S3_BUCKET" >/dev/null ||
+		fail "cannot enable the quota of bucket $S3_BUCKET"
+}
