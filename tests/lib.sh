@@ -108,8 +108,10 @@ chmod 600 "$KEEL_PASSWORD_FILE"
 unset KEEL_PASSWORD KEEL_PASSWORD_COMMAND
 
 # KEEL_TEST_BACKEND=s3: the repository is in a bucket of a real S3 server
-# (tests/lib-s3.sh) instead, for the tests that never look inside it
-# (suite integration-s3 in tests/integration/meson.build).
+# (tests/lib-s3.sh) instead (suite integration-s3 in
+# tests/integration/meson.build). Tests look inside it only through the
+# helpers below that take S3 locations as well as files (dir_bytes,
+# repo_listing, repo_files, file_size, flip_byte, repo_cp, ...).
 if [ "${KEEL_TEST_BACKEND:-local}" = s3 ]; then
 	# shellcheck source=tests/lib-s3.sh
 	. "$KEEL_SOURCE_ROOT/tests/lib-s3.sh"
