@@ -234,7 +234,7 @@ repo_files()
 # largest: the largest of the files (or objects) named on stdin, one a line
 largest()
 {
-	local f size best= best_size=-1
+	local f size best="" best_size=-1
 	while IFS= read -r f; do
 		size=$(file_size "$f")
 		if [ "$size" -gt "$best_size" ]; then
