@@ -358,3 +358,97 @@ s3_proxy_count()
 {
 	awk -v k="$1" '$NF == k { n++ } END { print n + 0 }' "$S3_PROXY_LOG"
 }
+
+# ---- objects as files: the S3 side of lib.sh's file helpers ----------------
+#
+# An object is named by its S3 location in S3_BUCKET, as repo_files prints
+# it: "$KEEL_REPOSITORY/data/ab/ab12...". lib.sh's file_size, flip_byte,
+# repo_files, repo_cp, repo_mv, repo_rm and repo_truncate call these for
+# such names, so a test damages a pack the same way on either backend.
+#
+#   s3_url LOC          the object's URL
+#   s3_files LOC        every object below LOC, as locations, sorted
+#   s3_size LOC         its size in bytes (HEAD)
+#   s3_get LOC FILE     downloads it into FILE
+#   s3_put FILE LOC     uploads FILE as it (a plain PUT, as a damaging disk
+#                       or a tampering admin would leave it)
+#   s3_rm LOC           deletes it
+#   s3_flip_byte LOC OFFSET  inverts one byte: GET, change, PUT
+
+s3_url()
+{
+	local k
+	k=$(s3_loc_prefix "$1")
+	[ -n "$k" ] || fail "'$1' names the bucket, not an object"
+	printf '%s/%s/%s\n' "$KEEL_S3_ENDPOINT" "$S3_BUCKET" "$k"
+}
+
+s3_files()
+{
+	local p
+	p=$(s3_loc_prefix "$1")
+	s3_keys "${p:+$p/}" | sed "s|^|s3:$KEEL_S3_ENDPOINT/$S3_BUCKET/|" | sort
+}
+
+s3_size()
+{
+	local u h
+	u=$(s3_url "$1")
+	h=$(s3_curl -f -I "$u") || fail "s3_size: HEAD '$1' failed"
+	h=$(tr -d '\r' <<<"$h" | awk 'tolower($1) == "content-length:" { print $2 }')
+	[ -n "$h" ] || fail "s3_size: no Content-Length for '$1'"
+	printf '%s\n' "$h"
+}
+
+s3_get()
+{
+	local u
+	u=$(s3_url "$1")
+	s3_curl -f -o "$2" "$u" || fail "s3_get: GET '$1' failed"
+}
+
+s3_put()
+{
+	local u
+	u=$(s3_url "$2")
+	s3_curl -f -o /dev/null -T "$1" "$u" || fail "s3_put: PUT '$2' failed"
+}
+
+s3_rm()
+{
+	local u
+	u=$(s3_url "$1")
+	s3_curl -f -o /dev/null -X DELETE "$u" || fail "s3_rm: DELETE '$1' failed"
+}
+
+s3_flip_byte()
+{
+	local f=$TEST_DIR/.s3-flip
+	s3_get "$1" "$f"
+	flip_byte "$f" "$2"
+	s3_put "$f" "$1"
+	rm -f "$f"
+}
+
+# ---- the gateway's administration -----------------------------------------
+#
+#   s3_admin ARGS...    radosgw-admin on the tests' own gateway (skips the
+#                       test against another server: KEEL_TEST_S3_ENDPOINT)
+#   s3_bucket_quota BYTES  limits S3_BUCKET to BYTES of objects: the S3 side
+#                       of a small file system (RGW then answers a PUT that
+#                       would exceed it with 403 QuotaExceeded)
+
+s3_admin()
+{
+	[ -z "${KEEL_TEST_S3_ENDPOINT:-}" ] ||
+		skip_or_die "radosgw-admin needs the tests' own gateway, not $KEEL_TEST_S3_ENDPOINT"
+	radosgw-admin -c "$S3_STATE/ceph/ceph.conf" -n client.admin "$@"
+}
+
+s3_bucket_quota()
+{
+	s3_admin quota set --quota-scope=bucket --bucket="$S3_BUCKET" --max-size="$1" >/dev/null ||
+		fail "cannot set the quota of bucket $S3_BUCKET"
+	s3_admin quota enable --quota-scope=bucket --bucket="$S3_BUCKET" >/dev/null ||
+		fail "cannot enable the quota of bucket $S3_BUCKET"
+}

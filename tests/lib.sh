@@ -108,8 +108,10 @@ chmod 600 "$KEEL_PASSWORD_FILE"
 unset KEEL_PASSWORD KEEL_PASSWORD_COMMAND
 
 # KEEL_TEST_BACKEND=s3: the repository is in a bucket of a real S3 server
-# (tests/lib-s3.sh) instead, for the tests that never look inside it
-# (suite integration-s3 in tests/integration/meson.build).
+# (tests/lib-s3.sh) instead (suite integration-s3 in
+# tests/integration/meson.build). Tests look inside it only through the
+# helpers below that take S3 locations as well as files (dir_bytes,
+# repo_listing, repo_files, file_size, flip_byte, repo_cp, ...).
 if [ "${KEEL_TEST_BACKEND:-local}" = s3 ]; then
 	# shellcheck source=tests/lib-s3.sh
 	. "$KEEL_SOURCE_ROOT/tests/lib-s3.sh"
@@ -173,9 +175,14 @@ expect_failure()
 
 # ---- small helpers ------------------------------------------------------
 
-# file_size FILE: bytes
+# file_size FILE: bytes (of an object, when FILE is an S3 location)
 file_size()
 {
+	case $1 in s3:*)
+		s3_size "$1"
+		return
+		;;
+	esac
 	stat -c %s "$1"
 }
 
@@ -210,17 +217,101 @@ repo_listing()
 	(cd "$KEEL_REPOSITORY" && find . -path './locks/*' -prune -o -print | sort)
 }
 
-# repo_files SUBDIR: files under $KEEL_REPOSITORY/SUBDIR, sorted
+# repo_files SUBDIR: files under $KEEL_REPOSITORY/SUBDIR, sorted; on S3
+# the objects below it, named by their locations (s3:.../SUBDIR/...), which
+# the helpers below take as they take file names
 repo_files()
 {
+	case $KEEL_REPOSITORY in s3:*)
+		s3_files "$KEEL_REPOSITORY/$1"
+		return
+		;;
+	esac
 	[ -d "$KEEL_REPOSITORY/$1" ] || fail "repository has no $1/ directory"
 	find "$KEEL_REPOSITORY/$1" -type f | sort
 }
 
-# flip_byte FILE OFFSET: inverts the bits of one byte in place
+# largest: the largest of the files (or objects) named on stdin, one a line
+largest()
+{
+	local f size best="" best_size=-1
+	while IFS= read -r f; do
+		size=$(file_size "$f")
+		if [ "$size" -gt "$best_size" ]; then
+			best=$f
+			best_size=$size
+		fi
+	done
+	printf '%s\n' "$best"
+}
+
+# repo_cp SRC DST: copies a file; either may be an object of the S3
+# repository (to save one before damaging it, and to put it back)
+repo_cp()
+{
+	local tmp
+	case $1:$2 in
+	s3:*:s3:*)
+		tmp=$TEST_DIR/.s3-copy
+		s3_get "$1" "$tmp"
+		s3_put "$tmp" "$2"
+		rm -f "$tmp"
+		;;
+	s3:*) s3_get "$1" "$2" ;;
+	*:s3:*) s3_put "$1" "$2" ;;
+	*) cp "$1" "$2" ;;
+	esac
+}
+
+# repo_mv SRC DST: moves a file or an object (as repo_cp, then removes SRC)
+repo_mv()
+{
+	case $1:$2 in
+	*s3:*)
+		repo_cp "$1" "$2"
+		repo_rm "$1"
+		;;
+	*) mv "$1" "$2" ;;
+	esac
+}
+
+# repo_rm FILE...: removes files or objects
+repo_rm()
+{
+	local f
+	for f in "$@"; do
+		case $f in
+		s3:*) s3_rm "$f" ;;
+		*) rm -f "$f" ;;
+		esac
+	done
+}
+
+# repo_truncate SIZE FILE: cuts a file or object to SIZE bytes
+repo_truncate()
+{
+	local f=$TEST_DIR/.s3-truncate
+	case $2 in s3:*)
+		s3_get "$2" "$f"
+		truncate -s "$1" "$f"
+		s3_put "$f" "$2"
+		rm -f "$f"
+		return
+		;;
+	esac
+	truncate -s "$1" "$2"
+}
+
+# flip_byte FILE OFFSET: inverts the bits of one byte in place (of an
+# object, when FILE is an S3 location)
 flip_byte()
 {
 	local f=$1 off=$2 b
+	case $f in s3:*)
+		s3_flip_byte "$f" "$off"
+		return
+		;;
+	esac
 	b=$(od -An -tu1 -j "$off" -N1 "$f" | tr -d ' ')
 	[ -n "$b" ] || fail "flip_byte: $f has no byte at $off"
 	printf "\\$(printf '%03o' $((b ^ 0xff)))" |

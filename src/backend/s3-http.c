@@ -640,11 +640,32 @@ int kl_s3_request_(struct s3 *s, struct s3_req *q)
 static const char cred_hint[] = "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
 				"(or AWS_PROFILE and ~/.aws/credentials)";
 
+/*
+ * The storage is full: a bucket or user quota (Ceph RGW answers 403
+ * QuotaExceeded, MinIO 400 XMinioAdminBucketQuotaExceeded) or a server out
+ * of disk (507 Insufficient Storage, MinIO's XMinioStorageFull). It is the
+ * full disk of a local repository, not a refusal of the credentials.
+ */
+static bool storage_full(const struct s3_req *q)
+{
+	return q->status == 507 || !strcmp(q->err.code, "QuotaExceeded") ||
+	       !strcmp(q->err.code, "XMinioAdminBucketQuotaExceeded") ||
+	       !strcmp(q->err.code, "XMinioStorageFull");
+}
+
 int kl_s3_http_error_(struct s3 *s, struct s3_req *q, const char *what)
 {
 	const char *code = q->err.code;
 	const char *name = what ? what : obj_name(s, q);
 
+	if (storage_full(q)) {
+		/* no object name: one line for all the writes that fail alike */
+		kl_s3_report_(s,
+			      "bucket '%s' is full (%ld %s): its quota or the server's "
+			      "storage has no room for more; raise the quota or free space",
+			      s->loc.bucket, q->status, *code ? code : "Insufficient Storage");
+		return -ENOSPC;
+	}
 	switch (q->status) {
 	case 301:
 	case 307:

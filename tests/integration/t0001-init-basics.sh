@@ -1,24 +1,35 @@
 #!/usr/bin/env bash
 # init, a second init, version, --help of every command, usage errors,
-# a missing repository, -r and local: locations, key file permissions.
+# a missing repository, -r and local: locations, key file permissions
+# (on S3: no anonymous access to the key object).
 . "$(dirname "$0")/../lib.sh"
 require_keel
 
 # Before init: the repository does not exist (10).
 expect_exit 10 keel snapshots
 keel_init
-[ -f "$KEEL_REPOSITORY/config" ] || fail "init made no config"
-for d in keys snapshots index data; do
-	[ -d "$KEEL_REPOSITORY/$d" ] || fail "init made no $d/"
-done
+if [ "${KEEL_TEST_BACKEND:-local}" = s3 ]; then
+	# a bucket has no directories: the config and one key object
+	s3_size "$KEEL_REPOSITORY/config" >/dev/null
+	[ "$(repo_files keys | wc -l)" = 1 ] || fail "init made no key object: $(repo_files keys)"
+	# Key objects are secrets too, but their access is the bucket's policy,
+	# not a mode: anonymous requests must get nothing.
+	k=$(repo_files keys | head -n1)
+	code=$(curl -s -o /dev/null -w '%{http_code}' "$(s3_url "$k")")
+	[ "$code" = 403 ] || fail "an anonymous GET of the key object got $code"
+else
+	[ -f "$KEEL_REPOSITORY/config" ] || fail "init made no config"
+	for d in keys snapshots index data; do
+		[ -d "$KEEL_REPOSITORY/$d" ] || fail "init made no $d/"
+	done
+	# Key files are secrets: nobody but the owner may read them (0600).
+	for k in "$KEEL_REPOSITORY"/keys/*; do
+		m=$(stat -c %a "$k")
+		[ "$m" = 600 ] || [ "$m" = 400 ] || fail "key file $(basename "$k") has mode $m"
+	done
+fi
 expect_success keel snapshots >/dev/null
 expect_success keel check >/dev/null
-
-# Key files are secrets: nobody but the owner may read them (0600).
-for k in "$KEEL_REPOSITORY"/keys/*; do
-	m=$(stat -c %a "$k")
-	[ "$m" = 600 ] || [ "$m" = 400 ] || fail "key file $(basename "$k") has mode $m"
-done
 
 # A second init fails with its own code (1, "it exists already") and
 # changes nothing.
@@ -67,6 +78,11 @@ expect_success keel --repo "local:$R2" snapshots >/dev/null
 expect_success env -u KEEL_REPOSITORY "$KEEL" -r "$R2" snapshots >/dev/null
 expect_exit 10 keel -r "$TEST_DIR/nothing-here" snapshots
 expect_exit 10 keel -r "local:$TEST_DIR/nothing-here" check
+if [ "${KEEL_TEST_BACKEND:-local}" = s3 ]; then
+	# nothing below another prefix of the bucket, and no such bucket at all
+	expect_exit 10 keel -r "${KEEL_REPOSITORY%/*}/nothing-here" snapshots
+	expect_exit 10 keel -r "s3:$KEEL_S3_ENDPOINT/$S3_BUCKET-none/repo" check
+fi
 
 # No repository given at all: an error, not a crash or a prompt.
 rc=0

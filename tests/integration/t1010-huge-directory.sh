@@ -32,14 +32,16 @@ check_num()
 	keel check --json | json_get "$1" | tail -1
 }
 
-# the same backup unsplit, to count its blobs
-export KEEL_REPOSITORY=$TEST_DIR/plain
+# the same backup unsplit, to count its blobs (beside the test's repository:
+# in $TEST_DIR, or in its bucket on S3)
+REPO=$KEEL_REPOSITORY
+export KEEL_REPOSITORY=${REPO%/*}/plain
 keel_init
 expect_success keel backup "$SRC" >/dev/null
 plain_blobs=$(check_num blobs)
 plain_trees=$(check_num trees)
 
-export KEEL_REPOSITORY=$TEST_DIR/repo KEEL_TEST_TREE_SPLIT=400
+export KEEL_REPOSITORY=$REPO KEEL_TEST_TREE_SPLIT=400
 keel_init
 expect_success keel backup "$SRC" >/dev/null
 split_blobs=$(check_num blobs)

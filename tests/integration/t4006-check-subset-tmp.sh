@@ -37,7 +37,7 @@ done
 
 # A damaged data pack is found by exactly one group. (The largest pack
 # holds data: trees have packs of their own, which every check reads.)
-pack=$(find "$KEEL_REPOSITORY/data" -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2)
+pack=$(repo_files data | largest)
 flip_byte "$pack" 100
 found=0
 for n in 1 2 3 4 5; do
@@ -73,7 +73,12 @@ for bad in 0/5 6/5 5/0 x/5 1/ /5 0% 101%; do
 done
 
 # Temporary files, named as the local backend names them: one a killed
-# backup left two hours ago, one of a write that may be in flight.
+# backup left two hours ago, one of a write that may be in flight. S3 has
+# none (an object appears whole with its PUT, or not at all).
+if [ "${KEEL_TEST_BACKEND:-local}" = s3 ]; then
+	expect_success keel restore latest --target "$TEST_DIR/r" >/dev/null
+	exit 0
+fi
 old=$KEEL_REPOSITORY/data/00/0000000000000000000000000000000000000000000000000000000000000000.tmp.1a2b3c
 new=$KEEL_REPOSITORY/index/1111111111111111111111111111111111111111111111111111111111111111.tmp.4d5e6f
 head -c 1000 /dev/urandom >"$old"

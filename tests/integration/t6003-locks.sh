@@ -11,9 +11,10 @@ head -c 300000 /dev/urandom >"$SRC/f"
 keel_init
 expect_success keel backup --no-progress "$SRC" >/dev/null
 
+# lock files, or lock objects below locks/ in the bucket
 lock_count()
 {
-	find "$KEEL_REPOSITORY/locks" -type f | wc -l
+	repo_files locks | wc -l
 }
 [ "$(lock_count)" = 0 ] || fail "a finished backup left its lock"
 

@@ -18,9 +18,12 @@ expect_success keel backup --json "$TEST_DIR/o" >"$TEST_DIR/b2.json"
 O=$(json_get snapshot_id <"$TEST_DIR/b2.json")
 
 # ---- the index, lost entirely, comes back from the packs ------------------
-rm -f "$KEEL_REPOSITORY"/index/*
+repo_files index >"$TEST_DIR/index1"
+[ -s "$TEST_DIR/index1" ] || fail "two backups wrote no index"
+mapfile -t index1 <"$TEST_DIR/index1"
+repo_rm "${index1[@]}"
 expect_success keel repair index --dry-run >/dev/null
-[ -z "$(ls "$KEEL_REPOSITORY/index")" ] || fail "repair index --dry-run wrote an index"
+[ -z "$(repo_files index)" ] || fail "repair index --dry-run wrote an index"
 expect_success keel repair index --json >"$TEST_DIR/ri.json"
 [ "$(json_get packs_damaged <"$TEST_DIR/ri.json")" = 0 ] || fail "repair index found damage"
 expect_success keel check --read-data >/dev/null
@@ -28,7 +31,7 @@ expect_success keel restore "$V" --target "$TEST_DIR/r1" >/dev/null
 expect_success treecmp --ignore-atime "$TEST_DIR/v" "$(restored_root "$TEST_DIR/r1" "$TEST_DIR/v")"
 
 # ---- a flipped byte in victim.bin's data ------------------------------------
-PACK=$(xargs -d '\n' ls -S <"$TEST_DIR/packs1" | head -n1)
+PACK=$(largest <"$TEST_DIR/packs1")
 flip_byte "$PACK" $(($(file_size "$PACK") / 2))
 expect_exit 13 keel check --read-data >/dev/null 2>&1
 # without --read-data nothing is missing, so nothing to repair
@@ -56,8 +59,8 @@ expect_success keel check --read-data >/dev/null
 head -c $((2 << 20)) /dev/urandom >"$TEST_DIR/v/victim2.bin"
 repo_files data >"$TEST_DIR/before"
 expect_success keel backup --json "$TEST_DIR/v" >/dev/null
-NEW=$(repo_files data | comm -13 "$TEST_DIR/before" - | xargs -d '\n' ls -S | head -n1)
-rm -f "$NEW"
+NEW=$(repo_files data | comm -13 "$TEST_DIR/before" - | largest)
+repo_rm "$NEW"
 expect_exit 13 keel check >/dev/null 2>&1
 expect_success keel repair index >/dev/null
 expect_exit 3 keel repair snapshots --forget >"$TEST_DIR/rs2.out" 2>"$TEST_DIR/rs2.err"

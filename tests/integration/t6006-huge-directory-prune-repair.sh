@@ -36,7 +36,7 @@ head -c $((3 << 20)) /dev/urandom >"$SRC/big/f01234-victim"
 repo_files data >"$TEST_DIR/before"
 expect_success keel backup "$SRC" >/dev/null
 touch -r "$SRC/big" "$TEST_DIR/big-mtime"
-PACK=$(repo_files data | comm -13 "$TEST_DIR/before" - | xargs -d '\n' ls -S | head -n1)
+PACK=$(repo_files data | comm -13 "$TEST_DIR/before" - | largest)
 flip_byte "$PACK" $(($(file_size "$PACK") / 2))
 expect_exit 13 keel check --read-data >/dev/null 2>&1
 expect_exit 3 keel repair snapshots --read-data --forget --json >"$TEST_DIR/rs.json"
