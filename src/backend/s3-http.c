@@ -637,9 +637,6 @@ int kl_s3_request_(struct s3 *s, struct s3_req *q)
 
 /* ---- errors --------------------------------------------------------------- */
 
-static const char cred_hint[] = "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-				"(or AWS_PROFILE and ~/.aws/credentials)";
-
 int kl_s3_http_error_(struct s3 *s, struct s3_req *q, const char *what)
 {
 	const char *code = q->err.code;
@@ -657,8 +654,9 @@ int kl_s3_http_error_(struct s3 *s, struct s3_req *q, const char *what)
 			if (*right)
 				kl_s3_report_(s,
 					      "bucket '%s' is in region '%s', not '%s': set "
-					      "AWS_REGION=%s",
-					      s->loc.bucket, right, s->region, right);
+					      "AWS_REGION=%s or 'region = %s' in keel's "
+					      "configuration file",
+					      s->loc.bucket, right, s->region, right, right);
 			else
 				kl_s3_report_(
 					s,
@@ -672,22 +670,23 @@ int kl_s3_http_error_(struct s3 *s, struct s3_req *q, const char *what)
 		if (!strcmp(code, "InvalidAccessKeyId"))
 			kl_s3_report_(s,
 				      "%s '%s': 403 InvalidAccessKeyId: the server does not know "
-				      "access key '%s'; %s",
-				      q->method, name, s->creds.access_key, cred_hint);
+				      "access key '%s' (from %s)",
+				      q->method, name, s->creds.access_key, s->creds_source);
 		else if (!strcmp(code, "SignatureDoesNotMatch"))
 			kl_s3_report_(s,
 				      "%s '%s': 403 SignatureDoesNotMatch: the secret key does not "
-				      "belong to access key '%s'; %s",
-				      q->method, name, s->creds.access_key, cred_hint);
+				      "belong to access key '%s' (from %s)",
+				      q->method, name, s->creds.access_key, s->creds_source);
 		else if (!strcmp(code, "RequestTimeTooSkewed"))
 			kl_s3_report_(s,
 				      "%s '%s': 403 RequestTimeTooSkewed: this machine's clock is "
 				      "wrong; set it right (NTP)",
 				      q->method, name);
 		else
-			kl_s3_report_(s, "%s '%s': 403 %s: access denied with access key '%s'; %s",
-				      q->method, name, *code ? code : "Forbidden",
-				      s->creds.access_key, cred_hint);
+			kl_s3_report_(
+				s, "%s '%s': 403 %s: access denied with access key '%s' (from %s)",
+				q->method, name, *code ? code : "Forbidden", s->creds.access_key,
+				s->creds_source);
 		return -EACCES;
 	case 404:
 		if (!strcmp(code, "NoSuchBucket")) {

@@ -40,6 +40,7 @@ struct s3 {
 	struct kl_backend b;
 	struct kl_s3_location loc;
 	struct kl_s3_creds creds;
+	char *creds_source; /* for messages: where the key pair came from */
 	char *region;
 	char *ca_file;	     /* NULL: the system's CA store */
 	char *storage_class; /* x-amz-storage-class for packs, or NULL */
