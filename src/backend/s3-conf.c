@@ -648,7 +648,10 @@ int kl_s3_conf_parse(const char *text, size_t n, const char *location, struct kl
 
 		line++;
 		for (const char *x = p; x < e; x++)
-			if (((unsigned char)*x < 0x20 && *x != '\t' && *x != '\r') || *x == 0x7f) {
+			/* '\r' only as part of a "\r\n" line end */
+			if (((unsigned char)*x < 0x20 && *x != '\t' &&
+			     !(*x == '\r' && x + 1 == e)) ||
+			    *x == 0x7f) {
 				r = kl_fail(err, -KL_EUSAGE, "line %u: a control character", line);
 				goto out;
 			}

@@ -799,6 +799,8 @@ static void conf_refuses(void **state)
 	conf_refuses_one("[s3 \"https:///b\"]\n", "is not an S3 location");
 	conf_refuses_one("[s3 \"h/\\\"b\"]\n", "is not an S3 location");
 	conf_refuses_one("[s3]\nregion = a\033b\n", "line 2: a control character");
+	/* a '\r' only ends a line (the fuzzer found one inside a value) */
+	conf_refuses_one("[s3]\nca_file = /a\r\r.pem\r\n", "line 2: a control character");
 	assert_int_equal(kl_s3_conf_parse(nul, sizeof(nul) - 1, "s3:h/b", &c, &err), -KL_EUSAGE);
 	kl_s3_conf_release(&c);
 	assert_non_null(strstr(err.msg, "line 2: a control character"));
