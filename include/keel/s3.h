@@ -16,12 +16,13 @@
 
 /*
  * Opens "s3:http[s]://host[:port]/bucket[/prefix]" (also "s3:host/bucket",
- * which means https). Reads its settings from the environment (docs/S3.md)
- * and does no network I/O: a wrong endpoint or key shows on first use.
- * Returns 0, -KL_EUSAGE for a malformed location or missing credentials,
- * -ENOMEM.
+ * which means https). Reads its settings from the environment and keel's
+ * configuration file (docs/S3.md) and does no network I/O: a wrong
+ * endpoint or key shows on first use. Returns 0, -KL_EUSAGE for a
+ * malformed location, setting or configuration file or missing
+ * credentials (what to do in err, which may be NULL), -ENOMEM.
  */
-int kl_backend_s3_open(const char *location, struct kl_backend **ret);
+int kl_backend_s3_open(const char *location, struct kl_err *err, struct kl_backend **ret);
 
 /* ---- Object Lock (docs/S3.md) -------------------------------------------- */
 

@@ -899,11 +899,13 @@ static void conf_load_checks_file(void **state)
 	{
 		struct kl_backend *b = NULL;
 
-		assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket/p", &b), 0);
+		assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket/p", NULL, &b), 0);
 		kl_backend_free(b);
-		assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/other/p", &b), -KL_EUSAGE);
+		assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/other/p", NULL, &b),
+				 -KL_EUSAGE);
 		write_file(path, "[s3]\nconnections = 0\n", 0600);
-		assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket/p", &b), -KL_EUSAGE);
+		assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket/p", NULL, &b),
+				 -KL_EUSAGE);
 	}
 	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
 	unsetenv("KEEL_CONFIG");
@@ -920,23 +922,23 @@ static void open_checks_settings(void **state)
 	setenv("AWS_SECRET_ACCESS_KEY", "sk", 1);
 	unsetenv("AWS_REGION");
 	unsetenv("AWS_DEFAULT_REGION");
-	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket/p", &b), 0);
+	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket/p", NULL, &b), 0);
 	assert_string_equal(kl_backend_unwrap(b)->ops->scheme, "s3");
 	kl_backend_free(b);
-	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/b", &b), -KL_EUSAGE);
+	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/b", NULL, &b), -KL_EUSAGE);
 	setenv("KEEL_S3_CONNECTIONS", "0", 1);
-	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket", &b), -KL_EUSAGE);
+	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket", NULL, &b), -KL_EUSAGE);
 	unsetenv("KEEL_S3_CONNECTIONS");
 	setenv("AWS_REGION", "Bad Region", 1);
-	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket", &b), -KL_EUSAGE);
+	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket", NULL, &b), -KL_EUSAGE);
 	unsetenv("AWS_REGION");
 	setenv("KEEL_S3_VIRTUAL_HOST", "1", 1);
-	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/Bucket_x", &b), -KL_EUSAGE);
+	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/Bucket_x", NULL, &b), -KL_EUSAGE);
 	unsetenv("KEEL_S3_VIRTUAL_HOST");
 	unsetenv("AWS_ACCESS_KEY_ID");
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/keel-test", 1);
-	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket", &b), -KL_EUSAGE);
+	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket", NULL, &b), -KL_EUSAGE);
 	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
 }
 
