@@ -734,7 +734,7 @@ int kl_s3_conf_load(const char *location, struct kl_s3_conf *ret, char **path_re
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))
 		return kl_fail(err, -KL_EUSAGE, "configuration file '%s' is not a regular file",
 			       path);
-	if (sb.st_size > (off_t)text.max)
+	if (sb.st_size >= (off_t)text.max)
 		return kl_fail(err, -KL_EUSAGE, "configuration file '%s' is larger than 1 MiB",
 			       path);
 	r = kl_buf_grow(&text, (size_t)sb.st_size + 1);
