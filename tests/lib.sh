@@ -98,6 +98,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 export HOME=$TEST_DIR/home XDG_CACHE_HOME=$TEST_DIR/home/.cache
+# keel's configuration file (docs/S3.md): the tester's own must not count
+export XDG_CONFIG_HOME=$TEST_DIR/home/.config
+unset KEEL_CONFIG
 mkdir -p "$HOME"
 
 export KEEL_REPOSITORY=$TEST_DIR/repo

@@ -58,14 +58,50 @@ struct kl_backend_ops {
 	void (*free)(struct kl_backend *b);
 };
 
+/*
+ * The detail of a backend's latest failure that its error code cannot
+ * carry: which key the server refused, which region the bucket is in,
+ * which host does not resolve. A backend records it with
+ * kl_backend_fail() as it returns the code, instead of printing it; the
+ * edge (the CLI) takes it once with kl_backend_take_err() and prints it
+ * with its own line (STYLE.md 2.3). Several threads use one backend, so
+ * it is guarded; the latest failure wins, as errno's does. An all-zero
+ * struct is ready for use.
+ */
+struct kl_backend_err {
+	int busy; /* a spin lock, held only to copy a message in or out */
+	int code; /* 0: nothing recorded */
+	char msg[512];
+};
+
 struct kl_backend {
 	const struct kl_backend_ops *ops;
 	char *location;	  /* for messages; owned */
 	bool append_only; /* the storage refuses deletes (but of locks) and overwrites */
+	struct kl_backend_err err;
 };
 
-/* Parses a location ("/path", "local:/path") and opens the backend. */
-int kl_backend_open(const char *location, struct kl_backend **ret);
+/*
+ * Records the detail of failure r (a negative code) in b, replacing what
+ * was there. Thread-safe. Returns r, so that a backend writes
+ * "return kl_backend_fail(b, -EACCES, "...", ...);".
+ */
+int kl_backend_fail(struct kl_backend *b, int r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Moves the recorded detail of b (and of the backend a cache wraps) into
+ * e with kl_fail() (so an earlier message in e stays) and clears it.
+ * b or e may be NULL. Returns 1 when there was a detail, else 0.
+ */
+int kl_backend_take_err(struct kl_backend *b, struct kl_err *e);
+
+/*
+ * Parses a location ("/path", "local:/path", "s3:...", "ssh://...") and
+ * opens the backend. When it fails, the detail (a malformed setting, no
+ * credentials) goes to err, which may be NULL.
+ */
+int kl_backend_open(const char *location, struct kl_err *err, struct kl_backend **ret);
 void kl_backend_free(struct kl_backend *b);
 static inline void kl_backend_freep(struct kl_backend **b)
 {

@@ -52,7 +52,10 @@ int kl_rpc_list_parse(const uint8_t *p, size_t n, kl_list_cb cb, void *ud);
  */
 int kl_serve(struct kl_backend *be, int in_fd, int out_fd, bool append_only);
 
-/* "ssh://[user@]host[:port]/path" (a path relative to the login directory: "ssh://h/~/repo"). */
-int kl_backend_remote_open(const char *location, struct kl_backend **ret);
+/*
+ * "ssh://[user@]host[:port]/path" (a path relative to the login directory:
+ * "ssh://h/~/repo"). When it fails, the detail goes to err (may be NULL).
+ */
+int kl_backend_remote_open(const char *location, struct kl_err *err, struct kl_backend **ret);
 
 #endif

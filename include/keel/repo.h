@@ -50,6 +50,13 @@ int kl_repo_create(const char *location, const struct kl_pass *pass, const struc
 		   struct kl_repo **ret);
 /* Opens without a key. -KL_ENOREPO if there is no repository. */
 int kl_repo_open(const char *location, struct kl_repo **ret);
+/*
+ * The same, with the storage's detail of a failure (kl_backend_take_err:
+ * which key the server refused, a missing bucket) moved into err.
+ */
+int kl_repo_create_err(const char *location, const struct kl_pass *pass,
+		       const struct kl_init_opts *o, struct kl_err *err, struct kl_repo **ret);
+int kl_repo_open_err(const char *location, struct kl_err *err, struct kl_repo **ret);
 /* Tries every key file; -KL_EBADPASS if none opens. Then reads the config. */
 int kl_repo_unlock(struct kl_repo *r, const struct kl_pass *pass);
 void kl_repo_free(struct kl_repo *r);

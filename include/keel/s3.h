@@ -16,12 +16,13 @@
 
 /*
  * Opens "s3:http[s]://host[:port]/bucket[/prefix]" (also "s3:host/bucket",
- * which means https). Reads its settings from the environment (docs/S3.md)
- * and does no network I/O: a wrong endpoint or key shows on first use.
- * Returns 0, -KL_EUSAGE for a malformed location or missing credentials,
- * -ENOMEM.
+ * which means https). Reads its settings from the environment and keel's
+ * configuration file (docs/S3.md) and does no network I/O: a wrong
+ * endpoint or key shows on first use. Returns 0, -KL_EUSAGE for a
+ * malformed location, setting or configuration file or missing
+ * credentials (what to do in err, which may be NULL), -ENOMEM.
  */
-int kl_backend_s3_open(const char *location, struct kl_backend **ret);
+int kl_backend_s3_open(const char *location, struct kl_err *err, struct kl_backend **ret);
 
 /* ---- Object Lock (docs/S3.md) -------------------------------------------- */
 
@@ -111,6 +112,63 @@ struct kl_s3_creds {
  */
 int kl_s3_creds_parse(const char *text, size_t n, const char *profile, struct kl_s3_creds *ret);
 void kl_s3_creds_release(struct kl_s3_creds *c);
+
+/* ---- keel's configuration file (docs/S3.md) ---------------------------- */
+
+/*
+ * What keel's configuration file says about one S3 location: the
+ * settings of every section that matches it, the most specific section
+ * winning per setting ("[s3]" matches every location, "[s3 "URL"]" a
+ * location that is URL or lies below it). The key pair and token are
+ * taken together, from the most specific matching section that has them.
+ */
+struct kl_s3_conf {
+	struct kl_s3_creds creds; /* access_key NULL: no section gave a key pair */
+	unsigned creds_line;	  /* line of that section's header */
+	char *creds_section;	  /* that section's header without brackets; owned */
+	char *region;		  /* owned, NULL when unset; so are the next two */
+	char *storage_class;
+	char *ca_file;
+	int virtual_host;     /* -1 unset, 0 path style, 1 virtual-hosted */
+	unsigned connections; /* 0 when unset; so are the next two */
+	unsigned retries;
+	unsigned timeout;
+	bool has_secret; /* some section, matching or not, holds a secret or token */
+};
+
+/*
+ * Parses the text of a configuration file for the repository at location
+ * ("s3:..."; NULL matches no section, to check a file alone). Strict:
+ * unknown sections or settings, malformed values, a key without its
+ * secret, control characters are refused with -KL_EUSAGE and a message
+ * "line N: ..." in err that never quotes a value. Returns 0, -KL_EUSAGE
+ * or -ENOMEM; release *ret with kl_s3_conf_release() in every case.
+ */
+int kl_s3_conf_parse(const char *text, size_t n, const char *location, struct kl_s3_conf *ret,
+		     struct kl_err *err);
+void kl_s3_conf_release(struct kl_s3_conf *c);
+
+/*
+ * How specific a section's location pattern is for a location: -1 when
+ * it does not match, else the length of the normalized pattern. Both are
+ * normalized first: "s3:" dropped, "https://" added to the short form,
+ * scheme and host in lower case, trailing '/' dropped. A pattern matches
+ * the location it names and every location below it, at a '/'.
+ */
+int kl_s3_conf_match(const char *pattern, const char *location);
+
+/*
+ * Reads keel's configuration file: $KEEL_CONFIG, else
+ * $XDG_CONFIG_HOME/keel/config, else $HOME/.config/keel/config. A missing
+ * file is no error (all unset) unless KEEL_CONFIG names it. A file that
+ * holds a secret must belong to the user (or root) and be unreadable by
+ * group and others, as ssh wants of its keys. *path_ret gets the path
+ * read or, when missing, looked for (the caller's to free; NULL when no
+ * HOME is known). Returns 0, -KL_EUSAGE
+ * (message in err), -ENOMEM or another -errno of reading it.
+ */
+int kl_s3_conf_load(const char *location, struct kl_s3_conf *ret, char **path_ret,
+		    struct kl_err *err);
 
 /* ---- AWS Signature Version 4 --------------------------------------------- */
 

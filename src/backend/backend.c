@@ -1,3 +1,6 @@
+#include <sched.h>
+#include <stdio.h>
+
 #include "keel/backend.h"
 #include "keel/remote.h"
 #include "keel/s3.h"
@@ -29,7 +32,60 @@ static int with_cache(struct kl_backend *b, struct kl_backend **ret)
 	return kl_backend_cache_new(b, base, ret);
 }
 
-int kl_backend_open(const char *location, struct kl_backend **ret)
+int kl_backend_fail(struct kl_backend *b, int r, const char *fmt, ...)
+{
+	struct kl_backend_err *e;
+	char msg[sizeof(e->msg)];
+	va_list ap;
+
+	if (!b)
+		return r;
+	e = &b->err;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	while (__atomic_exchange_n(&e->busy, 1, __ATOMIC_ACQUIRE))
+		sched_yield();
+	memcpy(e->msg, msg, sizeof(msg));
+	e->code = r;
+	__atomic_store_n(&e->busy, 0, __ATOMIC_RELEASE);
+	return r;
+}
+
+static int take_one(struct kl_backend *b, struct kl_err *e)
+{
+	struct kl_backend_err *be = &b->err;
+	char msg[sizeof(be->msg)];
+	int code;
+
+	while (__atomic_exchange_n(&be->busy, 1, __ATOMIC_ACQUIRE))
+		sched_yield();
+	code = be->code;
+	memcpy(msg, be->msg, sizeof(msg));
+	be->code = 0;
+	be->msg[0] = 0;
+	__atomic_store_n(&be->busy, 0, __ATOMIC_RELEASE);
+	if (!code || !msg[0])
+		return 0;
+	kl_fail(e, code, "%s", msg);
+	return 1;
+}
+
+int kl_backend_take_err(struct kl_backend *b, struct kl_err *e)
+{
+	struct kl_backend *inner;
+	int got;
+
+	if (!b)
+		return 0;
+	inner = kl_backend_unwrap(b);
+	got = take_one(b, e);
+	if (inner != b)
+		got |= take_one(inner, e);
+	return got;
+}
+
+int kl_backend_open(const char *location, struct kl_err *err, struct kl_backend **ret)
 {
 	struct kl_backend *b = NULL;
 	int rc;
@@ -39,9 +95,9 @@ int kl_backend_open(const char *location, struct kl_backend **ret)
 	if (!strncmp(location, "local:", 6))
 		return kl_backend_local_open(location + 6, ret);
 	if (!strncmp(location, "s3:", 3))
-		rc = kl_backend_s3_open(location, &b);
+		rc = kl_backend_s3_open(location, err, &b);
 	else if (!strncmp(location, "ssh://", 6))
-		rc = kl_backend_remote_open(location, &b);
+		rc = kl_backend_remote_open(location, err, &b);
 	else if (strstr(location, "://"))
 		return -EPROTONOSUPPORT;
 	else

@@ -71,7 +71,12 @@ static int call(struct remote *r, const struct kl_rpc_request *q)
 	if (rc < 0) {
 		/* a stream out of step cannot be trusted for anything after */
 		r->broken = true;
-		return rc == -ENOMEM ? rc : -EIO;
+		if (rc == -ENOMEM)
+			return rc;
+		return kl_backend_fail(&r->b, -EIO,
+				       "the connection to '%s' broke (%s): ssh or the keel there "
+				       "ended",
+				       r->b.location, kl_strerror(rc));
 	}
 	status = (int32_t)((uint32_t)r->resp.data[0] | (uint32_t)r->resp.data[1] << 8 |
 			   (uint32_t)r->resp.data[2] << 16 | (uint32_t)r->resp.data[3] << 24);
@@ -111,8 +116,10 @@ static int remote_get(struct kl_backend *b, enum kl_obj_type t, const char *name
 	set_name(&q, name);
 	pthread_mutex_lock(&r->lock);
 	rc = call(r, &q);
-	if (rc >= 0 && len && r->resp.len - 4 != len)
-		rc = -EIO; /* a short ranged read is never data */
+	if (rc >= 0 && len && r->resp.len - 4 != len) /* a short ranged read is never data */
+		rc = kl_backend_fail(b, -EIO, "%s/%s: %zu bytes came for %llu asked",
+				     kl_obj_type_name(t), name, r->resp.len - 4,
+				     (unsigned long long)len);
 	if (rc >= 0)
 		rc = kl_buf_add(out, r->resp.data + 4, r->resp.len - 4);
 	pthread_mutex_unlock(&r->lock);
@@ -315,7 +322,7 @@ fail:
 	return rc;
 }
 
-int kl_backend_remote_open(const char *location, struct kl_backend **ret)
+int kl_backend_remote_open(const char *location, struct kl_err *err, struct kl_backend **ret)
 {
 	struct remote *r;
 	struct argv a = {{0}};
@@ -332,25 +339,42 @@ int kl_backend_remote_open(const char *location, struct kl_backend **ret)
 	kl_buf_init(&r->req, KL_RPC_MAX_FRAME);
 	kl_buf_init(&r->resp, KL_RPC_MAX_FRAME);
 	rc = r->b.location ? build_argv(location, &a) : -ENOMEM;
-	if (rc >= 0)
+	if (rc == -KL_EUSAGE)
+		rc = kl_backend_fail(
+			&r->b, rc, "'%s' is not an ssh location: use ssh://[USER@]HOST[:PORT]/PATH",
+			location);
+	if (rc >= 0) {
 		rc = spawn(r, &a);
+		if (rc < 0 && rc != -ENOMEM)
+			kl_backend_fail(&r->b, rc, "cannot run '%s': %s", a.v[0], kl_strerror(rc));
+	}
 	argv_release(&a);
 	if (rc >= 0)
 		rc = call(r, &q);
 	if (rc >= 0 && r->resp.len != 12)
 		rc = -EIO;
+	if (rc == -EIO)
+		/* ssh failed (host, key, no keel there): its own message is on stderr already */
+		rc = kl_backend_fail(
+			&r->b, -KL_EREMOTE,
+			"no answer from 'keel serve' at '%s': ssh or the keel there failed "
+			"(KEEL_SSH_COMMAND, KEEL_REMOTE_COMMAND)",
+			location);
 	if (rc >= 0) {
 		uint64_t v = kl_rpc_get_u64_(r->resp.data + 4);
 
 		if ((uint32_t)v != KL_RPC_VERSION)
-			rc = -KL_EVERSION;
+			rc = kl_backend_fail(
+				&r->b, -KL_EVERSION,
+				"the keel at '%s' speaks protocol version %u, this one %u",
+				location, (unsigned)(uint32_t)v, (unsigned)KL_RPC_VERSION);
 		r->flags = (uint32_t)(v >> 32);
 		r->b.append_only = r->flags & KL_RPC_FLAG_APPEND_ONLY;
 	}
 	if (rc < 0) {
+		kl_backend_take_err(&r->b, err);
 		remote_free(&r->b);
-		/* ssh failed (host, key, no keel there): its own message is on stderr */
-		return rc == -EIO ? -KL_EREMOTE : rc;
+		return rc;
 	}
 	*ret = &r->b;
 	return 0;

@@ -5,6 +5,8 @@
  * except reading the credentials file, so tests reach it directly.
  */
 #include <fcntl.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -262,5 +264,508 @@ int kl_s3_creds_parse(const char *text, size_t n, const char *profile, struct kl
 		return -ENOENT;
 	}
 	*ret = c;
+	return 0;
+}
+
+/* ---- keel's configuration file ------------------------------------------ */
+
+/*
+ * Normalizes an S3 location or section pattern into out: "s3:" dropped,
+ * the short form given "https://", scheme and host in lower case,
+ * trailing '/' dropped. Returns 0, -EINVAL when there is no host, -ENOMEM.
+ */
+static int conf_normalize(const char *s, size_t n, struct kl_buf *out)
+{
+	const char *auth, *end = s + n, *slash;
+	int r;
+
+	if (n >= 3 && !memcmp(s, "s3:", 3)) {
+		s += 3;
+		n -= 3;
+	}
+	if (n >= 8 && !strncasecmp(s, "https://", 8)) {
+		auth = s + 8;
+	} else if (n >= 7 && !strncasecmp(s, "http://", 7)) {
+		auth = s + 7;
+	} else {
+		for (const char *p = s; p + 2 < end; p++)
+			if (p[0] == ':' && p[1] == '/' && p[2] == '/')
+				return -EINVAL; /* another scheme */
+		auth = s;
+	}
+	r = kl_buf_addstr(out, auth == s ? "https://" : auth - s == 8 ? "https://" : "http://");
+	if (r < 0)
+		return r;
+	slash = memchr(auth, '/', (size_t)(end - auth));
+	if (!slash)
+		slash = end;
+	if (slash == auth)
+		return -EINVAL;
+	for (const char *p = auth; p < slash; p++) {
+		r = kl_buf_addch(out, (uint8_t)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p));
+		if (r < 0)
+			return r;
+	}
+	while (end > slash && end[-1] == '/')
+		end--;
+	return kl_buf_add(out, slash, (size_t)(end - slash));
+}
+
+static int conf_match_norm(const struct kl_buf *pat, const struct kl_buf *loc)
+{
+	if (pat->len > loc->len || memcmp(pat->data, loc->data, pat->len))
+		return -1;
+	if (pat->len < loc->len && loc->data[pat->len] != '/')
+		return -1;
+	return (int)KL_MIN(pat->len, (size_t)INT32_MAX);
+}
+
+int kl_s3_conf_match(const char *pattern, const char *location)
+{
+	_cleanup_buf_ struct kl_buf p = KL_BUF_INIT(1u << 16), l = KL_BUF_INIT(1u << 16);
+
+	if (conf_normalize(pattern, strlen(pattern), &p) < 0 ||
+	    conf_normalize(location, strlen(location), &l) < 0)
+		return -1;
+	return conf_match_norm(&p, &l);
+}
+
+void kl_s3_conf_release(struct kl_s3_conf *c)
+{
+	kl_s3_creds_release(&c->creds);
+	kl_free(c->creds_section);
+	kl_free(c->region);
+	kl_free(c->storage_class);
+	kl_free(c->ca_file);
+	memset(c, 0, sizeof(*c));
+	c->virtual_host = -1;
+}
+
+enum conf_key {
+	CK_ACCESS,
+	CK_SECRET,
+	CK_TOKEN,
+	CK_REGION,
+	CK_STORAGE_CLASS,
+	CK_CA_FILE,
+	CK_ADDRESSING,
+	CK_CONNECTIONS,
+	CK_RETRIES,
+	CK_TIMEOUT,
+	CK_N
+};
+
+static const char *const conf_keys[CK_N] = {
+	[CK_ACCESS] = "access_key_id",
+	[CK_SECRET] = "secret_access_key",
+	[CK_TOKEN] = "session_token",
+	[CK_REGION] = "region",
+	[CK_STORAGE_CLASS] = "storage_class",
+	[CK_CA_FILE] = "ca_file",
+	[CK_ADDRESSING] = "addressing",
+	[CK_CONNECTIONS] = "connections",
+	[CK_RETRIES] = "retries",
+	[CK_TIMEOUT] = "timeout",
+};
+
+struct conf_state {
+	struct kl_s3_conf *c;
+	struct kl_err *err;
+	struct kl_buf loc; /* the normalized location; empty: match nothing */
+	bool have_loc;
+	bool in_section;
+	int spec;	      /* the current section's specificity, -1: does not match */
+	unsigned sect_line;   /* its header's line */
+	char *sect_name;      /* its header, for messages */
+	struct kl_s3_creds k; /* its key pair, so far */
+	int best[CK_N];	      /* specificity each setting was taken from, -1: unset */
+};
+
+static int conf_uint(const char *v, size_t n, unsigned min, unsigned max, unsigned *ret)
+{
+	unsigned long x = 0;
+
+	if (n == 0 || n > 9)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		x = x * 10 + (unsigned long)(v[i] - '0');
+	}
+	if (x < min || x > max)
+		return -1;
+	*ret = (unsigned)x;
+	return 0;
+}
+
+static bool conf_charset(const char *v, size_t n, const char *extra, bool upper, bool lower)
+{
+	for (size_t i = 0; i < n; i++) {
+		char ch = v[i];
+
+		if (!((ch >= '0' && ch <= '9') || (upper && ch >= 'A' && ch <= 'Z') ||
+		      (lower && ch >= 'a' && ch <= 'z') || (ch && strchr(extra, ch))))
+			return false;
+	}
+	return true;
+}
+
+/* Closes the current section: its key pair must be whole, and may become the one used. */
+static int conf_end_section(struct conf_state *st)
+{
+	struct kl_s3_creds *k = &st->k;
+	int r = 0;
+
+	if (!st->in_section)
+		return 0;
+	if (!!k->access_key != !!k->secret_key || (k->token && !k->access_key)) {
+		r = kl_fail(st->err, -KL_EUSAGE,
+			    "line %u: section [%s] needs both access_key_id and "
+			    "secret_access_key (and session_token only with them)",
+			    st->sect_line, st->sect_name);
+	} else if (k->access_key && st->spec >= 0 && st->spec >= st->best[CK_ACCESS]) {
+		kl_s3_creds_release(&st->c->creds);
+		kl_free(st->c->creds_section);
+		st->c->creds = *k;
+		memset(k, 0, sizeof(*k));
+		st->c->creds_section = KL_TAKE_PTR(st->sect_name);
+		st->c->creds_line = st->sect_line;
+		st->best[CK_ACCESS] = st->spec;
+	}
+	kl_s3_creds_release(k);
+	kl_free(st->sect_name);
+	st->sect_name = NULL;
+	st->in_section = false;
+	return r;
+}
+
+static int conf_header(struct conf_state *st, const char *p, size_t n, unsigned line)
+{
+	const char *q, *e;
+	int r;
+
+	r = conf_end_section(st);
+	if (r < 0)
+		return r;
+	if (n < 2 || p[n - 1] != ']')
+		return kl_fail(st->err, -KL_EUSAGE, "line %u: a section header ends with ']'",
+			       line);
+	q = p + 1;
+	e = p + n - 1;
+	while (q < e && blank(*q))
+		q++;
+	while (e > q && blank(e[-1]))
+		e--;
+	if (e - q < 2 || memcmp(q, "s3", 2) || (e - q > 2 && !blank(q[2])))
+		return kl_fail(st->err, -KL_EUSAGE,
+			       "line %u: unknown section (keel knows [s3] and [s3 \"LOCATION\"])",
+			       line);
+	st->sect_name = kl_strndup(q, (size_t)(e - q));
+	if (!st->sect_name)
+		return -ENOMEM;
+	st->in_section = true;
+	st->sect_line = line;
+	q += 2;
+	while (q < e && blank(*q))
+		q++;
+	if (q == e) {
+		st->spec = st->have_loc ? 0 : -1;
+		return 0;
+	}
+	if (e - q < 3 || *q != '"' || e[-1] != '"')
+		return kl_fail(st->err, -KL_EUSAGE, "line %u: write the location in double quotes",
+			       line);
+	q++;
+	e--;
+	{
+		_cleanup_buf_ struct kl_buf pat = KL_BUF_INIT(1u << 16);
+
+		if (memchr(q, '"', (size_t)(e - q)) || memchr(q, '\\', (size_t)(e - q)))
+			r = -EINVAL;
+		else
+			r = conf_normalize(q, (size_t)(e - q), &pat);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0)
+			return kl_fail(st->err, -KL_EUSAGE,
+				       "line %u: '%s' is not an S3 location (s3:https://HOST"
+				       "[:PORT][/BUCKET[/PREFIX]])",
+				       line, st->sect_name);
+		st->spec = st->have_loc ? conf_match_norm(&pat, &st->loc) : -1;
+		/* the unnamed section ranks below every named one */
+		if (st->spec >= 0)
+			st->spec++;
+	}
+	return 0;
+}
+
+static int conf_set_str(struct conf_state *st, enum conf_key k, char **dst, const char *v, size_t n)
+{
+	char *x;
+
+	if (st->spec < 0 || st->spec < st->best[k])
+		return 0;
+	x = kl_strndup(v, n);
+	if (!x)
+		return -ENOMEM;
+	kl_free(*dst);
+	*dst = x;
+	st->best[k] = st->spec;
+	return 0;
+}
+
+static int conf_set_secret(char **dst, const char *v, size_t n)
+{
+	if (*dst) {
+		kl_wipe(*dst, strlen(*dst));
+		kl_free(*dst);
+	}
+	*dst = kl_strndup(v, n);
+	return *dst ? 0 : -ENOMEM;
+}
+
+static int conf_setting(struct conf_state *st, const char *p, size_t n, unsigned line)
+{
+	const char *eq = memchr(p, '=', n), *v, *e = p + n;
+	size_t kn, vn;
+	enum conf_key k;
+	unsigned u = 0;
+	int bad = 0;
+
+	if (!st->in_section)
+		return kl_fail(st->err, -KL_EUSAGE, "line %u: a setting before the first section",
+			       line);
+	if (!eq)
+		return kl_fail(st->err, -KL_EUSAGE, "line %u: expected 'name = value'", line);
+	kn = (size_t)(eq - p);
+	while (kn && blank(p[kn - 1]))
+		kn--;
+	v = eq + 1;
+	while (v < e && blank(*v))
+		v++;
+	vn = (size_t)(e - v);
+	for (k = 0; k < CK_N; k++)
+		if (strlen(conf_keys[k]) == kn && !memcmp(p, conf_keys[k], kn))
+			break;
+	if (k == CK_N) {
+		/* quoted only when it looks like a name: a pasted secret must not reach stderr */
+		if (kn > 32 || !conf_charset(p, kn, "_-", false, true))
+			return kl_fail(st->err, -KL_EUSAGE, "line %u: unknown setting", line);
+		return kl_fail(st->err, -KL_EUSAGE, "line %u: unknown setting '%.*s'", line,
+			       (int)kn, p);
+	}
+	if (vn == 0)
+		return kl_fail(st->err, -KL_EUSAGE, "line %u: %s has no value", line, conf_keys[k]);
+	switch (k) {
+	case CK_ACCESS:
+		bad = vn > 256 || !conf_charset(v, vn, "-_.+=@", true, true);
+		if (!bad)
+			return conf_set_secret(&st->k.access_key, v, vn);
+		break;
+	case CK_SECRET:
+		st->c->has_secret = true;
+		bad = vn > KL_S3_SECRET_MAX;
+		if (!bad)
+			return conf_set_secret(&st->k.secret_key, v, vn);
+		break;
+	case CK_TOKEN:
+		st->c->has_secret = true;
+		bad = vn > 4000; /* what fits a header line (s3-http.c) */
+		if (!bad)
+			return conf_set_secret(&st->k.token, v, vn);
+		break;
+	case CK_REGION:
+		bad = vn > 63 || !conf_charset(v, vn, "-", false, true);
+		if (!bad)
+			return conf_set_str(st, k, &st->c->region, v, vn);
+		break;
+	case CK_STORAGE_CLASS:
+		bad = vn > 63 || !conf_charset(v, vn, "_", true, false);
+		if (!bad)
+			return conf_set_str(st, k, &st->c->storage_class, v, vn);
+		break;
+	case CK_CA_FILE:
+		return conf_set_str(st, k, &st->c->ca_file, v, vn);
+	case CK_ADDRESSING:
+		if (vn == 4 && !memcmp(v, "path", 4))
+			u = 0;
+		else if (vn == 12 && !memcmp(v, "virtual-host", 12))
+			u = 1;
+		else
+			return kl_fail(st->err, -KL_EUSAGE,
+				       "line %u: addressing is 'path' or 'virtual-host'", line);
+		if (st->spec >= 0 && st->spec >= st->best[k]) {
+			st->c->virtual_host = (int)u;
+			st->best[k] = st->spec;
+		}
+		return 0;
+	case CK_CONNECTIONS:
+	case CK_RETRIES:
+	case CK_TIMEOUT: {
+		static const unsigned lim[][2] = {{1, 256}, {1, 100}, {1, 86400}};
+		unsigned *dst[] = {&st->c->connections, &st->c->retries, &st->c->timeout};
+		size_t i = (size_t)(k - CK_CONNECTIONS);
+
+		if (conf_uint(v, vn, lim[i][0], lim[i][1], &u) < 0)
+			return kl_fail(st->err, -KL_EUSAGE, "line %u: %s is a number from %u to %u",
+				       line, conf_keys[k], lim[i][0], lim[i][1]);
+		if (st->spec >= 0 && st->spec >= st->best[k]) {
+			*dst[i] = u;
+			st->best[k] = st->spec;
+		}
+		return 0;
+	}
+	default:
+		break;
+	}
+	/* never the value: it may be a secret */
+	return kl_fail(st->err, -KL_EUSAGE, "line %u: the value of %s is malformed", line,
+		       conf_keys[k]);
+}
+
+int kl_s3_conf_parse(const char *text, size_t n, const char *location, struct kl_s3_conf *ret,
+		     struct kl_err *err)
+{
+	struct conf_state st = {.c = ret, .err = err, .loc = KL_BUF_INIT(1u << 16), .spec = -1};
+	const char *p = text, *end = text + n;
+	unsigned line = 0;
+	int r = 0;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->virtual_host = -1;
+	for (size_t i = 0; i < CK_N; i++)
+		st.best[i] = -1;
+	if (location) {
+		r = conf_normalize(location, strlen(location), &st.loc);
+		if (r == -ENOMEM)
+			goto out;
+		st.have_loc = r >= 0;
+		r = 0;
+	}
+	while (p < end && r >= 0) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *e = nl ? nl : end;
+
+		line++;
+		for (const char *x = p; x < e; x++)
+			/* '\r' only as part of a "\r\n" line end */
+			if (((unsigned char)*x < 0x20 && *x != '\t' &&
+			     !(*x == '\r' && x + 1 == e)) ||
+			    *x == 0x7f) {
+				r = kl_fail(err, -KL_EUSAGE, "line %u: a control character", line);
+				goto out;
+			}
+		while (p < e && blank(*p))
+			p++;
+		while (e > p && blank(e[-1]))
+			e--;
+		if (p == e || *p == '#' || *p == ';')
+			;
+		else if (*p == '[')
+			r = conf_header(&st, p, (size_t)(e - p), line);
+		else
+			r = conf_setting(&st, p, (size_t)(e - p), line);
+		p = nl ? nl + 1 : end;
+	}
+	if (r >= 0)
+		r = conf_end_section(&st);
+out:
+	kl_s3_creds_release(&st.k);
+	kl_free(st.sect_name);
+	kl_buf_release(&st.loc);
+	return r < 0 ? r : 0;
+}
+
+static int conf_path(char **ret, bool *explicit)
+{
+	const char *v = getenv("KEEL_CONFIG"), *base;
+	const char *suffix = "/keel/config";
+	size_t n;
+
+	*ret = NULL;
+	*explicit = v && *v;
+	if (*explicit) {
+		*ret = kl_strdup(v);
+		return *ret ? 0 : -ENOMEM;
+	}
+	base = getenv("XDG_CONFIG_HOME");
+	if (!base || base[0] != '/') {
+		base = getenv("HOME");
+		if (!base || base[0] != '/')
+			return 0;
+		suffix = "/.config/keel/config";
+	}
+	n = strlen(base) + strlen(suffix) + 1;
+	*ret = kl_malloc(n);
+	if (!*ret)
+		return -ENOMEM;
+	snprintf(*ret, n, "%s%s", base, suffix);
+	return 0;
+}
+
+int kl_s3_conf_load(const char *location, struct kl_s3_conf *ret, char **path_ret,
+		    struct kl_err *err)
+{
+	_cleanup_buf_ struct kl_buf text = KL_BUF_INIT(1u << 20);
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -1;
+	struct kl_err perr = {0};
+	struct stat sb;
+	bool explicit;
+	size_t got = 0;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->virtual_host = -1;
+	*path_ret = NULL;
+	r = conf_path(&path, &explicit);
+	if (r < 0 || !path)
+		return r;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		r = -errno;
+		if (r == -ENOENT && !explicit) {
+			*path_ret = KL_TAKE_PTR(path); /* named in messages all the same */
+			return 0;
+		}
+		return kl_fail(err, r == -ENOENT ? -KL_EUSAGE : r,
+			       "cannot read the configuration file '%s': %s", path, kl_strerror(r));
+	}
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))
+		return kl_fail(err, -KL_EUSAGE, "configuration file '%s' is not a regular file",
+			       path);
+	if (sb.st_size >= (off_t)text.max)
+		return kl_fail(err, -KL_EUSAGE, "configuration file '%s' is larger than 1 MiB",
+			       path);
+	r = kl_buf_grow(&text, (size_t)sb.st_size + 1);
+	if (r >= 0)
+		r = kl_fs_read_full(fd, text.data, (size_t)sb.st_size + 1, &got);
+	if (r >= 0 && got > (size_t)sb.st_size)
+		r = -EAGAIN; /* grew while we read it */
+	if (r < 0) {
+		kl_wipe(text.data, text.cap);
+		return kl_fail(err, r == -ENOMEM ? r : -KL_EUSAGE,
+			       "cannot read the configuration file '%s': %s", path, kl_strerror(r));
+	}
+	text.len = got;
+	r = kl_s3_conf_parse((const char *)text.data, text.len, location, ret, &perr);
+	kl_wipe(text.data, text.len);
+	if (r == -KL_EUSAGE) /* the parser's "line N: ..." gets the file's name in front */
+		return kl_fail(err, r, "%s: %s", path, perr.msg);
+	if (r < 0)
+		return r;
+	if (ret->has_secret && ((sb.st_mode & 077) || (sb.st_uid != getuid() && sb.st_uid != 0))) {
+		kl_s3_conf_release(ret);
+		if (sb.st_mode & 077)
+			return kl_fail(err, -KL_EUSAGE,
+				       "configuration file '%s' holds secret keys but others may "
+				       "read it (mode %04o): chmod 600 '%s'",
+				       path, (unsigned)(sb.st_mode & 07777), path);
+		return kl_fail(err, -KL_EUSAGE,
+			       "configuration file '%s' holds secret keys but belongs to "
+			       "another user (uid %u)",
+			       path, (unsigned)sb.st_uid);
+	}
+	*path_ret = KL_TAKE_PTR(path);
 	return 0;
 }

@@ -85,28 +85,6 @@ void kl_s3_pool_free_(struct s3 *s)
 
 /* ---- reporting ---------------------------------------------------------- */
 
-void kl_s3_report_(struct s3 *s, const char *fmt, ...)
-{
-	char msg[sizeof(s->last_report)];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	/*
-	 * NEEDSWORK (issue 5): the backend vtable has no error context, so
-	 * the detail a user needs (which credential is wrong, which region
-	 * the bucket is in) goes to stderr here, once; the CLI then prints
-	 * its own line with the error code.
-	 */
-	pthread_mutex_lock(&s->lock);
-	if (strcmp(msg, s->last_report)) {
-		memcpy(s->last_report, msg, sizeof(msg));
-		fprintf(stderr, "keel: s3: %s\n", msg);
-	}
-	pthread_mutex_unlock(&s->lock);
-}
-
 static void debug(struct s3 *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void debug(struct s3 *s, const char *fmt, ...)
 {
@@ -533,36 +511,37 @@ static const char *obj_name(const struct s3 *s, const struct s3_req *q)
 	return k;
 }
 
+/* The detail goes to the backend's error channel (kl_backend_fail), for the CLI to print. */
 static int transport_error(struct s3 *s, struct s3_req *q, CURLcode cc)
 {
 	const char *detail = q->curl_err[0] ? q->curl_err : curl_easy_strerror(cc);
 
 	switch (cc) {
 	case CURLE_COULDNT_RESOLVE_HOST:
-		kl_s3_report_(s, "cannot resolve host '%s' (DNS): %s", s->loc.host, detail);
-		return -KL_EREMOTE;
+		return kl_backend_fail(&s->b, -KL_EREMOTE, "cannot resolve host '%s' (DNS): %s",
+				       s->loc.host, detail);
 	case CURLE_COULDNT_CONNECT:
-		kl_s3_report_(s, "cannot connect to %s after %u attempts: %s", s->base_url,
-			      q->attempts, detail);
-		return -ECONNREFUSED;
+		return kl_backend_fail(&s->b, -ECONNREFUSED,
+				       "cannot connect to %s after %u attempts: %s", s->base_url,
+				       q->attempts, detail);
 	case CURLE_OPERATION_TIMEDOUT:
-		kl_s3_report_(s, "%s '%s': timed out after %u attempts: %s", q->method,
-			      obj_name(s, q), q->attempts, detail);
-		return -ETIMEDOUT;
+		return kl_backend_fail(&s->b, -ETIMEDOUT,
+				       "%s '%s': timed out after %u attempts: %s", q->method,
+				       obj_name(s, q), q->attempts, detail);
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CERTPROBLEM:
-		kl_s3_report_(s,
-			      "TLS certificate of %s not accepted: %s (set KEEL_S3_CA_FILE to "
-			      "the CA certificate that signed it)",
-			      s->base_url, detail);
-		return -KL_EREMOTE;
+		return kl_backend_fail(
+			&s->b, -KL_EREMOTE,
+			"TLS certificate of %s not accepted: %s (set KEEL_S3_CA_FILE, "
+			"or ca_file in keel's configuration file, to the CA "
+			"certificate that signed it)",
+			s->base_url, detail);
 	case CURLE_OUT_OF_MEMORY:
 		return -ENOMEM;
 	default:
-		kl_s3_report_(s, "%s '%s': %s (after %u attempts)", q->method, obj_name(s, q),
-			      detail, q->attempts);
-		return -KL_EREMOTE;
+		return kl_backend_fail(&s->b, -KL_EREMOTE, "%s '%s': %s (after %u attempts)",
+				       q->method, obj_name(s, q), detail, q->attempts);
 	}
 }
 
@@ -637,9 +616,6 @@ int kl_s3_request_(struct s3 *s, struct s3_req *q)
 
 /* ---- errors --------------------------------------------------------------- */
 
-static const char cred_hint[] = "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-				"(or AWS_PROFILE and ~/.aws/credentials)";
-
 /*
  * The storage is full: a bucket or user quota (Ceph RGW answers 403
  * QuotaExceeded, MinIO 400 XMinioAdminBucketQuotaExceeded) or a server out
@@ -655,16 +631,17 @@ static bool storage_full(const struct s3_req *q)
 
 int kl_s3_http_error_(struct s3 *s, struct s3_req *q, const char *what)
 {
-	const char *code = q->err.code;
+	const char *code = q->err.code, *msg = q->err.message;
 	const char *name = what ? what : obj_name(s, q);
+	struct kl_backend *b = &s->b;
 
 	if (storage_full(q)) {
-		/* no object name: one line for all the writes that fail alike */
-		kl_s3_report_(s,
-			      "bucket '%s' is full (%ld %s): its quota or the server's "
-			      "storage has no room for more; raise the quota or free space",
-			      s->loc.bucket, q->status, *code ? code : "Insufficient Storage");
-		return -ENOSPC;
+		/* no object name: the same detail for all the writes that fail alike */
+		return kl_backend_fail(
+			b, -ENOSPC,
+			"bucket '%s' is full (%ld %s): its quota or the server's "
+			"storage has no room for more; raise the quota or free space",
+			s->loc.bucket, q->status, *code ? code : "Insufficient Storage");
 	}
 	switch (q->status) {
 	case 301:
@@ -676,46 +653,46 @@ int kl_s3_http_error_(struct s3 *s, struct s3_req *q, const char *what)
 			const char *right = q->bucket_region[0] ? q->bucket_region : q->err.region;
 
 			if (*right)
-				kl_s3_report_(s,
-					      "bucket '%s' is in region '%s', not '%s': set "
-					      "AWS_REGION=%s",
-					      s->loc.bucket, right, s->region, right);
-			else
-				kl_s3_report_(
-					s,
-					"bucket '%s' is not at this endpoint or not in region "
-					"'%s' (%ld %s); check AWS_REGION and the location",
-					s->loc.bucket, s->region, q->status, code);
-			return -KL_EREMOTE;
+				return kl_backend_fail(
+					b, -KL_EREMOTE,
+					"bucket '%s' is in region '%s', not '%s': set "
+					"AWS_REGION=%s or 'region = %s' in keel's "
+					"configuration file",
+					s->loc.bucket, right, s->region, right, right);
+			return kl_backend_fail(
+				b, -KL_EREMOTE,
+				"bucket '%s' is not at this endpoint or not in region "
+				"'%s' (%ld %s); check the region (AWS_REGION or keel's "
+				"configuration file) and the location",
+				s->loc.bucket, s->region, q->status, code);
 		}
 		break;
 	case 403:
 		if (!strcmp(code, "InvalidAccessKeyId"))
-			kl_s3_report_(s,
-				      "%s '%s': 403 InvalidAccessKeyId: the server does not know "
-				      "access key '%s'; %s",
-				      q->method, name, s->creds.access_key, cred_hint);
-		else if (!strcmp(code, "SignatureDoesNotMatch"))
-			kl_s3_report_(s,
-				      "%s '%s': 403 SignatureDoesNotMatch: the secret key does not "
-				      "belong to access key '%s'; %s",
-				      q->method, name, s->creds.access_key, cred_hint);
-		else if (!strcmp(code, "RequestTimeTooSkewed"))
-			kl_s3_report_(s,
-				      "%s '%s': 403 RequestTimeTooSkewed: this machine's clock is "
-				      "wrong; set it right (NTP)",
-				      q->method, name);
-		else
-			kl_s3_report_(s, "%s '%s': 403 %s: access denied with access key '%s'; %s",
-				      q->method, name, *code ? code : "Forbidden",
-				      s->creds.access_key, cred_hint);
-		return -EACCES;
+			return kl_backend_fail(
+				b, -EACCES,
+				"%s '%s': 403 InvalidAccessKeyId: the server does not "
+				"know access key '%s' (from %s)",
+				q->method, name, s->creds.access_key, s->creds_source);
+		if (!strcmp(code, "SignatureDoesNotMatch"))
+			return kl_backend_fail(b, -EACCES,
+					       "%s '%s': 403 SignatureDoesNotMatch: the secret key "
+					       "does not belong to access key '%s' (from %s)",
+					       q->method, name, s->creds.access_key,
+					       s->creds_source);
+		if (!strcmp(code, "RequestTimeTooSkewed"))
+			return kl_backend_fail(b, -EACCES,
+					       "%s '%s': 403 RequestTimeTooSkewed: this machine's "
+					       "clock is wrong; set it right (NTP)",
+					       q->method, name);
+		return kl_backend_fail(
+			b, -EACCES, "%s '%s': 403 %s: access denied with access key '%s' (from %s)",
+			q->method, name, *code ? code : "Forbidden", s->creds.access_key,
+			s->creds_source);
 	case 404:
-		if (!strcmp(code, "NoSuchBucket")) {
-			kl_s3_report_(s, "bucket '%s' does not exist at %s", s->loc.bucket,
-				      s->base_url);
-			return -ENOENT;
-		}
+		if (!strcmp(code, "NoSuchBucket"))
+			return kl_backend_fail(b, -ENOENT, "bucket '%s' does not exist at %s",
+					       s->loc.bucket, s->base_url);
 		return -ENOENT;
 	case 412:
 		return -EEXIST;
@@ -725,11 +702,9 @@ int kl_s3_http_error_(struct s3 *s, struct s3_req *q, const char *what)
 		break;
 	}
 	if (q->status >= 500 || q->status == 429)
-		kl_s3_report_(s, "%s '%s': server error %ld %s%s%s after %u attempts", q->method,
-			      name, q->status, code, q->err.message[0] ? ": " : "", q->err.message,
-			      q->attempts);
-	else
-		kl_s3_report_(s, "%s '%s': unexpected answer %ld %s%s%s", q->method, name,
-			      q->status, code, q->err.message[0] ? ": " : "", q->err.message);
-	return -KL_EREMOTE;
+		return kl_backend_fail(
+			b, -KL_EREMOTE, "%s '%s': server error %ld %s%s%s after %u attempts",
+			q->method, name, q->status, code, *msg ? ": " : "", msg, q->attempts);
+	return kl_backend_fail(b, -KL_EREMOTE, "%s '%s': unexpected answer %ld %s%s%s", q->method,
+			       name, q->status, code, *msg ? ": " : "", msg);
 }

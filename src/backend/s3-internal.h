@@ -40,6 +40,7 @@ struct s3 {
 	struct kl_backend b;
 	struct kl_s3_location loc;
 	struct kl_s3_creds creds;
+	char *creds_source; /* for messages: where the key pair came from */
 	char *region;
 	char *ca_file;	     /* NULL: the system's CA store */
 	char *storage_class; /* x-amz-storage-class for packs, or NULL */
@@ -59,11 +60,10 @@ struct s3 {
 	size_t ra_window; /* read-ahead window in bytes, 0: off */
 	struct s3_ra ra;
 
-	pthread_mutex_t lock; /* guards the pool and the report memory */
+	pthread_mutex_t lock; /* guards the pool */
 	pthread_cond_t cv;
 	struct s3_conn *idle;
 	unsigned n_conns;
-	char last_report[512];
 };
 
 /* One S3 request, with what came back. */
@@ -112,20 +112,18 @@ struct s3_req {
  * 500, 502, 503, 504 and the codes S3 marks retryable (SlowDown,
  * RequestTimeout, InternalError, BadDigest) are retried with exponential
  * back-off and jitter, up to s->max_attempts. Returns 0 when a response
- * came (look at q->status), or a negative error when none did (reported).
+ * came (look at q->status), or a negative error when none did (its detail
+ * recorded with kl_backend_fail()).
  */
 int kl_s3_request_(struct s3 *s, struct s3_req *q);
 void kl_s3_req_release_(struct s3_req *q);
 
 /*
  * Turns a response that is not what the caller wanted into an error code,
- * writing a message to stderr for the ones a user must act on (403,
- * missing bucket, wrong region, server errors). what names the object.
+ * recording the detail a user must act on (403, missing bucket, wrong
+ * region, server errors) with kl_backend_fail(). what names the object.
  */
 int kl_s3_http_error_(struct s3 *s, struct s3_req *q, const char *what);
-
-/* Writes "keel: s3: MSG" to stderr, once per distinct message. */
-void kl_s3_report_(struct s3 *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 void kl_s3_pool_free_(struct s3 *s);
 

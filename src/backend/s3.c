@@ -104,7 +104,8 @@ static void explain_missing(struct s3 *s)
 	if (head(s, NULL, &q) < 0)
 		return;
 	if (q.status == 404)
-		kl_s3_report_(s, "bucket '%s' does not exist at %s", s->loc.bucket, s->base_url);
+		kl_backend_fail(&s->b, -ENOENT, "bucket '%s' does not exist at %s", s->loc.bucket,
+				s->base_url);
 	else if (q.status != 200)
 		kl_s3_http_error_(s, &q, s->loc.bucket);
 }
@@ -167,10 +168,10 @@ static int list_page(struct s3 *s, const char *prefix, const char *token, struct
 		return r == -E2BIG ? -KL_EREMOTE : r;
 	r = kl_s3_list_parse(body.data, body.len, page);
 	if (r == -KL_ECORRUPT) {
-		kl_s3_report_(s,
-			      "listing '%s': the server's answer is not a valid ListObjectsV2 page",
-			      prefix);
-		return -KL_EREMOTE;
+		return kl_backend_fail(
+			&s->b, -KL_EREMOTE,
+			"listing '%s': the server's answer is not a valid ListObjectsV2 page",
+			prefix);
 	}
 	return r;
 }
@@ -235,11 +236,10 @@ static int list_objects(struct kl_backend *b, enum kl_obj_type t, const struct l
 		if (r >= 0 && page.truncated) {
 			/* a page without a way on, or the same way again, would never end */
 			if (!page.next_token || (token && !strcmp(token, page.next_token))) {
-				kl_s3_report_(s,
-					      "listing '%s': the server says there is more but "
-					      "gives no new continuation token",
-					      prefix);
-				r = -KL_EREMOTE;
+				r = kl_backend_fail(&s->b, -KL_EREMOTE,
+						    "listing '%s': the server says there is more "
+						    "but gives no new continuation token",
+						    prefix);
 			} else {
 				kl_free(token);
 				token = KL_TAKE_PTR(page.next_token);
@@ -456,11 +456,12 @@ static int make_bucket(struct s3 *s, bool lock)
 	if (q.status == 200 || (q.status == 409 && !strcmp(q.err.code, "BucketAlreadyOwnedByYou")))
 		return 0;
 	if (q.status == 409 || !strcmp(q.err.code, "InvalidLocationConstraint")) {
-		kl_s3_report_(s, "cannot create bucket '%s' in region '%s': %ld %s%s%s%s",
-			      s->loc.bucket, s->region, q.status, q.err.code,
-			      q.err.message[0] ? ": " : "", q.err.message,
-			      q.status == 409 ? "" : " (set AWS_REGION to the server's region)");
-		return -KL_EREMOTE;
+		return kl_backend_fail(
+			&s->b, -KL_EREMOTE,
+			"cannot create bucket '%s' in region '%s': %ld %s%s%s%s", s->loc.bucket,
+			s->region, q.status, q.err.code, q.err.message[0] ? ": " : "",
+			q.err.message,
+			q.status == 409 ? "" : " (set AWS_REGION to the server's region)");
 	}
 	return kl_s3_http_error_(s, &q, s->loc.bucket);
 }
@@ -527,19 +528,19 @@ int kl_backend_s3_prepare_object_lock(struct kl_backend *b)
 	if (q.status == 404 ||
 	    (q.status == 200 && kl_s3_lock_config_parse(body.data, body.len, &lc) >= 0 &&
 	     !lc.enabled)) {
-		kl_s3_report_(s,
-			      "bucket '%s' does not have Object Lock enabled, and it cannot be "
-			      "turned on later: use a new bucket (keel init creates it with "
-			      "Object Lock)",
-			      s->loc.bucket);
-		return -KL_EUSAGE;
+		return kl_backend_fail(
+			&s->b, -KL_EUSAGE,
+			"bucket '%s' does not have Object Lock enabled, and it cannot be "
+			"turned on later: use a new bucket (keel init creates it with "
+			"Object Lock)",
+			s->loc.bucket);
 	}
 	if (q.status != 200)
 		return kl_s3_http_error_(s, &q, s->loc.bucket);
 	if (!lc.enabled) {
-		kl_s3_report_(s, "bucket '%s': the Object Lock configuration is unreadable",
-			      s->loc.bucket);
-		return -KL_EREMOTE;
+		return kl_backend_fail(&s->b, -KL_EREMOTE,
+				       "bucket '%s': the Object Lock configuration is unreadable",
+				       s->loc.bucket);
 	}
 	return 0;
 }
@@ -612,6 +613,7 @@ static void s3_free(struct kl_backend *b)
 	kl_free(s->host_header);
 	kl_free(s->path_base);
 	kl_free(s->endpoint);
+	kl_free(s->creds_source);
 	kl_free(s->b.location);
 	kl_free(s);
 }
@@ -654,8 +656,8 @@ static int env_uint(struct s3 *s, const char *name, unsigned min, unsigned max, 
 	errno = 0;
 	x = strtoul(v, &end, 10);
 	if (errno || *end || v[0] == '-' || x < min || x > max) {
-		kl_s3_report_(s, "%s='%s' is not a number from %u to %u", name, v, min, max);
-		return -KL_EUSAGE;
+		return kl_backend_fail(&s->b, -KL_EUSAGE, "%s='%s' is not a number from %u to %u",
+				       name, v, min, max);
 	}
 	*ret = (unsigned)x;
 	return 0;
@@ -671,7 +673,25 @@ static int dup_env(const char *name, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-static int load_creds(struct s3 *s)
+static char *fmt_dup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt_dup(const char *fmt, ...)
+{
+	char tmp[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	return kl_strdup(tmp);
+}
+
+/*
+ * The key pair, from the first of: AWS_ACCESS_KEY_ID and
+ * AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN), the most specific
+ * section of keel's configuration file that has one, the AWS_PROFILE
+ * (default: "default") profile of the shared credentials file.
+ */
+static int load_creds(struct s3 *s, struct kl_s3_conf *conf, const char *conf_path)
 {
 	_cleanup_buf_ struct kl_buf text = KL_BUF_INIT(1u << 20);
 	_cleanup_free_ char *path = NULL;
@@ -688,6 +708,12 @@ static int load_creds(struct s3 *s)
 		r = dup_env("AWS_SESSION_TOKEN", &s->creds.token);
 		if (r < 0)
 			return r;
+		s->creds_source = kl_strdup("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+	} else if (conf->creds.access_key) {
+		s->creds = conf->creds;
+		memset(&conf->creds, 0, sizeof(conf->creds));
+		s->creds_source = fmt_dup("section [%s] (line %u) of %s", conf->creds_section,
+					  conf->creds_line, conf_path);
 	} else {
 		if (!file && home) {
 			size_t n = strlen(home) + 20;
@@ -707,18 +733,25 @@ static int load_creds(struct s3 *s)
 		if (r == -ENOMEM)
 			return r;
 		if (r < 0) {
-			kl_s3_report_(s,
-				      "no credentials: set AWS_ACCESS_KEY_ID and "
-				      "AWS_SECRET_ACCESS_KEY, or put profile '%s' into %s",
-				      profile, file ? file : "~/.aws/credentials");
-			return -KL_EUSAGE;
+			return kl_backend_fail(
+				&s->b, -KL_EUSAGE,
+				"no credentials: set AWS_ACCESS_KEY_ID and "
+				"AWS_SECRET_ACCESS_KEY, add them to a section for this "
+				"location in %s, or put profile '%s' into %s",
+				conf_path ? conf_path : "~/.config/keel/config", profile,
+				file ? file : "~/.aws/credentials");
 		}
+		s->creds_source = fmt_dup("profile '%s' of %s", profile, file);
 	}
+	if (!s->creds_source)
+		return -ENOMEM;
 	if (strlen(s->creds.secret_key) > KL_S3_SECRET_MAX || strchr(s->creds.access_key, '/') ||
 	    strpbrk(s->creds.access_key, "\r\n") || strpbrk(s->creds.secret_key, "\r\n") ||
 	    (s->creds.token && strpbrk(s->creds.token, "\r\n"))) {
-		kl_s3_report_(s, "the access key, secret key or session token is malformed");
-		return -KL_EUSAGE;
+		return kl_backend_fail(
+			&s->b, -KL_EUSAGE,
+			"the access key, secret key or session token from %s is malformed",
+			s->creds_source);
 	}
 	return 0;
 }
@@ -732,7 +765,8 @@ static bool dns_bucket(const char *b)
 	return true;
 }
 
-static int load_settings(struct s3 *s)
+/* Each setting from the environment, else keel's configuration file, else its default. */
+static int load_settings(struct s3 *s, const struct kl_s3_conf *conf)
 {
 	const char *region = env("AWS_REGION") ? env("AWS_REGION") : env("AWS_DEFAULT_REGION");
 	const char *vh = env("KEEL_S3_VIRTUAL_HOST");
@@ -741,31 +775,39 @@ static int load_settings(struct s3 *s)
 	unsigned timeout = 120, readahead_mb = 4;
 	int r;
 
-	s->region = kl_strdup(region ? region : "us-east-1");
+	if (!region)
+		region = conf->region ? conf->region : "us-east-1";
+	s->region = kl_strdup(region);
 	if (!s->region)
 		return -ENOMEM;
 	for (const char *p = s->region; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-')) {
-			kl_s3_report_(s, "region '%s' is malformed", s->region);
-			return -KL_EUSAGE;
+			return kl_backend_fail(&s->b, -KL_EUSAGE, "region '%s' is malformed",
+					       s->region);
 		}
 	r = dup_env("KEEL_S3_CA_FILE", &s->ca_file);
 	if (r >= 0 && !s->ca_file)
 		r = dup_env("AWS_CA_BUNDLE", &s->ca_file);
+	if (r >= 0 && !s->ca_file && conf->ca_file && !(s->ca_file = kl_strdup(conf->ca_file)))
+		r = -ENOMEM;
 	if (r >= 0)
 		r = dup_env("KEEL_S3_STORAGE_CLASS", &s->storage_class);
+	if (r >= 0 && !s->storage_class && conf->storage_class &&
+	    !(s->storage_class = kl_strdup(conf->storage_class)))
+		r = -ENOMEM;
 	if (r < 0)
 		return r;
 	if (s->storage_class && strpbrk(s->storage_class, "\r\n")) {
-		kl_s3_report_(s, "KEEL_S3_STORAGE_CLASS is malformed");
-		return -KL_EUSAGE;
+		return kl_backend_fail(&s->b, -KL_EUSAGE, "KEEL_S3_STORAGE_CLASS is malformed");
 	}
-	s->virtual_host = vh && strcmp(vh, "0");
+	s->virtual_host = vh ? strcmp(vh, "0") != 0 : conf->virtual_host == 1;
 	s->debug = env("KEEL_S3_DEBUG") && strcmp(env("KEEL_S3_DEBUG"), "0");
-	s->max_attempts = 6;
+	s->max_attempts = conf->retries ? conf->retries : 6;
 	s->retry_delay_ms = 200;
 	s->max_keys = 1000;
-	s->max_conns = 8;
+	s->max_conns = conf->connections ? conf->connections : 8;
+	if (conf->timeout)
+		timeout = conf->timeout;
 	r = env_uint(s, "KEEL_S3_RETRIES", 1, 100, &s->max_attempts);
 	if (r >= 0)
 		r = env_uint(s, "KEEL_S3_RETRY_DELAY_MS", 0, 60000, &s->retry_delay_ms);
@@ -783,9 +825,11 @@ static int load_settings(struct s3 *s)
 	s->ra_window = (size_t)readahead_mb << 20;
 
 	if (s->virtual_host && !dns_bucket(s->loc.bucket)) {
-		kl_s3_report_(s, "bucket '%s' cannot be a host name (KEEL_S3_VIRTUAL_HOST=1)",
-			      s->loc.bucket);
-		return -KL_EUSAGE;
+		return kl_backend_fail(
+			&s->b, -KL_EUSAGE,
+			"bucket '%s' cannot be a host name (virtual-hosted addressing: "
+			"KEEL_S3_VIRTUAL_HOST or 'addressing' in the configuration file)",
+			s->loc.bucket);
 	}
 	{
 		_cleanup_buf_ struct kl_buf host = KL_BUF_INIT(4096);
@@ -818,8 +862,10 @@ static int load_settings(struct s3 *s)
 	return 0;
 }
 
-int kl_backend_s3_open(const char *location, struct kl_backend **ret)
+int kl_backend_s3_open(const char *location, struct kl_err *err, struct kl_backend **ret)
 {
+	struct kl_s3_conf conf = {.virtual_host = -1};
+	char *conf_path = NULL;
 	struct s3 *s;
 	int r;
 
@@ -842,15 +888,25 @@ int kl_backend_s3_open(const char *location, struct kl_backend **ret)
 	}
 	r = kl_s3_location_parse(location + 3, &s->loc);
 	if (r == -KL_EUSAGE)
-		kl_s3_report_(s,
-			      "'%s' is not an S3 location: use "
-			      "s3:https://HOST[:PORT]/BUCKET[/PREFIX]",
-			      location);
+		kl_backend_fail(
+			&s->b, r,
+			"'%s' is not an S3 location: use s3:https://HOST[:PORT]/BUCKET[/PREFIX]",
+			location);
+	if (r >= 0) {
+		struct kl_err cerr = {0};
+
+		r = kl_s3_conf_load(location, &conf, &conf_path, &cerr);
+		if (r < 0 && cerr.msg[0])
+			kl_backend_fail(&s->b, r, "%s", cerr.msg);
+	}
 	if (r >= 0)
-		r = load_settings(s);
+		r = load_settings(s, &conf);
 	if (r >= 0)
-		r = load_creds(s);
+		r = load_creds(s, &conf, conf_path);
+	kl_s3_conf_release(&conf);
+	kl_free(conf_path);
 	if (r < 0) {
+		kl_backend_take_err(&s->b, err);
 		s3_free(&s->b);
 		return r;
 	}

@@ -29,7 +29,8 @@ struct kl_cli {
 	int verbose;
 	bool progress; /* stderr is a terminal and not quiet/json */
 	struct kl_repo *repo;
-	struct kl_err err; /* context for the final error message */
+	struct kl_err err;    /* context for the final error message */
+	struct kl_err detail; /* the storage's detail of it (kl_backend_take_err) */
 	const char *cmd_name;
 	unsigned cmd_flags;
 };
@@ -101,7 +102,11 @@ void kl_snap_filter_release(struct kl_snap_filter *f);
 int kl_strv_push(char ***v, size_t *n, const char *s);
 void kl_strv_free(char **v, size_t n);
 
-/* Prints "keel: <cmd>: msg" with the detail the library recorded. */
+/*
+ * Prints "keel: <cmd>: msg" with the detail the library recorded
+ * (cli->err), the storage's detail (cli->detail, else what the open
+ * repository's backend recorded) and the error's own text.
+ */
 void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

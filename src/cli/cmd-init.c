@@ -30,7 +30,7 @@ static int prepare_object_lock(struct kl_cli *cli)
 	_cleanup_(kl_backend_freep) struct kl_backend *be = NULL;
 	int rc;
 
-	rc = kl_backend_open(cli->repo_location, &be);
+	rc = kl_backend_open(cli->repo_location, &cli->detail, &be);
 	if (rc < 0) {
 		kl_cli_error(cli, rc, "cannot open '%s'", cli->repo_location);
 		return rc;
@@ -41,8 +41,10 @@ static int prepare_object_lock(struct kl_cli *cli)
 					  "object lock needs a repository on S3 with Object "
 					  "Lock; '%s' is a local directory",
 					  cli->repo_location);
-	if (rc < 0)
+	if (rc < 0) {
+		kl_backend_take_err(be, &cli->detail);
 		kl_cli_error(cli, rc, "cannot use Object Lock in '%s'", cli->repo_location);
+	}
 	return rc;
 }
 
@@ -150,10 +152,10 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 	}
 	o.host = host;
 	o.user = user;
-	rc = kl_repo_create(cli->repo_location, pass, &o, &r);
+	rc = kl_repo_create_err(cli->repo_location, pass, &o, &cli->detail, &r);
 	kl_pass_free(pass);
 	if (rc < 0) {
-		if (rc == -KL_EUSAGE)
+		if (rc == -KL_EUSAGE && !cli->detail.code)
 			return kl_cli_usage_error(cli,
 						  "invalid chunk, pack or compression settings");
 		kl_cli_error(cli, rc, "cannot create repository at '%s'", cli->repo_location);

@@ -96,13 +96,19 @@ void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
+	if (cli->repo)
+		kl_backend_take_err(cli->repo->be, &cli->detail);
 	if (cli->err.code && cli->err.msg[0])
 		fprintf(stderr, ": %s", cli->err.msg);
-	if (r < 0 &&
+	if (cli->detail.code && cli->detail.msg[0])
+		fprintf(stderr, ": %s", cli->detail.msg);
+	/* the storage's word for this very error says more than its errno text */
+	if (r < 0 && cli->detail.code != r &&
 	    (!cli->err.code || cli->err.code != r || !strstr(cli->err.msg, kl_strerror(r))))
 		fprintf(stderr, ": %s", kl_strerror(r));
 	fputc('\n', stderr);
 	kl_err_clear(&cli->err);
+	kl_err_clear(&cli->detail);
 }
 
 void kl_cli_warn(struct kl_cli *cli, const char *fmt, ...)
@@ -415,7 +421,7 @@ int kl_cli_open(struct kl_cli *cli)
 	/* what check and repair judge must be the storage's bytes, not a copy */
 	if (flags & KL_CMD_NO_CACHE)
 		setenv("KEEL_NO_CACHE", "1", 1);
-	rc = kl_repo_open(cli->repo_location, &r);
+	rc = kl_repo_open_err(cli->repo_location, &cli->detail, &r);
 	if (rc < 0) {
 		kl_cli_error(cli, rc, "cannot open repository '%s'", cli->repo_location);
 		return rc;
@@ -430,6 +436,7 @@ int kl_cli_open(struct kl_cli *cli)
 		kl_pass_free(pass);
 		if (rc < 0) {
 			cli->err = r->err;
+			kl_backend_take_err(r->be, &cli->detail);
 			kl_cli_error(cli, rc, "cannot open repository '%s'", cli->repo_location);
 			return rc;
 		}
@@ -446,10 +453,12 @@ int kl_cli_open(struct kl_cli *cli)
 			kl_cli_warn(cli, "cannot lock the repository (%s): going on without a lock",
 				    kl_strerror(rc));
 			kl_err_clear(&r->err);
+			kl_backend_take_err(r->be, NULL);
 			rc = 0;
 		}
 		if (rc < 0) {
 			cli->err = r->err;
+			kl_backend_take_err(r->be, &cli->detail);
 			kl_cli_error(cli, rc, "cannot lock repository '%s'", cli->repo_location);
 			return rc;
 		}
@@ -458,6 +467,7 @@ int kl_cli_open(struct kl_cli *cli)
 		rc = kl_repo_load_index(r);
 		if (rc < 0) {
 			cli->err = r->err;
+			kl_backend_take_err(r->be, &cli->detail);
 			kl_cli_error(cli, rc, "cannot load the index");
 			return rc;
 		}

@@ -36,6 +36,9 @@ static const char main_usage[] =
 	"\n"
 	"The password may also come from the environment variable KEEL_PASSWORD\n"
 	"or, on a terminal, from a prompt.\n"
+	"S3 credentials and settings: the environment (AWS_*, KEEL_S3_*), else\n"
+	"~/.config/keel/config (env KEEL_CONFIG), else ~/.aws/credentials;\n"
+	"see docs/S3.md.\n"
 	"Run 'keel COMMAND --help' for a command's options.\n"
 	"Exit codes: docs/EXIT-CODES.md (0 ok, 1 error, 2 usage, 3 partial backup,\n"
 	"10 no repository, 12 wrong password, 13 damaged, 14 not found).\n";

@@ -86,6 +86,12 @@ int kl_repo_add_key(struct kl_repo *r, const struct kl_pass *pass, const struct 
 int kl_repo_create(const char *location, const struct kl_pass *pass, const struct kl_init_opts *o,
 		   struct kl_repo **ret)
 {
+	return kl_repo_create_err(location, pass, o, NULL, ret);
+}
+
+int kl_repo_create_err(const char *location, const struct kl_pass *pass,
+		       const struct kl_init_opts *o, struct kl_err *err, struct kl_repo **ret)
+{
 	struct kl_backend *be = NULL;
 	struct kl_repo *r = NULL;
 	_cleanup_buf_ struct kl_buf enc = KL_BUF_INIT(1u << 20);
@@ -100,7 +106,7 @@ int kl_repo_create(const char *location, const struct kl_pass *pass, const struc
 		return -KL_EUSAGE;
 	if (kl_backend_s3_set_object_lock(NULL, o->lock_mode, o->lock_days) < 0)
 		return -KL_EUSAGE;
-	rc = kl_backend_open(location, &be);
+	rc = kl_backend_open(location, err, &be);
 	if (rc < 0)
 		return rc;
 	rc = repo_alloc(be, &r);
@@ -134,6 +140,8 @@ int kl_repo_create(const char *location, const struct kl_pass *pass, const struc
 	if (rc >= 0)
 		rc = kl_repo_put_object(r, KL_OBJ_CONFIG, KL_KIND_CONFIG, enc.data, enc.len, NULL);
 	if (rc < 0) {
+		/* before kl_repo_free(), whose clean-up may fail too and say why */
+		kl_backend_take_err(r->be, err);
 		kl_repo_free(r);
 		return rc;
 	}
@@ -143,16 +151,22 @@ int kl_repo_create(const char *location, const struct kl_pass *pass, const struc
 
 int kl_repo_open(const char *location, struct kl_repo **ret)
 {
+	return kl_repo_open_err(location, NULL, ret);
+}
+
+int kl_repo_open_err(const char *location, struct kl_err *err, struct kl_repo **ret)
+{
 	struct kl_backend *be = NULL;
 	struct kl_repo *r = NULL;
 	uint64_t size;
 	int rc;
 
-	rc = kl_backend_open(location, &be);
+	rc = kl_backend_open(location, err, &be);
 	if (rc < 0)
 		return rc == -ENOENT ? -KL_ENOREPO : rc;
 	rc = be->ops->stat(be, KL_OBJ_CONFIG, "config", &size);
 	if (rc < 0) {
+		kl_backend_take_err(be, err);
 		kl_backend_free(be);
 		return rc == -ENOENT || rc == -ENOTDIR ? -KL_ENOREPO : rc;
 	}

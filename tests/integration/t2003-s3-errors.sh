@@ -57,6 +57,9 @@ expect_error 2 'not an S3 location' "$KEEL" -r "s3:ftp://127.0.0.1/$S3_BUCKET/re
 expect_error 2 'not an S3 location' "$KEEL" -r "s3:$KEEL_S3_ENDPOINT/$S3_BUCKET//repo" snapshots
 port=$(s3_free_port) || fail "no free port"
 expect_error 1 'cannot connect' "$KEEL" -r "s3:http://127.0.0.1:$port/$S3_BUCKET/repo" snapshots
+# .invalid never resolves (RFC 6761)
+expect_error 1 "cannot resolve host 'keel-test.invalid' (DNS)" \
+	"$KEEL" -r "s3:http://keel-test.invalid:$port/$S3_BUCKET/repo" snapshots
 expect_error 2 'KEEL_S3_RETRIES' env KEEL_S3_RETRIES=lots "$KEEL" snapshots
 
 [ "$(s3_keys repo/)" = "$keys_before" ] || fail "a refused command changed the repository"

@@ -79,3 +79,10 @@ expect_success admin check --read-data >/dev/null
 [ "$(KEEL_REPOSITORY="ssh://backup-host$DIR" KEEL_SSH_COMMAND=$TEST_DIR/ssh-admin snapshot_count)" = $((n - 1)) ] ||
 	fail "admin prune lost a snapshot"
 expect_success client restore latest --target "$TEST_DIR/r2" >/dev/null
+
+# when ssh fails, the error says which location and what to look at
+rc=0
+KEEL_SSH_COMMAND=false keel -r "ssh://backup-host$DIR" snapshots 2>"$TEST_DIR/ssh.err" || rc=$?
+[ "$rc" = 1 ] || fail "snapshots without ssh: exit $rc, not 1"
+grep -q "no answer from 'keel serve' at 'ssh://backup-host$DIR'" "$TEST_DIR/ssh.err" ||
+	fail "no useful message when ssh fails: $(cat "$TEST_DIR/ssh.err")"

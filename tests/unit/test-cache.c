@@ -537,7 +537,7 @@ static void base_from_environment(void **state)
 		struct kl_backend *be = NULL;
 
 		setenv("KEEL_CACHE_DIR", "/c", 1);
-		assert_int_equal(kl_backend_open("/nonexistent/keel-test-repo", &be), 0);
+		assert_int_equal(kl_backend_open("/nonexistent/keel-test-repo", NULL, &be), 0);
 		assert_string_equal(be->ops->scheme, "local");
 		kl_backend_free(be);
 		unsetenv("KEEL_CACHE_DIR");

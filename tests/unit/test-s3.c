@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "keel/s3.h"
 
@@ -630,6 +631,289 @@ static void credentials_file(void **state)
 	assert_null(c.access_key);
 }
 
+static void conf_match_normalizes(void **state)
+{
+	const char *loc = "s3:https://S3.Example.NET:8443/bucket/hosts/web1";
+
+	(void)state;
+	assert_int_equal(kl_s3_conf_match("https://s3.example.net:8443", loc),
+			 (int)strlen("https://s3.example.net:8443"));
+	assert_int_equal(kl_s3_conf_match("s3:s3.example.net:8443/bucket/", loc),
+			 (int)strlen("https://s3.example.net:8443/bucket"));
+	assert_int_equal(kl_s3_conf_match("s3.example.net:8443/bucket/hosts/web1", loc),
+			 (int)strlen("https://s3.example.net:8443/bucket/hosts/web1"));
+	/* components, not string prefixes; scheme and port count */
+	assert_int_equal(kl_s3_conf_match("https://s3.example.net:8443/buck", loc), -1);
+	assert_int_equal(kl_s3_conf_match("https://s3.example.net:8443/bucket/hosts/web", loc), -1);
+	assert_int_equal(kl_s3_conf_match("http://s3.example.net:8443", loc), -1);
+	assert_int_equal(kl_s3_conf_match("https://s3.example.net", loc), -1);
+	assert_int_equal(kl_s3_conf_match("ftp://s3.example.net:8443", loc), -1);
+	assert_int_equal(kl_s3_conf_match("https:///bucket", loc), -1);
+	/* a bucket name is case-sensitive */
+	assert_int_equal(kl_s3_conf_match("https://s3.example.net:8443/Bucket", loc), -1);
+}
+
+static const char conf_text[] =
+	"# keel configuration\n"
+	"[s3]\n"
+	"region = us-east-1\n"
+	"connections = 4\n"
+	"\n"
+	"[s3 \"https://rgw.example.net\"]\n"
+	"  access_key_id = AKRGW\n"
+	"\tsecret_access_key = rgw/secret+x \r\n"
+	"region = default\n"
+	"addressing = virtual-host\n"
+	"ca_file = /etc/keel/rgw-ca.pem\n"
+	"\n"
+	"; only a region for one bucket: the endpoint's key pair still applies\n"
+	"[ s3 \"s3:rgw.example.net/archive\" ]\n"
+	"region = eu-archive\n"
+	"storage_class = STANDARD_IA\n"
+	"retries = 9\n"
+	"\n"
+	"[s3 \"https://rgw.example.net/backup/web1\"]\n"
+	"access_key_id = AKWEB1\n"
+	"secret_access_key = web1secret\n"
+	"session_token = tok==\n"
+	"addressing = path\n"
+	"timeout = 30\n";
+
+static void conf_most_specific_wins(void **state)
+{
+	struct kl_err err = {0};
+	struct kl_s3_conf c;
+
+	(void)state;
+	assert_int_equal(kl_s3_conf_parse(conf_text, strlen(conf_text),
+					  "s3:https://rgw.example.net/archive/r", &c, &err),
+			 0);
+	assert_string_equal(c.creds.access_key, "AKRGW");
+	assert_string_equal(c.creds.secret_key, "rgw/secret+x");
+	assert_null(c.creds.token);
+	assert_string_equal(c.creds_section, "s3 \"https://rgw.example.net\"");
+	assert_int_equal(c.creds_line, 6);
+	assert_string_equal(c.region, "eu-archive");
+	assert_string_equal(c.storage_class, "STANDARD_IA");
+	assert_string_equal(c.ca_file, "/etc/keel/rgw-ca.pem");
+	assert_int_equal(c.virtual_host, 1);
+	assert_int_equal(c.connections, 4);
+	assert_int_equal(c.retries, 9);
+	assert_int_equal(c.timeout, 0);
+	assert_true(c.has_secret);
+	kl_s3_conf_release(&c);
+
+	assert_int_equal(kl_s3_conf_parse(conf_text, strlen(conf_text),
+					  "s3:https://rgw.example.net/backup/web1", &c, &err),
+			 0);
+	assert_string_equal(c.creds.access_key, "AKWEB1");
+	assert_string_equal(c.creds.secret_key, "web1secret");
+	assert_string_equal(c.creds.token, "tok==");
+	assert_int_equal(c.creds_line, 19);
+	assert_string_equal(c.region, "default");
+	assert_null(c.storage_class);
+	assert_int_equal(c.virtual_host, 0);
+	assert_int_equal(c.timeout, 30);
+	kl_s3_conf_release(&c);
+
+	/* another endpoint: only [s3] applies */
+	assert_int_equal(kl_s3_conf_parse(conf_text, strlen(conf_text),
+					  "s3:https://s3.amazonaws.com/backup", &c, &err),
+			 0);
+	assert_null(c.creds.access_key);
+	assert_null(c.creds_section);
+	assert_string_equal(c.region, "us-east-1");
+	assert_int_equal(c.virtual_host, -1);
+	assert_int_equal(c.connections, 4);
+	kl_s3_conf_release(&c);
+
+	/* no location: the file is checked, nothing applies */
+	assert_int_equal(kl_s3_conf_parse(conf_text, strlen(conf_text), NULL, &c, &err), 0);
+	assert_null(c.region);
+	assert_true(c.has_secret);
+	kl_s3_conf_release(&c);
+
+	/* the same section twice: the later one wins, as in git */
+	{
+		static const char twice[] = "[s3 \"h/b\"]\naccess_key_id=A1\nsecret_access_key=S1\n"
+					    "[s3 \"https://h/b/\"]\naccess_key_id=A2\n"
+					    "secret_access_key=S2\nregion=r2\n";
+
+		assert_int_equal(kl_s3_conf_parse(twice, strlen(twice), "s3:h/b", &c, &err), 0);
+		assert_string_equal(c.creds.access_key, "A2");
+		assert_string_equal(c.creds.secret_key, "S2");
+		assert_string_equal(c.region, "r2");
+		kl_s3_conf_release(&c);
+	}
+	assert_int_equal(err.code, 0);
+}
+
+/* parse must refuse text, name the line, and never quote a value */
+static void conf_refuses_one(const char *text, const char *want)
+{
+	struct kl_err err = {0};
+	struct kl_s3_conf c;
+
+	assert_int_equal(kl_s3_conf_parse(text, strlen(text), "s3:https://h/b", &c, &err),
+			 -KL_EUSAGE);
+	kl_s3_conf_release(&c);
+	if (!strstr(err.msg, want))
+		fail_msg("'%s': message '%s' lacks '%s'", text, err.msg, want);
+	assert_null(strstr(err.msg, "SECRET"));
+}
+
+static void conf_refuses(void **state)
+{
+	static const char nul[] = "[s3]\nregion = a\0b\n";
+	struct kl_err err = {0};
+	struct kl_s3_conf c;
+
+	(void)state;
+	conf_refuses_one("region = x\n", "line 1: a setting before the first section");
+	conf_refuses_one("[s3]\naccess_key_id = AK\n", "line 1: section [s3] needs both");
+	conf_refuses_one("[s3]\nsecret_access_key = SECRET\n", "needs both");
+	conf_refuses_one("[s3]\nsession_token = SECRET\n", "needs both");
+	conf_refuses_one("[s3]\naccess_key_id = A\nsecret_access_key = SECRET\n[s3 \"h\"]\n"
+			 "session_token = SECRET\n",
+			 "line 4: section [s3 \"h\"] needs both");
+	conf_refuses_one("[s3]\nsecret_acces_key = SECRET\n", "line 2: unknown setting "
+							      "'secret_acces_key'");
+	conf_refuses_one("[s3]\nSECRET\n", "line 2: expected 'name = value'");
+	conf_refuses_one("[s3]\nSECRET=x\n", "line 2: unknown setting");
+	conf_refuses_one("[s3]\nregion =\n", "line 2: region has no value");
+	conf_refuses_one("[s3]\nregion = EU SECRET\n", "line 2: the value of region is malformed");
+	conf_refuses_one("[s3]\naccess_key_id = AK/SECRET\n", "the value of access_key_id");
+	conf_refuses_one("[s3]\nstorage_class = cold\n", "the value of storage_class");
+	conf_refuses_one("[s3]\naddressing = SECRET\n", "'path' or 'virtual-host'");
+	conf_refuses_one("[s3]\nconnections = 0\n", "connections is a number from 1 to 256");
+	conf_refuses_one("[s3]\nretries = 101\n", "retries is a number from 1 to 100");
+	conf_refuses_one("[s3]\ntimeout = -1\n", "timeout is a number");
+	conf_refuses_one("[s3]\ntimeout = 99999999999999999999\n", "timeout is a number");
+	conf_refuses_one("[s3\n", "line 1: a section header ends with ']'");
+	conf_refuses_one("[s4]\n", "line 1: unknown section");
+	conf_refuses_one("[s3x]\n", "unknown section");
+	conf_refuses_one("[ssh \"host\"]\n", "unknown section");
+	conf_refuses_one("[s3 https://h/b]\n", "double quotes");
+	conf_refuses_one("[s3 \"\"]\n", "double quotes");
+	conf_refuses_one("[s3 \"ftp://h/b\"]\n", "is not an S3 location");
+	conf_refuses_one("[s3 \"https:///b\"]\n", "is not an S3 location");
+	conf_refuses_one("[s3 \"h/\\\"b\"]\n", "is not an S3 location");
+	conf_refuses_one("[s3]\nregion = a\033b\n", "line 2: a control character");
+	/* a '\r' only ends a line (the fuzzer found one inside a value) */
+	conf_refuses_one("[s3]\nca_file = /a\r\r.pem\r\n", "line 2: a control character");
+	assert_int_equal(kl_s3_conf_parse(nul, sizeof(nul) - 1, "s3:h/b", &c, &err), -KL_EUSAGE);
+	kl_s3_conf_release(&c);
+	assert_non_null(strstr(err.msg, "line 2: a control character"));
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+static void conf_load_checks_file(void **state)
+{
+	char dir[] = "/tmp/keel-test-conf-XXXXXX", path[256], sub[256];
+	static const char secret[] = "[s3 \"h/b\"]\naccess_key_id=AK\nsecret_access_key=SK\n";
+	struct kl_err err = {0};
+	struct kl_s3_conf c;
+	char *got = NULL;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/config", dir);
+	unsetenv("KEEL_CONFIG");
+
+	/* XDG_CONFIG_HOME/keel/config; missing is no error, and named */
+	setenv("XDG_CONFIG_HOME", dir, 1);
+	assert_int_equal(kl_s3_conf_load("s3:h/b", &c, &got, &err), 0);
+	assert_null(c.creds.access_key);
+	snprintf(sub, sizeof(sub), "%s/keel/config", dir);
+	assert_string_equal(got, sub);
+	kl_free(got);
+	snprintf(sub, sizeof(sub), "%s/keel", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(sub, sizeof(sub), "%s/keel/config", dir);
+	write_file(sub, secret, 0600);
+	assert_int_equal(kl_s3_conf_load("s3:h/b", &c, &got, &err), 0);
+	assert_string_equal(c.creds.secret_key, "SK");
+	assert_string_equal(got, sub);
+	kl_free(got);
+	kl_s3_conf_release(&c);
+	unlink(sub);
+	snprintf(sub, sizeof(sub), "%s/keel", dir);
+	assert_int_equal(rmdir(sub), 0);
+
+	/* KEEL_CONFIG wins; missing is an error when named */
+	setenv("KEEL_CONFIG", path, 1);
+	assert_int_equal(kl_s3_conf_load("s3:h/b", &c, &got, &err), -KL_EUSAGE);
+	assert_non_null(strstr(err.msg, "cannot read the configuration file"));
+	kl_err_clear(&err);
+
+	/* secrets readable by others: refused, like ssh */
+	write_file(path, secret, 0640);
+	assert_int_equal(kl_s3_conf_load("s3:h/b", &c, &got, &err), -KL_EUSAGE);
+	assert_null(got);
+	assert_null(c.creds.access_key);
+	assert_non_null(strstr(err.msg, "others may read it (mode 0640): chmod 600"));
+	assert_null(strstr(err.msg, "SK"));
+	kl_err_clear(&err);
+	/* a matching section is not needed for that: the file leaks either way */
+	assert_int_equal(kl_s3_conf_load("s3:other/b", &c, &got, &err), -KL_EUSAGE);
+	kl_err_clear(&err);
+	/* without secrets it may be world-readable */
+	write_file(path, "[s3]\nregion = eu-west-1\n", 0644);
+	assert_int_equal(kl_s3_conf_load("s3:h/b", &c, &got, &err), 0);
+	assert_string_equal(c.region, "eu-west-1");
+	kl_free(got);
+	kl_s3_conf_release(&c);
+	/* a syntax error names the file and the line */
+	write_file(path, "[s3]\nregion eu-west-1\n", 0600);
+	assert_int_equal(kl_s3_conf_load("s3:h/b", &c, &got, &err), -KL_EUSAGE);
+	assert_non_null(strstr(err.msg, path));
+	assert_non_null(strstr(err.msg, ": line 2: expected"));
+	kl_err_clear(&err);
+	kl_s3_conf_release(&c);
+	/* a directory is not a configuration file */
+	setenv("KEEL_CONFIG", dir, 1);
+	assert_int_equal(kl_s3_conf_load("s3:h/b", &c, &got, &err), -KL_EUSAGE);
+	assert_non_null(strstr(err.msg, "not a regular file"));
+	kl_err_clear(&err);
+
+	/* the backend takes its key pair from there, below the environment */
+	write_file(path,
+		   "[s3 \"http://127.0.0.1:1/bucket\"]\naccess_key_id=AKCONF\n"
+		   "secret_access_key=SKCONF\nregion=conf-region\n",
+		   0600);
+	setenv("KEEL_CONFIG", path, 1);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_REGION");
+	unsetenv("AWS_DEFAULT_REGION");
+	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/keel-test", 1);
+	{
+		struct kl_backend *b = NULL;
+
+		assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket/p", NULL, &b), 0);
+		kl_backend_free(b);
+		assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/other/p", NULL, &b),
+				 -KL_EUSAGE);
+		write_file(path, "[s3]\nconnections = 0\n", 0600);
+		assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket/p", NULL, &b),
+				 -KL_EUSAGE);
+	}
+	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+	unsetenv("KEEL_CONFIG");
+	setenv("XDG_CONFIG_HOME", "/nonexistent/keel-test", 1);
+	unlink(path);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void open_checks_settings(void **state)
 {
 	struct kl_backend *b = NULL;
@@ -638,23 +922,23 @@ static void open_checks_settings(void **state)
 	setenv("AWS_SECRET_ACCESS_KEY", "sk", 1);
 	unsetenv("AWS_REGION");
 	unsetenv("AWS_DEFAULT_REGION");
-	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket/p", &b), 0);
+	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket/p", NULL, &b), 0);
 	assert_string_equal(kl_backend_unwrap(b)->ops->scheme, "s3");
 	kl_backend_free(b);
-	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/b", &b), -KL_EUSAGE);
+	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/b", NULL, &b), -KL_EUSAGE);
 	setenv("KEEL_S3_CONNECTIONS", "0", 1);
-	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket", &b), -KL_EUSAGE);
+	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket", NULL, &b), -KL_EUSAGE);
 	unsetenv("KEEL_S3_CONNECTIONS");
 	setenv("AWS_REGION", "Bad Region", 1);
-	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket", &b), -KL_EUSAGE);
+	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket", NULL, &b), -KL_EUSAGE);
 	unsetenv("AWS_REGION");
 	setenv("KEEL_S3_VIRTUAL_HOST", "1", 1);
-	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/Bucket_x", &b), -KL_EUSAGE);
+	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/Bucket_x", NULL, &b), -KL_EUSAGE);
 	unsetenv("KEEL_S3_VIRTUAL_HOST");
 	unsetenv("AWS_ACCESS_KEY_ID");
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/keel-test", 1);
-	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket", &b), -KL_EUSAGE);
+	assert_int_equal(kl_backend_open("s3:http://127.0.0.1:1/bucket", NULL, &b), -KL_EUSAGE);
 	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
 }
 
@@ -677,9 +961,16 @@ int main(void)
 		cmocka_unit_test(location_refuses),
 		cmocka_unit_test(credentials_file),
 		cmocka_unit_test(open_checks_settings),
+		cmocka_unit_test(conf_match_normalizes),
+		cmocka_unit_test(conf_most_specific_wins),
+		cmocka_unit_test(conf_refuses),
+		cmocka_unit_test(conf_load_checks_file),
 		cmocka_unit_test(times_parse),
 		cmocka_unit_test(lock_config_parse),
 	};
 
+	/* a developer's own ~/.config/keel/config must not change the results */
+	unsetenv("KEEL_CONFIG");
+	setenv("XDG_CONFIG_HOME", "/nonexistent/keel-test", 1);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
