@@ -19,6 +19,57 @@ file_bytes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf 
 # /dev/null: GNU tar skips reading file data when it writes to /dev/null.
 warm_tree() { tar cf - -C "$1" . 2>/dev/null | cat >/dev/null || true; }
 
+# Restore targets. ext4 looks through recently freed inodes before it
+# reuses them (find_inode_bit, recently_deleted), so a restore that starts
+# right after the previous tool's tree was deleted creates every inode
+# slowly; on these VMs that cost one tool, or tar's ceiling, up to 3x,
+# depending only on who came after a deletion. So when we are root and have
+# mkfs.ext4 and loop devices, every timed restore writes to a new ext4 file
+# system (default options, with journal, as a user's disk would have) on a
+# sparse file; otherwise to a fresh directory, and the results say so.
+# KEEL_BENCH_FRESH_FS=0 turns it off.
+FRESH_FS_OK=
+fresh_fs_ok() {
+	if [ -z "$FRESH_FS_OK" ]; then
+		FRESH_FS_OK=no
+		if [ "${KEEL_BENCH_FRESH_FS:-1}" != 0 ] && [ "$(id -u)" = 0 ] &&
+			command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null; then
+			local img=$WORK/fresh-probe.img m=$WORK/fresh-probe
+			mkdir -p "$m"
+			if truncate -s 64M "$img" && mkfs.ext4 -q -F "$img" 2>/dev/null &&
+				mount -o loop "$img" "$m" 2>/dev/null; then
+				umount "$m" && FRESH_FS_OK=yes
+			fi
+			rm -rf "$img" "$m"
+		fi
+	fi
+	[ "$FRESH_FS_OK" = yes ]
+}
+# fresh_target DIR BYTES: DIR is an empty directory on a new file system with
+# room for BYTES of restored data
+fresh_target() {
+	release_target "$1"
+	mkdir -p "$1"
+	fresh_fs_ok || return 0
+	# twice the data, for metadata and the journal, and at least 1 GiB
+	local size=$(( ${2:-0} * 2 + (1 << 30) ))
+	truncate -s "$size" "$1.img" && mkfs.ext4 -q -F "$1.img" && mount -o loop "$1.img" "$1" ||
+		die "cannot make a file system for the restore target $1"
+}
+release_target() {
+	if mountpoint -q "$1" 2>/dev/null; then
+		umount "$1" || die "cannot unmount $1"
+	fi
+	rm -rf "$1" "$1.img"
+}
+restore_fs_note() {
+	if fresh_fs_ok; then
+		echo "restores write to a new ext4 file system (loop device) each time"
+	else
+		echo "restores write to a new directory on $(df --output=fstype "$WORK" | tail -1) (no fresh file system: not root, or no loop devices)"
+	fi
+}
+
 # ---- the three tools ---------------------------------------------------------
 # Each tool gets its own cache directory under $CACHE (made fresh per run);
 # passwords come from the environment, as the tools document.

@@ -122,14 +122,15 @@ END {
 		printf "  reading the tree (tar c | wc) %.0f MB/s (%s s), stat walk %s s, tar c | tar x %s s (%.0f MB/s)\n",
 			F["source_bytes"] / F["read_s"] / 1e6, F["read_s"], F["walk_s"], F["tarx_s"],
 			(F["tarx_s"] > 0 ? F["source_bytes"] / F["tarx_s"] / 1e6 : 0)
+	if (F["restore_fs"] != "") printf "%s\n", F["restore_fs"]
 	printf "Figures are medians over the runs; \"load\" is the 1-minute load average before each run's command.\n"
 	printf "%% ceiling = the hardware's least time for the scenario / the tool's wall time (100%% = at the ceiling).\n"
 
 	out = json
 	printf "{\n  \"schema\": \"keel-bench/1\",\n" > out
 	printf "  \"date\": %s, \"commit\": %s, \"mode\": %s, \"runs\": %s,\n", jesc(F["date"]), jesc(F["commit"]), jesc(F["mode"]), jnum(F["runs"] + 0) > out
-	printf "  \"machine\": {\"cpu\": %s, \"nproc\": %s, \"cpu_flags\": %s, \"mem_kib\": %s, \"kernel\": %s, \"fs\": %s},\n",
-		jesc(F["cpu"]), jnum(F["nproc"] + 0), jesc(F["cpu_flags"]), jnum(F["mem_kib"] + 0), jesc(F["kernel"]), jesc(F["fs"]) > out
+	printf "  \"machine\": {\"cpu\": %s, \"nproc\": %s, \"cpu_flags\": %s, \"mem_kib\": %s, \"kernel\": %s, \"fs\": %s, \"restore_fs\": %s},\n",
+		jesc(F["cpu"]), jnum(F["nproc"] + 0), jesc(F["cpu_flags"]), jnum(F["mem_kib"] + 0), jesc(F["kernel"]), jesc(F["fs"]), jesc(F["restore_fs"]) > out
 	printf "  \"versions\": {\"keel\": %s, \"restic\": %s, \"borg\": %s, \"zstd\": %s, \"openssl\": %s},\n",
 		jesc(F["keel_version"]), jesc(F["restic_version"]), jesc(F["borg_version"]), jesc(F["zstd_version"]), jesc(F["openssl_version"]) > out
 	printf "  \"keel\": {\"status\": %s, \"binary\": %s, \"init_args\": %s},\n", jesc(F["keel_status"]), jesc(F["keel_binary"]), jesc(F["keel_init_args"]) > out

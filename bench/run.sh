@@ -18,7 +18,15 @@ s3_stop() {
 	rm -rf "$WORK/ceph"
 	S3_STARTED=0
 }
-trap s3_stop EXIT
+# and no restore target stays mounted
+release_targets() {
+	local m
+	for m in "$WORK"/restore/*; do
+		mountpoint -q "$m" 2>/dev/null && umount "$m"
+	done
+	return 0
+}
+trap 's3_stop; release_targets' EXIT
 
 usage() {
 	cat <<'EOF'
@@ -205,6 +213,7 @@ fact cpu_flags "$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -x -E 'ae
 fact mem_kib "$(awk '/MemTotal/ { print $2 }' /proc/meminfo)"
 fact kernel "$(uname -r)"
 fact fs "$(df -PT "$WORK" | awk 'NR == 2 { print $2 }')"
+fact restore_fs "$(restore_fs_note)"
 fact restic_version "$(restic version | cut -d' ' -f2)"
 fact borg_version "$(borg --version | cut -d' ' -f2)"
 fact zstd_version "$(zstd --version | grep -o 'v[0-9.]*')"
@@ -307,11 +316,12 @@ for i in 1 2 3; do
 	read_s=$(min_of "$read_s" "$(time_s sh -c "tar cf - -C '$DATA' . | wc -c")")
 	walk_s=$(min_of "$walk_s" "$(time_s find "$DATA" -printf '%i %s %T@ %C@\n')")
 	[ "$MODE" = full ] && [ "$i" = 3 ] && continue
-	rm -rf "$WORK/restore"
-	mkdir -p "$WORK/restore/tar"
+	mkdir -p "$WORK/restore"
+	fresh_target "$WORK/restore/tar" "$(file_bytes "$DATA")"
 	warm_tree "$DATA"
 	sync
 	tarx_s=$(min_of "$tarx_s" "$(time_s sh -c "tar cf - -C '$DATA' . | tar xf - -C '$WORK/restore/tar'")")
+	release_target "$WORK/restore/tar"
 done
 fact read_s "$read_s"
 fact walk_s "$walk_s"
@@ -392,8 +402,8 @@ for run in $(seq 1 "$MAIN_RUNS"); do
 	done
 	for t in "${order[@]}"; do
 		target=$WORK/restore/$t
-		rm -rf "$target"
-		mkdir -p "$target"
+		mkdir -p "$WORK/restore"
+		fresh_target "$target" "$MUT_BYTES"
 		warm_tree "$WORK/repos/$t"
 		if run_tool "$run" "$t" restore "$MUT_BYTES" "$WORK/repos/$t" cmd_restore bench-mutated "$target" &&
 			[ "$run" = 1 ]; then
@@ -407,7 +417,7 @@ for run in $(seq 1 "$MAIN_RUNS"); do
 				say "  $t: RESTORE DIFFERS from the data (see $LOGS/verify-$t.log)"
 			fi
 		fi
-		rm -rf "$target"
+		release_target "$target"
 	done
 	for t in "${order[@]}"; do
 		warm_tree "$WORK/repos/$t"
