@@ -112,6 +112,15 @@ cmd_restore() {
 	borg) printf '%s\n' env -C "$4" borg extract "$2::$3" ;;
 	esac
 }
+# cmd_restore_file TOOL REPO NAME TARGET PATH: one file of the latest
+# snapshot (PATH as backed up, absolute); restores of large files
+cmd_restore_file() {
+	case $1 in
+	keel) printf '%s\n' "$KEEL" -r "$2" --no-progress restore latest --target "$4" --include "$5" ;;
+	restic) printf '%s\n' restic -r "$2" -q restore latest --target "$4" --include "$5" ;;
+	borg) printf '%s\n' env -C "$4" borg extract "$2::$3" "${5#/}" ;;
+	esac
+}
 cmd_check() {
 	case $1 in
 	keel) printf '%s\n' "$KEEL" -r "$2" --no-progress check --read-data ;;

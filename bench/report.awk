@@ -51,6 +51,8 @@ function ceiling_s(scen, repo,    np, sha, aes, z3c, z3d, ratio, src, rd, ch) {
 		return F["walk_s"] + ch * max(1 / rd, 1 / (sha * np))
 	}
 	if (scen == "restore") return max(F["tarx_s"], src * (1 / z3d + 1 / (ratio * aes) + 1 / sha) / np)
+	if (scen == "restore_image" && F["image_bytes"] > 0)
+		return F["image_bytes"] * (1 / z3d + 1 / (ratio * aes) + 1 / sha) / np
 	if (scen == "check" && repo > 0) return max(repo / rd, (repo / aes + src / z3d + src / sha) / np)
 	return ""
 }
@@ -88,11 +90,12 @@ FILENAME == ARGV[3] {
 }
 
 END {
-	ns = split("backup_initial backup_unchanged backup_mutated restore check list forget_prune s3_backup s3_restore", SCEN, " ")
+	ns = split("backup_initial backup_unchanged backup_mutated restore restore_image check list forget_prune s3_backup s3_restore", SCEN, " ")
 	LABEL["backup_initial"] = "initial backup"
 	LABEL["backup_unchanged"] = "backup, nothing changed"
 	LABEL["backup_mutated"] = "backup after the mutation"
 	LABEL["restore"] = "full restore of the latest snapshot"
+	LABEL["restore_image"] = "restore of one large file (the disk image) from the latest snapshot"
 	LABEL["check"] = "check --read-data (borg: check --verify-data)"
 	LABEL["list"] = "list snapshots (cost of opening the repository)"
 	LABEL["forget_prune"] = sprintf("forget %s --prune on %s snapshots over one year (restic: forget ... --prune)",

@@ -223,6 +223,7 @@ fact spec "$SPEC"
 fact source_bytes "$SRC_BYTES"
 fact source_files "$SRC_FILES"
 fact image_mib "$IMAGE_MIB"
+fact image_bytes "$((IMAGE_MIB * 1048576))"
 fact sql_mib "$SQL_MIB"
 fact image_layout "$(cat "$WORK/tmp/image.txt" 2>/dev/null)"
 fact keel_init_args "$KEEL_INIT_ARGS"
@@ -415,6 +416,24 @@ for run in $(seq 1 "$MAIN_RUNS"); do
 				printf '%s\t%s\tverify\tfail\t\t\t\t\t\t\t\t\t%s\n' "$run" "$t" \
 					"restored tree differs: $(head -n3 "$LOGS/verify-$t.log" 2>/dev/null | oneline)" >>"$RESULTS"
 				say "  $t: RESTORE DIFFERS from the data (see $LOGS/verify-$t.log)"
+			fi
+		fi
+		release_target "$target"
+	done
+	# the disk image alone: a restore of one large file
+	img_bytes=$(stat -c %s "$DATA/disk.img")
+	for t in "${order[@]}"; do
+		target=$WORK/restore/$t
+		mkdir -p "$WORK/restore"
+		fresh_target "$target" "$img_bytes"
+		warm_tree "$WORK/repos/$t"
+		if run_tool "$run" "$t" restore_image "$img_bytes" "$WORK/repos/$t" cmd_restore_file \
+			bench-mutated "$target" "$DATA/disk.img" && [ "$run" = 1 ]; then
+			got=$(find "$target" -name disk.img -type f | head -n1)
+			if [ -z "$got" ] || ! cmp -s "$got" "$DATA/disk.img"; then
+				printf '%s\t%s\tverify\tfail\t\t\t\t\t\t\t\t\t%s\n' "$run" "$t" \
+					"restored disk.img differs from the data" >>"$RESULTS"
+				say "  $t: RESTORED IMAGE DIFFERS from the data"
 			fi
 		fi
 		release_target "$target"
