@@ -166,6 +166,24 @@ expect_exit()
 	[ "$rc" -eq "$want" ] || fail "expected exit $want, got $rc: $*"
 }
 
+# expect_error CODE PATTERN CMD...: CMD exits CODE and says PATTERN on
+# stderr (kept in $TEST_DIR/err, and copied to the log); none of the
+# strings in the array NEVER_SHOWN may appear there (secrets)
+NEVER_SHOWN=()
+expect_error()
+{
+	local want=$1 pattern=$2 rc=0 s
+	shift 2
+	log "+ (expect exit $want, '$pattern') $*"
+	"$@" </dev/null >"$TEST_DIR/out" 2>"$TEST_DIR/err" || rc=$?
+	cat "$TEST_DIR/err" >&9
+	[ "$rc" = "$want" ] || fail "expected exit $want, got $rc: $*"
+	grep -q -- "$pattern" "$TEST_DIR/err" || fail "stderr does not say '$pattern': $*"
+	for s in "${NEVER_SHOWN[@]}"; do
+		! grep -qF -e "$s" "$TEST_DIR/err" || fail "stderr shows a secret: $*"
+	done
+}
+
 expect_failure()
 {
 	local rc=0

@@ -98,10 +98,14 @@ small expect_success keel restore latest --target "$TEST_DIR/r3" >/dev/null
 same_tree "$SRC" "$(restored_root "$TEST_DIR/r3" "$SRC")"
 
 # a relative path given from a working directory deeper than PATH_MAX is
-# made absolute without a fixed-size buffer
-perl -e 'chdir $ARGV[0] or die; chdir "d" or die for 1 .. 3000; shift; exec @ARGV or die' \
-	"$SRC" "$KEEL" backup --json --tag from-deep-cwd d >"$TEST_DIR/b-rel.json" ||
-	fail "backup of a relative path from a deep working directory failed"
-want=$SRC$(printf '/d%.0s' $(seq 1 3001))
-keel snapshots --json --tag from-deep-cwd | grep -qF "\"$want\"" ||
-	fail "the snapshot does not record the ${#want}-byte absolute path"
+# made absolute without a fixed-size buffer (3000 levels: 6000 bytes)
+if [ "$DEPTH" -gt 3000 ]; then
+	perl -e 'chdir $ARGV[0] or die; chdir "d" or die for 1 .. 3000; shift; exec @ARGV or die' \
+		"$SRC" "$KEEL" backup --json --tag from-deep-cwd d >"$TEST_DIR/b-rel.json" ||
+		fail "backup of a relative path from a deep working directory failed"
+	want=$SRC$(printf '/d%.0s' $(seq 1 3001))
+	keel snapshots --json --tag from-deep-cwd | grep -qF "\"$want\"" ||
+		fail "the snapshot does not record the ${#want}-byte absolute path"
+else
+	log "depth $DEPTH: the working directory deeper than PATH_MAX is not tried"
+fi

@@ -22,18 +22,6 @@ expect_success keel backup "$SRC" >/dev/null
 # failures come fast: two attempts, 10 ms apart
 export KEEL_S3_RETRIES=2 KEEL_S3_RETRY_DELAY_MS=10
 
-# expect_error CODE PATTERN CMD...: exits CODE and says PATTERN on stderr
-expect_error()
-{
-	local want=$1 pattern=$2 rc=0
-	shift 2
-	log "+ (expect exit $want, '$pattern') $*"
-	"$@" </dev/null >"$TEST_DIR/out" 2>"$TEST_DIR/err" || rc=$?
-	cat "$TEST_DIR/err" >&9
-	[ "$rc" = "$want" ] || fail "expected exit $want, got $rc: $*"
-	grep -q -- "$pattern" "$TEST_DIR/err" || fail "stderr does not say '$pattern': $*"
-}
-
 keys_before=$(s3_keys repo/)
 
 expect_error 20 'SignatureDoesNotMatch.*AWS_SECRET_ACCESS_KEY' \

@@ -21,18 +21,6 @@ mkdir -p "$SRC/dir"
 pool_bytes 400000 >"$SRC/big"
 printf 'hello\n' >"$SRC/dir/text"
 
-# expect_error CODE PATTERN CMD...: exits CODE and says PATTERN on stderr
-expect_error()
-{
-	local want=$1 pattern=$2 rc=0
-	shift 2
-	log "+ (expect exit $want, '$pattern') $*"
-	"$@" </dev/null >"$TEST_DIR/out" 2>"$TEST_DIR/err" || rc=$?
-	cat "$TEST_DIR/err" >&9
-	[ "$rc" = "$want" ] || fail "expected exit $want, got $rc: $*"
-	grep -q -- "$pattern" "$TEST_DIR/err" || fail "stderr does not say '$pattern': $*"
-}
-
 # header KEY NAME [CURL-ARGS]: the value of response header NAME to a HEAD of KEY
 header()
 {
