@@ -1398,7 +1398,10 @@ static int read_tree(struct check *c, uint32_t pidx, const struct kl_blob_entry 
 		return rc;
 	}
 	rc = kl_tree_decode(c->plain.data, c->plain.len, t);
-	if (rc < 0 && rc != -ENOMEM)
+	/* intact, but in a format only a newer keel reads: not damage to repair */
+	if (rc == -KL_EVERSION)
+		*why = "its format is newer than this keel: check it with a newer keel";
+	else if (rc < 0 && rc != -ENOMEM)
 		*why = "does not decode as a tree";
 	return rc;
 }

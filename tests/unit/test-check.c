@@ -882,6 +882,46 @@ static void check_missing_blob(void **state)
 	kl_check_result_release(&res);
 }
 
+/*
+ * A tree of a newer format version (a later keel wrote it) is intact: check
+ * says it needs a newer keel instead of calling it undecodable.
+ */
+static void check_newer_tree(void **state)
+{
+	static const uint8_t v3[] = {0x08, 0x03}; /* Tree.version = 3, nothing else */
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	struct kl_repo *r = open_repo(f, true);
+	struct kl_tree t = {0};
+	struct kl_packer *p;
+	struct kl_id newer, root, s3;
+	char hex[2 * KL_ID_LEN + 1], want[200];
+
+	assert_int_equal(kl_packer_new(r, &p), 0);
+	assert_int_equal(kl_packer_store(p, KL_BLOB_TREE, v3, sizeof(v3), &newer), 0);
+	add_node(&t, "newer", KL_NODE_DIR, &newer, 1);
+	add_node(&t, "home", KL_NODE_DIR, &f->thome, 1);
+	store_tree(p, &t, &root);
+	assert_int_equal(kl_packer_flush(p), 0);
+	kl_packer_free(p);
+	assert_int_equal(kl_repo_flush_index(r), 0);
+	save_snapshot(r, &root, 3000000000, &s3);
+	kl_repo_free(r);
+
+	assert_int_equal(run(f, false, &res), -KL_ECHECK);
+	kl_id_hex(&newer, hex);
+	snprintf(want, sizeof(want),
+		 "blob %s: tree unreadable (its format is newer than this keel: check it with a "
+		 "newer keel)",
+		 hex);
+	expect_text(f, want);
+	snprintf(want, sizeof(want), "/newer [%d]", -KL_EVERSION);
+	expect_text(f, want);
+	expect_no_text(f, "does not decode");
+	expect_snapshot_ref(f, &s3, "/newer");
+	kl_check_result_release(&res);
+}
+
 /* Paths are escaped: a name cannot write its own lines into the report. */
 static void check_path_escaped(void **state)
 {
@@ -985,6 +1025,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(check_index_disagrees, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_missing_blob, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_path_escaped, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_newer_tree, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_subset, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_alloc_failures, setup, teardown),
 	};
