@@ -346,7 +346,7 @@ static int forget_ids(struct kl_cli *cli, char **args, size_t n, const struct kl
 /* forget holds a shared lock; prune needs its own kind, taken before it reads the index */
 static int then_prune(struct kl_cli *cli)
 {
-	struct kl_prune_opts o = {.max_unused_pct = KL_PRUNE_MAX_UNUSED_DEFAULT};
+	struct kl_prune_opts o = {.max_unused_permille = KL_PRUNE_MAX_UNUSED_DEFAULT};
 	int rc;
 
 	kl_repo_unlock_repo(cli->repo);
