@@ -820,6 +820,7 @@ out:
 	return rc;
 }
 
+/* Returns 1 when the file is gone since it was listed (a prune replaced it). */
 static int check_index_file(struct check *c, const char *name)
 {
 	_cleanup_buf_ struct kl_buf raw = KL_BUF_INIT(OBJECT_MAX);
@@ -828,8 +829,12 @@ static int check_index_file(struct check *c, const char *name)
 	bool may_be_gone;
 	int rc;
 
-	c->res->index_files++;
 	rc = kl_repo_get_object(c->r, KL_OBJ_INDEX, KL_KIND_INDEX, name, &raw);
+	if (rc == -KL_ENOTFOUND) {
+		kl_err_clear(&c->r->err);
+		return 1;
+	}
+	c->res->index_files++;
 	if (rc >= 0)
 		rc = kl_index_file_decode(raw.data, raw.len, &f);
 	if (rc == -ENOMEM)
@@ -849,19 +854,51 @@ static int check_index_file(struct check *c, const char *name)
 	for (size_t i = 0; rc >= 0 && i < f.n; i++)
 		rc = index_pack(c, name, &f.packs[i], may_be_gone);
 	kl_index_file_release(&f);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * A prune beside us replaces index files: it writes their successor, then
+ * deletes them. A file gone since the listing is no damage, but its
+ * successor may be newer than the listing: then the index files are listed
+ * again and the new ones checked (as kl_repo_load_index() does).
+ */
 static int check_indexes(struct check *c)
 {
-	struct names l = {0};
-	int rc;
+	struct names seen = {0};
+	int rc = 0;
 
-	rc = c->r->be->ops->list(c->r->be, KL_OBJ_INDEX, names_add, &l);
-	for (size_t i = 0; rc >= 0 && i < l.n; i++)
-		rc = check_index_file(c, l.v[i]);
-	names_release(&l);
-	return rc;
+	for (int round = 0; rc >= 0; round++) {
+		struct names l = {0};
+		size_t n_seen = seen.n;
+		bool vanished = false;
+
+		rc = c->r->be->ops->list(c->r->be, KL_OBJ_INDEX, names_add, &l);
+		for (size_t i = 0; rc >= 0 && i < l.n; i++) {
+			if (n_seen && bsearch(&l.v[i], seen.v, n_seen, sizeof(*seen.v), cmp_name))
+				continue;
+			rc = check_index_file(c, l.v[i]);
+			vanished |= rc == 1;
+			if (rc >= 0)
+				rc = names_add(l.v[i], 0, &seen);
+		}
+		names_release(&l);
+		if (rc < 0 || !vanished)
+			break;
+		if (round == 4) {
+			rc = kl_fail(&c->r->err, -KL_ECORRUPT,
+				     "index files keep vanishing while being checked");
+			break;
+		}
+		qsort(seen.v, seen.n, sizeof(*seen.v), cmp_name);
+	}
+	names_release(&seen);
+	return rc < 0 ? rc : 0;
 }
 
 /*

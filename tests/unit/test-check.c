@@ -437,6 +437,8 @@ struct watch {
 	unsigned stats, data_gets;
 	char vanish[2 * KL_ID_LEN + 1];
 	char vanish_path[256];
+	/* at the first index read: move replace_from to replace_to, delete replace_del */
+	char replace_from[256], replace_to[256], replace_del[256];
 };
 
 static int w_list(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void *ud)
@@ -451,6 +453,11 @@ static int w_get(struct kl_backend *b, enum kl_obj_type t, const char *name, uin
 {
 	struct watch *w = (struct watch *)b;
 
+	if (t == KL_OBJ_INDEX && w->replace_from[0]) {
+		assert_int_equal(rename(w->replace_from, w->replace_to), 0);
+		assert_int_equal(unlink(w->replace_del), 0);
+		w->replace_from[0] = 0;
+	}
 	if (t == KL_OBJ_DATA) {
 		w->data_gets++;
 		if (w->vanish[0] && !strcmp(name, w->vanish)) {
@@ -1132,6 +1139,44 @@ static void check_condemned_packs(void **state)
 	kl_check_result_release(&res);
 }
 
+/*
+ * A prune replaces the index file while check runs: the successor appears
+ * and the file check listed is gone before check reads it. Not damage:
+ * check lists again and checks the successor.
+ */
+static void check_index_replaced(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_repo *r = open_repo(f, true);
+	struct kl_check_result res;
+	struct kl_index_file xf;
+	struct kl_id old_id, new_id;
+	struct watch w = {0};
+	char path[256], name[80], hex[2 * KL_ID_LEN + 1];
+
+	only_file(f, "index", path, name);
+	assert_int_equal(kl_id_parse(name, &old_id), 0);
+	assert_int_equal(kl_repo_get_index_file(r, &old_id, &xf), 0);
+	xf.supersedes = kl_memdup(&old_id, sizeof(old_id));
+	xf.n_supersedes = 1;
+	assert_int_equal(kl_repo_put_index_file(r, &xf, &new_id), 0);
+	kl_index_file_release(&xf);
+	kl_repo_free(r);
+	/* the successor waits outside until check reads the index */
+	kl_id_hex(&new_id, hex);
+	snprintf(w.replace_to, sizeof(w.replace_to), "%s/index/%s", f->repo, hex);
+	snprintf(w.replace_from, sizeof(w.replace_from), "%s/successor", f->dir);
+	snprintf(w.replace_del, sizeof(w.replace_del), "%s", path);
+	assert_int_equal(rename(w.replace_to, w.replace_from), 0);
+
+	assert_int_equal(run_watched(f, &w, &res), 0);
+	assert_int_equal(w.replace_from[0], 0); /* it was replaced */
+	assert_int_equal(f->cap.errors, 0);
+	assert_int_equal(res.index_files, 1);
+	assert_int_equal(res.unindexed_packs, 0);
+	kl_check_result_release(&res);
+}
+
 /* Paths are escaped: a name cannot write its own lines into the report. */
 static void check_path_escaped(void **state)
 {
@@ -1237,6 +1282,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(check_path_escaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_newer_tree, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_condemned_packs, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_index_replaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_subset, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_alloc_failures, setup, teardown),
 	};
