@@ -61,7 +61,9 @@ rm -f "$NEW"
 expect_exit 13 keel check >/dev/null 2>&1
 expect_success keel repair index >/dev/null
 expect_exit 3 keel repair snapshots --forget >"$TEST_DIR/rs2.out" 2>"$TEST_DIR/rs2.err"
-grep -q 'victim2.bin' "$TEST_DIR/rs2.err" || fail "repair does not name victim2.bin: $(cat "$TEST_DIR/rs2.err")"
+# the biggest new pack holds victim2.bin's data, or victim.bin's (stored
+# again: the repaired snapshot left it out), as the chunks fell
+grep -qE 'victim2?\.bin' "$TEST_DIR/rs2.err" || fail "repair does not name the lost file: $(cat "$TEST_DIR/rs2.err")"
 expect_success keel check --read-data >/dev/null
 expect_success keel prune >/dev/null
 expect_success keel check --read-data >/dev/null
