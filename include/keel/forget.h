@@ -136,8 +136,27 @@ int64_t kl_time_minus(int64_t t, const struct kl_duration *d);
 
 /*
  * Deletes one snapshot object (never any data: `keel prune` frees that).
- * -KL_ENOTFOUND if it is already gone.
+ * -KL_ENOTFOUND if it is already gone, -KL_EOBJLOCKED if S3 Object Lock
+ * keeps it (its retention has not ended, or it is under legal hold).
  */
 int kl_snapshot_forget(struct kl_repo *r, const struct kl_id *id);
+
+struct kl_forget_result {
+	size_t removed;
+	struct kl_id *retained; /* kept by Object Lock, in the order given */
+	size_t n_retained;
+};
+void kl_forget_result_release(struct kl_forget_result *res);
+
+/*
+ * Deletes the snapshots ids[0..n), in order. One that S3 Object Lock keeps
+ * is kept and listed in res->retained, and the others still go; then the
+ * call returns -KL_EOBJLOCKED (nothing was deleted that the storage
+ * protects; exit 16). Any other failure stops at once and is returned,
+ * with res counting what went before and r->err naming the snapshot.
+ * res is filled in every case; release it with kl_forget_result_release.
+ */
+int kl_snapshots_forget(struct kl_repo *r, const struct kl_id *ids, size_t n,
+			struct kl_forget_result *res);
 
 #endif

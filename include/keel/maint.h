@@ -8,12 +8,12 @@
 
 #include "keel/ops.h"
 
-#define KL_PRUNE_MAX_UNUSED_DEFAULT 5
+#define KL_PRUNE_MAX_UNUSED_DEFAULT 50 /* per mille: 5% */
 
 struct kl_prune_opts {
 	bool dry_run;
-	/* repack partly used packs until unused space is at most this % of used space */
-	unsigned max_unused_pct;
+	/* repack partly used packs until unused space is at most this per mille of used space */
+	unsigned max_unused_permille;
 	struct kl_report report;
 };
 

@@ -162,6 +162,12 @@ int kl_repo_open_blob(struct kl_repo *r, const struct kl_blob_entry *e, const ui
  * marks used blobs marks them too).
  */
 int kl_repo_read_tree(struct kl_repo *r, const struct kl_id *id, struct kl_tree *ret);
+/*
+ * Reads one tree blob alone: for a directory's head, its own nodes with
+ * ret->more naming the parts, which are not read (kl_tree_join() adds
+ * them). For whoever must go on when one part is damaged (repair).
+ */
+int kl_repo_read_tree_blob(struct kl_repo *r, const struct kl_id *id, struct kl_tree *ret);
 
 /* ---- writing blobs -------------------------------------------------------- */
 

@@ -70,6 +70,16 @@ void kl_test_point(const char *name);
 #define kl_test_point(name) ((void)0)
 #endif
 
+/* ---- parsing (src/util/parse.c) -------------------------------------- */
+
+/*
+ * A percentage from 0 to 100 as "N", "N%", "N.F" or "N.F%" (decimal digits
+ * only: no sign, no spaces, no exponent), in *ret as per mille (tenths of a
+ * percent), rounded to the nearest; a value above zero gives at least 1.
+ * Returns 0, or -KL_EUSAGE for anything else (then *ret is unchanged).
+ */
+int kl_parse_percent(const char *s, unsigned *ret);
+
 /* ---- allocation and cleanup ---------------------------------------- */
 
 void *kl_malloc(size_t n);

@@ -113,13 +113,25 @@ static void pack_fd_release(struct local *l, int fd, int slot)
 	pthread_mutex_unlock(&l->lock);
 }
 
+static bool is_object_name(const char *n)
+{
+	return n[0] != '.' && !strstr(n, ".tmp.");
+}
+
+/*
+ * A name must stay inside its directory, and be one that listings show:
+ * a pack named "..x" would otherwise land at the top ("data/../..x"), and
+ * names starting with a dot or holding ".tmp." could never be listed
+ * (or would be swept as temporary files). keel serve passes names from
+ * the network here.
+ */
 static int obj_path(enum kl_obj_type t, const char *name, char *out, size_t n)
 {
 	int w;
 
 	if (t == KL_OBJ_CONFIG)
 		w = snprintf(out, n, "config");
-	else if (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..") || !*name)
+	else if (!*name || strchr(name, '/') || !is_object_name(name))
 		return -EINVAL;
 	else if (t == KL_OBJ_DATA)
 		w = strlen(name) < 2 ? -1 : snprintf(out, n, "data/%.2s/%s", name, name);
@@ -138,11 +150,6 @@ static int fsync_data_dir(struct local *l)
 	if (dfd < 0)
 		return -errno;
 	return kl_fs_fsync_dir(dfd);
-}
-
-static bool is_object_name(const char *n)
-{
-	return n[0] != '.' && !strstr(n, ".tmp.");
 }
 
 static int list_dir(int dfd, kl_list_cb cb, void *ud)

@@ -23,8 +23,6 @@ static const char usage[] =
 	"Exit status 13 means damage was found: each damaged object is listed with\n"
 	"the snapshots and files it affects.\n";
 
-static int parse_percent(const char *s, unsigned *permille);
-
 /* "N%" (or "N"): *permille; "n/m": *n and *m */
 static int parse_subset(const char *s, unsigned *permille, unsigned *n, unsigned *m)
 {
@@ -43,7 +41,10 @@ static int parse_subset(const char *s, unsigned *permille, unsigned *n, unsigned
 		*m = (unsigned)b;
 		return 0;
 	}
-	return parse_percent(s, permille);
+	/* a sample of no packs at all would check nothing */
+	if (kl_parse_percent(s, permille) < 0 || !*permille)
+		return -KL_EUSAGE;
+	return 0;
 }
 
 /* The seed of an N% sample: TEXT as 32 hex digits is the seed itself, else its hash. */
@@ -55,21 +56,6 @@ static void parse_seed(const char *text, uint8_t seed[static 16])
 		return;
 	kl_sha256(text, strlen(text), &h);
 	memcpy(seed, h.b, 16);
-}
-
-static int parse_percent(const char *s, unsigned *permille)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || (*end && strcmp(end, "%")) || v <= 0 || v > 100)
-		return -KL_EUSAGE;
-	*permille = (unsigned)(v * 10 + 0.5);
-	if (!*permille)
-		*permille = 1;
-	return 0;
 }
 
 /* check's messages already name the object and the cause: print them as they are */

@@ -244,37 +244,34 @@ static void print_plan(struct kl_cli *cli, const struct kl_snapshot_ref *const *
 		printf("]\n");
 }
 
-/* Deletes refs[i] for every i with !reasons[i]; stops at the first failure. */
+/* Deletes refs[i] for every i with !reasons[i]: kl_snapshots_forget, reported. */
 static int remove_snapshots(struct kl_cli *cli, const struct kl_snapshot_ref *const *refs,
 			    const unsigned *reasons, size_t n, size_t *removed)
 {
-	size_t retained = 0;
+	_cleanup_free_ struct kl_id *ids = kl_calloc(n ? n : 1, sizeof(*ids));
+	struct kl_forget_result res;
+	size_t m = 0;
+	int rc;
 
-	for (size_t i = 0; i < n; i++) {
-		int rc;
+	if (!ids)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (!reasons || !reasons[i])
+			ids[m++] = refs[i]->id;
+	rc = kl_snapshots_forget(cli->repo, ids, m, &res);
+	for (size_t i = 0; i < res.n_retained; i++) {
+		char hex[2 * KL_ID_LEN + 1];
 
-		if (reasons && reasons[i])
-			continue;
-		rc = kl_snapshot_forget(cli->repo, &refs[i]->id);
-		if (rc == -KL_EOBJLOCKED) {
-			/* S3 Object Lock keeps it until its retention ends: the rest can go */
-			char hex[2 * KL_ID_LEN + 1];
-
-			kl_id_hex(&refs[i]->id, hex);
-			kl_err_clear(&cli->repo->err);
-			kl_cli_warn(cli, "snapshot %.8s is under retention (Object Lock): kept",
-				    hex);
-			retained++;
-			continue;
-		}
-		if (rc < 0) {
-			cli->err = cli->repo->err;
-			kl_cli_error(cli, rc, "stopped after removing %zu snapshots", *removed);
-			return rc;
-		}
-		(*removed)++;
+		kl_id_hex(&res.retained[i], hex);
+		kl_cli_warn(cli, "snapshot %.8s is under retention (Object Lock): kept", hex);
 	}
-	return retained ? -KL_EOBJLOCKED : 0;
+	*removed = res.removed;
+	kl_forget_result_release(&res);
+	if (rc < 0 && rc != -KL_EOBJLOCKED) {
+		cli->err = cli->repo->err;
+		kl_cli_error(cli, rc, "stopped after removing %zu snapshots", *removed);
+	}
+	return rc;
 }
 
 static void print_summary(struct kl_cli *cli, bool dry_run, size_t n_remove, size_t n_total)
@@ -346,7 +343,7 @@ static int forget_ids(struct kl_cli *cli, char **args, size_t n, const struct kl
 /* forget holds a shared lock; prune needs its own kind, taken before it reads the index */
 static int then_prune(struct kl_cli *cli)
 {
-	struct kl_prune_opts o = {.max_unused_pct = KL_PRUNE_MAX_UNUSED_DEFAULT};
+	struct kl_prune_opts o = {.max_unused_permille = KL_PRUNE_MAX_UNUSED_DEFAULT};
 	int rc;
 
 	kl_repo_unlock_repo(cli->repo);

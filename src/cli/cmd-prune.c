@@ -60,8 +60,7 @@ int cmd_prune(int argc, char **argv, struct kl_cli *cli)
 		{"max-unused", required_argument, NULL, 1},
 		{NULL, 0, NULL, 0},
 	};
-	struct kl_prune_opts o = {.max_unused_pct = KL_PRUNE_MAX_UNUSED_DEFAULT};
-	uint64_t v;
+	struct kl_prune_opts o = {.max_unused_permille = KL_PRUNE_MAX_UNUSED_DEFAULT};
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, ":n" KL_GLOBAL_SHORT, opts, NULL)) != -1) {
@@ -69,22 +68,11 @@ int cmd_prune(int argc, char **argv, struct kl_cli *cli)
 		case 'n':
 			o.dry_run = true;
 			break;
-		case 1: {
-			size_t len = strlen(optarg);
-			char buf[32];
-
-			if (len && len < sizeof(buf) && optarg[len - 1] == '%')
-				len--;
-			if (len >= sizeof(buf))
-				len = 0;
-			memcpy(buf, optarg, len);
-			buf[len] = 0;
-			if (kl_parse_uint(buf, 0, 100, &v) < 0)
+		case 1:
+			if (kl_parse_percent(optarg, &o.max_unused_permille) < 0)
 				return kl_cli_usage_error(
 					cli, "invalid --max-unused '%s' (use e.g. 5%%)", optarg);
-			o.max_unused_pct = (unsigned)v;
 			break;
-		}
 		default:
 			rc = kl_cli_default_opt(cli, c, usage, argv);
 			if (rc)

@@ -713,44 +713,65 @@ static int header_bad(struct check *c, uint32_t idx, const struct kl_pack_header
 	return 0;
 }
 
+/*
+ * Compares pack idx's header, as fetch_header() returned it (rc, h, why),
+ * with an index file's entries for it.
+ */
 static int check_header(struct check *c, uint32_t idx, const char *fname,
-			const struct kl_pack_header *ie)
+			const struct kl_pack_header *ie, int rc, const struct kl_pack_header *h,
+			const char *why)
 {
-	struct kl_pack_header h;
-	const char *why = NULL;
 	char msg[256];
 	size_t n;
-	int rc;
 
-	rc = fetch_header(c, idx, &h, &why);
-	if (rc == -ENOMEM)
-		return rc;
 	if (rc < 0) {
 		snprintf(msg, sizeof(msg), "%s (%s)", rc == -KL_ECORRUPT ? "damaged" : "unreadable",
 			 why);
 		return header_bad(c, idx, ie, NULL, rc, msg);
 	}
-	n = compare_entries(c, idx, ie, &h, 0);
-	if (n) {
-		snprintf(msg, sizeof(msg), "index %.16s disagrees with the pack header (%zu %s)",
-			 fname, n, n == 1 ? "entry differs" : "entries differ");
-		rc = header_bad(c, idx, ie, &h, -KL_ECORRUPT, msg);
-	}
-	kl_pack_header_release(&h);
-	return rc;
+	n = compare_entries(c, idx, ie, h, 0);
+	if (!n)
+		return 0;
+	snprintf(msg, sizeof(msg), "index %.16s disagrees with the pack header (%zu %s)", fname, n,
+		 n == 1 ? "entry differs" : "entries differ");
+	return header_bad(c, idx, ie, h, -KL_ECORRUPT, msg);
 }
 
-/* One pack of an index file. */
-static int index_pack(struct check *c, const char *fname, const struct kl_index_pack *ip)
+/*
+ * One pack of an index file. may_be_gone: the file is a deletion record or
+ * superseded, so the pack may be one prune has deleted already, or deletes
+ * while we check (it waits only for older locks); then only a pack still
+ * there is checked. Which were there, the listing of data/ in pass 1 says;
+ * which still are, reading the header (needed anyway) says: no request per
+ * pack to ask. Anything else such files list, their successor lists too.
+ */
+static int index_pack(struct check *c, const char *fname, const struct kl_index_pack *ip,
+		      bool may_be_gone)
 {
 	const struct kl_pack_header *ie = &ip->h;
+	struct kl_pack_header h = {0};
+	const char *why = NULL;
+	int k = pack_find(&c->packs, &ip->pack);
+	bool present = k >= 0 && (c->packs.v[k].flags & P_PRESENT);
 	struct pack *p;
 	uint32_t idx;
-	int rc;
+	int rc, hrc = 0;
 
+	if (may_be_gone && !present)
+		return 0;
+	if (present) {
+		hrc = fetch_header(c, (uint32_t)k, &h, &why);
+		if (hrc == -ENOMEM)
+			return hrc;
+		if (hrc == -ENOENT && may_be_gone) {
+			/* deleted since data/ was listed: a live file naming it finds it missing */
+			c->packs.v[k].flags &= ~P_PRESENT;
+			return 0;
+		}
+	}
 	rc = pack_get(&c->packs, &ip->pack, &idx);
 	if (rc < 0)
-		return rc;
+		goto out;
 	c->packs.v[idx].flags |= P_INDEXED;
 	for (size_t i = 0; i < ie->n; i++) {
 		const struct kl_blob_entry *e = &ie->blobs[i];
@@ -758,7 +779,7 @@ static int index_pack(struct check *c, const char *fname, const struct kl_index_
 
 		rc = blob_insert(&c->blobs, e->id.b, &b);
 		if (rc < 0)
-			return rc;
+			goto out;
 		if (b->flags & B_INDEXED)
 			continue; /* another copy: readers use the first, as the index does */
 		b->flags |= B_INDEXED;
@@ -770,11 +791,11 @@ static int index_pack(struct check *c, const char *fname, const struct kl_index_
 		b->compression = e->compression;
 	}
 	p = &c->packs.v[idx];
-	if (p->flags & P_PRESENT) {
-		rc = check_header(c, idx, fname, ie);
+	if (present) {
+		rc = check_header(c, idx, fname, ie, hrc, &h, why);
 		c->prog.files_done++;
 		progress(c, NULL, false);
-		return rc;
+		goto out;
 	}
 	if (!p->problem) {
 		struct problem *pr;
@@ -784,24 +805,36 @@ static int index_pack(struct check *c, const char *fname, const struct kl_index_
 		p->problem = problem_add(c, C_PACK, -KL_ENOTFOUND, false, obj,
 					 "missing (named by index %.16s)", fname);
 		pr = problem_get(c, p->problem);
-		if (!pr)
-			return c->fatal;
+		if (!pr) {
+			rc = c->fatal;
+			goto out;
+		}
 		pr->attrib = true;
 		pr->pack = idx + 1;
 	}
 	for (size_t i = 0; i < ie->n; i++)
 		mark_entry(c, idx, &ie->blobs[i], p->problem);
-	return 0;
+	rc = 0;
+out:
+	kl_pack_header_release(&h);
+	return rc;
 }
 
+/* Returns 1 when the file is gone since it was listed (a prune replaced it). */
 static int check_index_file(struct check *c, const char *name)
 {
 	_cleanup_buf_ struct kl_buf raw = KL_BUF_INIT(OBJECT_MAX);
 	struct kl_index_file f = {0};
+	struct kl_id fid;
+	bool may_be_gone;
 	int rc;
 
-	c->res->index_files++;
 	rc = kl_repo_get_object(c->r, KL_OBJ_INDEX, KL_KIND_INDEX, name, &raw);
+	if (rc == -KL_ENOTFOUND) {
+		kl_err_clear(&c->r->err);
+		return 1;
+	}
+	c->res->index_files++;
 	if (rc >= 0)
 		rc = kl_index_file_decode(raw.data, raw.len, &f);
 	if (rc == -ENOMEM)
@@ -815,49 +848,57 @@ static int check_index_file(struct check *c, const char *name)
 			    object_reason(c, KL_OBJ_INDEX, KL_KIND_INDEX, name, rc));
 		return c->fatal;
 	}
-	/*
-	 * A prune's deletion record names packs that it may already have
-	 * deleted, and so may an index file its successor supersedes (left by a
-	 * crash, or kept by storage under retention): of those, only the packs
-	 * still present are checked. Anything else they list, their successor
-	 * lists too.
-	 */
-	struct kl_id fid;
-	bool may_be_gone = f.deleting || (kl_id_parse(name, &fid) >= 0 &&
-					  kl_repo_index_file_superseded(c->r, &fid));
-
-	for (size_t i = 0; rc >= 0 && i < f.n; i++) {
-		int k = pack_find(&c->packs, &f.packs[i].pack);
-
-		if (may_be_gone && (k < 0 || !(c->packs.v[k].flags & P_PRESENT)))
-			continue;
-		/* a prune may delete such a pack while we check (it waits only for older locks) */
-		if (may_be_gone) {
-			char hex[2 * KL_ID_LEN + 1];
-			uint64_t size;
-
-			kl_id_hex(&f.packs[i].pack, hex);
-			if (c->r->be->ops->stat(c->r->be, KL_OBJ_DATA, hex, &size) == -ENOENT) {
-				c->packs.v[k].flags &= ~P_PRESENT;
-				continue;
-			}
-		}
-		rc = index_pack(c, name, &f.packs[i]);
-	}
+	/* a superseded file may outlive its successor (a crash, or storage under retention) */
+	may_be_gone = f.deleting ||
+		      (kl_id_parse(name, &fid) >= 0 && kl_repo_index_file_superseded(c->r, &fid));
+	for (size_t i = 0; rc >= 0 && i < f.n; i++)
+		rc = index_pack(c, name, &f.packs[i], may_be_gone);
 	kl_index_file_release(&f);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * A prune beside us replaces index files: it writes their successor, then
+ * deletes them. A file gone since the listing is no damage, but its
+ * successor may be newer than the listing: then the index files are listed
+ * again and the new ones checked (as kl_repo_load_index() does).
+ */
 static int check_indexes(struct check *c)
 {
-	struct names l = {0};
-	int rc;
+	struct names seen = {0};
+	int rc = 0;
 
-	rc = c->r->be->ops->list(c->r->be, KL_OBJ_INDEX, names_add, &l);
-	for (size_t i = 0; rc >= 0 && i < l.n; i++)
-		rc = check_index_file(c, l.v[i]);
-	names_release(&l);
-	return rc;
+	for (int round = 0; rc >= 0; round++) {
+		struct names l = {0};
+		size_t n_seen = seen.n;
+		bool vanished = false;
+
+		rc = c->r->be->ops->list(c->r->be, KL_OBJ_INDEX, names_add, &l);
+		for (size_t i = 0; rc >= 0 && i < l.n; i++) {
+			if (n_seen && bsearch(&l.v[i], seen.v, n_seen, sizeof(*seen.v), cmp_name))
+				continue;
+			rc = check_index_file(c, l.v[i]);
+			vanished |= rc == 1;
+			if (rc >= 0)
+				rc = names_add(l.v[i], 0, &seen);
+		}
+		names_release(&l);
+		if (rc < 0 || !vanished)
+			break;
+		if (round == 4) {
+			rc = kl_fail(&c->r->err, -KL_ECORRUPT,
+				     "index files keep vanishing while being checked");
+			break;
+		}
+		qsort(seen.v, seen.n, sizeof(*seen.v), cmp_name);
+	}
+	names_release(&seen);
+	return rc < 0 ? rc : 0;
 }
 
 /*
@@ -1398,7 +1439,10 @@ static int read_tree(struct check *c, uint32_t pidx, const struct kl_blob_entry 
 		return rc;
 	}
 	rc = kl_tree_decode(c->plain.data, c->plain.len, t);
-	if (rc < 0 && rc != -ENOMEM)
+	/* intact, but in a format only a newer keel reads: not damage to repair */
+	if (rc == -KL_EVERSION)
+		*why = "its format is newer than this keel: check it with a newer keel";
+	else if (rc < 0 && rc != -ENOMEM)
 		*why = "does not decode as a tree";
 	return rc;
 }

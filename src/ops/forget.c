@@ -286,3 +286,33 @@ int kl_snapshot_forget(struct kl_repo *r, const struct kl_id *id)
 		return kl_fail(&r->err, rc, "cannot remove snapshot %.16s", hex);
 	return 0;
 }
+
+void kl_forget_result_release(struct kl_forget_result *res)
+{
+	kl_free(res->retained);
+	memset(res, 0, sizeof(*res));
+}
+
+int kl_snapshots_forget(struct kl_repo *r, const struct kl_id *ids, size_t n,
+			struct kl_forget_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	for (size_t i = 0; i < n; i++) {
+		int rc = kl_snapshot_forget(r, &ids[i]);
+
+		if (rc == -KL_EOBJLOCKED) {
+			/* kept until its retention ends: not an error that stops the others */
+			kl_err_clear(&r->err);
+			if (!res->retained)
+				res->retained = kl_calloc(n - i, sizeof(*res->retained));
+			if (!res->retained)
+				return -ENOMEM;
+			res->retained[res->n_retained++] = ids[i];
+			continue;
+		}
+		if (rc < 0)
+			return rc;
+		res->removed++;
+	}
+	return res->n_retained ? -KL_EOBJLOCKED : 0;
+}

@@ -368,7 +368,10 @@ static int plan(struct prune *p)
 			cand[n_cand++] = pi;
 	}
 	qsort(cand, n_cand, sizeof(*cand), cmp_waste);
-	for (size_t i = 0; i < n_cand && unused_total * 100 > used_total * p->o->max_unused_pct;
+	/* 128 bits: byte counts times 1000 may not fit 64 */
+	for (size_t i = 0;
+	     i < n_cand && (unsigned __int128)unused_total * 1000 >
+				   (unsigned __int128)used_total * p->o->max_unused_permille;
 	     i++) {
 		struct pack_info *pi = cand[i];
 		uint64_t waste = pi->size - pi->used_bytes;

@@ -158,8 +158,43 @@ static int store_tree_blob(void *ud, const uint8_t *p, size_t n, struct kl_id *r
 }
 
 /*
+ * Joins to t, a directory's head, the parts it is continued in. A part
+ * that cannot be read (or does not continue the directory in order) is one
+ * loss: its entries are left out, those of every other part are kept (a
+ * part's nodes sort after all before it, so skipping one keeps the order).
+ */
+static int join_parts(struct salvage *s, struct kl_tree *t, bool *changed)
+{
+	char what[128];
+
+	for (size_t i = 0; i < t->n_more; i++) {
+		struct kl_tree part;
+		int rc = kl_repo_read_tree_blob(s->r, &t->more[i], &part);
+
+		if (rc >= 0)
+			rc = kl_tree_join(t, &part); /* releases part either way */
+		else
+			kl_tree_release(&part);
+		if (rc == -ENOMEM)
+			return rc;
+		if (rc < 0) {
+			kl_err_clear(&s->r->err);
+			snprintf(what, sizeof(what),
+				 "part %zu of %zu of the directory cannot be read: the entries in "
+				 "it "
+				 "are left out",
+				 i + 2, t->n_more + 1);
+			lost(s, what);
+			*changed = true;
+		}
+	}
+	return 0;
+}
+
+/*
  * Rewrites tree id without what cannot be restored; *changed says whether
- * the result differs. A tree that cannot be read at all becomes empty.
+ * the result differs. A tree that cannot be read at all becomes empty; of
+ * a directory stored in parts, only the unreadable parts' entries go.
  */
 static int salvage_tree(struct salvage *s, const struct kl_id *id, struct kl_id *ret, bool *changed)
 {
@@ -169,13 +204,16 @@ static int salvage_tree(struct salvage *s, const struct kl_id *id, struct kl_id 
 
 	*changed = false;
 	*ret = *id;
-	rc = kl_repo_read_tree(s->r, id, &t);
+	rc = kl_repo_read_tree_blob(s->r, id, &t);
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc < 0) {
 		kl_err_clear(&s->r->err);
 		lost(s, "directory cannot be read: restored empty");
 		*changed = true;
+		rc = 0; /* a loss to report, not a reason to stop repairing */
+	} else if (t.n_more) {
+		rc = join_parts(s, &t, changed);
 	}
 	for (size_t i = 0; rc >= 0 && i < t.n; i++) {
 		struct kl_node *nd = &t.nodes[i];

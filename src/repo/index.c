@@ -43,7 +43,16 @@ struct kl_index {
 	size_t n_packs, cap_packs;
 	struct kl_id *superseded; /* what the index files loaded say they replace */
 	size_t n_superseded, cap_superseded;
-	size_t demoted;		      /* slots found to be in a deleting pack only after loading */
+	/*
+	 * Copies of blobs in other packs than their slot's, met while loading
+	 * (a slot keeps the first live copy). Only until every index file is
+	 * read is it known which packs are deleting; a slot found to be in
+	 * one then takes a live copy from here, so no file is read twice.
+	 * Only blobs stored in several packs have one: after a prune that
+	 * repacked them, or two backups that stored the same new blob.
+	 */
+	struct slot *alts;
+	size_t n_alts, cap_alts;
 	struct pending_pack *pending; /* packs written but not yet in an index file */
 	size_t n_pending, cap_pending;
 	struct kl_id *files; /* index files loaded (not deletion records) */
@@ -87,6 +96,7 @@ void kl_index_free_(struct kl_index *x)
 	kl_free(x->packs);
 	kl_free(x->pack_file);
 	kl_free(x->superseded);
+	kl_free(x->alts);
 	pthread_mutex_destroy(&x->lock);
 	kl_free(x);
 }
@@ -187,6 +197,25 @@ static int copy_header(const struct kl_pack_header *h, struct kl_pack_header *re
 	return 0;
 }
 
+static int add_alt(struct kl_index *x, const struct kl_blob_entry *e, uint32_t pidx)
+{
+	struct slot *a;
+
+	if (kl_array_grow(&x->alts, &x->cap_alts, x->n_alts, sizeof(*x->alts), 64) < 0)
+		return -ENOMEM;
+	a = &x->alts[x->n_alts++];
+	memset(a, 0, sizeof(*a));
+	memcpy(a->id, e->id.b, KL_ID_LEN);
+	a->pack = pidx;
+	a->offset = e->offset;
+	a->length = e->length;
+	a->raw_length = e->raw_length;
+	a->type = e->type;
+	a->compression = e->compression;
+	a->state = SLOT_STORED;
+	return 0;
+}
+
 static int add_pack(struct kl_repo *r, const struct kl_id *pack, const struct kl_pack_header *h,
 		    unsigned flags, uint32_t file)
 {
@@ -205,8 +234,14 @@ static int add_pack(struct kl_repo *r, const struct kl_id *pack, const struct kl
 		if (rc < 0)
 			break;
 		/* a duplicate copy in another pack: keep the first live one */
-		if (s->state == SLOT_STORED && (deleting || !s->deleting))
+		if (s->state == SLOT_STORED && (deleting || !s->deleting)) {
+			/* ... and remember this one in case the first turns out deleting */
+			if (!deleting && !kl_id_eq(&x->packs[s->pack], pack))
+				rc = add_alt(x, e, pidx);
+			if (rc < 0)
+				break;
 			continue;
+		}
 		s->state = SLOT_STORED;
 		s->deleting = deleting;
 		s->pack = pidx;
@@ -391,34 +426,6 @@ static int load_one(const char *name, uint64_t size, void *ud)
 	return rc;
 }
 
-/*
- * An old index file may still name a pack that a deletion record names
- * too (prune deletes superseded index files after writing the record):
- * the record wins, whatever order the files were read in.
- */
-static int apply_deletion_records(struct kl_index *x)
-{
-	uint8_t *del;
-
-	if (!x->n_deleting)
-		return 0;
-	qsort(x->deleting, x->n_deleting, sizeof(struct kl_id), cmp_id);
-	del = kl_calloc(x->n_packs ? x->n_packs : 1, 1);
-	if (!del)
-		return -ENOMEM;
-	for (size_t p = 0; p < x->n_packs; p++)
-		del[p] = bsearch(&x->packs[p], x->deleting, x->n_deleting, sizeof(struct kl_id),
-				 cmp_id) != NULL;
-	for (size_t i = 0; i < x->cap; i++)
-		if (x->slots[i].state == SLOT_STORED && !x->slots[i].deleting &&
-		    del[x->slots[i].pack]) {
-			x->slots[i].deleting = 1;
-			x->demoted++;
-		}
-	kl_free(del);
-	return 0;
-}
-
 struct pack_ref {
 	struct kl_id id;
 	uint32_t entry;
@@ -431,37 +438,36 @@ static int cmp_pack_ref(const void *a, const void *b)
 }
 
 /*
- * An index file that another one supersedes may outlive its successor's
+ * Marks in dead[] the pack entries whose pack no live index file lists. An
+ * index file that another one supersedes may outlive its successor's
  * writing (a crash, or storage that keeps it under retention): it only
  * repeats what its successor lists, except for packs that were condemned
  * since, and those may be gone. So a pack that only superseded files (or
- * deletion records) list is treated as deleting: readable while it lasts,
- * never a reason to skip storing a blob. Runs only when superseded files
- * were read.
+ * deletion records) list is deleting. Returns 0, or -ENOMEM.
  */
-static int apply_supersedes(struct kl_index *x)
+static int mark_superseded(struct kl_index *x, uint8_t *dead)
 {
 	struct pack_ref *v;
-	bool *dead, any = false;
+	bool *gone, any = false;
 
 	if (!x->n_superseded || !x->n_files)
 		return 0;
 	qsort(x->superseded, x->n_superseded, sizeof(struct kl_id), cmp_id);
-	dead = kl_calloc(x->n_files, sizeof(*dead));
-	if (!dead)
+	gone = kl_calloc(x->n_files, sizeof(*gone));
+	if (!gone)
 		return -ENOMEM;
 	for (size_t i = 0; i < x->n_files; i++) {
-		dead[i] = bsearch(&x->files[i], x->superseded, x->n_superseded,
+		gone[i] = bsearch(&x->files[i], x->superseded, x->n_superseded,
 				  sizeof(struct kl_id), cmp_id) != NULL;
-		any |= dead[i];
+		any |= gone[i];
 	}
 	if (!any) {
-		kl_free(dead);
+		kl_free(gone);
 		return 0;
 	}
 	v = kl_calloc(x->n_packs ? x->n_packs : 1, sizeof(*v));
 	if (!v) {
-		kl_free(dead);
+		kl_free(gone);
 		return -ENOMEM;
 	}
 	for (size_t p = 0; p < x->n_packs; p++) {
@@ -469,81 +475,74 @@ static int apply_supersedes(struct kl_index *x)
 
 		v[p].id = x->packs[p];
 		v[p].entry = (uint32_t)p;
-		/* NO_FILE: written here, or a deletion record's (which sets deleting anyway) */
-		v[p].live = f == NO_FILE ? true : !dead[f];
+		/* NO_FILE: written here, or a deletion record's (which marks it anyway) */
+		v[p].live = f == NO_FILE ? true : !gone[f];
 	}
 	qsort(v, x->n_packs, sizeof(*v), cmp_pack_ref);
-	/* a pack is live if any entry for it is; spread that over its entries */
+	/* a pack is live if any entry for it is */
 	for (size_t i = 0, j; i < x->n_packs; i = j) {
 		bool live = false;
 
 		for (j = i; j < x->n_packs && kl_id_eq(&v[j].id, &v[i].id); j++)
 			live |= v[j].live;
-		for (size_t k = i; k < j; k++)
-			v[k].live = live;
-	}
-	{
-		uint8_t *live = kl_calloc(x->n_packs ? x->n_packs : 1, 1);
-
-		if (!live) {
-			kl_free(v);
-			kl_free(dead);
-			return -ENOMEM;
-		}
-		for (size_t i = 0; i < x->n_packs; i++)
-			live[v[i].entry] = v[i].live;
-		for (size_t i = 0; i < x->cap; i++)
-			if (x->slots[i].state == SLOT_STORED && !x->slots[i].deleting &&
-			    !live[x->slots[i].pack]) {
-				x->slots[i].deleting = 1;
-				x->demoted++;
-			}
-		kl_free(live);
+		for (size_t k = i; !live && k < j; k++)
+			dead[v[k].entry] = 1;
 	}
 	kl_free(v);
-	kl_free(dead);
+	kl_free(gone);
 	return 0;
 }
 
 /*
- * A blob whose first-read copy turned out to be in a deleting pack may have
- * a live copy that loading skipped as a duplicate: read the live index
- * files again so that it is found. Only after a crashed prune, or with
- * superseded files kept by retention.
+ * Applies the reader rules of docs/FORMAT.md section 5 once every index
+ * file is read, whatever order they were read in: a pack a deletion record
+ * names, or that only superseded files list, is deleting; a blob whose
+ * slot holds a copy in such a pack takes a live copy if loading met one
+ * (a live copy always wins). Lock held.
  */
-static int rescan(struct kl_repo *r)
+static int apply_rules(struct kl_index *x)
 {
-	struct kl_index *x = r->idx;
-	struct kl_id *files;
-	size_t n;
-	int rc = 0;
+	uint8_t *dead;
+	size_t w = 0;
+	int rc;
 
-	pthread_mutex_lock(&x->lock);
-	x->demoted = 0;
-	n = x->n_files;
-	files = kl_memdup(x->files, n * sizeof(*files));
-	pthread_mutex_unlock(&x->lock);
-	if (!files && n)
+	if (!x->n_deleting && !x->n_superseded)
+		return 0;
+	dead = kl_calloc(x->n_packs ? x->n_packs : 1, 1);
+	if (!dead)
 		return -ENOMEM;
-	for (size_t i = 0; rc >= 0 && i < n; i++) {
-		struct kl_index_file f;
-
-		if (x->n_superseded && bsearch(&files[i], x->superseded, x->n_superseded,
-					       sizeof(struct kl_id), cmp_id))
-			continue;
-		rc = kl_repo_get_index_file(r, &files[i], &f);
-		if (rc == -KL_ENOTFOUND || rc == -KL_ECORRUPT) {
-			rc = 0; /* gone since, or counted as bad by the first pass */
-			continue;
-		}
-		for (size_t j = 0; rc >= 0 && j < f.n; j++)
-			if (!x->n_deleting || !bsearch(&f.packs[j].pack, x->deleting, x->n_deleting,
-						       sizeof(struct kl_id), cmp_id))
-				rc = add_pack(r, &f.packs[j].pack, &f.packs[j].h, 0, NO_FILE);
-		kl_index_file_release(&f);
+	if (x->n_deleting) {
+		qsort(x->deleting, x->n_deleting, sizeof(struct kl_id), cmp_id);
+		for (size_t p = 0; p < x->n_packs; p++)
+			dead[p] = bsearch(&x->packs[p], x->deleting, x->n_deleting,
+					  sizeof(struct kl_id), cmp_id) != NULL;
 	}
-	kl_free(files);
-	return rc;
+	rc = mark_superseded(x, dead);
+	if (rc < 0) {
+		kl_free(dead);
+		return rc;
+	}
+	for (size_t i = 0; i < x->cap; i++)
+		if (x->slots[i].state == SLOT_STORED && dead[x->slots[i].pack])
+			x->slots[i].deleting = 1;
+	/*
+	 * Copies in deleting packs are dropped: a condemned pack is not live
+	 * again for a reader (records are only added while it runs). The live
+	 * ones stay for a later refresh that may condemn a slot's pack.
+	 */
+	for (size_t i = 0; i < x->n_alts; i++) {
+		struct slot *a = &x->alts[i], *s;
+
+		if (dead[a->pack])
+			continue;
+		s = find_slot(x, a->id);
+		if (s && s->state != SLOT_EMPTY && s->deleting)
+			*s = *a; /* STORED, not deleting */
+		x->alts[w++] = *a;
+	}
+	x->n_alts = w;
+	kl_free(dead);
+	return 0;
 }
 
 static void index_clear(struct kl_index *x)
@@ -554,7 +553,7 @@ static void index_clear(struct kl_index *x)
 	memset(x->slots, 0, x->cap * sizeof(*x->slots));
 	x->used = 0;
 	x->n_packs = x->n_files = x->n_records = x->n_deleting = x->n_superseded = 0;
-	x->demoted = 0;
+	x->n_alts = 0;
 }
 
 static int adopt(struct kl_repo *r, bool write);
@@ -576,12 +575,11 @@ int kl_repo_load_index(struct kl_repo *r)
 	if (rc == -EAGAIN)
 		return kl_fail(&r->err, -KL_ECORRUPT,
 			       "index files keep vanishing while being read");
-	if (rc >= 0)
-		rc = apply_deletion_records(r->idx);
-	if (rc >= 0)
-		rc = apply_supersedes(r->idx);
-	if (rc >= 0 && r->idx->demoted)
-		rc = rescan(r);
+	if (rc >= 0) {
+		pthread_mutex_lock(&r->idx->lock);
+		rc = apply_rules(r->idx);
+		pthread_mutex_unlock(&r->idx->lock);
+	}
 	if (rc >= 0 && r->bad_index_files)
 		rc = adopt(r, false);
 	kl_test_point("index-loaded");
@@ -629,12 +627,8 @@ int kl_repo_refresh_index(struct kl_repo *r)
 	kl_free(c.seen);
 	if (rc >= 0) {
 		pthread_mutex_lock(&x->lock);
-		rc = apply_deletion_records(x);
-		if (rc >= 0)
-			rc = apply_supersedes(x);
+		rc = apply_rules(x);
 		pthread_mutex_unlock(&x->lock);
-		if (rc >= 0 && x->demoted)
-			rc = rescan(r);
 	}
 	return rc;
 }

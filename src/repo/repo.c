@@ -306,6 +306,14 @@ static int read_one_tree(struct kl_repo *r, const struct kl_id *id, struct kl_bu
 	return kl_tree_decode(raw->data, raw->len, ret);
 }
 
+int kl_repo_read_tree_blob(struct kl_repo *r, const struct kl_id *id, struct kl_tree *ret)
+{
+	_cleanup_buf_ struct kl_buf raw = KL_BUF_INIT((size_t)128 << 20);
+
+	memset(ret, 0, sizeof(*ret));
+	return read_one_tree(r, id, &raw, ret);
+}
+
 int kl_repo_read_tree(struct kl_repo *r, const struct kl_id *id, struct kl_tree *ret)
 {
 	_cleanup_buf_ struct kl_buf raw = KL_BUF_INIT((size_t)128 << 20);

@@ -68,7 +68,7 @@ cmp -s "$TEST_DIR/a.out" "$TEST_DIR/b.out" || fail "one text seed gave two sampl
 want=$(((packs * 300 + 999) / 1000))
 grep -q "read $want packs" "$TEST_DIR/a.out" || fail "30% of $packs packs: $(cat "$TEST_DIR/a.out")"
 
-for bad in 0/5 6/5 5/0 x/5 1/ /5 0% 101%; do
+for bad in 0/5 6/5 5/0 x/5 1/ /5 0% 101% -1% nan% 1e1% 5%x %; do
 	expect_exit 2 keel check --read-data-subset="$bad"
 done
 

@@ -71,6 +71,11 @@ prune_cycle
 expect_success keel prune --max-unused 100% --json >"$TEST_DIR/prune3.json"
 [ "$(json_get packs_repack <"$TEST_DIR/prune3.json")" = 0 ] || fail "--max-unused 100% repacked"
 expect_success keel check --read-data >/dev/null
+# the percentage parser check shares: tenths are fine, nonsense is a usage error
+expect_success keel prune --dry-run --max-unused 5.5% >/dev/null
+for bad in -1% 101% abc % 5%x 1e1 ""; do
+	expect_exit 2 keel prune --dry-run --max-unused "$bad"
+done
 
 # an index file that its successor supersedes but that could not be deleted
 # (storage under retention keeps it) must not bring pruned packs back: a

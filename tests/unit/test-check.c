@@ -424,6 +424,116 @@ static void only_file(struct fixture *f, const char *sub, char out[static 256],
 	snprintf(out, 256, "%s/%s", dir, name);
 }
 
+/* ---- a backend that counts, and lets a pack vanish ------------------------------ */
+
+/*
+ * Wraps the repository's real local backend: counts stats, and deletes
+ * one pack file just before the first read of it, as a prune finishing
+ * its deletions while check runs would.
+ */
+struct watch {
+	struct kl_backend b;
+	struct kl_backend *inner;
+	unsigned stats, data_gets;
+	char vanish[2 * KL_ID_LEN + 1];
+	char vanish_path[256];
+	/* at the first index read: move replace_from to replace_to, delete replace_del */
+	char replace_from[256], replace_to[256], replace_del[256];
+};
+
+static int w_list(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void *ud)
+{
+	struct watch *w = (struct watch *)b;
+
+	return w->inner->ops->list(w->inner, t, cb, ud);
+}
+
+static int w_get(struct kl_backend *b, enum kl_obj_type t, const char *name, uint64_t off,
+		 uint64_t len, struct kl_buf *out)
+{
+	struct watch *w = (struct watch *)b;
+
+	if (t == KL_OBJ_INDEX && w->replace_from[0]) {
+		assert_int_equal(rename(w->replace_from, w->replace_to), 0);
+		assert_int_equal(unlink(w->replace_del), 0);
+		w->replace_from[0] = 0;
+	}
+	if (t == KL_OBJ_DATA) {
+		w->data_gets++;
+		if (w->vanish[0] && !strcmp(name, w->vanish)) {
+			assert_int_equal(unlink(w->vanish_path), 0);
+			w->vanish[0] = 0;
+		}
+	}
+	return w->inner->ops->get(w->inner, t, name, off, len, out);
+}
+
+static int w_put(struct kl_backend *b, enum kl_obj_type t, const char *name, const void *data,
+		 size_t len)
+{
+	struct watch *w = (struct watch *)b;
+
+	return w->inner->ops->put(w->inner, t, name, data, len);
+}
+
+static int w_del(struct kl_backend *b, enum kl_obj_type t, const char *name)
+{
+	struct watch *w = (struct watch *)b;
+
+	return w->inner->ops->del(w->inner, t, name);
+}
+
+static int w_stat(struct kl_backend *b, enum kl_obj_type t, const char *name, uint64_t *size)
+{
+	struct watch *w = (struct watch *)b;
+
+	w->stats++;
+	return w->inner->ops->stat(w->inner, t, name, size);
+}
+
+static int w_create(struct kl_backend *b)
+{
+	return -EEXIST;
+}
+
+static void w_free(struct kl_backend *b)
+{
+	/* the wrapped backend belongs to the test */
+}
+
+static const struct kl_backend_ops watch_ops = {
+	.scheme = "watch",
+	.list = w_list,
+	.get = w_get,
+	.put = w_put,
+	.del = w_del,
+	.stat = w_stat,
+	.create = w_create,
+	.free = w_free,
+};
+
+/* kl_check on a repository whose backend w wraps */
+static int run_watched(struct fixture *f, struct watch *w, struct kl_check_result *res)
+{
+	struct kl_check_opts o = {.report = {.warn = on_warn, .progress = on_progress}};
+	struct kl_repo *r = open_repo(f, true);
+	int rc;
+
+	w->b.ops = &watch_ops;
+	w->b.location = r->be->location;
+	w->inner = r->be;
+	r->be = &w->b;
+	kl_buf_clear(&f->cap.text);
+	f->cap.warnings = f->cap.errors = 0;
+	o.report.ud = &f->cap;
+	rc = kl_check(r, &o, res);
+	r->be = w->inner;
+	kl_repo_free(r);
+	if (getenv("KEEL_TEST_VERBOSE"))
+		print_message("check: %d, report:\n%s", rc, (const char *)f->cap.text.data);
+	return rc;
+}
+
 /* ---- tests ---------------------------------------------------------------------------- */
 
 static void check_clean(void **state)
@@ -882,6 +992,191 @@ static void check_missing_blob(void **state)
 	kl_check_result_release(&res);
 }
 
+/*
+ * A tree of a newer format version (a later keel wrote it) is intact: check
+ * says it needs a newer keel instead of calling it undecodable.
+ */
+static void check_newer_tree(void **state)
+{
+	static const uint8_t v3[] = {0x08, 0x03}; /* Tree.version = 3, nothing else */
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	struct kl_repo *r = open_repo(f, true);
+	struct kl_tree t = {0};
+	struct kl_packer *p;
+	struct kl_id newer, root, s3;
+	char hex[2 * KL_ID_LEN + 1], want[200];
+
+	assert_int_equal(kl_packer_new(r, &p), 0);
+	assert_int_equal(kl_packer_store(p, KL_BLOB_TREE, v3, sizeof(v3), &newer), 0);
+	add_node(&t, "newer", KL_NODE_DIR, &newer, 1);
+	add_node(&t, "home", KL_NODE_DIR, &f->thome, 1);
+	store_tree(p, &t, &root);
+	assert_int_equal(kl_packer_flush(p), 0);
+	kl_packer_free(p);
+	assert_int_equal(kl_repo_flush_index(r), 0);
+	save_snapshot(r, &root, 3000000000, &s3);
+	kl_repo_free(r);
+
+	assert_int_equal(run(f, false, &res), -KL_ECHECK);
+	kl_id_hex(&newer, hex);
+	snprintf(want, sizeof(want),
+		 "blob %s: tree unreadable (its format is newer than this keel: check it with a "
+		 "newer keel)",
+		 hex);
+	expect_text(f, want);
+	snprintf(want, sizeof(want), "/newer [%d]", -KL_EVERSION);
+	expect_text(f, want);
+	expect_no_text(f, "does not decode");
+	expect_snapshot_ref(f, &s3, "/newer");
+	kl_check_result_release(&res);
+}
+
+/*
+ * What prune leaves while it deletes (or while Object Lock keeps packs): a
+ * deletion record naming an unused pack U and a pack already gone, and the
+ * index file that listed U, superseded by its successor. Check reads U's
+ * header but asks for no pack one by one whether it is there; U deleted
+ * after data/ was listed is not an error; a pack that a live index file
+ * names stays an error when missing, whatever a record says.
+ */
+static void check_condemned_packs(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_repo *r = open_repo(f, true);
+	struct kl_check_result res;
+	struct kl_index_file fu = {0}, rec = {0}, succ = {0};
+	struct kl_pack_header h;
+	struct kl_packer *p;
+	struct kl_blob_loc loc;
+	struct kl_id u, pack_u, gone, fu_id;
+	char path[256], hex[2 * KL_ID_LEN + 1], want[160];
+
+	assert_int_equal(kl_packer_new(r, &p), 0);
+	store_random(p, &u);
+	assert_int_equal(kl_packer_flush(p), 0);
+	kl_packer_free(p);
+	assert_int_equal(kl_repo_wait_writes(r), 0);
+	assert_int_equal(kl_repo_lookup(r, &u, &loc), 1);
+	pack_u = loc.pack;
+	kl_id_hex(&pack_u, hex);
+	pack_path(f, &pack_u, path);
+	/* the index file that listed U, then superseded */
+	assert_int_equal(kl_repo_read_pack_header(r, hex, file_size(path), &h), 0);
+	assert_int_equal(kl_index_file_add(&fu, &pack_u, &h), 0);
+	assert_int_equal(kl_repo_put_index_file(r, &fu, &fu_id), 0);
+	/* the record: U, and a pack an earlier prune deleted already */
+	kl_random(gone.b, KL_ID_LEN);
+	rec.deleting = true;
+	rec.wait_for_known = true;
+	assert_int_equal(kl_repo_read_pack_header(r, hex, file_size(path), &h), 0);
+	assert_int_equal(kl_index_file_add(&rec, &pack_u, &h), 0);
+	assert_int_equal(kl_repo_read_pack_header(r, hex, file_size(path), &h), 0);
+	assert_int_equal(kl_index_file_add(&rec, &gone, &h), 0);
+	/* and pack A, which the live index file still lists (a record is no excuse for that) */
+	kl_id_hex(&f->pack_a, hex);
+	pack_path(f, &f->pack_a, path);
+	assert_int_equal(kl_repo_read_pack_header(r, hex, file_size(path), &h), 0);
+	assert_int_equal(kl_index_file_add(&rec, &f->pack_a, &h), 0);
+	assert_int_equal(kl_repo_put_index_file(r, &rec, NULL), 0);
+	/* the successor: lists pack B again (any live pack will do), supersedes fu */
+	kl_id_hex(&f->pack_b, hex);
+	pack_path(f, &f->pack_b, path);
+	assert_int_equal(kl_repo_read_pack_header(r, hex, file_size(path), &h), 0);
+	assert_int_equal(kl_index_file_add(&succ, &f->pack_b, &h), 0);
+	succ.supersedes = kl_memdup(&fu_id, sizeof(fu_id));
+	succ.n_supersedes = 1;
+	assert_int_equal(kl_repo_put_index_file(r, &succ, NULL), 0);
+	kl_index_file_release(&fu);
+	kl_index_file_release(&rec);
+	kl_index_file_release(&succ);
+	kl_repo_free(r);
+
+	/* U still there: checked, with no stat of any pack */
+	struct watch w = {0};
+
+	assert_int_equal(run_watched(f, &w, &res), 0);
+	assert_int_equal(w.stats, 0);
+	assert_true(w.data_gets > 0);
+	assert_int_equal(f->cap.errors, 0);
+	kl_check_result_release(&res);
+
+	/* U deleted after check listed data/: not an error either */
+	memset(&w, 0, sizeof(w));
+	kl_id_hex(&pack_u, w.vanish);
+	pack_path(f, &pack_u, w.vanish_path);
+	assert_int_equal(run_watched(f, &w, &res), 0);
+	assert_int_equal(w.vanish[0], 0); /* it did vanish */
+	assert_int_equal(f->cap.errors, 0);
+	expect_no_text(f, "removed while check ran");
+	kl_check_result_release(&res);
+
+	/* gone for good: still fine */
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(run_watched(f, &w, &res), 0);
+	assert_int_equal(f->cap.errors, 0);
+	kl_check_result_release(&res);
+
+	/*
+	 * Pack A, which a live index file names, vanishing while check runs is
+	 * an error ("removed while check ran", or "missing" when the record
+	 * was read first), and so is its absence.
+	 */
+	memset(&w, 0, sizeof(w));
+	kl_id_hex(&f->pack_a, w.vanish);
+	pack_path(f, &f->pack_a, w.vanish_path);
+	assert_int_equal(run_watched(f, &w, &res), -KL_ECHECK);
+	snprintf(want, sizeof(want), "pack %s: ", w.vanish_path + strlen(w.vanish_path) - 64);
+	expect_text(f, want);
+	assert_int_equal(f->cap.errors, 1);
+	kl_check_result_release(&res);
+	assert_int_equal(run_watched(f, &w, &res), -KL_ECHECK);
+	kl_id_hex(&f->pack_a, hex);
+	snprintf(want, sizeof(want), "pack %s: missing (named by index", hex);
+	expect_text(f, want);
+	assert_int_equal(f->cap.errors, 1);
+	assert_int_equal(w.stats, 0);
+	kl_check_result_release(&res);
+}
+
+/*
+ * A prune replaces the index file while check runs: the successor appears
+ * and the file check listed is gone before check reads it. Not damage:
+ * check lists again and checks the successor.
+ */
+static void check_index_replaced(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_repo *r = open_repo(f, true);
+	struct kl_check_result res;
+	struct kl_index_file xf;
+	struct kl_id old_id, new_id;
+	struct watch w = {0};
+	char path[256], name[80], hex[2 * KL_ID_LEN + 1];
+
+	only_file(f, "index", path, name);
+	assert_int_equal(kl_id_parse(name, &old_id), 0);
+	assert_int_equal(kl_repo_get_index_file(r, &old_id, &xf), 0);
+	xf.supersedes = kl_memdup(&old_id, sizeof(old_id));
+	xf.n_supersedes = 1;
+	assert_int_equal(kl_repo_put_index_file(r, &xf, &new_id), 0);
+	kl_index_file_release(&xf);
+	kl_repo_free(r);
+	/* the successor waits outside until check reads the index */
+	kl_id_hex(&new_id, hex);
+	snprintf(w.replace_to, sizeof(w.replace_to), "%s/index/%s", f->repo, hex);
+	snprintf(w.replace_from, sizeof(w.replace_from), "%s/successor", f->dir);
+	snprintf(w.replace_del, sizeof(w.replace_del), "%s", path);
+	assert_int_equal(rename(w.replace_to, w.replace_from), 0);
+
+	assert_int_equal(run_watched(f, &w, &res), 0);
+	assert_int_equal(w.replace_from[0], 0); /* it was replaced */
+	assert_int_equal(f->cap.errors, 0);
+	assert_int_equal(res.index_files, 1);
+	assert_int_equal(res.unindexed_packs, 0);
+	kl_check_result_release(&res);
+}
+
 /* Paths are escaped: a name cannot write its own lines into the report. */
 static void check_path_escaped(void **state)
 {
@@ -985,6 +1280,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(check_index_disagrees, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_missing_blob, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_path_escaped, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_newer_tree, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_condemned_packs, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_index_replaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_subset, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_alloc_failures, setup, teardown),
 	};

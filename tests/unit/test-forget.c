@@ -9,11 +9,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "keel/forget.h"
+#include "keel/repo.h"
 #include "ops/forget-internal.h"
 
 #define NS 1000000000LL
@@ -784,6 +787,179 @@ static void reason_names(void **state)
 	assert_null(kl_keep_reason_name(1u << KL_KEEP_REASONS));
 }
 
+/* ---- removing snapshots, with S3 Object Lock refusing some ---------------- */
+
+/*
+ * The repository's real local backend, except that deleting one chosen
+ * snapshot fails with refuse_rc: what S3 answers for an object under
+ * retention (-KL_EOBJLOCKED), or an I/O error.
+ */
+struct refusing {
+	struct kl_backend b;
+	struct kl_backend *inner;
+	char refuse[2 * KL_ID_LEN + 1];
+	int refuse_rc;
+	unsigned dels;
+};
+
+static int rf_list(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void *ud)
+{
+	struct refusing *x = (struct refusing *)b;
+
+	return x->inner->ops->list(x->inner, t, cb, ud);
+}
+
+static int rf_get(struct kl_backend *b, enum kl_obj_type t, const char *name, uint64_t off,
+		  uint64_t len, struct kl_buf *out)
+{
+	struct refusing *x = (struct refusing *)b;
+
+	return x->inner->ops->get(x->inner, t, name, off, len, out);
+}
+
+static int rf_put(struct kl_backend *b, enum kl_obj_type t, const char *name, const void *data,
+		  size_t len)
+{
+	struct refusing *x = (struct refusing *)b;
+
+	return x->inner->ops->put(x->inner, t, name, data, len);
+}
+
+static int rf_del(struct kl_backend *b, enum kl_obj_type t, const char *name)
+{
+	struct refusing *x = (struct refusing *)b;
+
+	x->dels++;
+	if (t == KL_OBJ_SNAPSHOT && !strcmp(name, x->refuse))
+		return x->refuse_rc;
+	return x->inner->ops->del(x->inner, t, name);
+}
+
+static int rf_stat(struct kl_backend *b, enum kl_obj_type t, const char *name, uint64_t *size)
+{
+	struct refusing *x = (struct refusing *)b;
+
+	return x->inner->ops->stat(x->inner, t, name, size);
+}
+
+static int rf_create(struct kl_backend *b)
+{
+	return -EEXIST;
+}
+
+static void rf_free(struct kl_backend *b)
+{
+	struct refusing *x = (struct refusing *)b;
+
+	kl_backend_free(x->inner);
+}
+
+static const struct kl_backend_ops refusing_ops = {
+	.scheme = "refusing",
+	.list = rf_list,
+	.get = rf_get,
+	.put = rf_put,
+	.del = rf_del,
+	.stat = rf_stat,
+	.create = rf_create,
+	.free = rf_free,
+};
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+/* A repository with n snapshots, its backend wrapped by x. */
+static struct kl_repo *repo_with_snapshots(char top[static 64], struct refusing *x,
+					   struct kl_id *ids, size_t n)
+{
+	struct kl_init_opts io;
+	struct kl_pass *pass = NULL;
+	struct kl_repo *r = NULL;
+	char dir[96];
+
+	assert_int_equal(kl_crypto_init(), 0);
+	snprintf(top, 64, "/tmp/keel-test-forget.XXXXXX");
+	assert_non_null(mkdtemp(top));
+	snprintf(dir, sizeof(dir), "%s/repo", top);
+	kl_init_opts_default(&io);
+	io.kdf.ops = 1;
+	io.kdf.mem = 8u << 20;
+	assert_int_equal(kl_pass_new("pw", 2, &pass), 0);
+	assert_int_equal(kl_repo_create(dir, pass, &io, &r), 0);
+	kl_pass_free(pass);
+	for (size_t i = 0; i < n; i++) {
+		struct kl_snapshot s = {.kind = KL_SNAP_FILES};
+
+		s.time_ns = (int64_t)(i + 1) * NS;
+		s.time_end_ns = s.time_ns + 1;
+		kl_random(s.tree.b, KL_ID_LEN);
+		assert_int_equal(kl_repo_save_snapshot(r, &s, &ids[i]), 0);
+	}
+	x->b.ops = &refusing_ops;
+	x->b.location = r->be->location;
+	x->inner = r->be;
+	r->be = &x->b;
+	return r;
+}
+
+static size_t snapshot_count(struct kl_repo *r)
+{
+	struct kl_snapshot_list l = {0};
+	size_t n;
+
+	assert_int_equal(kl_repo_list_snapshots(r, &l), 0);
+	n = l.n;
+	kl_snapshot_list_release(&l);
+	return n;
+}
+
+/*
+ * A snapshot under retention is kept and named, the others still go, and
+ * the call says -KL_EOBJLOCKED (exit 16) without leaving an error message
+ * behind; any other failure stops at once.
+ */
+static void forget_keeps_retained_snapshots(void **state)
+{
+	struct refusing x = {.refuse_rc = -KL_EOBJLOCKED};
+	struct kl_forget_result res;
+	struct kl_id ids[3];
+	char top[64];
+	struct kl_repo *r = repo_with_snapshots(top, &x, ids, 3);
+
+	kl_id_hex(&ids[1], x.refuse);
+	assert_int_equal(kl_snapshots_forget(r, ids, 3, &res), -KL_EOBJLOCKED);
+	assert_int_equal(res.removed, 2);
+	assert_int_equal(res.n_retained, 1);
+	assert_memory_equal(res.retained[0].b, ids[1].b, KL_ID_LEN);
+	assert_int_equal(r->err.code, 0);
+	assert_int_equal(snapshot_count(r), 1);
+	kl_forget_result_release(&res);
+
+	/* nothing to do, and nothing kept: 0 */
+	assert_int_equal(kl_snapshots_forget(r, ids, 0, &res), 0);
+	assert_int_equal(res.removed + res.n_retained, 0);
+	kl_forget_result_release(&res);
+
+	/* an I/O error stops the run: what follows is not tried */
+	x.refuse_rc = -EIO;
+	x.dels = 0;
+	assert_int_equal(kl_snapshots_forget(r, &ids[1], 1, &res), -EIO);
+	assert_int_equal(res.removed, 0);
+	assert_int_equal(res.n_retained, 0);
+	assert_int_equal(r->err.code, -EIO);
+	kl_forget_result_release(&res);
+	/* ... and one already gone is not found */
+	assert_int_equal(kl_snapshots_forget(r, ids, 2, &res), -KL_ENOTFOUND);
+	assert_int_equal(res.removed, 0);
+	assert_int_equal(x.dels, 2);
+	kl_forget_result_release(&res);
+
+	kl_repo_free(r);
+	nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -812,6 +988,7 @@ int main(void)
 		cmocka_unit_test(duration_parse),
 		cmocka_unit_test(group_by_parse),
 		cmocka_unit_test(reason_names),
+		cmocka_unit_test(forget_keeps_retained_snapshots),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -354,6 +354,266 @@ static void data_and_tree_ids_never_collide(void **state)
 	kl_buf_release(&out);
 }
 
+/* ---- loading the index: the reader rules in every order, each file read once ---- */
+
+/*
+ * The real local backend, listing index files in a chosen order (perm-th
+ * permutation of their sorted names) and counting index file reads.
+ */
+struct ordered {
+	struct kl_backend b;
+	struct kl_backend *inner;
+	unsigned perm;
+	unsigned index_gets;
+};
+
+struct names8 {
+	char v[8][80];
+	size_t n;
+};
+
+static int collect_name(const char *name, uint64_t size, void *ud)
+{
+	struct names8 *l = ud;
+
+	assert_true(l->n < 8);
+	snprintf(l->v[l->n++], 80, "%s", name);
+	return 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static int or_list(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void *ud)
+{
+	struct ordered *o = (struct ordered *)b;
+	struct names8 l = {0};
+	bool used[8] = {false};
+	unsigned code = o->perm;
+	int rc;
+
+	if (t != KL_OBJ_INDEX)
+		return o->inner->ops->list(o->inner, t, cb, ud);
+	rc = o->inner->ops->list(o->inner, t, collect_name, &l);
+	if (rc < 0)
+		return rc;
+	qsort(l.v, l.n, sizeof(l.v[0]), cmp_name);
+	/* the factorial number system: digit k picks among the names left */
+	for (size_t k = l.n; k > 0; k--) {
+		size_t pick = code % k, i;
+
+		code /= (unsigned)k;
+		for (i = 0; used[i] || pick; i++)
+			if (!used[i])
+				pick--;
+		used[i] = true;
+		rc = cb(l.v[i], 0, ud);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int or_get(struct kl_backend *b, enum kl_obj_type t, const char *name, uint64_t off,
+		  uint64_t len, struct kl_buf *out)
+{
+	struct ordered *o = (struct ordered *)b;
+
+	o->index_gets += t == KL_OBJ_INDEX;
+	return o->inner->ops->get(o->inner, t, name, off, len, out);
+}
+
+static int or_put(struct kl_backend *b, enum kl_obj_type t, const char *name, const void *data,
+		  size_t len)
+{
+	struct ordered *o = (struct ordered *)b;
+
+	return o->inner->ops->put(o->inner, t, name, data, len);
+}
+
+static int or_del(struct kl_backend *b, enum kl_obj_type t, const char *name)
+{
+	struct ordered *o = (struct ordered *)b;
+
+	return o->inner->ops->del(o->inner, t, name);
+}
+
+static int or_stat(struct kl_backend *b, enum kl_obj_type t, const char *name, uint64_t *size)
+{
+	struct ordered *o = (struct ordered *)b;
+
+	return o->inner->ops->stat(o->inner, t, name, size);
+}
+
+static int or_create(struct kl_backend *b)
+{
+	return -EEXIST;
+}
+
+static void or_free(struct kl_backend *b)
+{
+	kl_backend_free(((struct ordered *)b)->inner);
+}
+
+static const struct kl_backend_ops ordered_ops = {
+	.scheme = "ordered",
+	.list = or_list,
+	.get = or_get,
+	.put = or_put,
+	.del = or_del,
+	.stat = or_stat,
+	.create = or_create,
+	.free = or_free,
+};
+
+/* Opens and unlocks the repository through o (not loading the index). */
+static struct kl_repo *open_ordered(struct fixture *f, struct ordered *o, unsigned perm)
+{
+	struct kl_repo *r = NULL;
+
+	memset(o, 0, sizeof(*o));
+	o->perm = perm;
+	assert_int_equal(kl_repo_open(f->dir, &r), 0);
+	o->b.ops = &ordered_ops;
+	o->b.location = r->be->location;
+	o->inner = r->be;
+	r->be = &o->b;
+	assert_int_equal(kl_repo_unlock(r, f->pass), 0);
+	return r;
+}
+
+/*
+ * Writes a pack of the given blobs through a handle whose index is empty,
+ * so that a blob another pack holds is stored again; returns the pack's
+ * header with *pack.
+ */
+static void make_pack(struct fixture *f, const char *const *blobs, size_t n, struct kl_id *ids,
+		      struct kl_id *pack, struct kl_pack_header *h)
+{
+	struct kl_repo *r = NULL;
+	struct kl_packer *p = NULL;
+	struct kl_blob_loc loc;
+	char hex[2 * KL_ID_LEN + 1];
+	uint64_t size;
+
+	assert_int_equal(kl_repo_open(f->dir, &r), 0);
+	assert_int_equal(kl_repo_unlock(r, f->pass), 0);
+	assert_int_equal(kl_packer_new(r, &p), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(
+			kl_packer_store(p, KL_BLOB_DATA, blobs[i], strlen(blobs[i]), &ids[i]), 0);
+	assert_int_equal(kl_packer_flush(p), 0);
+	kl_packer_free(p);
+	assert_int_equal(kl_repo_wait_writes(r), 0);
+	assert_int_equal(kl_repo_lookup(r, &ids[0], &loc), 1);
+	*pack = loc.pack;
+	kl_id_hex(pack, hex);
+	assert_int_equal(r->be->ops->stat(r->be, KL_OBJ_DATA, hex, &size), 0);
+	assert_int_equal(kl_repo_read_pack_header(r, hex, size, h), 0);
+	kl_repo_free(r);
+}
+
+static void put_index(struct fixture *f, const struct kl_id *pack, const struct kl_pack_header *h,
+		      bool deleting, const struct kl_id *supersedes, struct kl_id *ret)
+{
+	struct kl_index_file xf = {.deleting = deleting, .wait_for_known = deleting};
+	struct kl_pack_header copy = {0};
+
+	for (size_t i = 0; i < h->n; i++)
+		assert_int_equal(kl_pack_header_add(&copy, &h->blobs[i]), 0);
+	assert_int_equal(kl_index_file_add(&xf, pack, &copy), 0);
+	if (supersedes) {
+		xf.supersedes = kl_memdup(supersedes, sizeof(*supersedes));
+		xf.n_supersedes = 1;
+	}
+	assert_int_equal(kl_repo_put_index_file(f->r, &xf, ret), 0);
+	kl_index_file_release(&xf);
+}
+
+/*
+ * b is in both packs, c only in the old one, d only in the new one. The
+ * old pack is deleting (the caller made it so): b must be found in the new
+ * pack as a live copy, c readable but not a reason to skip storing it.
+ */
+static void expect_rules(struct kl_repo *r, const struct kl_id *ids_old,
+			 const struct kl_id *ids_new, const struct kl_id *p_new)
+{
+	struct kl_blob_loc loc;
+
+	assert_int_equal(kl_repo_lookup(r, &ids_old[0], &loc), 1);
+	assert_memory_equal(loc.pack.b, p_new->b, KL_ID_LEN);
+	assert_int_equal(kl_repo_claim(r, &ids_old[0]), 1);
+	assert_int_equal(kl_repo_lookup(r, &ids_old[1], NULL), 1);
+	assert_int_equal(kl_repo_claim(r, &ids_old[1]), 0);
+	assert_int_equal(kl_repo_claim(r, &ids_new[1]), 1);
+	assert_int_equal(kl_repo_blob_count(r), 2); /* b and d; c is deleting */
+}
+
+static void index_rules_read_each_file_once(void **state)
+{
+	static const char *const old_blobs[] = {"bee", "cee"}, *const new_blobs[] = {"bee", "dee"};
+	struct fixture *f = *state;
+	struct kl_pack_header h_old, h_new;
+	struct kl_id ids_old[2], ids_new[2], p_old, p_new, f_old, f_new, rec;
+	struct ordered o;
+	struct kl_repo *r;
+	char path[256], hex[2 * KL_ID_LEN + 1];
+
+	make_pack(f, old_blobs, 2, ids_old, &p_old, &h_old);
+	make_pack(f, new_blobs, 2, ids_new, &p_new, &h_new);
+	assert_memory_equal(ids_old[0].b, ids_new[0].b, KL_ID_LEN);
+	assert_false(kl_id_eq(&p_old, &p_new));
+
+	/* a successor that supersedes the old file, which storage kept */
+	put_index(f, &p_old, &h_old, false, NULL, &f_old);
+	put_index(f, &p_new, &h_new, false, &f_old, &f_new);
+	for (unsigned perm = 0; perm < 2; perm++) {
+		r = open_ordered(f, &o, perm);
+		assert_int_equal(kl_repo_load_index(r), 0);
+		assert_int_equal(o.index_gets, 2);
+		expect_rules(r, ids_old, ids_new, &p_new);
+		kl_repo_free(r);
+	}
+
+	/* no supersedes, but a deletion record for the old pack: any of 6 orders */
+	kl_id_hex(&f_new, hex);
+	snprintf(path, sizeof(path), "%s/index/%s", f->dir, hex);
+	assert_int_equal(unlink(path), 0);
+	put_index(f, &p_new, &h_new, false, NULL, &f_new);
+	put_index(f, &p_old, &h_old, true, NULL, &rec);
+	for (unsigned perm = 0; perm < 6; perm++) {
+		r = open_ordered(f, &o, perm);
+		assert_int_equal(kl_repo_load_index(r), 0);
+		assert_int_equal(o.index_gets, 3);
+		expect_rules(r, ids_old, ids_new, &p_new);
+		kl_repo_free(r);
+	}
+
+	/* the record written after the index was loaded: a refresh reads it alone */
+	kl_id_hex(&rec, hex);
+	snprintf(path, sizeof(path), "%s/index/%s", f->dir, hex);
+	assert_int_equal(unlink(path), 0);
+	for (unsigned perm = 0; perm < 2; perm++) {
+		r = open_ordered(f, &o, perm);
+		assert_int_equal(kl_repo_load_index(r), 0);
+		assert_int_equal(o.index_gets, 2);
+		assert_int_equal(kl_repo_blob_count(r), 3);
+		put_index(f, &p_old, &h_old, true, NULL, &rec);
+		o.index_gets = 0;
+		assert_int_equal(kl_repo_refresh_index(r), 0);
+		assert_int_equal(o.index_gets, 1);
+		expect_rules(r, ids_old, ids_new, &p_new);
+		kl_repo_free(r);
+		kl_id_hex(&rec, hex);
+		snprintf(path, sizeof(path), "%s/index/%s", f->dir, hex);
+		assert_int_equal(unlink(path), 0);
+	}
+	kl_pack_header_release(&h_old);
+	kl_pack_header_release(&h_new);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -368,6 +628,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(second_key_opens_same_master, setup, teardown),
 		cmocka_unit_test_setup_teardown(data_and_tree_ids_never_collide, setup, teardown),
+		cmocka_unit_test_setup_teardown(index_rules_read_each_file_once, setup, teardown),
 	};
 
 	kl_crypto_init();

@@ -166,6 +166,65 @@ static void errors_have_messages(void **state)
 	assert_string_equal(e.msg, "pack 'ab'"); /* the first message is kept */
 }
 
+static void percent_parses_and_rejects(void **state)
+{
+	static const struct {
+		const char *s;
+		int rc;
+		unsigned permille;
+	} cases[] = {
+		{"0%", 0, 0},
+		{"0", 0, 0},
+		{"0.0%", 0, 0},
+		{"100%", 0, 1000},
+		{"100", 0, 1000},
+		{"100.00%", 0, 1000},
+		{"5.5%", 0, 55},
+		{"5", 0, 50},
+		{"5%", 0, 50},
+		{"05%", 0, 50},
+		{"33.33%", 0, 333},
+		{"33.35%", 0, 334},  /* to the nearest tenth, halves up */
+		{"0.01%", 0, 1},     /* above zero stays above zero */
+		{"0.0001%", 0, 1},   /* ... however small */
+		{"99.99%", 0, 1000}, /* rounds up to all */
+		{"-1%", -KL_EUSAGE, 0},
+		{"+5%", -KL_EUSAGE, 0},
+		{"101%", -KL_EUSAGE, 0},
+		{"100.01%", -KL_EUSAGE, 0},
+		{"100.0001", -KL_EUSAGE, 0},
+		{"abc", -KL_EUSAGE, 0},
+		{"%", -KL_EUSAGE, 0},
+		{"", -KL_EUSAGE, 0},
+		{".5%", -KL_EUSAGE, 0},
+		{"5.%", -KL_EUSAGE, 0},
+		{"5%%", -KL_EUSAGE, 0},
+		{"5% ", -KL_EUSAGE, 0},
+		{" 5%", -KL_EUSAGE, 0},
+		{"5x", -KL_EUSAGE, 0},
+		{"5%x", -KL_EUSAGE, 0},
+		{"5,5%", -KL_EUSAGE, 0},
+		{"1e1%", -KL_EUSAGE, 0},
+		{"inf", -KL_EUSAGE, 0},
+		{"nan%", -KL_EUSAGE, 0},
+		{"0x10", -KL_EUSAGE, 0},
+		{"18446744073709551617%", -KL_EUSAGE, 0},
+		{"99999999999999999999999999999999999999", -KL_EUSAGE, 0},
+		{"1.00000000000000000000000000000000001%", 0, 10},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unsigned v = 4242;
+		int rc = kl_parse_percent(cases[i].s, &v);
+
+		if (rc != cases[i].rc)
+			fail_msg("'%s': %d, want %d", cases[i].s, rc, cases[i].rc);
+		if (v != (rc < 0 ? 4242 : cases[i].permille))
+			fail_msg("'%s': %u per mille, want %u", cases[i].s, v, cases[i].permille);
+	}
+	assert_int_equal(kl_parse_percent(NULL, &(unsigned){0}), -KL_EUSAGE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -178,6 +237,7 @@ int main(void)
 		cmocka_unit_test(alloc_failure_injection),
 		cmocka_unit_test(array_grows_by_doubling),
 		cmocka_unit_test(errors_have_messages),
+		cmocka_unit_test(percent_parses_and_rejects),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
