@@ -1054,7 +1054,8 @@ static int defer_creation(struct rctx *c, struct dirh *d, struct rfile *f, const
 		}
 		d->pend->fd = -1;
 	}
-	strcpy(f->name, name); /* name_copy bounded it by NAME_MAX */
+	/* name_copy bounded it by NAME_MAX, the size of f->name less one */
+	memcpy(f->name, name, strlen(name) + 1);
 	f->dir = d->pend;
 	if (f->dir) {
 		pthread_mutex_lock(&c->lock);
