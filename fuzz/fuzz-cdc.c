@@ -105,6 +105,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < HDR_LEN)
 		return 0;
+	/* both chunker variants: bit 1 of the flags byte picks one */
+	p.variant = 1 + ((data[4] >> 1) & 1);
 	if (data[4] & 1) {
 		if (size < HDR_LEN + RAW_LEN)
 			return 0;

@@ -16,7 +16,16 @@ struct kl_cdc_params {
 	uint32_t min; /* no cut before min bytes */
 	uint32_t avg; /* power of two */
 	uint32_t max; /* always cut at max */
+	/*
+	 * 0 or 1: the gear table as derived from the key; 2: its entry for
+	 * byte 0 is changed so that every all-zero window is a cut, and runs
+	 * of zeros (disk images, preallocated files) become chunks of min
+	 * bytes that deduplicate (docs/FORMAT.md section 10).
+	 */
+	uint32_t variant;
 };
+#define KL_CDC_VARIANT_DEFAULT 2 /* for new repositories */
+#define KL_CDC_VARIANT_MAX 2
 #define KL_CDC_MIN_DEFAULT (256u << 10)
 #define KL_CDC_AVG_DEFAULT (1u << 20)
 #define KL_CDC_MAX_DEFAULT (4u << 20)
@@ -29,7 +38,7 @@ struct kl_cdc {
 };
 
 /* Returns 0 or -EINVAL for params that are out of range (min < 64, min >= avg, avg >= max, max > 64
- * MiB, avg not a power of two). */
+ * MiB, avg not a power of two, variant > KL_CDC_VARIANT_MAX). */
 int kl_cdc_init(struct kl_cdc *c, const struct kl_key *chunker_key, const struct kl_cdc_params *p);
 
 /*

@@ -313,6 +313,7 @@ struct kl_config {
 	uint32_t version;
 	struct kl_id repo_id;
 	uint32_t cdc_min, cdc_avg, cdc_max;
+	uint32_t cdc_variant;	   /* 1 or 2 (struct kl_cdc_params); 1 when absent */
 	int32_t compression_level; /* zstd level, 0 = no compression */
 	uint32_t pack_size;	   /* target pack size in bytes */
 	int64_t created_ns;

@@ -77,6 +77,8 @@ int kl_cdc_init(struct kl_cdc *c, const struct kl_key *chunker_key, const struct
 		return -EINVAL;
 	if (p->avg & (p->avg - 1))
 		return -EINVAL;
+	if (p->variant > KL_CDC_VARIANT_MAX)
+		return -EINVAL;
 
 	/*
 	 * The gear table is the first 2048 bytes of the ChaCha20 (RFC 8439,
@@ -89,6 +91,17 @@ int kl_cdc_init(struct kl_cdc *c, const struct kl_key *chunker_key, const struct
 	for (i = 0; i < KL_ARRAY_SIZE(c->gear); i++)
 		c->gear[i] = kl_get_le64(stream + 8 * i);
 	sodium_memzero(stream, sizeof(stream));
+	/*
+	 * Variant 2. The fingerprint of 64 zero bytes is the sum of gear[0] << k
+	 * for k < 64, that is gear[0] * (2^64 - 1) = -gear[0]: a keyed constant
+	 * that passes a mask about never, so variant 1 runs chunks through
+	 * zero runs up to max, and an in-place change near one re-stores a
+	 * chunk that large. With gear[0] = -(g >> 27) that constant is g >> 27,
+	 * whose top 27 bits (more than any mask has) are zero: every all-zero
+	 * window is a cut. Still keyed: the low bits of gear[0] stay secret.
+	 */
+	if (p->variant >= 2)
+		c->gear[0] = (uint64_t)0 - (c->gear[0] >> 27);
 
 	/* avg is a power of two in [128, 32 MiB], so 7 <= bits <= 25. */
 	bits = (unsigned)__builtin_ctz(p->avg);

@@ -3,6 +3,7 @@
  * repository format version, so a newer one gives -KL_EVERSION ("upgrade
  * keel"), not -KL_ECORRUPT.
  */
+#include "keel/chunker.h"
 #include "keel/format.h"
 #include "pb-internal.h"
 
@@ -17,6 +18,7 @@ enum {
 	F_CREATED_NS,
 	F_LOCK_MODE,
 	F_LOCK_DAYS,
+	F_CDC_VARIANT,
 };
 
 #define CDC_MIN_LOW 64u
@@ -33,6 +35,8 @@ static bool config_valid(const struct kl_config *c)
 		return false;
 	if (c->cdc_min < CDC_MIN_LOW || c->cdc_min >= c->cdc_avg || c->cdc_avg >= c->cdc_max ||
 	    c->cdc_max > CDC_MAX_HIGH || (c->cdc_avg & (c->cdc_avg - 1)))
+		return false;
+	if (c->cdc_variant < 1 || c->cdc_variant > KL_CDC_VARIANT_MAX)
 		return false;
 	if (c->compression_level < LEVEL_LOW || c->compression_level > LEVEL_HIGH)
 		return false;
@@ -73,6 +77,9 @@ int kl_config_encode(const struct kl_config *c, struct kl_buf *out)
 		r = kl_pb_put_uint(out, F_LOCK_MODE, (uint64_t)c->lock_mode);
 	if (r >= 0 && c->lock_mode != KL_LOCK_NONE)
 		r = kl_pb_put_uint(out, F_LOCK_DAYS, c->lock_days);
+	/* absent for variant 1, as in configs written before the field existed */
+	if (r >= 0 && c->cdc_variant != 1)
+		r = kl_pb_put_uint(out, F_CDC_VARIANT, c->cdc_variant);
 	if (r < 0) {
 		kl_buf_setlen(out, start);
 		return r;
@@ -85,7 +92,7 @@ int kl_config_decode(const uint8_t *p, size_t n, struct kl_config *ret)
 	struct kl_pb_reader rd = {p, n};
 	struct kl_pb_field f;
 	struct kl_pb_scan s;
-	struct kl_config c = {0};
+	struct kl_config c = {.cdc_variant = 1};
 	uint64_t seen = 0;
 	uint32_t mode;
 	int r;
@@ -99,7 +106,7 @@ int kl_config_decode(const uint8_t *p, size_t n, struct kl_config *ret)
 	if (r < 0)
 		return r;
 	while ((r = kl_pb_next(&rd, &f)) > 0) {
-		if (f.num > F_LOCK_DAYS)
+		if (f.num > F_CDC_VARIANT)
 			continue;
 		r = kl_pb_once(&seen, f.num);
 		if (r < 0)
@@ -136,12 +143,18 @@ int kl_config_decode(const uint8_t *p, size_t n, struct kl_config *ret)
 		case F_LOCK_DAYS:
 			r = kl_pb_get_u32(&f, &c.lock_days);
 			break;
+		case F_CDC_VARIANT:
+			r = kl_pb_get_u32(&f, &c.cdc_variant);
+			break;
 		}
 		if (r < 0)
 			return r;
 	}
 	if (r < 0)
 		return r;
+	/* a chunker this keel does not know: a newer keel wrote it */
+	if (c.cdc_variant > KL_CDC_VARIANT_MAX)
+		return -KL_EVERSION;
 	if (!(seen & (1u << F_REPO_ID)) || !config_valid(&c))
 		return -KL_ECORRUPT;
 	*ret = c;

@@ -13,6 +13,7 @@ void kl_init_opts_default(struct kl_init_opts *o)
 	o->cdc.min = KL_CDC_MIN_DEFAULT;
 	o->cdc.avg = KL_CDC_AVG_DEFAULT;
 	o->cdc.max = KL_CDC_MAX_DEFAULT;
+	o->cdc.variant = KL_CDC_VARIANT_DEFAULT;
 }
 
 static int repo_alloc(struct kl_backend *be, struct kl_repo **ret)
@@ -50,7 +51,8 @@ void kl_repo_free(struct kl_repo *r)
 
 static int apply_config(struct kl_repo *r)
 {
-	struct kl_cdc_params p = {r->cfg.cdc_min, r->cfg.cdc_avg, r->cfg.cdc_max};
+	struct kl_cdc_params p = {r->cfg.cdc_min, r->cfg.cdc_avg, r->cfg.cdc_max,
+				  r->cfg.cdc_variant};
 
 	if (r->cfg.version > KL_REPO_VERSION)
 		return -KL_EVERSION;
@@ -125,6 +127,7 @@ int kl_repo_create_err(const char *location, const struct kl_pass *pass,
 		r->cfg.cdc_min = cp.min;
 		r->cfg.cdc_avg = cp.avg;
 		r->cfg.cdc_max = cp.max;
+		r->cfg.cdc_variant = cp.variant ? cp.variant : 1;
 		r->cfg.compression_level = o->compression_level;
 		r->cfg.pack_size = o->pack_size;
 		r->cfg.created_ns = kl_time_now_ns();

@@ -291,6 +291,68 @@ static void cdc_test_vectors(void **state)
 	test_free(data);
 }
 
+/*
+ * Variant 2 (docs/FORMAT.md test vector E): all-zero windows are cuts, so
+ * a zero run is cut 64 bytes in and then every min bytes; cuts elsewhere
+ * move too, since gear[0] is part of every window holding a zero byte.
+ */
+static void cdc_variant2_vector(void **state)
+{
+	static const struct kl_cdc_params small2 = {2 * KIB, 8 * KIB, 64 * KIB, 2};
+	static const size_t head[] = {10033, 8503, 9365, 8252, 11751, 11387, 6309};
+	static const size_t tail[] = {8769, 10144, 10620, 8252, 11751, 11387, 6245};
+	const size_t n = 64 * KIB + 100000 + 64 * KIB;
+	uint8_t *data = test_calloc(1, n), *sm = random_buf(0, 64 * KIB);
+	struct kl_cdc c;
+	struct kl_key k;
+	struct cuts r;
+	size_t i;
+
+	(void)state;
+	memcpy(data, sm, 64 * KIB);
+	memcpy(data + 64 * KIB + 100000, sm, 64 * KIB);
+	key_seq(&k, 0x00);
+	assert_int_equal(kl_cdc_init(&c, &k, &small2), 0);
+	assert_true(c.gear[0] == UINT64_C(0xfffffff2bcc744d1));
+	r = chunk_all(&c, data, n);
+	assert_int_equal(r.n, 62);
+	for (i = 0; i < KL_ARRAY_SIZE(head); i++)
+		assert_int_equal(r.len[i], head[i]);
+	for (i = KL_ARRAY_SIZE(head); i < 55; i++)
+		assert_int_equal(r.len[i], 2048);
+	for (i = 0; i < KL_ARRAY_SIZE(tail); i++)
+		assert_int_equal(r.len[55 + i], tail[i]);
+	cuts_free(&r);
+	test_free(data);
+	test_free(sm);
+}
+
+/* With the default parameters, variant 2 cuts a long zero run into chunks of min. */
+static void cdc_variant2_zeros_cut_at_min(void **state)
+{
+	struct kl_cdc_params p = defaults;
+	const size_t n = 16 * MIB + 100;
+	uint8_t *data = test_calloc(1, n);
+	struct kl_cdc c;
+	struct cuts r;
+	size_t i;
+
+	(void)state;
+	p.variant = 2;
+	for (uint8_t key = 0; key < 4; key++) {
+		cdc_setup(&c, key, &p);
+		r = chunk_all(&c, data, n);
+		assert_int_equal(r.n, 16 * MIB / c.min + 1);
+		for (i = 0; i + 1 < r.n; i++)
+			assert_int_equal(r.len[i], c.min);
+		assert_int_equal(r.len[r.n - 1], 100);
+		cuts_free(&r);
+	}
+	p.variant = 3;
+	assert_int_equal(kl_cdc_init(&c, &(struct kl_key){{0}}, &p), -EINVAL);
+	test_free(data);
+}
+
 /* ---- agreement with the reference --------------------------------------- */
 
 /*
@@ -666,6 +728,8 @@ int main(void)
 		cmocka_unit_test(cdc_edit_delete_defaults),
 		cmocka_unit_test(cdc_edit_small),
 		cmocka_unit_test(cdc_zeros_cut_at_max),
+		cmocka_unit_test(cdc_variant2_vector),
+		cmocka_unit_test(cdc_variant2_zeros_cut_at_min),
 	};
 
 	return cmocka_run_group_tests_name("cdc", tests, NULL, NULL);

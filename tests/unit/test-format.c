@@ -1917,6 +1917,47 @@ static void good_config(struct kl_config *c)
 	c->compression_level = 3;
 	c->pack_size = 16 << 20;
 	c->created_ns = 0;
+	c->cdc_variant = 1;
+}
+
+/* The chunker variant: absent for 1, field 11 otherwise; an unknown one needs a newer keel. */
+static void config_cdc_variant(void **state)
+{
+	struct kl_buf b = KL_BUF_INIT(1 << 20), b1 = KL_BUF_INIT(1 << 20);
+	struct kl_config c, d;
+	uint8_t v3[2];
+
+	good_config(&c);
+	assert_int_equal(kl_config_encode(&c, &b1), 0);
+	c.cdc_variant = 2;
+	assert_int_equal(kl_config_encode(&c, &b), 0);
+	assert_int_equal(b.len, b1.len + 2);
+	assert_memory_equal(b.data, b1.data, b1.len);
+	assert_int_equal(b.data[b1.len], 0x58); /* field 11, varint */
+	assert_int_equal(b.data[b1.len + 1], 2);
+	assert_int_equal(config_decode_exact(b.data, b.len, &d), 0);
+	assert_int_equal(d.cdc_variant, 2);
+	/* a config of an older keel, without the field, is variant 1 */
+	assert_int_equal(config_decode_exact(b1.data, b1.len, &d), 0);
+	assert_int_equal(d.cdc_variant, 1);
+
+	v3[0] = 0x58;
+	v3[1] = 3;
+	kl_buf_setlen(&b, b1.len);
+	assert_int_equal(kl_buf_add(&b, v3, 2), 0);
+	assert_int_equal(kl_config_decode(b.data, b.len, &d), -KL_EVERSION);
+	v3[1] = 0;
+	kl_buf_setlen(&b, b1.len);
+	assert_int_equal(kl_buf_add(&b, v3, 2), 0);
+	assert_int_equal(kl_config_decode(b.data, b.len, &d), -KL_ECORRUPT);
+
+	for (uint32_t v = 0; v < 4; v += 3) {
+		c.cdc_variant = v;
+		kl_buf_clear(&b);
+		assert_int_equal(kl_config_encode(&c, &b), -EINVAL);
+	}
+	kl_buf_release(&b);
+	kl_buf_release(&b1);
 }
 
 static void config_golden_and_round_trip(void **state)
@@ -2500,6 +2541,7 @@ int main(void)
 		cmocka_unit_test(index_rejects),
 		cmocka_unit_test(index_unknown_fields),
 		cmocka_unit_test(config_golden_and_round_trip),
+		cmocka_unit_test(config_cdc_variant),
 		cmocka_unit_test(config_rejects),
 		cmocka_unit_test(alloc_failures),
 	};
