@@ -252,19 +252,22 @@ repo_files()
 	find "$KEEL_REPOSITORY/$1" -type f | sort
 }
 
-# largest: the largest of the files (or objects) named on stdin, one a line
-largest()
+# by_size gt|lt: the largest (gt) or the smallest (lt) of the files (or
+# objects) named on stdin, one a line
+by_size()
 {
-	local f size best="" best_size=-1
+	local f size best="" best_size=""
 	while IFS= read -r f; do
 		size=$(file_size "$f")
-		if [ "$size" -gt "$best_size" ]; then
+		if [ -z "$best_size" ] || [ "$size" "-$1" "$best_size" ]; then
 			best=$f
 			best_size=$size
 		fi
 	done
 	printf '%s\n' "$best"
 }
+largest() { by_size gt; }
+smallest() { by_size lt; }
 
 # repo_cp SRC DST: copies a file; either may be an object of the S3
 # repository (to save one before damaging it, and to put it back)

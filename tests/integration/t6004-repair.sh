@@ -76,8 +76,8 @@ mkdir -p "$TEST_DIR/w/sub"
 head -c $((1 << 20)) /dev/urandom >"$TEST_DIR/w/sub/data.bin"
 repo_files data >"$TEST_DIR/before-w"
 expect_success keel backup "$TEST_DIR/w" >/dev/null
-TREES=$(repo_files data | comm -13 "$TEST_DIR/before-w" - | xargs -d '\n' ls -S | tail -n1)
-rm -f "$TREES"
+TREES=$(repo_files data | comm -13 "$TEST_DIR/before-w" - | smallest)
+repo_rm "$TREES"
 expect_success keel repair index >/dev/null
 expect_exit 3 keel repair snapshots --forget >"$TEST_DIR/rs3.out" 2>"$TEST_DIR/rs3.err"
 grep -q 'directory cannot be read' "$TEST_DIR/rs3.err" ||
