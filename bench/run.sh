@@ -32,11 +32,12 @@ usage() {
 	cat <<'EOF'
 usage: bench/run.sh [--quick|--full] [--json FILE] [options]
 
-  --quick            small corpus (6k files, 256 MiB image, 32 MiB SQL), 2 runs,
-                     forget+prune on 50 snapshots, S3; about 12 minutes on a quiet
-                     machine (the default)
+  --quick            small corpus (6k files, 256 MiB image, 32 MiB SQL), 2 runs of
+                     the main scenarios; under 5 minutes on a quiet machine (the
+                     default; --prune and --s3 add those scenarios, about 7 more)
   --full             whole corpus (Linux 6.1 tree, 2 GiB image, 384 MiB SQL),
                      3 runs, forget+prune on 300 snapshots, S3, then scaling
+  --prune, --s3      add forget+prune (50 snapshots in quick mode) or S3
   --prune-only       only the forget+prune scenario (with the ceilings)
   --s3-only          only the S3 scenario (with the ceilings)
   --no-prune, --no-s3  skip those scenarios
@@ -53,7 +54,7 @@ usage: bench/run.sh [--quick|--full] [--json FILE] [options]
 EOF
 }
 
-MODE=quick RUNS='' SCENARIOS=1 PRUNE=yes S3=yes JSON_COPY='' SCALING=auto INSTALL=1 TOOLS="keel restic borg" KEEL_OVERRIDE=''
+MODE=quick RUNS='' SCENARIOS=1 PRUNE=auto S3=auto JSON_COPY='' SCALING=auto INSTALL=1 TOOLS="keel restic borg" KEEL_OVERRIDE=''
 KEEL_INIT_ARGS="--kdf-ops 1 --kdf-mem 8"
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -64,6 +65,8 @@ while [ $# -gt 0 ]; do
 	--scaling-only) SCALING=yes SCENARIOS=0 PRUNE=no S3=no ;;
 	--prune-only) SCALING=no SCENARIOS=0 PRUNE=yes S3=no ;;
 	--s3-only) SCALING=no SCENARIOS=0 PRUNE=no S3=yes ;;
+	--prune) PRUNE=yes ;;
+	--s3) S3=yes ;;
 	--no-prune) PRUNE=no ;;
 	--no-s3) S3=no ;;
 	--runs|--json|--tools|--keel)
@@ -83,6 +86,9 @@ while [ $# -gt 0 ]; do
 	shift
 done
 [ "$SCALING" = auto ] && { [ "$MODE" = full ] && SCALING=yes || SCALING=no; }
+# quick mode is for while developing: the main scenarios only, unless asked
+[ "$PRUNE" = auto ] && { [ "$MODE" = full ] && PRUNE=yes || PRUNE=no; }
+[ "$S3" = auto ] && { [ "$MODE" = full ] && S3=yes || S3=no; }
 [ -n "$RUNS" ] || { [ "$MODE" = quick ] && RUNS=2 || RUNS=3; }
 case $RUNS in ''|*[!0-9]*|0) die "--runs wants a positive number" ;; esac
 [ -n "$JSON_COPY" ] && case $JSON_COPY in /*) ;; *) JSON_COPY=$PWD/$JSON_COPY ;; esac
