@@ -448,8 +448,13 @@ int kl_cli_open(struct kl_cli *cli)
 
 		rc = kl_repo_lock(r, kind, cli->cmd_name);
 		if (rc < 0 && (flags & KL_CMD_READONLY) &&
-		    (rc == -EACCES || rc == -EROFS || rc == -EPERM)) {
-			/* reading needs no lock where nothing can be deleted anyway */
+		    (rc == -EACCES || rc == -EROFS || rc == -EPERM || rc == -ENOSPC ||
+		     rc == -EDQUOT)) {
+			/*
+			 * Reading needs no lock where nothing can be deleted anyway
+			 * (read-only storage), nor where nothing can be written (a
+			 * full disk or bucket): there a check is what the user needs.
+			 */
 			kl_cli_warn(cli, "cannot lock the repository (%s): going on without a lock",
 				    kl_strerror(rc));
 			kl_err_clear(&r->err);
