@@ -739,9 +739,12 @@ static int check_header(struct check *c, uint32_t idx, const char *fname,
 
 /*
  * One pack of an index file. may_be_gone: the file is a deletion record or
- * superseded, so the pack may be one prune has deleted already, or deletes
- * while we check (it waits only for older locks); then only a pack still
- * there is checked. Which were there, the listing of data/ in pass 1 says;
+ * superseded, or a deletion record names the pack, so the pack may be one
+ * prune has deleted already, or deletes while we check (it waits only for
+ * locks alive when its record became durable, and ours may be younger: then
+ * we loaded the index after the record, so our view has it); then only a
+ * pack still there is checked. A snapshot that needs a blob of such a pack
+ * still finds it missing (the blob is indexed nowhere else). Which were there, the listing of data/ in pass 1 says;
  * which still are, reading the header (needed anyway) says: no request per
  * pack to ask. Anything else such files list, their successor lists too.
  */
@@ -757,6 +760,7 @@ static int index_pack(struct check *c, const char *fname, const struct kl_index_
 	uint32_t idx;
 	int rc, hrc = 0;
 
+	may_be_gone |= kl_repo_pack_deleting(c->r, &ip->pack);
 	if (may_be_gone && !present)
 		return 0;
 	if (present) {

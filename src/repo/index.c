@@ -550,7 +550,8 @@ static void index_clear(struct kl_index *x)
 	for (size_t i = 0; i < x->n_pending; i++)
 		kl_pack_header_release(&x->pending[i].h);
 	x->n_pending = 0;
-	memset(x->slots, 0, x->cap * sizeof(*x->slots));
+	if (x->cap) /* no slots before the first blob: memset(NULL) is undefined */
+		memset(x->slots, 0, x->cap * sizeof(*x->slots));
 	x->used = 0;
 	x->n_packs = x->n_files = x->n_records = x->n_deleting = x->n_superseded = 0;
 	x->n_alts = 0;
@@ -603,7 +604,8 @@ static int load_if_new(const char *name, uint64_t size, void *ud)
 	return load_one(name, size, &c->lc);
 }
 
-int kl_repo_refresh_index(struct kl_repo *r)
+/* One pass of kl_repo_refresh_index(): -EAGAIN when a listed file vanished. */
+static int refresh_once(struct kl_repo *r)
 {
 	struct kl_index *x = r->idx;
 	struct refresh_ctx c = {.lc = {.r = r}};
@@ -621,10 +623,29 @@ int kl_repo_refresh_index(struct kl_repo *r)
 		return -ENOMEM;
 	qsort(c.seen, c.n_seen, sizeof(struct kl_id), cmp_id);
 	rc = r->be->ops->list(r->be, KL_OBJ_INDEX, load_if_new, &c);
-	/* a file deleted between listing and reading was replaced by one we read */
-	if (rc == -EAGAIN)
-		rc = 0;
 	kl_free(c.seen);
+	return rc;
+}
+
+int kl_repo_refresh_index(struct kl_repo *r)
+{
+	struct kl_index *x = r->idx;
+	int rc;
+
+	/*
+	 * A file deleted between listing and reading was replaced by a prune
+	 * whose successor the listing may have missed: list again (what was
+	 * read is not read twice).
+	 */
+	for (int attempt = 0;; attempt++) {
+		rc = refresh_once(r);
+		if (rc != -EAGAIN || attempt == 4)
+			break;
+		kl_err_clear(&r->err);
+	}
+	if (rc == -EAGAIN)
+		return kl_fail(&r->err, -KL_ECORRUPT,
+			       "index files keep vanishing while being read");
 	if (rc >= 0) {
 		pthread_mutex_lock(&x->lock);
 		rc = apply_rules(x);

@@ -82,46 +82,104 @@ static int write_lock(struct kl_lock *l, char name_ret[2 * KL_ID_LEN + 1])
 	return rc;
 }
 
+struct listed_lock {
+	char name[2 * KL_ID_LEN + 1];
+	struct kl_lock_info info;
+};
+
 struct list_ctx {
 	struct kl_repo *r;
-	int (*cb)(const char *name, const struct kl_lock_info *info, bool alive, void *ud);
-	void *ud;
-	int64_t now;
-	unsigned unreadable;
+	struct listed_lock *v; /* locks read */
+	size_t n, cap;
+	char (*gone)[2 * KL_ID_LEN + 1]; /* names that vanished before being read */
+	size_t n_gone, cap_gone;
+	bool vanished; /* in this pass */
 };
+
+static bool listed_before(const struct list_ctx *c, const char *name)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (!strcmp(c->v[i].name, name))
+			return true;
+	for (size_t i = 0; i < c->n_gone; i++)
+		if (!strcmp(c->gone[i], name))
+			return true;
+	return false;
+}
 
 static int list_one(const char *name, uint64_t size, void *ud)
 {
 	struct list_ctx *c = ud;
 	_cleanup_buf_ struct kl_buf raw = KL_BUF_INIT(1u << 20);
-	struct kl_lock_info info;
+	struct listed_lock *l;
 	int rc;
 
 	(void)size;
+	if (strlen(name) >= sizeof(l->name) || listed_before(c, name))
+		return 0; /* not ours, or read in an earlier pass */
+	if (kl_array_grow(&c->v, &c->cap, c->n, sizeof(*c->v), 16) < 0)
+		return -ENOMEM;
+	l = &c->v[c->n];
 	rc = kl_repo_get_object(c->r, KL_OBJ_LOCK, KL_KIND_LOCK, name, &raw);
-	if (rc == -KL_ENOTFOUND)
-		return 0; /* released or refreshed while we listed */
-	if (rc == -KL_ECORRUPT || (rc >= 0 && kl_lock_info_decode(raw.data, raw.len, &info) < 0)) {
+	if (rc == -KL_ENOTFOUND) {
+		/* released, or refreshed under a new name this listing may not hold */
+		kl_err_clear(&c->r->err);
+		if (kl_array_grow(&c->gone, &c->cap_gone, c->n_gone, sizeof(*c->gone), 16) < 0)
+			return -ENOMEM;
+		snprintf(c->gone[c->n_gone++], sizeof(*c->gone), "%s", name);
+		c->vanished = true;
+		return 0;
+	}
+	if (rc == -KL_ECORRUPT || (rc >= 0 && kl_lock_info_decode(raw.data, raw.len, &l->info) < 0)) {
 		/* not a lock we can read: it cannot hold anything back */
-		c->unreadable++;
 		kl_err_clear(&c->r->err);
 		return 0;
 	}
 	if (rc < 0)
 		return rc;
-	rc = c->cb(name, &info, kl_lock_alive(&info, c->now), c->ud);
-	kl_lock_info_release(&info);
-	return rc;
+	snprintf(l->name, sizeof(l->name), "%s", name);
+	c->n++;
+	return 0;
 }
 
+static void list_release(struct list_ctx *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		kl_lock_info_release(&c->v[i].info);
+	kl_free(c->v);
+	kl_free(c->gone);
+}
+
+/*
+ * A lock that vanished between the listing and its reading may have been
+ * refreshed: its new object (written before the old one is deleted) is
+ * alive, and a prune that missed it would delete what its owner uses. So
+ * the listing is taken again, reading only names not seen yet, until a
+ * pass finds nothing vanished. Locks read once count even if released
+ * since: that errs on the safe side for prune and for conflicts.
+ */
 int kl_repo_list_locks(struct kl_repo *r,
 		       int (*cb)(const char *name, const struct kl_lock_info *info, bool alive,
 				 void *ud),
 		       void *ud)
 {
-	struct list_ctx c = {.r = r, .cb = cb, .ud = ud, .now = kl_time_now_ns()};
+	struct list_ctx c = {.r = r};
+	int64_t now;
+	int rc;
 
-	return r->be->ops->list(r->be, KL_OBJ_LOCK, list_one, &c);
+	for (int attempt = 0;; attempt++) {
+		c.vanished = false;
+		rc = r->be->ops->list(r->be, KL_OBJ_LOCK, list_one, &c);
+		if (rc < 0 || !c.vanished || attempt == 4)
+			break;
+	}
+	if (rc >= 0 && c.vanished)
+		rc = kl_fail(&r->err, -EAGAIN, "lock objects keep vanishing while being read");
+	now = kl_time_now_ns();
+	for (size_t i = 0; rc >= 0 && i < c.n; i++)
+		rc = cb(c.v[i].name, &c.v[i].info, kl_lock_alive(&c.v[i].info, now), ud);
+	list_release(&c);
+	return rc;
 }
 
 struct conflict_ctx {

@@ -365,6 +365,11 @@ struct ordered {
 	struct kl_backend *inner;
 	unsigned perm;
 	unsigned index_gets;
+	/* before the first read of a lock object: called once (a refresh racing the listing) */
+	void (*before_lock_get)(struct ordered *o);
+	struct kl_repo *other;
+	/* at the first index read: move replace_from to replace_to, delete replace_del */
+	char replace_from[300], replace_to[300], replace_del[300];
 };
 
 struct names8 {
@@ -422,6 +427,17 @@ static int or_get(struct kl_backend *b, enum kl_obj_type t, const char *name, ui
 	struct ordered *o = (struct ordered *)b;
 
 	o->index_gets += t == KL_OBJ_INDEX;
+	if (t == KL_OBJ_INDEX && o->replace_from[0]) {
+		assert_int_equal(rename(o->replace_from, o->replace_to), 0);
+		assert_int_equal(unlink(o->replace_del), 0);
+		o->replace_from[0] = 0;
+	}
+	if (t == KL_OBJ_LOCK && o->before_lock_get) {
+		void (*hook)(struct ordered *) = o->before_lock_get;
+
+		o->before_lock_get = NULL;
+		hook(o);
+	}
 	return o->inner->ops->get(o->inner, t, name, off, len, out);
 }
 
@@ -614,6 +630,99 @@ static void index_rules_read_each_file_once(void **state)
 	kl_pack_header_release(&h_new);
 }
 
+/*
+ * The other handle's lock is replaced by a new object between our listing
+ * of locks/ and our reading of the old one, as its heartbeat does every few
+ * minutes: a prune that missed it would delete what that process uses.
+ */
+static void relock_other(struct ordered *o)
+{
+	kl_repo_unlock_repo(o->other);
+	assert_int_equal(kl_repo_lock(o->other, KL_LOCK_SHARED, "backup"), 0);
+}
+
+struct seen_locks {
+	struct kl_id sessions[4];
+	size_t n;
+};
+
+static int collect_lock(const char *name, const struct kl_lock_info *info, bool alive, void *ud)
+{
+	struct seen_locks *s = ud;
+
+	assert_true(alive);
+	assert_true(s->n < 4);
+	s->sessions[s->n++] = info->session;
+	return 0;
+}
+
+static void lock_replaced_while_listed(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_repo *other = NULL, *r;
+	struct seen_locks seen = {0};
+	struct kl_id now;
+	struct ordered o;
+	bool found = false;
+
+	assert_int_equal(kl_repo_open(f->dir, &other), 0);
+	assert_int_equal(kl_repo_unlock(other, f->pass), 0);
+	assert_int_equal(kl_repo_lock(other, KL_LOCK_SHARED, "backup"), 0);
+	r = open_ordered(f, &o, 0);
+	o.other = other;
+	o.before_lock_get = relock_other;
+	assert_int_equal(kl_repo_list_locks(r, collect_lock, &seen), 0);
+	assert_null(o.before_lock_get); /* the race happened */
+	kl_lock_session(other, &now);
+	for (size_t i = 0; i < seen.n; i++)
+		found |= kl_id_eq(&seen.sessions[i], &now);
+	assert_true(found);
+	kl_repo_free(r);
+	kl_repo_free(other);
+}
+
+/*
+ * A prune replaces an index file between a refresh's listing and its
+ * reading: the successor, written after the listing, must be read too.
+ */
+static void refresh_finds_successor_written_after_listing(void **state)
+{
+	static const char *const blobs[] = {"eff", "gee"};
+	struct fixture *f = *state;
+	struct kl_pack_header h;
+	struct kl_id ids[2], pack, fid, succ;
+	struct kl_index_file xf;
+	struct ordered o;
+	struct kl_repo *r;
+	char dir[300], hex[2 * KL_ID_LEN + 1];
+
+	r = open_ordered(f, &o, 0);
+	assert_int_equal(kl_repo_load_index(r), 0);
+	/* a new file, F, that the refresh will list */
+	make_pack(f, blobs, 2, ids, &pack, &h);
+	put_index(f, &pack, &h, false, NULL, &fid);
+	kl_pack_header_release(&h);
+	snprintf(dir, sizeof(dir), "%s/index", f->dir);
+	/* its successor waits outside until the refresh reads F, which then is gone */
+	assert_int_equal(kl_repo_get_index_file(f->r, &fid, &xf), 0);
+	xf.supersedes = kl_memdup(&fid, sizeof(fid));
+	xf.n_supersedes = 1;
+	assert_int_equal(kl_repo_put_index_file(f->r, &xf, &succ), 0);
+	kl_index_file_release(&xf);
+	kl_id_hex(&succ, hex);
+	snprintf(o.replace_to, sizeof(o.replace_to), "%s/%s", dir, hex);
+	snprintf(o.replace_from, sizeof(o.replace_from), "%s/../successor", f->dir);
+	assert_int_equal(rename(o.replace_to, o.replace_from), 0);
+	kl_id_hex(&fid, hex);
+	snprintf(o.replace_del, sizeof(o.replace_del), "%s/%s", dir, hex);
+
+	assert_int_equal(kl_repo_refresh_index(r), 0);
+	assert_int_equal(o.replace_from[0], 0); /* the race happened */
+	assert_int_equal(kl_repo_lookup(r, &ids[0], NULL), 1);
+	assert_int_equal(kl_repo_lookup(r, &ids[1], NULL), 1);
+	kl_repo_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -629,6 +738,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(second_key_opens_same_master, setup, teardown),
 		cmocka_unit_test_setup_teardown(data_and_tree_ids_never_collide, setup, teardown),
 		cmocka_unit_test_setup_teardown(index_rules_read_each_file_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(lock_replaced_while_listed, setup, teardown),
+		cmocka_unit_test_setup_teardown(refresh_finds_successor_written_after_listing, setup,
+						teardown),
 	};
 
 	kl_crypto_init();
