@@ -369,7 +369,7 @@ struct ordered {
 	void (*before_lock_get)(struct ordered *o);
 	struct kl_repo *other;
 	/* at the first index read: move replace_from to replace_to, delete replace_del */
-	char replace_from[300], replace_to[300], replace_del[300];
+	char replace_from[400], replace_to[400], replace_del[400];
 };
 
 struct names8 {
@@ -694,7 +694,7 @@ static void refresh_finds_successor_written_after_listing(void **state)
 	struct kl_index_file xf;
 	struct ordered o;
 	struct kl_repo *r;
-	char dir[300], hex[2 * KL_ID_LEN + 1];
+	char dir[256], hex[2 * KL_ID_LEN + 1];
 
 	r = open_ordered(f, &o, 0);
 	assert_int_equal(kl_repo_load_index(r), 0);
