@@ -738,6 +738,36 @@ static int check_header(struct check *c, uint32_t idx, const char *fname,
 }
 
 /*
+ * A pack that an index file names but the listing of data/ did not hold
+ * may have been written since: a backup beside us writes its packs, then
+ * their index file, and we list data/ before the index files. One request
+ * tells; the pack is then checked like the others. Returns 1 and the pack
+ * in *k when it is there, 0 when not, or a negative error.
+ */
+static int pack_arrived(struct check *c, const struct kl_id *id, int *k)
+{
+	char hex[2 * KL_ID_LEN + 1];
+	uint64_t size;
+	uint32_t idx;
+	int rc;
+
+	kl_id_hex(id, hex);
+	rc = c->r->be->ops->stat(c->r->be, KL_OBJ_DATA, hex, &size);
+	if (rc == -ENOENT || rc == -KL_ENOTFOUND)
+		return 0;
+	if (rc < 0)
+		return kl_fail(&c->r->err, rc, "cannot look for pack %s: %s", hex, kl_strerror(rc));
+	rc = pack_get(&c->packs, id, &idx);
+	if (rc < 0)
+		return rc;
+	c->packs.v[idx].flags |= P_PRESENT;
+	c->packs.v[idx].size = size;
+	c->prog.files_total++;
+	*k = (int)idx;
+	return 1;
+}
+
+/*
  * One pack of an index file. may_be_gone: the file is a deletion record or
  * superseded, or a deletion record names the pack, so the pack may be one
  * prune has deleted already, or deletes while we check (it waits only for
@@ -763,6 +793,12 @@ static int index_pack(struct check *c, const char *fname, const struct kl_index_
 	may_be_gone |= kl_repo_pack_deleting(c->r, &ip->pack);
 	if (may_be_gone && !present)
 		return 0;
+	if (!present) {
+		rc = pack_arrived(c, &ip->pack, &k);
+		if (rc < 0)
+			return rc;
+		present = rc > 0;
+	}
 	if (present) {
 		hrc = fetch_header(c, (uint32_t)k, &h, &why);
 		if (hrc == -ENOMEM)
