@@ -20,9 +20,16 @@ const char *kl_idcache_group(struct kl_idcache *c, uint32_t gid);
  * dirfd/name locate the entry without following a final symlink; paths
  * longer than PATH_MAX work. Returns 0 or -errno (xattr read errors other
  * than "not supported" are reported, the node still usable).
+ *
+ * prev, when not NULL, is what an earlier backup recorded for this entry.
+ * Changing an xattr, an ACL or a symlink's target changes the inode's
+ * ctime, so if prev has the same type, inode and ctime they are copied
+ * from prev instead of read (listing xattrs was a third of an unchanged
+ * backup's time). The caller passes only a prev recorded after its ctime
+ * had surely passed, so that a change in the same clock tick cannot hide.
  */
 int kl_node_from_stat(int dirfd, const char *name, const struct stat *st, struct kl_idcache *ids,
-		      struct kl_node *n);
+		      const struct kl_node *prev, struct kl_node *n);
 
 enum kl_node_type kl_node_type_from_mode(mode_t m);
 /* Whether a regular file with this stat needs reading again (vs a parent node). */

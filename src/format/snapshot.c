@@ -22,6 +22,8 @@ enum {
 	F_PROGRAM_VERSION,
 	F_PARTIAL,
 	F_STATS,
+	/* 17..63: reserved for later kinds */
+	F_READ_START_NS = 64,
 };
 
 /* Stats fields in order; the message is all uint64. */
@@ -146,6 +148,8 @@ int kl_snapshot_encode(const struct kl_snapshot *s, struct kl_buf *out)
 		r = kl_pb_put_uint(out, F_PARTIAL, 1);
 	if (r >= 0)
 		r = stats_encode(&s->stats, out);
+	if (r >= 0)
+		r = kl_pb_put_sint_nz(out, F_READ_START_NS, s->read_start_ns);
 	if (r < 0) {
 		kl_buf_setlen(out, start);
 		return r;
@@ -270,6 +274,9 @@ static int snapshot_decode(const uint8_t *p, size_t n, struct kl_snapshot *s)
 			break;
 		case F_STATS:
 			r = stats_decode(&f, &s->stats);
+			break;
+		case F_READ_START_NS:
+			r = kl_pb_get_s64(&f, &s->read_start_ns);
 			break;
 		default:
 			break;

@@ -46,6 +46,8 @@ struct backup {
 	size_t rbuf_cap;
 	bool no_noatime;
 	dev_t root_dev;
+	/* nodes of the parent with an older ctime than this were read after it had passed */
+	int64_t prev_settled_ns;
 	int error; /* fatal error: stop and save nothing */
 	struct dir_job *live;
 	int64_t next_progress_ns;
@@ -74,7 +76,8 @@ int kl_bk_collect(struct backup *b, bool wait);
 int kl_bk_read_chunks(struct backup *b, int fd, struct kl_file_job *f, uint64_t *total,
 		      int *read_err);
 int kl_bk_add_entry(struct backup *b, struct dir_job *d, int dfd, const char *name,
-		    const char *path, struct stat *st, bool must_exist, bool *added);
+		    const char *path, const struct kl_node *prev, struct stat *st, bool must_exist,
+		    bool *added);
 int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 		      const struct kl_node *oldn, const char *path, const struct stat *st);
 int kl_bk_process_dir(struct backup *b, struct dir_job *d, int dfd, const struct kl_tree *old);

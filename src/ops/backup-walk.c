@@ -465,11 +465,32 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 }
 
 /*
+ * prev, the parent snapshot's node of the entry, can stand in for what only
+ * a ctime change changes (kl_node_from_stat) if it was recorded after its
+ * ctime had passed: that ctime is older than the parent backup's start, by
+ * more than the coarsest file system clock (2 s, FAT). Else a change made
+ * in the clock tick after the parent backup read the entry could leave the
+ * ctime as it was.
+ */
+static const struct kl_node *settled(const struct backup *b, const struct kl_node *prev)
+{
+	if (!prev || !b->prev_settled_ns || (b->o->flags & KL_BACKUP_FORCE))
+		return NULL;
+	if (prev->ctime_sec > (b->prev_settled_ns / 1000000000LL) ||
+	    (prev->ctime_sec == b->prev_settled_ns / 1000000000LL &&
+	     prev->ctime_nsec >= (uint32_t)(b->prev_settled_ns % 1000000000LL)))
+		return NULL;
+	return prev;
+}
+
+/*
  * must_exist: a path the user named (or a directory above one), whose
  * absence is an error; an entry that vanished after it was listed is not.
+ * prev: the parent snapshot's node for it, or NULL.
  */
 int kl_bk_add_entry(struct backup *b, struct dir_job *d, int dfd, const char *name,
-		    const char *path, struct stat *st, bool must_exist, bool *added)
+		    const char *path, const struct kl_node *prev, struct stat *st, bool must_exist,
+		    bool *added)
 {
 	struct kl_node n = {0};
 	int rc;
@@ -488,7 +509,7 @@ int kl_bk_add_entry(struct backup *b, struct dir_job *d, int dfd, const char *na
 	n.name = kl_memdup(name, n.name_len + 1);
 	if (!n.name)
 		return -ENOMEM;
-	rc = kl_node_from_stat(dfd, name, st, b->ids, &n);
+	rc = kl_node_from_stat(dfd, name, st, b->ids, settled(b, prev), &n);
 	if (rc == -ENOMEM) {
 		kl_node_release(&n);
 		return rc;
@@ -522,6 +543,7 @@ struct frame {
 	char **names;		   /* sorted, with their stat results and tree slots */
 	struct stat *sts;
 	size_t *slot_of;
+	const struct kl_node **prev; /* each name's node in old, or NULL */
 	size_t n_names, next;
 };
 
@@ -535,6 +557,7 @@ static void frame_free(struct frame *f)
 	kl_free(f->names);
 	kl_free(f->sts);
 	kl_free(f->slot_of);
+	kl_free(f->prev);
 	kl_free(f);
 }
 
@@ -590,7 +613,8 @@ static int frame_list(struct backup *b, struct frame *f)
 		caches = true;
 	f->sts = kl_calloc(f->n_names ? f->n_names : 1, sizeof(*f->sts));
 	f->slot_of = kl_calloc(f->n_names ? f->n_names : 1, sizeof(*f->slot_of));
-	if (!f->sts || !f->slot_of)
+	f->prev = kl_calloc(f->n_names ? f->n_names : 1, sizeof(*f->prev));
+	if (!f->sts || !f->slot_of || !f->prev)
 		return -ENOMEM;
 	/* first all metadata, so the tree's node array is final before files go in flight */
 	for (size_t i = 0; i < f->n_names; i++) {
@@ -604,7 +628,11 @@ static int frame_list(struct backup *b, struct frame *f)
 			continue;
 		if (b->o->excludes.n && kl_patterns_match(&b->o->excludes, path))
 			continue;
-		rc = kl_bk_add_entry(b, d, f->dfd, f->names[i], path, &f->sts[i], false, &added);
+		if (f->old)
+			f->prev[i] = kl_tree_find(f->old, (const uint8_t *)f->names[i],
+						  strlen(f->names[i]));
+		rc = kl_bk_add_entry(b, d, f->dfd, f->names[i], path, f->prev[i], &f->sts[i],
+				     false, &added);
 		if (rc < 0)
 			return rc;
 		if (added)
@@ -634,16 +662,14 @@ static struct frame *frame_new(struct frame *up, struct dir_job *d, int dfd, boo
 static int frame_enter(struct backup *b, struct frame *f, size_t i, const char *path,
 		       struct frame **ret)
 {
-	const struct kl_node *oldn = NULL;
 	struct dir_job *c;
 	struct frame *k;
 	struct kl_tree oldt;
 	int cfd, rc;
 
 	*ret = NULL;
-	if (f->old)
-		oldn = kl_tree_find(f->old, (const uint8_t *)f->names[i], strlen(f->names[i]));
-	rc = dir_open(b, f->d, f->slot_of[i], f->dfd, oldn, path, &f->sts[i], &c, &cfd, &oldt);
+	rc = dir_open(b, f->d, f->slot_of[i], f->dfd, f->prev[i], path, &f->sts[i], &c, &cfd,
+		      &oldt);
 	if (rc < 0 || cfd < 0) {
 		kl_tree_release(&oldt);
 		return rc;
@@ -758,12 +784,7 @@ int kl_bk_process_dir(struct backup *b, struct dir_job *d, int dfd, const struct
 			if (f->d->tree.nodes[slot].type == KL_NODE_DIR) {
 				rc = frame_enter(b, f, i, path, &k);
 			} else {
-				const struct kl_node *oldn =
-					f->old ? kl_tree_find(f->old, (const uint8_t *)f->names[i],
-							      strlen(f->names[i]))
-					       : NULL;
-
-				rc = kl_bk_handle_node(b, f->d, slot, f->dfd, oldn, path,
+				rc = kl_bk_handle_node(b, f->d, slot, f->dfd, f->prev[i], path,
 						       &f->sts[i]);
 			}
 			if (rc >= 0)

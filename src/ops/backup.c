@@ -82,7 +82,7 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 	if (!stream && !o->n_paths)
 		return kl_fail(&r->err, -KL_EUSAGE, "nothing to back up");
 	snap.kind = stream ? KL_SNAP_STREAM : KL_SNAP_FILES;
-	snap.time_ns = kl_time_now_ns();
+	snap.time_ns = snap.read_start_ns = kl_time_now_ns();
 	if (o->host && *o->host) {
 		snprintf(hostbuf, sizeof(hostbuf), "%s", o->host);
 	} else if (gethostname(hostbuf, sizeof(hostbuf)) < 0) {
@@ -147,9 +147,11 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 			rc = kl_fail(&r->err, has_parent, "parent snapshot '%s' not found",
 				     o->parent ? o->parent : "?");
 		} else if (has_parent) {
-			if (kl_repo_read_tree(r, &parent.s.tree, &parent_tree) < 0) {
+			if (kl_repo_read_tree(r, &parent.s.tree, &parent_tree) < 0)
 				memset(&parent_tree, 0, sizeof(parent_tree));
-			}
+			/* 2 s: FAT's clock; others tick in milliseconds or less */
+			if (parent.s.read_start_ns > 2000000000LL)
+				b.prev_settled_ns = parent.s.read_start_ns - 2000000000LL;
 		}
 	}
 	b.rbuf_cap = (size_t)r->cfg.cdc_max * 4;

@@ -174,8 +174,58 @@ static int read_xattrs(const char *path, struct kl_node *n)
 	return 0;
 }
 
+static bool same_inode_state(const struct kl_node *prev, const struct kl_node *n)
+{
+	return prev && prev->type == n->type && prev->inode == n->inode &&
+	       prev->ctime_sec == n->ctime_sec && prev->ctime_nsec == n->ctime_nsec;
+}
+
+/* len bytes and a NUL after them, as the readers below leave them */
+static uint8_t *dup_bytes(const uint8_t *p, size_t len)
+{
+	uint8_t *q = kl_malloc(len + 1);
+
+	if (!q)
+		return NULL;
+	if (len)
+		memcpy(q, p, len);
+	q[len] = 0;
+	return q;
+}
+
+/* Copies what only a ctime change can change: xattrs and a symlink's target. */
+static int copy_inode_state(const struct kl_node *prev, struct kl_node *n)
+{
+	if (n->type == KL_NODE_SYMLINK) {
+		n->link = dup_bytes(prev->link, prev->link_len);
+		if (!n->link)
+			return -ENOMEM;
+		n->link_len = prev->link_len;
+	}
+	if (!prev->n_xattrs)
+		return 0;
+	n->xattrs = kl_calloc(prev->n_xattrs, sizeof(*n->xattrs));
+	if (!n->xattrs)
+		return -ENOMEM;
+	for (size_t i = 0; i < prev->n_xattrs; i++) {
+		const struct kl_xattr *x = &prev->xattrs[i];
+		struct kl_xattr *y = &n->xattrs[i];
+
+		y->name = kl_strdup(x->name);
+		y->value = dup_bytes(x->value, x->value_len);
+		if (!y->name || !y->value) {
+			kl_free(y->name);
+			kl_free(y->value);
+			return -ENOMEM;
+		}
+		y->value_len = x->value_len;
+		n->n_xattrs++;
+	}
+	return 0;
+}
+
 int kl_node_from_stat(int dirfd, const char *name, const struct stat *st, struct kl_idcache *ids,
-		      struct kl_node *n)
+		      const struct kl_node *prev, struct kl_node *n)
 {
 	char path[64 + 4096];
 	const char *s;
@@ -205,6 +255,8 @@ int kl_node_from_stat(int dirfd, const char *name, const struct stat *st, struct
 		n->rdev = st->st_rdev;
 	if (n->type == KL_NODE_FILE && (uint64_t)st->st_blocks * 512 < (uint64_t)st->st_size)
 		n->flags |= KL_NODE_SPARSE;
+	if (same_inode_state(prev, n))
+		return copy_inode_state(prev, n);
 	if (n->type == KL_NODE_SYMLINK) {
 		size_t cap = (size_t)st->st_size + 1;
 

@@ -1201,6 +1201,7 @@ static void full_snapshot(struct kl_snapshot *s)
 	s->kind = KL_SNAP_DATABASE;
 	s->time_ns = 1764096651123456789;
 	s->time_end_ns = -1;
+	s->read_start_ns = 1764096651000000001;
 	s->host = kl_strdup("db1.example.org");
 	s->user = kl_strdup("root");
 	s->uid = 0xffffffff;
@@ -1242,6 +1243,7 @@ static void assert_snapshot_equal(const struct kl_snapshot *a, const struct kl_s
 	assert_int_equal(a->kind, b->kind);
 	assert_true(a->time_ns == b->time_ns);
 	assert_true(a->time_end_ns == b->time_end_ns);
+	assert_true(a->read_start_ns == b->read_start_ns);
 	assert_true(opt_str_equal(a->host, b->host));
 	assert_true(opt_str_equal(a->user, b->user));
 	assert_int_equal(a->uid, b->uid);

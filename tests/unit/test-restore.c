@@ -19,6 +19,7 @@
 
 #include "keel/fs.h"
 #include "keel/ops.h"
+#include "keel/source.h"
 
 #define MIB (1u << 20)
 
@@ -1107,10 +1108,88 @@ static void snapshot_find(void **state)
 	assert_int_equal(kl_snapshot_find(f->r, "", NULL, &ref), -KL_EUSAGE);
 }
 
+/*
+ * kl_node_from_stat takes xattrs and a symlink's target from the parent
+ * snapshot's node when the inode and ctime are the same (they cannot have
+ * changed), and reads them when the ctime differs.
+ */
+static void node_from_stat_reuses_unchanged_inode_state(void **state)
+{
+	struct fx *f = *state;
+	struct kl_xattr x = {.name = (char *)"user.keel.recorded", .value = (uint8_t *)"v",
+			     .value_len = 1};
+	struct kl_node prev = {0}, n = {0};
+	struct stat st;
+	char path[600];
+	int dfd;
+	bool has_xattrs;
+
+	snprintf(path, sizeof(path), "%s/file", f->top);
+	dfd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	assert_true(dfd >= 0);
+	close(dfd);
+	has_xattrs = setxattr(path, "user.keel.real", "r", 1, 0) == 0;
+	snprintf(path, sizeof(path), "%s/link", f->top);
+	assert_int_equal(symlink("target", path), 0);
+	dfd = open(f->top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+
+	/* same inode and ctime: what prev recorded, not what is on disk */
+	assert_int_equal(fstatat(dfd, "file", &st, AT_SYMLINK_NOFOLLOW), 0);
+	assert_int_equal(kl_node_from_stat(dfd, "file", &st, NULL, NULL, &prev), 0);
+	kl_node_release(&prev);
+	memset(&prev, 0, sizeof(prev));
+	prev.type = KL_NODE_FILE;
+	prev.inode = st.st_ino;
+	prev.ctime_sec = st.st_ctim.tv_sec;
+	prev.ctime_nsec = (uint32_t)st.st_ctim.tv_nsec;
+	prev.xattrs = &x;
+	prev.n_xattrs = 1;
+	assert_int_equal(kl_node_from_stat(dfd, "file", &st, NULL, &prev, &n), 0);
+	assert_int_equal(n.n_xattrs, 1);
+	assert_string_equal(n.xattrs[0].name, "user.keel.recorded");
+	assert_int_equal(n.xattrs[0].value_len, 1);
+	assert_memory_equal(n.xattrs[0].value, "v", 1);
+	kl_node_release(&n);
+
+	/* another ctime: read from disk */
+	memset(&n, 0, sizeof(n));
+	prev.ctime_nsec ^= 1;
+	assert_int_equal(kl_node_from_stat(dfd, "file", &st, NULL, &prev, &n), 0);
+	assert_int_equal(n.n_xattrs, has_xattrs ? 1 : 0);
+	if (has_xattrs)
+		assert_string_equal(n.xattrs[0].name, "user.keel.real");
+	kl_node_release(&n);
+
+	/* a symlink's target likewise */
+	memset(&n, 0, sizeof(n));
+	assert_int_equal(fstatat(dfd, "link", &st, AT_SYMLINK_NOFOLLOW), 0);
+	prev.type = KL_NODE_SYMLINK;
+	prev.inode = st.st_ino;
+	prev.ctime_sec = st.st_ctim.tv_sec;
+	prev.ctime_nsec = (uint32_t)st.st_ctim.tv_nsec;
+	prev.link = (uint8_t *)"recorded";
+	prev.link_len = 8;
+	prev.n_xattrs = 0;
+	assert_int_equal(kl_node_from_stat(dfd, "link", &st, NULL, &prev, &n), 0);
+	assert_int_equal(n.link_len, 8);
+	assert_memory_equal(n.link, "recorded", 8);
+	kl_node_release(&n);
+	memset(&n, 0, sizeof(n));
+	prev.inode ^= 1;
+	assert_int_equal(kl_node_from_stat(dfd, "link", &st, NULL, &prev, &n), 0);
+	assert_int_equal(n.link_len, 6);
+	assert_memory_equal(n.link, "target", 6);
+	kl_node_release(&n);
+	close(dfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(restore_everything, setup, teardown),
+		cmocka_unit_test_setup_teardown(node_from_stat_reuses_unchanged_inode_state, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(restore_single_thread_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(restore_subpaths, setup, teardown),
 		cmocka_unit_test_setup_teardown(restore_include_exclude, setup, teardown),
