@@ -729,12 +729,60 @@ static void dir_finish(struct rctx *c, struct dirh *d, struct kl_node *nd)
 
 /* ---- the workers ------------------------------------------------------------ */
 
+/*
+ * Blobs found to hold only zeros, by id: disk and VM images repeat the
+ * same zero chunk thousands of times (the chunker cuts zero runs into
+ * chunks of one size), and a worker need not fetch, decrypt, decompress
+ * and hash it again each time. The id was verified when it was first read.
+ */
+#define ZERO_IDS 8
+
+struct zero_blob {
+	struct kl_id id;
+	size_t len;
+};
+
 struct worker {
 	struct rctx *c;
 	struct kl_buf blob;
 	struct kl_buf check;
 	pthread_t tid;
+	struct zero_blob zeros[ZERO_IDS];
+	size_t n_zeros, next_zero;
 };
+
+/* Fills w->blob with the zeros of a blob known to be all zero; 1 if it was known. */
+static int zero_blob_fill(struct worker *w, const struct kl_id *id)
+{
+	for (size_t i = 0; i < w->n_zeros; i++) {
+		if (!kl_id_eq(&w->zeros[i].id, id))
+			continue;
+		kl_buf_clear(&w->blob);
+		if (kl_buf_grow(&w->blob, w->zeros[i].len) < 0)
+			return -ENOMEM;
+		memset(w->blob.data, 0, w->zeros[i].len);
+		kl_buf_setlen(&w->blob, w->zeros[i].len);
+		return 1;
+	}
+	return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return n && !p[0] && !memcmp(p, p + 1, n - 1);
+}
+
+static void zero_blob_note(struct worker *w, const struct kl_id *id)
+{
+	/* small ones are not worth a slot */
+	if (w->blob.len < 4096 || !all_zero(w->blob.data, w->blob.len))
+		return;
+	w->zeros[w->next_zero].id = *id;
+	w->zeros[w->next_zero].len = w->blob.len;
+	w->next_zero = (w->next_zero + 1) % ZERO_IDS;
+	if (w->n_zeros < ZERO_IDS)
+		w->n_zeros++;
+}
 
 /* Reads back what was just written and checks it against the blob id. */
 static bool verify_blob(struct worker *w, struct rfile *f, const struct kl_id *id, uint64_t off,
@@ -821,7 +869,12 @@ static void run_part(struct worker *w, const struct part *pt)
 		const struct kl_id *id = &nd->content[i];
 		struct kl_blob_loc loc;
 
-		rc = kl_repo_read_blob(c->r, id, &w->blob);
+		rc = zero_blob_fill(w, id);
+		if (rc == 0) {
+			rc = kl_repo_read_blob(c->r, id, &w->blob);
+			if (rc >= 0)
+				zero_blob_note(w, id);
+		}
 		if (rc < 0) {
 			if (rc == -KL_ENOTFOUND)
 				rc = -KL_ECORRUPT; /* the snapshot needs a blob the repository lacks
