@@ -1444,6 +1444,7 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 	for (c.nthreads = 0; c.nthreads < want; c.nthreads++) {
 		struct worker *w = &ws[c.nthreads];
 
+		memset(w, 0, sizeof(*w));
 		w->c = &c;
 		kl_buf_init(&w->blob, BLOB_BUF_MAX);
 		kl_buf_init(&w->check, BLOB_BUF_MAX);
