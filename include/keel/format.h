@@ -200,7 +200,8 @@ struct kl_snapshot {
 	uint32_t kind;
 	int64_t time_ns;     /* start */
 	int64_t time_end_ns; /* end */
-	/* this host's real clock when the walk began (time_ns may be backup --time's); 0: unknown */
+	/* this host's real clock when the walk began (time_ns may be backup --time's); 0: unknown
+	 */
 	int64_t read_start_ns;
 	char *host, *user;
 	uint32_t uid, gid;

@@ -631,8 +631,8 @@ static int frame_list(struct backup *b, struct frame *f)
 		if (f->old)
 			f->prev[i] = kl_tree_find(f->old, (const uint8_t *)f->names[i],
 						  strlen(f->names[i]));
-		rc = kl_bk_add_entry(b, d, f->dfd, f->names[i], path, f->prev[i], &f->sts[i],
-				     false, &added);
+		rc = kl_bk_add_entry(b, d, f->dfd, f->names[i], path, f->prev[i], &f->sts[i], false,
+				     &added);
 		if (rc < 0)
 			return rc;
 		if (added)

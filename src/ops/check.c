@@ -589,12 +589,24 @@ static int fetch_header(struct check *c, uint32_t idx, struct kl_pack_header *h,
 
 /* ---- pass 1 and 2: packs and index files ---------------------------------------- */
 
+/* Records a pack found in data/, with its size; its index in *idx. */
+static int pack_present(struct check *c, const struct kl_id *id, uint64_t size, uint32_t *idx)
+{
+	int rc = pack_get(&c->packs, id, idx);
+
+	if (rc < 0)
+		return rc;
+	c->packs.v[*idx].flags |= P_PRESENT;
+	c->packs.v[*idx].size = size;
+	c->prog.files_total++;
+	return 0;
+}
+
 static int list_pack(const char *name, uint64_t size, void *ud)
 {
 	struct check *c = ud;
 	struct kl_id id;
 	uint32_t idx;
-	int rc;
 
 	if (kl_id_parse(name, &id) < 0) {
 		char obj[80];
@@ -603,13 +615,7 @@ static int list_pack(const char *name, uint64_t size, void *ud)
 		problem_add(c, C_PACK, 0, true, obj, "not a pack name; ignored");
 		return c->fatal;
 	}
-	rc = pack_get(&c->packs, &id, &idx);
-	if (rc < 0)
-		return rc;
-	c->packs.v[idx].flags |= P_PRESENT;
-	c->packs.v[idx].size = size;
-	c->prog.files_total++;
-	return 0;
+	return pack_present(c, &id, size, &idx);
 }
 
 static int names_add(const char *name, uint64_t size, void *ud)
@@ -757,12 +763,9 @@ static int pack_arrived(struct check *c, const struct kl_id *id, int *k)
 		return 0;
 	if (rc < 0)
 		return kl_fail(&c->r->err, rc, "cannot look for pack %s: %s", hex, kl_strerror(rc));
-	rc = pack_get(&c->packs, id, &idx);
+	rc = pack_present(c, id, size, &idx);
 	if (rc < 0)
 		return rc;
-	c->packs.v[idx].flags |= P_PRESENT;
-	c->packs.v[idx].size = size;
-	c->prog.files_total++;
 	*k = (int)idx;
 	return 1;
 }
@@ -774,9 +777,10 @@ static int pack_arrived(struct check *c, const struct kl_id *id, int *k)
  * locks alive when its record became durable, and ours may be younger: then
  * we loaded the index after the record, so our view has it); then only a
  * pack still there is checked. A snapshot that needs a blob of such a pack
- * still finds it missing (the blob is indexed nowhere else). Which were there, the listing of data/ in pass 1 says;
- * which still are, reading the header (needed anyway) says: no request per
- * pack to ask. Anything else such files list, their successor lists too.
+ * still finds it missing (the blob is indexed nowhere else). Which were
+ * there, the listing of data/ in pass 1 says; which still are, reading the
+ * header (needed anyway) says: no request per pack to ask. Anything else
+ * such files list, their successor lists too.
  */
 static int index_pack(struct check *c, const char *fname, const struct kl_index_pack *ip,
 		      bool may_be_gone)

@@ -130,7 +130,8 @@ static int list_one(const char *name, uint64_t size, void *ud)
 		c->vanished = true;
 		return 0;
 	}
-	if (rc == -KL_ECORRUPT || (rc >= 0 && kl_lock_info_decode(raw.data, raw.len, &l->info) < 0)) {
+	if (rc == -KL_ECORRUPT ||
+	    (rc >= 0 && kl_lock_info_decode(raw.data, raw.len, &l->info) < 0)) {
 		/* not a lock we can read: it cannot hold anything back */
 		kl_err_clear(&c->r->err);
 		return 0;

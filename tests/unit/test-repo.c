@@ -739,8 +739,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(data_and_tree_ids_never_collide, setup, teardown),
 		cmocka_unit_test_setup_teardown(index_rules_read_each_file_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(lock_replaced_while_listed, setup, teardown),
-		cmocka_unit_test_setup_teardown(refresh_finds_successor_written_after_listing, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(refresh_finds_successor_written_after_listing,
+						setup, teardown),
 	};
 
 	kl_crypto_init();

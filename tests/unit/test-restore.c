@@ -1116,8 +1116,8 @@ static void snapshot_find(void **state)
 static void node_from_stat_reuses_unchanged_inode_state(void **state)
 {
 	struct fx *f = *state;
-	struct kl_xattr x = {.name = (char *)"user.keel.recorded", .value = (uint8_t *)"v",
-			     .value_len = 1};
+	struct kl_xattr x = {
+		.name = (char *)"user.keel.recorded", .value = (uint8_t *)"v", .value_len = 1};
 	struct kl_node prev = {0}, n = {0};
 	struct stat st;
 	char path[600];
