@@ -80,6 +80,15 @@ void kl_test_point(const char *name);
  */
 int kl_parse_percent(const char *s, unsigned *ret);
 
+/*
+ * A decimal number from min to max (digits only: no sign, no spaces), or a
+ * size with an optional binary unit: "4096", "10K", "10M", "1G", "2T", the
+ * unit's letter either case and followed by nothing, "B", "iB" or "b"
+ * ("10MiB"). Returns 0, or -KL_EUSAGE (then *ret is unchanged).
+ */
+int kl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
+int kl_parse_size(const char *s, uint64_t *ret);
+
 /* ---- allocation and cleanup ---------------------------------------- */
 
 void *kl_malloc(size_t n);

@@ -81,8 +81,6 @@ void kl_json_cstr(FILE *f, const char *s);	    /* NULL -> null */
 void kl_json_id(FILE *f, const struct kl_id *id);
 void kl_json_time(FILE *f, int64_t ns);
 void kl_print_bytes(char *out, size_t n, uint64_t bytes); /* "1.2 GiB" */
-int kl_parse_size(const char *s, uint64_t *ret);	  /* "10M", "1G" ... */
-int kl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
 
 /* A reporter for ops: warnings to stderr (or JSON lines), progress line on a tty. */
 struct kl_cli_report {

@@ -297,46 +297,6 @@ void kl_print_bytes(char *out, size_t n, uint64_t bytes)
 		snprintf(out, n, "%.3g %s", v, units[u]);
 }
 
-int kl_parse_size(const char *s, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-	uint64_t mult = 1;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -KL_EUSAGE;
-	switch (*end) {
-	case 0:
-		break;
-	case 'k':
-	case 'K':
-		mult = 1ull << 10;
-		break;
-	case 'm':
-	case 'M':
-		mult = 1ull << 20;
-		break;
-	case 'g':
-	case 'G':
-		mult = 1ull << 30;
-		break;
-	case 't':
-	case 'T':
-		mult = 1ull << 40;
-		break;
-	default:
-		return -KL_EUSAGE;
-	}
-	if (*end && end[1] && strcmp(end + 1, "B") && strcmp(end + 1, "iB") && strcmp(end + 1, "b"))
-		return -KL_EUSAGE;
-	if (v > UINT64_MAX / mult)
-		return -KL_EUSAGE;
-	*ret = v * mult;
-	return 0;
-}
-
 int kl_strv_push(char ***v, size_t *n, const char *s)
 {
 	char **nv = kl_realloc(*v, (*n + 1) * sizeof(**v));
@@ -478,18 +438,5 @@ int kl_cli_open(struct kl_cli *cli)
 		}
 	}
 	cli->repo = KL_TAKE_PTR(r);
-	return 0;
-}
-
-int kl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
-		return -KL_EUSAGE;
-	*ret = v;
 	return 0;
 }

@@ -1,8 +1,67 @@
 /*
- * Parsing numbers given on the command line that the library shares
- * (the CLI's other option parsers live in src/cli/common.c).
+ * Parsing numbers given on the command line or in configuration: by hand,
+ * since strtoull() takes leading spaces and a minus sign (wrapping "-1"
+ * to the largest value) and strtod() a locale's decimal comma.
  */
+#include <string.h>
+
 #include "keel/util.h"
+
+/* Leading decimal digits of s into *v; the end in *end. -KL_EUSAGE: none, or too large. */
+static int parse_digits(const char *s, uint64_t *v, const char **end)
+{
+	uint64_t x = 0;
+	const char *p = s;
+
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (x > (UINT64_MAX - d) / 10)
+			return -KL_EUSAGE;
+		x = x * 10 + d;
+	}
+	if (p == s)
+		return -KL_EUSAGE;
+	*v = x;
+	*end = p;
+	return 0;
+}
+
+int kl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
+{
+	const char *end;
+	uint64_t v;
+
+	if (!s || parse_digits(s, &v, &end) < 0 || *end || v < min || v > max)
+		return -KL_EUSAGE;
+	*ret = v;
+	return 0;
+}
+
+int kl_parse_size(const char *s, uint64_t *ret)
+{
+	static const char units[] = "kmgt";
+	const char *end, *u;
+	uint64_t v, mult = 1;
+
+	if (!s || parse_digits(s, &v, &end) < 0)
+		return -KL_EUSAGE;
+	if (*end) {
+		char c = (char)(*end | 0x20); /* ASCII lower case */
+
+		u = strchr(units, c);
+		if (!u || !*u)
+			return -KL_EUSAGE;
+		mult = 1ull << (10 * (1 + (u - units)));
+		end++;
+		if (*end && strcmp(end, "B") && strcmp(end, "iB") && strcmp(end, "b"))
+			return -KL_EUSAGE;
+	}
+	if (v > UINT64_MAX / mult)
+		return -KL_EUSAGE;
+	*ret = v * mult;
+	return 0;
+}
 
 /*
  * Decimal digits by hand rather than strtod(): no locale's decimal comma,

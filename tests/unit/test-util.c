@@ -225,6 +225,71 @@ static void percent_parses_and_rejects(void **state)
 	assert_int_equal(kl_parse_percent(NULL, &(unsigned){0}), -KL_EUSAGE);
 }
 
+static void uint_and_size_parse_and_reject(void **state)
+{
+	static const struct {
+		const char *s;
+		int rc;
+		uint64_t v;
+	} sizes[] = {
+		{"0", 0, 0},
+		{"4096", 0, 4096},
+		{"10k", 0, 10240},
+		{"10K", 0, 10240},
+		{"10KB", 0, 10240},
+		{"10KiB", 0, 10240},
+		{"10Kb", 0, 10240},
+		{"3m", 0, 3ull << 20},
+		{"1G", 0, 1ull << 30},
+		{"2T", 0, 2ull << 40},
+		{"18446744073709551615", 0, UINT64_MAX},
+		{"16777215T", 0, 16777215ull << 40},
+		{"16777216T", -KL_EUSAGE, 0}, /* 2^64: too large */
+		{"18446744073709551616", -KL_EUSAGE, 0},
+		{"99999999999999999999999", -KL_EUSAGE, 0},
+		{"-1", -KL_EUSAGE, 0}, /* strtoull would take it as 2^64 - 1 */
+		{" 5", -KL_EUSAGE, 0},
+		{"+5", -KL_EUSAGE, 0},
+		{"5 ", -KL_EUSAGE, 0},
+		{"", -KL_EUSAGE, 0},
+		{"K", -KL_EUSAGE, 0},
+		{"5P", -KL_EUSAGE, 0},
+		{"5KK", -KL_EUSAGE, 0},
+		{"5KiBs", -KL_EUSAGE, 0},
+		{"5.5M", -KL_EUSAGE, 0},
+		{"0x10", -KL_EUSAGE, 0},
+		{"5\xcb", -KL_EUSAGE, 0},
+	};
+	uint64_t v;
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		int rc;
+
+		v = 4242;
+		rc = kl_parse_size(sizes[i].s, &v);
+		if (rc != sizes[i].rc)
+			fail_msg("size '%s': %d, want %d", sizes[i].s, rc, sizes[i].rc);
+		if (v != (rc < 0 ? 4242 : sizes[i].v))
+			fail_msg("size '%s': %llu, want %llu", sizes[i].s, (unsigned long long)v,
+				 (unsigned long long)sizes[i].v);
+	}
+	assert_int_equal(kl_parse_size(NULL, &v), -KL_EUSAGE);
+
+	assert_int_equal(kl_parse_uint("7", 1, 10, &v), 0);
+	assert_int_equal(v, 7);
+	assert_int_equal(kl_parse_uint("1", 1, 10, &v), 0);
+	assert_int_equal(kl_parse_uint("10", 1, 10, &v), 0);
+	assert_int_equal(kl_parse_uint("0", 1, 10, &v), -KL_EUSAGE);
+	assert_int_equal(kl_parse_uint("11", 1, 10, &v), -KL_EUSAGE);
+	assert_int_equal(kl_parse_uint("-1", 0, UINT64_MAX, &v), -KL_EUSAGE);
+	assert_int_equal(kl_parse_uint(" 1", 0, UINT64_MAX, &v), -KL_EUSAGE);
+	assert_int_equal(kl_parse_uint("1K", 0, UINT64_MAX, &v), -KL_EUSAGE);
+	assert_int_equal(kl_parse_uint("18446744073709551615", 0, UINT64_MAX, &v), 0);
+	assert_true(v == UINT64_MAX);
+	assert_int_equal(kl_parse_uint("18446744073709551616", 0, UINT64_MAX, &v), -KL_EUSAGE);
+	assert_int_equal(kl_parse_uint(NULL, 0, 1, &v), -KL_EUSAGE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +303,7 @@ int main(void)
 		cmocka_unit_test(array_grows_by_doubling),
 		cmocka_unit_test(errors_have_messages),
 		cmocka_unit_test(percent_parses_and_rejects),
+		cmocka_unit_test(uint_and_size_parse_and_reject),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
