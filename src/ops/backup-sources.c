@@ -125,11 +125,12 @@ static int cmp_source(const void *a, const void *b)
 static char *path_of(const struct source_node *k, char **dir_ret)
 {
 	char *path = kl_strndup(k->path, k->path_len);
-	const char *slash = path ? strrchr(path, '/') : NULL;
+	const char *slash;
 
 	*dir_ret = NULL;
-	if (!slash)
-		return path; /* out of memory: NULL (a kid's path has a '/') */
+	if (!path)
+		return NULL;
+	slash = strrchr(path, '/'); /* a kid's path is absolute */
 	*dir_ret = slash == path ? kl_strdup("/") : kl_strndup(path, (size_t)(slash - path));
 	if (!*dir_ret) {
 		kl_free(path);
