@@ -15,18 +15,30 @@
 #include "keel/source.h"
 #include "pipeline.h"
 
+/*
+ * A directory whose tree blob is not stored yet. It keeps no path: its
+ * name is its node's in the parent (which outlives it, as its pending
+ * count includes it), and one without a parent is "/". A path per
+ * directory would make a deep tree's memory grow with the square of
+ * its depth; kl_bk_dir_path builds it for the rare message.
+ */
 struct dir_job {
 	struct dir_job *prev, *next; /* all live directories, to free them after a failure */
 	struct dir_job *parent;
 	size_t parent_slot;
 	struct kl_tree tree;
 	long pending; /* children in flight + 1 while the walk is inside */
-	char *path;
 };
 
 struct source_node {
 	char *name;
-	char *path; /* full path of this component */
+	/*
+	 * Its full path: the first path_len bytes of a source path given to
+	 * kl_bk_source_add (which must outlive it). Not a copy: a source
+	 * deep down would cost the square of its length.
+	 */
+	const char *path;
+	size_t path_len;
 	bool is_source;
 	struct source_node **kids;
 	size_t n_kids;
@@ -68,8 +80,12 @@ struct backup {
 void kl_bk_warn(struct backup *b, const char *path, int err, const char *what);
 void kl_bk_progress(struct backup *b, const char *current, bool force);
 char *kl_bk_join_path(const char *dir, const char *name);
-struct dir_job *kl_bk_dir_new(struct backup *b, struct dir_job *parent, size_t slot,
-			      const char *path);
+/* Appends "/" (unless p ends with one) and name to p. */
+int kl_bk_path_add(struct kl_buf *p, const char *name, size_t len);
+/* Appends d's full path to out. */
+int kl_bk_dir_path(const struct dir_job *d, struct kl_buf *out);
+/* The directory at the node slot of parent (NULL: "/"). */
+struct dir_job *kl_bk_dir_new(struct backup *b, struct dir_job *parent, size_t slot);
 void kl_bk_dir_free(struct backup *b, struct dir_job *d);
 int kl_bk_child_done(struct backup *b, struct dir_job *d);
 int kl_bk_collect(struct backup *b, bool wait);
@@ -99,6 +115,7 @@ void kl_bk_links_free(struct backup *b);
 /* backup-sources.c */
 void kl_bk_source_free(struct source_node *s);
 char *kl_bk_clean_path(const char *in);
+/* path: absolute and clean (kl_bk_clean_path); the nodes point into it */
 int kl_bk_source_add(struct source_node *root, const char *path);
 int kl_bk_process_virtual(struct backup *b, struct dir_job *d, struct source_node *v,
 			  const struct kl_tree *old);

@@ -16,7 +16,6 @@ void kl_bk_source_free(struct source_node *s)
 		kl_bk_source_free(s->kids[i]);
 	kl_free(s->kids);
 	kl_free(s->name);
-	kl_free(s->path);
 	kl_free(s);
 }
 
@@ -97,9 +96,10 @@ int kl_bk_source_add(struct source_node *root, const char *path)
 				return -ENOMEM;
 			cur->kids[cur->n_kids++] = kid;
 			kid->name = kl_strndup(p, len);
-			kid->path = kl_strndup(path, (size_t)(e - path));
-			if (!kid->name || !kid->path)
+			if (!kid->name)
 				return -ENOMEM;
+			kid->path = path;
+			kid->path_len = (size_t)(e - path);
 		}
 		cur = kid;
 		p = *e ? e + 1 : e;
@@ -121,11 +121,22 @@ static int cmp_source(const void *a, const void *b)
 			   strlen(y->name));
 }
 
-static char *parent_of(const char *path)
+/* k's full path, and in *dir_ret the directory it is in */
+static char *path_of(const struct source_node *k, char **dir_ret)
 {
-	const char *slash = strrchr(path, '/');
+	char *path = kl_strndup(k->path, k->path_len);
+	const char *slash;
 
-	return slash == path ? kl_strdup("/") : kl_strndup(path, (size_t)(slash - path));
+	*dir_ret = NULL;
+	if (!path)
+		return NULL;
+	slash = strrchr(path, '/'); /* a kid's path is absolute */
+	*dir_ret = slash == path ? kl_strdup("/") : kl_strndup(path, (size_t)(slash - path));
+	if (!*dir_ret) {
+		kl_free(path);
+		return NULL;
+	}
+	return path;
 }
 
 /*
@@ -150,28 +161,29 @@ int kl_bk_process_virtual(struct backup *b, struct dir_job *d, struct source_nod
 	}
 	for (size_t i = 0; rc >= 0 && i < v->n_kids; i++) {
 		struct source_node *k = v->kids[i];
-		_cleanup_free_ char *dir = parent_of(k->path);
+		_cleanup_free_ char *dir = NULL;
+		_cleanup_free_ char *path = path_of(k, &dir);
 		_cleanup_close_ int dfd = -1;
 		bool added = false;
 
 		slots[i] = SIZE_MAX;
-		if (!dir) {
+		if (!path) {
 			rc = -ENOMEM;
 			break;
 		}
 		dfd = kl_fs_open_dir(dir);
 		if (dfd < 0) {
-			kl_bk_warn(b, k->path, dfd, "cannot open");
+			kl_bk_warn(b, path, dfd, "cannot open");
 			continue;
 		}
 		rc = kl_bk_add_entry(
-			b, d, dfd, k->name, k->path,
+			b, d, dfd, k->name, path,
 			old ? kl_tree_find(old, (const uint8_t *)k->name, strlen(k->name)) : NULL,
 			&sts[i], true, &added);
 		if (added)
 			slots[i] = d->tree.n - 1;
 		if (added && !k->is_source && !S_ISDIR(sts[i].st_mode)) {
-			kl_bk_warn(b, k->path, -ENOTDIR, "is not a directory");
+			kl_bk_warn(b, path, -ENOTDIR, "is not a directory");
 			d->tree.nodes[slots[i]].type = 0;
 			slots[i] = SIZE_MAX;
 		}
@@ -180,6 +192,7 @@ int kl_bk_process_virtual(struct backup *b, struct dir_job *d, struct source_nod
 		struct source_node *k = v->kids[i];
 		const struct kl_node *oldn = NULL;
 		_cleanup_free_ char *dir = NULL;
+		_cleanup_free_ char *path = NULL;
 		_cleanup_close_ int dfd = -1;
 
 		if (slots[i] == SIZE_MAX)
@@ -187,22 +200,23 @@ int kl_bk_process_virtual(struct backup *b, struct dir_job *d, struct source_nod
 		if (old)
 			oldn = kl_tree_find(old, (const uint8_t *)k->name, strlen(k->name));
 		if (k->is_source) {
-			dir = parent_of(k->path);
-			if (!dir) {
+			path = path_of(k, &dir);
+			if (!path) {
 				rc = -ENOMEM;
 				break;
 			}
 			dfd = kl_fs_open_dir(dir);
 			if (dfd < 0) {
-				kl_bk_warn(b, k->path, dfd, "cannot open");
+				kl_bk_warn(b, path, dfd, "cannot open");
 				continue;
 			}
 			if (S_ISDIR(sts[i].st_mode))
 				b->root_dev = sts[i].st_dev;
-			rc = kl_bk_handle_node(b, d, slots[i], dfd, oldn, k->path, &sts[i]);
+			rc = kl_bk_handle_node(b, d, slots[i], dfd, oldn, path, &sts[i]);
 		} else {
+			/* no path held here: the recursion goes as deep as the source */
 			struct kl_tree oldt = {0};
-			struct dir_job *c = kl_bk_dir_new(b, d, slots[i], k->path);
+			struct dir_job *c = kl_bk_dir_new(b, d, slots[i]);
 
 			if (!c) {
 				rc = -ENOMEM;

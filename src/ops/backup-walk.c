@@ -50,18 +50,45 @@ char *kl_bk_join_path(const char *dir, const char *name)
 	return p;
 }
 
-struct dir_job *kl_bk_dir_new(struct backup *b, struct dir_job *parent, size_t slot,
-			      const char *path)
+int kl_bk_path_add(struct kl_buf *p, const char *name, size_t len)
+{
+	int rc = 0;
+
+	if (!p->len || p->data[p->len - 1] != '/')
+		rc = kl_buf_addch(p, '/');
+	return rc < 0 ? rc : kl_buf_add(p, name, len);
+}
+
+int kl_bk_dir_path(const struct dir_job *d, struct kl_buf *out)
+{
+	size_t len = 0, o;
+	int rc;
+
+	for (const struct dir_job *e = d; e->parent; e = e->parent)
+		len += 1 + e->parent->tree.nodes[e->parent_slot].name_len;
+	if (!len)
+		return kl_buf_addch(out, '/');
+	/* filled from the end: the walk up meets the names last first */
+	o = out->len + len;
+	rc = kl_buf_setlen(out, o);
+	if (rc < 0)
+		return rc;
+	for (const struct dir_job *e = d; e->parent; e = e->parent) {
+		const struct kl_node *n = &e->parent->tree.nodes[e->parent_slot];
+
+		o -= n->name_len;
+		memcpy(out->data + o, n->name, n->name_len);
+		out->data[--o] = '/';
+	}
+	return 0;
+}
+
+struct dir_job *kl_bk_dir_new(struct backup *b, struct dir_job *parent, size_t slot)
 {
 	struct dir_job *d = kl_calloc(1, sizeof(*d));
 
 	if (!d)
 		return NULL;
-	d->path = kl_strdup(path);
-	if (!d->path) {
-		kl_free(d);
-		return NULL;
-	}
 	d->parent = parent;
 	d->parent_slot = slot;
 	d->pending = 1;
@@ -83,7 +110,6 @@ void kl_bk_dir_free(struct backup *b, struct dir_job *d)
 	if (d->next)
 		d->next->prev = d->prev;
 	kl_tree_release(&d->tree);
-	kl_free(d->path);
 	kl_free(d);
 }
 
@@ -143,6 +169,7 @@ static int finalize_dir(struct backup *b, struct dir_job *d, struct dir_job **pa
 	struct dir_job *parent = d->parent;
 	size_t d_slot = d->parent_slot;
 	struct kl_id id = {{0}};
+	_cleanup_buf_ struct kl_buf path = KL_BUF_INIT(SIZE_MAX);
 	size_t kept = 0;
 	int rc;
 
@@ -155,14 +182,16 @@ static int finalize_dir(struct backup *b, struct dir_job *d, struct dir_job **pa
 	}
 	d->tree.n = kept;
 	rc = kl_tree_store(&d->tree, split_nodes(), store_tree_blob, b, &id);
+	if (rc < 0 && kl_bk_dir_path(d, &path) < 0)
+		kl_buf_clear(&path); /* the message says less, the error is the same */
 	if (rc == -E2BIG) {
 		kl_fail(&b->r->err, rc,
 			"directory '%s' is too big to back up (%zu entries; at most %zu, and "
 			"at most 64 MiB of metadata per entry)",
-			d->path, d->tree.n, KL_TREE_MAX_TOTAL_NODES);
+			(const char *)path.data, d->tree.n, KL_TREE_MAX_TOTAL_NODES);
 		b->error = rc;
 	} else if (rc < 0) {
-		kl_fail(&b->r->err, rc, "cannot store directory '%s'", d->path);
+		kl_fail(&b->r->err, rc, "cannot store directory '%s'", (const char *)path.data);
 		b->error = rc;
 	}
 	kl_bk_dir_free(b, d);
@@ -385,7 +414,7 @@ static int dir_open(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 	*cfd_ret = -1;
 	memset(oldt_ret, 0, sizeof(*oldt_ret));
 	b->st.dirs++;
-	c = kl_bk_dir_new(b, d, slot, path);
+	c = kl_bk_dir_new(b, d, slot);
 	if (!c)
 		return -ENOMEM;
 	*c_ret = c;
@@ -538,6 +567,7 @@ struct frame {
 	dev_t dev; /* of the directory, to check it again after reopening it */
 	ino_t ino;
 	size_t depth;		   /* below the first frame */
+	size_t base;		   /* length of the directory's path in the walk's buffer */
 	const struct kl_tree *old; /* the parent snapshot's listing, or NULL */
 	struct kl_tree old_own;	   /* what old points to, when this frame read it */
 	char **names;		   /* sorted, with their stat results and tree slots */
@@ -561,8 +591,20 @@ static void frame_free(struct frame *f)
 	kl_free(f);
 }
 
+/*
+ * The walk's one path buffer: it holds f's directory (base bytes) and,
+ * while an entry is handled, "/" and the entry's name after it. Paths
+ * cost the length of one path, however deep the walk, and no allocation
+ * per entry.
+ */
+static int path_at(struct kl_buf *path, const struct frame *f, const char *name)
+{
+	(void)kl_buf_setlen(path, f->base); /* shorter: cannot fail */
+	return name ? kl_bk_path_add(path, name, strlen(name)) : 0;
+}
+
 /* Lists f's directory and adds a node for each entry, in name order. */
-static int frame_list(struct backup *b, struct frame *f)
+static int frame_list(struct backup *b, struct frame *f, struct kl_buf *path)
 {
 	struct dir_job *d = f->d;
 	_cleanup_close_ int dupfd = dup(f->dfd);
@@ -602,8 +644,12 @@ static int frame_list(struct backup *b, struct frame *f)
 		}
 		f->n_names++;
 	}
-	if (!de && errno && rc >= 0)
-		kl_bk_warn(b, d->path, -errno, "cannot list directory completely");
+	if (!de && errno && rc >= 0) {
+		int err = -errno;
+
+		(void)path_at(path, f, NULL);
+		kl_bk_warn(b, (const char *)path->data, err, "cannot list directory completely");
+	}
 	closedir(dir);
 	if (rc < 0)
 		return rc;
@@ -618,21 +664,22 @@ static int frame_list(struct backup *b, struct frame *f)
 		return -ENOMEM;
 	/* first all metadata, so the tree's node array is final before files go in flight */
 	for (size_t i = 0; i < f->n_names; i++) {
-		_cleanup_free_ char *path = kl_bk_join_path(d->path, f->names[i]);
 		bool added;
 
 		f->slot_of[i] = SIZE_MAX;
-		if (!path)
-			return -ENOMEM;
 		if (caches && strcmp(f->names[i], "CACHEDIR.TAG"))
 			continue;
-		if (b->o->excludes.n && kl_patterns_match(&b->o->excludes, path))
+		rc = path_at(path, f, f->names[i]);
+		if (rc < 0)
+			return rc;
+		if (b->o->excludes.n &&
+		    kl_patterns_match(&b->o->excludes, (const char *)path->data))
 			continue;
 		if (f->old)
 			f->prev[i] = kl_tree_find(f->old, (const uint8_t *)f->names[i],
 						  strlen(f->names[i]));
-		rc = kl_bk_add_entry(b, d, f->dfd, f->names[i], path, f->prev[i], &f->sts[i], false,
-				     &added);
+		rc = kl_bk_add_entry(b, d, f->dfd, f->names[i], (const char *)path->data,
+				     f->prev[i], &f->sts[i], false, &added);
 		if (rc < 0)
 			return rc;
 		if (added)
@@ -659,7 +706,7 @@ static struct frame *frame_new(struct frame *up, struct dir_job *d, int dfd, boo
  * Enters the directory node at f's entry i. *ret is its frame, listed, or
  * NULL when the directory was finished without a walk.
  */
-static int frame_enter(struct backup *b, struct frame *f, size_t i, const char *path,
+static int frame_enter(struct backup *b, struct frame *f, size_t i, struct kl_buf *path,
 		       struct frame **ret)
 {
 	struct dir_job *c;
@@ -668,8 +715,8 @@ static int frame_enter(struct backup *b, struct frame *f, size_t i, const char *
 	int cfd, rc;
 
 	*ret = NULL;
-	rc = dir_open(b, f->d, f->slot_of[i], f->dfd, f->prev[i], path, &f->sts[i], &c, &cfd,
-		      &oldt);
+	rc = dir_open(b, f->d, f->slot_of[i], f->dfd, f->prev[i], (const char *)path->data,
+		      &f->sts[i], &c, &cfd, &oldt);
 	if (rc < 0 || cfd < 0) {
 		kl_tree_release(&oldt);
 		return rc;
@@ -682,7 +729,8 @@ static int frame_enter(struct backup *b, struct frame *f, size_t i, const char *
 	}
 	k->old_own = oldt;
 	k->old = oldt.n ? &k->old_own : NULL;
-	rc = frame_list(b, k);
+	k->base = path->len;
+	rc = frame_list(b, k, path);
 	if (rc < 0) {
 		frame_free(k);
 		return rc;
@@ -736,7 +784,7 @@ static int reopen_by_name(struct frame *f)
 	return 0;
 }
 
-static void frame_reopen(struct backup *b, struct frame *up, int child_fd)
+static void frame_reopen(struct backup *b, struct frame *up, int child_fd, struct kl_buf *path)
 {
 	int fd = openat(child_fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
@@ -749,7 +797,8 @@ static void frame_reopen(struct backup *b, struct frame *up, int child_fd)
 		close(fd);
 	if (reopen_by_name(up) == 0)
 		return;
-	kl_bk_warn(b, up->d->path, -ESTALE,
+	(void)path_at(path, up, NULL);
+	kl_bk_warn(b, (const char *)path->data, -ESTALE,
 		   "directory was moved while it was backed up; the rest of it is left out");
 	for (size_t i = up->next; i < up->n_names; i++)
 		if (up->slot_of[i] != SIZE_MAX)
@@ -759,6 +808,7 @@ static void frame_reopen(struct backup *b, struct frame *up, int child_fd)
 
 int kl_bk_process_dir(struct backup *b, struct dir_job *d, int dfd, const struct kl_tree *old)
 {
+	_cleanup_buf_ struct kl_buf path = KL_BUF_INIT(SIZE_MAX);
 	struct frame *f = frame_new(NULL, d, dfd, false);
 	struct frame *up;
 	int rc;
@@ -766,26 +816,26 @@ int kl_bk_process_dir(struct backup *b, struct dir_job *d, int dfd, const struct
 	if (!f)
 		return -ENOMEM;
 	f->old = old;
-	rc = frame_list(b, f);
+	rc = kl_bk_dir_path(d, &path);
+	f->base = path.len;
+	if (rc >= 0)
+		rc = frame_list(b, f, &path);
 	while (f) {
 		if (rc >= 0 && !b->error && f->next < f->n_names) {
 			size_t i = f->next++;
 			size_t slot = f->slot_of[i];
-			_cleanup_free_ char *path = NULL;
 			struct frame *k = NULL;
 
 			if (slot == SIZE_MAX)
 				continue;
-			path = kl_bk_join_path(f->d->path, f->names[i]);
-			if (!path) {
-				rc = -ENOMEM;
+			rc = path_at(&path, f, f->names[i]);
+			if (rc < 0)
 				continue;
-			}
 			if (f->d->tree.nodes[slot].type == KL_NODE_DIR) {
-				rc = frame_enter(b, f, i, path, &k);
+				rc = frame_enter(b, f, i, &path, &k);
 			} else {
-				rc = kl_bk_handle_node(b, f->d, slot, f->dfd, f->prev[i], path,
-						       &f->sts[i]);
+				rc = kl_bk_handle_node(b, f->d, slot, f->dfd, f->prev[i],
+						       (const char *)path.data, &f->sts[i]);
 			}
 			if (rc >= 0)
 				rc = kl_bk_collect(b, false);
@@ -805,7 +855,7 @@ int kl_bk_process_dir(struct backup *b, struct dir_job *d, int dfd, const struct
 		if (rc >= 0)
 			rc = kl_bk_collect(b, false);
 		if (rc >= 0 && up && up->dfd < 0)
-			frame_reopen(b, up, f->dfd);
+			frame_reopen(b, up, f->dfd, &path);
 		frame_free(f);
 		f = up;
 	}

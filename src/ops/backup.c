@@ -167,7 +167,7 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 				       o->flags & KL_BACKUP_DRY_RUN);
 		b.pl_started = true; /* finish cleans up after a partial start too */
 	}
-	if (rc >= 0 && !(root = kl_bk_dir_new(&b, NULL, 0, "/")))
+	if (rc >= 0 && !(root = kl_bk_dir_new(&b, NULL, 0)))
 		rc = -ENOMEM;
 	if (rc >= 0 && !stream && o->report.progress) {
 		b.scan_paths = paths;
@@ -178,8 +178,12 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 		rc = kl_bk_backup_stream(&b, root);
 	} else if (rc >= 0) {
 		src = kl_calloc(1, sizeof(*src));
-		if (!src || !(src->name = kl_strdup("")) || !(src->path = kl_strdup("/")))
+		if (!src || !(src->name = kl_strdup(""))) {
 			rc = -ENOMEM;
+		} else {
+			src->path = "/";
+			src->path_len = 1;
+		}
 		for (size_t i = 0; rc >= 0 && i < n_paths; i++)
 			rc = kl_bk_source_add(src, paths[i]);
 		if (rc >= 0 && src->is_source) {

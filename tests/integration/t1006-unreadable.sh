@@ -49,6 +49,9 @@ cat "$TEST_DIR/err" >&2
 [ "$rc" = 3 ] || fail "backup with unreadable files exited $rc, expected 3"
 grep -q 'secret\.txt' "$TEST_DIR/err" || fail "stderr does not name secret.txt"
 grep -q 'locked-dir' "$TEST_DIR/err" || fail "stderr does not name locked-dir"
+# by their full paths (the walk builds them in one buffer)
+grep -qF "\"$SRC/secret.txt\"" "$TEST_DIR/err" || fail "the warning lacks secret.txt's full path"
+grep -qF "\"$SRC/locked-dir\"" "$TEST_DIR/err" || fail "the warning lacks locked-dir's full path"
 [ "$(json_get partial <"$TEST_DIR/backup.json")" = true ] || fail "summary does not say partial"
 errors=$(json_get errors <"$TEST_DIR/backup.json")
 [ "$errors" = 2 ] || fail "summary counts $errors errors, expected 2"

@@ -109,3 +109,57 @@ if [ "$DEPTH" -gt 3000 ]; then
 else
 	log "depth $DEPTH: the working directory deeper than PATH_MAX is not tried"
 fi
+
+# An exclude pattern is matched against the full path: zz-L sorts after
+# "d", so the walk reaches it only after coming back up to its level
+# (reopened, below the first 64 levels), and its path must be that level's.
+L=$((DEPTH / 500 * 500))
+if [ "$L" -ge 500 ]; then
+	lvl=$SRC$(printf '/d%.0s' $(seq 1 "$((L - 1))"))
+	small expect_success keel backup --tag excl --exclude "$lvl/zz-$L" "$SRC" >/dev/null
+	small keel ls "$(snapshot_ids --tag excl)" >"$TEST_DIR/ls-excl.out" || fail "ls failed"
+	grep -q "/zz-$L\$" "$TEST_DIR/ls-excl.out" && fail "zz-$L was not excluded by its full path"
+	grep -q '/leaf$' "$TEST_DIR/ls-excl.out" || fail "the excluding backup lost the leaf"
+	if [ "$L" -gt 500 ]; then
+		grep -q "/zz-$((L - 500))\$" "$TEST_DIR/ls-excl.out" ||
+			fail "zz-$((L - 500)) was excluded too"
+	fi
+fi
+
+# Memory grows with the depth, not with its square: 2000 levels of
+# 200-byte names, when every directory on the way down held its own full
+# path, were 400 MB of paths (800 MB peak RSS); with one path for the
+# walk, about 25 MB (70 MB with MALLOC_PERTURB_, which touches every
+# page allocated; 60 MB under ASan). Two worker threads, whatever the
+# number of cores; memory does not depend on the backend, so only the
+# local run measures it.
+if [ "${KEEL_TEST_BACKEND:-local}" = local ] && has_python; then
+	WIDE=$TEST_DIR/wide
+	mkdir "$WIDE"
+	perl -e '
+		my ($root, $depth) = @ARGV;
+		my $n = "n" x 200;
+		chdir $root or die "chdir $root: $!";
+		for my $i (1 .. $depth) {
+			mkdir $n or die "mkdir at $i: $!";
+			chdir $n or die "chdir at $i: $!";
+		}
+		open(my $f, ">", "leaf") or die; print $f "at the bottom\n"; close $f;
+	' "$WIDE" 2000 || fail "cannot build the tree of long names"
+	# the largest resident set of the children python waited for: keel's.
+	# ASan keeps up to 256 MB of freed memory in quarantine; 16 MB keep
+	# the figure about what keel holds.
+	peak_kb=$(ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16 small python3 -c '
+import resource, subprocess, sys
+rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+if rc != 0:
+    sys.exit("keel backup: exit %d" % rc)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+' "$KEEL" backup --threads 2 --tag wide "$WIDE") || fail "the backup of 2000 levels of long names failed"
+	log "peak RSS of the backup of 2000 levels of 200-byte names: $peak_kb KiB"
+	[ "$peak_kb" -lt 200000 ] ||
+		fail "the backup of 2000 levels of 200-byte names peaked at $peak_kb KiB (memory grows with the square of the depth?)"
+	small keel ls "$(snapshot_ids --tag wide)" >"$TEST_DIR/ls-wide.out" || fail "ls failed"
+	grep -q '/leaf$' "$TEST_DIR/ls-wide.out" ||
+		fail "the leaf of the tree of long names is not in the snapshot"
+fi

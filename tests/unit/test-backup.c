@@ -1,0 +1,149 @@
+/*
+ * The backup's paths without a path per directory: a directory job's
+ * full path comes from the names on the way up (kl_bk_dir_path, for the
+ * messages of a directory finished long after the walk passed it), the
+ * walk's one buffer grows by a component at a time (kl_bk_path_add), and
+ * source nodes point into the source path instead of copying it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "keel/util.h"
+#include "ops/backup-internal.h"
+
+/* Adds a directory node called name to d's tree; returns its slot. */
+static size_t add_dir_node(struct dir_job *d, const char *name)
+{
+	struct kl_node n = {0};
+
+	n.name_len = strlen(name);
+	n.name = kl_memdup(name, n.name_len + 1);
+	assert_non_null(n.name);
+	n.type = KL_NODE_DIR;
+	assert_int_equal(kl_tree_add(&d->tree, &n), 0);
+	return d->tree.n - 1;
+}
+
+static char *dir_path(const struct dir_job *d)
+{
+	struct kl_buf p = KL_BUF_INIT(SIZE_MAX);
+
+	assert_int_equal(kl_bk_dir_path(d, &p), 0);
+	return (char *)kl_buf_detach(&p, NULL);
+}
+
+static void dir_path_from_the_names_above(void **state)
+{
+	struct backup b = {0};
+	struct dir_job *root, *a, *bb;
+	char *p;
+
+	(void)state;
+	root = kl_bk_dir_new(&b, NULL, 0);
+	assert_non_null(root);
+	add_dir_node(root, "x-before");
+	a = kl_bk_dir_new(&b, root, add_dir_node(root, "a"));
+	assert_non_null(a);
+	bb = kl_bk_dir_new(&b, a, add_dir_node(a, "bb"));
+	assert_non_null(bb);
+	assert_int_equal(root->pending, 2);
+	assert_int_equal(a->pending, 2);
+
+	p = dir_path(root);
+	assert_string_equal(p, "/");
+	kl_free(p);
+	p = dir_path(a);
+	assert_string_equal(p, "/a");
+	kl_free(p);
+	p = dir_path(bb);
+	assert_string_equal(p, "/a/bb");
+	kl_free(p);
+
+	while (b.live)
+		kl_bk_dir_free(&b, b.live);
+}
+
+/* 3000 levels of 200-byte names: a path of 603,000 bytes, built on demand */
+static void dir_path_of_a_deep_tree(void **state)
+{
+	enum { DEPTH = 3000, NAME = 200 };
+	struct backup b = {0};
+	struct dir_job *d;
+	char name[NAME + 1];
+	char *p;
+
+	(void)state;
+	d = kl_bk_dir_new(&b, NULL, 0);
+	assert_non_null(d);
+	for (int i = 0; i < DEPTH; i++) {
+		memset(name, 'a' + i % 26, NAME);
+		name[NAME] = 0;
+		d = kl_bk_dir_new(&b, d, add_dir_node(d, name));
+		assert_non_null(d);
+	}
+	p = dir_path(d);
+	assert_int_equal(strlen(p), (size_t)DEPTH * (NAME + 1));
+	for (size_t i = 0; i < DEPTH; i++) {
+		assert_int_equal(p[i * (NAME + 1)], '/');
+		assert_int_equal(p[i * (NAME + 1) + 1], 'a' + i % 26);
+		assert_int_equal(p[i * (NAME + 1) + NAME], 'a' + i % 26);
+	}
+	kl_free(p);
+	while (b.live)
+		kl_bk_dir_free(&b, b.live);
+}
+
+static void path_add_one_component(void **state)
+{
+	struct kl_buf p = KL_BUF_INIT(SIZE_MAX);
+
+	(void)state;
+	assert_int_equal(kl_buf_addstr(&p, "/"), 0);
+	assert_int_equal(kl_bk_path_add(&p, "usr", 3), 0);
+	assert_string_equal((char *)p.data, "/usr");
+	assert_int_equal(kl_bk_path_add(&p, "share-not-this", 5), 0);
+	assert_string_equal((char *)p.data, "/usr/share");
+	kl_buf_release(&p);
+}
+
+static void source_nodes_point_into_the_path(void **state)
+{
+	struct source_node *root = kl_calloc(1, sizeof(*root));
+	const char *path = "/srv/data/db";
+	const struct source_node *srv, *data, *db;
+
+	(void)state;
+	assert_non_null(root);
+	root->name = kl_strdup("");
+	assert_int_equal(kl_bk_source_add(root, path), 0);
+	assert_int_equal(root->n_kids, 1);
+	srv = root->kids[0];
+	assert_string_equal(srv->name, "srv");
+	assert_ptr_equal(srv->path, path);
+	assert_int_equal(srv->path_len, 4);
+	assert_false(srv->is_source);
+	assert_int_equal(srv->n_kids, 1);
+	data = srv->kids[0];
+	assert_int_equal(data->path_len, 9);
+	db = data->kids[0];
+	assert_string_equal(db->name, "db");
+	assert_int_equal(db->path_len, strlen(path));
+	assert_true(db->is_source);
+	kl_bk_source_free(root);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(dir_path_from_the_names_above),
+		cmocka_unit_test(dir_path_of_a_deep_tree),
+		cmocka_unit_test(path_add_one_component),
+		cmocka_unit_test(source_nodes_point_into_the_path),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
