@@ -61,6 +61,8 @@ enum kl_node_flags {
 	KL_NODE_SPARSE = 1 << 0,  /* had holes: restore zero chunks as holes */
 	KL_NODE_CHANGED = 1 << 1, /* changed while it was being read */
 	KL_NODE_PARTIAL = 1 << 2, /* a read error cut it short */
+	/* its xattrs (ACLs) or symlink target could not be read whole: read them again next time */
+	KL_NODE_ATTRS_PARTIAL = 1 << 3,
 };
 
 struct kl_xattr {
@@ -200,7 +202,8 @@ struct kl_snapshot {
 	uint32_t kind;
 	int64_t time_ns;     /* start */
 	int64_t time_end_ns; /* end */
-	/* this host's real clock when the walk began (time_ns may be backup --time's); 0: unknown */
+	/* this host's real clock when the walk began (time_ns may be backup --time's); 0: unknown
+	 */
 	int64_t read_start_ns;
 	char *host, *user;
 	uint32_t uid, gid;

@@ -1116,8 +1116,8 @@ static void snapshot_find(void **state)
 static void node_from_stat_reuses_unchanged_inode_state(void **state)
 {
 	struct fx *f = *state;
-	struct kl_xattr x = {.name = (char *)"user.keel.recorded", .value = (uint8_t *)"v",
-			     .value_len = 1};
+	struct kl_xattr x = {
+		.name = (char *)"user.keel.recorded", .value = (uint8_t *)"v", .value_len = 1};
 	struct kl_node prev = {0}, n = {0};
 	struct stat st;
 	char path[600];
@@ -1184,11 +1184,53 @@ static void node_from_stat_reuses_unchanged_inode_state(void **state)
 	close(dfd);
 }
 
+/*
+ * A node whose xattrs could not be read whole (KL_NODE_ATTRS_PARTIAL) is
+ * no stand-in for the disk, even with the same inode and ctime: what the
+ * failed read left out would be left out of every later snapshot.
+ */
+static void node_from_stat_rereads_after_attr_error(void **state)
+{
+	struct fx *f = *state;
+	struct kl_xattr x = {
+		.name = (char *)"user.keel.partial", .value = (uint8_t *)"p", .value_len = 1};
+	struct kl_node prev = {0}, n = {0};
+	struct stat st;
+	char path[600];
+	int fd;
+	bool has_xattrs;
+
+	snprintf(path, sizeof(path), "%s/file", f->top);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	has_xattrs = setxattr(path, "user.keel.real", "r", 1, 0) == 0;
+	fd = open(f->top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(fstatat(fd, "file", &st, AT_SYMLINK_NOFOLLOW), 0);
+	prev.type = KL_NODE_FILE;
+	prev.inode = st.st_ino;
+	prev.ctime_sec = st.st_ctim.tv_sec;
+	prev.ctime_nsec = (uint32_t)st.st_ctim.tv_nsec;
+	prev.xattrs = &x;
+	prev.n_xattrs = 1;
+	prev.flags = KL_NODE_ATTRS_PARTIAL;
+	assert_int_equal(kl_node_from_stat(fd, "file", &st, NULL, &prev, &n), 0);
+	assert_int_equal(n.n_xattrs, has_xattrs ? 1 : 0);
+	if (has_xattrs)
+		assert_string_equal(n.xattrs[0].name, "user.keel.real");
+	assert_false(n.flags & KL_NODE_ATTRS_PARTIAL);
+	kl_node_release(&n);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(restore_everything, setup, teardown),
 		cmocka_unit_test_setup_teardown(node_from_stat_reuses_unchanged_inode_state, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(node_from_stat_rereads_after_attr_error, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(restore_single_thread_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(restore_subpaths, setup, teardown),
