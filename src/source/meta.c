@@ -79,6 +79,23 @@ const char *kl_idcache_group(struct kl_idcache *c, uint32_t gid)
 	return lookup(c, gid, true);
 }
 
+bool kl_node_fs_keeps_ctime(unsigned long f_type)
+{
+	/* magic numbers of linux/magic.h, spelled out: the list is short and fixed */
+	switch (f_type) {
+	case 0xEF53UL:	   /* ext2, ext3, ext4 */
+	case 0x58465342UL: /* xfs */
+	case 0x9123683EUL: /* btrfs */
+	case 0x01021994UL: /* tmpfs */
+	case 0xF2F52010UL: /* f2fs */
+	case 0x794C7630UL: /* overlayfs: the upper layer's inode once changed */
+	case 0x6969UL:	   /* nfs: the server's file system sets it */
+		return true;
+	default:
+		return false;
+	}
+}
+
 enum kl_node_type kl_node_type_from_mode(mode_t m)
 {
 	switch (m & S_IFMT) {

@@ -1224,6 +1224,22 @@ static void node_from_stat_rereads_after_attr_error(void **state)
 	close(fd);
 }
 
+/* The parent's xattrs stand in only where the kernel keeps the ctime. */
+static void node_fs_keeps_ctime(void **state)
+{
+	(void)state;
+	assert_true(kl_node_fs_keeps_ctime(0xEF53UL));	    /* ext4 */
+	assert_true(kl_node_fs_keeps_ctime(0x58465342UL));  /* xfs */
+	assert_true(kl_node_fs_keeps_ctime(0x9123683EUL));  /* btrfs */
+	assert_true(kl_node_fs_keeps_ctime(0x01021994UL));  /* tmpfs */
+	assert_true(kl_node_fs_keeps_ctime(0x6969UL));	    /* nfs */
+	assert_false(kl_node_fs_keeps_ctime(0x65735546UL)); /* fuse */
+	assert_false(kl_node_fs_keeps_ctime(0xFF534D42UL)); /* cifs */
+	assert_false(kl_node_fs_keeps_ctime(0xFE534D42UL)); /* smb2 */
+	assert_false(kl_node_fs_keeps_ctime(0x4D44UL));	    /* vfat */
+	assert_false(kl_node_fs_keeps_ctime(0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1232,6 +1248,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(node_from_stat_rereads_after_attr_error, setup,
 						teardown),
+		cmocka_unit_test(node_fs_keeps_ctime),
 		cmocka_unit_test_setup_teardown(restore_single_thread_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(restore_subpaths, setup, teardown),
 		cmocka_unit_test_setup_teardown(restore_include_exclude, setup, teardown),
