@@ -51,6 +51,7 @@ enum blob_flags {
 	B_VISITED = 1 << 4,   /* tree walked once */
 	B_BAD = 1 << 5,	      /* missing or damaged: see problem */
 	B_BAD_BELOW = 1 << 6, /* tree from which a bad object is reachable */
+	B_MAY_GO = 1 << 7,    /* located in a pack that may be deleted while we run */
 };
 #define B_LOCATED (B_INDEXED | B_ORPHAN)
 
@@ -774,9 +775,11 @@ static int pack_arrived(struct check *c, const struct kl_id *id, int *k)
  * locks alive when its record became durable, and ours may be younger: then
  * we loaded the index after the record, so our view has it); then only a
  * pack still there is checked. A snapshot that needs a blob of such a pack
- * still finds it missing (the blob is indexed nowhere else). Which were there, the listing of data/ in pass 1 says;
- * which still are, reading the header (needed anyway) says: no request per
- * pack to ask. Anything else such files list, their successor lists too.
+ * still finds it missing (the blob is indexed nowhere else). Which were
+ * there, the listing of data/ in pass 1 says; which still are, reading the
+ * header (needed anyway) says: no request per pack to ask. Anything else
+ * such files list, their successor lists too. A blob's copy in such a pack
+ * gives way to a live one, as it does for readers.
  */
 static int index_pack(struct check *c, const char *fname, const struct kl_index_pack *ip,
 		      bool may_be_gone)
@@ -820,9 +823,19 @@ static int index_pack(struct check *c, const char *fname, const struct kl_index_
 		rc = blob_insert(&c->blobs, e->id.b, &b);
 		if (rc < 0)
 			goto out;
-		if (b->flags & B_INDEXED)
-			continue; /* another copy: readers use the first, as the index does */
-		b->flags |= B_INDEXED;
+		/*
+		 * Another copy: readers use the first, as the index does, but a
+		 * live copy over one in a pack that may go (docs/FORMAT.md
+		 * section 5): a prune may delete that pack while we run.
+		 */
+		if ((b->flags & B_INDEXED) && (may_be_gone || !(b->flags & B_MAY_GO)))
+			continue;
+		if ((b->flags & B_BAD) && b->problem && b->problem == c->packs.v[b->pack].problem) {
+			b->flags &= ~B_BAD; /* blamed on the copy no longer used */
+			b->problem = 0;
+		}
+		b->flags = (uint16_t)((b->flags & ~B_MAY_GO) | B_INDEXED |
+				      (may_be_gone ? B_MAY_GO : 0));
 		b->pack = idx;
 		b->offset = e->offset;
 		b->length = e->length;
