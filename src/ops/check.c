@@ -151,11 +151,12 @@ static bool entry_eq(const struct kl_blob_entry *a, const struct kl_blob_entry *
 /* ---- packs ---------------------------------------------------------------- */
 
 enum pack_flags {
-	P_PRESENT = 1 << 0, /* listed in data/ */
-	P_INDEXED = 1 << 1, /* some index file names it */
-	P_HDR_BAD = 1 << 2, /* header unreadable or disagrees with an index */
-	P_ALL_BAD = 1 << 3, /* data pass: unusable as a whole; every blob in it is bad */
-	P_READ = 1 << 4,    /* data pass opened its blobs */
+	P_PRESENT = 1 << 0,    /* listed in data/ */
+	P_INDEXED = 1 << 1,    /* some index file names it */
+	P_HDR_BAD = 1 << 2,    /* header unreadable or disagrees with an index */
+	P_ALL_BAD = 1 << 3,    /* data pass: unusable as a whole; every blob in it is bad */
+	P_READ = 1 << 4,       /* data pass opened its blobs */
+	P_NAMED_LIVE = 1 << 5, /* an index file names it as live (not as a pack that may go) */
 };
 
 struct pack {
@@ -815,7 +816,7 @@ static int index_pack(struct check *c, const char *fname, const struct kl_index_
 	rc = pack_get(&c->packs, &ip->pack, &idx);
 	if (rc < 0)
 		goto out;
-	c->packs.v[idx].flags |= P_INDEXED;
+	c->packs.v[idx].flags |= P_INDEXED | (may_be_gone ? 0 : P_NAMED_LIVE);
 	for (size_t i = 0; i < ie->n; i++) {
 		const struct kl_blob_entry *e = &ie->blobs[i];
 		struct blob *b;
@@ -1190,7 +1191,10 @@ static int verify_pack(struct check *c, uint32_t idx, struct kl_buf *pk, struct 
 	}
 	if (rc < 0) {
 		pthread_mutex_lock(&c->lock);
-		if (why)
+		/* condemned, so a prune may delete it while we run (index_pack): no damage */
+		if (rc == -ENOENT && !(p->flags & P_NAMED_LIVE))
+			p->flags &= ~P_PRESENT;
+		else if (why)
 			pack_unusable(c, idx, rc, "damaged", why);
 		else
 			pack_unusable(c, idx, rc, "unreadable",

@@ -445,6 +445,7 @@ struct watch {
 	char index_first[2 * KL_ID_LEN + 1];
 	/* reads of the pack vanish lets through before it vanishes */
 	unsigned vanish_after;
+	bool read_data; /* run_watched: check --read-data */
 	/* what vanished: not found from then on, as on S3 (the local backend keeps packs open) */
 	char gone[2 * KL_ID_LEN + 1];
 	kl_list_cb cb;
@@ -567,6 +568,7 @@ static int run_watched(struct fixture *f, struct watch *w, struct kl_check_resul
 	kl_buf_clear(&f->cap.text);
 	f->cap.warnings = f->cap.errors = 0;
 	o.report.ud = &f->cap;
+	o.read_data = w->read_data;
 	rc = kl_check(r, &o, res);
 	r->be = w->inner;
 	kl_repo_free(r);
@@ -1278,7 +1280,7 @@ static void check_live_copy_wins(void **state)
 	_cleanup_buf_ struct kl_buf data = KL_BUF_INIT((size_t)1 << 30);
 	struct kl_id rec_id;
 	struct watch w = {0};
-	char path[256], hex[2 * KL_ID_LEN + 1];
+	char path[256], saved[256], hex[2 * KL_ID_LEN + 1];
 
 	kl_id_hex(&f->pack_t, hex);
 	pack_path(f, &f->pack_t, path);
@@ -1299,6 +1301,8 @@ static void check_live_copy_wins(void **state)
 	kl_pack_header_release(&h);
 	kl_repo_free(r);
 
+	snprintf(saved, sizeof(saved), "%s/pack-t", f->dir);
+	assert_int_equal(link(path, saved), 0);
 	/* the record first: its copies are met first */
 	kl_id_hex(&rec_id, w.index_first);
 	kl_id_hex(&f->pack_t, w.vanish);
@@ -1306,6 +1310,19 @@ static void check_live_copy_wins(void **state)
 	w.vanish_after = 1; /* its header */
 	assert_int_equal(run_watched(f, &w, &res), 0);
 	assert_int_equal(w.vanish[0], 0); /* it went while check ran */
+	assert_int_equal(f->cap.errors, 0);
+	kl_check_result_release(&res);
+
+	/* and with --read-data, between the header and the reading of the whole pack */
+	assert_int_equal(link(saved, path), 0);
+	memset(&w, 0, sizeof(w));
+	kl_id_hex(&rec_id, w.index_first);
+	kl_id_hex(&f->pack_t, w.vanish);
+	pack_path(f, &f->pack_t, w.vanish_path);
+	w.vanish_after = 2; /* its header, read for the record and for the file naming it */
+	w.read_data = true;
+	assert_int_equal(run_watched(f, &w, &res), 0);
+	assert_int_equal(w.vanish[0], 0);
 	assert_int_equal(f->cap.errors, 0);
 	kl_check_result_release(&res);
 }
