@@ -164,10 +164,10 @@ int kl_bk_process_virtual(struct backup *b, struct dir_job *d, struct source_nod
 			kl_bk_warn(b, k->path, dfd, "cannot open");
 			continue;
 		}
-		rc = kl_bk_add_entry(b, d, dfd, k->name, k->path,
-				     old ? kl_tree_find(old, (const uint8_t *)k->name, strlen(k->name))
-					 : NULL,
-				     &sts[i], true, &added);
+		rc = kl_bk_add_entry(
+			b, d, dfd, k->name, k->path,
+			old ? kl_tree_find(old, (const uint8_t *)k->name, strlen(k->name)) : NULL,
+			&sts[i], true, &added);
 		if (added)
 			slots[i] = d->tree.n - 1;
 		if (added && !k->is_source && !S_ISDIR(sts[i].st_mode)) {
