@@ -61,6 +61,8 @@ enum kl_node_flags {
 	KL_NODE_SPARSE = 1 << 0,  /* had holes: restore zero chunks as holes */
 	KL_NODE_CHANGED = 1 << 1, /* changed while it was being read */
 	KL_NODE_PARTIAL = 1 << 2, /* a read error cut it short */
+	/* its xattrs (ACLs) or symlink target could not be read whole: read them again next time */
+	KL_NODE_ATTRS_PARTIAL = 1 << 3,
 };
 
 struct kl_xattr {

@@ -31,6 +31,13 @@ const char *kl_idcache_group(struct kl_idcache *c, uint32_t gid);
 int kl_node_from_stat(int dirfd, const char *name, const struct stat *st, struct kl_idcache *ids,
 		      const struct kl_node *prev, struct kl_node *n);
 
+/*
+ * Whether a file system of this statfs f_type keeps the ctime the way
+ * kl_node_from_stat's prev relies on: every xattr or ACL change sets it to
+ * the time of the change. Local Linux file systems and NFS (the server's)
+ * do; FUSE and SMB report what a daemon or server says, which may not.
+ */
+bool kl_node_fs_keeps_ctime(unsigned long f_type);
 enum kl_node_type kl_node_type_from_mode(mode_t m);
 /* Whether a regular file with this stat needs reading again (vs a parent node). */
 bool kl_node_unchanged(const struct kl_node *old, const struct stat *st);

@@ -60,6 +60,9 @@ struct backup {
 	dev_t root_dev;
 	/* nodes of the parent with an older ctime than this were read after it had passed */
 	int64_t prev_settled_ns;
+	/* whether the file system of device ctime_dev keeps ctimes (kl_node_fs_keeps_ctime) */
+	dev_t ctime_dev;
+	bool ctime_dev_known, ctime_dev_keeps;
 	int error; /* fatal error: stop and save nothing */
 	struct dir_job *live;
 	int64_t next_progress_ns;

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/vfs.h>
 
 #include "keel/fs.h"
 #include "backup-internal.h"
@@ -499,9 +500,11 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
  * ctime had passed: that ctime is older than the parent backup's start, by
  * more than the coarsest file system clock (2 s, FAT). Else a change made
  * in the clock tick after the parent backup read the entry could leave the
- * ctime as it was.
+ * ctime as it was. And only on a file system known to set the ctime on
+ * every xattr change: a FUSE daemon or an SMB server may not.
  */
-static const struct kl_node *settled(const struct backup *b, const struct kl_node *prev)
+static const struct kl_node *settled(struct backup *b, int dfd, const char *name,
+				     const struct stat *st, const struct kl_node *prev)
 {
 	if (!prev || !b->prev_settled_ns || (b->o->flags & KL_BACKUP_FORCE))
 		return NULL;
@@ -509,7 +512,24 @@ static const struct kl_node *settled(const struct backup *b, const struct kl_nod
 	    (prev->ctime_sec == b->prev_settled_ns / 1000000000LL &&
 	     prev->ctime_nsec >= (uint32_t)(b->prev_settled_ns % 1000000000LL)))
 		return NULL;
-	return prev;
+	/*
+	 * Only where the ctime is the kernel's own: asked once per device (the
+	 * entry itself, which may be a mount point), when it changes.
+	 */
+	if (!b->ctime_dev_known || b->ctime_dev != st->st_dev) {
+		int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		struct statfs sf;
+		bool ok = fd >= 0 && fstatfs(fd, &sf) == 0;
+
+		if (fd >= 0)
+			close(fd);
+		if (!ok)
+			return NULL; /* gone, say: ask again for the next entry */
+		b->ctime_dev = st->st_dev;
+		b->ctime_dev_known = true;
+		b->ctime_dev_keeps = kl_node_fs_keeps_ctime((unsigned long)sf.f_type);
+	}
+	return b->ctime_dev_keeps ? prev : NULL;
 }
 
 /*
@@ -538,7 +558,7 @@ int kl_bk_add_entry(struct backup *b, struct dir_job *d, int dfd, const char *na
 	n.name = kl_memdup(name, n.name_len + 1);
 	if (!n.name)
 		return -ENOMEM;
-	rc = kl_node_from_stat(dfd, name, st, b->ids, settled(b, prev), &n);
+	rc = kl_node_from_stat(dfd, name, st, b->ids, settled(b, dfd, name, st, prev), &n);
 	if (rc == -ENOMEM) {
 		kl_node_release(&n);
 		return rc;

@@ -149,8 +149,13 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 		} else if (has_parent) {
 			if (kl_repo_read_tree(r, &parent.s.tree, &parent_tree) < 0)
 				memset(&parent_tree, 0, sizeof(parent_tree));
-			/* 2 s: FAT's clock; others tick in milliseconds or less */
-			if (parent.s.read_start_ns > 2000000000LL)
+			/*
+			 * 2 s: FAT's clock; others tick in milliseconds or less.
+			 * Another user saw other xattrs (trusted.* are root's, user.*
+			 * need read access): its nodes cannot stand in for ours.
+			 */
+			if (parent.s.read_start_ns > 2000000000LL &&
+			    parent.s.uid == (uint32_t)geteuid())
 				b.prev_settled_ns = parent.s.read_start_ns - 2000000000LL;
 		}
 	}

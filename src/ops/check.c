@@ -51,6 +51,7 @@ enum blob_flags {
 	B_VISITED = 1 << 4,   /* tree walked once */
 	B_BAD = 1 << 5,	      /* missing or damaged: see problem */
 	B_BAD_BELOW = 1 << 6, /* tree from which a bad object is reachable */
+	B_MAY_GO = 1 << 7,    /* located in a pack that may be deleted while we run */
 };
 #define B_LOCATED (B_INDEXED | B_ORPHAN)
 
@@ -150,11 +151,12 @@ static bool entry_eq(const struct kl_blob_entry *a, const struct kl_blob_entry *
 /* ---- packs ---------------------------------------------------------------- */
 
 enum pack_flags {
-	P_PRESENT = 1 << 0, /* listed in data/ */
-	P_INDEXED = 1 << 1, /* some index file names it */
-	P_HDR_BAD = 1 << 2, /* header unreadable or disagrees with an index */
-	P_ALL_BAD = 1 << 3, /* data pass: unusable as a whole; every blob in it is bad */
-	P_READ = 1 << 4,    /* data pass opened its blobs */
+	P_PRESENT = 1 << 0,    /* listed in data/ */
+	P_INDEXED = 1 << 1,    /* some index file names it */
+	P_HDR_BAD = 1 << 2,    /* header unreadable or disagrees with an index */
+	P_ALL_BAD = 1 << 3,    /* data pass: unusable as a whole; every blob in it is bad */
+	P_READ = 1 << 4,       /* data pass opened its blobs */
+	P_NAMED_LIVE = 1 << 5, /* an index file names it as live (not as a pack that may go) */
 };
 
 struct pack {
@@ -780,7 +782,8 @@ static int pack_arrived(struct check *c, const struct kl_id *id, int *k)
  * still finds it missing (the blob is indexed nowhere else). Which were
  * there, the listing of data/ in pass 1 says; which still are, reading the
  * header (needed anyway) says: no request per pack to ask. Anything else
- * such files list, their successor lists too.
+ * such files list, their successor lists too. A blob's copy in such a pack
+ * gives way to a live one, as it does for readers.
  */
 static int index_pack(struct check *c, const char *fname, const struct kl_index_pack *ip,
 		      bool may_be_gone)
@@ -816,7 +819,7 @@ static int index_pack(struct check *c, const char *fname, const struct kl_index_
 	rc = pack_get(&c->packs, &ip->pack, &idx);
 	if (rc < 0)
 		goto out;
-	c->packs.v[idx].flags |= P_INDEXED;
+	c->packs.v[idx].flags |= P_INDEXED | (may_be_gone ? 0 : P_NAMED_LIVE);
 	for (size_t i = 0; i < ie->n; i++) {
 		const struct kl_blob_entry *e = &ie->blobs[i];
 		struct blob *b;
@@ -824,9 +827,19 @@ static int index_pack(struct check *c, const char *fname, const struct kl_index_
 		rc = blob_insert(&c->blobs, e->id.b, &b);
 		if (rc < 0)
 			goto out;
-		if (b->flags & B_INDEXED)
-			continue; /* another copy: readers use the first, as the index does */
-		b->flags |= B_INDEXED;
+		/*
+		 * Another copy: readers use the first, as the index does, but a
+		 * live copy over one in a pack that may go (docs/FORMAT.md
+		 * section 5): a prune may delete that pack while we run.
+		 */
+		if ((b->flags & B_INDEXED) && (may_be_gone || !(b->flags & B_MAY_GO)))
+			continue;
+		if ((b->flags & B_BAD) && b->problem && b->problem == c->packs.v[b->pack].problem) {
+			b->flags &= ~B_BAD; /* blamed on the copy no longer used */
+			b->problem = 0;
+		}
+		b->flags = (uint16_t)((b->flags & ~B_MAY_GO) | B_INDEXED |
+				      (may_be_gone ? B_MAY_GO : 0));
 		b->pack = idx;
 		b->offset = e->offset;
 		b->length = e->length;
@@ -1181,7 +1194,10 @@ static int verify_pack(struct check *c, uint32_t idx, struct kl_buf *pk, struct 
 	}
 	if (rc < 0) {
 		pthread_mutex_lock(&c->lock);
-		if (why)
+		/* condemned, so a prune may delete it while we run (index_pack): no damage */
+		if (rc == -ENOENT && !(p->flags & P_NAMED_LIVE))
+			p->flags &= ~P_PRESENT;
+		else if (why)
 			pack_unusable(c, idx, rc, "damaged", why);
 		else
 			pack_unusable(c, idx, rc, "unreadable",

@@ -16,11 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "repo-internal.h"
 
 #define NS_PER_SEC 1000000000LL
+/* how long kl_repo_list_locks() keeps listing while locks vanish before being read */
+#define LIST_PATIENCE_NS (60 * NS_PER_SEC)
 
 struct kl_lock {
 	struct kl_repo *r;
@@ -165,14 +168,23 @@ int kl_repo_list_locks(struct kl_repo *r,
 		       void *ud)
 {
 	struct list_ctx c = {.r = r};
-	int64_t now;
+	int64_t now, start = kl_time_mono_ns();
 	int rc;
 
-	for (int attempt = 0;; attempt++) {
+	/*
+	 * Later passes read only names new since the one before, so what
+	 * vanishes there was a lock that lived about one read: short-lived
+	 * lockers, as when many hosts' cron jobs start at once and back off
+	 * from one another. Such a burst is waited out for a while (no fixed
+	 * number of passes, which a burst outlasts), calmly after a few.
+	 */
+	for (int pass = 0;; pass++) {
 		c.vanished = false;
 		rc = r->be->ops->list(r->be, KL_OBJ_LOCK, list_one, &c);
-		if (rc < 0 || !c.vanished || attempt == 4)
+		if (rc < 0 || !c.vanished || kl_time_mono_ns() - start > LIST_PATIENCE_NS)
 			break;
+		if (pass >= 4)
+			nanosleep(&(struct timespec){.tv_nsec = 200 * 1000 * 1000}, NULL);
 	}
 	if (rc >= 0 && c.vanished)
 		rc = kl_fail(&r->err, -EAGAIN, "lock objects keep vanishing while being read");

@@ -79,6 +79,23 @@ const char *kl_idcache_group(struct kl_idcache *c, uint32_t gid)
 	return lookup(c, gid, true);
 }
 
+bool kl_node_fs_keeps_ctime(unsigned long f_type)
+{
+	/* magic numbers of linux/magic.h, spelled out: the list is short and fixed */
+	switch (f_type) {
+	case 0xEF53UL:	   /* ext2, ext3, ext4 */
+	case 0x58465342UL: /* xfs */
+	case 0x9123683EUL: /* btrfs */
+	case 0x01021994UL: /* tmpfs */
+	case 0xF2F52010UL: /* f2fs */
+	case 0x794C7630UL: /* overlayfs: the upper layer's inode once changed */
+	case 0x6969UL:	   /* nfs: the server's file system sets it */
+		return true;
+	default:
+		return false;
+	}
+}
+
 enum kl_node_type kl_node_type_from_mode(mode_t m)
 {
 	switch (m & S_IFMT) {
@@ -176,8 +193,10 @@ static int read_xattrs(const char *path, struct kl_node *n)
 
 static bool same_inode_state(const struct kl_node *prev, const struct kl_node *n)
 {
-	return prev && prev->type == n->type && prev->inode == n->inode &&
-	       prev->ctime_sec == n->ctime_sec && prev->ctime_nsec == n->ctime_nsec;
+	/* a node whose xattrs or target could not be read holds too little to copy */
+	return prev && !(prev->flags & KL_NODE_ATTRS_PARTIAL) && prev->type == n->type &&
+	       prev->inode == n->inode && prev->ctime_sec == n->ctime_sec &&
+	       prev->ctime_nsec == n->ctime_nsec;
 }
 
 /* len bytes and a NUL after them, as the readers below leave them */
@@ -224,39 +243,11 @@ static int copy_inode_state(const struct kl_node *prev, struct kl_node *n)
 	return 0;
 }
 
-int kl_node_from_stat(int dirfd, const char *name, const struct stat *st, struct kl_idcache *ids,
-		      const struct kl_node *prev, struct kl_node *n)
+/* Reads what only a ctime change can change: a symlink's target, xattrs. */
+static int read_inode_state(int dirfd, const char *name, const struct stat *st, struct kl_node *n)
 {
 	char path[64 + 4096];
-	const char *s;
-	int r = 0;
 
-	n->type = kl_node_type_from_mode(st->st_mode);
-	n->mode = st->st_mode & 07777;
-	n->uid = st->st_uid;
-	n->gid = st->st_gid;
-	if (ids) {
-		if ((s = kl_idcache_user(ids, st->st_uid)) && !(n->user = kl_strdup(s)))
-			return -ENOMEM;
-		if ((s = kl_idcache_group(ids, st->st_gid)) && !(n->group = kl_strdup(s)))
-			return -ENOMEM;
-	}
-	n->size = n->type == KL_NODE_FILE ? (uint64_t)st->st_size : 0;
-	n->mtime_sec = st->st_mtim.tv_sec;
-	n->mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
-	n->atime_sec = st->st_atim.tv_sec;
-	n->atime_nsec = (uint32_t)st->st_atim.tv_nsec;
-	n->ctime_sec = st->st_ctim.tv_sec;
-	n->ctime_nsec = (uint32_t)st->st_ctim.tv_nsec;
-	n->inode = st->st_ino;
-	n->dev = st->st_dev;
-	n->nlink = st->st_nlink;
-	if (n->type == KL_NODE_CHR || n->type == KL_NODE_BLK)
-		n->rdev = st->st_rdev;
-	if (n->type == KL_NODE_FILE && (uint64_t)st->st_blocks * 512 < (uint64_t)st->st_size)
-		n->flags |= KL_NODE_SPARSE;
-	if (same_inode_state(prev, n))
-		return copy_inode_state(prev, n);
 	if (n->type == KL_NODE_SYMLINK) {
 		size_t cap = (size_t)st->st_size + 1;
 
@@ -288,6 +279,44 @@ int kl_node_from_stat(int dirfd, const char *name, const struct stat *st, struct
 	if ((size_t)snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name) >=
 	    sizeof(path))
 		return -ENAMETOOLONG;
-	r = read_xattrs(path, n);
+	return read_xattrs(path, n);
+}
+
+int kl_node_from_stat(int dirfd, const char *name, const struct stat *st, struct kl_idcache *ids,
+		      const struct kl_node *prev, struct kl_node *n)
+{
+	const char *s;
+	int r;
+
+	n->type = kl_node_type_from_mode(st->st_mode);
+	n->mode = st->st_mode & 07777;
+	n->uid = st->st_uid;
+	n->gid = st->st_gid;
+	if (ids) {
+		if ((s = kl_idcache_user(ids, st->st_uid)) && !(n->user = kl_strdup(s)))
+			return -ENOMEM;
+		if ((s = kl_idcache_group(ids, st->st_gid)) && !(n->group = kl_strdup(s)))
+			return -ENOMEM;
+	}
+	n->size = n->type == KL_NODE_FILE ? (uint64_t)st->st_size : 0;
+	n->mtime_sec = st->st_mtim.tv_sec;
+	n->mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
+	n->atime_sec = st->st_atim.tv_sec;
+	n->atime_nsec = (uint32_t)st->st_atim.tv_nsec;
+	n->ctime_sec = st->st_ctim.tv_sec;
+	n->ctime_nsec = (uint32_t)st->st_ctim.tv_nsec;
+	n->inode = st->st_ino;
+	n->dev = st->st_dev;
+	n->nlink = st->st_nlink;
+	if (n->type == KL_NODE_CHR || n->type == KL_NODE_BLK)
+		n->rdev = st->st_rdev;
+	if (n->type == KL_NODE_FILE && (uint64_t)st->st_blocks * 512 < (uint64_t)st->st_size)
+		n->flags |= KL_NODE_SPARSE;
+	if (same_inode_state(prev, n))
+		return copy_inode_state(prev, n);
+	r = read_inode_state(dirfd, name, st, n);
+	/* the node is still saved: the next backup must not take its incomplete state as true */
+	if (r < 0 && r != -ENOMEM)
+		n->flags |= KL_NODE_ATTRS_PARTIAL;
 	return r;
 }

@@ -441,6 +441,13 @@ struct watch {
 	char replace_from[256], replace_to[256], replace_del[256];
 	/* left out of listings of data/, as a pack written after the listing is */
 	char hide[2 * KL_ID_LEN + 1];
+	/* listed first among the index files */
+	char index_first[2 * KL_ID_LEN + 1];
+	/* reads of the pack vanish lets through before it vanishes */
+	unsigned vanish_after;
+	bool read_data; /* run_watched: check --read-data */
+	/* what vanished: not found from then on, as on S3 (the local backend keeps packs open) */
+	char gone[2 * KL_ID_LEN + 1];
 	kl_list_cb cb;
 	void *ud;
 };
@@ -452,10 +459,25 @@ static int w_list_one(const char *name, uint64_t size, void *ud)
 	return strcmp(name, w->hide) ? w->cb(name, size, w->ud) : 0;
 }
 
+static int w_list_index(const char *name, uint64_t size, void *ud)
+{
+	struct watch *w = ud;
+
+	return strcmp(name, w->index_first) ? w->cb(name, size, w->ud) : 0;
+}
+
 static int w_list(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void *ud)
 {
+
 	struct watch *w = (struct watch *)b;
 
+	if (t == KL_OBJ_INDEX && w->index_first[0]) {
+		int rc = cb(w->index_first, 0, ud);
+
+		w->cb = cb;
+		w->ud = ud;
+		return rc < 0 ? rc : w->inner->ops->list(w->inner, t, w_list_index, w);
+	}
 	if (t != KL_OBJ_DATA || !w->hide[0])
 		return w->inner->ops->list(w->inner, t, cb, ud);
 	w->cb = cb;
@@ -475,10 +497,15 @@ static int w_get(struct kl_backend *b, enum kl_obj_type t, const char *name, uin
 	}
 	if (t == KL_OBJ_DATA) {
 		w->data_gets++;
-		if (w->vanish[0] && !strcmp(name, w->vanish)) {
+		if (w->vanish[0] && !strcmp(name, w->vanish) && w->vanish_after) {
+			w->vanish_after--;
+		} else if (w->vanish[0] && !strcmp(name, w->vanish)) {
 			assert_int_equal(unlink(w->vanish_path), 0);
+			memcpy(w->gone, w->vanish, sizeof(w->gone));
 			w->vanish[0] = 0;
 		}
+		if (w->gone[0] && !strcmp(name, w->gone))
+			return -ENOENT;
 	}
 	return w->inner->ops->get(w->inner, t, name, off, len, out);
 }
@@ -541,6 +568,7 @@ static int run_watched(struct fixture *f, struct watch *w, struct kl_check_resul
 	kl_buf_clear(&f->cap.text);
 	f->cap.warnings = f->cap.errors = 0;
 	o.report.ud = &f->cap;
+	o.read_data = w->read_data;
 	rc = kl_check(r, &o, res);
 	r->be = w->inner;
 	kl_repo_free(r);
@@ -1236,6 +1264,70 @@ static void check_condemned_pack_of_live_file(void **state)
 }
 
 /*
+ * Prune copied the trees' pack T into a new pack and condemned T; check
+ * locked after the record, so the prune deleted T while check ran (after
+ * check had read T's header). Readers use the live copies, so must check:
+ * the trees are intact, whichever index file check read first.
+ */
+static void check_live_copy_wins(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_repo *r = open_repo(f, true);
+	struct kl_check_result res;
+	struct kl_index_file rec = {0};
+	struct kl_pack_header h;
+	struct kl_packer *p;
+	_cleanup_buf_ struct kl_buf data = KL_BUF_INIT((size_t)1 << 30);
+	struct kl_id rec_id;
+	struct watch w = {0};
+	char path[256], saved[256], hex[2 * KL_ID_LEN + 1];
+
+	kl_id_hex(&f->pack_t, hex);
+	pack_path(f, &f->pack_t, path);
+	assert_int_equal(kl_repo_read_pack_header(r, hex, file_size(path), &h), 0);
+	assert_int_equal(r->be->ops->get(r->be, KL_OBJ_DATA, hex, 0, 0, &data), 0);
+	assert_int_equal(kl_packer_new(r, &p), 0);
+	for (size_t i = 0; i < h.n; i++)
+		assert_int_equal(
+			kl_packer_add_sealed(p, &h.blobs[i], data.data + h.blobs[i].offset), 0);
+	assert_int_equal(kl_packer_flush(p), 0);
+	kl_packer_free(p);
+	assert_int_equal(kl_repo_flush_index(r), 0);
+	rec.deleting = true;
+	rec.wait_for_known = true;
+	assert_int_equal(kl_index_file_add(&rec, &f->pack_t, &h), 0);
+	assert_int_equal(kl_repo_put_index_file(r, &rec, &rec_id), 0);
+	kl_index_file_release(&rec);
+	kl_pack_header_release(&h);
+	kl_repo_free(r);
+
+	snprintf(saved, sizeof(saved), "%s/pack-t", f->dir);
+	assert_int_equal(link(path, saved), 0);
+	/* the record first: its copies are met first */
+	kl_id_hex(&rec_id, w.index_first);
+	kl_id_hex(&f->pack_t, w.vanish);
+	pack_path(f, &f->pack_t, w.vanish_path);
+	w.vanish_after = 1; /* its header */
+	assert_int_equal(run_watched(f, &w, &res), 0);
+	assert_int_equal(w.vanish[0], 0); /* it went while check ran */
+	assert_int_equal(f->cap.errors, 0);
+	kl_check_result_release(&res);
+
+	/* and with --read-data, between the header and the reading of the whole pack */
+	assert_int_equal(link(saved, path), 0);
+	memset(&w, 0, sizeof(w));
+	kl_id_hex(&rec_id, w.index_first);
+	kl_id_hex(&f->pack_t, w.vanish);
+	pack_path(f, &f->pack_t, w.vanish_path);
+	w.vanish_after = 2; /* its header, read for the record and for the file naming it */
+	w.read_data = true;
+	assert_int_equal(run_watched(f, &w, &res), 0);
+	assert_int_equal(w.vanish[0], 0);
+	assert_int_equal(f->cap.errors, 0);
+	kl_check_result_release(&res);
+}
+
+/*
  * A prune replaces the index file while check runs: the successor appears
  * and the file check listed is gone before check reads it. Not damage:
  * check lists again and checks the successor.
@@ -1380,6 +1472,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(check_condemned_packs, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_pack_newer_than_listing, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_condemned_pack_of_live_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_live_copy_wins, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_index_replaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_subset, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_alloc_failures, setup, teardown),

@@ -368,6 +368,7 @@ struct ordered {
 	/* before the first read of a lock object: called once (a refresh racing the listing) */
 	void (*before_lock_get)(struct ordered *o);
 	struct kl_repo *other;
+	unsigned relocks; /* so many lock reads each find the other's lock just replaced */
 	/* at the first index read: move replace_from to replace_to, delete replace_del */
 	char replace_from[400], replace_to[400], replace_del[400];
 };
@@ -431,6 +432,11 @@ static int or_get(struct kl_backend *b, enum kl_obj_type t, const char *name, ui
 		assert_int_equal(rename(o->replace_from, o->replace_to), 0);
 		assert_int_equal(unlink(o->replace_del), 0);
 		o->replace_from[0] = 0;
+	}
+	if (t == KL_OBJ_LOCK && o->relocks) {
+		o->relocks--;
+		kl_repo_unlock_repo(o->other);
+		assert_int_equal(kl_repo_lock(o->other, KL_LOCK_SHARED, "snapshots"), 0);
 	}
 	if (t == KL_OBJ_LOCK && o->before_lock_get) {
 		void (*hook)(struct ordered *) = o->before_lock_get;
@@ -682,6 +688,34 @@ static void lock_replaced_while_listed(void **state)
 }
 
 /*
+ * Short-lived lockers (many hosts' cron jobs backing off from one another)
+ * make a lock vanish between the listing and its reading pass after pass:
+ * that is no reason to fail while the passes still find the live locks.
+ */
+static void lock_listing_outlasts_churn(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_repo *other = NULL, *r;
+	struct seen_locks seen = {0};
+	struct kl_id now;
+	struct ordered o;
+
+	assert_int_equal(kl_repo_open(f->dir, &other), 0);
+	assert_int_equal(kl_repo_unlock(other, f->pass), 0);
+	assert_int_equal(kl_repo_lock(other, KL_LOCK_SHARED, "backup"), 0);
+	r = open_ordered(f, &o, 0);
+	o.other = other;
+	o.relocks = 8;
+	assert_int_equal(kl_repo_list_locks(r, collect_lock, &seen), 0);
+	assert_int_equal(o.relocks, 0);
+	kl_lock_session(other, &now);
+	assert_int_equal(seen.n, 1);
+	assert_true(kl_id_eq(&seen.sessions[0], &now));
+	kl_repo_free(r);
+	kl_repo_free(other);
+}
+
+/*
  * A prune replaces an index file between a refresh's listing and its
  * reading: the successor, written after the listing, must be read too.
  */
@@ -739,6 +773,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(data_and_tree_ids_never_collide, setup, teardown),
 		cmocka_unit_test_setup_teardown(index_rules_read_each_file_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(lock_replaced_while_listed, setup, teardown),
+		cmocka_unit_test_setup_teardown(lock_listing_outlasts_churn, setup, teardown),
 		cmocka_unit_test_setup_teardown(refresh_finds_successor_written_after_listing,
 						setup, teardown),
 	};

@@ -1184,12 +1184,71 @@ static void node_from_stat_reuses_unchanged_inode_state(void **state)
 	close(dfd);
 }
 
+/*
+ * A node whose xattrs could not be read whole (KL_NODE_ATTRS_PARTIAL) is
+ * no stand-in for the disk, even with the same inode and ctime: what the
+ * failed read left out would be left out of every later snapshot.
+ */
+static void node_from_stat_rereads_after_attr_error(void **state)
+{
+	struct fx *f = *state;
+	struct kl_xattr x = {
+		.name = (char *)"user.keel.partial", .value = (uint8_t *)"p", .value_len = 1};
+	struct kl_node prev = {0}, n = {0};
+	struct stat st;
+	char path[600];
+	int fd;
+	bool has_xattrs;
+
+	snprintf(path, sizeof(path), "%s/file", f->top);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	has_xattrs = setxattr(path, "user.keel.real", "r", 1, 0) == 0;
+	fd = open(f->top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(fstatat(fd, "file", &st, AT_SYMLINK_NOFOLLOW), 0);
+	prev.type = KL_NODE_FILE;
+	prev.inode = st.st_ino;
+	prev.ctime_sec = st.st_ctim.tv_sec;
+	prev.ctime_nsec = (uint32_t)st.st_ctim.tv_nsec;
+	prev.xattrs = &x;
+	prev.n_xattrs = 1;
+	prev.flags = KL_NODE_ATTRS_PARTIAL;
+	assert_int_equal(kl_node_from_stat(fd, "file", &st, NULL, &prev, &n), 0);
+	assert_int_equal(n.n_xattrs, has_xattrs ? 1 : 0);
+	if (has_xattrs)
+		assert_string_equal(n.xattrs[0].name, "user.keel.real");
+	assert_false(n.flags & KL_NODE_ATTRS_PARTIAL);
+	kl_node_release(&n);
+	close(fd);
+}
+
+/* The parent's xattrs stand in only where the kernel keeps the ctime. */
+static void node_fs_keeps_ctime(void **state)
+{
+	(void)state;
+	assert_true(kl_node_fs_keeps_ctime(0xEF53UL));	    /* ext4 */
+	assert_true(kl_node_fs_keeps_ctime(0x58465342UL));  /* xfs */
+	assert_true(kl_node_fs_keeps_ctime(0x9123683EUL));  /* btrfs */
+	assert_true(kl_node_fs_keeps_ctime(0x01021994UL));  /* tmpfs */
+	assert_true(kl_node_fs_keeps_ctime(0x6969UL));	    /* nfs */
+	assert_false(kl_node_fs_keeps_ctime(0x65735546UL)); /* fuse */
+	assert_false(kl_node_fs_keeps_ctime(0xFF534D42UL)); /* cifs */
+	assert_false(kl_node_fs_keeps_ctime(0xFE534D42UL)); /* smb2 */
+	assert_false(kl_node_fs_keeps_ctime(0x4D44UL));	    /* vfat */
+	assert_false(kl_node_fs_keeps_ctime(0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(restore_everything, setup, teardown),
 		cmocka_unit_test_setup_teardown(node_from_stat_reuses_unchanged_inode_state, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(node_from_stat_rereads_after_attr_error, setup,
+						teardown),
+		cmocka_unit_test(node_fs_keeps_ctime),
 		cmocka_unit_test_setup_teardown(restore_single_thread_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(restore_subpaths, setup, teardown),
 		cmocka_unit_test_setup_teardown(restore_include_exclude, setup, teardown),
