@@ -577,6 +577,13 @@ static int run_watched(struct fixture *f, struct watch *w, struct kl_check_resul
 	return rc;
 }
 
+/* Makes w delete pack id (after w->vanish_after reads of it) while check runs. */
+static void watch_vanish(struct fixture *f, struct watch *w, const struct kl_id *id)
+{
+	kl_id_hex(id, w->vanish);
+	pack_path(f, id, w->vanish_path);
+}
+
 /* ---- tests ---------------------------------------------------------------------------- */
 
 static void check_clean(void **state)
@@ -1173,8 +1180,7 @@ static void check_condemned_packs(void **state)
 
 	/* U deleted after check listed data/: not an error either */
 	memset(&w, 0, sizeof(w));
-	kl_id_hex(&pack_u, w.vanish);
-	pack_path(f, &pack_u, w.vanish_path);
+	watch_vanish(f, &w, &pack_u);
 	assert_int_equal(run_watched(f, &w, &res), 0);
 	assert_int_equal(w.vanish[0], 0); /* it did vanish */
 	assert_int_equal(f->cap.errors, 0);
@@ -1195,8 +1201,7 @@ static void check_condemned_packs(void **state)
 	 * likewise.
 	 */
 	memset(&w, 0, sizeof(w));
-	kl_id_hex(&f->pack_a, w.vanish);
-	pack_path(f, &f->pack_a, w.vanish_path);
+	watch_vanish(f, &w, &f->pack_a);
 	assert_int_equal(run_watched(f, &w, &res), -KL_ECHECK);
 	assert_int_equal(w.vanish[0], 0);
 	expect_text(f, "missing: in no index and no pack; affects snapshot");
@@ -1251,8 +1256,7 @@ static void check_condemned_pack_of_live_file(void **state)
 	kl_repo_free(r);
 
 	/* deleted after check listed data/ */
-	kl_id_hex(&pack_u, w.vanish);
-	pack_path(f, &pack_u, w.vanish_path);
+	watch_vanish(f, &w, &pack_u);
 	assert_int_equal(run_watched(f, &w, &res), 0);
 	assert_int_equal(w.vanish[0], 0);
 	assert_int_equal(f->cap.errors, 0);
@@ -1305,8 +1309,7 @@ static void check_live_copy_wins(void **state)
 	assert_int_equal(link(path, saved), 0);
 	/* the record first: its copies are met first */
 	kl_id_hex(&rec_id, w.index_first);
-	kl_id_hex(&f->pack_t, w.vanish);
-	pack_path(f, &f->pack_t, w.vanish_path);
+	watch_vanish(f, &w, &f->pack_t);
 	w.vanish_after = 1; /* its header */
 	assert_int_equal(run_watched(f, &w, &res), 0);
 	assert_int_equal(w.vanish[0], 0); /* it went while check ran */
@@ -1317,8 +1320,7 @@ static void check_live_copy_wins(void **state)
 	assert_int_equal(link(saved, path), 0);
 	memset(&w, 0, sizeof(w));
 	kl_id_hex(&rec_id, w.index_first);
-	kl_id_hex(&f->pack_t, w.vanish);
-	pack_path(f, &f->pack_t, w.vanish_path);
+	watch_vanish(f, &w, &f->pack_t);
 	w.vanish_after = 2; /* its header, read for the record and for the file naming it */
 	w.read_data = true;
 	assert_int_equal(run_watched(f, &w, &res), 0);

@@ -1109,6 +1109,25 @@ static void snapshot_find(void **state)
 }
 
 /*
+ * Creates TOP/file with the xattr user.keel.real (when the file system
+ * takes user xattrs: *has_xattrs) and returns a descriptor of TOP.
+ */
+static int file_with_xattr(struct fx *f, bool *has_xattrs)
+{
+	char path[600];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/file", f->top);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	*has_xattrs = setxattr(path, "user.keel.real", "r", 1, 0) == 0;
+	fd = open(f->top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+/*
  * kl_node_from_stat takes xattrs and a symlink's target from the parent
  * snapshot's node when the inode and ctime are the same (they cannot have
  * changed), and reads them when the ctime differs.
@@ -1124,15 +1143,9 @@ static void node_from_stat_reuses_unchanged_inode_state(void **state)
 	int dfd;
 	bool has_xattrs;
 
-	snprintf(path, sizeof(path), "%s/file", f->top);
-	dfd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	assert_true(dfd >= 0);
-	close(dfd);
-	has_xattrs = setxattr(path, "user.keel.real", "r", 1, 0) == 0;
+	dfd = file_with_xattr(f, &has_xattrs);
 	snprintf(path, sizeof(path), "%s/link", f->top);
 	assert_int_equal(symlink("target", path), 0);
-	dfd = open(f->top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(dfd >= 0);
 
 	/* same inode and ctime: what prev recorded, not what is on disk */
 	assert_int_equal(fstatat(dfd, "file", &st, AT_SYMLINK_NOFOLLOW), 0);
@@ -1196,17 +1209,10 @@ static void node_from_stat_rereads_after_attr_error(void **state)
 		.name = (char *)"user.keel.partial", .value = (uint8_t *)"p", .value_len = 1};
 	struct kl_node prev = {0}, n = {0};
 	struct stat st;
-	char path[600];
 	int fd;
 	bool has_xattrs;
 
-	snprintf(path, sizeof(path), "%s/file", f->top);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	assert_true(fd >= 0);
-	close(fd);
-	has_xattrs = setxattr(path, "user.keel.real", "r", 1, 0) == 0;
-	fd = open(f->top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(fd >= 0);
+	fd = file_with_xattr(f, &has_xattrs);
 	assert_int_equal(fstatat(fd, "file", &st, AT_SYMLINK_NOFOLLOW), 0);
 	prev.type = KL_NODE_FILE;
 	prev.inode = st.st_ino;
