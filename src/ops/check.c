@@ -142,6 +142,17 @@ static void blob_entry(const struct blob *b, struct kl_blob_entry *e)
 	e->raw_length = b->raw_length;
 }
 
+/* The reverse: b is located at e in pack number pack. */
+static void blob_locate(struct blob *b, uint32_t pack, const struct kl_blob_entry *e)
+{
+	b->pack = pack;
+	b->offset = e->offset;
+	b->length = e->length;
+	b->raw_length = e->raw_length;
+	b->type = e->type;
+	b->compression = e->compression;
+}
+
 static bool entry_eq(const struct kl_blob_entry *a, const struct kl_blob_entry *b)
 {
 	return kl_id_eq(&a->id, &b->id) && a->type == b->type && a->compression == b->compression &&
@@ -157,6 +168,7 @@ enum pack_flags {
 	P_ALL_BAD = 1 << 3,    /* data pass: unusable as a whole; every blob in it is bad */
 	P_READ = 1 << 4,       /* data pass opened its blobs */
 	P_NAMED_LIVE = 1 << 5, /* an index file names it as live (not as a pack that may go) */
+	P_ASKED = 1 << 6,      /* not listed in data/, and the storage said it is not there */
 };
 
 struct pack {
@@ -749,8 +761,8 @@ static int check_header(struct check *c, uint32_t idx, const char *fname,
  * A pack that an index file names but the listing of data/ did not hold
  * may have been written since: a backup beside us writes its packs, then
  * their index file, and we list data/ before the index files. One request
- * tells; the pack is then checked like the others. Returns 1 and the pack
- * in *k when it is there, 0 when not, or a negative error.
+ * tells (one per pack); the pack is then checked like the others. Returns
+ * 1 and the pack in *k when it is there, 0 when not, or a negative error.
  */
 static int pack_arrived(struct check *c, const struct kl_id *id, int *k)
 {
@@ -759,10 +771,19 @@ static int pack_arrived(struct check *c, const struct kl_id *id, int *k)
 	uint32_t idx;
 	int rc;
 
+	*k = pack_find(&c->packs, id);
+	if (*k >= 0 && (c->packs.v[*k].flags & P_ASKED))
+		return 0; /* several index files name it: one answer is enough */
 	kl_id_hex(id, hex);
 	rc = c->r->be->ops->stat(c->r->be, KL_OBJ_DATA, hex, &size);
-	if (rc == -ENOENT || rc == -KL_ENOTFOUND)
+	if (rc == -ENOENT || rc == -KL_ENOTFOUND) {
+		rc = pack_get(&c->packs, id, &idx);
+		if (rc < 0)
+			return rc;
+		c->packs.v[idx].flags |= P_ASKED;
+		*k = (int)idx;
 		return 0;
+	}
 	if (rc < 0)
 		return kl_fail(&c->r->err, rc, "cannot look for pack %s: %s", hex, kl_strerror(rc));
 	rc = pack_present(c, id, size, &idx);
@@ -840,12 +861,7 @@ static int index_pack(struct check *c, const char *fname, const struct kl_index_
 		}
 		b->flags = (uint16_t)((b->flags & ~B_MAY_GO) | B_INDEXED |
 				      (may_be_gone ? B_MAY_GO : 0));
-		b->pack = idx;
-		b->offset = e->offset;
-		b->length = e->length;
-		b->raw_length = e->raw_length;
-		b->type = e->type;
-		b->compression = e->compression;
+		blob_locate(b, idx, e);
 	}
 	p = &c->packs.v[idx];
 	if (present) {
@@ -1001,12 +1017,7 @@ static int scan_orphans(struct check *c)
 			if (!rc)
 				continue;
 			b->flags |= B_ORPHAN;
-			b->pack = k;
-			b->offset = e->offset;
-			b->length = e->length;
-			b->raw_length = e->raw_length;
-			b->type = e->type;
-			b->compression = e->compression;
+			blob_locate(b, k, e);
 		}
 		kl_pack_header_release(&h);
 	}
