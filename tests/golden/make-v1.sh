@@ -106,10 +106,8 @@ backup()
 	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$id" "$host" "${tag:--}" "$time" "$path" \
 		>>"$OUT/snapshots.tsv"
 	python3 "$HERE/manifest.py" "$path" >"$OUT/manifest-$name.txt"
-	# the packs this backup wrote: the tree pack is the small one (a few
-	# tree blobs), the data pack the large one; checked below by damage
 	objects_new data "$BASE/packs.before" | while IFS= read -r p; do
-		printf '%s\t%s\t%s\n' "${p#"$KEEL_REPOSITORY"/}" "$name" "$(stat -c %s "$p")"
+		printf '%s\t%s\n' "${p#"$KEEL_REPOSITORY"/}" "$name"
 	done >>"$BASE/packs.tsv"
 }
 
@@ -125,25 +123,47 @@ prng new 12000 >"$S/new.bin"
 stamp '2024-01-03 10:00:00' "$S/changing.txt" "$S/new.bin" "$S"
 backup incr golden-a weekly '2024-01-03 12:00:00' "$S"
 
-printf 'written on host b\n' >"$S/host-b.txt"
-stamp '2024-01-04 10:00:00' "$S/host-b.txt" "$S"
+prng host-b 6000 >"$S/host-b.bin"
+stamp '2024-01-04 10:00:00' "$S/host-b.bin" "$S"
 backup latest golden-b '' '2024-01-04 12:00:00' "$S"
 
 # ---- roles of the packs ----------------------------------------------------
-# Each backup wrote one data pack and one tree pack (asserted); the
-# smaller is the tree pack. objects.tsv: path, role.
+# Each backup wrote one data pack and one tree pack (asserted): trees have
+# their own packer, so a pack holds one kind. The kind is found by damage:
+# with the first blob of a copy's pack damaged, plain check (which reads
+# every tree but no data) fails for a tree pack only. objects.tsv: path, role.
+pack_kind()
+{
+	local copy=$BASE/kind-repo rc=0
+	rm -rf "$copy"
+	cp -a "$KEEL_REPOSITORY" "$copy"
+	python3 -c '
+import sys
+f = open(sys.argv[1], "r+b")
+f.seek(20)
+b = f.read(1)
+f.seek(20)
+f.write(bytes([b[0] ^ 0xff]))' "$copy/$1"
+	"$KEEL" -r "$copy" check >/dev/null 2>&1 || rc=$?
+	rm -rf "$copy"
+	case $rc in 0) echo data ;; 13) echo tree ;; *) echo "check exited $rc" >&2; exit 1 ;; esac
+}
 {
 	for name in old base incr latest; do
-		awk -F'\t' -v n="$name" '$2 == n' "$BASE/packs.tsv" | sort -t"$(printf '\t')" -k3,3n >"$BASE/p"
+		awk -F'\t' -v n="$name" '$2 == n { print $1 }' "$BASE/packs.tsv" >"$BASE/p"
 		[ "$(wc -l <"$BASE/p")" = 2 ] || { echo "backup $name wrote $(wc -l <"$BASE/p") packs" >&2; exit 1; }
-		printf '%s\ttree-pack-%s\n' "$(sed -n 1p "$BASE/p" | cut -f1)" "$name"
-		printf '%s\tdata-pack-%s\n' "$(sed -n 2p "$BASE/p" | cut -f1)" "$name"
+		while IFS= read -r p; do
+			printf '%s\t%s-pack-%s\n' "$p" "$(pack_kind "$p")" "$name"
+		done <"$BASE/p"
 	done
 	for d in config keys snapshots index; do
 		find "$KEEL_REPOSITORY/$d" -type f | sort | sed "s|^$KEEL_REPOSITORY/||"
 	done | awk '{ print $0 "\t" ($0 ~ /\// ? substr($0, 1, index($0, "/") - 1) : $0) }'
 } >"$OUT/objects.tsv"
 
+for kind in data tree; do
+	[ "$(grep -c "	$kind-pack-" "$OUT/objects.tsv")" = 4 ] || { echo "not 4 $kind packs" >&2; exit 1; }
+done
 "$KEEL" check --read-data
 rm -rf "$KEEL_REPOSITORY/locks"
-echo "make-v1.sh: $OUT/repo: $(du -sb "$KEEL_REPOSITORY" | cut -f1) bytes"
+echo "make-v1.sh: $OUT/repo: $(find "$KEEL_REPOSITORY" -type f -printf "%s\n" | awk "{ s += \$1 } END { print s }") bytes in files"
