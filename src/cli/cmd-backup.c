@@ -37,7 +37,7 @@ static void print_result(struct kl_cli *cli, const struct kl_backup_result *res,
 {
 	const struct kl_snapshot_stats *s = &res->stats;
 	char hex[2 * KL_ID_LEN + 1], added[32], total[32], stored[32];
-	double secs = (double)ns / 1e9;
+	double secs = (double)ns / KL_NSEC_PER_SEC;
 
 	kl_id_hex(&res->id, hex);
 	if (cli->json) {

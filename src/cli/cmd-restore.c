@@ -109,7 +109,8 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 		       (unsigned long long)st.files, (unsigned long long)st.dirs,
 		       (unsigned long long)st.others, (unsigned long long)st.bytes,
 		       (unsigned long long)st.errors, (unsigned long long)st.verify_failures,
-		       o.verify ? "true" : "false", (double)(kl_time_mono_ns() - start) / 1e9);
+		       o.verify ? "true" : "false",
+		       (double)(kl_time_mono_ns() - start) / KL_NSEC_PER_SEC);
 	} else if (!cli->quiet) {
 		char bytes[32];
 
@@ -117,7 +118,7 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 		printf("restored %llu files, %llu directories, %llu others, %s in %.2f s",
 		       (unsigned long long)st.files, (unsigned long long)st.dirs,
 		       (unsigned long long)st.others, bytes,
-		       (double)(kl_time_mono_ns() - start) / 1e9);
+		       (double)(kl_time_mono_ns() - start) / KL_NSEC_PER_SEC);
 		if (o.verify)
 			printf("; verified, %llu differences",
 			       (unsigned long long)st.verify_failures);

@@ -269,7 +269,7 @@ void kl_json_id(FILE *f, const struct kl_id *id)
 void kl_json_time(FILE *f, int64_t ns)
 {
 	char buf[40];
-	time_t t = (time_t)(ns / 1000000000);
+	time_t t = (time_t)(ns / KL_NSEC_PER_SEC);
 	struct tm tm;
 
 	if (!gmtime_r(&t, &tm)) {
@@ -278,7 +278,8 @@ void kl_json_time(FILE *f, int64_t ns)
 	}
 	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
 	fprintf(f, "\"%s.%09lldZ\"", buf,
-		(long long)(ns % 1000000000 + (ns < 0 ? 1000000000 : 0)) % 1000000000);
+		(long long)(ns % KL_NSEC_PER_SEC + (ns < 0 ? KL_NSEC_PER_SEC : 0)) %
+			KL_NSEC_PER_SEC);
 }
 
 void kl_print_bytes(char *out, size_t n, uint64_t bytes)
