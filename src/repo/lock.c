@@ -183,7 +183,7 @@ int kl_repo_list_locks(struct kl_repo *r,
 		if (rc < 0 || !c.vanished || kl_time_mono_ns() - start > LIST_PATIENCE_NS)
 			break;
 		if (pass >= 4)
-			nanosleep(&(struct timespec){.tv_nsec = 200 * 1000 * 1000}, NULL);
+			nanosleep(&(struct timespec){.tv_nsec = 200 * KL_NSEC_PER_MSEC}, NULL);
 	}
 	if (rc >= 0 && c.vanished)
 		rc = kl_fail(&r->err, -EAGAIN, "lock objects keep vanishing while being read");
