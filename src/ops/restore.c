@@ -953,6 +953,7 @@ static void finish_file(struct rctx *c, struct rfile *f)
 	c->prog.files_done++;
 	progress_locked(c, f->path, false);
 	pthread_mutex_unlock(&c->lock);
+	kl_test_point("restore-file-done"); /* a restore with files yet to write: t4003 */
 	rfile_free(f);
 }
 
