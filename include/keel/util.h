@@ -212,6 +212,14 @@ static inline uint64_t kl_get_le64(const uint8_t *p)
 
 /* ---- time ------------------------------------------------------------- */
 
+/*
+ * int64_t, as kl_time_*_ns are: a count of seconds times KL_NSEC_PER_SEC
+ * is computed in 64 bits whatever the type of the count.
+ */
+#define KL_NSEC_PER_SEC ((int64_t)1000000000)
+#define KL_NSEC_PER_MSEC ((int64_t)1000000)
+#define KL_SEC_PER_DAY 86400
+
 int64_t kl_time_now_ns(void);  /* CLOCK_REALTIME */
 int64_t kl_time_mono_ns(void); /* CLOCK_MONOTONIC */
 /* "2026-11-25T18:50:51.123456789Z" style (UTC, seconds precision if prec=0) */

@@ -494,7 +494,7 @@ static void backoff(struct s3 *s, unsigned attempt)
 	kl_random(&jitter, sizeof(jitter));
 	d = d / 2 + (d ? jitter % (d / 2 + 1) : 0);
 	ts.tv_sec = (time_t)(d / 1000);
-	ts.tv_nsec = (long)(d % 1000) * 1000000L;
+	ts.tv_nsec = (long)(d % 1000) * KL_NSEC_PER_MSEC;
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
@@ -591,7 +591,7 @@ int kl_s3_request_(struct s3 *s, struct s3_req *q)
 		      obj_name(s, q), q->query ? "?" : "", q->query ? q->query : "", q->status,
 		      q->err.code[0] ? " " : "", q->err.code, cc != CURLE_OK ? ", " : "",
 		      cc != CURLE_OK ? curl_easy_strerror(cc) : "",
-		      (double)(kl_time_mono_ns() - t0) / 1e6, q->attempts);
+		      (double)(kl_time_mono_ns() - t0) / KL_NSEC_PER_MSEC, q->attempts);
 		if (q->cb_err)
 			return q->cb_err; /* our own refusal: out of memory, over the cap */
 		if (cc == CURLE_OK && body_cut(q)) {

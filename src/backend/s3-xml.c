@@ -679,8 +679,8 @@ int kl_s3_parse_time(const char *s, size_t n, int64_t *ret_ns)
 	tm.tm_min = mi;
 	tm.tm_sec = se;
 	t = timegm(&tm);
-	if (t < 0 || (int64_t)t > INT64_MAX / 1000000000 - 1)
+	if (t < 0 || (int64_t)t > INT64_MAX / KL_NSEC_PER_SEC - 1)
 		return -EINVAL;
-	*ret_ns = (int64_t)t * 1000000000 + ns;
+	*ret_ns = (int64_t)t * KL_NSEC_PER_SEC + ns;
 	return 0;
 }

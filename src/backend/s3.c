@@ -323,7 +323,7 @@ static int s3_get(struct kl_backend *b, enum kl_obj_type t, const char *name, ui
  */
 static int retain_until_date(const struct s3 *s, char out[32])
 {
-	time_t t = time(NULL) + (time_t)s->lock_days * 86400;
+	time_t t = time(NULL) + (time_t)s->lock_days * KL_SEC_PER_DAY;
 	struct tm tm;
 
 	if (!gmtime_r(&t, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))

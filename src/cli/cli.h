@@ -46,15 +46,29 @@ struct kl_cmd {
 	const char *usage; /* full --help text */
 };
 
+/*
+ * ids of the global long options without a short form: above the ids
+ * commands give their own (from 1 up; cmd-forget's from 0x200)
+ */
+enum {
+	KL_OPT_PASSWORD_FILE = 0x1001,
+	KL_OPT_PASSWORD_COMMAND,
+	KL_OPT_JSON,
+	KL_OPT_NO_PROGRESS,
+	KL_OPT_CACHE_DIR,
+	KL_OPT_NO_CACHE,
+};
+
 /* Global options every command accepts (getopt_long entries and handler). */
 #define KL_GLOBAL_OPTS                                                                             \
 	{"repo", required_argument, NULL, 'r'},                                                    \
-		{"password-file", required_argument, NULL, 0x1001},                                \
-		{"password-command", required_argument, NULL, 0x1002},                             \
-		{"json", no_argument, NULL, 0x1003}, {"quiet", no_argument, NULL, 'q'},            \
-		{"verbose", no_argument, NULL, 'v'}, {"no-progress", no_argument, NULL, 0x1004},   \
-		{"cache-dir", required_argument, NULL, 0x1005},                                    \
-		{"no-cache", no_argument, NULL, 0x1006},                                           \
+		{"password-file", required_argument, NULL, KL_OPT_PASSWORD_FILE},                  \
+		{"password-command", required_argument, NULL, KL_OPT_PASSWORD_COMMAND},            \
+		{"json", no_argument, NULL, KL_OPT_JSON}, {"quiet", no_argument, NULL, 'q'},       \
+		{"verbose", no_argument, NULL, 'v'},                                               \
+		{"no-progress", no_argument, NULL, KL_OPT_NO_PROGRESS},                            \
+		{"cache-dir", required_argument, NULL, KL_OPT_CACHE_DIR},                          \
+		{"no-cache", no_argument, NULL, KL_OPT_NO_CACHE},                                  \
 	{                                                                                          \
 		"help", no_argument, NULL, 'h'                                                     \
 	}

@@ -37,7 +37,7 @@ static void print_result(struct kl_cli *cli, const struct kl_backup_result *res,
 {
 	const struct kl_snapshot_stats *s = &res->stats;
 	char hex[2 * KL_ID_LEN + 1], added[32], total[32], stored[32];
-	double secs = (double)ns / 1e9;
+	double secs = (double)ns / KL_NSEC_PER_SEC;
 
 	kl_id_hex(&res->id, hex);
 	if (cli->json) {
@@ -78,25 +78,40 @@ static void print_result(struct kl_cli *cli, const struct kl_backup_result *res,
 		printf("snapshot %.8s saved\n", hex);
 }
 
+/* ids of the long options without a short form */
+enum {
+	OPT_HOST = 1,
+	OPT_TAG,
+	OPT_EXCLUDE_FILE,
+	OPT_EXCLUDE_CACHES,
+	OPT_EXCLUDE_LARGER_THAN,
+	OPT_PARENT,
+	OPT_STDIN,
+	OPT_STDIN_FILENAME,
+	OPT_STDIN_FROM_COMMAND,
+	OPT_THREADS,
+	OPT_TIME,
+};
+
 int cmd_backup(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
 		KL_GLOBAL_OPTS,
-		{"host", required_argument, NULL, 1},
-		{"tag", required_argument, NULL, 2},
+		{"host", required_argument, NULL, OPT_HOST},
+		{"tag", required_argument, NULL, OPT_TAG},
 		{"exclude", required_argument, NULL, 'e'},
-		{"exclude-file", required_argument, NULL, 3},
-		{"exclude-caches", no_argument, NULL, 4},
-		{"exclude-larger-than", required_argument, NULL, 5},
+		{"exclude-file", required_argument, NULL, OPT_EXCLUDE_FILE},
+		{"exclude-caches", no_argument, NULL, OPT_EXCLUDE_CACHES},
+		{"exclude-larger-than", required_argument, NULL, OPT_EXCLUDE_LARGER_THAN},
 		{"one-file-system", no_argument, NULL, 'x'},
-		{"parent", required_argument, NULL, 6},
+		{"parent", required_argument, NULL, OPT_PARENT},
 		{"force", no_argument, NULL, 'f'},
 		{"dry-run", no_argument, NULL, 'n'},
-		{"stdin", no_argument, NULL, 7},
-		{"stdin-filename", required_argument, NULL, 8},
-		{"stdin-from-command", no_argument, NULL, 9},
-		{"threads", required_argument, NULL, 10},
-		{"time", required_argument, NULL, 11},
+		{"stdin", no_argument, NULL, OPT_STDIN},
+		{"stdin-filename", required_argument, NULL, OPT_STDIN_FILENAME},
+		{"stdin-from-command", no_argument, NULL, OPT_STDIN_FROM_COMMAND},
+		{"threads", required_argument, NULL, OPT_THREADS},
+		{"time", required_argument, NULL, OPT_TIME},
 		{NULL, 0, NULL, 0},
 	};
 	struct kl_backup_opts o;
@@ -110,10 +125,10 @@ int cmd_backup(int argc, char **argv, struct kl_cli *cli)
 	kl_backup_opts_init(&o);
 	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT "e:xfn", opts, NULL)) != -1) {
 		switch (c) {
-		case 1:
+		case OPT_HOST:
 			o.host = optarg;
 			break;
-		case 2: {
+		case OPT_TAG: {
 			char *dup = kl_strdup(optarg), *save = NULL;
 
 			for (char *t = dup ? strtok_r(dup, ",", &save) : NULL; t && rc >= 0;
@@ -125,17 +140,17 @@ int cmd_backup(int argc, char **argv, struct kl_cli *cli)
 		case 'e':
 			rc = kl_patterns_add(&o.excludes, optarg);
 			break;
-		case 3:
+		case OPT_EXCLUDE_FILE:
 			rc = kl_patterns_add_file(&o.excludes, optarg);
 			if (rc < 0) {
 				kl_cli_error(cli, rc, "cannot read exclude file '%s'", optarg);
 				goto out;
 			}
 			break;
-		case 4:
+		case OPT_EXCLUDE_CACHES:
 			o.flags |= KL_BACKUP_EXCLUDE_CACHES;
 			break;
-		case 5:
+		case OPT_EXCLUDE_LARGER_THAN:
 			if (kl_parse_size(optarg, &o.exclude_larger_than) < 0) {
 				rc = kl_cli_usage_error(cli, "invalid size '%s'", optarg);
 				goto out;
@@ -144,7 +159,7 @@ int cmd_backup(int argc, char **argv, struct kl_cli *cli)
 		case 'x':
 			o.flags |= KL_BACKUP_ONE_FS;
 			break;
-		case 6:
+		case OPT_PARENT:
 			o.parent = optarg;
 			break;
 		case 'f':
@@ -153,23 +168,23 @@ int cmd_backup(int argc, char **argv, struct kl_cli *cli)
 		case 'n':
 			o.flags |= KL_BACKUP_DRY_RUN;
 			break;
-		case 7:
+		case OPT_STDIN:
 			use_stdin = true;
 			break;
-		case 8:
+		case OPT_STDIN_FILENAME:
 			o.stdin_filename = optarg;
 			break;
-		case 9:
+		case OPT_STDIN_FROM_COMMAND:
 			use_cmd = true;
 			break;
-		case 10:
+		case OPT_THREADS:
 			if (kl_parse_uint(optarg, 1, 64, &threads) < 0) {
 				rc = kl_cli_usage_error(cli, "invalid --threads '%s'", optarg);
 				goto out;
 			}
 			o.threads = (unsigned)threads;
 			break;
-		case 11:
+		case OPT_TIME:
 			if (kl_time_parse(optarg, &o.time_ns) < 0) {
 				rc = kl_cli_usage_error(cli,
 							"invalid --time '%s': give 'YYYY-MM-DD "

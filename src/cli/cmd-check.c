@@ -79,15 +79,24 @@ static void on_problem(void *ud, const char *object, int err, const char *what)
 		what ? what : kl_strerror(err));
 }
 
+/* ids of the long options without a short form */
+enum {
+	OPT_READ_DATA = 1,
+	OPT_READ_DATA_SUBSET,
+	OPT_THREADS,
+	OPT_READ_DATA_SEED,
+	OPT_REMOVE_STALE_TMP,
+};
+
 int cmd_check(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
 		KL_GLOBAL_OPTS,
-		{"read-data", no_argument, NULL, 1},
-		{"read-data-subset", required_argument, NULL, 2},
-		{"threads", required_argument, NULL, 3},
-		{"read-data-seed", required_argument, NULL, 4},
-		{"remove-stale-tmp", no_argument, NULL, 5},
+		{"read-data", no_argument, NULL, OPT_READ_DATA},
+		{"read-data-subset", required_argument, NULL, OPT_READ_DATA_SUBSET},
+		{"threads", required_argument, NULL, OPT_THREADS},
+		{"read-data-seed", required_argument, NULL, OPT_READ_DATA_SEED},
+		{"remove-stale-tmp", no_argument, NULL, OPT_REMOVE_STALE_TMP},
 		{NULL, 0, NULL, 0},
 	};
 	struct kl_check_opts o = {0};
@@ -99,24 +108,24 @@ int cmd_check(int argc, char **argv, struct kl_cli *cli)
 
 	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT, opts, NULL)) != -1) {
 		switch (c) {
-		case 1:
+		case OPT_READ_DATA:
 			o.read_data = true;
 			break;
-		case 2:
+		case OPT_READ_DATA_SUBSET:
 			o.read_data = true;
 			o.subset_permille = o.subset_n = o.subset_m = 0;
 			if (parse_subset(optarg, &o.subset_permille, &o.subset_n, &o.subset_m) < 0)
 				return kl_cli_usage_error(
 					cli, "invalid subset '%s' (use e.g. 10%% or 2/5)", optarg);
 			break;
-		case 4:
+		case OPT_READ_DATA_SEED:
 			parse_seed(optarg, o.seed);
 			o.has_seed = true;
 			break;
-		case 5:
+		case OPT_REMOVE_STALE_TMP:
 			o.remove_stale_tmp = true;
 			break;
-		case 3:
+		case OPT_THREADS:
 			if (kl_parse_uint(optarg, 1, 64, &threads) < 0)
 				return kl_cli_usage_error(cli, "invalid --threads '%s'", optarg);
 			o.threads = (unsigned)threads;

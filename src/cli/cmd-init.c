@@ -48,19 +48,32 @@ static int prepare_object_lock(struct kl_cli *cli)
 	return rc;
 }
 
+/* ids of the long options without a short form */
+enum {
+	OPT_KDF_OPS = 1,
+	OPT_KDF_MEM,
+	OPT_COMPRESSION,
+	OPT_PACK_SIZE,
+	OPT_CHUNK_MIN,
+	OPT_CHUNK_AVG,
+	OPT_CHUNK_MAX,
+	OPT_OBJECT_LOCK_MODE,
+	OPT_OBJECT_LOCK_DAYS,
+};
+
 int cmd_init(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
 		KL_GLOBAL_OPTS,
-		{"kdf-ops", required_argument, NULL, 1},
-		{"kdf-mem", required_argument, NULL, 2},
-		{"compression", required_argument, NULL, 3},
-		{"pack-size", required_argument, NULL, 4},
-		{"chunk-min", required_argument, NULL, 5},
-		{"chunk-avg", required_argument, NULL, 6},
-		{"chunk-max", required_argument, NULL, 7},
-		{"object-lock-mode", required_argument, NULL, 8},
-		{"object-lock-days", required_argument, NULL, 9},
+		{"kdf-ops", required_argument, NULL, OPT_KDF_OPS},
+		{"kdf-mem", required_argument, NULL, OPT_KDF_MEM},
+		{"compression", required_argument, NULL, OPT_COMPRESSION},
+		{"pack-size", required_argument, NULL, OPT_PACK_SIZE},
+		{"chunk-min", required_argument, NULL, OPT_CHUNK_MIN},
+		{"chunk-avg", required_argument, NULL, OPT_CHUNK_AVG},
+		{"chunk-max", required_argument, NULL, OPT_CHUNK_MAX},
+		{"object-lock-mode", required_argument, NULL, OPT_OBJECT_LOCK_MODE},
+		{"object-lock-days", required_argument, NULL, OPT_OBJECT_LOCK_DAYS},
 		{NULL, 0, NULL, 0},
 	};
 	_cleanup_(kl_repo_freep) struct kl_repo *r = NULL;
@@ -74,24 +87,24 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT, opts, &li)) != -1) {
 		rc = 0;
 		switch (c) {
-		case 1:
+		case OPT_KDF_OPS:
 			rc = kl_parse_uint(optarg, 1, 100, &o.kdf.ops);
 			break;
-		case 2:
+		case OPT_KDF_MEM:
 			rc = kl_parse_uint(optarg, 8, 4096, &v);
 			o.kdf.mem = v << 20;
 			break;
-		case 3:
+		case OPT_COMPRESSION:
 			rc = kl_parse_uint(optarg, 0, 22, &v);
 			o.compression_level = (int)v;
 			break;
-		case 4:
+		case OPT_PACK_SIZE:
 			rc = kl_parse_uint(optarg, 1, 1024, &v);
 			o.pack_size = (uint32_t)(v << 20);
 			break;
-		case 5:
-		case 6:
-		case 7:
+		case OPT_CHUNK_MIN:
+		case OPT_CHUNK_AVG:
+		case OPT_CHUNK_MAX:
 			rc = kl_parse_size(optarg, &v);
 			if (rc >= 0 && v > (64u << 20))
 				rc = -KL_EUSAGE;
@@ -102,7 +115,7 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 			else
 				o.cdc.max = (uint32_t)v;
 			break;
-		case 8:
+		case OPT_OBJECT_LOCK_MODE:
 			if (!strcmp(optarg, "governance"))
 				o.lock_mode = KL_LOCK_GOVERNANCE;
 			else if (!strcmp(optarg, "compliance"))
@@ -110,7 +123,7 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 			else
 				rc = -KL_EUSAGE;
 			break;
-		case 9:
+		case OPT_OBJECT_LOCK_DAYS:
 			rc = kl_parse_uint(optarg, 1, KL_LOCK_DAYS_MAX, &v);
 			o.lock_days = (uint32_t)v;
 			break;

@@ -52,12 +52,17 @@ static void print_json(const struct kl_prune_stats *s, bool dry_run)
 	       (unsigned long long)s->packs_retained, (unsigned long long)s->bytes_retained);
 }
 
+/* ids of the long options without a short form */
+enum {
+	OPT_MAX_UNUSED = 1,
+};
+
 int cmd_prune(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
 		KL_GLOBAL_OPTS,
 		{"dry-run", no_argument, NULL, 'n'},
-		{"max-unused", required_argument, NULL, 1},
+		{"max-unused", required_argument, NULL, OPT_MAX_UNUSED},
 		{NULL, 0, NULL, 0},
 	};
 	struct kl_prune_opts o = {.max_unused_permille = KL_PRUNE_MAX_UNUSED_DEFAULT};
@@ -68,7 +73,7 @@ int cmd_prune(int argc, char **argv, struct kl_cli *cli)
 		case 'n':
 			o.dry_run = true;
 			break;
-		case 1:
+		case OPT_MAX_UNUSED:
 			if (kl_parse_percent(optarg, &o.max_unused_permille) < 0)
 				return kl_cli_usage_error(
 					cli, "invalid --max-unused '%s' (use e.g. 5%%)", optarg);

@@ -62,13 +62,19 @@ static int on_snapshot(const struct kl_id *old, const struct kl_id *repaired, ui
 	return 0;
 }
 
+/* ids of the long options without a short form */
+enum {
+	OPT_READ_DATA = 1,
+	OPT_FORGET,
+};
+
 int cmd_repair(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
 		KL_GLOBAL_OPTS,
 		{"dry-run", no_argument, NULL, 'n'},
-		{"read-data", no_argument, NULL, 1},
-		{"forget", no_argument, NULL, 2},
+		{"read-data", no_argument, NULL, OPT_READ_DATA},
+		{"forget", no_argument, NULL, OPT_FORGET},
 		{NULL, 0, NULL, 0},
 	};
 	struct kl_repair_opts o = {0};
@@ -82,10 +88,10 @@ int cmd_repair(int argc, char **argv, struct kl_cli *cli)
 		case 'n':
 			o.dry_run = true;
 			break;
-		case 1:
+		case OPT_READ_DATA:
 			o.read_data = true;
 			break;
-		case 2:
+		case OPT_FORGET:
 			o.forget = true;
 			break;
 		default:

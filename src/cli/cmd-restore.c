@@ -20,6 +20,13 @@ static const char usage[] =
 	"Exit status 15 means --verify found differences; 13 that damaged data\n"
 	"kept some files from being restored (they are listed on stderr).\n";
 
+/* ids of the long options without a short form */
+enum {
+	OPT_VERIFY = 1,
+	OPT_NO_OWNER,
+	OPT_THREADS,
+};
+
 int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
@@ -28,9 +35,9 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 		{"target", required_argument, NULL, 't'},
 		{"include", required_argument, NULL, 'i'},
 		{"exclude", required_argument, NULL, 'e'},
-		{"verify", no_argument, NULL, 1},
-		{"no-owner", no_argument, NULL, 2},
-		{"threads", required_argument, NULL, 3},
+		{"verify", no_argument, NULL, OPT_VERIFY},
+		{"no-owner", no_argument, NULL, OPT_NO_OWNER},
+		{"threads", required_argument, NULL, OPT_THREADS},
 		{NULL, 0, NULL, 0},
 	};
 	struct kl_snap_filter f = {0};
@@ -55,13 +62,13 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 		case 'e':
 			rc = kl_patterns_add(&o.excludes, optarg);
 			break;
-		case 1:
+		case OPT_VERIFY:
 			o.verify = true;
 			continue;
-		case 2:
+		case OPT_NO_OWNER:
 			o.no_owner = true;
 			continue;
-		case 3:
+		case OPT_THREADS:
 			if (kl_parse_uint(optarg, 1, 64, &threads) < 0) {
 				rc = kl_cli_usage_error(cli, "invalid --threads '%s'", optarg);
 				goto out;
@@ -109,7 +116,8 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 		       (unsigned long long)st.files, (unsigned long long)st.dirs,
 		       (unsigned long long)st.others, (unsigned long long)st.bytes,
 		       (unsigned long long)st.errors, (unsigned long long)st.verify_failures,
-		       o.verify ? "true" : "false", (double)(kl_time_mono_ns() - start) / 1e9);
+		       o.verify ? "true" : "false",
+		       (double)(kl_time_mono_ns() - start) / KL_NSEC_PER_SEC);
 	} else if (!cli->quiet) {
 		char bytes[32];
 
@@ -117,7 +125,7 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 		printf("restored %llu files, %llu directories, %llu others, %s in %.2f s",
 		       (unsigned long long)st.files, (unsigned long long)st.dirs,
 		       (unsigned long long)st.others, bytes,
-		       (double)(kl_time_mono_ns() - start) / 1e9);
+		       (double)(kl_time_mono_ns() - start) / KL_NSEC_PER_SEC);
 		if (o.verify)
 			printf("; verified, %llu differences",
 			       (unsigned long long)st.verify_failures);

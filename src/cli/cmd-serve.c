@@ -24,12 +24,18 @@ static const char usage[] =
 	"      --stdio          speak the protocol on stdin/stdout (required)\n"
 	"      --append-only    refuse deletes (but of locks) and overwrites\n";
 
+/* ids of the long options without a short form */
+enum {
+	OPT_STDIO = 1,
+	OPT_APPEND_ONLY,
+};
+
 int cmd_serve(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
 		KL_GLOBAL_OPTS,
-		{"stdio", no_argument, NULL, 1},
-		{"append-only", no_argument, NULL, 2},
+		{"stdio", no_argument, NULL, OPT_STDIO},
+		{"append-only", no_argument, NULL, OPT_APPEND_ONLY},
 		{NULL, 0, NULL, 0},
 	};
 	bool stdio = false, append_only = false;
@@ -38,10 +44,10 @@ int cmd_serve(int argc, char **argv, struct kl_cli *cli)
 
 	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT, opts, NULL)) != -1) {
 		switch (c) {
-		case 1:
+		case OPT_STDIO:
 			stdio = true;
 			break;
-		case 2:
+		case OPT_APPEND_ONLY:
 			append_only = true;
 			break;
 		default:

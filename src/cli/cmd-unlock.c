@@ -51,11 +51,16 @@ static int unlock_one(const char *name, const struct kl_lock_info *info, bool al
 	return 0;
 }
 
+/* ids of the long options without a short form */
+enum {
+	OPT_REMOVE_ALL = 1,
+};
+
 int cmd_unlock(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
 		KL_GLOBAL_OPTS,
-		{"remove-all", no_argument, NULL, 1},
+		{"remove-all", no_argument, NULL, OPT_REMOVE_ALL},
 		{NULL, 0, NULL, 0},
 	};
 	struct unlock_ctx c = {.cli = cli};
@@ -63,7 +68,7 @@ int cmd_unlock(int argc, char **argv, struct kl_cli *cli)
 
 	while ((ch = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT, opts, NULL)) != -1) {
 		switch (ch) {
-		case 1:
+		case OPT_REMOVE_ALL:
 			c.all = true;
 			break;
 		default:

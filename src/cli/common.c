@@ -133,13 +133,13 @@ int kl_cli_global_opt(struct kl_cli *cli, int c, const char *arg)
 	case 'r':
 		cli->repo_location = arg;
 		return 1;
-	case 0x1001:
+	case KL_OPT_PASSWORD_FILE:
 		cli->password_file = arg;
 		return 1;
-	case 0x1002:
+	case KL_OPT_PASSWORD_COMMAND:
 		cli->password_command = arg;
 		return 1;
-	case 0x1003:
+	case KL_OPT_JSON:
 		cli->json = true;
 		cli->progress = false;
 		return 1;
@@ -150,14 +150,14 @@ int kl_cli_global_opt(struct kl_cli *cli, int c, const char *arg)
 	case 'v':
 		cli->verbose++;
 		return 1;
-	case 0x1004:
+	case KL_OPT_NO_PROGRESS:
 		cli->progress = false;
 		return 1;
 	/* the backend reads these where the repository is opened (docs/S3.md) */
-	case 0x1005:
+	case KL_OPT_CACHE_DIR:
 		setenv("KEEL_CACHE_DIR", arg, 1);
 		return 1;
-	case 0x1006:
+	case KL_OPT_NO_CACHE:
 		setenv("KEEL_NO_CACHE", "1", 1);
 		return 1;
 	}
@@ -269,7 +269,7 @@ void kl_json_id(FILE *f, const struct kl_id *id)
 void kl_json_time(FILE *f, int64_t ns)
 {
 	char buf[40];
-	time_t t = (time_t)(ns / 1000000000);
+	time_t t = (time_t)(ns / KL_NSEC_PER_SEC);
 	struct tm tm;
 
 	if (!gmtime_r(&t, &tm)) {
@@ -278,7 +278,8 @@ void kl_json_time(FILE *f, int64_t ns)
 	}
 	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
 	fprintf(f, "\"%s.%09lldZ\"", buf,
-		(long long)(ns % 1000000000 + (ns < 0 ? 1000000000 : 0)) % 1000000000);
+		(long long)(ns % KL_NSEC_PER_SEC + (ns < 0 ? KL_NSEC_PER_SEC : 0)) %
+			KL_NSEC_PER_SEC);
 }
 
 void kl_print_bytes(char *out, size_t n, uint64_t bytes)

@@ -65,7 +65,7 @@ static void on_progress(void *ud, const struct kl_progress *p)
 {
 	struct kl_cli_report *r = ud;
 	int64_t el = kl_time_mono_ns() - r->start_ns;
-	double secs = (double)el / 1e9;
+	double secs = (double)el / KL_NSEC_PER_SEC;
 	char done[32], rate[32], elapsed[32], eta[48] = "";
 
 	if (!r->cli->progress)
@@ -73,7 +73,7 @@ static void on_progress(void *ud, const struct kl_progress *p)
 	kl_print_bytes(done, sizeof(done), p->bytes_done);
 	kl_print_bytes(rate, sizeof(rate),
 		       secs > 0.2 ? (uint64_t)((double)p->bytes_done / secs) : 0);
-	fmt_duration(elapsed, sizeof(elapsed), el / 1000000000);
+	fmt_duration(elapsed, sizeof(elapsed), el / KL_NSEC_PER_SEC);
 	if (p->bytes_total && p->bytes_done && p->bytes_done < p->bytes_total && secs > 1) {
 		double left =
 			(double)(p->bytes_total - p->bytes_done) * secs / (double)p->bytes_done;

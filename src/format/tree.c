@@ -21,7 +21,6 @@
 #include "keel/format.h"
 #include "pb-internal.h"
 
-#define NSEC_PER_SEC 1000000000u
 #define KL_TREE_VERSION_CONTINUED 2 /* of a head; plain trees stay KL_FORMAT_VERSION */
 
 enum {
@@ -87,8 +86,8 @@ static bool node_valid(const struct kl_node *nd)
 		return false;
 	if (nd->mode > 07777)
 		return false;
-	if (nd->mtime_nsec >= NSEC_PER_SEC || nd->atime_nsec >= NSEC_PER_SEC ||
-	    nd->ctime_nsec >= NSEC_PER_SEC)
+	if (nd->mtime_nsec >= KL_NSEC_PER_SEC || nd->atime_nsec >= KL_NSEC_PER_SEC ||
+	    nd->ctime_nsec >= KL_NSEC_PER_SEC)
 		return false;
 	/* payload fields belong to one type each; an empty one is absent */
 	if (nd->link_len && (!nd->link || nd->type != KL_NODE_SYMLINK))

@@ -9,6 +9,7 @@
  * (dev, inode), which the nodes keep.
  */
 #include "backup-internal.h"
+#include "link-hash.h"
 
 struct link_follower {
 	struct dir_job *d;
@@ -34,18 +35,11 @@ struct kl_bk_link {
 	struct link_follower *followers;
 };
 
-static size_t link_hash(uint64_t dev, uint64_t ino, size_t mask)
-{
-	uint64_t h = (ino ^ (dev * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
-
-	return (size_t)(h ^ (h >> 29)) & mask;
-}
-
 static struct kl_bk_link **link_slot(struct kl_bk_link **v, size_t cap, uint64_t dev, uint64_t ino)
 {
 	size_t mask = cap - 1;
 
-	for (size_t i = link_hash(dev, ino, mask);; i = (i + 1) & mask)
+	for (size_t i = kl_link_hash(dev, ino, mask);; i = (i + 1) & mask)
 		if (!v[i] || (v[i]->dev == dev && v[i]->ino == ino))
 			return &v[i];
 }

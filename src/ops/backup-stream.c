@@ -30,7 +30,7 @@ int kl_bk_backup_stream(struct backup *b, struct dir_job *root)
 	n.mode = 0644;
 	n.uid = (uint32_t)geteuid();
 	n.gid = (uint32_t)getegid();
-	n.mtime_sec = n.atime_sec = n.ctime_sec = kl_time_now_ns() / 1000000000;
+	n.mtime_sec = n.atime_sec = n.ctime_sec = kl_time_now_ns() / KL_NSEC_PER_SEC;
 	rc = n.name ? kl_tree_add(&root->tree, &n) : -ENOMEM;
 	f = rc >= 0 ? kl_calloc(1, sizeof(*f)) : NULL;
 	if (!f) {

@@ -30,7 +30,7 @@ void kl_bk_progress(struct backup *b, const char *current, bool force)
 	now = kl_time_mono_ns();
 	if (!force && now < b->next_progress_ns)
 		return;
-	b->next_progress_ns = now + 100000000;
+	b->next_progress_ns = now + KL_NSEC_PER_SEC / 10;
 	b->prog.current = current;
 	b->prog.files_total = atomic_load(&b->scan_files);
 	b->prog.bytes_total = atomic_load(&b->scan_bytes);
@@ -508,9 +508,9 @@ static const struct kl_node *settled(struct backup *b, int dfd, const char *name
 {
 	if (!prev || !b->prev_settled_ns || (b->o->flags & KL_BACKUP_FORCE))
 		return NULL;
-	if (prev->ctime_sec > (b->prev_settled_ns / 1000000000LL) ||
-	    (prev->ctime_sec == b->prev_settled_ns / 1000000000LL &&
-	     prev->ctime_nsec >= (uint32_t)(b->prev_settled_ns % 1000000000LL)))
+	if (prev->ctime_sec > (b->prev_settled_ns / KL_NSEC_PER_SEC) ||
+	    (prev->ctime_sec == b->prev_settled_ns / KL_NSEC_PER_SEC &&
+	     prev->ctime_nsec >= (uint32_t)(b->prev_settled_ns % KL_NSEC_PER_SEC)))
 		return NULL;
 	/*
 	 * Only where the ctime is the kernel's own: asked once per device (the

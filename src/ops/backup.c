@@ -154,9 +154,9 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 			 * Another user saw other xattrs (trusted.* are root's, user.*
 			 * need read access): its nodes cannot stand in for ours.
 			 */
-			if (parent.s.read_start_ns > 2000000000LL &&
+			if (parent.s.read_start_ns > 2 * KL_NSEC_PER_SEC &&
 			    parent.s.uid == (uint32_t)geteuid())
-				b.prev_settled_ns = parent.s.read_start_ns - 2000000000LL;
+				b.prev_settled_ns = parent.s.read_start_ns - 2 * KL_NSEC_PER_SEC;
 		}
 	}
 	b.rbuf_cap = (size_t)r->cfg.cdc_max * 4;

@@ -39,7 +39,7 @@
 #define TREE_MAX ((size_t)128 << 20)
 #define OBJECT_MAX ((size_t)1 << 30)
 #define PACK_MAX ((size_t)UINT32_MAX) /* blob offsets are 32-bit */
-#define PROGRESS_NS (200 * 1000 * 1000)
+#define PROGRESS_NS (200 * KL_NSEC_PER_MSEC)
 
 /* ---- the blob table ---------------------------------------------------- */
 

@@ -12,11 +12,9 @@
 
 #include "forget-internal.h"
 
-#define NS 1000000000LL
-
 int64_t kl_forget_floor_sec(int64_t ns)
 {
-	return ns / NS - (ns % NS < 0);
+	return ns / KL_NSEC_PER_SEC - (ns % KL_NSEC_PER_SEC < 0);
 }
 
 /*
@@ -265,8 +263,8 @@ int kl_time_parse(const char *s, int64_t *ret_ns)
 		t = wall - off;
 	else if (resolve_local(wall, &t))
 		return -KL_EUSAGE; /* skipped by a clock change: ask for an offset */
-	if (t > INT64_MAX / NS - 1 || t < INT64_MIN / NS + 1)
+	if (t > INT64_MAX / KL_NSEC_PER_SEC - 1 || t < INT64_MIN / KL_NSEC_PER_SEC + 1)
 		return -KL_EUSAGE;
-	*ret_ns = t * NS + frac;
+	*ret_ns = t * KL_NSEC_PER_SEC + frac;
 	return 0;
 }

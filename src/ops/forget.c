@@ -148,9 +148,9 @@ static bool has_tags(const struct kl_forget_item *it, const char *spec)
 /* Keep everything strictly newer than this (ns): newest minus d. */
 static int64_t cutoff_ns(int64_t newest_ns, const struct kl_duration *d)
 {
-	int64_t sec = kl_forget_floor_sec(newest_ns), frac = newest_ns - sec * 1000000000LL, r;
+	int64_t sec = kl_forget_floor_sec(newest_ns), frac = newest_ns - sec * KL_NSEC_PER_SEC, r;
 
-	if (__builtin_mul_overflow(kl_time_minus(sec, d), 1000000000LL, &r) ||
+	if (__builtin_mul_overflow(kl_time_minus(sec, d), KL_NSEC_PER_SEC, &r) ||
 	    __builtin_add_overflow(r, frac, &r))
 		return INT64_MIN;
 	return r;

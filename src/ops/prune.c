@@ -104,8 +104,8 @@ static bool retained(const struct prune *p, const struct pack_info *pi)
 		return false;
 	if (!pi->mtime_ns)
 		return true; /* unknown age: assume the worst */
-	until = pi->mtime_ns + (int64_t)p->r->cfg.lock_days * 86400 * 1000000000LL;
-	return kl_time_now_ns() < until + 60 * 1000000000LL;
+	until = pi->mtime_ns + (int64_t)p->r->cfg.lock_days * KL_SEC_PER_DAY * KL_NSEC_PER_SEC;
+	return kl_time_now_ns() < until + 60 * KL_NSEC_PER_SEC;
 }
 
 static int collect_alive(const char *name, const struct kl_lock_info *info, bool alive, void *ud)

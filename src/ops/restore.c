@@ -69,6 +69,7 @@
 
 #include "keel/fs.h"
 #include "keel/ops.h"
+#include "link-hash.h"
 
 #define QUEUE_CAP 64 /* parts waiting; each holds its file's fd */
 #define MAX_THREADS 64
@@ -422,18 +423,11 @@ static void apply_meta(struct rctx *c, const char *path, int fd, int dirfd, cons
 
 /* ---- hard links ----------------------------------------------------------- */
 
-static size_t link_hash(uint64_t dev, uint64_t ino, size_t mask)
-{
-	uint64_t h = (ino ^ (dev * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
-
-	return (size_t)(h ^ (h >> 29)) & mask;
-}
-
 static struct link_ent *link_slot(struct link_ent *v, size_t cap, uint64_t dev, uint64_t ino)
 {
 	size_t mask = cap - 1, i;
 
-	for (i = link_hash(dev, ino, mask);; i = (i + 1) & mask)
+	for (i = kl_link_hash(dev, ino, mask);; i = (i + 1) & mask)
 		if (!v[i].rel || (v[i].dev == dev && v[i].ino == ino))
 			return &v[i];
 }
@@ -959,6 +953,7 @@ static void finish_file(struct rctx *c, struct rfile *f)
 	c->prog.files_done++;
 	progress_locked(c, f->path, false);
 	pthread_mutex_unlock(&c->lock);
+	kl_test_point("restore-file-done"); /* a restore with files yet to write: t4003 */
 	rfile_free(f);
 }
 

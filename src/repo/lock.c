@@ -21,9 +21,8 @@
 
 #include "repo-internal.h"
 
-#define NS_PER_SEC 1000000000LL
 /* how long kl_repo_list_locks() keeps listing while locks vanish before being read */
-#define LIST_PATIENCE_NS (60 * NS_PER_SEC)
+#define LIST_PATIENCE_NS (60 * KL_NSEC_PER_SEC)
 
 struct kl_lock {
 	struct kl_repo *r;
@@ -40,7 +39,7 @@ struct kl_lock {
 
 static int64_t refresh_interval_ns(void)
 {
-	return KL_LOCK_REFRESH_SEC * NS_PER_SEC;
+	return KL_LOCK_REFRESH_SEC * KL_NSEC_PER_SEC;
 }
 
 int kl_lock_self_host(char *out, size_t n)
@@ -55,7 +54,7 @@ bool kl_lock_alive(const struct kl_lock_info *l, int64_t now_ns)
 {
 	char host[256];
 
-	if (now_ns - l->refreshed_ns > KL_LOCK_STALE_SEC * NS_PER_SEC)
+	if (now_ns - l->refreshed_ns > KL_LOCK_STALE_SEC * KL_NSEC_PER_SEC)
 		return false;
 	/* on our own host a dead pid settles it at once (after a crash or kill -9) */
 	if (l->host && kl_lock_self_host(host, sizeof(host)) >= 0 && !strcmp(host, l->host) &&
@@ -184,7 +183,7 @@ int kl_repo_list_locks(struct kl_repo *r,
 		if (rc < 0 || !c.vanished || kl_time_mono_ns() - start > LIST_PATIENCE_NS)
 			break;
 		if (pass >= 4)
-			nanosleep(&(struct timespec){.tv_nsec = 200 * 1000 * 1000}, NULL);
+			nanosleep(&(struct timespec){.tv_nsec = 200 * KL_NSEC_PER_MSEC}, NULL);
 	}
 	if (rc >= 0 && c.vanished)
 		rc = kl_fail(&r->err, -EAGAIN, "lock objects keep vanishing while being read");
@@ -229,8 +228,8 @@ static void *refresh_main(void *arg)
 		char fresh[2 * KL_ID_LEN + 1], old[2 * KL_ID_LEN + 1];
 		int rc;
 
-		until.tv_sec = due / NS_PER_SEC;
-		until.tv_nsec = due % NS_PER_SEC;
+		until.tv_sec = due / KL_NSEC_PER_SEC;
+		until.tv_nsec = due % KL_NSEC_PER_SEC;
 		while (!l->stopping && kl_time_now_ns() < due)
 			pthread_cond_timedwait(&l->cv, &l->mu, &until);
 		if (l->stopping)
@@ -295,7 +294,7 @@ int kl_repo_lock(struct kl_repo *r, enum kl_lock_kind kind, const char *command)
 	c.self = l;
 	rc = kl_repo_list_locks(r, find_conflict, &c);
 	if (rc >= 0 && c.found) {
-		int64_t age = (kl_time_now_ns() - c.other.created_ns) / NS_PER_SEC;
+		int64_t age = (kl_time_now_ns() - c.other.created_ns) / KL_NSEC_PER_SEC;
 
 		rc = kl_fail(&r->err, -KL_ELOCKED,
 			     "repository is locked by %s (pid %u on %s, %s lock, for %llds); "
@@ -336,7 +335,7 @@ int kl_lock_check(struct kl_repo *r)
 	memcpy(name, l->name, sizeof(name));
 	pthread_mutex_unlock(&l->mu);
 	/* a margin below the stale age, for clocks that disagree a little */
-	if (!lost && kl_time_now_ns() - last > (KL_LOCK_STALE_SEC - 300) * NS_PER_SEC)
+	if (!lost && kl_time_now_ns() - last > (KL_LOCK_STALE_SEC - 300) * KL_NSEC_PER_SEC)
 		lost = true;
 	if (!lost && r->be->ops->stat(r->be, KL_OBJ_LOCK, name, &size) == -ENOENT)
 		lost = true;

@@ -30,6 +30,6 @@ void kl_test_point(const char *name)
 	snprintf(path, sizeof(path), "%s/%s.go", dir, name);
 	/* bounded, so that a broken test cannot hang CI */
 	for (int i = 0; i < 12000 && access(path, F_OK) < 0; i++)
-		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+		nanosleep(&(struct timespec){0, 10 * KL_NSEC_PER_MSEC}, NULL);
 }
 #endif

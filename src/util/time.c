@@ -8,7 +8,7 @@ static int64_t clock_ns(clockid_t id)
 	struct timespec ts;
 
 	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return (int64_t)ts.tv_sec * KL_NSEC_PER_SEC + ts.tv_nsec;
 }
 
 int64_t kl_time_now_ns(void)
@@ -23,10 +23,10 @@ int64_t kl_time_mono_ns(void)
 
 static void format(int64_t ns, char out[40], bool utc)
 {
-	time_t t = (time_t)(ns / 1000000000);
+	time_t t = (time_t)(ns / KL_NSEC_PER_SEC);
 	struct tm tm;
 
-	if (ns < 0 && ns % 1000000000)
+	if (ns < 0 && ns % KL_NSEC_PER_SEC)
 		t--;
 	if (!(utc ? gmtime_r(&t, &tm) : localtime_r(&t, &tm))) {
 		snprintf(out, 40, "@%lld", (long long)t);

@@ -31,20 +31,26 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=other CA" \
 	-keyout other.key -out other.pem 2>/dev/null
 
 upstream=${KEEL_S3_ENDPOINT#http://}
-# tls_front CERT: a TLS listener on a free port forwarding to the gateway; sets TLS_PORT
+# tls_front CERT: a TLS listener forwarding to the gateway, on a port the
+# kernel picks (socat says which once it listens); sets TLS_PORT and TLS_PID
 tls_front()
 {
-	local i
-	for ((i = 0; i < 20; i++)); do
-		TLS_PORT=$((20000 + RANDOM % 20000))
-		socat "OPENSSL-LISTEN:$TLS_PORT,bind=127.0.0.1,reuseaddr,fork,cert=$1,verify=0" \
-			"TCP:$upstream" 2>"$TEST_DIR/socat.err" &
-		TLS_PID=$!
-		BG_PIDS+=("$TLS_PID")
-		sleep 0.3
-		kill -0 "$TLS_PID" 2>/dev/null && return 0
+	local log=$TEST_DIR/socat-$1.log i
+	socat -d -d "OPENSSL-LISTEN:0,bind=127.0.0.1,reuseaddr,fork,cert=$1,verify=0" \
+		"TCP:$upstream" 2>"$log" &
+	TLS_PID=$!
+	BG_PIDS+=("$TLS_PID")
+	TLS_PORT=
+	for ((i = 0; i < 600; i++)); do
+		TLS_PORT=$(sed -n 's/.* listening on AF=2 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$log" |
+			head -n 1)
+		[ -n "$TLS_PORT" ] && break
+		kill -0 "$TLS_PID" 2>/dev/null || fail "socat did not start: $(cat "$log")"
+		sleep 0.05
 	done
-	fail "socat did not start: $(cat "$TEST_DIR/socat.err")"
+	[ -n "$TLS_PORT" ] || fail "socat did not say its port: $(cat "$log")"
+	(exec 3<>"/dev/tcp/127.0.0.1/$TLS_PORT") 2>/dev/null ||
+		fail "socat said port $TLS_PORT, but nothing listens there"
 }
 
 SRC=$TEST_DIR/src

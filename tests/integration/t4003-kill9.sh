@@ -92,13 +92,16 @@ expect_success keel restore latest --target "$TEST_DIR/restore" >/dev/null
 expect_success treecmp --ignore-atime "$SRC" "$(restored_root "$TEST_DIR/restore" "$SRC")"
 
 # A restore killed halfway leaves the repository untouched and can be redone.
+# With two threads, each stops at the pause point once it has finished a
+# file: when it is killed, at most two of the four or more files are complete.
 before=$(repo_listing)
-"$KEEL" restore latest --target "$TEST_DIR/restore2" >/dev/null 2>&1 &
-pid=$!
-BG_PIDS+=("$pid")
-sleep 0.3
-kill -9 "$pid" 2>/dev/null || true
-wait "$pid" 2>/dev/null || true
+start_paused restore-file-done "$KEEL" restore --threads 2 latest --target "$TEST_DIR/restore2"
+complete=$(find "$TEST_DIR/restore2" -type f -size $((24 << 20))c | wc -l)
+log "killed the restore with $complete of $n_files files complete"
+[ "$complete" -ge 1 ] && [ "$complete" -lt "$n_files" ] ||
+	fail "the restore was not halfway: $complete of $n_files files complete"
+kill -9 "$PAUSED_PID"
+wait_paused 2>/dev/null || true
 [ "$(repo_listing)" = "$before" ] || fail "a killed restore changed the repository"
 # its lock stays behind; on this host a dead pid makes it stale at once
 expect_success keel backup "$SRC" >/dev/null

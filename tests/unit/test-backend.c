@@ -13,13 +13,13 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "keel/backend.h"
+#include "fixture.h"
 
 #define PACK1 "ab00000000000000000000000000000000000000000000000000000000000001"
 #define PACK2 "cd00000000000000000000000000000000000000000000000000000000000002"
@@ -30,19 +30,13 @@ struct fixture {
 	struct kl_backend *be;
 };
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	if (!f)
 		return -1;
-	snprintf(f->top, sizeof(f->top), "/tmp/keel-test-backend.XXXXXX");
-	if (!mkdtemp(f->top))
+	if (fixture_tmpdir("backend", f->top, sizeof(f->top)) < 0)
 		return -1;
 	snprintf(f->root, sizeof(f->root), "%s/repo", f->top);
 	if (kl_backend_open(f->root, NULL, &f->be) < 0 || f->be->ops->create(f->be) < 0)
@@ -56,7 +50,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	kl_backend_free(f->be);
-	nftw(f->top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	fixture_rm_rf(f->top);
 	free(f);
 	return 0;
 }

@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -18,6 +17,7 @@
 
 #include "keel/backend.h"
 #include "keel/crypto.h"
+#include "fixture.h"
 
 /* ---- a backend that counts the reads of the one it wraps ---------------- */
 
@@ -104,19 +104,6 @@ struct fixture {
 	struct kl_backend *be;
 };
 
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
-static void rm_rf(const char *p)
-{
-	nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void name_of(const void *data, size_t n, char hex[2 * KL_ID_LEN + 1])
 {
 	struct kl_id id;
@@ -159,8 +146,7 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct kl_backend *local = NULL;
 
-	snprintf(f->top, sizeof(f->top), "/tmp/keel-test-cache.XXXXXX");
-	if (!mkdtemp(f->top))
+	if (fixture_tmpdir("cache", f->top, sizeof(f->top)) < 0)
 		return -1;
 	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->top);
 	snprintf(f->base, sizeof(f->base), "%s/cache", f->top);
@@ -184,7 +170,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	kl_backend_free(f->be);
-	rm_rf(f->top);
+	fixture_rm_rf(f->top);
 	free(f);
 	return 0;
 }
@@ -300,7 +286,7 @@ static void deleted_cache_is_harmless(void **state)
 	populate(f);
 	open_cached(f, true);
 	list_snapshots(f);
-	rm_rf(f->base);
+	fixture_rm_rf(f->base);
 	for (int i = 0; i < N_SNAP; i++)
 		get_snapshot(f, i);
 	assert_int_equal(f->cnt->gets[KL_OBJ_SNAPSHOT], N_SNAP);
@@ -309,7 +295,7 @@ static void deleted_cache_is_harmless(void **state)
 	entry_path(f, 0, p, sizeof(p));
 	assert_true(exists(p));
 	/* a listing over a missing directory is no error either */
-	rm_rf(f->base);
+	fixture_rm_rf(f->base);
 	assert_int_equal(list_snapshots(f), N_SNAP);
 }
 

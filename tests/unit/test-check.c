@@ -28,6 +28,7 @@
 
 #include "keel/fs.h"
 #include "keel/ops.h"
+#include "fixture.h"
 
 #define BLOB_SIZE (40u << 10)
 
@@ -119,11 +120,9 @@ static void build(struct fixture *f)
 	struct kl_repo *r = NULL;
 	struct kl_tree t = {0};
 
-	kl_init_opts_default(&io);
-	io.kdf.ops = 1;
-	io.kdf.mem = 8u << 20;
+	fixture_init_opts(&io);
 	io.pack_size = 1u << 20;
-	assert_int_equal(kl_repo_create(f->repo, f->pass, &io, &r), 0);
+	assert_int_equal(fixture_repo_create(f->repo, &io, &f->pass, &r), 0);
 	assert_int_equal(kl_packer_new(r, &p), 0);
 
 	store_random(p, &f->d[0]);
@@ -156,16 +155,6 @@ static void build(struct fixture *f)
 	f->pack_t = pack_of(r, &f->root1);
 	assert_false(kl_id_eq(&f->pack_a, &f->pack_b));
 	kl_repo_free(r);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static void rm_rf(const char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static bool dir_empty(const char *path)
@@ -228,17 +217,15 @@ static struct fixture pristine; /* built once by the group setup */
 static int group_setup(void **state)
 {
 	assert_int_equal(kl_crypto_init(), 0);
-	snprintf(pristine.dir, sizeof(pristine.dir), "/tmp/keel-test-check-XXXXXX");
-	assert_non_null(mkdtemp(pristine.dir));
+	assert_int_equal(fixture_tmpdir("check", pristine.dir, sizeof(pristine.dir)), 0);
 	snprintf(pristine.repo, sizeof(pristine.repo), "%s/repo", pristine.dir);
-	assert_int_equal(kl_pass_new("secret", 6, &pristine.pass), 0);
 	build(&pristine);
 	return 0;
 }
 
 static int group_teardown(void **state)
 {
-	rm_rf(pristine.dir);
+	fixture_rm_rf(pristine.dir);
 	kl_pass_free(pristine.pass);
 	return 0;
 }
@@ -249,8 +236,7 @@ static int setup(void **state)
 
 	assert_non_null(f);
 	*f = pristine;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/keel-test-check-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(fixture_tmpdir("check", f->dir, sizeof(f->dir)), 0);
 	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->dir);
 	copy_tree(pristine.repo, f->repo, 0);
 	kl_buf_init(&f->cap.text, 1u << 20);
@@ -262,7 +248,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	rm_rf(f->dir);
+	fixture_rm_rf(f->dir);
 	kl_buf_release(&f->cap.text);
 	free(f);
 	return 0;

@@ -9,7 +9,6 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -18,6 +17,7 @@
 #include "keel/forget.h"
 #include "keel/repo.h"
 #include "ops/forget-internal.h"
+#include "fixture.h"
 
 #define NS 1000000000LL
 
@@ -865,30 +865,17 @@ static const struct kl_backend_ops refusing_ops = {
 	.free = rf_free,
 };
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 /* A repository with n snapshots, its backend wrapped by x. */
 static struct kl_repo *repo_with_snapshots(char top[static 64], struct refusing *x,
 					   struct kl_id *ids, size_t n)
 {
-	struct kl_init_opts io;
-	struct kl_pass *pass = NULL;
 	struct kl_repo *r = NULL;
 	char dir[96];
 
 	assert_int_equal(kl_crypto_init(), 0);
-	snprintf(top, 64, "/tmp/keel-test-forget.XXXXXX");
-	assert_non_null(mkdtemp(top));
+	assert_int_equal(fixture_tmpdir("forget", top, 64), 0);
 	snprintf(dir, sizeof(dir), "%s/repo", top);
-	kl_init_opts_default(&io);
-	io.kdf.ops = 1;
-	io.kdf.mem = 8u << 20;
-	assert_int_equal(kl_pass_new("pw", 2, &pass), 0);
-	assert_int_equal(kl_repo_create(dir, pass, &io, &r), 0);
-	kl_pass_free(pass);
+	assert_int_equal(fixture_repo_create(dir, NULL, NULL, &r), 0);
 	for (size_t i = 0; i < n; i++) {
 		struct kl_snapshot s = {.kind = KL_SNAP_FILES};
 
@@ -957,7 +944,7 @@ static void forget_keeps_retained_snapshots(void **state)
 	kl_forget_result_release(&res);
 
 	kl_repo_free(r);
-	nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	fixture_rm_rf(top);
 }
 
 int main(void)

@@ -15,13 +15,13 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "keel/maint.h"
+#include "fixture.h"
 
 #define NODES 12
 #define PER_BLOB 4
@@ -63,15 +63,9 @@ static void add_file(struct kl_tree *t, const char *name, const struct kl_id *da
 	assert_int_equal(kl_tree_add(t, &nd), 0);
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	struct kl_init_opts io;
 	struct kl_repo *r = NULL;
 	struct kl_tree big = {0}, root = {0};
 	struct kl_buf enc = KL_BUF_INIT(1u << 20);
@@ -80,14 +74,9 @@ static int setup(void **state)
 
 	assert_non_null(f);
 	assert_int_equal(kl_crypto_init(), 0);
-	snprintf(f->top, sizeof(f->top), "/tmp/keel-test-repair.XXXXXX");
-	assert_non_null(mkdtemp(f->top));
+	assert_int_equal(fixture_tmpdir("repair", f->top, sizeof(f->top)), 0);
 	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->top);
-	assert_int_equal(kl_pass_new("pw", 2, &f->pass), 0);
-	kl_init_opts_default(&io);
-	io.kdf.ops = 1;
-	io.kdf.mem = 8u << 20;
-	assert_int_equal(kl_repo_create(f->repo, f->pass, &io, &r), 0);
+	assert_int_equal(fixture_repo_create(f->repo, NULL, &f->pass, &r), 0);
 	assert_int_equal(kl_packer_new(r, &f->p), 0);
 	assert_int_equal(kl_packer_store(f->p, KL_BLOB_DATA, "hello", 5, &f->data), 0);
 	for (int i = 0; i < NODES; i++) {
@@ -131,7 +120,7 @@ static int teardown(void **state)
 
 	kl_pass_free(f->pass);
 	kl_buf_release(&f->text);
-	nftw(f->top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	fixture_rm_rf(f->top);
 	free(f);
 	return 0;
 }

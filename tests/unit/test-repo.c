@@ -8,12 +8,12 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
 #include "keel/repo.h"
+#include "fixture.h"
 
 struct fixture {
 	char dir[64];
@@ -21,31 +21,21 @@ struct fixture {
 	struct kl_repo *r;
 };
 
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	return remove(p);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct kl_init_opts o;
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/keel-test-repo.XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (fixture_tmpdir("repo", f->dir, sizeof(f->dir)) < 0)
 		return -1;
 	size_t n = strlen(f->dir);
 	snprintf(f->dir + n, sizeof(f->dir) - n, "/repo");
-	kl_init_opts_default(&o);
-	o.kdf.ops = 1;
-	o.kdf.mem = 8 << 20;
+	fixture_init_opts(&o);
 	o.pack_size = 1 << 20;
 	o.cdc.min = 4096;
 	o.cdc.avg = 16384;
 	o.cdc.max = 65536;
-	if (kl_pass_new("secret", 6, &f->pass) < 0)
-		return -1;
-	if (kl_repo_create(f->dir, f->pass, &o, &f->r) < 0)
+	if (fixture_repo_create(f->dir, &o, &f->pass, &f->r) < 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -60,7 +50,7 @@ static int teardown(void **state)
 	kl_pass_free(f->pass);
 	snprintf(top, sizeof(top), "%s", f->dir);
 	*strrchr(top, '/') = 0;
-	nftw(top, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	fixture_rm_rf(top);
 	free(f);
 	return 0;
 }
@@ -85,9 +75,7 @@ static void create_twice_fails(void **state)
 	struct kl_init_opts o;
 	struct kl_repo *r = NULL;
 
-	kl_init_opts_default(&o);
-	o.kdf.ops = 1;
-	o.kdf.mem = 8 << 20;
+	fixture_init_opts(&o);
 	assert_int_equal(kl_repo_create(f->dir, f->pass, &o, &r), -KL_EEXIST_REPO);
 }
 
@@ -108,7 +96,7 @@ static void wrong_password_is_refused(void **state)
 
 	assert_int_equal(rc, -KL_EBADPASS);
 	kl_repo_free(r);
-	r = reopen(f, "secret", &rc);
+	r = reopen(f, FIXTURE_PASSWORD, &rc);
 	assert_int_equal(rc, 0);
 	assert_true(kl_id_eq(&r->cfg.repo_id, &f->r->cfg.repo_id));
 	assert_int_equal(r->cfg.cdc_avg, 16384);
@@ -153,7 +141,7 @@ static void blobs_round_trip_through_packs(void **state)
 	kl_packer_free(p);
 	assert_int_equal(kl_repo_flush_index(f->r), 0);
 
-	r = reopen(f, "secret", &rc);
+	r = reopen(f, FIXTURE_PASSWORD, &rc);
 	assert_int_equal(rc, 0);
 	assert_int_equal(kl_repo_blob_count(r), 40);
 	for (int i = 0; i < 40; i++) {
@@ -212,7 +200,7 @@ static void tampered_pack_is_detected(void **state)
 	snprintf(datadir, sizeof(datadir), "%s/data", f->dir);
 	assert_int_equal(pick_file(datadir, pack, sizeof(pack)), 0);
 	flip_byte(pack, 100); /* inside the sealed blob */
-	r = reopen(f, "secret", &rc);
+	r = reopen(f, FIXTURE_PASSWORD, &rc);
 	assert_int_equal(rc, 0);
 	assert_int_equal(kl_repo_read_blob(r, &id, &out), -KL_ECORRUPT);
 	kl_repo_free(r);
@@ -238,7 +226,7 @@ static void tampered_index_is_detected(void **state)
 	snprintf(dir, sizeof(dir), "%s/index", f->dir);
 	assert_int_equal(pick_file(dir, idx, sizeof(idx)), 0);
 	flip_byte(idx, 20);
-	r = reopen(f, "secret", &rc);
+	r = reopen(f, FIXTURE_PASSWORD, &rc);
 	/* skipped and counted, and the blob is still found through the pack's own header */
 	assert_int_equal(rc, 0);
 	assert_int_equal(r->bad_index_files, 1);
@@ -269,13 +257,13 @@ static void orphan_packs_are_adopted(void **state)
 	kl_packer_free(p);
 	assert_int_equal(kl_repo_wait_writes(f->r), 0);
 	/* "crash" before the index is written: the pack is durable but unindexed */
-	r = reopen(f, "secret", &rc);
+	r = reopen(f, FIXTURE_PASSWORD, &rc);
 	assert_int_equal(rc, 0);
 	assert_int_equal(kl_repo_lookup(r, &id, NULL), 0);
 	assert_int_equal(kl_repo_adopt_orphans(r), 1);
 	assert_int_equal(kl_repo_lookup(r, &id, NULL), 1);
 	kl_repo_free(r);
-	r = reopen(f, "secret", &rc);
+	r = reopen(f, FIXTURE_PASSWORD, &rc);
 	assert_int_equal(rc, 0);
 	assert_int_equal(kl_repo_adopt_orphans(r), 0); /* now indexed for good */
 	assert_int_equal(kl_repo_read_blob(r, &id, &out), 0);

@@ -9,7 +9,6 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include "keel/fs.h"
 #include "keel/ops.h"
 #include "keel/source.h"
+#include "fixture.h"
 
 #define MIB (1u << 20)
 
@@ -38,40 +38,18 @@ struct fx {
 
 /* ---- fixture ----------------------------------------------------------------- */
 
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	if (flag == FTW_DP)
-		chmod(p, 0700); /* restored read-only directories */
-	return remove(p);
-}
-
-static void rm_tree(const char *dir)
-{
-	/* make every directory removable first: restores leave 0000 and 0555 ones */
-	char cmd[256];
-
-	snprintf(cmd, sizeof(cmd), "chmod -R u+rwx '%s' 2>/dev/null; rm -rf '%s'", dir, dir);
-	if (system(cmd) != 0)
-		nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct kl_init_opts o;
 
-	snprintf(f->top, sizeof(f->top), "/tmp/keel-test-restore.XXXXXX");
-	if (!mkdtemp(f->top))
+	if (fixture_tmpdir("restore", f->top, sizeof(f->top)) < 0)
 		return -1;
 	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->top);
 	snprintf(f->out, sizeof(f->out), "%s/out", f->top);
-	kl_init_opts_default(&o);
-	o.kdf.ops = 1;
-	o.kdf.mem = 8 << 20;
+	fixture_init_opts(&o);
 	o.pack_size = 1 << 20;
-	if (kl_pass_new("secret", 6, &f->pass) < 0)
-		return -1;
-	if (kl_repo_create(f->repo, f->pass, &o, &f->r) < 0)
+	if (fixture_repo_create(f->repo, &o, &f->pass, &f->r) < 0)
 		return -1;
 	if (kl_packer_new(f->r, &f->pk) < 0)
 		return -1;
@@ -86,7 +64,7 @@ static int teardown(void **state)
 	kl_packer_free(f->pk);
 	kl_repo_free(f->r);
 	kl_pass_free(f->pass);
-	rm_tree(f->top);
+	fixture_rm_rf(f->top);
 	free(f);
 	return 0;
 }
@@ -560,7 +538,7 @@ static void restore_include_exclude(void **state)
 	assert_int_equal(st.dirs, 4);
 	kl_patterns_release(&o.includes);
 
-	rm_tree(f->out);
+	fixture_rm_rf(f->out);
 	opts_init(f, &o);
 	assert_int_equal(kl_patterns_add(&o.includes, "*.txt"), 0);
 	assert_int_equal(kl_patterns_add(&o.excludes, "ro"), 0);
@@ -573,7 +551,7 @@ static void restore_include_exclude(void **state)
 	kl_patterns_release(&o.excludes);
 
 	/* the first name of a hard link excluded: the second becomes the file */
-	rm_tree(f->out);
+	fixture_rm_rf(f->out);
 	opts_init(f, &o);
 	assert_int_equal(kl_patterns_add(&o.excludes, "hl1"), 0);
 	assert_int_equal(kl_patterns_add(&o.excludes, "*.bin"), 0);
