@@ -11,7 +11,6 @@
 #include <stdlib.h>
 
 #include "keel/maint.h"
-#include "keel/s3.h"
 
 enum pack_state { P_ORPHAN = 0, P_LIVE, P_DELETING };
 enum pack_fate { F_KEEP = 0, F_CONDEMN, F_REPACK, F_DELETE, F_RESCUE, F_WAIT, F_DONE, F_RETAINED };
@@ -684,7 +683,7 @@ int kl_prune(struct kl_repo *r, const struct kl_prune_opts *o, struct kl_prune_s
 	if (rc >= 0 && p.n_packs)
 		qsort(p.packs, p.n_packs, sizeof(*p.packs), cmp_pack);
 	if (rc >= 0 && r->cfg.lock_mode != KL_LOCK_NONE) {
-		rc = kl_backend_s3_list_mtime(r->be, KL_OBJ_DATA, set_mtime, &p);
+		rc = kl_backend_list_mtime(r->be, KL_OBJ_DATA, set_mtime, &p);
 		if (rc == -EOPNOTSUPP)
 			rc = 0; /* a copy of a locked repository on disk: nothing is retained */
 	}
