@@ -160,7 +160,7 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 		kl_cli_error(cli, rc, "cannot create repository at '%s'", cli->repo_location);
 		return rc;
 	}
-	kl_id_hex(&r->cfg.repo_id, hex);
+	kl_id_hex(&kl_repo_config(r)->repo_id, hex);
 	if (cli->json) {
 		printf("{\"message_type\":\"initialized\",\"id\":\"%s\",\"repository\":", hex);
 		kl_json_cstr(stdout, cli->repo_location);

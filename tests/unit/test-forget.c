@@ -17,6 +17,7 @@
 
 #include "keel/forget.h"
 #include "keel/repo.h"
+#include "repo/repo-internal.h" /* swaps r->be for a failing wrapper */
 #include "ops/forget-internal.h"
 
 #define NS 1000000000LL
