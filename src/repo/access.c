@@ -70,8 +70,7 @@ int kl_repo_list(struct kl_repo *r, enum kl_obj_type t, kl_list_cb cb, void *use
 	return r->be->ops->list(r->be, t, cb, userdata);
 }
 
-int kl_repo_list_mtime(struct kl_repo *r, enum kl_obj_type t, kl_list_mtime_cb cb,
-		       void *userdata)
+int kl_repo_list_mtime(struct kl_repo *r, enum kl_obj_type t, kl_list_mtime_cb cb, void *userdata)
 {
 	return kl_backend_list_mtime(r->be, t, cb, userdata);
 }
@@ -92,8 +91,7 @@ int kl_repo_delete(struct kl_repo *r, enum kl_obj_type t, const char *name)
 	return r->be->ops->del(r->be, t, name);
 }
 
-int kl_repo_sweep_tmp(struct kl_repo *r, uint64_t min_age_s, bool remove,
-		      struct kl_tmp_stats *ret)
+int kl_repo_sweep_tmp(struct kl_repo *r, uint64_t min_age_s, bool remove, struct kl_tmp_stats *ret)
 {
 	if (!r->be->ops->sweep_tmp) {
 		memset(ret, 0, sizeof(*ret));
