@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "keel/format.h"
 #include "keel/util.h"
 
 enum kl_obj_type {
@@ -23,6 +24,8 @@ enum kl_obj_type {
 
 /* Called once per object; a negative return stops the listing and is returned. */
 typedef int (*kl_list_cb)(const char *name, uint64_t size, void *userdata);
+/* The same with the object's LastModified (nanoseconds since the epoch, 0 when unknown). */
+typedef int (*kl_list_mtime_cb)(const char *name, uint64_t size, int64_t mtime_ns, void *userdata);
 
 /*
  * Temporary files: what a write leaves behind when the process dies
@@ -55,6 +58,17 @@ struct kl_backend_ops {
 	 */
 	int (*sweep_tmp)(struct kl_backend *b, uint64_t min_age_s, bool remove,
 			 struct kl_tmp_stats *ret);
+	/*
+	 * Optional (NULL: the storage has no Object Lock; only S3 has it).
+	 * Called through kl_backend_prepare_object_lock() and
+	 * kl_backend_set_object_lock(), which document them; mode and days
+	 * are checked before.
+	 */
+	int (*prepare_object_lock)(struct kl_backend *b);
+	void (*set_object_lock)(struct kl_backend *b, enum kl_lock_mode mode, uint32_t days);
+	/* Optional (NULL: listings carry no times): see kl_backend_list_mtime(). */
+	int (*list_mtime)(struct kl_backend *b, enum kl_obj_type t, kl_list_mtime_cb cb,
+			  void *userdata);
 	void (*free)(struct kl_backend *b);
 };
 
@@ -132,6 +146,38 @@ int kl_backend_cache_base(char **ret);
 
 /* The backend a cache wraps; b itself for any other backend. */
 struct kl_backend *kl_backend_unwrap(struct kl_backend *b);
+
+/* ---- optional operations (NULL in the vtable where the storage lacks them) ---- */
+
+/*
+ * For keel init: makes sure the storage can hold locked objects (S3: the
+ * bucket has Object Lock, or is created with it; docs/S3.md). Acts on the
+ * backend under a cache. Returns 0; -EOPNOTSUPP when the storage has no
+ * Object Lock; -KL_EUSAGE when it could but is not set up for it (the
+ * detail recorded with kl_backend_fail()); other errors of the storage.
+ */
+int kl_backend_prepare_object_lock(struct kl_backend *b);
+
+/*
+ * Sets the retention for every object put from now on (lock files are
+ * never locked; a delete refuses, with -KL_EOBJLOCKED, an object under
+ * retention). Call it after reading the config, before writing. Returns
+ * 1 when set, 0 when the storage has no Object Lock (the setting cannot
+ * apply to a copy of the repository on a disk; opening it still works)
+ * or b is NULL (which only checks mode and days), -EINVAL for a bad mode
+ * or days.
+ */
+int kl_backend_set_object_lock(struct kl_backend *b, enum kl_lock_mode mode, uint32_t days);
+
+/*
+ * list() with each object's LastModified (the server's time of the PUT),
+ * from the listing itself: no request per object. Lists the backend
+ * under a cache, never the cache. mtime_ns is 0 for the config and when
+ * the server gives none. Returns what list() returns, or -EOPNOTSUPP
+ * when the storage's listings carry no times.
+ */
+int kl_backend_list_mtime(struct kl_backend *b, enum kl_obj_type t, kl_list_mtime_cb cb,
+			  void *userdata);
 
 const char *kl_obj_type_name(enum kl_obj_type t);
 

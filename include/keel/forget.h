@@ -153,7 +153,7 @@ void kl_forget_result_release(struct kl_forget_result *res);
  * is kept and listed in res->retained, and the others still go; then the
  * call returns -KL_EOBJLOCKED (nothing was deleted that the storage
  * protects; exit 16). Any other failure stops at once and is returned,
- * with res counting what went before and r->err naming the snapshot.
+ * with res counting what went before and the detail naming the snapshot.
  * res is filled in every case; release it with kl_forget_result_release.
  */
 int kl_snapshots_forget(struct kl_repo *r, const struct kl_id *ids, size_t n,

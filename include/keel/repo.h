@@ -17,22 +17,8 @@
 #include "keel/format.h"
 #include "keel/util.h"
 
-struct kl_index;
-struct kl_writer;
-struct kl_lock;
-
-struct kl_repo {
-	struct kl_backend *be; /* owned */
-	struct kl_keys *keys;  /* owned, NULL until unlocked */
-	struct kl_config cfg;
-	struct kl_cdc cdc;
-	struct kl_index *idx;	  /* owned */
-	struct kl_writer *writer; /* owned: background pack writes */
-	struct kl_id key_id;	  /* name of the key file that opened it */
-	struct kl_lock *lock;	  /* owned, NULL unless kl_repo_lock() took one */
-	unsigned bad_index_files; /* skipped by kl_repo_load_index */
-	struct kl_err err;
-};
+/* Opaque outside src/repo (repo-internal.h): reached only through kl_repo_*(). */
+struct kl_repo;
 
 struct kl_init_opts {
 	struct kl_kdf_params kdf;
@@ -64,6 +50,78 @@ static inline void kl_repo_freep(struct kl_repo **r)
 {
 	kl_repo_free(*r);
 }
+
+/* ---- state (valid while r lives) ------------------------------------------- */
+
+/* The repository's config; all zero before kl_repo_unlock() read it. */
+const struct kl_config *kl_repo_config(const struct kl_repo *r);
+/* The unlocked keys; NULL before kl_repo_unlock(). */
+const struct kl_keys *kl_repo_keys(const struct kl_repo *r);
+/* The chunker the config sets up (after kl_repo_unlock()). */
+const struct kl_cdc *kl_repo_cdc(const struct kl_repo *r);
+/* The name of the key file that unlocked r (zeros before kl_repo_unlock()). */
+const struct kl_id *kl_repo_key_id(const struct kl_repo *r);
+/* How many index files kl_repo_load_index() skipped as damaged. */
+unsigned kl_repo_bad_index_files(const struct kl_repo *r);
+/* The storage refuses deletes (but of locks) and overwrites (ssh:// --append-only). */
+bool kl_repo_append_only(const struct kl_repo *r);
+
+/* ---- the detail of a failure ----------------------------------------------- */
+
+/*
+ * A kl_repo_*() or ops function that fails records what it was doing (which
+ * object, which snapshot) in r, and the storage records its own word on
+ * it (which key the server refused: kl_backend_fail()). kl_repo_fail()
+ * records the context with kl_fail() (the first one stays until cleared)
+ * and returns code, for "return kl_repo_fail(r, rc, "cannot ...", ...);".
+ */
+int kl_repo_fail(struct kl_repo *r, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Forgets both details: the caller turned that failure into a warning, or ignores it. */
+void kl_repo_clear_err(struct kl_repo *r);
+/*
+ * Moves the detail of the latest failure out of r, and clears it there:
+ * the context into err (replacing what err held), the storage's word into
+ * detail with kl_fail() (so an earlier message in detail stays). Either
+ * may be NULL: that part is dropped. r may be NULL (nothing is moved).
+ */
+void kl_repo_take_err(struct kl_repo *r, struct kl_err *err, struct kl_err *detail);
+
+/* ---- raw objects (the storage's bytes, not opened) ------------------------ */
+
+/*
+ * Lists the objects of type t: cb gets each name and size (in no set
+ * order); a negative return of cb stops the listing and is returned.
+ * Returns 0 or the storage's error (-ENOENT, -EACCES, -KL_EREMOTE...).
+ */
+int kl_repo_list(struct kl_repo *r, enum kl_obj_type t, kl_list_cb cb, void *userdata);
+/*
+ * The same with each object's LastModified, from the listing itself.
+ * Returns -EOPNOTSUPP where the storage's listings carry no times (all
+ * but S3), else as kl_repo_list().
+ */
+int kl_repo_list_mtime(struct kl_repo *r, enum kl_obj_type t, kl_list_mtime_cb cb, void *userdata);
+/*
+ * Appends len bytes at off of an object as stored (len 0: to the end) to
+ * out, unchecked. Returns 0, -ENOENT if it is missing, or the storage's
+ * error.
+ */
+int kl_repo_get_raw(struct kl_repo *r, enum kl_obj_type t, const char *name, uint64_t off,
+		    uint64_t len, struct kl_buf *out);
+/* The stored size of an object in *size_ret. Returns 0, -ENOENT, or the storage's error. */
+int kl_repo_stat(struct kl_repo *r, enum kl_obj_type t, const char *name, uint64_t *size_ret);
+/*
+ * Deletes an object (key files and locks too). Returns 0, -ENOENT if it
+ * is missing, -KL_EOBJLOCKED if it is under Object Lock retention, the
+ * storage's error (-KL_EAPPENDONLY where it is append-only, but for locks).
+ */
+int kl_repo_delete(struct kl_repo *r, enum kl_obj_type t, const char *name);
+/*
+ * Counts the temporary files interrupted writes left into *ret and, with
+ * remove, deletes those at least min_age_s seconds old. Where the storage
+ * leaves none (S3), *ret is all zero. Returns 0 or the storage's error.
+ */
+int kl_repo_sweep_tmp(struct kl_repo *r, uint64_t min_age_s, bool remove, struct kl_tmp_stats *ret);
 
 /* ---- ids and names --------------------------------------------------- */
 
@@ -107,7 +165,7 @@ struct kl_blob_loc {
 
 /*
  * Reads every index file. Call once after unlock. A damaged index file is
- * skipped and counted in bad_index_files; the packs it named are then
+ * skipped and counted (kl_repo_bad_index_files()); the packs it named are then
  * indexed in memory from their own headers, so reading still works (check
  * reports the damage, the next backup writes a new index for them).
  */
@@ -253,8 +311,8 @@ void kl_snapshot_list_release(struct kl_snapshot_list *l);
 /*
  * Takes a lock of the given kind (before loading the index: see lock.c)
  * and keeps it fresh from a background thread until kl_repo_unlock_repo()
- * or kl_repo_free(). -KL_ELOCKED, with the holder in r->err, if a live
- * lock conflicts.
+ * or kl_repo_free(). -KL_ELOCKED, with the holder in the detail
+ * (kl_repo_take_err()), if a live lock conflicts.
  */
 int kl_repo_lock(struct kl_repo *r, enum kl_lock_kind kind, const char *command);
 void kl_repo_unlock_repo(struct kl_repo *r);

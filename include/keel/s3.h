@@ -27,30 +27,13 @@ int kl_backend_s3_open(const char *location, struct kl_err *err, struct kl_backe
 /* ---- Object Lock (docs/S3.md) -------------------------------------------- */
 
 /*
- * For keel init: makes sure the bucket of an S3 backend can hold locked
- * objects. Creates a missing bucket with Object Lock enabled (which turns
- * on versioning); for an existing one asks GetObjectLockConfiguration.
- * Returns 0; -EOPNOTSUPP when b is not an S3 backend; -KL_EUSAGE when the
- * bucket exists without Object Lock (reported: S3 cannot turn it on for
- * a bucket later, so the repository needs another bucket); other
- * errors of the service.
+ * Object Lock and listings with times are the backend's optional
+ * operations (backend.h: kl_backend_prepare_object_lock(),
+ * kl_backend_set_object_lock(), kl_backend_list_mtime()). An object
+ * written at mtime with the repository's lock_days is kept until about
+ * mtime + lock_days; the exact date, from this machine's clock at the
+ * PUT, is kl_backend_s3_retain_until().
  */
-int kl_backend_s3_prepare_object_lock(struct kl_backend *b);
-
-/*
- * Sets the retention for every object put from now on: each PUT carries
- * x-amz-object-lock-mode (GOVERNANCE or COMPLIANCE) and
- * x-amz-object-lock-retain-until-date (now + days). Lock files
- * (KL_OBJ_LOCK) are never locked: they must go when an operation ends.
- * With a mode, del() removes an object's version for good, and refuses
- * with -KL_EOBJLOCKED, before asking the server, an object whose
- * retention has not ended (or that has a legal hold); the server would
- * refuse it too (403). Call it after reading the config, before writing.
- * Returns 1 when set, 0 when b is not an S3 backend (the setting cannot
- * apply to a copy of the repository on a disk; opening it still works),
- * -EINVAL for a bad mode or days.
- */
-int kl_backend_s3_set_object_lock(struct kl_backend *b, enum kl_lock_mode mode, uint32_t days);
 
 /*
  * When the retention of one object ends, read from the object (one HEAD):
@@ -60,21 +43,6 @@ int kl_backend_s3_set_object_lock(struct kl_backend *b, enum kl_lock_mode mode, 
  */
 int kl_backend_s3_retain_until(struct kl_backend *b, enum kl_obj_type t, const char *name,
 			       int64_t *ret_ns);
-
-typedef int (*kl_s3_list_mtime_cb)(const char *name, uint64_t size, int64_t mtime_ns,
-				   void *userdata);
-
-/*
- * The backend's list() with each object's LastModified (the server's time
- * of the PUT), from the listing itself: no request per object. An object
- * written at mtime with the repository's lock_days is kept until about
- * mtime + lock_days (the exact date, from this machine's clock at the
- * PUT, is kl_backend_s3_retain_until()). mtime_ns is 0 for the config and
- * when the server gives none. Returns what list() returns, or -EOPNOTSUPP
- * when b is not an S3 backend.
- */
-int kl_backend_s3_list_mtime(struct kl_backend *b, enum kl_obj_type t, kl_s3_list_mtime_cb cb,
-			     void *userdata);
 
 /* ---- locations ---------------------------------------------------------- */
 

@@ -110,3 +110,33 @@ void kl_backend_free(struct kl_backend *b)
 	if (b)
 		b->ops->free(b);
 }
+
+int kl_backend_prepare_object_lock(struct kl_backend *b)
+{
+	b = kl_backend_unwrap(b); /* under the metadata cache */
+	if (!b || !b->ops->prepare_object_lock)
+		return -EOPNOTSUPP;
+	return b->ops->prepare_object_lock(b);
+}
+
+int kl_backend_set_object_lock(struct kl_backend *b, enum kl_lock_mode mode, uint32_t days)
+{
+	if (mode != KL_LOCK_NONE && mode != KL_LOCK_GOVERNANCE && mode != KL_LOCK_COMPLIANCE)
+		return -EINVAL;
+	if (mode != KL_LOCK_NONE && (days < 1 || days > KL_LOCK_DAYS_MAX))
+		return -EINVAL;
+	b = kl_backend_unwrap(b);
+	if (!b || !b->ops->set_object_lock)
+		return 0;
+	b->ops->set_object_lock(b, mode, mode == KL_LOCK_NONE ? 0 : days);
+	return 1;
+}
+
+int kl_backend_list_mtime(struct kl_backend *b, enum kl_obj_type t, kl_list_mtime_cb cb,
+			  void *userdata)
+{
+	b = kl_backend_unwrap(b); /* the storage itself, not the metadata cache */
+	if (!b || !b->ops->list_mtime)
+		return -EOPNOTSUPP;
+	return b->ops->list_mtime(b, t, cb, userdata);
+}

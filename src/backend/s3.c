@@ -18,7 +18,7 @@
  *   requests of its own.
  * - Ranged GETs read single blobs out of packs; the length that comes back
  *   is checked against the length asked for.
- * - With Object Lock (kl_backend_s3_set_object_lock) every PUT but lock
+ * - With Object Lock (kl_backend_set_object_lock) every PUT but lock
  *   files carries a retention date; del() leaves an object under
  *   retention alone (-KL_EOBJLOCKED) rather than hide it behind a delete
  *   marker, and otherwise deletes its version, which frees the space.
@@ -179,7 +179,7 @@ static int list_page(struct s3 *s, const char *prefix, const char *token, struct
 /* one of the two callbacks: the vtable's, or one with the mtime */
 struct list_cb {
 	kl_list_cb plain;
-	kl_s3_list_mtime_cb with_mtime;
+	kl_list_mtime_cb with_mtime;
 	void *ud;
 };
 
@@ -500,16 +500,21 @@ static struct s3 *as_s3(struct kl_backend *b)
 	return b && b->ops && !strcmp(b->ops->scheme, "s3") ? (struct s3 *)b : NULL;
 }
 
-int kl_backend_s3_prepare_object_lock(struct kl_backend *b)
+/*
+ * Reached through kl_backend_prepare_object_lock() (backend.h). Creates a
+ * missing bucket with Object Lock enabled (which turns on versioning);
+ * for an existing one asks GetObjectLockConfiguration, and a bucket
+ * without Object Lock is -KL_EUSAGE: S3 cannot turn it on later, so the
+ * repository needs another bucket.
+ */
+static int s3_prepare_object_lock(struct kl_backend *b)
 {
 	_cleanup_buf_ struct kl_buf body = KL_BUF_INIT(64u << 10);
-	struct s3 *s = as_s3(b);
+	struct s3 *s = (struct s3 *)b;
 	struct kl_s3_lock_config lc;
 	struct s3_req q;
 	int r;
 
-	if (!s)
-		return -EOPNOTSUPP;
 	r = head(s, NULL, &q);
 	if (r < 0)
 		return r;
@@ -545,30 +550,29 @@ int kl_backend_s3_prepare_object_lock(struct kl_backend *b)
 	return 0;
 }
 
-int kl_backend_s3_set_object_lock(struct kl_backend *b, enum kl_lock_mode mode, uint32_t days)
+/*
+ * Reached through kl_backend_set_object_lock(), which checked mode and
+ * days: each PUT from now on carries x-amz-object-lock-mode (GOVERNANCE
+ * or COMPLIANCE) and x-amz-object-lock-retain-until-date (now + days).
+ * Lock files (KL_OBJ_LOCK) are never locked: they must go when an
+ * operation ends. With a mode, del() removes an object's version for
+ * good, and refuses with -KL_EOBJLOCKED, before asking the server, an
+ * object whose retention has not ended (or that has a legal hold); the
+ * server would refuse it too (403).
+ */
+static void s3_set_object_lock(struct kl_backend *b, enum kl_lock_mode mode, uint32_t days)
 {
-	struct s3 *s = as_s3(b);
+	struct s3 *s = (struct s3 *)b;
 
-	if (mode != KL_LOCK_NONE && mode != KL_LOCK_GOVERNANCE && mode != KL_LOCK_COMPLIANCE)
-		return -EINVAL;
-	if (mode != KL_LOCK_NONE && (days < 1 || days > KL_LOCK_DAYS_MAX))
-		return -EINVAL;
-	if (!s)
-		return 0;
 	s->lock_mode = mode;
-	s->lock_days = mode == KL_LOCK_NONE ? 0 : days;
-	return 1;
+	s->lock_days = days;
 }
 
-int kl_backend_s3_list_mtime(struct kl_backend *b, enum kl_obj_type t, kl_s3_list_mtime_cb cb,
-			     void *userdata)
+/* Reached through kl_backend_list_mtime(), on the S3 backend itself, not the cache. */
+static int s3_list_mtime(struct kl_backend *b, enum kl_obj_type t, kl_list_mtime_cb cb,
+			 void *userdata)
 {
-	struct s3 *s = as_s3(b);
-
-	if (!s)
-		return -EOPNOTSUPP;
-	/* the S3 backend itself, not the metadata cache wrapped around it */
-	return list_objects(&s->b, t, &(struct list_cb){.with_mtime = cb, .ud = userdata});
+	return list_objects(b, t, &(struct list_cb){.with_mtime = cb, .ud = userdata});
 }
 
 int kl_backend_s3_retain_until(struct kl_backend *b, enum kl_obj_type t, const char *name,
@@ -626,6 +630,9 @@ static const struct kl_backend_ops s3_ops = {
 	.del = s3_del,
 	.stat = s3_stat,
 	.create = s3_create,
+	.prepare_object_lock = s3_prepare_object_lock,
+	.set_object_lock = s3_set_object_lock,
+	.list_mtime = s3_list_mtime,
 	.free = s3_free,
 };
 

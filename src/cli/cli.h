@@ -30,7 +30,7 @@ struct kl_cli {
 	bool progress; /* stderr is a terminal and not quiet/json */
 	struct kl_repo *repo;
 	struct kl_err err;    /* context for the final error message */
-	struct kl_err detail; /* the storage's detail of it (kl_backend_take_err) */
+	struct kl_err detail; /* the storage's detail of it (kl_repo_take_err) */
 	const char *cmd_name;
 	unsigned cmd_flags;
 };

@@ -238,7 +238,7 @@ int cmd_backup(int argc, char **argv, struct kl_cli *cli)
 	if (rc >= 0 || rc == -KL_EPARTIAL)
 		print_result(cli, &res, kl_time_mono_ns() - start);
 	if (rc < 0 && rc != -KL_EPARTIAL) {
-		cli->err = cli->repo->err;
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "backup failed, no snapshot was saved");
 	}
 out:

@@ -229,7 +229,7 @@ int cmd_check(int argc, char **argv, struct kl_cli *cli)
 		}
 	}
 	if (rc < 0 && rc != -KL_ECHECK) {
-		cli->err = cli->repo->err;
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "check could not complete");
 	}
 	kl_check_result_release(&res);

@@ -55,7 +55,7 @@ int cmd_diff(int argc, char **argv, struct kl_cli *cli)
 	if (rc >= 0) {
 		rc = kl_diff(cli->repo, &a.s.tree, &b.s.tree, on_change, &ctx);
 		if (rc < 0) {
-			cli->err = cli->repo->err;
+			kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 			kl_cli_error(cli, rc, "cannot compare the snapshots");
 		}
 	}

@@ -55,7 +55,7 @@ int cmd_dump(int argc, char **argv, struct kl_cli *cli)
 	}
 	rc = kl_tree_lookup(cli->repo, &snap.s.tree, path, &node);
 	if (rc < 0) {
-		cli->err = cli->repo->err;
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "'%s' in snapshot", argv[optind + 1]);
 		goto out;
 	}
@@ -65,7 +65,7 @@ int cmd_dump(int argc, char **argv, struct kl_cli *cli)
 	}
 	rc = kl_dump_node(cli->repo, &node, STDOUT_FILENO);
 	if (rc < 0) {
-		cli->err = cli->repo->err;
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "cannot dump '%s'", argv[optind + 1]);
 	}
 out:

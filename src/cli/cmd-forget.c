@@ -268,7 +268,7 @@ static int remove_snapshots(struct kl_cli *cli, const struct kl_snapshot_ref *co
 	*removed = res.removed;
 	kl_forget_result_release(&res);
 	if (rc < 0 && rc != -KL_EOBJLOCKED) {
-		cli->err = cli->repo->err;
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "stopped after removing %zu snapshots", *removed);
 	}
 	return rc;
@@ -351,7 +351,7 @@ static int then_prune(struct kl_cli *cli)
 	if (rc >= 0)
 		rc = kl_repo_refresh_index(cli->repo);
 	if (rc < 0) {
-		cli->err = cli->repo->err;
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "cannot prune");
 		return rc;
 	}
@@ -371,7 +371,7 @@ static int forget_policy(struct kl_cli *cli, const struct kl_forget_policy *p,
 
 	rc = kl_repo_list_snapshots(cli->repo, &l);
 	if (rc < 0) {
-		cli->err = cli->repo->err;
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "cannot list snapshots");
 		return rc;
 	}

@@ -1,7 +1,6 @@
 #include <pwd.h>
 
 #include "cli.h"
-#include "keel/s3.h"
 
 static const char usage[] =
 	"usage: keel init [OPTIONS]\n"
@@ -35,7 +34,7 @@ static int prepare_object_lock(struct kl_cli *cli)
 		kl_cli_error(cli, rc, "cannot open '%s'", cli->repo_location);
 		return rc;
 	}
-	rc = kl_backend_s3_prepare_object_lock(be);
+	rc = kl_backend_prepare_object_lock(be);
 	if (rc == -EOPNOTSUPP)
 		return kl_cli_usage_error(cli,
 					  "object lock needs a repository on S3 with Object "
@@ -174,7 +173,7 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 		kl_cli_error(cli, rc, "cannot create repository at '%s'", cli->repo_location);
 		return rc;
 	}
-	kl_id_hex(&r->cfg.repo_id, hex);
+	kl_id_hex(&kl_repo_config(r)->repo_id, hex);
 	if (cli->json) {
 		printf("{\"message_type\":\"initialized\",\"id\":\"%s\",\"repository\":", hex);
 		kl_json_cstr(stdout, cli->repo_location);

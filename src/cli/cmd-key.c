@@ -42,7 +42,7 @@ static int collect(const char *name, uint64_t size, void *ud)
 	v = &l->v[l->n++];
 	memset(v, 0, sizeof(*v));
 	memcpy(v->name, name, sizeof(v->name));
-	rc = l->r->be->ops->get(l->r->be, KL_OBJ_KEY, name, 0, 0, &kf);
+	rc = kl_repo_get_raw(l->r, KL_OBJ_KEY, name, 0, 0, &kf);
 	if (rc >= 0 && kl_keyfile_info(kf.data, kf.len, &v->info) >= 0)
 		v->readable = true;
 	return 0;
@@ -52,7 +52,7 @@ static int list_keys(struct kl_repo *r, struct key_list *l)
 {
 	memset(l, 0, sizeof(*l));
 	l->r = r;
-	return r->be->ops->list(r->be, KL_OBJ_KEY, collect, l);
+	return kl_repo_list(r, KL_OBJ_KEY, collect, l);
 }
 
 static int add_key(struct kl_cli *cli, const char *file, struct kl_id *ret)
@@ -68,7 +68,7 @@ static int add_key(struct kl_cli *cli, const char *file, struct kl_id *ret)
 	if (list_keys(cli->repo, &l) >= 0) {
 		char cur[2 * KL_ID_LEN + 1];
 
-		kl_id_hex(&cli->repo->key_id, cur);
+		kl_id_hex(kl_repo_key_id(cli->repo), cur);
 		for (size_t i = 0; i < l.n; i++)
 			if (!strcmp(l.v[i].name, cur) && l.v[i].readable)
 				kdf = l.v[i].info.kdf;
@@ -87,7 +87,7 @@ static int add_key(struct kl_cli *cli, const char *file, struct kl_id *ret)
 	rc = kl_repo_add_key(cli->repo, pass, &kdf, host, user, ret);
 	kl_pass_free(pass);
 	if (rc < 0) {
-		cli->err = cli->repo->err;
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "cannot add the key");
 	}
 	return rc;
@@ -104,7 +104,7 @@ static int remove_key(struct kl_cli *cli, const char *prefix, bool allow_current
 	rc = list_keys(cli->repo, &l);
 	if (rc < 0)
 		goto out;
-	kl_id_hex(&cli->repo->key_id, cur);
+	kl_id_hex(kl_repo_key_id(cli->repo), cur);
 	for (size_t i = 0; i < l.n; i++)
 		if (n && !strncmp(l.v[i].name, prefix, n)) {
 			match = l.v[i].name;
@@ -129,7 +129,7 @@ static int remove_key(struct kl_cli *cli, const char *prefix, bool allow_current
 					"with another password to remove it");
 		goto out;
 	}
-	rc = cli->repo->be->ops->del(cli->repo->be, KL_OBJ_KEY, match);
+	rc = kl_repo_delete(cli->repo, KL_OBJ_KEY, match);
 	if (rc < 0)
 		kl_cli_error(cli, rc, "cannot remove key %.8s", match);
 	else if (!cli->quiet && !cli->json)
@@ -180,7 +180,7 @@ int cmd_key(int argc, char **argv, struct kl_cli *cli)
 			kl_cli_error(cli, rc, "cannot list keys");
 			return rc;
 		}
-		kl_id_hex(&cli->repo->key_id, cur);
+		kl_id_hex(kl_repo_key_id(cli->repo), cur);
 		if (cli->json)
 			putchar('[');
 		else if (!cli->quiet)
@@ -233,7 +233,7 @@ int cmd_key(int argc, char **argv, struct kl_cli *cli)
 	{
 		char old[2 * KL_ID_LEN + 1];
 
-		kl_id_hex(&cli->repo->key_id, old);
+		kl_id_hex(kl_repo_key_id(cli->repo), old);
 		rc = remove_key(cli, old, true);
 		if (rc >= 0 && !cli->quiet && !cli->json)
 			printf("password changed\n");

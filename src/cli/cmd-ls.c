@@ -169,7 +169,7 @@ int cmd_ls(int argc, char **argv, struct kl_cli *cli)
 	}
 	rc = kl_walk(cli->repo, &snap.s.tree, "", print_node, &ctx);
 	if (rc < 0) {
-		cli->err = cli->repo->err;
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "cannot list the snapshot");
 	}
 out:

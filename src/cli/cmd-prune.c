@@ -100,7 +100,7 @@ int kl_cli_prune(struct kl_cli *cli, const struct kl_prune_opts *opts)
 
 	rc = kl_prune(cli->repo, &o, &st);
 	if (rc < 0) {
-		cli->err = cli->repo->err;
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "prune failed");
 		return rc;
 	}

@@ -121,7 +121,7 @@ int cmd_repair(int argc, char **argv, struct kl_cli *cli)
 	else
 		rc = kl_repair_snapshots(cli->repo, &o, &st, on_snapshot, cli);
 	if (rc < 0) {
-		cli->err = cli->repo->err;
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "repair %s failed", what);
 		return rc;
 	}

@@ -132,7 +132,7 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 		putchar('\n');
 	}
 	if (rc < 0) {
-		cli->err = cli->repo->err;
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		if (rc == -KL_EVERIFY)
 			kl_cli_error(cli, rc, "%llu restored files differ from the snapshot",
 				     (unsigned long long)st.verify_failures);

@@ -117,7 +117,7 @@ int cmd_snapshots(int argc, char **argv, struct kl_cli *cli)
 		goto out;
 	rc = kl_repo_list_snapshots(cli->repo, &l);
 	if (rc < 0) {
-		cli->err = cli->repo->err;
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "cannot list snapshots");
 		goto out;
 	}

@@ -31,7 +31,7 @@ static int unlock_one(const char *name, const struct kl_lock_info *info, bool al
 		c->kept++;
 		return 0;
 	}
-	rc = r->be->ops->del(r->be, KL_OBJ_LOCK, name);
+	rc = kl_repo_delete(r, KL_OBJ_LOCK, name);
 	if (rc < 0 && rc != -ENOENT) {
 		c->error = rc;
 		return 0;
@@ -86,7 +86,7 @@ int cmd_unlock(int argc, char **argv, struct kl_cli *cli)
 	if (rc >= 0)
 		rc = c.error;
 	if (rc < 0) {
-		cli->err = cli->repo->err;
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "cannot remove locks");
 		return rc;
 	}

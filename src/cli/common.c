@@ -96,8 +96,7 @@ void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	if (cli->repo)
-		kl_backend_take_err(cli->repo->be, &cli->detail);
+	kl_repo_take_err(cli->repo, NULL, &cli->detail);
 	if (cli->err.code && cli->err.msg[0])
 		fprintf(stderr, ": %s", cli->err.msg);
 	if (cli->detail.code && cli->detail.msg[0])
@@ -396,8 +395,7 @@ int kl_cli_open(struct kl_cli *cli)
 		rc = kl_repo_unlock(r, pass);
 		kl_pass_free(pass);
 		if (rc < 0) {
-			cli->err = r->err;
-			kl_backend_take_err(r->be, &cli->detail);
+			kl_repo_take_err(r, &cli->err, &cli->detail);
 			kl_cli_error(cli, rc, "cannot open repository '%s'", cli->repo_location);
 			return rc;
 		}
@@ -418,13 +416,11 @@ int kl_cli_open(struct kl_cli *cli)
 			 */
 			kl_cli_warn(cli, "cannot lock the repository (%s): going on without a lock",
 				    kl_strerror(rc));
-			kl_err_clear(&r->err);
-			kl_backend_take_err(r->be, NULL);
+			kl_repo_clear_err(r);
 			rc = 0;
 		}
 		if (rc < 0) {
-			cli->err = r->err;
-			kl_backend_take_err(r->be, &cli->detail);
+			kl_repo_take_err(r, &cli->err, &cli->detail);
 			kl_cli_error(cli, rc, "cannot lock repository '%s'", cli->repo_location);
 			return rc;
 		}
@@ -432,8 +428,7 @@ int kl_cli_open(struct kl_cli *cli)
 	if (flags & KL_CMD_INDEX) {
 		rc = kl_repo_load_index(r);
 		if (rc < 0) {
-			cli->err = r->err;
-			kl_backend_take_err(r->be, &cli->detail);
+			kl_repo_take_err(r, &cli->err, &cli->detail);
 			kl_cli_error(cli, rc, "cannot load the index");
 			return rc;
 		}

@@ -22,7 +22,7 @@ int kl_cli_find_snapshot(struct kl_cli *cli, const char *arg, const struct kl_sn
 		return kl_cli_usage_error(cli, "a subpath is not allowed here: '%s'", arg);
 	rc = kl_snapshot_find(cli->repo, spec, f, ret);
 	if (rc < 0) {
-		cli->err = cli->repo->err;
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "snapshot '%s'", spec);
 	}
 	return rc;

@@ -16,11 +16,11 @@ int kl_bk_backup_stream(struct backup *b, struct dir_job *root)
 	int fd, rc, read_err;
 
 	if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
-		return kl_fail(&b->r->err, -KL_EUSAGE, "invalid --stdin-filename '%s'", name);
+		return kl_repo_fail(b->r, -KL_EUSAGE, "invalid --stdin-filename '%s'", name);
 	if (o->command) {
 		fd = kl_spawn_reader(o->command, &pid);
 		if (fd < 0)
-			return kl_fail(&b->r->err, fd, "cannot run '%s'", o->command[0]);
+			return kl_repo_fail(b->r, fd, "cannot run '%s'", o->command[0]);
 	} else {
 		fd = o->stdin_fd;
 	}
@@ -61,17 +61,17 @@ int kl_bk_backup_stream(struct backup *b, struct dir_job *root)
 			;
 		if (rc >= 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
 			if (WIFEXITED(status))
-				rc = kl_fail(&b->r->err, -KL_ECMD,
-					     "command '%s' exited with status %d", o->command[0],
-					     WEXITSTATUS(status));
+				rc = kl_repo_fail(b->r, -KL_ECMD,
+						  "command '%s' exited with status %d",
+						  o->command[0], WEXITSTATUS(status));
 			else
-				rc = kl_fail(&b->r->err, -KL_ECMD,
-					     "command '%s' was killed by signal %d", o->command[0],
-					     WTERMSIG(status));
+				rc = kl_repo_fail(b->r, -KL_ECMD,
+						  "command '%s' was killed by signal %d",
+						  o->command[0], WTERMSIG(status));
 		}
 	}
 	if (rc >= 0 && read_err)
-		rc = kl_fail(&b->r->err, read_err, "cannot read the input stream");
+		rc = kl_repo_fail(b->r, read_err, "cannot read the input stream");
 	if (rc < 0)
 		b->error = rc;
 	return rc < 0 ? rc : kl_bk_child_done(b, root);

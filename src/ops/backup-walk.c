@@ -137,7 +137,7 @@ static int store_tree_blob(void *ud, const uint8_t *p, size_t n, struct kl_id *r
 	struct backup *b = ud;
 
 	if (b->o->flags & KL_BACKUP_DRY_RUN) {
-		kl_tree_blob_id(b->r->keys, p, n, ret);
+		kl_tree_blob_id(kl_repo_keys(b->r), p, n, ret);
 		return 0;
 	}
 	return kl_packer_store(b->trees, KL_BLOB_TREE, p, n, ret);
@@ -186,13 +186,13 @@ static int finalize_dir(struct backup *b, struct dir_job *d, struct dir_job **pa
 	if (rc < 0 && kl_bk_dir_path(d, &path) < 0)
 		kl_buf_clear(&path); /* the message says less, the error is the same */
 	if (rc == -E2BIG) {
-		kl_fail(&b->r->err, rc,
-			"directory '%s' is too big to back up (%zu entries; at most %zu, and "
-			"at most 64 MiB of metadata per entry)",
-			(const char *)path.data, d->tree.n, KL_TREE_MAX_TOTAL_NODES);
+		kl_repo_fail(b->r, rc,
+			     "directory '%s' is too big to back up (%zu entries; at most %zu, and "
+			     "at most 64 MiB of metadata per entry)",
+			     (const char *)path.data, d->tree.n, KL_TREE_MAX_TOTAL_NODES);
 		b->error = rc;
 	} else if (rc < 0) {
-		kl_fail(&b->r->err, rc, "cannot store directory '%s'", (const char *)path.data);
+		kl_repo_fail(b->r, rc, "cannot store directory '%s'", (const char *)path.data);
 		b->error = rc;
 	}
 	kl_bk_dir_free(b, d);
@@ -269,7 +269,7 @@ static int open_file(struct backup *b, int dfd, const char *name)
 int kl_bk_read_chunks(struct backup *b, int fd, struct kl_file_job *f, uint64_t *total,
 		      int *read_err)
 {
-	const struct kl_cdc *cdc = &b->r->cdc;
+	const struct kl_cdc *cdc = kl_repo_cdc(b->r);
 	size_t len = 0, off;
 	bool eof = false;
 	int rc;

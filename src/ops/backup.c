@@ -80,7 +80,7 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 
 	memset(ret, 0, sizeof(*ret));
 	if (!stream && !o->n_paths)
-		return kl_fail(&r->err, -KL_EUSAGE, "nothing to back up");
+		return kl_repo_fail(r, -KL_EUSAGE, "nothing to back up");
 	snap.kind = stream ? KL_SNAP_STREAM : KL_SNAP_FILES;
 	snap.time_ns = snap.read_start_ns = kl_time_now_ns();
 	if (o->host && *o->host) {
@@ -144,8 +144,8 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 	if (rc >= 0 && !stream && !(o->flags & KL_BACKUP_FORCE)) {
 		has_parent = find_parent(&b, paths, n_paths, hostbuf, &parent);
 		if (has_parent < 0) {
-			rc = kl_fail(&r->err, has_parent, "parent snapshot '%s' not found",
-				     o->parent ? o->parent : "?");
+			rc = kl_repo_fail(r, has_parent, "parent snapshot '%s' not found",
+					  o->parent ? o->parent : "?");
 		} else if (has_parent) {
 			if (kl_repo_read_tree(r, &parent.s.tree, &parent_tree) < 0)
 				memset(&parent_tree, 0, sizeof(parent_tree));
@@ -159,7 +159,7 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 				b.prev_settled_ns = parent.s.read_start_ns - 2 * KL_NSEC_PER_SEC;
 		}
 	}
-	b.rbuf_cap = (size_t)r->cfg.cdc_max * 4;
+	b.rbuf_cap = (size_t)kl_repo_config(r)->cdc_max * 4;
 	if (rc >= 0 && !(b.rbuf = kl_malloc(b.rbuf_cap)))
 		rc = -ENOMEM;
 	if (rc >= 0)
@@ -248,7 +248,7 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 		rc = kl_repo_flush_index(r);
 	if (rc >= 0 && !stream && b.st.errors && !b.st.files_new && !b.st.files_changed &&
 	    !b.st.files_unmodified && !b.st.dirs)
-		rc = kl_fail(&r->err, -ENOENT, "none of the given paths could be read");
+		rc = kl_repo_fail(r, -ENOENT, "none of the given paths could be read");
 	if (rc >= 0) {
 		kl_bk_progress(&b, NULL, true);
 		b.st.bytes_stored = ws.bytes_stored;

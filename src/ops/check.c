@@ -482,12 +482,12 @@ static const char *object_reason(struct check *c, enum kl_obj_type t, enum kl_ob
 		return kl_strerror(rc);
 	if (kl_id_parse(name, &want) < 0)
 		return "its name is not an id";
-	if (c->r->be->ops->get(c->r->be, t, name, 0, 0, &raw) < 0)
+	if (kl_repo_get_raw(c->r, t, name, 0, 0, &raw) < 0)
 		return "cannot be read again";
 	kl_sha256(raw.data, raw.len, &got);
 	if (!kl_id_eq(&want, &got))
 		return "content does not match its name";
-	rc = kl_open(&c->r->keys->enc, kind, NULL, 0, raw.data, raw.len, &pt);
+	rc = kl_open(&kl_repo_keys(c->r)->enc, kind, NULL, 0, raw.data, raw.len, &pt);
 	if (rc == -ENOMEM)
 		return kl_strerror(rc);
 	if (rc < 0)
@@ -503,7 +503,7 @@ static const char *blob_reason(struct check *c, const struct kl_blob_entry *e,
 	enum kl_obj_kind kind = e->type == KL_BLOB_TREE ? KL_KIND_TREE_BLOB : KL_KIND_DATA_BLOB;
 	int rc;
 
-	rc = kl_open(&c->r->keys->enc, kind, e->id.b, KL_ID_LEN, sealed, e->length, &pt);
+	rc = kl_open(&kl_repo_keys(c->r)->enc, kind, e->id.b, KL_ID_LEN, sealed, e->length, &pt);
 	if (rc == -ENOMEM)
 		return kl_strerror(rc);
 	if (rc < 0)
@@ -538,7 +538,8 @@ static int parse_tail(struct kl_repo *r, const uint8_t *p, size_t n, uint64_t si
 		*need = (size_t)hlen + 4;
 		return 1;
 	}
-	rc = kl_open(&r->keys->enc, KL_KIND_PACK_HEADER, NULL, 0, p + n - 4 - hlen, hlen, &pt);
+	rc = kl_open(&kl_repo_keys(r)->enc, KL_KIND_PACK_HEADER, NULL, 0, p + n - 4 - hlen, hlen,
+		     &pt);
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc < 0) {
@@ -561,7 +562,6 @@ static int parse_tail(struct kl_repo *r, const uint8_t *p, size_t n, uint64_t si
  */
 static int fetch_header(struct check *c, uint32_t idx, struct kl_pack_header *h, const char **why)
 {
-	struct kl_backend *be = c->r->be;
 	const struct pack *p = &c->packs.v[idx];
 	_cleanup_buf_ struct kl_buf tail = KL_BUF_INIT(PACK_MAX);
 	char hex[2 * KL_ID_LEN + 1];
@@ -581,7 +581,7 @@ static int fetch_header(struct check *c, uint32_t idx, struct kl_pack_header *h,
 	want = (size_t)KL_MIN(p->size, (uint64_t)HEADER_TAIL);
 	for (int round = 0; round < 2; round++) {
 		kl_buf_clear(&tail);
-		rc = be->ops->get(be, KL_OBJ_DATA, hex, p->size - want, want, &tail);
+		rc = kl_repo_get_raw(c->r, KL_OBJ_DATA, hex, p->size - want, want, &tail);
 		if (rc == -ENOMEM)
 			return rc;
 		if (rc == -KL_ECORRUPT || (rc >= 0 && tail.len != want)) {
@@ -775,7 +775,7 @@ static int pack_arrived(struct check *c, const struct kl_id *id, int *k)
 	if (*k >= 0 && (c->packs.v[*k].flags & P_ASKED))
 		return 0; /* several index files name it: one answer is enough */
 	kl_id_hex(id, hex);
-	rc = c->r->be->ops->stat(c->r->be, KL_OBJ_DATA, hex, &size);
+	rc = kl_repo_stat(c->r, KL_OBJ_DATA, hex, &size);
 	if (rc == -ENOENT || rc == -KL_ENOTFOUND) {
 		rc = pack_get(&c->packs, id, &idx);
 		if (rc < 0)
@@ -785,7 +785,7 @@ static int pack_arrived(struct check *c, const struct kl_id *id, int *k)
 		return 0;
 	}
 	if (rc < 0)
-		return kl_fail(&c->r->err, rc, "cannot look for pack %s: %s", hex, kl_strerror(rc));
+		return kl_repo_fail(c->r, rc, "cannot look for pack %s: %s", hex, kl_strerror(rc));
 	rc = pack_present(c, id, size, &idx);
 	if (rc < 0)
 		return rc;
@@ -904,7 +904,7 @@ static int check_index_file(struct check *c, const char *name)
 
 	rc = kl_repo_get_object(c->r, KL_OBJ_INDEX, KL_KIND_INDEX, name, &raw);
 	if (rc == -KL_ENOTFOUND) {
-		kl_err_clear(&c->r->err);
+		kl_repo_clear_err(c->r);
 		return 1;
 	}
 	c->res->index_files++;
@@ -951,7 +951,7 @@ static int check_indexes(struct check *c)
 		size_t n_seen = seen.n;
 		bool vanished = false;
 
-		rc = c->r->be->ops->list(c->r->be, KL_OBJ_INDEX, names_add, &l);
+		rc = kl_repo_list(c->r, KL_OBJ_INDEX, names_add, &l);
 		for (size_t i = 0; rc >= 0 && i < l.n; i++) {
 			if (n_seen && bsearch(&l.v[i], seen.v, n_seen, sizeof(*seen.v), cmp_name))
 				continue;
@@ -964,8 +964,8 @@ static int check_indexes(struct check *c)
 		if (rc < 0 || !vanished)
 			break;
 		if (round == 4) {
-			rc = kl_fail(&c->r->err, -KL_ECORRUPT,
-				     "index files keep vanishing while being checked");
+			rc = kl_repo_fail(c->r, -KL_ECORRUPT,
+					  "index files keep vanishing while being checked");
 			break;
 		}
 		qsort(seen.v, seen.n, sizeof(*seen.v), cmp_name);
@@ -1183,7 +1183,7 @@ static int verify_pack(struct check *c, uint32_t idx, struct kl_buf *pk, struct 
 
 	kl_id_hex(&p->id, hex);
 	kl_buf_clear(pk);
-	rc = r->be->ops->get(r->be, KL_OBJ_DATA, hex, 0, 0, pk);
+	rc = kl_repo_get_raw(r, KL_OBJ_DATA, hex, 0, 0, pk);
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc >= 0) {
@@ -1484,14 +1484,13 @@ static int need_blob(struct check *c, const struct kl_id *id, bool tree, uint32_
 static int read_tree(struct check *c, uint32_t pidx, const struct kl_blob_entry *e,
 		     struct kl_tree *t, const char **why)
 {
-	struct kl_backend *be = c->r->be;
 	char hex[2 * KL_ID_LEN + 1];
 	int rc;
 
 	memset(t, 0, sizeof(*t));
 	kl_id_hex(&c->packs.v[pidx].id, hex);
 	kl_buf_clear(&c->sealed);
-	rc = be->ops->get(be, KL_OBJ_DATA, hex, e->offset, e->length, &c->sealed);
+	rc = kl_repo_get_raw(c->r, KL_OBJ_DATA, hex, e->offset, e->length, &c->sealed);
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc >= 0 && c->sealed.len != e->length)
@@ -1928,7 +1927,7 @@ int kl_check(struct kl_repo *r, const struct kl_check_opts *o, struct kl_check_r
 	int rc;
 
 	memset(ret, 0, sizeof(*ret));
-	if (KL_NEVER(!r->keys))
+	if (KL_NEVER(!kl_repo_keys(r)))
 		return -EINVAL;
 	if (c.o->subset_m && (!c.o->subset_n || c.o->subset_n > c.o->subset_m))
 		return -KL_EUSAGE;
@@ -1937,9 +1936,9 @@ int kl_check(struct kl_repo *r, const struct kl_check_opts *o, struct kl_check_r
 	kl_buf_init(&c.sealed, TREE_MAX);
 	kl_buf_init(&c.plain, TREE_MAX);
 
-	rc = r->be->ops->list(r->be, KL_OBJ_SNAPSHOT, names_add, &c.snap_names);
+	rc = kl_repo_list(r, KL_OBJ_SNAPSHOT, names_add, &c.snap_names);
 	if (rc >= 0)
-		rc = r->be->ops->list(r->be, KL_OBJ_DATA, list_pack, &c);
+		rc = kl_repo_list(r, KL_OBJ_DATA, list_pack, &c);
 	if (rc >= 0)
 		rc = check_indexes(&c);
 	if (rc >= 0)
@@ -1952,12 +1951,12 @@ int kl_check(struct kl_repo *r, const struct kl_check_opts *o, struct kl_check_r
 		rc = walk_snapshots(&c);
 	if (rc >= 0 && c.fatal)
 		rc = c.fatal;
-	if (rc >= 0 && r->be->ops->sweep_tmp) {
+	if (rc >= 0) {
 		uint64_t age = c.o->stale_tmp_age_s ? c.o->stale_tmp_age_s : 3600;
 
-		rc = r->be->ops->sweep_tmp(r->be, age, c.o->remove_stale_tmp, &ret->tmp);
+		rc = kl_repo_sweep_tmp(r, age, c.o->remove_stale_tmp, &ret->tmp);
 		if (rc < 0)
-			rc = kl_fail(&r->err, rc, "cannot look for temporary files");
+			rc = kl_repo_fail(r, rc, "cannot look for temporary files");
 	}
 	if (rc >= 0)
 		rc = finish(&c);

@@ -133,8 +133,8 @@ static int dframe_push(struct diff_ctx *c, const struct kl_id *a, const struct k
 	if (rc < 0) {
 		kl_tree_release(&f->ta);
 		kl_free(f);
-		return kl_fail(&c->r->err, rc, "tree of '%s' is unreadable",
-			       c->path.len ? (const char *)c->path.data : "/");
+		return kl_repo_fail(c->r, rc, "tree of '%s' is unreadable",
+				    c->path.len ? (const char *)c->path.data : "/");
 	}
 	f->base = c->path.len;
 	f->up = *top;

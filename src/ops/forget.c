@@ -279,11 +279,11 @@ int kl_snapshot_forget(struct kl_repo *r, const struct kl_id *id)
 	int rc;
 
 	kl_id_hex(id, hex);
-	rc = r->be->ops->del(r->be, KL_OBJ_SNAPSHOT, hex);
+	rc = kl_repo_delete(r, KL_OBJ_SNAPSHOT, hex);
 	if (rc == -ENOENT)
 		rc = -KL_ENOTFOUND;
 	if (rc < 0)
-		return kl_fail(&r->err, rc, "cannot remove snapshot %.16s", hex);
+		return kl_repo_fail(r, rc, "cannot remove snapshot %.16s", hex);
 	return 0;
 }
 
@@ -302,7 +302,7 @@ int kl_snapshots_forget(struct kl_repo *r, const struct kl_id *ids, size_t n,
 
 		if (rc == -KL_EOBJLOCKED) {
 			/* kept until its retention ends: not an error that stops the others */
-			kl_err_clear(&r->err);
+			kl_repo_clear_err(r);
 			if (!res->retained)
 				res->retained = kl_calloc(n - i, sizeof(*res->retained));
 			if (!res->retained)

@@ -32,7 +32,7 @@ static void *worker(void *arg)
 			p->tail = NULL;
 		pthread_mutex_unlock(&p->lock);
 
-		kl_blob_id(p->repo->keys, j->data, j->len, &j->id);
+		kl_blob_id(kl_repo_keys(p->repo), j->data, j->len, &j->id);
 		r = p->dry_run ? !kl_repo_lookup(p->repo, &j->id, NULL) ? 0 : 1
 			       : kl_repo_claim(p->repo, &j->id);
 		if (r == 0) {
@@ -69,7 +69,7 @@ int kl_pipeline_start(struct kl_pipeline *p, struct kl_repo *r, unsigned threads
 	 * counted in average chunks: counting in maximum ones held four times
 	 * the memory for no more speed. One chunk of any size always gets in.
 	 */
-	p->max_in_flight = (size_t)r->cfg.cdc_avg * (p->n_threads * 2 + 2);
+	p->max_in_flight = (size_t)kl_repo_config(r)->cdc_avg * (p->n_threads * 2 + 2);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->work_cv, NULL);
 	pthread_cond_init(&p->room_cv, NULL);

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 
 #include "keel/maint.h"
-#include "keel/s3.h"
 
 enum pack_state { P_ORPHAN = 0, P_LIVE, P_DELETING };
 enum pack_fate { F_KEEP = 0, F_CONDEMN, F_REPACK, F_DELETE, F_RESCUE, F_WAIT, F_DONE, F_RETAINED };
@@ -100,11 +99,11 @@ static bool retained(const struct prune *p, const struct pack_info *pi)
 {
 	int64_t until;
 
-	if (p->r->cfg.lock_mode == KL_LOCK_NONE)
+	if (kl_repo_config(p->r)->lock_mode == KL_LOCK_NONE)
 		return false;
 	if (!pi->mtime_ns)
 		return true; /* unknown age: assume the worst */
-	until = pi->mtime_ns + (int64_t)p->r->cfg.lock_days * KL_SEC_PER_DAY * KL_NSEC_PER_SEC;
+	until = pi->mtime_ns + (int64_t)kl_repo_config(p->r)->lock_days * KL_SEC_PER_DAY * KL_NSEC_PER_SEC;
 	return kl_time_now_ns() < until + 60 * KL_NSEC_PER_SEC;
 }
 
@@ -163,10 +162,11 @@ static int mark_tree(struct prune *p, const struct kl_id *root, const struct kl_
 		rc = known(p, &id) ? kl_repo_read_tree(p->r, &id, &t) : -KL_ENOTFOUND;
 		if (rc < 0) {
 			kl_id_hex(&id, hex);
-			rc = kl_fail(&p->r->err, -KL_ECORRUPT,
-				     "snapshot %.8s: tree %.16s cannot be read (%s); prune deletes "
-				     "nothing while it cannot tell what is used: run keel check",
-				     shex, hex, kl_strerror(rc));
+			rc = kl_repo_fail(
+				p->r, -KL_ECORRUPT,
+				"snapshot %.8s: tree %.16s cannot be read (%s); prune deletes "
+				"nothing while it cannot tell what is used: run keel check",
+				shex, hex, kl_strerror(rc));
 			break;
 		}
 		/* a directory split over several tree blobs: its other parts are used too */
@@ -181,8 +181,8 @@ static int mark_tree(struct prune *p, const struct kl_id *root, const struct kl_
 			for (size_t j = 0; rc >= 0 && j < nd->n_content; j++) {
 				if (!known(p, &nd->content[j])) {
 					kl_id_hex(&nd->content[j], hex);
-					rc = kl_fail(
-						&p->r->err, -KL_ECORRUPT,
+					rc = kl_repo_fail(
+						p->r, -KL_ECORRUPT,
 						"snapshot %.8s uses blob %.16s, which no index "
 						"names; prune deletes nothing: run keel check",
 						shex, hex);
@@ -217,8 +217,8 @@ static int mark_snapshots(struct prune *p)
 		char hex[2 * KL_ID_LEN + 1];
 
 		kl_id_hex(&l.damaged[0], hex);
-		rc = kl_fail(
-			&p->r->err, -KL_ECORRUPT,
+		rc = kl_repo_fail(
+			p->r, -KL_ECORRUPT,
 			"snapshot %.16s is damaged; prune deletes nothing while it cannot tell "
 			"what is used: run keel check, then keel repair snapshots",
 			hex);
@@ -275,7 +275,7 @@ static int load_records(struct prune *p, const struct kl_id *ids, size_t n)
 		if (rc == -KL_ENOTFOUND)
 			continue; /* another prune finished it */
 		if (rc < 0)
-			return kl_fail(&p->r->err, rc, "deletion record is unreadable");
+			return kl_repo_fail(p->r, rc, "deletion record is unreadable");
 		p->recs[p->n_recs].id = ids[i];
 		p->recs[p->n_recs].ripe = record_ripe(p, &p->recs[p->n_recs].f);
 		p->n_recs++;
@@ -412,7 +412,7 @@ static int repack(struct prune *p)
 			continue;
 		kl_id_hex(&pi->id, hex);
 		kl_buf_clear(&data);
-		rc = p->r->be->ops->get(p->r->be, KL_OBJ_DATA, hex, 0, 0, &data);
+		rc = kl_repo_get_raw(p->r, KL_OBJ_DATA, hex, 0, 0, &data);
 		for (size_t j = 0; rc >= 0 && j < pi->h.n; j++) {
 			const struct kl_blob_entry *e = &pi->h.blobs[j];
 
@@ -432,8 +432,8 @@ static int repack(struct prune *p)
 			}
 		}
 		if (rc < 0)
-			rc = kl_fail(&p->r->err, rc, "cannot repack pack %.16s: %s", hex,
-				     kl_strerror(rc));
+			rc = kl_repo_fail(p->r, rc, "cannot repack pack %.16s: %s", hex,
+					  kl_strerror(rc));
 	}
 	if (rc >= 0)
 		rc = kl_packer_flush(pk);
@@ -507,13 +507,13 @@ static int del_obj(struct prune *p, enum kl_obj_type t, const struct kl_id *id)
 	int rc;
 
 	kl_id_hex(id, hex);
-	rc = p->r->be->ops->del(p->r->be, t, hex);
+	rc = kl_repo_delete(p->r, t, hex);
 	if (rc == -ENOENT)
 		return 0; /* a crashed run deleted it already */
 	if (rc == -KL_EOBJLOCKED && t == KL_OBJ_INDEX)
 		return 0; /* a superseded index file or record under retention stays, harmless */
 	if (rc < 0)
-		return kl_fail(&p->r->err, rc, "cannot delete %s/%s", kl_obj_type_name(t), hex);
+		return kl_repo_fail(p->r, rc, "cannot delete %s/%s", kl_obj_type_name(t), hex);
 	return 0;
 }
 
@@ -606,7 +606,7 @@ static int delete_packs(struct prune *p, unsigned fates)
 		}
 		rc = del_obj(p, KL_OBJ_DATA, &pi->id);
 		if (rc == -KL_EOBJLOCKED) {
-			kl_err_clear(&p->r->err);
+			kl_repo_clear_err(p->r);
 			pi->fate = F_RETAINED;
 			p->st->packs_retained++;
 			p->st->bytes_retained += pi->size;
@@ -668,10 +668,11 @@ int kl_prune(struct kl_repo *r, const struct kl_prune_opts *o, struct kl_prune_s
 	int rc;
 
 	memset(ret, 0, sizeof(*ret));
-	if (r->be->append_only && !o->dry_run)
-		return kl_fail(&r->err, -KL_EAPPENDONLY,
-			       "prune deletes data: run it from a machine with full access to the "
-			       "storage");
+	if (kl_repo_append_only(r) && !o->dry_run)
+		return kl_repo_fail(
+			r, -KL_EAPPENDONLY,
+			"prune deletes data: run it from a machine with full access to the "
+			"storage");
 	kl_lock_session(r, &p.self);
 	rc = kl_repo_index_files(r, &files, &n_files, &rec_ids, &n_rec_ids);
 	/* locks before marking: a record is ripe only if its sessions were gone before we looked */
@@ -680,11 +681,11 @@ int kl_prune(struct kl_repo *r, const struct kl_prune_opts *o, struct kl_prune_s
 	if (rc >= 0)
 		rc = load_records(&p, rec_ids, n_rec_ids);
 	if (rc >= 0)
-		rc = r->be->ops->list(r->be, KL_OBJ_DATA, list_pack, &p);
+		rc = kl_repo_list(r, KL_OBJ_DATA, list_pack, &p);
 	if (rc >= 0 && p.n_packs)
 		qsort(p.packs, p.n_packs, sizeof(*p.packs), cmp_pack);
-	if (rc >= 0 && r->cfg.lock_mode != KL_LOCK_NONE) {
-		rc = kl_backend_s3_list_mtime(r->be, KL_OBJ_DATA, set_mtime, &p);
+	if (rc >= 0 && kl_repo_config(r)->lock_mode != KL_LOCK_NONE) {
+		rc = kl_repo_list_mtime(r, KL_OBJ_DATA, set_mtime, &p);
 		if (rc == -EOPNOTSUPP)
 			rc = 0; /* a copy of a locked repository on disk: nothing is retained */
 	}

@@ -52,11 +52,11 @@ static int rebuild_pack(const char *name, uint64_t size, void *ud)
 			b->o->report.warn(
 				b->o->report.ud, name, -KL_ECORRUPT,
 				"pack header is damaged: its blobs are left out of the index");
-		kl_err_clear(&b->r->err);
+		kl_repo_clear_err(b->r);
 		return 0;
 	}
 	if (rc < 0)
-		return kl_fail(&b->r->err, rc, "cannot read pack %s", name);
+		return kl_repo_fail(b->r, rc, "cannot read pack %s", name);
 	b->st->blobs += h.n;
 	rc = kl_index_file_add(&b->f, &id, &h);
 	kl_pack_header_release(&h);
@@ -87,12 +87,12 @@ int kl_repair_index(struct kl_repo *r, const struct kl_repair_opts *o, struct kl
 	int rc;
 
 	memset(ret, 0, sizeof(*ret));
-	if (r->be->append_only && !o->dry_run)
+	if (kl_repo_append_only(r) && !o->dry_run)
 		return -KL_EAPPENDONLY;
 	/* the old files are listed first: everything they name is in a pack read after */
-	rc = r->be->ops->list(r->be, KL_OBJ_INDEX, list_old, &b);
+	rc = kl_repo_list(r, KL_OBJ_INDEX, list_old, &b);
 	if (rc >= 0)
-		rc = r->be->ops->list(r->be, KL_OBJ_DATA, rebuild_pack, &b);
+		rc = kl_repo_list(r, KL_OBJ_DATA, rebuild_pack, &b);
 	if (rc >= 0)
 		rc = flush_file(&b);
 	/*
@@ -103,11 +103,11 @@ int kl_repair_index(struct kl_repo *r, const struct kl_repair_opts *o, struct kl
 		char hex[2 * KL_ID_LEN + 1];
 
 		kl_id_hex(&b.old[i], hex);
-		rc = r->be->ops->del(r->be, KL_OBJ_INDEX, hex);
+		rc = kl_repo_delete(r, KL_OBJ_INDEX, hex);
 		if (rc == -ENOENT)
 			rc = 0;
 		if (rc < 0)
-			rc = kl_fail(&r->err, rc, "cannot delete index file %s", hex);
+			rc = kl_repo_fail(r, rc, "cannot delete index file %s", hex);
 		else
 			ret->index_files_removed++;
 	}
@@ -143,7 +143,7 @@ static bool blob_ok(struct salvage *s, const struct kl_id *id)
 	if (!s->o->read_data)
 		return true;
 	if (kl_repo_read_blob(s->r, id, &s->blob) < 0) {
-		kl_err_clear(&s->r->err);
+		kl_repo_clear_err(s->r);
 		return false;
 	}
 	return true;
@@ -178,7 +178,7 @@ static int join_parts(struct salvage *s, struct kl_tree *t, bool *changed)
 		if (rc == -ENOMEM)
 			return rc;
 		if (rc < 0) {
-			kl_err_clear(&s->r->err);
+			kl_repo_clear_err(s->r);
 			snprintf(what, sizeof(what),
 				 "part %zu of %zu of the directory cannot be read: the entries in "
 				 "it "
@@ -208,7 +208,7 @@ static int salvage_tree(struct salvage *s, const struct kl_id *id, struct kl_id 
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc < 0) {
-		kl_err_clear(&s->r->err);
+		kl_repo_clear_err(s->r);
 		lost(s, "directory cannot be read: restored empty");
 		*changed = true;
 		rc = 0; /* a loss to report, not a reason to stop repairing */
@@ -281,7 +281,7 @@ int kl_repair_snapshots(struct kl_repo *r, const struct kl_repair_opts *o,
 	int rc;
 
 	memset(ret, 0, sizeof(*ret));
-	if (r->be->append_only && o->forget && !o->dry_run)
+	if (kl_repo_append_only(r) && o->forget && !o->dry_run)
 		return -KL_EAPPENDONLY;
 	kl_buf_init(&s.blob, (size_t)128 << 20);
 	rc = kl_packer_new(r, &s.trees);
@@ -322,9 +322,9 @@ int kl_repair_snapshots(struct kl_repo *r, const struct kl_repair_opts *o,
 				char hex[2 * KL_ID_LEN + 1];
 
 				kl_id_hex(&l.v[i].id, hex);
-				rc = r->be->ops->del(r->be, KL_OBJ_SNAPSHOT, hex);
+				rc = kl_repo_delete(r, KL_OBJ_SNAPSHOT, hex);
 				if (rc < 0)
-					rc = kl_fail(&r->err, rc, "cannot remove snapshot %s", hex);
+					rc = kl_repo_fail(r, rc, "cannot remove snapshot %s", hex);
 			}
 		}
 		if (rc >= 0 && on_snapshot)

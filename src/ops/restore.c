@@ -787,7 +787,7 @@ static bool verify_blob(struct worker *w, struct rfile *f, const struct kl_id *i
 	kl_buf_clear(&w->check);
 	if (kl_buf_grow(&w->check, n) < 0 || kl_fs_pread_full(f->fd, w->check.data, n, off) < 0)
 		return false;
-	kl_blob_id(w->c->r->keys, w->check.data, n, &got);
+	kl_blob_id(kl_repo_keys(w->c->r), w->check.data, n, &got);
 	return kl_id_eq(&got, id);
 }
 
@@ -1405,7 +1405,7 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 	if (ret)
 		memset(ret, 0, sizeof(*ret));
 	if (!o->target || !*o->target)
-		return kl_fail(&r->err, -KL_EUSAGE, "no restore target given");
+		return kl_repo_fail(r, -KL_EUSAGE, "no restore target given");
 	rc = normalise_path(path, &c.path);
 	if (rc < 0)
 		return rc;
@@ -1423,7 +1423,7 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 	if (rc < 0) {
 		kl_node_release(&top);
 		kl_buf_release(&c.path);
-		return kl_fail(&r->err, rc, "cannot open restore target '%s'", o->target);
+		return kl_repo_fail(r, rc, "cannot open restore target '%s'", o->target);
 	}
 	root.fd = c.rootfd;
 	c.do_owner = !o->no_owner && geteuid() == 0;
@@ -1526,8 +1526,8 @@ int kl_dump_node(struct kl_repo *r, const struct kl_node *n, int fd)
 		total += blob.len;
 	}
 	if (total != n->size && !(n->flags & KL_NODE_PARTIAL))
-		return kl_fail(&r->err, -KL_ECORRUPT,
-			       "content is %llu bytes, the snapshot says %llu",
-			       (unsigned long long)total, (unsigned long long)n->size);
+		return kl_repo_fail(r, -KL_ECORRUPT,
+				    "content is %llu bytes, the snapshot says %llu",
+				    (unsigned long long)total, (unsigned long long)n->size);
 	return 0;
 }

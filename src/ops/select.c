@@ -52,7 +52,7 @@ static int find_latest(struct kl_repo *r, const struct kl_snap_filter *f,
 	}
 	kl_snapshot_list_release(&l);
 	if (rc < 0)
-		return kl_fail(&r->err, rc, "no snapshot matches 'latest' and the filter");
+		return kl_repo_fail(r, rc, "no snapshot matches 'latest' and the filter");
 	return 0;
 }
 
@@ -89,19 +89,20 @@ int kl_snapshot_find(struct kl_repo *r, const char *spec, const struct kl_snap_f
 
 	memset(ret, 0, sizeof(*ret));
 	if (!n)
-		return kl_fail(&r->err, -KL_EUSAGE, "no snapshot given");
+		return kl_repo_fail(r, -KL_EUSAGE, "no snapshot given");
 	if (!strcmp(spec, "latest"))
 		return find_latest(r, f, ret);
 	if (n > 2 * KL_ID_LEN)
-		return kl_fail(&r->err, -KL_ENOTFOUND, "no snapshot '%s'", spec);
+		return kl_repo_fail(r, -KL_ENOTFOUND, "no snapshot '%s'", spec);
 	for (size_t i = 0; i < n; i++) {
 		char ch = spec[i];
 
 		if (ch >= 'A' && ch <= 'F')
 			ch = (char)(ch - 'A' + 'a');
 		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
-			return kl_fail(&r->err, -KL_ENOTFOUND,
-				       "no snapshot '%s' (give 'latest' or an id prefix)", spec);
+			return kl_repo_fail(r, -KL_ENOTFOUND,
+					    "no snapshot '%s' (give 'latest' or an id prefix)",
+					    spec);
 		want[i] = ch;
 	}
 	want[n] = 0;
@@ -111,15 +112,16 @@ int kl_snapshot_find(struct kl_repo *r, const char *spec, const struct kl_snap_f
 	} else {
 		c.prefix = want;
 		c.len = n;
-		rc = r->be->ops->list(r->be, KL_OBJ_SNAPSHOT, prefix_one, &c);
+		rc = kl_repo_list(r, KL_OBJ_SNAPSHOT, prefix_one, &c);
 		if (rc < 0)
-			return kl_fail(&r->err, rc, "cannot list snapshots");
+			return kl_repo_fail(r, rc, "cannot list snapshots");
 		if (c.matches > 1)
-			return kl_fail(&r->err, -KL_EUSAGE,
-				       "snapshot prefix '%s' is ambiguous: %zu snapshots match "
-				       "(%.16s, %.16s%s)",
-				       spec, c.matches, c.names[0], c.names[1],
-				       c.matches > 2 ? ", ..." : "");
+			return kl_repo_fail(
+				r, -KL_EUSAGE,
+				"snapshot prefix '%s' is ambiguous: %zu snapshots match "
+				"(%.16s, %.16s%s)",
+				spec, c.matches, c.names[0], c.names[1],
+				c.matches > 2 ? ", ..." : "");
 		ret->id = c.first;
 	}
 	if (rc >= 0 && (c.matches || n == 2 * KL_ID_LEN))
@@ -127,7 +129,7 @@ int kl_snapshot_find(struct kl_repo *r, const char *spec, const struct kl_snap_f
 	else if (rc >= 0)
 		rc = -KL_ENOTFOUND;
 	if (rc == -KL_ENOTFOUND)
-		return kl_fail(&r->err, rc, "no snapshot '%s'", spec);
+		return kl_repo_fail(r, rc, "no snapshot '%s'", spec);
 	if (rc < 0)
 		memset(ret, 0, sizeof(*ret));
 	return rc;

@@ -26,8 +26,8 @@ static int wframe_push(struct kl_repo *r, const struct kl_id *id, struct kl_buf 
 	rc = kl_repo_read_tree(r, id, &f->t);
 	if (rc < 0) {
 		kl_free(f);
-		return kl_fail(&r->err, rc, "tree of '%s' is unreadable",
-			       path->len ? (const char *)path->data : "/");
+		return kl_repo_fail(r, rc, "tree of '%s' is unreadable",
+				    path->len ? (const char *)path->data : "/");
 	}
 	f->base = path->len;
 	f->up = *top;
@@ -128,7 +128,7 @@ int kl_tree_lookup(struct kl_repo *r, const struct kl_id *tree, const char *path
 
 		rc = kl_repo_read_tree(r, &cur, &t);
 		if (rc < 0)
-			return kl_fail(&r->err, rc, "tree on the way to '%s' is unreadable", path);
+			return kl_repo_fail(r, rc, "tree on the way to '%s' is unreadable", path);
 		found = kl_tree_find(&t, (const uint8_t *)s, len);
 		i = found ? (size_t)(found - t.nodes) : 0;
 		if (found && !next_comp(&rest, &rlen)) {
@@ -141,8 +141,8 @@ int kl_tree_lookup(struct kl_repo *r, const struct kl_id *tree, const char *path
 		}
 		if (!found || t.nodes[i].type != KL_NODE_DIR || !t.nodes[i].has_subtree) {
 			kl_tree_release(&t);
-			return kl_fail(&r->err, -KL_ENOTFOUND, "path '%s' is not in the snapshot",
-				       path);
+			return kl_repo_fail(r, -KL_ENOTFOUND, "path '%s' is not in the snapshot",
+					    path);
 		}
 		cur = t.nodes[i].subtree;
 		kl_tree_release(&t);

@@ -6,7 +6,7 @@
  */
 #include <zstd.h>
 
-#include "keel/repo.h"
+#include "repo-internal.h"
 
 #define OBJECT_MAX ((size_t)1 << 30)
 

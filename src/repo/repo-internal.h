@@ -1,8 +1,25 @@
-/* Shared between the files of src/repo only. */
+/* Shared between the files of src/repo only (and unit tests that swap internals). */
 #ifndef KEEL_REPO_INTERNAL_H
 #define KEEL_REPO_INTERNAL_H
 
 #include "keel/repo.h"
+
+struct kl_index;
+struct kl_writer;
+struct kl_lock;
+
+struct kl_repo {
+	struct kl_backend *be; /* owned */
+	struct kl_keys *keys;  /* owned, NULL until unlocked */
+	struct kl_config cfg;
+	struct kl_cdc cdc;
+	struct kl_index *idx;	  /* owned */
+	struct kl_writer *writer; /* owned: background pack writes */
+	struct kl_id key_id;	  /* name of the key file that opened it */
+	struct kl_lock *lock;	  /* owned, NULL unless kl_repo_lock() took one */
+	unsigned bad_index_files; /* skipped by kl_repo_load_index */
+	struct kl_err err;
+};
 
 int kl_index_new_(struct kl_index **ret);
 void kl_index_free_(struct kl_index *x);

@@ -1,6 +1,5 @@
 #include <zstd.h>
 
-#include "keel/s3.h"
 #include "repo-internal.h"
 
 void kl_init_opts_default(struct kl_init_opts *o)
@@ -59,7 +58,7 @@ static int apply_config(struct kl_repo *r)
 	if (kl_cdc_init(&r->cdc, &r->keys->chunker, &p) < 0)
 		return -KL_ECORRUPT;
 	/* every object written from here on carries the retention (S3 only) */
-	return kl_backend_s3_set_object_lock(r->be, r->cfg.lock_mode, r->cfg.lock_days) < 0
+	return kl_backend_set_object_lock(r->be, r->cfg.lock_mode, r->cfg.lock_days) < 0
 		       ? -KL_ECORRUPT
 		       : 0;
 }
@@ -106,7 +105,7 @@ int kl_repo_create_err(const char *location, const struct kl_pass *pass,
 		return -KL_EUSAGE;
 	if (o->compression_level < -7 || o->compression_level > 22)
 		return -KL_EUSAGE;
-	if (kl_backend_s3_set_object_lock(NULL, o->lock_mode, o->lock_days) < 0)
+	if (kl_backend_set_object_lock(NULL, o->lock_mode, o->lock_days) < 0)
 		return -KL_EUSAGE;
 	rc = kl_backend_open(location, err, &be);
 	if (rc < 0)

@@ -29,6 +29,7 @@
 #include "keel/fs.h"
 #include "keel/ops.h"
 #include "fixture.h"
+#include "repo/repo-internal.h" /* swaps r->be for a wrapper */
 
 #define BLOB_SIZE (40u << 10)
 
@@ -907,7 +908,7 @@ static void check_damaged_index(void **state)
 	only_file(f, "index", path, name);
 	flip_byte(path, 30);
 	r = open_repo(f, true);
-	assert_int_equal(r->bad_index_files, 1);
+	assert_int_equal(kl_repo_bad_index_files(r), 1);
 	kl_repo_free(r);
 
 	for (int load = 0; load < 2; load++) {
@@ -1275,7 +1276,7 @@ static void check_live_copy_wins(void **state)
 	kl_id_hex(&f->pack_t, hex);
 	pack_path(f, &f->pack_t, path);
 	assert_int_equal(kl_repo_read_pack_header(r, hex, file_size(path), &h), 0);
-	assert_int_equal(r->be->ops->get(r->be, KL_OBJ_DATA, hex, 0, 0, &data), 0);
+	assert_int_equal(kl_repo_get_raw(r, KL_OBJ_DATA, hex, 0, 0, &data), 0);
 	assert_int_equal(kl_packer_new(r, &p), 0);
 	for (size_t i = 0; i < h.n; i++)
 		assert_int_equal(

@@ -16,6 +16,7 @@
 
 #include "keel/forget.h"
 #include "keel/repo.h"
+#include "repo/repo-internal.h" /* swaps r->be for a failing wrapper */
 #include "ops/forget-internal.h"
 #include "fixture.h"
 

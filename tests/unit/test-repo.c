@@ -14,6 +14,7 @@
 
 #include "keel/repo.h"
 #include "fixture.h"
+#include "repo/repo-internal.h" /* swaps r->be for a failing wrapper */
 
 struct fixture {
 	char dir[64];
@@ -98,8 +99,8 @@ static void wrong_password_is_refused(void **state)
 	kl_repo_free(r);
 	r = reopen(f, FIXTURE_PASSWORD, &rc);
 	assert_int_equal(rc, 0);
-	assert_true(kl_id_eq(&r->cfg.repo_id, &f->r->cfg.repo_id));
-	assert_int_equal(r->cfg.cdc_avg, 16384);
+	assert_true(kl_id_eq(&kl_repo_config(r)->repo_id, &kl_repo_config(f->r)->repo_id));
+	assert_int_equal(kl_repo_config(r)->cdc_avg, 16384);
 	kl_repo_free(r);
 }
 
@@ -229,7 +230,7 @@ static void tampered_index_is_detected(void **state)
 	r = reopen(f, FIXTURE_PASSWORD, &rc);
 	/* skipped and counted, and the blob is still found through the pack's own header */
 	assert_int_equal(rc, 0);
-	assert_int_equal(r->bad_index_files, 1);
+	assert_int_equal(kl_repo_bad_index_files(r), 1);
 	{
 		struct kl_buf out = KL_BUF_INIT(1 << 20);
 
@@ -310,7 +311,7 @@ static void second_key_opens_same_master(void **state)
 	kl_pass_free(p2);
 	r = reopen(f, "other", &rc);
 	assert_int_equal(rc, 0);
-	assert_true(kl_id_eq(&r->cfg.repo_id, &f->r->cfg.repo_id));
+	assert_true(kl_id_eq(&kl_repo_config(r)->repo_id, &kl_repo_config(f->r)->repo_id));
 	kl_repo_free(r);
 }
 
@@ -520,7 +521,7 @@ static void make_pack(struct fixture *f, const char *const *blobs, size_t n, str
 	assert_int_equal(kl_repo_lookup(r, &ids[0], &loc), 1);
 	*pack = loc.pack;
 	kl_id_hex(pack, hex);
-	assert_int_equal(r->be->ops->stat(r->be, KL_OBJ_DATA, hex, &size), 0);
+	assert_int_equal(kl_repo_stat(r, KL_OBJ_DATA, hex, &size), 0);
 	assert_int_equal(kl_repo_read_pack_header(r, hex, size, h), 0);
 	kl_repo_free(r);
 }

@@ -985,6 +985,7 @@ static void snapshot_find(void **state)
 	struct kl_id ids[17], root = build_main(f);
 	char hex[17][2 * KL_ID_LEN + 1], spec[8];
 	struct kl_snapshot_ref ref;
+	struct kl_err err = {0};
 	struct kl_snap_filter flt = {0};
 	char h2_s[] = "h2", h1_s[] = "h1", u_s[] = "u", tag_s[] = "daily", home_s[] = "/home/u";
 	char other_s[] = "/other";
@@ -1062,9 +1063,10 @@ static void snapshot_find(void **state)
 	assert_true(amb >= 0);
 	spec[0] = hex[amb][0];
 	spec[1] = 0;
-	kl_err_clear(&f->r->err);
+	kl_repo_clear_err(f->r);
 	assert_int_equal(kl_snapshot_find(f->r, spec, NULL, &ref), -KL_EUSAGE);
-	assert_non_null(strstr(f->r->err.msg, "ambiguous"));
+	kl_repo_take_err(f->r, &err, NULL);
+	assert_non_null(strstr(err.msg, "ambiguous"));
 
 	/* a prefix nobody has, a whole id nobody has, junk */
 	for (int i = 0; i < 256; i++) {
