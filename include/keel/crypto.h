@@ -13,7 +13,6 @@
 
 #include "keel/util.h"
 
-#define KL_ID_LEN 32 /* blob, pack, index, snapshot ids */
 #define KL_KEY_LEN 32
 #define KL_NONCE_LEN 12
 #define KL_TAG_LEN 16
@@ -24,10 +23,6 @@
 /* A struct, never a char *, so a key cannot reach a %s. */
 struct kl_key {
 	uint8_t b[KL_KEY_LEN];
-};
-
-struct kl_id {
-	uint8_t b[KL_ID_LEN];
 };
 
 /*

@@ -16,34 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "keel/crypto.h"
+#include "keel/pb.h"
 #include "keel/util.h"
-
-/* ---- protobuf wire primitives --------------------------------------- */
-
-enum kl_pb_wire { KL_PB_VARINT = 0, KL_PB_I64 = 1, KL_PB_LEN = 2, KL_PB_I32 = 5 };
-
-int kl_pb_put_uint(struct kl_buf *b, uint32_t field, uint64_t v);
-int kl_pb_put_sint(struct kl_buf *b, uint32_t field, int64_t v); /* zigzag */
-int kl_pb_put_bytes(struct kl_buf *b, uint32_t field, const void *p, size_t n);
-int kl_pb_put_str(struct kl_buf *b, uint32_t field, const char *s); /* NULL: nothing written */
-
-struct kl_pb_reader {
-	const uint8_t *p;
-	size_t n;
-};
-struct kl_pb_field {
-	uint32_t num;
-	enum kl_pb_wire wire;
-	uint64_t v;	  /* VARINT, I64, I32 */
-	const uint8_t *p; /* LEN */
-	size_t len;
-};
-/* Returns 1 and fills f, 0 at the end, -KL_ECORRUPT on malformed input. */
-int kl_pb_next(struct kl_pb_reader *r, struct kl_pb_field *f);
-int64_t kl_pb_unzigzag(uint64_t v);
-/* Copies a LEN field into a new NUL-terminated string; rejects embedded NUL. */
-int kl_pb_strdup(const struct kl_pb_field *f, char **ret);
 
 /* ---- tree nodes and trees -------------------------------------------- */
 
@@ -251,7 +225,7 @@ int kl_pack_header_encode(const struct kl_pack_header *h, struct kl_buf *out);
 /*
  * Decodes and validates: entries must not overlap, must lie within
  * [0, data_len) where data_len is the pack size minus the header, and
- * lengths must be at least KL_SEAL_OVERHEAD.
+ * lengths must be at least KL_FORMAT_SEAL_OVERHEAD.
  */
 int kl_pack_header_decode(const uint8_t *p, size_t n, uint64_t data_len,
 			  struct kl_pack_header *ret);
@@ -313,6 +287,17 @@ enum kl_lock_mode {
 	KL_LOCK_COMPLIANCE = 2, /* deletable by no one until the date */
 };
 #define KL_LOCK_DAYS_MAX 36500
+/*
+ * Chunker variants a config may name (docs/FORMAT.md). The chunker must
+ * implement each: src/repo checks that the two numbers agree.
+ */
+#define KL_CONFIG_CDC_VARIANT_MAX 2
+/*
+ * Bytes sealing adds to every stored object and blob: version (1), nonce
+ * (12), tag (16) (docs/FORMAT.md). crypto seals; src/repo checks that the
+ * two agree, so format needs no crypto.
+ */
+#define KL_FORMAT_SEAL_OVERHEAD 29
 
 struct kl_config {
 	uint32_t version;

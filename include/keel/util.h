@@ -13,6 +13,17 @@
 #include <string.h>
 #include <unistd.h>
 
+/* ---- ids -------------------------------------------------------------- */
+
+/*
+ * A 32-byte object name: a keyed hash for blobs, SHA-256 of the stored bytes
+ * for files (docs/FORMAT.md). Plain bytes, so every layer can carry one.
+ */
+#define KL_ID_LEN 32
+struct kl_id {
+	uint8_t b[KL_ID_LEN];
+};
+
 /* ---- errors ---------------------------------------------------------- */
 
 /*

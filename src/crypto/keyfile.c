@@ -21,7 +21,7 @@
 #include <sodium.h>
 
 #include "keel/crypto.h"
-#include "keel/format.h"
+#include "keel/pb.h"
 
 #define KEYFILE_VERSION 1
 #define KEYFILE_KDF "argon2id"

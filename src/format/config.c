@@ -3,9 +3,8 @@
  * repository format version, so a newer one gives -KL_EVERSION ("upgrade
  * keel"), not -KL_ECORRUPT.
  */
-#include "keel/chunker.h"
 #include "keel/format.h"
-#include "pb-internal.h"
+#include "format-internal.h"
 
 enum {
 	F_VERSION = 1,
@@ -36,7 +35,7 @@ static bool config_valid(const struct kl_config *c)
 	if (c->cdc_min < CDC_MIN_LOW || c->cdc_min >= c->cdc_avg || c->cdc_avg >= c->cdc_max ||
 	    c->cdc_max > CDC_MAX_HIGH || (c->cdc_avg & (c->cdc_avg - 1)))
 		return false;
-	if (c->cdc_variant < 1 || c->cdc_variant > KL_CDC_VARIANT_MAX)
+	if (c->cdc_variant < 1 || c->cdc_variant > KL_CONFIG_CDC_VARIANT_MAX)
 		return false;
 	if (c->compression_level < LEVEL_LOW || c->compression_level > LEVEL_HIGH)
 		return false;
@@ -153,7 +152,7 @@ int kl_config_decode(const uint8_t *p, size_t n, struct kl_config *ret)
 	if (r < 0)
 		return r;
 	/* a chunker this keel does not know: a newer keel wrote it */
-	if (c.cdc_variant > KL_CDC_VARIANT_MAX)
+	if (c.cdc_variant > KL_CONFIG_CDC_VARIANT_MAX)
 		return -KL_EVERSION;
 	if (!(seen & (1u << F_REPO_ID)) || !config_valid(&c))
 		return -KL_ECORRUPT;

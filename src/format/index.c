@@ -6,7 +6,7 @@
  * record it.
  */
 #include "keel/format.h"
-#include "pb-internal.h"
+#include "format-internal.h"
 
 enum {
 	F_INDEX_VERSION = 1,

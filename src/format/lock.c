@@ -4,7 +4,7 @@
  * concurrent prune safe is described in docs/FORMAT.md section 7.
  */
 #include "keel/format.h"
-#include "pb-internal.h"
+#include "format-internal.h"
 
 enum {
 	F_VERSION = 1,

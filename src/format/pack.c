@@ -5,7 +5,7 @@
  * the encoding canonical and the overlap check linear.
  */
 #include "keel/format.h"
-#include "pb-internal.h"
+#include "format-internal.h"
 
 enum { F_PACK_VERSION = 1, F_PACK_BLOBS = 2 };
 enum { F_ID = 1, F_TYPE, F_COMPRESSION, F_OFFSET, F_LENGTH, F_RAW_LENGTH };
@@ -16,10 +16,10 @@ bool kl_blob_entry_valid(const struct kl_blob_entry *e)
 		return false;
 	if (e->compression > KL_COMP_ZSTD)
 		return false;
-	if (e->length < KL_SEAL_OVERHEAD || e->raw_length > KL_BLOB_RAW_MAX)
+	if (e->length < KL_FORMAT_SEAL_OVERHEAD || e->raw_length > KL_BLOB_RAW_MAX)
 		return false;
-	/* sealing adds exactly KL_SEAL_OVERHEAD bytes to the stored plaintext */
-	if (e->compression == KL_COMP_NONE && e->raw_length != e->length - KL_SEAL_OVERHEAD)
+	/* sealing adds exactly KL_FORMAT_SEAL_OVERHEAD bytes to the stored plaintext */
+	if (e->compression == KL_COMP_NONE && e->raw_length != e->length - KL_FORMAT_SEAL_OVERHEAD)
 		return false;
 	return true;
 }

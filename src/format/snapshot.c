@@ -3,7 +3,7 @@
  * point; read by every listing, so decoding must be cheap and strict.
  */
 #include "keel/format.h"
-#include "pb-internal.h"
+#include "format-internal.h"
 
 enum {
 	F_VERSION = 1,

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 
 #include "keel/format.h"
-#include "pb-internal.h"
+#include "format-internal.h"
 
 #define KL_TREE_VERSION_CONTINUED 2 /* of a head; plain trees stay KL_FORMAT_VERSION */
 

@@ -8,6 +8,10 @@
 
 #include "repo-internal.h"
 
+/* a config this keel accepts must name a chunker this keel has */
+_Static_assert(KL_CDC_VARIANT_MAX == KL_CONFIG_CDC_VARIANT_MAX, "chunker and config disagree");
+_Static_assert(KL_SEAL_OVERHEAD == KL_FORMAT_SEAL_OVERHEAD, "crypto and format disagree");
+
 #define OBJECT_MAX ((size_t)1 << 30)
 
 void kl_id_hex(const struct kl_id *id, char out[2 * KL_ID_LEN + 1])

@@ -7,9 +7,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
-#include "keel/crypto.h"
 #include "keel/fs.h"
 #include "keel/util.h"
 
@@ -105,6 +105,27 @@ static int open_parent(int dirfd, const char *name, int *pfd, const char **base)
 	return 0;
 }
 
+/*
+ * Random bytes for a temporary name: only uniqueness matters (O_EXCL
+ * catches a clash), so the kernel's generator serves and util needs no
+ * crypto.
+ */
+static int tmp_suffix(uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t got = getrandom(p, n, 0);
+
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += got;
+		n -= (size_t)got;
+	}
+	return 0;
+}
+
 int kl_fs_write_atomic(int dirfd, const char *name, const void *data, size_t len, unsigned mode,
 		       unsigned flags)
 {
@@ -120,7 +141,9 @@ int kl_fs_write_atomic(int dirfd, const char *name, const void *data, size_t len
 	if (r < 0)
 		return r;
 	d = pfd >= 0 ? pfd : dirfd;
-	kl_random(rnd, sizeof(rnd));
+	r = tmp_suffix(rnd, sizeof(rnd));
+	if (r < 0)
+		return r;
 	kl_hex_encode(rnd, sizeof(rnd), rhex);
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%s", base, rhex) >= sizeof(tmp))
 		return -ENAMETOOLONG;

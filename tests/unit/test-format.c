@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "keel/crypto.h"
 #include "keel/format.h"
 
 /* ---- helpers ------------------------------------------------------------ */

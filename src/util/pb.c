@@ -8,8 +8,7 @@
  * must fit 32 bits, field number 0 and the group wire types 3 and 4 are
  * rejected.
  */
-#include "keel/format.h"
-#include "pb-internal.h"
+#include "keel/pb.h"
 
 #define PB_FIELD_MAX ((1u << 29) - 1)
 
