@@ -50,7 +50,7 @@ done <<<"$table"
 bad=0
 violation()
 {
-	echo "  $*"
+	echo "  $*" >&2
 	bad=$((bad + 1))
 }
 

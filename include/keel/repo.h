@@ -116,6 +116,8 @@ int kl_repo_stat(struct kl_repo *r, enum kl_obj_type t, const char *name, uint64
  * storage's error (-KL_EAPPENDONLY where it is append-only, but for locks).
  */
 int kl_repo_delete(struct kl_repo *r, enum kl_obj_type t, const char *name);
+/* The folder of an object type in the repository's layout ("data", "index", ...), for messages. */
+const char *kl_repo_type_name(enum kl_obj_type t);
 /*
  * Counts the temporary files interrupted writes left into *ret and, with
  * remove, deletes those at least min_age_s seconds old. Where the storage

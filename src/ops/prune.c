@@ -513,7 +513,7 @@ static int del_obj(struct prune *p, enum kl_obj_type t, const struct kl_id *id)
 	if (rc == -KL_EOBJLOCKED && t == KL_OBJ_INDEX)
 		return 0; /* a superseded index file or record under retention stays, harmless */
 	if (rc < 0)
-		return kl_repo_fail(p->r, rc, "cannot delete %s/%s", kl_obj_type_name(t), hex);
+		return kl_repo_fail(p->r, rc, "cannot delete %s/%s", kl_repo_type_name(t), hex);
 	return 0;
 }
 

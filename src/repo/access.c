@@ -91,6 +91,11 @@ int kl_repo_delete(struct kl_repo *r, enum kl_obj_type t, const char *name)
 	return r->be->ops->del(r->be, t, name);
 }
 
+const char *kl_repo_type_name(enum kl_obj_type t)
+{
+	return kl_obj_type_name(t);
+}
+
 int kl_repo_sweep_tmp(struct kl_repo *r, uint64_t min_age_s, bool remove, struct kl_tmp_stats *ret)
 {
 	if (!r->be->ops->sweep_tmp) {
