@@ -1,6 +1,6 @@
 /*
  * The slot of an inode in the open-addressing tables that backup
- * (backup-links.c) and restore (restore.c) keep of hard-linked files.
+ * (backup-links.c) and restore (restore-links.c) keep of hard-linked files.
  */
 #ifndef KEEL_OPS_LINK_HASH_H
 #define KEEL_OPS_LINK_HASH_H
