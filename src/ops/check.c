@@ -521,32 +521,28 @@ static int parse_tail(struct kl_repo *r, const uint8_t *p, size_t n, uint64_t si
 		      struct kl_pack_header *h, const char **why, size_t *need)
 {
 	_cleanup_buf_ struct kl_buf pt = KL_BUF_INIT(PACK_MAX);
-	uint32_t hlen;
+	struct kl_pack_trailer tr;
 	int rc;
 
 	memset(h, 0, sizeof(*h));
-	if (size < 4 + KL_SEAL_OVERHEAD || n < 4 || n > size) {
-		*why = "too short to be a pack";
-		return -KL_ECORRUPT;
+	rc = kl_pack_trailer_parse(p, n, size, &tr);
+	if (rc < 0) {
+		*why = tr.why;
+		return rc;
 	}
-	hlen = kl_get_le32(p + n - 4);
-	if (hlen < KL_SEAL_OVERHEAD || hlen > size - 4) {
-		*why = "bad header length: truncated?";
-		return -KL_ECORRUPT;
-	}
-	if ((uint64_t)hlen + 4 > n) {
-		*need = (size_t)hlen + 4;
+	if (tr.tail_len > n) {
+		*need = (size_t)tr.tail_len;
 		return 1;
 	}
-	rc = kl_open(&kl_repo_keys(r)->enc, KL_KIND_PACK_HEADER, NULL, 0, p + n - 4 - hlen, hlen,
-		     &pt);
+	rc = kl_open(&kl_repo_keys(r)->enc, KL_KIND_PACK_HEADER, NULL, 0, p + n - tr.tail_len,
+		     tr.header_len, &pt);
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc < 0) {
 		*why = "header authentication failed";
 		return -KL_ECORRUPT;
 	}
-	rc = kl_pack_header_decode(pt.data, pt.len, size - 4 - hlen, h);
+	rc = kl_pack_header_decode(pt.data, pt.len, tr.header_off, h);
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc < 0) {
@@ -569,7 +565,7 @@ static int fetch_header(struct check *c, uint32_t idx, struct kl_pack_header *h,
 	int rc;
 
 	memset(h, 0, sizeof(*h));
-	if (p->size < 4 + KL_SEAL_OVERHEAD) {
+	if (p->size < KL_PACK_MIN_SIZE) {
 		*why = "too short to be a pack";
 		return -KL_ECORRUPT;
 	}
