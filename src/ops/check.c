@@ -20,6 +20,9 @@
  *     nothing refers to them) and, if asked, remove those older than an
  *     hour, which no running write can still be using.
  *
+ * This file holds the order; each pass has its own file, and
+ * check-internal.h says which.
+ *
  * check builds its own table of blobs from the index files instead of
  * using the repository's index: it must see entries of index files that
  * kl_repo_load_index() failed on (or was never called for), duplicate
