@@ -3,12 +3,33 @@
  * (the pack's size minus its header), then the header bytes. Oracle as
  * for the other decoders: accepted input re-encodes, and the re-encoding
  * is a fixed point under the same data_len.
+ *
+ * The same bytes are also the tail of a pack of data_len bytes for
+ * kl_pack_trailer_parse: an accepted trailer must describe a sealed
+ * header that fits in that pack and ends at its length.
  */
 #include <stdlib.h>
 
 #include "keel/format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_trailer(const uint8_t *tail, size_t n, uint64_t pack_size)
+{
+	struct kl_pack_trailer tr;
+
+	if (kl_pack_trailer_parse(tail, n, pack_size, &tr) < 0) {
+		if (!tr.why)
+			abort();
+		return;
+	}
+	if (n < 4 || n > pack_size || tr.header_len != kl_get_le32(tail + n - 4))
+		abort();
+	if (tr.header_len < KL_FORMAT_SEAL_OVERHEAD || tr.tail_len != (uint64_t)tr.header_len + 4)
+		abort();
+	if (tr.header_off + tr.tail_len != pack_size)
+		abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -22,6 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data_len = kl_get_le64(data);
 	data += 8;
 	size -= 8;
+	check_trailer(data, size, data_len);
 	if (kl_pack_header_decode(data, size, data_len, &t) < 0)
 		return 0;
 	r = kl_pack_header_encode(&t, &a);

@@ -230,6 +230,29 @@ int kl_pack_header_encode(const struct kl_pack_header *h, struct kl_buf *out);
 int kl_pack_header_decode(const uint8_t *p, size_t n, uint64_t data_len,
 			  struct kl_pack_header *ret);
 
+/*
+ * The end of a pack: its sealed header, then that header's length (u32
+ * LE) (docs/FORMAT.md). The smallest pack is an empty sealed header and
+ * its length.
+ */
+#define KL_PACK_MIN_SIZE ((uint64_t)4 + KL_FORMAT_SEAL_OVERHEAD)
+struct kl_pack_trailer {
+	uint32_t header_len; /* of the sealed header */
+	uint64_t header_off; /* where it starts: the blobs lie in [0, header_off) */
+	uint64_t tail_len;   /* header_len + 4: the pack's last bytes that hold both */
+	const char *why;     /* on failure, what is wrong (a static string) */
+};
+/*
+ * Parses the trailer of a pack of size bytes from its last n bytes (tail,
+ * 4 <= n <= size; 4 are enough). Returns 0 with *ret set: the sealed
+ * header is the tail_len - 4 bytes before the length, so at tail + n -
+ * tail_len when n >= tail_len; otherwise the caller reads tail_len bytes
+ * at the end. Returns -KL_ECORRUPT with ret->why when the pack is too
+ * short or the length does not fit in it.
+ */
+int kl_pack_trailer_parse(const uint8_t *tail, size_t n, uint64_t size,
+			  struct kl_pack_trailer *ret);
+
 struct kl_index_pack {
 	struct kl_id pack;
 	struct kl_pack_header h;

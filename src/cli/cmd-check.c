@@ -88,6 +88,98 @@ enum {
 	OPT_REMOVE_STALE_TMP,
 };
 
+/* --json: the result as one summary message */
+static void print_json(const struct kl_check_opts *o, const struct kl_check_result *r)
+{
+	char seed_hex[2 * 16 + 1];
+
+	printf("{\"message_type\":\"summary\",\"snapshots\":%llu,\"trees\":%llu,\"blobs\":%"
+	       "llu,"
+	       "\"packs\":%llu,\"index_files\":%llu,\"packs_read\":%llu,\"bytes_read\":%"
+	       "llu,"
+	       "\"errors\":%llu,\"unindexed_packs\":%llu,\"unused_blobs\":%llu,"
+	       "\"tmp_files\":%llu,\"tmp_bytes\":%llu,\"tmp_stale\":%llu,"
+	       "\"tmp_removed\":%llu,\"tmp_removed_bytes\":%llu,"
+	       "\"damaged_snapshots\":[",
+	       (unsigned long long)r->snapshots, (unsigned long long)r->trees,
+	       (unsigned long long)r->blobs, (unsigned long long)r->packs,
+	       (unsigned long long)r->index_files, (unsigned long long)r->packs_read,
+	       (unsigned long long)r->bytes_read, (unsigned long long)r->errors,
+	       (unsigned long long)r->unindexed_packs, (unsigned long long)r->unused_blobs,
+	       (unsigned long long)r->tmp.files, (unsigned long long)r->tmp.bytes,
+	       (unsigned long long)r->tmp.stale, (unsigned long long)r->tmp.removed,
+	       (unsigned long long)r->tmp.removed_bytes);
+	for (size_t i = 0; i < r->n_damaged; i++)
+		printf("%s\"%s\"", i ? "," : "", r->damaged_snapshots[i]);
+	printf("]");
+	if (o->read_data && o->subset_permille && o->subset_permille < 1000) {
+		kl_hex_encode(r->seed, sizeof(r->seed), seed_hex);
+		printf(",\"subset_seed\":\"%s\"", seed_hex);
+	}
+	printf("}\n");
+}
+
+/* The result for a person, with what to do about what was found. */
+static void print_summary(const struct kl_check_opts *o, const struct kl_check_result *r)
+{
+	char seed_hex[2 * 16 + 1];
+
+	printf("checked %llu snapshots, %llu trees, %llu blobs in %llu packs, %llu index "
+	       "files\n",
+	       (unsigned long long)r->snapshots, (unsigned long long)r->trees,
+	       (unsigned long long)r->blobs, (unsigned long long)r->packs,
+	       (unsigned long long)r->index_files);
+	if (o->read_data) {
+		char b[32];
+
+		kl_print_bytes(b, sizeof(b), r->bytes_read);
+		printf("read %llu packs, %s", (unsigned long long)r->packs_read, b);
+		if (o->subset_m) {
+			printf(" (group %u of %u)", o->subset_n, o->subset_m);
+		} else if (o->subset_permille && o->subset_permille < 1000) {
+			kl_hex_encode(r->seed, sizeof(r->seed), seed_hex);
+			printf(" (a %.1f%% sample; --read-data-seed=%s repeats it)",
+			       o->subset_permille / 10.0, seed_hex);
+		}
+		putchar('\n');
+	}
+	if (r->tmp.files) {
+		char b[32], rb[32];
+
+		kl_print_bytes(b, sizeof(b), r->tmp.bytes);
+		kl_print_bytes(rb, sizeof(rb), r->tmp.removed_bytes);
+		printf("%llu temporary files (%s) left by interrupted writes",
+		       (unsigned long long)r->tmp.files, b);
+		if (r->tmp.removed)
+			printf("; removed %llu (%s) older than an hour",
+			       (unsigned long long)r->tmp.removed, rb);
+		else if (r->tmp.stale)
+			printf("; %llu older than an hour (--remove-stale-tmp removes "
+			       "them)",
+			       (unsigned long long)r->tmp.stale);
+		putchar('\n');
+	}
+	if (r->unindexed_packs)
+		printf("%llu packs are not indexed yet (left by an interrupted backup; the "
+		       "next "
+		       "backup adopts them)\n",
+		       (unsigned long long)r->unindexed_packs);
+	if (r->unused_blobs)
+		printf("%llu blobs are not used by any snapshot\n",
+		       (unsigned long long)r->unused_blobs);
+	if (r->errors) {
+		printf("%llu errors found", (unsigned long long)r->errors);
+		if (r->n_damaged) {
+			printf("; damaged snapshots:");
+			for (size_t i = 0; i < r->n_damaged; i++)
+				printf(" %.8s", r->damaged_snapshots[i]);
+		}
+		putchar('\n');
+	} else {
+		printf("no errors were found\n");
+	}
+}
+
 int cmd_check(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
@@ -102,7 +194,6 @@ int cmd_check(int argc, char **argv, struct kl_cli *cli)
 	struct kl_check_opts o = {0};
 	struct kl_check_result res = {0};
 	struct kl_cli_report rep;
-	char seed_hex[2 * 16 + 1];
 	uint64_t threads;
 	int c, rc = 0;
 
@@ -146,88 +237,10 @@ int cmd_check(int argc, char **argv, struct kl_cli *cli)
 	rep.unit = "objects";
 	rc = kl_check(cli->repo, &o, &res);
 	kl_cli_report_done(&rep);
-	if (cli->json) {
-		printf("{\"message_type\":\"summary\",\"snapshots\":%llu,\"trees\":%llu,\"blobs\":%"
-		       "llu,"
-		       "\"packs\":%llu,\"index_files\":%llu,\"packs_read\":%llu,\"bytes_read\":%"
-		       "llu,"
-		       "\"errors\":%llu,\"unindexed_packs\":%llu,\"unused_blobs\":%llu,"
-		       "\"tmp_files\":%llu,\"tmp_bytes\":%llu,\"tmp_stale\":%llu,"
-		       "\"tmp_removed\":%llu,\"tmp_removed_bytes\":%llu,"
-		       "\"damaged_snapshots\":[",
-		       (unsigned long long)res.snapshots, (unsigned long long)res.trees,
-		       (unsigned long long)res.blobs, (unsigned long long)res.packs,
-		       (unsigned long long)res.index_files, (unsigned long long)res.packs_read,
-		       (unsigned long long)res.bytes_read, (unsigned long long)res.errors,
-		       (unsigned long long)res.unindexed_packs,
-		       (unsigned long long)res.unused_blobs, (unsigned long long)res.tmp.files,
-		       (unsigned long long)res.tmp.bytes, (unsigned long long)res.tmp.stale,
-		       (unsigned long long)res.tmp.removed,
-		       (unsigned long long)res.tmp.removed_bytes);
-		for (size_t i = 0; i < res.n_damaged; i++)
-			printf("%s\"%s\"", i ? "," : "", res.damaged_snapshots[i]);
-		printf("]");
-		if (o.read_data && o.subset_permille && o.subset_permille < 1000) {
-			kl_hex_encode(res.seed, sizeof(res.seed), seed_hex);
-			printf(",\"subset_seed\":\"%s\"", seed_hex);
-		}
-		printf("}\n");
-	} else if (!cli->quiet) {
-		printf("checked %llu snapshots, %llu trees, %llu blobs in %llu packs, %llu index "
-		       "files\n",
-		       (unsigned long long)res.snapshots, (unsigned long long)res.trees,
-		       (unsigned long long)res.blobs, (unsigned long long)res.packs,
-		       (unsigned long long)res.index_files);
-		if (o.read_data) {
-			char b[32];
-
-			kl_print_bytes(b, sizeof(b), res.bytes_read);
-			printf("read %llu packs, %s", (unsigned long long)res.packs_read, b);
-			if (o.subset_m) {
-				printf(" (group %u of %u)", o.subset_n, o.subset_m);
-			} else if (o.subset_permille && o.subset_permille < 1000) {
-				kl_hex_encode(res.seed, sizeof(res.seed), seed_hex);
-				printf(" (a %.1f%% sample; --read-data-seed=%s repeats it)",
-				       o.subset_permille / 10.0, seed_hex);
-			}
-			putchar('\n');
-		}
-		if (res.tmp.files) {
-			char b[32], rb[32];
-
-			kl_print_bytes(b, sizeof(b), res.tmp.bytes);
-			kl_print_bytes(rb, sizeof(rb), res.tmp.removed_bytes);
-			printf("%llu temporary files (%s) left by interrupted writes",
-			       (unsigned long long)res.tmp.files, b);
-			if (res.tmp.removed)
-				printf("; removed %llu (%s) older than an hour",
-				       (unsigned long long)res.tmp.removed, rb);
-			else if (res.tmp.stale)
-				printf("; %llu older than an hour (--remove-stale-tmp removes "
-				       "them)",
-				       (unsigned long long)res.tmp.stale);
-			putchar('\n');
-		}
-		if (res.unindexed_packs)
-			printf("%llu packs are not indexed yet (left by an interrupted backup; the "
-			       "next "
-			       "backup adopts them)\n",
-			       (unsigned long long)res.unindexed_packs);
-		if (res.unused_blobs)
-			printf("%llu blobs are not used by any snapshot\n",
-			       (unsigned long long)res.unused_blobs);
-		if (res.errors) {
-			printf("%llu errors found", (unsigned long long)res.errors);
-			if (res.n_damaged) {
-				printf("; damaged snapshots:");
-				for (size_t i = 0; i < res.n_damaged; i++)
-					printf(" %.8s", res.damaged_snapshots[i]);
-			}
-			putchar('\n');
-		} else {
-			printf("no errors were found\n");
-		}
-	}
+	if (cli->json)
+		print_json(&o, &res);
+	else if (!cli->quiet)
+		print_summary(&o, &res);
 	if (rc < 0 && rc != -KL_ECHECK) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "check could not complete");

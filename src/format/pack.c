@@ -199,3 +199,24 @@ int kl_pack_header_decode(const uint8_t *p, size_t n, uint64_t data_len, struct 
 	*ret = h;
 	return 0;
 }
+
+int kl_pack_trailer_parse(const uint8_t *tail, size_t n, uint64_t size, struct kl_pack_trailer *ret)
+{
+	uint32_t hlen;
+
+	memset(ret, 0, sizeof(*ret));
+	if (size < KL_PACK_MIN_SIZE || n < 4 || n > size) {
+		ret->why = "too short to be a pack";
+		return -KL_ECORRUPT;
+	}
+	hlen = kl_get_le32(tail + n - 4);
+	/* a sealed header holds at least the seal's own bytes, and fits before its length */
+	if (hlen < KL_FORMAT_SEAL_OVERHEAD || hlen > size - 4) {
+		ret->why = "bad header length: truncated?";
+		return -KL_ECORRUPT;
+	}
+	ret->header_len = hlen;
+	ret->header_off = size - 4 - hlen;
+	ret->tail_len = (uint64_t)hlen + 4;
+	return 0;
+}

@@ -347,24 +347,24 @@ int kl_repo_read_pack_header(struct kl_repo *r, const char *name, uint64_t size,
 {
 	_cleanup_buf_ struct kl_buf tail = KL_BUF_INIT((size_t)256 << 20);
 	_cleanup_buf_ struct kl_buf pt = KL_BUF_INIT((size_t)256 << 20);
-	uint32_t hlen;
+	struct kl_pack_trailer tr;
 	int rc;
 
-	if (size < 4 + KL_SEAL_OVERHEAD)
+	if (size < KL_PACK_MIN_SIZE)
 		return -KL_ECORRUPT;
 	rc = r->be->ops->get(r->be, KL_OBJ_DATA, name, size - 4, 4, &tail);
 	if (rc < 0)
 		return rc;
-	hlen = kl_get_le32(tail.data);
-	if (hlen < KL_SEAL_OVERHEAD || hlen > size - 4)
-		return -KL_ECORRUPT;
+	rc = kl_pack_trailer_parse(tail.data, tail.len, size, &tr);
+	if (rc < 0)
+		return rc;
 	kl_buf_clear(&tail);
-	rc = r->be->ops->get(r->be, KL_OBJ_DATA, name, size - 4 - hlen, hlen, &tail);
+	rc = r->be->ops->get(r->be, KL_OBJ_DATA, name, tr.header_off, tr.header_len, &tail);
 	if (rc < 0)
 		return rc;
 	rc = kl_open(&r->keys->enc, KL_KIND_PACK_HEADER, NULL, 0, tail.data, tail.len, &pt);
 	if (rc < 0)
 		return rc;
 	memset(ret, 0, sizeof(*ret));
-	return kl_pack_header_decode(pt.data, pt.len, size - 4 - hlen, ret);
+	return kl_pack_header_decode(pt.data, pt.len, tr.header_off, ret);
 }

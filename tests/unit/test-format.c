@@ -1727,6 +1727,59 @@ static void pack_huge_counts_and_truncation(void **state)
 	kl_buf_release(&b2);
 }
 
+/* The trailer: [blobs][sealed header][its length, u32 LE]. */
+static void pack_trailer(void **state)
+{
+	struct kl_pack_trailer tr;
+	uint8_t tail[64] = {0};
+
+	(void)state;
+	/* valid: a 40-byte sealed header at the end of a 1000-byte pack */
+	kl_put_le32(tail + 60, 40);
+	assert_int_equal(kl_pack_trailer_parse(tail, 64, 1000, &tr), 0);
+	assert_int_equal(tr.header_len, 40);
+	assert_int_equal(tr.header_off, 1000 - 4 - 40);
+	assert_int_equal(tr.tail_len, 44);
+	/* the length alone is enough to say what to read next */
+	assert_int_equal(kl_pack_trailer_parse(tail + 60, 4, 1000, &tr), 0);
+	assert_int_equal(tr.tail_len, 44);
+	assert_null(tr.why);
+	/* the smallest pack: an empty sealed header, nothing before it */
+	kl_put_le32(tail + 60, KL_FORMAT_SEAL_OVERHEAD);
+	assert_int_equal(kl_pack_trailer_parse(tail + 60, 4, KL_PACK_MIN_SIZE, &tr), 0);
+	assert_int_equal(tr.header_off, 0);
+
+	/* too short: the pack, or the bytes given */
+	assert_int_equal(kl_pack_trailer_parse(tail + 60, 4, KL_PACK_MIN_SIZE - 1, &tr),
+			 -KL_ECORRUPT);
+	assert_string_equal(tr.why, "too short to be a pack");
+	assert_int_equal(kl_pack_trailer_parse(tail, 3, 1000, &tr), -KL_ECORRUPT);
+	assert_int_equal(kl_pack_trailer_parse(tail, 0, 1000, &tr), -KL_ECORRUPT);
+	assert_int_equal(kl_pack_trailer_parse(tail, 64, 63, &tr), -KL_ECORRUPT);
+	assert_string_equal(tr.why, "too short to be a pack");
+
+	/* a length larger than the pack, or than what precedes it */
+	kl_put_le32(tail + 60, 997);
+	assert_int_equal(kl_pack_trailer_parse(tail, 64, 1000, &tr), -KL_ECORRUPT);
+	assert_string_equal(tr.why, "bad header length: truncated?");
+	kl_put_le32(tail + 60, 996);
+	assert_int_equal(kl_pack_trailer_parse(tail, 64, 1000, &tr), 0);
+	assert_int_equal(tr.header_off, 0);
+	kl_put_le32(tail + 60, UINT32_MAX);
+	assert_int_equal(kl_pack_trailer_parse(tail, 64, (uint64_t)1 << 40, &tr), 0);
+	assert_int_equal(tr.tail_len, (uint64_t)UINT32_MAX + 4);
+	assert_int_equal(kl_pack_trailer_parse(tail, 64, 1000, &tr), -KL_ECORRUPT);
+
+	/* zero, and anything shorter than a seal */
+	kl_put_le32(tail + 60, 0);
+	assert_int_equal(kl_pack_trailer_parse(tail, 64, 1000, &tr), -KL_ECORRUPT);
+	assert_string_equal(tr.why, "bad header length: truncated?");
+	assert_int_equal(tr.header_len, 0);
+	assert_int_equal(tr.tail_len, 0);
+	kl_put_le32(tail + 60, KL_FORMAT_SEAL_OVERHEAD - 1);
+	assert_int_equal(kl_pack_trailer_parse(tail, 64, 1000, &tr), -KL_ECORRUPT);
+}
+
 /* ---- index files -------------------------------------------------------- */
 
 static void build_index(struct kl_index_file *f)
@@ -2540,6 +2593,7 @@ int main(void)
 		cmocka_unit_test(pack_rejects),
 		cmocka_unit_test(pack_rejects_fields),
 		cmocka_unit_test(pack_huge_counts_and_truncation),
+		cmocka_unit_test(pack_trailer),
 		cmocka_unit_test(index_round_trip),
 		cmocka_unit_test(index_rejects),
 		cmocka_unit_test(index_unknown_fields),
