@@ -162,8 +162,14 @@ static int mark_tree(struct prune *p, const struct kl_id *root, const struct kl_
 			rc = kl_idset_add(p->fresh, &id);
 		rc = known(p, &id) ? kl_repo_read_tree(p->r, &id, &t) : -KL_ENOTFOUND;
 		if (rc < 0) {
+			/*
+			 * A failing disk or lack of memory says nothing about the
+			 * repository: that error, not "damaged", is the answer.
+			 */
+			int code = rc > -KL_EUSAGE && rc != -E2BIG ? rc : -KL_ECORRUPT;
+
 			kl_id_hex(&id, hex);
-			rc = kl_fail(&p->r->err, -KL_ECORRUPT,
+			rc = kl_fail(&p->r->err, code,
 				     "snapshot %.8s: tree %.16s cannot be read (%s); prune deletes "
 				     "nothing while it cannot tell what is used: run keel check",
 				     shex, hex, kl_strerror(rc));
