@@ -281,6 +281,8 @@ int kl_repo_read_blob(struct kl_repo *r, const struct kl_id *id, struct kl_buf *
 	rc = r->be->ops->get(r->be, KL_OBJ_DATA, hex, loc.e.offset, loc.e.length, &sealed);
 	if (rc == -ENOENT)
 		rc = -KL_ECORRUPT; /* the index names a pack that is gone */
+	if (rc >= 0 && sealed.len != loc.e.length)
+		rc = -KL_ECORRUPT; /* read short: open_blob would read past what we got */
 	if (rc >= 0)
 		rc = kl_repo_open_blob(r, &loc.e, sealed.data, out);
 	if (rc < 0) {
@@ -356,6 +358,8 @@ int kl_repo_read_pack_header(struct kl_repo *r, const char *name, uint64_t size,
 	rc = r->be->ops->get(r->be, KL_OBJ_DATA, name, size - 4, 4, &tail);
 	if (rc < 0)
 		return rc;
+	if (tail.len != 4)
+		return -KL_ECORRUPT; /* a backend that read short must not make us guess */
 	hlen = kl_get_le32(tail.data);
 	if (hlen < KL_SEAL_OVERHEAD || hlen > size - 4)
 		return -KL_ECORRUPT;
