@@ -678,6 +678,16 @@ int kl_prune(struct kl_repo *r, const struct kl_prune_opts *o, struct kl_prune_s
 		return kl_fail(&r->err, -KL_EAPPENDONLY,
 			       "prune deletes data: run it from a machine with full access to the "
 			       "storage");
+	/*
+	 * What a damaged index file said (which packs hold what, which are
+	 * being deleted) is unknown: deleting on a guess lost data in use
+	 * (the fault sweep, t4007, found it with a short read of one).
+	 */
+	if (r->bad_index_files)
+		return kl_fail(&r->err, -KL_ECORRUPT,
+			       "%u index file%s cannot be read; prune deletes nothing: run keel "
+			       "repair index",
+			       r->bad_index_files, r->bad_index_files == 1 ? "" : "s");
 	kl_lock_session(r, &p.self);
 	rc = kl_repo_index_files(r, &files, &n_files, &rec_ids, &n_rec_ids);
 	/* locks before marking: a record is ripe only if its sessions were gone before we looked */
