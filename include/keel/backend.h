@@ -124,6 +124,16 @@ static inline void kl_backend_freep(struct kl_backend **b)
 
 int kl_backend_local_open(const char *path, struct kl_backend **ret);
 
+#ifdef KL_TESTING
+/*
+ * Test builds: wraps *bp in the fault-injecting backend
+ * (src/backend/fault.c) when KEEL_TEST_FAULT is set, else leaves it.
+ * Returns 0, -KL_EUSAGE (a malformed KEEL_TEST_FAULT) or -ENOMEM; *bp
+ * is unchanged on failure.
+ */
+int kl_backend_fault_wrap(struct kl_backend **bp);
+#endif
+
 /*
  * Local metadata cache (src/backend/cache.c, docs/S3.md): a backend that
  * wraps a remote one and keeps copies of whole snapshot and index

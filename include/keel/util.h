@@ -117,6 +117,8 @@ void kl_free(void *p);
 int kl_array_grow(void *arrp, size_t *cap, size_t n, size_t elem, size_t first_cap);
 /* Allocation failure injection for tests: fail the Nth allocation (0 = off). */
 void kl_alloc_fail_after(long n);
+/* True while the failure kl_alloc_fail_after() set has not happened: a sweep's end. */
+bool kl_alloc_fail_pending(void);
 
 static inline void kl_freep(void *p)
 {

@@ -85,7 +85,7 @@ int kl_backend_take_err(struct kl_backend *b, struct kl_err *e)
 	return got;
 }
 
-int kl_backend_open(const char *location, struct kl_err *err, struct kl_backend **ret)
+static int open_plain(const char *location, struct kl_err *err, struct kl_backend **ret)
 {
 	struct kl_backend *b = NULL;
 	int rc;
@@ -103,6 +103,21 @@ int kl_backend_open(const char *location, struct kl_err *err, struct kl_backend 
 	else
 		return kl_backend_local_open(location, ret);
 	return rc < 0 ? rc : with_cache(b, ret);
+}
+
+int kl_backend_open(const char *location, struct kl_err *err, struct kl_backend **ret)
+{
+	int rc = open_plain(location, err, ret);
+
+#ifdef KL_TESTING
+	/* KEEL_TEST_FAULT: tests inject storage faults (src/backend/fault.c) */
+	if (rc >= 0) {
+		rc = kl_backend_fault_wrap(ret);
+		if (rc < 0)
+			kl_backend_free(*ret);
+	}
+#endif
+	return rc;
 }
 
 void kl_backend_free(struct kl_backend *b)

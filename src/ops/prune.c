@@ -161,9 +161,15 @@ static int mark_tree(struct prune *p, const struct kl_id *root, const struct kl_
 			rc = kl_idset_add(p->fresh, &id);
 		rc = known(p, &id) ? kl_repo_read_tree(p->r, &id, &t) : -KL_ENOTFOUND;
 		if (rc < 0) {
+			/*
+			 * A failing disk or lack of memory says nothing about the
+			 * repository: that error, not "damaged", is the answer.
+			 */
+			int code = rc > -KL_EUSAGE && rc != -E2BIG ? rc : -KL_ECORRUPT;
+
 			kl_id_hex(&id, hex);
 			rc = kl_repo_fail(
-				p->r, -KL_ECORRUPT,
+				p->r, code,
 				"snapshot %.8s: tree %.16s cannot be read (%s); prune deletes "
 				"nothing while it cannot tell what is used: run keel check",
 				shex, hex, kl_strerror(rc));
@@ -673,6 +679,17 @@ int kl_prune(struct kl_repo *r, const struct kl_prune_opts *o, struct kl_prune_s
 			r, -KL_EAPPENDONLY,
 			"prune deletes data: run it from a machine with full access to the "
 			"storage");
+	/*
+	 * What a damaged index file said (which packs hold what, which are
+	 * being deleted) is unknown: deleting on a guess lost data in use
+	 * (the fault sweep, t4007, found it with a short read of one).
+	 */
+	if (kl_repo_bad_index_files(r))
+		return kl_repo_fail(r, -KL_ECORRUPT,
+				    "%u index file%s cannot be read; prune deletes nothing: run keel "
+				    "repair index",
+				    kl_repo_bad_index_files(r),
+				    kl_repo_bad_index_files(r) == 1 ? "" : "s");
 	kl_lock_session(r, &p.self);
 	rc = kl_repo_index_files(r, &files, &n_files, &rec_ids, &n_rec_ids);
 	/* locks before marking: a record is ripe only if its sessions were gone before we looked */

@@ -280,6 +280,8 @@ int kl_repo_read_blob(struct kl_repo *r, const struct kl_id *id, struct kl_buf *
 	rc = r->be->ops->get(r->be, KL_OBJ_DATA, hex, loc.e.offset, loc.e.length, &sealed);
 	if (rc == -ENOENT)
 		rc = -KL_ECORRUPT; /* the index names a pack that is gone */
+	if (rc >= 0 && sealed.len != loc.e.length)
+		rc = -KL_ECORRUPT; /* read short: open_blob would read past what we got */
 	if (rc >= 0)
 		rc = kl_repo_open_blob(r, &loc.e, sealed.data, out);
 	if (rc < 0) {

@@ -1,4 +1,5 @@
 /* All library allocation goes through here so tests can fail the Nth one. */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -11,13 +12,21 @@ void kl_alloc_fail_after(long n)
 	atomic_store(&fail_after, n);
 }
 
+bool kl_alloc_fail_pending(void)
+{
+	return atomic_load(&fail_after) > 0;
+}
+
 static bool should_fail(void)
 {
 	long n = atomic_load(&fail_after);
 
 	if (n <= 0)
 		return false;
-	return atomic_fetch_sub(&fail_after, 1) == 1;
+	if (atomic_fetch_sub(&fail_after, 1) != 1)
+		return false;
+	errno = ENOMEM; /* as malloc sets it: callers may return -errno */
+	return true;
 }
 
 void *kl_malloc(size_t n)
