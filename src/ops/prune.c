@@ -103,7 +103,8 @@ static bool retained(const struct prune *p, const struct pack_info *pi)
 		return false;
 	if (!pi->mtime_ns)
 		return true; /* unknown age: assume the worst */
-	until = pi->mtime_ns + (int64_t)kl_repo_config(p->r)->lock_days * KL_SEC_PER_DAY * KL_NSEC_PER_SEC;
+	until = pi->mtime_ns +
+		(int64_t)kl_repo_config(p->r)->lock_days * KL_SEC_PER_DAY * KL_NSEC_PER_SEC;
 	return kl_time_now_ns() < until + 60 * KL_NSEC_PER_SEC;
 }
 
@@ -685,11 +686,11 @@ int kl_prune(struct kl_repo *r, const struct kl_prune_opts *o, struct kl_prune_s
 	 * (the fault sweep, t4007, found it with a short read of one).
 	 */
 	if (kl_repo_bad_index_files(r))
-		return kl_repo_fail(r, -KL_ECORRUPT,
-				    "%u index file%s cannot be read; prune deletes nothing: run keel "
-				    "repair index",
-				    kl_repo_bad_index_files(r),
-				    kl_repo_bad_index_files(r) == 1 ? "" : "s");
+		return kl_repo_fail(
+			r, -KL_ECORRUPT,
+			"%u index file%s cannot be read; prune deletes nothing: run keel "
+			"repair index",
+			kl_repo_bad_index_files(r), kl_repo_bad_index_files(r) == 1 ? "" : "s");
 	kl_lock_session(r, &p.self);
 	rc = kl_repo_index_files(r, &files, &n_files, &rec_ids, &n_rec_ids);
 	/* locks before marking: a record is ripe only if its sessions were gone before we looked */
