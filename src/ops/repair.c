@@ -270,6 +270,39 @@ static int add_tag(struct kl_snapshot *sn, const char *tag)
 	return 0;
 }
 
+/*
+ * A snapshot object that cannot be read holds nothing to salvage, and
+ * blocks prune (which cannot tell what it uses) until it goes: with
+ * --forget it is removed, otherwise named.
+ */
+static int drop_unreadable(struct kl_repo *r, const struct kl_repair_opts *o,
+			   const struct kl_snapshot_list *l, struct kl_repair_stats *st)
+{
+	for (size_t i = 0; i < l->n_damaged; i++) {
+		char hex[2 * KL_ID_LEN + 1], what[200];
+		bool drop = o->forget && !o->dry_run;
+		int rc = 0;
+
+		kl_id_hex(&l->damaged[i], hex);
+		if (drop) {
+			rc = kl_repo_delete(r, KL_OBJ_SNAPSHOT, hex);
+			if (rc == -ENOENT)
+				rc = 0; /* gone already: what was asked */
+			if (rc < 0)
+				return kl_repo_fail(r, rc, "cannot remove snapshot %s", hex);
+			st->snapshots_unreadable_removed++;
+		}
+		snprintf(what, sizeof(what), "snapshot %.16s cannot be read: %s", hex,
+			 drop	     ? "removed (nothing in it could be salvaged)"
+			 : o->forget ? "it would be removed"
+				     : "nothing in it can be salvaged; 'keel repair snapshots "
+				       "--forget' removes it");
+		if (o->report.warn)
+			o->report.warn(o->report.ud, NULL, -KL_ECORRUPT, what);
+	}
+	return 0;
+}
+
 int kl_repair_snapshots(struct kl_repo *r, const struct kl_repair_opts *o,
 			struct kl_repair_stats *ret,
 			int (*on_snapshot)(const struct kl_id *old, const struct kl_id *repaired,
@@ -330,6 +363,8 @@ int kl_repair_snapshots(struct kl_repo *r, const struct kl_repair_opts *o,
 		if (rc >= 0 && on_snapshot)
 			rc = on_snapshot(&l.v[i].id, o->dry_run ? NULL : &nid, s.lost_here, ud);
 	}
+	if (rc >= 0)
+		rc = drop_unreadable(r, o, &l, ret);
 	kl_snapshot_list_release(&l);
 	kl_packer_free(s.trees);
 	kl_buf_release(&s.blob);

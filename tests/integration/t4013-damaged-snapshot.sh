@@ -68,6 +68,38 @@ expect_error 13 "${S2:0:16}" keel backup --parent "$S2" "$TEST_DIR/src"
 # S2's time is unknown: it may still be newer than S3
 expect_error 13 "${S2:0:16}" keel restore latest --target "$TEST_DIR/r5"
 
+cp -a "$KEEL_REPOSITORY" "$TEST_DIR/repo.damaged"
+
+# ---- the way out: prune refuses, repair snapshots --forget removes it ----
+expect_error 13 "repair snapshots --forget" keel prune
+expect_error 13 "${S2:0:16} cannot be read" keel repair snapshots
+[ -n "$(snap_file "$S2")" ] || fail "repair snapshots without --forget removed the snapshot"
+expect_error 3 "${S2:0:16} cannot be read: it would be removed" \
+	keel repair snapshots --forget --dry-run
+[ -n "$(snap_file "$S2")" ] || fail "repair snapshots --dry-run removed the snapshot"
+expect_error 3 "${S2:0:16} cannot be read: removed" keel repair snapshots --forget
+[ -z "$(snap_file "$S2")" ] || fail "repair snapshots --forget left the unreadable snapshot"
+expect_success keel check
+expect_success keel prune
+expect_success keel restore latest --target "$TEST_DIR/r8" >/dev/null
+[ "$(restored_text "$TEST_DIR/r8")" = new ] || fail "restore latest after repair: wrong content"
+
+# ---- ... or forget --unreadable ID -----------------------------------------
+export KEEL_REPOSITORY=$TEST_DIR/repo.damaged
+expect_error 13 "forget --unreadable" keel forget "$S2"
+expect_error 2 "not rules" keel forget --unreadable --keep-last 1
+expect_error 13 "${S2:0:16}" keel forget --unreadable latest
+expect_success keel forget --unreadable --dry-run "${S2:0:8}" >"$TEST_DIR/out"
+grep -q "${S2:0:8}  (cannot be read" "$TEST_DIR/out" || fail "forget --dry-run does not list it"
+[ -n "$(snap_file "$S2")" ] || fail "forget --dry-run removed the snapshot"
+expect_success keel forget --unreadable --json "$S2" "$S1" >"$TEST_DIR/out"
+json_check <"$TEST_DIR/out"
+[ -z "$(snap_file "$S2")" ] || fail "forget --unreadable left the unreadable snapshot"
+[ -z "$(snap_file "$S1")" ] || fail "forget --unreadable left a readable snapshot it was given"
+expect_success keel check
+expect_success keel prune
+[ "$(snapshot_count)" = 1 ] || fail "forget removed another number of snapshots"
+
 # ---- one snapshot only, and it is damaged: 13 (damaged), not 14 ----------
 export KEEL_REPOSITORY=$TEST_DIR/repo-one
 keel_init
