@@ -50,7 +50,9 @@ struct kl_repair_opts {
 struct kl_repair_stats {
 	uint64_t packs, packs_damaged, blobs;
 	uint64_t index_files_written, index_files_removed;
-	uint64_t snapshots, snapshots_repaired, snapshots_damaged_files;
+	uint64_t snapshots, snapshots_repaired;
+	uint64_t snapshots_damaged_files;      /* snapshot objects that cannot be read */
+	uint64_t snapshots_unreadable_removed; /* of them, removed (forget) */
 	uint64_t files_lost;
 };
 
@@ -67,6 +69,8 @@ int kl_repair_index(struct kl_repo *r, const struct kl_repair_opts *o, struct kl
  * without them, tagged "repaired" and partial, whose parent is the
  * original. Each loss goes to o->report.warn with its path; on_snapshot
  * (may be NULL) gets each repaired snapshot (repaired NULL on a dry run).
+ * A snapshot object that cannot be read is reported through warn (path
+ * NULL) and, with o->forget, removed: nothing in it can be salvaged.
  */
 int kl_repair_snapshots(struct kl_repo *r, const struct kl_repair_opts *o,
 			struct kl_repair_stats *ret,

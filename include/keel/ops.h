@@ -67,10 +67,22 @@ bool kl_snap_filter_match(const struct kl_snap_filter *f, const struct kl_snapsh
 /*
  * Resolves "latest" (newest matching the filter) or a unique hex prefix of
  * a snapshot id. -KL_ENOTFOUND if none, -KL_EUSAGE if a prefix is ambiguous.
- * Fills ret with a copy the caller releases with kl_snapshot_release.
+ * -KL_ECORRUPT if the snapshot named cannot be read (then ret->id is its
+ * id), or if "latest" is asked for and a snapshot that cannot be read may
+ * be newer than the newest readable match (its host, tags and time are
+ * unknown; ret->id is zero). Fills ret with a copy the caller releases
+ * with kl_snapshot_release.
  */
 int kl_snapshot_find(struct kl_repo *r, const char *spec, const struct kl_snap_filter *f,
 		     struct kl_snapshot_ref *ret);
+/*
+ * The first of l's damaged snapshots that may be newer than "than" (all of
+ * them where than is NULL), or NULL; *n_ret (may be NULL) gets how many
+ * may be. One is known to be older only where a readable snapshot no
+ * newer than "than" names it as its parent.
+ */
+const struct kl_id *kl_snapshot_damaged_newer(const struct kl_snapshot_list *l,
+					      const struct kl_snapshot_ref *than, size_t *n_ret);
 
 /* ---- walking trees ----------------------------------------------------------------- */
 

@@ -134,6 +134,12 @@ int kl_exit_code(int r);
 /* "ID[:PATH]" or "latest[:PATH]"; path_ret NULL forbids a subpath. Reports errors. */
 int kl_cli_find_snapshot(struct kl_cli *cli, const char *arg, const struct kl_snap_filter *f,
 			 struct kl_snapshot_ref *ret, const char **path_ret);
+/*
+ * The same without a subpath, but an id that names a snapshot that cannot
+ * be read gives 1 and its id (ret->s empty) instead of an error.
+ */
+int kl_cli_find_snapshot_id(struct kl_cli *cli, const char *arg, const struct kl_snap_filter *f,
+			    struct kl_snapshot_ref *ret);
 void kl_json_node(FILE *f, const char *path, const struct kl_node *n);
 const char *kl_node_type_name(int type);
 

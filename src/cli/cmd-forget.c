@@ -42,6 +42,9 @@ static const char usage[] =
 	"  -n, --dry-run              show what would be kept and removed, remove\n"
 	"                             nothing\n"
 	"      --prune                then run 'keel prune' to free the space\n"
+	"      --unreadable           SNAPSHOT may name a snapshot whose object\n"
+	"                             cannot be read (damaged): remove it too\n"
+	"                             (without, forget refuses it: exit 13)\n"
 	"\n"
 	"With neither SNAPSHOT nor a rule, forget refuses to run.\n";
 
@@ -50,6 +53,15 @@ enum {
 	OPT_WITHIN_BUCKET = 0x210, /* + enum kl_bucket */
 	OPT_KEEP_TAG = 0x220,
 	OPT_PRUNE = 0x230,
+	OPT_UNREADABLE = 0x240,
+};
+
+/* What the command line asks for. */
+struct forget_args {
+	struct kl_forget_policy p;
+	struct kl_snap_filter f;
+	unsigned group_by;
+	bool dry_run, prune, unreadable;
 };
 
 static int parse_count(struct kl_cli *cli, const char *opt, const char *arg, uint32_t *ret)
@@ -291,21 +303,65 @@ static void hint_prune(struct kl_cli *cli, size_t removed)
 		fprintf(stderr, "hint: run 'keel prune' to free the space their data used\n");
 }
 
-static int forget_ids(struct kl_cli *cli, char **args, size_t n, const struct kl_snap_filter *f,
-		      bool dry_run, bool prune_next)
+/* A snapshot named by id whose object cannot be read: only its id is known. */
+static void print_unreadable(struct kl_cli *cli, const struct kl_snapshot_ref *ref, bool first)
+{
+	char hex[2 * KL_ID_LEN + 1];
+
+	kl_id_hex(&ref->id, hex);
+	if (cli->json)
+		printf("%s{\"id\":\"%s\",\"short_id\":\"%.8s\",\"unreadable\":true}",
+		       first ? "" : ",", hex, hex);
+	else if (!cli->quiet)
+		printf("%.8s  (cannot be read: damaged)\n", hex);
+}
+
+static void print_removal(struct kl_cli *cli, const struct kl_snapshot_ref *const *refs,
+			  const bool *unreadable, size_t m, bool dry_run)
+{
+	if (cli->json)
+		printf("[{\"group_key\":null,\"keep\":[],\"remove\":[");
+	else if (!cli->quiet)
+		printf("%s %zu snapshots:\n%s\n", dry_run ? "would remove" : "remove", m,
+		       table_head);
+	for (size_t i = 0; i < m; i++) {
+		if (unreadable[i]) {
+			print_unreadable(cli, refs[i], !i);
+		} else if (cli->json) {
+			printf("%s", i ? "," : "");
+			print_snap_json(refs[i], 0, false);
+		} else if (!cli->quiet) {
+			print_snap_text(refs[i], 0, false);
+		}
+	}
+	if (cli->json)
+		printf("]}]\n");
+}
+
+static int forget_ids(struct kl_cli *cli, char **args, size_t n, const struct forget_args *a)
 {
 	struct kl_snapshot_ref *v = kl_calloc(n, sizeof(*v));
 	const struct kl_snapshot_ref **refs = kl_calloc(n, sizeof(*refs));
+	bool *unreadable = kl_calloc(n, sizeof(*unreadable));
 	size_t m = 0, removed = 0;
-	int rc = v && refs ? 0 : -ENOMEM;
+	int rc = v && refs && unreadable ? 0 : -ENOMEM;
 
 	/* resolve every name first: a typo must not leave half the work done */
 	for (size_t i = 0; rc >= 0 && i < n; i++) {
 		bool dup = false;
 
-		rc = kl_cli_find_snapshot(cli, args[i], f, &v[m], NULL);
+		if (a->unreadable)
+			rc = kl_cli_find_snapshot_id(cli, args[i], &a->f, &v[m]);
+		else
+			rc = kl_cli_find_snapshot(cli, args[i], &a->f, &v[m], NULL);
+		if (rc == -KL_ECORRUPT && !kl_id_eq(&v[m].id, &(struct kl_id){{0}}))
+			fprintf(stderr,
+				"hint: 'keel forget --unreadable %s' removes a snapshot "
+				"that cannot be read\n",
+				args[i]);
 		if (rc < 0)
 			break;
+		unreadable[m] = rc > 0;
 		for (size_t j = 0; j < m; j++)
 			dup |= kl_id_eq(&v[j].id, &v[m].id);
 		if (dup)
@@ -314,29 +370,18 @@ static int forget_ids(struct kl_cli *cli, char **args, size_t n, const struct kl
 			refs[m] = &v[m], m++;
 	}
 	if (rc >= 0) {
-		if (cli->json) {
-			printf("[{\"group_key\":null,\"keep\":[],\"remove\":[");
-			for (size_t i = 0; i < m; i++) {
-				printf("%s", i ? "," : "");
-				print_snap_json(refs[i], 0, false);
-			}
-			printf("]}]\n");
-		} else if (!cli->quiet) {
-			printf("%s %zu snapshots:\n%s\n", dry_run ? "would remove" : "remove", m,
-			       table_head);
-			for (size_t i = 0; i < m; i++)
-				print_snap_text(refs[i], 0, false);
-		}
-		if (!dry_run)
+		print_removal(cli, refs, unreadable, m, a->dry_run);
+		if (!a->dry_run)
 			rc = remove_snapshots(cli, refs, NULL, m, &removed);
 		if (rc >= 0)
-			print_summary(cli, dry_run, m, m);
-		hint_prune(cli, prune_next ? 0 : removed);
+			print_summary(cli, a->dry_run, m, m);
+		hint_prune(cli, a->prune ? 0 : removed);
 	}
 	for (size_t i = 0; i < m; i++)
 		kl_snapshot_release(&v[i].s);
 	kl_free(v);
 	kl_free(refs);
+	kl_free(unreadable);
 	return rc;
 }
 
@@ -423,8 +468,8 @@ static int forget_policy(struct kl_cli *cli, const struct kl_forget_policy *p,
 		kl_id_hex(&l.damaged[i], hex);
 		fprintf(stderr,
 			"keel: forget: snapshot %.8s is damaged and was left alone "
-			"(file snapshots/%s)\n",
-			hex, hex);
+			"(file snapshots/%s; 'keel forget --unreadable %.8s' removes it)\n",
+			hex, hex, hex);
 	}
 	if (rc >= 0 && l.n_damaged)
 		rc = -KL_ECORRUPT;
@@ -434,6 +479,70 @@ out:
 	kl_free(refs);
 	kl_snapshot_list_release(&l);
 	return rc;
+}
+
+/* One option of the command line into a; 0, or a usage error. */
+static int parse_opt(struct kl_cli *cli, int c, char **argv, struct forget_args *a)
+{
+	static const char *const bucket_opt[KL_BUCKETS] = {"--keep-hourly", "--keep-daily",
+							   "--keep-weekly", "--keep-monthly",
+							   "--keep-yearly"};
+	static const char *const within_opt[KL_BUCKETS] = {
+		"--keep-within-hourly", "--keep-within-daily", "--keep-within-weekly",
+		"--keep-within-monthly", "--keep-within-yearly"};
+	struct kl_forget_policy *p = &a->p;
+	int rc = 0;
+
+	switch (c) {
+	case 'l':
+		return parse_count(cli, "--keep-last", optarg, &p->last);
+	case 'H':
+	case 'd':
+	case 'w':
+	case 'm':
+	case 'y': {
+		static const char letters[] = "Hdwmy";
+		int b = (int)(strchr(letters, c) - letters);
+
+		return parse_count(cli, bucket_opt[b], optarg, &p->buckets[b]);
+	}
+	case OPT_WITHIN:
+		return parse_duration(cli, "--keep-within", optarg, &p->within);
+	case OPT_WITHIN_BUCKET + KL_BUCKET_HOUR:
+	case OPT_WITHIN_BUCKET + KL_BUCKET_DAY:
+	case OPT_WITHIN_BUCKET + KL_BUCKET_WEEK:
+	case OPT_WITHIN_BUCKET + KL_BUCKET_MONTH:
+	case OPT_WITHIN_BUCKET + KL_BUCKET_YEAR:
+		return parse_duration(cli, within_opt[c - OPT_WITHIN_BUCKET], optarg,
+				      &p->within_bucket[c - OPT_WITHIN_BUCKET]);
+	case OPT_KEEP_TAG:
+		if (!optarg[strspn(optarg, ",")])
+			return kl_cli_usage_error(cli, "--keep-tag needs a tag");
+		return kl_strv_push(&p->keep_tags, &p->n_keep_tags, optarg);
+	case 'g':
+		if (kl_group_by_parse(optarg, &a->group_by) < 0)
+			return kl_cli_usage_error(cli,
+						  "invalid --group-by '%s': give host, paths, "
+						  "tags, a comma-separated mix, or ''",
+						  optarg);
+		return 0;
+	case 'n':
+		a->dry_run = true;
+		return 0;
+	case OPT_PRUNE:
+		a->prune = true;
+		return 0;
+	case OPT_UNREADABLE:
+		a->unreadable = true;
+		return 0;
+	default:
+		rc = kl_cli_snap_filter_opt(&a->f, c, optarg);
+		if (rc > 0)
+			return 0;
+		if (rc == 0)
+			rc = kl_cli_default_opt(cli, c, usage, argv);
+		return rc;
+	}
 }
 
 int cmd_forget(int argc, char **argv, struct kl_cli *cli)
@@ -458,106 +567,47 @@ int cmd_forget(int argc, char **argv, struct kl_cli *cli)
 		{"group-by", required_argument, NULL, 'g'},
 		{"dry-run", no_argument, NULL, 'n'},
 		{"prune", no_argument, NULL, OPT_PRUNE},
+		{"unreadable", no_argument, NULL, OPT_UNREADABLE},
 		{NULL, 0, NULL, 0},
 	};
-	struct kl_forget_policy p = {0};
-	struct kl_snap_filter f = {0};
-	unsigned group_by = KL_GROUP_HOST | KL_GROUP_PATHS;
-	bool dry_run = false, prune = false;
+	struct forget_args a = {.group_by = KL_GROUP_HOST | KL_GROUP_PATHS};
 	int c, rc = 0;
 
 	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT "l:H:d:w:m:y:g:n", opts, NULL)) !=
 	       -1) {
-		static const char *const bucket_opt[KL_BUCKETS] = {
-			"--keep-hourly", "--keep-daily", "--keep-weekly", "--keep-monthly",
-			"--keep-yearly"};
-		static const char *const within_opt[KL_BUCKETS] = {
-			"--keep-within-hourly", "--keep-within-daily", "--keep-within-weekly",
-			"--keep-within-monthly", "--keep-within-yearly"};
-
-		switch (c) {
-		case 'l':
-			rc = parse_count(cli, "--keep-last", optarg, &p.last);
-			break;
-		case 'H':
-		case 'd':
-		case 'w':
-		case 'm':
-		case 'y': {
-			static const char letters[] = "Hdwmy";
-			int b = (int)(strchr(letters, c) - letters);
-
-			rc = parse_count(cli, bucket_opt[b], optarg, &p.buckets[b]);
-			break;
-		}
-		case OPT_WITHIN:
-			rc = parse_duration(cli, "--keep-within", optarg, &p.within);
-			break;
-		case OPT_WITHIN_BUCKET + KL_BUCKET_HOUR:
-		case OPT_WITHIN_BUCKET + KL_BUCKET_DAY:
-		case OPT_WITHIN_BUCKET + KL_BUCKET_WEEK:
-		case OPT_WITHIN_BUCKET + KL_BUCKET_MONTH:
-		case OPT_WITHIN_BUCKET + KL_BUCKET_YEAR:
-			rc = parse_duration(cli, within_opt[c - OPT_WITHIN_BUCKET], optarg,
-					    &p.within_bucket[c - OPT_WITHIN_BUCKET]);
-			break;
-		case OPT_KEEP_TAG:
-			if (!optarg[strspn(optarg, ",")]) {
-				rc = kl_cli_usage_error(cli, "--keep-tag needs a tag");
-				break;
-			}
-			rc = kl_strv_push(&p.keep_tags, &p.n_keep_tags, optarg);
-			break;
-		case 'g':
-			if (kl_group_by_parse(optarg, &group_by) < 0)
-				rc = kl_cli_usage_error(
-					cli,
-					"invalid --group-by '%s': give host, paths, "
-					"tags, a comma-separated mix, or ''",
-					optarg);
-			break;
-		case 'n':
-			dry_run = true;
-			break;
-		case OPT_PRUNE:
-			prune = true;
-			break;
-		default:
-			rc = kl_cli_snap_filter_opt(&f, c, optarg);
-			if (rc > 0) {
-				rc = 0;
-				break;
-			}
-			if (rc == 0)
-				rc = kl_cli_default_opt(cli, c, usage, argv);
-		}
+		rc = parse_opt(cli, c, argv, &a);
 		if (rc)
 			goto out;
 	}
-	if (optind < argc && !kl_forget_policy_is_empty(&p)) {
+	if (optind < argc && !kl_forget_policy_is_empty(&a.p)) {
 		rc = kl_cli_usage_error(cli, "give snapshots or --keep rules, not both");
 		goto out;
 	}
-	if (optind == argc && kl_forget_policy_is_empty(&p)) {
+	if (optind == argc && kl_forget_policy_is_empty(&a.p)) {
 		rc = kl_cli_usage_error(cli, "no snapshots and no --keep rule given: nothing to do "
 					     "(forget never removes everything by default)");
+		goto out;
+	}
+	if (a.unreadable && optind == argc) {
+		rc = kl_cli_usage_error(cli,
+					"--unreadable is for snapshots named by id, not rules");
 		goto out;
 	}
 	rc = kl_cli_open(cli);
 	if (rc < 0)
 		goto out;
 	if (optind < argc)
-		rc = forget_ids(cli, argv + optind, (size_t)(argc - optind), &f, dry_run, prune);
+		rc = forget_ids(cli, argv + optind, (size_t)(argc - optind), &a);
 	else
-		rc = forget_policy(cli, &p, &f, group_by, dry_run, prune);
-	if ((rc >= 0 || rc == -KL_EOBJLOCKED) && prune && !dry_run) {
+		rc = forget_policy(cli, &a.p, &a.f, a.group_by, a.dry_run, a.prune);
+	if ((rc >= 0 || rc == -KL_EOBJLOCKED) && a.prune && !a.dry_run) {
 		int prc = then_prune(cli);
 
 		if (prc < 0)
 			rc = prc;
 	}
 out:
-	kl_strv_free(p.keep_tags, p.n_keep_tags);
-	kl_snap_filter_release(&f);
+	kl_strv_free(a.p.keep_tags, a.p.n_keep_tags);
+	kl_snap_filter_release(&a.f);
 	return rc;
 }

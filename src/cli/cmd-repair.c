@@ -14,11 +14,15 @@ static const char usage[] =
 	"            --read-data, damaged) or directories that cannot be read, write\n"
 	"            a new snapshot without them, tagged \"repaired\"; every file left\n"
 	"            out is listed. Run 'repair index' first if the index is damaged.\n"
+	"            A snapshot object that cannot be read is listed, and removed with\n"
+	"            --forget (nothing in it can be salvaged; until it goes, prune\n"
+	"            refuses to run and 'latest' may fail).\n"
 	"\n"
 	"Options:\n"
 	"  -n, --dry-run     report only\n"
 	"      --read-data   snapshots: read and verify every blob, not only look it up\n"
-	"      --forget      snapshots: remove the damaged originals\n";
+	"      --forget      snapshots: remove the damaged originals, and snapshot\n"
+	"                    objects that cannot be read\n";
 
 static void on_lost(void *ud, const char *path, int err, const char *what)
 {
@@ -32,7 +36,10 @@ static void on_lost(void *ud, const char *path, int err, const char *what)
 		printf("}\n");
 		return;
 	}
-	fprintf(stderr, "keel: repair: %s: %s\n", path && *path ? path : "/", what);
+	if (!path) /* not a path: a whole snapshot */
+		fprintf(stderr, "keel: repair: %s\n", what);
+	else
+		fprintf(stderr, "keel: repair: %s: %s\n", *path ? path : "/", what);
 }
 
 static int on_snapshot(const struct kl_id *old, const struct kl_id *repaired, uint64_t lost,
@@ -129,12 +136,15 @@ int cmd_repair(int argc, char **argv, struct kl_cli *cli)
 		printf("{\"message_type\":\"summary\",\"dry_run\":%s,\"packs\":%llu,"
 		       "\"packs_damaged\":%llu,\"blobs\":%llu,\"index_files_written\":%llu,"
 		       "\"index_files_removed\":%llu,\"snapshots\":%llu,"
-		       "\"snapshots_repaired\":%llu,\"files_lost\":%llu}\n",
+		       "\"snapshots_repaired\":%llu,\"snapshots_unreadable\":%llu,"
+		       "\"snapshots_unreadable_removed\":%llu,\"files_lost\":%llu}\n",
 		       o.dry_run ? "true" : "false", (unsigned long long)st.packs,
 		       (unsigned long long)st.packs_damaged, (unsigned long long)st.blobs,
 		       (unsigned long long)st.index_files_written,
 		       (unsigned long long)st.index_files_removed, (unsigned long long)st.snapshots,
 		       (unsigned long long)st.snapshots_repaired,
+		       (unsigned long long)st.snapshots_damaged_files,
+		       (unsigned long long)st.snapshots_unreadable_removed,
 		       (unsigned long long)st.files_lost);
 	} else if (!cli->quiet && index) {
 		printf("%llu packs read (%llu damaged), %llu blobs indexed; %llu index files "
@@ -143,10 +153,18 @@ int cmd_repair(int argc, char **argv, struct kl_cli *cli)
 		       (unsigned long long)st.blobs, (unsigned long long)st.index_files_removed,
 		       (unsigned long long)st.index_files_written);
 	} else if (!cli->quiet) {
-		printf("%llu snapshots checked, %llu %s, %llu entries lost\n",
+		printf("%llu snapshots checked, %llu %s, %llu entries lost",
 		       (unsigned long long)st.snapshots, (unsigned long long)st.snapshots_repaired,
 		       o.dry_run ? "would be repaired" : "repaired",
 		       (unsigned long long)st.files_lost);
+		if (st.snapshots_damaged_files)
+			printf("; %llu snapshots cannot be read, %llu removed",
+			       (unsigned long long)st.snapshots_damaged_files,
+			       (unsigned long long)st.snapshots_unreadable_removed);
+		putchar('\n');
 	}
-	return st.files_lost || st.packs_damaged ? -KL_EPARTIAL : 0;
+	/* without --forget a snapshot that cannot be read stays: the repository is still damaged */
+	if (st.snapshots_damaged_files && !o.forget)
+		return -KL_ECORRUPT;
+	return st.files_lost || st.packs_damaged || st.snapshots_damaged_files ? -KL_EPARTIAL : 0;
 }

@@ -1,12 +1,9 @@
 #include "cli.h"
 
-/*
- * Resolves "ID[:PATH]" or "latest[:PATH]" with the filter. path_ret gets
- * the part after ':' (borrowed from arg) or "".
- */
-int kl_cli_find_snapshot(struct kl_cli *cli, const char *arg, const struct kl_snap_filter *f,
-			 struct kl_snapshot_ref *ret, const char **path_ret)
+static int find(struct kl_cli *cli, const char *arg, const struct kl_snap_filter *f,
+		struct kl_snapshot_ref *ret, const char **path_ret, bool unreadable_ok)
 {
+	static const struct kl_id zero;
 	char spec[128];
 	const char *colon = strchr(arg, ':');
 	size_t n = colon ? (size_t)(colon - arg) : strlen(arg);
@@ -21,9 +18,30 @@ int kl_cli_find_snapshot(struct kl_cli *cli, const char *arg, const struct kl_sn
 	else if (colon)
 		return kl_cli_usage_error(cli, "a subpath is not allowed here: '%s'", arg);
 	rc = kl_snapshot_find(cli->repo, spec, f, ret);
+	/* only an id names a damaged snapshot: 'latest' may be any of them */
+	if (rc == -KL_ECORRUPT && unreadable_ok && !kl_id_eq(&ret->id, &zero)) {
+		kl_repo_clear_err(cli->repo);
+		return 1;
+	}
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "snapshot '%s'", spec);
 	}
 	return rc;
+}
+
+/*
+ * Resolves "ID[:PATH]" or "latest[:PATH]" with the filter. path_ret gets
+ * the part after ':' (borrowed from arg) or "".
+ */
+int kl_cli_find_snapshot(struct kl_cli *cli, const char *arg, const struct kl_snap_filter *f,
+			 struct kl_snapshot_ref *ret, const char **path_ret)
+{
+	return find(cli, arg, f, ret, path_ret, false);
+}
+
+int kl_cli_find_snapshot_id(struct kl_cli *cli, const char *arg, const struct kl_snap_filter *f,
+			    struct kl_snapshot_ref *ret)
+{
+	return find(cli, arg, f, ret, NULL, true);
 }

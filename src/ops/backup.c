@@ -41,23 +41,45 @@ static int find_parent(struct backup *b, char **paths, size_t n, const char *hos
 		       struct kl_snapshot_ref *ret)
 {
 	struct kl_snapshot_list l;
+	const struct kl_id *d;
+	size_t i;
 	int rc, found = 0;
 
-	if (b->o->parent)
-		return kl_snapshot_find(b->r, b->o->parent, NULL, ret) < 0 ? -KL_ENOTFOUND : 1;
+	if (b->o->parent) {
+		/* one that cannot be read fails the backup: the user named it */
+		rc = kl_snapshot_find(b->r, b->o->parent, NULL, ret);
+		return rc == -KL_ECORRUPT ? rc : rc < 0 ? -KL_ENOTFOUND : 1;
+	}
 	rc = kl_repo_list_snapshots(b->r, &l);
 	if (rc < 0)
 		return rc;
-	for (size_t i = l.n; i-- > 0;) {
+	for (i = l.n; i-- > 0;) {
 		struct kl_snapshot *s = &l.v[i].s;
 
 		if (s->kind == KL_SNAP_FILES && s->host && !strcmp(s->host, host) &&
 		    same_paths(s, paths, n)) {
-			*ret = l.v[i];
-			memset(&l.v[i].s, 0, sizeof(l.v[i].s));
 			found = 1;
 			break;
 		}
+	}
+	/*
+	 * A damaged snapshot may have been the parent: the parent only spares
+	 * reading unchanged files, so the next readable one serves as well.
+	 */
+	d = kl_snapshot_damaged_newer(&l, found ? &l.v[i] : NULL, NULL);
+	if (d && b->o->report.warn) {
+		char hex[2 * KL_ID_LEN + 1], what[160];
+
+		kl_id_hex(d, hex);
+		snprintf(what, sizeof(what),
+			 "snapshot %.16s cannot be read and may be the newest of these paths: "
+			 "the parent is the newest readable one",
+			 hex);
+		b->o->report.warn(b->o->report.ud, NULL, -KL_ECORRUPT, what);
+	}
+	if (found) {
+		*ret = l.v[i];
+		memset(&l.v[i].s, 0, sizeof(l.v[i].s));
 	}
 	kl_snapshot_list_release(&l);
 	return found;

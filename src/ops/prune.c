@@ -226,8 +226,8 @@ static int mark_snapshots(struct prune *p)
 		kl_id_hex(&l.damaged[0], hex);
 		rc = kl_repo_fail(
 			p->r, -KL_ECORRUPT,
-			"snapshot %.16s is damaged; prune deletes nothing while it cannot tell "
-			"what is used: run keel check, then keel repair snapshots",
+			"snapshot %.16s cannot be read; prune deletes nothing while it cannot "
+			"tell what is used: 'keel repair snapshots --forget' removes it",
 			hex);
 	}
 	for (size_t i = 0; rc >= 0 && i < l.n; i++) {

@@ -118,6 +118,66 @@ int kl_repair_index(struct kl_repo *r, const struct kl_repair_opts *o, struct kl
 
 /* ---- repair snapshots -------------------------------------------------------- */
 
+/*
+ * What repairing a tree gave, by tree id: the result depends on the id
+ * alone, and a snapshot may point at one subtree from many places (2^40
+ * paths in 40 levels of a directory that holds its child twice).
+ */
+struct memo_entry {
+	struct kl_id id, out;
+	uint64_t lost; /* entries lost below the tree */
+	size_t snap;   /* the snapshot it was repaired in */
+	bool changed, used;
+};
+struct memo {
+	struct memo_entry *v;
+	size_t cap, n; /* cap a power of two, n <= cap / 2 */
+};
+
+static struct memo_entry *memo_slot(const struct memo *m, const struct kl_id *id)
+{
+	uint64_t h;
+	size_t i;
+
+	memcpy(&h, id->b, sizeof(h)); /* ids are keyed hashes: any bytes will do */
+	for (i = (size_t)h & (m->cap - 1); m->v[i].used; i = (i + 1) & (m->cap - 1))
+		if (kl_id_eq(&m->v[i].id, id))
+			break;
+	return &m->v[i];
+}
+
+static const struct memo_entry *memo_get(const struct memo *m, const struct kl_id *id)
+{
+	const struct memo_entry *e = m->cap ? memo_slot(m, id) : NULL;
+
+	return e && e->used ? e : NULL;
+}
+
+static int memo_put(struct memo *m, const struct memo_entry *add)
+{
+	struct memo_entry *e;
+
+	if ((m->n + 1) * 2 > m->cap) {
+		struct memo old = *m;
+
+		m->cap = old.cap ? old.cap * 2 : 256;
+		m->v = kl_calloc(m->cap, sizeof(*m->v));
+		if (!m->v) {
+			*m = old;
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < old.cap; i++)
+			if (old.v[i].used)
+				*memo_slot(m, &old.v[i].id) = old.v[i];
+		kl_free(old.v);
+	}
+	e = memo_slot(m, &add->id);
+	m->n += !e->used;
+	*e = *add;
+	e->used = true;
+	return 0;
+}
+
 struct salvage {
 	struct kl_repo *r;
 	const struct kl_repair_opts *o;
@@ -126,6 +186,8 @@ struct salvage {
 	struct kl_buf blob;
 	char path[8192];
 	uint64_t lost_here; /* files and dirs lost in the snapshot being repaired */
+	size_t snap;	    /* which snapshot that is */
+	struct memo memo;
 };
 
 static void lost(struct salvage *s, const char *what)
@@ -199,9 +261,33 @@ static int join_parts(struct salvage *s, struct kl_tree *t, bool *changed)
 static int salvage_tree(struct salvage *s, const struct kl_id *id, struct kl_id *ret, bool *changed)
 {
 	struct kl_tree t = {0}, out = {0};
+	const struct memo_entry *e = memo_get(&s->memo, id);
 	size_t plen = strlen(s->path);
+	uint64_t lost_before = s->lost_here;
 	int rc;
 
+	/*
+	 * A tree repaired before gives the same result. One that lost nothing
+	 * has nothing to report; one that lost entries is walked again in each
+	 * snapshot, so that every snapshot lists its own losses by path.
+	 */
+	if (e && (!e->changed || e->snap == s->snap)) {
+		*changed = e->changed;
+		*ret = e->out;
+		if (e->lost) {
+			char what[160];
+
+			s->lost_here += e->lost;
+			s->st->files_lost += e->lost;
+			snprintf(what, sizeof(what),
+				 "directory has the content of one reported above: its %llu lost "
+				 "entries are lost here too",
+				 (unsigned long long)e->lost);
+			if (s->o->report.warn)
+				s->o->report.warn(s->o->report.ud, s->path, -KL_ECORRUPT, what);
+		}
+		return 0;
+	}
 	*changed = false;
 	*ret = *id;
 	rc = kl_repo_read_tree_blob(s->r, id, &t);
@@ -250,6 +336,12 @@ static int salvage_tree(struct salvage *s, const struct kl_id *id, struct kl_id 
 	}
 	if (rc >= 0 && *changed && !s->o->dry_run)
 		rc = kl_tree_store(&out, KL_TREE_BLOB_NODES, store_tree_blob, s, ret);
+	if (rc >= 0)
+		rc = memo_put(&s->memo, &(struct memo_entry){.id = *id,
+							     .out = *ret,
+							     .lost = s->lost_here - lost_before,
+							     .snap = s->snap,
+							     .changed = *changed});
 	s->path[plen] = 0;
 	kl_tree_release(&t);
 	kl_tree_release(&out);
@@ -267,6 +359,39 @@ static int add_tag(struct kl_snapshot *sn, const char *tag)
 	if (!v[sn->n_tags])
 		return -ENOMEM;
 	sn->n_tags++;
+	return 0;
+}
+
+/*
+ * A snapshot object that cannot be read holds nothing to salvage, and
+ * blocks prune (which cannot tell what it uses) until it goes: with
+ * --forget it is removed, otherwise named.
+ */
+static int drop_unreadable(struct kl_repo *r, const struct kl_repair_opts *o,
+			   const struct kl_snapshot_list *l, struct kl_repair_stats *st)
+{
+	for (size_t i = 0; i < l->n_damaged; i++) {
+		char hex[2 * KL_ID_LEN + 1], what[200];
+		bool drop = o->forget && !o->dry_run;
+		int rc = 0;
+
+		kl_id_hex(&l->damaged[i], hex);
+		if (drop) {
+			rc = kl_repo_delete(r, KL_OBJ_SNAPSHOT, hex);
+			if (rc == -ENOENT)
+				rc = 0; /* gone already: what was asked */
+			if (rc < 0)
+				return kl_repo_fail(r, rc, "cannot remove snapshot %s", hex);
+			st->snapshots_unreadable_removed++;
+		}
+		snprintf(what, sizeof(what), "snapshot %.16s cannot be read: %s", hex,
+			 drop	     ? "removed (nothing in it could be salvaged)"
+			 : o->forget ? "it would be removed"
+				     : "nothing in it can be salvaged; 'keel repair snapshots "
+				       "--forget' removes it");
+		if (o->report.warn)
+			o->report.warn(o->report.ud, NULL, -KL_ECORRUPT, what);
+	}
 	return 0;
 }
 
@@ -299,6 +424,7 @@ int kl_repair_snapshots(struct kl_repo *r, const struct kl_repair_opts *o,
 		bool changed;
 
 		ret->snapshots++;
+		s.snap = i;
 		s.lost_here = 0;
 		s.path[0] = 0;
 		rc = salvage_tree(&s, &sn->tree, &root, &changed);
@@ -330,8 +456,11 @@ int kl_repair_snapshots(struct kl_repo *r, const struct kl_repair_opts *o,
 		if (rc >= 0 && on_snapshot)
 			rc = on_snapshot(&l.v[i].id, o->dry_run ? NULL : &nid, s.lost_here, ud);
 	}
+	if (rc >= 0)
+		rc = drop_unreadable(r, o, &l, ret);
 	kl_snapshot_list_release(&l);
 	kl_packer_free(s.trees);
 	kl_buf_release(&s.blob);
+	kl_free(s.memo.v);
 	return rc;
 }

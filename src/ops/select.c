@@ -4,6 +4,10 @@
  *
  * A filter applies to "latest" only: an id or id prefix names one
  * snapshot, and the user meant that one (restic does the same).
+ *
+ * "latest" is the newest snapshot or nothing: a snapshot whose object
+ * cannot be read may be the newest, and then the answer is an error that
+ * names it, never the next older one.
  */
 #include "keel/ops.h"
 
@@ -30,30 +34,75 @@ bool kl_snap_filter_match(const struct kl_snap_filter *f, const struct kl_snapsh
 	return true;
 }
 
+/*
+ * A damaged snapshot's time cannot be read, so it is older than "than"
+ * only where a readable snapshot no newer than "than" names it as its
+ * parent (a parent exists before its child starts).
+ */
+static bool proven_older(const struct kl_snapshot_list *l, const struct kl_id *d,
+			 const struct kl_snapshot_ref *than)
+{
+	for (size_t i = 0; than && i < l->n && l->v[i].s.time_ns <= than->s.time_ns; i++)
+		if (l->v[i].s.has_parent && kl_id_eq(&l->v[i].s.parent, d))
+			return true;
+	return false;
+}
+
+const struct kl_id *kl_snapshot_damaged_newer(const struct kl_snapshot_list *l,
+					      const struct kl_snapshot_ref *than, size_t *n_ret)
+{
+	const struct kl_id *first = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < l->n_damaged; i++) {
+		if (proven_older(l, &l->damaged[i], than))
+			continue;
+		if (!n++)
+			first = &l->damaged[i];
+	}
+	if (n_ret)
+		*n_ret = n;
+	return first;
+}
+
 static int find_latest(struct kl_repo *r, const struct kl_snap_filter *f,
 		       struct kl_snapshot_ref *ret)
 {
 	struct kl_snapshot_list l;
+	struct kl_snapshot_ref *found = NULL;
+	const struct kl_id *d;
+	char hex[2 * KL_ID_LEN + 1];
+	size_t n_d;
 	int rc;
 
 	rc = kl_repo_list_snapshots(r, &l);
 	if (rc < 0)
 		return rc;
-	rc = -KL_ENOTFOUND;
 	/* the list is sorted oldest first, ties broken by id */
-	for (size_t i = l.n; i-- > 0;) {
-		if (!kl_snap_filter_match(f, &l.v[i].s))
-			continue;
+	for (size_t i = l.n; !found && i-- > 0;)
+		if (kl_snap_filter_match(f, &l.v[i].s))
+			found = &l.v[i];
+	/*
+	 * A damaged snapshot's host, tags and time are unknown: it may be the
+	 * newest that matches, and restoring an older one in its place without
+	 * a word is the worst answer. Fail, naming it.
+	 */
+	d = kl_snapshot_damaged_newer(&l, found, &n_d);
+	if (d) {
+		kl_id_hex(d, hex);
+		rc = kl_repo_fail(r, -KL_ECORRUPT,
+				  "snapshot %.16s cannot be read and may be the newest%s: give a "
+				  "snapshot id, or remove it with 'keel repair snapshots --forget'",
+				  hex, n_d > 1 ? " (so may others: see 'keel snapshots')" : "");
+	} else if (!found) {
+		rc = kl_repo_fail(r, -KL_ENOTFOUND, "no snapshot matches 'latest' and the filter");
+	} else {
 		/* hand the decoded snapshot over instead of copying it */
-		*ret = l.v[i];
-		memset(&l.v[i].s, 0, sizeof(l.v[i].s));
-		rc = 0;
-		break;
+		*ret = *found;
+		memset(&found->s, 0, sizeof(found->s));
 	}
 	kl_snapshot_list_release(&l);
-	if (rc < 0)
-		return kl_repo_fail(r, rc, "no snapshot matches 'latest' and the filter");
-	return 0;
+	return rc;
 }
 
 struct prefix_ctx {
@@ -131,6 +180,8 @@ int kl_snapshot_find(struct kl_repo *r, const char *spec, const struct kl_snap_f
 	if (rc == -KL_ENOTFOUND)
 		return kl_repo_fail(r, rc, "no snapshot '%s'", spec);
 	if (rc < 0)
-		memset(ret, 0, sizeof(*ret));
+		memset(&ret->s, 0, sizeof(ret->s));
+	if (rc < 0 && rc != -KL_ECORRUPT)
+		memset(&ret->id, 0, sizeof(ret->id));
 	return rc;
 }

@@ -6,6 +6,9 @@
  *
  *   root: big/ (12 files a00..a11 in a head of 4 nodes and 2 parts of 4),
  *         keep (a file)
+ *
+ * And a snapshot whose directories reuse one subtree at every level, which
+ * repair must visit once per tree, not once per path.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -264,12 +267,118 @@ static void bad_head_loses_the_directory(void **state)
 	assert_non_null(strstr((const char *)f->text.data, "/big: directory cannot be read"));
 }
 
+/*
+ * 40 levels of a directory that holds the same subdirectory twice, as "a"
+ * and "b", above one whose file "gone" has no data: 2^40 paths to one
+ * loss. Repair must visit each tree once, and still count every path.
+ */
+#define LEVELS 40
+
+static void add_dir(struct kl_tree *t, const char *name, const struct kl_id *sub)
+{
+	struct kl_node nd = {0};
+
+	nd.name = (uint8_t *)kl_strdup(name);
+	nd.name_len = strlen(name);
+	nd.type = KL_NODE_DIR;
+	nd.mode = 0755;
+	nd.subtree = *sub;
+	nd.has_subtree = true;
+	assert_int_equal(kl_tree_add(t, &nd), 0);
+}
+
+static int setup_shared(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct kl_repo *r = NULL;
+	struct kl_buf enc = KL_BUF_INIT(1u << 20);
+	struct kl_snapshot sn = {.kind = KL_SNAP_FILES, .time_ns = 1, .time_end_ns = 2};
+	struct kl_id missing, sub;
+
+	assert_non_null(f);
+	assert_int_equal(kl_crypto_init(), 0);
+	assert_int_equal(fixture_tmpdir("repair", f->top, sizeof(f->top)), 0);
+	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->top);
+	assert_int_equal(fixture_repo_create(f->repo, NULL, &f->pass, &r), 0);
+	assert_int_equal(kl_packer_new(r, &f->p), 0);
+	assert_int_equal(kl_packer_store(f->p, KL_BLOB_DATA, "hello", 5, &f->data), 0);
+	memset(missing.b, 0x5a, sizeof(missing.b)); /* stored nowhere */
+	for (int level = 0; level <= LEVELS; level++) {
+		struct kl_tree t = {0};
+
+		if (level) {
+			add_dir(&t, "a", &sub);
+			add_dir(&t, "b", &sub);
+		} else {
+			add_file(&t, "gone", &missing);
+		}
+		add_file(&t, "keep", &f->data);
+		kl_buf_clear(&enc);
+		assert_int_equal(kl_tree_encode(&t, &enc), 0);
+		assert_int_equal(kl_packer_store(f->p, KL_BLOB_TREE, enc.data, enc.len, &sub), 0);
+		kl_tree_release(&t);
+	}
+	f->root = sub;
+	assert_int_equal(kl_packer_flush(f->p), 0);
+	kl_packer_free(f->p);
+	f->p = NULL;
+	assert_int_equal(kl_repo_flush_index(r), 0);
+	sn.tree = f->root;
+	assert_int_equal(kl_repo_save_snapshot(r, &sn, &f->snap), 0);
+	kl_buf_release(&enc);
+	kl_repo_free(r);
+	kl_buf_init(&f->text, 1u << 20);
+	*state = f;
+	return 0;
+}
+
+static void shared_subtrees_are_repaired_once(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_repair_opts o = {.report = {.warn = on_warn, .ud = f}};
+	struct kl_repair_stats st;
+	struct kl_repo *r = open_repo(f);
+	struct repaired rp = {0};
+	struct kl_snapshot sn = {0};
+	struct kl_id tree;
+
+	assert_int_equal(kl_repair_snapshots(r, &o, &st, on_snapshot, &rp), 0);
+	assert_int_equal(rp.n, 1);
+	assert_int_equal(st.files_lost, (uint64_t)1 << LEVELS);
+	assert_int_equal(rp.lost, st.files_lost);
+	/* one report of the loss, and one per level for the second way to it */
+	assert_int_equal(f->lost, 1 + LEVELS);
+	assert_non_null(strstr((const char *)f->text.data, "/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/"
+							   "a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/"
+							   "a/a/a/a/a/a/a/a/gone: file data"));
+	/* the repaired snapshot: down "b" all the way, "keep" stays and "gone" went */
+	assert_int_equal(kl_repo_load_snapshot(r, &rp.id, &sn), 0);
+	tree = sn.tree;
+	for (int level = LEVELS; level >= 0; level--) {
+		struct kl_tree t = {0};
+		const struct kl_node *nd;
+
+		assert_int_equal(kl_repo_read_tree(r, &tree, &t), 0);
+		assert_non_null(kl_tree_find(&t, (const uint8_t *)"keep", 4));
+		assert_null(kl_tree_find(&t, (const uint8_t *)"gone", 4));
+		nd = kl_tree_find(&t, (const uint8_t *)"b", 1);
+		assert_true(level ? nd != NULL : nd == NULL);
+		if (nd)
+			tree = nd->subtree;
+		kl_tree_release(&t);
+	}
+	kl_snapshot_release(&sn);
+	kl_repo_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(bad_part_loses_its_entries_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(bad_last_part, setup, teardown),
 		cmocka_unit_test_setup_teardown(bad_head_loses_the_directory, setup, teardown),
+		cmocka_unit_test_setup_teardown(shared_subtrees_are_repaired_once, setup_shared,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
