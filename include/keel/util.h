@@ -236,5 +236,12 @@ int64_t kl_time_mono_ns(void); /* CLOCK_MONOTONIC */
 /* "2026-11-25T18:50:51.123456789Z" style (UTC, seconds precision if prec=0) */
 void kl_time_format_utc(int64_t ns, char out[40]);
 void kl_time_format_local(int64_t ns, char out[40]);
+/*
+ * File times are (seconds, nanoseconds) pairs, which int64 nanoseconds
+ * cannot hold beyond 1677..2262: format them from the seconds.
+ */
+void kl_time_format_local_sec(int64_t sec, char out[40]);
+/* The whole second at or before ns (toward minus infinity, unlike division). */
+int64_t kl_time_floor_sec(int64_t ns);
 
 #endif

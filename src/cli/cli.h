@@ -94,6 +94,8 @@ void kl_json_str(FILE *f, const void *s, size_t n); /* quoted, lossless for non-
 void kl_json_cstr(FILE *f, const char *s);	    /* NULL -> null */
 void kl_json_id(FILE *f, const struct kl_id *id);
 void kl_json_time(FILE *f, int64_t ns);
+/* A file time as its (seconds, nanoseconds) pair: any year, no overflow. */
+void kl_json_time_sec(FILE *f, int64_t sec, uint32_t nsec);
 void kl_print_bytes(char *out, size_t n, uint64_t bytes); /* "1.2 GiB" */
 
 /* A reporter for ops: warnings to stderr (or JSON lines), progress line on a tty. */

@@ -265,20 +265,25 @@ void kl_json_id(FILE *f, const struct kl_id *id)
 	fprintf(f, "\"%s\"", hex);
 }
 
-void kl_json_time(FILE *f, int64_t ns)
+void kl_json_time_sec(FILE *f, int64_t sec, uint32_t nsec)
 {
 	char buf[40];
-	time_t t = (time_t)(ns / KL_NSEC_PER_SEC);
+	time_t t = (time_t)sec;
 	struct tm tm;
 
-	if (!gmtime_r(&t, &tm)) {
+	if (nsec >= KL_NSEC_PER_SEC || !gmtime_r(&t, &tm)) {
 		fputs("null", f);
 		return;
 	}
 	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(f, "\"%s.%09lldZ\"", buf,
-		(long long)(ns % KL_NSEC_PER_SEC + (ns < 0 ? KL_NSEC_PER_SEC : 0)) %
-			KL_NSEC_PER_SEC);
+	fprintf(f, "\"%s.%09uZ\"", buf, nsec);
+}
+
+void kl_json_time(FILE *f, int64_t ns)
+{
+	int64_t sec = kl_time_floor_sec(ns);
+
+	kl_json_time_sec(f, sec, (uint32_t)(ns - sec * KL_NSEC_PER_SEC));
 }
 
 void kl_print_bytes(char *out, size_t n, uint64_t bytes)
