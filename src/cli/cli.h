@@ -22,8 +22,9 @@ enum kl_cmd_flags {
 
 struct kl_cli {
 	const char *repo_location;
-	const char *password_file;
-	const char *password_command;
+	/* given as options; the environment's (KEEL_PASSWORD_*) are read where needed */
+	const char *password_file_opt;
+	const char *password_command_opt;
 	bool json;
 	bool quiet;
 	int verbose;

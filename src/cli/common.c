@@ -133,10 +133,10 @@ int kl_cli_global_opt(struct kl_cli *cli, int c, const char *arg)
 		cli->repo_location = arg;
 		return 1;
 	case KL_OPT_PASSWORD_FILE:
-		cli->password_file = arg;
+		cli->password_file_opt = arg;
 		return 1;
 	case KL_OPT_PASSWORD_COMMAND:
-		cli->password_command = arg;
+		cli->password_command_opt = arg;
 		return 1;
 	case KL_OPT_JSON:
 		cli->json = true;

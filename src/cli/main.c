@@ -35,7 +35,8 @@ static const char main_usage[] =
 	"      --no-cache            do not use the cache (env KEEL_NO_CACHE=1)\n"
 	"\n"
 	"The password may also come from the environment variable KEEL_PASSWORD\n"
-	"or, on a terminal, from a prompt.\n"
+	"or, on a terminal, from a prompt. An option wins over the environment;\n"
+	"--password-file and --password-command together are a usage error.\n"
 	"S3 credentials and settings: the environment (AWS_*, KEEL_S3_*), else\n"
 	"~/.config/keel/config (env KEEL_CONFIG), else ~/.aws/credentials;\n"
 	"see docs/S3.md.\n"
@@ -82,8 +83,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	cli.repo_location = getenv("KEEL_REPOSITORY");
-	cli.password_file = getenv("KEEL_PASSWORD_FILE");
-	cli.password_command = getenv("KEEL_PASSWORD_COMMAND");
 	cli.progress = isatty(STDERR_FILENO);
 
 	opterr = 0;
