@@ -38,6 +38,11 @@ struct kl_cli {
 
 /* Opens (and unlocks, loads the index of) the repository as the command's flags say. */
 int kl_cli_open(struct kl_cli *cli);
+/*
+ * Releases the lock and frees the repository; a lock it cannot remove is
+ * reported, and turns the command's success rc into -KL_ELOCKLEFT (exit 4).
+ */
+int kl_cli_close(struct kl_cli *cli, int rc);
 
 struct kl_cmd {
 	const char *name;

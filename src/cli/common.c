@@ -50,6 +50,8 @@ int kl_exit_code(int r)
 		return 2;
 	case KL_EPARTIAL:
 		return 3;
+	case KL_ELOCKLEFT:
+		return 4;
 	case KL_ENOREPO:
 		return 10;
 	case KL_EEXIST_REPO:
@@ -440,4 +442,26 @@ int kl_cli_open(struct kl_cli *cli)
 	}
 	cli->repo = KL_TAKE_PTR(r);
 	return 0;
+}
+
+int kl_cli_close(struct kl_cli *cli, int rc)
+{
+	int u;
+
+	if (!cli->repo)
+		return rc;
+	u = kl_repo_unlock_repo(cli->repo);
+	if (u < 0) {
+		/* a leaked lock holds prune back on every host until it is stale: say so */
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, u,
+			     "%s, but its lock is left in the repository; it goes stale in 30 "
+			     "minutes, or remove it with 'keel unlock' once no keel runs here",
+			     rc >= 0 ? "the work is done" : "the command failed");
+		if (rc >= 0)
+			rc = -KL_ELOCKLEFT;
+	}
+	kl_repo_free(cli->repo);
+	cli->repo = NULL;
+	return rc;
 }

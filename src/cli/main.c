@@ -42,7 +42,8 @@ static const char main_usage[] =
 	"see docs/S3.md.\n"
 	"Run 'keel COMMAND --help' for a command's options.\n"
 	"Exit codes: docs/EXIT-CODES.md (0 ok, 1 error, 2 usage, 3 partial backup,\n"
-	"10 no repository, 12 wrong password, 13 damaged, 14 not found).\n";
+	"4 done but its lock was left, 10 no repository, 12 wrong password,\n"
+	"13 damaged, 14 not found).\n";
 
 static void print_main_usage(FILE *f)
 {
@@ -119,7 +120,7 @@ int main(int argc, char **argv)
 	rc = cmd->fn(argc, argv, &cli);
 	if (rc == KL_CLI_HELP)
 		rc = 0;
-	kl_repo_free(cli.repo);
+	rc = kl_cli_close(&cli, rc);
 	if (fflush(stdout) != 0 && rc >= 0) {
 		fprintf(stderr, "keel: cannot write output: %s\n", strerror(errno));
 		rc = -EIO;
