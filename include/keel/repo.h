@@ -317,7 +317,11 @@ void kl_snapshot_list_release(struct kl_snapshot_list *l);
  * (kl_repo_take_err()), if a live lock conflicts.
  */
 int kl_repo_lock(struct kl_repo *r, enum kl_lock_kind kind, const char *command);
-void kl_repo_unlock_repo(struct kl_repo *r);
+/*
+ * Removes our lock object(s). 0, or the error when an object of ours may
+ * be left behind (its name in the error detail): the caller must say so.
+ */
+int kl_repo_unlock_repo(struct kl_repo *r);
 /* 0 while our lock is safely held (or none was taken), else -KL_ELOCKED. */
 int kl_lock_check(struct kl_repo *r);
 /* Our lock's session id (zeros without a lock). */

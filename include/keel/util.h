@@ -47,6 +47,7 @@ enum kl_error {
 	KL_ECHECK,	  /* check found problems */
 	KL_EAPPENDONLY,	  /* the storage only allows adding objects */
 	KL_EOBJLOCKED,	  /* object under retention (S3 Object Lock): not deleted */
+	KL_ELOCKLEFT,	  /* done, but our own lock object could not be removed */
 };
 
 /* Message for a negative code (errno or kl_error). Never NULL. */
@@ -238,5 +239,12 @@ int64_t kl_time_mono_ns(void); /* CLOCK_MONOTONIC */
 /* "2026-11-25T18:50:51.123456789Z" style (UTC, seconds precision if prec=0) */
 void kl_time_format_utc(int64_t ns, char out[40]);
 void kl_time_format_local(int64_t ns, char out[40]);
+/*
+ * File times are (seconds, nanoseconds) pairs, which int64 nanoseconds
+ * cannot hold beyond 1677..2262: format them from the seconds.
+ */
+void kl_time_format_local_sec(int64_t sec, char out[40]);
+/* The whole second at or before ns (toward minus infinity, unlike division). */
+int64_t kl_time_floor_sec(int64_t ns);
 
 #endif

@@ -289,12 +289,26 @@ static int local_put(struct kl_backend *b, enum kl_obj_type t, const char *name,
 		char sub[8];
 
 		snprintf(sub, sizeof(sub), "data/%.2s", name);
+		if (mkdirat(l->rootfd, "data", 0700) < 0 && errno != EEXIST)
+			return -errno;
 		if (mkdirat(l->rootfd, sub, 0755) < 0 && errno != EEXIST)
 			return -errno;
 		r = fsync_data_dir(l);
 		if (r < 0)
 			return r;
 		r = kl_fs_write_atomic(l->rootfd, path, data, len, 0644, KL_FS_NOREPLACE);
+	} else if (r == -ENOENT && t != KL_OBJ_CONFIG) {
+		/*
+		 * git, and rsync or cp of files only, keep no empty directory: a
+		 * copied repository may lack locks/ (or snapshots/, index/).
+		 */
+		if (mkdirat(l->rootfd, kl_obj_type_name(t), 0700) < 0 && errno != EEXIST)
+			return -errno;
+		r = kl_fs_fsync_dir(l->rootfd);
+		if (r < 0)
+			return r;
+		r = kl_fs_write_atomic(l->rootfd, path, data, len, t == KL_OBJ_KEY ? 0600 : 0644,
+				       KL_FS_NOREPLACE);
 	}
 	return r;
 }

@@ -22,8 +22,9 @@ enum kl_cmd_flags {
 
 struct kl_cli {
 	const char *repo_location;
-	const char *password_file;
-	const char *password_command;
+	/* given as options; the environment's (KEEL_PASSWORD_*) are read where needed */
+	const char *password_file_opt;
+	const char *password_command_opt;
 	bool json;
 	bool quiet;
 	int verbose;
@@ -37,6 +38,11 @@ struct kl_cli {
 
 /* Opens (and unlocks, loads the index of) the repository as the command's flags say. */
 int kl_cli_open(struct kl_cli *cli);
+/*
+ * Releases the lock and frees the repository; a lock it cannot remove is
+ * reported, and turns the command's success rc into -KL_ELOCKLEFT (exit 4).
+ */
+int kl_cli_close(struct kl_cli *cli, int rc);
 
 struct kl_cmd {
 	const char *name;
@@ -94,6 +100,8 @@ void kl_json_str(FILE *f, const void *s, size_t n); /* quoted, lossless for non-
 void kl_json_cstr(FILE *f, const char *s);	    /* NULL -> null */
 void kl_json_id(FILE *f, const struct kl_id *id);
 void kl_json_time(FILE *f, int64_t ns);
+/* A file time as its (seconds, nanoseconds) pair: any year, no overflow. */
+void kl_json_time_sec(FILE *f, int64_t sec, uint32_t nsec);
 void kl_print_bytes(char *out, size_t n, uint64_t bytes); /* "1.2 GiB" */
 
 /* A reporter for ops: warnings to stderr (or JSON lines), progress line on a tty. */

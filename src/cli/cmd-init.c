@@ -60,7 +60,8 @@ enum {
 	OPT_OBJECT_LOCK_DAYS,
 };
 
-int cmd_init(int argc, char **argv, struct kl_cli *cli)
+/* Reads init's own options into o; 0, KL_CLI_HELP or a usage error. */
+static int parse_opts(int argc, char **argv, struct kl_cli *cli, struct kl_init_opts *o)
 {
 	static const struct option opts[] = {
 		KL_GLOBAL_OPTS,
@@ -75,31 +76,26 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 		{"object-lock-days", required_argument, NULL, OPT_OBJECT_LOCK_DAYS},
 		{NULL, 0, NULL, 0},
 	};
-	_cleanup_(kl_repo_freep) struct kl_repo *r = NULL;
-	struct kl_init_opts o;
-	struct kl_pass *pass = NULL;
-	char host[256], user[64], hex[2 * KL_ID_LEN + 1];
 	uint64_t v;
 	int c, rc, li = 0;
 
-	kl_init_opts_default(&o);
 	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT, opts, &li)) != -1) {
 		rc = 0;
 		switch (c) {
 		case OPT_KDF_OPS:
-			rc = kl_parse_uint(optarg, 1, 100, &o.kdf.ops);
+			rc = kl_parse_uint(optarg, 1, 100, &o->kdf.ops);
 			break;
 		case OPT_KDF_MEM:
 			rc = kl_parse_uint(optarg, 8, 4096, &v);
-			o.kdf.mem = v << 20;
+			o->kdf.mem = v << 20;
 			break;
 		case OPT_COMPRESSION:
 			rc = kl_parse_uint(optarg, 0, 22, &v);
-			o.compression_level = (int)v;
+			o->compression_level = (int)v;
 			break;
 		case OPT_PACK_SIZE:
 			rc = kl_parse_uint(optarg, 1, 1024, &v);
-			o.pack_size = (uint32_t)(v << 20);
+			o->pack_size = (uint32_t)(v << 20);
 			break;
 		case OPT_CHUNK_MIN:
 		case OPT_CHUNK_AVG:
@@ -107,24 +103,24 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 			rc = kl_parse_size(optarg, &v);
 			if (rc >= 0 && v > (64u << 20))
 				rc = -KL_EUSAGE;
-			if (c == 5)
-				o.cdc.min = (uint32_t)v;
-			else if (c == 6)
-				o.cdc.avg = (uint32_t)v;
+			if (c == OPT_CHUNK_MIN)
+				o->cdc.min = (uint32_t)v;
+			else if (c == OPT_CHUNK_AVG)
+				o->cdc.avg = (uint32_t)v;
 			else
-				o.cdc.max = (uint32_t)v;
+				o->cdc.max = (uint32_t)v;
 			break;
 		case OPT_OBJECT_LOCK_MODE:
 			if (!strcmp(optarg, "governance"))
-				o.lock_mode = KL_LOCK_GOVERNANCE;
+				o->lock_mode = KL_LOCK_GOVERNANCE;
 			else if (!strcmp(optarg, "compliance"))
-				o.lock_mode = KL_LOCK_COMPLIANCE;
+				o->lock_mode = KL_LOCK_COMPLIANCE;
 			else
 				rc = -KL_EUSAGE;
 			break;
 		case OPT_OBJECT_LOCK_DAYS:
 			rc = kl_parse_uint(optarg, 1, KL_LOCK_DAYS_MAX, &v);
-			o.lock_days = (uint32_t)v;
+			o->lock_days = (uint32_t)v;
 			break;
 		default:
 			rc = kl_cli_default_opt(cli, c, usage, argv);
@@ -139,6 +135,42 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 	}
 	if (optind < argc)
 		return kl_cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+static void print_created(struct kl_cli *cli, struct kl_repo *r, const struct kl_init_opts *o)
+{
+	char hex[2 * KL_ID_LEN + 1];
+
+	kl_id_hex(&kl_repo_config(r)->repo_id, hex);
+	if (cli->json) {
+		printf("{\"message_type\":\"initialized\",\"id\":\"%s\",\"repository\":", hex);
+		kl_json_cstr(stdout, cli->repo_location);
+		printf("}\n");
+	} else if (!cli->quiet) {
+		printf("created keel repository %.10s at %s\n", hex, cli->repo_location);
+		if (o->lock_mode != KL_LOCK_NONE)
+			printf("every object is kept for %u days (S3 Object Lock, %s mode)\n",
+			       o->lock_days,
+			       o->lock_mode == KL_LOCK_COMPLIANCE ? "compliance" : "governance");
+		printf("\nPlease note that knowledge of your password is required to access\n"
+		       "the repository. Losing your password means that your data is\n"
+		       "irrecoverably lost.\n");
+	}
+}
+
+int cmd_init(int argc, char **argv, struct kl_cli *cli)
+{
+	_cleanup_(kl_repo_freep) struct kl_repo *r = NULL;
+	struct kl_init_opts o;
+	struct kl_pass *pass = NULL;
+	char host[256], user[64];
+	int rc;
+
+	kl_init_opts_default(&o);
+	rc = parse_opts(argc, argv, cli, &o);
+	if (rc)
+		return rc;
 	if (!cli->repo_location || !*cli->repo_location)
 		return kl_cli_usage_error(cli, "no repository given: use -r or KEEL_REPOSITORY");
 	if ((o.lock_mode == KL_LOCK_NONE) != (o.lock_days == 0))
@@ -173,20 +205,6 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 		kl_cli_error(cli, rc, "cannot create repository at '%s'", cli->repo_location);
 		return rc;
 	}
-	kl_id_hex(&kl_repo_config(r)->repo_id, hex);
-	if (cli->json) {
-		printf("{\"message_type\":\"initialized\",\"id\":\"%s\",\"repository\":", hex);
-		kl_json_cstr(stdout, cli->repo_location);
-		printf("}\n");
-	} else if (!cli->quiet) {
-		printf("created keel repository %.10s at %s\n", hex, cli->repo_location);
-		if (o.lock_mode != KL_LOCK_NONE)
-			printf("every object is kept for %u days (S3 Object Lock, %s mode)\n",
-			       o.lock_days,
-			       o.lock_mode == KL_LOCK_COMPLIANCE ? "compliance" : "governance");
-		printf("\nPlease note that knowledge of your password is required to access\n"
-		       "the repository. Losing your password means that your data is\n"
-		       "irrecoverably lost.\n");
-	}
+	print_created(cli, r, &o);
 	return 0;
 }

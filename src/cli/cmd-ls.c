@@ -39,7 +39,7 @@ void kl_json_node(FILE *f, const char *path, const struct kl_node *n)
 	fprintf(f, ",\"group\":");
 	kl_json_cstr(f, n->group);
 	fprintf(f, ",\"size\":%llu,\"mtime\":", (unsigned long long)n->size);
-	kl_json_time(f, n->mtime_sec * KL_NSEC_PER_SEC + n->mtime_nsec);
+	kl_json_time_sec(f, n->mtime_sec, n->mtime_nsec);
 	fprintf(f, ",\"inode\":%llu,\"links\":%llu", (unsigned long long)n->inode,
 		(unsigned long long)n->nlink);
 	if (n->type == KL_NODE_SYMLINK) {
@@ -105,7 +105,7 @@ static int print_node(const char *path, const struct kl_node *n, void *ud)
 		char mode[11], when[40];
 
 		mode_string(n, mode);
-		kl_time_format_local(n->mtime_sec * KL_NSEC_PER_SEC + n->mtime_nsec, when);
+		kl_time_format_local_sec(n->mtime_sec, when);
 		printf("%s %8s %8s %12llu %s ", mode, n->user ? n->user : "?",
 		       n->group ? n->group : "?", (unsigned long long)n->size, when);
 		fputs(path, stdout);

@@ -50,6 +50,8 @@ int kl_exit_code(int r)
 		return 2;
 	case KL_EPARTIAL:
 		return 3;
+	case KL_ELOCKLEFT:
+		return 4;
 	case KL_ENOREPO:
 		return 10;
 	case KL_EEXIST_REPO:
@@ -133,10 +135,10 @@ int kl_cli_global_opt(struct kl_cli *cli, int c, const char *arg)
 		cli->repo_location = arg;
 		return 1;
 	case KL_OPT_PASSWORD_FILE:
-		cli->password_file = arg;
+		cli->password_file_opt = arg;
 		return 1;
 	case KL_OPT_PASSWORD_COMMAND:
-		cli->password_command = arg;
+		cli->password_command_opt = arg;
 		return 1;
 	case KL_OPT_JSON:
 		cli->json = true;
@@ -265,20 +267,25 @@ void kl_json_id(FILE *f, const struct kl_id *id)
 	fprintf(f, "\"%s\"", hex);
 }
 
-void kl_json_time(FILE *f, int64_t ns)
+void kl_json_time_sec(FILE *f, int64_t sec, uint32_t nsec)
 {
 	char buf[40];
-	time_t t = (time_t)(ns / KL_NSEC_PER_SEC);
+	time_t t = (time_t)sec;
 	struct tm tm;
 
-	if (!gmtime_r(&t, &tm)) {
+	if (nsec >= KL_NSEC_PER_SEC || !gmtime_r(&t, &tm)) {
 		fputs("null", f);
 		return;
 	}
 	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(f, "\"%s.%09lldZ\"", buf,
-		(long long)(ns % KL_NSEC_PER_SEC + (ns < 0 ? KL_NSEC_PER_SEC : 0)) %
-			KL_NSEC_PER_SEC);
+	fprintf(f, "\"%s.%09uZ\"", buf, nsec);
+}
+
+void kl_json_time(FILE *f, int64_t ns)
+{
+	int64_t sec = kl_time_floor_sec(ns);
+
+	kl_json_time_sec(f, sec, (uint32_t)(ns - sec * KL_NSEC_PER_SEC));
 }
 
 void kl_print_bytes(char *out, size_t n, uint64_t bytes)
@@ -435,4 +442,26 @@ int kl_cli_open(struct kl_cli *cli)
 	}
 	cli->repo = KL_TAKE_PTR(r);
 	return 0;
+}
+
+int kl_cli_close(struct kl_cli *cli, int rc)
+{
+	int u;
+
+	if (!cli->repo)
+		return rc;
+	u = kl_repo_unlock_repo(cli->repo);
+	if (u < 0) {
+		/* a leaked lock holds prune back on every host until it is stale: say so */
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, u,
+			     "%s, but its lock is left in the repository; it goes stale in 30 "
+			     "minutes, or remove it with 'keel unlock' once no keel runs here",
+			     rc >= 0 ? "the work is done" : "the command failed");
+		if (rc >= 0)
+			rc = -KL_ELOCKLEFT;
+	}
+	kl_repo_free(cli->repo);
+	cli->repo = NULL;
+	return rc;
 }

@@ -35,13 +35,15 @@ static const char main_usage[] =
 	"      --no-cache            do not use the cache (env KEEL_NO_CACHE=1)\n"
 	"\n"
 	"The password may also come from the environment variable KEEL_PASSWORD\n"
-	"or, on a terminal, from a prompt.\n"
+	"or, on a terminal, from a prompt. An option wins over the environment;\n"
+	"--password-file and --password-command together are a usage error.\n"
 	"S3 credentials and settings: the environment (AWS_*, KEEL_S3_*), else\n"
 	"~/.config/keel/config (env KEEL_CONFIG), else ~/.aws/credentials;\n"
 	"see docs/S3.md.\n"
 	"Run 'keel COMMAND --help' for a command's options.\n"
 	"Exit codes: docs/EXIT-CODES.md (0 ok, 1 error, 2 usage, 3 partial backup,\n"
-	"10 no repository, 12 wrong password, 13 damaged, 14 not found).\n";
+	"4 done but its lock was left, 10 no repository, 12 wrong password,\n"
+	"13 damaged, 14 not found).\n";
 
 static void print_main_usage(FILE *f)
 {
@@ -82,8 +84,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	cli.repo_location = getenv("KEEL_REPOSITORY");
-	cli.password_file = getenv("KEEL_PASSWORD_FILE");
-	cli.password_command = getenv("KEEL_PASSWORD_COMMAND");
 	cli.progress = isatty(STDERR_FILENO);
 
 	opterr = 0;
@@ -120,7 +120,7 @@ int main(int argc, char **argv)
 	rc = cmd->fn(argc, argv, &cli);
 	if (rc == KL_CLI_HELP)
 		rc = 0;
-	kl_repo_free(cli.repo);
+	rc = kl_cli_close(&cli, rc);
 	if (fflush(stdout) != 0 && rc >= 0) {
 		fprintf(stderr, "keel: cannot write output: %s\n", strerror(errno));
 		rc = -EIO;

@@ -1,10 +1,14 @@
 /*
- * Where passwords come from, in this order: --password-file /
- * KEEL_PASSWORD_FILE, --password-command / KEEL_PASSWORD_COMMAND,
- * KEEL_PASSWORD, then a prompt on the terminal without echo. Never argv.
+ * Where passwords come from, in this order: --password-file or
+ * --password-command (both given: a usage error), KEEL_PASSWORD_FILE or
+ * KEEL_PASSWORD_COMMAND (both set: a usage error), KEEL_PASSWORD, then a
+ * prompt on the terminal without echo. Never argv. A flag wins over the
+ * environment, so that a KEEL_PASSWORD_FILE in a profile never silently
+ * overrides what the command line says.
  */
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <sodium.h>
 #include <termios.h>
@@ -43,12 +47,35 @@ static int from_fd(int fd, struct kl_pass **ret)
 	return rc;
 }
 
-static int from_file(const char *path, struct kl_pass **ret)
+/*
+ * A password file others can read gives the repository away; one others
+ * can write lets them choose the password of a new key. Warned about, as
+ * ssh does for keys (not refused: the file may be on a system whose
+ * owner wants it so).
+ */
+static void check_mode(struct kl_cli *cli, const char *path, int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !(st.st_mode & (S_IROTH | S_IWOTH)))
+		return;
+	kl_cli_warn(cli,
+		    "password file '%s' is %s by others (mode %04o): restrict it with "
+		    "'chmod 600'",
+		    path,
+		    (st.st_mode & S_IROTH) && (st.st_mode & S_IWOTH) ? "readable and writable"
+		    : st.st_mode & S_IROTH			     ? "readable"
+								     : "writable",
+		    (unsigned)(st.st_mode & 07777));
+}
+
+static int from_file(struct kl_cli *cli, const char *path, struct kl_pass **ret)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return -errno;
+	check_mode(cli, path, fd);
 	return from_fd(fd, ret);
 }
 
@@ -150,12 +177,27 @@ static int from_env(const char *name, char *value, struct kl_pass **ret)
 
 int kl_cli_read_password(struct kl_cli *cli, bool confirm, struct kl_pass **ret)
 {
+	const char *file = cli->password_file_opt, *cmd = cli->password_command_opt;
 	char *env;
 
-	if (cli->password_file)
-		return from_file(cli->password_file, ret);
-	if (cli->password_command)
-		return from_command(cli->password_command, ret);
+	if (file && cmd)
+		return kl_fail(&cli->err, -KL_EUSAGE,
+			       "'--password-file' and '--password-command' both given: use one");
+	if (!file && !cmd) {
+		file = getenv("KEEL_PASSWORD_FILE");
+		cmd = getenv("KEEL_PASSWORD_COMMAND");
+		file = file && *file ? file : NULL;
+		cmd = cmd && *cmd ? cmd : NULL;
+		if (file && cmd)
+			return kl_fail(&cli->err, -KL_EUSAGE,
+				       "KEEL_PASSWORD_FILE and KEEL_PASSWORD_COMMAND both set: "
+				       "unset one, or give '--password-file' or "
+				       "'--password-command'");
+	}
+	if (file)
+		return from_file(cli, file, ret);
+	if (cmd)
+		return from_command(cmd, ret);
 	env = getenv("KEEL_PASSWORD");
 	if (env && *env)
 		return from_env("KEEL_PASSWORD", env, ret);
@@ -169,7 +211,7 @@ int kl_cli_read_new_password(struct kl_cli *cli, const char *file, struct kl_pas
 	char *env;
 
 	if (file)
-		return from_file(file, ret);
+		return from_file(cli, file, ret);
 	env = getenv("KEEL_NEW_PASSWORD");
 	if (env && *env)
 		return from_env("KEEL_NEW_PASSWORD", env, ret);

@@ -35,6 +35,13 @@ struct kl_lock {
 	int64_t last_ok_ns; /* when the lock object last became durable */
 	int refresh_error;
 	bool lost; /* our object vanished: someone ran keel unlock */
+	/*
+	 * An object of our session may be stored under a name we do not hold:
+	 * a write that failed after its rename (a directory fsync, a reply
+	 * lost), or an old object whose deletion failed. Unlocking then
+	 * looks for every object of our session.
+	 */
+	bool stray;
 };
 
 static int64_t refresh_interval_ns(void)
@@ -243,6 +250,8 @@ static void *refresh_main(void *arg)
 			int d = l->r->be->ops->del(l->r->be, KL_OBJ_LOCK, old);
 
 			pthread_mutex_lock(&l->mu);
+			if (d < 0 && d != -ENOENT)
+				l->stray = true;
 			memcpy(l->name, fresh, sizeof(fresh));
 			if (d == -ENOENT)
 				l->lost =
@@ -254,6 +263,7 @@ static void *refresh_main(void *arg)
 		}
 		pthread_mutex_lock(&l->mu);
 		l->refresh_error = rc;
+		l->stray = true;
 	}
 	pthread_mutex_unlock(&l->mu);
 	return NULL;
@@ -284,8 +294,14 @@ int kl_repo_lock(struct kl_repo *r, enum kl_lock_kind kind, const char *command)
 	l->info.created_ns = l->info.refreshed_ns = kl_time_now_ns();
 	rc = write_lock(l, l->name);
 	if (rc < 0) {
+		/* the object may be stored although its write failed: it must not stay */
+		struct kl_err keep = r->err;
+
+		l->stray = true;
 		r->lock = l;
+		kl_err_clear(&r->err);
 		kl_repo_unlock_repo(r);
+		r->err = keep;
 		return rc;
 	}
 	l->last_ok_ns = l->info.refreshed_ns;
@@ -354,12 +370,70 @@ void kl_lock_session(struct kl_repo *r, struct kl_id *ret)
 		*ret = r->lock->info.session;
 }
 
-void kl_repo_unlock_repo(struct kl_repo *r)
+struct sweep_ctx {
+	struct kl_repo *r;
+	const struct kl_id *session;
+	int rc;
+	char left[2 * KL_ID_LEN + 1]; /* one that stays, for the message */
+};
+
+static int sweep_one(const char *name, const struct kl_lock_info *info, bool alive, void *ud)
+{
+	struct sweep_ctx *c = ud;
+	int d;
+
+	(void)alive;
+	if (!kl_id_eq(&info->session, c->session))
+		return 0;
+	d = c->r->be->ops->del(c->r->be, KL_OBJ_LOCK, name);
+	if (d < 0 && d != -ENOENT && c->rc >= 0) {
+		c->rc = d;
+		snprintf(c->left, sizeof(c->left), "%s", name);
+	}
+	return 0;
+}
+
+/*
+ * Deletes our lock object and, where one may have strayed (or this
+ * deletion failed), every object of our session. Returns 0 when none is
+ * left, else the error, with the name of a lock left behind in the
+ * repository's error detail: a leaked prune lock blocks prune on other
+ * hosts until it is stale, so it must never go unsaid.
+ */
+static int remove_objects(struct kl_repo *r, struct kl_lock *l)
+{
+	struct sweep_ctx c = {.r = r, .session = &l->info.session};
+	int rc = 0;
+
+	if (l->name[0]) {
+		rc = r->be->ops->del(r->be, KL_OBJ_LOCK, l->name);
+		if (rc == -ENOENT)
+			rc = 0;
+		if (rc < 0)
+			snprintf(c.left, sizeof(c.left), "%s", l->name);
+	}
+	if (rc >= 0 && !l->stray)
+		return 0;
+	/* a failed deletion may have removed the object all the same (a lost reply) */
+	rc = kl_repo_list_locks(r, sweep_one, &c);
+	if (rc < 0)
+		c.rc = rc;
+	if (c.rc < 0 && !c.left[0])
+		snprintf(c.left, sizeof(c.left), "%s", l->name[0] ? l->name : "?");
+	if (c.rc >= 0)
+		return 0;
+	kl_err_clear(&r->err);
+	return kl_fail(&r->err, c.rc, "cannot remove this process's lock locks/%s (%s)", c.left,
+		       kl_strerror(c.rc));
+}
+
+int kl_repo_unlock_repo(struct kl_repo *r)
 {
 	struct kl_lock *l = r ? r->lock : NULL;
+	int rc;
 
 	if (!l)
-		return;
+		return 0;
 	if (l->thread_started) {
 		pthread_mutex_lock(&l->mu);
 		l->stopping = true;
@@ -367,11 +441,11 @@ void kl_repo_unlock_repo(struct kl_repo *r)
 		pthread_mutex_unlock(&l->mu);
 		pthread_join(l->thread, NULL);
 	}
-	if (l->name[0])
-		r->be->ops->del(r->be, KL_OBJ_LOCK, l->name);
+	rc = remove_objects(r, l);
 	kl_lock_info_release(&l->info);
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
 	kl_free(l);
 	r->lock = NULL;
+	return rc;
 }

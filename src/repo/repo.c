@@ -84,6 +84,45 @@ int kl_repo_add_key(struct kl_repo *r, const struct kl_pass *pass, const struct 
 	return 0;
 }
 
+static int stop_at_first(const char *name, uint64_t size, void *ud)
+{
+	(void)name;
+	(void)size;
+	*(bool *)ud = true;
+	return -ECANCELED; /* one object is enough */
+}
+
+/*
+ * The first of keys/, snapshots/, index/ and data/ that holds an object,
+ * or NULL: a location with no config but such objects is a repository
+ * whose config was lost, not an empty place. A listing that fails proves
+ * nothing either way (a bucket that does not exist): NULL.
+ */
+static const char *find_leftovers(struct kl_backend *be)
+{
+	static const enum kl_obj_type types[] = {KL_OBJ_KEY, KL_OBJ_SNAPSHOT, KL_OBJ_INDEX,
+						 KL_OBJ_DATA};
+
+	for (size_t i = 0; i < KL_ARRAY_SIZE(types); i++) {
+		bool found = false;
+
+		be->ops->list(be, types[i], stop_at_first, &found);
+		if (found)
+			return kl_obj_type_name(types[i]);
+	}
+	return NULL;
+}
+
+/* Why a location without a config but with objects cannot be opened, and what helps. */
+static int config_missing(struct kl_err *err, const char *dir)
+{
+	return kl_fail(err, -KL_ECORRUPT,
+		       "the repository config is missing, although %s/ holds objects: keel "
+		       "cannot make it again; restore the file 'config' from a copy or mirror "
+		       "of this repository (docs/FORMAT.md, \"A lost config\")",
+		       dir);
+}
+
 int kl_repo_create(const char *location, const struct kl_pass *pass, const struct kl_init_opts *o,
 		   struct kl_repo **ret)
 {
@@ -114,6 +153,28 @@ int kl_repo_create_err(const char *location, const struct kl_pass *pass,
 	if (rc < 0) {
 		kl_backend_free(be);
 		return rc;
+	}
+	/* a config's absence alone is no proof of an empty place: a new key would break it */
+	{
+		const char *dir = NULL;
+		uint64_t size;
+
+		rc = be->ops->stat(be, KL_OBJ_CONFIG, "config", &size);
+		if (rc == -ENOENT || rc == -ENOTDIR)
+			dir = find_leftovers(be);
+		rc = 0;
+		if (dir)
+			rc = kl_fail(
+				err, -KL_EEXIST_REPO,
+				"%s/ is not empty: this is a repository whose config is lost, "
+				"and a new one would make it unopenable; restore its config "
+				"(docs/FORMAT.md, \"A lost config\") or choose an empty location",
+				dir);
+		if (rc < 0) {
+			kl_backend_take_err(r->be, err);
+			kl_repo_free(r);
+			return rc;
+		}
 	}
 	rc = be->ops->create(be);
 	if (rc == -EEXIST)
@@ -167,10 +228,15 @@ int kl_repo_open_err(const char *location, struct kl_err *err, struct kl_repo **
 	if (rc < 0)
 		return rc == -ENOENT ? -KL_ENOREPO : rc;
 	rc = be->ops->stat(be, KL_OBJ_CONFIG, "config", &size);
+	if (rc == -ENOENT || rc == -ENOTDIR) {
+		const char *dir = find_leftovers(be);
+
+		rc = dir ? config_missing(err, dir) : -KL_ENOREPO;
+	}
 	if (rc < 0) {
 		kl_backend_take_err(be, err);
 		kl_backend_free(be);
-		return rc == -ENOENT || rc == -ENOTDIR ? -KL_ENOREPO : rc;
+		return rc;
 	}
 	rc = repo_alloc(be, &r);
 	if (rc < 0) {

@@ -39,6 +39,8 @@ const char *kl_strerror(int r)
 		return "refused: the repository is append-only for this client";
 	case KL_EOBJLOCKED:
 		return "object is under retention (object lock)";
+	case KL_ELOCKLEFT:
+		return "this command's lock was left in the repository";
 	default:
 		if (r < 0 && -r < 1000)
 			return strerror(-r);

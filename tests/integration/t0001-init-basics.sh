@@ -84,6 +84,41 @@ if [ "${KEEL_TEST_BACKEND:-local}" = s3 ]; then
 	expect_exit 10 keel -r "s3:$KEEL_S3_ENDPOINT/$S3_BUCKET-none/repo" check
 fi
 
+# A repository whose config is lost (issue 13, 5): commands say so and exit
+# 13 (damaged), not 10 ("no repository"), and point to restoring it; init
+# refuses the location (1) instead of adding a key that cannot open the
+# old data, and changes nothing.
+if [ "${KEEL_TEST_BACKEND:-local}" = local ]; then
+	R3=$TEST_DIR/lost-config
+	expect_success keel -r "$R3" init --kdf-ops 1 --kdf-mem 8 >/dev/null
+	mkdir -p "$TEST_DIR/src3"
+	echo data >"$TEST_DIR/src3/f"
+	expect_success keel -r "$R3" backup "$TEST_DIR/src3" >/dev/null
+	cp "$R3/config" "$TEST_DIR/config.saved"
+	rm "$R3/config"
+	expect_error 13 "config is missing" keel -r "$R3" snapshots
+	expect_error 13 "restore the file 'config'" keel -r "$R3" repair index
+	before=$(cd "$R3" && find . | sort)
+	expect_error 1 "keys/ is not empty" keel -r "$R3" init --kdf-ops 1 --kdf-mem 8
+	[ "$(cd "$R3" && find . | sort)" = "$before" ] || fail "init over a lost config changed it"
+	# only snapshots, index files or packs left: still refused
+	mv "$R3/keys" "$TEST_DIR/keys.saved"
+	expect_error 1 "snapshots/ is not empty" keel -r "$R3" init --kdf-ops 1 --kdf-mem 8
+	mv "$TEST_DIR/keys.saved" "$R3/keys"
+	# the documented way back: the config from a copy
+	cp "$TEST_DIR/config.saved" "$R3/config"
+	expect_success keel -r "$R3" check >/dev/null
+
+	# A copy that kept no empty directory (git, some rsync or cp): no
+	# locks/, no empty data/xx; keel makes them again when it writes.
+	rm -rf "$R3/locks"
+	find "$R3/data" -type d -empty -delete
+	expect_success keel -r "$R3" backup "$TEST_DIR/src3" >/dev/null
+	echo more >"$TEST_DIR/src3/g"
+	expect_success keel -r "$R3" backup "$TEST_DIR/src3" >/dev/null
+	expect_success keel -r "$R3" check --read-data >/dev/null
+fi
+
 # No repository given at all: an error, not a crash or a prompt.
 rc=0
 env -u KEEL_REPOSITORY "$KEEL" snapshots </dev/null >/dev/null 2>&1 || rc=$?

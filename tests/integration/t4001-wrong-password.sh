@@ -61,6 +61,26 @@ rc=0
 keel --password-file "$TEST_DIR/no-such-file" snapshots </dev/null >/dev/null 2>&1 || rc=$?
 [ "$rc" != 0 ] || fail "a missing password file was accepted"
 
+# A flag wins over the environment: KEEL_PASSWORD_FILE (exported here, and
+# naming the right password) must not win over --password-command, nor the
+# other way round; two explicit sources of one level are a usage error (2).
+expect_exit 12 keel --password-command 'echo nope' snapshots
+expect_success env KEEL_PASSWORD_FILE="$TEST_DIR/wrong" "$KEEL" --password-command "cat '$KEEL_PASSWORD_FILE'" snapshots >/dev/null
+expect_success env KEEL_PASSWORD_COMMAND='echo nope' "$KEEL" --password-file "$KEEL_PASSWORD_FILE" snapshots >/dev/null
+expect_error 2 "both given" keel --password-file "$KEEL_PASSWORD_FILE" --password-command "cat '$KEEL_PASSWORD_FILE'" snapshots
+expect_error 2 "both set" env KEEL_PASSWORD_COMMAND="cat '$KEEL_PASSWORD_FILE'" "$KEEL" snapshots
+
+# A password file that others can read or write is warned about (as ssh
+# does for keys), and still used; a private one gets no warning.
+cp "$KEEL_PASSWORD_FILE" "$TEST_DIR/shared"
+chmod 644 "$TEST_DIR/shared"
+expect_error 0 "password file '$TEST_DIR/shared' is readable by others (mode 0644)" \
+	keel --password-file "$TEST_DIR/shared" snapshots
+chmod 602 "$TEST_DIR/shared"
+expect_error 0 "is writable by others (mode 0602)" keel --password-file "$TEST_DIR/shared" snapshots
+keel snapshots >/dev/null 2>"$TEST_DIR/err" || fail "keel snapshots failed"
+! grep -q "password file" "$TEST_DIR/err" || fail "a private password file was warned about"
+
 # No password source and no terminal: an error well before any timeout.
 rc=0
 timeout 30 setsid -w env -u KEEL_PASSWORD_FILE "$KEEL" snapshots </dev/null >/dev/null 2>"$TEST_DIR/err" || rc=$?

@@ -360,6 +360,9 @@ struct ordered {
 	unsigned relocks; /* so many lock reads each find the other's lock just replaced */
 	/* at the first index read: move replace_from to replace_to, delete replace_del */
 	char replace_from[400], replace_to[400], replace_del[400];
+	/* lock objects: stored, then -EIO (a directory fsync that failed) */
+	bool lock_put_fails_after;
+	unsigned lock_dels_fail; /* so many lock deletions fail with -EIO, deleting nothing */
 };
 
 struct names8 {
@@ -440,14 +443,19 @@ static int or_put(struct kl_backend *b, enum kl_obj_type t, const char *name, co
 		  size_t len)
 {
 	struct ordered *o = (struct ordered *)b;
+	int rc = o->inner->ops->put(o->inner, t, name, data, len);
 
-	return o->inner->ops->put(o->inner, t, name, data, len);
+	return rc >= 0 && t == KL_OBJ_LOCK && o->lock_put_fails_after ? -EIO : rc;
 }
 
 static int or_del(struct kl_backend *b, enum kl_obj_type t, const char *name)
 {
 	struct ordered *o = (struct ordered *)b;
 
+	if (t == KL_OBJ_LOCK && o->lock_dels_fail) {
+		o->lock_dels_fail--;
+		return -EIO;
+	}
 	return o->inner->ops->del(o->inner, t, name);
 }
 
@@ -746,6 +754,60 @@ static void refresh_finds_successor_written_after_listing(void **state)
 	kl_repo_free(r);
 }
 
+static int count_file(const char *name, uint64_t size, void *ud)
+{
+	(void)name;
+	(void)size;
+	++*(unsigned *)ud;
+	return 0;
+}
+
+static unsigned lock_objects(struct fixture *f)
+{
+	struct kl_backend *be = NULL;
+	unsigned n = 0;
+
+	assert_int_equal(kl_backend_open(f->dir, NULL, &be), 0);
+	assert_int_equal(be->ops->list(be, KL_OBJ_LOCK, count_file, &n), 0);
+	kl_backend_free(be);
+	return n;
+}
+
+/* A lock whose write failed after it was stored must not stay (issue 13, 6). */
+static void failed_lock_write_leaves_no_lock(void **state)
+{
+	struct fixture *f = *state;
+	struct ordered o;
+	struct kl_repo *r = open_ordered(f, &o, 0);
+
+	o.lock_put_fails_after = true;
+	assert_int_equal(kl_repo_lock(r, KL_LOCK_PRUNE, "prune"), -EIO);
+	assert_int_equal(lock_objects(f), 0);
+	kl_repo_free(r);
+}
+
+/* A lock that cannot be deleted is reported, with its name, never left silently. */
+static void undeletable_lock_is_reported(void **state)
+{
+	struct fixture *f = *state;
+	struct ordered o;
+	struct kl_repo *r = open_ordered(f, &o, 0);
+	struct kl_err e = {0}, d = {0};
+
+	assert_int_equal(kl_repo_lock(r, KL_LOCK_PRUNE, "prune"), 0);
+	o.lock_dels_fail = 2;
+	assert_int_equal(kl_repo_unlock_repo(r), -EIO);
+	kl_repo_take_err(r, &e, &d);
+	assert_non_null(strstr(e.msg, "locks/"));
+	assert_int_equal(lock_objects(f), 1);
+	/* one failed deletion that the sweep after it makes good: no error */
+	assert_int_equal(kl_repo_lock(r, KL_LOCK_SHARED, "backup"), 0);
+	o.lock_dels_fail = 1;
+	assert_int_equal(kl_repo_unlock_repo(r), 0);
+	assert_int_equal(lock_objects(f), 1); /* the first one only */
+	kl_repo_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -763,6 +825,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(index_rules_read_each_file_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(lock_replaced_while_listed, setup, teardown),
 		cmocka_unit_test_setup_teardown(lock_listing_outlasts_churn, setup, teardown),
+		cmocka_unit_test_setup_teardown(failed_lock_write_leaves_no_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(undeletable_lock_is_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(refresh_finds_successor_written_after_listing,
 						setup, teardown),
 	};

@@ -290,10 +290,31 @@ static void uint_and_size_parse_and_reject(void **state)
 	assert_int_equal(kl_parse_uint(NULL, 0, 1, &v), -KL_EUSAGE);
 }
 
+/* before 1970 a time with a fraction belongs to the second below (issue 13, 9) */
+static void times_floor_and_format_any_year(void **state)
+{
+	char out[40];
+
+	(void)state;
+	assert_int_equal(kl_time_floor_sec(0), 0);
+	assert_int_equal(kl_time_floor_sec(1500000000), 1);
+	assert_int_equal(kl_time_floor_sec(-1), -1);
+	assert_int_equal(kl_time_floor_sec(-1000000000), -1);
+	assert_int_equal(kl_time_floor_sec(-1500000000), -2);
+	kl_time_format_utc(-1500000000, out);
+	assert_string_equal(out, "1969-12-31T23:59:58Z");
+	setenv("TZ", "UTC", 1);
+	kl_time_format_local_sec(13569465600, out); /* past int64 nanoseconds */
+	assert_string_equal(out, "2400-01-01 00:00:00");
+	kl_time_format_local_sec(-11673201600, out);
+	assert_string_equal(out, "1600-02-03 12:00:00");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(buf_grows_and_stays_terminated),
+		cmocka_unit_test(times_floor_and_format_any_year),
 		cmocka_unit_test(buf_respects_cap),
 		cmocka_unit_test(buf_detach_transfers_ownership),
 		cmocka_unit_test(varint_round_trip),
