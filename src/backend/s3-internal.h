@@ -1,6 +1,8 @@
 /*
- * Shared by s3.c (the backend's operations) and s3-http.c (signed
- * requests over libcurl with retries). Not for use elsewhere.
+ * Shared by the files of the S3 backend: s3.c (keys, stat, get, put, del,
+ * create, opening), s3-list.c (listings), s3-lock.c (Object Lock),
+ * s3-settings.c (settings and credentials), s3-http.c (signed requests
+ * over libcurl with retries) and s3-readahead.c. Not for use elsewhere.
  */
 #ifndef KEEL_S3_INTERNAL_H
 #define KEEL_S3_INTERNAL_H
@@ -124,6 +126,28 @@ void kl_s3_req_release_(struct s3_req *q);
  * region, server errors) with kl_backend_fail(). what names the object.
  */
 int kl_s3_http_error_(struct s3 *s, struct s3_req *q, const char *what);
+
+/* s3.c: the key of an object (-EINVAL for a bad name or a key too long) */
+int kl_s3_obj_key_(const struct s3 *s, enum kl_obj_type t, const char *name, char *out, size_t n);
+/*
+ * A HEAD of key (NULL: the bucket) into q; a 400 or 403 learns its error
+ * code from a GET of one byte. Returns as kl_s3_request_() does.
+ */
+int kl_s3_head_(struct s3 *s, const char *key, struct s3_req *q);
+/* Creates the bucket, with Object Lock enabled if lock. */
+int kl_s3_make_bucket_(struct s3 *s, bool lock);
+
+/* The vtable's operations that live outside s3.c, and the one they share. */
+int kl_s3_stat_(struct kl_backend *b, enum kl_obj_type t, const char *name, uint64_t *size_ret);
+int kl_s3_list_(struct kl_backend *b, enum kl_obj_type t, kl_list_cb cb, void *ud);
+int kl_s3_list_mtime_(struct kl_backend *b, enum kl_obj_type t, kl_list_mtime_cb cb,
+		      void *userdata);
+int kl_s3_prepare_object_lock_(struct kl_backend *b);
+void kl_s3_set_object_lock_(struct kl_backend *b, enum kl_lock_mode mode, uint32_t days);
+
+/* s3-settings.c: fill s from the environment, conf and the credentials file */
+int kl_s3_load_settings_(struct s3 *s, const struct kl_s3_conf *conf);
+int kl_s3_load_creds_(struct s3 *s, struct kl_s3_conf *conf, const char *conf_path);
 
 void kl_s3_pool_free_(struct s3 *s);
 
