@@ -6,17 +6,17 @@
 
 #include "backup-internal.h"
 
-static int open_file(struct backup *b, int dfd, const char *name)
+int kl_bk_open_noatime(int dfd, const char *name, int flags)
 {
-	int fd = -1;
+	int fd = openat(dfd, name, flags | O_NOATIME);
 
-	if (!b->no_noatime) {
-		fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME | O_NONBLOCK);
-		if (fd < 0 && errno == EPERM)
-			b->no_noatime = true;
-	}
-	if (fd < 0 && b->no_noatime)
-		fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	/*
+	 * Asked again for every entry: the kernel allows O_NOATIME to the
+	 * owner (or CAP_FOWNER), so a refusal for one file says nothing of
+	 * the next.
+	 */
+	if (fd < 0 && errno == EPERM)
+		fd = openat(dfd, name, flags);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -80,9 +80,9 @@ int kl_bk_backup_file(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 	_cleanup_close_ int fd = -1;
 	struct stat before, after;
 	uint64_t total;
-	int rc, read_err;
+	int rc, read_err, flags;
 
-	fd = open_file(b, dfd, name);
+	fd = kl_bk_open_noatime(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		kl_bk_warn(b, path, fd, "cannot open");
 		return fd;
@@ -91,8 +91,13 @@ int kl_bk_backup_file(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 		kl_bk_warn(b, path, -EINVAL, "replaced while being backed up");
 		return -EINVAL;
 	}
-	/* the O_NONBLOCK was only for opening (a FIFO swapped in must not hang us) */
-	fcntl(fd, F_SETFL, 0);
+	/*
+	 * The O_NONBLOCK was only for opening (a FIFO swapped in must not hang
+	 * us); the O_NOATIME stays, or reading would set the file's atime.
+	 */
+	flags = fcntl(fd, F_GETFL);
+	if (flags >= 0)
+		fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 	f = kl_calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;

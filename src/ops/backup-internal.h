@@ -58,7 +58,6 @@ struct backup {
 	bool root_done;
 	uint8_t *rbuf;
 	size_t rbuf_cap;
-	bool no_noatime;
 	dev_t root_dev;
 	/* nodes of the parent with an older ctime than this were read after it had passed */
 	int64_t prev_settled_ns;
@@ -96,6 +95,12 @@ int kl_bk_child_done(struct backup *b, struct dir_job *d);
 int kl_bk_collect(struct backup *b, bool wait);
 
 /* backup-file.c */
+/*
+ * openat(dfd, name, flags) with O_NOATIME where the kernel allows it, so
+ * that the backup leaves the atimes of what it reads as they were.
+ * Returns the descriptor or -errno.
+ */
+int kl_bk_open_noatime(int dfd, const char *name, int flags);
 int kl_bk_read_chunks(struct backup *b, int fd, struct kl_file_job *f, uint64_t *total,
 		      int *read_err);
 /* Reads the file name in dfd, the node at slot of d, into the pipeline. */

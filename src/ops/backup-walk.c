@@ -24,7 +24,8 @@ static int cmp_names(const void *a, const void *b)
 static bool is_cachedir_tag(int dfd)
 {
 	char buf[sizeof(CACHEDIR_SIG) - 1];
-	_cleanup_close_ int fd = openat(dfd, "CACHEDIR.TAG", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int fd =
+		kl_bk_open_noatime(dfd, "CACHEDIR.TAG", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	size_t got;
 
 	if (fd < 0)
@@ -57,9 +58,10 @@ static int dir_open(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 	*c_ret = c;
 	if ((b->o->flags & KL_BACKUP_ONE_FS) && st->st_dev != b->root_dev)
 		return kl_bk_child_done(b, c); /* a mount point: keep it, empty */
-	cfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NOATIME: listing a directory sets its atime too */
+	cfd = kl_bk_open_noatime(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (cfd < 0) {
-		kl_bk_warn(b, path, -errno, "cannot open directory");
+		kl_bk_warn(b, path, cfd, "cannot open directory");
 		return kl_bk_child_done(b, c);
 	}
 	*cfd_ret = cfd;
@@ -169,6 +171,23 @@ static const struct kl_node *settled(struct backup *b, int dfd, const char *name
 }
 
 /*
+ * Reading an entry sets its atime and nothing else; every other change
+ * (content, metadata, an atime set on purpose) sets its ctime. With the
+ * same inode and ctime as in the parent snapshot, the node keeps the
+ * parent's atime: a tree that was only read since stores nothing new,
+ * where its new atimes would make new tree blobs up to the root on every
+ * backup (docs/FORMAT.md, Node.atime_sec).
+ */
+static void keep_atime(const struct kl_node *prev, struct kl_node *n)
+{
+	if (prev && prev->type == n->type && prev->inode == n->inode && prev->dev == n->dev &&
+	    prev->ctime_sec == n->ctime_sec && prev->ctime_nsec == n->ctime_nsec) {
+		n->atime_sec = prev->atime_sec;
+		n->atime_nsec = prev->atime_nsec;
+	}
+}
+
+/*
  * must_exist: a path the user named (or a directory above one), whose
  * absence is an error; an entry that vanished after it was listed is not.
  * prev: the parent snapshot's node for it, or NULL.
@@ -201,6 +220,7 @@ int kl_bk_add_entry(struct backup *b, struct dir_job *d, int dfd, const char *na
 	}
 	if (rc < 0)
 		kl_bk_warn(b, path, rc, "cannot read attributes");
+	keep_atime(prev, &n);
 	rc = kl_tree_add(&d->tree, &n);
 	if (rc < 0) {
 		kl_node_release(&n);

@@ -207,10 +207,13 @@ static int walk_sources(struct backup *b, struct dir_job *root, char **paths, si
 	for (size_t i = 0; rc >= 0 && i < n_paths; i++)
 		rc = kl_bk_source_add(src, paths[i]);
 	if (rc >= 0 && src->is_source) {
-		_cleanup_close_ int rfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		_cleanup_close_ int rfd =
+			kl_bk_open_noatime(AT_FDCWD, "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		struct stat st;
 
-		if (rfd < 0 || fstat(rfd, &st) < 0) {
+		if (rfd < 0) {
+			rc = rfd;
+		} else if (fstat(rfd, &st) < 0) {
 			rc = -errno;
 		} else {
 			b->root_dev = st.st_dev;
