@@ -87,7 +87,12 @@ int kl_bk_backup_file(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 		kl_bk_warn(b, path, fd, "cannot open");
 		return fd;
 	}
-	if (fstat(fd, &before) < 0 || !S_ISREG(before.st_mode)) {
+	if (fstat(fd, &before) < 0) {
+		rc = -errno;
+		kl_bk_warn(b, path, rc, "cannot stat");
+		return rc;
+	}
+	if (!S_ISREG(before.st_mode)) {
 		kl_bk_warn(b, path, -EINVAL, "replaced while being backed up");
 		return -EINVAL;
 	}

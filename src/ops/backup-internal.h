@@ -64,7 +64,8 @@ struct backup {
 	/* whether the file system of device ctime_dev keeps ctimes (kl_node_fs_keeps_ctime) */
 	dev_t ctime_dev;
 	bool ctime_dev_known, ctime_dev_keeps;
-	int error; /* fatal error: stop and save nothing */
+	int error;     /* fatal error: stop and save nothing */
+	int first_err; /* of the first input that could not be read (kl_bk_warn) */
 	struct dir_job *live;
 	int64_t next_progress_ns;
 	struct kl_progress prog;

@@ -12,6 +12,8 @@ void kl_bk_warn(struct backup *b, const char *path, int err, const char *what)
 {
 	b->st.errors++;
 	b->prog.errors++;
+	if (err < 0 && !b->first_err)
+		b->first_err = err;
 	if (b->o->report.warn)
 		b->o->report.warn(b->o->report.ud, path, err, what);
 }

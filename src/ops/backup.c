@@ -43,11 +43,14 @@ static int find_parent(struct backup *b, char **paths, size_t n, const char *hos
 	struct kl_snapshot_list l;
 	int rc, found = 0;
 
-	if (b->o->parent)
-		return kl_snapshot_find(b->r, b->o->parent, NULL, ret) < 0 ? -KL_ENOTFOUND : 1;
+	if (b->o->parent) {
+		/* its own message; an I/O error or a damaged snapshot is no "not found" */
+		rc = kl_snapshot_find(b->r, b->o->parent, NULL, ret);
+		return rc < 0 ? rc : 1;
+	}
 	rc = kl_repo_list_snapshots(b->r, &l);
 	if (rc < 0)
-		return rc;
+		return kl_repo_fail(b->r, rc, "cannot list the snapshots to find the parent");
 	for (size_t i = l.n; i-- > 0;) {
 		struct kl_snapshot *s = &l.v[i].s;
 
@@ -143,8 +146,7 @@ static int load_parent(struct backup *b, char **paths, size_t n_paths, const cha
 	int has_parent = find_parent(b, paths, n_paths, host, parent);
 
 	if (has_parent < 0)
-		return kl_repo_fail(b->r, has_parent, "parent snapshot '%s' not found",
-				    b->o->parent ? b->o->parent : "?");
+		return has_parent;
 	if (has_parent) {
 		if (kl_repo_read_tree(b->r, &parent->s.tree, parent_tree) < 0)
 			memset(parent_tree, 0, sizeof(*parent_tree));
@@ -374,7 +376,8 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 	rc = finish_walk(&b, rc, &ws);
 	if (rc >= 0 && !stream && b.st.errors && !b.st.files_new && !b.st.files_changed &&
 	    !b.st.files_unmodified && !b.st.dirs)
-		rc = kl_repo_fail(r, -ENOENT, "none of the given paths could be read");
+		rc = kl_repo_fail(r, b.first_err ? b.first_err : -ENOENT,
+				  "none of the given paths could be read");
 	if (rc >= 0) {
 		snap.host = hostbuf;
 		snap.user = userbuf;
