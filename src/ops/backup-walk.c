@@ -72,6 +72,19 @@ static int dir_open(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 	return 0;
 }
 
+/*
+ * Counts a file whose content is stored (or is on its way): a file that
+ * could not be read is left out of the snapshot, and so of its counts.
+ */
+static void count_file(struct backup *b, const struct kl_node *oldn, uint64_t size)
+{
+	b->st.bytes_total += size;
+	if (oldn && oldn->type == KL_NODE_FILE)
+		b->st.files_changed++;
+	else
+		b->st.files_new++;
+}
+
 /* Handles a node already added to d: reads a file, walks a directory. */
 int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 		      const struct kl_node *oldn, const char *path, const struct stat *st)
@@ -82,7 +95,6 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 	int rc = 0;
 
 	if (n->type == KL_NODE_FILE) {
-		b->st.bytes_total += n->size;
 		if (oldn && !(b->o->flags & KL_BACKUP_FORCE) && kl_node_unchanged(oldn, st) &&
 		    kl_bk_all_stored(b, oldn)) {
 			if (oldn->n_content) {
@@ -92,18 +104,17 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 					return -ENOMEM;
 			}
 			n->n_content = oldn->n_content;
+			b->st.bytes_total += n->size;
 			b->st.files_unmodified++;
 			b->prog.files_done++;
 			b->prog.bytes_done += n->size;
 			kl_bk_progress(b, path, false);
 			return kl_bk_link_add(b, d, slot, st, true);
 		}
-		if (oldn && oldn->type == KL_NODE_FILE)
-			b->st.files_changed++;
-		else
-			b->st.files_new++;
 		rc = kl_bk_link_reuse(b, d, slot, st);
 		if (rc != 0) {
+			if (rc > 0)
+				count_file(b, oldn, n->size);
 			kl_bk_progress(b, path, false);
 			return rc < 0 ? rc : 0;
 		}
@@ -114,8 +125,10 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 			n->type = 0;
 			return 0;
 		}
-		if (rc >= 0)
+		if (rc >= 0) {
+			count_file(b, oldn, n->size); /* the bytes read, stored up to an error */
 			rc = kl_bk_link_add(b, d, slot, st, false);
+		}
 		return rc;
 	}
 	if (n->type == KL_NODE_DIR) {
