@@ -17,6 +17,8 @@ packages=(
 	# integration tests: xattrs, ACLs, setpriv/unshare/mount/fallocate,
 	# nm, JSON checks
 	attr acl util-linux mount coreutils findutils binutils python3
+	# I/O errors injected into single system calls (t1021)
+	strace
 	# S3 backend (libcurl) and its tests: a Ceph RADOS Gateway, curl as a second client
 	libcurl4-openssl-dev ceph-mon ceph-osd radosgw ceph-common curl
 	# TLS in front of the test gateway (a self-signed CA): t2008

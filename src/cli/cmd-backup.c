@@ -93,6 +93,138 @@ enum {
 	OPT_TIME,
 };
 
+/* Where the data comes from, when not from paths. */
+struct stream_args {
+	bool use_stdin, use_cmd;
+};
+
+/* Applies option c to o. Returns 0, KL_CLI_HELP or a negative error (reported). */
+static int parse_opt(struct kl_cli *cli, int c, char **argv, struct kl_backup_opts *o,
+		     struct stream_args *a)
+{
+	uint64_t threads;
+	int rc = 0;
+
+	switch (c) {
+	case OPT_HOST:
+		o->host = optarg;
+		break;
+	case OPT_TAG: {
+		char *dup = kl_strdup(optarg), *save = NULL;
+
+		for (char *t = dup ? strtok_r(dup, ",", &save) : NULL; t && rc >= 0;
+		     t = strtok_r(NULL, ",", &save))
+			rc = kl_strv_push(&o->tags, &o->n_tags, t);
+		kl_free(dup);
+		break;
+	}
+	case 'e':
+		rc = kl_patterns_add(&o->excludes, optarg);
+		break;
+	case OPT_EXCLUDE_FILE:
+		rc = kl_patterns_add_file(&o->excludes, optarg);
+		if (rc < 0)
+			kl_cli_error(cli, rc, "cannot read exclude file '%s'", optarg);
+		break;
+	case OPT_EXCLUDE_CACHES:
+		o->flags |= KL_BACKUP_EXCLUDE_CACHES;
+		break;
+	case OPT_EXCLUDE_LARGER_THAN:
+		if (kl_parse_size(optarg, &o->exclude_larger_than) < 0)
+			rc = kl_cli_usage_error(cli, "invalid size '%s'", optarg);
+		break;
+	case 'x':
+		o->flags |= KL_BACKUP_ONE_FS;
+		break;
+	case OPT_PARENT:
+		o->parent = optarg;
+		break;
+	case 'f':
+		o->flags |= KL_BACKUP_FORCE;
+		break;
+	case 'n':
+		o->flags |= KL_BACKUP_DRY_RUN;
+		break;
+	case OPT_STDIN:
+		a->use_stdin = true;
+		break;
+	case OPT_STDIN_FILENAME:
+		o->stdin_filename = optarg;
+		break;
+	case OPT_STDIN_FROM_COMMAND:
+		a->use_cmd = true;
+		break;
+	case OPT_THREADS:
+		if (kl_parse_uint(optarg, 1, 64, &threads) < 0)
+			rc = kl_cli_usage_error(cli, "invalid --threads '%s'", optarg);
+		else
+			o->threads = (unsigned)threads;
+		break;
+	case OPT_TIME:
+		if (kl_time_parse(optarg, &o->time_ns) < 0)
+			rc = kl_cli_usage_error(cli,
+						"invalid --time '%s': give 'YYYY-MM-DD "
+						"HH:MM:SS' (a local time that exists) or "
+						"RFC 3339",
+						optarg);
+		else
+			o->has_time = true;
+		break;
+	default:
+		rc = kl_cli_default_opt(cli, c, usage, argv);
+	}
+	return rc;
+}
+
+/* The sources after the options: a command, standard input or paths. */
+static int choose_sources(struct kl_cli *cli, int argc, char **argv, const struct stream_args *a,
+			  struct kl_backup_opts *o)
+{
+	if (a->use_stdin && a->use_cmd)
+		return kl_cli_usage_error(cli,
+					  "--stdin and --stdin-from-command exclude each other");
+	if (a->use_cmd) {
+		if (optind >= argc)
+			return kl_cli_usage_error(
+				cli, "--stdin-from-command needs a command after '--'");
+		o->command = argv + optind;
+	} else if (a->use_stdin) {
+		if (optind < argc)
+			return kl_cli_usage_error(cli, "--stdin takes no paths");
+		o->stdin_fd = STDIN_FILENO;
+	} else {
+		if (optind >= argc)
+			return kl_cli_usage_error(cli, "no paths to back up");
+		o->paths = argv + optind;
+		o->n_paths = (size_t)(argc - optind);
+	}
+	return 0;
+}
+
+/* Opens the repository, backs up and prints the summary. */
+static int run_backup(struct kl_cli *cli, struct kl_backup_opts *o)
+{
+	struct kl_backup_result res;
+	struct kl_cli_report rep;
+	int64_t start;
+	int rc;
+
+	rc = kl_cli_open(cli);
+	if (rc < 0)
+		return rc;
+	kl_cli_report_init(&rep, cli, &o->report);
+	start = kl_time_mono_ns();
+	rc = kl_backup(cli->repo, o, &res);
+	kl_cli_report_done(&rep);
+	if (rc >= 0 || rc == -KL_EPARTIAL)
+		print_result(cli, &res, kl_time_mono_ns() - start);
+	if (rc < 0 && rc != -KL_EPARTIAL) {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "backup failed, no snapshot was saved");
+	}
+	return rc;
+}
+
 int cmd_backup(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
@@ -115,132 +247,18 @@ int cmd_backup(int argc, char **argv, struct kl_cli *cli)
 		{NULL, 0, NULL, 0},
 	};
 	struct kl_backup_opts o;
-	struct kl_backup_result res;
-	struct kl_cli_report rep;
-	bool use_stdin = false, use_cmd = false;
-	int64_t start;
-	uint64_t threads;
+	struct stream_args a = {0};
 	int c, rc = 0;
 
 	kl_backup_opts_init(&o);
 	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT "e:xfn", opts, NULL)) != -1) {
-		switch (c) {
-		case OPT_HOST:
-			o.host = optarg;
-			break;
-		case OPT_TAG: {
-			char *dup = kl_strdup(optarg), *save = NULL;
-
-			for (char *t = dup ? strtok_r(dup, ",", &save) : NULL; t && rc >= 0;
-			     t = strtok_r(NULL, ",", &save))
-				rc = kl_strv_push(&o.tags, &o.n_tags, t);
-			kl_free(dup);
-			break;
-		}
-		case 'e':
-			rc = kl_patterns_add(&o.excludes, optarg);
-			break;
-		case OPT_EXCLUDE_FILE:
-			rc = kl_patterns_add_file(&o.excludes, optarg);
-			if (rc < 0) {
-				kl_cli_error(cli, rc, "cannot read exclude file '%s'", optarg);
-				goto out;
-			}
-			break;
-		case OPT_EXCLUDE_CACHES:
-			o.flags |= KL_BACKUP_EXCLUDE_CACHES;
-			break;
-		case OPT_EXCLUDE_LARGER_THAN:
-			if (kl_parse_size(optarg, &o.exclude_larger_than) < 0) {
-				rc = kl_cli_usage_error(cli, "invalid size '%s'", optarg);
-				goto out;
-			}
-			break;
-		case 'x':
-			o.flags |= KL_BACKUP_ONE_FS;
-			break;
-		case OPT_PARENT:
-			o.parent = optarg;
-			break;
-		case 'f':
-			o.flags |= KL_BACKUP_FORCE;
-			break;
-		case 'n':
-			o.flags |= KL_BACKUP_DRY_RUN;
-			break;
-		case OPT_STDIN:
-			use_stdin = true;
-			break;
-		case OPT_STDIN_FILENAME:
-			o.stdin_filename = optarg;
-			break;
-		case OPT_STDIN_FROM_COMMAND:
-			use_cmd = true;
-			break;
-		case OPT_THREADS:
-			if (kl_parse_uint(optarg, 1, 64, &threads) < 0) {
-				rc = kl_cli_usage_error(cli, "invalid --threads '%s'", optarg);
-				goto out;
-			}
-			o.threads = (unsigned)threads;
-			break;
-		case OPT_TIME:
-			if (kl_time_parse(optarg, &o.time_ns) < 0) {
-				rc = kl_cli_usage_error(cli,
-							"invalid --time '%s': give 'YYYY-MM-DD "
-							"HH:MM:SS' (a local time that exists) or "
-							"RFC 3339",
-							optarg);
-				goto out;
-			}
-			o.has_time = true;
-			break;
-		default:
-			rc = kl_cli_default_opt(cli, c, usage, argv);
-			if (rc)
-				goto out;
-		}
-		if (rc < 0)
+		rc = parse_opt(cli, c, argv, &o, &a);
+		if (rc)
 			goto out;
 	}
-	if (use_stdin && use_cmd) {
-		rc = kl_cli_usage_error(cli, "--stdin and --stdin-from-command exclude each other");
-		goto out;
-	}
-	if (use_cmd) {
-		if (optind >= argc) {
-			rc = kl_cli_usage_error(cli,
-						"--stdin-from-command needs a command after '--'");
-			goto out;
-		}
-		o.command = argv + optind;
-	} else if (use_stdin) {
-		if (optind < argc) {
-			rc = kl_cli_usage_error(cli, "--stdin takes no paths");
-			goto out;
-		}
-		o.stdin_fd = STDIN_FILENO;
-	} else {
-		if (optind >= argc) {
-			rc = kl_cli_usage_error(cli, "no paths to back up");
-			goto out;
-		}
-		o.paths = argv + optind;
-		o.n_paths = (size_t)(argc - optind);
-	}
-	rc = kl_cli_open(cli);
-	if (rc < 0)
-		goto out;
-	kl_cli_report_init(&rep, cli, &o.report);
-	start = kl_time_mono_ns();
-	rc = kl_backup(cli->repo, &o, &res);
-	kl_cli_report_done(&rep);
-	if (rc >= 0 || rc == -KL_EPARTIAL)
-		print_result(cli, &res, kl_time_mono_ns() - start);
-	if (rc < 0 && rc != -KL_EPARTIAL) {
-		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
-		kl_cli_error(cli, rc, "backup failed, no snapshot was saved");
-	}
+	rc = choose_sources(cli, argc, argv, &a, &o);
+	if (rc >= 0)
+		rc = run_backup(cli, &o);
 out:
 	kl_strv_free(o.tags, o.n_tags);
 	kl_patterns_release(&o.excludes);

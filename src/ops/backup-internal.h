@@ -1,6 +1,8 @@
 /*
  * Shared by the files of the backup: src/ops/backup.c (the whole
- * operation), backup-walk.c (directories and files), backup-sources.c
+ * operation), backup-walk.c (the directory walk), backup-tree.c
+ * (directories' jobs and tree blobs), backup-file.c (reading and chunking
+ * files), backup-links.c (hard links), backup-sources.c
  * (the paths given), backup-stream.c (stdin and commands), backup-scan.c
  * (totals for the progress line).
  */
@@ -56,14 +58,14 @@ struct backup {
 	bool root_done;
 	uint8_t *rbuf;
 	size_t rbuf_cap;
-	bool no_noatime;
 	dev_t root_dev;
 	/* nodes of the parent with an older ctime than this were read after it had passed */
 	int64_t prev_settled_ns;
 	/* whether the file system of device ctime_dev keeps ctimes (kl_node_fs_keeps_ctime) */
 	dev_t ctime_dev;
 	bool ctime_dev_known, ctime_dev_keeps;
-	int error; /* fatal error: stop and save nothing */
+	int error;     /* fatal error: stop and save nothing */
+	int first_err; /* of the first input that could not be read (kl_bk_warn) */
 	struct dir_job *live;
 	int64_t next_progress_ns;
 	struct kl_progress prog;
@@ -79,7 +81,7 @@ struct backup {
 	size_t n_links, cap_links;
 };
 
-/* backup-walk.c */
+/* backup-tree.c */
 void kl_bk_warn(struct backup *b, const char *path, int err, const char *what);
 void kl_bk_progress(struct backup *b, const char *current, bool force);
 char *kl_bk_join_path(const char *dir, const char *name);
@@ -92,8 +94,22 @@ struct dir_job *kl_bk_dir_new(struct backup *b, struct dir_job *parent, size_t s
 void kl_bk_dir_free(struct backup *b, struct dir_job *d);
 int kl_bk_child_done(struct backup *b, struct dir_job *d);
 int kl_bk_collect(struct backup *b, bool wait);
+
+/* backup-file.c */
+/*
+ * openat(dfd, name, flags) with O_NOATIME where the kernel allows it, so
+ * that the backup leaves the atimes of what it reads as they were.
+ * Returns the descriptor or -errno.
+ */
+int kl_bk_open_noatime(int dfd, const char *name, int flags);
 int kl_bk_read_chunks(struct backup *b, int fd, struct kl_file_job *f, uint64_t *total,
 		      int *read_err);
+/* Reads the file name in dfd, the node at slot of d, into the pipeline. */
+int kl_bk_backup_file(struct backup *b, struct dir_job *d, size_t slot, int dfd, const char *name,
+		      const char *path);
+bool kl_bk_all_stored(struct backup *b, const struct kl_node *oldn);
+
+/* backup-walk.c */
 int kl_bk_add_entry(struct backup *b, struct dir_job *d, int dfd, const char *name,
 		    const char *path, const struct kl_node *prev, struct stat *st, bool must_exist,
 		    bool *added);

@@ -34,8 +34,9 @@ static void scan_dir(struct backup *b, int dfd, const char *path, dev_t dev, int
 			atomic_fetch_add(&b->scan_bytes, (uint64_t)st.st_size);
 		} else if (S_ISDIR(st.st_mode) &&
 			   !((b->o->flags & KL_BACKUP_ONE_FS) && st.st_dev != dev)) {
-			int fd = openat(dirfd(d), de->d_name,
-					O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			int fd =
+				kl_bk_open_noatime(dirfd(d), de->d_name,
+						   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 			if (fd >= 0)
 				scan_dir(b, fd, sub, dev, depth + 1);
@@ -75,7 +76,8 @@ void *kl_bk_scanner(void *arg)
 		}
 		if (!S_ISDIR(st.st_mode))
 			continue;
-		fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		/* O_NOATIME: counting must not set the atimes the walk keeps */
+		fd = kl_bk_open_noatime(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0)
 			scan_dir(b, fd, path, st.st_dev, 0);
 	}

@@ -1,6 +1,7 @@
 /*
- * The walk: directories become tree blobs once everything below them is
- * done; changed files are read and cut into chunks for the pipeline.
+ * The walk: lists each directory, adds a node per entry and hands files
+ * to backup-file.c and finished directories to backup-tree.c, depth first
+ * on a stack of its own.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -13,358 +14,6 @@
 
 #define CACHEDIR_SIG "Signature: 8a477f597d28d172789f06886806bc55"
 
-void kl_bk_warn(struct backup *b, const char *path, int err, const char *what)
-{
-	b->st.errors++;
-	b->prog.errors++;
-	if (b->o->report.warn)
-		b->o->report.warn(b->o->report.ud, path, err, what);
-}
-
-void kl_bk_progress(struct backup *b, const char *current, bool force)
-{
-	int64_t now;
-
-	if (!b->o->report.progress)
-		return;
-	now = kl_time_mono_ns();
-	if (!force && now < b->next_progress_ns)
-		return;
-	b->next_progress_ns = now + KL_NSEC_PER_SEC / 10;
-	b->prog.current = current;
-	b->prog.files_total = atomic_load(&b->scan_files);
-	b->prog.bytes_total = atomic_load(&b->scan_bytes);
-	b->o->report.progress(b->o->report.ud, &b->prog);
-}
-
-char *kl_bk_join_path(const char *dir, const char *name)
-{
-	size_t a = strlen(dir), n = strlen(name);
-	char *p = kl_malloc(a + n + 2);
-
-	if (!p)
-		return NULL;
-	memcpy(p, dir, a);
-	if (!a || dir[a - 1] != '/')
-		p[a++] = '/';
-	memcpy(p + a, name, n + 1);
-	return p;
-}
-
-int kl_bk_path_add(struct kl_buf *p, const char *name, size_t len)
-{
-	int rc = 0;
-
-	if (!p->len || p->data[p->len - 1] != '/')
-		rc = kl_buf_addch(p, '/');
-	return rc < 0 ? rc : kl_buf_add(p, name, len);
-}
-
-int kl_bk_dir_path(const struct dir_job *d, struct kl_buf *out)
-{
-	size_t len = 0, o;
-	int rc;
-
-	for (const struct dir_job *e = d; e->parent; e = e->parent)
-		len += 1 + e->parent->tree.nodes[e->parent_slot].name_len;
-	if (!len)
-		return kl_buf_addch(out, '/');
-	/* filled from the end: the walk up meets the names last first */
-	o = out->len + len;
-	rc = kl_buf_setlen(out, o);
-	if (rc < 0)
-		return rc;
-	for (const struct dir_job *e = d; e->parent; e = e->parent) {
-		const struct kl_node *n = &e->parent->tree.nodes[e->parent_slot];
-
-		o -= n->name_len;
-		memcpy(out->data + o, n->name, n->name_len);
-		out->data[--o] = '/';
-	}
-	return 0;
-}
-
-struct dir_job *kl_bk_dir_new(struct backup *b, struct dir_job *parent, size_t slot)
-{
-	struct dir_job *d = kl_calloc(1, sizeof(*d));
-
-	if (!d)
-		return NULL;
-	d->parent = parent;
-	d->parent_slot = slot;
-	d->pending = 1;
-	if (parent)
-		parent->pending++;
-	d->next = b->live;
-	if (b->live)
-		b->live->prev = d;
-	b->live = d;
-	return d;
-}
-
-void kl_bk_dir_free(struct backup *b, struct dir_job *d)
-{
-	if (d->prev)
-		d->prev->next = d->next;
-	else
-		b->live = d->next;
-	if (d->next)
-		d->next->prev = d->prev;
-	kl_tree_release(&d->tree);
-	kl_free(d);
-}
-
-static int finalize_dir(struct backup *b, struct dir_job *d, struct dir_job **parent_ret);
-
-/*
- * A loop, not recursion: the last file of the deepest directory can
- * finish every directory above it, however deep the tree is.
- */
-int kl_bk_child_done(struct backup *b, struct dir_job *d)
-{
-	while (d && --d->pending == 0) {
-		int rc = finalize_dir(b, d, &d);
-
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
-/* Stores one tree blob, or only computes its id in a dry run. */
-static int store_tree_blob(void *ud, const uint8_t *p, size_t n, struct kl_id *ret)
-{
-	struct backup *b = ud;
-
-	if (b->o->flags & KL_BACKUP_DRY_RUN) {
-		kl_tree_blob_id(kl_repo_keys(b->r), p, n, ret);
-		return 0;
-	}
-	return kl_packer_store(b->trees, KL_BLOB_TREE, p, n, ret);
-}
-
-/*
- * Nodes per tree blob before a directory is split. Tests lower it
- * (KEEL_TEST_TREE_SPLIT=N in KL_TESTING builds) to split directories of a
- * few thousand entries instead of a million.
- */
-static size_t split_nodes(void)
-{
-#ifdef KL_TESTING
-	const char *v = getenv("KEEL_TEST_TREE_SPLIT");
-	char *end;
-	unsigned long long n;
-
-	if (v && *v) {
-		n = strtoull(v, &end, 10);
-		if (!*end && n > 0 && n < KL_TREE_BLOB_NODES)
-			return (size_t)n;
-	}
-#endif
-	return KL_TREE_BLOB_NODES;
-}
-
-/* Stores d's tree and frees d; *parent_ret is the directory that lost a pending child. */
-static int finalize_dir(struct backup *b, struct dir_job *d, struct dir_job **parent_ret)
-{
-	struct dir_job *parent = d->parent;
-	size_t d_slot = d->parent_slot;
-	struct kl_id id = {{0}};
-	_cleanup_buf_ struct kl_buf path = KL_BUF_INIT(SIZE_MAX);
-	size_t kept = 0;
-	int rc;
-
-	/* drop the nodes of files that turned out unreadable (type 0) */
-	for (size_t i = 0; i < d->tree.n; i++) {
-		if (d->tree.nodes[i].type)
-			d->tree.nodes[kept++] = d->tree.nodes[i];
-		else
-			kl_node_release(&d->tree.nodes[i]);
-	}
-	d->tree.n = kept;
-	rc = kl_tree_store(&d->tree, split_nodes(), store_tree_blob, b, &id);
-	if (rc < 0 && kl_bk_dir_path(d, &path) < 0)
-		kl_buf_clear(&path); /* the message says less, the error is the same */
-	if (rc == -E2BIG) {
-		kl_repo_fail(b->r, rc,
-			     "directory '%s' is too big to back up (%zu entries; at most %zu, and "
-			     "at most 64 MiB of metadata per entry)",
-			     (const char *)path.data, d->tree.n, KL_TREE_MAX_TOTAL_NODES);
-		b->error = rc;
-	} else if (rc < 0) {
-		kl_repo_fail(b->r, rc, "cannot store directory '%s'", (const char *)path.data);
-		b->error = rc;
-	}
-	kl_bk_dir_free(b, d);
-	*parent_ret = NULL;
-	if (rc < 0)
-		return rc;
-	if (parent) {
-		struct kl_node *n = &parent->tree.nodes[d_slot];
-
-		n->subtree = id;
-		n->has_subtree = true;
-		*parent_ret = parent;
-		return 0;
-	}
-	b->root = id;
-	b->root_done = true;
-	return 0;
-}
-
-/* Moves finished files' chunk ids into their nodes. */
-int kl_bk_collect(struct backup *b, bool wait)
-{
-	struct kl_file_job *f = kl_pipeline_take_done(&b->pl, wait);
-	int rc = 0;
-
-	while (f) {
-		struct kl_file_job *next = f->next_done;
-		struct dir_job *d = f->owner;
-		struct kl_node *n = &d->tree.nodes[f->slot];
-
-		n->content = kl_calloc(f->n_chunks ? f->n_chunks : 1, sizeof(struct kl_id));
-		if (!n->content) {
-			b->error = -ENOMEM;
-		} else {
-			n->n_content = f->n_chunks;
-			for (size_t i = 0; i < f->n_chunks; i++) {
-				n->content[i] = f->chunks[i]->id;
-				if (f->chunks[i]->is_new) {
-					b->st.blobs_new++;
-					b->st.bytes_added += f->chunks[i]->len;
-				}
-			}
-		}
-		b->prog.files_done++;
-		if (rc >= 0 && n->content)
-			rc = kl_bk_link_done(b, d, f->slot);
-		kl_file_job_free(f);
-		if (rc >= 0)
-			rc = kl_bk_child_done(b, d);
-		f = next;
-	}
-	return rc;
-}
-
-static int open_file(struct backup *b, int dfd, const char *name)
-{
-	int fd = -1;
-
-	if (!b->no_noatime) {
-		fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME | O_NONBLOCK);
-		if (fd < 0 && errno == EPERM)
-			b->no_noatime = true;
-	}
-	if (fd < 0 && b->no_noatime)
-		fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	return fd < 0 ? -errno : fd;
-}
-
-/*
- * Reads fd to the end, submitting chunks for f. Returns bytes read or a
- * negative error; on a read error after some data, the chunks so far stay
- * submitted and *read_err is set.
- */
-int kl_bk_read_chunks(struct backup *b, int fd, struct kl_file_job *f, uint64_t *total,
-		      int *read_err)
-{
-	const struct kl_cdc *cdc = kl_repo_cdc(b->r);
-	size_t len = 0, off;
-	bool eof = false;
-	int rc;
-
-	*total = 0;
-	*read_err = 0;
-	for (;;) {
-		while (!eof && len < b->rbuf_cap) {
-			ssize_t n = read(fd, b->rbuf + len, b->rbuf_cap - len);
-
-			if (n < 0) {
-				if (errno == EINTR)
-					continue;
-				*read_err = -errno;
-				eof = true;
-				break;
-			}
-			if (n == 0)
-				eof = true;
-			len += (size_t)n;
-			*total += (uint64_t)n;
-		}
-		off = 0;
-		while (len - off >= cdc->max || (eof && off < len)) {
-			size_t cut = kl_cdc_next(cdc, b->rbuf + off, len - off);
-			uint8_t *chunk = kl_memdup(b->rbuf + off, cut);
-
-			if (!chunk)
-				return -ENOMEM;
-			rc = kl_pipeline_submit(&b->pl, f, chunk, cut);
-			if (rc < 0)
-				return rc;
-			off += cut;
-			b->prog.bytes_done += cut;
-			kl_bk_progress(b, NULL, false);
-		}
-		if (eof)
-			return 0;
-		memmove(b->rbuf, b->rbuf + off, len - off);
-		len -= off;
-	}
-}
-
-static int backup_file(struct backup *b, struct dir_job *d, size_t slot, int dfd, const char *name,
-		       const char *path)
-{
-	struct kl_node *n = &d->tree.nodes[slot];
-	struct kl_file_job *f;
-	_cleanup_close_ int fd = -1;
-	struct stat before, after;
-	uint64_t total;
-	int rc, read_err;
-
-	fd = open_file(b, dfd, name);
-	if (fd < 0) {
-		kl_bk_warn(b, path, fd, "cannot open");
-		return fd;
-	}
-	if (fstat(fd, &before) < 0 || !S_ISREG(before.st_mode)) {
-		kl_bk_warn(b, path, -EINVAL, "replaced while being backed up");
-		return -EINVAL;
-	}
-	/* the O_NONBLOCK was only for opening (a FIFO swapped in must not hang us) */
-	fcntl(fd, F_SETFL, 0);
-	f = kl_calloc(1, sizeof(*f));
-	if (!f)
-		return -ENOMEM;
-	atomic_init(&f->pending, 1);
-	f->owner = d;
-	f->slot = slot;
-	d->pending++;
-	rc = kl_bk_read_chunks(b, fd, f, &total, &read_err);
-	kl_pipeline_file_sealed(&b->pl, f);
-	if (rc < 0) {
-		b->error = rc;
-		return rc;
-	}
-	b->st.bytes_read += total;
-	n->size = total;
-	if (read_err) {
-		n->flags |= KL_NODE_PARTIAL;
-		kl_bk_warn(b, path, read_err, "read error; file saved up to the error");
-	} else if (fstat(fd, &after) == 0 && (after.st_size != before.st_size ||
-					      after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
-					      after.st_mtim.tv_nsec != before.st_mtim.tv_nsec ||
-					      after.st_ctim.tv_sec != before.st_ctim.tv_sec ||
-					      after.st_ctim.tv_nsec != before.st_ctim.tv_nsec ||
-					      total != (uint64_t)before.st_size)) {
-		n->flags |= KL_NODE_CHANGED;
-		kl_bk_warn(b, path, 0, "file changed while it was read");
-	}
-	/* the node keeps the metadata seen before reading, when it matched the content */
-	return 0;
-}
-
 static int cmp_names(const void *a, const void *b)
 {
 	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
@@ -375,7 +24,8 @@ static int cmp_names(const void *a, const void *b)
 static bool is_cachedir_tag(int dfd)
 {
 	char buf[sizeof(CACHEDIR_SIG) - 1];
-	_cleanup_close_ int fd = openat(dfd, "CACHEDIR.TAG", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int fd =
+		kl_bk_open_noatime(dfd, "CACHEDIR.TAG", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	size_t got;
 
 	if (fd < 0)
@@ -383,19 +33,6 @@ static bool is_cachedir_tag(int dfd)
 	if (kl_fs_read_full(fd, buf, sizeof(buf), &got) < 0 || got != sizeof(buf))
 		return false;
 	return !memcmp(buf, CACHEDIR_SIG, sizeof(buf));
-}
-
-/*
- * An unchanged file reuses its parent's chunk ids only if they are all
- * still stored: after a pack was lost, reading the file again heals the
- * repository instead of carrying the damage into every new snapshot.
- */
-static bool all_stored(struct backup *b, const struct kl_node *oldn)
-{
-	for (size_t i = 0; i < oldn->n_content; i++)
-		if (kl_repo_lookup(b->r, &oldn->content[i], NULL) != 1)
-			return false;
-	return true;
 }
 
 /*
@@ -421,9 +58,10 @@ static int dir_open(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 	*c_ret = c;
 	if ((b->o->flags & KL_BACKUP_ONE_FS) && st->st_dev != b->root_dev)
 		return kl_bk_child_done(b, c); /* a mount point: keep it, empty */
-	cfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NOATIME: listing a directory sets its atime too */
+	cfd = kl_bk_open_noatime(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (cfd < 0) {
-		kl_bk_warn(b, path, -errno, "cannot open directory");
+		kl_bk_warn(b, path, cfd, "cannot open directory");
 		return kl_bk_child_done(b, c);
 	}
 	*cfd_ret = cfd;
@@ -432,6 +70,19 @@ static int dir_open(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 	    kl_repo_read_tree(b->r, &oldn->subtree, oldt_ret) < 0)
 		memset(oldt_ret, 0, sizeof(*oldt_ret)); /* a damaged parent only costs speed */
 	return 0;
+}
+
+/*
+ * Counts a file whose content is stored (or is on its way): a file that
+ * could not be read is left out of the snapshot, and so of its counts.
+ */
+static void count_file(struct backup *b, const struct kl_node *oldn, uint64_t size)
+{
+	b->st.bytes_total += size;
+	if (oldn && oldn->type == KL_NODE_FILE)
+		b->st.files_changed++;
+	else
+		b->st.files_new++;
 }
 
 /* Handles a node already added to d: reads a file, walks a directory. */
@@ -444,9 +95,8 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 	int rc = 0;
 
 	if (n->type == KL_NODE_FILE) {
-		b->st.bytes_total += n->size;
 		if (oldn && !(b->o->flags & KL_BACKUP_FORCE) && kl_node_unchanged(oldn, st) &&
-		    all_stored(b, oldn)) {
+		    kl_bk_all_stored(b, oldn)) {
 			if (oldn->n_content) {
 				n->content = kl_memdup(oldn->content,
 						       oldn->n_content * sizeof(struct kl_id));
@@ -454,30 +104,31 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 					return -ENOMEM;
 			}
 			n->n_content = oldn->n_content;
+			b->st.bytes_total += n->size;
 			b->st.files_unmodified++;
 			b->prog.files_done++;
 			b->prog.bytes_done += n->size;
 			kl_bk_progress(b, path, false);
 			return kl_bk_link_add(b, d, slot, st, true);
 		}
-		if (oldn && oldn->type == KL_NODE_FILE)
-			b->st.files_changed++;
-		else
-			b->st.files_new++;
 		rc = kl_bk_link_reuse(b, d, slot, st);
 		if (rc != 0) {
+			if (rc > 0)
+				count_file(b, oldn, n->size);
 			kl_bk_progress(b, path, false);
 			return rc < 0 ? rc : 0;
 		}
-		rc = backup_file(b, d, slot, dfd, name, path);
+		rc = kl_bk_backup_file(b, d, slot, dfd, name, path);
 		kl_bk_progress(b, path, false);
 		if (rc < 0 && !b->error) {
 			/* unreadable: leave it out rather than restore an empty file */
 			n->type = 0;
 			return 0;
 		}
-		if (rc >= 0)
+		if (rc >= 0) {
+			count_file(b, oldn, n->size); /* the bytes read, stored up to an error */
 			rc = kl_bk_link_add(b, d, slot, st, false);
+		}
 		return rc;
 	}
 	if (n->type == KL_NODE_DIR) {
@@ -533,6 +184,23 @@ static const struct kl_node *settled(struct backup *b, int dfd, const char *name
 }
 
 /*
+ * Reading an entry sets its atime and nothing else; every other change
+ * (content, metadata, an atime set on purpose) sets its ctime. With the
+ * same inode and ctime as in the parent snapshot, the node keeps the
+ * parent's atime: a tree that was only read since stores nothing new,
+ * where its new atimes would make new tree blobs up to the root on every
+ * backup (docs/FORMAT.md, Node.atime_sec).
+ */
+static void keep_atime(const struct kl_node *prev, struct kl_node *n)
+{
+	if (prev && prev->type == n->type && prev->inode == n->inode && prev->dev == n->dev &&
+	    prev->ctime_sec == n->ctime_sec && prev->ctime_nsec == n->ctime_nsec) {
+		n->atime_sec = prev->atime_sec;
+		n->atime_nsec = prev->atime_nsec;
+	}
+}
+
+/*
  * must_exist: a path the user named (or a directory above one), whose
  * absence is an error; an entry that vanished after it was listed is not.
  * prev: the parent snapshot's node for it, or NULL.
@@ -565,6 +233,7 @@ int kl_bk_add_entry(struct backup *b, struct dir_job *d, int dfd, const char *na
 	}
 	if (rc < 0)
 		kl_bk_warn(b, path, rc, "cannot read attributes");
+	keep_atime(prev, &n);
 	rc = kl_tree_add(&d->tree, &n);
 	if (rc < 0) {
 		kl_node_release(&n);

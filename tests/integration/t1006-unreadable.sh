@@ -55,6 +55,12 @@ grep -qF "\"$SRC/locked-dir\"" "$TEST_DIR/err" || fail "the warning lacks locked
 [ "$(json_get partial <"$TEST_DIR/backup.json")" = true ] || fail "summary does not say partial"
 errors=$(json_get errors <"$TEST_DIR/backup.json")
 [ "$errors" = 2 ] || fail "summary counts $errors errors, expected 2"
+# the file left out is an error, not a new file (issue 13 item 15)
+new=$(json_get files_new <"$TEST_DIR/backup.json")
+[ "$new" = 4 ] || fail "summary counts $new new files, expected 4 (secret.txt was not stored)"
+total=$(json_get bytes_total <"$TEST_DIR/backup.json")
+want=$(cat "$SRC/ok.txt" "$SRC/ok-dir/data.bin" "$SRC/ok-dir/sub/deep.txt" "$SRC/zz-after.txt" | wc -c)
+[ "$total" = "$want" ] || fail "summary counts $total bytes, expected $want"
 [ "$(snapshot_count)" = 1 ] || fail "the partial snapshot was not saved"
 [ "$(kk snapshots --json | json_get partial)" = true ] || fail "snapshots does not mark it partial"
 kk snapshots | grep -q partial || fail "snapshots (text) does not mark it partial"
