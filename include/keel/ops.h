@@ -151,13 +151,15 @@ struct kl_restore_stats {
 	uint64_t files, dirs, others, bytes;
 	uint64_t errors;
 	uint64_t verify_failures;
+	uint64_t damaged; /* incomplete files, restored as NAME.keel-damaged */
 };
 
 /*
  * Restores the subtree at path ("" for all) of the snapshot's tree into
  * target. Returns 0, -KL_EVERIFY when verification found differences,
  * -KL_ECORRUPT when damaged data made some files unrestorable (each one
- * reported through warn), or another negative code.
+ * reported through warn, and kept as NAME.keel-damaged without its
+ * metadata), or another negative code.
  */
 int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 	       const struct kl_restore_opts *o, struct kl_restore_stats *ret);

@@ -18,7 +18,9 @@ static const char usage[] =
 	"      --path PATH        with 'latest': newest snapshot of this path\n"
 	"\n"
 	"Exit status 15 means --verify found differences; 13 that damaged data\n"
-	"kept some files from being restored (they are listed on stderr).\n";
+	"kept some files from being restored (they are listed on stderr). A file\n"
+	"restored incompletely is never left under its own name: what could be\n"
+	"read is kept as NAME.keel-damaged, without the file's metadata.\n";
 
 /* ids of the long options without a short form */
 enum {
@@ -112,11 +114,11 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 		kl_json_id(stdout, &snap.id);
 		printf(",\"files_restored\":%llu,\"dirs_restored\":%llu,\"other_restored\":%llu,"
 		       "\"bytes_restored\":%llu,\"errors\":%llu,\"verify_failures\":%llu,"
-		       "\"verified\":%s,\"duration_seconds\":%.3f}\n",
+		       "\"damaged_files\":%llu,\"verified\":%s,\"duration_seconds\":%.3f}\n",
 		       (unsigned long long)st.files, (unsigned long long)st.dirs,
 		       (unsigned long long)st.others, (unsigned long long)st.bytes,
 		       (unsigned long long)st.errors, (unsigned long long)st.verify_failures,
-		       o.verify ? "true" : "false",
+		       (unsigned long long)st.damaged, o.verify ? "true" : "false",
 		       (double)(kl_time_mono_ns() - start) / KL_NSEC_PER_SEC);
 	} else if (!cli->quiet) {
 		char bytes[32];
@@ -130,6 +132,10 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 			printf("; verified, %llu differences",
 			       (unsigned long long)st.verify_failures);
 		putchar('\n');
+		if (st.damaged)
+			printf("%llu damaged files restored as NAME.keel-damaged, without their "
+			       "metadata (listed on stderr)\n",
+			       (unsigned long long)st.damaged);
 	}
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);

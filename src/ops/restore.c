@@ -63,10 +63,13 @@
  * restore-walk.c (the walk of the trees, and the nodes the walk creates
  * itself), restore-dirs.c (directories), restore-links.c (hard links),
  * restore-workers.c (the workers that create and write regular files),
- * restore-meta.c (metadata) and restore-sys.c (small system call
- * helpers), sharing restore-internal.h.
+ * restore-meta.c (metadata), restore-damaged.c (files whose content is
+ * incomplete: kept as NAME.keel-damaged, never under their own name with
+ * their metadata) and restore-sys.c (small system call helpers), sharing
+ * restore-internal.h.
  */
 #include <fcntl.h>
+#include <time.h>
 
 #include "keel/fs.h"
 #include "restore-internal.h"
@@ -117,14 +120,19 @@ void kl_rs_warn_locked(struct rctx *c, const char *path, int rc, const char *wha
 		c->o->report.warn(c->o->report.ud, shown(path), rc, what);
 }
 
-/* One error with one node: reported, counted, and the restore goes on. */
-void kl_rs_fail(struct rctx *c, const char *path, int rc, const char *what)
+void kl_rs_fail_locked(struct rctx *c, const char *path, int rc, const char *what)
 {
-	pthread_mutex_lock(&c->lock);
 	c->st.errors++;
 	c->prog.errors++;
 	kl_rs_record_locked(c, rc);
 	kl_rs_warn_locked(c, path, rc, what);
+}
+
+/* One error with one node: reported, counted, and the restore goes on. */
+void kl_rs_fail(struct rctx *c, const char *path, int rc, const char *what)
+{
+	pthread_mutex_lock(&c->lock);
+	kl_rs_fail_locked(c, path, rc, what);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -189,6 +197,15 @@ static int normalise_path(const char *in, struct kl_buf *out)
 	return rc;
 }
 
+/* The clock file times are taken from: a file made from now on has a ctime no earlier. */
+static int64_t coarse_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return (int64_t)ts.tv_sec * KL_NSEC_PER_SEC + ts.tv_nsec;
+}
+
 static unsigned thread_count(const struct kl_restore_opts *o)
 {
 	long n = o->threads ? (long)o->threads : sysconf(_SC_NPROCESSORS_ONLN);
@@ -239,6 +256,7 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 		return kl_repo_fail(r, rc, "cannot open restore target '%s'", o->target);
 	}
 	root.fd = c.rootfd;
+	c.start_ns = coarse_now_ns();
 	c.do_owner = !o->no_owner && geteuid() == 0;
 	c.all = !o->includes.n;
 	/* names below the target start after the last '/' of the restored path */
@@ -300,6 +318,7 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 		kl_buf_release(&ws[c.nthreads].blob);
 		kl_buf_release(&ws[c.nthreads].check);
 	}
+	kl_rs_damaged_rename(&c);
 	pthread_mutex_lock(&c.lock);
 	kl_rs_progress_locked(&c, NULL, true);
 	pthread_mutex_unlock(&c.lock);
@@ -309,6 +328,8 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 	kl_node_release(&top);
 	kl_buf_release(&c.path);
 	kl_rs_links_release(&c);
+	kl_rs_names_release(c.lnames, c.n_lnames);
+	kl_rs_names_release(c.damaged, c.n_damaged);
 	close(c.rootfd);
 	pthread_mutex_destroy(&c.lock);
 	pthread_cond_destroy(&c.nonempty);

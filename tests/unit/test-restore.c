@@ -657,12 +657,23 @@ static void restore_reports_damaged_data(void **state)
 	opts_init(f, &o);
 	assert_int_equal(kl_restore(f->r, &root, "", &o, &st), -KL_ECORRUPT);
 	assert_int_equal(st.errors, 1);
-	assert_int_equal(f->n_warnings, 1);
-	assert_non_null(strstr(f->warnings, "/big.bin|"));
+	assert_int_equal(st.damaged, 1);
+	/* why, and where it went */
+	assert_int_equal(f->n_warnings, 2);
+	assert_non_null(strstr(f->warnings, "/big.bin|data is damaged"));
+	assert_non_null(strstr(f->warnings, "/big.bin|restored as 'big.bin.keel-damaged'"));
 	check_content(f, "ok.txt", a_txt, strlen(a_txt));
+	/* never under its own name, nor with its metadata: it does not look intact */
+	assert_false(exists(f, "big.bin"));
+	{
+		struct stat s = lst(f, "big.bin.keel-damaged");
+
+		assert_int_equal(s.st_mode & 07777, 0600);
+		assert_true(s.st_mtim.tv_sec > 1600000000);
+	}
 	/* what could be restored is there, at the right offsets */
 	memset(big + big_len[0], 0, big_len[1]);
-	check_content(f, "big.bin", big, big_n);
+	check_content(f, "big.bin.keel-damaged", big, big_n);
 	free(big);
 
 	/* dump stops at the damage */
@@ -675,6 +686,103 @@ static void restore_reports_damaged_data(void **state)
 		kl_node_release(&nd);
 		close(fd);
 	}
+}
+
+/*
+ * Damaged files in every shape: written in parts by several workers, with
+ * two names (hard links in two directories), a name too long for the
+ * suffix, a NAME.keel-damaged left by an earlier restore (replaced) and
+ * one the snapshot holds (kept: the damaged file goes), in a read-only
+ * directory whose mtime must stay.
+ */
+static void restore_damaged_names(void **state)
+{
+	struct fx *f = *state;
+	const size_t n_blobs = 70;
+	struct kl_id *ids = calloc(n_blobs, sizeof(*ids)), bad, good, sub, root;
+	uint8_t *chunk = malloc(MIB);
+	struct kl_node top[6], in[2];
+	char longname[NAME_MAX + 1], want[NAME_MAX + 1], p[600];
+	struct kl_restore_opts o;
+	struct kl_restore_stats st;
+	struct stat s;
+	int fd;
+
+	for (size_t i = 0; i < n_blobs; i++) {
+		fill(chunk, MIB, 100 + i);
+		ids[i] = blob(f, chunk, MIB);
+	}
+	bad = blob(f, "damaged soon", 12);
+	good = blob(f, "fine", 4);
+	/* 250 bytes: the suffix leaves room for 242, which would cut the two-byte character */
+	memset(longname, 'n', 250);
+	memcpy(longname + 241, "\xc3\xa9", 2);
+	longname[250] = 0;
+	top[0] = file_ids("image", 0644, ids, n_blobs, (uint64_t)n_blobs * MIB);
+	top[1] = file_ids("linked", 04755, &bad, 1, 12);
+	top[1].nlink = 2;
+	top[1].inode = 77;
+	top[2] = file_ids(longname, 0644, &bad, 1, 12);
+	top[3] = file_ids("old", 0644, &bad, 1, 12);
+	top[4] = file_ids("taken", 0644, &bad, 1, 12);
+	top[5] = file_ids("taken.keel-damaged", 0644, &good, 1, 4);
+	in[0] = file_ids("other-name", 04755, &bad, 1, 12);
+	in[0].nlink = 2;
+	in[0].inode = 77;
+	in[1] = file_ids("fine", 0644, &good, 1, 4);
+	sub = tree(f, in, 2);
+	{
+		struct kl_node all[7];
+
+		memcpy(all, top, sizeof(top));
+		all[6] = dir("ro", 0555, sub);
+		root = tree(f, all, 7);
+	}
+	flush(f);
+	damage_blob(f, &ids[40]);
+	damage_blob(f, &bad);
+
+	/* left by an earlier restore */
+	assert_int_equal(kl_fs_mkdir_p(AT_FDCWD, f->out, 0700), 0);
+	out_path(f, p, sizeof(p), "old.keel-damaged");
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	usleep(20000); /* older than the restore, at the clock's resolution */
+
+	opts_init(f, &o);
+	o.threads = 4;
+	assert_int_equal(kl_restore(f->r, &root, "", &o, &st), -KL_ECORRUPT);
+	assert_int_equal(st.damaged, 5);
+	assert_false(exists(f, "image"));
+	s = lst(f, "image.keel-damaged");
+	assert_int_equal(s.st_size, (off_t)(n_blobs * MIB));
+	assert_int_equal(s.st_mode & 07777, 0600);
+	/* both names of the linked file, and no setuid bit */
+	assert_false(exists(f, "linked"));
+	assert_false(exists(f, "ro/other-name"));
+	s = lst(f, "linked.keel-damaged");
+	assert_int_equal(s.st_mode & 07777, 0600);
+	assert_int_equal(s.st_nlink, 2);
+	assert_true(exists(f, "ro/other-name.keel-damaged"));
+	/* the read-only directory kept its mode and mtime */
+	s = lst(f, "ro");
+	assert_int_equal(s.st_mode & 07777, 0555);
+	assert_int_equal(s.st_mtim.tv_sec, 1400000000);
+	check_content(f, "ro/fine", "fine", 4);
+	/* cut to fit, before the two-byte character */
+	memset(want, 'n', 241);
+	memcpy(want + 241, ".keel-damaged", 14);
+	assert_false(exists(f, longname));
+	assert_true(exists(f, want));
+	/* the leftover is replaced; the snapshot's own file is kept */
+	assert_false(exists(f, "old"));
+	assert_int_equal(lst(f, "old.keel-damaged").st_size, 12);
+	assert_false(exists(f, "taken"));
+	check_content(f, "taken.keel-damaged", "fine", 4);
+	assert_non_null(strstr(f->warnings, "/taken|removed: 'taken.keel-damaged' is taken"));
+	free(chunk);
+	free(ids);
 }
 
 static void restore_large_file_in_parts(void **state)
@@ -1241,6 +1349,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(restore_replaces_what_is_in_the_way, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(restore_reports_damaged_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(restore_damaged_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(restore_large_file_in_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(restore_deep_tree, setup, teardown),
 		cmocka_unit_test_setup_teardown(restore_dir_metadata_after_worker_creations, setup,
