@@ -151,7 +151,8 @@ struct kl_restore_stats {
 	uint64_t files, dirs, others, bytes;
 	uint64_t errors;
 	uint64_t verify_failures;
-	uint64_t damaged; /* incomplete files, restored as NAME.keel-damaged */
+	uint64_t damaged;   /* incomplete files, restored as NAME.keel-damaged */
+	uint64_t unindexed; /* errors that were blobs in no index ('keel repair index') */
 };
 
 /*

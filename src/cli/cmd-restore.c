@@ -142,6 +142,16 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 		if (rc == -KL_EVERIFY)
 			kl_cli_error(cli, rc, "%llu restored files differ from the snapshot",
 				     (unsigned long long)st.verify_failures);
+		else if (rc == -KL_ECORRUPT && st.unindexed && st.unindexed == st.errors)
+			/* no tampering: the index lacks what the snapshot needs */
+			kl_cli_error(cli, 0,
+				     "restore incomplete, %llu errors: data the snapshot needs is "
+				     "not in the index; run 'keel repair index'",
+				     (unsigned long long)st.errors);
+		else if (!st.errors)
+			/* nothing restored: the reason is in the repository's message */
+			kl_cli_error(cli, strstr(cli->err.msg, "not in the index") ? 0 : rc,
+				     "cannot restore");
 		else
 			kl_cli_error(cli, rc, "restore incomplete, %llu errors",
 				     (unsigned long long)st.errors);

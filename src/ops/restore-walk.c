@@ -193,12 +193,13 @@ static struct rframe *dir_begin(struct rctx *c, struct rframe *up, struct dirh *
 		}
 	}
 	rc = nd->has_subtree ? kl_repo_read_tree(c->r, &nd->subtree, &f->t) : -KL_ECORRUPT;
-	if (rc < 0) {
-		if (rc == -KL_ENOTFOUND)
-			rc = -KL_ECORRUPT;
+	if (rc == -KL_ENOTFOUND)
+		kl_rs_fail(c, (const char *)c->path.data, rc,
+			   "directory listing is not in the index; what is below is not restored "
+			   "(run 'keel repair index'; if no pack holds it, it is lost)");
+	else if (rc < 0)
 		kl_rs_fail(c, (const char *)c->path.data, rc,
 			   "directory listing is damaged; what is below is not restored");
-	}
 	return f;
 }
 

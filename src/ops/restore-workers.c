@@ -115,7 +115,11 @@ static bool create_queued(struct rctx *c, struct rfile *f)
 
 static const char *blob_error(int rc)
 {
-	return rc == -KL_ECORRUPT ? "data is damaged or missing" : "cannot read the file's data";
+	if (rc == -KL_ENOTFOUND)
+		return "data is not in the index (run 'keel repair index'; if no pack holds it, "
+		       "it is lost)";
+	return rc == -KL_ECORRUPT ? "data is damaged (corrupted or tampered with)"
+				  : "cannot read the file's data";
 }
 
 static void run_part(struct worker *w, const struct part *pt)
@@ -141,9 +145,6 @@ static void run_part(struct worker *w, const struct part *pt)
 				zero_blob_note(w, id);
 		}
 		if (rc < 0) {
-			if (rc == -KL_ENOTFOUND)
-				rc = -KL_ECORRUPT; /* the snapshot needs a blob the repository lacks
-						    */
 			kl_rs_file_fail(c, f, rc, blob_error(rc));
 			if (!kl_repo_lookup(c->r, id, &loc))
 				break; /* where the rest goes is unknown: keep what is written */

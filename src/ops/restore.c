@@ -120,12 +120,24 @@ void kl_rs_warn_locked(struct rctx *c, const char *path, int rc, const char *wha
 		c->o->report.warn(c->o->report.ud, shown(path), rc, what);
 }
 
-void kl_rs_fail_locked(struct rctx *c, const char *path, int rc, const char *what)
+/*
+ * -KL_ENOTFOUND from reading a blob: the index lacks it. That is damage
+ * for the exit code (13), but not corruption or tampering: what says so,
+ * and no error text contradicts it. Lock held.
+ */
+static void fail_locked(struct rctx *c, const char *path, int rc, const char *what)
 {
 	c->st.errors++;
 	c->prog.errors++;
-	kl_rs_record_locked(c, rc);
-	kl_rs_warn_locked(c, path, rc, what);
+	if (rc == -KL_ENOTFOUND)
+		c->st.unindexed++;
+	kl_rs_record_locked(c, rc == -KL_ENOTFOUND ? -KL_ECORRUPT : rc);
+	kl_rs_warn_locked(c, path, rc == -KL_ENOTFOUND ? 0 : rc, what);
+}
+
+void kl_rs_fail_locked(struct rctx *c, const char *path, int rc, const char *what)
+{
+	fail_locked(c, path, rc, what);
 }
 
 /* One error with one node: reported, counted, and the restore goes on. */
@@ -148,12 +160,11 @@ void kl_rs_note(struct rctx *c, const char *path, int rc, const char *what)
 void kl_rs_file_fail(struct rctx *c, struct rfile *f, int rc, const char *what)
 {
 	pthread_mutex_lock(&c->lock);
-	kl_rs_record_locked(c, rc);
 	if (!f->err) {
 		f->err = rc;
-		c->st.errors++;
-		c->prog.errors++;
-		kl_rs_warn_locked(c, f->path, rc, what);
+		fail_locked(c, f->path, rc, what);
+	} else {
+		kl_rs_record_locked(c, rc == -KL_ENOTFOUND ? -KL_ECORRUPT : rc);
 	}
 	pthread_mutex_unlock(&c->lock);
 }
@@ -283,9 +294,16 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 		struct kl_tree t = {0};
 
 		rc = kl_repo_read_tree(r, &top.subtree, &t);
-		if (rc < 0)
-			kl_rs_fail(&c, "/", rc == -KL_ENOTFOUND ? -KL_ECORRUPT : rc,
-				   "the snapshot's root directory is damaged");
+		if (rc == -KL_ENOTFOUND)
+			kl_rs_fail(&c, "/", rc,
+				   "the snapshot's root directory is not in the index; "
+				   "run 'keel repair index' (if no pack holds it, it is lost)");
+		else if (rc < 0)
+			kl_rs_fail(&c, "/", rc, "the snapshot's root directory is damaged");
+		else if (!t.n)
+			kl_rs_note(&c, "/", 0,
+				   "the snapshot is empty (a repaired snapshot whose root "
+				   "directory was lost?): nothing to restore");
 		for (size_t i = 0; i < t.n && !kl_rs_stopped(&c); i++) {
 			kl_buf_setlen(&c.path, 0);
 			rc = kl_buf_addch(&c.path, '/');

@@ -785,6 +785,22 @@ static void restore_damaged_names(void **state)
 	free(ids);
 }
 
+/* A repaired snapshot whose root directory was lost is empty: said, not silent. */
+static void restore_empty_snapshot_warns(void **state)
+{
+	struct fx *f = *state;
+	struct kl_id root = tree(f, NULL, 0);
+	struct kl_restore_opts o;
+	struct kl_restore_stats st;
+
+	flush(f);
+	opts_init(f, &o);
+	assert_int_equal(kl_restore(f->r, &root, "", &o, &st), 0);
+	assert_int_equal(st.files + st.dirs + st.others, 0);
+	assert_int_equal(f->n_warnings, 1);
+	assert_non_null(strstr(f->warnings, "/|the snapshot is empty"));
+}
+
 static void restore_large_file_in_parts(void **state)
 {
 	struct fx *f = *state;
@@ -1350,6 +1366,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(restore_reports_damaged_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(restore_damaged_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(restore_empty_snapshot_warns, setup, teardown),
 		cmocka_unit_test_setup_teardown(restore_large_file_in_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(restore_deep_tree, setup, teardown),
 		cmocka_unit_test_setup_teardown(restore_dir_metadata_after_worker_creations, setup,
