@@ -89,6 +89,9 @@ struct rctx {
 	struct kl_repo *r;
 	const struct kl_restore_opts *o;
 	bool do_owner;
+	bool owner_omitted; /* not root, and --no-owner not given */
+	uid_t euid;
+	gid_t egid;
 	bool all; /* no include patterns: everything is included */
 	int rootfd;
 	unsigned nthreads;
@@ -110,6 +113,7 @@ struct rctx {
 	bool walk_done;
 	bool stop; /* also read without the lock, atomically */
 	bool noted_xattr_unsupported;
+	bool noted_owner;
 	struct rs_name *damaged; /* files whose content is incomplete */
 	size_t n_damaged, cap_damaged;
 	int worst;
@@ -169,6 +173,9 @@ int kl_rs_write_at(int fd, const uint8_t *p, size_t n, uint64_t off, bool sparse
 int kl_rs_clear_way(int dirfd, const char *name);
 
 /* restore-meta.c */
+/* Something restored but not as recorded: counted, and warned (once only with *noted). */
+void kl_rs_omitted(struct rctx *c, const char *path, uint64_t *count, bool *noted,
+		   const char *what);
 /*
  * Applies owner, xattrs, mode and times, through fd when the node has one
  * open (files, directories), else by name in dirfd (symlinks, FIFOs,

@@ -131,7 +131,8 @@ static void restore_special(struct rctx *c, struct dirh *d, const struct kl_node
 
 	rc = create_special(c, d, nd, name);
 	if (rc == -EPERM && (nd->type == KL_NODE_CHR || nd->type == KL_NODE_BLK)) {
-		kl_rs_note(c, path, rc, "device not restored: creating devices needs privilege");
+		kl_rs_omitted(c, path, &c->st.specials_omitted, NULL,
+			      "device not restored: creating devices needs privilege");
 		return;
 	}
 	if (rc < 0) {
@@ -235,8 +236,13 @@ static struct rframe *restore_node(struct rctx *c, struct worker *inline_w, stru
 			return dir_begin(c, up, d, nd, all);
 		return NULL;
 	}
-	if (!all || nd->type == KL_NODE_SOCK)
+	if (!all)
 		return NULL;
+	if (nd->type == KL_NODE_SOCK) {
+		kl_rs_omitted(c, path, &c->st.specials_omitted, NULL,
+			      "socket not restored: the program that listens on it creates it");
+		return NULL;
+	}
 	rc = kl_rs_name_copy(name, nd->name, nd->name_len);
 	if (rc >= 0)
 		rc = kl_rs_dir_ensure(c, d);

@@ -118,8 +118,7 @@ static const char *blob_error(int rc)
 	if (rc == -KL_ENOTFOUND)
 		return "data is not in the index (run 'keel repair index'; if no pack holds it, "
 		       "it is lost)";
-	return rc == -KL_ECORRUPT ? "data is damaged (corrupted or tampered with)"
-				  : "cannot read the file's data";
+	return rc == -KL_ECORRUPT ? "data is damaged" : "cannot read the file's data";
 }
 
 static void run_part(struct worker *w, const struct part *pt)

@@ -28,14 +28,19 @@
  * An existing directory where a directory belongs is reused.
  *
  * Metadata, in this order, because each step can undo an earlier one:
- *   1. owner: numeric uid/gid, as root only. We keep the ids rather than
+ *   1. owner: numeric uid/gid, as root only (an ordinary user cannot give
+ *      files away: warned once, counted). We keep the ids rather than
  *      mapping the recorded user and group names to local ids (tar
  *      --numeric-owner, restic): a restore onto the machine that was
  *      backed up is exact, and a name lookup could silently give files to
  *      a different local account. chown also drops file capabilities and
  *      setuid/setgid bits, so it goes first;
  *   2. xattrs, POSIX ACLs (system.posix_acl_*) and capabilities included;
- *   3. mode (not for symlinks), after chown and the ACLs, which touch it;
+ *   3. mode (not for symlinks), after chown and the ACLs, which touch it.
+ *      A file not owned by its recorded owner (not root, or --no-owner)
+ *      loses its setuid bit, and its setgid bit unless the group is
+ *      ours, as bsdtar does (GNU tar keeps them): a restored program must
+ *      not run with the privileges of whoever restored it. Each is warned;
  *   4. atime and mtime with nanoseconds, last, since everything above
  *      changes ctime only but writing content changes mtime.
  * A directory gets its metadata after all its children exist (post-order),
@@ -48,16 +53,18 @@
  * they are stored, and some files (swap, preallocated images) must not
  * have holes.
  *
- * Sockets are skipped without a warning: a socket file is only a name
- * until a process binds it, and restic skips them too.
+ * Sockets are not restored: a socket file is only a name until a process
+ * binds it (restic skips them too), but each one is warned about.
  *
  * Errors with one file are reported through kl_rs_fail() and the restore goes
  * on; kl_restore returns the most serious one. Running out of space (or
  * quota, or memory, or a read-only target) stops the whole restore. Some
  * problems are reported without counting as errors, because they are the
  * expected result of restoring as an ordinary user or onto a file system
- * without xattrs: devices that need privilege, xattrs the file system or
- * the user cannot set.
+ * without xattrs: owners (not root), sockets, devices that need
+ * privilege, xattrs the file system or the user cannot set, setuid and
+ * setgid bits dropped. They are omissions: counted, summed up, and the
+ * restore returns -KL_EPARTIAL (exit 3) when nothing worse happened.
  *
  * The files: restore.c (this one: reporting and the entry points),
  * restore-walk.c (the walk of the trees, and the nodes the walk creates
@@ -268,7 +275,10 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 	}
 	root.fd = c.rootfd;
 	c.start_ns = coarse_now_ns();
-	c.do_owner = !o->no_owner && geteuid() == 0;
+	c.euid = geteuid();
+	c.egid = getegid();
+	c.do_owner = !o->no_owner && c.euid == 0;
+	c.owner_omitted = !o->no_owner && c.euid != 0;
 	c.all = !o->includes.n;
 	/* names below the target start after the last '/' of the restored path */
 	c.rel_off = c.path.len
@@ -354,6 +364,9 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 	pthread_cond_destroy(&c.nonfull);
 	if (ret)
 		*ret = c.st;
+	if (!c.worst && (c.st.owners_omitted || c.st.specials_omitted || c.st.xattrs_omitted ||
+			 c.st.setid_cleared))
+		return -KL_EPARTIAL; /* restored with omissions, each warned about */
 	return c.worst;
 }
 
