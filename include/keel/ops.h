@@ -154,7 +154,7 @@ struct kl_restore_opts {
 	struct kl_patterns includes; /* empty: everything */
 	struct kl_patterns excludes;
 	bool verify;	  /* re-read what was written and compare */
-	bool no_owner;	  /* do not chown (default when not root) */
+	bool no_owner;	  /* do not chown; not root and not asked: owners are omitted (warned) */
 	unsigned threads; /* 0: one per core */
 	struct kl_report report;
 };
@@ -163,13 +163,22 @@ struct kl_restore_stats {
 	uint64_t files, dirs, others, bytes;
 	uint64_t errors;
 	uint64_t verify_failures;
+	uint64_t damaged;   /* incomplete files, restored as NAME.keel-damaged */
+	uint64_t unindexed; /* errors that were blobs in no index ('keel repair index') */
+	/* restored, but not as recorded (not errors; the restore returns -KL_EPARTIAL) */
+	uint64_t owners_omitted;   /* not root: nodes not given their recorded owner */
+	uint64_t specials_omitted; /* sockets, and devices that need privilege */
+	uint64_t xattrs_omitted;   /* xattrs that need privilege or the target lacks */
+	uint64_t setid_cleared;	   /* setuid/setgid bits dropped: not the recorded owner */
 };
 
 /*
  * Restores the subtree at path ("" for all) of the snapshot's tree into
  * target. Returns 0, -KL_EVERIFY when verification found differences,
  * -KL_ECORRUPT when damaged data made some files unrestorable (each one
- * reported through warn), or another negative code.
+ * reported through warn, and kept as NAME.keel-damaged without its
+ * metadata), -KL_EPARTIAL when all was restored but not all as recorded
+ * (the *_omitted counts and setid_cleared), or another negative code.
  */
 int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 	       const struct kl_restore_opts *o, struct kl_restore_stats *ret);

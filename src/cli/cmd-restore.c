@@ -11,14 +11,47 @@ static const char usage[] =
 	"  -i, --include PATTERN  restore only matching paths (repeatable)\n"
 	"  -e, --exclude PATTERN  do not restore matching paths (repeatable)\n"
 	"      --verify           read the restored files back and compare\n"
-	"      --no-owner         keep the restoring user as owner\n"
+	"      --no-owner         keep the restoring user as owner (not root: the\n"
+	"                         default, but then each other owner is an omission)\n"
 	"      --threads N        worker threads (default: one per core)\n"
 	"      --host HOST        with 'latest': newest snapshot of this host\n"
 	"      --tag TAG          with 'latest': newest snapshot with this tag\n"
 	"      --path PATH        with 'latest': newest snapshot of this path\n"
 	"\n"
 	"Exit status 15 means --verify found differences; 13 that damaged data\n"
-	"kept some files from being restored (they are listed on stderr).\n";
+	"kept some files from being restored (they are listed on stderr). A file\n"
+	"restored incompletely is never left under its own name: what could be\n"
+	"read is kept as NAME.keel-damaged, without the file's metadata.\n"
+	"Exit status 3 means all was restored but not all as recorded: owners (not\n"
+	"root), devices, extended attributes needing privilege, setuid\n"
+	"and setgid bits (cleared on files not owned by their recorded owner).\n";
+
+/* What was restored, but not as recorded: one line, or none. */
+static void print_omissions(const struct kl_restore_stats *st)
+{
+	const char *sep = "";
+
+	if (!st->owners_omitted && !st->specials_omitted && !st->xattrs_omitted &&
+	    !st->setid_cleared)
+		return;
+	printf("not restored as recorded:");
+	if (st->owners_omitted) {
+		printf(" owners of %llu (not root)", (unsigned long long)st->owners_omitted);
+		sep = ",";
+	}
+	if (st->specials_omitted) {
+		printf("%s %llu devices", sep, (unsigned long long)st->specials_omitted);
+		sep = ",";
+	}
+	if (st->xattrs_omitted) {
+		printf("%s %llu extended attributes", sep, (unsigned long long)st->xattrs_omitted);
+		sep = ",";
+	}
+	if (st->setid_cleared)
+		printf("%s setuid/setgid bits of %llu files cleared", sep,
+		       (unsigned long long)st->setid_cleared);
+	putchar('\n');
+}
 
 /* ids of the long options without a short form */
 enum {
@@ -50,7 +83,6 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 	int64_t start;
 	int c, rc = 0;
 
-	o.no_owner = geteuid() != 0;
 	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT "t:i:e:", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
@@ -112,10 +144,15 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 		kl_json_id(stdout, &snap.id);
 		printf(",\"files_restored\":%llu,\"dirs_restored\":%llu,\"other_restored\":%llu,"
 		       "\"bytes_restored\":%llu,\"errors\":%llu,\"verify_failures\":%llu,"
+		       "\"damaged_files\":%llu,\"owners_omitted\":%llu,\"specials_omitted\":%llu,"
+		       "\"xattrs_omitted\":%llu,\"setid_cleared\":%llu,"
 		       "\"verified\":%s,\"duration_seconds\":%.3f}\n",
 		       (unsigned long long)st.files, (unsigned long long)st.dirs,
 		       (unsigned long long)st.others, (unsigned long long)st.bytes,
 		       (unsigned long long)st.errors, (unsigned long long)st.verify_failures,
+		       (unsigned long long)st.damaged, (unsigned long long)st.owners_omitted,
+		       (unsigned long long)st.specials_omitted,
+		       (unsigned long long)st.xattrs_omitted, (unsigned long long)st.setid_cleared,
 		       o.verify ? "true" : "false",
 		       (double)(kl_time_mono_ns() - start) / KL_NSEC_PER_SEC);
 	} else if (!cli->quiet) {
@@ -130,12 +167,29 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 			printf("; verified, %llu differences",
 			       (unsigned long long)st.verify_failures);
 		putchar('\n');
+		if (st.damaged)
+			printf("%llu damaged files restored as NAME.keel-damaged, without their "
+			       "metadata (listed on stderr)\n",
+			       (unsigned long long)st.damaged);
+		print_omissions(&st);
 	}
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
-		if (rc == -KL_EVERIFY)
+		if (rc == -KL_EPARTIAL)
+			kl_cli_error(cli, 0, "restored with omissions (listed above)");
+		else if (rc == -KL_EVERIFY)
 			kl_cli_error(cli, rc, "%llu restored files differ from the snapshot",
 				     (unsigned long long)st.verify_failures);
+		else if (rc == -KL_ECORRUPT && st.unindexed && st.unindexed == st.errors)
+			/* no tampering: the index lacks what the snapshot needs */
+			kl_cli_error(cli, 0,
+				     "restore incomplete, %llu errors: data the snapshot needs is "
+				     "not in the index; run 'keel repair index'",
+				     (unsigned long long)st.errors);
+		else if (!st.errors)
+			/* nothing restored: the reason is in the repository's message */
+			kl_cli_error(cli, strstr(cli->err.msg, "not in the index") ? 0 : rc,
+				     "cannot restore");
 		else
 			kl_cli_error(cli, rc, "restore incomplete, %llu errors",
 				     (unsigned long long)st.errors);

@@ -73,10 +73,25 @@ struct link_ent {
 	char *rel; /* relative to the target, '/'-separated; NULL: empty slot */
 };
 
+/*
+ * A restored name of a file whose content is incomplete (damaged), or a
+ * later name linked to a multiply linked file: after the workers are
+ * done, damaged files are renamed to NAME.keel-damaged (restore-damaged.c).
+ */
+struct rs_name {
+	uint64_t dev, ino; /* the inode's in the snapshot, for hard links */
+	char *rel;	   /* relative to the target */
+	char *path;	   /* snapshot path, for messages */
+	bool linked;	   /* a multiply linked inode */
+};
+
 struct rctx {
 	struct kl_repo *r;
 	const struct kl_restore_opts *o;
 	bool do_owner;
+	bool owner_omitted; /* not root, and --no-owner not given */
+	uid_t euid;
+	gid_t egid;
 	bool all; /* no include patterns: everything is included */
 	int rootfd;
 	unsigned nthreads;
@@ -86,6 +101,9 @@ struct rctx {
 	size_t rel_off;	    /* path.data + rel_off is its path below the target */
 	struct link_ent *links;
 	size_t n_links, cap_links;
+	struct rs_name *lnames; /* later names of multiply linked files */
+	size_t n_lnames, cap_lnames;
+	int64_t start_ns; /* CLOCK_REALTIME_COARSE when the restore began */
 	uint64_t files_seen, bytes_seen;
 
 	pthread_mutex_t lock; /* everything below */
@@ -95,6 +113,9 @@ struct rctx {
 	bool walk_done;
 	bool stop; /* also read without the lock, atomically */
 	bool noted_xattr_unsupported;
+	bool noted_owner;
+	struct rs_name *damaged; /* files whose content is incomplete */
+	size_t n_damaged, cap_damaged;
 	int worst;
 	struct kl_restore_stats st;
 	struct kl_progress prog;
@@ -132,6 +153,7 @@ static inline bool kl_rs_stopped(struct rctx *c)
 /* Raises the result code and stops on fatal errors. Lock held. */
 void kl_rs_record_locked(struct rctx *c, int rc);
 void kl_rs_warn_locked(struct rctx *c, const char *path, int rc, const char *what);
+void kl_rs_fail_locked(struct rctx *c, const char *path, int rc, const char *what);
 /* One error with one node: reported, counted, and the restore goes on. */
 void kl_rs_fail(struct rctx *c, const char *path, int rc, const char *what);
 /* Something the user should know that is not an error of the restore. */
@@ -151,6 +173,9 @@ int kl_rs_write_at(int fd, const uint8_t *p, size_t n, uint64_t off, bool sparse
 int kl_rs_clear_way(int dirfd, const char *name);
 
 /* restore-meta.c */
+/* Something restored but not as recorded: counted, and warned (once only with *noted). */
+void kl_rs_omitted(struct rctx *c, const char *path, uint64_t *count, bool *noted,
+		   const char *what);
 /*
  * Applies owner, xattrs, mode and times, through fd when the node has one
  * open (files, directories), else by name in dirfd (symlinks, FIFOs,
@@ -196,6 +221,17 @@ void *kl_rs_worker_main(void *arg);
 bool kl_rs_is_split(const struct rctx *c, const struct kl_node *nd);
 /* Hands f to the workers: in parts by blob ranges when it is large. */
 void kl_rs_queue_file(struct rctx *c, struct worker *inline_w, struct rfile *f);
+
+/* restore-damaged.c */
+/* Adds a name to a list of rs_name; path is copied, rel points into it at rel_off. */
+int kl_rs_name_add(struct rs_name **v, size_t *n, size_t *cap, const char *path, size_t rel_off,
+		   const struct kl_node *nd);
+void kl_rs_names_release(struct rs_name *v, size_t n);
+/*
+ * After the workers: every damaged file, and every other name of a
+ * damaged multiply linked file, goes to NAME.keel-damaged.
+ */
+void kl_rs_damaged_rename(struct rctx *c);
 
 /* restore-walk.c */
 /* Restores nd below d and, for a directory, everything below it, depth first. */

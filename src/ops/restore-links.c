@@ -120,6 +120,11 @@ bool kl_rs_restore_as_link(struct rctx *c, struct dirh *d, const struct kl_node 
 		kl_rs_fail(c, path, rc, "cannot create hard link; restoring it as a separate copy");
 		return false;
 	}
+	/* if the file turns out damaged, this name is renamed too */
+	if (nd->type == KL_NODE_FILE &&
+	    (rc = kl_rs_name_add(&c->lnames, &c->n_lnames, &c->cap_lnames, path, c->rel_off, nd)) <
+		    0)
+		kl_rs_fail(c, path, rc, "cannot remember hard link");
 	pthread_mutex_lock(&c->lock);
 	if (nd->type == KL_NODE_FILE)
 		c->st.files++;

@@ -107,6 +107,11 @@ static int create_special(struct rctx *c, struct dirh *d, const struct kl_node *
 		case KL_NODE_FIFO:
 			rc = mkfifoat(d->fd, name, 0600);
 			break;
+		case KL_NODE_SOCK:
+			/* an unbound socket inode, as rsync --specials makes: no privilege needed
+			 */
+			rc = mknodat(d->fd, name, S_IFSOCK | 0600, 0);
+			break;
 		default:
 			kind = nd->type == KL_NODE_CHR ? S_IFCHR : S_IFBLK;
 			rc = mknodat(d->fd, name, kind | 0600, (dev_t)nd->rdev);
@@ -122,7 +127,7 @@ static int create_special(struct rctx *c, struct dirh *d, const struct kl_node *
 	}
 }
 
-/* Symlinks, FIFOs and devices: created and finished here, by name. */
+/* Symlinks, FIFOs, sockets and devices: created and finished here, by name. */
 static void restore_special(struct rctx *c, struct dirh *d, const struct kl_node *nd,
 			    const char *name)
 {
@@ -131,7 +136,8 @@ static void restore_special(struct rctx *c, struct dirh *d, const struct kl_node
 
 	rc = create_special(c, d, nd, name);
 	if (rc == -EPERM && (nd->type == KL_NODE_CHR || nd->type == KL_NODE_BLK)) {
-		kl_rs_note(c, path, rc, "device not restored: creating devices needs privilege");
+		kl_rs_omitted(c, path, &c->st.specials_omitted, NULL,
+			      "device not restored: creating devices needs privilege");
 		return;
 	}
 	if (rc < 0) {
@@ -193,12 +199,13 @@ static struct rframe *dir_begin(struct rctx *c, struct rframe *up, struct dirh *
 		}
 	}
 	rc = nd->has_subtree ? kl_repo_read_tree(c->r, &nd->subtree, &f->t) : -KL_ECORRUPT;
-	if (rc < 0) {
-		if (rc == -KL_ENOTFOUND)
-			rc = -KL_ECORRUPT;
+	if (rc == -KL_ENOTFOUND)
+		kl_rs_fail(c, (const char *)c->path.data, rc,
+			   "directory listing is not in the index; what is below is not restored "
+			   "(run 'keel repair index'; if no pack holds it, it is lost)");
+	else if (rc < 0)
 		kl_rs_fail(c, (const char *)c->path.data, rc,
 			   "directory listing is damaged; what is below is not restored");
-	}
 	return f;
 }
 
@@ -234,7 +241,7 @@ static struct rframe *restore_node(struct rctx *c, struct worker *inline_w, stru
 			return dir_begin(c, up, d, nd, all);
 		return NULL;
 	}
-	if (!all || nd->type == KL_NODE_SOCK)
+	if (!all)
 		return NULL;
 	rc = kl_rs_name_copy(name, nd->name, nd->name_len);
 	if (rc >= 0)

@@ -113,6 +113,14 @@ static bool create_queued(struct rctx *c, struct rfile *f)
 	return true;
 }
 
+static const char *blob_error(int rc)
+{
+	if (rc == -KL_ENOTFOUND)
+		return "data is not in the index (run 'keel repair index'; if no pack holds it, "
+		       "it is lost)";
+	return rc == -KL_ECORRUPT ? "data is damaged" : "cannot read the file's data";
+}
+
 static void run_part(struct worker *w, const struct part *pt)
 {
 	struct rctx *c = w->c;
@@ -136,14 +144,7 @@ static void run_part(struct worker *w, const struct part *pt)
 				zero_blob_note(w, id);
 		}
 		if (rc < 0) {
-			if (rc == -KL_ENOTFOUND)
-				rc = -KL_ECORRUPT; /* the snapshot needs a blob the repository lacks
-						    */
-			kl_rs_file_fail(
-				c, f, rc,
-				rc == -KL_ECORRUPT
-					? "data is damaged or missing; the file is incomplete"
-					: "cannot read the file's data");
+			kl_rs_file_fail(c, f, rc, blob_error(rc));
 			if (!kl_repo_lookup(c->r, id, &loc))
 				break; /* where the rest goes is unknown: keep what is written */
 			off += loc.e.raw_length; /* leave a gap and go on */
@@ -211,8 +212,16 @@ void kl_rs_finish_file(struct rctx *c, struct rfile *f)
 		kl_rs_warn_locked(c, f->path, -KL_EVERIFY,
 				  "restored content differs from the snapshot");
 	}
+	if (f->err) {
+		/* incomplete: no metadata, and renamed when the workers are done */
+		rc = kl_rs_name_add(&c->damaged, &c->n_damaged, &c->cap_damaged, f->path,
+				    c->rel_off, nd);
+		if (rc < 0)
+			kl_rs_fail_locked(c, f->path, rc, "cannot remember a damaged file");
+	}
 	pthread_mutex_unlock(&c->lock);
-	kl_rs_apply_meta(c, f->path, f->fd, -1, NULL, nd);
+	if (!f->err)
+		kl_rs_apply_meta(c, f->path, f->fd, -1, NULL, nd);
 	rc = close(KL_TAKE_FD(f->fd));
 	if (rc < 0)
 		kl_rs_file_fail(c, f, -errno, "cannot write file");

@@ -28,14 +28,19 @@
  * An existing directory where a directory belongs is reused.
  *
  * Metadata, in this order, because each step can undo an earlier one:
- *   1. owner: numeric uid/gid, as root only. We keep the ids rather than
+ *   1. owner: numeric uid/gid, as root only (an ordinary user cannot give
+ *      files away: warned once, counted). We keep the ids rather than
  *      mapping the recorded user and group names to local ids (tar
  *      --numeric-owner, restic): a restore onto the machine that was
  *      backed up is exact, and a name lookup could silently give files to
  *      a different local account. chown also drops file capabilities and
  *      setuid/setgid bits, so it goes first;
  *   2. xattrs, POSIX ACLs (system.posix_acl_*) and capabilities included;
- *   3. mode (not for symlinks), after chown and the ACLs, which touch it;
+ *   3. mode (not for symlinks), after chown and the ACLs, which touch it.
+ *      A file not owned by its recorded owner (not root, or --no-owner)
+ *      loses its setuid bit, and its setgid bit unless the group is
+ *      ours, as bsdtar does (GNU tar keeps them): a restored program must
+ *      not run with the privileges of whoever restored it. Each is warned;
  *   4. atime and mtime with nanoseconds, last, since everything above
  *      changes ctime only but writing content changes mtime.
  * A directory gets its metadata after all its children exist (post-order),
@@ -48,25 +53,31 @@
  * they are stored, and some files (swap, preallocated images) must not
  * have holes.
  *
- * Sockets are skipped without a warning: a socket file is only a name
- * until a process binds it, and restic skips them too.
+ * Sockets come back as unbound socket inodes (mknod S_IFSOCK, which needs
+ * no privilege), with their owner, mode and times: the tree is restored as
+ * recorded, and a program that listens on one binds it anew anyway.
  *
  * Errors with one file are reported through kl_rs_fail() and the restore goes
  * on; kl_restore returns the most serious one. Running out of space (or
  * quota, or memory, or a read-only target) stops the whole restore. Some
  * problems are reported without counting as errors, because they are the
  * expected result of restoring as an ordinary user or onto a file system
- * without xattrs: devices that need privilege, xattrs the file system or
- * the user cannot set.
+ * without xattrs: owners (not root), devices that need
+ * privilege, xattrs the file system or the user cannot set, setuid and
+ * setgid bits dropped. They are omissions: counted, summed up, and the
+ * restore returns -KL_EPARTIAL (exit 3) when nothing worse happened.
  *
  * The files: restore.c (this one: reporting and the entry points),
  * restore-walk.c (the walk of the trees, and the nodes the walk creates
  * itself), restore-dirs.c (directories), restore-links.c (hard links),
  * restore-workers.c (the workers that create and write regular files),
- * restore-meta.c (metadata) and restore-sys.c (small system call
- * helpers), sharing restore-internal.h.
+ * restore-meta.c (metadata), restore-damaged.c (files whose content is
+ * incomplete: kept as NAME.keel-damaged, never under their own name with
+ * their metadata) and restore-sys.c (small system call helpers), sharing
+ * restore-internal.h.
  */
 #include <fcntl.h>
+#include <time.h>
 
 #include "keel/fs.h"
 #include "restore-internal.h"
@@ -117,14 +128,31 @@ void kl_rs_warn_locked(struct rctx *c, const char *path, int rc, const char *wha
 		c->o->report.warn(c->o->report.ud, shown(path), rc, what);
 }
 
+/*
+ * -KL_ENOTFOUND from reading a blob: the index lacks it. That is damage
+ * for the exit code (13), but not corruption or tampering: what says so,
+ * and no error text contradicts it. Lock held.
+ */
+static void fail_locked(struct rctx *c, const char *path, int rc, const char *what)
+{
+	c->st.errors++;
+	c->prog.errors++;
+	if (rc == -KL_ENOTFOUND)
+		c->st.unindexed++;
+	kl_rs_record_locked(c, rc == -KL_ENOTFOUND ? -KL_ECORRUPT : rc);
+	kl_rs_warn_locked(c, path, rc == -KL_ENOTFOUND ? 0 : rc, what);
+}
+
+void kl_rs_fail_locked(struct rctx *c, const char *path, int rc, const char *what)
+{
+	fail_locked(c, path, rc, what);
+}
+
 /* One error with one node: reported, counted, and the restore goes on. */
 void kl_rs_fail(struct rctx *c, const char *path, int rc, const char *what)
 {
 	pthread_mutex_lock(&c->lock);
-	c->st.errors++;
-	c->prog.errors++;
-	kl_rs_record_locked(c, rc);
-	kl_rs_warn_locked(c, path, rc, what);
+	kl_rs_fail_locked(c, path, rc, what);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -140,12 +168,11 @@ void kl_rs_note(struct rctx *c, const char *path, int rc, const char *what)
 void kl_rs_file_fail(struct rctx *c, struct rfile *f, int rc, const char *what)
 {
 	pthread_mutex_lock(&c->lock);
-	kl_rs_record_locked(c, rc);
 	if (!f->err) {
 		f->err = rc;
-		c->st.errors++;
-		c->prog.errors++;
-		kl_rs_warn_locked(c, f->path, rc, what);
+		fail_locked(c, f->path, rc, what);
+	} else {
+		kl_rs_record_locked(c, rc == -KL_ENOTFOUND ? -KL_ECORRUPT : rc);
 	}
 	pthread_mutex_unlock(&c->lock);
 }
@@ -187,6 +214,15 @@ static int normalise_path(const char *in, struct kl_buf *out)
 		s = e;
 	}
 	return rc;
+}
+
+/* The clock file times are taken from: a file made from now on has a ctime no earlier. */
+static int64_t coarse_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return (int64_t)ts.tv_sec * KL_NSEC_PER_SEC + ts.tv_nsec;
 }
 
 static unsigned thread_count(const struct kl_restore_opts *o)
@@ -239,7 +275,11 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 		return kl_repo_fail(r, rc, "cannot open restore target '%s'", o->target);
 	}
 	root.fd = c.rootfd;
-	c.do_owner = !o->no_owner && geteuid() == 0;
+	c.start_ns = coarse_now_ns();
+	c.euid = geteuid();
+	c.egid = getegid();
+	c.do_owner = !o->no_owner && c.euid == 0;
+	c.owner_omitted = !o->no_owner && c.euid != 0;
 	c.all = !o->includes.n;
 	/* names below the target start after the last '/' of the restored path */
 	c.rel_off = c.path.len
@@ -265,9 +305,16 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 		struct kl_tree t = {0};
 
 		rc = kl_repo_read_tree(r, &top.subtree, &t);
-		if (rc < 0)
-			kl_rs_fail(&c, "/", rc == -KL_ENOTFOUND ? -KL_ECORRUPT : rc,
-				   "the snapshot's root directory is damaged");
+		if (rc == -KL_ENOTFOUND)
+			kl_rs_fail(&c, "/", rc,
+				   "the snapshot's root directory is not in the index; "
+				   "run 'keel repair index' (if no pack holds it, it is lost)");
+		else if (rc < 0)
+			kl_rs_fail(&c, "/", rc, "the snapshot's root directory is damaged");
+		else if (!t.n)
+			kl_rs_note(&c, "/", 0,
+				   "the snapshot is empty (a repaired snapshot whose root "
+				   "directory was lost?): nothing to restore");
 		for (size_t i = 0; i < t.n && !kl_rs_stopped(&c); i++) {
 			kl_buf_setlen(&c.path, 0);
 			rc = kl_buf_addch(&c.path, '/');
@@ -300,6 +347,7 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 		kl_buf_release(&ws[c.nthreads].blob);
 		kl_buf_release(&ws[c.nthreads].check);
 	}
+	kl_rs_damaged_rename(&c);
 	pthread_mutex_lock(&c.lock);
 	kl_rs_progress_locked(&c, NULL, true);
 	pthread_mutex_unlock(&c.lock);
@@ -309,12 +357,17 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 	kl_node_release(&top);
 	kl_buf_release(&c.path);
 	kl_rs_links_release(&c);
+	kl_rs_names_release(c.lnames, c.n_lnames);
+	kl_rs_names_release(c.damaged, c.n_damaged);
 	close(c.rootfd);
 	pthread_mutex_destroy(&c.lock);
 	pthread_cond_destroy(&c.nonempty);
 	pthread_cond_destroy(&c.nonfull);
 	if (ret)
 		*ret = c.st;
+	if (!c.worst && (c.st.owners_omitted || c.st.specials_omitted || c.st.xattrs_omitted ||
+			 c.st.setid_cleared))
+		return -KL_EPARTIAL; /* restored with omissions, each warned about */
 	return c.worst;
 }
 

@@ -127,6 +127,12 @@ int kl_tree_lookup(struct kl_repo *r, const struct kl_id *tree, const char *path
 		size_t i, rlen;
 
 		rc = kl_repo_read_tree(r, &cur, &t);
+		if (rc == -KL_ENOTFOUND) /* not "no such path" (14): the index lacks the tree */
+			return kl_repo_fail(
+				r, -KL_ECORRUPT,
+				"tree on the way to '%s' is not in the index; run 'keel "
+				"repair index' (if no pack holds it, it is lost)",
+				path);
 		if (rc < 0)
 			return kl_repo_fail(r, rc, "tree on the way to '%s' is unreadable", path);
 		found = kl_tree_find(&t, (const uint8_t *)s, len);

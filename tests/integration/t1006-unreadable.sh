@@ -68,7 +68,10 @@ kk snapshots | grep -q partial || fail "snapshots (text) does not mark it partia
 # Everything readable is in the snapshot and restores exactly.
 mkdir "$TEST_DIR/restore" "$TEST_DIR/restore2"
 [ -z "$RUN" ] || chown 65534:65534 "$TEST_DIR/restore" "$TEST_DIR/restore2"
-expect_success kk restore latest --target "$TEST_DIR/restore" >/dev/null
+# as nobody, root's locked-dir cannot be given back to root: an omission (3)
+RRC=0
+[ -z "$RUN" ] || RRC=3
+expect_exit $RRC kk restore latest --target "$TEST_DIR/restore" >/dev/null
 R=$(restored_root "$TEST_DIR/restore" "$SRC")
 expect_success treecmp --ignore-atime "$SRC/ok-dir" "$R/ok-dir"
 cmp "$SRC/ok.txt" "$R/ok.txt" || fail "ok.txt differs"
@@ -80,7 +83,7 @@ expect_success kk check --read-data >/dev/null
 chmod 0644 "$SRC/secret.txt"
 chmod 0755 "$SRC/locked-dir"
 expect_success kk backup "$SRC" >/dev/null
-expect_success kk restore latest --target "$TEST_DIR/restore2" >/dev/null
+expect_exit $RRC kk restore latest --target "$TEST_DIR/restore2" >/dev/null
 R=$(restored_root "$TEST_DIR/restore2" "$SRC")
 cmp "$SRC/secret.txt" "$R/secret.txt" || fail "secret.txt not restored after it became readable"
 cmp "$SRC/locked-dir/hidden.txt" "$R/locked-dir/hidden.txt" || fail "hidden.txt not restored"

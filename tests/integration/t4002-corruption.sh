@@ -49,6 +49,20 @@ keel restore "$V" --target "$TEST_DIR/r-victim" >/dev/null 2>"$TEST_DIR/err" || 
 grep -q 'victim\.bin' "$TEST_DIR/err" || fail "restore does not name victim.bin"
 R=$(restored_root "$TEST_DIR/r-victim" "$TEST_DIR/v")
 cmp "$TEST_DIR/v/fine.txt" "$R/fine.txt" || fail "restore of the damaged snapshot lost the undamaged fine.txt"
+# the damaged file never stands under its own name with its own mtime
+[ ! -e "$R/victim.bin" ] || fail "the damaged victim.bin is left under its own name"
+[ -f "$R/victim.bin.keel-damaged" ] || fail "the damaged victim.bin is not kept as victim.bin.keel-damaged"
+[ "$(stat -c %Y "$R/victim.bin.keel-damaged")" != "$(stat -c %Y "$TEST_DIR/v/victim.bin")" ] ||
+	fail "victim.bin.keel-damaged has the original mtime"
+grep -q "victim\.bin.*restored as 'victim\.bin\.keel-damaged'" "$TEST_DIR/err" ||
+	fail "restore does not say where the damaged victim.bin went"
+rc=0
+keel restore "$V" --json --verify --target "$TEST_DIR/r-victim-v" >"$TEST_DIR/out.json" 2>"$TEST_DIR/err" || rc=$?
+[ "$rc" = 13 ] || fail "restore --verify of a damaged file exited $rc, expected 13"
+[ "$(json_get damaged_files <"$TEST_DIR/out.json")" = 1 ] || fail "--json summary does not count the damaged file"
+grep -q '"path":"[^"]*victim\.bin".*keel-damaged' "$TEST_DIR/err" || fail "--json does not list the damaged file"
+R=$(restored_root "$TEST_DIR/r-victim-v" "$TEST_DIR/v")
+[ ! -e "$R/victim.bin" ] && [ -f "$R/victim.bin.keel-damaged" ] || fail "restore --verify left victim.bin under its name"
 expect_exit 13 keel dump "$V" "$TEST_DIR/v/victim.bin" >/dev/null
 expect_exit 13 keel restore "$V" --target "$TEST_DIR/r-victim2" --include victim.bin
 expect_success keel restore "$O" --target "$TEST_DIR/r-other" >/dev/null

@@ -162,6 +162,19 @@ pristine()
 		fail "$v: reading changed the repository"
 }
 
+# damaged_aside WHAT TARGET: after a restore that met damaged data (a
+# data-* case), some file was kept as NAME.keel-damaged and none is
+# left under its own name
+damaged_aside()
+{
+	local f n=0
+	while IFS= read -r -d '' f; do
+		n=$((n + 1))
+		[ ! -e "${f%.keel-damaged}" ] || fail "$1: damaged ${f%.keel-damaged} is left under its own name"
+	done < <(find "$2" -name '*.keel-damaged' -print0 2>/dev/null)
+	[ "$n" -gt 0 ] || fail "$1: no file kept as NAME.keel-damaged"
+}
+
 damaged()
 {
 	local v=$1 c damage chk rd rl rb repair after cmd code step
@@ -178,11 +191,15 @@ damaged()
 		run_case "$v" "$c" "restore latest" "$rl" keel restore latest --target "$TEST_DIR/r-$c-l"
 		if [ "$rl" = 0 ] && [ "$LAST_RC" = 0 ]; then
 			restore_matches "$v" latest "$TEST_DIR/r-$c-l"
+		elif [[ $c == data-* ]] && [ "$LAST_RC" = 13 ]; then
+			damaged_aside "$v/$c: restore latest" "$TEST_DIR/r-$c-l"
 		fi
 		run_case "$v" "$c" "restore base" "$rb" \
 			keel restore "$(snapshot_id "$v" base)" --target "$TEST_DIR/r-$c-b"
 		if [ "$rb" = 0 ] && [ "$LAST_RC" = 0 ]; then
 			restore_matches "$v" base "$TEST_DIR/r-$c-b"
+		elif [[ $c == data-* ]] && [ "$LAST_RC" = 13 ]; then
+			damaged_aside "$v/$c: restore base" "$TEST_DIR/r-$c-b"
 		fi
 		if [ "$repair" != - ]; then
 			for step in ${repair//,/ }; do
