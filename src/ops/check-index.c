@@ -135,7 +135,7 @@ static int index_pack(struct check *c, const char *fname, const struct kl_index_
 			b->flags &= ~B_BAD; /* blamed on the copy no longer used */
 			b->problem = 0;
 		}
-		b->flags = (uint16_t)((b->flags & ~B_MAY_GO) | B_INDEXED |
+		b->flags = (uint16_t)((b->flags & ~(B_MAY_GO | B_ORPHAN)) | B_INDEXED |
 				      (may_be_gone ? B_MAY_GO : 0));
 		kl_ck_blob_locate(b, idx, e);
 	}

@@ -25,7 +25,7 @@
 enum blob_flags {
 	B_LIVE = 1 << 0,      /* slot in use */
 	B_INDEXED = 1 << 1,   /* an index file lists it; the location fields are valid */
-	B_ORPHAN = 1 << 2,    /* only in a pack no index names; location valid */
+	B_ORPHAN = 1 << 2,    /* only in packs' headers, no index entry; location valid */
 	B_USED = 1 << 3,      /* a snapshot needs it */
 	B_VISITED = 1 << 4,   /* tree walked once */
 	B_BAD = 1 << 5,	      /* missing or damaged: see problem */
