@@ -155,6 +155,7 @@ static int header_bad(struct check *c, uint32_t idx, const struct kl_pack_header
 		pr->attrib = true;
 		pr->maybe = true; /* until its blobs are read */
 		pr->pack = idx + 1;
+		pr->disagree = h != NULL;
 	}
 	for (size_t i = 0; i < ie->n; i++) {
 		int rc = kl_pack_header_add(&p->saved, &ie->blobs[i]);

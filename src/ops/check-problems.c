@@ -37,6 +37,9 @@ uint32_t kl_ck_problem_add(struct check *c, enum problem_cat cat, int err, bool 
 	snprintf(p->obj, sizeof(p->obj), "%s", obj);
 	p->err = note ? 0 : err;
 	p->note = note;
+	/* damage is what keel wrote reading back different, or gone; anything else is I/O */
+	p->io = !note && err != -KL_ECORRUPT && err != -KL_ENOTFOUND && err != -KL_EVERSION &&
+		err != -ENOENT;
 	kl_buf_init(&p->refs, (size_t)64 << 10);
 	if (!note)
 		c->res->errors++;
@@ -87,7 +90,7 @@ int kl_ck_attribute(struct check *c, uint32_t pr, size_t si)
 
 	if (!p)
 		return 0;
-	if (!p->fallback)
+	if (!p->fallback && !p->io)
 		c->snaps[si].damaged = true;
 	p->attrib = true;
 	p->n_refs++;

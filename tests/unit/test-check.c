@@ -433,7 +433,8 @@ struct watch {
 	char index_first[2 * KL_ID_LEN + 1];
 	/* reads of the pack vanish lets through before it vanishes */
 	unsigned vanish_after;
-	bool read_data; /* run_watched: check --read-data */
+	bool read_data;		     /* run_watched: check --read-data */
+	char eio[2 * KL_ID_LEN + 1]; /* reads of this pack fail with EIO */
 	/* what vanished: not found from then on, as on S3 (the local backend keeps packs open) */
 	char gone[2 * KL_ID_LEN + 1];
 	kl_list_cb cb;
@@ -494,6 +495,8 @@ static int w_get(struct kl_backend *b, enum kl_obj_type t, const char *name, uin
 		}
 		if (w->gone[0] && !strcmp(name, w->gone))
 			return -ENOENT;
+		if (w->eio[0] && !strcmp(name, w->eio))
+			return -EIO;
 	}
 	return w->inner->ops->get(w->inner, t, name, off, len, out);
 }
@@ -1416,6 +1419,38 @@ static void check_duplicate_after_prune(void **state)
 	kl_check_result_release(&res);
 }
 
+/*
+ * A pack the storage fails to read (EIO): reported, but no proof of
+ * damage. check returns the read error (exit 20), not -KL_ECHECK (exit
+ * 13, "the repository really is damaged"), and marks no snapshot damaged;
+ * with real damage beside it, -KL_ECHECK wins.
+ */
+static void check_read_error_is_not_damage(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	struct watch w = {0};
+
+	kl_id_hex(&f->pack_b, w.eio);
+	assert_int_equal(run_watched(f, &w, &res), -EIO);
+	expect_text(f, "unreadable (");
+	assert_int_equal(res.errors, 1);
+	assert_int_equal(res.n_damaged, 0);
+	kl_check_result_release(&res);
+
+	w.read_data = true;
+	assert_int_equal(run_watched(f, &w, &res), -EIO);
+	expect_text(f, "; may affect snapshot");
+	assert_int_equal(res.n_damaged, 0);
+	kl_check_result_release(&res);
+
+	damage_blob(f, &f->d[0]);
+	assert_int_equal(run_watched(f, &w, &res), -KL_ECHECK);
+	assert_int_equal(res.errors, 3); /* pack B; pack A's bytes, and its blob */
+	assert_true(damaged_has(&res, &f->s1));
+	kl_check_result_release(&res);
+}
+
 /* Paths are escaped: a name cannot write its own lines into the report. */
 static void check_path_escaped(void **state)
 {
@@ -1526,6 +1561,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(check_live_copy_wins, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_index_replaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_duplicate_after_prune, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_read_error_is_not_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_subset, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_alloc_failures, setup, teardown),
 	};
