@@ -240,8 +240,10 @@ int kl_ck_check_indexes(struct check *c)
 		if (rc < 0 || !vanished)
 			break;
 		if (round == 4) {
-			rc = kl_repo_fail(c->r, -KL_ECORRUPT,
-					  "index files keep vanishing while being checked");
+			/* prunes replacing them, one after another: busy, not damaged */
+			rc = kl_repo_fail(c->r, -EAGAIN,
+					  "index files keep being replaced while being checked: "
+					  "run check again");
 			break;
 		}
 		qsort(seen.v, seen.n, sizeof(*seen.v), cmp_name);

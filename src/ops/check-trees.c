@@ -46,11 +46,15 @@ int kl_ck_load_snapshots(struct check *c)
 		if (rc < 0) {
 			char obj[80];
 
-			s->unreadable = s->damaged = true;
+			uint32_t pr;
+
+			s->unreadable = true;
 			snprintf(obj, sizeof(obj), "snapshot %.64s", s->name);
-			kl_ck_problem_add(c, C_SNAPSHOT, rc, false, obj, "unreadable (%s)",
-					  kl_ck_object_reason(c, KL_OBJ_SNAPSHOT, KL_KIND_SNAPSHOT,
-							      s->name, rc));
+			pr = kl_ck_problem_add(c, C_SNAPSHOT, rc, false, obj, "unreadable (%s)",
+					       kl_ck_object_reason(c, KL_OBJ_SNAPSHOT,
+								   KL_KIND_SNAPSHOT, s->name, rc));
+			/* a read error is no proof that the snapshot is damaged */
+			s->damaged = pr && !kl_ck_problem_get(c, pr)->io;
 			rc = c->fatal;
 			continue;
 		}

@@ -434,7 +434,7 @@ struct watch {
 	/* reads of the pack vanish lets through before it vanishes */
 	unsigned vanish_after;
 	bool read_data;		     /* run_watched: check --read-data */
-	char eio[2 * KL_ID_LEN + 1]; /* reads of this pack fail with EIO */
+	char eio[2 * KL_ID_LEN + 1]; /* reads of this object fail with EIO */
 	/* what vanished: not found from then on, as on S3 (the local backend keeps packs open) */
 	char gone[2 * KL_ID_LEN + 1];
 	kl_list_cb cb;
@@ -484,6 +484,8 @@ static int w_get(struct kl_backend *b, enum kl_obj_type t, const char *name, uin
 		assert_int_equal(unlink(w->replace_del), 0);
 		w->replace_from[0] = 0;
 	}
+	if (w->eio[0] && !strcmp(name, w->eio))
+		return -EIO;
 	if (t == KL_OBJ_DATA) {
 		w->data_gets++;
 		if (w->vanish[0] && !strcmp(name, w->vanish) && w->vanish_after) {
@@ -495,8 +497,6 @@ static int w_get(struct kl_backend *b, enum kl_obj_type t, const char *name, uin
 		}
 		if (w->gone[0] && !strcmp(name, w->gone))
 			return -ENOENT;
-		if (w->eio[0] && !strcmp(name, w->eio))
-			return -EIO;
 	}
 	return w->inner->ops->get(w->inner, t, name, off, len, out);
 }
@@ -1444,6 +1444,14 @@ static void check_read_error_is_not_damage(void **state)
 	assert_int_equal(res.n_damaged, 0);
 	kl_check_result_release(&res);
 
+	/* a snapshot that cannot be read is not known to be damaged either */
+	kl_id_hex(&f->s1, w.eio);
+	assert_int_equal(run_watched(f, &w, &res), -EIO);
+	assert_int_equal(res.errors, 1);
+	assert_int_equal(res.n_damaged, 0);
+	kl_check_result_release(&res);
+
+	kl_id_hex(&f->pack_b, w.eio);
 	damage_blob(f, &f->d[0]);
 	assert_int_equal(run_watched(f, &w, &res), -KL_ECHECK);
 	assert_int_equal(res.errors, 3); /* pack B; pack A's bytes, and its blob */
