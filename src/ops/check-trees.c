@@ -45,7 +45,6 @@ int kl_ck_load_snapshots(struct check *c)
 		c->res->snapshots++;
 		if (rc < 0) {
 			char obj[80];
-
 			uint32_t pr;
 
 			s->unreadable = true;
