@@ -184,7 +184,8 @@ for p in "${LOOP_PIDS[@]}"; do
 	wait "$p" || rc=1
 done
 LOOP_PIDS=()
-[ "$rc" = 0 ] && [ ! -s "$FAILED" ] || fail "soak: $(cat "$FAILED" 2>/dev/null)"
+[ "$rc" = 0 ] && [ ! -s "$FAILED" ] ||
+	fail "soak: $(cat "$FAILED" 2>/dev/null || echo "a loop ended on a failed command")"
 [ -s "$TEST_DIR/maint.count" ] || fail "soak: no check completed"
 log "soak: $(cat "$TEST_DIR/maint.count") rounds of forget, prune and check beside the hosts"
 
