@@ -244,7 +244,9 @@ void kl_check_result_release(struct kl_check_result *c);
  * that agrees with the index; with read_data, every pack (or a sample)
  * is read whole, its SHA-256 checked, and every blob opened and re-hashed.
  * Each damaged object is reported through warn with the snapshots and file
- * paths it affects. Returns 0 if clean, -KL_ECHECK if errors were found.
+ * paths it affects. Returns 0 if clean, -KL_ECHECK if it found damage,
+ * or the first read error (-EIO, ...) when read errors were all it found:
+ * -KL_ECHECK (exit 13) means the repository really is damaged.
  */
 int kl_check(struct kl_repo *r, const struct kl_check_opts *o, struct kl_check_result *ret);
 

@@ -21,7 +21,7 @@ static const char usage[] =
 	"      --threads N                 worker threads (default: one per core)\n"
 	"\n"
 	"Exit status 13 means damage was found: each damaged object is listed with\n"
-	"the snapshots and files it affects.\n";
+	"the snapshots and files it affects. Read errors alone give 20.\n";
 
 /* "N%" (or "N"): *permille; "n/m": *n and *m */
 static int parse_subset(const char *s, unsigned *permille, unsigned *n, unsigned *m)
@@ -243,7 +243,10 @@ int cmd_check(int argc, char **argv, struct kl_cli *cli)
 		print_summary(&o, &res);
 	if (rc < 0 && rc != -KL_ECHECK) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
-		kl_cli_error(cli, rc, "check could not complete");
+		/* read errors alone are no proof of damage: exit 20, not 13 */
+		kl_cli_error(cli, rc,
+			     res.errors ? "check could not read everything (no damage found)"
+					: "check could not complete");
 	}
 	kl_check_result_release(&res);
 	return rc;

@@ -98,7 +98,11 @@ static bool entry_eq(const struct kl_blob_entry *a, const struct kl_blob_entry *
 /*
  * Counts the index entries that differ from the header's; with pr, marks
  * the blobs of the differing index entries bad. Both lists are sorted by
- * offset (their decoders require it).
+ * offset (their decoders require it). A header entry the index leaves out
+ * is no difference: an index lists one copy of a blob stored in several
+ * packs (docs/FORMAT.md section 5), and the others are unused space that
+ * prune reclaims when it repacks. What readers would get wrong is an index
+ * entry that is not the header's.
  */
 static size_t compare_entries(struct check *c, uint32_t idx, const struct kl_pack_header *ie,
 			      const struct kl_pack_header *h, uint32_t pr)
@@ -115,8 +119,7 @@ static size_t compare_entries(struct check *c, uint32_t idx, const struct kl_pac
 				kl_ck_mark_entry(c, idx, a, pr);
 			i++;
 		} else if (!a || b->offset < a->offset) {
-			n++; /* only in the pack */
-			j++;
+			j++; /* only in the pack: a copy the index does not use */
 		} else {
 			if (!entry_eq(a, b)) {
 				n++;
@@ -152,6 +155,7 @@ static int header_bad(struct check *c, uint32_t idx, const struct kl_pack_header
 		pr->attrib = true;
 		pr->maybe = true; /* until its blobs are read */
 		pr->pack = idx + 1;
+		pr->disagree = h != NULL;
 	}
 	for (size_t i = 0; i < ie->n; i++) {
 		int rc = kl_pack_header_add(&p->saved, &ie->blobs[i]);
@@ -164,6 +168,28 @@ static int header_bad(struct check *c, uint32_t idx, const struct kl_pack_header
 			kl_ck_mark_entry(c, idx, &ie->blobs[i], p->problem);
 	} else {
 		compare_entries(c, idx, ie, h, p->problem);
+	}
+	return 0;
+}
+
+/*
+ * The header's blobs that no index file has named so far are located in
+ * pack idx as if it were unindexed (B_ORPHAN), so that a snapshot that
+ * needs one hears where it is; an index file read later that names it
+ * takes it over. Returns 0 or -ENOMEM.
+ */
+static int locate_unlisted(struct check *c, uint32_t idx, const struct kl_pack_header *h)
+{
+	for (size_t j = 0; j < h->n; j++) {
+		struct blob *b;
+		int rc = kl_ck_blob_insert(&c->blobs, h->blobs[j].id.b, &b);
+
+		if (rc < 0)
+			return rc;
+		if (!rc)
+			continue;
+		b->flags |= B_ORPHAN;
+		kl_ck_blob_locate(b, idx, &h->blobs[j]);
 	}
 	return 0;
 }
@@ -184,6 +210,9 @@ int kl_ck_check_header(struct check *c, uint32_t idx, const char *fname,
 			 why);
 		return header_bad(c, idx, ie, NULL, rc, msg);
 	}
+	rc = locate_unlisted(c, idx, h);
+	if (rc < 0)
+		return rc;
 	n = compare_entries(c, idx, ie, h, 0);
 	if (!n)
 		return 0;

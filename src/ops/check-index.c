@@ -135,7 +135,7 @@ static int index_pack(struct check *c, const char *fname, const struct kl_index_
 			b->flags &= ~B_BAD; /* blamed on the copy no longer used */
 			b->problem = 0;
 		}
-		b->flags = (uint16_t)((b->flags & ~B_MAY_GO) | B_INDEXED |
+		b->flags = (uint16_t)((b->flags & ~(B_MAY_GO | B_ORPHAN)) | B_INDEXED |
 				      (may_be_gone ? B_MAY_GO : 0));
 		kl_ck_blob_locate(b, idx, e);
 	}
@@ -240,8 +240,10 @@ int kl_ck_check_indexes(struct check *c)
 		if (rc < 0 || !vanished)
 			break;
 		if (round == 4) {
-			rc = kl_repo_fail(c->r, -KL_ECORRUPT,
-					  "index files keep vanishing while being checked");
+			/* prunes replacing them, one after another: busy, not damaged */
+			rc = kl_repo_fail(c->r, -EAGAIN,
+					  "index files keep being replaced while being checked: "
+					  "run check again");
 			break;
 		}
 		qsort(seen.v, seen.n, sizeof(*seen.v), cmp_name);

@@ -25,7 +25,7 @@
 enum blob_flags {
 	B_LIVE = 1 << 0,      /* slot in use */
 	B_INDEXED = 1 << 1,   /* an index file lists it; the location fields are valid */
-	B_ORPHAN = 1 << 2,    /* only in a pack no index names; location valid */
+	B_ORPHAN = 1 << 2,    /* only in packs' headers, no index entry; location valid */
 	B_USED = 1 << 3,      /* a snapshot needs it */
 	B_VISITED = 1 << 4,   /* tree walked once */
 	B_BAD = 1 << 5,	      /* missing or damaged: see problem */
@@ -90,6 +90,8 @@ struct problem {
 	bool maybe;    /* a pack header is damaged, its blobs were not read: "may affect" */
 	bool orphan;   /* intact blobs in a pack no index names */
 	bool fallback; /* ... which readers find anyway: an index file is damaged */
+	bool io;       /* the storage failed to answer: no proof of damage */
+	bool disagree; /* an authentic header that an index disagrees with */
 	uint32_t pack; /* pack index + 1 for pack problems */
 	uint64_t n_refs;
 	size_t n_shown;
@@ -127,6 +129,7 @@ struct check {
 	struct snap *snaps;
 	size_t n_snaps;
 	int fatal;		  /* -ENOMEM and the like: stop and return it */
+	int io_err;		  /* the first read error of a problem (see check-report.c) */
 	unsigned bad_index_files; /* damaged, as kl_repo_load_index counts them */
 
 	/*

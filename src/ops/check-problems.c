@@ -6,6 +6,32 @@
 #include "check-internal.h"
 
 /*
+ * The storage did not answer (exit 20, 21 or a storage service's failure):
+ * no proof of damage. Anything else is: what keel wrote reads back
+ * different, or is gone.
+ */
+static bool read_error(int err)
+{
+	switch (-err) {
+	case EIO:
+	case EACCES:
+	case EPERM:
+	case EROFS:
+	case EMFILE:
+	case ENFILE:
+	case ENOSPC:
+	case EDQUOT:
+	case ETIMEDOUT:
+	case ECONNRESET:
+	case EAGAIN:
+	case KL_EREMOTE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
  * Records a problem; returns its number (1-based), or 0 when out of
  * memory, which sets c->fatal. While the workers run, callers hold c->lock.
  */
@@ -37,6 +63,7 @@ uint32_t kl_ck_problem_add(struct check *c, enum problem_cat cat, int err, bool 
 	snprintf(p->obj, sizeof(p->obj), "%s", obj);
 	p->err = note ? 0 : err;
 	p->note = note;
+	p->io = !note && read_error(err);
 	kl_buf_init(&p->refs, (size_t)64 << 10);
 	if (!note)
 		c->res->errors++;
@@ -87,7 +114,7 @@ int kl_ck_attribute(struct check *c, uint32_t pr, size_t si)
 
 	if (!p)
 		return 0;
-	if (!p->fallback)
+	if (!p->fallback && !p->io)
 		c->snaps[si].damaged = true;
 	p->attrib = true;
 	p->n_refs++;

@@ -37,9 +37,9 @@ static int report(struct check *c)
 			rc = kl_buf_addstr(&msg, "; no snapshot is affected");
 		else if (rc >= 0 && p->attrib)
 			rc = kl_buf_addf(&msg, "; %s %s",
-					 p->fallback ? "needed by"
-					 : p->maybe  ? "may affect"
-						     : "affects",
+					 p->fallback	     ? "needed by"
+					 : p->maybe || p->io ? "may affect"
+							     : "affects",
 					 (const char *)p->refs.data);
 		if (rc >= 0 && p->attrib && p->n_refs > p->n_shown)
 			rc = kl_buf_addf(&msg, " and %llu more",
@@ -52,11 +52,47 @@ static int report(struct check *c)
 	return 0;
 }
 
+/*
+ * Exit 13 means the repository really is damaged (docs/EXIT-CODES.md), so
+ * what is not damage leaves the count of errors here. An index that
+ * disagrees with an authentic pack header, when reading the pack showed
+ * that every entry the index gives opens (authenticated, re-hashed to its
+ * id), costs a restore nothing: a note. A problem whose cause is a read
+ * error proves nothing either way: it stays an error, but kl_check returns
+ * the read error (exit 20) unless real damage was found too.
+ */
+static bool classify(struct check *c)
+{
+	bool damage = false;
+
+	for (size_t i = 0; i < c->n_problems; i++) {
+		struct problem *p = &c->problems[i];
+		const struct pack *pk = p->pack ? &c->packs.v[p->pack - 1] : NULL;
+
+		if (p->note)
+			continue;
+		if (p->disagree && pk && (pk->flags & P_READ) && !(pk->flags & P_ALL_BAD) &&
+		    !pk->n_bad) {
+			p->note = true;
+			p->err = 0;
+			c->res->errors--;
+			continue;
+		}
+		if (p->io && !c->io_err)
+			c->io_err = p->err;
+		damage |= !p->io;
+	}
+	return damage;
+}
+
 int kl_ck_finish(struct check *c)
 {
 	struct kl_check_result *res = c->res;
 	size_t n = 0;
 	int rc;
+
+	if (classify(c))
+		c->io_err = 0;
 
 	for (size_t i = 0; i < c->blobs.cap; i++) {
 		const struct blob *b = &c->blobs.v[i];

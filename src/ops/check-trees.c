@@ -45,12 +45,15 @@ int kl_ck_load_snapshots(struct check *c)
 		c->res->snapshots++;
 		if (rc < 0) {
 			char obj[80];
+			uint32_t pr;
 
-			s->unreadable = s->damaged = true;
+			s->unreadable = true;
 			snprintf(obj, sizeof(obj), "snapshot %.64s", s->name);
-			kl_ck_problem_add(c, C_SNAPSHOT, rc, false, obj, "unreadable (%s)",
-					  kl_ck_object_reason(c, KL_OBJ_SNAPSHOT, KL_KIND_SNAPSHOT,
-							      s->name, rc));
+			pr = kl_ck_problem_add(c, C_SNAPSHOT, rc, false, obj, "unreadable (%s)",
+					       kl_ck_object_reason(c, KL_OBJ_SNAPSHOT,
+								   KL_KIND_SNAPSHOT, s->name, rc));
+			/* a read error is no proof that the snapshot is damaged */
+			s->damaged = pr && !kl_ck_problem_get(c, pr)->io;
 			rc = c->fatal;
 			continue;
 		}
@@ -93,6 +96,17 @@ static int need_blob(struct check *c, const struct kl_id *id, bool tree, uint32_
 		kl_ck_blob_obj(id->b, obj);
 		*pr = kl_ck_problem_add(c, C_BLOB, -KL_ENOTFOUND, false, obj,
 					"missing: in no index and no pack");
+	} else if (!(b->flags & B_INDEXED) && (c->packs.v[b->pack].flags & P_INDEXED)) {
+		/* its pack is indexed, but no index entry names this blob: readers miss it */
+		char phex[2 * KL_ID_LEN + 1];
+
+		kl_id_hex(&c->packs.v[b->pack].id, phex);
+		kl_ck_blob_obj(id->b, obj);
+		*pr = kl_ck_problem_add(c, C_BLOB, -KL_ENOTFOUND, false, obj,
+					"in no index: only pack %.16s holds it, and the index "
+					"entries of that pack leave it out (keel repair index "
+					"indexes it again)",
+					phex);
 	} else if (!(b->flags & B_INDEXED)) {
 		struct pack *p = &c->packs.v[b->pack];
 

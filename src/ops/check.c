@@ -108,5 +108,7 @@ int kl_check(struct kl_repo *r, const struct kl_check_opts *o, struct kl_check_r
 	check_release(&c);
 	if (rc < 0)
 		return rc;
+	if (ret->errors && c.io_err)
+		return c.io_err; /* nothing but read errors: no proof of damage */
 	return ret->errors ? -KL_ECHECK : 0;
 }

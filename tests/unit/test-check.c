@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "keel/fs.h"
+#include "keel/maint.h"
 #include "keel/ops.h"
 #include "fixture.h"
 #include "repo/repo-internal.h" /* swaps r->be for a wrapper */
@@ -432,7 +433,8 @@ struct watch {
 	char index_first[2 * KL_ID_LEN + 1];
 	/* reads of the pack vanish lets through before it vanishes */
 	unsigned vanish_after;
-	bool read_data; /* run_watched: check --read-data */
+	bool read_data;		     /* run_watched: check --read-data */
+	char eio[2 * KL_ID_LEN + 1]; /* reads of this object fail with EIO */
 	/* what vanished: not found from then on, as on S3 (the local backend keeps packs open) */
 	char gone[2 * KL_ID_LEN + 1];
 	kl_list_cb cb;
@@ -482,6 +484,8 @@ static int w_get(struct kl_backend *b, enum kl_obj_type t, const char *name, uin
 		assert_int_equal(unlink(w->replace_del), 0);
 		w->replace_from[0] = 0;
 	}
+	if (w->eio[0] && !strcmp(name, w->eio))
+		return -EIO;
 	if (t == KL_OBJ_DATA) {
 		w->data_gets++;
 		if (w->vanish[0] && !strcmp(name, w->vanish) && w->vanish_after) {
@@ -1354,6 +1358,107 @@ static void check_index_replaced(void **state)
 	kl_check_result_release(&res);
 }
 
+/*
+ * One blob in two packs (two hosts stored the same new chunk at once):
+ * pack A holds d0 d1, a second backup's pack N holds d0 again and x. Both
+ * index files list what their packs hold; prune's new index lists d0
+ * under one of them only, so the other pack's header has an entry its
+ * index leaves out. That copy is unused space, not damage: check passes,
+ * before and after prune, with and without --read-data.
+ */
+static void check_duplicate_after_prune(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_repo *r = open_repo(f, true);
+	struct kl_check_result res;
+	struct kl_prune_opts po = {.max_unused_permille = 1000};
+	struct kl_prune_stats ps;
+	struct kl_pack_header h;
+	struct kl_packer *p;
+	struct kl_tree t = {0};
+	struct kl_id x, root, s3;
+	_cleanup_buf_ struct kl_buf data = KL_BUF_INIT((size_t)1 << 30);
+	char path[256], hex[2 * KL_ID_LEN + 1];
+
+	kl_id_hex(&f->pack_a, hex);
+	pack_path(f, &f->pack_a, path);
+	assert_int_equal(kl_repo_read_pack_header(r, hex, file_size(path), &h), 0);
+	assert_int_equal(kl_repo_get_raw(r, KL_OBJ_DATA, hex, 0, 0, &data), 0);
+	assert_int_equal(kl_packer_new(r, &p), 0);
+	for (size_t i = 0; i < h.n; i++)
+		if (kl_id_eq(&h.blobs[i].id, &f->d[0]))
+			assert_int_equal(
+				kl_packer_add_sealed(p, &h.blobs[i], data.data + h.blobs[i].offset),
+				0);
+	store_random(p, &x);
+	add_node(&t, "x", KL_NODE_FILE, &x, 1);
+	store_tree(p, &t, &root);
+	assert_int_equal(kl_packer_flush(p), 0);
+	kl_packer_free(p);
+	assert_int_equal(kl_repo_flush_index(r), 0);
+	save_snapshot(r, &root, 3000000000, &s3);
+	kl_pack_header_release(&h);
+	kl_repo_free(r);
+
+	assert_int_equal(run(f, true, &res), 0);
+	assert_int_equal(f->cap.errors, 0);
+	kl_check_result_release(&res);
+
+	r = open_repo(f, true);
+	assert_int_equal(kl_prune(r, &po, &ps), 0);
+	assert_int_equal(ps.index_files_replaced, 2);
+	assert_int_equal(ps.packs_deleted, 0);
+	kl_repo_free(r);
+
+	assert_int_equal(run(f, false, &res), 0);
+	assert_int_equal(f->cap.warnings, 0);
+	assert_int_equal(res.n_damaged, 0);
+	kl_check_result_release(&res);
+	assert_int_equal(run(f, true, &res), 0);
+	assert_int_equal(f->cap.warnings, 0);
+	kl_check_result_release(&res);
+}
+
+/*
+ * A pack the storage fails to read (EIO): reported, but no proof of
+ * damage. check returns the read error (exit 20), not -KL_ECHECK (exit
+ * 13, "the repository really is damaged"), and marks no snapshot damaged;
+ * with real damage beside it, -KL_ECHECK wins.
+ */
+static void check_read_error_is_not_damage(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_check_result res;
+	struct watch w = {0};
+
+	kl_id_hex(&f->pack_b, w.eio);
+	assert_int_equal(run_watched(f, &w, &res), -EIO);
+	expect_text(f, "unreadable (");
+	assert_int_equal(res.errors, 1);
+	assert_int_equal(res.n_damaged, 0);
+	kl_check_result_release(&res);
+
+	w.read_data = true;
+	assert_int_equal(run_watched(f, &w, &res), -EIO);
+	expect_text(f, "; may affect snapshot");
+	assert_int_equal(res.n_damaged, 0);
+	kl_check_result_release(&res);
+
+	/* a snapshot that cannot be read is not known to be damaged either */
+	kl_id_hex(&f->s1, w.eio);
+	assert_int_equal(run_watched(f, &w, &res), -EIO);
+	assert_int_equal(res.errors, 1);
+	assert_int_equal(res.n_damaged, 0);
+	kl_check_result_release(&res);
+
+	kl_id_hex(&f->pack_b, w.eio);
+	damage_blob(f, &f->d[0]);
+	assert_int_equal(run_watched(f, &w, &res), -KL_ECHECK);
+	assert_int_equal(res.errors, 3); /* pack B; pack A's bytes, and its blob */
+	assert_true(damaged_has(&res, &f->s1));
+	kl_check_result_release(&res);
+}
+
 /* Paths are escaped: a name cannot write its own lines into the report. */
 static void check_path_escaped(void **state)
 {
@@ -1463,6 +1568,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(check_condemned_pack_of_live_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_live_copy_wins, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_index_replaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_duplicate_after_prune, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_read_error_is_not_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_subset, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_alloc_failures, setup, teardown),
 	};
