@@ -161,7 +161,8 @@ static int rename_one(struct rctx *c, const char *rel, char to[NAME_MAX + 1])
 	    fchmodat(gpfd, pname, (st.st_mode & 07777) | 0300, 0) == 0) {
 		/* a read-only directory of ours: opened for the rename only */
 		rc = move_or_remove(c, dirfd, comp, to);
-		fchmodat(gpfd, pname, st.st_mode & 07777, 0);
+		if (fchmodat(gpfd, pname, st.st_mode & 07777, 0) < 0 && rc >= 0)
+			rc = -errno; /* left writable: say so rather than hide it */
 	}
 	if (p >= 0) {
 		struct timespec ts[2] = {st.st_atim, st.st_mtim};
