@@ -5,7 +5,8 @@
 #
 # Stages (all by default, in this order):
 #   gcc     gcc, -Dwerror=true -Dbuildtype=debugoptimized, into build-test/;
-#           meson test: unit, integration, help, symbols, fuzz-corpus
+#           meson test: unit, integration, help, symbols, layers, fuzz-corpus;
+#           then the release build (build-release/) must compile too
 #   asan    clang-14 with ASan+UBSan (-fno-sanitize-recover=all, leak
 #           detection), into build-asan/; the same suites
 #   fuzz    clang-14 -Dfuzz=true into build-fuzz/; each libFuzzer target
@@ -173,6 +174,17 @@ stage_gcc()
 		return
 	}
 	run_suites "$dir" gcc KEEL_TEST_REQUIRE_ALL="$REQUIRE_ALL"
+	# the release build users get (scripts/demo.sh, bench/) has checks of
+	# its own (_FORTIFY_SOURCE's warn_unused_result): it must build too
+	setup_build build-release gcc -Dwerror=true -Dbuildtype=release -Dtestable=false || {
+		failed "gcc: meson setup of the release build"
+		return
+	}
+	if build build-release src/cli/keel; then
+		PASSED=$((PASSED + 1))
+	else
+		failed "gcc: release build"
+	fi
 }
 
 stage_asan()
