@@ -18,7 +18,8 @@
 # test faults-sweep) a sample of them, chosen by KEEL_FAULTS_SEED; with
 # KEEL_FAULTS_LONG=1 every position of every syscall, and every finding is
 # listed instead of stopping at the first. KEEL_FAULTS_ONLY=CMD:SYSCALL:ERRNO:N
-# reruns one position (as printed by a finding) to reproduce it.
+# reruns one position (as printed by a finding) to reproduce it, and
+# KEEL_FAULTS_COMMANDS="prune restore" sweeps only those.
 if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
 . "$(dirname "$0")/../lib.sh"
 require_keel
@@ -70,7 +71,8 @@ cmd_args()
 	restore) echo two restore latest --target "$TGT" ;;
 	esac
 }
-COMMANDS=(backup-first backup-incr prune restore)
+# KEEL_FAULTS_COMMANDS (by hand): some of them only
+read -r -a COMMANDS <<<"${KEEL_FAULTS_COMMANDS:-backup-first backup-incr prune restore}"
 
 # class PATH: where a call acted
 class()
