@@ -389,9 +389,18 @@ static int forget_ids(struct kl_cli *cli, char **args, size_t n, const struct fo
 static int then_prune(struct kl_cli *cli)
 {
 	struct kl_prune_opts o = {.max_unused_permille = KL_PRUNE_MAX_UNUSED_DEFAULT};
-	int rc;
+	int rc, u;
 
-	kl_repo_unlock_repo(cli->repo);
+	/* as kl_cli_close does: forget's leaked lock is said, and prune still runs (a shared lock
+	 * does not hold prune back, it only makes it keep more) */
+	u = kl_repo_unlock_repo(cli->repo);
+	if (u < 0) {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(
+			cli, u,
+			"forget is done, but its lock is left in the repository; it goes stale in "
+			"30 minutes, or remove it with 'keel unlock' once no keel runs here");
+	}
 	rc = kl_repo_lock(cli->repo, KL_LOCK_PRUNE, "prune");
 	if (rc >= 0)
 		rc = kl_repo_refresh_index(cli->repo);
@@ -400,7 +409,8 @@ static int then_prune(struct kl_cli *cli)
 		kl_cli_error(cli, rc, "cannot prune");
 		return rc;
 	}
-	return kl_cli_prune(cli, &o);
+	rc = kl_cli_prune(cli, &o);
+	return rc >= 0 && u < 0 ? -KL_ELOCKLEFT : rc;
 }
 
 static int forget_policy(struct kl_cli *cli, const struct kl_forget_policy *p,

@@ -122,8 +122,9 @@ int main(int argc, char **argv)
 		rc = 0;
 	rc = kl_cli_close(&cli, rc);
 	if (fflush(stdout) != 0 && rc >= 0) {
-		fprintf(stderr, "keel: cannot write output: %s\n", strerror(errno));
-		rc = -EIO;
+		/* the real error: a full disk under a redirected output is 21, not 20 */
+		rc = errno > 0 ? -errno : -EIO;
+		fprintf(stderr, "keel: cannot write output: %s\n", strerror(-rc));
 	}
 	return kl_exit_code(rc);
 }

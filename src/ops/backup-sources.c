@@ -207,7 +207,10 @@ int kl_bk_process_virtual(struct backup *b, struct dir_job *d, struct source_nod
 			}
 			dfd = kl_fs_open_dir(dir);
 			if (dfd < 0) {
+				/* left out as in the first pass: a directory node without its tree
+				 * cannot be stored */
 				kl_bk_warn(b, path, dfd, "cannot open");
+				d->tree.nodes[slots[i]].type = 0;
 				continue;
 			}
 			if (S_ISDIR(sts[i].st_mode))

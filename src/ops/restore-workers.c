@@ -155,6 +155,7 @@ static void run_part(struct worker *w, const struct part *pt)
 			kl_rs_file_fail(c, f, rc, "cannot write file");
 			break;
 		}
+		kl_test_point("restore-written"); /* data changed before verify reads it: t4014 */
 		if (c->o->verify && !verify_blob(w, f, id, off, w->blob.len)) {
 			pthread_mutex_lock(&c->lock);
 			f->verify_bad = true;

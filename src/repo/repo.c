@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <zstd.h>
 
 #include "repo-internal.h"
@@ -252,12 +253,25 @@ struct unlock_ctx {
 	const struct kl_pass *pass;
 	int tried, corrupt;
 	int last_err;
+	char damaged[2 * KL_ID_LEN + 1]; /* the first damaged key file */
 };
+
+/* a key file is named by the SHA-256 of its bytes; one that is not was damaged */
+static bool key_damaged(const char *name, const struct kl_buf *kf)
+{
+	struct kl_id want, got;
+
+	if (kl_id_parse(name, &want) < 0)
+		return true;
+	kl_sha256(kf->data, kf->len, &got);
+	return memcmp(want.b, got.b, KL_ID_LEN) != 0;
+}
 
 static int try_key(const char *name, uint64_t size, void *ud)
 {
 	struct unlock_ctx *c = ud;
 	_cleanup_buf_ struct kl_buf kf = KL_BUF_INIT(1u << 20);
+	bool damaged;
 	int rc;
 
 	if (c->r->keys)
@@ -266,9 +280,16 @@ static int try_key(const char *name, uint64_t size, void *ud)
 	if (rc < 0)
 		return rc;
 	c->tried++;
+	/*
+	 * A damaged key file is still tried: its sealed master key is authenticated, so if it
+	 * opens the key is right. If none opens, the damage is the likelier cause than the
+	 * password, and it is reported as such.
+	 */
+	damaged = key_damaged(name, &kf);
 	rc = kl_keyfile_open(kf.data, kf.len, c->pass, &c->r->keys);
 	if (rc == -KL_EBADPASS || rc == -KL_ECORRUPT) {
-		c->corrupt += rc == -KL_ECORRUPT;
+		if ((damaged || rc == -KL_ECORRUPT) && !c->corrupt++)
+			snprintf(c->damaged, sizeof(c->damaged), "%s", name);
 		return 0;
 	}
 	if (rc < 0)
@@ -289,6 +310,13 @@ int kl_repo_unlock(struct kl_repo *r, const struct kl_pass *pass)
 	if (!r->keys) {
 		if (!c.tried)
 			return kl_fail(&r->err, -KL_ECORRUPT, "repository has no key files");
+		/* "wrong password" only when every key file was intact */
+		if (c.corrupt)
+			return kl_fail(
+				&r->err, -KL_ECORRUPT,
+				"no key file opens, and key file %s%s is damaged (its content "
+				"does not match its name)",
+				c.damaged, c.corrupt > 1 ? " and others" : "");
 		return -KL_EBADPASS;
 	}
 	rc = kl_repo_get_object(r, KL_OBJ_CONFIG, KL_KIND_CONFIG, "config", &cfg);
