@@ -72,11 +72,6 @@ expected()
 	backup:*-read:get:snapshots | backup:*:get:data) echo 0 13 20 ;;
 	# repair index leaves a pack whose header does not open out (exit 3)
 	repair:*-read:get:data) echo 0 3 ;;
-	# NEEDSWORK(#13): repair snapshots takes an I/O error reading a tree
-	# or blob for damage and writes a "repaired" snapshot without the file
-	# (exit 3; with --forget it would remove the original): it should stop
-	# with exit 20 instead (src/ops/repair.c salvage_tree, blob_ok)
-	repair:eio:get:data) echo 3 20 ;;
 	# repair snapshots passes over a snapshot file it cannot open, and says
 	# nothing (exit 0): there is nothing in it to salvage, but a report
 	# (and exit 3) might be kinder; check names it
