@@ -175,15 +175,6 @@ static long sweep(struct fixture *f, int (*op)(struct fixture *, struct kl_repo 
 			assert_int_equal(rc, 0);
 			break;
 		}
-		/*
-		 * NEEDSWORK(#13): an allocation failing in a backup (around the
-		 * 78th: kl_tree_store() under finalize_dir() in
-		 * src/ops/backup-walk.c, "cannot store directory") comes back as
-		 * -EINVAL, not -ENOMEM; tolerated here until it is found, so that
-		 * the rest of the sweep (-ENOMEM, no leak, check passes) runs.
-		 */
-		if (rc == -EINVAL && op == do_backup)
-			rc = -ENOMEM;
 		if (rc != 0 && rc != -ENOMEM)
 			fail_msg("%s with allocation %ld failing returned %d, not -ENOMEM", what, n,
 				 rc);
