@@ -222,7 +222,9 @@ int kl_bk_collect(struct backup *b, bool wait)
 
 		n->content = kl_calloc(f->n_chunks ? f->n_chunks : 1, sizeof(struct kl_id));
 		if (!n->content) {
-			b->error = -ENOMEM;
+			/* the directory must not be stored without the file's data */
+			rc = -ENOMEM;
+			b->error = rc;
 		} else {
 			n->n_content = f->n_chunks;
 			for (size_t i = 0; i < f->n_chunks; i++) {

@@ -198,17 +198,33 @@ static void lost(struct salvage *s, const char *what)
 		s->o->report.warn(s->o->report.ud, s->path, -KL_ECORRUPT, what);
 }
 
-static bool blob_ok(struct salvage *s, const struct kl_id *id)
+/*
+ * What repair salvages around: an object that failed authentication or
+ * decoding, or is missing. Anything else (an I/O error, no memory) says
+ * nothing about the data: repair stops with it and changes nothing.
+ */
+static bool damage(int rc)
 {
+	return rc == -KL_ECORRUPT || rc == -KL_ENOTFOUND || rc == -E2BIG;
+}
+
+/* 1 if blob id can be restored, 0 if it is damaged or missing, or a read error. */
+static int blob_ok(struct salvage *s, const struct kl_id *id)
+{
+	int rc;
+
 	if (!kl_repo_lookup(s->r, id, NULL))
-		return false;
+		return 0;
 	if (!s->o->read_data)
-		return true;
-	if (kl_repo_read_blob(s->r, id, &s->blob) < 0) {
+		return 1;
+	rc = kl_repo_read_blob(s->r, id, &s->blob);
+	if (rc < 0 && !damage(rc))
+		return rc;
+	if (rc < 0) {
 		kl_repo_clear_err(s->r);
-		return false;
+		return 0;
 	}
-	return true;
+	return 1;
 }
 
 /* A directory too big for one tree blob is stored in parts, as backup stores it. */
@@ -237,7 +253,7 @@ static int join_parts(struct salvage *s, struct kl_tree *t, bool *changed)
 			rc = kl_tree_join(t, &part); /* releases part either way */
 		else
 			kl_tree_release(&part);
-		if (rc == -ENOMEM)
+		if (rc < 0 && !damage(rc))
 			return rc;
 		if (rc < 0) {
 			kl_repo_clear_err(s->r);
@@ -291,7 +307,7 @@ static int salvage_tree(struct salvage *s, const struct kl_id *id, struct kl_id 
 	*changed = false;
 	*ret = *id;
 	rc = kl_repo_read_tree_blob(s->r, id, &t);
-	if (rc == -ENOMEM)
+	if (rc < 0 && !damage(rc))
 		return rc;
 	if (rc < 0) {
 		kl_repo_clear_err(s->r);
@@ -312,15 +328,16 @@ static int salvage_tree(struct salvage *s, const struct kl_id *id, struct kl_id 
 		s->path[plen] = '/';
 		memcpy(s->path + plen + 1, nd->name, nd->name_len);
 		s->path[plen + 1 + nd->name_len] = 0;
-		for (size_t j = 0; j < nd->n_content; j++) {
-			if (!blob_ok(s, &nd->content[j])) {
+		for (size_t j = 0; rc >= 0 && j < nd->n_content; j++) {
+			rc = blob_ok(s, &nd->content[j]);
+			if (rc == 0) {
 				lost(s, "file data is damaged or missing: left out");
 				keep = false;
 				*changed = true;
 				break;
 			}
 		}
-		if (keep && nd->has_subtree) {
+		if (rc >= 0 && keep && nd->has_subtree) {
 			bool sub_changed;
 			struct kl_id nid;
 
