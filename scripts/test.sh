@@ -200,7 +200,10 @@ stage_asan()
 		failed "asan: build"
 		return
 	}
-	run_suites "$dir" asan KEEL_TEST_REQUIRE_ALL="$REQUIRE_ALL" "${SAN_ENV[@]}" -- \
+	# the sweeps and the soak run thinner here, where each keel is 2-3x slower:
+	# the gcc stage samples three times as many positions
+	run_suites "$dir" asan KEEL_TEST_REQUIRE_ALL="$REQUIRE_ALL" "${SAN_ENV[@]}" \
+		KEEL_SWEEP_STRIDE="${KEEL_SWEEP_STRIDE:-9}" KEEL_SOAK_SECONDS="${KEEL_SOAK_SECONDS:-15}" -- \
 		--timeout-multiplier 3
 }
 

@@ -60,6 +60,71 @@ enum {
 	OPT_THREADS,
 };
 
+/* The summary: a JSON object, or lines for people. */
+static void print_summary(struct kl_cli *cli, const struct kl_snapshot_ref *snap,
+			  const struct kl_restore_opts *o, const struct kl_restore_stats *st,
+			  int64_t start)
+{
+	if (cli->json) {
+		printf("{\"message_type\":\"summary\",\"snapshot_id\":");
+		kl_json_id(stdout, &snap->id);
+		printf(",\"files_restored\":%llu,\"dirs_restored\":%llu,\"other_restored\":%llu,"
+		       "\"bytes_restored\":%llu,\"errors\":%llu,\"verify_failures\":%llu,"
+		       "\"damaged_files\":%llu,\"owners_omitted\":%llu,\"specials_omitted\":%llu,"
+		       "\"xattrs_omitted\":%llu,\"setid_cleared\":%llu,"
+		       "\"verified\":%s,\"duration_seconds\":%.3f}\n",
+		       (unsigned long long)st->files, (unsigned long long)st->dirs,
+		       (unsigned long long)st->others, (unsigned long long)st->bytes,
+		       (unsigned long long)st->errors, (unsigned long long)st->verify_failures,
+		       (unsigned long long)st->damaged, (unsigned long long)st->owners_omitted,
+		       (unsigned long long)st->specials_omitted,
+		       (unsigned long long)st->xattrs_omitted,
+		       (unsigned long long)st->setid_cleared, o->verify ? "true" : "false",
+		       (double)(kl_time_mono_ns() - start) / KL_NSEC_PER_SEC);
+	} else if (!cli->quiet) {
+		char bytes[32];
+
+		kl_print_bytes(bytes, sizeof(bytes), st->bytes);
+		printf("restored %llu files, %llu directories, %llu others, %s in %.2f s",
+		       (unsigned long long)st->files, (unsigned long long)st->dirs,
+		       (unsigned long long)st->others, bytes,
+		       (double)(kl_time_mono_ns() - start) / KL_NSEC_PER_SEC);
+		if (o->verify)
+			printf("; verified, %llu differences",
+			       (unsigned long long)st->verify_failures);
+		putchar('\n');
+		if (st->damaged)
+			printf("%llu damaged files restored as NAME.keel-damaged, without their "
+			       "metadata (listed on stderr)\n",
+			       (unsigned long long)st->damaged);
+		print_omissions(st);
+	}
+}
+
+/* Why the restore failed or was incomplete: one message, with its exit code. */
+static void report_failure(struct kl_cli *cli, int rc, const struct kl_restore_stats *st)
+{
+	kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+	if (rc == -KL_EPARTIAL)
+		kl_cli_error(cli, 0, "restored with omissions (listed above)");
+	else if (rc == -KL_EVERIFY)
+		kl_cli_error(cli, rc, "%llu restored files differ from the snapshot",
+			     (unsigned long long)st->verify_failures);
+	else if (rc == -KL_ECORRUPT && st->unindexed && st->unindexed == st->errors)
+		/* no tampering: the index lacks what the snapshot needs */
+		kl_cli_error(cli, 0,
+			     "restore incomplete, %llu errors: data the snapshot needs is "
+			     "not in the index; run 'keel repair index'",
+			     (unsigned long long)st->errors);
+	else if (!st->errors)
+		/* nothing restored: the reason is in the repository's message */
+		kl_cli_error(cli, strstr(cli->err.msg, "not in the index") ? 0 : rc,
+			     "cannot restore");
+	else
+		kl_cli_error(cli, rc, "restore incomplete, %llu errors",
+			     (unsigned long long)st->errors);
+}
+
 int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {
@@ -139,61 +204,9 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 	start = kl_time_mono_ns();
 	rc = kl_restore(cli->repo, &snap.s.tree, path, &o, &st);
 	kl_cli_report_done(&rep);
-	if (cli->json) {
-		printf("{\"message_type\":\"summary\",\"snapshot_id\":");
-		kl_json_id(stdout, &snap.id);
-		printf(",\"files_restored\":%llu,\"dirs_restored\":%llu,\"other_restored\":%llu,"
-		       "\"bytes_restored\":%llu,\"errors\":%llu,\"verify_failures\":%llu,"
-		       "\"damaged_files\":%llu,\"owners_omitted\":%llu,\"specials_omitted\":%llu,"
-		       "\"xattrs_omitted\":%llu,\"setid_cleared\":%llu,"
-		       "\"verified\":%s,\"duration_seconds\":%.3f}\n",
-		       (unsigned long long)st.files, (unsigned long long)st.dirs,
-		       (unsigned long long)st.others, (unsigned long long)st.bytes,
-		       (unsigned long long)st.errors, (unsigned long long)st.verify_failures,
-		       (unsigned long long)st.damaged, (unsigned long long)st.owners_omitted,
-		       (unsigned long long)st.specials_omitted,
-		       (unsigned long long)st.xattrs_omitted, (unsigned long long)st.setid_cleared,
-		       o.verify ? "true" : "false",
-		       (double)(kl_time_mono_ns() - start) / KL_NSEC_PER_SEC);
-	} else if (!cli->quiet) {
-		char bytes[32];
-
-		kl_print_bytes(bytes, sizeof(bytes), st.bytes);
-		printf("restored %llu files, %llu directories, %llu others, %s in %.2f s",
-		       (unsigned long long)st.files, (unsigned long long)st.dirs,
-		       (unsigned long long)st.others, bytes,
-		       (double)(kl_time_mono_ns() - start) / KL_NSEC_PER_SEC);
-		if (o.verify)
-			printf("; verified, %llu differences",
-			       (unsigned long long)st.verify_failures);
-		putchar('\n');
-		if (st.damaged)
-			printf("%llu damaged files restored as NAME.keel-damaged, without their "
-			       "metadata (listed on stderr)\n",
-			       (unsigned long long)st.damaged);
-		print_omissions(&st);
-	}
-	if (rc < 0) {
-		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
-		if (rc == -KL_EPARTIAL)
-			kl_cli_error(cli, 0, "restored with omissions (listed above)");
-		else if (rc == -KL_EVERIFY)
-			kl_cli_error(cli, rc, "%llu restored files differ from the snapshot",
-				     (unsigned long long)st.verify_failures);
-		else if (rc == -KL_ECORRUPT && st.unindexed && st.unindexed == st.errors)
-			/* no tampering: the index lacks what the snapshot needs */
-			kl_cli_error(cli, 0,
-				     "restore incomplete, %llu errors: data the snapshot needs is "
-				     "not in the index; run 'keel repair index'",
-				     (unsigned long long)st.errors);
-		else if (!st.errors)
-			/* nothing restored: the reason is in the repository's message */
-			kl_cli_error(cli, strstr(cli->err.msg, "not in the index") ? 0 : rc,
-				     "cannot restore");
-		else
-			kl_cli_error(cli, rc, "restore incomplete, %llu errors",
-				     (unsigned long long)st.errors);
-	}
+	print_summary(cli, &snap, &o, &st, start);
+	if (rc < 0)
+		report_failure(cli, rc, &st);
 out:
 	kl_snapshot_release(&snap.s);
 	kl_snap_filter_release(&f);

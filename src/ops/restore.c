@@ -232,6 +232,58 @@ static unsigned thread_count(const struct kl_restore_opts *o)
 	return (unsigned)KL_MAX(1, KL_MIN(n, MAX_THREADS));
 }
 
+/* The whole snapshot: the root's children go into the target. */
+static void restore_root(struct rctx *c, struct worker *inline_w, struct dirh *root,
+			 const struct kl_node *top)
+{
+	struct kl_tree t = {0};
+	int rc;
+
+	rc = kl_repo_read_tree(c->r, &top->subtree, &t);
+	if (rc == -KL_ENOTFOUND)
+		kl_rs_fail(c, "/", rc,
+			   "the snapshot's root directory is not in the index; "
+			   "run 'keel repair index' (if no pack holds it, it is lost)");
+	else if (rc < 0)
+		kl_rs_fail(c, "/", rc, "the snapshot's root directory is damaged");
+	else if (!t.n)
+		kl_rs_note(c, "/", 0,
+			   "the snapshot is empty (a repaired snapshot whose root "
+			   "directory was lost?): nothing to restore");
+	for (size_t i = 0; i < t.n && !kl_rs_stopped(c); i++) {
+		kl_buf_setlen(&c->path, 0);
+		rc = kl_buf_addch(&c->path, '/');
+		if (rc >= 0)
+			rc = kl_buf_add(&c->path, t.nodes[i].name, t.nodes[i].name_len);
+		if (rc < 0) {
+			kl_rs_fail(c, "/", rc, "cannot restore");
+			break;
+		}
+		kl_rs_restore_tree(c, inline_w, root, &t.nodes[i], c->all);
+	}
+	kl_tree_release(&t);
+}
+
+/* The walk is done: the workers finish the queue and stop. */
+static void join_workers(struct rctx *c, struct worker *ws, unsigned want)
+{
+	pthread_mutex_lock(&c->lock);
+	c->walk_done = true;
+	c->prog.files_total = c->files_seen;
+	c->prog.bytes_total = c->bytes_seen;
+	pthread_cond_broadcast(&c->nonempty);
+	pthread_mutex_unlock(&c->lock);
+	for (unsigned i = 0; i < c->nthreads; i++) {
+		pthread_join(ws[i].tid, NULL);
+		kl_buf_release(&ws[i].blob);
+		kl_buf_release(&ws[i].check);
+	}
+	if (c->nthreads < want) {
+		kl_buf_release(&ws[c->nthreads].blob);
+		kl_buf_release(&ws[c->nthreads].check);
+	}
+}
+
 int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 	       const struct kl_restore_opts *o, struct kl_restore_stats *ret)
 {
@@ -301,52 +353,13 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 	}
 
 	if (!c.path.len) {
-		/* the whole snapshot: the root's children go into the target */
-		struct kl_tree t = {0};
-
-		rc = kl_repo_read_tree(r, &top.subtree, &t);
-		if (rc == -KL_ENOTFOUND)
-			kl_rs_fail(&c, "/", rc,
-				   "the snapshot's root directory is not in the index; "
-				   "run 'keel repair index' (if no pack holds it, it is lost)");
-		else if (rc < 0)
-			kl_rs_fail(&c, "/", rc, "the snapshot's root directory is damaged");
-		else if (!t.n)
-			kl_rs_note(&c, "/", 0,
-				   "the snapshot is empty (a repaired snapshot whose root "
-				   "directory was lost?): nothing to restore");
-		for (size_t i = 0; i < t.n && !kl_rs_stopped(&c); i++) {
-			kl_buf_setlen(&c.path, 0);
-			rc = kl_buf_addch(&c.path, '/');
-			if (rc >= 0)
-				rc = kl_buf_add(&c.path, t.nodes[i].name, t.nodes[i].name_len);
-			if (rc < 0) {
-				kl_rs_fail(&c, "/", rc, "cannot restore");
-				break;
-			}
-			kl_rs_restore_tree(&c, &inline_w, &root, &t.nodes[i], c.all);
-		}
-		kl_tree_release(&t);
+		restore_root(&c, &inline_w, &root, &top);
 	} else {
 		/* a subtree: its node becomes target/<name> */
 		kl_rs_restore_tree(&c, &inline_w, &root, &top, c.all);
 	}
 
-	pthread_mutex_lock(&c.lock);
-	c.walk_done = true;
-	c.prog.files_total = c.files_seen;
-	c.prog.bytes_total = c.bytes_seen;
-	pthread_cond_broadcast(&c.nonempty);
-	pthread_mutex_unlock(&c.lock);
-	for (unsigned i = 0; i < c.nthreads; i++) {
-		pthread_join(ws[i].tid, NULL);
-		kl_buf_release(&ws[i].blob);
-		kl_buf_release(&ws[i].check);
-	}
-	if (c.nthreads < want) {
-		kl_buf_release(&ws[c.nthreads].blob);
-		kl_buf_release(&ws[c.nthreads].check);
-	}
+	join_workers(&c, ws, want);
 	kl_rs_damaged_rename(&c);
 	pthread_mutex_lock(&c.lock);
 	kl_rs_progress_locked(&c, NULL, true);
