@@ -25,6 +25,7 @@ if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDI
 require_keel
 require_treecmp
 command -v strace >/dev/null || skip_or_die "no strace (scripts/install-deps.sh installs it)"
+under_strace
 strace -f -qq -o /dev/null true 2>/dev/null || skip_or_die "strace cannot trace here (ptrace not allowed)"
 
 AWK_CALLS=$KEEL_SOURCE_ROOT/tests/faults/strace-calls.awk

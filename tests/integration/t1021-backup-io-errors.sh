@@ -6,6 +6,7 @@
 . "$(dirname "$0")/../lib.sh"
 require_keel
 command -v strace >/dev/null || skip_or_die "needs strace to inject I/O errors"
+under_strace
 strace -f -qq -o /dev/null -e trace=openat -e inject=openat:error=EIO:when=65535 true ||
 	skip_or_die "strace cannot inject errors here (ptrace refused?)"
 

@@ -75,6 +75,7 @@ expect_error 21 'put of' env KEEL_TEST_FAULT=1+:enospc:put "$KEEL" backup --no-p
 HAVE_STRACE=0
 command -v strace >/dev/null && strace -f -qq -o /dev/null true 2>/dev/null && HAVE_STRACE=1
 if [ "$HAVE_STRACE" = 1 ]; then
+	under_strace
 	expect_error 20 'Input/output error' strace -f -qq -o /dev/null \
 		-e inject=fsync:error=EIO:when=1+ "$KEEL" backup --no-progress "$SRC"
 	expect_error 21 'No space left on device' strace -f -qq -o /dev/null \
