@@ -485,7 +485,8 @@ static int adopt(struct kl_repo *r, bool write)
 	pthread_mutex_unlock(&r->idx->lock);
 	if (!c.known && c.n_known)
 		return -ENOMEM;
-	qsort(c.known, c.n_known, sizeof(struct kl_id), cmp_id);
+	if (c.n_known) /* qsort of NULL is undefined even for 0 entries */
+		qsort(c.known, c.n_known, sizeof(struct kl_id), cmp_id);
 	rc = r->be->ops->list(r->be, KL_OBJ_DATA, adopt_one, &c);
 	kl_free(c.known);
 	if (rc >= 0 && c.adopted && write)
