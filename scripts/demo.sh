@@ -13,7 +13,7 @@ trap 'rm -rf "$work"' EXIT
 
 export KEEL_REPOSITORY=$work/repo
 export KEEL_PASSWORD_FILE=$work/password
-head -c 24 /dev/urandom | base64 > "$KEEL_PASSWORD_FILE"
+(umask 077 && head -c 24 /dev/urandom | base64 >"$KEEL_PASSWORD_FILE")
 
 echo "== keel init"
 "$keel" init

@@ -47,7 +47,9 @@ static void rm_below(int dfd)
 				continue;
 			if (S_ISDIR(st.st_mode)) {
 				/* restores leave 0000 and 0555 directories behind */
-				fchmodat(dirfd(d), de->d_name, 0700, 0);
+				if (fchmodat(dirfd(d), de->d_name, 0700, 0) < 0) {
+					/* best effort: it may open all the same */
+				}
 				sub = openat(dirfd(d), de->d_name,
 					     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 				if (sub >= 0)
