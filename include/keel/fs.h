@@ -27,6 +27,8 @@ int kl_fs_read_all(int dirfd, const char *name, size_t max, struct kl_buf *out);
 
 /* pread/pwrite loops that retry on EINTR and short transfers. */
 int kl_fs_pread_full(int fd, void *buf, size_t n, uint64_t off);
+/* Writes all n bytes at off (EINTR and short writes retried); -EIO if the file takes none. */
+int kl_fs_pwrite_full(int fd, const void *buf, size_t n, uint64_t off);
 int kl_fs_write_full(int fd, const void *buf, size_t n);
 int kl_fs_read_full(int fd, void *buf, size_t n, size_t *got); /* until EOF or n */
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "keel/fs.h"
 #include "restore-internal.h"
 
 #define HOLE_BLOCK 4096
@@ -24,25 +25,6 @@ int kl_rs_name_copy(char out[NAME_MAX + 1], const uint8_t *name, size_t len)
 	return 0;
 }
 
-static int pwrite_full(int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-	while (n) {
-		ssize_t w = pwrite(fd, p, n, (off_t)off);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (w == 0)
-			return -EIO;
-		p += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
-}
-
 /*
  * Writes n bytes at off. In a sparse file, pieces of 4 KiB blocks that
  * are all zero are skipped: the file is new, so what is not written
@@ -54,7 +36,7 @@ int kl_rs_write_at(int fd, const uint8_t *p, size_t n, uint64_t off, bool sparse
 	size_t i = 0;
 
 	if (!sparse)
-		return pwrite_full(fd, p, n, off);
+		return kl_fs_pwrite_full(fd, p, n, off);
 	while (i < n) {
 		size_t start = i;
 		int rc;
@@ -72,7 +54,7 @@ int kl_rs_write_at(int fd, const uint8_t *p, size_t n, uint64_t off, bool sparse
 				break;
 		}
 		if (i > start) {
-			rc = pwrite_full(fd, p + start, i - start, off + start);
+			rc = kl_fs_pwrite_full(fd, p + start, i - start, off + start);
 			if (rc < 0)
 				return rc;
 		}

@@ -76,6 +76,27 @@ int kl_fs_pread_full(int fd, void *buf, size_t n, uint64_t off)
 	return 0;
 }
 
+int kl_fs_pwrite_full(int fd, const void *buf, size_t n, uint64_t off)
+{
+	const uint8_t *p = buf;
+
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, (off_t)off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (w == 0)
+			return -EIO;
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
 int kl_fs_fsync_dir(int dirfd)
 {
 	if (fsync(dirfd) < 0 && errno != EINVAL)
