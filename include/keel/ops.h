@@ -149,6 +149,28 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 
 /* ---- restore -------------------------------------------------------------------------- */
 
+/*
+ * What a restore does with something already at a node's place in the
+ * target (restic 0.17's names). A directory is always reused.
+ */
+enum kl_overwrite {
+	/* left alone when it is the same (same type; a file: same size and every blob's
+	 * hash over its content; a symlink: same target; a device: same number), else replaced */
+	KL_OVERWRITE_IF_CHANGED = 0,
+	KL_OVERWRITE_ALWAYS,   /* replaced without looking at it */
+	KL_OVERWRITE_IF_NEWER, /* as if-changed when the snapshot's mtime is newer, else kept */
+	KL_OVERWRITE_NEVER,    /* kept */
+};
+
+/* What a restore did (or, with dry_run, would do) at one path. */
+enum kl_restore_action {
+	KL_RESTORE_CREATE,    /* nothing was there */
+	KL_RESTORE_REPLACE,   /* something else was there: removed, then created */
+	KL_RESTORE_UNCHANGED, /* the same was there: kept, its metadata set as recorded */
+	KL_RESTORE_SKIP,      /* something was there, kept as it was (--overwrite) */
+	KL_RESTORE_DELETE,    /* not in the snapshot: removed (delete_extra) */
+};
+
 struct kl_restore_opts {
 	const char *target;
 	struct kl_patterns includes; /* empty: everything */
@@ -156,6 +178,22 @@ struct kl_restore_opts {
 	bool verify;	  /* re-read what was written and compare */
 	bool no_owner;	  /* do not chown; not root and not asked: owners are omitted (warned) */
 	unsigned threads; /* 0: one per core */
+	enum kl_overwrite overwrite;
+	/*
+	 * Remove what the snapshot does not have from the directories the
+	 * restore fills (never above the target, never through a symlink);
+	 * a path an exclude pattern matches, or that no include pattern
+	 * covers, is kept.
+	 */
+	bool delete_extra;
+	bool dry_run; /* change nothing: only report what would be done */
+	/*
+	 * Called for every create, replace and delete (skips and unchanged
+	 * nodes only with dry_run), with the path in the target. Never
+	 * concurrently; may be NULL.
+	 */
+	void (*action)(void *ud, enum kl_restore_action a, const char *target_path, bool dir);
+	void *action_ud;
 	struct kl_report report;
 };
 
@@ -170,11 +208,18 @@ struct kl_restore_stats {
 	uint64_t specials_omitted; /* sockets, and devices that need privilege */
 	uint64_t xattrs_omitted;   /* xattrs that need privilege or the target lacks */
 	uint64_t setid_cleared;	   /* setuid/setgid bits dropped: not the recorded owner */
+	/* non-directory nodes by what was done with them (enum kl_restore_action) */
+	uint64_t created, replaced, unchanged, skipped;
+	uint64_t deleted; /* entries removed (delete_extra), directories and their contents */
+	uint64_t dirs_created;
 };
 
 /*
  * Restores the subtree at path ("" for all) of the snapshot's tree into
- * target. Returns 0, -KL_EVERIFY when verification found differences,
+ * target: a directory's contents go into target (as restic does), a
+ * file becomes target/NAME. -KL_ENOTFOUND when path is not in the
+ * snapshot or no path matches the include patterns (nothing is done).
+ * Returns 0, -KL_EVERIFY when verification found differences,
  * -KL_ECORRUPT when damaged data made some files unrestorable (each one
  * reported through warn, and kept as NAME.keel-damaged without its
  * metadata), -KL_EPARTIAL when all was restored but not all as recorded

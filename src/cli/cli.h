@@ -148,6 +148,8 @@ int kl_cli_find_snapshot(struct kl_cli *cli, const char *arg, const struct kl_sn
  */
 int kl_cli_find_snapshot_id(struct kl_cli *cli, const char *arg, const struct kl_snap_filter *f,
 			    struct kl_snapshot_ref *ret);
+/* "ID8 of HOST:PATHS at TIME" and its tags: the snapshot a command chose. */
+void kl_cli_print_snapshot(FILE *out, const struct kl_snapshot_ref *s);
 void kl_json_node(FILE *f, const char *path, const struct kl_node *n);
 const char *kl_node_type_name(int type);
 

@@ -5,7 +5,12 @@ static const char usage[] = "usage: keel diff [OPTIONS] SNAPSHOT1 SNAPSHOT2\n"
 			    "Show what changed from SNAPSHOT1 to SNAPSHOT2, one path per line:\n"
 			    "  +  added      -  removed      M  content modified\n"
 			    "  U  metadata (mode, owner, times, attributes) changed\n"
-			    "  T  type changed\n";
+			    "  T  type changed\n"
+			    "\n"
+			    "Options:\n"
+			    "      --host HOST   with 'latest': newest snapshot of this host\n"
+			    "      --tag TAG     with 'latest': newest snapshot with this tag\n"
+			    "      --path PATH   with 'latest': newest snapshot of this path\n";
 
 struct diff_ctx {
 	struct kl_cli *cli;
@@ -35,23 +40,34 @@ static int on_change(enum kl_diff_kind k, const char *path, const struct kl_node
 
 int cmd_diff(int argc, char **argv, struct kl_cli *cli)
 {
-	static const struct option opts[] = {KL_GLOBAL_OPTS, {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+		KL_GLOBAL_OPTS, KL_SNAP_FILTER_OPTS, {NULL, 0, NULL, 0}};
+	struct kl_snap_filter f = {0};
 	struct kl_snapshot_ref a = {0}, b = {0};
 	struct diff_ctx ctx = {.cli = cli};
 	int c, rc = 0;
 
 	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT, opts, NULL)) != -1) {
-		rc = kl_cli_default_opt(cli, c, usage, argv);
-		if (rc)
+		rc = kl_cli_snap_filter_opt(&f, c, optarg);
+		if (rc > 0)
+			continue;
+		if (rc == 0)
+			rc = kl_cli_default_opt(cli, c, usage, argv);
+		if (rc) {
+			kl_snap_filter_release(&f);
 			return rc;
+		}
 	}
-	if (argc - optind != 2)
+	if (argc - optind != 2) {
+		kl_snap_filter_release(&f);
 		return kl_cli_usage_error(cli, "expected two snapshots");
+	}
 	rc = kl_cli_open(cli);
+	/* a filter selects 'latest' only: an id names its snapshot */
 	if (rc >= 0)
-		rc = kl_cli_find_snapshot(cli, argv[optind], NULL, &a, NULL);
+		rc = kl_cli_find_snapshot(cli, argv[optind], &f, &a, NULL);
 	if (rc >= 0)
-		rc = kl_cli_find_snapshot(cli, argv[optind + 1], NULL, &b, NULL);
+		rc = kl_cli_find_snapshot(cli, argv[optind + 1], &f, &b, NULL);
 	if (rc >= 0) {
 		rc = kl_diff(cli->repo, &a.s.tree, &b.s.tree, on_change, &ctx);
 		if (rc < 0) {
@@ -75,5 +91,6 @@ int cmd_diff(int argc, char **argv, struct kl_cli *cli)
 	}
 	kl_snapshot_release(&a.s);
 	kl_snapshot_release(&b.s);
+	kl_snap_filter_release(&f);
 	return rc;
 }

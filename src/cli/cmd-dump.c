@@ -56,7 +56,10 @@ int cmd_dump(int argc, char **argv, struct kl_cli *cli)
 	rc = kl_tree_lookup(cli->repo, &snap.s.tree, path, &node);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
-		kl_cli_error(cli, rc, "'%s' in snapshot", argv[optind + 1]);
+		char hex[2 * KL_ID_LEN + 1];
+
+		kl_id_hex(&snap.id, hex);
+		kl_cli_error(cli, rc, "'%s' in snapshot %.8s", argv[optind + 1], hex);
 		goto out;
 	}
 	if (node.type != KL_NODE_FILE) {

@@ -82,6 +82,14 @@ static void on_progress(void *ud, const struct kl_progress *p)
 		fmt_duration(t, sizeof(t), (int64_t)left);
 		snprintf(eta, sizeof(eta), ", ETA %s", t);
 	}
+	if (p->bytes_total || p->files_total) {
+		/* by bytes, which take the time; by files when all are empty */
+		double pct = p->bytes_total ? (double)p->bytes_done * 100 / (double)p->bytes_total
+					    : (double)p->files_done * 100 / (double)p->files_total;
+
+		snprintf(elapsed + strlen(elapsed), sizeof(elapsed) - strlen(elapsed), " %.1f%%",
+			 pct > 100 ? 100.0 : pct);
+	}
 	if (p->files_total)
 		fprintf(stderr, "\r\033[K[%s] %llu/%llu %s, %s, %s/s%s", elapsed,
 			(unsigned long long)p->files_done, (unsigned long long)p->files_total,

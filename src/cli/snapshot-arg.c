@@ -45,3 +45,20 @@ int kl_cli_find_snapshot_id(struct kl_cli *cli, const char *arg, const struct kl
 {
 	return find(cli, arg, f, ret, NULL, true);
 }
+
+/* "4361fab4 of host:/a,/b at 2026-12-06 03:00:00 (tags x,y)": which snapshot was chosen. */
+void kl_cli_print_snapshot(FILE *out, const struct kl_snapshot_ref *s)
+{
+	char hex[2 * KL_ID_LEN + 1], when[40];
+
+	kl_id_hex(&s->id, hex);
+	kl_time_format_local(s->s.time_ns, when);
+	fprintf(out, "%.8s of %s:", hex, s->s.host ? s->s.host : "?");
+	for (size_t i = 0; i < s->s.n_paths; i++)
+		fprintf(out, "%s%s", i ? "," : "", s->s.paths[i]);
+	fprintf(out, " at %s", when);
+	for (size_t i = 0; i < s->s.n_tags; i++)
+		fprintf(out, "%s%s", i ? "," : " (tags ", s->s.tags[i]);
+	if (s->s.n_tags)
+		fputc(')', out);
+}

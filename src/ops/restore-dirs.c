@@ -10,8 +10,12 @@
 
 #define FD_DEPTH 128 /* deeper than this, parent dirs are closed and reopened */
 
-/* Opens dirfd/name as a directory, creating it, or replacing a non-directory in the way. */
-static int open_dir(int dirfd, const char *name, bool *created)
+/*
+ * Opens dirfd/name as a directory, creating it, or replacing a
+ * non-directory in the way (*replaced), which --overwrite never and
+ * if-newer keep (KL_RS_KEPT).
+ */
+static int open_dir(struct rctx *c, int dirfd, const char *name, bool *created, bool *replaced)
 {
 	int fd, rc;
 
@@ -28,12 +32,15 @@ static int open_dir(int dirfd, const char *name, bool *created)
 	}
 	if (fd >= 0 || (errno != ENOTDIR && errno != ELOOP))
 		return fd >= 0 ? fd : -errno;
+	if (c->o->overwrite == KL_OVERWRITE_NEVER || c->o->overwrite == KL_OVERWRITE_IF_NEWER)
+		return KL_RS_KEPT;
 	rc = kl_rs_clear_way(dirfd, name);
 	if (rc < 0)
 		return rc;
 	if (mkdirat(dirfd, name, 0700) < 0)
 		return -errno;
 	*created = true;
+	*replaced = true;
 	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	return fd >= 0 ? fd : -errno;
 }
@@ -43,16 +50,41 @@ static int dir_open_one(struct rctx *c, struct dirh *d)
 {
 	struct dirh *p = d->parent;
 	char name[NAME_MAX + 1];
+	_cleanup_free_ char *path = NULL;
 	struct stat st;
-	bool created;
+	bool created, replaced = false;
 	int fd, rc;
 
 	rc = kl_rs_name_copy(name, d->name, d->name_len);
 	if (rc < 0)
 		return rc;
-	fd = open_dir(p->fd, name, &created);
+	fd = open_dir(c, p->fd, name, &created, &replaced);
+	if (fd == KL_RS_KEPT || replaced) {
+		path = kl_strndup((const char *)c->path.data, KL_MIN(d->path_len, c->path.len));
+		if (!path) {
+			if (fd >= 0)
+				close(fd);
+			return -ENOMEM;
+		}
+	}
+	if (fd == KL_RS_KEPT) {
+		pthread_mutex_lock(&c->lock);
+		c->st.skipped++;
+		kl_rs_warn_locked(
+			c, path, 0,
+			"not a directory, kept (--overwrite): nothing below it is restored");
+		pthread_mutex_unlock(&c->lock);
+		return fd;
+	}
 	if (fd < 0)
 		return fd;
+	if (replaced) {
+		pthread_mutex_lock(&c->lock);
+		c->st.replaced++;
+		if (c->o->action)
+			c->o->action(c->o->action_ud, KL_RESTORE_REPLACE, kl_rs_rel(c, path), true);
+		pthread_mutex_unlock(&c->lock);
+	}
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
 		close(fd);
@@ -82,6 +114,9 @@ static int dir_open_one(struct rctx *c, struct dirh *d)
  */
 int kl_rs_dir_ensure(struct rctx *c, struct dirh *d)
 {
+	for (struct dirh *k = d; d->fd < 0 && k; k = k->parent)
+		if (k->kept)
+			return KL_RS_KEPT;
 	while (d->fd < 0) {
 		struct dirh *a = d;
 		int rc;
@@ -91,6 +126,8 @@ int kl_rs_dir_ensure(struct rctx *c, struct dirh *d)
 		if (KL_NEVER(!a->parent || a->exists || a->parent->fd < 0))
 			return -EBADF; /* only open children close their parent's fd */
 		rc = dir_open_one(c, a);
+		if (rc == KL_RS_KEPT)
+			a->kept = true;
 		if (rc < 0)
 			return rc;
 	}

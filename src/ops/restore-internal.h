@@ -46,6 +46,8 @@ struct rfile {
 	/* length of the content when every blob's length is known */
 	uint64_t end;
 	bool known_end;
+	bool unchanged; /* fd is the file that was there, the same: metadata only */
+	bool replaced;	/* something was in the way (counted when the file is done) */
 };
 
 struct part {
@@ -61,9 +63,11 @@ struct dirh {
 	size_t name_len;
 	int fd;	     /* -1: not created yet, or closed to save descriptors */
 	bool exists; /* created or opened in the target */
+	bool kept;   /* a non-directory is in its place, kept (--overwrite) */
 	dev_t dev;
 	ino_t ino;
 	size_t depth;
+	size_t path_len;   /* its snapshot path is the start of c->path, this long */
 	struct rdir *pend; /* files queued to be created in it, if any */
 };
 
@@ -105,6 +109,8 @@ struct rctx {
 	size_t n_lnames, cap_lnames;
 	int64_t start_ns; /* CLOCK_REALTIME_COARSE when the restore began */
 	uint64_t files_seen, bytes_seen;
+	bool planned; /* the totals are known from restore-plan.c */
+	bool matched; /* an include pattern matched (restore-plan.c) */
 
 	pthread_mutex_t lock; /* everything below */
 	pthread_cond_t nonempty, nonfull;
@@ -212,7 +218,9 @@ void kl_rs_dir_finish(struct rctx *c, struct dirh *d, struct kl_node *nd);
  * what is in the way. Returns the descriptor or a negative error.
  */
 int kl_rs_create_file(struct rctx *c, const char *path, int dirfd, const char *name,
-		      const struct kl_node *nd);
+		      const struct kl_node *nd, struct kl_buf *buf, bool *unchanged);
+/* The skip of a file kl_rs_create_file kept (--overwrite): not an error. */
+#define KL_RS_KEPT INT_MIN
 void kl_rs_rfile_free(struct rfile *f);
 /* All parts are written: check the length, verify, apply metadata, close. */
 void kl_rs_finish_file(struct rctx *c, struct rfile *f);
@@ -232,6 +240,49 @@ void kl_rs_names_release(struct rs_name *v, size_t n);
  * damaged multiply linked file, goes to NAME.keel-damaged.
  */
 void kl_rs_damaged_rename(struct rctx *c);
+
+/* restore-overwrite.c */
+/*
+ * What to do with node nd (not a directory) at dirfd/name (dirfd -1:
+ * nothing is there) under --overwrite: an enum kl_restore_action, or a
+ * negative error. When a regular file that is there is the same and
+ * fd_ret is not NULL, *fd_ret gets a descriptor of it (else -1). buf
+ * holds the file's pieces while they are hashed.
+ */
+int kl_rs_decide(struct rctx *c, int dirfd, const char *name, const struct kl_node *nd,
+		 struct kl_buf *buf, int *fd_ret);
+/*
+ * Counts a create, replace, unchanged or skip of the node at snapshot
+ * path (or a delete of rel, below the target) and tells o->action.
+ * Unchanged and skipped files count as done for the progress. Lock held.
+ */
+void kl_rs_count_locked(struct rctx *c, enum kl_restore_action a, const char *path,
+			const struct kl_node *nd);
+void kl_rs_count(struct rctx *c, enum kl_restore_action a, const char *path,
+		 const struct kl_node *nd);
+struct stat;
+/* Whether the node's mtime is newer than st's (--overwrite if-newer). */
+bool kl_rs_snapshot_newer(const struct kl_node *nd, const struct stat *st);
+/* path below the target of the node at snapshot path (c->rel_off) */
+const char *kl_rs_rel(const struct rctx *c, const char *path);
+
+/* restore-delete.c */
+/*
+ * --delete: removes from the target directory dirfd, which is the
+ * snapshot's directory at c->path with the children t, what t does not
+ * have (only what the include patterns cover when not all, never what an
+ * exclude pattern matches). With o->dry_run, only counts and reports.
+ */
+void kl_rs_delete_extra(struct rctx *c, int dirfd, const struct kl_tree *t, bool all);
+
+/* restore-plan.c */
+/*
+ * Before the restore: the totals for the progress, whether the include
+ * patterns match anything, and with o->dry_run what the restore would
+ * do, from the trees below top (at c->path) and what is in the target
+ * (rootfd; -1 if it does not exist). Returns 0 or a negative error.
+ */
+int kl_rs_plan(struct rctx *c, const struct kl_node *top, bool contents, bool full);
 
 /* restore-walk.c */
 /* Restores nd below d and, for a directory, everything below it, depth first. */

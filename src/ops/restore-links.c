@@ -3,6 +3,7 @@
  * went, by (dev, inode), and linking its later names to it.
  */
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include "link-hash.h"
 #include "restore-internal.h"
@@ -63,10 +64,14 @@ void kl_rs_links_release(struct rctx *c)
 /*
  * Links dirfd/name to the earlier name rel (below the target). The walk
  * from the target goes one directory at a time with O_NOFOLLOW, so it
- * works for any depth and cannot leave the target.
+ * works for any depth and cannot leave the target. there: what is at
+ * dirfd/name, or NULL. Returns 1 when it is that file already, 2 when
+ * something else was replaced.
  */
-static int link_to(struct rctx *c, const char *rel, int dirfd, const char *name)
+static int link_to(struct rctx *c, const char *rel, int dirfd, const char *name,
+		   const struct stat *there)
 {
+	struct stat first;
 	_cleanup_close_ int cur = -1;
 	const char *s = rel, *e;
 	char comp[NAME_MAX + 1];
@@ -88,6 +93,9 @@ static int link_to(struct rctx *c, const char *rel, int dirfd, const char *name)
 		from = cur = next;
 		s = e + 1;
 	}
+	if (there && fstatat(from, comp, &first, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    first.st_dev == there->st_dev && first.st_ino == there->st_ino)
+		return 1;
 	if (linkat(from, comp, dirfd, name, 0) == 0)
 		return 0;
 	if (errno != EEXIST)
@@ -95,7 +103,7 @@ static int link_to(struct rctx *c, const char *rel, int dirfd, const char *name)
 	rc = kl_rs_clear_way(dirfd, name);
 	if (rc < 0)
 		return rc;
-	return linkat(from, comp, dirfd, name, 0) < 0 ? -errno : 0;
+	return linkat(from, comp, dirfd, name, 0) < 0 ? -errno : 2;
 }
 
 /*
@@ -107,6 +115,8 @@ bool kl_rs_restore_as_link(struct rctx *c, struct dirh *d, const struct kl_node 
 {
 	const char *path = (const char *)c->path.data;
 	const char *rel;
+	struct stat st;
+	bool there;
 	int rc;
 
 	if (nd->nlink < 2 || nd->type == KL_NODE_DIR)
@@ -114,7 +124,21 @@ bool kl_rs_restore_as_link(struct rctx *c, struct dirh *d, const struct kl_node 
 	rel = link_find(c, nd);
 	if (!rel)
 		return false;
-	rc = link_to(c, rel, d->fd, name);
+	there = fstatat(d->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (there &&
+	    (c->o->overwrite == KL_OVERWRITE_NEVER ||
+	     (c->o->overwrite == KL_OVERWRITE_IF_NEWER && !kl_rs_snapshot_newer(nd, &st)))) {
+		kl_rs_count(c, KL_RESTORE_SKIP, path, nd);
+		return true;
+	}
+	rc = link_to(c, rel, d->fd, name, there ? &st : NULL);
+	if (rc == 1) {
+		/* that name of the file is there already */
+		kl_rs_count(c, KL_RESTORE_UNCHANGED, path, nd);
+		return true;
+	}
+	if (rc >= 0)
+		kl_rs_count(c, rc == 2 ? KL_RESTORE_REPLACE : KL_RESTORE_CREATE, path, nd);
 	if (rc < 0) {
 		/* the first name is gone or unreachable: a copy keeps the data */
 		kl_rs_fail(c, path, rc, "cannot create hard link; restoring it as a separate copy");
@@ -126,9 +150,11 @@ bool kl_rs_restore_as_link(struct rctx *c, struct dirh *d, const struct kl_node 
 		    0)
 		kl_rs_fail(c, path, rc, "cannot remember hard link");
 	pthread_mutex_lock(&c->lock);
-	if (nd->type == KL_NODE_FILE)
+	if (nd->type == KL_NODE_FILE) {
 		c->st.files++;
-	else
+		c->prog.files_done++; /* the totals count every name */
+		c->prog.bytes_done += nd->size;
+	} else
 		c->st.others++;
 	pthread_mutex_unlock(&c->lock);
 	return true;

@@ -64,7 +64,8 @@ static void restore_file(struct rctx *c, struct worker *inline_w, struct dirh *d
 		return;
 	}
 	if (!worker_creates(c, nd) || defer_creation(c, d, f, name) < 0) {
-		f->fd = kl_rs_create_file(c, path, d->fd, name, nd);
+		f->fd = kl_rs_create_file(c, path, d->fd, name, nd, &inline_w->check,
+					  &f->unchanged);
 		if (f->fd < 0) {
 			kl_rs_rfile_free(f);
 			return;
@@ -76,7 +77,7 @@ static void restore_file(struct rctx *c, struct worker *inline_w, struct dirh *d
 	memset(nd, 0, sizeof(*nd));
 	c->files_seen++;
 	c->bytes_seen += f->node.size;
-	if (!f->node.n_content && f->fd >= 0) {
+	if (f->unchanged || (!f->node.n_content && f->fd >= 0)) {
 		f->known_end = true;
 		kl_rs_finish_file(c, f);
 		return;
@@ -132,8 +133,20 @@ static void restore_special(struct rctx *c, struct dirh *d, const struct kl_node
 			    const char *name)
 {
 	const char *path = (const char *)c->path.data;
-	int rc;
+	int rc, a;
 
+	a = kl_rs_decide(c, d->fd, name, nd, NULL, NULL);
+	if (a == KL_RESTORE_SKIP) {
+		kl_rs_count(c, a, path, nd);
+		return;
+	}
+	if (a == KL_RESTORE_UNCHANGED) {
+		kl_rs_count(c, a, path, nd);
+		if (nd->nlink > 1 && (rc = kl_rs_link_add(c, nd)) < 0)
+			kl_rs_fail(c, path, rc, "cannot remember hard link");
+		kl_rs_apply_meta(c, path, -1, d->fd, name, nd);
+		return;
+	}
 	rc = create_special(c, d, nd, name);
 	if (rc == -EPERM && (nd->type == KL_NODE_CHR || nd->type == KL_NODE_BLK)) {
 		kl_rs_omitted(c, path, &c->st.specials_omitted, NULL,
@@ -146,6 +159,7 @@ static void restore_special(struct rctx *c, struct dirh *d, const struct kl_node
 						       : "cannot create special file");
 		return;
 	}
+	kl_rs_count(c, a == KL_RESTORE_REPLACE ? a : KL_RESTORE_CREATE, path, nd);
 	if (nd->nlink > 1 && (rc = kl_rs_link_add(c, nd)) < 0)
 		kl_rs_fail(c, path, rc, "cannot remember hard link");
 	kl_rs_apply_meta(c, path, -1, d->fd, name, nd);
@@ -187,11 +201,16 @@ static struct rframe *dir_begin(struct rctx *c, struct rframe *up, struct dirh *
 	f->d.name_len = nd->name_len;
 	f->d.fd = -1;
 	f->d.depth = parent->depth + 1;
+	f->d.path_len = c->path.len;
 	f->nd = nd;
 	f->base = c->path.len;
 	f->all = all;
 	if (all) {
 		rc = kl_rs_dir_ensure(c, &f->d);
+		if (rc == KL_RS_KEPT) {
+			kl_free(f);
+			return NULL;
+		}
 		if (rc < 0) {
 			kl_rs_fail(c, (const char *)c->path.data, rc, "cannot create directory");
 			kl_free(f);
@@ -199,6 +218,13 @@ static struct rframe *dir_begin(struct rctx *c, struct rframe *up, struct dirh *
 		}
 	}
 	rc = nd->has_subtree ? kl_repo_read_tree(c->r, &nd->subtree, &f->t) : -KL_ECORRUPT;
+	/*
+	 * --delete: before its children are restored, while the tree still has
+	 * every name (the walk hands nodes over to the workers), and before
+	 * its metadata (a removal changes its mtime)
+	 */
+	if (rc >= 0 && c->o->delete_extra && f->d.fd >= 0)
+		kl_rs_delete_extra(c, f->d.fd, &f->t, all);
 	if (rc == -KL_ENOTFOUND)
 		kl_rs_fail(c, (const char *)c->path.data, rc,
 			   "directory listing is not in the index; what is below is not restored "
@@ -246,6 +272,8 @@ static struct rframe *restore_node(struct rctx *c, struct worker *inline_w, stru
 	rc = kl_rs_name_copy(name, nd->name, nd->name_len);
 	if (rc >= 0)
 		rc = kl_rs_dir_ensure(c, d);
+	if (rc == KL_RS_KEPT)
+		return NULL;
 	if (rc < 0) {
 		kl_rs_fail(c, path, rc, "cannot restore");
 		return NULL;

@@ -59,13 +59,23 @@ static bool verify_blob(struct worker *w, struct rfile *f, const struct kl_id *i
 
 /*
  * Creates dirfd/name for writing: O_EXCL and O_NOFOLLOW, after removing
- * what is in the way. Returns the descriptor or a negative error.
+ * what is in the way, unless --overwrite keeps it: then KL_RS_KEPT, or
+ * with *unchanged set a descriptor of the file that is there, the same
+ * (its metadata is set, nothing written). Counts what it did. Returns
+ * the descriptor or a negative error.
  */
 int kl_rs_create_file(struct rctx *c, const char *path, int dirfd, const char *name,
-		      const struct kl_node *nd)
+		      const struct kl_node *nd, struct kl_buf *buf, bool *unchanged)
 {
-	int fd, rc;
+	int fd, rc, a;
 
+	*unchanged = false;
+	a = kl_rs_decide(c, dirfd, name, nd, buf, &fd);
+	if (a == KL_RESTORE_SKIP || a == KL_RESTORE_UNCHANGED) {
+		kl_rs_count(c, a, path, nd);
+		*unchanged = a == KL_RESTORE_UNCHANGED;
+		return a == KL_RESTORE_SKIP ? KL_RS_KEPT : fd;
+	}
 	fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 && errno == EEXIST) {
 		rc = kl_rs_clear_way(dirfd, name);
@@ -73,6 +83,7 @@ int kl_rs_create_file(struct rctx *c, const char *path, int dirfd, const char *n
 			kl_rs_fail(c, path, rc, "cannot replace what is in the way");
 			return rc;
 		}
+		a = KL_RESTORE_REPLACE;
 		fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	}
 	if (fd < 0) {
@@ -80,6 +91,7 @@ int kl_rs_create_file(struct rctx *c, const char *path, int dirfd, const char *n
 		kl_rs_fail(c, path, rc, "cannot create file");
 		return rc;
 	}
+	kl_rs_count(c, a == KL_RESTORE_REPLACE ? a : KL_RESTORE_CREATE, path, nd);
 	/* a sparse file is all hole at first: its zeros are never written, and verify reads them */
 	if ((nd->flags & KL_NODE_SPARSE) && ftruncate(fd, (off_t)nd->size) < 0) {
 		rc = -errno;
@@ -95,22 +107,25 @@ int kl_rs_create_file(struct rctx *c, const char *path, int dirfd, const char *n
  * 10^5 files is most of a restore's time on ext4, and the workers create
  * them in parallel, where the walk could only do it one at a time.
  */
-static bool create_queued(struct rctx *c, struct rfile *f)
+static bool create_queued(struct worker *w, struct rfile *f)
 {
+	struct rctx *c = w->c;
 	int fd = -1;
 
 	if (!kl_rs_stopped(c))
-		fd = kl_rs_create_file(c, f->path, f->dirfd, f->name, &f->node);
+		fd = kl_rs_create_file(c, f->path, f->dirfd, f->name, &f->node, &w->check,
+				       &f->unchanged);
 	close(KL_TAKE_FD(f->dirfd));
 	kl_rs_rdir_created(c, KL_TAKE_PTR(f->dir));
 	if (fd < 0) {
 		pthread_mutex_lock(&c->lock);
-		f->err = fd; /* reported by kl_rs_create_file */
+		if (fd != KL_RS_KEPT)
+			f->err = fd; /* reported by kl_rs_create_file */
 		pthread_mutex_unlock(&c->lock);
 		return false;
 	}
 	f->fd = fd;
-	return true;
+	return !f->unchanged;
 }
 
 static const char *blob_error(int rc)
@@ -131,7 +146,7 @@ static void run_part(struct worker *w, const struct part *pt)
 	size_t i;
 	int rc;
 
-	if (f->fd < 0 && !create_queued(c, f))
+	if (f->fd < 0 && !create_queued(w, f))
 		return;
 	for (i = pt->first; i < pt->last && !kl_rs_stopped(c); i++) {
 		const struct kl_id *id = &nd->content[i];
@@ -192,6 +207,12 @@ void kl_rs_finish_file(struct rctx *c, struct rfile *f)
 	int rc;
 
 	if (kl_rs_stopped(c) || f->fd < 0) {
+		kl_rs_rfile_free(f);
+		return;
+	}
+	if (f->unchanged) {
+		/* the file that was there is the same: its metadata only */
+		kl_rs_apply_meta(c, f->path, f->fd, -1, NULL, nd);
 		kl_rs_rfile_free(f);
 		return;
 	}

@@ -232,26 +232,38 @@ static unsigned thread_count(const struct kl_restore_opts *o)
 	return (unsigned)KL_MAX(1, KL_MIN(n, MAX_THREADS));
 }
 
-/* The whole snapshot: the root's children go into the target. */
-static void restore_root(struct rctx *c, struct worker *inline_w, struct dirh *root,
-			 const struct kl_node *top)
+/*
+ * A directory's contents go into the target: the snapshot's root, or the
+ * directory at the path asked for (as restic does: SNAP:/a/b puts b's
+ * children in the target). c->path is its path.
+ */
+static void restore_contents(struct rctx *c, struct worker *inline_w, struct dirh *root,
+			     const struct kl_node *top)
 {
 	struct kl_tree t = {0};
+	size_t base = c->path.len;
+	bool all = c->all;
 	int rc;
 
-	rc = kl_repo_read_tree(c->r, &top->subtree, &t);
+	if (!all && base && kl_patterns_match(&c->o->includes, (const char *)c->path.data))
+		all = true; /* the directory asked for matches: all of it */
+	rc = top->has_subtree ? kl_repo_read_tree(c->r, &top->subtree, &t) : -KL_ECORRUPT;
 	if (rc == -KL_ENOTFOUND)
-		kl_rs_fail(c, "/", rc,
-			   "the snapshot's root directory is not in the index; "
+		kl_rs_fail(c, base ? (const char *)c->path.data : "/", rc,
+			   "the directory's listing is not in the index; "
 			   "run 'keel repair index' (if no pack holds it, it is lost)");
 	else if (rc < 0)
-		kl_rs_fail(c, "/", rc, "the snapshot's root directory is damaged");
-	else if (!t.n)
+		kl_rs_fail(c, base ? (const char *)c->path.data : "/", rc,
+			   "the directory's listing is damaged");
+	else if (!t.n && !base)
 		kl_rs_note(c, "/", 0,
 			   "the snapshot is empty (a repaired snapshot whose root "
 			   "directory was lost?): nothing to restore");
+	/* --delete: before the walk hands the tree's nodes over to the workers */
+	if (rc >= 0 && c->o->delete_extra)
+		kl_rs_delete_extra(c, c->rootfd, &t, all);
 	for (size_t i = 0; i < t.n && !kl_rs_stopped(c); i++) {
-		kl_buf_setlen(&c->path, 0);
+		kl_buf_setlen(&c->path, base);
 		rc = kl_buf_addch(&c->path, '/');
 		if (rc >= 0)
 			rc = kl_buf_add(&c->path, t.nodes[i].name, t.nodes[i].name_len);
@@ -259,8 +271,9 @@ static void restore_root(struct rctx *c, struct worker *inline_w, struct dirh *r
 			kl_rs_fail(c, "/", rc, "cannot restore");
 			break;
 		}
-		kl_rs_restore_tree(c, inline_w, root, &t.nodes[i], c->all);
+		kl_rs_restore_tree(c, inline_w, root, &t.nodes[i], all);
 	}
+	kl_buf_setlen(&c->path, base);
 	kl_tree_release(&t);
 }
 
@@ -269,8 +282,10 @@ static void join_workers(struct rctx *c, struct worker *ws, unsigned want)
 {
 	pthread_mutex_lock(&c->lock);
 	c->walk_done = true;
-	c->prog.files_total = c->files_seen;
-	c->prog.bytes_total = c->bytes_seen;
+	if (!c->planned) {
+		c->prog.files_total = c->files_seen;
+		c->prog.bytes_total = c->bytes_seen;
+	}
 	pthread_cond_broadcast(&c->nonempty);
 	pthread_mutex_unlock(&c->lock);
 	for (unsigned i = 0; i < c->nthreads; i++) {
@@ -282,6 +297,90 @@ static void join_workers(struct rctx *c, struct worker *ws, unsigned want)
 		kl_buf_release(&ws[c->nthreads].blob);
 		kl_buf_release(&ws[c->nthreads].check);
 	}
+}
+
+/* Opens the target: made first unless a dry run, which takes -1 for one that is not there. */
+static int open_target(struct rctx *c)
+{
+	const struct kl_restore_opts *o = c->o;
+	int rc = 0;
+
+	if (!o->dry_run)
+		rc = kl_fs_mkdir_p(AT_FDCWD, o->target, 0700);
+	if (rc >= 0) {
+		c->rootfd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (c->rootfd < 0)
+			rc = o->dry_run && errno == ENOENT ? 0 : -errno;
+	}
+	if (rc < 0)
+		return kl_repo_fail(c->r, rc, "cannot open restore target '%s'", o->target);
+	return 0;
+}
+
+/* The walk before the restore (restore-plan.c), when something needs it. */
+static int plan(struct rctx *c, const struct kl_node *top, bool contents)
+{
+	const struct kl_restore_opts *o = c->o;
+	bool full = o->dry_run || o->report.progress;
+	int rc;
+
+	if (!full && c->all)
+		return 0;
+	rc = kl_rs_plan(c, top, contents, full);
+	if (rc < 0)
+		return rc;
+	c->planned = full;
+	if (!c->all && !c->matched)
+		return kl_repo_fail(c->r, -KL_ENOTFOUND,
+				    "no path in the snapshot matches the include patterns");
+	return 0;
+}
+
+static void rctx_release(struct rctx *c)
+{
+	kl_buf_release(&c->path);
+	kl_rs_links_release(c);
+	kl_rs_names_release(c->lnames, c->n_lnames);
+	kl_rs_names_release(c->damaged, c->n_damaged);
+	if (c->rootfd >= 0)
+		close(c->rootfd);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->nonempty);
+	pthread_cond_destroy(&c->nonfull);
+}
+
+/* Starts the workers and walks; the files are written when it returns. */
+static void run(struct rctx *c, struct kl_node *top, bool contents)
+{
+	struct worker ws[MAX_THREADS];
+	struct worker inline_w = {.c = c};
+	struct dirh root = {.exists = true, .fd = c->rootfd};
+	unsigned want;
+
+	kl_buf_init(&inline_w.blob, BLOB_BUF_MAX);
+	kl_buf_init(&inline_w.check, BLOB_BUF_MAX);
+	want = thread_count(c->o);
+	for (c->nthreads = 0; c->nthreads < want; c->nthreads++) {
+		struct worker *w = &ws[c->nthreads];
+
+		memset(w, 0, sizeof(*w));
+		w->c = c;
+		kl_buf_init(&w->blob, BLOB_BUF_MAX);
+		kl_buf_init(&w->check, BLOB_BUF_MAX);
+		if (pthread_create(&w->tid, NULL, kl_rs_worker_main, w))
+			break; /* fewer workers, or none: then the walk writes files itself */
+	}
+	if (contents)
+		restore_contents(c, &inline_w, &root, top);
+	else
+		kl_rs_restore_tree(c, &inline_w, &root, top, c->all); /* target/<name> */
+	join_workers(c, ws, want);
+	kl_rs_damaged_rename(c);
+	pthread_mutex_lock(&c->lock);
+	kl_rs_progress_locked(c, NULL, true);
+	pthread_mutex_unlock(&c->lock);
+	kl_buf_release(&inline_w.blob);
+	kl_buf_release(&inline_w.check);
 }
 
 int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
@@ -296,11 +395,8 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 		.nonempty = PTHREAD_COND_INITIALIZER,
 		.nonfull = PTHREAD_COND_INITIALIZER,
 	};
-	struct worker ws[MAX_THREADS];
-	struct worker inline_w = {.c = &c};
 	struct kl_node top;
-	struct dirh root = {.exists = true};
-	unsigned want;
+	bool contents;
 	int rc;
 
 	if (ret)
@@ -308,76 +404,37 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 	if (!o->target || !*o->target)
 		return kl_repo_fail(r, -KL_EUSAGE, "no restore target given");
 	rc = normalise_path(path, &c.path);
-	if (rc < 0)
-		return rc;
-	rc = kl_tree_lookup(r, tree, (const char *)c.path.data, &top);
+	if (rc >= 0)
+		rc = kl_tree_lookup(r, tree, (const char *)c.path.data, &top);
 	if (rc < 0) {
-		kl_buf_release(&c.path);
+		rctx_release(&c);
 		return rc;
 	}
-	rc = kl_fs_mkdir_p(AT_FDCWD, o->target, 0700);
-	if (rc >= 0) {
-		c.rootfd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (c.rootfd < 0)
-			rc = -errno;
-	}
-	if (rc < 0) {
-		kl_node_release(&top);
-		kl_buf_release(&c.path);
-		return kl_repo_fail(r, rc, "cannot open restore target '%s'", o->target);
-	}
-	root.fd = c.rootfd;
+	contents = top.type == KL_NODE_DIR;
 	c.start_ns = coarse_now_ns();
 	c.euid = geteuid();
 	c.egid = getegid();
 	c.do_owner = !o->no_owner && c.euid == 0;
 	c.owner_omitted = !o->no_owner && c.euid != 0;
 	c.all = !o->includes.n;
-	/* names below the target start after the last '/' of the restored path */
-	c.rel_off = c.path.len
-			    ? (size_t)(strrchr((char *)c.path.data, '/') - (char *)c.path.data) + 1
-			    : 1;
-	kl_buf_init(&inline_w.blob, BLOB_BUF_MAX);
-	kl_buf_init(&inline_w.check, BLOB_BUF_MAX);
-
-	want = thread_count(o);
-	for (c.nthreads = 0; c.nthreads < want; c.nthreads++) {
-		struct worker *w = &ws[c.nthreads];
-
-		memset(w, 0, sizeof(*w));
-		w->c = &c;
-		kl_buf_init(&w->blob, BLOB_BUF_MAX);
-		kl_buf_init(&w->check, BLOB_BUF_MAX);
-		if (pthread_create(&w->tid, NULL, kl_rs_worker_main, w))
-			break; /* fewer workers, or none: then the walk writes files itself */
-	}
-
-	if (!c.path.len) {
-		restore_root(&c, &inline_w, &root, &top);
-	} else {
-		/* a subtree: its node becomes target/<name> */
-		kl_rs_restore_tree(&c, &inline_w, &root, &top, c.all);
-	}
-
-	join_workers(&c, ws, want);
-	kl_rs_damaged_rename(&c);
-	pthread_mutex_lock(&c.lock);
-	kl_rs_progress_locked(&c, NULL, true);
-	pthread_mutex_unlock(&c.lock);
-
-	kl_buf_release(&inline_w.blob);
-	kl_buf_release(&inline_w.check);
+	/* names below the target start after the directory restored, or the file's last '/' */
+	if (contents)
+		c.rel_off = c.path.len + 1;
+	else
+		c.rel_off = (size_t)(strrchr((char *)c.path.data, '/') - (char *)c.path.data) + 1;
+	rc = o->dry_run ? open_target(&c) : 0;
+	if (rc >= 0)
+		rc = plan(&c, &top, contents);
+	if (rc >= 0 && !o->dry_run)
+		rc = open_target(&c);
+	if (rc >= 0 && !o->dry_run)
+		run(&c, &top, contents);
 	kl_node_release(&top);
-	kl_buf_release(&c.path);
-	kl_rs_links_release(&c);
-	kl_rs_names_release(c.lnames, c.n_lnames);
-	kl_rs_names_release(c.damaged, c.n_damaged);
-	close(c.rootfd);
-	pthread_mutex_destroy(&c.lock);
-	pthread_cond_destroy(&c.nonempty);
-	pthread_cond_destroy(&c.nonfull);
 	if (ret)
 		*ret = c.st;
+	rctx_release(&c);
+	if (rc < 0)
+		return rc;
 	if (!c.worst && (c.st.owners_omitted || c.st.specials_omitted || c.st.xattrs_omitted ||
 			 c.st.setid_cleared))
 		return -KL_EPARTIAL; /* restored with omissions, each warned about */

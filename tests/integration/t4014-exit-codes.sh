@@ -22,6 +22,10 @@ expect_error 1 'exist' keel init --kdf-ops 1 --kdf-mem 8
 
 # case 2: usage error
 expect_exit 2 keel backup --no-such-option "$SRC"
+# a restore target that is a file; '/' without --force (no terminal to ask)
+printf 'f\n' >"$TEST_DIR/afile"
+expect_error 2 "is not a directory" keel restore latest --target "$TEST_DIR/afile"
+expect_error 2 "give --force" keel restore latest --target /
 
 # case 4: the work is done, but the command's own lock cannot be deleted:
 # every delete fails (src/backend/fault.c), so the retry in
@@ -54,6 +58,8 @@ expect_exit 12 env KEEL_PASSWORD_FILE="$TEST_DIR/wrong" "$KEEL" snapshots
 # case 14: no such snapshot, no such path
 expect_exit 14 keel restore 0123456789abcdef --target "$TEST_DIR/r14"
 expect_exit 14 keel restore latest:/no/such/path --target "$TEST_DIR/r14"
+# and an --include that matches nothing in the snapshot
+expect_error 14 "matches the include patterns" keel restore latest --include '/nomatch*' --target "$TEST_DIR/r14"
 
 # case 15: restore --verify reads back data that differs: the file is
 # changed after restore wrote it, before it reads it back (the only file)
