@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 (bookworm) packages that keel's build, tests,
-# sanitizer and fuzz builds need. Idempotent: it asks dpkg first and runs
-# apt-get only when something is missing (with sudo when not root).
+# Installs the Debian 12 (bookworm) packages that keel needs. Idempotent: it
+# asks dpkg first and runs apt-get only when something is missing (with sudo
+# when not root).
+#
+#     scripts/install-deps.sh               what the build and every test need
+#     scripts/install-deps.sh --build-only  what building keel needs (scripts/build.sh,
+#                                           scripts/demo.sh)
+#     scripts/install-deps.sh --list-build  print the build packages, one a line
+#
+# debian/control's Build-Depends are the build packages but gcc and libc6-dev
+# (build-essential); scripts/test.sh's deb stage checks that they agree.
 set -euo pipefail
 
-packages=(
-	# build
+build_packages=(
 	meson ninja-build pkg-config gcc libc6-dev
 	libzstd-dev libsodium-dev libssl-dev
-	# unit tests
+	# S3 backend
+	libcurl4-openssl-dev
+	# unit tests (built with the rest of the tree)
 	libcmocka-dev
+)
+test_packages=(
 	# sanitizer and fuzz builds (clang-14, its runtimes, llvm-symbolizer)
 	clang-14 libclang-rt-14-dev llvm-14
 	# format check
@@ -19,11 +30,28 @@ packages=(
 	attr acl util-linux mount coreutils findutils binutils python3
 	# I/O errors injected into single system calls (t1021)
 	strace
-	# S3 backend (libcurl) and its tests: a Ceph RADOS Gateway, curl as a second client
-	libcurl4-openssl-dev ceph-mon ceph-osd radosgw ceph-common curl
+	# S3 tests: a Ceph RADOS Gateway, curl as a second client
+	ceph-mon ceph-osd radosgw ceph-common curl
 	# TLS in front of the test gateway (a self-signed CA): t2008
 	socat openssl
+	# generated manual pages and completions checked (t0002)
+	man-db zsh fish
+	# the Debian package and its lint (scripts/test.sh deb)
+	dpkg-dev debhelper fakeroot lintian
 )
+
+case ${1:-} in
+--build-only) packages=("${build_packages[@]}") ;;
+--list-build)
+	printf '%s\n' "${build_packages[@]}"
+	exit 0
+	;;
+"") packages=("${build_packages[@]}" "${test_packages[@]}") ;;
+*)
+	echo "install-deps: unknown argument '$1' (--build-only, --list-build)" >&2
+	exit 2
+	;;
+esac
 
 # One dpkg-query for all; packages it does not know are not printed.
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${packages[@]}" 2>/dev/null || true)

@@ -11,7 +11,7 @@ KEEL=${1:-${KEEL_BIN:-}}
 
 # The commands of docs/CLI-SPEC.md, nested verbs included.
 commands=(init backup snapshots ls restore diff dump check key "key list" "key add"
-	"key remove" "key passwd" version forget prune unlock repair serve)
+	"key remove" "key passwd" version forget prune unlock repair serve help generate)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/keel-check-help.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -48,7 +48,7 @@ for c in "${commands[@]}"; do
 done
 # The main help lists every top-level command.
 "$KEEL" --help >"$tmp/main" 2>/dev/null
-for c in init backup snapshots ls restore diff dump check key version; do
+for c in init backup snapshots ls restore diff dump check key version help generate; do
 	grep -qE "^ +$c( |$)" "$tmp/main" || bad "'keel --help' does not list '$c'"
 done
 

@@ -34,6 +34,12 @@ struct kl_cli {
 	struct kl_err detail; /* the storage's detail of it (kl_repo_take_err) */
 	const char *cmd_name;
 	unsigned cmd_flags;
+	/*
+	 * Set by 'keel generate': --help hands the usage text over in
+	 * help_text instead of printing it (kl_cli_default_opt).
+	 */
+	bool want_help_text;
+	const char *help_text;
 };
 
 /* Opens (and unlocks, loads the index of) the repository as the command's flags say. */
@@ -159,6 +165,54 @@ const char *kl_node_type_name(int type);
 		"path", required_argument, NULL, 0x1103                                            \
 	}
 
+/*
+ * Reading the usage texts back (usage.c): an option of a usage text as its
+ * line names it, "-e, --exclude PATTERN" or "--read-data-subset=N%".
+ */
+struct kl_usage_opt {
+	char short_name; /* 0: none */
+	char name[48];	 /* the long name without "--"; "": none */
+	char arg[48];	 /* its value's name ("FILE", "a|b"); "": takes none */
+	bool arg_eq;	 /* written "--name=ARG" */
+};
+/* Whether a line of a usage text lists an option (indented, then '-'). */
+bool kl_usage_is_item(const char *line, size_t len);
+/* Where the option line's spec ends and its help begins (len: no help on the line). */
+void kl_usage_split_item(const char *line, size_t len, size_t *spec_end, size_t *help_start);
+/* Calls fn for each option of a spec ("-e, --exclude PATTERN"); stops at a non-zero return. */
+int kl_usage_parse_spec(const char *spec, size_t len,
+			int (*fn)(const struct kl_usage_opt *o, void *ud), void *ud);
+/* The same for every option line of a usage text. */
+int kl_usage_for_each_opt(const char *usage, int (*fn)(const struct kl_usage_opt *o, void *ud),
+			  void *ud);
+size_t kl_edit_distance(const char *a, const char *b);
+
+/* "did you mean": the names nearest to what was typed */
+#define KL_SUGGEST_MAX 3
+struct kl_suggest {
+	const char *typed;
+	size_t best; /* edit distance of names[] (0: typed is their beginning) */
+	size_t n;
+	char names[KL_SUGGEST_MAX][48];
+};
+void kl_suggest_init(struct kl_suggest *s, const char *typed);
+void kl_suggest_add(struct kl_suggest *s, const char *name);
+/* "; did you mean 'PREFIXa' or 'PREFIXb'?" when there is a suggestion */
+void kl_suggest_print(const struct kl_suggest *s, const char *prefix, FILE *f);
+/* The same for a mistyped "--option", among the options of the usage texts. */
+void kl_suggest_option(FILE *f, const char *word, const char *const *usages, size_t n_usages);
+
+/* "keel: unknown command 'bakup'; did you mean 'backup'?"; returns -KL_EUSAGE */
+int kl_cli_unknown_command(const char *name);
+
+/* "keel: CMD: unknown option '--exlcude'; did you mean '--exclude'?"; -KL_EUSAGE */
+int kl_cli_unknown_option(struct kl_cli *cli, const char *word, const char *usage);
+
+/* main.c: the main usage text, with the command list (kl_cmd_table) filled in */
+void kl_cli_print_main_usage(FILE *f);
+/* Its format ("%s": the command list): the global options, for suggestions. */
+extern const char kl_cli_main_usage[];
+
 int cmd_init(int argc, char **argv, struct kl_cli *cli);
 int cmd_backup(int argc, char **argv, struct kl_cli *cli);
 int cmd_snapshots(int argc, char **argv, struct kl_cli *cli);
@@ -174,6 +228,8 @@ int cmd_unlock(int argc, char **argv, struct kl_cli *cli);
 int cmd_repair(int argc, char **argv, struct kl_cli *cli);
 int cmd_serve(int argc, char **argv, struct kl_cli *cli);
 int cmd_version(int argc, char **argv, struct kl_cli *cli);
+int cmd_help(int argc, char **argv, struct kl_cli *cli);
+int cmd_generate(int argc, char **argv, struct kl_cli *cli);
 
 extern const struct kl_cmd *const kl_cmd_table;
 const struct kl_cmd *kl_cmd_find(const char *name);

@@ -29,6 +29,8 @@ static const struct kl_cmd cmds[] = {
 	{"unlock", cmd_unlock, KL_CMD_REPO | KL_CMD_KEY, "remove stale locks", NULL},
 	{"key", cmd_key, KL_CMD_REPO | KL_CMD_KEY, "manage passwords (key files)", NULL},
 	{"version", cmd_version, 0, "print the version", NULL},
+	{"help", cmd_help, 0, "print the help of keel or of a command", NULL},
+	{"generate", cmd_generate, 0, "write manual pages and shell completions", NULL},
 	{NULL, NULL, 0, NULL, NULL},
 };
 const struct kl_cmd *const kl_cmd_table = cmds;
@@ -362,7 +364,10 @@ void kl_snap_filter_release(struct kl_snap_filter *f)
 int kl_cli_default_opt(struct kl_cli *cli, int c, const char *usage, char **argv)
 {
 	if (c == 'h') {
-		fputs(usage, stdout);
+		if (cli->want_help_text)
+			cli->help_text = usage;
+		else
+			fputs(usage, stdout);
 		return KL_CLI_HELP;
 	}
 	if (kl_cli_global_opt(cli, c, optarg))
@@ -371,7 +376,7 @@ int kl_cli_default_opt(struct kl_cli *cli, int c, const char *usage, char **argv
 		return kl_cli_usage_error(cli, "option '%s' needs a value", argv[optind - 1]);
 	if (optopt && optopt < 256)
 		return kl_cli_usage_error(cli, "unknown option '-%c'", optopt);
-	return kl_cli_usage_error(cli, "unknown option '%s'", argv[optind - 1]);
+	return kl_cli_unknown_option(cli, argv[optind - 1], usage);
 }
 
 int kl_cli_open(struct kl_cli *cli)

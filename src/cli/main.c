@@ -12,7 +12,7 @@
 
 #include "cli.h"
 
-static const char main_usage[] =
+const char kl_cli_main_usage[] =
 	"usage: keel [-r REPO] [--password-file FILE] [--json] COMMAND [ARGS]\n"
 	"\n"
 	"Encrypted, deduplicated, incremental backups.\n"
@@ -40,12 +40,12 @@ static const char main_usage[] =
 	"S3 credentials and settings: the environment (AWS_*, KEEL_S3_*), else\n"
 	"~/.config/keel/config (env KEEL_CONFIG), else ~/.aws/credentials;\n"
 	"see docs/S3.md.\n"
-	"Run 'keel COMMAND --help' for a command's options.\n"
+	"Run 'keel help COMMAND' or 'keel COMMAND --help' for a command's options.\n"
 	"Exit codes: docs/EXIT-CODES.md (0 ok, 1 error, 2 usage, 3 partial backup,\n"
 	"4 done but its lock was left, 10 no repository, 12 wrong password,\n"
 	"13 damaged, 14 not found).\n";
 
-static void print_main_usage(FILE *f)
+void kl_cli_print_main_usage(FILE *f)
 {
 	char list[2048];
 	size_t o = 0;
@@ -54,7 +54,24 @@ static void print_main_usage(FILE *f)
 	for (const struct kl_cmd *c = kl_cmd_table; c->name; c++)
 		o += (size_t)snprintf(list + o, sizeof(list) - o, "  %-11s %s\n", c->name,
 				      c->summary);
-	fprintf(f, main_usage, list);
+	fprintf(f, kl_cli_main_usage, list);
+}
+
+static int unknown_option(int c, const char *word)
+{
+	const char *const usages[] = {kl_cli_main_usage};
+
+	if (c == ':') {
+		fprintf(stderr, "keel: option '%s' needs a value\n", word);
+	} else if (optopt && optopt < 256) {
+		fprintf(stderr, "keel: unknown option '-%c'\n", optopt);
+	} else {
+		fprintf(stderr, "keel: unknown option '%s'", word);
+		kl_suggest_option(stderr, word, usages, 1);
+		fputc('\n', stderr);
+	}
+	fprintf(stderr, "Run 'keel --help' for usage.\n");
+	return kl_exit_code(-KL_EUSAGE);
 }
 
 int main(int argc, char **argv)
@@ -87,30 +104,24 @@ int main(int argc, char **argv)
 	cli.progress = isatty(STDERR_FILENO);
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+" KL_GLOBAL_SHORT, opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:" KL_GLOBAL_SHORT, opts, NULL)) != -1) {
 		if (c == 'h') {
-			print_main_usage(stdout);
+			kl_cli_print_main_usage(stdout);
 			return 0;
 		}
 		if (c == 'V')
 			return kl_exit_code(cmd_version(0, NULL, &cli));
 		rc = kl_cli_global_opt(&cli, c, optarg);
-		if (rc == 0) {
-			fprintf(stderr, "keel: unknown option '%s'\n", argv[optind - 1]);
-			print_main_usage(stderr);
-			return kl_exit_code(-KL_EUSAGE);
-		}
+		if (rc == 0)
+			return unknown_option(c, argv[optind - 1]);
 	}
 	if (optind >= argc) {
-		print_main_usage(stderr);
+		kl_cli_print_main_usage(stderr);
 		return kl_exit_code(-KL_EUSAGE);
 	}
 	cmd = kl_cmd_find(argv[optind]);
-	if (!cmd) {
-		fprintf(stderr, "keel: '%s' is not a keel command, see 'keel --help'\n",
-			argv[optind]);
-		return kl_exit_code(-KL_EUSAGE);
-	}
+	if (!cmd)
+		return kl_exit_code(kl_cli_unknown_command(argv[optind]));
 	cli.cmd_name = cmd->name;
 	cli.cmd_flags = cmd->flags;
 	argc -= optind;
