@@ -182,11 +182,12 @@ static bool glob_match(const char *pat, size_t plen, const char *name, size_t nl
 				pi++;
 				c = pat[pi];
 			}
-			if (name[ni] == c) {
+			if (!fold && name[ni] == c) {
 				pi++;
 				ni++;
 				continue;
 			}
+			/* whole characters: a lead byte alone may match across cases */
 			if (fold) {
 				uint32_t pc, nc;
 				size_t pk = utf8_next(pat + pi, plen - pi, &pc);
