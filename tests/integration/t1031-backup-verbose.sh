@@ -74,6 +74,18 @@ grep '"message_type":"status"' "$OUT" | tail -n 1 >"$TEST_DIR/status"
 keel backup --json -q "$SRC" >"$OUT" || fail "backup --json -q failed"
 [ "$(wc -l <"$OUT")" = 1 ] && grep -q '"message_type":"summary"' "$OUT" || fail "--json -q: $(cat "$OUT")"
 
+# on a terminal: the progress line on stderr, with the share done (the last
+# one at 100 % of the files and bytes counted); never with --no-progress
+if command -v script >/dev/null 2>&1; then
+	script -qec "'$KEEL' backup '$SRC' >'$TEST_DIR/tty-out'" /dev/null >"$TEST_DIR/tty" \
+		</dev/null || fail "backup on a terminal failed"
+	grep -q '\] 100\.0% 4/4 files, 10 B, ' "$TEST_DIR/tty" || fail "progress: $(cat -v "$TEST_DIR/tty")"
+	grep -q '^snapshot [0-9a-f]\{8\} saved$' "$TEST_DIR/tty-out" || fail "no summary on a terminal"
+	script -qec "'$KEEL' backup --no-progress '$SRC' >/dev/null" /dev/null >"$TEST_DIR/tty" \
+		</dev/null || fail "backup --no-progress on a terminal failed"
+	[ ! -s "$TEST_DIR/tty" ] || fail "--no-progress: $(cat -v "$TEST_DIR/tty")"
+fi
+
 # --dry-run: lists, says that nothing was saved, and writes nothing
 printf 'e\n' >"$SRC/e.txt"
 n=$(snapshot_count)
