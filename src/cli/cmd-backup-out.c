@@ -55,7 +55,7 @@ static void on_item(void *ud, enum kl_backup_item what, const char *path, uint64
 		printf("{\"message_type\":\"verbose_status\",\"action\":\"%s\",\"item\":",
 		       item_word(what));
 		kl_json_cstr(stdout, path);
-		printf(",\"size\":%llu}\n", (unsigned long long)size);
+		printf(",\"data_size\":%llu}\n", (unsigned long long)size);
 		return;
 	}
 	before_line(out);

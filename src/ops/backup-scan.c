@@ -84,6 +84,12 @@ void *kl_bk_scanner(void *arg)
 		}
 		if (!S_ISDIR(st.st_mode))
 			continue;
+		if (b->o->n_skip || b->o->n_if_present) {
+			const char *why;
+
+			if (kl_bk_skip_dir(b, pfd, base, &st, &why))
+				continue; /* the walk leaves it out too */
+		}
 		/* O_NOATIME: counting must not set the atimes the walk keeps */
 		fd = kl_bk_open_noatime(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0)

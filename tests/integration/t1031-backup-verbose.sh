@@ -56,7 +56,7 @@ keel backup --json -vv "$SRC" >"$OUT" || fail "backup --json -vv failed"
 json_check <"$OUT"
 [ "$(grep -c '"message_type":"verbose_status"' "$OUT")" = 4 ] ||
 	fail "verbose_status objects: $(cat "$OUT")"
-grep -qF "{\"message_type\":\"verbose_status\",\"action\":\"unmodified\",\"item\":\"$SRC/a.txt\",\"size\":3}" \
+grep -qF "{\"message_type\":\"verbose_status\",\"action\":\"unmodified\",\"item\":\"$SRC/a.txt\",\"data_size\":3}" \
 	"$OUT" || fail "verbose_status of a.txt: $(cat "$OUT")"
 [ "$(tail -n 1 "$OUT" | json_get message_type)" = summary ] || fail "summary not last"
 # and without -v none
