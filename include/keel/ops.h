@@ -162,7 +162,10 @@ struct kl_backup_opts {
 	size_t n_tags;
 	struct kl_patterns excludes;
 	struct kl_patterns iexcludes; /* with fold set */
-	/* a directory holding an entry of one of these names is left out (restic) */
+	/*
+	 * a directory holding an entry of one of these names is left out
+	 * (restic); "NAME:HEADER": only if that file begins with HEADER
+	 */
 	char **if_present;
 	size_t n_if_present;
 	const struct kl_backup_skip *skip;

@@ -18,9 +18,9 @@ static const char usage[] =
 	"                               CACHEDIR.TAG\n"
 	"      --exclude-larger-than S  skip files larger than S (e.g. 100M)\n"
 	"      --iexclude PATTERN       like --exclude, ignoring case (repeatable)\n"
-	"      --exclude-if-present NAME\n"
+	"      --exclude-if-present NAME[:HEADER]\n"
 	"                               skip directories that contain an entry NAME\n"
-	"                               (repeatable)\n"
+	"                               (a file beginning with HEADER) (repeatable)\n"
 	"      --files-from FILE        read paths from FILE, one a line ('#'\n"
 	"                               comments; '-': stdin) (repeatable)\n"
 	"      --files-from-raw FILE    read NUL-separated paths from FILE\n"
@@ -106,7 +106,7 @@ static int parse_opt(struct kl_cli *cli, int c, char **argv, struct kl_backup_op
 		rc = kl_patterns_add(&o->iexcludes, optarg);
 		break;
 	case OPT_EXCLUDE_IF_PRESENT:
-		if (!*optarg || strchr(optarg, '/'))
+		if (!*optarg || *optarg == ':' || memchr(optarg, '/', strcspn(optarg, ":")))
 			rc = kl_cli_usage_error(
 				cli, "invalid --exclude-if-present '%s': give a name", optarg);
 		else

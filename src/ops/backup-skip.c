@@ -6,6 +6,7 @@
 #include <fcntl.h>
 
 #include "backup-internal.h"
+#include "keel/fs.h"
 
 int kl_backup_source_exists(const char *path)
 {
@@ -24,17 +25,43 @@ bool kl_bk_excluded(const struct backup *b, const char *path)
 	       (o->iexcludes.n && kl_patterns_match(&o->iexcludes, path));
 }
 
-/* Does the directory name in dfd hold an entry named one of --exclude-if-present's? */
+/*
+ * Is the marker "NAME" or "NAME:HEADER" (restic's form) in the directory
+ * dfd: an entry NAME, whose content begins with HEADER if one is given?
+ */
+static bool marker_in(int dfd, const char *marker)
+{
+	const char *colon = strchr(marker, ':');
+	_cleanup_free_ char *name = NULL;
+	_cleanup_free_ uint8_t *buf = NULL;
+	_cleanup_close_ int fd = -1;
+	size_t hlen, got = 0;
+	struct stat st;
+
+	if (!colon)
+		return fstatat(dfd, marker, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	hlen = strlen(colon + 1);
+	name = kl_strndup(marker, (size_t)(colon - marker));
+	buf = kl_malloc(hlen + 1);
+	if (!name || !buf)
+		return false;
+	fd = kl_bk_open_noatime(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return false;
+	return kl_fs_read_full(fd, buf, hlen, &got) >= 0 && got == hlen &&
+	       !memcmp(buf, colon + 1, hlen);
+}
+
+/* Does the directory name in dfd hold one of --exclude-if-present's markers? */
 static bool has_marker(const struct backup *b, int dfd, const char *name)
 {
 	_cleanup_close_ int fd = -1;
-	struct stat st;
 
 	fd = kl_bk_open_noatime(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return false; /* the walk reports it */
 	for (size_t i = 0; i < b->o->n_if_present; i++)
-		if (fstatat(fd, b->o->if_present[i], &st, AT_SYMLINK_NOFOLLOW) == 0)
+		if (marker_in(fd, b->o->if_present[i]))
 			return true;
 	return false;
 }

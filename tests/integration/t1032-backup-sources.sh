@@ -93,6 +93,16 @@ assert_not_listed "$LS" tmp/deep/x
 assert_not_listed "$LS" src/build
 assert_listed "$LS" docs/a.txt
 expect_exit 2 keel backup --exclude-if-present a/b "$SRC"
+# NAME:HEADER (restic): only where that file begins with HEADER
+mkdir -p "$SRC/hdr-yes" "$SRC/hdr-no"
+printf 'KEEP-OUT of backups\n' >"$SRC/hdr-yes/.tag"
+printf 'keep me\n' >"$SRC/hdr-no/.tag"
+expect_success keel backup --exclude-if-present '.tag:KEEP-OUT' "$SRC" >/dev/null 2>&1
+keel ls latest >"$LS"
+assert_not_listed "$LS" src/hdr-yes
+assert_listed "$LS" src/hdr-no/.tag
+assert_listed "$LS" src/tmp/deep/x
+rm -rf "$SRC/hdr-yes" "$SRC/hdr-no"
 
 # --files-from: comments, blank lines, a CR; '-' reads stdin; with arguments
 printf '# my list\n\n%s/docs\r\n   \n%s/photos/c.png\n' "$SRC" "$SRC" >"$TEST_DIR/list"
