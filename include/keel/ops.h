@@ -18,6 +18,8 @@ struct kl_progress {
 	uint64_t bytes_done, bytes_total;
 	uint64_t errors;
 	const char *current; /* may be NULL */
+	bool totals_final;   /* the totals are complete (backup: its scan is done) */
+	bool last;	     /* the operation's last call, with the final counts */
 };
 
 /*
@@ -44,6 +46,12 @@ struct kl_report {
 struct kl_patterns {
 	char **v;
 	size_t n;
+	/*
+	 * Case-insensitive (--iexclude): letters of ASCII, Latin-1, Greek and
+	 * Cyrillic match either case. Set before matching; patterns keep their
+	 * case.
+	 */
+	bool fold;
 };
 int kl_patterns_add(struct kl_patterns *p, const char *pat);
 int kl_patterns_add_file(struct kl_patterns *p, const char *file); /* one per line, '#' comments */
@@ -111,6 +119,41 @@ enum kl_backup_flags {
 	KL_BACKUP_DRY_RUN = 1 << 3,
 };
 
+/* What a backup found a regular file to be, against the parent snapshot. */
+enum kl_backup_item {
+	KL_BACKUP_ITEM_NEW,	   /* not in the parent (or no parent) */
+	KL_BACKUP_ITEM_CHANGED,	   /* in the parent, read again */
+	KL_BACKUP_ITEM_UNMODIFIED, /* in the parent, its content reused without reading */
+};
+
+/*
+ * What -v and -vv show. All calls come from the thread that called
+ * kl_backup, never concurrently; each member may be NULL. With item NULL
+ * (or item_level 0) the walk does no per-file work for it.
+ */
+struct kl_backup_listener {
+	/* before the walk: the parent snapshot (NULL: none) */
+	void (*parent)(void *ud, const struct kl_id *parent);
+	/* each regular file: item_level 1 new and changed ones, 2 all */
+	void (*item)(void *ud, enum kl_backup_item what, const char *path, uint64_t size);
+	int item_level;
+	/* a directory left out on purpose, not an error (the repository inside a source) */
+	void (*note)(void *ud, const char *path, const char *what);
+	void *ud;
+};
+
+/* A directory never to back up, by identity (not by path): the repository, the cache. */
+struct kl_backup_skip {
+	uint64_t dev, ino;
+	const char *what; /* for the note: "the repository" */
+};
+
+/*
+ * Whether a source path names something: 1 yes, 0 no (ENOENT or ENOTDIR
+ * on lstat: a mistyped path), < 0 another error (the backup reports it).
+ */
+int kl_backup_source_exists(const char *path);
+
 struct kl_backup_opts {
 	char **paths; /* sources (files or directories) */
 	size_t n_paths;
@@ -118,6 +161,15 @@ struct kl_backup_opts {
 	char **tags;
 	size_t n_tags;
 	struct kl_patterns excludes;
+	struct kl_patterns iexcludes; /* with fold set */
+	/*
+	 * a directory holding an entry of one of these names is left out
+	 * (restic); "NAME:HEADER": only if that file begins with HEADER
+	 */
+	char **if_present;
+	size_t n_if_present;
+	const struct kl_backup_skip *skip;
+	size_t n_skip;
 	uint64_t exclude_larger_than; /* 0: no limit */
 	unsigned flags;
 	const char *parent; /* snapshot spec, NULL: find by host and paths */
@@ -129,6 +181,7 @@ struct kl_backup_opts {
 	bool has_time;		    /* record time_ns as the snapshot's time, not now */
 	int64_t time_ns;
 	struct kl_report report;
+	struct kl_backup_listener listen;
 };
 void kl_backup_opts_init(struct kl_backup_opts *o);
 

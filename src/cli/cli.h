@@ -109,6 +109,8 @@ void kl_json_time(FILE *f, int64_t ns);
 /* A file time as its (seconds, nanoseconds) pair: any year, no overflow. */
 void kl_json_time_sec(FILE *f, int64_t sec, uint32_t nsec);
 void kl_print_bytes(char *out, size_t n, uint64_t bytes); /* "1.2 GiB" */
+/* A path for a terminal: control bytes escaped as \xNN. */
+void kl_cli_print_path(FILE *f, const char *p);
 
 /* A reporter for ops: warnings to stderr (or JSON lines), progress line on a tty. */
 struct kl_cli_report {
@@ -117,8 +119,11 @@ struct kl_cli_report {
 	bool line_shown;
 	uint64_t warnings;
 	const char *unit; /* what the progress line counts: "files" unless set */
+	int64_t next_json_ns;
 };
 void kl_cli_report_init(struct kl_cli_report *r, struct kl_cli *cli, struct kl_report *ops);
+/* Under --json (not --quiet): progress as "status" objects on stdout. */
+void kl_cli_report_json_status(struct kl_cli_report *r, struct kl_report *ops);
 void kl_cli_report_done(struct kl_cli_report *r);
 /* Clears the progress line before other output to stderr. */
 void kl_cli_report_clear(struct kl_cli_report *r);

@@ -1,4 +1,4 @@
-#include "cli.h"
+#include "cmd-backup.h"
 #include "keel/forget.h"
 
 static const char usage[] =
@@ -17,10 +17,19 @@ static const char usage[] =
 	"      --exclude-caches         skip the contents of directories holding a\n"
 	"                               CACHEDIR.TAG\n"
 	"      --exclude-larger-than S  skip files larger than S (e.g. 100M)\n"
+	"      --iexclude PATTERN       like --exclude, ignoring case (repeatable)\n"
+	"      --exclude-if-present NAME[:HEADER]\n"
+	"                               skip directories that contain an entry NAME\n"
+	"                               (a file beginning with HEADER) (repeatable)\n"
+	"      --files-from FILE        read paths from FILE, one a line ('#'\n"
+	"                               comments; '-': stdin) (repeatable)\n"
+	"      --files-from-raw FILE    read NUL-separated paths from FILE\n"
+	"      --ignore-missing         leave out source paths that do not exist\n"
+	"                               (a warning) instead of failing\n"
 	"  -x, --one-file-system        do not cross file system boundaries\n"
 	"      --parent SNAPSHOT        compare against this snapshot\n"
 	"  -f, --force                  read every file again\n"
-	"  -n, --dry-run                read and chunk, but write nothing\n"
+	"  -n, --dry-run                read and chunk, but save nothing\n"
 	"      --stdin                  back up standard input as one file\n"
 	"      --stdin-filename NAME    its name in the snapshot (default: stdin)\n"
 	"      --stdin-from-command     back up the output of CMD; a non-zero exit\n"
@@ -30,53 +39,13 @@ static const char usage[] =
 	"                               'YYYY-MM-DD HH:MM:SS' in local time, or\n"
 	"                               RFC 3339 with an offset\n"
 	"\n"
+	"-v lists the parent snapshot and each new or changed file on stdout, -vv\n"
+	"every file with its status (new, changed, unmodified). A local\n"
+	"repository and keel's cache inside a source are skipped, with a note.\n"
+	"\n"
 	"Exit status 3 means the snapshot was saved but some files could not be\n"
-	"read; they are listed on stderr.\n";
-
-static void print_result(struct kl_cli *cli, const struct kl_backup_result *res, int64_t ns)
-{
-	const struct kl_snapshot_stats *s = &res->stats;
-	char hex[2 * KL_ID_LEN + 1], added[32], total[32], stored[32];
-	double secs = (double)ns / KL_NSEC_PER_SEC;
-
-	kl_id_hex(&res->id, hex);
-	if (cli->json) {
-		printf("{\"message_type\":\"summary\",\"snapshot_id\":\"%s\",\"partial\":%s,"
-		       "\"files_new\":%llu,\"files_changed\":%llu,\"files_unmodified\":%llu,"
-		       "\"dirs\":%llu,\"bytes_total\":%llu,\"bytes_read\":%llu,\"blobs_new\":%llu,"
-		       "\"data_added\":%llu,\"data_stored\":%llu,\"errors\":%llu,"
-		       "\"duration_seconds\":%.3f",
-		       hex, res->partial ? "true" : "false", (unsigned long long)s->files_new,
-		       (unsigned long long)s->files_changed,
-		       (unsigned long long)s->files_unmodified, (unsigned long long)s->dirs,
-		       (unsigned long long)s->bytes_total, (unsigned long long)s->bytes_read,
-		       (unsigned long long)s->blobs_new, (unsigned long long)s->bytes_added,
-		       (unsigned long long)s->bytes_stored, (unsigned long long)s->errors, secs);
-		if (res->has_parent) {
-			printf(",\"parent\":");
-			kl_json_id(stdout, &res->parent);
-		}
-		printf("}\n");
-		return;
-	}
-	if (cli->quiet)
-		return;
-	kl_print_bytes(added, sizeof(added), s->bytes_added);
-	kl_print_bytes(total, sizeof(total), s->bytes_total);
-	kl_print_bytes(stored, sizeof(stored), s->bytes_stored);
-	printf("Files: %llu new, %llu changed, %llu unmodified\n", (unsigned long long)s->files_new,
-	       (unsigned long long)s->files_changed, (unsigned long long)s->files_unmodified);
-	printf("Dirs:  %llu\n", (unsigned long long)s->dirs);
-	printf("Added to the repository: %s (%s stored)\n", added, stored);
-	printf("processed %llu files, %s in %.2f s\n",
-	       (unsigned long long)(s->files_new + s->files_changed + s->files_unmodified), total,
-	       secs);
-	if (res->partial)
-		printf("snapshot %.8s saved, but %llu files or directories could not be read\n",
-		       hex, (unsigned long long)s->errors);
-	else
-		printf("snapshot %.8s saved\n", hex);
-}
+	"read; they are listed on stderr. A source path that does not exist is\n"
+	"a usage error (2), found before anything is written.\n";
 
 /* ids of the long options without a short form */
 enum {
@@ -91,11 +60,18 @@ enum {
 	OPT_STDIN_FROM_COMMAND,
 	OPT_THREADS,
 	OPT_TIME,
+	OPT_IEXCLUDE,
+	OPT_EXCLUDE_IF_PRESENT,
+	OPT_FILES_FROM,
+	OPT_FILES_FROM_RAW,
+	OPT_IGNORE_MISSING,
 };
 
-/* Where the data comes from, when not from paths. */
+/* Where the data comes from: a stream, or paths (arguments and lists). */
 struct stream_args {
-	bool use_stdin, use_cmd;
+	bool use_stdin, use_cmd, ignore_missing;
+	char **paths; /* owned copies */
+	size_t n_paths;
 };
 
 /* Applies option c to o. Returns 0, KL_CLI_HELP or a negative error (reported). */
@@ -125,6 +101,24 @@ static int parse_opt(struct kl_cli *cli, int c, char **argv, struct kl_backup_op
 		rc = kl_patterns_add_file(&o->excludes, optarg);
 		if (rc < 0)
 			kl_cli_error(cli, rc, "cannot read exclude file '%s'", optarg);
+		break;
+	case OPT_IEXCLUDE:
+		rc = kl_patterns_add(&o->iexcludes, optarg);
+		break;
+	case OPT_EXCLUDE_IF_PRESENT:
+		if (!*optarg || *optarg == ':' || memchr(optarg, '/', strcspn(optarg, ":")))
+			rc = kl_cli_usage_error(
+				cli, "invalid --exclude-if-present '%s': give a name", optarg);
+		else
+			rc = kl_strv_push(&o->if_present, &o->n_if_present, optarg);
+		break;
+	case OPT_FILES_FROM:
+	case OPT_FILES_FROM_RAW:
+		rc = kl_cli_files_from(cli, optarg, c == OPT_FILES_FROM_RAW, &a->paths,
+				       &a->n_paths);
+		break;
+	case OPT_IGNORE_MISSING:
+		a->ignore_missing = true;
 		break;
 	case OPT_EXCLUDE_CACHES:
 		o->flags |= KL_BACKUP_EXCLUDE_CACHES;
@@ -177,12 +171,14 @@ static int parse_opt(struct kl_cli *cli, int c, char **argv, struct kl_backup_op
 }
 
 /* The sources after the options: a command, standard input or paths. */
-static int choose_sources(struct kl_cli *cli, int argc, char **argv, const struct stream_args *a,
+static int choose_sources(struct kl_cli *cli, int argc, char **argv, struct stream_args *a,
 			  struct kl_backup_opts *o)
 {
 	if (a->use_stdin && a->use_cmd)
 		return kl_cli_usage_error(cli,
 					  "--stdin and --stdin-from-command exclude each other");
+	if ((a->use_stdin || a->use_cmd) && a->n_paths)
+		return kl_cli_usage_error(cli, "--files-from gives paths: not with a stream");
 	if (a->use_cmd) {
 		if (optind >= argc)
 			return kl_cli_usage_error(
@@ -193,10 +189,18 @@ static int choose_sources(struct kl_cli *cli, int argc, char **argv, const struc
 			return kl_cli_usage_error(cli, "--stdin takes no paths");
 		o->stdin_fd = STDIN_FILENO;
 	} else {
-		if (optind >= argc)
+		for (int i = optind; i < argc; i++)
+			if (kl_strv_push(&a->paths, &a->n_paths, argv[i]) < 0)
+				return -ENOMEM;
+		if (!a->n_paths)
 			return kl_cli_usage_error(cli, "no paths to back up");
-		o->paths = argv + optind;
-		o->n_paths = (size_t)(argc - optind);
+		/* before the repository is opened: nothing is written for a typo */
+		int rc = kl_cli_check_sources(cli, a->ignore_missing, a->paths, &a->n_paths);
+
+		if (rc < 0)
+			return rc;
+		o->paths = a->paths;
+		o->n_paths = a->n_paths;
 	}
 	return 0;
 }
@@ -206,6 +210,8 @@ static int run_backup(struct kl_cli *cli, struct kl_backup_opts *o)
 {
 	struct kl_backup_result res;
 	struct kl_cli_report rep;
+	struct kl_cli_backup_out out = {.cli = cli, .rep = &rep};
+	struct kl_backup_skip skip[2];
 	int64_t start;
 	int rc;
 
@@ -213,11 +219,18 @@ static int run_backup(struct kl_cli *cli, struct kl_backup_opts *o)
 	if (rc < 0)
 		return rc;
 	kl_cli_report_init(&rep, cli, &o->report);
+	kl_cli_report_json_status(&rep, &o->report);
+	out.dry_run = o->flags & KL_BACKUP_DRY_RUN;
+	kl_cli_backup_listen(&out, o);
+	if (o->n_paths) {
+		o->skip = skip;
+		o->n_skip = kl_cli_backup_skips(cli, skip);
+	}
 	start = kl_time_mono_ns();
 	rc = kl_backup(cli->repo, o, &res);
 	kl_cli_report_done(&rep);
 	if (rc >= 0 || rc == -KL_EPARTIAL)
-		print_result(cli, &res, kl_time_mono_ns() - start);
+		kl_cli_backup_summary(&out, &res, kl_time_mono_ns() - start);
 	if (rc < 0 && rc != -KL_EPARTIAL) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "backup failed, no snapshot was saved");
@@ -244,6 +257,11 @@ int cmd_backup(int argc, char **argv, struct kl_cli *cli)
 		{"stdin-from-command", no_argument, NULL, OPT_STDIN_FROM_COMMAND},
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"time", required_argument, NULL, OPT_TIME},
+		{"iexclude", required_argument, NULL, OPT_IEXCLUDE},
+		{"exclude-if-present", required_argument, NULL, OPT_EXCLUDE_IF_PRESENT},
+		{"files-from", required_argument, NULL, OPT_FILES_FROM},
+		{"files-from-raw", required_argument, NULL, OPT_FILES_FROM_RAW},
+		{"ignore-missing", no_argument, NULL, OPT_IGNORE_MISSING},
 		{NULL, 0, NULL, 0},
 	};
 	struct kl_backup_opts o;
@@ -251,6 +269,7 @@ int cmd_backup(int argc, char **argv, struct kl_cli *cli)
 	int c, rc = 0;
 
 	kl_backup_opts_init(&o);
+	o.iexcludes.fold = true;
 	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT "e:xfn", opts, NULL)) != -1) {
 		rc = parse_opt(cli, c, argv, &o, &a);
 		if (rc)
@@ -261,6 +280,9 @@ int cmd_backup(int argc, char **argv, struct kl_cli *cli)
 		rc = run_backup(cli, &o);
 out:
 	kl_strv_free(o.tags, o.n_tags);
+	kl_strv_free(o.if_present, o.n_if_present);
+	kl_strv_free(a.paths, a.n_paths);
 	kl_patterns_release(&o.excludes);
+	kl_patterns_release(&o.iexcludes);
 	return rc;
 }

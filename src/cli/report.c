@@ -3,7 +3,7 @@
 
 #include "cli.h"
 
-static void print_path(FILE *f, const char *p)
+void kl_cli_print_path(FILE *f, const char *p)
 {
 	/* paths are bytes: escape what would garble a terminal */
 	for (; *p; p++) {
@@ -43,7 +43,7 @@ static void on_warn(void *ud, const char *path, int err, const char *what)
 	fprintf(stderr, "keel: %s: ", r->cli->cmd_name ? r->cli->cmd_name : "");
 	if (path) {
 		fputc('\'', stderr);
-		print_path(stderr, path);
+		kl_cli_print_path(stderr, path);
 		fputs("': ", stderr);
 	}
 	fputs(what ? what : "error", stderr);
@@ -61,12 +61,74 @@ static void fmt_duration(char *out, size_t n, int64_t s)
 		snprintf(out, n, "%lld:%02lld", (long long)(s / 60), (long long)(s % 60));
 }
 
+/* The share done, 0..1, by bytes where the total is known, else by files; -1: unknown. */
+static double fraction_done(const struct kl_progress *p)
+{
+	double f;
+
+	if (p->last)
+		return 1;
+	if (p->bytes_total)
+		f = (double)p->bytes_done / (double)p->bytes_total;
+	else if (p->files_total)
+		f = (double)p->files_done / (double)p->files_total;
+	else
+		return -1;
+	return f > 1 ? 1 : f;
+}
+
+/* Seconds left at the rate so far; -1 when unknown (no total yet, too early). */
+static double seconds_left(const struct kl_progress *p, double secs)
+{
+	if (p->last)
+		return 0;
+	if (!p->bytes_total || !p->bytes_done || secs < 1)
+		return -1;
+	if (p->bytes_done >= p->bytes_total)
+		return 0;
+	return (double)(p->bytes_total - p->bytes_done) * secs / (double)p->bytes_done;
+}
+
+/*
+ * --json: restic's "status" objects on stdout, at most once a second and
+ * once at the end; seconds_remaining and percent_done only when known.
+ */
+static void on_progress_json(void *ud, const struct kl_progress *p)
+{
+	struct kl_cli_report *r = ud;
+	int64_t now = kl_time_mono_ns();
+	double secs = (double)(now - r->start_ns) / KL_NSEC_PER_SEC;
+	double frac = fraction_done(p), left = seconds_left(p, secs);
+
+	if (!p->last && now < r->next_json_ns)
+		return;
+	r->next_json_ns = now + KL_NSEC_PER_SEC;
+	printf("{\"message_type\":\"status\",\"seconds_elapsed\":%.3f", secs);
+	if (left >= 0)
+		printf(",\"seconds_remaining\":%.0f", left);
+	if (frac >= 0)
+		printf(",\"percent_done\":%.4f", frac);
+	printf(",\"total_files\":%llu,\"files_done\":%llu,\"total_bytes\":%llu,"
+	       "\"bytes_done\":%llu,\"error_count\":%llu,\"totals_final\":%s}\n",
+	       (unsigned long long)p->files_total, (unsigned long long)p->files_done,
+	       (unsigned long long)p->bytes_total, (unsigned long long)p->bytes_done,
+	       (unsigned long long)p->errors, p->totals_final || p->last ? "true" : "false");
+	fflush(stdout);
+}
+
+void kl_cli_report_json_status(struct kl_cli_report *r, struct kl_report *ops)
+{
+	if (r->cli->json && !r->cli->quiet)
+		ops->progress = on_progress_json;
+}
+
 static void on_progress(void *ud, const struct kl_progress *p)
 {
 	struct kl_cli_report *r = ud;
 	int64_t el = kl_time_mono_ns() - r->start_ns;
 	double secs = (double)el / KL_NSEC_PER_SEC;
-	char done[32], rate[32], elapsed[32], eta[48] = "";
+	char done[32], rate[32], elapsed[32], eta[48] = "", pct[16] = "";
+	double frac = fraction_done(p), left = seconds_left(p, secs);
 
 	if (!r->cli->progress)
 		return;
@@ -74,24 +136,16 @@ static void on_progress(void *ud, const struct kl_progress *p)
 	kl_print_bytes(rate, sizeof(rate),
 		       secs > 0.2 ? (uint64_t)((double)p->bytes_done / secs) : 0);
 	fmt_duration(elapsed, sizeof(elapsed), el / KL_NSEC_PER_SEC);
-	if (p->bytes_total && p->bytes_done && p->bytes_done < p->bytes_total && secs > 1) {
-		double left =
-			(double)(p->bytes_total - p->bytes_done) * secs / (double)p->bytes_done;
+	if (left > 0) {
 		char t[32];
 
 		fmt_duration(t, sizeof(t), (int64_t)left);
 		snprintf(eta, sizeof(eta), ", ETA %s", t);
 	}
-	if (p->bytes_total || p->files_total) {
-		/* by bytes, which take the time; by files when all are empty */
-		double pct = p->bytes_total ? (double)p->bytes_done * 100 / (double)p->bytes_total
-					    : (double)p->files_done * 100 / (double)p->files_total;
-
-		snprintf(elapsed + strlen(elapsed), sizeof(elapsed) - strlen(elapsed), " %.1f%%",
-			 pct > 100 ? 100.0 : pct);
-	}
+	if (frac >= 0)
+		snprintf(pct, sizeof(pct), "%.1f%% ", frac * 100);
 	if (p->files_total)
-		fprintf(stderr, "\r\033[K[%s] %llu/%llu %s, %s, %s/s%s", elapsed,
+		fprintf(stderr, "\r\033[K[%s] %s%llu/%llu %s, %s, %s/s%s", elapsed, pct,
 			(unsigned long long)p->files_done, (unsigned long long)p->files_total,
 			r->unit, done, rate, eta);
 	else

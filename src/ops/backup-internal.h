@@ -4,7 +4,8 @@
  * (directories' jobs and tree blobs), backup-file.c (reading and chunking
  * files), backup-links.c (hard links), backup-sources.c
  * (the paths given), backup-stream.c (stdin and commands), backup-scan.c
- * (totals for the progress line).
+ * (totals for the progress line), backup-skip.c (what is left out on
+ * purpose, and each file's status for -v).
  */
 #ifndef KEEL_OPS_BACKUP_INTERNAL_H
 #define KEEL_OPS_BACKUP_INTERNAL_H
@@ -74,6 +75,7 @@ struct backup {
 	bool scanning;
 	atomic_bool scan_stop;
 	atomic_ullong scan_files, scan_bytes;
+	atomic_bool scan_done;
 	char **scan_paths;
 	size_t n_scan_paths;
 	/* files with several names seen so far, by (dev, inode): backup-links.c */
@@ -138,6 +140,20 @@ char *kl_bk_clean_path(const char *in);
 int kl_bk_source_add(struct source_node *root, const char *path);
 int kl_bk_process_virtual(struct backup *b, struct dir_job *d, struct source_node *v,
 			  const struct kl_tree *old);
+
+/* backup-skip.c */
+/* Whether path matches --exclude or --iexclude. */
+bool kl_bk_excluded(const struct backup *b, const char *path);
+/*
+ * Whether the directory name in dfd (st its stat) is to be left out: 0
+ * no, 1 silently (--exclude-if-present), 2 with a note saying *why (the
+ * repository or the cache). No reporting: the scanner thread asks too.
+ */
+int kl_bk_skip_dir(const struct backup *b, int dfd, const char *name, const struct stat *st,
+		   const char **why);
+void kl_bk_note(struct backup *b, const char *path, const char *what);
+/* Tells the listener a regular file's status, if it asked for that level. */
+void kl_bk_item(struct backup *b, enum kl_backup_item what, const char *path, uint64_t size);
 
 /* backup-scan.c */
 void *kl_bk_scanner(void *arg);

@@ -24,9 +24,17 @@ static void scan_dir(struct backup *b, int dfd, const char *path, dev_t dev, int
 		sub = kl_bk_join_path(path, de->d_name);
 		if (!sub)
 			break;
-		if (b->o->excludes.n && kl_patterns_match(&b->o->excludes, sub)) {
+		if (kl_bk_excluded(b, sub)) {
 			kl_free(sub);
 			continue;
+		}
+		if (S_ISDIR(st.st_mode) && (b->o->n_skip || b->o->n_if_present)) {
+			const char *why;
+
+			if (kl_bk_skip_dir(b, dirfd(d), de->d_name, &st, &why)) {
+				kl_free(sub);
+				continue;
+			}
 		}
 		if (S_ISREG(st.st_mode) && !(b->o->exclude_larger_than &&
 					     (uint64_t)st.st_size > b->o->exclude_larger_than)) {
@@ -76,11 +84,19 @@ void *kl_bk_scanner(void *arg)
 		}
 		if (!S_ISDIR(st.st_mode))
 			continue;
+		if (b->o->n_skip || b->o->n_if_present) {
+			const char *why;
+
+			if (kl_bk_skip_dir(b, pfd, base, &st, &why))
+				continue; /* the walk leaves it out too */
+		}
 		/* O_NOATIME: counting must not set the atimes the walk keeps */
 		fd = kl_bk_open_noatime(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0)
 			scan_dir(b, fd, path, st.st_dev, 0);
 	}
+	/* stopped early, the counts are short */
+	atomic_store(&b->scan_done, !atomic_load(&b->scan_stop));
 	return NULL;
 }
 

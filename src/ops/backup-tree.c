@@ -31,6 +31,13 @@ void kl_bk_progress(struct backup *b, const char *current, bool force)
 	b->prog.current = current;
 	b->prog.files_total = atomic_load(&b->scan_files);
 	b->prog.bytes_total = atomic_load(&b->scan_bytes);
+	b->prog.totals_final = atomic_load(&b->scan_done);
+	if (b->prog.last) {
+		/* the end: what was done is the total, whatever the scan saw */
+		b->prog.files_total = b->prog.files_done;
+		b->prog.bytes_total = b->prog.bytes_done;
+		b->prog.totals_final = true;
+	}
 	b->o->report.progress(b->o->report.ud, &b->prog);
 }
 

@@ -76,13 +76,17 @@ static int dir_open(struct backup *b, struct dir_job *d, size_t slot, int dfd,
  * Counts a file whose content is stored (or is on its way): a file that
  * could not be read is left out of the snapshot, and so of its counts.
  */
-static void count_file(struct backup *b, const struct kl_node *oldn, uint64_t size)
+static void count_file(struct backup *b, const struct kl_node *oldn, const char *path,
+		       uint64_t size)
 {
 	b->st.bytes_total += size;
-	if (oldn && oldn->type == KL_NODE_FILE)
+	if (oldn && oldn->type == KL_NODE_FILE) {
 		b->st.files_changed++;
-	else
+		kl_bk_item(b, KL_BACKUP_ITEM_CHANGED, path, size);
+	} else {
 		b->st.files_new++;
+		kl_bk_item(b, KL_BACKUP_ITEM_NEW, path, size);
+	}
 }
 
 /* Handles a node already added to d: reads a file, walks a directory. */
@@ -106,6 +110,7 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 			n->n_content = oldn->n_content;
 			b->st.bytes_total += n->size;
 			b->st.files_unmodified++;
+			kl_bk_item(b, KL_BACKUP_ITEM_UNMODIFIED, path, n->size);
 			b->prog.files_done++;
 			b->prog.bytes_done += n->size;
 			kl_bk_progress(b, path, false);
@@ -114,7 +119,7 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 		rc = kl_bk_link_reuse(b, d, slot, st);
 		if (rc != 0) {
 			if (rc > 0)
-				count_file(b, oldn, n->size);
+				count_file(b, oldn, path, n->size);
 			kl_bk_progress(b, path, false);
 			return rc < 0 ? rc : 0;
 		}
@@ -126,7 +131,8 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 			return 0;
 		}
 		if (rc >= 0) {
-			count_file(b, oldn, n->size); /* the bytes read, stored up to an error */
+			count_file(b, oldn, path,
+				   n->size); /* the bytes read, stored up to an error */
 			rc = kl_bk_link_add(b, d, slot, st, false);
 		}
 		return rc;
@@ -222,6 +228,15 @@ int kl_bk_add_entry(struct backup *b, struct dir_job *d, int dfd, const char *na
 	if (S_ISREG(st->st_mode) && b->o->exclude_larger_than &&
 	    (uint64_t)st->st_size > b->o->exclude_larger_than)
 		return 0;
+	if ((b->o->n_skip || b->o->n_if_present) && S_ISDIR(st->st_mode)) {
+		const char *why;
+		int skip = kl_bk_skip_dir(b, dfd, name, st, &why);
+
+		if (skip == 2)
+			kl_bk_note(b, path, why);
+		if (skip)
+			return 0;
+	}
 	n.name_len = strlen(name);
 	n.name = kl_memdup(name, n.name_len + 1);
 	if (!n.name)
@@ -361,8 +376,7 @@ static int frame_list(struct backup *b, struct frame *f, struct kl_buf *path)
 		rc = path_at(path, f, f->names[i]);
 		if (rc < 0)
 			return rc;
-		if (b->o->excludes.n &&
-		    kl_patterns_match(&b->o->excludes, (const char *)path->data))
+		if (kl_bk_excluded(b, (const char *)path->data))
 			continue;
 		if (f->old)
 			f->prev[i] = kl_tree_find(f->old, (const uint8_t *)f->names[i],

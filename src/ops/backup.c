@@ -305,6 +305,7 @@ static int save_snapshot(struct backup *b, struct kl_snapshot *snap,
 	const struct kl_backup_opts *o = b->o;
 	int rc = 0;
 
+	b->prog.last = true;
 	kl_bk_progress(b, NULL, true);
 	b->st.bytes_stored = ws->bytes_stored;
 	snap->time_end_ns = kl_time_now_ns();
@@ -385,6 +386,8 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 		if (has_parent < 0)
 			rc = has_parent;
 	}
+	if (rc >= 0 && o->listen.parent)
+		o->listen.parent(o->listen.ud, has_parent > 0 ? &parent.id : NULL);
 	if (rc >= 0)
 		rc = start_walk(&b, paths, n_paths, stream, &root);
 	if (rc >= 0 && stream)

@@ -73,12 +73,38 @@ static size_t class_char(const char *p, size_t n, uint32_t *cp)
 }
 
 /*
- * Matches the bracket expression at pat[0] == '[' against character c.
+ * Simple case folding for --iexclude: ASCII, Latin-1, Greek and Cyrillic
+ * letters, one to one (no "ß" to "ss"), enough for the names people type.
+ */
+static uint32_t fold_lower(uint32_t c)
+{
+	if ((c >= 'A' && c <= 'Z') || (c >= 0xc0 && c <= 0xde && c != 0xd7) ||
+	    (c >= 0x391 && c <= 0x3a9 && c != 0x3a2) || (c >= 0x410 && c <= 0x42f))
+		return c + 0x20;
+	if (c >= 0x400 && c <= 0x40f)
+		return c + 0x50;
+	return c;
+}
+
+static uint32_t fold_upper(uint32_t c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 0xe0 && c <= 0xfe && c != 0xf7) ||
+	    (c >= 0x3b1 && c <= 0x3c9 && c != 0x3c2) || (c >= 0x430 && c <= 0x44f))
+		return c - 0x20;
+	if (c >= 0x450 && c <= 0x45f)
+		return c - 0x50;
+	return c;
+}
+
+/*
+ * Matches the bracket expression at pat[0] == '[' against character c
+ * (either case of it with fold).
  * Returns the length of the expression, or 0 if it is malformed (no
  * closing ']'), in which case the caller treats '[' as a literal.
  */
-static size_t class_match(const char *pat, size_t plen, uint32_t c, bool *matched)
+static size_t class_match(const char *pat, size_t plen, uint32_t c, bool fold, bool *matched)
 {
+	uint32_t cl = fold ? fold_lower(c) : c, cu = fold ? fold_upper(c) : c;
 	size_t i = 1, k;
 	bool neg = false, hit = false, first = true;
 
@@ -105,7 +131,7 @@ static size_t class_match(const char *pat, size_t plen, uint32_t c, bool *matche
 				return 0;
 			i += 1 + k;
 		}
-		if (lo <= c && c <= hi)
+		if ((lo <= c && c <= hi) || (lo <= cl && cl <= hi) || (lo <= cu && cu <= hi))
 			hit = true;
 	}
 	*matched = hit != neg;
@@ -117,7 +143,7 @@ static size_t class_match(const char *pat, size_t plen, uint32_t c, bool *matche
  * remember the last '*' and, on a mismatch, let it absorb one more byte.
  * That is linear in practice and never worse than O(plen * nlen).
  */
-static bool glob_match(const char *pat, size_t plen, const char *name, size_t nlen)
+static bool glob_match(const char *pat, size_t plen, const char *name, size_t nlen, bool fold)
 {
 	size_t pi = 0, ni = 0, star_pi = SIZE_MAX, star_ni = 0;
 
@@ -141,7 +167,7 @@ static bool glob_match(const char *pat, size_t plen, const char *name, size_t nl
 				bool hit = false;
 				size_t nk = utf8_next(name + ni, nlen - ni, &cp);
 
-				k = class_match(pat + pi, plen - pi, cp, &hit);
+				k = class_match(pat + pi, plen - pi, cp, fold, &hit);
 				if (k) {
 					if (hit) {
 						pi += k;
@@ -156,10 +182,22 @@ static bool glob_match(const char *pat, size_t plen, const char *name, size_t nl
 				pi++;
 				c = pat[pi];
 			}
-			if (name[ni] == c) {
+			if (!fold && name[ni] == c) {
 				pi++;
 				ni++;
 				continue;
+			}
+			/* whole characters: a lead byte alone may match across cases */
+			if (fold) {
+				uint32_t pc, nc;
+				size_t pk = utf8_next(pat + pi, plen - pi, &pc);
+				size_t nk = utf8_next(name + ni, nlen - ni, &nc);
+
+				if (fold_lower(pc) == fold_lower(nc)) {
+					pi += pk;
+					ni += nk;
+					continue;
+				}
 			}
 		}
 	mismatch:
@@ -191,7 +229,7 @@ static bool is_globstar(const char *p, const char *end)
  * Does the pattern p (at a component start, normalised) match a prefix of
  * the components of path s (at a component start, or at its end)?
  */
-static bool match_at(const char *p, const char *s)
+static bool match_at(const char *p, const char *s, bool fold)
 {
 	while (*p) {
 		const char *pe = strchrnul(p, '/');
@@ -200,7 +238,7 @@ static bool match_at(const char *p, const char *s)
 
 		if (is_globstar(p, pe)) {
 			for (;;) {
-				if (match_at(pnext, s))
+				if (match_at(pnext, s, fold))
 					return true;
 				if (!*s)
 					return false;
@@ -210,7 +248,7 @@ static bool match_at(const char *p, const char *s)
 		if (!*s)
 			return false;
 		se = strchrnul(s, '/');
-		if (!glob_match(p, (size_t)(pe - p), s, (size_t)(se - s)))
+		if (!glob_match(p, (size_t)(pe - p), s, (size_t)(se - s), fold))
 			return false;
 		p = pnext;
 		s = skip_slashes(se);
@@ -218,14 +256,14 @@ static bool match_at(const char *p, const char *s)
 	return true;
 }
 
-static bool pattern_match(const char *pat, const char *path)
+static bool pattern_match(const char *pat, const char *path, bool fold)
 {
 	const char *s = skip_slashes(path);
 
 	if (pat[0] == '/')
-		return match_at(pat + 1, s);
+		return match_at(pat + 1, s, fold);
 	for (;;) {
-		if (match_at(pat, s))
+		if (match_at(pat, s, fold))
 			return true;
 		if (!*s)
 			return false;
@@ -236,7 +274,7 @@ static bool pattern_match(const char *pat, const char *path)
 bool kl_patterns_match(const struct kl_patterns *p, const char *path)
 {
 	for (size_t i = 0; i < p->n; i++)
-		if (pattern_match(p->v[i], path))
+		if (pattern_match(p->v[i], path, p->fold))
 			return true;
 	return false;
 }
@@ -246,7 +284,7 @@ bool kl_patterns_match(const struct kl_patterns *p, const char *path)
  * it? Walks the directory's components through the pattern; '**' or a
  * pattern that runs out first (the directory is covered) say yes.
  */
-static bool may_match_at(const char *p, const char *s)
+static bool may_match_at(const char *p, const char *s, bool fold)
 {
 	while (*p && *s) {
 		const char *pe = strchrnul(p, '/');
@@ -254,7 +292,7 @@ static bool may_match_at(const char *p, const char *s)
 
 		if (is_globstar(p, pe))
 			return true;
-		if (!glob_match(p, (size_t)(pe - p), s, (size_t)(se - s)))
+		if (!glob_match(p, (size_t)(pe - p), s, (size_t)(se - s), fold))
 			return false;
 		p = *pe ? pe + 1 : pe;
 		s = skip_slashes(se);
@@ -268,7 +306,7 @@ bool kl_patterns_may_match_below(const struct kl_patterns *p, const char *dir)
 		const char *pat = p->v[i];
 
 		/* a floating pattern can match a name at any depth below */
-		if (pat[0] != '/' || may_match_at(pat + 1, skip_slashes(dir)))
+		if (pat[0] != '/' || may_match_at(pat + 1, skip_slashes(dir), p->fold))
 			return true;
 	}
 	return false;
@@ -286,7 +324,7 @@ static bool component_valid(const char *p, size_t n)
 			if (++i == n)
 				return false;
 		} else if (p[i] == '[') {
-			size_t k = class_match(p + i, n - i, 0, &hit);
+			size_t k = class_match(p + i, n - i, 0, false, &hit);
 
 			if (!k)
 				return false;

@@ -26,6 +26,11 @@ expect_exit 2 keel backup --no-such-option "$SRC"
 printf 'f\n' >"$TEST_DIR/afile"
 expect_error 2 "is not a directory" keel restore latest --target "$TEST_DIR/afile"
 expect_error 2 "give --force" keel restore latest --target /
+# a source path that does not exist: found before anything is written
+n=$(snapshot_count)
+expect_error 2 "source path '$SRC/no-such' does not exist" keel backup "$SRC" "$SRC/no-such"
+[ "$(snapshot_count)" = "$n" ] || fail "exit 2 but a snapshot was saved"
+[ -z "$(ls -A "$KEEL_REPOSITORY/locks")" ] || fail "exit 2 but a lock was written"
 
 # case 4: the work is done, but the command's own lock cannot be deleted:
 # every delete fails (src/backend/fault.c), so the retry in

@@ -37,6 +37,38 @@ static bool below(const char *pat, const char *dir)
 	return hit;
 }
 
+/* The same, ignoring case (--iexclude). */
+static bool mi(const char *pat, const char *path)
+{
+	struct kl_patterns p = {.fold = true};
+	bool hit;
+
+	assert_int_equal(kl_patterns_add(&p, pat), 0);
+	hit = kl_patterns_match(&p, path);
+	kl_patterns_release(&p);
+	return hit;
+}
+
+static void case_folding(void **state)
+{
+	(void)state;
+	assert_true(mi("*.JPG", "/photos/a.jpg"));
+	assert_true(mi("*.jpg", "/photos/A.JPG"));
+	assert_false(m("*.jpg", "/photos/A.JPG"));
+	assert_true(mi("/Home/**/Cache", "/home/alice/.x/cache/f"));
+	assert_true(mi("[a-c]x", "/Bx"));
+	assert_true(mi("[A-C]x", "/bX"));
+	assert_false(mi("[a-c]x", "/Dx"));
+	assert_true(mi("\\Q", "/q"));
+	/* Latin-1, Greek and Cyrillic letters fold; others are compared as they are */
+	assert_true(mi("\xc3\x84rger*", "/\xc3\xa4rger.txt"));	   /* Ä ä */
+	assert_true(mi("\xce\xa3", "/\xcf\x83"));		   /* Σ σ */
+	assert_true(mi("\xd0\x96*", "/\xd0\xb6\xd1\x83\xd0\xba")); /* Ж ж */
+	assert_true(mi("\xd0\x81", "/\xd1\x91"));		   /* Ё ё */
+	assert_false(mi("\xc3\x97", "/\xc3\xb7"));		   /* × is no letter of ÷ */
+	assert_true(mi("?bc", "/\303\204BC"));			   /* a whole character for '?' */
+}
+
 static void basename_matches_anywhere(void **state)
 {
 	assert_true(m("*.txt", "/a.txt"));
@@ -243,6 +275,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(basename_matches_anywhere),
+		cmocka_unit_test(case_folding),
 		cmocka_unit_test(directory_match_covers_children),
 		cmocka_unit_test(anchored_patterns),
 		cmocka_unit_test(floating_patterns_with_slashes),
