@@ -84,15 +84,75 @@ if [ "$HAVE_STRACE" = 1 ]; then
 fi
 expect_success keel check --read-data
 
-# case 130: interrupted (by the signal itself: keel installs no handler;
-# a background job of a script starts with SIGINT ignored, so env resets it)
+# case 130: interrupted (a background job of a script starts with SIGINT
+# ignored, and keel leaves an ignored signal ignored: env resets it).
+# Paused before its snapshot, an interrupted backup saves none...
 before=$(snapshot_count)
-start_paused before-snapshot env --default-signal=INT "$KEEL" backup --no-progress "$SRC"
+start_paused before-snapshot env --default-signal=INT "$KEEL" backup --no-progress "$SRC" \
+	2>"$TEST_DIR/err130"
 kill -INT "$PAUSED_PID"
+resume before-snapshot
 rc=0
 wait_paused || rc=$?
 [ "$rc" = 130 ] || fail "an interrupted backup exited $rc, expected 130"
 [ "$(snapshot_count)" = "$before" ] || fail "an interrupted backup wrote its snapshot"
+grep -qx 'keel: backup: interrupted: lock removed; [0-9]* packs* already written \(is\|are\) kept and reused by the next backup' \
+	"$TEST_DIR/err130" || fail "an interrupted backup did not say what it kept: $(cat "$TEST_DIR/err130")"
+
+# ...and midway (paused once a pack is durable, 1 MiB packs), SIGINT and
+# SIGTERM alike stop it at once: exit 130, one line saying what was kept,
+# no lock, no temporary file, check passes, and the next backup reuses
+# the packs written
+MAIN_REPO=$KEEL_REPOSITORY
+export KEEL_REPOSITORY=$TEST_DIR/repo130
+BIG=$TEST_DIR/big
+mkdir -p "$BIG"
+for i in 1 2 3 4 5 6 7 8; do head -c 700000 /dev/urandom >"$BIG/f$i"; done
+keel_init --pack-size 1 >/dev/null
+for sig in INT TERM; do
+	start_paused pack-written env --default-signal=INT "$KEEL" backup --no-progress "$BIG" \
+		2>"$TEST_DIR/err130"
+	kill -"$sig" "$PAUSED_PID"
+	t0=$(date +%s%N)
+	resume pack-written
+	rc=0
+	wait_paused || rc=$?
+	t=$((($(date +%s%N) - t0) / 1000000))
+	[ "$rc" = 130 ] || fail "a backup stopped by SIG$sig exited $rc, expected 130"
+	[ "$t" -lt 5000 ] || fail "a backup took ${t} ms to stop after SIG$sig"
+	[ "$(wc -l <"$TEST_DIR/err130")" = 1 ] || fail "SIG$sig: not one line: $(cat "$TEST_DIR/err130")"
+	grep -qx 'keel: backup: interrupted: lock removed; [1-9][0-9]* packs* already written \(is\|are\) kept and reused by the next backup' \
+		"$TEST_DIR/err130" || fail "SIG$sig: $(cat "$TEST_DIR/err130")"
+	[ -z "$(ls -A "$KEEL_REPOSITORY/locks")" ] || fail "SIG$sig left a lock behind"
+	[ -z "$(find "$KEEL_REPOSITORY" -name '*.tmp.*')" ] || fail "SIG$sig left temporary files"
+	[ "$(snapshot_count)" = 0 ] || fail "a backup stopped by SIG$sig saved a snapshot"
+	expect_success keel check
+done
+keel --json backup --no-progress "$BIG" >"$TEST_DIR/out130" || fail "the backup after interrupts failed"
+added=$(sed -n 's/.*"data_added":\([0-9]*\).*/\1/p' "$TEST_DIR/out130")
+[ -n "$added" ] && [ "$added" -lt 5600000 ] ||
+	fail "the backup after interrupts added $added bytes: it did not reuse the packs written"
+expect_success keel check --read-data
+# a second signal does not wait for the clean-up, but still removes the lock
+for i in 1 2 3 4; do head -c 700000 /dev/urandom >"$BIG/new$i"; done
+start_paused pack-written env --default-signal=INT "$KEEL" backup --no-progress "$BIG" \
+	2>"$TEST_DIR/err130"
+kill -INT "$PAUSED_PID"
+kill -TERM "$PAUSED_PID"
+rc=0
+wait_paused || rc=$?
+[ "$rc" = 130 ] || fail "a backup signalled twice exited $rc, expected 130"
+grep -q 'interrupted again: stopped at once; lock removed' "$TEST_DIR/err130" ||
+	fail "a second signal: $(cat "$TEST_DIR/err130")"
+[ -z "$(ls -A "$KEEL_REPOSITORY/locks")" ] || fail "a second signal left the lock behind"
+# a command without a lock ends at once
+start_paused index-loaded env --default-signal=INT "$KEEL" ls latest 2>"$TEST_DIR/err130"
+kill -INT "$PAUSED_PID"
+rc=0
+wait_paused || rc=$?
+[ "$rc" = 130 ] || fail "an interrupted ls exited $rc, expected 130"
+[ "$(cat "$TEST_DIR/err130")" = "keel: ls: interrupted" ] || fail "ls: $(cat "$TEST_DIR/err130")"
+export KEEL_REPOSITORY=$MAIN_REPO
 
 # case 13, held: "exit 13 means the repository really is damaged".
 # A healthy repository after forget and prune is not damaged...
