@@ -52,6 +52,7 @@ struct kl_cli {
 	unsigned cmd_flags;
 	struct kl_cli_signals *sig; /* NULL: signals act as the system makes them */
 	bool lock_left;		    /* kl_cli_close could not remove the lock */
+	char pass_source[320];	    /* where the password came from, for messages */
 };
 
 /*
@@ -178,6 +179,11 @@ int kl_cli_prune(struct kl_cli *cli, const struct kl_prune_opts *o);
 void kl_cli_warn(struct kl_cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 int kl_exit_code(int r);
+/*
+ * Call right after writing to stdout: 0, or the write's error, with EPIPE
+ * (the reader went away: keel ls | head) as -KL_EOUTCLOSED, a quiet 141.
+ */
+int kl_cli_output_error(void);
 
 /* "ID[:PATH]" or "latest[:PATH]"; path_ret NULL forbids a subpath. Reports errors. */
 int kl_cli_find_snapshot(struct kl_cli *cli, const char *arg, const struct kl_snap_filter *f,

@@ -83,6 +83,8 @@ int kl_exit_code(int r)
 		return 21;
 	case KL_EINTERRUPTED:
 		return 130;
+	case KL_EOUTCLOSED:
+		return 141; /* as a process that SIGPIPE ended: the shell's 128 + 13 */
 	default:
 		return 1;
 	}
@@ -119,8 +121,11 @@ void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...)
 	va_list ap;
 
 	kl_repo_take_err(cli->repo, NULL, &cli->detail);
-	if (kl_cli_interrupted(cli)) {
-		/* what an interrupt made fail is said once, by main() */
+	if (kl_cli_interrupted(cli) || r == -KL_EOUTCLOSED) {
+		/*
+		 * what an interrupt made fail is said once, by main(); a closed
+		 * output (keel ls | head) is no error to the user, as for cat
+		 */
 		kl_err_clear(&cli->err);
 		kl_err_clear(&cli->detail);
 		return;
@@ -133,8 +138,12 @@ void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...)
 		o += (size_t)snprintf(msg + o, sizeof(msg) - o, ": %s", cli->err.msg);
 	if (cli->detail.code && cli->detail.msg[0] && o < sizeof(msg))
 		o += (size_t)snprintf(msg + o, sizeof(msg) - o, ": %s", cli->detail.msg);
-	/* the storage's word for this very error says more than its errno text */
+	/*
+	 * the storage's word for this very error says more than its errno
+	 * text, and "invalid usage" adds nothing to a message that says why
+	 */
 	if (r < 0 && cli->detail.code != r &&
+	    !((r == -KL_EUSAGE || r == -KL_ECMD) && cli->err.code == r) &&
 	    (!cli->err.code || cli->err.code != r || !strstr(cli->err.msg, kl_strerror(r))) &&
 	    o < sizeof(msg))
 		snprintf(msg + o, sizeof(msg) - o, ": %s", kl_strerror(r));
@@ -154,6 +163,13 @@ void kl_cli_warn(struct kl_cli *cli, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	kl_cli_emit(cli, false, 0, msg);
+}
+
+int kl_cli_output_error(void)
+{
+	if (!ferror(stdout))
+		return 0;
+	return errno == EPIPE ? -KL_EOUTCLOSED : errno > 0 ? -errno : -EIO;
 }
 
 int kl_cli_global_opt(struct kl_cli *cli, int c, const char *arg)
@@ -438,6 +454,10 @@ int kl_cli_open(struct kl_cli *cli)
 		kl_pass_free(pass);
 		if (rc < 0) {
 			kl_repo_take_err(r, &cli->err, &cli->detail);
+			/* which password was wrong: the file in a profile, or the one typed */
+			if (rc == -KL_EBADPASS && !cli->err.code && cli->pass_source[0])
+				kl_fail(&cli->err, rc, "no key opens with the password from %s",
+					cli->pass_source);
 			kl_cli_error(cli, rc, "cannot open repository '%s'", cli->repo_location);
 			return rc;
 		}

@@ -163,8 +163,13 @@ int main(int argc, char **argv)
 		say_interrupted(&cli, had_repo, packs);
 	if (fflush(stdout) != 0 && rc >= 0) {
 		/* the real error: a full disk under a redirected output is 21, not 20 */
-		rc = errno > 0 ? -errno : -EIO;
-		fprintf(stderr, "keel: cannot write output: %s\n", strerror(-rc));
+		rc = errno == EPIPE ? -KL_EOUTCLOSED : errno > 0 ? -errno : -EIO;
+		if (rc != -KL_EOUTCLOSED) {
+			char msg[256];
+
+			snprintf(msg, sizeof(msg), "cannot write output: %s", strerror(-rc));
+			kl_cli_emit(&cli, true, rc, msg);
+		}
 	}
 	return kl_exit_code(rc);
 }

@@ -244,6 +244,10 @@ int kl_repo_open_err(const char *location, struct kl_err *err, struct kl_repo **
 	int rc;
 
 	rc = kl_backend_open(location, err, &be);
+	if (rc == -ENOTDIR)
+		/* a file, or below one: nothing there is a repository */
+		return kl_fail(err, -KL_ENOREPO,
+			       "a file (or below one), not a directory: no repository there");
 	if (rc < 0)
 		return rc == -ENOENT ? -KL_ENOREPO : rc;
 	rc = be->ops->stat(be, KL_OBJ_CONFIG, "config", &size);

@@ -19,6 +19,12 @@ expect_success keel backup --no-progress "$SRC"
 
 # case 1: cannot create the repository (it exists)
 expect_error 1 'exist' keel init --kdf-ops 1 --kdf-mem 8
+# ...nor in a directory that holds anything else (nothing is written there)
+mkdir -p "$TEST_DIR/full"
+printf 'mine\n' >"$TEST_DIR/full/notes.txt"
+expect_error 1 "^keel: init: cannot create repository at '$TEST_DIR/full': the directory is not empty and is not a keel repository (it holds 'notes.txt'): choose a new or empty directory$" \
+	keel -r "$TEST_DIR/full" init --kdf-ops 1 --kdf-mem 8
+[ "$(ls -A "$TEST_DIR/full")" = notes.txt ] || fail "init wrote into a directory that is not empty"
 
 # case 2: usage error
 expect_exit 2 keel backup --no-such-option "$SRC"
@@ -38,8 +44,12 @@ expect_error 20 'forget is done, but its lock is left' \
 [ "$(snapshot_count)" = 1 ] || fail "forget --prune with a lock left did not forget"
 expect_success keel unlock
 
-# case 10: no repository at that location
+# case 10: no repository at that location, nor at a file or below one
 expect_exit 10 keel -r "$TEST_DIR/nowhere" snapshots
+for f in "$SRC/big.bin" "$SRC/big.bin/sub"; do
+	expect_error 10 "^keel: snapshots: cannot open repository '$f': a file (or below one), not a directory: no repository there$" \
+		keel -r "$f" snapshots
+done
 
 # case 11: a conflicting live lock (a second prune)
 start_paused prune-marked keel prune
@@ -51,9 +61,20 @@ wait_paused || fail "the paused prune failed"
 printf 'wrong\n' >"$TEST_DIR/wrong"
 expect_exit 12 env KEEL_PASSWORD_FILE="$TEST_DIR/wrong" "$KEEL" snapshots
 
-# case 14: no such snapshot, no such path
+# case 14: no such snapshot, no such path (restore and ls)
 expect_exit 14 keel restore 0123456789abcdef --target "$TEST_DIR/r14"
 expect_exit 14 keel restore latest:/no/such/path --target "$TEST_DIR/r14"
+expect_error 14 "^keel: ls: path '/nonexistent' is not in snapshot [0-9a-f]\{8\}: not found$" \
+	keel ls latest /nonexistent
+expect_exit 14 keel ls 0123456789abcdef
+
+# under --json, an error is one JSON object on stderr, its code the exit code
+expect_exit 14 keel --json ls latest /nonexistent 2>"$TEST_DIR/err"
+grep -qx '{"message_type":"error","code":14,"command":"ls","message":"path '"'"'/nonexistent'"'"' is not in snapshot [0-9a-f]\{8\}: not found"}' \
+	"$TEST_DIR/err" || fail "a JSON error: $(cat "$TEST_DIR/err")"
+expect_exit 10 keel --json -r "$TEST_DIR/nowhere" snapshots 2>"$TEST_DIR/err"
+grep -qx '{"message_type":"error","code":10,"command":"snapshots","message":".*"}' \
+	"$TEST_DIR/err" || fail "a JSON error: $(cat "$TEST_DIR/err")"
 
 # case 15: restore --verify reads back data that differs: the file is
 # changed after restore wrote it, before it reads it back (the only file)
@@ -66,6 +87,19 @@ resume restore-written
 rc=0
 wait_paused || rc=$?
 [ "$rc" = 15 ] || fail "restore --verify of changed data exited $rc, expected 15"
+
+# case 141: a reader that goes away (keel ls | head -1) ends keel quietly
+# with 141, as SIGPIPE ends cat or ls; more output than a pipe holds
+mkdir -p "$TEST_DIR/many"
+for i in $(seq 1 3000); do : >"$TEST_DIR/many/file-with-a-long-name-$i"; done
+expect_success keel backup --no-progress "$TEST_DIR/many" >/dev/null
+rcs=$(
+	set +o pipefail
+	keel ls latest 2>"$TEST_DIR/err" | head -1 >/dev/null
+	echo "${PIPESTATUS[0]}"
+)
+[ "$rcs" = 141 ] || fail "keel ls | head -1 exited $rcs, expected 141"
+[ ! -s "$TEST_DIR/err" ] || fail "keel ls | head -1 said: $(cat "$TEST_DIR/err")"
 
 # cases 20 and 21: the storage's I/O error and full disk; the test backend
 # names its fault instead of the errno, the system's own errors (strace
