@@ -8,6 +8,7 @@
 #ifndef KEEL_REPO_H
 #define KEEL_REPO_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -334,6 +335,28 @@ int kl_repo_list_locks(struct kl_repo *r,
 		       int (*cb)(const char *name, const struct kl_lock_info *info, bool alive,
 				 void *ud),
 		       void *ud);
+
+/*
+ * Best effort, from another thread, when the process is about to exit at
+ * once (a second interrupt): stops the heartbeat and deletes our current
+ * lock object. Safe while the owning thread works on r, not against
+ * kl_repo_free(). Returns 0 or the deletion's error.
+ */
+int kl_repo_lock_abandon(struct kl_repo *r);
+
+/* ---- cancellation -------------------------------------------------------- */
+
+/*
+ * The caller's cancel flag (NULL: none), set from another thread (the
+ * CLI's signal thread). Long operations poll kl_repo_cancelled() and
+ * return -KL_EINTERRUPTED, cleaning up as on any other error: queued packs
+ * are dropped, temporary files removed, the lock released by the caller.
+ */
+void kl_repo_set_cancel(struct kl_repo *r, const atomic_bool *flag);
+/* -KL_EINTERRUPTED once the flag is set, else 0. */
+int kl_repo_cancelled(const struct kl_repo *r);
+/* Packs written (durable) by this process so far. */
+uint64_t kl_repo_packs_written(struct kl_repo *r);
 
 /* ---- keys ----------------------------------------------------------------- */
 

@@ -358,6 +358,48 @@ static int local_stat(struct kl_backend *b, enum kl_obj_type t, const char *name
 	return 0;
 }
 
+/*
+ * init makes a repository in a new or empty directory only: one that holds
+ * anything else (a home directory, a mistyped path) is refused, so that a
+ * repository never mixes with files that prune or a user might touch. The
+ * directories of a repository are allowed (those that hold objects are
+ * refused earlier, with their own message), and keel's temporary files,
+ * and lost+found (an empty file system mounted there).
+ */
+static int foreign_entry(struct local *l)
+{
+	static const char *const ours[] = {"keys", "snapshots", "index",
+					   "data", "locks",	"lost+found"};
+	int fd = openat(l->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	while (r == 0 && (de = readdir(d))) {
+		bool known = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+			     strstr(de->d_name, ".tmp.");
+
+		for (size_t i = 0; !known && i < KL_ARRAY_SIZE(ours); i++)
+			known = !strcmp(de->d_name, ours[i]);
+		if (!known)
+			r = kl_backend_fail(&l->b, -ENOTEMPTY,
+					    "the directory is not empty and is not a keel "
+					    "repository (it holds '%s'): choose a new or empty "
+					    "directory",
+					    de->d_name);
+	}
+	closedir(d);
+	return r;
+}
+
 static int local_create(struct kl_backend *b)
 {
 	struct local *l = (struct local *)b;
@@ -375,6 +417,9 @@ static int local_create(struct kl_backend *b)
 	}
 	if (fstatat(l->rootfd, "config", &st, 0) == 0)
 		return -EEXIST;
+	r = foreign_entry(l);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < KL_ARRAY_SIZE(dirs); i++)
 		if (mkdirat(l->rootfd, dirs[i], 0700) < 0 && errno != EEXIST)
 			return -errno;

@@ -294,6 +294,8 @@ static int spawn(struct remote *r, struct argv *a)
 {
 	int in[2] = {-1, -1}, out[2] = {-1, -1};
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none;
 	int rc;
 
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
@@ -303,7 +305,13 @@ static int spawn(struct remote *r, struct argv *a)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	rc = -posix_spawnp(&r->pid, a->v[0], &fa, NULL, a->v, environ);
+	/* the CLI blocks SIGINT and SIGTERM for its signal thread: not for ssh */
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+	rc = -posix_spawnp(&r->pid, a->v[0], &fa, &attr, a->v, environ);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc < 0)
 		goto fail;

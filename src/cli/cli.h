@@ -3,6 +3,9 @@
 #define KEEL_CLI_H
 
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "keel/ops.h"
@@ -18,6 +21,19 @@ enum kl_cmd_flags {
 	KL_CMD_LOCK_EXCL = 1 << 5,  /* nobody else */
 	KL_CMD_READONLY = 1 << 6,   /* may run without a lock on read-only storage */
 	KL_CMD_NO_CACHE = 1 << 7,   /* reads the storage itself, never the metadata cache */
+};
+
+/* SIGINT and SIGTERM, taken by one thread (signals.c); lives in main() */
+struct kl_cli_signals {
+	sigset_t set;
+	atomic_bool cancel; /* the first signal while a repository is watched */
+	pthread_t thread;
+	pthread_mutex_t mu;
+	/* under mu: */
+	struct kl_repo *repo; /* watched: a signal cancels, a second exits at once */
+	unsigned count;
+	const char *cmd_name;
+	bool json, progress;
 };
 
 struct kl_cli {
@@ -40,7 +56,26 @@ struct kl_cli {
 	 */
 	bool want_help_text;
 	const char *help_text;
+	struct kl_cli_signals *sig; /* NULL: signals act as the system makes them */
+	bool lock_left;		    /* kl_cli_close could not remove the lock */
+	char pass_source[320];	    /* where the password came from, for messages */
 };
+
+/*
+ * Blocks SIGINT and SIGTERM (unless ignored) in the calling thread, which
+ * every thread started later inherits, and starts the thread that takes
+ * them. Call first thing in main().
+ */
+int kl_cli_signals_start(struct kl_cli_signals *s);
+/* Tells the signal thread the command's name and output mode (for its messages). */
+void kl_cli_signals_describe(struct kl_cli *cli);
+/*
+ * From now on (r not NULL) a first signal cancels the command (r polls the
+ * flag) and a second removes r's lock and exits; r NULL: signals exit at once.
+ */
+void kl_cli_signals_watch(struct kl_cli *cli, struct kl_repo *r);
+/* A signal asked this command to stop. */
+bool kl_cli_interrupted(const struct kl_cli *cli);
 
 /* Opens (and unlocks, loads the index of) the repository as the command's flags say. */
 int kl_cli_open(struct kl_cli *cli);
@@ -141,6 +176,12 @@ void kl_strv_free(char **v, size_t n);
 void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * msg to stderr as an error (r gives the exit code shown under --json) or
+ * a warning: "keel: <cmd>: msg" or, under --json, one JSON object a line.
+ */
+void kl_cli_emit(struct kl_cli *cli, bool error, int r, const char *msg);
+
 struct kl_prune_opts;
 /* Runs prune on the open repository (prune lock held, index loaded) and prints its report. */
 int kl_cli_prune(struct kl_cli *cli, const struct kl_prune_opts *o);
@@ -149,6 +190,11 @@ int kl_cli_prune(struct kl_cli *cli, const struct kl_prune_opts *o);
 void kl_cli_warn(struct kl_cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 int kl_exit_code(int r);
+/*
+ * Call right after writing to stdout: 0, or the write's error, with EPIPE
+ * (the reader went away: keel ls | head) as -KL_EOUTCLOSED, a quiet 141.
+ */
+int kl_cli_output_error(void);
 
 /* "ID[:PATH]" or "latest[:PATH]"; path_ret NULL forbids a subpath. Reports errors. */
 int kl_cli_find_snapshot(struct kl_cli *cli, const char *arg, const struct kl_snap_filter *f,

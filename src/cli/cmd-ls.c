@@ -72,6 +72,7 @@ struct ls_ctx {
 	bool long_fmt;
 	char **prefixes;
 	size_t n_prefixes;
+	bool *found; /* per prefix: something at or below it is in the snapshot */
 };
 
 static bool under(const char *path, const char *prefix)
@@ -93,7 +94,10 @@ static int print_node(const char *path, const struct kl_node *n, void *ud)
 		bool keep = false, descend = false;
 
 		for (size_t i = 0; i < c->n_prefixes; i++) {
-			keep |= under(path, c->prefixes[i]);
+			bool in = under(path, c->prefixes[i]);
+
+			keep |= in;
+			c->found[i] |= in;
 			descend |= under(c->prefixes[i], path);
 		}
 		if (!keep)
@@ -117,7 +121,7 @@ static int print_node(const char *path, const struct kl_node *n, void *ud)
 	} else {
 		puts(path);
 	}
-	return 0;
+	return kl_cli_output_error(); /* keel ls | head: stop when head does */
 }
 
 int cmd_ls(int argc, char **argv, struct kl_cli *cli)
@@ -152,6 +156,11 @@ int cmd_ls(int argc, char **argv, struct kl_cli *cli)
 	}
 	ctx.prefixes = argv + optind + 1;
 	ctx.n_prefixes = (size_t)(argc - optind - 1);
+	ctx.found = kl_calloc(ctx.n_prefixes + 1, sizeof(*ctx.found));
+	if (!ctx.found) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	rc = kl_cli_open(cli);
 	if (rc < 0)
 		goto out;
@@ -172,7 +181,17 @@ int cmd_ls(int argc, char **argv, struct kl_cli *cli)
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "cannot list the snapshot");
 	}
+	for (size_t i = 0; rc >= 0 && i < ctx.n_prefixes; i++) {
+		char hex[2 * KL_ID_LEN + 1];
+
+		if (ctx.found[i])
+			continue;
+		kl_id_hex(&snap.id, hex);
+		rc = -KL_ENOTFOUND;
+		kl_cli_error(cli, rc, "path '%s' is not in snapshot %.8s", ctx.prefixes[i], hex);
+	}
 out:
+	kl_free(ctx.found);
 	kl_snapshot_release(&snap.s);
 	kl_snap_filter_release(&f);
 	return rc;

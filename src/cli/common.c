@@ -85,49 +85,93 @@ int kl_exit_code(int r)
 		return 21;
 	case KL_EINTERRUPTED:
 		return 130;
+	case KL_EOUTCLOSED:
+		return 141; /* as a process that SIGPIPE ended: the shell's 128 + 13 */
 	default:
 		return 1;
 	}
 }
 
-void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...)
+/*
+ * One message to stderr: "keel: <cmd>: [warning: ]msg" as text, or under
+ * --json one object a line, in restic's spirit:
+ * {"message_type":"error","code":<exit code>,"message":"..."}.
+ */
+void kl_cli_emit(struct kl_cli *cli, bool error, int r, const char *msg)
 {
-	va_list ap;
-
-	fprintf(stderr, "keel: ");
+	if (cli->json) {
+		fprintf(stderr, "{\"message_type\":\"%s\"", error ? "error" : "warning");
+		if (error)
+			fprintf(stderr, ",\"code\":%d", kl_exit_code(r));
+		if (cli->cmd_name)
+			fprintf(stderr, ",\"command\":\"%s\"", cli->cmd_name);
+		fputs(",\"message\":", stderr);
+		kl_json_cstr(stderr, msg);
+		fputs("}\n", stderr);
+		return;
+	}
+	fputs("keel: ", stderr);
 	if (cli->cmd_name)
 		fprintf(stderr, "%s: ", cli->cmd_name);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
+	fprintf(stderr, "%s%s\n", error ? "" : "warning: ", msg);
+}
+
+void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...)
+{
+	char msg[4096];
+	size_t o;
+	va_list ap;
+
 	kl_repo_take_err(cli->repo, NULL, &cli->detail);
-	if (cli->err.code && cli->err.msg[0])
-		fprintf(stderr, ": %s", cli->err.msg);
-	if (cli->detail.code && cli->detail.msg[0])
-		fprintf(stderr, ": %s", cli->detail.msg);
-	/* the storage's word for this very error says more than its errno text */
+	if (kl_cli_interrupted(cli) || r == -KL_EOUTCLOSED) {
+		/*
+		 * what an interrupt made fail is said once, by main(); a closed
+		 * output (keel ls | head) is no error to the user, as for cat
+		 */
+		kl_err_clear(&cli->err);
+		kl_err_clear(&cli->detail);
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	o = strlen(msg);
+	if (cli->err.code && cli->err.msg[0] && o < sizeof(msg))
+		o += (size_t)snprintf(msg + o, sizeof(msg) - o, ": %s", cli->err.msg);
+	if (cli->detail.code && cli->detail.msg[0] && o < sizeof(msg))
+		o += (size_t)snprintf(msg + o, sizeof(msg) - o, ": %s", cli->detail.msg);
+	/*
+	 * the storage's word for this very error says more than its errno
+	 * text, and "invalid usage" adds nothing to a message that says why
+	 */
 	if (r < 0 && cli->detail.code != r &&
-	    (!cli->err.code || cli->err.code != r || !strstr(cli->err.msg, kl_strerror(r))))
-		fprintf(stderr, ": %s", kl_strerror(r));
-	fputc('\n', stderr);
+	    !((r == -KL_EUSAGE || r == -KL_ECMD) && cli->err.code == r) &&
+	    (!cli->err.code || cli->err.code != r || !strstr(cli->err.msg, kl_strerror(r))) &&
+	    o < sizeof(msg))
+		snprintf(msg + o, sizeof(msg) - o, ": %s", kl_strerror(r));
+	kl_cli_emit(cli, true, r, msg);
 	kl_err_clear(&cli->err);
 	kl_err_clear(&cli->detail);
 }
 
 void kl_cli_warn(struct kl_cli *cli, const char *fmt, ...)
 {
+	char msg[4096];
 	va_list ap;
 
 	if (cli->quiet)
 		return;
-	fprintf(stderr, "keel: ");
-	if (cli->cmd_name)
-		fprintf(stderr, "%s: ", cli->cmd_name);
-	fprintf(stderr, "warning: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	kl_cli_emit(cli, false, 0, msg);
+}
+
+int kl_cli_output_error(void)
+{
+	if (!ferror(stdout))
+		return 0;
+	return errno == EPIPE ? -KL_EOUTCLOSED : errno > 0 ? -errno : -EIO;
 }
 
 int kl_cli_global_opt(struct kl_cli *cli, int c, const char *arg)
@@ -169,13 +213,18 @@ int kl_cli_global_opt(struct kl_cli *cli, int c, const char *arg)
 
 int kl_cli_usage_error(struct kl_cli *cli, const char *fmt, ...)
 {
+	char msg[4096];
 	va_list ap;
 
-	fprintf(stderr, "keel: %s: ", cli->cmd_name ? cli->cmd_name : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nRun 'keel %s --help' for usage.\n", cli->cmd_name ? cli->cmd_name : "");
+	if (cli->json) {
+		kl_cli_emit(cli, true, -KL_EUSAGE, msg);
+		return -KL_EUSAGE;
+	}
+	fprintf(stderr, "keel: %s: %s\nRun 'keel %s --help' for usage.\n",
+		cli->cmd_name ? cli->cmd_name : "", msg, cli->cmd_name ? cli->cmd_name : "");
 	return -KL_EUSAGE;
 }
 
@@ -379,6 +428,8 @@ int kl_cli_default_opt(struct kl_cli *cli, int c, const char *usage, char **argv
 	return kl_cli_unknown_option(cli, argv[optind - 1], usage);
 }
 
+static int open_locked(struct kl_cli *cli, struct kl_repo *r);
+
 int kl_cli_open(struct kl_cli *cli)
 {
 	unsigned flags = cli->cmd_flags;
@@ -408,15 +459,35 @@ int kl_cli_open(struct kl_cli *cli)
 		kl_pass_free(pass);
 		if (rc < 0) {
 			kl_repo_take_err(r, &cli->err, &cli->detail);
+			/* which password was wrong: the file in a profile, or the one typed */
+			if (rc == -KL_EBADPASS && !cli->err.code && cli->pass_source[0])
+				kl_fail(&cli->err, rc, "no key opens with the password from %s",
+					cli->pass_source);
 			kl_cli_error(cli, rc, "cannot open repository '%s'", cli->repo_location);
 			return rc;
 		}
 	}
+	rc = open_locked(cli, r);
+	if (rc < 0) {
+		kl_cli_signals_watch(cli, NULL); /* r is freed on return */
+		return rc;
+	}
+	cli->repo = KL_TAKE_PTR(r);
+	return 0;
+}
+
+/* Locks r (a signal now cancels instead of exiting: signals.c) and loads the index. */
+static int open_locked(struct kl_cli *cli, struct kl_repo *r)
+{
+	unsigned flags = cli->cmd_flags;
+	int rc;
+
 	if (flags & (KL_CMD_LOCK | KL_CMD_LOCK_PRUNE | KL_CMD_LOCK_EXCL)) {
 		enum kl_lock_kind kind = flags & KL_CMD_LOCK_EXCL    ? KL_LOCK_EXCLUSIVE
 					 : flags & KL_CMD_LOCK_PRUNE ? KL_LOCK_PRUNE
 								     : KL_LOCK_SHARED;
 
+		kl_cli_signals_watch(cli, r);
 		rc = kl_repo_lock(r, kind, cli->cmd_name);
 		if (rc < 0 && (flags & KL_CMD_READONLY) &&
 		    (rc == -EACCES || rc == -EROFS || rc == -EPERM || rc == -ENOSPC ||
@@ -445,8 +516,7 @@ int kl_cli_open(struct kl_cli *cli)
 			return rc;
 		}
 	}
-	cli->repo = KL_TAKE_PTR(r);
-	return 0;
+	return kl_repo_cancelled(r);
 }
 
 int kl_cli_close(struct kl_cli *cli, int rc)
@@ -456,7 +526,10 @@ int kl_cli_close(struct kl_cli *cli, int rc)
 	if (!cli->repo)
 		return rc;
 	u = kl_repo_unlock_repo(cli->repo);
-	if (u < 0) {
+	cli->lock_left = u < 0;
+	if (u < 0 && kl_cli_interrupted(cli)) {
+		kl_repo_clear_err(cli->repo); /* main() says it, in its one line */
+	} else if (u < 0) {
 		/* a leaked lock holds prune back on every host until it is stale: say so */
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, u,
@@ -466,6 +539,7 @@ int kl_cli_close(struct kl_cli *cli, int rc)
 		if (rc >= 0)
 			rc = -KL_ELOCKLEFT;
 	}
+	kl_cli_signals_watch(cli, NULL);
 	kl_repo_free(cli->repo);
 	cli->repo = NULL;
 	return rc;

@@ -74,14 +74,45 @@ static int unknown_option(int c, const char *word)
 	return kl_exit_code(-KL_EUSAGE);
 }
 
+/*
+ * The one line an interrupted command ends with: what it removed and what
+ * it kept (docs/EXIT-CODES.md, 130).
+ */
+static void say_interrupted(struct kl_cli *cli, bool had_repo, uint64_t packs)
+{
+	char msg[512];
+	size_t o;
+
+	o = (size_t)snprintf(msg, sizeof(msg), "interrupted");
+	if (had_repo && cli->lock_left)
+		o += (size_t)snprintf(msg + o, sizeof(msg) - o,
+				      ": its lock is left in the repository (remove it with "
+				      "'keel unlock')");
+	else if (had_repo &&
+		 (cli->cmd_flags & (KL_CMD_LOCK | KL_CMD_LOCK_PRUNE | KL_CMD_LOCK_EXCL)))
+		o += (size_t)snprintf(msg + o, sizeof(msg) - o, ": lock removed");
+	if (packs && o < sizeof(msg))
+		snprintf(msg + o, sizeof(msg) - o, "; %llu pack%s already written %s kept%s",
+			 (unsigned long long)packs, packs == 1 ? "" : "s",
+			 packs == 1 ? "is" : "are",
+			 !strcmp(cli->cmd_name, "backup") ? " and reused by the next backup" : "");
+	kl_cli_emit(cli, true, -KL_EINTERRUPTED, msg);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		KL_GLOBAL_OPTS, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+	struct kl_cli_signals sig;
 	struct kl_cli cli = {0};
 	const struct kl_cmd *cmd;
+	uint64_t packs = 0;
+	bool had_repo;
 	int c, rc;
 
+	/* before any thread starts, so that every thread has them blocked */
+	if (kl_cli_signals_start(&sig) >= 0)
+		cli.sig = &sig;
 	/* a keel process holds keys: no core dumps, no ptrace by other users */
 	prctl(PR_SET_DUMPABLE, 0);
 	setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
@@ -124,6 +155,7 @@ int main(int argc, char **argv)
 		return kl_exit_code(kl_cli_unknown_command(argv[optind]));
 	cli.cmd_name = cmd->name;
 	cli.cmd_flags = cmd->flags;
+	kl_cli_signals_describe(&cli);
 	argc -= optind;
 	argv += optind;
 	optind = 0; /* reset getopt for the command */
@@ -131,11 +163,24 @@ int main(int argc, char **argv)
 	rc = cmd->fn(argc, argv, &cli);
 	if (rc == KL_CLI_HELP)
 		rc = 0;
+	/* a command a signal made fail ends with one line, and 130 */
+	if (rc < 0 && kl_cli_interrupted(&cli))
+		rc = -KL_EINTERRUPTED;
+	had_repo = cli.repo != NULL;
+	if (had_repo)
+		packs = kl_repo_packs_written(cli.repo);
 	rc = kl_cli_close(&cli, rc);
+	if (rc == -KL_EINTERRUPTED)
+		say_interrupted(&cli, had_repo, packs);
 	if (fflush(stdout) != 0 && rc >= 0) {
 		/* the real error: a full disk under a redirected output is 21, not 20 */
-		rc = errno > 0 ? -errno : -EIO;
-		fprintf(stderr, "keel: cannot write output: %s\n", strerror(-rc));
+		rc = errno == EPIPE ? -KL_EOUTCLOSED : errno > 0 ? -errno : -EIO;
+		if (rc != -KL_EOUTCLOSED) {
+			char msg[256];
+
+			snprintf(msg, sizeof(msg), "cannot write output: %s", strerror(-rc));
+			kl_cli_emit(&cli, true, rc, msg);
+		}
 	}
 	return kl_exit_code(rc);
 }

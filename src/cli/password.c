@@ -7,6 +7,7 @@
  * overrides what the command line says.
  */
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -18,6 +19,25 @@
 
 #define PASS_MAX 4096
 
+/*
+ * Every failure names where the password was to come from and why it did
+ * not (into cli->err, which kl_cli_error prints): "password file '/x'
+ * (KEEL_PASSWORD_FILE) is empty". Something the user gave that cannot
+ * serve is a usage error (exit 2); a password command that fails is 1.
+ */
+static int pass_fail(struct kl_cli *cli, int r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int pass_fail(struct kl_cli *cli, int r, const char *fmt, ...)
+{
+	char msg[sizeof(cli->err.msg)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return kl_fail(&cli->err, r, "%s", msg);
+}
+
 /* Trims one trailing newline (and CR), as files and commands end their output. */
 static int pass_from_bytes(const char *p, size_t n, struct kl_pass **ret)
 {
@@ -26,10 +46,11 @@ static int pass_from_bytes(const char *p, size_t n, struct kl_pass **ret)
 	if (n && p[n - 1] == '\r')
 		n--;
 	if (n == 0)
-		return -KL_EUSAGE;
+		return -ENODATA;
 	return kl_pass_new(p, n, ret);
 }
 
+/* -ENODATA: empty; -E2BIG: too long */
 static int from_fd(int fd, struct kl_pass **ret)
 {
 	char *buf = sodium_malloc(PASS_MAX);
@@ -69,17 +90,35 @@ static void check_mode(struct kl_cli *cli, const char *path, int fd)
 		    (unsigned)(st.st_mode & 07777));
 }
 
-static int from_file(struct kl_cli *cli, const char *path, struct kl_pass **ret)
+/* src: "--password-file" or the environment variable that named path */
+static int from_file(struct kl_cli *cli, const char *path, const char *src, struct kl_pass **ret)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc;
 
-	if (fd < 0)
-		return -errno;
+	if (fd < 0 && errno == ENOENT)
+		return pass_fail(cli, -KL_EUSAGE, "password file '%s' (%s) does not exist", path,
+				 src);
+	if (fd < 0) {
+		rc = -errno;
+		return pass_fail(cli, rc, "cannot open password file '%s' (%s): %s", path, src,
+				 kl_strerror(rc));
+	}
 	check_mode(cli, path, fd);
-	return from_fd(fd, ret);
+	rc = from_fd(fd, ret);
+	if (rc == -ENODATA)
+		return pass_fail(cli, -KL_EUSAGE, "password file '%s' (%s) is empty", path, src);
+	if (rc == -E2BIG)
+		return pass_fail(cli, -KL_EUSAGE,
+				 "password file '%s' (%s) is longer than %d bytes: not a password",
+				 path, src, PASS_MAX - 1);
+	if (rc < 0 && rc != -ENOMEM)
+		return pass_fail(cli, rc, "cannot read password file '%s' (%s): %s", path, src,
+				 kl_strerror(rc));
+	return rc;
 }
 
-static int from_command(const char *cmd, struct kl_pass **ret)
+static int from_command(struct kl_cli *cli, const char *cmd, const char *src, struct kl_pass **ret)
 {
 	char *argv[] = {(char *)"/bin/sh", (char *)"-c", (char *)cmd, NULL};
 	int fd, status, rc;
@@ -87,19 +126,37 @@ static int from_command(const char *cmd, struct kl_pass **ret)
 
 	fd = kl_spawn_reader(argv, &pid);
 	if (fd < 0)
-		return fd;
+		return pass_fail(cli, fd, "cannot run the password command (%s): %s", src,
+				 kl_strerror(fd));
 	rc = from_fd(fd, ret);
 	close(fd);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	if (rc >= 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-		kl_pass_free(*ret);
+	if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+		if (rc >= 0)
+			kl_pass_free(*ret);
 		*ret = NULL;
-		return -KL_ECMD;
+		/* the command itself is not shown: it may hold a secret */
+		if (WIFEXITED(status))
+			return pass_fail(cli, -KL_ECMD,
+					 "the password command (%s) failed with exit status %d",
+					 src, WEXITSTATUS(status));
+		return pass_fail(cli, -KL_ECMD, "the password command (%s) was killed by signal %d",
+				 src, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 	}
+	if (rc == -ENODATA)
+		return pass_fail(cli, -KL_EUSAGE, "the password command (%s) printed nothing", src);
+	if (rc == -E2BIG)
+		return pass_fail(cli, -KL_EUSAGE,
+				 "the password command (%s) printed more than %d bytes", src,
+				 PASS_MAX - 1);
+	if (rc < 0 && rc != -ENOMEM)
+		return pass_fail(cli, rc, "cannot read the output of the password command (%s): %s",
+				 src, kl_strerror(rc));
 	return rc;
 }
 
+/* -ENOTTY: no terminal; -ENODATA: nothing entered */
 static int prompt(const char *what, struct kl_pass **ret)
 {
 	_cleanup_close_ int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
@@ -111,16 +168,19 @@ static int prompt(const char *what, struct kl_pass **ret)
 	if (fd < 0)
 		return -ENOTTY;
 	if (tcgetattr(fd, &old) < 0)
-		return -errno;
+		return errno == ENOTTY ? -ENOTTY : -errno;
 	noecho = old;
 	noecho.c_lflag &= ~(tcflag_t)ECHO;
 	noecho.c_lflag |= ECHONL;
 	buf = sodium_malloc(PASS_MAX);
 	if (!buf)
 		return -ENOMEM;
-	if (write(fd, what, strlen(what)) < 0 || tcsetattr(fd, TCSAFLUSH, &noecho) < 0) {
+	/* echo off before the prompt shows: what is typed after it is never flushed */
+	if (tcsetattr(fd, TCSAFLUSH, &noecho) < 0 || write(fd, what, strlen(what)) < 0) {
+		rc = -errno;
+		tcsetattr(fd, TCSAFLUSH, &old);
 		sodium_free(buf);
-		return -errno;
+		return rc;
 	}
 	while (n < PASS_MAX) {
 		ssize_t r = read(fd, buf + n, 1);
@@ -135,14 +195,44 @@ static int prompt(const char *what, struct kl_pass **ret)
 	if (n == PASS_MAX)
 		rc = -E2BIG;
 	else if (n == 0)
-		rc = -KL_EUSAGE;
+		rc = -ENODATA;
 	else
 		rc = kl_pass_new(buf, n, ret);
 	sodium_free(buf);
 	return rc;
 }
 
-static int prompt_twice(struct kl_pass **ret)
+/* A prompt's failure, said with what would have given a password instead. */
+static int prompt_fail(struct kl_cli *cli, int rc, bool new_pass)
+{
+	if (rc == -ENOTTY)
+		return pass_fail(cli, -KL_EUSAGE,
+				 new_pass ? "no new password given: give --new-password-file, set "
+					    "KEEL_NEW_PASSWORD, or run on a terminal"
+					  : "no password given: set KEEL_PASSWORD_FILE, "
+					    "KEEL_PASSWORD_COMMAND or KEEL_PASSWORD, give "
+					    "--password-file or --password-command, or run on a "
+					    "terminal");
+	if (rc == -ENODATA)
+		return pass_fail(cli, -KL_EUSAGE, "no password entered at the prompt");
+	if (rc == -E2BIG)
+		return pass_fail(cli, -KL_EUSAGE,
+				 "the password entered at the prompt is longer than %d bytes",
+				 PASS_MAX - 1);
+	if (rc < 0 && rc != -ENOMEM)
+		return pass_fail(cli, rc, "cannot prompt for the password on the terminal: %s",
+				 kl_strerror(rc));
+	return rc;
+}
+
+static int prompt_once(struct kl_cli *cli, const char *what, struct kl_pass **ret)
+{
+	int rc = prompt(what, ret);
+
+	return rc < 0 ? prompt_fail(cli, rc, false) : rc;
+}
+
+static int prompt_twice(struct kl_cli *cli, bool new_pass, struct kl_pass **ret)
 {
 	struct kl_pass *a = NULL, *b = NULL;
 	int rc;
@@ -150,8 +240,12 @@ static int prompt_twice(struct kl_pass **ret)
 	rc = prompt("enter new password: ", &a);
 	if (rc >= 0)
 		rc = prompt("enter new password again: ", &b);
-	if (rc >= 0 && (a->len != b->len || !kl_ct_equal(a->p, b->p, a->len)))
-		rc = -KL_EUSAGE;
+	if (rc < 0)
+		rc = prompt_fail(cli, rc, new_pass);
+	else if (a->len != b->len || !kl_ct_equal(a->p, b->p, a->len))
+		rc = pass_fail(cli, -KL_EUSAGE,
+			       "the passwords entered at the prompt do not match: nothing was "
+			       "changed, try again");
 	kl_pass_free(b);
 	if (rc < 0) {
 		kl_pass_free(a);
@@ -178,6 +272,7 @@ static int from_env(const char *name, char *value, struct kl_pass **ret)
 int kl_cli_read_password(struct kl_cli *cli, bool confirm, struct kl_pass **ret)
 {
 	const char *file = cli->password_file_opt, *cmd = cli->password_command_opt;
+	const char *file_src = "--password-file", *cmd_src = "--password-command";
 	char *env;
 
 	if (file && cmd)
@@ -188,22 +283,33 @@ int kl_cli_read_password(struct kl_cli *cli, bool confirm, struct kl_pass **ret)
 		cmd = getenv("KEEL_PASSWORD_COMMAND");
 		file = file && *file ? file : NULL;
 		cmd = cmd && *cmd ? cmd : NULL;
+		file_src = "KEEL_PASSWORD_FILE";
+		cmd_src = "KEEL_PASSWORD_COMMAND";
 		if (file && cmd)
 			return kl_fail(&cli->err, -KL_EUSAGE,
 				       "KEEL_PASSWORD_FILE and KEEL_PASSWORD_COMMAND both set: "
 				       "unset one, or give '--password-file' or "
 				       "'--password-command'");
 	}
-	if (file)
-		return from_file(cli, file, ret);
-	if (cmd)
-		return from_command(cmd, ret);
+	if (file) {
+		snprintf(cli->pass_source, sizeof(cli->pass_source), "password file '%s' (%s)",
+			 file, file_src);
+		return from_file(cli, file, file_src, ret);
+	}
+	if (cmd) {
+		snprintf(cli->pass_source, sizeof(cli->pass_source), "password command (%s)",
+			 cmd_src);
+		return from_command(cli, cmd, cmd_src, ret);
+	}
 	env = getenv("KEEL_PASSWORD");
-	if (env && *env)
+	if (env && *env) {
+		snprintf(cli->pass_source, sizeof(cli->pass_source), "KEEL_PASSWORD");
 		return from_env("KEEL_PASSWORD", env, ret);
+	}
+	snprintf(cli->pass_source, sizeof(cli->pass_source), "the prompt");
 	if (confirm)
-		return prompt_twice(ret);
-	return prompt("enter password for repository: ", ret);
+		return prompt_twice(cli, false, ret);
+	return prompt_once(cli, "enter password for repository: ", ret);
 }
 
 int kl_cli_read_new_password(struct kl_cli *cli, const char *file, struct kl_pass **ret)
@@ -211,9 +317,9 @@ int kl_cli_read_new_password(struct kl_cli *cli, const char *file, struct kl_pas
 	char *env;
 
 	if (file)
-		return from_file(cli, file, ret);
+		return from_file(cli, file, "--new-password-file", ret);
 	env = getenv("KEEL_NEW_PASSWORD");
 	if (env && *env)
 		return from_env("KEEL_NEW_PASSWORD", env, ret);
-	return prompt_twice(ret);
+	return prompt_twice(cli, true, ret);
 }

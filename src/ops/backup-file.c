@@ -51,6 +51,9 @@ int kl_bk_read_chunks(struct backup *b, int fd, struct kl_file_job *f, uint64_t 
 			len += (size_t)n;
 			*total += (uint64_t)n;
 		}
+		rc = kl_repo_cancelled(b->r); /* a big file stops within one buffer */
+		if (rc < 0)
+			return rc;
 		off = 0;
 		while (len - off >= cdc->max || (eof && off < len)) {
 			size_t cut = kl_cdc_next(cdc, b->rbuf + off, len - off);

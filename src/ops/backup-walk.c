@@ -96,8 +96,10 @@ int kl_bk_handle_node(struct backup *b, struct dir_job *d, size_t slot, int dfd,
 	struct kl_node *n = &d->tree.nodes[slot];
 	/* kl_bk_add_entry allocates names with a NUL after them */
 	const char *name = (const char *)n->name;
-	int rc = 0;
+	int rc = kl_repo_cancelled(b->r); /* SIGINT, SIGTERM: stop between entries */
 
+	if (rc < 0)
+		return rc;
 	if (n->type == KL_NODE_FILE) {
 		if (oldn && !(b->o->flags & KL_BACKUP_FORCE) && kl_node_unchanged(oldn, st) &&
 		    kl_bk_all_stored(b, oldn)) {

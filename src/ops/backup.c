@@ -291,6 +291,8 @@ static int finish_walk(struct backup *b, int rc, struct kl_write_stats *ws)
 	}
 	if (rc >= 0 && !(b->o->flags & KL_BACKUP_DRY_RUN))
 		rc = kl_repo_flush_index(b->r);
+	else if (rc == -KL_EINTERRUPTED && !(b->o->flags & KL_BACKUP_DRY_RUN))
+		kl_repo_flush_index(b->r); /* the packs written are indexed for the next backup */
 	return rc;
 }
 

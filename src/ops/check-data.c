@@ -261,6 +261,8 @@ static void *data_worker(void *arg)
 		int rc;
 
 		pthread_mutex_lock(&c->lock);
+		if (!c->fatal)
+			c->fatal = kl_repo_cancelled(c->r); /* SIGINT, SIGTERM */
 		if (c->fatal || c->next >= c->n_sel) {
 			pthread_mutex_unlock(&c->lock);
 			break;

@@ -411,6 +411,9 @@ static int walk_tree(struct check *c, size_t si, const struct kl_id *id)
 	while (rc >= 0 && top) {
 		struct cframe *f = top;
 
+		rc = kl_repo_cancelled(c->r); /* SIGINT, SIGTERM */
+		if (rc < 0)
+			break;
 		if (f->next < f->t.n) {
 			const struct kl_node *n = &f->t.nodes[f->next++];
 

@@ -155,6 +155,9 @@ static int mark_tree(struct prune *p, const struct kl_id *root, const struct kl_
 		struct kl_id id = stack[--n];
 		struct kl_tree t = {0};
 
+		rc = kl_repo_cancelled(p->r); /* SIGINT, SIGTERM */
+		if (rc < 0)
+			break;
 		rc = kl_idset_add(&p->used, &id);
 		if (rc <= 0)
 			continue; /* marked already, with everything below it */
@@ -605,6 +608,10 @@ static int delete_packs(struct prune *p, unsigned fates)
 
 		if (!(fates & (1u << pi->fate)))
 			continue;
+		/* stopping between deletions is as safe as a crash there (docs/FORMAT.md) */
+		rc = kl_repo_cancelled(p->r);
+		if (rc < 0)
+			break;
 		if (retained(p, pi)) {
 			pi->fate = F_RETAINED;
 			p->st->packs_retained++;

@@ -150,9 +150,10 @@ struct worker {
 	size_t n_zeros, next_zero;
 };
 
+/* a fatal error, or an interrupt (SIGINT, SIGTERM: kl_repo_cancelled) */
 static inline bool kl_rs_stopped(struct rctx *c)
 {
-	return __atomic_load_n(&c->stop, __ATOMIC_RELAXED);
+	return __atomic_load_n(&c->stop, __ATOMIC_RELAXED) || kl_repo_cancelled(c->r) < 0;
 }
 
 /* restore.c: errors and progress */

@@ -435,6 +435,8 @@ int kl_restore(struct kl_repo *r, const struct kl_id *tree, const char *path,
 	rctx_release(&c);
 	if (rc < 0)
 		return rc;
+	if (kl_repo_cancelled(r) < 0)
+		return -KL_EINTERRUPTED; /* what was restored stays: the rerun replaces it */
 	if (!c.worst && (c.st.owners_omitted || c.st.specials_omitted || c.st.xattrs_omitted ||
 			 c.st.setid_cleared))
 		return -KL_EPARTIAL; /* restored with omissions, each warned about */

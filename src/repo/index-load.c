@@ -399,9 +399,13 @@ bool kl_repo_pack_deleting(struct kl_repo *r, const struct kl_id *pack)
 
 int kl_repo_flush_index(struct kl_repo *r)
 {
-	int rc = kl_writer_wait_(r->writer);
+	int rc = kl_writer_wait_(r->writer), w;
 
-	return rc < 0 ? rc : kl_index_write_pending_(r);
+	/* interrupted: the packs written are durable; indexed, the next backup reuses them */
+	if (rc < 0 && rc != -KL_EINTERRUPTED)
+		return rc;
+	w = kl_index_write_pending_(r);
+	return rc < 0 ? rc : w;
 }
 
 int kl_index_write_pending_(struct kl_repo *r)

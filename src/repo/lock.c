@@ -269,6 +269,13 @@ static void *refresh_main(void *arg)
 	return NULL;
 }
 
+static void set_lock(struct kl_repo *r, struct kl_lock *l)
+{
+	pthread_mutex_lock(&r->lock_mu);
+	r->lock = l;
+	pthread_mutex_unlock(&r->lock_mu);
+}
+
 int kl_repo_lock(struct kl_repo *r, enum kl_lock_kind kind, const char *command)
 {
 	struct kl_lock *l;
@@ -298,14 +305,14 @@ int kl_repo_lock(struct kl_repo *r, enum kl_lock_kind kind, const char *command)
 		struct kl_err keep = r->err;
 
 		l->stray = true;
-		r->lock = l;
+		set_lock(r, l);
 		kl_err_clear(&r->err);
 		kl_repo_unlock_repo(r);
 		r->err = keep;
 		return rc;
 	}
 	l->last_ok_ns = l->info.refreshed_ns;
-	r->lock = l;
+	set_lock(r, l);
 	/* ours is visible before we look: of two racing lockers at least one sees the other */
 	c.self = l;
 	rc = kl_repo_list_locks(r, find_conflict, &c);
@@ -434,6 +441,7 @@ int kl_repo_unlock_repo(struct kl_repo *r)
 
 	if (!l)
 		return 0;
+	set_lock(r, NULL); /* kl_repo_lock_abandon() no longer sees it */
 	if (l->thread_started) {
 		pthread_mutex_lock(&l->mu);
 		l->stopping = true;
@@ -446,6 +454,25 @@ int kl_repo_unlock_repo(struct kl_repo *r)
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
 	kl_free(l);
-	r->lock = NULL;
 	return rc;
+}
+
+int kl_repo_lock_abandon(struct kl_repo *r)
+{
+	char name[2 * KL_ID_LEN + 1];
+	struct kl_lock *l;
+	int rc = 0;
+
+	pthread_mutex_lock(&r->lock_mu);
+	l = r->lock;
+	if (l) {
+		pthread_mutex_lock(&l->mu);
+		l->stopping = true; /* no new object from the heartbeat */
+		memcpy(name, l->name, sizeof(name));
+		pthread_mutex_unlock(&l->mu);
+		if (name[0])
+			rc = r->be->ops->del(r->be, KL_OBJ_LOCK, name);
+	}
+	pthread_mutex_unlock(&r->lock_mu);
+	return rc == -ENOENT ? 0 : rc;
 }

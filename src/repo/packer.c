@@ -109,6 +109,9 @@ int kl_packer_add(struct kl_packer *p, enum kl_blob_type type, const struct kl_i
 
 	if (n > (64u << 20))
 		return -E2BIG;
+	rc = kl_repo_cancelled(r);
+	if (rc < 0)
+		return rc;
 	if (r->cfg.compression_level && n >= 64) {
 		size_t bound = ZSTD_compressBound(n), z;
 
@@ -147,6 +150,9 @@ int kl_packer_add_sealed(struct kl_packer *p, const struct kl_blob_entry *e, con
 	size_t before = p->pack.len;
 	int rc;
 
+	rc = kl_repo_cancelled(p->r);
+	if (rc < 0)
+		return rc;
 	rc = kl_buf_add(&p->pack, sealed, e->length);
 	if (rc < 0)
 		return rc;

@@ -2,6 +2,9 @@
 #ifndef KEEL_REPO_INTERNAL_H
 #define KEEL_REPO_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "keel/repo.h"
 
 struct kl_index;
@@ -17,7 +20,10 @@ struct kl_repo {
 	struct kl_writer *writer; /* owned: background pack writes */
 	struct kl_id key_id;	  /* name of the key file that opened it */
 	struct kl_lock *lock;	  /* owned, NULL unless kl_repo_lock() took one */
-	unsigned bad_index_files; /* skipped by kl_repo_load_index */
+	/* guards the lock pointer against kl_repo_lock_abandon() from another thread */
+	pthread_mutex_t lock_mu;
+	const atomic_bool *cancel; /* the caller's, may be NULL: kl_repo_set_cancel() */
+	unsigned bad_index_files;  /* skipped by kl_repo_load_index */
 	struct kl_err err;
 };
 
@@ -43,5 +49,7 @@ int kl_writer_enqueue_(struct kl_writer *w, const struct kl_id *id, uint8_t *dat
 /* Waits until every queued pack is durable and indexed; returns the first error. */
 int kl_writer_wait_(struct kl_writer *w);
 void kl_writer_free_(struct kl_writer *w);
+/* Packs this writer has made durable so far. */
+uint64_t kl_writer_written_(struct kl_writer *w);
 
 #endif

@@ -32,8 +32,25 @@ static int repo_alloc(struct kl_backend *be, struct kl_repo **ret)
 		return rc;
 	}
 	r->be = be;
+	pthread_mutex_init(&r->lock_mu, NULL);
 	*ret = r;
 	return 0;
+}
+
+void kl_repo_set_cancel(struct kl_repo *r, const atomic_bool *flag)
+{
+	r->cancel = flag;
+}
+
+int kl_repo_cancelled(const struct kl_repo *r)
+{
+	return r->cancel && atomic_load_explicit(r->cancel, memory_order_relaxed) ? -KL_EINTERRUPTED
+										  : 0;
+}
+
+uint64_t kl_repo_packs_written(struct kl_repo *r)
+{
+	return kl_writer_written_(r->writer);
 }
 
 void kl_repo_free(struct kl_repo *r)
@@ -46,6 +63,7 @@ void kl_repo_free(struct kl_repo *r)
 	kl_keys_free(r->keys);
 	kl_backend_free(r->be);
 	kl_wipe(&r->cdc, sizeof(r->cdc));
+	pthread_mutex_destroy(&r->lock_mu);
 	kl_free(r);
 }
 
@@ -226,6 +244,10 @@ int kl_repo_open_err(const char *location, struct kl_err *err, struct kl_repo **
 	int rc;
 
 	rc = kl_backend_open(location, err, &be);
+	if (rc == -ENOTDIR)
+		/* a file, or below one: nothing there is a repository */
+		return kl_fail(err, -KL_ENOREPO,
+			       "a file (or below one), not a directory: no repository there");
 	if (rc < 0)
 		return rc == -ENOENT ? -KL_ENOREPO : rc;
 	rc = be->ops->stat(be, KL_OBJ_CONFIG, "config", &size);

@@ -11,6 +11,10 @@ int kl_repo_save_snapshot(struct kl_repo *r, const struct kl_snapshot *s, struct
 	if (rc < 0)
 		return rc;
 	kl_test_point("before-snapshot");
+	/* interrupted before the commit point: no snapshot (what it needs stays for the next) */
+	rc = kl_repo_cancelled(r);
+	if (rc < 0)
+		return rc;
 	/* a prune may delete what this snapshot needs once our lock looks dead */
 	rc = kl_lock_check(r);
 	if (rc < 0)

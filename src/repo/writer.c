@@ -29,6 +29,7 @@ struct kl_writer {
 	unsigned queued, running;
 	bool started, stopping;
 	int error;
+	uint64_t written; /* packs made durable */
 	pthread_t threads[WRITERS];
 	unsigned n_threads;
 	struct kl_repo *r;
@@ -69,6 +70,7 @@ static int write_pack(struct kl_repo *r, struct pack_job *j)
 	rc = kl_index_add_pack_(r, &j->id, &j->h, KL_INDEX_PENDING);
 	if (rc >= 0 && kl_index_pending_(r) >= PACKS_PER_INDEX)
 		rc = kl_index_write_pending_(r);
+	kl_test_point("pack-written"); /* a backup midway, for an interrupt: t4014 */
 	return rc;
 }
 
@@ -93,12 +95,19 @@ static void *writer_main(void *arg)
 		w->running++;
 		failed = w->error != 0;
 		pthread_mutex_unlock(&w->lock);
-		/* after a failure, drop the rest: the backup is failing anyway */
-		rc = failed ? 0 : write_pack(w->r, j);
+		/*
+		 * after a failure, drop the rest: the backup is failing anyway;
+		 * after an interrupt too, so that the process stops promptly
+		 */
+		rc = failed ? 0 : kl_repo_cancelled(w->r);
+		if (!failed && rc >= 0)
+			rc = write_pack(w->r, j);
 		job_free(j);
 		pthread_mutex_lock(&w->lock);
 		if (rc < 0 && !w->error)
 			w->error = rc;
+		if (!failed && rc >= 0)
+			w->written++;
 		w->running--;
 		w->queued--;
 		pthread_cond_broadcast(&w->idle_cv);
@@ -132,8 +141,15 @@ int kl_writer_enqueue_(struct kl_writer *w, const struct kl_id *id, uint8_t *dat
 	if (!w->n_threads) {
 		/* no threads to be had: write in the caller */
 		pthread_mutex_unlock(&w->lock);
-		rc = write_pack(w->r, j);
+		rc = kl_repo_cancelled(w->r);
+		if (rc >= 0)
+			rc = write_pack(w->r, j);
 		job_free(j);
+		if (rc >= 0) {
+			pthread_mutex_lock(&w->lock);
+			w->written++;
+			pthread_mutex_unlock(&w->lock);
+		}
 		return rc;
 	}
 	while (w->queued >= MAX_QUEUED && !w->error)
@@ -187,6 +203,16 @@ void kl_writer_free_(struct kl_writer *w)
 	pthread_cond_destroy(&w->cv);
 	pthread_cond_destroy(&w->idle_cv);
 	kl_free(w);
+}
+
+uint64_t kl_writer_written_(struct kl_writer *w)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&w->lock);
+	n = w->written;
+	pthread_mutex_unlock(&w->lock);
+	return n;
 }
 
 int kl_repo_wait_writes(struct kl_repo *r)

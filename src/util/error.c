@@ -41,6 +41,8 @@ const char *kl_strerror(int r)
 		return "object is under retention (object lock)";
 	case KL_ELOCKLEFT:
 		return "this command's lock was left in the repository";
+	case KL_EOUTCLOSED:
+		return "output closed by its reader";
 	default:
 		if (r < 0 && -r < 1000)
 			return strerror(-r);

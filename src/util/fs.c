@@ -5,6 +5,7 @@
  * either does not exist or holds complete, synced bytes.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <sys/random.h>
@@ -296,6 +297,11 @@ int kl_spawn_reader(char *const argv[], pid_t *pid_ret)
 		return -errno;
 	}
 	if (pid == 0) {
+		sigset_t none;
+
+		/* keel blocks SIGINT and SIGTERM for its signal thread: not for the command */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		dup2(pfd[1], STDOUT_FILENO);
 		execvp(argv[0], argv);
 		_exit(127);

@@ -19,6 +19,12 @@ expect_success keel backup --no-progress "$SRC"
 
 # case 1: cannot create the repository (it exists)
 expect_error 1 'exist' keel init --kdf-ops 1 --kdf-mem 8
+# ...nor in a directory that holds anything else (nothing is written there)
+mkdir -p "$TEST_DIR/full"
+printf 'mine\n' >"$TEST_DIR/full/notes.txt"
+expect_error 1 "^keel: init: cannot create repository at '$TEST_DIR/full': the directory is not empty and is not a keel repository (it holds 'notes.txt'): choose a new or empty directory$" \
+	keel -r "$TEST_DIR/full" init --kdf-ops 1 --kdf-mem 8
+[ "$(ls -A "$TEST_DIR/full")" = notes.txt ] || fail "init wrote into a directory that is not empty"
 
 # case 2: usage error
 expect_exit 2 keel backup --no-such-option "$SRC"
@@ -47,8 +53,12 @@ expect_error 20 'forget is done, but its lock is left' \
 [ "$(snapshot_count)" = 1 ] || fail "forget --prune with a lock left did not forget"
 expect_success keel unlock
 
-# case 10: no repository at that location
+# case 10: no repository at that location, nor at a file or below one
 expect_exit 10 keel -r "$TEST_DIR/nowhere" snapshots
+for f in "$SRC/big.bin" "$SRC/big.bin/sub"; do
+	expect_error 10 "^keel: snapshots: cannot open repository '$f': a file (or below one), not a directory: no repository there$" \
+		keel -r "$f" snapshots
+done
 
 # case 11: a conflicting live lock (a second prune)
 start_paused prune-marked keel prune
@@ -60,11 +70,22 @@ wait_paused || fail "the paused prune failed"
 printf 'wrong\n' >"$TEST_DIR/wrong"
 expect_exit 12 env KEEL_PASSWORD_FILE="$TEST_DIR/wrong" "$KEEL" snapshots
 
-# case 14: no such snapshot, no such path
+# case 14: no such snapshot, no such path (restore and ls)
 expect_exit 14 keel restore 0123456789abcdef --target "$TEST_DIR/r14"
 expect_exit 14 keel restore latest:/no/such/path --target "$TEST_DIR/r14"
 # and an --include that matches nothing in the snapshot
 expect_error 14 "matches the include patterns" keel restore latest --include '/nomatch*' --target "$TEST_DIR/r14"
+expect_error 14 "^keel: ls: path '/nonexistent' is not in snapshot [0-9a-f]\{8\}: not found$" \
+	keel ls latest /nonexistent
+expect_exit 14 keel ls 0123456789abcdef
+
+# under --json, an error is one JSON object on stderr, its code the exit code
+expect_exit 14 keel --json ls latest /nonexistent 2>"$TEST_DIR/err"
+grep -qx '{"message_type":"error","code":14,"command":"ls","message":"path '"'"'/nonexistent'"'"' is not in snapshot [0-9a-f]\{8\}: not found"}' \
+	"$TEST_DIR/err" || fail "a JSON error: $(cat "$TEST_DIR/err")"
+expect_exit 10 keel --json -r "$TEST_DIR/nowhere" snapshots 2>"$TEST_DIR/err"
+grep -qx '{"message_type":"error","code":10,"command":"snapshots","message":".*"}' \
+	"$TEST_DIR/err" || fail "a JSON error: $(cat "$TEST_DIR/err")"
 
 # case 15: restore --verify reads back data that differs: the file is
 # changed after restore wrote it, before it reads it back (the only file)
@@ -77,6 +98,19 @@ resume restore-written
 rc=0
 wait_paused || rc=$?
 [ "$rc" = 15 ] || fail "restore --verify of changed data exited $rc, expected 15"
+
+# case 141: a reader that goes away (keel ls | head -1) ends keel quietly
+# with 141, as SIGPIPE ends cat or ls; more output than a pipe holds
+mkdir -p "$TEST_DIR/many"
+for i in $(seq 1 3000); do : >"$TEST_DIR/many/file-with-a-long-name-$i"; done
+expect_success keel backup --no-progress "$TEST_DIR/many" >/dev/null
+rcs=$(
+	set +o pipefail
+	keel ls latest 2>"$TEST_DIR/err" | head -1 >/dev/null
+	echo "${PIPESTATUS[0]}"
+)
+[ "$rcs" = 141 ] || fail "keel ls | head -1 exited $rcs, expected 141"
+[ ! -s "$TEST_DIR/err" ] || fail "keel ls | head -1 said: $(cat "$TEST_DIR/err")"
 
 # cases 20 and 21: the storage's I/O error and full disk; the test backend
 # names its fault instead of the errno, the system's own errors (strace
@@ -95,15 +129,75 @@ if [ "$HAVE_STRACE" = 1 ]; then
 fi
 expect_success keel check --read-data
 
-# case 130: interrupted (by the signal itself: keel installs no handler;
-# a background job of a script starts with SIGINT ignored, so env resets it)
+# case 130: interrupted (a background job of a script starts with SIGINT
+# ignored, and keel leaves an ignored signal ignored: env resets it).
+# Paused before its snapshot, an interrupted backup saves none...
 before=$(snapshot_count)
-start_paused before-snapshot env --default-signal=INT "$KEEL" backup --no-progress "$SRC"
+start_paused before-snapshot env --default-signal=INT "$KEEL" backup --no-progress "$SRC" \
+	2>"$TEST_DIR/err130"
 kill -INT "$PAUSED_PID"
+resume before-snapshot
 rc=0
 wait_paused || rc=$?
 [ "$rc" = 130 ] || fail "an interrupted backup exited $rc, expected 130"
 [ "$(snapshot_count)" = "$before" ] || fail "an interrupted backup wrote its snapshot"
+grep -qx 'keel: backup: interrupted: lock removed; [0-9]* packs* already written \(is\|are\) kept and reused by the next backup' \
+	"$TEST_DIR/err130" || fail "an interrupted backup did not say what it kept: $(cat "$TEST_DIR/err130")"
+
+# ...and midway (paused once a pack is durable, 1 MiB packs), SIGINT and
+# SIGTERM alike stop it at once: exit 130, one line saying what was kept,
+# no lock, no temporary file, check passes, and the next backup reuses
+# the packs written
+MAIN_REPO=$KEEL_REPOSITORY
+export KEEL_REPOSITORY=$TEST_DIR/repo130
+BIG=$TEST_DIR/big
+mkdir -p "$BIG"
+for i in 1 2 3 4 5 6 7 8; do head -c 700000 /dev/urandom >"$BIG/f$i"; done
+keel_init --pack-size 1 >/dev/null
+for sig in INT TERM; do
+	start_paused pack-written env --default-signal=INT "$KEEL" backup --no-progress "$BIG" \
+		2>"$TEST_DIR/err130"
+	kill -"$sig" "$PAUSED_PID"
+	t0=$(date +%s%N)
+	resume pack-written
+	rc=0
+	wait_paused || rc=$?
+	t=$((($(date +%s%N) - t0) / 1000000))
+	[ "$rc" = 130 ] || fail "a backup stopped by SIG$sig exited $rc, expected 130"
+	[ "$t" -lt 5000 ] || fail "a backup took ${t} ms to stop after SIG$sig"
+	[ "$(wc -l <"$TEST_DIR/err130")" = 1 ] || fail "SIG$sig: not one line: $(cat "$TEST_DIR/err130")"
+	grep -qx 'keel: backup: interrupted: lock removed; [1-9][0-9]* packs* already written \(is\|are\) kept and reused by the next backup' \
+		"$TEST_DIR/err130" || fail "SIG$sig: $(cat "$TEST_DIR/err130")"
+	[ -z "$(ls -A "$KEEL_REPOSITORY/locks")" ] || fail "SIG$sig left a lock behind"
+	[ -z "$(find "$KEEL_REPOSITORY" -name '*.tmp.*')" ] || fail "SIG$sig left temporary files"
+	[ "$(snapshot_count)" = 0 ] || fail "a backup stopped by SIG$sig saved a snapshot"
+	expect_success keel check
+done
+keel --json backup --no-progress "$BIG" >"$TEST_DIR/out130" || fail "the backup after interrupts failed"
+added=$(sed -n 's/.*"data_added":\([0-9]*\).*/\1/p' "$TEST_DIR/out130")
+[ -n "$added" ] && [ "$added" -lt 5600000 ] ||
+	fail "the backup after interrupts added $added bytes: it did not reuse the packs written"
+expect_success keel check --read-data
+# a second signal does not wait for the clean-up, but still removes the lock
+for i in 1 2 3 4; do head -c 700000 /dev/urandom >"$BIG/new$i"; done
+start_paused pack-written env --default-signal=INT "$KEEL" backup --no-progress "$BIG" \
+	2>"$TEST_DIR/err130"
+kill -INT "$PAUSED_PID"
+kill -TERM "$PAUSED_PID"
+rc=0
+wait_paused || rc=$?
+[ "$rc" = 130 ] || fail "a backup signalled twice exited $rc, expected 130"
+grep -q 'interrupted again: stopped at once; lock removed' "$TEST_DIR/err130" ||
+	fail "a second signal: $(cat "$TEST_DIR/err130")"
+[ -z "$(ls -A "$KEEL_REPOSITORY/locks")" ] || fail "a second signal left the lock behind"
+# a command without a lock ends at once
+start_paused index-loaded env --default-signal=INT "$KEEL" ls latest 2>"$TEST_DIR/err130"
+kill -INT "$PAUSED_PID"
+rc=0
+wait_paused || rc=$?
+[ "$rc" = 130 ] || fail "an interrupted ls exited $rc, expected 130"
+[ "$(cat "$TEST_DIR/err130")" = "keel: ls: interrupted" ] || fail "ls: $(cat "$TEST_DIR/err130")"
+export KEEL_REPOSITORY=$MAIN_REPO
 
 # case 13, held: "exit 13 means the repository really is damaged".
 # A healthy repository after forget and prune is not damaged...
