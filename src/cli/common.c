@@ -15,6 +15,8 @@ static const struct kl_cmd cmds[] = {
 	 "restore a snapshot", NULL},
 	{"diff", cmd_diff, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX,
 	 "show changes between snapshots", NULL},
+	{"find", cmd_find, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX,
+	 "find files in snapshots by name or path", NULL},
 	{"dump", cmd_dump, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "write a file to stdout", NULL},
 	{"check", cmd_check,
 	 KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX | KL_CMD_NO_CACHE,
