@@ -46,4 +46,34 @@ int kl_finder_run(struct kl_finder *f, const struct kl_id *tree, kl_walk_cb cb, 
 /* How many trees the finder read so far (each distinct tree once). */
 uint64_t kl_finder_trees_read(const struct kl_finder *f);
 
+/* ---- stats (stats.c) ------------------------------------------------------ */
+
+/* What one snapshot holds, and the data it was the first (by time) to use. */
+struct kl_stats_snap {
+	uint64_t files, bytes; /* regular files as restored (each hard link's name counts) */
+	uint64_t new_blobs, new_raw, new_stored; /* blobs no earlier snapshot used */
+	uint64_t new_data_raw;			 /* of them, file data */
+};
+
+struct kl_stats {
+	uint64_t files, restore_bytes; /* summed over the snapshots */
+	/* the distinct blobs the snapshots use: raw (uncompressed) and stored (sealed) sizes */
+	uint64_t data_blobs, data_raw, data_stored;
+	uint64_t tree_blobs, tree_raw, tree_stored;
+	uint64_t missing_blobs;			  /* used, but in no index */
+	uint64_t unique_files, unique_file_bytes; /* distinct file contents */
+	uint64_t packs, pack_bytes;		  /* the repository's data, as stored */
+	uint64_t index_blobs, index_stored;	  /* every blob the index knows */
+	struct kl_stats_snap *per;		  /* one per snapshot given, in that order */
+	size_t n_per;
+};
+void kl_stats_release(struct kl_stats *s);
+/*
+ * Walks the snapshots (give them oldest first: "new" data is counted for
+ * the first snapshot that uses it), each distinct tree once, reading no
+ * file data, and lists the packs. The index must be loaded.
+ */
+int kl_stats_compute(struct kl_repo *r, const struct kl_snapshot_ref *snaps, size_t n,
+		     struct kl_stats *ret);
+
 #endif

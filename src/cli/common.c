@@ -17,6 +17,8 @@ static const struct kl_cmd cmds[] = {
 	 "show changes between snapshots", NULL},
 	{"find", cmd_find, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX,
 	 "find files in snapshots by name or path", NULL},
+	{"stats", cmd_stats, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX,
+	 "show the repository's size, deduplication and growth", NULL},
 	{"dump", cmd_dump, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "write a file to stdout", NULL},
 	{"check", cmd_check,
 	 KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX | KL_CMD_NO_CACHE,
