@@ -76,4 +76,30 @@ void kl_stats_release(struct kl_stats *s);
 int kl_stats_compute(struct kl_repo *r, const struct kl_snapshot_ref *snaps, size_t n,
 		     struct kl_stats *ret);
 
+/* ---- tag (tag.c) ------------------------------------------------------------ */
+
+struct kl_tag_change {
+	char **add, **remove, **set;
+	size_t n_add, n_remove, n_set;
+	bool set_given; /* set replaces all tags (even with none: clears them) */
+};
+/* Applies c to s's tags. Returns 1 if they changed, 0 if not, -ENOMEM. */
+int kl_tags_apply(const struct kl_tag_change *c, struct kl_snapshot *s);
+/*
+ * Replaces the snapshot old by s (old's content with new tags): writes s
+ * with replaces = old, then deletes old (docs/FORMAT.md, "Changing tags").
+ * The new id in *ret. -KL_EAPPENDONLY (before writing anything) where the
+ * storage refuses deletes.
+ */
+int kl_snapshot_retag(struct kl_repo *r, const struct kl_id *old, struct kl_snapshot *s,
+		      struct kl_id *ret);
+/*
+ * Deletes the snapshots of l that another snapshot of l replaces (left by
+ * a tag killed between its write and its delete), and drops them from l;
+ * cb (may be NULL) is told each. Returns how many, or a negative code.
+ */
+int kl_snapshots_finish_retag(struct kl_repo *r, struct kl_snapshot_list *l,
+			      void (*cb)(const struct kl_id *old, const struct kl_id *by, void *ud),
+			      void *ud);
+
 #endif

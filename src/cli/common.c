@@ -25,6 +25,8 @@ static const struct kl_cmd cmds[] = {
 	 "verify the repository's integrity", NULL},
 	{"forget", cmd_forget, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK,
 	 "remove snapshots by id or by policy", NULL},
+	{"tag", cmd_tag, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK, "add, remove or set snapshot tags",
+	 NULL},
 	{"prune", cmd_prune, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK_PRUNE | KL_CMD_INDEX,
 	 "free data that no snapshot uses", NULL},
 	{"repair", cmd_repair, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_NO_CACHE,
