@@ -10,7 +10,7 @@ KEEL=${1:-${KEEL_BIN:-}}
 [ -x "$KEEL" ] || { echo "check-help: no keel binary (argument or KEEL_BIN)" >&2; exit 1; }
 
 # The commands of docs/CLI-SPEC.md, nested verbs included.
-commands=(init backup snapshots ls restore diff dump check key "key list" "key add"
+commands=(init backup snapshots ls restore diff dump find stats tag check key "key list" "key add"
 	"key remove" "key passwd" version forget prune unlock repair serve help generate)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/keel-check-help.XXXXXX")

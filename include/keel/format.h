@@ -193,6 +193,14 @@ struct kl_snapshot {
 	char *program_version;
 	bool partial;
 	struct kl_snapshot_stats stats;
+	/*
+	 * keel tag rewrites a snapshot as a new object and then deletes the
+	 * old one; the copy names the old one here (docs/FORMAT.md, "Changing
+	 * tags"), so an old one left by a tag killed before the delete is
+	 * recognisable.
+	 */
+	struct kl_id replaces;
+	bool has_replaces;
 };
 
 void kl_snapshot_release(struct kl_snapshot *s);

@@ -24,6 +24,7 @@ enum {
 	F_STATS,
 	/* 17..63: reserved for later kinds */
 	F_READ_START_NS = 64,
+	F_REPLACES,
 };
 
 /* Stats fields in order; the message is all uint64. */
@@ -150,6 +151,8 @@ int kl_snapshot_encode(const struct kl_snapshot *s, struct kl_buf *out)
 		r = stats_encode(&s->stats, out);
 	if (r >= 0)
 		r = kl_pb_put_sint_nz(out, F_READ_START_NS, s->read_start_ns);
+	if (r >= 0 && s->has_replaces)
+		r = kl_pb_put_bytes(out, F_REPLACES, s->replaces.b, KL_ID_LEN);
 	if (r < 0) {
 		kl_buf_setlen(out, start);
 		return r;
@@ -277,6 +280,11 @@ static int snapshot_decode(const uint8_t *p, size_t n, struct kl_snapshot *s)
 			break;
 		case F_READ_START_NS:
 			r = kl_pb_get_s64(&f, &s->read_start_ns);
+			break;
+		case F_REPLACES:
+			/* at most once (the seen bits stop at F_STATS) */
+			r = s->has_replaces ? -KL_ECORRUPT : kl_pb_get_id(&f, &s->replaces);
+			s->has_replaces = r >= 0;
 			break;
 		default:
 			break;

@@ -1216,6 +1216,8 @@ static void full_snapshot(struct kl_snapshot *s)
 	s->tree = id_of(0x22);
 	s->parent = id_of(0x33);
 	s->has_parent = true;
+	s->replaces = id_of(0x44);
+	s->has_replaces = true;
 	s->program_version = kl_strdup("keel 0.1.0");
 	s->partial = true;
 	s->stats.files_new = 1;
@@ -1256,6 +1258,9 @@ static void assert_snapshot_equal(const struct kl_snapshot *a, const struct kl_s
 	assert_int_equal(a->has_parent, b->has_parent);
 	if (a->has_parent)
 		assert_memory_equal(a->parent.b, b->parent.b, KL_ID_LEN);
+	assert_int_equal(a->has_replaces, b->has_replaces);
+	if (a->has_replaces)
+		assert_memory_equal(a->replaces.b, b->replaces.b, KL_ID_LEN);
 	assert_true(opt_str_equal(a->program_version, b->program_version));
 	assert_int_equal(a->partial, b->partial);
 	assert_memory_equal(&a->stats, &b->stats, sizeof(a->stats));
