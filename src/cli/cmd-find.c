@@ -299,5 +299,5 @@ out:
 	kl_strv_free(ids, n_ids);
 	kl_snapshot_list_release(&l);
 	kl_snap_filter_release(&f);
-	return rc < 0 ? rc : 0;
+	return rc; /* KL_CLI_HELP too: keel generate asks for the usage text */
 }

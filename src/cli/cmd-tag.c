@@ -177,7 +177,7 @@ static int retag_all(struct kl_cli *cli, struct kl_snapshot_list *l, const struc
 	else if (!cli->quiet && rc >= 0)
 		printf("%zu snapshot%s changed, %zu unchanged\n", changed, changed == 1 ? "" : "s",
 		       l->n - changed);
-	return rc < 0 ? rc : 0;
+	return rc; /* KL_CLI_HELP too: keel generate asks for the usage text */
 }
 
 int cmd_tag(int argc, char **argv, struct kl_cli *cli)
