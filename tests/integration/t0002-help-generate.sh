@@ -150,6 +150,9 @@ mkdir -p dir.d
 bash_completes "dir.d " keel restore latest --target dir.
 
 # ---- fish and zsh (when installed: scripts/install-deps.sh installs them) --
+# whatever they keep between runs stays here
+export HOME=$TEST_DIR/home XDG_CONFIG_HOME=$TEST_DIR/home/.config XDG_DATA_HOME=$TEST_DIR/home/.data
+mkdir -p "$HOME"
 need_shell()
 {
 	command -v "$1" >/dev/null && return 0
