@@ -258,7 +258,7 @@ stage_fuzz()
 deb_check()
 {
 	local work=$1 deb want c f
-	deb=$(ls "$work"/keel_*.deb 2>/dev/null | head -n 1)
+	deb=$(find "$work" -maxdepth 1 -name 'keel_*.deb' | head -n 1)
 	[ -n "$deb" ] || {
 		echo "no keel_*.deb was built"
 		return
