@@ -286,6 +286,16 @@ deb_check()
 	done
 	grep -q '^ExecStart=/usr/bin/keel backup ' "$work/root/lib/systemd/system/keel-backup@.service" ||
 		echo "keel-backup@.service does not run /usr/bin/keel backup"
+	# the units as systemd reads them, for an instance (the binary is not installed here)
+	if command -v systemd-analyze >/dev/null; then
+		mkdir "$work/units"
+		for f in service timer; do
+			cp "$work/root/lib/systemd/system/keel-backup@.$f" "$work/units/keel-backup@check.$f"
+		done
+		(cd "$work/units" && SYSTEMD_UNIT_PATH=$work/units: systemd-analyze verify --man=no \
+			keel-backup@check.timer keel-backup@check.service 2>&1) |
+			grep -v 'Command /usr/bin/keel is not executable' | sed 's/^/systemd-analyze: /'
+	fi
 }
 
 stage_deb()
