@@ -318,7 +318,7 @@ stage_deb()
 		tar -c --exclude='./build*' --exclude=./obj-* . | tar -x -C "$work/keel"
 	fi
 	log=$work/build.log
-	if ! (cd "$work/keel" && DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" DEB_BUILD_PROFILES=nocheck \
+	if ! (cd "$work/keel" && DEB_BUILD_OPTIONS="nocheck noautodbgsym parallel=$(nproc)" DEB_BUILD_PROFILES=nocheck \
 		dpkg-buildpackage -b -us -uc) >"$log" 2>&1; then
 		tail -n 40 "$log"
 		failed "deb: dpkg-buildpackage failed (log: $log)"
