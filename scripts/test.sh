@@ -11,6 +11,10 @@
 #           detection), into build-asan/; the same suites
 #   fuzz    clang-14 -Dfuzz=true into build-fuzz/; each libFuzzer target
 #           runs KEEL_FUZZ_SECONDS (20) with its corpus, two at a time
+#   deb     the Debian package: dpkg-buildpackage -b -us -uc (nocheck: the
+#           gcc stage ran the tests) in a copy of the tree under $TMPDIR,
+#           lintian (errors fail), and the files the .deb must hold; nothing
+#           is installed. KEEL_DEB_KEEP=1 keeps the copy and its .deb
 #   format  clang-format --dry-run -Werror over src/ include/ tests/ fuzz/;
 #           a warning unless KEEL_FORMAT_STRICT=1
 #
@@ -25,18 +29,18 @@ stages=()
 for a in "$@"; do
 	case $a in
 	--no-deps) deps=0 ;;
-	gcc | asan | fuzz | format) stages+=("$a") ;;
+	gcc | asan | fuzz | deb | format) stages+=("$a") ;;
 	-h | --help)
 		sed -n '2,/^$/s/^# \{0,1\}//p' "$0"
 		exit 0
 		;;
 	*)
-		echo "test.sh: unknown argument '$a' (stages: gcc asan fuzz format)" >&2
+		echo "test.sh: unknown argument '$a' (stages: gcc asan fuzz deb format)" >&2
 		exit 2
 		;;
 	esac
 done
-[ "${#stages[@]}" -gt 0 ] || stages=(gcc asan fuzz format)
+[ "${#stages[@]}" -gt 0 ] || stages=(gcc deb asan fuzz format)
 
 REQUIRE_ALL=${KEEL_TEST_REQUIRE_ALL:-0}
 FUZZ_SECONDS=${KEEL_FUZZ_SECONDS:-20}
@@ -247,6 +251,100 @@ stage_fuzz()
 			failed "fuzz: $name (log: $dir/fuzz-runs/$name.log)"
 		fi
 	done
+}
+
+# deb_check WORK: what the package built in WORK must be, else a failure
+# message on stdout
+deb_check()
+{
+	local work=$1 deb want c f
+	deb=$(find "$work" -maxdepth 1 -name 'keel_*.deb' | head -n 1)
+	[ -n "$deb" ] || {
+		echo "no keel_*.deb was built"
+		return
+	}
+	# Build-Depends are install-deps.sh's build packages but build-essential's
+	want=$(scripts/install-deps.sh --list-build | grep -vxE 'gcc|libc6-dev' | sort)
+	c=$(awk '/^Build-Depends:/ { sub(/^Build-Depends:/, ""); f = 1 } /^[^ ]/ && !/^ / && f == 2 { f = 0 }
+		f { f = 2; print }' debian/control | tr ',' '\n' | sed 's/[(<].*//; s/[[:space:]]//g' |
+		grep -vxE 'debhelper-compat|' | sort)
+	[ "$want" = "$c" ] || echo "debian/control's Build-Depends are not install-deps.sh's build list:" \
+		"$(diff <(echo "$want") <(echo "$c") | grep '^[<>]' | tr '\n' ' ')"
+	dpkg-deb -c "$deb" | awk '{ print $6 }' | sed 's|^\./|/|' >"$work/files"
+	dpkg-deb -x "$deb" "$work/root"
+	want=(/usr/bin/keel /usr/share/man/man1/keel.1.gz /usr/share/doc/keel/copyright
+		/usr/share/bash-completion/completions/keel /usr/share/zsh/vendor-completions/_keel
+		/usr/share/fish/vendor_completions.d/keel.fish
+		/lib/systemd/system/keel-backup@.service /lib/systemd/system/keel-backup@.timer)
+	# a manual page for every command the packaged keel has
+	for c in $("$work/root/usr/bin/keel" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z][a-z0-9-]*\) .*/\1/p'); do
+		want+=("/usr/share/man/man1/keel-$c.1.gz")
+	done
+	[ "${#want[@]}" -gt 20 ] || echo "the packaged keel lists too few commands"
+	for f in "${want[@]}"; do
+		grep -qxF "$f" "$work/files" || echo "the .deb lacks $f"
+	done
+	grep -q '^ExecStart=/usr/bin/keel backup ' "$work/root/lib/systemd/system/keel-backup@.service" ||
+		echo "keel-backup@.service does not run /usr/bin/keel backup"
+	# the units as systemd reads them, for an instance (the binary is not installed here)
+	if command -v systemd-analyze >/dev/null; then
+		mkdir "$work/units"
+		for f in service timer; do
+			cp "$work/root/lib/systemd/system/keel-backup@.$f" "$work/units/keel-backup@check.$f"
+		done
+		(cd "$work/units" && SYSTEMD_UNIT_PATH=$work/units: systemd-analyze verify --man=no \
+			keel-backup@check.timer keel-backup@check.service 2>&1) |
+			grep -v 'Command /usr/bin/keel is not executable' | sed 's/^/systemd-analyze: /'
+	fi
+}
+
+stage_deb()
+{
+	local work log problems c
+	for c in dpkg-buildpackage dh lintian; do
+		command -v "$c" >/dev/null || {
+			failed "deb: no $c (scripts/install-deps.sh installs it)"
+			return
+		}
+	done
+	work=$(mktemp -d "${TMPDIR:-/tmp}/keel-deb.XXXXXX")
+	mkdir "$work/keel"
+	# the working tree as it is, tracked and new files, without build directories
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		git ls-files -z --cached --others --exclude-standard |
+			while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
+			tar -c --null -T - | tar -x -C "$work/keel"
+	else
+		tar -c --exclude='./build*' --exclude=./obj-* . | tar -x -C "$work/keel"
+	fi
+	log=$work/build.log
+	if ! (cd "$work/keel" && DEB_BUILD_OPTIONS="nocheck noautodbgsym parallel=$(nproc)" DEB_BUILD_PROFILES=nocheck \
+		dpkg-buildpackage -b -us -uc) >"$log" 2>&1; then
+		tail -n 40 "$log"
+		failed "deb: dpkg-buildpackage failed (log: $log)"
+		return
+	fi
+	if lintian --fail-on error "$work"/keel_*.changes >"$work/lintian.log" 2>&1; then
+		PASSED=$((PASSED + 1))
+		grep -E '^[WI]: ' "$work/lintian.log" | sed 's/^/  lintian: /'
+	else
+		cat "$work/lintian.log"
+		failed "deb: lintian reports errors (log: $work/lintian.log)"
+	fi
+	problems=$(deb_check "$work")
+	if [ -z "$problems" ]; then
+		PASSED=$((PASSED + 1))
+		say "deb: $(basename "$work"/keel_*.deb) holds $(wc -l <"$work/files") entries as expected"
+	else
+		echo "$problems"
+		failed "deb: the package is not as expected ($work)"
+		return
+	fi
+	if [ "${KEEL_DEB_KEEP:-0}" = 1 ]; then
+		say "deb: kept $work"
+	else
+		rm -rf "$work"
+	fi
 }
 
 stage_format()

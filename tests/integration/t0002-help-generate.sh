@@ -5,7 +5,7 @@
 . "$(dirname "$0")/../lib.sh"
 require_keel
 export KEEL_REPOSITORY=$TEST_DIR/no-such-repo
-cd "$TEST_DIR"
+cd "$TEST_DIR" || exit 1
 
 # The commands, from the main help's list (whatever commands exist).
 mapfile -t commands < <(keel --help | sed -n '/^Commands:/,/^$/s/^  \([a-z][a-z0-9-]*\) .*/\1/p')
@@ -74,7 +74,7 @@ options_of()
 [ -f man/keel.1 ] || fail "no keel.1"
 [ "$(find man -name '*.1' | wc -l)" = $((${#commands[@]} + 1)) ] ||
 	fail "man/ has $(ls man) for ${#commands[@]} commands"
-roff_opt() { sed 's/-/\\-/g' <<<"$1"; }
+roff_opt() { printf '%s' "${1//-/\\-}"; }
 for c in "" "${commands[@]}"; do
 	page=man/keel${c:+-$c}.1
 	[ -f "$page" ] || fail "no $page"
@@ -108,8 +108,7 @@ fi
 # Every option the --help texts name is one the command accepts.
 for c in "${commands[@]}"; do
 	while read -r o; do
-		rc=0
-		keel "$c" "$o" --help </dev/null >/dev/null 2>err.txt || rc=$?
+		keel "$c" "$o" --help </dev/null >/dev/null 2>err.txt || true
 		! grep -q "unknown option" err.txt || fail "keel $c does not accept its own $o"
 	done < <(keel "$c" --help | options_of)
 done
@@ -150,6 +149,9 @@ mkdir -p dir.d
 bash_completes "dir.d " keel restore latest --target dir.
 
 # ---- fish and zsh (when installed: scripts/install-deps.sh installs them) --
+# whatever they keep between runs stays here
+export HOME=$TEST_DIR/home XDG_CONFIG_HOME=$TEST_DIR/home/.config XDG_DATA_HOME=$TEST_DIR/home/.data
+mkdir -p "$HOME"
 need_shell()
 {
 	command -v "$1" >/dev/null && return 0
