@@ -2,7 +2,8 @@
  * Shared by the files of the restore: src/ops/restore.c (reporting and the
  * entry points), restore-walk.c (the walk), restore-dirs.c (directories),
  * restore-links.c (hard links), restore-workers.c (the workers),
- * restore-meta.c (metadata), restore-sys.c (system call helpers). The
+ * restore-meta.c (metadata), restore-sys.c (system call helpers),
+ * restore-overwrite.c, restore-delete.c and restore-plan.c. The
  * design and its safety rules are described at the top of restore.c.
  */
 #ifndef KEEL_OPS_RESTORE_INTERNAL_H
