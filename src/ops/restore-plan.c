@@ -168,8 +168,8 @@ static struct pframe *plan_push(struct plan *p, struct pframe *up, const struct 
 	if (!f->tree_ok)
 		kl_repo_clear_err(c->r);
 	/* as the restore does, before the children */
-	if (c->o->dry_run && c->o->delete_extra && f->fd >= 0 && f->tree_ok)
-		kl_rs_delete_extra(c, f->fd, &f->t, f->all);
+	if (c->o->dry_run && c->o->delete_extra && f->all && f->fd >= 0 && f->tree_ok)
+		kl_rs_delete_extra(c, f->fd, &f->t);
 	return f;
 }
 

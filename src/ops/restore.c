@@ -270,8 +270,8 @@ static void restore_contents(struct rctx *c, struct worker *inline_w, struct dir
 			   "the snapshot is empty (a repaired snapshot whose root "
 			   "directory was lost?): nothing to restore");
 	/* --delete: before the walk hands the tree's nodes over to the workers */
-	if (rc >= 0 && c->o->delete_extra)
-		kl_rs_delete_extra(c, c->rootfd, &t, all);
+	if (rc >= 0 && all && c->o->delete_extra)
+		kl_rs_delete_extra(c, c->rootfd, &t);
 	for (size_t i = 0; i < t.n && !kl_rs_stopped(c); i++) {
 		kl_buf_setlen(&c->path, base);
 		rc = kl_buf_addch(&c->path, '/');

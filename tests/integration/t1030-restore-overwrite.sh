@@ -141,6 +141,14 @@ expect_success keel restore "latest:$SRC/d" --target "$T" --delete --exclude '*.
 printf '%s\n' . ./a.txt ./big.bin ./link ./sub ./sub/b.txt >"$TEST_DIR/want"
 diff "$TEST_DIR/want" "$TEST_DIR/left" || fail "--delete left the target unlike the snapshot"
 [ "$(readlink "$T/link")" = a.txt ] || fail "link not restored"
+# with --include, only the directories it matches are cleaned
+printf 'z\n' >"$T/sub/z.extra"
+printf 't\n' >"$T/t.extra"
+expect_success keel restore "latest:$SRC/d" --target "$T" --delete --include "$SRC/d/sub" >"$TEST_DIR/out"
+[ "$(counts "$TEST_DIR/out")" = "created 0, replaced 0, unchanged 1, skipped 0, deleted 1" ] ||
+	fail "--delete --include: $(counts "$TEST_DIR/out")"
+[ ! -e "$T/sub/z.extra" ] && [ -f "$T/t.extra" ] || fail "--delete --include cleaned the wrong directories"
+rm "$T/t.extra"
 
 # hard links: a later name is unchanged only when it is the first name's
 # file; a separate copy with the same content is replaced by the link
