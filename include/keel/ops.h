@@ -58,7 +58,7 @@ bool kl_patterns_may_match_below(const struct kl_patterns *p, const char *dir);
 struct kl_snap_filter {
 	char **hosts;
 	size_t n_hosts;
-	char **tags; /* a snapshot must have every tag given */
+	char **tags; /* "a,b": a snapshot must have every tag of one of these (restic) */
 	size_t n_tags;
 	char **paths; /* a snapshot must have every path given */
 	size_t n_paths;
