@@ -66,7 +66,7 @@ bool kl_patterns_may_match_below(const struct kl_patterns *p, const char *dir);
 struct kl_snap_filter {
 	char **hosts;
 	size_t n_hosts;
-	char **tags; /* a snapshot must have every tag given */
+	char **tags; /* "a,b": a snapshot must have every tag of one of these (restic) */
 	size_t n_tags;
 	char **paths; /* a snapshot must have every path given */
 	size_t n_paths;
@@ -234,16 +234,16 @@ struct kl_restore_opts {
 	enum kl_overwrite overwrite;
 	/*
 	 * Remove what the snapshot does not have from the directories the
-	 * restore fills (never above the target, never through a symlink);
-	 * a path an exclude pattern matches, or that no include pattern
-	 * covers, is kept.
+	 * restore fills whole (the target itself included; with include
+	 * patterns, the directories they match), never above the target,
+	 * never through a symlink; a path an exclude pattern matches is kept.
 	 */
 	bool delete_extra;
 	bool dry_run; /* change nothing: only report what would be done */
 	/*
 	 * Called for every create, replace and delete (skips and unchanged
-	 * nodes only with dry_run), with the path in the target. Never
-	 * concurrently; may be NULL.
+	 * nodes only with dry_run), with the path relative to the target
+	 * ("a/b"); dir for a directory. Never concurrently; may be NULL.
 	 */
 	void (*action)(void *ud, enum kl_restore_action a, const char *target_path, bool dir);
 	void *action_ud;

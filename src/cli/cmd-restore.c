@@ -24,8 +24,9 @@ static const char usage[] =
 	"                         else replaced), always, if-newer (replaced\n"
 	"                         only when the snapshot's mtime is newer), never\n"
 	"      --delete           remove what the snapshot does not have from the\n"
-	"                         directories restored (only below DIR; excluded\n"
-	"                         paths are kept; symlinks are never followed)\n"
+	"                         directories restored whole (only below DIR;\n"
+	"                         excluded paths are kept; symlinks are never\n"
+	"                         followed)\n"
 	"      --dry-run          change nothing: list what would be created,\n"
 	"                         replaced and deleted (-v: also what is kept)\n"
 	"      --force            restore into '/' without asking\n"
@@ -124,12 +125,17 @@ static void on_action(void *ud, enum kl_restore_action a, const char *rel, bool 
 		return;
 	kl_cli_report_clear(o->rep);
 	if (cli->json) {
+		_cleanup_buf_ struct kl_buf item = KL_BUF_INIT((size_t)1 << 30);
+
 		printf("{\"message_type\":\"verbose_status\",\"action\":\"%s\",\"dry_run\":%s,"
 		       "\"item\":",
 		       action_words[a], o->dry_run ? "true" : "false");
-		kl_json_str(stdout, o->target, o->target_len);
-		printf(",\"path\":");
-		kl_json_cstr(stdout, rel);
+		/* the path in the target; without memory for it, the target */
+		if (kl_buf_add(&item, o->target, o->target_len) >= 0 &&
+		    kl_buf_addch(&item, '/') >= 0 && kl_buf_add(&item, rel, strlen(rel)) >= 0)
+			kl_json_str(stdout, item.data, item.len);
+		else
+			kl_json_str(stdout, o->target, o->target_len);
 		printf(",\"directory\":%s}\n", dir ? "true" : "false");
 		return;
 	}

@@ -388,22 +388,23 @@ int kl_cli_snap_filter_opt(struct kl_snap_filter *f, int c, const char *arg)
 	case 0x1101:
 		return kl_strv_push(&f->hosts, &f->n_hosts, arg) < 0 ? -ENOMEM : 1;
 	case 0x1102:
-		/* "a,b" means both tags, as in restic */
-		{
-			char *dup = kl_strdup(arg), *save = NULL;
-			int rc = 1;
+		/* "a,b" means both tags, and each --tag is one more choice, as in restic */
+		return kl_strv_push(&f->tags, &f->n_tags, arg) < 0 ? -ENOMEM : 1;
+	case 0x1103: {
+		/* "/srv/" is the path "/srv" a backup records */
+		size_t n = strlen(arg);
+		char *p;
+		int rc;
 
-			if (!dup)
-				return -ENOMEM;
-			for (char *t = strtok_r(dup, ",", &save); t && rc > 0;
-			     t = strtok_r(NULL, ",", &save))
-				if (kl_strv_push(&f->tags, &f->n_tags, t) < 0)
-					rc = -ENOMEM;
-			kl_free(dup);
-			return rc;
-		}
-	case 0x1103:
-		return kl_strv_push(&f->paths, &f->n_paths, arg) < 0 ? -ENOMEM : 1;
+		while (n > 1 && arg[n - 1] == '/')
+			n--;
+		p = kl_strndup(arg, n);
+		if (!p)
+			return -ENOMEM;
+		rc = kl_strv_push(&f->paths, &f->n_paths, p);
+		kl_free(p);
+		return rc < 0 ? -ENOMEM : 1;
+	}
 	}
 	return 0;
 }

@@ -7,9 +7,10 @@
  * target with O_NOFOLLOW, every removal is unlinkat() of a single name in
  * it, and a directory being removed is opened with O_NOFOLLOW |
  * O_DIRECTORY and emptied the same way, so a symlink is removed as a
- * symlink and never followed. A path an exclude pattern matches is kept
- * (the user said not to touch it), and where include patterns select
- * part of a directory, only what they match is removed.
+ * symlink and never followed. Only directories restored whole are
+ * cleaned (with include patterns, those they match and what is below),
+ * and a path an exclude pattern matches is kept: the user said not to
+ * touch it.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -75,7 +76,7 @@ static void remove_entry(struct rctx *c, int at, const char *name, struct dpath 
 	pthread_mutex_unlock(&c->lock);
 }
 
-void kl_rs_delete_extra(struct rctx *c, int dirfd, const struct kl_tree *t, bool all)
+void kl_rs_delete_extra(struct rctx *c, int dirfd, const struct kl_tree *t)
 {
 	struct dpath p = {KL_BUF_INIT((size_t)1 << 30), KL_BUF_INIT((size_t)1 << 30)};
 	const char *dir = (const char *)c->path.data;
@@ -115,8 +116,6 @@ void kl_rs_delete_extra(struct rctx *c, int dirfd, const struct kl_tree *t, bool
 		}
 		if (c->o->excludes.n &&
 		    kl_patterns_match(&c->o->excludes, (const char *)p.snap.data))
-			continue;
-		if (!all && !kl_patterns_match(&c->o->includes, (const char *)p.snap.data))
 			continue;
 		/* our own readdir goes on: remove_entry works on another descriptor */
 		remove_entry(c, dirfd, e->d_name, &p);

@@ -2,7 +2,8 @@
  * Shared by the files of the restore: src/ops/restore.c (reporting and the
  * entry points), restore-walk.c (the walk), restore-dirs.c (directories),
  * restore-links.c (hard links), restore-workers.c (the workers),
- * restore-meta.c (metadata), restore-sys.c (system call helpers). The
+ * restore-meta.c (metadata), restore-sys.c (system call helpers),
+ * restore-overwrite.c, restore-delete.c and restore-plan.c. The
  * design and its safety rules are described at the top of restore.c.
  */
 #ifndef KEEL_OPS_RESTORE_INTERNAL_H
@@ -270,11 +271,11 @@ const char *kl_rs_rel(const struct rctx *c, const char *path);
 /* restore-delete.c */
 /*
  * --delete: removes from the target directory dirfd, which is the
- * snapshot's directory at c->path with the children t, what t does not
- * have (only what the include patterns cover when not all, never what an
- * exclude pattern matches). With o->dry_run, only counts and reports.
+ * snapshot's directory at c->path (restored whole) with the children t,
+ * what t does not have, but never what an exclude pattern matches. With
+ * o->dry_run, only counts and reports.
  */
-void kl_rs_delete_extra(struct rctx *c, int dirfd, const struct kl_tree *t, bool all);
+void kl_rs_delete_extra(struct rctx *c, int dirfd, const struct kl_tree *t);
 
 /* restore-plan.c */
 /*

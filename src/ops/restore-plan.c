@@ -14,9 +14,23 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "link-hash.h"
 #include "restore-internal.h"
 
 #define PLAN_BUF_MAX ((size_t)128 << 20)
+
+/*
+ * The first name of a multiply linked inode, as the restore will leave it:
+ * its later names are linked to it (restore-links.c), so one that is
+ * there already is unchanged only when it is that very file, kept.
+ */
+struct plink {
+	uint64_t dev, ino; /* in the snapshot */
+	bool used;	   /* else an empty slot */
+	bool kept;	   /* the first name's file that is there stays */
+	dev_t tdev;	   /* that file, when kept */
+	ino_t tino;
+};
 
 struct pframe {
 	struct pframe *up;
@@ -32,7 +46,77 @@ struct plan {
 	struct rctx *c;
 	struct kl_buf buf; /* file pieces being hashed */
 	bool full;	   /* all of it; else only until an include pattern matches */
+	struct plink *links;
+	size_t n_links, cap_links;
 };
+
+static struct plink *plink_slot(struct plink *v, size_t cap, uint64_t dev, uint64_t ino)
+{
+	size_t mask = cap - 1, i;
+
+	for (i = kl_link_hash(dev, ino, mask);; i = (i + 1) & mask)
+		if (!v[i].used || (v[i].dev == dev && v[i].ino == ino))
+			return &v[i];
+}
+
+static struct plink *plink_find(struct plan *p, const struct kl_node *nd)
+{
+	struct plink *e;
+
+	if (!p->cap_links)
+		return NULL;
+	e = plink_slot(p->links, p->cap_links, nd->dev, nd->inode);
+	return e->used ? e : NULL;
+}
+
+/* Remembers the first name of nd's inode; kept: the file at dirfd/name stays. */
+static void plink_add(struct plan *p, const struct kl_node *nd, int dirfd, const char *name,
+		      bool kept)
+{
+	struct plink *e;
+	struct stat st;
+
+	if ((p->n_links + 1) * 2 > p->cap_links) {
+		size_t ncap = p->cap_links ? p->cap_links * 2 : 64;
+		struct plink *v = kl_calloc(ncap, sizeof(*v));
+
+		if (!v)
+			return; /* the listing is a little less exact, nothing worse */
+		for (size_t i = 0; i < p->cap_links; i++)
+			if (p->links[i].used)
+				*plink_slot(v, ncap, p->links[i].dev, p->links[i].ino) =
+					p->links[i];
+		kl_free(p->links);
+		p->links = v;
+		p->cap_links = ncap;
+	}
+	e = plink_slot(p->links, p->cap_links, nd->dev, nd->inode);
+	e->used = true;
+	e->dev = nd->dev;
+	e->ino = nd->inode;
+	e->kept = kept && dirfd >= 0 && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (e->kept) {
+		e->tdev = st.st_dev;
+		e->tino = st.st_ino;
+	}
+	p->n_links++;
+}
+
+/* A later name of an inode whose first name is planned: as kl_rs_restore_as_link decides. */
+static enum kl_restore_action plan_link(struct rctx *c, const struct plink *e, int dirfd,
+					const char *name, const struct kl_node *nd)
+{
+	struct stat st;
+
+	if (dirfd < 0 || fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return KL_RESTORE_CREATE;
+	if (c->o->overwrite == KL_OVERWRITE_NEVER ||
+	    (c->o->overwrite == KL_OVERWRITE_IF_NEWER && !kl_rs_snapshot_newer(nd, &st)))
+		return KL_RESTORE_SKIP;
+	if (e->kept && st.st_dev == e->tdev && st.st_ino == e->tino)
+		return KL_RESTORE_UNCHANGED;
+	return KL_RESTORE_REPLACE;
+}
 
 /*
  * Where the directory node nd (c->path) is in the target below parent_fd:
@@ -84,8 +168,8 @@ static struct pframe *plan_push(struct plan *p, struct pframe *up, const struct 
 	if (!f->tree_ok)
 		kl_repo_clear_err(c->r);
 	/* as the restore does, before the children */
-	if (c->o->dry_run && c->o->delete_extra && f->fd >= 0 && f->tree_ok)
-		kl_rs_delete_extra(c, f->fd, &f->t, f->all);
+	if (c->o->dry_run && c->o->delete_extra && f->all && f->fd >= 0 && f->tree_ok)
+		kl_rs_delete_extra(c, f->fd, &f->t);
 	return f;
 }
 
@@ -108,6 +192,7 @@ static struct pframe *plan_node(struct plan *p, struct pframe *up, int parent_fd
 {
 	struct rctx *c = p->c;
 	const char *path = (const char *)c->path.data;
+	const struct plink *link;
 	char name[NAME_MAX + 1];
 	int fd, a;
 
@@ -133,10 +218,20 @@ static struct pframe *plan_node(struct plan *p, struct pframe *up, int parent_fd
 	}
 	if (!c->o->dry_run)
 		return NULL;
-	a = kl_rs_decide(c, parent_fd, name, nd, &p->buf, &fd);
-	if (fd >= 0)
-		close(fd);
-	kl_rs_count(c, a < 0 ? KL_RESTORE_REPLACE : (enum kl_restore_action)a, path, nd);
+	link = nd->nlink > 1 ? plink_find(p, nd) : NULL;
+	if (link) {
+		a = (int)plan_link(c, link, parent_fd, name, nd);
+	} else {
+		a = kl_rs_decide(c, parent_fd, name, nd, &p->buf, &fd);
+		if (fd >= 0)
+			close(fd);
+		if (a < 0)
+			a = KL_RESTORE_REPLACE;
+		/* a kept first name is not linked to: its later names stand alone */
+		if (nd->nlink > 1 && a != KL_RESTORE_SKIP)
+			plink_add(p, nd, parent_fd, name, a == KL_RESTORE_UNCHANGED);
+	}
+	kl_rs_count(c, (enum kl_restore_action)a, path, nd);
 	return NULL;
 }
 
@@ -180,5 +275,6 @@ int kl_rs_plan(struct rctx *c, const struct kl_node *top, bool contents, bool fu
 		f = plan_pop(&p, f);
 	kl_buf_setlen(&c->path, base);
 	kl_buf_release(&p.buf);
+	kl_free(p.links);
 	return rc < 0 ? rc : 0;
 }

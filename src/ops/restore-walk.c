@@ -223,8 +223,8 @@ static struct rframe *dir_begin(struct rctx *c, struct rframe *up, struct dirh *
 	 * every name (the walk hands nodes over to the workers), and before
 	 * its metadata (a removal changes its mtime)
 	 */
-	if (rc >= 0 && c->o->delete_extra && f->d.fd >= 0)
-		kl_rs_delete_extra(c, f->d.fd, &f->t, all);
+	if (rc >= 0 && c->o->delete_extra && all && f->d.fd >= 0)
+		kl_rs_delete_extra(c, f->d.fd, &f->t);
 	if (rc == -KL_ENOTFOUND)
 		kl_rs_fail(c, (const char *)c->path.data, rc,
 			   "directory listing is not in the index; what is below is not restored "

@@ -67,14 +67,24 @@
  * setgid bits dropped. They are omissions: counted, summed up, and the
  * restore returns -KL_EPARTIAL (exit 3) when nothing worse happened.
  *
+ * What is there already (--overwrite): a node's place that holds the
+ * same (restore-overwrite.c says exactly what that is) is left alone and
+ * given the node's metadata; anything else is replaced, removed first as
+ * above, unless --overwrite never or if-newer keeps it. Every node counts
+ * as created, replaced, unchanged or skipped. --delete removes what a
+ * directory's tree lacks before its children are restored
+ * (restore-delete.c); --dry-run only walks (restore-plan.c).
+ *
  * The files: restore.c (this one: reporting and the entry points),
  * restore-walk.c (the walk of the trees, and the nodes the walk creates
  * itself), restore-dirs.c (directories), restore-links.c (hard links),
  * restore-workers.c (the workers that create and write regular files),
  * restore-meta.c (metadata), restore-damaged.c (files whose content is
  * incomplete: kept as NAME.keel-damaged, never under their own name with
- * their metadata) and restore-sys.c (small system call helpers), sharing
- * restore-internal.h.
+ * their metadata), restore-overwrite.c (what is there already, and the
+ * counts), restore-delete.c (--delete), restore-plan.c (the walk before:
+ * totals, include patterns that match nothing, --dry-run) and
+ * restore-sys.c (small system call helpers), sharing restore-internal.h.
  */
 #include <fcntl.h>
 #include <time.h>
@@ -260,8 +270,8 @@ static void restore_contents(struct rctx *c, struct worker *inline_w, struct dir
 			   "the snapshot is empty (a repaired snapshot whose root "
 			   "directory was lost?): nothing to restore");
 	/* --delete: before the walk hands the tree's nodes over to the workers */
-	if (rc >= 0 && c->o->delete_extra)
-		kl_rs_delete_extra(c, c->rootfd, &t, all);
+	if (rc >= 0 && all && c->o->delete_extra)
+		kl_rs_delete_extra(c, c->rootfd, &t);
 	for (size_t i = 0; i < t.n && !kl_rs_stopped(c); i++) {
 		kl_buf_setlen(&c->path, base);
 		rc = kl_buf_addch(&c->path, '/');

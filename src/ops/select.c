@@ -19,16 +19,40 @@ static bool has_string(char *const *v, size_t n, const char *s)
 	return false;
 }
 
+/* Whether s has every tag of the comma-separated list g ("" : s has no tag), as restic. */
+static bool has_tag_group(const struct kl_snapshot *s, const char *g)
+{
+	if (!*g)
+		return !s->n_tags;
+	while (*g) {
+		const char *e = strchrnul(g, ',');
+		size_t n = (size_t)(e - g), i;
+
+		for (i = 0; n && i < s->n_tags; i++)
+			if (s->tags[i] && strlen(s->tags[i]) == n && !memcmp(s->tags[i], g, n))
+				break;
+		if (n && i == s->n_tags)
+			return false;
+		g = *e ? e + 1 : e;
+	}
+	return true;
+}
+
 bool kl_snap_filter_match(const struct kl_snap_filter *f, const struct kl_snapshot *s)
 {
+	size_t i;
+
 	if (!f)
 		return true;
 	if (f->n_hosts && (!s->host || !has_string(f->hosts, f->n_hosts, s->host)))
 		return false;
-	for (size_t i = 0; i < f->n_tags; i++)
-		if (!has_string(s->tags, s->n_tags, f->tags[i]))
-			return false;
-	for (size_t i = 0; i < f->n_paths; i++)
+	/* --tag a,b --tag c: (a and b) or c */
+	for (i = 0; i < f->n_tags; i++)
+		if (has_tag_group(s, f->tags[i]))
+			break;
+	if (f->n_tags && i == f->n_tags)
+		return false;
+	for (i = 0; i < f->n_paths; i++)
 		if (!has_string(s->paths, s->n_paths, f->paths[i]))
 			return false;
 	return true;

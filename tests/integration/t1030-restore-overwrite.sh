@@ -14,6 +14,9 @@ printf 'bravo\n' >"$SRC/d/sub/b.txt"
 head -c 300000 /dev/urandom >"$SRC/d/big.bin"
 ln -s a.txt "$SRC/d/link"
 printf 'top\n' >"$SRC/top.txt"
+mkdir "$SRC/h"
+printf 'linked\n' >"$SRC/h/h1"
+ln "$SRC/h/h1" "$SRC/h/h2"
 keel_init
 expect_success keel backup "$SRC" >/dev/null
 S=$(keel snapshots --json | json_get id)
@@ -138,6 +141,30 @@ expect_success keel restore "latest:$SRC/d" --target "$T" --delete --exclude '*.
 printf '%s\n' . ./a.txt ./big.bin ./link ./sub ./sub/b.txt >"$TEST_DIR/want"
 diff "$TEST_DIR/want" "$TEST_DIR/left" || fail "--delete left the target unlike the snapshot"
 [ "$(readlink "$T/link")" = a.txt ] || fail "link not restored"
+# with --include, only the directories it matches are cleaned
+printf 'z\n' >"$T/sub/z.extra"
+printf 't\n' >"$T/t.extra"
+expect_success keel restore "latest:$SRC/d" --target "$T" --delete --include "$SRC/d/sub" >"$TEST_DIR/out"
+[ "$(counts "$TEST_DIR/out")" = "created 0, replaced 0, unchanged 1, skipped 0, deleted 1" ] ||
+	fail "--delete --include: $(counts "$TEST_DIR/out")"
+[ ! -e "$T/sub/z.extra" ] && [ -f "$T/t.extra" ] || fail "--delete --include cleaned the wrong directories"
+rm "$T/t.extra"
+
+# hard links: a later name is unchanged only when it is the first name's
+# file; a separate copy with the same content is replaced by the link
+H=$TEST_DIR/h
+expect_success keel restore "latest:$SRC/h" --target "$H" >/dev/null
+expect_success keel restore "latest:$SRC/h" --target "$H" --dry-run >"$TEST_DIR/out"
+grep -qx 'dry run, nothing changed: would create 0, replace 0, delete 0; 2 unchanged, 0 skipped' "$TEST_DIR/out" ||
+	fail "dry run over restored hard links: $(tail -1 "$TEST_DIR/out")"
+rm "$H/h2"
+cp "$H/h1" "$H/h2"
+expect_success keel restore "latest:$SRC/h" --target "$H" --dry-run >"$TEST_DIR/out"
+grep -qx "replace   $H/h2" "$TEST_DIR/out" || fail "dry run does not replace a copy by the link: $(cat "$TEST_DIR/out")"
+expect_success keel restore "latest:$SRC/h" --target "$H" >"$TEST_DIR/out"
+[ "$(counts "$TEST_DIR/out")" = "created 0, replaced 1, unchanged 1, skipped 0, deleted 0" ] ||
+	fail "hard links: $(counts "$TEST_DIR/out")"
+[ "$(stat -c %i "$H/h1")" = "$(stat -c %i "$H/h2")" ] || fail "h2 is not linked to h1 again"
 
 # refused targets: a file (2), '/' without --force (2, nothing read)
 expect_error 2 "is not a directory" keel restore latest --target "$T/a.txt"

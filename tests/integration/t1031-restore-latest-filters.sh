@@ -33,6 +33,12 @@ for filter in "--host alpha" "--tag sys" "--path $A"; do
 	[ "$(cat "$T/hostname")" = alpha-host ] || fail "restore latest $filter: wrong content"
 done
 expect_error 14 "no snapshot matches" keel restore latest --host gamma --target "$TEST_DIR/r1"
+# --tag a,b: both; --tag a --tag b: either (restic); --path ignores a trailing '/'
+expect_error 14 "no snapshot matches" keel restore latest --tag sys,user --target "$TEST_DIR/r1"
+expect_success keel restore latest --tag sys --tag user --target "$TEST_DIR/r-or" >"$TEST_DIR/out"
+head -1 "$TEST_DIR/out" | grep -q "^restoring snapshot ${SB:0:8} " || fail "--tag sys --tag user: $(head -1 "$TEST_DIR/out")"
+expect_success keel restore latest --path "$A/" --target "$TEST_DIR/r-slash" >"$TEST_DIR/out"
+head -1 "$TEST_DIR/out" | grep -q "^restoring snapshot ${SA:0:8} " || fail "--path $A/: $(head -1 "$TEST_DIR/out")"
 
 # ls, dump and diff take the same filters
 keel ls latest --host alpha >"$TEST_DIR/ls"
