@@ -284,11 +284,44 @@ stage_asan()
 		failed "asan: build"
 		return
 	}
+	asan_tests "$dir"
 	# the sweeps and the soak run thinner here, where each keel is 2-3x slower:
-	# the gcc stage samples three times as many positions
+	# the gcc stage samples three times as many positions; t2002 pages
+	# through 150 snapshots (its small pages are the paging code under
+	# ASan; the gcc stage has the 1,010 that need a second page of the
+	# server's); and one in KEEL_ASAN_S3_SHARE of the S3 variants runs
 	run_suites "$dir" asan KEEL_TEST_REQUIRE_ALL="$REQUIRE_ALL" "${SAN_ENV[@]}" \
-		KEEL_SWEEP_STRIDE="${KEEL_SWEEP_STRIDE:-9}" KEEL_SOAK_SECONDS="${KEEL_SOAK_SECONDS:-15}" -- \
-		--timeout-multiplier 3
+		KEEL_SWEEP_STRIDE="${KEEL_SWEEP_STRIDE:-9}" KEEL_SOAK_SECONDS="${KEEL_SOAK_SECONDS:-15}" \
+		KEEL_TEST_S3_SNAPSHOTS="${KEEL_TEST_S3_SNAPSHOTS:-150}" -- \
+		--timeout-multiplier 3 "${ASAN_TESTS[@]}"
+}
+
+# asan_tests DIR: ASAN_TESTS, the names of the tests the asan stage runs:
+# all but the S3 variants of the integration tests (suite integration-s3,
+# which only point the same tests at the S3 gateway), of which one in
+# KEEL_ASAN_S3_SHARE (default 3; 1 runs all) runs, which one by the day of
+# the year (KEEL_ASAN_S3_OFFSET): each runs under ASan every third day and
+# under gcc every time; the S3 tests proper (t2*) always run
+ASAN_TESTS=()
+asan_tests()
+{
+	local share=${KEEL_ASAN_S3_SHARE:-3} off line i=0
+	local -a s3=()
+	off=${KEEL_ASAN_S3_OFFSET:-$((10#$(date -u +%j)))}
+	ASAN_TESTS=()
+	while IFS= read -r line; do
+		case $line in
+		*"integration-s3 / "*)
+			[ $(((i + off) % share)) = 0 ] && s3+=("${line##* / }")
+			i=$((i + 1))
+			;;
+		*" / "*) ASAN_TESTS+=("${line##* / }") ;;
+		esac
+	done < <(meson test -C "$1" --no-rebuild --list 2>/dev/null)
+	# nothing listed: meson runs every test
+	[ "${#ASAN_TESTS[@]}" -gt 0 ] || return 0
+	ASAN_TESTS+=("${s3[@]}")
+	say "asan: ${#s3[@]} of $i S3 variants (KEEL_ASAN_S3_SHARE=$share, KEEL_ASAN_S3_OFFSET=$off): ${s3[*]}"
 }
 
 stage_fuzz()
