@@ -18,6 +18,14 @@
 #   format  clang-format --dry-run -Werror over src/ include/ tests/ fuzz/;
 #           a warning unless KEEL_FORMAT_STRICT=1
 #
+# While the gcc stage's tests run, the later stages' trees (release, asan,
+# fuzz) build beside them at nice 10, filling the time the tests spend
+# waiting (on the S3 gateway, on timeouts); the S3 gateway
+# (tests/lib-s3.sh) starts at the beginning and lives until the end. Each
+# stage prints its time, and the summary lists them. KEEL_TEST_JOBS=N
+# runs N tests at a time (default: meson's, one per core);
+# docs/TESTING.md lists the other knobs and the long forms of the tests.
+#
 # KEEL_TEST_REQUIRE_ALL=1 (CI sets it) turns every skipped test (exit 77)
 # into a failure. The last line printed is "N passed, N failed"; the exit
 # status is non-zero when anything failed.
@@ -161,9 +169,80 @@ run_suites()
 	done
 	[ $# -gt 0 ] && shift
 	margs=("$@")
+	[ -z "${KEEL_TEST_JOBS:-}" ] || margs+=(--num-processes "$KEEL_TEST_JOBS")
 	rm -f "$dir/meson-logs/testlog.json"
 	env "${envs[@]}" meson test -C "$dir" --no-rebuild --print-errorlogs "${margs[@]}"
 	count_tests "$dir" "$label"
+	say "$label: the slowest tests"
+	scripts/test-times.sh -n 8 "$dir" | tail -n +2
+}
+
+# the trees of the later stages: setup_TREE configures it
+setup_release()
+{
+	setup_build build-release gcc -Dwerror=true -Dbuildtype=release -Dtestable=false
+}
+
+setup_asan()
+{
+	setup_build build-asan clang-14 -Dwerror=true -Dbuildtype=debugoptimized \
+		-Db_sanitize=address,undefined -Db_lundef=false \
+		-Dc_args=-fno-sanitize-recover=all -Dc_link_args=-fno-sanitize-recover=all
+}
+
+setup_fuzz()
+{
+	setup_build build-fuzz clang-14 -Dfuzz=true -Dwerror=true -Dbuildtype=debugoptimized \
+		-Db_lundef=false
+}
+
+# fuzz_known: the fuzz/fuzz-*.c targets that fuzz/meson.build lists
+fuzz_known()
+{
+	local src name
+	for src in fuzz/fuzz-*.c; do
+		name=$(basename "$src" .c)
+		[ "$name" != fuzz-main ] && grep -q "'$name'" fuzz/meson.build && echo "$name"
+	done
+	return 0
+}
+
+# prebuild TREE...: configures and builds the trees in the background at
+# nice 10 while the gcc stage's tests run (their waits leave the CPU
+# idle); each stage then configures and builds its tree again in the
+# foreground, a no-op when the background did it, which reports errors
+PREBUILD_PID=
+prebuild()
+{
+	(
+		local -a fz
+		renice -n 10 "$BASHPID" >/dev/null 2>&1
+		mapfile -t fz < <(fuzz_known | sed 's|^|fuzz/|')
+		for t in "$@"; do
+			case $t in
+			release) setup_release && build build-release ;;
+			asan) setup_asan && build build-asan ;;
+			fuzz) setup_fuzz && build build-fuzz "${fz[@]}" ;;
+			esac
+		done
+	) >/dev/null 2>&1 </dev/null &
+	PREBUILD_PID=$!
+}
+
+# wait_prebuild: before a stage touches a tree the background may build
+wait_prebuild()
+{
+	[ -n "$PREBUILD_PID" ] || return 0
+	wait "$PREBUILD_PID" 2>/dev/null
+	PREBUILD_PID=
+}
+
+# wanted STAGE: STAGE is among those to run
+wanted()
+{
+	local s
+	for s in "${stages[@]}"; do [ "$s" = "$1" ] && return 0; done
+	return 1
 }
 
 stage_gcc()
@@ -177,11 +256,16 @@ stage_gcc()
 		failed "gcc: build"
 		return
 	}
+	local -a later=(release)
+	wanted asan && later+=(asan)
+	wanted fuzz && later+=(fuzz)
+	[ "${KEEL_TEST_PREBUILD:-1}" = 0 ] || prebuild "${later[@]}"
 	run_suites "$dir" gcc KEEL_TEST_REQUIRE_ALL="$REQUIRE_ALL"
+	wait_prebuild
 	# the release build users get (scripts/build.sh and demo.sh build all of
 	# it, tests included) has checks of its own (_FORTIFY_SOURCE's
 	# warn_unused_result): it must build too
-	setup_build build-release gcc -Dwerror=true -Dbuildtype=release -Dtestable=false || {
+	setup_release || {
 		failed "gcc: meson setup of the release build"
 		return
 	}
@@ -195,9 +279,8 @@ stage_gcc()
 stage_asan()
 {
 	local dir=build-asan
-	setup_build "$dir" clang-14 -Dwerror=true -Dbuildtype=debugoptimized \
-		-Db_sanitize=address,undefined -Db_lundef=false \
-		-Dc_args=-fno-sanitize-recover=all -Dc_link_args=-fno-sanitize-recover=all || {
+	wait_prebuild
+	setup_asan || {
 		failed "asan: meson setup"
 		return
 	}
@@ -205,11 +288,44 @@ stage_asan()
 		failed "asan: build"
 		return
 	}
+	asan_tests "$dir"
 	# the sweeps and the soak run thinner here, where each keel is 2-3x slower:
-	# the gcc stage samples three times as many positions
+	# the gcc stage samples three times as many positions; t2002 pages
+	# through 150 snapshots (its small pages are the paging code under
+	# ASan; the gcc stage has the 1,010 that need a second page of the
+	# server's); and one in KEEL_ASAN_S3_SHARE of the S3 variants runs
 	run_suites "$dir" asan KEEL_TEST_REQUIRE_ALL="$REQUIRE_ALL" "${SAN_ENV[@]}" \
-		KEEL_SWEEP_STRIDE="${KEEL_SWEEP_STRIDE:-9}" KEEL_SOAK_SECONDS="${KEEL_SOAK_SECONDS:-15}" -- \
-		--timeout-multiplier 3
+		KEEL_SWEEP_STRIDE="${KEEL_SWEEP_STRIDE:-9}" KEEL_SOAK_SECONDS="${KEEL_SOAK_SECONDS:-15}" \
+		KEEL_TEST_S3_SNAPSHOTS="${KEEL_TEST_S3_SNAPSHOTS:-150}" -- \
+		--timeout-multiplier 3 "${ASAN_TESTS[@]}"
+}
+
+# asan_tests DIR: ASAN_TESTS, the names of the tests the asan stage runs:
+# all but the S3 variants of the integration tests (suite integration-s3,
+# which only point the same tests at the S3 gateway), of which one in
+# KEEL_ASAN_S3_SHARE (default 3; 1 runs all) runs, which one by the day of
+# the year (KEEL_ASAN_S3_OFFSET): each runs under ASan every third day and
+# under gcc every time; the S3 tests proper (t2*) always run
+ASAN_TESTS=()
+asan_tests()
+{
+	local share=${KEEL_ASAN_S3_SHARE:-3} off line i=0
+	local -a s3=()
+	off=${KEEL_ASAN_S3_OFFSET:-$((10#$(date -u +%j)))}
+	ASAN_TESTS=()
+	while IFS= read -r line; do
+		case $line in
+		*"integration-s3 / "*)
+			[ $(((i + off) % share)) = 0 ] && s3+=("${line##* / }")
+			i=$((i + 1))
+			;;
+		*" / "*) ASAN_TESTS+=("${line##* / }") ;;
+		esac
+	done < <(meson test -C "$1" --no-rebuild --list 2>/dev/null)
+	# nothing listed: meson runs every test
+	[ "${#ASAN_TESTS[@]}" -gt 0 ] || return 0
+	ASAN_TESTS+=("${s3[@]}")
+	say "asan: ${#s3[@]} of $i S3 variants (KEEL_ASAN_S3_SHARE=$share, KEEL_ASAN_S3_OFFSET=$off): ${s3[*]}"
 }
 
 stage_fuzz()
@@ -224,8 +340,8 @@ stage_fuzz()
 		say "fuzz: no targets in fuzz/ yet"
 		return
 	fi
-	setup_build "$dir" clang-14 -Dfuzz=true -Dwerror=true -Dbuildtype=debugoptimized \
-		-Db_lundef=false || {
+	wait_prebuild
+	setup_fuzz || {
 		failed "fuzz: meson setup"
 		return
 	}
@@ -381,6 +497,12 @@ stage_format()
 		WARNINGS+=("format: ${#bad[@]} files not formatted (a warning; KEEL_FORMAT_STRICT=1 fails)")
 	fi
 }
+
+# the S3 gateway, started now (while the gcc stage builds) and held until
+# this script ends; the tests start it themselves if this fails
+if wanted gcc || wanted asan; then
+	bash tests/lib-s3.sh --start $$ >/dev/null 2>&1 </dev/null &
+fi
 
 total_start=$SECONDS
 for s in "${stages[@]}"; do

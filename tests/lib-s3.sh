@@ -23,7 +23,9 @@
 #
 # One gateway serves every S3 test of a run, and the runs of several build
 # directories at once: starting Ceph takes about 20 s, a test then needs
-# only its own bucket. The first test starts it under a lock in
+# only its own bucket. scripts/test.sh starts it ahead, while it builds,
+# with `bash tests/lib-s3.sh --start PID`, which also gives PID (the
+# script itself) a lease, so that the gateway lives from stage to stage. The first test starts it under a lock in
 # $KEEL_TEST_S3_STATE (default ${TMPDIR:-/tmp}/keel-test-s3-UID-N, N a
 # checksum of the source tree's path); each test
 # leaves its pid there as a lease; a small reaper stops the gateway and
@@ -35,6 +37,10 @@
 # AWS_SECRET_ACCESS_KEY set runs the tests against another S3 server
 # instead (MinIO, a cloud); nothing is started then.
 
+# run as a script (--reaper, --start): the source tree is this file's
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	KEEL_SOURCE_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+fi
 # one gateway per user and source tree: another checkout may run other scripts
 S3_STATE=${KEEL_TEST_S3_STATE:-${TMPDIR:-/tmp}/keel-test-s3-$(id -u)-$(printf '%s' \
 	"${KEEL_SOURCE_ROOT:-}" | cksum | cut -d' ' -f1)}
@@ -317,7 +323,7 @@ s3_repo_listing()
 #   s3_proxy_stop       stops it
 #   s3_proxy_count KIND how many requests met fault KIND so far
 
-FAULTPROXY=${FAULTPROXY:-$(find_built tests/tools/faultproxy || true)}
+FAULTPROXY=${FAULTPROXY:-$(declare -F find_built >/dev/null && find_built tests/tools/faultproxy || true)}
 S3_PROXY_PID=
 S3_PROXY_N=0
 
@@ -452,3 +458,34 @@ s3_bucket_quota()
 	s3_admin quota enable --quota-scope=bucket --bucket="$S3_BUCKET" >/dev/null ||
 		fail "cannot enable the quota of bucket $S3_BUCKET"
 }
+
+# ---- started ahead: bash tests/lib-s3.sh --start PID ----------------------
+
+if [ "${1:-}" = --start ] && [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	[ -n "${2:-}" ] && [ -d "/proc/$2" ] || {
+		echo "usage: bash tests/lib-s3.sh --start PID" >&2
+		exit 2
+	}
+	log() { printf 'lib-s3: %s\n' "$*" >&2; }
+	fail()
+	{
+		log "$*"
+		exit 1
+	}
+	exec 9>&2
+	# another server, or no Ceph: the tests say so themselves
+	[ -z "${KEEL_TEST_S3_ENDPOINT:-}" ] || exit 0
+	for prog in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph-authtool ceph curl flock setsid; do
+		command -v "$prog" >/dev/null || exit 0
+	done
+	mkdir -p "$S3_STATE/leases"
+	exec 8>"$S3_STATE.lock"
+	flock 8
+	s3_start_locked
+	s3_proc_start "$2" >"$S3_STATE/leases/$2"
+	s3_start_reaper
+	flock -u 8
+	exec 8>&-
+	log "gateway $KEEL_S3_ENDPOINT up; held for process $2"
+	exit 0
+fi

@@ -94,8 +94,13 @@ expected()
 # (hundreds of runs of four keel processes), a third keeps the test near
 # a minute. KEEL_SWEEP_STRIDE=N takes every Nth instead (the ASan stage of
 # scripts/test.sh thins it out: there the sweep looks for memory errors on
-# error paths, which every sampled path shows as well)
+# error paths, which every sampled path shows as well). The offset also
+# moves from day to day (KEEL_SWEEP_OFFSET, default the day of the year),
+# so that each sweep reaches every position over STRIDE days of runs; the
+# log names it, and KEEL_SWEEP_OFFSET=N repeats a run.
 SWEEP_NO=0
+SWEEP_OFFSET=${KEEL_SWEEP_OFFSET:-$((10#$(date -u +%j)))}
+log "sweep offset $SWEEP_OFFSET (KEEL_SWEEP_OFFSET), stride ${KEEL_SWEEP_STRIDE:-3}"
 next_position()
 {
 	local n=$1 stride=${KEEL_SWEEP_STRIDE:-3}
@@ -105,7 +110,7 @@ next_position()
 		return
 	fi
 	n=$((n + 1))
-	while [ $(((n + SWEEP_NO) % stride)) != 0 ]; do n=$((n + 1)); done
+	while [ $(((n + SWEEP_NO + SWEEP_OFFSET) % stride)) != 0 ]; do n=$((n + 1)); done
 	echo "$n"
 }
 
