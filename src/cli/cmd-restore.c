@@ -204,7 +204,8 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 	start = kl_time_mono_ns();
 	rc = kl_restore(cli->repo, &snap.s.tree, path, &o, &st);
 	kl_cli_report_done(&rep);
-	print_summary(cli, &snap, &o, &st, start);
+	if (rc != -KL_EINTERRUPTED) /* then main() says what was kept, in one line */
+		print_summary(cli, &snap, &o, &st, start);
 	if (rc < 0)
 		report_failure(cli, rc, &st);
 out:

@@ -79,6 +79,9 @@ static void say_interrupted(struct kl_cli *cli, bool had_repo, uint64_t packs)
 			 (unsigned long long)packs, packs == 1 ? "" : "s",
 			 packs == 1 ? "is" : "are",
 			 !strcmp(cli->cmd_name, "backup") ? " and reused by the next backup" : "");
+	else if (!strcmp(cli->cmd_name, "restore") && o < sizeof(msg))
+		snprintf(msg + o, sizeof(msg) - o,
+			 "; what was restored so far stays in the target");
 	kl_cli_emit(cli, true, -KL_EINTERRUPTED, msg);
 }
 
