@@ -140,10 +140,11 @@ void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...)
 		o += (size_t)snprintf(msg + o, sizeof(msg) - o, ": %s", cli->detail.msg);
 	/*
 	 * the storage's word for this very error says more than its errno
-	 * text, and "invalid usage" adds nothing to a message that says why
+	 * text, and "invalid usage" adds nothing to a message (nor "command
+	 * failed" to one that says how)
 	 */
-	if (r < 0 && cli->detail.code != r &&
-	    !((r == -KL_EUSAGE || r == -KL_ECMD) && cli->err.code == r) &&
+	if (r < 0 && cli->detail.code != r && r != -KL_EUSAGE &&
+	    !(r == -KL_ECMD && cli->err.code == r) &&
 	    (!cli->err.code || cli->err.code != r || !strstr(cli->err.msg, kl_strerror(r))) &&
 	    o < sizeof(msg))
 		snprintf(msg + o, sizeof(msg) - o, ": %s", kl_strerror(r));

@@ -37,7 +37,7 @@ static void *signal_main(void *arg)
 		int sig, rc;
 
 		if (sigwait(&s->set, &sig) != 0)
-			continue;
+			return NULL; /* cannot happen: the set holds valid signals only */
 		pthread_mutex_lock(&s->mu);
 		if (s->repo && !s->count++) {
 			atomic_store(&s->cancel, true);
@@ -73,6 +73,8 @@ int kl_cli_signals_start(struct kl_cli_signals *s)
 		sigaddset(&s->set, SIGINT);
 	if (sigaction(SIGTERM, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
 		sigaddset(&s->set, SIGTERM);
+	if (sigisemptyset(&s->set))
+		return 0; /* both ignored: nothing to take */
 	rc = -pthread_sigmask(SIG_BLOCK, &s->set, NULL);
 	if (rc < 0)
 		return rc;
