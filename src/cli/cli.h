@@ -184,6 +184,8 @@ int kl_exit_code(int r);
  * (the reader went away: keel ls | head) as -KL_EOUTCLOSED, a quiet 141.
  */
 int kl_cli_output_error(void);
+/* stdout is a pipe that nobody reads any more (an -EPIPE was ours, not the storage's) */
+bool kl_cli_stdout_closed(void);
 
 /* "ID[:PATH]" or "latest[:PATH]"; path_ret NULL forbids a subpath. Reports errors. */
 int kl_cli_find_snapshot(struct kl_cli *cli, const char *arg, const struct kl_snap_filter *f,

@@ -158,6 +158,9 @@ int main(int argc, char **argv)
 	/* a command a signal made fail ends with one line, and 130 */
 	if (rc < 0 && kl_cli_interrupted(&cli))
 		rc = -KL_EINTERRUPTED;
+	/* keel dump ... | head: written with write(2), not stdio */
+	if (rc == -EPIPE && kl_cli_stdout_closed())
+		rc = -KL_EOUTCLOSED;
 	had_repo = cli.repo != NULL;
 	if (had_repo)
 		packs = kl_repo_packs_written(cli.repo);

@@ -89,7 +89,15 @@ wait_paused || rc=$?
 [ "$rc" = 15 ] || fail "restore --verify of changed data exited $rc, expected 15"
 
 # case 141: a reader that goes away (keel ls | head -1) ends keel quietly
-# with 141, as SIGPIPE ends cat or ls; more output than a pipe holds
+# with 141, as SIGPIPE ends cat or ls; more output than a pipe holds (dump
+# writes with write(2), ls through stdio)
+rcs=$(
+	set +o pipefail
+	keel dump latest "$SRC/big.bin" 2>"$TEST_DIR/err" | head -c 10 >/dev/null
+	echo "${PIPESTATUS[0]}"
+)
+[ "$rcs" = 141 ] || fail "keel dump | head -c 10 exited $rcs, expected 141"
+[ ! -s "$TEST_DIR/err" ] || fail "keel dump | head -c 10 said: $(cat "$TEST_DIR/err")"
 mkdir -p "$TEST_DIR/many"
 for i in $(seq 1 3000); do : >"$TEST_DIR/many/file-with-a-long-name-$i"; done
 expect_success keel backup --no-progress "$TEST_DIR/many" >/dev/null
