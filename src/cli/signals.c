@@ -29,6 +29,16 @@ static void say(const struct kl_cli_signals *s, const char *msg)
 		dprintf(STDERR_FILENO, "%skeel: %s\n", s->progress ? "\r\033[K" : "", msg);
 }
 
+/* the terminal as a prompt found it: a Ctrl-C at the prompt must not leave echo off */
+static void restore_tty(const struct kl_cli_signals *s)
+{
+	if (s->tty_fd < 0)
+		return;
+	tcsetattr(s->tty_fd, TCSAFLUSH, &s->tty_saved);
+	if (write(s->tty_fd, "\n", 1) < 0)
+		return; /* best effort: the process ends now */
+}
+
 static void *signal_main(void *arg)
 {
 	struct kl_cli_signals *s = arg;
@@ -44,6 +54,7 @@ static void *signal_main(void *arg)
 			pthread_mutex_unlock(&s->mu);
 			continue;
 		}
+		restore_tty(s);
 		if (!s->repo) {
 			say(s, "interrupted");
 			_exit(130);
@@ -65,6 +76,7 @@ int kl_cli_signals_start(struct kl_cli_signals *s)
 	int rc;
 
 	memset(s, 0, sizeof(*s));
+	s->tty_fd = -1;
 	atomic_init(&s->cancel, false);
 	pthread_mutex_init(&s->mu, NULL);
 	sigemptyset(&s->set);
@@ -111,6 +123,19 @@ void kl_cli_signals_watch(struct kl_cli *cli, struct kl_repo *r)
 	s->repo = r;
 	if (r)
 		kl_repo_set_cancel(r, &s->cancel);
+	pthread_mutex_unlock(&s->mu);
+}
+
+void kl_cli_signals_tty(struct kl_cli *cli, int fd, const struct termios *saved)
+{
+	struct kl_cli_signals *s = cli->sig;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->tty_fd = fd;
+	if (saved)
+		s->tty_saved = *saved;
 	pthread_mutex_unlock(&s->mu);
 }
 
