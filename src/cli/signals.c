@@ -19,9 +19,12 @@
 
 static void say(const struct kl_cli_signals *s, const char *msg)
 {
+	/* as kl_cli_emit() says it (msg holds nothing JSON must escape) */
 	if (s->json)
 		dprintf(STDERR_FILENO,
-			"{\"message_type\":\"error\",\"code\":130,\"message\":\"%s\"}\n", msg);
+			"{\"message_type\":\"error\",\"code\":130%s%s%s,\"message\":\"%s\"}\n",
+			s->cmd_name ? ",\"command\":\"" : "", s->cmd_name ? s->cmd_name : "",
+			s->cmd_name ? "\"" : "", msg);
 	else if (s->cmd_name)
 		dprintf(STDERR_FILENO, "%skeel: %s: %s\n", s->progress ? "\r\033[K" : "",
 			s->cmd_name, msg);
