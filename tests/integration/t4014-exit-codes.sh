@@ -4,7 +4,9 @@
 # proves each code" in docs/EXIT-CODES.md names the others), and the rule
 # "exit 13 means the repository really is damaged": a healthy repository
 # never gives 13, an I/O error is 20 and not 13, and a 13 is confirmed by
-# check --read-data.
+# check --read-data. Messages are asserted where the case is about saying
+# something (a path not in the snapshot, a repository that is a file, what
+# an interrupted backup kept, nothing at all for a closed output).
 . "$(dirname "$0")/../lib.sh"
 require_keel
 
