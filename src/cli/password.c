@@ -108,6 +108,9 @@ static int from_file(struct kl_cli *cli, const char *path, const char *src, stru
 	rc = from_fd(fd, ret);
 	if (rc == -ENODATA)
 		return pass_fail(cli, -KL_EUSAGE, "password file '%s' (%s) is empty", path, src);
+	if (rc == -EISDIR)
+		return pass_fail(cli, -KL_EUSAGE, "password file '%s' (%s) is a directory", path,
+				 src);
 	if (rc == -E2BIG)
 		return pass_fail(cli, -KL_EUSAGE,
 				 "password file '%s' (%s) is longer than %d bytes: not a password",

@@ -72,6 +72,8 @@ expect_message 2 "$P: password file '$TEST_DIR/no-such-file' (--password-file) d
 	keel --password-file "$TEST_DIR/no-such-file" snapshots
 expect_message 2 "$P: password file '$TEST_DIR/no-such-file' (KEEL_PASSWORD_FILE) does not exist" \
 	env KEEL_PASSWORD_FILE="$TEST_DIR/no-such-file" "$KEEL" snapshots
+expect_message 2 "$P: password file '$TEST_DIR' (--password-file) is a directory" \
+	keel --password-file "$TEST_DIR" snapshots
 expect_message 1 "$P: the password command (--password-command) failed with exit status 7" \
 	env -u KEEL_PASSWORD_FILE "$KEEL" --password-command 'exit 7' snapshots
 expect_message 1 "$P: the password command (KEEL_PASSWORD_COMMAND) failed with exit status 3" \
