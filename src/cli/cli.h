@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <termios.h>
 
 #include "keel/ops.h"
 #include "keel/repo.h"
@@ -34,6 +35,8 @@ struct kl_cli_signals {
 	unsigned count;
 	const char *cmd_name;
 	bool json, progress;
+	int tty_fd; /* a prompt has turned echo off there (-1: none): restored on exit */
+	struct termios tty_saved;
 };
 
 struct kl_cli {
@@ -74,6 +77,11 @@ void kl_cli_signals_describe(struct kl_cli *cli);
  * flag) and a second removes r's lock and exits; r NULL: signals exit at once.
  */
 void kl_cli_signals_watch(struct kl_cli *cli, struct kl_repo *r);
+/*
+ * A password prompt turned echo off on fd (saved: the settings before),
+ * or (fd -1) turned it back on: a signal that ends keel restores them.
+ */
+void kl_cli_signals_tty(struct kl_cli *cli, int fd, const struct termios *saved);
 /* A signal asked this command to stop. */
 bool kl_cli_interrupted(const struct kl_cli *cli);
 
@@ -195,6 +203,8 @@ int kl_exit_code(int r);
  * (the reader went away: keel ls | head) as -KL_EOUTCLOSED, a quiet 141.
  */
 int kl_cli_output_error(void);
+/* stdout is a pipe that nobody reads any more (an -EPIPE was ours, not the storage's) */
+bool kl_cli_stdout_closed(void);
 
 /* "ID[:PATH]" or "latest[:PATH]"; path_ret NULL forbids a subpath. Reports errors. */
 int kl_cli_find_snapshot(struct kl_cli *cli, const char *arg, const struct kl_snap_filter *f,

@@ -237,7 +237,9 @@ int cmd_check(int argc, char **argv, struct kl_cli *cli)
 	rep.unit = "objects";
 	rc = kl_check(cli->repo, &o, &res);
 	kl_cli_report_done(&rep);
-	if (cli->json)
+	if (rc == -KL_EINTERRUPTED)
+		; /* nothing was checked to the end: main() says so */
+	else if (cli->json)
 		print_json(&o, &res);
 	else if (!cli->quiet)
 		print_summary(&o, &res);

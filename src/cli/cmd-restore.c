@@ -423,7 +423,9 @@ int cmd_restore(int argc, char **argv, struct kl_cli *cli)
 	start = kl_time_mono_ns();
 	rc = kl_restore(cli->repo, &snap.s.tree, path, &o, &st);
 	kl_cli_report_done(&rep);
-	if (rc >= 0 || rc == -KL_EPARTIAL || st.files || st.dirs || st.errors)
+	/* after an interrupt main() says what was kept, in one line */
+	if (rc != -KL_EINTERRUPTED &&
+	    (rc >= 0 || rc == -KL_EPARTIAL || st.files || st.dirs || st.errors))
 		print_summary(cli, &snap, &o, &st, start);
 	if (rc < 0)
 		report_failure(cli, rc, &snap, &st);

@@ -1,3 +1,4 @@
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <time.h>
@@ -129,7 +130,8 @@ void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...)
 	va_list ap;
 
 	kl_repo_take_err(cli->repo, NULL, &cli->detail);
-	if (kl_cli_interrupted(cli) || r == -KL_EOUTCLOSED) {
+	if (kl_cli_interrupted(cli) || r == -KL_EOUTCLOSED ||
+	    (r == -EPIPE && kl_cli_stdout_closed())) {
 		/*
 		 * what an interrupt made fail is said once, by main(); a closed
 		 * output (keel ls | head) is no error to the user, as for cat
@@ -148,10 +150,11 @@ void kl_cli_error(struct kl_cli *cli, int r, const char *fmt, ...)
 		o += (size_t)snprintf(msg + o, sizeof(msg) - o, ": %s", cli->detail.msg);
 	/*
 	 * the storage's word for this very error says more than its errno
-	 * text, and "invalid usage" adds nothing to a message that says why
+	 * text, and "invalid usage" adds nothing to a message (nor "command
+	 * failed" to one that says how)
 	 */
-	if (r < 0 && cli->detail.code != r &&
-	    !((r == -KL_EUSAGE || r == -KL_ECMD) && cli->err.code == r) &&
+	if (r < 0 && cli->detail.code != r && r != -KL_EUSAGE &&
+	    !(r == -KL_ECMD && cli->err.code == r) &&
 	    (!cli->err.code || cli->err.code != r || !strstr(cli->err.msg, kl_strerror(r))) &&
 	    o < sizeof(msg))
 		snprintf(msg + o, sizeof(msg) - o, ": %s", kl_strerror(r));
@@ -171,6 +174,14 @@ void kl_cli_warn(struct kl_cli *cli, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	kl_cli_emit(cli, false, 0, msg);
+}
+
+bool kl_cli_stdout_closed(void)
+{
+	struct pollfd p = {.fd = STDOUT_FILENO};
+
+	/* a pipe's write end polls POLLERR once no reader is left */
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
 }
 
 int kl_cli_output_error(void)

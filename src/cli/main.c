@@ -96,6 +96,9 @@ static void say_interrupted(struct kl_cli *cli, bool had_repo, uint64_t packs)
 			 (unsigned long long)packs, packs == 1 ? "" : "s",
 			 packs == 1 ? "is" : "are",
 			 !strcmp(cli->cmd_name, "backup") ? " and reused by the next backup" : "");
+	else if (!strcmp(cli->cmd_name, "restore") && o < sizeof(msg))
+		snprintf(msg + o, sizeof(msg) - o,
+			 "; what was restored so far stays in the target");
 	kl_cli_emit(cli, true, -KL_EINTERRUPTED, msg);
 }
 
@@ -166,6 +169,9 @@ int main(int argc, char **argv)
 	/* a command a signal made fail ends with one line, and 130 */
 	if (rc < 0 && kl_cli_interrupted(&cli))
 		rc = -KL_EINTERRUPTED;
+	/* keel dump ... | head: written with write(2), not stdio */
+	if (rc == -EPIPE && kl_cli_stdout_closed())
+		rc = -KL_EOUTCLOSED;
 	had_repo = cli.repo != NULL;
 	if (had_repo)
 		packs = kl_repo_packs_written(cli.repo);

@@ -108,6 +108,9 @@ static int from_file(struct kl_cli *cli, const char *path, const char *src, stru
 	rc = from_fd(fd, ret);
 	if (rc == -ENODATA)
 		return pass_fail(cli, -KL_EUSAGE, "password file '%s' (%s) is empty", path, src);
+	if (rc == -EISDIR)
+		return pass_fail(cli, -KL_EUSAGE, "password file '%s' (%s) is a directory", path,
+				 src);
 	if (rc == -E2BIG)
 		return pass_fail(cli, -KL_EUSAGE,
 				 "password file '%s' (%s) is longer than %d bytes: not a password",
@@ -157,7 +160,7 @@ static int from_command(struct kl_cli *cli, const char *cmd, const char *src, st
 }
 
 /* -ENOTTY: no terminal; -ENODATA: nothing entered */
-static int prompt(const char *what, struct kl_pass **ret)
+static int prompt(struct kl_cli *cli, const char *what, struct kl_pass **ret)
 {
 	_cleanup_close_ int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
 	struct termios old, noecho;
@@ -176,9 +179,11 @@ static int prompt(const char *what, struct kl_pass **ret)
 	if (!buf)
 		return -ENOMEM;
 	/* echo off before the prompt shows: what is typed after it is never flushed */
+	kl_cli_signals_tty(cli, fd, &old);
 	if (tcsetattr(fd, TCSAFLUSH, &noecho) < 0 || write(fd, what, strlen(what)) < 0) {
 		rc = -errno;
 		tcsetattr(fd, TCSAFLUSH, &old);
+		kl_cli_signals_tty(cli, -1, NULL);
 		sodium_free(buf);
 		return rc;
 	}
@@ -192,6 +197,7 @@ static int prompt(const char *what, struct kl_pass **ret)
 		n++;
 	}
 	tcsetattr(fd, TCSAFLUSH, &old);
+	kl_cli_signals_tty(cli, -1, NULL);
 	if (n == PASS_MAX)
 		rc = -E2BIG;
 	else if (n == 0)
@@ -227,7 +233,7 @@ static int prompt_fail(struct kl_cli *cli, int rc, bool new_pass)
 
 static int prompt_once(struct kl_cli *cli, const char *what, struct kl_pass **ret)
 {
-	int rc = prompt(what, ret);
+	int rc = prompt(cli, what, ret);
 
 	return rc < 0 ? prompt_fail(cli, rc, false) : rc;
 }
@@ -237,9 +243,9 @@ static int prompt_twice(struct kl_cli *cli, bool new_pass, struct kl_pass **ret)
 	struct kl_pass *a = NULL, *b = NULL;
 	int rc;
 
-	rc = prompt("enter new password: ", &a);
+	rc = prompt(cli, "enter new password: ", &a);
 	if (rc >= 0)
-		rc = prompt("enter new password again: ", &b);
+		rc = prompt(cli, "enter new password again: ", &b);
 	if (rc < 0)
 		rc = prompt_fail(cli, rc, new_pass);
 	else if (a->len != b->len || !kl_ct_equal(a->p, b->p, a->len))

@@ -19,14 +19,27 @@
 
 static void say(const struct kl_cli_signals *s, const char *msg)
 {
+	/* as kl_cli_emit() says it (msg holds nothing JSON must escape) */
 	if (s->json)
 		dprintf(STDERR_FILENO,
-			"{\"message_type\":\"error\",\"code\":130,\"message\":\"%s\"}\n", msg);
+			"{\"message_type\":\"error\",\"code\":130%s%s%s,\"message\":\"%s\"}\n",
+			s->cmd_name ? ",\"command\":\"" : "", s->cmd_name ? s->cmd_name : "",
+			s->cmd_name ? "\"" : "", msg);
 	else if (s->cmd_name)
 		dprintf(STDERR_FILENO, "%skeel: %s: %s\n", s->progress ? "\r\033[K" : "",
 			s->cmd_name, msg);
 	else
 		dprintf(STDERR_FILENO, "%skeel: %s\n", s->progress ? "\r\033[K" : "", msg);
+}
+
+/* the terminal as a prompt found it: a Ctrl-C at the prompt must not leave echo off */
+static void restore_tty(const struct kl_cli_signals *s)
+{
+	if (s->tty_fd < 0)
+		return;
+	tcsetattr(s->tty_fd, TCSAFLUSH, &s->tty_saved);
+	if (write(s->tty_fd, "\n", 1) < 0)
+		return; /* best effort: the process ends now */
 }
 
 static void *signal_main(void *arg)
@@ -37,13 +50,14 @@ static void *signal_main(void *arg)
 		int sig, rc;
 
 		if (sigwait(&s->set, &sig) != 0)
-			continue;
+			return NULL; /* cannot happen: the set holds valid signals only */
 		pthread_mutex_lock(&s->mu);
 		if (s->repo && !s->count++) {
 			atomic_store(&s->cancel, true);
 			pthread_mutex_unlock(&s->mu);
 			continue;
 		}
+		restore_tty(s);
 		if (!s->repo) {
 			say(s, "interrupted");
 			_exit(130);
@@ -65,6 +79,7 @@ int kl_cli_signals_start(struct kl_cli_signals *s)
 	int rc;
 
 	memset(s, 0, sizeof(*s));
+	s->tty_fd = -1;
 	atomic_init(&s->cancel, false);
 	pthread_mutex_init(&s->mu, NULL);
 	sigemptyset(&s->set);
@@ -73,6 +88,8 @@ int kl_cli_signals_start(struct kl_cli_signals *s)
 		sigaddset(&s->set, SIGINT);
 	if (sigaction(SIGTERM, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
 		sigaddset(&s->set, SIGTERM);
+	if (sigisemptyset(&s->set))
+		return 0; /* both ignored: nothing to take */
 	rc = -pthread_sigmask(SIG_BLOCK, &s->set, NULL);
 	if (rc < 0)
 		return rc;
@@ -109,6 +126,19 @@ void kl_cli_signals_watch(struct kl_cli *cli, struct kl_repo *r)
 	s->repo = r;
 	if (r)
 		kl_repo_set_cancel(r, &s->cancel);
+	pthread_mutex_unlock(&s->mu);
+}
+
+void kl_cli_signals_tty(struct kl_cli *cli, int fd, const struct termios *saved)
+{
+	struct kl_cli_signals *s = cli->sig;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->tty_fd = fd;
+	if (saved)
+		s->tty_saved = *saved;
 	pthread_mutex_unlock(&s->mu);
 }
 

@@ -5,7 +5,8 @@
 # (2), nothing listening (1), a malformed location (2); credentials come
 # from ~/.aws/credentials profiles too. Objects damaged or cut short in the
 # bucket are found by check (13), and nothing is written by a refused
-# command.
+# command. SIGTERM midway through a backup leaves no lock in the bucket
+# and exits 130 (docs/EXIT-CODES.md).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-s3.sh"
 require_keel
@@ -98,3 +99,22 @@ expect_exit 13 keel restore latest --target "$TEST_DIR/restore"
 [ "$(s3_curl -T "$TEST_DIR/pack.orig" -o /dev/null -w '%{http_code}' "$KEEL_S3_ENDPOINT/$S3_BUCKET/$pack")" = 200 ] ||
 	fail "cannot restore the pack"
 expect_success keel check --read-data >/dev/null
+
+# interrupted midway (paused once a pack is stored), a backup removes its
+# lock from the bucket, saves no snapshot and exits 130; check passes
+s3_new_repo intr
+keel_init --pack-size 1 >/dev/null
+mkdir -p "$TEST_DIR/big"
+for i in 1 2 3 4 5 6; do pool_bytes 700000 >"$TEST_DIR/big/f$i"; done
+start_paused pack-written env --default-signal=INT "$KEEL" backup --no-progress "$TEST_DIR/big" \
+	2>"$TEST_DIR/err"
+kill -TERM "$PAUSED_PID"
+resume pack-written
+rc=0
+wait_paused || rc=$?
+[ "$rc" = 130 ] || fail "a backup to S3 stopped by SIGTERM exited $rc, expected 130"
+grep -qx 'keel: backup: interrupted: lock removed; [1-9][0-9]* packs* already written \(is\|are\) kept and reused by the next backup' \
+	"$TEST_DIR/err" || fail "SIGTERM over S3: $(cat "$TEST_DIR/err")"
+[ -z "$(s3_keys intr/locks/)" ] || fail "an interrupted backup left its lock in the bucket"
+[ "$(snapshot_count)" = 0 ] || fail "an interrupted backup saved a snapshot"
+expect_success keel check >/dev/null

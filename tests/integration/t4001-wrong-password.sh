@@ -72,6 +72,8 @@ expect_message 2 "$P: password file '$TEST_DIR/no-such-file' (--password-file) d
 	keel --password-file "$TEST_DIR/no-such-file" snapshots
 expect_message 2 "$P: password file '$TEST_DIR/no-such-file' (KEEL_PASSWORD_FILE) does not exist" \
 	env KEEL_PASSWORD_FILE="$TEST_DIR/no-such-file" "$KEEL" snapshots
+expect_message 2 "$P: password file '$TEST_DIR' (--password-file) is a directory" \
+	keel --password-file "$TEST_DIR" snapshots
 expect_message 1 "$P: the password command (--password-command) failed with exit status 7" \
 	env -u KEEL_PASSWORD_FILE "$KEEL" --password-command 'exit 7' snapshots
 expect_message 1 "$P: the password command (KEEL_PASSWORD_COMMAND) failed with exit status 3" \
@@ -88,51 +90,68 @@ expect_message 2 "$P: no password given: set KEEL_PASSWORD_FILE, KEEL_PASSWORD_C
 	timeout 30 setsid -w env -u KEEL_PASSWORD_FILE "$KEEL" snapshots
 expect_message 2 "keel: key: cannot read the new password: no new password given: give --new-password-file, set KEEL_NEW_PASSWORD, or run on a terminal" \
 	timeout 30 setsid -w "$KEEL" key add
-# at init's prompt (on a terminal: a pty), two passwords that differ
-prompt_init()
-{
-	python3 - "$@" <<'PY'
-import os, pty, sys
-pid, fd = pty.fork()
+# On a terminal (a pty; PTY_ANSWERS: what to type at each prompt, "^C" for
+# Ctrl-C), stderr gets what the terminal showed and whether echo is on at
+# the end
+cat >"$TEST_DIR/ptydrive.py" <<'PY'
+import fcntl, os, select, sys, termios
+fd, slave = os.openpty()
+pid = os.fork()
 if pid == 0:
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for i in range(3):
+        os.dup2(slave, i)
+    os.close(fd)
     os.execv(sys.argv[1], sys.argv[1:])
+# the slave stays open here: a pty's settings reset when its last user goes
 out = b""
-def until(s):
+def read_some(timeout):
     global out
+    if select.select([fd], [], [], timeout)[0]:
+        out += os.read(fd, 4096)
+def until(s):
     while s not in out:
-        try:
-            b = os.read(fd, 4096)
-        except OSError:
-            b = b""
-        if not b:
+        if os.waitpid(pid, os.WNOHANG)[0]:
             sys.exit("no '%s' from keel: %r" % (s.decode(), out))
-        out += b
-for answer in (b"one\n", b"two\n"):
+        read_some(0.1)
+for answer in os.environ["PTY_ANSWERS"].split("|"):
     until(b"password")
-    os.write(fd, answer)
     out = out.replace(b"password", b"", 1)
+    os.write(fd, b"\x03" if answer == "^C" else answer.encode() + b"\n")
 while True:
-    try:
-        b = os.read(fd, 4096)
-    except OSError:
+    done, st = os.waitpid(pid, os.WNOHANG)
+    if done:
         break
-    if not b:
-        break
-    out += b
-_, st = os.waitpid(pid, 0)
-sys.stderr.write(out.decode(errors="replace").replace("\r", ""))
+    read_some(0.1)
+while select.select([fd], [], [], 0)[0]:
+    out += os.read(fd, 4096)
+echo = termios.tcgetattr(slave)[3] & termios.ECHO
+sys.stderr.write(out.decode(errors="replace").replace("\r", "").replace("\033[K", ""))
+sys.stderr.write("echo %s\n" % ("on" if echo else "off"))
 sys.exit(os.waitstatus_to_exitcode(st))
 PY
+on_tty()
+{
+	local rc=0
+	PTY_ANSWERS=$1 env -u KEEL_PASSWORD_FILE python3 "$TEST_DIR/ptydrive.py" "${@:2}" \
+		2>"$TEST_DIR/err" || rc=$?
+	cat "$TEST_DIR/err" >&9
+	return "$rc"
 }
+# two passwords that differ at init's prompt
 rc=0
-(
-	unset KEEL_PASSWORD_FILE
-	prompt_init "$KEEL" -r "$TEST_DIR/new" init --kdf-ops 1 --kdf-mem 8
-) 2>"$TEST_DIR/err" || rc=$?
+on_tty 'one|two' "$KEEL" -r "$TEST_DIR/new" init --kdf-ops 1 --kdf-mem 8 || rc=$?
 [ "$rc" = 2 ] || fail "mismatched passwords at init's prompt gave exit $rc"
 grep -q "^keel: init: cannot read the password: the passwords entered at the prompt do not match: nothing was changed, try again$" \
 	"$TEST_DIR/err" || fail "mismatched passwords: $(cat "$TEST_DIR/err")"
 [ ! -e "$TEST_DIR/new" ] || fail "init with mismatched passwords created something"
+# Ctrl-C at the prompt ends keel at once (130), with echo back on
+rc=0
+on_tty '^C' "$KEEL" backup "$SRC" || rc=$?
+[ "$rc" = 130 ] || fail "Ctrl-C at the password prompt gave exit $rc"
+grep -q "^keel: backup: interrupted$" "$TEST_DIR/err" || fail "Ctrl-C at the prompt: $(cat "$TEST_DIR/err")"
+[ "$(tail -n 1 "$TEST_DIR/err")" = "echo on" ] || fail "Ctrl-C at the password prompt left echo off"
 
 # A flag wins over the environment: KEEL_PASSWORD_FILE (exported here, and
 # naming the right password) must not win over --password-command, nor the

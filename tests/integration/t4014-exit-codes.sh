@@ -4,7 +4,9 @@
 # proves each code" in docs/EXIT-CODES.md names the others), and the rule
 # "exit 13 means the repository really is damaged": a healthy repository
 # never gives 13, an I/O error is 20 and not 13, and a 13 is confirmed by
-# check --read-data.
+# check --read-data. Messages are asserted where the case is about saying
+# something (a path not in the snapshot, a repository that is a file, what
+# an interrupted backup kept, nothing at all for a closed output).
 . "$(dirname "$0")/../lib.sh"
 require_keel
 
@@ -100,7 +102,15 @@ wait_paused || rc=$?
 [ "$rc" = 15 ] || fail "restore --verify of changed data exited $rc, expected 15"
 
 # case 141: a reader that goes away (keel ls | head -1) ends keel quietly
-# with 141, as SIGPIPE ends cat or ls; more output than a pipe holds
+# with 141, as SIGPIPE ends cat or ls; more output than a pipe holds (dump
+# writes with write(2), ls through stdio)
+rcs=$(
+	set +o pipefail
+	keel dump latest "$SRC/big.bin" 2>"$TEST_DIR/err" | head -c 10 >/dev/null
+	echo "${PIPESTATUS[0]}"
+)
+[ "$rcs" = 141 ] || fail "keel dump | head -c 10 exited $rcs, expected 141"
+[ ! -s "$TEST_DIR/err" ] || fail "keel dump | head -c 10 said: $(cat "$TEST_DIR/err")"
 mkdir -p "$TEST_DIR/many"
 for i in $(seq 1 3000); do : >"$TEST_DIR/many/file-with-a-long-name-$i"; done
 expect_success keel backup --no-progress "$TEST_DIR/many" >/dev/null

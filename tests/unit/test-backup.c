@@ -3,15 +3,21 @@
  * full path comes from the names on the way up (kl_bk_dir_path, for the
  * messages of a directory finished long after the walk passed it), the
  * walk's one buffer grows by a component at a time (kl_bk_path_add), and
- * source nodes point into the source path instead of copying it.
+ * source nodes point into the source path instead of copying it. And what
+ * an interrupt (the cancel flag, kl_repo_set_cancel) does to the writes a
+ * backup makes: it stops them, and keeps what is durable.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <dirent.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fixture.h"
+#include "keel/repo.h"
 #include "keel/util.h"
 #include "ops/backup-internal.h"
 
@@ -136,6 +142,85 @@ static void source_nodes_point_into_the_path(void **state)
 	kl_bk_source_free(root);
 }
 
+static int count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/*
+ * Once the flag is set, no blob is added and no queued pack written; the
+ * index still names the pack written before (so the next backup reuses
+ * it), and the lock can be dropped from another thread at once.
+ */
+static void cancel_stops_writes_and_keeps_what_is_durable(void **state)
+{
+	static uint8_t a[3000], b[3000], c[3000];
+	char dir[64], locks[80];
+	atomic_bool cancel = false;
+	struct kl_repo *r = NULL;
+	struct kl_packer *p = NULL;
+	struct kl_pass *pass = NULL;
+	struct kl_id ia, ib, ic;
+	struct kl_blob_loc loc;
+	size_t n;
+	int rc;
+
+	(void)state;
+	assert_true(kl_crypto_init() >= 0);
+	assert_int_equal(fixture_tmpdir("cancel", dir, sizeof(dir)), 0);
+	n = strlen(dir);
+	snprintf(dir + n, sizeof(dir) - n, "/repo");
+	snprintf(locks, sizeof(locks), "%s/locks", dir);
+	assert_int_equal(fixture_repo_create(dir, NULL, &pass, &r), 0);
+	assert_int_equal(kl_repo_lock(r, KL_LOCK_SHARED, "backup"), 0);
+	assert_int_equal(count_entries(locks), 1);
+	kl_repo_set_cancel(r, &cancel);
+	assert_int_equal(kl_repo_cancelled(r), 0);
+	kl_random(a, sizeof(a));
+	kl_random(b, sizeof(b));
+	kl_random(c, sizeof(c));
+
+	assert_int_equal(kl_packer_new(r, &p), 0);
+	assert_int_equal(kl_packer_store(p, KL_BLOB_DATA, a, sizeof(a), &ia), 0);
+	assert_int_equal(kl_packer_flush(p), 0);
+	assert_int_equal(kl_repo_wait_writes(r), 0);
+	assert_int_equal(kl_repo_packs_written(r), 1);
+	/* b's pack is queued after the interrupt: dropped, not written */
+	assert_int_equal(kl_packer_store(p, KL_BLOB_DATA, b, sizeof(b), &ib), 0);
+	atomic_store(&cancel, true);
+	assert_int_equal(kl_repo_cancelled(r), -KL_EINTERRUPTED);
+	rc = kl_packer_flush(p);
+	assert_true(rc == 0 || rc == -KL_EINTERRUPTED);
+	assert_int_equal(kl_repo_wait_writes(r), -KL_EINTERRUPTED);
+	assert_int_equal(kl_repo_packs_written(r), 1);
+	assert_int_equal(kl_packer_store(p, KL_BLOB_DATA, c, sizeof(c), &ic), -KL_EINTERRUPTED);
+	kl_packer_free(p);
+	/* the interrupted flush still indexes what is durable */
+	assert_int_equal(kl_repo_flush_index(r), -KL_EINTERRUPTED);
+	assert_int_equal(kl_repo_lock_abandon(r), 0);
+	assert_int_equal(count_entries(locks), 0);
+	kl_repo_free(r);
+
+	assert_int_equal(kl_repo_open(dir, &r), 0);
+	assert_int_equal(kl_repo_unlock(r, pass), 0);
+	assert_int_equal(kl_repo_load_index(r), 0);
+	assert_int_equal(kl_repo_lookup(r, &ia, &loc), 1);
+	assert_int_equal(kl_repo_lookup(r, &ib, &loc), 0);
+	assert_int_equal(kl_repo_cancelled(r), 0); /* no flag: never cancelled */
+	kl_repo_free(r);
+	kl_pass_free(pass);
+	*strrchr(dir, '/') = 0;
+	fixture_rm_rf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -143,6 +228,7 @@ int main(void)
 		cmocka_unit_test(dir_path_of_a_deep_tree),
 		cmocka_unit_test(path_add_one_component),
 		cmocka_unit_test(source_nodes_point_into_the_path),
+		cmocka_unit_test(cancel_stops_writes_and_keeps_what_is_durable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
