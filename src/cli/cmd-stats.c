@@ -208,6 +208,11 @@ static int pick(struct kl_cli *cli, char **args, size_t n, const struct kl_snap_
 			kl_cli_error(cli, rc, "cannot list snapshots");
 			return rc;
 		}
+		if (l->n_damaged)
+			kl_cli_warn(cli,
+				    "%zu snapshot%s cannot be read and %s left out ('keel check')",
+				    l->n_damaged, l->n_damaged == 1 ? "" : "s",
+				    l->n_damaged == 1 ? "is" : "are");
 		for (size_t i = 0; i < l->n; i++) {
 			if (kl_snap_filter_match(f, &l->v[i].s))
 				l->v[j++] = l->v[i];

@@ -46,9 +46,9 @@ tar -tf "$TEST_DIR/all.tar" >"$TEST_DIR/list"
 grep -qx "${src#/}/tar/h2" "$TEST_DIR/list" || fail "tar lacks ${src#/}/tar/h2"
 grep -qx "${src#/}/tar/" "$TEST_DIR/list" || fail "tar lacks ${src#/}/tar/"
 ! grep -q '^/' "$TEST_DIR/list" || fail "absolute names in the tar"
-tar -tvf "$TEST_DIR/all.tar" | grep -q "^hrw.*${src#/}/tar/h2 link to ${src#/}/tar/h1\$" ||
-	tar -tvf "$TEST_DIR/all.tar" | grep -q " ${src#/}/tar/h[12] link to ${src#/}/tar/h[12]\$" ||
-	fail "h1 and h2 are not a hard link in the tar"
+tar -tvf "$TEST_DIR/all.tar" >"$TEST_DIR/listv"
+grep -q "^h.* ${src#/}/tar/h2 link to ${src#/}/tar/h1\$" "$TEST_DIR/listv" ||
+	fail "h2 is not a hard link to h1 in the tar"
 [ "$(stat -c %i "$TEST_DIR/x$src/tar/h1")" = "$(stat -c %i "$TEST_DIR/x$src/tar/h2")" ] ||
 	fail "extracted h1 and h2 are not one file"
 
@@ -57,7 +57,8 @@ keel dump --target "$TEST_DIR/sub.tar" latest "$src/tar" || fail "dump --target"
 keel dump --archive tar latest "$src/tar" >"$TEST_DIR/sub2.tar" || fail "dump --archive tar"
 cmp "$TEST_DIR/sub.tar" "$TEST_DIR/sub2.tar" || fail "--target and stdout differ"
 [ "$(tar -tf "$TEST_DIR/sub.tar" | sed -n 1p)" = "${src#/}/tar/" ] || fail "sub.tar starts elsewhere"
-! tar -tf "$TEST_DIR/sub.tar" | grep -qv "^${src#/}/tar/" || fail "sub.tar holds more than tar/"
+tar -tf "$TEST_DIR/sub.tar" >"$TEST_DIR/sublist"
+! grep -qv "^${src#/}/tar/" "$TEST_DIR/sublist" || fail "sub.tar holds more than tar/"
 mkdir "$TEST_DIR/y"
 tar -xpf "$TEST_DIR/sub.tar" -C "$TEST_DIR/y" || fail "extract sub.tar"
 treecmp --ignore-atime "$src/tar" "$TEST_DIR/y$src/tar" >"$TEST_DIR/cmp" 2>&1 ||
