@@ -34,6 +34,8 @@ want()
 want 'd["snapshots_count"]' 2
 want 'd["total_file_count"]' 9
 want 'd["total_size"]' $((405000 + 408000))
+want 'd["restore_size"]' $((405000 + 408000))
+want 'd["restore_file_count"]' 9
 want 'd["unique_files"]' 4
 want 'd["unique_files_size"]' 308000
 want 'd["data_raw_size"]' 308000
@@ -78,6 +80,14 @@ grep -qx '        Total File Count:  4' "$TEST_DIR/out" || fail "files-by-conten
 keel stats --mode raw-data >"$TEST_DIR/out" || fail "--mode raw-data"
 grep -q '^ Total Uncompressed Size:  ' "$TEST_DIR/out" || fail "raw-data: $(cat "$TEST_DIR/out")"
 expect_error 2 "unknown mode" keel stats --mode nonsense
+# with --json, total_size and total_file_count mean what restic's mean in the mode
+keel stats --json --mode raw-data >"$TEST_DIR/all.json" || fail "--json --mode raw-data"
+want 'd["total_size"] == d["data_stored_size"] + d["tree_stored_size"]' True
+want 'd["restore_size"]' $((405000 + 408000))
+keel stats --json --mode files-by-contents >"$TEST_DIR/all.json" || fail "--json --mode files-by-contents"
+want '(d["total_file_count"], d["total_size"])' '(4, 308000)'
+keel stats --json --mode restore-size >"$TEST_DIR/all.json" || fail "--json --mode restore-size"
+want '(d["total_file_count"], d["total_size"])' "(9, $((405000 + 408000)))"
 
 # the full report
 keel stats >"$TEST_DIR/out" || fail "stats"
