@@ -96,10 +96,13 @@ int kl_snapshot_retag(struct kl_repo *r, const struct kl_id *old, struct kl_snap
 /*
  * Deletes the snapshots of l that another snapshot of l replaces (left by
  * a tag killed between its write and its delete), and drops them from l;
- * cb (may be NULL) is told each. Returns how many, or a negative code.
+ * cb (may be NULL) is told each, with err 0, or -KL_EOBJLOCKED for one
+ * that Object Lock keeps (dropped from l too, so it is not tagged again).
+ * Returns how many were deleted, or a negative code.
  */
 int kl_snapshots_finish_retag(struct kl_repo *r, struct kl_snapshot_list *l,
-			      void (*cb)(const struct kl_id *old, const struct kl_id *by, void *ud),
+			      void (*cb)(const struct kl_id *old, const struct kl_id *by, int err,
+					 void *ud),
 			      void *ud);
 
 /* ---- dump of a directory as a tar archive (tar.c) ------------------------------ */
