@@ -96,10 +96,33 @@ int kl_snapshot_retag(struct kl_repo *r, const struct kl_id *old, struct kl_snap
 /*
  * Deletes the snapshots of l that another snapshot of l replaces (left by
  * a tag killed between its write and its delete), and drops them from l;
- * cb (may be NULL) is told each. Returns how many, or a negative code.
+ * cb (may be NULL) is told each, with err 0, or -KL_EOBJLOCKED for one
+ * that Object Lock keeps (dropped from l too, so it is not tagged again).
+ * Returns how many were deleted, or a negative code.
  */
 int kl_snapshots_finish_retag(struct kl_repo *r, struct kl_snapshot_list *l,
-			      void (*cb)(const struct kl_id *old, const struct kl_id *by, void *ud),
+			      void (*cb)(const struct kl_id *old, const struct kl_id *by, int err,
+					 void *ud),
 			      void *ud);
+
+/* ---- dump of a directory as a tar archive (tar.c) ------------------------------ */
+
+struct kl_tar_stats {
+	uint64_t entries;   /* written */
+	uint64_t bytes;	    /* of file data */
+	uint64_t sockets;   /* left out: tar cannot hold them */
+	uint64_t hardlinks; /* written as links to the first name */
+};
+/*
+ * Writes the entry at path ("" or "/" for the root) below tree, and all
+ * below it, to fd as a POSIX tar archive (ustar headers, pax extended
+ * headers for long names and link targets, large sizes and ids,
+ * sub-second and negative times, long user and group names, extended
+ * attributes as SCHILY.xattr). Names are the snapshot's paths without the
+ * leading '/'. A file whose nodes share a device and inode with an earlier
+ * one in the archive becomes a hard link to it.
+ */
+int kl_dump_tar(struct kl_repo *r, const struct kl_id *tree, const char *path, int fd,
+		struct kl_tar_stats *ret);
 
 #endif

@@ -162,11 +162,17 @@ static int pick_snapshots(struct kl_cli *cli, char **ids, size_t n_ids,
 	if (!n_ids) {
 		rc = kl_repo_list_snapshots(cli->repo, l);
 		if (rc < 0) {
+			kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 			kl_cli_error(cli, rc, "cannot list snapshots");
 			return rc;
 		}
 		size_t j = 0;
 
+		if (l->n_damaged)
+			kl_cli_warn(cli,
+				    "%zu snapshot%s cannot be read and %s left out ('keel check')",
+				    l->n_damaged, l->n_damaged == 1 ? "" : "s",
+				    l->n_damaged == 1 ? "is" : "are");
 		for (size_t i = 0; i < l->n; i++) {
 			if (kl_snap_filter_match(f, &l->v[i].s))
 				l->v[j++] = l->v[i];

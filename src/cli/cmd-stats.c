@@ -22,7 +22,9 @@ static const char usage[] =
 	"      --tag TAG     only snapshots with this tag ('a,b': both)\n"
 	"      --path PATH   only snapshots of this source path\n"
 	"\n"
-	"With --json, one JSON object with every figure and a list per snapshot.\n";
+	"With --json, one JSON object with every figure and a list per snapshot;\n"
+	"total_size and total_file_count are those of the --mode (restic's meaning;\n"
+	"restore-size without it).\n";
 
 enum { MODE_ALL, MODE_RESTORE, MODE_RAW, MODE_CONTENTS };
 enum { OPT_MODE = 1 };
@@ -72,10 +74,20 @@ static size_t by_host(const struct kl_snapshot_list *l, const struct kl_stats *s
 	return nh;
 }
 
-static void print_json(const struct kl_snapshot_list *l, const struct kl_stats *st,
+static void print_json(int mode, const struct kl_snapshot_list *l, const struct kl_stats *st,
 		       const struct host_sum *hosts, size_t nh)
 {
+	/* total_size and total_file_count mean what restic's mean in that mode */
+	uint64_t tsize = mode == MODE_RAW	 ? st->data_stored + st->tree_stored
+			 : mode == MODE_CONTENTS ? st->unique_file_bytes
+						 : st->restore_bytes;
+	uint64_t tfiles = mode == MODE_RAW	  ? 0
+			  : mode == MODE_CONTENTS ? st->unique_files
+						  : st->files;
+
 	printf("{\"snapshots_count\":%zu,\"total_file_count\":%llu,\"total_size\":%llu,"
+	       ""
+	       "\"restore_file_count\":%llu,\"restore_size\":%llu,"
 	       "\"unique_files\":%llu,\"unique_files_size\":%llu,"
 	       "\"data_blobs\":%llu,\"data_raw_size\":%llu,\"data_stored_size\":%llu,"
 	       "\"tree_blobs\":%llu,\"tree_raw_size\":%llu,\"tree_stored_size\":%llu,"
@@ -83,7 +95,8 @@ static void print_json(const struct kl_snapshot_list *l, const struct kl_stats *
 	       "\"missing_blobs\":%llu,\"packs\":%llu,\"repository_size\":%llu,"
 	       "\"index_blobs\":%llu,\"index_stored_size\":%llu,"
 	       "\"deduplication_ratio\":%.4f,\"compression_ratio\":%.4f,\"snapshots\":[",
-	       l->n, (unsigned long long)st->files, (unsigned long long)st->restore_bytes,
+	       l->n, (unsigned long long)tfiles, (unsigned long long)tsize,
+	       (unsigned long long)st->files, (unsigned long long)st->restore_bytes,
 	       (unsigned long long)st->unique_files, (unsigned long long)st->unique_file_bytes,
 	       (unsigned long long)st->data_blobs, (unsigned long long)st->data_raw,
 	       (unsigned long long)st->data_stored, (unsigned long long)st->tree_blobs,
@@ -208,6 +221,11 @@ static int pick(struct kl_cli *cli, char **args, size_t n, const struct kl_snap_
 			kl_cli_error(cli, rc, "cannot list snapshots");
 			return rc;
 		}
+		if (l->n_damaged)
+			kl_cli_warn(cli,
+				    "%zu snapshot%s cannot be read and %s left out ('keel check')",
+				    l->n_damaged, l->n_damaged == 1 ? "" : "s",
+				    l->n_damaged == 1 ? "is" : "are");
 		for (size_t i = 0; i < l->n; i++) {
 			if (kl_snap_filter_match(f, &l->v[i].s))
 				l->v[j++] = l->v[i];
@@ -284,7 +302,7 @@ int cmd_stats(int argc, char **argv, struct kl_cli *cli)
 		size_t nh = by_host(&l, &st, hosts);
 
 		if (cli->json)
-			print_json(&l, &st, hosts, nh);
+			print_json(mode, &l, &st, hosts, nh);
 		else if (mode != MODE_ALL)
 			print_mode(mode, &l, &st);
 		else

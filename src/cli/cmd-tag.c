@@ -38,14 +38,19 @@ static int push_tags(char ***v, size_t *n, const char *arg)
 	return rc;
 }
 
-static void tell_leftover(const struct kl_id *old, const struct kl_id *by, void *ud)
+static void tell_leftover(const struct kl_id *old, const struct kl_id *by, int err, void *ud)
 {
 	struct kl_cli *cli = ud;
 	char a[2 * KL_ID_LEN + 1], b[2 * KL_ID_LEN + 1];
 
 	kl_id_hex(old, a);
 	kl_id_hex(by, b);
-	if (!cli->quiet)
+	if (err)
+		kl_cli_warn(cli,
+			    "snapshot %.8s, replaced by %.8s, is kept until its Object Lock "
+			    "retention ends (%s)",
+			    a, b, kl_strerror(err));
+	else if (!cli->quiet)
 		fprintf(stderr,
 			"keel: tag: removed snapshot %.8s, left by an interrupted tag: %.8s "
 			"replaces it\n",
@@ -131,7 +136,7 @@ static int select_snaps(struct kl_cli *cli, char **args, size_t n, const struct 
 
 static int retag_all(struct kl_cli *cli, struct kl_snapshot_list *l, const struct kl_tag_change *c)
 {
-	size_t changed = 0;
+	size_t changed = 0, retained = 0;
 	int rc = 0;
 
 	if (cli->json)
@@ -145,8 +150,17 @@ static int retag_all(struct kl_cli *cli, struct kl_snapshot_list *l, const struc
 		if (rc <= 0)
 			continue;
 		rc = kl_snapshot_retag(cli->repo, &s->id, &s->s, &nid);
+		kl_id_hex(&s->id, a);
+		if (rc == -KL_EOBJLOCKED) {
+			/* the copy is written; Object Lock keeps the old one (as in forget) */
+			kl_repo_clear_err(cli->repo);
+			kl_cli_warn(cli,
+				    "snapshot %.8s is kept until its Object Lock retention ends",
+				    a);
+			retained++;
+			rc = 0;
+		}
 		if (rc < 0) {
-			kl_id_hex(&s->id, a);
 			kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 			kl_cli_error(cli, rc, "cannot change the tags of snapshot %.8s", a);
 			break;
@@ -177,7 +191,12 @@ static int retag_all(struct kl_cli *cli, struct kl_snapshot_list *l, const struc
 	else if (!cli->quiet && rc >= 0)
 		printf("%zu snapshot%s changed, %zu unchanged\n", changed, changed == 1 ? "" : "s",
 		       l->n - changed);
-	return rc; /* KL_CLI_HELP too: keel generate asks for the usage text */
+	if (rc >= 0 && retained) {
+		rc = -KL_EOBJLOCKED;
+		kl_cli_error(cli, rc, "%zu old snapshot%s could not be deleted yet", retained,
+			     retained == 1 ? "" : "s");
+	}
+	return rc < 0 ? rc : 0;
 }
 
 int cmd_tag(int argc, char **argv, struct kl_cli *cli)

@@ -195,94 +195,176 @@ static int fdir_add(struct fdir *d, size_t *cap, struct kl_node *n, bool matched
 	return 0;
 }
 
-static int scan(struct kl_finder *f, const struct kl_id *id, struct kl_buf *path,
-		struct fdir **ret);
+/*
+ * The walk keeps its directories on a heap stack, not the C stack: trees
+ * may be thousands of levels deep (t1008), and keel runs in small stacks.
+ */
+struct sframe {
+	struct kl_tree t;
+	struct fdir *d;
+	size_t cap;  /* of d->v */
+	size_t next; /* the next node of t */
+	size_t base; /* path length of the directory's own path */
+	bool hit;    /* the node being descended into matched */
+};
 
-/* Matches the nodes of one tree (read already) into d. */
-static int scan_nodes(struct kl_finder *f, struct kl_tree *t, struct kl_buf *path, struct fdir *d)
+struct sstack {
+	struct sframe *v;
+	size_t n, cap;
+};
+
+static struct fdir *memo_get(struct kl_finder *f, const struct kl_id *id, const char *key)
 {
-	size_t base = path->len, cap = 0;
-	int rc = 0;
-
-	for (size_t i = 0; i < t->n && rc >= 0; i++) {
-		struct kl_node *nd = &t->nodes[i];
-		struct fdir *below = NULL;
-		bool hit;
-
-		kl_buf_setlen(path, base);
-		rc = kl_buf_addch(path, '/');
-		if (rc >= 0)
-			rc = kl_buf_add(path, nd->name, nd->name_len);
-		if (rc < 0)
-			break;
-		hit = matches(f, (const char *)path->data, (const char *)path->data + base + 1, nd);
-		if (nd->type == KL_NODE_DIR && nd->has_subtree) {
-			struct kl_id sub = nd->subtree;
-
-			rc = scan(f, &sub, path, &below);
-			if (rc < 0)
-				break;
-			if (!below->n)
-				below = NULL;
-		}
-		if (hit || below)
-			rc = fdir_add(d, &cap, nd, hit, below);
-	}
-	kl_buf_setlen(path, base);
-	return rc;
+	return f->cap ? *slot_of(f, id, key) : NULL;
 }
 
-static int scan(struct kl_finder *f, const struct kl_id *id, struct kl_buf *path, struct fdir **ret)
+static int memo_put(struct kl_finder *f, struct fdir *d)
 {
-	const char *key = f->by_path ? (const char *)path->data : NULL;
-	struct kl_tree t = {0};
-	struct fdir *d, **slot;
-	int rc;
+	int rc = 0;
 
-	if (f->cap) {
-		slot = slot_of(f, id, key);
-		if (*slot) {
-			*ret = *slot;
-			return 0;
-		}
-	}
-	d = kl_calloc(1, sizeof(*d));
-	if (!d)
-		return -ENOMEM;
-	d->id = *id;
-	if (key && !(d->path = kl_strdup(key))) {
-		kl_free(d);
-		return -ENOMEM;
-	}
-	f->trees_read++;
-	rc = kl_repo_read_tree(f->r, id, &t);
-	if (rc < 0)
-		rc = kl_repo_fail(f->r, rc, "tree of '%s' is unreadable",
-				  path->len ? (const char *)path->data : "/");
-	if (rc >= 0)
-		rc = scan_nodes(f, &t, path, d);
-	kl_tree_release(&t);
-	if (rc >= 0 && (f->n + 1) * 2 > f->cap)
+	if ((f->n + 1) * 2 > f->cap)
 		rc = memo_grow(f);
-	if (rc < 0) {
-		fdir_free(d);
+	if (rc < 0)
 		return rc;
-	}
-	*slot_of(f, id, d->path) = d;
+	*slot_of(f, &d->id, d->path) = d;
 	f->n++;
-	*ret = d;
 	return 0;
 }
 
-static int emit(const struct fdir *d, struct kl_buf *path, kl_walk_cb cb, void *ud, uint64_t *hits)
+/* Reads the tree of the directory at path (path->data) and pushes its frame. */
+static int frame_push(struct kl_finder *f, struct sstack *st, const struct kl_id *id,
+		      struct kl_buf *path)
 {
-	size_t base = path->len;
+	struct sframe *fr;
+	int rc;
+
+	if (st->n == st->cap) {
+		size_t nc = st->cap ? st->cap * 2 : 16;
+		struct sframe *nv = kl_realloc(st->v, nc * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		st->v = nv;
+		st->cap = nc;
+	}
+	fr = &st->v[st->n];
+	memset(fr, 0, sizeof(*fr));
+	fr->base = path->len;
+	fr->d = kl_calloc(1, sizeof(*fr->d));
+	if (!fr->d)
+		return -ENOMEM;
+	fr->d->id = *id;
+	if (f->by_path && !(fr->d->path = kl_strdup((const char *)path->data))) {
+		fdir_free(fr->d);
+		return -ENOMEM;
+	}
+	f->trees_read++;
+	rc = kl_repo_read_tree(f->r, id, &fr->t);
+	if (rc < 0) {
+		fdir_free(fr->d);
+		return kl_repo_fail(f->r, rc, "tree of '%s' is unreadable",
+				    path->len ? (const char *)path->data : "/");
+	}
+	st->n++;
+	return 0;
+}
+
+/* One step of the walk: the next node of the top frame, or its end. */
+static int scan_step(struct kl_finder *f, struct sstack *st, struct kl_buf *path,
+		     struct fdir **done)
+{
+	struct sframe *top = &st->v[st->n - 1];
+	struct kl_node *nd;
+	struct fdir *below;
+	bool hit;
+	int rc;
+
+	if (top->next == top->t.n) {
+		/* the directory is done: remember it, and hand it to its parent */
+		rc = memo_put(f, top->d);
+		if (rc < 0)
+			return rc;
+		*done = top->d;
+		top->d = NULL;
+		kl_tree_release(&top->t);
+		kl_buf_setlen(path, top->base);
+		st->n--;
+		if (!st->n)
+			return 0;
+		top = &st->v[st->n - 1];
+		nd = &top->t.nodes[top->next - 1];
+		below = (*done)->n ? *done : NULL;
+		return top->hit || below ? fdir_add(top->d, &top->cap, nd, top->hit, below) : 0;
+	}
+	nd = &top->t.nodes[top->next++];
+	kl_buf_setlen(path, top->base);
+	rc = kl_buf_addch(path, '/');
+	if (rc >= 0)
+		rc = kl_buf_add(path, nd->name, nd->name_len);
+	if (rc < 0)
+		return rc;
+	hit = matches(f, (const char *)path->data, (const char *)path->data + top->base + 1, nd);
+	below = NULL;
+	if (nd->type == KL_NODE_DIR && nd->has_subtree) {
+		below = memo_get(f, &nd->subtree, f->by_path ? (const char *)path->data : NULL);
+		if (!below) {
+			struct kl_id sub = nd->subtree;
+
+			top->hit = hit;
+			return frame_push(f, st, &sub, path);
+		}
+		if (!below->n)
+			below = NULL;
+	}
+	return hit || below ? fdir_add(top->d, &top->cap, nd, hit, below) : 0;
+}
+
+/* The memo of the tree at id (the root: path empty), walked now if it is not known yet. */
+static int scan(struct kl_finder *f, const struct kl_id *id, struct kl_buf *path, struct fdir **ret)
+{
+	struct sstack st = {0};
+	int rc;
+
+	*ret = memo_get(f, id, f->by_path ? (const char *)path->data : NULL);
+	if (*ret)
+		return 0;
+	rc = frame_push(f, &st, id, path);
+	while (rc >= 0 && st.n)
+		rc = scan_step(f, &st, path, ret);
+	for (size_t i = 0; i < st.n; i++) {
+		kl_tree_release(&st.v[i].t);
+		fdir_free(st.v[i].d);
+	}
+	kl_free(st.v);
+	return rc;
+}
+
+struct eframe {
+	const struct fdir *d;
+	size_t next, base;
+};
+
+static int emit(const struct fdir *root, struct kl_buf *path, kl_walk_cb cb, void *ud,
+		uint64_t *hits)
+{
+	struct eframe *v = kl_malloc(16 * sizeof(*v));
+	size_t n = 1, cap = 16;
 	int rc = 0;
 
-	for (size_t i = 0; i < d->n && rc >= 0; i++) {
-		const struct fent *e = &d->v[i];
+	if (!v)
+		return -ENOMEM;
+	v[0] = (struct eframe){.d = root, .base = path->len};
+	while (rc >= 0 && n) {
+		struct eframe *top = &v[n - 1];
+		const struct fent *e;
 
-		kl_buf_setlen(path, base);
+		if (top->next == top->d->n) {
+			kl_buf_setlen(path, top->base);
+			n--;
+			continue;
+		}
+		e = &top->d->v[top->next++];
+		kl_buf_setlen(path, top->base);
 		rc = kl_buf_addch(path, '/');
 		if (rc >= 0)
 			rc = kl_buf_add(path, e->node.name, e->node.name_len);
@@ -290,10 +372,21 @@ static int emit(const struct fdir *d, struct kl_buf *path, kl_walk_cb cb, void *
 			rc = cb((const char *)path->data, &e->node, ud);
 			(*hits)++;
 		}
-		if (rc >= 0 && e->below)
-			rc = emit(e->below, path, cb, ud, hits);
+		if (rc < 0 || !e->below)
+			continue;
+		if (n == cap) {
+			struct eframe *nv = kl_realloc(v, 2 * cap * sizeof(*nv));
+
+			if (!nv) {
+				rc = -ENOMEM;
+				break;
+			}
+			v = nv;
+			cap *= 2;
+		}
+		v[n++] = (struct eframe){.d = e->below, .base = path->len};
 	}
-	kl_buf_setlen(path, base);
+	kl_free(v);
 	return rc;
 }
 

@@ -109,49 +109,103 @@ static int use_file(struct stats_walk *w, const struct kl_node *nd)
 	return rc < 0 ? rc : 0;
 }
 
-static int tree_totals(struct stats_walk *w, const struct kl_id *id, uint64_t *files,
-		       uint64_t *bytes)
+/* A directory being summed; on a heap stack, as trees may be thousands of levels deep. */
+struct tframe {
+	struct kl_tree t;
+	struct kl_id id;
+	size_t next;
+	uint64_t files, bytes;
+};
+
+struct tstack {
+	struct tframe *v;
+	size_t n, cap;
+};
+
+static int tframe_push(struct stats_walk *w, struct tstack *st, const struct kl_id *id)
 {
-	struct kl_tree t = {0};
-	uint64_t f = 0, b = 0;
+	struct tframe *fr;
 	int rc;
 
-	if (w->cap) {
-		struct tmemo *m = memo_slot(w, id);
+	if (st->n == st->cap) {
+		size_t nc = st->cap ? st->cap * 2 : 16;
+		struct tframe *nv = kl_realloc(st->v, nc * sizeof(*nv));
 
-		if (m->used) {
-			*files = m->files;
-			*bytes = m->bytes;
-			return 0;
-		}
+		if (!nv)
+			return -ENOMEM;
+		st->v = nv;
+		st->cap = nc;
 	}
-	rc = kl_repo_read_tree(w->r, id, &t);
+	fr = &st->v[st->n];
+	memset(fr, 0, sizeof(*fr));
+	fr->id = *id;
+	rc = kl_repo_read_tree(w->r, id, &fr->t);
 	if (rc < 0)
 		return kl_repo_fail(w->r, rc, "a tree is unreadable");
+	st->n++;
 	rc = use_blob(w, id, true);
-	for (size_t i = 0; i < t.n_more && rc >= 0; i++)
-		rc = use_blob(w, &t.more[i], true);
-	for (size_t i = 0; i < t.n && rc >= 0; i++) {
-		const struct kl_node *nd = &t.nodes[i];
+	for (size_t i = 0; i < fr->t.n_more && rc >= 0; i++)
+		rc = use_blob(w, &fr->t.more[i], true);
+	return rc;
+}
 
-		if (nd->type == KL_NODE_FILE) {
-			f++;
-			b += nd->size;
-			rc = use_file(w, nd);
-		} else if (nd->type == KL_NODE_DIR && nd->has_subtree) {
-			uint64_t sf, sb;
-			struct kl_id sub = nd->subtree;
+/* One step: the next node of the top directory, or its end (then its parent adds it up). */
+static int tree_step(struct stats_walk *w, struct tstack *st)
+{
+	struct tframe *top = &st->v[st->n - 1];
+	const struct kl_node *nd;
 
-			rc = tree_totals(w, &sub, &sf, &sb);
-			f += sf;
-			b += sb;
+	if (top->next == top->t.n) {
+		uint64_t f = top->files, b = top->bytes;
+		int rc = memo_put(w, &top->id, f, b);
+
+		kl_tree_release(&top->t);
+		st->n--;
+		if (st->n) {
+			st->v[st->n - 1].files += f;
+			st->v[st->n - 1].bytes += b;
+		} else {
+			w->cur->files = f;
+			w->cur->bytes = b;
 		}
+		return rc;
 	}
-	kl_tree_release(&t);
-	if (rc >= 0)
-		rc = memo_put(w, id, f, b);
-	*files = f;
-	*bytes = b;
+	nd = &top->t.nodes[top->next++];
+	if (nd->type == KL_NODE_FILE) {
+		top->files++;
+		top->bytes += nd->size;
+		return use_file(w, nd);
+	}
+	if (nd->type == KL_NODE_DIR && nd->has_subtree) {
+		struct tmemo *m = w->cap ? memo_slot(w, &nd->subtree) : NULL;
+		struct kl_id sub = nd->subtree;
+
+		if (!m || !m->used)
+			return tframe_push(w, st, &sub);
+		top->files += m->files;
+		top->bytes += m->bytes;
+	}
+	return 0;
+}
+
+/* Sums the snapshot whose root tree is id into w->cur. */
+static int tree_totals(struct stats_walk *w, const struct kl_id *id)
+{
+	struct tstack st = {0};
+	struct tmemo *m = w->cap ? memo_slot(w, id) : NULL;
+	int rc;
+
+	if (m && m->used) {
+		w->cur->files = m->files;
+		w->cur->bytes = m->bytes;
+		return 0;
+	}
+	rc = tframe_push(w, &st, id);
+	while (rc >= 0 && st.n)
+		rc = tree_step(w, &st);
+	for (size_t i = 0; i < st.n; i++)
+		kl_tree_release(&st.v[i].t);
+	kl_free(st.v);
 	return rc;
 }
 
@@ -196,7 +250,7 @@ int kl_stats_compute(struct kl_repo *r, const struct kl_snapshot_ref *snaps, siz
 	ret->n_per = n;
 	for (size_t i = 0; i < n && rc >= 0; i++) {
 		w.cur = &ret->per[i];
-		rc = tree_totals(&w, &snaps[i].s.tree, &w.cur->files, &w.cur->bytes);
+		rc = tree_totals(&w, &snaps[i].s.tree);
 		ret->files += w.cur->files;
 		ret->restore_bytes += w.cur->bytes;
 	}

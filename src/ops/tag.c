@@ -108,7 +108,8 @@ static const struct kl_snapshot_ref *replaced_by(const struct kl_snapshot_list *
 }
 
 int kl_snapshots_finish_retag(struct kl_repo *r, struct kl_snapshot_list *l,
-			      void (*cb)(const struct kl_id *old, const struct kl_id *by, void *ud),
+			      void (*cb)(const struct kl_id *old, const struct kl_id *by, int err,
+					 void *ud),
 			      void *ud)
 {
 	_cleanup_free_ bool *gone = kl_calloc(l->n ? l->n : 1, sizeof(*gone));
@@ -127,12 +128,21 @@ int kl_snapshots_finish_retag(struct kl_repo *r, struct kl_snapshot_list *l,
 					    "the storage is append-only: cannot remove a snapshot "
 					    "an interrupted tag replaced");
 		rc = kl_snapshot_forget(r, &l->v[i].id);
+		if (rc == -KL_EOBJLOCKED) {
+			/* kept until its retention ends; it is not tagged again meanwhile */
+			kl_repo_clear_err(r);
+			gone[i] = true;
+			if (cb)
+				cb(&l->v[i].id, &by->id, rc, ud);
+			rc = 0;
+			continue;
+		}
 		if (rc < 0)
 			break;
 		gone[i] = true;
 		count++;
 		if (cb)
-			cb(&l->v[i].id, &by->id, ud);
+			cb(&l->v[i].id, &by->id, 0, ud);
 	}
 	for (size_t i = 0; i < l->n; i++) {
 		if (gone[i])

@@ -86,6 +86,13 @@ mapfile -t ids < <(snapshot_ids)
 small keel diff "${ids[1]}" "${ids[2]}" >"$TEST_DIR/diff.out" || fail "diff failed"
 grep -q '^M .*/leaf$' "$TEST_DIR/diff.out" || fail "diff did not report the changed leaf: $(cut -c1-200 "$TEST_DIR/diff.out")"
 small expect_success keel check >/dev/null
+# find, stats and dump as tar walk as deep in a small stack (files: zz-*, leaf, leaf-up)
+[ "$(small keel find leaf | grep -c '/leaf$')" = 3 ] || fail "find did not find the leaf in 3 snapshots"
+small keel stats --json >"$TEST_DIR/stats.json" || fail "stats failed"
+[ "$(json_get total_file_count <"$TEST_DIR/stats.json")" = $((3 * (DEPTH / 500 + 2))) ] ||
+	fail "stats counted $(json_get total_file_count <"$TEST_DIR/stats.json") files"
+small keel dump latest "$SRC" >"$TEST_DIR/deep.tar" || fail "dump as tar failed"
+[ "$(tar -tf "$TEST_DIR/deep.tar" | grep -c '/leaf$')" = 1 ] || fail "the tar lacks the leaf"
 
 # only the bottom, through an include pattern 10,000 bytes long
 deep=$SRC$(printf '/d%.0s' $(seq 1 "$DEPTH"))/leaf

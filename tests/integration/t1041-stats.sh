@@ -20,20 +20,35 @@ S2=$(snapshot_ids | tail -1)
 
 keel stats --json >"$TEST_DIR/all.json" || fail "stats --json"
 json_check <"$TEST_DIR/all.json"
-get()
-{
-	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$@"
-}
 has_python || skip_or_die "no python3"
+# want EXPR VALUE: EXPR over the JSON document d must print as VALUE; the
+# checks are collected and evaluated at once by check (one python start)
+checks=()
 want()
 {
-	local got
-	got=$(get "$TEST_DIR/all.json" "$1")
-	[ "$got" = "$2" ] || fail "stats: $1 is $got, expected $2"
+	checks+=("$1	$2")
+}
+check()
+{
+	python3 - "$TEST_DIR/all.json" "${checks[@]}" <<'EOF' >&2 || fail "stats: wrong figures"
+import json, sys
+d = json.load(open(sys.argv[1]))
+bad = 0
+for c in sys.argv[2:]:
+    expr, want = c.split("\t", 1)
+    got = str(eval(expr, {"d": d}))
+    if got != want:
+        print("stats: %s is %s, expected %s" % (expr, got, want))
+        bad = 1
+sys.exit(bad)
+EOF
+	checks=()
 }
 want 'd["snapshots_count"]' 2
 want 'd["total_file_count"]' 9
 want 'd["total_size"]' $((405000 + 408000))
+want 'd["restore_size"]' $((405000 + 408000))
+want 'd["restore_file_count"]' 9
 want 'd["unique_files"]' 4
 want 'd["unique_files_size"]' 308000
 want 'd["data_raw_size"]' 308000
@@ -61,13 +76,17 @@ want 'd["repository_size"]' "$total"
 want 'd["packs"]' "$n"
 want 'd["index_stored_size"] == d["data_stored_size"] + d["tree_stored_size"]' True
 
+check
+
 # one snapshot: all its data is new to it
 keel stats --json "$S2" >"$TEST_DIR/all.json" || fail "stats S2"
 want 'd["snapshots_count"]' 1
 want 'd["snapshots"][0]["new_data_raw_size"]' 308000
+check
 keel stats --json --host h1 >"$TEST_DIR/all.json" || fail "stats --host h1"
 want '[s["id"] for s in d["snapshots"]] == ["'"$S1"'"]' True
 want 'd["total_size"]' 405000
+check
 
 # restic's modes
 keel stats --mode restore-size >"$TEST_DIR/out" || fail "--mode restore-size"
@@ -78,6 +97,17 @@ grep -qx '        Total File Count:  4' "$TEST_DIR/out" || fail "files-by-conten
 keel stats --mode raw-data >"$TEST_DIR/out" || fail "--mode raw-data"
 grep -q '^ Total Uncompressed Size:  ' "$TEST_DIR/out" || fail "raw-data: $(cat "$TEST_DIR/out")"
 expect_error 2 "unknown mode" keel stats --mode nonsense
+# with --json, total_size and total_file_count mean what restic's mean in the mode
+keel stats --json --mode raw-data >"$TEST_DIR/all.json" || fail "--json --mode raw-data"
+want 'd["total_size"] == d["data_stored_size"] + d["tree_stored_size"]' True
+want 'd["restore_size"]' $((405000 + 408000))
+check
+keel stats --json --mode files-by-contents >"$TEST_DIR/all.json" || fail "--json --mode files-by-contents"
+want '(d["total_file_count"], d["total_size"])' '(4, 308000)'
+check
+keel stats --json --mode restore-size >"$TEST_DIR/all.json" || fail "--json --mode restore-size"
+want '(d["total_file_count"], d["total_size"])' "(9, $((405000 + 408000)))"
+check
 
 # the full report
 keel stats >"$TEST_DIR/out" || fail "stats"

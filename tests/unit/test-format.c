@@ -1467,6 +1467,31 @@ static void snapshot_huge_counts(void **state)
 	kl_buf_release(&b);
 }
 
+/* "replaces" (keel tag): 32 bytes, at most once */
+static void snapshot_replaces(void **state)
+{
+	struct kl_buf b = KL_BUF_INIT(KL_BUF_MAX_DEFAULT);
+	struct kl_snapshot d;
+
+	kl_pb_put_uint(&b, 1, 1);
+	kl_pb_put_uint(&b, 2, 1);
+	kl_pb_put_bytes(&b, 12, id_of(1).b, 32);
+	kl_pb_put_bytes(&b, 65, id_of(7).b, 32);
+	assert_int_equal(kl_snapshot_decode(b.data, b.len, &d), 0);
+	assert_true(d.has_replaces);
+	assert_memory_equal(d.replaces.b, id_of(7).b, KL_ID_LEN);
+	kl_snapshot_release(&d);
+	kl_pb_put_bytes(&b, 65, id_of(8).b, 32);
+	assert_int_equal(kl_snapshot_decode(b.data, b.len, &d), -KL_ECORRUPT);
+	kl_buf_setlen(&b, 0);
+	kl_pb_put_uint(&b, 1, 1);
+	kl_pb_put_uint(&b, 2, 1);
+	kl_pb_put_bytes(&b, 12, id_of(1).b, 32);
+	kl_pb_put_bytes(&b, 65, id_of(7).b, 31);
+	assert_int_equal(kl_snapshot_decode(b.data, b.len, &d), -KL_ECORRUPT);
+	kl_buf_release(&b);
+}
+
 /* ---- pack headers ------------------------------------------------------- */
 
 static struct kl_blob_entry entry(uint8_t c, uint8_t type, uint8_t comp, uint32_t off, uint32_t len,
@@ -2593,6 +2618,7 @@ int main(void)
 		cmocka_unit_test(snapshot_encode_rejects),
 		cmocka_unit_test(snapshot_unknown_and_truncated),
 		cmocka_unit_test(snapshot_huge_counts),
+		cmocka_unit_test(snapshot_replaces),
 		cmocka_unit_test(pack_round_trip),
 		cmocka_unit_test(pack_golden),
 		cmocka_unit_test(pack_rejects),
