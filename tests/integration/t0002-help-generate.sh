@@ -135,8 +135,10 @@ bash_completes()
 bash_completes "backup " keel ba
 bash_completes "repair restore " keel -r /x re
 bash_completes "snapshots " keel --repo /x snap
-bash_completes "--exclude --exclude-caches --exclude-file --exclude-larger-than " \
-	keel backup --excl
+# every --excl... option backup's --help names, however many there are
+excl=$(keel backup --help | grep -o -- '--excl[a-z-]*' | sort -u | tr '\n' ' ')
+[ -n "$excl" ] || fail "keel backup --help names no --exclude option"
+bash_completes "$excl" keel backup --excl
 bash_completes "--target " keel -q restore --targ
 bash_completes "--json " keel restore --js
 bash_completes "add list passwd remove " keel key ""
@@ -168,8 +170,7 @@ if need_shell fish; then
 		[ "$got" = "$want" ] || fail "fish: '$2' completes to '$got', expected '$want'"
 	}
 	fish_completes "backup " "keel bac"
-	fish_completes "--exclude --exclude-caches --exclude-file --exclude-larger-than " \
-		"keel backup --excl"
+	fish_completes "$excl" "keel backup --excl"
 	fish_completes "add list passwd remove " "keel key "
 	fish_completes "compliance governance " "keel init --object-lock-mode "
 	fish_completes "--json " "keel restore --js"
