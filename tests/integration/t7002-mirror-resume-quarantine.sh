@@ -2,7 +2,8 @@
 # keel mirror (docs/MIRROR.md): a run killed (-9) before the snapshots or
 # failed by a storage fault leaves DEST valid, and the next run sends only
 # what is missing; forget+prune in SOURCE reach DEST only after the
-# quarantine (--delete-after), which --status shows.
+# quarantine (--delete-after), which --status shows with what is pending;
+# and a mirror to ssh:// (keel serve) and back.
 . "$(dirname "$0")/../lib.sh"
 require_keel
 
@@ -35,6 +36,13 @@ mirror_json "$KEEL_REPOSITORY" "$DEST"
 # passes), holds the new packs and index files, not the new snapshot
 head -c 150000 /dev/urandom >"$SRC/b.bin"
 expect_success keel backup --no-progress "$SRC"
+# --status, keyless: the snapshot is pending; local listings carry no
+# times, so the lag is a bound (since the last complete run's listing)
+expect_success env -u KEEL_PASSWORD_FILE "$KEEL" mirror --status --json "$KEEL_REPOSITORY" "$DEST" >"$TEST_DIR/summary"
+json_check <"$TEST_DIR/summary"
+[ "$(get objects | sed -n 2p)" = 1 ] || fail "--status does not show the pending snapshot"
+[ "$(get lag_exact)" = false ] || fail "a local lag cannot be exact"
+[ "$(get lag_seconds)" -ge 0 ] || fail "no lag while a snapshot is pending"
 start_paused mirror-before-snapshots "$KEEL" mirror "$KEEL_REPOSITORY" "$DEST"
 kill -9 "$PAUSED_PID"
 wait "$PAUSED_PID" 2>/dev/null || true
@@ -84,3 +92,17 @@ mirror_json --delete-after 0s "$KEEL_REPOSITORY" "$DEST"
 [ "$(objects "$KEEL_REPOSITORY")" = "$(objects "$DEST")" ] || fail "DEST differs after deletion"
 [ "$(dest_snapshots)" = 1 ] || fail "DEST kept forgotten snapshots"
 expect_success keel -r "$DEST" check --read-data
+
+# over ssh:// (keel serve behind a stand-in for ssh): there and back, keyless
+cat >"$TEST_DIR/ssh" <<EOS
+#!/bin/sh
+while [ \$# -gt 1 ]; do shift; done
+exec sh -c "\$1"
+EOS
+chmod +x "$TEST_DIR/ssh"
+export KEEL_REMOTE_COMMAND=$KEEL KEEL_SSH_COMMAND=$TEST_DIR/ssh
+REMOTE=ssh://backup-host$TEST_DIR/remote
+expect_success env -u KEEL_PASSWORD_FILE "$KEEL" mirror --no-progress "$KEEL_REPOSITORY" "$REMOTE"
+expect_success env -u KEEL_PASSWORD_FILE "$KEEL" mirror --no-progress --verify "$REMOTE" "$TEST_DIR/back"
+[ "$(objects "$KEEL_REPOSITORY")" = "$(objects "$TEST_DIR/back")" ] || fail "the ssh:// round trip differs"
+expect_success keel -r "$REMOTE" check --read-data
