@@ -96,6 +96,8 @@ static int list_all(struct kl_mrun *run, struct lists *l)
 		if (rc < 0)
 			return kl_repo_fail(run->src, rc, "cannot list %s/",
 					    kl_repo_type_name(src_order[i]));
+		if (src_order[i] == KL_OBJ_INDEX)
+			kl_test_point("mirror-listed-index");
 	}
 	rc = kl_mlist_load(run->src, KL_OBJ_INDEX, &l->index2);
 	if (rc < 0)

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# keel mirror beside a prune of SOURCE (docs/MIRROR.md, "Order"): a run
+# paused after it listed SOURCE's snapshots and index files, while forget
+# and prune repack and delete, sees the index change under its listing of
+# packs, copies no snapshot from that pass, lists again and ends complete,
+# with DEST valid (check --read-data) and restoring the newest snapshot.
+. "$(dirname "$0")/../lib.sh"
+require_keel
+require_treecmp
+
+SRC=$TEST_DIR/src
+DEST=$TEST_DIR/dest
+mkdir -p "$SRC"
+get() { json_get "$1" <"$TEST_DIR/summary"; }
+
+keel_init >/dev/null
+for i in 1 2 3; do
+	head -c 100000 /dev/urandom >"$SRC/f$i.bin"
+	expect_success keel backup --no-progress "$SRC"
+	rm "$SRC/f$i.bin"
+done
+expect_success keel mirror --no-progress "$KEEL_REPOSITORY" "$DEST"
+head -c 100000 /dev/urandom >"$SRC/f4.bin"
+expect_success keel backup --no-progress "$SRC"
+
+start_paused mirror-listed-index "$KEEL" mirror --json "$KEEL_REPOSITORY" "$DEST" >"$TEST_DIR/summary"
+expect_success keel forget --keep-last 1 >/dev/null
+expect_success keel prune --max-unused 0 >/dev/null
+resume mirror-listed-index
+expect_success wait_paused
+json_check <"$TEST_DIR/summary"
+[ "$(get passes)" -ge 2 ] || fail "the run did not list again after the prune: $(get passes) passes"
+[ "$(get complete)" = true ] || fail "the run is not complete"
+expect_success keel -r "$DEST" check --read-data
+expect_success keel -r "$DEST" restore --no-progress latest --target "$TEST_DIR/restored"
+expect_success treecmp "$SRC" "$(restored_root "$TEST_DIR/restored" "$SRC")"
+# everything SOURCE has is in DEST; what prune removed waits in quarantine
+missing=$(cd "$KEEL_REPOSITORY" && find config keys snapshots index data -type f | while read -r f; do
+	cmp -s "$f" "$DEST/$f" || echo "$f"
+done)
+[ -z "$missing" ] || fail "DEST lacks: $missing"
+[ "$(get quarantined)" -gt 0 ] || fail "nothing in quarantine after a prune"
