@@ -4,6 +4,7 @@
 # and prune repack and delete, sees the index change under its listing of
 # packs, copies no snapshot from that pass, lists again and ends complete,
 # with DEST valid (check --read-data) and restoring the newest snapshot.
+# And --limit-upload holds its rate.
 . "$(dirname "$0")/../lib.sh"
 require_keel
 require_treecmp
@@ -40,3 +41,12 @@ missing=$(cd "$KEEL_REPOSITORY" && find config keys snapshots index data -type f
 done)
 [ -z "$missing" ] || fail "DEST lacks: $missing"
 [ "$(get quarantined)" -gt 0 ] || fail "nothing in quarantine after a prune"
+
+# --limit-upload: a whole copy at 64 KiB/s takes its bytes' time (the
+# bucket starts empty), whatever the connections
+expect_success keel mirror --json --connections 4 --limit-upload 64k "$KEEL_REPOSITORY" "$TEST_DIR/slow" >"$TEST_DIR/summary"
+bytes=$(get copied_bytes)
+ns=$(get duration_ns)
+[ "$bytes" -gt 80000 ] || fail "copied only $bytes bytes"
+[ "$ns" -ge $((bytes * 1000000000 / 65536 * 9 / 10)) ] ||
+	fail "$bytes bytes at 64 KiB/s took only $ns ns"
