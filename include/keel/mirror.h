@@ -40,6 +40,7 @@ struct kl_mirror_stats {
 	struct kl_mirror_count quarantined; /* gone from SOURCE, kept in DEST */
 	uint64_t source_damaged;	    /* failed their hash in SOURCE: not copied */
 	uint64_t vanished;		    /* listed in SOURCE, gone when copied */
+	uint64_t tmp_removed;		    /* temporary files killed runs left in DEST */
 	unsigned passes;
 	bool complete; /* everything listed in SOURCE is in DEST */
 	int64_t duration_ns;

@@ -88,10 +88,11 @@ static void print_summary(struct kl_cli *cli, const struct kl_mirror_stats *st, 
 		json_count("repaired", &st->repaired);
 		json_count("deleted", &st->deleted);
 		json_count("quarantined", &st->quarantined);
-		printf(",\"source_damaged\":%llu,\"vanished\":%llu,\"passes\":%u,\"complete\":%s,"
-		       "\"duration_ns\":%lld}\n",
+		printf(",\"source_damaged\":%llu,\"vanished\":%llu,\"tmp_removed\":%llu,"
+		       "\"passes\":%u,\"complete\":%s,\"duration_ns\":%lld}\n",
 		       (unsigned long long)st->source_damaged, (unsigned long long)st->vanished,
-		       st->passes, st->complete ? "true" : "false", (long long)st->duration_ns);
+		       (unsigned long long)st->tmp_removed, st->passes,
+		       st->complete ? "true" : "false", (long long)st->duration_ns);
 		return;
 	}
 	if (cli->quiet)

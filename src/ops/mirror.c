@@ -10,6 +10,8 @@
 
 /* passes whose index changed while listed before the run gives up on new snapshots */
 #define MAX_PASSES 3
+/* temporary files of interrupted writes in DEST older than this are removed */
+#define STALE_TMP_AGE_S 3600
 
 /* the object types a mirror copies, in the order it copies them (config aside) */
 static const enum kl_obj_type copy_order[] = {KL_OBJ_KEY, KL_OBJ_DATA, KL_OBJ_INDEX,
@@ -247,6 +249,7 @@ static int finish(struct kl_mrun *run, const struct lists *l, struct kl_mstate *
 		  int64_t listed_ns)
 {
 	struct kl_mirror_state s = {0};
+	struct kl_tmp_stats tmp;
 	int64_t now = kl_time_now_ns();
 	int rc;
 
@@ -255,6 +258,10 @@ static int finish(struct kl_mrun *run, const struct lists *l, struct kl_mstate *
 		kl_mirror_state_release(&s);
 		return rc;
 	}
+	/* what killed runs left in DEST: best effort, as old as check's default */
+	if (kl_repo_sweep_tmp(run->dst, STALE_TMP_AGE_S, true, &tmp) >= 0)
+		run->st->tmp_removed = tmp.removed;
+	kl_repo_clear_err(run->dst);
 	s.time_ns = now;
 	s.listed_ns = listed_ns;
 	s.complete_ns = run->st->complete ? now : state->s.complete_ns;

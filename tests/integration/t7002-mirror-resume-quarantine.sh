@@ -64,6 +64,18 @@ expect_success keel -r "$DEST" check --read-data
 mirror_json "$KEEL_REPOSITORY" "$DEST"
 [ "$(get copied)" = $((new - 1)) ] || fail "resumed run copied $(get copied), not $((new - 1))"
 
+# temporary files of killed writes in DEST: an old one goes, a fresh one stays
+old=$DEST/data/00/$(printf '0%.0s' {1..64}).tmp.aaaaaa
+fresh=$DEST/index/$(printf '1%.0s' {1..64}).tmp.bbbbbb
+mkdir -p "$DEST/data/00"
+echo partial >"$old"
+echo partial >"$fresh"
+touch -d '2 hours ago' "$old"
+mirror_json "$KEEL_REPOSITORY" "$DEST"
+[ "$(get tmp_removed)" = 1 ] || fail "removed $(get tmp_removed) temporary files, not 1"
+[ ! -e "$old" ] && [ -e "$fresh" ] || fail "the wrong temporary file was removed"
+rm "$fresh"
+
 # a storage fault on the second write: exit 20, DEST valid, a rerun completes
 head -c 150000 /dev/urandom >"$SRC/d.bin"
 expect_success keel backup --no-progress "$SRC"
