@@ -249,6 +249,7 @@ int cmd_mirror(int argc, char **argv, struct kl_cli *cli)
 			print_status(cli, &status);
 	} else {
 		kl_cli_report_init(&rep, cli, &a.o.report);
+		rep.unit = "objects";
 		rc = kl_mirror(src, dst, &a.o, &st);
 		kl_cli_report_done(&rep);
 		if (rc >= 0 || rc == -KL_ECORRUPT)

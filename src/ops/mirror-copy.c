@@ -90,11 +90,31 @@ static void clear_err(struct kl_mrun *run, struct kl_repo *r)
 	pthread_mutex_unlock(&run->lock);
 }
 
+/* progress() a few times a second: what was written (copied and repaired) */
+static void progress_locked(struct kl_mrun *run)
+{
+	const struct kl_mirror_stats *st = run->st;
+	struct kl_progress p = {0};
+	int64_t now;
+
+	if (!run->o->report.progress)
+		return;
+	now = kl_time_mono_ns();
+	if (now - run->last_progress_ns < KL_NSEC_PER_SEC / 4)
+		return;
+	run->last_progress_ns = now;
+	p.files_done = st->copied.objects + st->repaired.objects;
+	p.bytes_done = st->copied.bytes + st->repaired.bytes;
+	p.errors = st->source_damaged;
+	run->o->report.progress(run->o->report.ud, &p);
+}
+
 static void count(struct kl_mrun *run, struct kl_mirror_count *c, uint64_t bytes)
 {
 	pthread_mutex_lock(&run->lock);
 	c->objects++;
 	c->bytes += bytes;
+	progress_locked(run);
 	pthread_mutex_unlock(&run->lock);
 }
 

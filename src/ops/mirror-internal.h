@@ -73,7 +73,7 @@ struct kl_mrun {
 	int error;	/* the first storage error: the workers stop */
 	bool unstable;	/* a pack or index file vanished while copied */
 	bool src_error; /* an object of SOURCE failed its hash */
-	bool dest_error;
+	int64_t last_progress_ns;
 };
 
 /* Runs jobs of type t on o->connections threads. Returns 0 or run->error. */
