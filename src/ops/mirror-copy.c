@@ -159,6 +159,9 @@ static int copy_one(struct kl_mrun *run, enum kl_obj_type t, const struct kl_mjo
 		return 0;
 	}
 	rc = kl_mirror_read_checked(run->src, t, obj->name, buf);
+	/* damage is what reads the same twice: a glitch of the storage or the wire is not */
+	if (rc == 0)
+		rc = kl_mirror_read_checked(run->src, t, obj->name, buf);
 	if (rc == -ENOENT) {
 		/* forget or prune removed it since the listing */
 		pthread_mutex_lock(&run->lock);

@@ -51,16 +51,43 @@ static void warn(struct kl_mrun *run, const char *path, int err, const char *wha
 		run->o->report.warn(run->o->report.ud, path, err, what);
 }
 
+/*
+ * The config is named by no hash: without the key, what shows it read
+ * right is reading the same bytes twice. 1 if so, 0 if not.
+ */
+static int read_twice(struct kl_repo *r, struct kl_buf *out)
+{
+	_cleanup_buf_ struct kl_buf again = KL_BUF_INIT(1u << 20);
+	int rc;
+
+	kl_buf_clear(out);
+	rc = kl_repo_get_raw(r, KL_OBJ_CONFIG, "config", 0, 0, out);
+	if (rc >= 0)
+		rc = kl_repo_get_raw(r, KL_OBJ_CONFIG, "config", 0, 0, &again);
+	if (rc < 0)
+		return rc;
+	return again.len == out->len && !memcmp(again.data, out->data, out->len);
+}
+
 /* config: put when DEST has none; the same bytes, or DEST is another repository */
 static int copy_config(struct kl_mrun *run)
 {
 	_cleanup_buf_ struct kl_buf a = KL_BUF_INIT(1u << 20), b = KL_BUF_INIT(1u << 20);
 	int rc;
 
-	rc = kl_repo_get_raw(run->src, KL_OBJ_CONFIG, "config", 0, 0, &a);
+	rc = read_twice(run->src, &a);
+	if (rc == 0)
+		rc = read_twice(run->src, &a);
+	if (rc == 0)
+		rc = -EIO; /* never the same twice: a storage that garbles what it sends */
 	if (rc < 0)
 		return kl_repo_fail(run->src, rc, "cannot read the config");
 	rc = kl_repo_get_raw(run->dst, KL_OBJ_CONFIG, "config", 0, 0, &b);
+	if (rc >= 0 && (a.len != b.len || memcmp(a.data, b.data, a.len))) {
+		/* a glitch reading it, or another repository: read again to tell */
+		kl_buf_clear(&b);
+		rc = kl_repo_get_raw(run->dst, KL_OBJ_CONFIG, "config", 0, 0, &b);
+	}
 	if (rc >= 0) {
 		if (a.len != b.len || memcmp(a.data, b.data, a.len))
 			return kl_repo_fail(run->dst, -KL_EEXIST_REPO,
