@@ -70,4 +70,18 @@ struct kl_mirror_status {
 /* Keyless: compares the listings and reads DEST's state. */
 int kl_mirror_status(struct kl_repo *src, struct kl_repo *dst, struct kl_mirror_status *ret);
 
+/*
+ * With the key (--status --snapshots): per host and paths, the newest
+ * snapshot of SOURCE and the newest of the same host and paths that DEST
+ * holds (a snapshot in DEST has its data there: docs/MIRROR.md, "Order").
+ */
+struct kl_mirror_group {
+	const struct kl_snapshot_ref *newest;	  /* in SOURCE (borrowed from the list) */
+	const struct kl_snapshot_ref *newest_dst; /* NULL: DEST holds none of the group */
+	int64_t lag_ns; /* newest's time minus newest_dst's; -1: DEST holds none */
+};
+/* snaps: SOURCE's (kl_repo_list_snapshots, after kl_repo_unlock); *ret is the caller's to free. */
+int kl_mirror_status_groups(struct kl_repo *dst, const struct kl_snapshot_list *snaps,
+			    struct kl_mirror_group **ret, size_t *n_ret);
+
 #endif

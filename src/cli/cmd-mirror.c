@@ -6,7 +6,7 @@
 
 static const char usage[] =
 	"usage: keel mirror [options] SOURCE DEST\n"
-	"       keel mirror --status [--json] SOURCE DEST\n"
+	"       keel mirror --status [--snapshots] [--json] SOURCE DEST\n"
 	"\n"
 	"Copy the repository SOURCE to DEST object by object (local paths, ssh://,\n"
 	"s3:), without a password: only the encrypted objects move. Each object is\n"
@@ -24,6 +24,8 @@ static const char usage[] =
 	"      --delete-after D      delete what SOURCE deleted once missing for D\n"
 	"                            (7d default; 12h, 30m, 0s; never: keep)\n"
 	"      --status              show what DEST lacks, its last run and its lag\n"
+	"      --snapshots           with --status: per host and paths, the newest\n"
+	"                            snapshot in SOURCE and in DEST (needs the password)\n"
 	"      --json                one JSON summary on stdout\n"
 	"\n"
 	"Exit status: 13 when objects of SOURCE are damaged (not copied; the rest\n"
@@ -36,6 +38,7 @@ enum {
 	OPT_VERIFY,
 	OPT_DELETE_AFTER,
 	OPT_STATUS,
+	OPT_SNAPSHOTS,
 };
 
 /* "never", or digits and one unit of s, m, h, d */
@@ -109,7 +112,74 @@ static void print_summary(struct kl_cli *cli, const struct kl_mirror_stats *st, 
 	printf(", %.1f s\n", (double)st->duration_ns / KL_NSEC_PER_SEC);
 }
 
-static void print_status(struct kl_cli *cli, const struct kl_mirror_status *s)
+static void json_snap(const struct kl_snapshot_ref *r)
+{
+	if (!r) {
+		printf("null");
+		return;
+	}
+	printf("{\"id\":");
+	kl_json_id(stdout, &r->id);
+	printf(",\"time\":");
+	kl_json_time(stdout, r->s.time_ns);
+	printf("}");
+}
+
+static void text_snap(const struct kl_snapshot_ref *r)
+{
+	char hex[2 * KL_ID_LEN + 1], t[40];
+
+	if (!r) {
+		printf("  %-28s", "none");
+		return;
+	}
+	kl_id_hex(&r->id, hex);
+	kl_time_format_local(r->s.time_ns, t);
+	printf("  %.8s %-19.19s", hex, t);
+}
+
+/* per host and paths: one line each, or a "groups" array of the JSON document */
+static void print_groups(struct kl_cli *cli, const struct kl_mirror_group *g, size_t n)
+{
+	if (!cli->json)
+		printf("host paths: newest in SOURCE, newest in DEST, lag\n");
+	for (size_t i = 0; i < n; i++) {
+		const struct kl_snapshot *s = &g[i].newest->s;
+
+		if (cli->json) {
+			printf("%s{\"host\":", i ? "," : "");
+			kl_json_cstr(stdout, s->host);
+			printf(",\"paths\":[");
+			for (size_t k = 0; k < s->n_paths; k++) {
+				printf("%s", k ? "," : "");
+				kl_json_cstr(stdout, s->paths[k]);
+			}
+			printf("],\"newest_source\":");
+			json_snap(g[i].newest);
+			printf(",\"newest_dest\":");
+			json_snap(g[i].newest_dst);
+			printf(",\"lag_seconds\":");
+			g[i].lag_ns < 0
+				? (void)printf("null")
+				: (void)printf("%lld", (long long)(g[i].lag_ns / KL_NSEC_PER_SEC));
+			printf("}");
+			continue;
+		}
+		printf("%s", s->host ? s->host : "?");
+		for (size_t k = 0; k < s->n_paths; k++)
+			printf(" %s", s->paths[k]);
+		printf(":");
+		text_snap(g[i].newest);
+		text_snap(g[i].newest_dst);
+		if (g[i].lag_ns < 0)
+			printf("  -\n");
+		else
+			printf("  %lld s\n", (long long)(g[i].lag_ns / KL_NSEC_PER_SEC));
+	}
+}
+
+static void print_status(struct kl_cli *cli, const struct kl_mirror_status *s,
+			 const struct kl_mirror_group *g, size_t n_groups, bool groups)
 {
 	static const enum kl_obj_type types[] = {KL_OBJ_KEY, KL_OBJ_SNAPSHOT, KL_OBJ_INDEX,
 						 KL_OBJ_DATA};
@@ -134,7 +204,13 @@ static void print_status(struct kl_cli *cli, const struct kl_mirror_status *s)
 		printf(",\"lag_seconds\":");
 		s->lag_ns < 0 ? (void)printf("null")
 			      : (void)printf("%lld", (long long)(s->lag_ns / KL_NSEC_PER_SEC));
-		printf(",\"lag_exact\":%s}\n", s->lag_exact ? "true" : "false");
+		printf(",\"lag_exact\":%s", s->lag_exact ? "true" : "false");
+		if (groups) {
+			printf(",\"groups\":[");
+			print_groups(cli, g, n_groups);
+			printf("]");
+		}
+		printf("}\n");
 		return;
 	}
 	for (size_t i = 0; i < KL_ARRAY_SIZE(types); i++) {
@@ -154,11 +230,42 @@ static void print_status(struct kl_cli *cli, const struct kl_mirror_status *s)
 	else
 		printf("lag: %s%lld s\n", s->lag_exact ? "" : "at most ",
 		       (long long)(s->lag_ns / KL_NSEC_PER_SEC));
+	if (groups)
+		print_groups(cli, g, n_groups);
+}
+
+/* --status: keyless, and with --snapshots the groups, which need the key */
+static int status(struct kl_cli *cli, struct kl_repo *src, struct kl_repo *dst, bool snapshots)
+{
+	struct kl_snapshot_list snaps = {0};
+	_cleanup_free_ struct kl_mirror_group *g = NULL;
+	struct kl_mirror_status st;
+	struct kl_pass *pass = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = kl_mirror_status(src, dst, &st);
+	if (rc < 0 || !snapshots)
+		goto out;
+	rc = kl_cli_read_password(cli, false, &pass);
+	if (rc < 0)
+		return rc;
+	rc = kl_repo_unlock(src, pass);
+	kl_pass_free(pass);
+	if (rc >= 0)
+		rc = kl_repo_list_snapshots(src, &snaps);
+	if (rc >= 0)
+		rc = kl_mirror_status_groups(dst, &snaps, &g, &n);
+out:
+	if (rc >= 0)
+		print_status(cli, &st, g, n, snapshots);
+	kl_snapshot_list_release(&snaps);
+	return rc;
 }
 
 struct mirror_args {
 	struct kl_mirror_opts o;
-	bool status;
+	bool status, snapshots;
 };
 
 static int parse_args(int argc, char **argv, struct kl_cli *cli, struct mirror_args *a)
@@ -171,6 +278,7 @@ static int parse_args(int argc, char **argv, struct kl_cli *cli, struct mirror_a
 		{"verify", no_argument, NULL, OPT_VERIFY},
 		{"delete-after", required_argument, NULL, OPT_DELETE_AFTER},
 		{"status", no_argument, NULL, OPT_STATUS},
+		{"snapshots", no_argument, NULL, OPT_SNAPSHOTS},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t v;
@@ -203,6 +311,9 @@ static int parse_args(int argc, char **argv, struct kl_cli *cli, struct mirror_a
 		case OPT_STATUS:
 			a->status = true;
 			break;
+		case OPT_SNAPSHOTS:
+			a->snapshots = true;
+			break;
 		default:
 			rc = kl_cli_default_opt(cli, ch, usage, argv);
 			if (rc)
@@ -211,6 +322,8 @@ static int parse_args(int argc, char **argv, struct kl_cli *cli, struct mirror_a
 	}
 	if (argc - optind != 2)
 		return kl_cli_usage_error(cli, "give SOURCE and DEST");
+	if (a->snapshots && !a->status)
+		return kl_cli_usage_error(cli, "--snapshots goes with --status");
 	return 0;
 }
 
@@ -220,7 +333,6 @@ int cmd_mirror(int argc, char **argv, struct kl_cli *cli)
 	struct mirror_args a = {0};
 	struct kl_cli_report rep;
 	struct kl_mirror_stats st;
-	struct kl_mirror_status status;
 	const char *source, *dest;
 	int rc;
 
@@ -244,9 +356,7 @@ int cmd_mirror(int argc, char **argv, struct kl_cli *cli)
 		return rc;
 	}
 	if (a.status) {
-		rc = kl_mirror_status(src, dst, &status);
-		if (rc >= 0)
-			print_status(cli, &status);
+		rc = status(cli, src, dst, a.snapshots);
 	} else {
 		kl_cli_report_init(&rep, cli, &a.o.report);
 		rep.unit = "objects";

@@ -104,3 +104,50 @@ int kl_mirror_status(struct kl_repo *src, struct kl_repo *dst, struct kl_mirror_
 	kl_mstate_release(&m);
 	return rc;
 }
+
+static bool same_group(const struct kl_snapshot *a, const struct kl_snapshot *b)
+{
+	if (strcmp(a->host ? a->host : "", b->host ? b->host : "") || a->n_paths != b->n_paths)
+		return false;
+	for (size_t i = 0; i < a->n_paths; i++)
+		if (strcmp(a->paths[i], b->paths[i]))
+			return false;
+	return true;
+}
+
+int kl_mirror_status_groups(struct kl_repo *dst, const struct kl_snapshot_list *snaps,
+			    struct kl_mirror_group **ret, size_t *n_ret)
+{
+	_cleanup_free_ struct kl_mirror_group *g = kl_calloc(snaps->n ? snaps->n : 1, sizeof(*g));
+	struct kl_mlist d = {0};
+	size_t n = 0;
+	int rc;
+
+	if (!g)
+		return -ENOMEM;
+	rc = kl_mlist_load(dst, KL_OBJ_SNAPSHOT, &d);
+	if (rc < 0)
+		return kl_repo_fail(dst, rc, "cannot list snapshots/ in the copy");
+	/* oldest first: the last of a group seen is its newest */
+	for (size_t i = 0; i < snaps->n; i++) {
+		const struct kl_snapshot_ref *s = &snaps->v[i];
+		char hex[2 * KL_ID_LEN + 1];
+		size_t k = 0;
+
+		while (k < n && !same_group(&g[k].newest->s, &s->s))
+			k++;
+		if (k == n)
+			n++;
+		g[k].newest = s;
+		kl_id_hex(&s->id, hex);
+		if (kl_mlist_find(&d, hex))
+			g[k].newest_dst = s;
+	}
+	for (size_t k = 0; k < n; k++)
+		g[k].lag_ns =
+			!g[k].newest_dst ? -1 : g[k].newest->s.time_ns - g[k].newest_dst->s.time_ns;
+	kl_mlist_release(&d);
+	*n_ret = n;
+	*ret = KL_TAKE_PTR(g);
+	return 0;
+}

@@ -4,7 +4,8 @@
 # and prune repack and delete, sees the index change under its listing of
 # packs, copies no snapshot from that pass, lists again and ends complete,
 # with DEST valid (check --read-data) and restoring the newest snapshot.
-# And --limit-upload holds its rate.
+# --status --snapshots gives per host and paths the newest snapshot in
+# each (with the password), and --limit-upload holds its rate.
 . "$(dirname "$0")/../lib.sh"
 require_keel
 require_treecmp
@@ -41,6 +42,26 @@ missing=$(cd "$KEEL_REPOSITORY" && find config keys snapshots index data -type f
 done)
 [ -z "$missing" ] || fail "DEST lacks: $missing"
 [ "$(get quarantined)" -gt 0 ] || fail "nothing in quarantine after a prune"
+
+# --status --snapshots (with the key): per host and paths, newest in each
+expect_success keel backup --no-progress --host elsewhere "$SRC"
+expect_success keel mirror --status --snapshots --json "$KEEL_REPOSITORY" "$DEST" >"$TEST_DIR/summary"
+json_check <"$TEST_DIR/summary"
+python3 - "$TEST_DIR/summary" "$(KEEL_REPOSITORY=$DEST snapshot_ids --host "$(hostname)" | tail -n1)" <<'EOS' ||
+import json, sys
+d = json.load(open(sys.argv[1]))
+g = {x["host"]: x for x in d["groups"]}
+assert len(g) == 2, g
+other = g.pop("elsewhere")
+assert other["newest_dest"] is None and other["lag_seconds"] is None, other
+mine = list(g.values())[0]
+assert mine["newest_dest"]["id"] == mine["newest_source"]["id"] == sys.argv[2], mine
+assert mine["lag_seconds"] == 0, mine
+EOS
+	fail "--status --snapshots: $(cat "$TEST_DIR/summary")"
+printf 'wrong\n' >"$TEST_DIR/wrong"
+chmod 600 "$TEST_DIR/wrong"
+expect_error 12 'wrong password' env KEEL_PASSWORD_FILE="$TEST_DIR/wrong" "$KEEL" mirror --status --snapshots "$KEEL_REPOSITORY" "$DEST"
 
 # --limit-upload: a whole copy at 64 KiB/s takes its bytes' time (the
 # bucket starts empty), whatever the connections
