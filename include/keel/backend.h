@@ -19,6 +19,7 @@ enum kl_obj_type {
 	KL_OBJ_INDEX,
 	KL_OBJ_DATA,
 	KL_OBJ_LOCK,
+	KL_OBJ_MIRROR, /* mirror/: keel mirror's state in a copy (docs/MIRROR.md) */
 	KL_OBJ_TYPES
 };
 

@@ -307,6 +307,32 @@ void kl_lock_info_release(struct kl_lock_info *l);
 int kl_lock_info_encode(const struct kl_lock_info *l, struct kl_buf *out);
 int kl_lock_info_decode(const uint8_t *p, size_t n, struct kl_lock_info *ret);
 
+/* ---- mirror state (mirror/<id>: keyless, docs/MIRROR.md) ------------ */
+
+/* The object types a Missing entry may name: keys, snapshots, index, data (enum kl_obj_type). */
+#define KL_MIRROR_TYPE_MIN 1
+#define KL_MIRROR_TYPE_MAX 4
+#define KL_MIRROR_MAX_MISSING ((size_t)1 << 24)
+
+/* An object that DEST holds and SOURCE lacks, and since when a run saw it missing. */
+struct kl_mirror_missing {
+	uint32_t type; /* enum kl_obj_type, KL_MIRROR_TYPE_MIN..KL_MIRROR_TYPE_MAX */
+	struct kl_id id;
+	int64_t since_ns;
+};
+
+struct kl_mirror_state {
+	int64_t time_ns;	    /* when the run that wrote it ended */
+	int64_t listed_ns;	    /* when it began listing SOURCE */
+	int64_t complete_ns;	    /* the latest run that copied all it listed: end ... */
+	int64_t complete_listed_ns; /* ... and listing time; 0: none yet */
+	struct kl_mirror_missing *missing;
+	size_t n_missing;
+};
+void kl_mirror_state_release(struct kl_mirror_state *s);
+int kl_mirror_state_encode(const struct kl_mirror_state *s, struct kl_buf *out);
+int kl_mirror_state_decode(const uint8_t *p, size_t n, struct kl_mirror_state *ret);
+
 /* ---- repository config ----------------------------------------------- */
 
 #define KL_REPO_VERSION 1

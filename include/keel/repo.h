@@ -44,6 +44,12 @@ int kl_repo_open(const char *location, struct kl_repo **ret);
 int kl_repo_create_err(const char *location, const struct kl_pass *pass,
 		       const struct kl_init_opts *o, struct kl_err *err, struct kl_repo **ret);
 int kl_repo_open_err(const char *location, struct kl_err *err, struct kl_repo **ret);
+/*
+ * Opens the location a mirror copies to, without a key: the repository
+ * there, or an empty layout made for one when it has no config yet (a
+ * new copy, or a copy whose config the mirror puts back). Never unlocked.
+ */
+int kl_repo_open_dest(const char *location, struct kl_err *err, struct kl_repo **ret);
 /* Tries every key file; -KL_EBADPASS if none opens. Then reads the config. */
 int kl_repo_unlock(struct kl_repo *r, const struct kl_pass *pass);
 void kl_repo_free(struct kl_repo *r);
@@ -109,6 +115,13 @@ int kl_repo_list_mtime(struct kl_repo *r, enum kl_obj_type t, kl_list_mtime_cb c
  */
 int kl_repo_get_raw(struct kl_repo *r, enum kl_obj_type t, const char *name, uint64_t off,
 		    uint64_t len, struct kl_buf *out);
+/*
+ * Stores bytes as they are, atomically, under name (a mirror's copy:
+ * nothing is sealed or checked). Returns 0, -EEXIST if the object exists
+ * (but config, which is replaced), or the storage's error.
+ */
+int kl_repo_put_raw(struct kl_repo *r, enum kl_obj_type t, const char *name, const void *data,
+		    size_t len);
 /* The stored size of an object in *size_ret. Returns 0, -ENOENT, or the storage's error. */
 int kl_repo_stat(struct kl_repo *r, enum kl_obj_type t, const char *name, uint64_t *size_ret);
 /*

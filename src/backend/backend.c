@@ -10,6 +10,7 @@ const char *kl_obj_type_name(enum kl_obj_type t)
 	static const char *const names[KL_OBJ_TYPES] = {
 		[KL_OBJ_CONFIG] = "config", [KL_OBJ_KEY] = "keys",  [KL_OBJ_SNAPSHOT] = "snapshots",
 		[KL_OBJ_INDEX] = "index",   [KL_OBJ_DATA] = "data", [KL_OBJ_LOCK] = "locks",
+		[KL_OBJ_MIRROR] = "mirror",
 	};
 	return (unsigned)t < KL_OBJ_TYPES ? names[t] : "?";
 }

@@ -17,7 +17,8 @@
 /*
  * Open pack files, kept for the ranged reads that restore and check make
  * blob by blob: without it every blob costs an open, fstat and close.
- * Packs never change once written, so a cached descriptor stays valid.
+ * Packs never change once written, so a cached descriptor stays valid
+ * (but across a delete: pack_fd_forget()).
  */
 #define FD_CACHE 16
 
@@ -110,6 +111,28 @@ static void pack_fd_release(struct local *l, int fd, int slot)
 	}
 	pthread_mutex_lock(&l->lock);
 	l->cache[slot].refs--;
+	pthread_mutex_unlock(&l->lock);
+}
+
+/*
+ * A deleted pack may come back under its name (keel mirror replaces a
+ * damaged copy): its cached descriptor must not serve the old file. One
+ * in use is only unnamed, and closed when evicted.
+ */
+static void pack_fd_forget(struct local *l, const char *name)
+{
+	pthread_mutex_lock(&l->lock);
+	for (int i = 0; i < FD_CACHE; i++) {
+		struct cached_fd *c = &l->cache[i];
+
+		if (c->fd < 0 || strcmp(c->name, name))
+			continue;
+		c->name[0] = 0;
+		if (!c->refs) {
+			close(c->fd);
+			c->fd = -1;
+		}
+	}
 	pthread_mutex_unlock(&l->lock);
 }
 
@@ -326,6 +349,8 @@ static int local_del(struct kl_backend *b, enum kl_obj_type t, const char *name)
 	r = obj_path(t, name, path, sizeof(path));
 	if (r < 0)
 		return r;
+	if (t == KL_OBJ_DATA)
+		pack_fd_forget(l, name);
 	if (unlinkat(l->rootfd, path, 0) < 0)
 		return -errno;
 	memcpy(dir, path, sizeof(dir));

@@ -291,6 +291,7 @@ int cmd_prune(int argc, char **argv, struct kl_cli *cli);
 int cmd_unlock(int argc, char **argv, struct kl_cli *cli);
 int cmd_repair(int argc, char **argv, struct kl_cli *cli);
 int cmd_serve(int argc, char **argv, struct kl_cli *cli);
+int cmd_mirror(int argc, char **argv, struct kl_cli *cli);
 int cmd_version(int argc, char **argv, struct kl_cli *cli);
 int cmd_help(int argc, char **argv, struct kl_cli *cli);
 int cmd_generate(int argc, char **argv, struct kl_cli *cli);

@@ -34,6 +34,7 @@ static const struct kl_cmd cmds[] = {
 	{"repair", cmd_repair, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_NO_CACHE,
 	 "rebuild the index, salvage damaged snapshots", NULL},
 	{"serve", cmd_serve, 0, "serve a repository to a client over ssh (append-only too)", NULL},
+	{"mirror", cmd_mirror, 0, "copy a repository to another store, without the key", NULL},
 	{"unlock", cmd_unlock, KL_CMD_REPO | KL_CMD_KEY, "remove stale locks", NULL},
 	{"key", cmd_key, KL_CMD_REPO | KL_CMD_KEY, "manage passwords (key files)", NULL},
 	{"version", cmd_version, 0, "print the version", NULL},

@@ -81,6 +81,12 @@ int kl_repo_get_raw(struct kl_repo *r, enum kl_obj_type t, const char *name, uin
 	return r->be->ops->get(r->be, t, name, off, len, out);
 }
 
+int kl_repo_put_raw(struct kl_repo *r, enum kl_obj_type t, const char *name, const void *data,
+		    size_t len)
+{
+	return r->be->ops->put(r->be, t, name, data, len);
+}
+
 int kl_repo_stat(struct kl_repo *r, enum kl_obj_type t, const char *name, uint64_t *size_ret)
 {
 	return r->be->ops->stat(r->be, t, name, size_ret);

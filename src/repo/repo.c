@@ -270,6 +270,34 @@ int kl_repo_open_err(const char *location, struct kl_err *err, struct kl_repo **
 	return 0;
 }
 
+int kl_repo_open_dest(const char *location, struct kl_err *err, struct kl_repo **ret)
+{
+	struct kl_backend *be = NULL;
+	struct kl_repo *r = NULL;
+	uint64_t size;
+	int rc;
+
+	rc = kl_backend_open(location, err, &be);
+	if (rc < 0)
+		return rc;
+	rc = be->ops->stat(be, KL_OBJ_CONFIG, "config", &size);
+	if (rc == -ENOENT || rc == -ENOTDIR) {
+		/* a new copy, or one whose config a mirror may restore: lay it out */
+		rc = be->ops->create(be);
+		if (rc == -EEXIST)
+			rc = 0;
+	}
+	if (rc >= 0)
+		rc = repo_alloc(be, &r);
+	if (rc < 0) {
+		kl_backend_take_err(be, err);
+		kl_backend_free(be);
+		return rc;
+	}
+	*ret = r;
+	return 0;
+}
+
 struct unlock_ctx {
 	struct kl_repo *r;
 	const struct kl_pass *pass;

@@ -230,6 +230,15 @@ cp -a "$KEEL_REPOSITORY" "$TEST_DIR/keydamage"
 k=$(find "$TEST_DIR/keydamage/keys" -type f | head -n 1)
 flip_byte "$k" $(($(file_size "$k") / 2))
 expect_error 13 'damaged' keel -r "$TEST_DIR/keydamage" snapshots
+# ...a mirror of the healthy repository is 0, an I/O error reading it 20,
+# and one that meets the damaged key file 13 (keyless: by its hash)
+expect_success keel mirror "$KEEL_REPOSITORY" "$TEST_DIR/m0"
+if [ "$HAVE_STRACE" = 1 ]; then
+	expect_error 20 'Input/output error' strace -f -qq -o /dev/null -P "$p" \
+		-e inject=pread64,read:error=EIO:when=1+ "$KEEL" mirror --verify \
+		"$KEEL_REPOSITORY" "$TEST_DIR/m20"
+fi
+expect_error 13 'damaged in the source' keel mirror "$TEST_DIR/keydamage" "$TEST_DIR/m13"
 # ...and damage is 13 for every command that meets it, as check confirms
 flip_byte "$p" $(($(file_size "$p") / 2))
 expect_exit 13 keel check --read-data
