@@ -23,6 +23,9 @@ packages=(
 	libcurl4-openssl-dev ceph-mon ceph-osd radosgw ceph-common curl
 	# TLS in front of the test gateway (a self-signed CA): t2008
 	socat openssl
+	# keel db: libpq for the replication protocol; a PostgreSQL 15 server
+	# and its client for the tests (tests/lib-pg.sh)
+	libpq-dev postgresql-15 postgresql-client-15
 )
 
 # One dpkg-query for all; packages it does not know are not printed.

@@ -28,6 +28,8 @@ static const struct kl_cmd cmds[] = {
 	{"serve", cmd_serve, 0, "serve a repository to a client over ssh (append-only too)", NULL},
 	{"unlock", cmd_unlock, KL_CMD_REPO | KL_CMD_KEY, "remove stale locks", NULL},
 	{"key", cmd_key, KL_CMD_REPO | KL_CMD_KEY, "manage passwords (key files)", NULL},
+	{"db", cmd_db, KL_CMD_REPO | KL_CMD_KEY, "back up and restore databases (PostgreSQL)",
+	 NULL},
 	{"version", cmd_version, 0, "print the version", NULL},
 	{NULL, NULL, 0, NULL, NULL},
 };
@@ -81,6 +83,10 @@ int kl_exit_code(int r)
 	case ENOSPC:
 	case EDQUOT:
 		return 21;
+	case KL_EDBCONNECT:
+		return 22;
+	case KL_EDBSERVER:
+		return 23;
 	case KL_EINTERRUPTED:
 		return 130;
 	default:

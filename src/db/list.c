@@ -1,0 +1,108 @@
+/*
+ * The databases a repository holds: its snapshots of kinds 4 and 5,
+ * grouped by database name (docs/DATABASES.md).
+ */
+#include <stdlib.h>
+
+#include "keel/db.h"
+#include "keel/repo.h"
+
+static void info_release(struct kl_db_info *d)
+{
+	kl_free(d->name);
+	kl_free(d->system_id);
+	for (size_t i = 0; i < d->n_bases; i++)
+		kl_snapshot_release(&d->bases[i].s);
+	kl_free(d->bases);
+}
+
+void kl_db_list_release(struct kl_db_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		info_release(&l->v[i]);
+	kl_free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+const struct kl_db_info *kl_db_find(const struct kl_db_list *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i].name, name))
+			return &l->v[i];
+	return NULL;
+}
+
+static int cmp_info(const void *a, const void *b)
+{
+	return strcmp(((const struct kl_db_info *)a)->name, ((const struct kl_db_info *)b)->name);
+}
+
+/* The database of s in l, added if new. */
+static int get_info(struct kl_db_list *l, const struct kl_snapshot *s, struct kl_db_info **ret)
+{
+	struct kl_db_info *v, *d;
+
+	for (size_t i = 0; i < l->n; i++) {
+		if (!strcmp(l->v[i].name, s->db.name)) {
+			*ret = &l->v[i];
+			return 0;
+		}
+	}
+	v = kl_realloc(l->v, (l->n + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	l->v = v;
+	d = &v[l->n];
+	memset(d, 0, sizeof(*d));
+	d->engine = s->db.engine;
+	d->name = kl_strdup(s->db.name);
+	d->system_id = s->db.system_id ? kl_strdup(s->db.system_id) : NULL;
+	if (!d->name || (s->db.system_id && !d->system_id)) {
+		info_release(d);
+		return -ENOMEM;
+	}
+	l->n++;
+	*ret = d;
+	return 0;
+}
+
+int kl_db_list(struct kl_repo *r, struct kl_db_list *ret)
+{
+	struct kl_snapshot_list sl;
+	int rc;
+
+	memset(ret, 0, sizeof(*ret));
+	rc = kl_repo_list_snapshots(r, &sl);
+	if (rc < 0)
+		return kl_repo_fail(r, rc, "cannot list the snapshots");
+	ret->n_damaged = sl.n_damaged;
+	/* the list is oldest first: so are each database's base backups */
+	for (size_t i = 0; rc >= 0 && i < sl.n; i++) {
+		struct kl_snapshot_ref *ref = &sl.v[i];
+		struct kl_db_info *d;
+		struct kl_snapshot_ref *v;
+
+		if (ref->s.kind != KL_SNAP_DATABASE || !ref->s.has_db ||
+		    ref->s.db.role != KL_DB_BASE)
+			continue;
+		rc = get_info(ret, &ref->s, &d);
+		if (rc < 0)
+			break;
+		v = kl_realloc(d->bases, (d->n_bases + 1) * sizeof(*v));
+		if (!v) {
+			rc = -ENOMEM;
+			break;
+		}
+		d->bases = v;
+		v[d->n_bases++] = *ref;
+		memset(&ref->s, 0, sizeof(ref->s));
+	}
+	kl_snapshot_list_release(&sl);
+	if (rc < 0) {
+		kl_db_list_release(ret);
+		return rc;
+	}
+	if (ret->n)
+		qsort(ret->v, ret->n, sizeof(*ret->v), cmp_info);
+	return 0;
+}
