@@ -212,6 +212,8 @@ static int copy_message(struct pgb *g, const char *p, size_t n)
 		return kl_repo_fail(g->r, -KL_EDBSERVER, "empty message in the backup stream");
 	switch (p[0]) {
 	case 'n':
+		/* tests stop the server here (t7001) */
+		kl_test_point("db-backup-archive");
 		return new_archive(g, p + 1, n - 1);
 	case 'd':
 		if (g->in_manifest)

@@ -84,6 +84,11 @@ if [ "$HAVE_STRACE" = 1 ]; then
 fi
 expect_success keel check --read-data
 
+# case 22: no database server at that socket (t7001, against a real
+# PostgreSQL, has its other causes and case 23)
+mkdir -p "$TEST_DIR/no-server"
+expect_exit 22 keel db backup "host=$TEST_DIR/no-server port=1 user=postgres"
+
 # case 130: interrupted (by the signal itself: keel installs no handler;
 # a background job of a script starts with SIGINT ignored, so env resets it)
 before=$(snapshot_count)

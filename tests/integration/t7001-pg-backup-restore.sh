@@ -74,6 +74,22 @@ expect_error 14 "no base backup of database 'nosuch'" keel db restore nosuch --t
 expect_error 22 'cannot connect to the database server.*role "nosuch" does not exist' \
 	keel db backup "host=$TEST_DIR/pg/origin/sock port=$(pg_port origin) user=nosuch"
 expect_error 22 'cannot connect' keel db backup "host=$TEST_DIR/pg/nowhere port=1 user=postgres"
+# exit 23: the server goes away in the middle of the base backup
+backup_to_err()
+{
+	keel db backup "$conn" --name shop 2>"$TEST_DIR/err23" >/dev/null
+}
+start_paused db-backup-archive backup_to_err
+pg_stop origin immediate
+resume db-backup-archive
+rc=0
+wait_paused || rc=$?
+cat "$TEST_DIR/err23" >&9
+[ "$rc" = 23 ] || fail "a server gone mid-backup gave exit $rc, expected 23"
+grep -q 'the base backup broke off' "$TEST_DIR/err23" || fail "no message for a server gone mid-backup"
+[ "$(snapshot_count)" = 2 ] || fail "a broken-off backup left a snapshot"
+pg_start origin
+
 pg_sql origin "ALTER SYSTEM SET max_wal_senders = 0"
 pg_stop origin
 pg_start origin
