@@ -127,6 +127,12 @@ static int on_entry(void *ud, const struct kl_tar_entry *te)
 		top.link = NULL;
 		top.link_len = 0;
 		g->saw_member = true;
+		if (strncmp(g->prefix, "data", 5)) {
+			/* "tablespaces" too: the server's user must reach them */
+			rc = kl_entry_backup_add(g->e, "tablespaces", &top);
+			if (rc < 0)
+				return rc;
+		}
 		rc = kl_entry_backup_add(g->e, g->prefix, &top);
 		if (rc < 0)
 			return rc;

@@ -3,14 +3,16 @@
  * plain pg_ctl (docs/DATABASES.md, "Restore"): the base backup's data/
  * becomes the target (mode 0700, the server's owner when run as root),
  * with the WAL the backup needs already in pg_wal and backup_label to
- * make the server replay it; each tablespace goes in place into
- * pg_tblspc/OID. The tree is restored beside the target and renamed
- * into place, so the target never holds half a restore.
+ * make the server replay it; each tablespace goes into
+ * TARGET.tablespaces/OID, pg_tblspc/OID linking to it. The tree is restored beside the target and
+ * renamed into place, so the target never holds half a restore.
  */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "keel/db.h"
 #include "keel/fs.h"
@@ -55,33 +57,45 @@ static int check_target(struct kl_repo *r, const char *target)
 	return 0;
 }
 
-/* Moves each tmp/tablespaces/OID to target/pg_tblspc/OID, in place of its symlink. */
+/*
+ * PostgreSQL refuses a directory in pg_tblspc (it wants symlinks), so the
+ * tablespaces go beside the data directory: tmp/tablespaces becomes
+ * TARGET.tablespaces, and each pg_tblspc/OID a symlink to its OID there.
+ */
 static int place_tablespaces(struct kl_repo *r, const char *tmp, const char *target)
 {
-	char from[4096], to[4096];
+	char from[4096], dest[4096], link[4096], *abs;
 	struct dirent *de;
 	DIR *dir;
 	int rc = 0;
 
-	if (path_fmt(from, sizeof(from), tmp, "/tablespaces") < 0)
-		return kl_repo_fail(r, -ENAMETOOLONG, "path too long: '%s'", tmp);
-	dir = opendir(from);
+	if (path_fmt(from, sizeof(from), tmp, "/tablespaces") < 0 ||
+	    path_fmt(dest, sizeof(dest), target, ".tablespaces") < 0)
+		return kl_repo_fail(r, -ENAMETOOLONG, "path too long: '%s'", target);
+	if (rename(from, dest) < 0)
+		return errno == ENOENT
+			       ? 0
+			       : kl_repo_fail(r, -errno, "cannot move tablespaces to '%s'", dest);
+	abs = realpath(dest, NULL);
+	if (!abs)
+		return kl_repo_fail(r, -errno, "cannot resolve '%s'", dest);
+	dir = opendir(abs);
 	if (!dir)
-		return errno == ENOENT ? 0 : kl_repo_fail(r, -errno, "cannot open '%s'", from);
+		rc = kl_repo_fail(r, -errno, "cannot open '%s'", abs);
 	while (rc >= 0 && (de = readdir(dir))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (path_fmt3(from, sizeof(from), tmp, "/tablespaces/", de->d_name) < 0 ||
-		    path_fmt3(to, sizeof(to), target, "/pg_tblspc/", de->d_name) < 0)
+		if (path_fmt3(from, sizeof(from), abs, "/", de->d_name) < 0 ||
+		    path_fmt3(link, sizeof(link), target, "/pg_tblspc/", de->d_name) < 0)
 			rc = kl_repo_fail(r, -ENAMETOOLONG, "path too long: '%s'", target);
-		else if (unlink(to) < 0 && errno != ENOENT)
-			rc = kl_repo_fail(r, -errno, "cannot remove '%s'", to);
-		else if (rename(from, to) < 0)
-			rc = kl_repo_fail(r, -errno, "cannot move tablespace to '%s'", to);
+		else if (unlink(link) < 0 && errno != ENOENT)
+			rc = kl_repo_fail(r, -errno, "cannot remove '%s'", link);
+		else if (symlink(from, link) < 0)
+			rc = kl_repo_fail(r, -errno, "cannot link '%s' to its tablespace", link);
 	}
-	closedir(dir);
-	if (rc >= 0 && path_fmt(from, sizeof(from), tmp, "/tablespaces") >= 0)
-		rmdir(from);
+	if (dir)
+		closedir(dir);
+	free(abs);
 	return rc;
 }
 
@@ -118,17 +132,24 @@ int kl_db_restore(struct kl_repo *r, const struct kl_db_restore_opts *o, struct 
 		return kl_repo_fail(r, -KL_EUSAGE, "only --latest is supported so far");
 	if (!o->target || !*o->target)
 		return kl_repo_fail(r, -KL_EUSAGE, "no restore target given");
-	if (path_fmt(tmp, sizeof(tmp), o->target, ".keel-restore") < 0 ||
-	    path_fmt(data, sizeof(data), tmp, "/data") < 0)
+	if (path_fmt(tmp, sizeof(tmp), o->target, ".keel-restore") < 0)
 		return kl_repo_fail(r, -ENAMETOOLONG, "restore target '%s' is too long", o->target);
 	rc = newest_base(r, o->name, base_ret, &tree);
 	if (rc >= 0)
 		rc = check_target(r, o->target);
+	if (rc >= 0 && path_fmt(data, sizeof(data), o->target, ".tablespaces") >= 0 &&
+	    access(data, F_OK) == 0)
+		rc = kl_repo_fail(r, -KL_EUSAGE, "'%s' exists: it would receive the tablespaces",
+				  data);
+	if (rc >= 0 && path_fmt(data, sizeof(data), tmp, "/data") < 0)
+		rc = -ENAMETOOLONG;
 	if (rc < 0)
 		return rc;
 	if (mkdir(tmp, 0700) < 0)
 		return kl_repo_fail(r, -errno, "cannot create '%s'", tmp);
 	ro.target = tmp;
+	/* not root: the files are this user's, who runs the server */
+	ro.no_owner = geteuid() != 0;
 	ro.threads = o->threads;
 	ro.report = o->report;
 	rc = kl_restore(r, &tree, "/data", &ro, &st);
@@ -142,5 +163,7 @@ int kl_db_restore(struct kl_repo *r, const struct kl_db_restore_opts *o, struct 
 		rc = place_tablespaces(r, tmp, o->target);
 	if (rc >= 0 && rmdir(tmp) < 0)
 		rc = kl_repo_fail(r, -errno, "cannot remove '%s'", tmp);
+	else if (rc < 0)
+		kl_repo_fail(r, rc, "what was restored is in '%s'", tmp);
 	return rc;
 }

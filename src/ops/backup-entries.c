@@ -77,6 +77,11 @@ void kl_entry_backup_free(struct kl_entry_backup *e)
 {
 	if (!e)
 		return;
+	if (e->file) {
+		/* a file cut off mid-way: the pipeline completes it, finish frees it */
+		kl_pipeline_file_sealed(&e->b.pl, e->file);
+		e->file = NULL;
+	}
 	if (!e->finished) {
 		struct kl_write_stats ws;
 
@@ -319,6 +324,10 @@ int kl_entry_backup_commit(struct kl_entry_backup *e, struct kl_snapshot *snap,
 	int rc = e->file ? -EINVAL : e->b.error;
 
 	memset(ret, 0, sizeof(*ret));
+	if (e->file) {
+		kl_pipeline_file_sealed(&e->b.pl, e->file);
+		e->file = NULL;
+	}
 	/* every directory drops its own hold, children (made later) first */
 	for (size_t i = e->n_dirs; rc >= 0 && i-- > 0;)
 		rc = kl_bk_child_done(&e->b, e->dirs[i].d);

@@ -16,6 +16,10 @@ conn=$(pg_conninfo origin)
 pg_sql origin "CREATE TABLE orders (id int PRIMARY KEY, item text, qty int);
 	INSERT INTO orders SELECT g, 'item-' || g, g % 7 FROM generate_series(1, 20000) g;
 	CREATE TABLE big AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 100000) g;"
+# a tablespace outside the data directory: restored beside it, in DIR.tablespaces/OID
+as_pg mkdir "$TEST_DIR/pg/ts"
+pg_sql origin "CREATE TABLESPACE ts LOCATION '$TEST_DIR/pg/ts'"
+pg_sql origin "CREATE TABLE elsewhere TABLESPACE ts AS SELECT g AS id FROM generate_series(1, 3000) g"
 
 expect_success keel db backup "$conn" --name shop >"$TEST_DIR/b1"
 grep -q '^database shop (system [0-9]*): base backup [0-9a-f]\{8\} saved, timeline 1, start [0-9A-F]*/[0-9A-F]* stop [0-9A-F]*/[0-9A-F]*$' "$TEST_DIR/b1" ||
@@ -63,6 +67,10 @@ pg_start restored "$target"
 pg_sql restored "SELECT id, item, qty FROM orders ORDER BY id" >"$TEST_DIR/rows-restored"
 cmp "$TEST_DIR/rows-expected" "$TEST_DIR/rows-restored" || fail "restored rows differ"
 [ "$(pg_sql restored "SELECT count(*) FROM big")" = 100000 ] || fail "restored table big differs"
+[ "$(pg_sql restored "SELECT sum(id) FROM elsewhere")" = 4501500 ] || fail "restored tablespace differs"
+oid=$(pg_sql restored "SELECT oid FROM pg_tablespace WHERE spcname = 'ts'")
+[ "$(readlink "$target/pg_tblspc/$oid")" = "$target.tablespaces/$oid" ] ||
+	fail "the tablespace is not in $target.tablespaces/$oid"
 pg_stop restored
 
 # a target that is not empty is refused

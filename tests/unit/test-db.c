@@ -187,7 +187,7 @@ static void tar_long_names(void **state)
 	/* pax: path and size override the header's */
 	snprintf(pax, sizeof(pax), "%zu path=p/%s\n", strlen(name) + 10, name + 2);
 	assert_int_equal(strlen(pax), strlen(name) + 10);
-	strcat(pax, "10 size=3\n");
+	memcpy(pax + strlen(pax), "10 size=3\n", 11);
 	header(&in, "PaxHeaders/x", 'x', strlen(pax), NULL, NULL);
 	body(&in, pax, strlen(pax));
 	header(&in, "short", '0', 0, NULL, NULL);
