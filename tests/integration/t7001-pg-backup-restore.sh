@@ -55,6 +55,9 @@ keel snapshots --json >"$TEST_DIR/snaps.json"
 grep -q '"kind":"database"' "$TEST_DIR/snaps.json" || fail "snapshots do not say kind database"
 grep -q '"db:shop"' "$TEST_DIR/snaps.json" || fail "snapshots are not tagged db:shop"
 
+# the repository holds them as any snapshot: check reads them
+expect_success keel check --read-data >/dev/null
+
 # restore the newest and start it beside the origin
 target=$TEST_DIR/pg/restored-data
 expect_success keel db restore shop --target "$target" --latest >"$TEST_DIR/r"
