@@ -12,8 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "keel/db.h"
-#include "keel/repo.h"
+#include "pg-internal.h"
 
 #define MANIFEST_MAX ((size_t)1 << 30)
 
@@ -27,75 +26,6 @@ struct pgb {
 	struct kl_buf path;	/* prefix/member */
 	struct kl_buf manifest; /* backup_manifest, stored at the end */
 };
-
-static void trim(char *s)
-{
-	size_t n = strlen(s);
-
-	while (n && (s[n - 1] == '\n' || s[n - 1] == ' '))
-		s[--n] = 0;
-}
-
-/* The message of conn's last error, without its newline. */
-static int pg_fail(struct kl_repo *r, PGconn *conn, int code, const char *what)
-{
-	char msg[1024];
-
-	snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
-	trim(msg);
-	return kl_repo_fail(r, code, "%s: %s", what, *msg ? msg : "no message from the server");
-}
-
-static int pg_connect(struct kl_repo *r, const char *conninfo, PGconn **ret)
-{
-	const char *keys[] = {"dbname", "replication", "fallback_application_name", NULL};
-	const char *vals[] = {conninfo, "true", "keel", NULL};
-	PGconn *conn = PQconnectdbParams(keys, vals, 1);
-
-	*ret = conn;
-	if (!conn)
-		return -ENOMEM;
-	if (PQstatus(conn) != CONNECTION_OK)
-		return pg_fail(r, conn, -KL_EDBCONNECT, "cannot connect to the database server");
-	return 0;
-}
-
-void kl_db_lsn_format(uint64_t lsn, char *buf, size_t size)
-{
-	snprintf(buf, size, "%" PRIX32 "/%" PRIX32, (uint32_t)(lsn >> 32), (uint32_t)lsn);
-}
-
-int kl_db_lsn_parse(const char *s, uint64_t *ret)
-{
-	uint64_t hi = 0, lo = 0;
-	const char *p = s;
-	int nd;
-
-	for (nd = 0; *p && *p != '/'; p++, nd++) {
-		int v = *p >= '0' && *p <= '9'	 ? *p - '0'
-			: *p >= 'A' && *p <= 'F' ? *p - 'A' + 10
-			: *p >= 'a' && *p <= 'f' ? *p - 'a' + 10
-						 : -1;
-		if (v < 0 || nd >= 8)
-			return -KL_EUSAGE;
-		hi = hi << 4 | (uint64_t)v;
-	}
-	if (!nd || *p++ != '/')
-		return -KL_EUSAGE;
-	for (nd = 0; *p; p++, nd++) {
-		int v = *p >= '0' && *p <= '9'	 ? *p - '0'
-			: *p >= 'A' && *p <= 'F' ? *p - 'A' + 10
-			: *p >= 'a' && *p <= 'f' ? *p - 'a' + 10
-						 : -1;
-		if (v < 0 || nd >= 8)
-			return -KL_EUSAGE;
-		lo = lo << 4 | (uint64_t)v;
-	}
-	if (!nd)
-		return -KL_EUSAGE;
-	*ret = hi << 32 | lo;
-	return 0;
-}
 
 /* ---- tar members into the snapshot ---- */
 
@@ -264,18 +194,6 @@ static int position(struct kl_repo *r, PGresult *res, uint64_t *lsn, uint32_t *t
 	return 0;
 }
 
-static int expect(struct kl_repo *r, PGconn *conn, PGresult *res, ExecStatusType want,
-		  const char *what)
-{
-	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-
-	if (st == want)
-		return 0;
-	if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR)
-		return pg_fail(r, conn, -KL_EDBSERVER, what);
-	return kl_repo_fail(r, -KL_EDBSERVER, "%s: unexpected reply (%s)", what, PQresStatus(st));
-}
-
 struct bb {
 	uint64_t start_lsn, stop_lsn;
 	uint32_t tli, stop_tli;
@@ -290,21 +208,21 @@ static int receive(struct pgb *g, PGconn *conn, struct bb *bb)
 	int rc, n;
 
 	if (!PQsendQuery(conn, cmd))
-		return pg_fail(g->r, conn, -KL_EDBSERVER, "cannot start the base backup");
+		return kl_pgc_fail(g->r, conn, -KL_EDBSERVER, "cannot start the base backup");
 	res = PQgetResult(conn);
-	rc = expect(g->r, conn, res, PGRES_TUPLES_OK, "the server refused the base backup");
+	rc = kl_pgc_expect(g->r, conn, res, PGRES_TUPLES_OK, "the server refused the base backup");
 	if (rc >= 0)
 		rc = position(g->r, res, &bb->start_lsn, &bb->tli);
 	PQclear(res);
 	if (rc < 0)
 		return rc;
 	res = PQgetResult(conn); /* the tablespaces */
-	rc = expect(g->r, conn, res, PGRES_TUPLES_OK, "the base backup failed");
+	rc = kl_pgc_expect(g->r, conn, res, PGRES_TUPLES_OK, "the base backup failed");
 	PQclear(res);
 	if (rc < 0)
 		return rc;
 	res = PQgetResult(conn);
-	rc = expect(g->r, conn, res, PGRES_COPY_OUT, "the base backup failed");
+	rc = kl_pgc_expect(g->r, conn, res, PGRES_COPY_OUT, "the base backup failed");
 	PQclear(res);
 	while (rc >= 0) {
 		char *buf = NULL;
@@ -313,7 +231,7 @@ static int receive(struct pgb *g, PGconn *conn, struct bb *bb)
 		if (n == -1)
 			break;
 		if (n < 0) {
-			rc = pg_fail(g->r, conn, -KL_EDBSERVER, "the base backup broke off");
+			rc = kl_pgc_fail(g->r, conn, -KL_EDBSERVER, "the base backup broke off");
 			break;
 		}
 		rc = copy_message(g, buf, (size_t)n);
@@ -332,7 +250,7 @@ static int receive(struct pgb *g, PGconn *conn, struct bb *bb)
 			rc = position(g->r, res, &bb->stop_lsn, &bb->stop_tli);
 			have_stop = true;
 		} else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-			rc = pg_fail(g->r, conn, -KL_EDBSERVER, "the base backup failed");
+			rc = kl_pgc_fail(g->r, conn, -KL_EDBSERVER, "the base backup failed");
 		}
 		PQclear(res);
 	}
@@ -360,23 +278,6 @@ static int store_manifest(struct pgb *g)
 		rc = kl_entry_backup_write(g->e, g->manifest.data, g->manifest.len);
 	if (rc >= 0)
 		rc = kl_entry_backup_end(g->e);
-	return rc;
-}
-
-/* IDENTIFY_SYSTEM: the system identifier. */
-static int identify(struct kl_repo *r, PGconn *conn, char *sysid, size_t size)
-{
-	PGresult *res = PQexec(conn, "IDENTIFY_SYSTEM");
-	int rc = expect(r, conn, res, PGRES_TUPLES_OK, "IDENTIFY_SYSTEM failed");
-
-	if (rc >= 0 &&
-	    (PQntuples(res) != 1 || PQnfields(res) < 3 ||
-	     strspn(PQgetvalue(res, 0, 0), "0123456789") != strlen(PQgetvalue(res, 0, 0)) ||
-	     !*PQgetvalue(res, 0, 0) || strlen(PQgetvalue(res, 0, 0)) >= size))
-		rc = kl_repo_fail(r, -KL_EDBSERVER, "unexpected reply to IDENTIFY_SYSTEM");
-	if (rc >= 0)
-		snprintf(sysid, size, "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
 	return rc;
 }
 
@@ -426,6 +327,8 @@ int kl_db_backup(struct kl_repo *r, const struct kl_db_backup_opts *o,
 	char *tags[2] = {(char *)"db", tag};
 	struct bb bb = {0};
 	PGconn *conn = NULL;
+	uint32_t tli;
+	uint64_t pos;
 	int rc;
 
 	memset(ret, 0, sizeof(*ret));
@@ -435,13 +338,13 @@ int kl_db_backup(struct kl_repo *r, const struct kl_db_backup_opts *o,
 				    o->name);
 	kl_buf_init(&g.path, KL_TAR_MAX_NAME + 64);
 	kl_buf_init(&g.manifest, MANIFEST_MAX);
-	rc = pg_connect(r, o->conninfo, &conn);
+	rc = kl_pgc_connect(r, o->conninfo, &conn);
 	if (rc >= 0 && PQserverVersion(conn) < 150000)
 		rc = kl_repo_fail(r, -KL_EDBSERVER,
 				  "PostgreSQL %d is not supported: keel needs 15 or newer",
 				  PQserverVersion(conn));
 	if (rc >= 0)
-		rc = identify(r, conn, sysid, sizeof(sysid));
+		rc = kl_pgc_identify(r, conn, sysid, sizeof(sysid), &tli, &pos);
 	if (rc >= 0) {
 		snprintf(name, sizeof(name), "%s%s", o->name ? "" : "pg-",
 			 o->name ? o->name : sysid);
