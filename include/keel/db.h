@@ -100,6 +100,25 @@ struct kl_db_restore_opts {
 };
 int kl_db_restore(struct kl_repo *r, const struct kl_db_restore_opts *o, struct kl_id *base_ret);
 
+struct kl_db_stream_opts {
+	const char *conninfo;
+	const char *name; /* NULL: "pg-SYSTEMID" */
+	const char *slot; /* NULL: keel_NAME (lowercase, '_' for other characters) */
+	const char *host;
+	int stop_fd; /* readable: store what was received and stop (a signalfd); -1: none */
+	unsigned threads;
+};
+struct kl_db_stream_result {
+	uint64_t stop_lsn; /* durable in the repository and confirmed to the server */
+	uint64_t records;
+};
+/*
+ * Streams WAL into log records (kind 5) until o->stop_fd is readable
+ * (returns 0) or the server ends the stream or fails (< 0).
+ */
+int kl_db_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
+		 struct kl_db_stream_result *ret);
+
 /* "X/Y" as PostgreSQL writes an LSN; buf of at least 20 bytes. */
 void kl_db_lsn_format(uint64_t lsn, char *buf, size_t size);
 /* Parses "X/Y"; -KL_EUSAGE if it is not one. */
@@ -113,6 +132,8 @@ struct kl_db_info {
 	char *system_id;
 	struct kl_snapshot_ref *bases; /* oldest first */
 	size_t n_bases;
+	struct kl_snapshot_ref *logs; /* log records, by stop_lsn */
+	size_t n_logs;
 };
 struct kl_db_list {
 	struct kl_db_info *v; /* by name */

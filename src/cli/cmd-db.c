@@ -1,5 +1,8 @@
 /* keel db: databases in the repository (docs/DATABASES.md). */
 #include <inttypes.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -8,6 +11,7 @@
 
 static const char usage[] =
 	"usage: keel db backup CONNINFO [--name NAME] [--host HOST] [--threads N]\n"
+	"       keel db stream CONNINFO [--name NAME] [--slot SLOT]\n"
 	"       keel db restore NAME --target DIR --latest\n"
 	"       keel db list [--json]\n"
 	"\n"
@@ -20,14 +24,20 @@ static const char usage[] =
 	"         replication=true. Passwords come from PGPASSWORD, PGPASSFILE or\n"
 	"         ~/.pgpass, never from the command line. The user needs the\n"
 	"         REPLICATION attribute and a 'replication' line in pg_hba.conf.\n"
+	"stream   store WAL as it arrives (a physical replication client with\n"
+	"         its own slot, keel_NAME unless --slot), durable in the\n"
+	"         repository and confirmed to the server within a second; until\n"
+	"         SIGTERM or SIGINT, which store what arrived and exit 0.\n"
 	"restore  write the newest base backup of NAME into DIR (new or empty) as\n"
-	"         a data directory that starts with pg_ctl; its WAL is in pg_wal.\n"
+	"         a data directory that starts with pg_ctl, with the WAL the\n"
+	"         stream stored after it in pg_wal: PostgreSQL replays it all.\n"
 	"list     the databases, each with its base backups.\n"
 	"\n"
 	"Options:\n"
 	"      --name NAME     the database's name in the repository (default\n"
 	"                      pg-SYSTEMID; 1 to 64 of A-Z a-z 0-9 . _ -)\n"
 	"      --host HOST     host name stored in the snapshot\n"
+	"      --slot SLOT     stream: the replication slot (created if missing)\n"
 	"  -t, --target DIR    restore: the new data directory\n"
 	"      --latest        restore: the newest base backup\n"
 	"      --threads N     worker threads (default: one per core)\n"
@@ -35,10 +45,10 @@ static const char usage[] =
 	"Exit status 22: cannot connect to the server (or it does not allow\n"
 	"replication); 23: the server refused or broke off the backup.\n";
 
-enum { OPT_NAME = 1, OPT_HOST, OPT_LATEST, OPT_THREADS };
+enum { OPT_NAME = 1, OPT_HOST, OPT_LATEST, OPT_THREADS, OPT_SLOT };
 
 struct db_args {
-	const char *name, *host, *target;
+	const char *name, *host, *target, *slot;
 	bool latest;
 	unsigned threads;
 };
@@ -99,6 +109,59 @@ static int db_backup(struct kl_cli *cli, const char *conninfo, const struct db_a
 	print_lsn("start", res.start_lsn, false);
 	print_lsn("stop", res.stop_lsn, false);
 	printf("\n%llu files, %s, %s new\n", (unsigned long long)res.stats.files_new, total, added);
+	return 0;
+}
+
+static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_args *a)
+{
+	struct kl_db_stream_opts o = {0};
+	struct kl_db_stream_result res;
+	sigset_t mask, old;
+	char lsn[32];
+	int rc;
+
+	o.conninfo = conninfo;
+	o.name = a->name;
+	o.slot = a->slot;
+	o.host = a->host;
+	o.threads = a->threads;
+	/*
+	 * SIGTERM and SIGINT become readable on a descriptor: a clean stop.
+	 * Blocked before any thread starts (the lock's), so none takes them.
+	 */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &mask, &old);
+	o.stop_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (o.stop_fd < 0) {
+		rc = -errno;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		kl_cli_error(cli, rc, "cannot set up signal handling");
+		return rc;
+	}
+	rc = kl_cli_open(cli);
+	if (rc >= 0)
+		rc = kl_db_stream(cli->repo, &o, &res);
+	else {
+		close(o.stop_fd);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		return rc;
+	}
+	close(o.stop_fd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc < 0) {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "WAL stream stopped");
+		return rc;
+	}
+	kl_db_lsn_format(res.stop_lsn, lsn, sizeof(lsn));
+	if (cli->json)
+		printf("{\"message_type\":\"summary\",\"stop_lsn\":\"%s\",\"records\":%llu}\n", lsn,
+		       (unsigned long long)res.records);
+	else if (!cli->quiet)
+		printf("stream stopped: WAL up to %s stored (%llu records)\n", lsn,
+		       (unsigned long long)res.records);
 	return 0;
 }
 
@@ -168,7 +231,15 @@ static void list_json(const struct kl_db_list *l)
 			       (unsigned long long)s->stats.bytes_total,
 			       (unsigned long long)s->stats.bytes_added);
 		}
-		printf("]}");
+		printf("],\"wal_records\":%zu", d->n_logs);
+		if (d->n_logs) {
+			const struct kl_snapshot *w = &d->logs[d->n_logs - 1].s;
+
+			print_lsn("wal_stop_lsn", w->db.stop_lsn, true);
+			printf(",\"wal_time\":");
+			kl_json_time(stdout, w->time_end_ns);
+		}
+		printf("}");
 	}
 	printf("]\n");
 }
@@ -193,6 +264,16 @@ static void list_text(const struct kl_db_list *l)
 			print_lsn("start", s->db.start_lsn, false);
 			print_lsn("stop", s->db.stop_lsn, false);
 			printf("  %s\n", size);
+		}
+		if (d->n_logs) {
+			const struct kl_snapshot *w = &d->logs[d->n_logs - 1].s;
+			int64_t age = (kl_time_now_ns() - w->time_end_ns) / KL_NSEC_PER_SEC;
+
+			char lsn[32];
+
+			kl_db_lsn_format(w->db.stop_lsn, lsn, sizeof(lsn));
+			printf("  WAL: %zu record%s, up to %s (stored %llds ago)\n", d->n_logs,
+			       d->n_logs == 1 ? "" : "s", lsn, (long long)(age > 0 ? age : 0));
 		}
 	}
 }
@@ -230,6 +311,7 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 		{"target", required_argument, NULL, 't'},
 		{"latest", no_argument, NULL, OPT_LATEST},
 		{"threads", required_argument, NULL, OPT_THREADS},
+		{"slot", required_argument, NULL, OPT_SLOT},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t threads;
@@ -248,6 +330,9 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 			break;
 		case OPT_LATEST:
 			a->latest = true;
+			break;
+		case OPT_SLOT:
+			a->slot = optarg;
 			break;
 		case OPT_THREADS:
 			if (kl_parse_uint(optarg, 1, 64, &threads) < 0)
@@ -272,7 +357,7 @@ int cmd_db(int argc, char **argv, struct kl_cli *cli)
 	if (rc)
 		return rc;
 	if (optind >= argc)
-		return kl_cli_usage_error(cli, "expected backup, restore or list");
+		return kl_cli_usage_error(cli, "expected backup, stream, restore or list");
 	verb = argv[optind];
 	if (!strcmp(verb, "list")) {
 		if (argc - optind != 1)
@@ -281,11 +366,15 @@ int cmd_db(int argc, char **argv, struct kl_cli *cli)
 		cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY;
 		return db_list(cli);
 	}
-	if (strcmp(verb, "backup") && strcmp(verb, "restore"))
+	if (strcmp(verb, "backup") && strcmp(verb, "restore") && strcmp(verb, "stream"))
 		return kl_cli_usage_error(cli, "unknown db command '%s'", verb);
 	if (argc - optind != 2)
 		return kl_cli_usage_error(cli, "'db %s' takes one argument (%s)", verb,
-					  !strcmp(verb, "backup") ? "CONNINFO" : "NAME");
+					  strcmp(verb, "restore") ? "CONNINFO" : "NAME");
+	if (!strcmp(verb, "stream")) {
+		cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_INDEX;
+		return db_stream(cli, argv[optind + 1], &a);
+	}
 	if (!strcmp(verb, "backup")) {
 		cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_INDEX;
 		return db_backup(cli, argv[optind + 1], &a);

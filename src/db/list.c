@@ -14,6 +14,9 @@ static void info_release(struct kl_db_info *d)
 	for (size_t i = 0; i < d->n_bases; i++)
 		kl_snapshot_release(&d->bases[i].s);
 	kl_free(d->bases);
+	for (size_t i = 0; i < d->n_logs; i++)
+		kl_snapshot_release(&d->logs[i].s);
+	kl_free(d->logs);
 }
 
 void kl_db_list_release(struct kl_db_list *l)
@@ -35,6 +38,14 @@ const struct kl_db_info *kl_db_find(const struct kl_db_list *l, const char *name
 static int cmp_info(const void *a, const void *b)
 {
 	return strcmp(((const struct kl_db_info *)a)->name, ((const struct kl_db_info *)b)->name);
+}
+
+static int cmp_stop(const void *a, const void *b)
+{
+	uint64_t x = ((const struct kl_snapshot_ref *)a)->s.db.stop_lsn;
+	uint64_t y = ((const struct kl_snapshot_ref *)b)->s.db.stop_lsn;
+
+	return x < y ? -1 : x > y;
 }
 
 /* The database of s in l, added if new. */
@@ -82,19 +93,24 @@ int kl_db_list(struct kl_repo *r, struct kl_db_list *ret)
 		struct kl_db_info *d;
 		struct kl_snapshot_ref *v;
 
-		if (ref->s.kind != KL_SNAP_DATABASE || !ref->s.has_db ||
-		    ref->s.db.role != KL_DB_BASE)
+		struct kl_snapshot_ref **list;
+		size_t *n;
+
+		if (!ref->s.has_db ||
+		    !(ref->s.db.role == KL_DB_BASE || ref->s.db.role == KL_DB_LOG))
 			continue;
 		rc = get_info(ret, &ref->s, &d);
 		if (rc < 0)
 			break;
-		v = kl_realloc(d->bases, (d->n_bases + 1) * sizeof(*v));
+		list = ref->s.db.role == KL_DB_BASE ? &d->bases : &d->logs;
+		n = ref->s.db.role == KL_DB_BASE ? &d->n_bases : &d->n_logs;
+		v = kl_realloc(*list, (*n + 1) * sizeof(*v));
 		if (!v) {
 			rc = -ENOMEM;
 			break;
 		}
-		d->bases = v;
-		v[d->n_bases++] = *ref;
+		*list = v;
+		v[(*n)++] = *ref;
 		memset(&ref->s, 0, sizeof(ref->s));
 	}
 	kl_snapshot_list_release(&sl);
@@ -104,5 +120,8 @@ int kl_db_list(struct kl_repo *r, struct kl_db_list *ret)
 	}
 	if (ret->n)
 		qsort(ret->v, ret->n, sizeof(*ret->v), cmp_info);
+	for (size_t i = 0; i < ret->n; i++)
+		if (ret->v[i].n_logs)
+			qsort(ret->v[i].logs, ret->v[i].n_logs, sizeof(*ret->v[i].logs), cmp_stop);
 	return 0;
 }
