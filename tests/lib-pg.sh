@@ -20,6 +20,7 @@
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_NAMES=()
+declare -A PG_DATA=() # NAME: the data directory of its running server
 
 as_pg()
 {
@@ -87,17 +88,17 @@ pg_start()
 	local name=$1 dir=$TEST_DIR/pg/$1
 	local data=${2:-$dir/data}
 	as_pg "$PG_BIN/pg_ctl" -D "$data" -w -t 30 -l "$dir/log" \
-		-o "-p $(pg_port "$name") -k $dir/sock" start >/dev/null ||
+		-o "-p $(pg_port "$name") -k $dir/sock" start >/dev/null 2>&1 ||
 		fail "cannot start PostgreSQL '$name': $(tail -5 "$dir/log")"
-	eval "PG_DATA_$name=\$data"
+	PG_DATA[$name]=$data
 }
 
 pg_stop()
 {
-	local name=$1 v="PG_DATA_$1"
-	[ -n "${!v:-}" ] || return 0
-	as_pg "$PG_BIN/pg_ctl" -D "${!v}" -m "${2:-fast}" -w stop >/dev/null 2>&1 || true
-	eval "PG_DATA_$name="
+	local name=$1
+	[ -n "${PG_DATA[$name]:-}" ] || return 0
+	as_pg "$PG_BIN/pg_ctl" -D "${PG_DATA[$name]}" -m "${2:-fast}" -w stop >/dev/null 2>&1 || true
+	PG_DATA[$name]=
 }
 
 pg_conninfo()

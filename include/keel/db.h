@@ -94,7 +94,11 @@ int kl_db_backup(struct kl_repo *r, const struct kl_db_backup_opts *o,
 struct kl_db_restore_opts {
 	const char *name;
 	const char *target;
-	bool latest; /* the only target so far */
+	/* the target: the newest moment stored, or a time, or an LSN */
+	bool latest;
+	const char *time; /* as recovery_target_time, with an offset */
+	bool has_lsn;
+	uint64_t lsn;
 	unsigned threads;
 	struct kl_report report;
 };

@@ -12,7 +12,7 @@
 static const char usage[] =
 	"usage: keel db backup CONNINFO [--name NAME] [--host HOST] [--threads N]\n"
 	"       keel db stream CONNINFO [--name NAME] [--slot SLOT]\n"
-	"       keel db restore NAME --target DIR --latest\n"
+	"       keel db restore NAME --target DIR (--latest | --time T | --lsn L)\n"
 	"       keel db list [--json]\n"
 	"\n"
 	"PostgreSQL clusters in the repository (PostgreSQL 15 or newer).\n"
@@ -28,9 +28,12 @@ static const char usage[] =
 	"         its own slot, keel_NAME unless --slot), durable in the\n"
 	"         repository and confirmed to the server within a second; until\n"
 	"         SIGTERM or SIGINT, which store what arrived and exit 0.\n"
-	"restore  write the newest base backup of NAME into DIR (new or empty) as\n"
-	"         a data directory that starts with pg_ctl, with the WAL the\n"
-	"         stream stored after it in pg_wal: PostgreSQL replays it all.\n"
+	"restore  write the newest base backup of NAME before the target into\n"
+	"         DIR (new or empty) as a data directory that starts with pg_ctl,\n"
+	"         with the WAL the stream stored after it in pg_wal; for --time\n"
+	"         and --lsn also recovery.signal and the recovery target, so\n"
+	"         PostgreSQL stops there and promotes. A target the repository\n"
+	"         does not cover is refused with the range it does (exit 14).\n"
 	"list     the databases, each with its base backups.\n"
 	"\n"
 	"Options:\n"
@@ -39,17 +42,21 @@ static const char usage[] =
 	"      --host HOST     host name stored in the snapshot\n"
 	"      --slot SLOT     stream: the replication slot (created if missing)\n"
 	"  -t, --target DIR    restore: the new data directory\n"
-	"      --latest        restore: the newest base backup\n"
+	"      --latest        restore: the newest moment stored\n"
+	"      --time T        restore: as it was at T, 'YYYY-MM-DD HH:MM:SS[.f]+00'\n"
+	"                      (PostgreSQL's recovery_target_time, with an offset)\n"
+	"      --lsn L         restore: up to WAL position L (X/Y)\n"
 	"      --threads N     worker threads (default: one per core)\n"
 	"\n"
 	"Exit status 22: cannot connect to the server (or it does not allow\n"
 	"replication); 23: the server refused or broke off the backup.\n";
 
-enum { OPT_NAME = 1, OPT_HOST, OPT_LATEST, OPT_THREADS, OPT_SLOT };
+enum { OPT_NAME = 1, OPT_HOST, OPT_LATEST, OPT_THREADS, OPT_SLOT, OPT_TIME, OPT_LSN };
 
 struct db_args {
-	const char *name, *host, *target, *slot;
-	bool latest;
+	const char *name, *host, *target, *slot, *time;
+	bool latest, has_lsn;
+	uint64_t lsn;
 	unsigned threads;
 };
 
@@ -175,11 +182,14 @@ static int db_restore(struct kl_cli *cli, const char *name, const struct db_args
 
 	if (!a->target || !*a->target)
 		return kl_cli_usage_error(cli, "--target is required");
-	if (!a->latest)
-		return kl_cli_usage_error(cli, "say which moment: --latest (the only one so far)");
+	if (a->latest + !!a->time + a->has_lsn != 1)
+		return kl_cli_usage_error(cli, "say which moment: one of --latest, --time, --lsn");
 	o.name = name;
 	o.target = a->target;
-	o.latest = true;
+	o.latest = a->latest;
+	o.time = a->time;
+	o.has_lsn = a->has_lsn;
+	o.lsn = a->lsn;
 	o.threads = a->threads;
 	rc = kl_cli_open(cli);
 	if (rc < 0)
@@ -312,6 +322,8 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 		{"latest", no_argument, NULL, OPT_LATEST},
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"slot", required_argument, NULL, OPT_SLOT},
+		{"time", required_argument, NULL, OPT_TIME},
+		{"lsn", required_argument, NULL, OPT_LSN},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t threads;
@@ -333,6 +345,14 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 			break;
 		case OPT_SLOT:
 			a->slot = optarg;
+			break;
+		case OPT_TIME:
+			a->time = optarg;
+			break;
+		case OPT_LSN:
+			if (kl_db_lsn_parse(optarg, &a->lsn) < 0)
+				return kl_cli_usage_error(cli, "invalid --lsn '%s' (X/Y)", optarg);
+			a->has_lsn = true;
 			break;
 		case OPT_THREADS:
 			if (kl_parse_uint(optarg, 1, 64, &threads) < 0)

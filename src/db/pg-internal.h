@@ -18,4 +18,12 @@ int kl_pgc_expect(struct kl_repo *r, PGconn *conn, PGresult *res, ExecStatusType
 int kl_pgc_identify(struct kl_repo *r, PGconn *conn, char *sysid, size_t size, uint32_t *tli,
 		    uint64_t *pos);
 
+/* pg-target.c: "YYYY-MM-DD HH:MM:SS[.f](+|-)HH[:MM]" or "...Z", as ns since the epoch. */
+int kl_pgr_parse_time(const char *s, int64_t *ret);
+/* The newest base backup before o's target, which the repository must cover. */
+int kl_pgr_choose(struct kl_repo *r, const struct kl_db_restore_opts *o, struct kl_id *id_ret,
+		  struct kl_id *tree_ret, uint64_t *start_ret);
+/* For --time and --lsn: recovery.signal and the recovery target in postgresql.auto.conf. */
+int kl_pgr_recovery(struct kl_repo *r, const struct kl_db_restore_opts *o, const char *target);
+
 #endif

@@ -14,9 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "keel/db.h"
 #include "keel/fs.h"
-#include "keel/repo.h"
+#include "pg-internal.h"
 
 /* snprintf that fails rather than cut a path short */
 static int path_fmt(char *out, size_t size, const char *a, const char *b)
@@ -195,27 +194,6 @@ static int apply_wal(struct kl_repo *r, const char *name, uint64_t base_start, c
 	return rc;
 }
 
-static int newest_base(struct kl_repo *r, const char *name, struct kl_id *id_ret,
-		       struct kl_id *tree_ret, uint64_t *start_ret)
-{
-	struct kl_db_list l;
-	const struct kl_db_info *d;
-	int rc = kl_db_list(r, &l);
-
-	if (rc < 0)
-		return rc;
-	d = kl_db_find(&l, name);
-	if (!d || !d->n_bases) {
-		rc = kl_repo_fail(r, -KL_ENOTFOUND, "no base backup of database '%s'", name);
-	} else {
-		*id_ret = d->bases[d->n_bases - 1].id;
-		*tree_ret = d->bases[d->n_bases - 1].s.tree;
-		*start_ret = d->bases[d->n_bases - 1].s.db.start_lsn;
-	}
-	kl_db_list_release(&l);
-	return rc;
-}
-
 int kl_db_restore(struct kl_repo *r, const struct kl_db_restore_opts *o, struct kl_id *base_ret)
 {
 	struct kl_restore_opts ro = {0};
@@ -226,13 +204,13 @@ int kl_db_restore(struct kl_repo *r, const struct kl_db_restore_opts *o, struct 
 	char tmp[4096], data[4096];
 	int rc;
 
-	if (!o->latest)
-		return kl_repo_fail(r, -KL_EUSAGE, "only --latest is supported so far");
+	if (o->latest + !!o->time + o->has_lsn != 1)
+		return kl_repo_fail(r, -KL_EUSAGE, "give one of --latest, --time and --lsn");
 	if (!o->target || !*o->target)
 		return kl_repo_fail(r, -KL_EUSAGE, "no restore target given");
 	if (path_fmt(tmp, sizeof(tmp), o->target, ".keel-restore") < 0)
 		return kl_repo_fail(r, -ENAMETOOLONG, "restore target '%s' is too long", o->target);
-	rc = newest_base(r, o->name, base_ret, &tree, &base_start);
+	rc = kl_pgr_choose(r, o, base_ret, &tree, &base_start);
 	if (rc >= 0)
 		rc = check_target(r, o->target);
 	if (rc >= 0 && path_fmt(data, sizeof(data), o->target, ".tablespaces") >= 0 &&
@@ -261,6 +239,8 @@ int kl_db_restore(struct kl_repo *r, const struct kl_db_restore_opts *o, struct 
 		rc = place_tablespaces(r, tmp, o->target);
 	if (rc >= 0)
 		rc = apply_wal(r, o->name, base_start, o->target, &n_wal);
+	if (rc >= 0)
+		rc = kl_pgr_recovery(r, o, o->target);
 	if (rc >= 0 && rmdir(tmp) < 0)
 		rc = kl_repo_fail(r, -errno, "cannot remove '%s'", tmp);
 	else if (rc < 0)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # keel db stream against a real PostgreSQL 15: WAL stored as it arrives
 # (the server's slot confirmed only up to what is stored), SIGTERM a clean
-# stop (exit 0), and db restore --latest replaying the streamed WAL, so
-# rows committed after the base backup come back exactly.
+# stop (exit 0), db restore --latest replaying the streamed WAL, so rows
+# committed after the base backup come back exactly, and restores to a
+# time and to an LSN between commits (point in time).
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-pg.sh"
 require_keel
@@ -27,10 +28,19 @@ lsn_num()
 stream=$!
 BG_PIDS+=("$stream")
 
-# rows in several transactions after the base backup, while streaming
-for i in 1 2 3; do
-	pg_sql origin "INSERT INTO orders SELECT g, 'after-$i-' || g FROM generate_series($i * 10000, $i * 10000 + 999) g"
-done
+# rows in several transactions after the base backup, while streaming;
+# T1 after the first, L2 after the second
+batch()
+{
+	pg_sql origin "INSERT INTO orders SELECT g, 'after-$1-' || g FROM generate_series($1 * 10000, $1 * 10000 + 999) g"
+}
+batch 1
+pg_sql origin "SELECT id, item FROM orders ORDER BY id" >"$TEST_DIR/rows-t1"
+t1=$(pg_sql origin "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
+batch 2
+l2=$(pg_sql origin "SELECT pg_current_wal_lsn()")
+pg_sql origin "SELECT id, item FROM orders ORDER BY id" >"$TEST_DIR/rows-l2"
+batch 3
 pg_sql origin "UPDATE orders SET item = 'changed' WHERE id % 100 = 0; DELETE FROM orders WHERE id < 50"
 want=$(lsn_num "$(pg_sql origin "SELECT pg_current_wal_flush_lsn()")")
 pg_sql origin "SELECT id, item FROM orders ORDER BY id" >"$TEST_DIR/rows-expected"
@@ -72,3 +82,29 @@ cmp "$TEST_DIR/rows-expected" "$TEST_DIR/rows-restored" ||
 	fail "restored rows differ from the origin's at the last commit"
 pg_stop restored
 expect_success keel check --read-data >/dev/null
+
+# point in time: as it was at T1 (after the first batch), at L2 (after the second)
+restore_at()
+{
+	local name=$1
+	shift
+	expect_success keel db restore shop --target "$TEST_DIR/pg/$name-data" "$@" >/dev/null
+	[ -f "$TEST_DIR/pg/$name-data/recovery.signal" ] || fail "no recovery.signal for $*"
+	pg_register "$name"
+	pg_start "$name" "$TEST_DIR/pg/$name-data"
+	pg_sql "$name" "SELECT id, item FROM orders ORDER BY id" >"$TEST_DIR/rows-$name"
+	pg_stop "$name"
+}
+restore_at at-t1 --time "$t1"
+cmp "$TEST_DIR/rows-t1" "$TEST_DIR/rows-at-t1" || fail "restore --time '$t1' differs"
+restore_at at-l2 --lsn "$l2"
+cmp "$TEST_DIR/rows-l2" "$TEST_DIR/rows-at-l2" || fail "restore --lsn $l2 differs"
+
+# targets the repository does not cover, and one without a time zone
+expect_error 14 'the target is not covered: the repository holds .shop. from [0-9A-F]*/[0-9A-F]* to' \
+	keel db restore shop --target "$TEST_DIR/future" --time '2999-01-01 00:00:00+00'
+expect_error 14 'the target is not covered' keel db restore shop --target "$TEST_DIR/future" --lsn FF/0
+expect_error 14 'before the oldest base backup' \
+	keel db restore shop --target "$TEST_DIR/past" --time '2000-01-01 00:00:00+00'
+expect_error 2 'invalid --time' keel db restore shop --target "$TEST_DIR/x" --time '2026-12-05 10:00:00'
+expect_error 2 'one of --latest, --time, --lsn' keel db restore shop --target "$TEST_DIR/x" --latest --lsn 0/1

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "db/pg-internal.h"
 #include "keel/db.h"
 
 /* ---- writing archives ---- */
@@ -303,12 +304,37 @@ static void lsn(void **state)
 	assert_true(kl_db_name_valid("pg-7449223188302567890"));
 }
 
+/* recovery_target_time as keel reads it to choose the base backup */
+static void pitr_time(void **state)
+{
+	int64_t t;
+
+	assert_int_equal(kl_pgr_parse_time("2026-12-05 23:40:01.123456+00", &t), 0);
+	assert_true(t == 1796514001123456000ll);
+	assert_int_equal(kl_pgr_parse_time("2026-12-06 00:40:01.123456+01:00", &t), 0);
+	assert_true(t == 1796514001123456000ll);
+	assert_int_equal(kl_pgr_parse_time("2026-12-05T23:40:01Z", &t), 0);
+	assert_true(t == 1796514001000000000ll);
+	assert_int_equal(kl_pgr_parse_time("2026-12-05 20:40:01-0300", &t), 0);
+	assert_true(t == 1796514001000000000ll);
+	assert_int_equal(kl_pgr_parse_time("2999-01-01 00:00:00+00", &t), 0);
+	assert_true(t > 1796514001000000000ll);
+	/* no offset: the server's zone, which keel cannot know */
+	assert_int_equal(kl_pgr_parse_time("2026-12-05 23:40:01", &t), -KL_EUSAGE);
+	assert_int_equal(kl_pgr_parse_time("2026-13-05 23:40:01+00", &t), -KL_EUSAGE);
+	assert_int_equal(kl_pgr_parse_time("2026-12-05 23:40+00", &t), -KL_EUSAGE);
+	assert_int_equal(kl_pgr_parse_time("2026-12-05 23:40:01.1234567890+00", &t), -KL_EUSAGE);
+	assert_int_equal(kl_pgr_parse_time("2026-12-05 23:40:01+00 ", &t), -KL_EUSAGE);
+	assert_int_equal(kl_pgr_parse_time("", &t), -KL_EUSAGE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(tar_ustar),	     cmocka_unit_test(tar_long_names),
 		cmocka_unit_test(tar_paths_cleaned), cmocka_unit_test(tar_refused),
 		cmocka_unit_test(tar_no_trailer),    cmocka_unit_test(lsn),
+		cmocka_unit_test(pitr_time),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
