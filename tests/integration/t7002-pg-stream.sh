@@ -83,6 +83,12 @@ cmp "$TEST_DIR/rows-expected" "$TEST_DIR/rows-restored" ||
 pg_stop restored
 expect_success keel check --read-data >/dev/null
 
+# a forget policy counts the base backup, never the log records
+n=$(snapshot_count)
+[ "$n" -ge 3 ] || fail "expected a base backup and log records, got $n snapshots"
+expect_success keel forget --keep-last 1 >/dev/null
+[ "$(snapshot_count)" = "$n" ] || fail "forget --keep-last 1 removed log records"
+
 # point in time: as it was at T1 (after the first batch), at L2 (after the second)
 restore_at()
 {
