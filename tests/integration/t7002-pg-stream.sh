@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # keel db stream against a real PostgreSQL 15: WAL stored as it arrives
 # (the server's slot confirmed only up to what is stored), SIGTERM a clean
-# stop (exit 0), db restore --latest replaying the streamed WAL, so rows
+# stop (exit 0), a restart after SIGKILL with no gap, db restore --latest
+# replaying the streamed WAL, so rows
 # committed after the base backup come back exactly, and restores to a
 # time and to an LSN between commits (point in time).
 . "$(dirname "$0")/../lib.sh"
@@ -24,9 +25,32 @@ lsn_num()
 	echo $(((16#${1%/*} << 32) + 16#${1#*/}))
 }
 
-"$KEEL" db stream "$conn" --name shop >"$TEST_DIR/stream.out" 2>"$TEST_DIR/stream.err" &
-stream=$!
-BG_PIDS+=("$stream")
+# start_stream: keel db stream in the background (pid in $stream)
+start_stream()
+{
+	"$KEEL" db stream "$conn" --name shop >"$TEST_DIR/stream.out" 2>"$TEST_DIR/stream.err" &
+	stream=$!
+	BG_PIDS+=("$stream")
+}
+
+# wait_stored: until the repository holds the WAL up to the origin's last commit
+wait_stored()
+{
+	local want got i
+	want=$(lsn_num "$(pg_sql origin "SELECT pg_current_wal_flush_lsn()")")
+	for ((i = 0; i < 100; i++)); do
+		keel db list --json >"$TEST_DIR/list.json" 2>/dev/null || true
+		got=$(json_get wal_stop_lsn <"$TEST_DIR/list.json" || true)
+		if [ -n "$got" ] && [ "$(lsn_num "$got")" -ge "$want" ]; then
+			return 0
+		fi
+		kill -0 "$stream" 2>/dev/null || fail "the stream ended: $(cat "$TEST_DIR/stream.err")"
+		sleep 0.1
+	done
+	fail "the stream did not store the WAL up to the last commit in 10 s"
+}
+
+start_stream
 
 # rows in several transactions after the base backup, while streaming;
 # T1 after the first, L2 after the second
@@ -42,22 +66,9 @@ l2=$(pg_sql origin "SELECT pg_current_wal_lsn()")
 pg_sql origin "SELECT id, item FROM orders ORDER BY id" >"$TEST_DIR/rows-l2"
 batch 3
 pg_sql origin "UPDATE orders SET item = 'changed' WHERE id % 100 = 0; DELETE FROM orders WHERE id < 50"
-want=$(lsn_num "$(pg_sql origin "SELECT pg_current_wal_flush_lsn()")")
-pg_sql origin "SELECT id, item FROM orders ORDER BY id" >"$TEST_DIR/rows-expected"
 
 # within a few seconds the repository holds it, and the slot says so
-ok=0
-for ((i = 0; i < 100; i++)); do
-	keel db list --json >"$TEST_DIR/list.json" 2>/dev/null || true
-	got=$(json_get wal_stop_lsn <"$TEST_DIR/list.json" || true)
-	if [ -n "$got" ] && [ "$(lsn_num "$got")" -ge "$want" ]; then
-		ok=1
-		break
-	fi
-	kill -0 "$stream" 2>/dev/null || fail "the stream ended: $(cat "$TEST_DIR/stream.err")"
-	sleep 0.1
-done
-[ "$ok" = 1 ] || fail "the stream did not store the WAL up to the last commit in 10 s"
+wait_stored
 flushed=$(pg_sql origin "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'keel_shop'")
 [ -n "$flushed" ] || fail "no replication slot keel_shop"
 keel db list >"$TEST_DIR/list"
@@ -72,6 +83,22 @@ cat "$TEST_DIR/stream.err" >&9
 [ "$rc" = 0 ] || fail "db stream exited $rc on SIGTERM"
 grep -q '^stream stopped: WAL up to [0-9A-F]*/[0-9A-F]* stored ([0-9]* records)$' "$TEST_DIR/stream.out" ||
 	fail "unexpected stream summary: $(cat "$TEST_DIR/stream.out")"
+
+# rows while no stream runs, then keel killed with SIGKILL and restarted:
+# the slot kept the WAL, the stream resumes where the repository ends
+batch 4
+start_stream
+wait_stored
+kill -KILL "$stream"
+wait "$stream" 2>/dev/null || true
+batch 5
+start_stream
+wait_stored
+kill -TERM "$stream"
+rc=0
+wait "$stream" || rc=$?
+[ "$rc" = 0 ] || fail "db stream exited $rc on SIGTERM after a restart"
+pg_sql origin "SELECT id, item FROM orders ORDER BY id" >"$TEST_DIR/rows-expected"
 
 target=$TEST_DIR/pg/restored-data
 expect_success keel db restore shop --target "$target" --latest >/dev/null
