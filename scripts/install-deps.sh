@@ -17,6 +17,8 @@ build_packages=(
 	libzstd-dev libsodium-dev libssl-dev
 	# S3 backend
 	libcurl4-openssl-dev
+	# keel db: the PostgreSQL replication protocol
+	libpq-dev
 	# unit tests (built with the rest of the tree)
 	libcmocka-dev
 )
@@ -38,6 +40,8 @@ test_packages=(
 	man-db zsh fish
 	# the Debian package and its lint (scripts/test.sh deb)
 	dpkg-dev debhelper fakeroot lintian
+	# keel db tests: a PostgreSQL 15 server and its client (tests/lib-pg.sh)
+	postgresql-15 postgresql-client-15
 )
 
 case ${1:-} in

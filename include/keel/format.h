@@ -158,8 +158,26 @@ enum kl_snapshot_kind {
 	KL_SNAP_FILES = 1,    /* a file tree */
 	KL_SNAP_STREAM = 2,   /* one stream: stdin or a command's output */
 	KL_SNAP_DISK = 3,     /* disk or VM image (reserved) */
-	KL_SNAP_DATABASE = 4, /* database base backup + log segments (reserved) */
+	KL_SNAP_DATABASE = 4, /* database base backup or dump (docs/DATABASES.md) */
+	KL_SNAP_DBLOG = 5,    /* database log record (WAL) */
 };
+
+enum kl_db_engine { KL_DB_POSTGRESQL = 1, KL_DB_MARIADB = 2, KL_DB_SQLITE = 3 };
+enum kl_db_role { KL_DB_BASE = 1, KL_DB_LOG = 2, KL_DB_DUMP = 3 };
+#define KL_DB_NAME_MAX 64
+
+/* Snapshot.db (docs/FORMAT.md "Databases"): kinds 4 and 5 only. */
+struct kl_snapshot_db {
+	uint32_t engine; /* enum kl_db_engine */
+	uint32_t role;	 /* enum kl_db_role */
+	char *name;	 /* [A-Za-z0-9._-]{1,64} */
+	char *system_id; /* NULL: absent */
+	uint32_t timeline, stop_timeline;
+	uint64_t start_lsn, stop_lsn;
+	char *server_version; /* NULL: absent */
+};
+/* Whether name is a valid database name. */
+bool kl_db_name_valid(const char *name);
 
 struct kl_snapshot_stats {
 	uint64_t files_new, files_changed, files_unmodified;
@@ -201,6 +219,8 @@ struct kl_snapshot {
 	 */
 	struct kl_id replaces;
 	bool has_replaces;
+	bool has_db; /* kinds 4 and 5 have it, the others not */
+	struct kl_snapshot_db db;
 };
 
 void kl_snapshot_release(struct kl_snapshot *s);

@@ -200,6 +200,28 @@ struct kl_backup_result {
  */
 int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backup_result *ret);
 
+/*
+ * A snapshot built from entries that arrive in a stream in any order (a
+ * database server's tar archives; src/ops/backup-entries.c). o gives the
+ * host, tags and threads (its paths and stream fields are not used).
+ * Each entry's path is relative to the root ("a/b/c", clean: no "", "."
+ * or ".." parts); directories along it that were not added yet are made
+ * (mode 0700, this process's owner) and take their own metadata when
+ * they are added later. A file's content (meta->size bytes) follows
+ * through write() and then end(). commit() stores the trees, the packs,
+ * the index and then snap, whose kind, paths and db the caller set;
+ * free() after a failure stores no snapshot.
+ */
+struct kl_entry_backup;
+int kl_entry_backup_new(struct kl_repo *r, const struct kl_backup_opts *o,
+			struct kl_entry_backup **ret);
+int kl_entry_backup_add(struct kl_entry_backup *e, const char *path, const struct kl_node *meta);
+int kl_entry_backup_write(struct kl_entry_backup *e, const void *p, size_t n);
+int kl_entry_backup_end(struct kl_entry_backup *e);
+int kl_entry_backup_commit(struct kl_entry_backup *e, struct kl_snapshot *snap,
+			   struct kl_backup_result *ret);
+void kl_entry_backup_free(struct kl_entry_backup *e);
+
 /* ---- restore -------------------------------------------------------------------------- */
 
 /*

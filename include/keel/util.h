@@ -49,6 +49,8 @@ enum kl_error {
 	KL_EOBJLOCKED,	  /* object under retention (S3 Object Lock): not deleted */
 	KL_ELOCKLEFT,	  /* done, but our own lock object could not be removed */
 	KL_EOUTCLOSED,	  /* the reader of our output went away (EPIPE): a quiet exit */
+	KL_EDBCONNECT,	  /* cannot connect to the database server */
+	KL_EDBSERVER,	  /* the database server refused or broke off the operation */
 };
 
 /* Message for a negative code (errno or kl_error). Never NULL. */

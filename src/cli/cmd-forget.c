@@ -441,6 +441,13 @@ static int forget_policy(struct kl_cli *cli, const struct kl_forget_policy *p,
 
 		if (!kl_snap_filter_match(f, s))
 			continue;
+		/*
+		 * A database's log records are never counted or removed by a
+		 * policy: dropping one would cut a hole in its timeline
+		 * (docs/DATABASES.md, "Retention"). Its base backups are.
+		 */
+		if (s->kind == KL_SNAP_DBLOG)
+			continue;
 		refs[n] = &l.v[i];
 		items[n++] = (struct kl_forget_item){
 			.id = l.v[i].id,

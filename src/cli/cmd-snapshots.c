@@ -20,9 +20,11 @@ static void print_json(const struct kl_snapshot_ref *ref, bool first)
 	kl_json_time(stdout, s->time_ns);
 	printf(",\"time_end\":");
 	kl_json_time(stdout, s->time_end_ns);
-	printf(",\"kind\":\"%s\",\"hostname\":", s->kind == KL_SNAP_FILES    ? "files"
-						 : s->kind == KL_SNAP_STREAM ? "stream"
-									     : "other");
+	printf(",\"kind\":\"%s\",\"hostname\":", s->kind == KL_SNAP_FILES      ? "files"
+						 : s->kind == KL_SNAP_STREAM   ? "stream"
+						 : s->kind == KL_SNAP_DATABASE ? "database"
+						 : s->kind == KL_SNAP_DBLOG    ? "database-log"
+									       : "other");
 	kl_json_cstr(stdout, s->host);
 	printf(",\"username\":");
 	kl_json_cstr(stdout, s->user);

@@ -37,6 +37,8 @@ static const struct kl_cmd cmds[] = {
 	{"mirror", cmd_mirror, 0, "copy a repository to another store, without the key", NULL},
 	{"unlock", cmd_unlock, KL_CMD_REPO | KL_CMD_KEY, "remove stale locks", NULL},
 	{"key", cmd_key, KL_CMD_REPO | KL_CMD_KEY, "manage passwords (key files)", NULL},
+	{"db", cmd_db, KL_CMD_REPO | KL_CMD_KEY, "back up and restore databases (PostgreSQL)",
+	 NULL},
 	{"version", cmd_version, 0, "print the version", NULL},
 	{"help", cmd_help, 0, "print the help of keel or of a command", NULL},
 	{"generate", cmd_generate, 0, "write manual pages and shell completions", NULL},
@@ -92,6 +94,10 @@ int kl_exit_code(int r)
 	case ENOSPC:
 	case EDQUOT:
 		return 21;
+	case KL_EDBCONNECT:
+		return 22;
+	case KL_EDBSERVER:
+		return 23;
 	case KL_EINTERRUPTED:
 		return 130;
 	case KL_EOUTCLOSED:

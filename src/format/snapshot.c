@@ -22,7 +22,8 @@ enum {
 	F_PROGRAM_VERSION,
 	F_PARTIAL,
 	F_STATS,
-	/* 17..63: reserved for later kinds */
+	F_DB,
+	/* 18..63: reserved for later kinds */
 	F_READ_START_NS = 64,
 	F_REPLACES,
 };
@@ -59,6 +60,9 @@ void kl_snapshot_release(struct kl_snapshot *s)
 	strv_free(s->tags, s->n_tags);
 	strv_free(s->excludes, s->n_excludes);
 	kl_free(s->program_version);
+	kl_free(s->db.name);
+	kl_free(s->db.system_id);
+	kl_free(s->db.server_version);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -74,11 +78,133 @@ static bool strv_valid(char *const *v, size_t n)
 	return true;
 }
 
+bool kl_db_name_valid(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (!n || n > KL_DB_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static bool db_valid(const struct kl_snapshot *s)
+{
+	const struct kl_snapshot_db *d = &s->db;
+	bool is_db = s->kind == KL_SNAP_DATABASE || s->kind == KL_SNAP_DBLOG;
+
+	if (!is_db)
+		return !s->has_db;
+	if (!s->has_db || d->engine < KL_DB_POSTGRESQL || d->engine > KL_DB_SQLITE ||
+	    !kl_db_name_valid(d->name) || d->stop_lsn < d->start_lsn)
+		return false;
+	if (s->kind == KL_SNAP_DBLOG)
+		return d->role == KL_DB_LOG;
+	return d->role == KL_DB_BASE || d->role == KL_DB_DUMP;
+}
+
 static bool snapshot_valid(const struct kl_snapshot *s)
 {
-	return s->kind >= KL_SNAP_FILES && s->kind <= KL_SNAP_DATABASE &&
+	return s->kind >= KL_SNAP_FILES && s->kind <= KL_SNAP_DBLOG && db_valid(s) &&
 	       strv_valid(s->paths, s->n_paths) && strv_valid(s->tags, s->n_tags) &&
 	       strv_valid(s->excludes, s->n_excludes);
+}
+
+enum {
+	D_ENGINE = 1,
+	D_ROLE,
+	D_NAME,
+	D_SYSTEM_ID,
+	D_TIMELINE,
+	D_START_LSN,
+	D_STOP_LSN,
+	D_SERVER_VERSION,
+	D_STOP_TIMELINE,
+	D_FIELDS = D_STOP_TIMELINE,
+};
+
+static int db_encode(const struct kl_snapshot_db *d, struct kl_buf *out)
+{
+	size_t mark;
+	int r = kl_pb_begin(out, F_DB, &mark);
+
+	if (r >= 0)
+		r = kl_pb_put_uint(out, D_ENGINE, d->engine);
+	if (r >= 0)
+		r = kl_pb_put_uint(out, D_ROLE, d->role);
+	if (r >= 0)
+		r = kl_pb_put_str(out, D_NAME, d->name);
+	if (r >= 0)
+		r = kl_pb_put_str(out, D_SYSTEM_ID, d->system_id);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_TIMELINE, d->timeline);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_START_LSN, d->start_lsn);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_STOP_LSN, d->stop_lsn);
+	if (r >= 0)
+		r = kl_pb_put_str(out, D_SERVER_VERSION, d->server_version);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_STOP_TIMELINE, d->stop_timeline);
+	if (r >= 0)
+		r = kl_pb_end(out, mark);
+	return r;
+}
+
+static int db_decode(const struct kl_pb_field *df, struct kl_snapshot_db *d)
+{
+	struct kl_pb_reader rd = {df->p, df->len};
+	struct kl_pb_field f;
+	uint64_t seen = 0;
+	int r;
+
+	if (df->wire != KL_PB_LEN)
+		return -KL_ECORRUPT;
+	while ((r = kl_pb_next(&rd, &f)) > 0) {
+		if (f.num > D_FIELDS)
+			continue;
+		r = kl_pb_once(&seen, f.num);
+		if (r < 0)
+			return r;
+		switch (f.num) {
+		case D_ENGINE:
+			r = kl_pb_get_u32(&f, &d->engine);
+			break;
+		case D_ROLE:
+			r = kl_pb_get_u32(&f, &d->role);
+			break;
+		case D_NAME:
+			r = kl_pb_strdup(&f, &d->name);
+			break;
+		case D_SYSTEM_ID:
+			r = kl_pb_strdup(&f, &d->system_id);
+			break;
+		case D_TIMELINE:
+			r = kl_pb_get_u32(&f, &d->timeline);
+			break;
+		case D_START_LSN:
+			r = kl_pb_get_u64(&f, &d->start_lsn);
+			break;
+		case D_STOP_LSN:
+			r = kl_pb_get_u64(&f, &d->stop_lsn);
+			break;
+		case D_SERVER_VERSION:
+			r = kl_pb_strdup(&f, &d->server_version);
+			break;
+		case D_STOP_TIMELINE:
+			r = kl_pb_get_u32(&f, &d->stop_timeline);
+			break;
+		}
+		if (r < 0)
+			return r;
+	}
+	return r;
 }
 
 static int strv_encode(struct kl_buf *out, uint32_t field, char *const *v, size_t n)
@@ -149,6 +275,8 @@ int kl_snapshot_encode(const struct kl_snapshot *s, struct kl_buf *out)
 		r = kl_pb_put_uint(out, F_PARTIAL, 1);
 	if (r >= 0)
 		r = stats_encode(&s->stats, out);
+	if (r >= 0 && s->has_db)
+		r = db_encode(&s->db, out);
 	if (r >= 0)
 		r = kl_pb_put_sint_nz(out, F_READ_START_NS, s->read_start_ns);
 	if (r >= 0 && s->has_replaces)
@@ -223,8 +351,7 @@ static int snapshot_decode(const uint8_t *p, size_t n, struct kl_snapshot *s)
 		return r;
 
 	while ((r = kl_pb_next(&rd, &f)) > 0) {
-		if (f.num <= F_STATS && f.num != F_PATHS && f.num != F_TAGS &&
-		    f.num != F_EXCLUDES) {
+		if (f.num <= F_DB && f.num != F_PATHS && f.num != F_TAGS && f.num != F_EXCLUDES) {
 			r = kl_pb_once(&seen, f.num);
 			if (r < 0)
 				return r;
@@ -277,6 +404,10 @@ static int snapshot_decode(const uint8_t *p, size_t n, struct kl_snapshot *s)
 			break;
 		case F_STATS:
 			r = stats_decode(&f, &s->stats);
+			break;
+		case F_DB:
+			r = db_decode(&f, &s->db);
+			s->has_db = true;
 			break;
 		case F_READ_START_NS:
 			r = kl_pb_get_s64(&f, &s->read_start_ns);

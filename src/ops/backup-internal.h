@@ -78,6 +78,7 @@ struct backup {
 	atomic_bool scan_done;
 	char **scan_paths;
 	size_t n_scan_paths;
+	bool sort_trees; /* nodes arrive in any order (backup-entries.c): sort before storing */
 	/* files with several names seen so far, by (dev, inode): backup-links.c */
 	struct kl_bk_link **links;
 	size_t n_links, cap_links;
@@ -157,6 +158,21 @@ void kl_bk_item(struct backup *b, enum kl_backup_item what, const char *path, ui
 
 /* backup-scan.c */
 void *kl_bk_scanner(void *arg);
+
+/* backup.c */
+/* The host and user names the snapshot records. */
+void kl_bk_who_am_i(const struct kl_backup_opts *o, char *hostbuf, size_t host_size, char *userbuf,
+		    size_t user_size);
+/* The read buffer, the tree packer, the pipeline, the root directory (and the scanner). */
+int kl_bk_start_walk(struct backup *b, char **paths, size_t n_paths, bool stream,
+		     struct dir_job **root_ret);
+/* Waits for the files in flight, stops the threads, writes the last packs and the index. */
+int kl_bk_finish_walk(struct backup *b, int rc, struct kl_write_stats *ws);
+/* Saves snap (kind, times, host, user, paths set) as the commit point; fills *ret. */
+int kl_bk_save_snapshot(struct backup *b, struct kl_snapshot *snap, const struct kl_write_stats *ws,
+			const struct kl_snapshot_ref *parent, bool has_parent,
+			struct kl_backup_result *ret);
+void kl_bk_release(struct backup *b);
 
 /* backup-stream.c */
 int kl_bk_backup_stream(struct backup *b, struct dir_job *root);

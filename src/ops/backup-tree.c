@@ -186,6 +186,9 @@ static int finalize_dir(struct backup *b, struct dir_job *d, struct dir_job **pa
 			kl_node_release(&d->tree.nodes[i]);
 	}
 	d->tree.n = kept;
+	/* every child is done: no slot of this tree is used any more */
+	if (b->sort_trees)
+		kl_tree_sort(&d->tree);
 	rc = kl_tree_store(&d->tree, split_nodes(), store_tree_blob, b, &id);
 	if (rc < 0 && kl_bk_dir_path(d, &path) < 0)
 		kl_buf_clear(&path); /* the message says less, the error is the same */

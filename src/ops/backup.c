@@ -86,8 +86,8 @@ static int find_parent(struct backup *b, char **paths, size_t n, const char *hos
 }
 
 /* The host and user names the snapshot records. */
-static void who_am_i(const struct kl_backup_opts *o, char *hostbuf, size_t host_size, char *userbuf,
-		     size_t user_size)
+void kl_bk_who_am_i(const struct kl_backup_opts *o, char *hostbuf, size_t host_size, char *userbuf,
+		    size_t user_size)
 {
 	if (o->host && *o->host) {
 		snprintf(hostbuf, host_size, "%s", o->host);
@@ -182,8 +182,8 @@ static int load_parent(struct backup *b, char **paths, size_t n_paths, const cha
 }
 
 /* What the walk needs: the read buffer, the tree packer, the pipeline, the root, the scanner. */
-static int start_walk(struct backup *b, char **paths, size_t n_paths, bool stream,
-		      struct dir_job **root_ret)
+int kl_bk_start_walk(struct backup *b, char **paths, size_t n_paths, bool stream,
+		     struct dir_job **root_ret)
 {
 	const struct kl_backup_opts *o = b->o;
 	int rc = 0;
@@ -250,7 +250,7 @@ static int walk_sources(struct backup *b, struct dir_job *root, char **paths, si
  * Waits for the files in flight, stops the threads (after a failure too),
  * then writes the last packs and the index file naming them.
  */
-static int finish_walk(struct backup *b, int rc, struct kl_write_stats *ws)
+int kl_bk_finish_walk(struct backup *b, int rc, struct kl_write_stats *ws)
 {
 	while (rc >= 0 && !b->error && !b->root_done) {
 		rc = kl_bk_collect(b, true);
@@ -300,9 +300,9 @@ static int finish_walk(struct backup *b, int rc, struct kl_write_stats *ws)
  * Saves snap, whose kind, times, host, user and paths are set, as the
  * commit point of the backup, and fills *ret.
  */
-static int save_snapshot(struct backup *b, struct kl_snapshot *snap,
-			 const struct kl_write_stats *ws, const struct kl_snapshot_ref *parent,
-			 bool has_parent, struct kl_backup_result *ret)
+int kl_bk_save_snapshot(struct backup *b, struct kl_snapshot *snap, const struct kl_write_stats *ws,
+			const struct kl_snapshot_ref *parent, bool has_parent,
+			struct kl_backup_result *ret)
 {
 	const struct kl_backup_opts *o = b->o;
 	int rc = 0;
@@ -342,7 +342,7 @@ static int save_snapshot(struct backup *b, struct kl_snapshot *snap,
 }
 
 /* Frees what the walk left: directories in flight after a failure, links, buffers. */
-static void backup_release(struct backup *b)
+void kl_bk_release(struct backup *b)
 {
 	while (b->live)
 		kl_bk_dir_free(b, b->live); /* what a failure left in flight */
@@ -372,7 +372,7 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 		return kl_repo_fail(r, -KL_EUSAGE, "nothing to back up");
 	snap.kind = stream ? KL_SNAP_STREAM : KL_SNAP_FILES;
 	snap.time_ns = snap.read_start_ns = kl_time_now_ns();
-	who_am_i(o, hostbuf, sizeof(hostbuf), userbuf, sizeof(userbuf));
+	kl_bk_who_am_i(o, hostbuf, sizeof(hostbuf), userbuf, sizeof(userbuf));
 	rc = source_paths(o, stream, &paths, &n_paths);
 	if (rc >= 0)
 		rc = kl_idcache_new(&b.ids);
@@ -391,13 +391,13 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 	if (rc >= 0 && o->listen.parent)
 		o->listen.parent(o->listen.ud, has_parent > 0 ? &parent.id : NULL);
 	if (rc >= 0)
-		rc = start_walk(&b, paths, n_paths, stream, &root);
+		rc = kl_bk_start_walk(&b, paths, n_paths, stream, &root);
 	if (rc >= 0 && stream)
 		rc = kl_bk_backup_stream(&b, root);
 	else if (rc >= 0)
 		rc = walk_sources(&b, root, paths, n_paths, parent_tree.n ? &parent_tree : NULL,
 				  &src);
-	rc = finish_walk(&b, rc, &ws);
+	rc = kl_bk_finish_walk(&b, rc, &ws);
 	if (rc >= 0 && !stream && b.st.errors && !b.st.files_new && !b.st.files_changed &&
 	    !b.st.files_unmodified && !b.st.dirs)
 		rc = kl_repo_fail(r, b.first_err ? b.first_err : -ENOENT,
@@ -407,9 +407,9 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
 		snap.user = userbuf;
 		snap.paths = paths;
 		snap.n_paths = n_paths;
-		rc = save_snapshot(&b, &snap, &ws, &parent, has_parent > 0, ret);
+		rc = kl_bk_save_snapshot(&b, &snap, &ws, &parent, has_parent > 0, ret);
 	}
-	backup_release(&b);
+	kl_bk_release(&b);
 	kl_bk_source_free(src);
 	kl_snapshot_release(&parent.s);
 	kl_tree_release(&parent_tree);

@@ -43,6 +43,10 @@ const char *kl_strerror(int r)
 		return "this command's lock was left in the repository";
 	case KL_EOUTCLOSED:
 		return "output closed by its reader";
+	case KL_EDBCONNECT:
+		return "cannot connect to the database server";
+	case KL_EDBSERVER:
+		return "the database server refused the operation";
 	default:
 		if (r < 0 && -r < 1000)
 			return strerror(-r);

@@ -139,6 +139,11 @@ if [ "$HAVE_STRACE" = 1 ]; then
 fi
 expect_success keel check --read-data
 
+# case 22: no database server at that socket (t7001, against a real
+# PostgreSQL, has its other causes and case 23)
+mkdir -p "$TEST_DIR/no-server"
+expect_exit 22 keel db backup "host=$TEST_DIR/no-server port=1 user=postgres"
+
 # case 130: interrupted (a background job of a script starts with SIGINT
 # ignored, and keel leaves an ignored signal ignored: env resets it).
 # Paused before its snapshot, an interrupted backup saves none...

@@ -1230,6 +1230,16 @@ static void full_snapshot(struct kl_snapshot *s)
 	s->stats.bytes_added = 8;
 	s->stats.bytes_stored = 9;
 	s->stats.errors = 10;
+	s->has_db = true;
+	s->db.engine = KL_DB_POSTGRESQL;
+	s->db.role = KL_DB_BASE;
+	s->db.name = kl_strdup("shop-1.main_db");
+	s->db.system_id = kl_strdup("7449223188302567890");
+	s->db.timeline = 3;
+	s->db.stop_timeline = 4;
+	s->db.start_lsn = 0x100000028ull;
+	s->db.stop_lsn = UINT64_MAX;
+	s->db.server_version = kl_strdup("150018");
 }
 
 static void assert_strv_equal(char **a, size_t an, char **b, size_t bn)
@@ -1264,6 +1274,16 @@ static void assert_snapshot_equal(const struct kl_snapshot *a, const struct kl_s
 	assert_true(opt_str_equal(a->program_version, b->program_version));
 	assert_int_equal(a->partial, b->partial);
 	assert_memory_equal(&a->stats, &b->stats, sizeof(a->stats));
+	assert_int_equal(a->has_db, b->has_db);
+	assert_int_equal(a->db.engine, b->db.engine);
+	assert_int_equal(a->db.role, b->db.role);
+	assert_true(opt_str_equal(a->db.name, b->db.name));
+	assert_true(opt_str_equal(a->db.system_id, b->db.system_id));
+	assert_true(opt_str_equal(a->db.server_version, b->db.server_version));
+	assert_int_equal(a->db.timeline, b->db.timeline);
+	assert_int_equal(a->db.stop_timeline, b->db.stop_timeline);
+	assert_true(a->db.start_lsn == b->db.start_lsn);
+	assert_true(a->db.stop_lsn == b->db.stop_lsn);
 }
 
 static void snapshot_round_trip(void **state)
@@ -1372,7 +1392,27 @@ static void snapshot_encode_rejects(void **state)
 	full_snapshot(&s);
 	s.kind = 0;
 	assert_int_equal(kl_snapshot_encode(&s, &b), -EINVAL);
-	s.kind = 5;
+	s.kind = 6;
+	assert_int_equal(kl_snapshot_encode(&s, &b), -EINVAL);
+	/* a database's snapshot: kind, role and name must fit (docs/FORMAT.md "Databases") */
+	s.kind = KL_SNAP_DBLOG; /* a log record, but role base */
+	assert_int_equal(kl_snapshot_encode(&s, &b), -EINVAL);
+	s.db.role = KL_DB_LOG;
+	assert_int_equal(kl_snapshot_encode(&s, &b), 0);
+	kl_buf_clear(&b);
+	s.db.stop_lsn = s.db.start_lsn - 1;
+	assert_int_equal(kl_snapshot_encode(&s, &b), -EINVAL);
+	s.db.stop_lsn = s.db.start_lsn;
+	s.db.engine = 4;
+	assert_int_equal(kl_snapshot_encode(&s, &b), -EINVAL);
+	s.db.engine = KL_DB_SQLITE;
+	s.db.name[0] = '/';
+	assert_int_equal(kl_snapshot_encode(&s, &b), -EINVAL);
+	s.db.name[0] = 's';
+	s.kind = KL_SNAP_FILES; /* a file backup with a db */
+	assert_int_equal(kl_snapshot_encode(&s, &b), -EINVAL);
+	s.has_db = false;
+	s.kind = KL_SNAP_DATABASE; /* a database's without one */
 	assert_int_equal(kl_snapshot_encode(&s, &b), -EINVAL);
 	s.kind = KL_SNAP_FILES;
 	kl_free(s.tags[1]);
@@ -1414,7 +1454,7 @@ static void snapshot_unknown_and_truncated(void **state)
 		kl_pb_put_uint(&st, 11, 99); /* a future stats field */
 		add_unknown_fields(&st);
 		kl_pb_put_bytes(&u, 16, st.data, st.len);
-		kl_pb_put_bytes(&u, 17, "x", 1);
+		kl_pb_put_bytes(&u, 18, "x", 1); /* reserved: a future kind's field */
 		add_unknown_fields(&u);
 		kl_buf_release(&st);
 	}

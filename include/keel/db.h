@@ -1,0 +1,152 @@
+/*
+ * Databases in a keel repository (docs/DATABASES.md): PostgreSQL base
+ * backups through the replication protocol, their restore, and the list
+ * of the databases a repository holds.
+ */
+#ifndef KEEL_DB_H
+#define KEEL_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keel/ops.h"
+
+/* ---- tar streams (src/db/tar.c) ---------------------------------------------------- */
+
+/* One archive member, as its headers (ustar, GNU long names, pax) give it. */
+struct kl_tar_entry {
+	const char *path; /* cleaned: relative, no "." or ".." or empty parts; "" = the top */
+	const char *link; /* symlinks: the target */
+	uint32_t type;	  /* KL_NODE_FILE, KL_NODE_DIR or KL_NODE_SYMLINK */
+	uint32_t mode;	  /* & 07777 */
+	uint32_t uid, gid;
+	const char *user, *group; /* "" when the header has none */
+	int64_t mtime;
+	uint64_t size; /* files: bytes of data that follow */
+};
+
+struct kl_tar_ops {
+	/* A member begins; for files, its data follows through data(). */
+	int (*entry)(void *ud, const struct kl_tar_entry *e);
+	int (*data)(void *ud, const uint8_t *p, size_t n);
+	/* The member's data is complete. */
+	int (*end)(void *ud);
+};
+
+#define KL_TAR_BLOCK 512
+#define KL_TAR_MAX_NAME 4096 /* long names (GNU 'L'/'K', pax path) */
+#define KL_TAR_MAX_PAX (1 << 16)
+
+/* A push parser: bytes go in as they arrive, in pieces of any size. */
+struct kl_tar {
+	const struct kl_tar_ops *ops;
+	void *ud;
+	uint8_t hdr[KL_TAR_BLOCK];
+	size_t hdr_fill;
+	uint64_t data_left; /* of the current member's data */
+	uint64_t pad_left;  /* zeros after it, to the next block */
+	int ext;	    /* 0, or the extension header ('L', 'K', 'x', 'g') being read */
+	struct kl_buf ext_buf;
+	char *long_name, *long_link; /* from 'L'/'K' or pax, for the next member */
+	bool has_pax_size;
+	uint64_t pax_size;
+	bool in_member; /* a member's entry() was called, end() not yet */
+	bool ended;	/* a zero block was seen: the archive is over */
+	int error;	/* sticky */
+};
+
+void kl_tar_init(struct kl_tar *t, const struct kl_tar_ops *ops, void *ud);
+/* Feeds n bytes. Returns 0, -KL_ECORRUPT for a malformed archive, or a callback's error. */
+int kl_tar_feed(struct kl_tar *t, const uint8_t *p, size_t n);
+/* The stream is over: 0 if it ended between members, else -KL_ECORRUPT. */
+int kl_tar_finish(struct kl_tar *t);
+void kl_tar_release(struct kl_tar *t);
+
+/* ---- PostgreSQL (src/db/pg-*.c) ------------------------------------------------------ */
+
+struct kl_db_backup_opts {
+	const char *conninfo; /* libpq connection string; replication=true is added */
+	const char *name;     /* NULL: "pg-SYSTEMID" */
+	const char *host;     /* NULL: this host's name */
+	unsigned threads;
+	struct kl_report report;
+};
+
+struct kl_db_backup_result {
+	struct kl_id id;
+	char name[KL_DB_NAME_MAX + 1];
+	char system_id[32];
+	uint32_t timeline;
+	uint64_t start_lsn, stop_lsn;
+	struct kl_snapshot_stats stats;
+};
+
+/*
+ * Takes a base backup of the server CONNINFO names into a snapshot of
+ * kind 4. Errors: -KL_EDBCONNECT (cannot connect), -KL_EDBSERVER (the
+ * server refused or broke off), or the repository's; the message is in
+ * the repository's error context.
+ */
+int kl_db_backup(struct kl_repo *r, const struct kl_db_backup_opts *o,
+		 struct kl_db_backup_result *ret);
+
+struct kl_db_restore_opts {
+	const char *name;
+	const char *target;
+	/* the target: the newest moment stored, or a time, or an LSN */
+	bool latest;
+	const char *time; /* as recovery_target_time, with an offset */
+	bool has_lsn;
+	uint64_t lsn;
+	unsigned threads;
+	struct kl_report report;
+};
+int kl_db_restore(struct kl_repo *r, const struct kl_db_restore_opts *o, struct kl_id *base_ret);
+
+struct kl_db_stream_opts {
+	const char *conninfo;
+	const char *name; /* NULL: "pg-SYSTEMID" */
+	const char *slot; /* NULL: keel_NAME (lowercase, '_' for other characters) */
+	const char *host;
+	int stop_fd; /* readable: store what was received and stop (a signalfd); -1: none */
+	unsigned threads;
+};
+struct kl_db_stream_result {
+	uint64_t stop_lsn; /* durable in the repository and confirmed to the server */
+	uint64_t records;
+};
+/*
+ * Streams WAL into log records (kind 5) until o->stop_fd is readable
+ * (returns 0) or the server ends the stream or fails (< 0).
+ */
+int kl_db_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
+		 struct kl_db_stream_result *ret);
+
+/* "X/Y" as PostgreSQL writes an LSN; buf of at least 20 bytes. */
+void kl_db_lsn_format(uint64_t lsn, char *buf, size_t size);
+/* Parses "X/Y"; -KL_EUSAGE if it is not one. */
+int kl_db_lsn_parse(const char *s, uint64_t *ret);
+
+/* ---- listing (src/db/list.c) ---------------------------------------------------------- */
+
+struct kl_db_info {
+	char *name;
+	uint32_t engine;
+	char *system_id;
+	struct kl_snapshot_ref *bases; /* oldest first */
+	size_t n_bases;
+	struct kl_snapshot_ref *logs; /* log records, by stop_lsn */
+	size_t n_logs;
+};
+struct kl_db_list {
+	struct kl_db_info *v; /* by name */
+	size_t n;
+	size_t n_damaged; /* snapshots that could not be read (may be databases') */
+};
+int kl_db_list(struct kl_repo *r, struct kl_db_list *ret);
+void kl_db_list_release(struct kl_db_list *l);
+/* The database name in l, or NULL. */
+const struct kl_db_info *kl_db_find(const struct kl_db_list *l, const char *name);
+
+#endif

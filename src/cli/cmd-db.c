@@ -1,0 +1,404 @@
+/* keel db: databases in the repository (docs/DATABASES.md). */
+#include <inttypes.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "cli.h"
+#include "keel/db.h"
+
+static const char usage[] =
+	"usage: keel db backup CONNINFO [--name NAME] [--host HOST] [--threads N]\n"
+	"       keel db stream CONNINFO [--name NAME] [--slot SLOT]\n"
+	"       keel db restore NAME --target DIR (--latest | --time T | --lsn L)\n"
+	"       keel db list [--json]\n"
+	"\n"
+	"PostgreSQL clusters in the repository (PostgreSQL 15 or newer).\n"
+	"\n"
+	"backup   take a base backup through the replication protocol and store\n"
+	"         the cluster's files as a snapshot (kind database), deduplicated\n"
+	"         against everything stored before. CONNINFO is a libpq connection\n"
+	"         string (key=value or postgresql:// URI); keel adds\n"
+	"         replication=true. Passwords come from PGPASSWORD, PGPASSFILE or\n"
+	"         ~/.pgpass, never from the command line. The user needs the\n"
+	"         REPLICATION attribute and a 'replication' line in pg_hba.conf.\n"
+	"stream   store WAL as it arrives (a physical replication client with\n"
+	"         its own slot, keel_NAME unless --slot), durable in the\n"
+	"         repository and confirmed to the server within a second; until\n"
+	"         SIGTERM or SIGINT, which store what arrived and exit 0.\n"
+	"restore  write the newest base backup of NAME before the target into\n"
+	"         DIR (new or empty) as a data directory that starts with pg_ctl,\n"
+	"         with the WAL the stream stored after it in pg_wal; for --time\n"
+	"         and --lsn also recovery.signal and the recovery target, so\n"
+	"         PostgreSQL stops there and promotes. A target the repository\n"
+	"         does not cover is refused with the range it does (exit 14).\n"
+	"list     the databases, each with its base backups.\n"
+	"\n"
+	"Options:\n"
+	"      --name NAME     the database's name in the repository (default\n"
+	"                      pg-SYSTEMID; 1 to 64 of A-Z a-z 0-9 . _ -)\n"
+	"      --host HOST     host name stored in the snapshot\n"
+	"      --slot SLOT     stream: the replication slot (created if missing)\n"
+	"  -t, --target DIR    restore: the new data directory\n"
+	"      --latest        restore: the newest moment stored\n"
+	"      --time T        restore: as it was at T, 'YYYY-MM-DD HH:MM:SS[.f]+00'\n"
+	"                      (PostgreSQL's recovery_target_time, with an offset)\n"
+	"      --lsn L         restore: up to WAL position L (X/Y)\n"
+	"      --threads N     worker threads (default: one per core)\n"
+	"\n"
+	"Exit status 22: cannot connect to the server (or it does not allow\n"
+	"replication); 23: the server refused or broke off the backup.\n";
+
+enum { OPT_NAME = 1, OPT_HOST, OPT_LATEST, OPT_THREADS, OPT_SLOT, OPT_TIME, OPT_LSN };
+
+struct db_args {
+	const char *name, *host, *target, *slot, *time;
+	bool latest, has_lsn;
+	uint64_t lsn;
+	unsigned threads;
+};
+
+static void print_lsn(const char *key, uint64_t lsn, bool json)
+{
+	char buf[32];
+
+	kl_db_lsn_format(lsn, buf, sizeof(buf));
+	if (json)
+		printf(",\"%s\":\"%s\"", key, buf);
+	else
+		printf(" %s %s", key, buf);
+}
+
+static int db_backup(struct kl_cli *cli, const char *conninfo, const struct db_args *a)
+{
+	struct kl_db_backup_opts o = {0};
+	struct kl_db_backup_result res;
+	struct kl_cli_report rep;
+	char hex[2 * KL_ID_LEN + 1], total[32], added[32];
+	int rc;
+
+	o.conninfo = conninfo;
+	o.name = a->name;
+	o.host = a->host;
+	o.threads = a->threads;
+	rc = kl_cli_open(cli);
+	if (rc < 0)
+		return rc;
+	kl_cli_report_init(&rep, cli, &o.report);
+	rc = kl_db_backup(cli->repo, &o, &res);
+	kl_cli_report_done(&rep);
+	if (rc < 0) {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "base backup failed, no snapshot was saved");
+		return rc;
+	}
+	kl_id_hex(&res.id, hex);
+	if (cli->json) {
+		printf("{\"message_type\":\"summary\",\"snapshot_id\":\"%s\",\"name\":", hex);
+		kl_json_cstr(stdout, res.name);
+		printf(",\"system_id\":\"%s\",\"timeline\":%" PRIu32, res.system_id, res.timeline);
+		print_lsn("start_lsn", res.start_lsn, true);
+		print_lsn("stop_lsn", res.stop_lsn, true);
+		printf(",\"bytes_total\":%llu,\"data_added\":%llu,\"data_stored\":%llu}\n",
+		       (unsigned long long)res.stats.bytes_total,
+		       (unsigned long long)res.stats.bytes_added,
+		       (unsigned long long)res.stats.bytes_stored);
+		return 0;
+	}
+	if (cli->quiet)
+		return 0;
+	kl_print_bytes(total, sizeof(total), res.stats.bytes_total);
+	kl_print_bytes(added, sizeof(added), res.stats.bytes_added);
+	printf("database %s (system %s): base backup %.8s saved, timeline %" PRIu32 ",", res.name,
+	       res.system_id, hex, res.timeline);
+	print_lsn("start", res.start_lsn, false);
+	print_lsn("stop", res.stop_lsn, false);
+	printf("\n%llu files, %s, %s new\n", (unsigned long long)res.stats.files_new, total, added);
+	return 0;
+}
+
+static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_args *a)
+{
+	struct kl_db_stream_opts o = {0};
+	struct kl_db_stream_result res;
+	sigset_t mask, old;
+	char lsn[32];
+	int rc;
+
+	o.conninfo = conninfo;
+	o.name = a->name;
+	o.slot = a->slot;
+	o.host = a->host;
+	o.threads = a->threads;
+	/*
+	 * SIGTERM and SIGINT become readable on a descriptor: a clean stop.
+	 * Blocked before any thread starts (the lock's), so none takes them.
+	 */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &mask, &old);
+	o.stop_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (o.stop_fd < 0) {
+		rc = -errno;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		kl_cli_error(cli, rc, "cannot set up signal handling");
+		return rc;
+	}
+	rc = kl_cli_open(cli);
+	if (rc >= 0)
+		rc = kl_db_stream(cli->repo, &o, &res);
+	else {
+		close(o.stop_fd);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		return rc;
+	}
+	close(o.stop_fd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc < 0) {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "WAL stream stopped");
+		return rc;
+	}
+	kl_db_lsn_format(res.stop_lsn, lsn, sizeof(lsn));
+	if (cli->json)
+		printf("{\"message_type\":\"summary\",\"stop_lsn\":\"%s\",\"records\":%llu}\n", lsn,
+		       (unsigned long long)res.records);
+	else if (!cli->quiet)
+		printf("stream stopped: WAL up to %s stored (%llu records)\n", lsn,
+		       (unsigned long long)res.records);
+	return 0;
+}
+
+static int db_restore(struct kl_cli *cli, const char *name, const struct db_args *a)
+{
+	struct kl_db_restore_opts o = {0};
+	struct kl_cli_report rep;
+	struct kl_id base;
+	char hex[2 * KL_ID_LEN + 1];
+	int rc;
+
+	if (!a->target || !*a->target)
+		return kl_cli_usage_error(cli, "--target is required");
+	if (a->latest + !!a->time + a->has_lsn != 1)
+		return kl_cli_usage_error(cli, "say which moment: one of --latest, --time, --lsn");
+	o.name = name;
+	o.target = a->target;
+	o.latest = a->latest;
+	o.time = a->time;
+	o.has_lsn = a->has_lsn;
+	o.lsn = a->lsn;
+	o.threads = a->threads;
+	rc = kl_cli_open(cli);
+	if (rc < 0)
+		return rc;
+	kl_cli_report_init(&rep, cli, &o.report);
+	rc = kl_db_restore(cli->repo, &o, &base);
+	kl_cli_report_done(&rep);
+	if (rc < 0) {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "restore of database '%s' failed", name);
+		return rc;
+	}
+	kl_id_hex(&base, hex);
+	if (cli->json)
+		printf("{\"message_type\":\"summary\",\"base_backup\":\"%s\",\"target\":", hex);
+	if (cli->json) {
+		kl_json_cstr(stdout, a->target);
+		printf("}\n");
+	} else if (!cli->quiet) {
+		printf("restored base backup %.8s of %s into %s\n", hex, name, a->target);
+	}
+	return 0;
+}
+
+static void list_json(const struct kl_db_list *l)
+{
+	printf("[");
+	for (size_t i = 0; i < l->n; i++) {
+		const struct kl_db_info *d = &l->v[i];
+
+		printf("%s{\"name\":", i ? "," : "");
+		kl_json_cstr(stdout, d->name);
+		printf(",\"engine\":\"postgresql\",\"system_id\":");
+		kl_json_cstr(stdout, d->system_id);
+		printf(",\"base_backups\":[");
+		for (size_t k = 0; k < d->n_bases; k++) {
+			const struct kl_snapshot *s = &d->bases[k].s;
+
+			printf("%s{\"id\":", k ? "," : "");
+			kl_json_id(stdout, &d->bases[k].id);
+			printf(",\"time\":");
+			kl_json_time(stdout, s->time_ns);
+			printf(",\"time_end\":");
+			kl_json_time(stdout, s->time_end_ns);
+			printf(",\"timeline\":%" PRIu32, s->db.timeline);
+			print_lsn("start_lsn", s->db.start_lsn, true);
+			print_lsn("stop_lsn", s->db.stop_lsn, true);
+			printf(",\"bytes_total\":%llu,\"data_added\":%llu}",
+			       (unsigned long long)s->stats.bytes_total,
+			       (unsigned long long)s->stats.bytes_added);
+		}
+		printf("],\"wal_records\":%zu", d->n_logs);
+		if (d->n_logs) {
+			const struct kl_snapshot *w = &d->logs[d->n_logs - 1].s;
+
+			print_lsn("wal_stop_lsn", w->db.stop_lsn, true);
+			printf(",\"wal_time\":");
+			kl_json_time(stdout, w->time_end_ns);
+		}
+		printf("}");
+	}
+	printf("]\n");
+}
+
+static void list_text(const struct kl_db_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		const struct kl_db_info *d = &l->v[i];
+
+		printf("%s (postgresql, system %s): %zu base backup%s\n", d->name,
+		       d->system_id ? d->system_id : "?", d->n_bases, d->n_bases == 1 ? "" : "s");
+		for (size_t k = 0; k < d->n_bases; k++) {
+			const struct kl_snapshot *s = &d->bases[k].s;
+			char hex[2 * KL_ID_LEN + 1], when[64], size[32];
+			time_t t = (time_t)(s->time_ns / KL_NSEC_PER_SEC);
+			struct tm tm;
+
+			kl_id_hex(&d->bases[k].id, hex);
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+			kl_print_bytes(size, sizeof(size), s->stats.bytes_total);
+			printf("  %.8s  %s  timeline %" PRIu32, hex, when, s->db.timeline);
+			print_lsn("start", s->db.start_lsn, false);
+			print_lsn("stop", s->db.stop_lsn, false);
+			printf("  %s\n", size);
+		}
+		if (d->n_logs) {
+			const struct kl_snapshot *w = &d->logs[d->n_logs - 1].s;
+			int64_t age = (kl_time_now_ns() - w->time_end_ns) / KL_NSEC_PER_SEC;
+
+			char lsn[32];
+
+			kl_db_lsn_format(w->db.stop_lsn, lsn, sizeof(lsn));
+			printf("  WAL: %zu record%s, up to %s (stored %llds ago)\n", d->n_logs,
+			       d->n_logs == 1 ? "" : "s", lsn, (long long)(age > 0 ? age : 0));
+		}
+	}
+}
+
+static int db_list(struct kl_cli *cli)
+{
+	struct kl_db_list l;
+	int rc = kl_cli_open(cli);
+
+	if (rc < 0)
+		return rc;
+	rc = kl_db_list(cli->repo, &l);
+	if (rc < 0) {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "cannot list the databases");
+		return rc;
+	}
+	if (cli->json)
+		list_json(&l);
+	else
+		list_text(&l);
+	if (l.n_damaged)
+		kl_cli_warn(cli, "%zu snapshot%s could not be read and may be databases'",
+			    l.n_damaged, l.n_damaged == 1 ? "" : "s");
+	kl_db_list_release(&l);
+	return 0;
+}
+
+static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args *a)
+{
+	static const struct option opts[] = {
+		KL_GLOBAL_OPTS,
+		{"name", required_argument, NULL, OPT_NAME},
+		{"host", required_argument, NULL, OPT_HOST},
+		{"target", required_argument, NULL, 't'},
+		{"latest", no_argument, NULL, OPT_LATEST},
+		{"threads", required_argument, NULL, OPT_THREADS},
+		{"slot", required_argument, NULL, OPT_SLOT},
+		{"time", required_argument, NULL, OPT_TIME},
+		{"lsn", required_argument, NULL, OPT_LSN},
+		{NULL, 0, NULL, 0},
+	};
+	uint64_t threads;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT "t:", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_NAME:
+			a->name = optarg;
+			break;
+		case OPT_HOST:
+			a->host = optarg;
+			break;
+		case 't':
+			a->target = optarg;
+			break;
+		case OPT_LATEST:
+			a->latest = true;
+			break;
+		case OPT_SLOT:
+			a->slot = optarg;
+			break;
+		case OPT_TIME:
+			a->time = optarg;
+			break;
+		case OPT_LSN:
+			if (kl_db_lsn_parse(optarg, &a->lsn) < 0)
+				return kl_cli_usage_error(cli, "invalid --lsn '%s' (X/Y)", optarg);
+			a->has_lsn = true;
+			break;
+		case OPT_THREADS:
+			if (kl_parse_uint(optarg, 1, 64, &threads) < 0)
+				return kl_cli_usage_error(cli, "invalid --threads '%s'", optarg);
+			a->threads = (unsigned)threads;
+			break;
+		default:
+			rc = kl_cli_default_opt(cli, c, usage, argv);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+int cmd_db(int argc, char **argv, struct kl_cli *cli)
+{
+	struct db_args a = {0};
+	const char *verb;
+	int rc = parse_args(cli, argc, argv, &a);
+
+	if (rc)
+		return rc;
+	if (optind >= argc)
+		return kl_cli_usage_error(cli, "expected backup, stream, restore or list");
+	verb = argv[optind];
+	if (!strcmp(verb, "list")) {
+		if (argc - optind != 1)
+			return kl_cli_usage_error(cli, "unexpected argument '%s'",
+						  argv[optind + 1]);
+		cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY;
+		return db_list(cli);
+	}
+	if (strcmp(verb, "backup") && strcmp(verb, "restore") && strcmp(verb, "stream"))
+		return kl_cli_usage_error(cli, "unknown db command '%s'", verb);
+	if (argc - optind != 2)
+		return kl_cli_usage_error(cli, "'db %s' takes one argument (%s)", verb,
+					  strcmp(verb, "restore") ? "CONNINFO" : "NAME");
+	if (!strcmp(verb, "stream")) {
+		cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_INDEX;
+		return db_stream(cli, argv[optind + 1], &a);
+	}
+	if (!strcmp(verb, "backup")) {
+		cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_INDEX;
+		return db_backup(cli, argv[optind + 1], &a);
+	}
+	cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX;
+	return db_restore(cli, argv[optind + 1], &a);
+}
