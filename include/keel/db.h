@@ -109,7 +109,8 @@ struct kl_db_stream_opts {
 	const char *name; /* NULL: "pg-SYSTEMID" */
 	const char *slot; /* NULL: keel_NAME (lowercase, '_' for other characters) */
 	const char *host;
-	int stop_fd; /* readable: store what was received and stop (a signalfd); -1: none */
+	int stop_fd; /* readable: store what was received and stop (the CLI makes a signal do that);
+			-1: none */
 	unsigned threads;
 };
 struct kl_db_stream_result {

@@ -37,6 +37,7 @@ struct kl_cli_signals {
 	bool json, progress;
 	int tty_fd; /* a prompt has turned echo off there (-1: none): restored on exit */
 	struct termios tty_saved;
+	int notify_fd; /* kl_cli_signals_notify's eventfd (-1: none) */
 };
 
 struct kl_cli {
@@ -77,6 +78,14 @@ void kl_cli_signals_describe(struct kl_cli *cli);
  * flag) and a second removes r's lock and exits; r NULL: signals exit at once.
  */
 void kl_cli_signals_watch(struct kl_cli *cli, struct kl_repo *r);
+/*
+ * For a command that stops by itself and then still writes (db stream
+ * stores what arrived): from now on a first signal only makes the returned
+ * descriptor readable, without cancelling the repository's work; a second
+ * exits at once as after kl_cli_signals_watch. -1 when no thread takes the
+ * signals (then they act as the system makes them).
+ */
+int kl_cli_signals_notify(struct kl_cli *cli);
 /*
  * A password prompt turned echo off on fd (saved: the settings before),
  * or (fd -1) turned it back on: a signal that ends keel restores them.

@@ -1,7 +1,6 @@
 /* keel db: databases in the repository (docs/DATABASES.md). */
 #include <inttypes.h>
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <time.h>
@@ -123,7 +122,6 @@ static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_a
 {
 	struct kl_db_stream_opts o = {0};
 	struct kl_db_stream_result res;
-	sigset_t mask, old;
 	char lsn[32];
 	int rc;
 
@@ -132,31 +130,15 @@ static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_a
 	o.slot = a->slot;
 	o.host = a->host;
 	o.threads = a->threads;
-	/*
-	 * SIGTERM and SIGINT become readable on a descriptor: a clean stop.
-	 * Blocked before any thread starts (the lock's), so none takes them.
-	 */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &mask, &old);
-	o.stop_fd = signalfd(-1, &mask, SFD_CLOEXEC);
-	if (o.stop_fd < 0) {
-		rc = -errno;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		kl_cli_error(cli, rc, "cannot set up signal handling");
-		return rc;
-	}
 	rc = kl_cli_open(cli);
-	if (rc >= 0)
-		rc = kl_db_stream(cli->repo, &o, &res);
-	else {
-		close(o.stop_fd);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc < 0)
 		return rc;
-	}
-	close(o.stop_fd);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/*
+	 * SIGTERM and SIGINT make this descriptor readable: the stream stores
+	 * what arrived and stops (a second signal ends keel at once).
+	 */
+	o.stop_fd = kl_cli_signals_notify(cli);
+	rc = kl_db_stream(cli->repo, &o, &res);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "WAL stream stopped");

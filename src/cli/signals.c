@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -52,6 +53,12 @@ static void *signal_main(void *arg)
 		if (sigwait(&s->set, &sig) != 0)
 			return NULL; /* cannot happen: the set holds valid signals only */
 		pthread_mutex_lock(&s->mu);
+		if (s->notify_fd >= 0 && !s->count++) {
+			if (eventfd_write(s->notify_fd, 1) < 0)
+				s->count = 0; /* cannot happen (a counter far from full) */
+			pthread_mutex_unlock(&s->mu);
+			continue;
+		}
 		if (s->repo && !s->count++) {
 			atomic_store(&s->cancel, true);
 			pthread_mutex_unlock(&s->mu);
@@ -80,6 +87,7 @@ int kl_cli_signals_start(struct kl_cli_signals *s)
 
 	memset(s, 0, sizeof(*s));
 	s->tty_fd = -1;
+	s->notify_fd = -1;
 	atomic_init(&s->cancel, false);
 	pthread_mutex_init(&s->mu, NULL);
 	sigemptyset(&s->set);
@@ -127,6 +135,21 @@ void kl_cli_signals_watch(struct kl_cli *cli, struct kl_repo *r)
 	if (r)
 		kl_repo_set_cancel(r, &s->cancel);
 	pthread_mutex_unlock(&s->mu);
+}
+
+int kl_cli_signals_notify(struct kl_cli *cli)
+{
+	struct kl_cli_signals *s = cli->sig;
+	int fd;
+
+	if (!s)
+		return -1;
+	pthread_mutex_lock(&s->mu);
+	if (s->notify_fd < 0)
+		s->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	fd = s->notify_fd;
+	pthread_mutex_unlock(&s->mu);
+	return fd;
 }
 
 void kl_cli_signals_tty(struct kl_cli *cli, int fd, const struct termios *saved)

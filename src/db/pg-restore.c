@@ -194,6 +194,42 @@ static int apply_wal(struct kl_repo *r, const char *name, uint64_t base_start, c
 	return rc;
 }
 
+/*
+ * A directory restored as contents keeps the mode and owner mkdir gave it;
+ * the server needs its own (the snapshot's node), as the old layout gave.
+ */
+static int own_like(struct kl_repo *r, const struct kl_id *tree, const char *path, const char *dir,
+		    bool owner)
+{
+	struct kl_node nd;
+	int rc = kl_tree_lookup(r, tree, path, &nd);
+
+	if (rc < 0)
+		return rc;
+	if (owner && chown(dir, nd.uid, nd.gid) < 0)
+		rc = kl_repo_fail(r, -errno, "cannot give '%s' its owner", dir);
+	else if (chmod(dir, nd.mode & 07777) < 0)
+		rc = kl_repo_fail(r, -errno, "cannot give '%s' its mode", dir);
+	kl_node_release(&nd);
+	return rc;
+}
+
+/* tmp/tablespaces receives the snapshot's tablespaces/ (place_tablespaces moves it) */
+static int restore_tablespaces(struct kl_repo *r, const struct kl_id *tree, const char *tmp,
+			       struct kl_restore_opts *ro, struct kl_restore_stats *st)
+{
+	char dir[4096];
+	int rc;
+
+	if (path_fmt(dir, sizeof(dir), tmp, "/tablespaces") < 0)
+		return kl_repo_fail(r, -ENAMETOOLONG, "path too long: '%s'", tmp);
+	if (mkdir(dir, 0700) < 0)
+		return kl_repo_fail(r, -errno, "cannot create '%s'", dir);
+	ro->target = dir;
+	rc = kl_restore(r, tree, "/tablespaces", ro, st);
+	return rc < 0 ? rc : own_like(r, tree, "/tablespaces", dir, !ro->no_owner);
+}
+
 int kl_db_restore(struct kl_repo *r, const struct kl_db_restore_opts *o, struct kl_id *base_ret)
 {
 	struct kl_restore_opts ro = {0};
@@ -223,15 +259,20 @@ int kl_db_restore(struct kl_repo *r, const struct kl_db_restore_opts *o, struct 
 		return rc;
 	if (mkdir(tmp, 0700) < 0)
 		return kl_repo_fail(r, -errno, "cannot create '%s'", tmp);
-	ro.target = tmp;
 	/* not root: the files are this user's, who runs the server */
 	ro.no_owner = geteuid() != 0;
 	ro.threads = o->threads;
 	ro.report = o->report;
-	rc = kl_restore(r, &tree, "/data", &ro, &st);
+	/* a directory's contents go into the target (SNAP:DIR, as restic) */
+	ro.target = data;
+	rc = mkdir(data, 0700) < 0 ? kl_repo_fail(r, -errno, "cannot create '%s'", data) : 0;
+	if (rc >= 0)
+		rc = kl_restore(r, &tree, "/data", &ro, &st);
+	if (rc >= 0)
+		rc = own_like(r, &tree, "/data", data, !ro.no_owner);
 	if (rc >= 0 && kl_tree_lookup(r, &tree, "/tablespaces", &tbs) >= 0) {
 		kl_node_release(&tbs);
-		rc = kl_restore(r, &tree, "/tablespaces", &ro, &st);
+		rc = restore_tablespaces(r, &tree, tmp, &ro, &st);
 	}
 	if (rc >= 0 && rename(data, o->target) < 0)
 		rc = kl_repo_fail(r, -errno, "cannot move the data directory to '%s'", o->target);

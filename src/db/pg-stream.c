@@ -202,7 +202,8 @@ static int receive(struct stream *s)
 		if (poll(pf, s->o->stop_fd >= 0 ? 2 : 1, 200) < 0 && errno != EINTR)
 			return kl_repo_fail(s->r, -errno, "poll");
 		if (s->o->stop_fd >= 0 && (pf[1].revents & POLLIN)) {
-			uint8_t sink[256]; /* a signalfd's record: read, so the signal is taken */
+			uint8_t sink[256]; /* the stop descriptor's count: read, so it is seen once
+					    */
 
 			if (read(s->o->stop_fd, sink, sizeof(sink)) < 0 && errno != EAGAIN)
 				return kl_repo_fail(s->r, -errno, "cannot read the stop signal");
