@@ -272,8 +272,11 @@ void kl_suggest_print(const struct kl_suggest *s, const char *prefix, FILE *f);
 /* The same for a mistyped "--option", among the options of the usage texts. */
 void kl_suggest_option(FILE *f, const char *word, const char *const *usages, size_t n_usages);
 
-/* "keel: unknown command 'bakup'; did you mean 'backup'?"; returns -KL_EUSAGE */
-int kl_cli_unknown_command(const char *name);
+/*
+ * "keel: unknown command 'bakup'; did you mean 'backup'?" (under --json an
+ * error object); returns -KL_EUSAGE
+ */
+int kl_cli_unknown_command(struct kl_cli *cli, const char *name);
 
 /* "keel: CMD: unknown option '--exlcude'; did you mean '--exclude'?"; -KL_EUSAGE */
 int kl_cli_unknown_option(struct kl_cli *cli, const char *word, const char *usage);

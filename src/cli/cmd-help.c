@@ -27,7 +27,7 @@ int cmd_help(int argc, char **argv, struct kl_cli *cli)
 		return kl_cli_usage_error(cli, "expected one command, not '%s'", argv[optind + 1]);
 	cmd = kl_cmd_find(argv[optind]);
 	if (!cmd)
-		return kl_cli_unknown_command(argv[optind]);
+		return kl_cli_unknown_command(cli, argv[optind]);
 	cli->cmd_name = cmd->name;
 	cli->cmd_flags = cmd->flags;
 	sub_argv[0] = argv[optind];

@@ -155,7 +155,7 @@ int main(int argc, char **argv)
 	}
 	cmd = kl_cmd_find(argv[optind]);
 	if (!cmd)
-		return kl_exit_code(kl_cli_unknown_command(argv[optind]));
+		return kl_exit_code(kl_cli_unknown_command(&cli, argv[optind]));
 	cli.cmd_name = cmd->name;
 	cli.cmd_flags = cmd->flags;
 	kl_cli_signals_describe(&cli);

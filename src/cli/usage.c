@@ -13,6 +13,7 @@
  * word that is neither an option nor the value an option takes.
  */
 #include <ctype.h>
+#include <stdlib.h>
 
 #include "cli.h"
 
@@ -263,29 +264,65 @@ void kl_suggest_option(FILE *f, const char *word, const char *const *usages, siz
 	kl_suggest_print(&s, "--", f);
 }
 
-int kl_cli_unknown_command(const char *name)
+/*
+ * The message "did you mean" builds, in memory: under --json it becomes one
+ * error object (kl_cli_emit), else a line with the hint to --help.
+ */
+static int usage_message(struct kl_cli *cli, const char *who, const char *msg, const char *hint)
+{
+	if (cli->json)
+		kl_cli_emit(cli, true, -KL_EUSAGE, msg);
+	else
+		fprintf(stderr, "keel: %s%s%s\n%s", who ? who : "", who ? ": " : "", msg, hint);
+	return -KL_EUSAGE;
+}
+
+int kl_cli_unknown_command(struct kl_cli *cli, const char *name)
 {
 	struct kl_suggest s;
+	char *msg = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&msg, &len);
+	int rc;
 
+	if (!f)
+		return -ENOMEM;
 	kl_suggest_init(&s, name);
 	for (const struct kl_cmd *c = kl_cmd_table; c->name; c++)
 		kl_suggest_add(&s, c->name);
-	fprintf(stderr, "keel: unknown command '%s'", name);
+	fprintf(f, "unknown command '%s'", name);
 	if (s.n)
-		kl_suggest_print(&s, "", stderr);
+		kl_suggest_print(&s, "", f);
 	else
-		fprintf(stderr, "; see 'keel --help'");
-	fputc('\n', stderr);
-	return -KL_EUSAGE;
+		fprintf(f, "; see 'keel --help'");
+	if (fclose(f) != 0 || !msg) {
+		free(msg);
+		return -ENOMEM;
+	}
+	rc = usage_message(cli, NULL, msg, ""); /* the command is what is unknown */
+	free(msg);
+	return rc;
 }
 
 int kl_cli_unknown_option(struct kl_cli *cli, const char *word, const char *usage)
 {
 	const char *const usages[] = {usage, kl_cli_main_usage};
 	const char *name = cli->cmd_name ? cli->cmd_name : "";
+	char *msg = NULL, hint[128];
+	size_t len = 0;
+	FILE *f = open_memstream(&msg, &len);
+	int rc;
 
-	fprintf(stderr, "keel: %s: unknown option '%s'", name, word);
-	kl_suggest_option(stderr, word, usages, 2);
-	fprintf(stderr, "\nRun 'keel %s --help' for usage.\n", name);
-	return -KL_EUSAGE;
+	if (!f)
+		return -ENOMEM;
+	fprintf(f, "unknown option '%s'", word);
+	kl_suggest_option(f, word, usages, 2);
+	if (fclose(f) != 0 || !msg) {
+		free(msg);
+		return -ENOMEM;
+	}
+	snprintf(hint, sizeof(hint), "Run 'keel %s --help' for usage.\n", name);
+	rc = usage_message(cli, name, msg, hint);
+	free(msg);
+	return rc;
 }

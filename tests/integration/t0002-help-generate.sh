@@ -47,6 +47,11 @@ expect_stderr 2 "keel: backup: unknown option '--exlcude'; did you mean '--exclu
 Run 'keel backup --help' for usage." keel backup --exlcude '*.tmp' /etc
 expect_stderr 2 "keel: restore: unknown option '--verfy'; did you mean '--verify'?
 Run 'keel restore --help' for usage." keel restore --verfy latest --target x
+# under --json the same errors are JSON objects (docs/EXIT-CODES.md)
+expect_stderr 2 '{"message_type":"error","code":2,"message":"unknown command '"'bakup'; did you mean 'backup'?"'"}' \
+	keel --json bakup
+expect_stderr 2 '{"message_type":"error","code":2,"command":"backup","message":"unknown option '"'--exlcude'; did you mean '--exclude'?"'"}' \
+	keel --json backup --exlcude x /etc
 # a global option, after the command and before it
 expect_stderr 2 "keel: ls: unknown option '--josn'; did you mean '--json'?
 Run 'keel ls --help' for usage." keel ls --josn latest
