@@ -193,6 +193,10 @@ struct kl_snapshot {
 	char *program_version;
 	bool partial;
 	struct kl_snapshot_stats stats;
+	/* disk images (kind KL_SNAP_DISK): fixed chunk size, how changes were found; 0/NULL: none
+	 */
+	uint32_t image_chunk_size;
+	char *image_method;
 };
 
 void kl_snapshot_release(struct kl_snapshot *s);

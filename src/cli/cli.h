@@ -164,6 +164,7 @@ int cmd_ls(int argc, char **argv, struct kl_cli *cli);
 int cmd_restore(int argc, char **argv, struct kl_cli *cli);
 int cmd_diff(int argc, char **argv, struct kl_cli *cli);
 int cmd_dump(int argc, char **argv, struct kl_cli *cli);
+int cmd_image(int argc, char **argv, struct kl_cli *cli);
 int cmd_check(int argc, char **argv, struct kl_cli *cli);
 int cmd_forget(int argc, char **argv, struct kl_cli *cli);
 int cmd_key(int argc, char **argv, struct kl_cli *cli);

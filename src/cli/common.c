@@ -16,6 +16,8 @@ static const struct kl_cmd cmds[] = {
 	{"diff", cmd_diff, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX,
 	 "show changes between snapshots", NULL},
 	{"dump", cmd_dump, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX, "write a file to stdout", NULL},
+	{"image", cmd_image, KL_CMD_REPO | KL_CMD_KEY, "back up and restore disk and VM images",
+	 NULL},
 	{"check", cmd_check,
 	 KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX | KL_CMD_NO_CACHE,
 	 "verify the repository's integrity", NULL},

@@ -22,7 +22,9 @@ enum {
 	F_PROGRAM_VERSION,
 	F_PARTIAL,
 	F_STATS,
-	/* 17..63: reserved for later kinds */
+	F_IMAGE_CHUNK_SIZE, /* 17: disk images */
+	F_IMAGE_METHOD,
+	/* 19..63: reserved for later kinds */
 	F_READ_START_NS = 64,
 };
 
@@ -58,6 +60,7 @@ void kl_snapshot_release(struct kl_snapshot *s)
 	strv_free(s->tags, s->n_tags);
 	strv_free(s->excludes, s->n_excludes);
 	kl_free(s->program_version);
+	kl_free(s->image_method);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -149,6 +152,10 @@ int kl_snapshot_encode(const struct kl_snapshot *s, struct kl_buf *out)
 	if (r >= 0)
 		r = stats_encode(&s->stats, out);
 	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, F_IMAGE_CHUNK_SIZE, s->image_chunk_size);
+	if (r >= 0)
+		r = kl_pb_put_str(out, F_IMAGE_METHOD, s->image_method);
+	if (r >= 0)
 		r = kl_pb_put_sint_nz(out, F_READ_START_NS, s->read_start_ns);
 	if (r < 0) {
 		kl_buf_setlen(out, start);
@@ -220,7 +227,7 @@ static int snapshot_decode(const uint8_t *p, size_t n, struct kl_snapshot *s)
 		return r;
 
 	while ((r = kl_pb_next(&rd, &f)) > 0) {
-		if (f.num <= F_STATS && f.num != F_PATHS && f.num != F_TAGS &&
+		if (f.num <= F_IMAGE_METHOD && f.num != F_PATHS && f.num != F_TAGS &&
 		    f.num != F_EXCLUDES) {
 			r = kl_pb_once(&seen, f.num);
 			if (r < 0)
@@ -274,6 +281,12 @@ static int snapshot_decode(const uint8_t *p, size_t n, struct kl_snapshot *s)
 			break;
 		case F_STATS:
 			r = stats_decode(&f, &s->stats);
+			break;
+		case F_IMAGE_CHUNK_SIZE:
+			r = kl_pb_get_u32(&f, &s->image_chunk_size);
+			break;
+		case F_IMAGE_METHOD:
+			r = kl_pb_strdup(&f, &s->image_method);
 			break;
 		case F_READ_START_NS:
 			r = kl_pb_get_s64(&f, &s->read_start_ns);
