@@ -18,7 +18,7 @@ struct kl_image_backup_opts {
 	char **sources; /* raw image files or block devices */
 	size_t n_sources;
 	const char *name;    /* the node's name (one source only); NULL: the basename */
-	uint32_t chunk_size; /* a power of two, KL_IMAGE_CHUNK_MIN..MAX; 0: the default */
+	uint32_t chunk_size; /* a power of two, KL_IMAGE_CHUNK_MIN..MAX; 0: the parent's */
 	unsigned threads;    /* pipeline workers; 0: one per core */
 	char **tags;
 	size_t n_tags;
@@ -26,8 +26,10 @@ struct kl_image_backup_opts {
 
 /* What one image backup did, summed over its sources. */
 struct kl_image_backup_result {
-	struct kl_id id; /* the snapshot */
-	uint32_t chunk_size;
+	struct kl_id id;     /* the snapshot */
+	struct kl_id parent; /* the newest image snapshot of the same sources on this host */
+	bool has_parent;
+	uint32_t chunk_size; /* --chunk-size, else the parent's, else the default */
 	uint64_t images, bytes_total, bytes_read;
 	uint64_t chunks, chunks_hole, chunks_zero; /* hole: not read; zero: read, all zeros */
 	uint64_t chunks_new, bytes_new;		   /* data chunks not in the repository before */

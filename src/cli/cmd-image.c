@@ -22,7 +22,8 @@ static const char usage_backup[] =
 	"Options:\n"
 	"      --name NAME         the image's name (one SOURCE; default: basename)\n"
 	"      --chunk-size N      chunk size, a power of two from 64K to 16M\n"
-	"                          (default 4M); keep it across backups of a source\n"
+	"                          (default: the last image backup's of the same\n"
+	"                          sources on this host, else 4M)\n"
 	"      --tag TAG           add a tag to the snapshot (repeatable)\n"
 	"      --threads N         hashing and compressing threads (default: cores)\n";
 
@@ -53,13 +54,18 @@ static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result
 		       "\"chunk_size\":%u,\"bytes_total\":%llu,\"bytes_read\":%llu,"
 		       "\"chunks\":%llu,\"chunks_hole\":%llu,\"chunks_zero\":%llu,"
 		       "\"chunks_new\":%llu,\"bytes_new\":%llu,\"bytes_stored\":%llu,"
-		       "\"method\":\"%s\",\"duration_ns\":%lld}\n",
+		       "\"method\":\"%s\",\"duration_ns\":%lld",
 		       hex, (unsigned long long)r->images, r->chunk_size,
 		       (unsigned long long)r->bytes_total, (unsigned long long)r->bytes_read,
 		       (unsigned long long)r->chunks, (unsigned long long)r->chunks_hole,
 		       (unsigned long long)r->chunks_zero, (unsigned long long)r->chunks_new,
 		       (unsigned long long)r->bytes_new, (unsigned long long)r->bytes_stored,
 		       KL_IMAGE_METHOD_READ, (long long)ns);
+		if (r->has_parent) {
+			printf(",\"parent\":");
+			kl_json_id(stdout, &r->parent);
+		}
+		printf("}\n");
 		return;
 	}
 	if (cli->quiet)

@@ -202,11 +202,11 @@ static int snapshot_paths(const struct kl_image_backup_opts *o, char ***ret)
 
 		if (s[0] == '/' || !have_cwd) {
 			v[i] = kl_strdup(s);
-		} else if ((v[i] = kl_malloc(strlen(cwd) + strlen(s) + 2))) {
-			strcpy(v[i], cwd);
-			if (strcmp(cwd, "/"))
-				strcat(v[i], "/");
-			strcat(v[i], s);
+		} else {
+			size_t len = strlen(cwd) + strlen(s) + 2;
+
+			if ((v[i] = kl_malloc(len)))
+				snprintf(v[i], len, "%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "", s);
 		}
 		if (!v[i])
 			return -ENOMEM;
@@ -214,14 +214,62 @@ static int snapshot_paths(const struct kl_image_backup_opts *o, char ***ret)
 	return 0;
 }
 
-static int save_snapshot(struct img_backup *b, const struct kl_tree *root, int64_t start_ns)
+static void host_name(char *host, size_t n)
+{
+	if (gethostname(host, n) < 0)
+		snprintf(host, n, "localhost");
+	host[n - 1] = 0;
+}
+
+static bool same_paths(const struct kl_snapshot *s, char **paths, size_t n)
+{
+	if (s->n_paths != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s->paths[i], paths[i]))
+			return false;
+	return true;
+}
+
+/*
+ * The newest image snapshot of the same sources on this host: the next
+ * backup keeps its chunk size (or nothing would deduplicate) and names it
+ * as its parent. Returns 1 with one, 0 without.
+ */
+static int find_parent(struct img_backup *b, char **paths, size_t n, struct kl_id *id_ret,
+		       uint32_t *chunk_ret)
+{
+	struct kl_snapshot_list l;
+	char host[256];
+	int rc = kl_repo_list_snapshots(b->r, &l);
+
+	if (rc < 0)
+		return kl_repo_fail(b->r, rc, "cannot list the snapshots to find the parent");
+	host_name(host, sizeof(host));
+	rc = 0;
+	for (size_t i = l.n; i-- > 0;) {
+		const struct kl_snapshot *s = &l.v[i].s;
+
+		if (s->kind == KL_SNAP_DISK && s->host && !strcmp(s->host, host) &&
+		    same_paths(s, paths, n) && s->image_chunk_size) {
+			*id_ret = l.v[i].id;
+			*chunk_ret = s->image_chunk_size;
+			rc = 1;
+			break;
+		}
+	}
+	kl_snapshot_list_release(&l);
+	return rc;
+}
+
+static int save_snapshot(struct img_backup *b, const struct kl_tree *root, char **paths,
+			 int64_t start_ns)
 {
 	const struct kl_image_backup_opts *o = b->o;
 	struct kl_snapshot s = {0};
 	struct kl_image_backup_result *res = b->res;
 	char host[256], user[256], pwbuf[4096];
 	struct passwd pw, *pwr = NULL;
-	char **paths = NULL;
 	int rc;
 
 	rc = kl_tree_store(root, KL_TREE_BLOB_NODES, store_tree_blob, b, &s.tree);
@@ -234,12 +282,8 @@ static int save_snapshot(struct img_backup *b, const struct kl_tree *root, int64
 		res->bytes_stored += ws.bytes_stored;
 		rc = kl_repo_flush_index(b->r);
 	}
-	if (rc >= 0)
-		rc = snapshot_paths(o, &paths);
 	if (rc >= 0) {
-		if (gethostname(host, sizeof(host)) < 0)
-			strcpy(host, "localhost");
-		host[sizeof(host) - 1] = 0;
+		host_name(host, sizeof(host));
 		if (getpwuid_r(geteuid(), &pw, pwbuf, sizeof(pwbuf), &pwr) == 0 && pwr)
 			snprintf(user, sizeof(user), "%s", pwr->pw_name);
 		else
@@ -258,6 +302,8 @@ static int save_snapshot(struct img_backup *b, const struct kl_tree *root, int64
 		s.program_version = (char *)"keel " KEEL_VERSION;
 		s.image_chunk_size = b->chunk;
 		s.image_method = (char *)KL_IMAGE_METHOD_READ;
+		s.has_parent = res->has_parent;
+		s.parent = res->parent;
 		s.stats.files_new = res->images;
 		s.stats.bytes_total = res->bytes_total;
 		s.stats.bytes_read = res->bytes_read;
@@ -266,9 +312,6 @@ static int save_snapshot(struct img_backup *b, const struct kl_tree *root, int64
 		s.stats.bytes_stored = res->bytes_stored;
 		rc = kl_repo_save_snapshot(b->r, &s, &res->id);
 	}
-	for (size_t i = 0; paths && i < o->n_sources; i++)
-		kl_free(paths[i]);
-	kl_free(paths);
 	return rc;
 }
 
@@ -278,24 +321,36 @@ int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,
 	struct img_backup b = {.r = r, .o = o, .res = ret};
 	struct kl_tree root = {0};
 	struct kl_write_stats ws = {0};
+	char **paths = NULL;
 	int64_t start_ns = kl_time_now_ns();
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned threads = o->threads ? o->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
 	int rc, prc;
 
 	memset(ret, 0, sizeof(*ret));
-	b.chunk = o->chunk_size ? o->chunk_size : KL_IMAGE_CHUNK_DEFAULT;
-	ret->chunk_size = b.chunk;
-	if (b.chunk < KL_IMAGE_CHUNK_MIN || b.chunk > KL_IMAGE_CHUNK_MAX ||
-	    (b.chunk & (b.chunk - 1)))
-		return kl_repo_fail(r, -KL_EUSAGE,
-				    "chunk size %u is not a power of two from 64 KiB to 16 MiB",
-				    b.chunk);
 	if (!o->n_sources)
 		return kl_repo_fail(r, -KL_EUSAGE, "nothing to back up");
-	if (o->name && o->n_sources > 1)
-		return kl_repo_fail(r, -KL_EUSAGE, "--name needs exactly one source");
-	rc = kl_packer_new(r, &b.meta);
+	rc = snapshot_paths(o, &paths);
+	if (rc >= 0)
+		rc = find_parent(&b, paths, o->n_sources, &ret->parent, &b.chunk);
+	if (rc < 0)
+		goto out;
+	ret->has_parent = rc > 0;
+	if (o->chunk_size)
+		b.chunk = o->chunk_size;
+	else if (!b.chunk)
+		b.chunk = KL_IMAGE_CHUNK_DEFAULT;
+	ret->chunk_size = b.chunk;
+	rc = 0;
+	if (b.chunk < KL_IMAGE_CHUNK_MIN || b.chunk > KL_IMAGE_CHUNK_MAX ||
+	    (b.chunk & (b.chunk - 1)))
+		rc = kl_repo_fail(r, -KL_EUSAGE,
+				  "chunk size %u is not a power of two from 64 KiB to 16 MiB",
+				  b.chunk);
+	if (rc >= 0 && o->name && o->n_sources > 1)
+		rc = kl_repo_fail(r, -KL_EUSAGE, "--name needs exactly one source");
+	if (rc >= 0)
+		rc = kl_packer_new(r, &b.meta);
 	if (rc >= 0) {
 		rc = kl_pipeline_start(&b.pl, r, threads, false);
 		b.pl_started = true;
@@ -311,8 +366,12 @@ int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,
 		ret->bytes_stored = ws.bytes_stored;
 	}
 	if (rc >= 0)
-		rc = save_snapshot(&b, &root, start_ns);
+		rc = save_snapshot(&b, &root, paths, start_ns);
 	kl_tree_release(&root);
 	kl_packer_free(b.meta);
+out:
+	for (size_t i = 0; paths && i < o->n_sources; i++)
+		kl_free(paths[i]);
+	kl_free(paths);
 	return rc;
 }

@@ -42,7 +42,7 @@ cp --sparse=always "$img" "$TEST_DIR/old.img"
 sha_old=$(sha "$img")
 
 # the same image again: all read, nothing new
-keel image backup --chunk-size 256K --json "$img" >"$TEST_DIR/b1b" || fail "unchanged backup failed"
+keel image backup --json "$img" >"$TEST_DIR/b1b" || fail "unchanged backup failed"
 [ "$(json_get chunks_new <"$TEST_DIR/b1b")" = 0 ] || fail "an unchanged image stored new chunks"
 data1=$((chunks - hole1 - zero1))
 hole=$(json_get chunks_hole <"$TEST_DIR/b1b")
@@ -62,7 +62,10 @@ expect_success dd if=/dev/urandom of="$img" bs=4096 seek=$((free_off / 4096)) co
 sync "$img"
 sha_new=$(sha "$img")
 
-keel image backup --chunk-size 256K --json "$img" >"$TEST_DIR/b2" || fail "second image backup failed"
+keel image backup --json "$img" >"$TEST_DIR/b2" || fail "second image backup failed"
+[ "$(json_get chunk_size <"$TEST_DIR/b2")" = "$K" ] || fail "the chunk size was not the parent's"
+snap1b=$(json_get snapshot_id <"$TEST_DIR/b1b")
+[ "$(json_get parent <"$TEST_DIR/b2")" = "$snap1b" ] || fail "the parent is not the last image snapshot"
 [ "$(json_get chunks_new <"$TEST_DIR/b2")" = 3 ] || fail "expected 3 new chunks: $(cat "$TEST_DIR/b2")"
 [ "$(json_get bytes_new <"$TEST_DIR/b2")" = $((3 * K)) ] || fail "expected $((3 * K)) new bytes"
 hole=$(json_get chunks_hole <"$TEST_DIR/b2")
