@@ -1388,7 +1388,8 @@ static void snapshot_image_fields(void **state)
 	full_snapshot(&s);
 	s.kind = KL_SNAP_DISK;
 	s.image_chunk_size = 4u << 20;
-	s.image_method = (char *)"read";
+	s.image_method = kl_strdup("read");
+	assert_non_null(s.image_method);
 	assert_int_equal(kl_snapshot_encode(&s, &b), 0);
 	assert_int_equal(kl_snapshot_decode(b.data, b.len, &d), 0);
 	assert_int_equal(d.kind, KL_SNAP_DISK);
@@ -1399,6 +1400,7 @@ static void snapshot_image_fields(void **state)
 	/* twice is corrupt, as for every singular field */
 	kl_pb_put_uint(&b, 17, 1);
 	assert_int_equal(kl_snapshot_decode(b.data, b.len, &d), -KL_ECORRUPT);
+	kl_snapshot_release(&s);
 	kl_buf_release(&b);
 }
 
