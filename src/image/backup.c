@@ -138,6 +138,9 @@ static int backup_source(struct img_backup *b, const char *path, struct kl_tree 
 	_cleanup_close_ int fd = kl_image_open(path, O_RDONLY | O_NOATIME, &size, &is_dev);
 	int rc;
 
+	if (fd == -EINVAL)
+		return kl_repo_fail(b->r, -KL_EUSAGE, "'%s' is neither a file nor a block device",
+				    path);
 	if (fd < 0)
 		return kl_repo_fail(b->r, fd, "cannot open '%s'", path);
 	if (!name) {

@@ -116,3 +116,5 @@ expect_error 2 "chunk-size" keel image backup --chunk-size 3000 "$img"
 expect_success keel restore "$snap1" --target "$TEST_DIR/plain" >/dev/null
 [ "$(sha "$TEST_DIR/plain/disk.img")" = "$sha_old" ] || fail "keel restore of an image snapshot differs"
 expect_success keel check --read-data >/dev/null
+expect_error 2 "neither a file nor a block device" keel image backup "$TEST_DIR/files"
+expect_error 1 "cannot open" keel image backup "$TEST_DIR/no-such.img"
