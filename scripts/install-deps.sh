@@ -23,6 +23,8 @@ packages=(
 	libcurl4-openssl-dev ceph-mon ceph-osd radosgw ceph-common curl
 	# TLS in front of the test gateway (a self-signed CA): t2008
 	socat openssl
+	# disk images made by mkfs.ext4 -d, changed via debugfs, checked by e2fsck: t1030
+	e2fsprogs
 )
 
 # One dpkg-query for all; packages it does not know are not printed.
