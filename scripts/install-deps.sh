@@ -42,6 +42,8 @@ test_packages=(
 	dpkg-dev debhelper fakeroot lintian
 	# keel db tests: a PostgreSQL 15 server and its client (tests/lib-pg.sh)
 	postgresql-15 postgresql-client-15
+	# disk images made by mkfs.ext4 -d, changed via debugfs, checked by e2fsck: t8001
+	e2fsprogs
 )
 
 case ${1:-} in

@@ -11,7 +11,8 @@ KEEL=${1:-${KEEL_BIN:-}}
 
 # The commands of docs/CLI-SPEC.md, nested verbs included.
 commands=(init backup snapshots ls restore diff dump find stats tag check key "key list" "key add"
-	"key remove" "key passwd" version forget prune unlock repair serve help generate mirror db)
+	"key remove" "key passwd" version forget prune unlock repair serve help generate mirror db image "image backup"
+	"image restore")
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/keel-check-help.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

@@ -221,6 +221,10 @@ struct kl_snapshot {
 	bool has_replaces;
 	bool has_db; /* kinds 4 and 5 have it, the others not */
 	struct kl_snapshot_db db;
+	/* disk images (kind KL_SNAP_DISK): fixed chunk size, how changes were found; 0/NULL: none
+	 */
+	uint32_t image_chunk_size;
+	char *image_method;
 };
 
 void kl_snapshot_release(struct kl_snapshot *s);

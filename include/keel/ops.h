@@ -70,6 +70,7 @@ struct kl_snap_filter {
 	size_t n_tags;
 	char **paths; /* a snapshot must have every path given */
 	size_t n_paths;
+	uint32_t kind; /* enum kl_snapshot_kind; 0: any */
 };
 bool kl_snap_filter_match(const struct kl_snap_filter *f, const struct kl_snapshot *s);
 /*

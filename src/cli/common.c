@@ -22,6 +22,8 @@ static const struct kl_cmd cmds[] = {
 	 "show the repository's size, deduplication and growth", NULL},
 	{"dump", cmd_dump, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_INDEX,
 	 "write a file to stdout, a directory as a tar archive", NULL},
+	{"image", cmd_image, KL_CMD_REPO | KL_CMD_KEY, "back up and restore disk and VM images",
+	 NULL},
 	{"check", cmd_check,
 	 KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX | KL_CMD_NO_CACHE,
 	 "verify the repository's integrity", NULL},

@@ -22,8 +22,10 @@ enum {
 	F_PROGRAM_VERSION,
 	F_PARTIAL,
 	F_STATS,
-	F_DB,
-	/* 18..63: reserved for later kinds */
+	F_DB,		    /* 17: databases */
+	F_IMAGE_CHUNK_SIZE, /* 18: disk images */
+	F_IMAGE_METHOD,
+	/* 20..63: reserved for later kinds */
 	F_READ_START_NS = 64,
 	F_REPLACES,
 };
@@ -63,6 +65,7 @@ void kl_snapshot_release(struct kl_snapshot *s)
 	kl_free(s->db.name);
 	kl_free(s->db.system_id);
 	kl_free(s->db.server_version);
+	kl_free(s->image_method);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -278,6 +281,10 @@ int kl_snapshot_encode(const struct kl_snapshot *s, struct kl_buf *out)
 	if (r >= 0 && s->has_db)
 		r = db_encode(&s->db, out);
 	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, F_IMAGE_CHUNK_SIZE, s->image_chunk_size);
+	if (r >= 0)
+		r = kl_pb_put_str(out, F_IMAGE_METHOD, s->image_method);
+	if (r >= 0)
 		r = kl_pb_put_sint_nz(out, F_READ_START_NS, s->read_start_ns);
 	if (r >= 0 && s->has_replaces)
 		r = kl_pb_put_bytes(out, F_REPLACES, s->replaces.b, KL_ID_LEN);
@@ -351,7 +358,8 @@ static int snapshot_decode(const uint8_t *p, size_t n, struct kl_snapshot *s)
 		return r;
 
 	while ((r = kl_pb_next(&rd, &f)) > 0) {
-		if (f.num <= F_DB && f.num != F_PATHS && f.num != F_TAGS && f.num != F_EXCLUDES) {
+		if (f.num <= F_IMAGE_METHOD && f.num != F_PATHS && f.num != F_TAGS &&
+		    f.num != F_EXCLUDES) {
 			r = kl_pb_once(&seen, f.num);
 			if (r < 0)
 				return r;
@@ -408,6 +416,12 @@ static int snapshot_decode(const uint8_t *p, size_t n, struct kl_snapshot *s)
 		case F_DB:
 			r = db_decode(&f, &s->db);
 			s->has_db = true;
+			break;
+		case F_IMAGE_CHUNK_SIZE:
+			r = kl_pb_get_u32(&f, &s->image_chunk_size);
+			break;
+		case F_IMAGE_METHOD:
+			r = kl_pb_strdup(&f, &s->image_method);
 			break;
 		case F_READ_START_NS:
 			r = kl_pb_get_s64(&f, &s->read_start_ns);

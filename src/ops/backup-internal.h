@@ -16,7 +16,7 @@
 
 #include "keel/ops.h"
 #include "keel/source.h"
-#include "pipeline.h"
+#include "keel/pipeline.h"
 
 /*
  * A directory whose tree blob is not stored yet. It keeps no path: its

@@ -1,4 +1,4 @@
-#include "pipeline.h"
+#include "keel/pipeline.h"
 
 static void complete_file(struct kl_pipeline *p, struct kl_file_job *f)
 {

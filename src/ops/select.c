@@ -44,6 +44,8 @@ bool kl_snap_filter_match(const struct kl_snap_filter *f, const struct kl_snapsh
 
 	if (!f)
 		return true;
+	if (f->kind && s->kind != f->kind)
+		return false;
 	if (f->n_hosts && (!s->host || !has_string(f->hosts, f->n_hosts, s->host)))
 		return false;
 	/* --tag a,b --tag c: (a and b) or c */

@@ -1,0 +1,301 @@
+/* keel image: disk and VM images (docs/IMAGES.md). */
+#include <fcntl.h>
+
+#include "cli.h"
+#include "keel/image.h"
+
+static const char usage[] = "usage: keel image backup [OPTIONS] SOURCE...\n"
+			    "       keel image restore [OPTIONS] SNAPSHOT[:IMAGE] TARGET\n"
+			    "\n"
+			    "Back up raw disk images and block devices, and restore them.\n"
+			    "See 'keel image backup --help' and 'keel image restore --help'.\n";
+
+static const char usage_backup[] =
+	"usage: keel image backup [OPTIONS] SOURCE...\n"
+	"\n"
+	"Back up each SOURCE (a raw image file or a block device) as one image\n"
+	"of one snapshot, in fixed-size chunks aligned to the device. Unallocated\n"
+	"ranges are skipped unread; they and all-zero chunks are stored as holes.\n"
+	"Every allocated byte is read and hashed; only chunks the repository does\n"
+	"not hold yet are stored.\n"
+	"\n"
+	"Options:\n"
+	"      --name NAME         the image's name (one SOURCE; default: basename)\n"
+	"      --chunk-size N      chunk size, a power of two from 64K to 16M\n"
+	"                          (default: the last image backup's of the same\n"
+	"                          sources on this host, else 4M)\n"
+	"      --tag TAG           add a tag to the snapshot (repeatable)\n"
+	"      --threads N         hashing and compressing threads (default: cores)\n";
+
+static const char usage_restore[] =
+	"usage: keel image restore [OPTIONS] SNAPSHOT[:IMAGE] TARGET\n"
+	"\n"
+	"Restore an image of a snapshot ('latest': the newest image snapshot) to\n"
+	"TARGET, a file (created if missing) or a block device. IMAGE may be\n"
+	"left out when the snapshot holds one image. When TARGET holds data,\n"
+	"each chunk of it is read and hashed and only the chunks that differ are\n"
+	"written (a delta restore). Holes stay holes in files.\n"
+	"\n"
+	"Options:\n"
+	"      --verify      read TARGET back and compare every chunk\n"
+	"      --host HOST   with 'latest': newest snapshot of this host\n"
+	"      --tag TAG     with 'latest': newest snapshot with this tag\n"
+	"      --path PATH   with 'latest': newest snapshot of this source path\n";
+
+enum { OPT_NAME = 1, OPT_CHUNK_SIZE, OPT_TAG, OPT_THREADS, OPT_VERIFY };
+
+static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result *r, int64_t ns)
+{
+	char hex[2 * KL_ID_LEN + 1], read[32], added[32], stored[32], total[32];
+
+	kl_id_hex(&r->id, hex);
+	if (cli->json) {
+		printf("{\"message_type\":\"summary\",\"snapshot_id\":\"%s\",\"images\":%llu,"
+		       "\"chunk_size\":%u,\"bytes_total\":%llu,\"bytes_read\":%llu,"
+		       "\"chunks\":%llu,\"chunks_hole\":%llu,\"chunks_zero\":%llu,"
+		       "\"chunks_new\":%llu,\"bytes_new\":%llu,\"bytes_stored\":%llu,"
+		       "\"method\":\"%s\",\"duration_ns\":%lld",
+		       hex, (unsigned long long)r->images, r->chunk_size,
+		       (unsigned long long)r->bytes_total, (unsigned long long)r->bytes_read,
+		       (unsigned long long)r->chunks, (unsigned long long)r->chunks_hole,
+		       (unsigned long long)r->chunks_zero, (unsigned long long)r->chunks_new,
+		       (unsigned long long)r->bytes_new, (unsigned long long)r->bytes_stored,
+		       KL_IMAGE_METHOD_READ, (long long)ns);
+		if (r->has_parent) {
+			printf(",\"parent\":");
+			kl_json_id(stdout, &r->parent);
+		}
+		printf("}\n");
+		return;
+	}
+	if (cli->quiet)
+		return;
+	kl_print_bytes(total, sizeof(total), r->bytes_total);
+	kl_print_bytes(read, sizeof(read), r->bytes_read);
+	kl_print_bytes(added, sizeof(added), r->bytes_new);
+	kl_print_bytes(stored, sizeof(stored), r->bytes_stored);
+	printf("Images: %llu, %s in %llu chunks of %u bytes\n", (unsigned long long)r->images,
+	       total, (unsigned long long)r->chunks, r->chunk_size);
+	printf("Read: %s (%llu holes skipped unread, %llu zero chunks)\n", read,
+	       (unsigned long long)r->chunks_hole, (unsigned long long)r->chunks_zero);
+	printf("New: %llu chunks, %s (%s stored)\n", (unsigned long long)r->chunks_new, added,
+	       stored);
+	printf("snapshot %.8s saved in %.2f s\n", hex, (double)ns / 1e9);
+}
+
+static int image_backup(int argc, char **argv, struct kl_cli *cli)
+{
+	static const struct option opts[] = {
+		KL_GLOBAL_OPTS,
+		{"name", required_argument, NULL, OPT_NAME},
+		{"chunk-size", required_argument, NULL, OPT_CHUNK_SIZE},
+		{"tag", required_argument, NULL, OPT_TAG},
+		{"threads", required_argument, NULL, OPT_THREADS},
+		{NULL, 0, NULL, 0},
+	};
+	struct kl_image_backup_opts o = {0};
+	struct kl_image_backup_result res;
+	uint64_t v;
+	int64_t start;
+	int c, rc = 0;
+
+	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT, opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_NAME:
+			o.name = optarg;
+			break;
+		case OPT_CHUNK_SIZE:
+			if (kl_parse_size(optarg, &v) < 0 || v < KL_IMAGE_CHUNK_MIN ||
+			    v > KL_IMAGE_CHUNK_MAX || (v & (v - 1)))
+				rc = kl_cli_usage_error(cli,
+							"invalid --chunk-size '%s': a power of two "
+							"from 64K to 16M",
+							optarg);
+			else
+				o.chunk_size = (uint32_t)v;
+			break;
+		case OPT_TAG:
+			rc = kl_strv_push(&o.tags, &o.n_tags, optarg);
+			break;
+		case OPT_THREADS:
+			if (kl_parse_uint(optarg, 1, 64, &v) < 0)
+				rc = kl_cli_usage_error(cli, "invalid --threads '%s'", optarg);
+			else
+				o.threads = (unsigned)v;
+			break;
+		default:
+			rc = kl_cli_default_opt(cli, c, usage_backup, argv);
+		}
+		if (rc)
+			goto out;
+	}
+	if (optind >= argc) {
+		rc = kl_cli_usage_error(cli, "no image to back up");
+		goto out;
+	}
+	o.sources = argv + optind;
+	o.n_sources = (size_t)(argc - optind);
+	cli->cmd_flags |= KL_CMD_LOCK | KL_CMD_INDEX;
+	rc = kl_cli_open(cli);
+	if (rc < 0)
+		goto out;
+	start = kl_time_mono_ns();
+	rc = kl_image_backup(cli->repo, &o, &res);
+	if (rc >= 0) {
+		print_backup(cli, &res, kl_time_mono_ns() - start);
+	} else {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "image backup failed, no snapshot was saved");
+	}
+out:
+	kl_strv_free(o.tags, o.n_tags);
+	return rc;
+}
+
+static void print_restore(struct kl_cli *cli, const struct kl_node *n,
+			  const struct kl_image_restore_result *r, int64_t ns)
+{
+	char written[32];
+
+	if (cli->json) {
+		printf("{\"message_type\":\"summary\",\"image\":");
+		kl_json_str(stdout, n->name, n->name_len);
+		printf(",\"size\":%llu,\"chunks\":%llu,\"delta\":%s,\"chunks_written\":%llu,"
+		       "\"chunks_same\":%llu,\"holes_punched\":%llu,\"bytes_written\":%llu,"
+		       "\"chunks_verified\":%llu,\"duration_ns\":%lld}\n",
+		       (unsigned long long)r->size, (unsigned long long)r->chunks,
+		       r->delta ? "true" : "false", (unsigned long long)r->chunks_written,
+		       (unsigned long long)r->chunks_same, (unsigned long long)r->holes_punched,
+		       (unsigned long long)r->bytes_written, (unsigned long long)r->chunks_verified,
+		       (long long)ns);
+		return;
+	}
+	if (cli->quiet)
+		return;
+	kl_print_bytes(written, sizeof(written), r->bytes_written);
+	printf("restored '%.*s' (%llu chunks%s): %llu written (%s), %llu already right, "
+	       "%llu holes punched\n",
+	       (int)n->name_len, (const char *)n->name, (unsigned long long)r->chunks,
+	       r->delta ? ", delta" : "", (unsigned long long)r->chunks_written, written,
+	       (unsigned long long)r->chunks_same, (unsigned long long)r->holes_punched);
+	if (r->chunks_verified)
+		printf("verified %llu chunks\n", (unsigned long long)r->chunks_verified);
+	printf("in %.2f s\n", (double)ns / 1e9);
+}
+
+/* The image node of the snapshot: the one named, or its only one. */
+static int pick_image(struct kl_cli *cli, const struct kl_tree *t, const char *name,
+		      const struct kl_node **ret)
+{
+	if (*name == '/')
+		name++;
+	if (*name) {
+		*ret = kl_tree_find(t, (const uint8_t *)name, strlen(name));
+		if (!*ret) {
+			kl_cli_error(cli, -KL_ENOTFOUND, "no image '%s' in the snapshot", name);
+			return -KL_ENOTFOUND;
+		}
+	} else if (t->n == 1) {
+		*ret = &t->nodes[0];
+	} else {
+		return kl_cli_usage_error(cli,
+					  "the snapshot holds %zu images: name one "
+					  "(SNAPSHOT:IMAGE)",
+					  t->n);
+	}
+	if ((*ret)->type != KL_NODE_FILE)
+		return kl_cli_usage_error(cli, "'%s' is not an image", name);
+	return 0;
+}
+
+static int image_restore(int argc, char **argv, struct kl_cli *cli)
+{
+	static const struct option opts[] = {
+		KL_GLOBAL_OPTS,
+		KL_SNAP_FILTER_OPTS,
+		{"verify", no_argument, NULL, OPT_VERIFY},
+		{NULL, 0, NULL, 0},
+	};
+	struct kl_snap_filter f = {.kind = KL_SNAP_DISK};
+	struct kl_snapshot_ref snap = {0};
+	struct kl_tree tree = {0};
+	struct kl_image_restore_result res;
+	const struct kl_node *n = NULL;
+	const char *name = NULL;
+	_cleanup_close_ int fd = -1;
+	bool verify = false;
+	int64_t start;
+	int c, rc = 0;
+
+	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT, opts, NULL)) != -1) {
+		if (c == OPT_VERIFY) {
+			verify = true;
+			continue;
+		}
+		rc = kl_cli_snap_filter_opt(&f, c, optarg);
+		if (rc > 0)
+			continue;
+		if (rc == 0)
+			rc = kl_cli_default_opt(cli, c, usage_restore, argv);
+		if (rc)
+			goto out;
+	}
+	if (argc - optind != 2) {
+		rc = kl_cli_usage_error(cli, "expected SNAPSHOT[:IMAGE] and TARGET");
+		goto out;
+	}
+	cli->cmd_flags |= KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX;
+	rc = kl_cli_open(cli);
+	if (rc >= 0)
+		rc = kl_cli_find_snapshot(cli, argv[optind], &f, &snap, &name);
+	if (rc < 0)
+		goto out;
+	if (snap.s.kind != KL_SNAP_DISK) {
+		rc = kl_cli_usage_error(cli, "snapshot '%s' is not an image snapshot",
+					argv[optind]);
+		goto out;
+	}
+	rc = kl_repo_read_tree(cli->repo, &snap.s.tree, &tree);
+	if (rc < 0) {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "cannot read the snapshot's images");
+		goto out;
+	}
+	rc = pick_image(cli, &tree, name, &n);
+	if (rc < 0)
+		goto out;
+	fd = open(argv[optind + 1], O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		kl_cli_error(cli, rc, "cannot open '%s'", argv[optind + 1]);
+		goto out;
+	}
+	start = kl_time_mono_ns();
+	rc = kl_image_restore(cli->repo, n, fd, verify, &res);
+	if (rc >= 0) {
+		print_restore(cli, n, &res, kl_time_mono_ns() - start);
+	} else {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "cannot restore to '%s'", argv[optind + 1]);
+	}
+out:
+	kl_tree_release(&tree);
+	kl_snapshot_release(&snap.s);
+	kl_snap_filter_release(&f);
+	return rc;
+}
+
+int cmd_image(int argc, char **argv, struct kl_cli *cli)
+{
+	if (argc >= 2 && !strcmp(argv[1], "backup"))
+		return image_backup(argc - 1, argv + 1, cli);
+	if (argc >= 2 && !strcmp(argv[1], "restore"))
+		return image_restore(argc - 1, argv + 1, cli);
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(usage, stdout);
+		return KL_CLI_HELP;
+	}
+	if (argc < 2)
+		return kl_cli_usage_error(cli, "expected backup or restore");
+	return kl_cli_usage_error(cli, "unknown image command '%s'", argv[1]);
+}
