@@ -291,10 +291,8 @@ int cmd_image(int argc, char **argv, struct kl_cli *cli)
 		return image_backup(argc - 1, argv + 1, cli);
 	if (argc >= 2 && !strcmp(argv[1], "restore"))
 		return image_restore(argc - 1, argv + 1, cli);
-	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(usage, stdout);
-		return KL_CLI_HELP;
-	}
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
+		return kl_cli_default_opt(cli, 'h', usage, argv); /* printed, or to keel generate */
 	if (argc < 2)
 		return kl_cli_usage_error(cli, "expected backup or restore");
 	return kl_cli_usage_error(cli, "unknown image command '%s'", argv[1]);
