@@ -63,6 +63,37 @@ int kl_tar_feed(struct kl_tar *t, const uint8_t *p, size_t n);
 int kl_tar_finish(struct kl_tar *t);
 void kl_tar_release(struct kl_tar *t);
 
+/* ---- PostgreSQL replication messages (src/db/pg-msg.c) ------------------------------ */
+
+/*
+ * The decoders below read one CopyData message as the server sent it and
+ * copy nothing: pointers in the result point into the message. They
+ * return 0, or -KL_ECORRUPT for an empty message, an unknown type byte
+ * (->type says which) or a known type that is too short.
+ */
+
+/* START_REPLICATION's stream: 'w' XLogData or 'k' a keepalive. */
+struct kl_pgm_stream {
+	uint8_t type;	     /* the first byte; 0 for an empty message */
+	uint64_t start_lsn;  /* 'w': the LSN of data[0] */
+	uint64_t end_lsn;    /* the server's end of WAL */
+	int64_t send_time;   /* microseconds since 2000-01-01 */
+	const uint8_t *data; /* 'w': the WAL bytes */
+	size_t len;
+	bool reply; /* 'k': the server asks for a status update now */
+};
+int kl_pgm_stream_decode(const uint8_t *p, size_t n, struct kl_pgm_stream *ret);
+
+/* BASE_BACKUP's CopyOut: 'n' a new archive, 'd' data, 'p' progress, 'm' the manifest begins. */
+struct kl_pgm_backup {
+	uint8_t type;		     /* the first byte; 0 for an empty message */
+	const char *name, *location; /* 'n': NUL-terminated inside the message */
+	const uint8_t *data;	     /* 'd': the archive's or the manifest's bytes (len may be 0) */
+	size_t len;
+	uint64_t progress; /* 'p': bytes sent so far (exactly 8 bytes after the type) */
+};
+int kl_pgm_backup_decode(const uint8_t *p, size_t n, struct kl_pgm_backup *ret);
+
 /* ---- PostgreSQL (src/db/pg-*.c) ------------------------------------------------------ */
 
 struct kl_db_backup_opts {

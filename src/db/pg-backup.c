@@ -110,19 +110,19 @@ static int end_archive(struct pgb *g)
 	return rc;
 }
 
-/* 'n': archive name, tablespace location (both NUL-terminated). */
-static int new_archive(struct pgb *g, const char *p, size_t n)
+/* 'n': the archive's name (base.tar or OID.tar) decides where its members go. */
+static int new_archive(struct pgb *g, int decoded, const struct kl_pgm_backup *m)
 {
-	const char *name = p, *end = memchr(p, 0, n);
+	const char *name = m->name;
 	size_t len;
 	int rc;
 
 	rc = end_archive(g);
 	if (rc < 0)
 		return rc;
-	if (!end || !memchr(end + 1, 0, n - (size_t)(end - p) - 1))
+	if (decoded < 0)
 		return kl_repo_fail(g->r, -KL_EDBSERVER, "malformed new-archive message");
-	len = (size_t)(end - name);
+	len = strlen(name);
 	if (!strcmp(name, "base.tar")) {
 		snprintf(g->prefix, sizeof(g->prefix), "data");
 	} else {
@@ -142,31 +142,32 @@ static int new_archive(struct pgb *g, const char *p, size_t n)
 
 static int copy_message(struct pgb *g, const char *p, size_t n)
 {
-	int rc;
+	struct kl_pgm_backup m;
+	int decoded = kl_pgm_backup_decode((const uint8_t *)p, n, &m), rc;
 
 	if (!n)
 		return kl_repo_fail(g->r, -KL_EDBSERVER, "empty message in the backup stream");
-	switch (p[0]) {
+	switch (m.type) {
 	case 'n':
 		/* tests stop the server here (t7001) */
 		kl_test_point("db-backup-archive");
-		return new_archive(g, p + 1, n - 1);
+		return new_archive(g, decoded, &m);
 	case 'd':
 		if (g->in_manifest)
-			return kl_buf_add(&g->manifest, p + 1, n - 1) < 0
+			return kl_buf_add(&g->manifest, m.data, m.len) < 0
 				       ? kl_repo_fail(g->r, -KL_EDBSERVER,
 						      "backup manifest too big")
 				       : 0;
 		if (!g->in_tar)
 			return kl_repo_fail(g->r, -KL_EDBSERVER, "archive data before any archive");
-		rc = kl_tar_feed(&g->tar, (const uint8_t *)p + 1, n - 1);
+		rc = kl_tar_feed(&g->tar, m.data, m.len);
 		if (rc == -KL_ECORRUPT)
 			return kl_repo_fail(g->r, -KL_EDBSERVER,
 					    "the server sent a malformed archive for '%s'",
 					    g->prefix);
 		return rc;
 	case 'p':
-		return 0;
+		return 0; /* unused, so a malformed one (decoded < 0) is ignored as well */
 	case 'm':
 		rc = end_archive(g);
 		g->in_manifest = true;
@@ -174,7 +175,7 @@ static int copy_message(struct pgb *g, const char *p, size_t n)
 	default:
 		return kl_repo_fail(g->r, -KL_EDBSERVER,
 				    "unexpected message type 0x%02x in the backup stream",
-				    (unsigned)(uint8_t)p[0]);
+				    (unsigned)m.type);
 	}
 }
 

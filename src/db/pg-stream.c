@@ -42,15 +42,6 @@ static void put_be64(uint8_t *p, uint64_t v)
 		p[i] = (uint8_t)v;
 }
 
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* A standby status update: written and flushed up to what is stored. */
 static int send_status(struct stream *s)
 {
@@ -133,16 +124,13 @@ static int store(struct stream *s)
 	return send_status(s);
 }
 
-/* XLogData: 'w', start LSN, end of WAL, send time, then WAL bytes. */
-static int on_wal(struct stream *s, const uint8_t *p, size_t n)
+/* XLogData: WAL bytes from an LSN on. */
+static int on_wal(struct stream *s, const struct kl_pgm_stream *m)
 {
-	uint64_t at;
+	const uint8_t *p = m->data;
+	size_t n = m->len;
+	uint64_t at = m->start_lsn;
 
-	if (n < 25)
-		return kl_repo_fail(s->r, -KL_EDBSERVER, "malformed WAL message");
-	at = get_be64(p + 1);
-	p += 25;
-	n -= 25;
 	while (n) {
 		uint64_t want = s->seg_start + s->have;
 		size_t k;
@@ -177,17 +165,21 @@ static int on_wal(struct stream *s, const uint8_t *p, size_t n)
 
 static int on_message(struct stream *s, const uint8_t *p, size_t n)
 {
-	if (!n)
-		return kl_repo_fail(s->r, -KL_EDBSERVER, "empty message in the WAL stream");
-	if (p[0] == 'w')
-		return on_wal(s, p, n);
-	if (p[0] == 'k') {
-		if (n < 18)
+	struct kl_pgm_stream m;
+
+	if (kl_pgm_stream_decode(p, n, &m) < 0) {
+		if (!n)
+			return kl_repo_fail(s->r, -KL_EDBSERVER, "empty message in the WAL stream");
+		if (m.type == 'w')
+			return kl_repo_fail(s->r, -KL_EDBSERVER, "malformed WAL message");
+		if (m.type == 'k')
 			return kl_repo_fail(s->r, -KL_EDBSERVER, "malformed keepalive message");
-		return p[17] ? send_status(s) : 0;
+		return kl_repo_fail(s->r, -KL_EDBSERVER,
+				    "unexpected message type 0x%02x in the WAL stream", m.type);
 	}
-	return kl_repo_fail(s->r, -KL_EDBSERVER, "unexpected message type 0x%02x in the WAL stream",
-			    p[0]);
+	if (m.type == 'w')
+		return on_wal(s, &m);
+	return m.reply ? send_status(s) : 0;
 }
 
 /* Receives until stop_fd is readable or the server ends the stream. */

@@ -1,7 +1,7 @@
 /*
  * src/db without a server: the tar stream parser (every header form the
- * writers use, paths cleaned, damage refused, any split of the input)
- * and LSNs.
+ * writers use, paths cleaned, damage refused, any split of the input),
+ * LSNs and the replication protocol's messages.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -328,13 +328,105 @@ static void pitr_time(void **state)
 	assert_int_equal(kl_pgr_parse_time("", &t), -KL_EUSAGE);
 }
 
+/* ---- replication messages (pg-msg.c) ---- */
+
+static void be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static void msg_stream(void **state)
+{
+	uint8_t w[28] = {'w'}, k[18] = {'k'};
+	struct kl_pgm_stream m;
+
+	be64(w + 1, 0x100000028ull);
+	be64(w + 9, 0x200000000ull);
+	be64(w + 17, 123456789);
+	memcpy(w + 25, "abc", 3);
+	assert_int_equal(kl_pgm_stream_decode(w, sizeof(w), &m), 0);
+	assert_int_equal(m.type, 'w');
+	assert_true(m.start_lsn == 0x100000028ull);
+	assert_true(m.end_lsn == 0x200000000ull);
+	assert_true(m.send_time == 123456789);
+	assert_ptr_equal(m.data, w + 25);
+	assert_int_equal(m.len, 3);
+	/* no WAL bytes is valid, one header byte short is not */
+	assert_int_equal(kl_pgm_stream_decode(w, 25, &m), 0);
+	assert_int_equal(m.len, 0);
+	assert_int_equal(kl_pgm_stream_decode(w, 24, &m), -KL_ECORRUPT);
+	assert_int_equal(m.type, 'w');
+	assert_int_equal(kl_pgm_stream_decode(w, 1, &m), -KL_ECORRUPT);
+
+	be64(k + 1, 0x300000000ull);
+	be64(k + 9, 42);
+	k[17] = 1;
+	assert_int_equal(kl_pgm_stream_decode(k, sizeof(k), &m), 0);
+	assert_int_equal(m.type, 'k');
+	assert_true(m.end_lsn == 0x300000000ull);
+	assert_true(m.send_time == 42);
+	assert_true(m.reply);
+	k[17] = 0;
+	assert_int_equal(kl_pgm_stream_decode(k, sizeof(k), &m), 0);
+	assert_false(m.reply);
+	assert_int_equal(kl_pgm_stream_decode(k, 17, &m), -KL_ECORRUPT);
+	assert_int_equal(m.type, 'k');
+
+	assert_int_equal(kl_pgm_stream_decode(k, 0, &m), -KL_ECORRUPT);
+	assert_int_equal(m.type, 0);
+	assert_int_equal(kl_pgm_stream_decode((const uint8_t *)"r123", 4, &m), -KL_ECORRUPT);
+	assert_int_equal(m.type, 'r');
+}
+
+static void msg_backup(void **state)
+{
+	static const uint8_t n1[] = "nbase.tar\0/srv/ts", p1[] = {'p', 0, 0, 0, 0, 0, 0, 1, 2};
+	struct kl_pgm_backup m;
+
+	/* sizeof includes the literal's final NUL: the location's terminator */
+	assert_int_equal(kl_pgm_backup_decode(n1, sizeof(n1), &m), 0);
+	assert_int_equal(m.type, 'n');
+	assert_string_equal(m.name, "base.tar");
+	assert_string_equal(m.location, "/srv/ts");
+	assert_int_equal(kl_pgm_backup_decode((const uint8_t *)"n16384.tar\0\0", 13, &m), 0);
+	assert_string_equal(m.name, "16384.tar");
+	assert_string_equal(m.location, "");
+	/* a name or a location without its NUL */
+	for (size_t n = 0; n < sizeof(n1); n++) {
+		assert_int_equal(kl_pgm_backup_decode(n1, n, &m), -KL_ECORRUPT);
+		assert_null(m.name);
+	}
+
+	assert_int_equal(kl_pgm_backup_decode((const uint8_t *)"dxyz", 4, &m), 0);
+	assert_int_equal(m.type, 'd');
+	assert_int_equal(m.len, 3);
+	assert_memory_equal(m.data, "xyz", 3);
+	assert_int_equal(kl_pgm_backup_decode((const uint8_t *)"d", 1, &m), 0);
+	assert_int_equal(m.len, 0);
+
+	assert_int_equal(kl_pgm_backup_decode(p1, sizeof(p1), &m), 0);
+	assert_int_equal(m.type, 'p');
+	assert_true(m.progress == 0x102);
+	assert_int_equal(kl_pgm_backup_decode(p1, sizeof(p1) - 1, &m), -KL_ECORRUPT);
+	assert_int_equal(m.type, 'p');
+
+	assert_int_equal(kl_pgm_backup_decode((const uint8_t *)"m", 1, &m), 0);
+	assert_int_equal(m.type, 'm');
+	assert_int_equal(kl_pgm_backup_decode(p1, 0, &m), -KL_ECORRUPT);
+	assert_int_equal(m.type, 0);
+	assert_int_equal(kl_pgm_backup_decode((const uint8_t *)"w", 1, &m), -KL_ECORRUPT);
+	assert_int_equal(m.type, 'w');
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(tar_ustar),	     cmocka_unit_test(tar_long_names),
 		cmocka_unit_test(tar_paths_cleaned), cmocka_unit_test(tar_refused),
 		cmocka_unit_test(tar_no_trailer),    cmocka_unit_test(lsn),
-		cmocka_unit_test(pitr_time),
+		cmocka_unit_test(pitr_time),	     cmocka_unit_test(msg_stream),
+		cmocka_unit_test(msg_backup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

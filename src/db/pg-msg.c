@@ -1,0 +1,85 @@
+/*
+ * The PostgreSQL replication protocol's CopyData messages as bytes
+ * (docs/DATABASES.md): what the server sends during START_REPLICATION
+ * (pg-stream.c) and BASE_BACKUP (pg-backup.c). Pure functions of the
+ * message: they check every length and copy nothing, so the callers
+ * keep their own errors and a fuzz target (fuzz/fuzz-pg-msg.c) can
+ * reach them without a server.
+ */
+#include <string.h>
+
+#include "keel/db.h"
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+int kl_pgm_stream_decode(const uint8_t *p, size_t n, struct kl_pgm_stream *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	if (!n)
+		return -KL_ECORRUPT;
+	ret->type = p[0];
+	switch (p[0]) {
+	case 'w': /* start LSN, end of WAL, send time, WAL bytes */
+		if (n < 25)
+			return -KL_ECORRUPT;
+		ret->start_lsn = get_be64(p + 1);
+		ret->end_lsn = get_be64(p + 9);
+		ret->send_time = (int64_t)get_be64(p + 17);
+		ret->data = p + 25;
+		ret->len = n - 25;
+		return 0;
+	case 'k': /* end of WAL, send time, reply requested */
+		if (n < 18)
+			return -KL_ECORRUPT;
+		ret->end_lsn = get_be64(p + 1);
+		ret->send_time = (int64_t)get_be64(p + 9);
+		ret->reply = p[17] != 0;
+		return 0;
+	default:
+		return -KL_ECORRUPT;
+	}
+}
+
+int kl_pgm_backup_decode(const uint8_t *p, size_t n, struct kl_pgm_backup *ret)
+{
+	const uint8_t *end, *loc;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!n)
+		return -KL_ECORRUPT;
+	ret->type = p[0];
+	p++;
+	n--;
+	switch (ret->type) {
+	case 'n': /* archive name, tablespace location: both NUL-terminated */
+		end = memchr(p, 0, n);
+		if (!end)
+			return -KL_ECORRUPT;
+		loc = end + 1;
+		if (!memchr(loc, 0, n - (size_t)(loc - p)))
+			return -KL_ECORRUPT;
+		ret->name = (const char *)p;
+		ret->location = (const char *)loc;
+		return 0;
+	case 'd':
+		ret->data = p;
+		ret->len = n;
+		return 0;
+	case 'p':
+		if (n != 8)
+			return -KL_ECORRUPT;
+		ret->progress = get_be64(p);
+		return 0;
+	case 'm':
+		return 0;
+	default:
+		return -KL_ECORRUPT;
+	}
+}
