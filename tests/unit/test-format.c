@@ -1423,7 +1423,7 @@ static void snapshot_encode_rejects(void **state)
 	kl_buf_release(&b);
 }
 
-/* A disk image snapshot's fields 17 and 18 (docs/IMAGES.md) round-trip. */
+/* A disk image snapshot's fields 18 and 19 (docs/IMAGES.md) round-trip. */
 static void snapshot_image_fields(void **state)
 {
 	struct kl_buf b = KL_BUF_INIT(1 << 20);
@@ -1432,6 +1432,7 @@ static void snapshot_image_fields(void **state)
 	(void)state;
 	full_snapshot(&s);
 	s.kind = KL_SNAP_DISK;
+	s.has_db = false; /* a database's message only on kinds 4 and 5 */
 	s.image_chunk_size = 4u << 20;
 	s.image_method = kl_strdup("read");
 	assert_non_null(s.image_method);
@@ -1443,7 +1444,7 @@ static void snapshot_image_fields(void **state)
 	assert_string_equal(d.image_method, "read");
 	kl_snapshot_release(&d);
 	/* twice is corrupt, as for every singular field */
-	kl_pb_put_uint(&b, 17, 1);
+	kl_pb_put_uint(&b, 18, 1);
 	assert_int_equal(kl_snapshot_decode(b.data, b.len, &d), -KL_ECORRUPT);
 	kl_snapshot_release(&s);
 	kl_buf_release(&b);
