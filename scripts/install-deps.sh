@@ -8,6 +8,8 @@ packages=(
 	# build
 	meson ninja-build pkg-config gcc libc6-dev
 	libzstd-dev libsodium-dev libssl-dev
+	# the job daemon's state files and status --json (src/daemon, keel status)
+	libjansson-dev
 	# unit tests
 	libcmocka-dev
 	# sanitizer and fuzz builds (clang-14, its runtimes, llvm-symbolizer)

@@ -48,6 +48,7 @@ enum kl_error {
 	KL_EAPPENDONLY,	  /* the storage only allows adding objects */
 	KL_EOBJLOCKED,	  /* object under retention (S3 Object Lock): not deleted */
 	KL_ELOCKLEFT,	  /* done, but our own lock object could not be removed */
+	KL_ETARGET,	  /* a job missed its RPO or RTO target (keel status) */
 };
 
 /* Message for a negative code (errno or kl_error). Never NULL. */

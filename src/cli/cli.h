@@ -172,6 +172,8 @@ int cmd_unlock(int argc, char **argv, struct kl_cli *cli);
 int cmd_repair(int argc, char **argv, struct kl_cli *cli);
 int cmd_serve(int argc, char **argv, struct kl_cli *cli);
 int cmd_version(int argc, char **argv, struct kl_cli *cli);
+int cmd_daemon(int argc, char **argv, struct kl_cli *cli);
+int cmd_status(int argc, char **argv, struct kl_cli *cli);
 
 extern const struct kl_cmd *const kl_cmd_table;
 const struct kl_cmd *kl_cmd_find(const char *name);

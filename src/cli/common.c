@@ -28,6 +28,8 @@ static const struct kl_cmd cmds[] = {
 	{"serve", cmd_serve, 0, "serve a repository to a client over ssh (append-only too)", NULL},
 	{"unlock", cmd_unlock, KL_CMD_REPO | KL_CMD_KEY, "remove stale locks", NULL},
 	{"key", cmd_key, KL_CMD_REPO | KL_CMD_KEY, "manage passwords (key files)", NULL},
+	{"daemon", cmd_daemon, 0, "run the jobs of a configuration file on their schedules", NULL},
+	{"status", cmd_status, 0, "show each job's last run, RPO and next run", NULL},
 	{"version", cmd_version, 0, "print the version", NULL},
 	{NULL, NULL, 0, NULL, NULL},
 };
@@ -52,6 +54,8 @@ int kl_exit_code(int r)
 		return 3;
 	case KL_ELOCKLEFT:
 		return 4;
+	case KL_ETARGET:
+		return 5;
 	case KL_ENOREPO:
 		return 10;
 	case KL_EEXIST_REPO:

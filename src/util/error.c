@@ -41,6 +41,8 @@ const char *kl_strerror(int r)
 		return "object is under retention (object lock)";
 	case KL_ELOCKLEFT:
 		return "this command's lock was left in the repository";
+	case KL_ETARGET:
+		return "a recovery point objective was missed";
 	default:
 		if (r < 0 && -r < 1000)
 			return strerror(-r);
