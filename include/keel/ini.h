@@ -18,7 +18,11 @@ struct kl_ini_item {
 	unsigned line;	     /* from 1 */
 	const char *section; /* the current header's word ("job"); NULL before the first */
 	size_t section_len;
-	const char *name; /* its quoted NAME, without the quotes; NULL when none */
+	/*
+	 * its quoted NAME, without the outer quotes and not checked further
+	 * (the caller says what a name may hold); NULL when none
+	 */
+	const char *name;
 	size_t name_len;
 	const char *key; /* NULL: this item is the header itself */
 	size_t key_len;
@@ -33,8 +37,8 @@ enum kl_ini_flags {
 
 /*
  * Calls fn for every header and setting of text[0..n), in order. Malformed
- * lines (control characters, a header without ']' or with an unquoted or
- * badly quoted name, a line that is not "key = value", a setting before
+ * lines (control characters, a header without ']' or with an unquoted
+ * name, a line that is not "key = value", a setting before
  * the first header) fail with -KL_EUSAGE and "line N: ..." in err; so may
  * fn (its own negative return stops the parse and is returned). Values are
  * never quoted in messages: they may be secrets.

@@ -42,8 +42,7 @@ static int header(const char *p, const char *e, struct kl_ini_item *it, struct k
 		w++;
 	if (w == e)
 		return 0;
-	if (e - w < 2 || *w != '"' || e[-1] != '"' || memchr(w + 1, '"', (size_t)(e - w - 2)) ||
-	    memchr(w + 1, '\\', (size_t)(e - w - 2)))
+	if (e - w < 2 || *w != '"' || e[-1] != '"')
 		return kl_fail(err, -KL_EUSAGE,
 			       "line %u: write the section's label in double quotes", it->line);
 	it->name = w + 1;
