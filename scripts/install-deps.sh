@@ -10,6 +10,8 @@ packages=(
 	libzstd-dev libsodium-dev libssl-dev
 	# the job daemon's state files and status --json (src/daemon, keel status)
 	libjansson-dev
+	# the job daemon's HTTP listener (/metrics)
+	libmicrohttpd-dev
 	# unit tests
 	libcmocka-dev
 	# sanitizer and fuzz builds (clang-14, its runtimes, llvm-symbolizer)

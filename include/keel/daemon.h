@@ -129,12 +129,29 @@ struct kl_daemon_run {
 	char snapshot[65];    /* hex id of the snapshot it saved, "" if none */
 	char error[256];      /* the reason it failed, "" on success */
 	int64_t last_success; /* end of the newest successful run, 0: none */
+	double snapshot_time; /* when the newest snapshot of a run was started, 0: none */
 };
 
 /* Reads the record of job; a job that never ran gives 0 and a zeroed run. */
 int kl_daemon_state_read(const char *state_dir, const char *job, struct kl_daemon_run *ret);
 /* Writes it atomically (creating STATE-DIR/jobs). */
 int kl_daemon_state_write(const char *state_dir, const char *job, const struct kl_daemon_run *run);
+
+/* ---- HTTP (src/daemon/http.c) ------------------------------------------ */
+
+struct kl_daemon_http;
+/*
+ * Listens on listen ("127.0.0.1:9911": loopback only for now) and serves
+ * GET /metrics with what render writes. Driven by the caller's loop:
+ * poll kl_daemon_http_fd() for input, with kl_daemon_http_timeout_ms()
+ * (-1: none), then call kl_daemon_http_run().
+ */
+int kl_daemon_http_start(const char *listen, int (*render)(struct kl_buf *out, void *userdata),
+			 void *userdata, struct kl_daemon_http **ret, struct kl_err *err);
+int kl_daemon_http_fd(const struct kl_daemon_http *h);
+int kl_daemon_http_timeout_ms(const struct kl_daemon_http *h);
+void kl_daemon_http_run(struct kl_daemon_http *h);
+void kl_daemon_http_free(struct kl_daemon_http *h);
 
 /* ---- the daemon (src/daemon/daemon.c, run.c) ------------------------------ */
 

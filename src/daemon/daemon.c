@@ -29,6 +29,7 @@ struct job_rt {
 struct daemon {
 	const struct kl_daemon_opts *o;
 	struct kl_daemon_conf conf;
+	struct kl_daemon_http *http;
 	struct job_rt *rt;
 	size_t n_rt;
 };
@@ -233,13 +234,86 @@ static int lock_state_dir(const char *state_dir, struct kl_err *err)
 	return fd;
 }
 
+struct metric {
+	const char *name, *help;
+};
+
+static const struct metric metrics[] = {
+	{"keel_rpo_seconds", "Age of the newest snapshot a run of the job saved."},
+	{"keel_rpo_target_seconds", "The job's rpo-target."},
+	{"keel_last_success_timestamp_seconds", "When the last successful run ended."},
+	{"keel_last_run_duration_seconds", "How long the last run took."},
+	{"keel_last_run_success", "1 if the last run succeeded, else 0."},
+};
+
+/* GET /metrics: Prometheus text format, one sample per job and metric that has a value */
+static int render_metrics(struct kl_buf *out, void *userdata)
+{
+	const struct daemon *d = userdata;
+	double now = (double)kl_time_now_ns() / (double)KL_NSEC_PER_SEC;
+	struct kl_daemon_run *runs;
+	int r = 0;
+
+	runs = kl_calloc(d->conf.n_jobs + 1, sizeof(*runs));
+	if (!runs)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->conf.n_jobs; i++)
+		if (kl_daemon_state_read(d->o->state_dir, d->conf.jobs[i].name, &runs[i]) < 0)
+			memset(&runs[i], 0, sizeof(runs[i]));
+	for (size_t m = 0; m < KL_ARRAY_SIZE(metrics) && r >= 0; m++) {
+		r = kl_buf_addf(out, "# HELP %s %s\n# TYPE %s gauge\n", metrics[m].name,
+				metrics[m].help, metrics[m].name);
+		for (size_t i = 0; i < d->conf.n_jobs && r >= 0; i++) {
+			const struct kl_daemon_job *j = &d->conf.jobs[i];
+			const struct kl_daemon_run *run = &runs[i];
+			double v;
+
+			switch (m) {
+			case 0:
+				if (!run->snapshot_time)
+					continue;
+				v = now - run->snapshot_time;
+				break;
+			case 1:
+				if (!j->rpo_target)
+					continue;
+				v = (double)j->rpo_target;
+				break;
+			case 2:
+				if (!run->last_success)
+					continue;
+				v = (double)run->last_success;
+				break;
+			case 3:
+				if (!run->start)
+					continue;
+				v = run->duration;
+				break;
+			default:
+				if (!run->start)
+					continue;
+				v = run->success;
+				break;
+			}
+			/* job and repository names are [A-Za-z0-9._-]: nothing to escape */
+			r = kl_buf_addf(out, "%s{job=\"%s\",repository=\"%s\"} %.3f\n",
+					metrics[m].name, j->name, j->repository, v);
+		}
+	}
+	kl_free(runs);
+	return r;
+}
+
 static int loop(struct daemon *d, int sfd)
 {
 	bool stopping = false;
 
 	for (;;) {
-		struct pollfd pfd = {.fd = sfd, .events = POLLIN};
+		struct pollfd pfd[2] = {
+			{.fd = sfd, .events = POLLIN},
+			{.fd = d->http ? kl_daemon_http_fd(d->http) : -1, .events = POLLIN}};
 		bool running = false;
+		int timeout;
 		int64_t now = now_sec();
 		int n;
 
@@ -252,10 +326,19 @@ static int loop(struct daemon *d, int sfd)
 		}
 		if (stopping && !running)
 			return 0;
-		n = poll(&pfd, 1, stopping ? -1 : next_timeout(d));
+		timeout = stopping ? -1 : next_timeout(d);
+		if (d->http) {
+			int t = kl_daemon_http_timeout_ms(d->http);
+
+			if (t >= 0 && (timeout < 0 || t < timeout))
+				timeout = t;
+		}
+		n = poll(pfd, 2, timeout);
 		if (n < 0 && errno != EINTR)
 			return -errno;
-		if (n <= 0)
+		if (d->http)
+			kl_daemon_http_run(d->http);
+		if (n <= 0 || !(pfd[0].revents & POLLIN))
 			continue;
 		{
 			struct signalfd_siginfo si;
@@ -312,11 +395,18 @@ int kl_daemon_run(const struct kl_daemon_opts *o, struct kl_err *err)
 	r = sync_jobs(&d);
 	if (r < 0)
 		goto out;
-	LOG("started: %zu jobs from %s", d.conf.n_jobs, o->config_path);
+	if (d.conf.http_listen) {
+		r = kl_daemon_http_start(d.conf.http_listen, render_metrics, &d, &d.http, err);
+		if (r < 0)
+			goto out;
+	}
+	LOG("started: %zu jobs from %s%s%s", d.conf.n_jobs, o->config_path,
+	    d.http ? ", metrics on http://" : "", d.http ? d.conf.http_listen : "");
 	r = loop(&d, sfd);
 	if (r >= 0)
 		LOG("stopped");
 out:
+	kl_daemon_http_free(d.http);
 	for (size_t i = 0; i < d.n_rt; i++)
 		kl_free(d.rt[i].name);
 	kl_free(d.rt);

@@ -118,6 +118,7 @@ static int backup(const struct kl_daemon_opts *o, const struct kl_daemon_repo *r
 {
 	_cleanup_close_ int out_fd = open_log(o->state_dir, j->name, "out");
 	struct argv_buf a = {0};
+	double t0;
 	int st;
 
 	if (out_fd < 0)
@@ -139,10 +140,12 @@ static int backup(const struct kl_daemon_opts *o, const struct kl_daemon_repo *r
 	add(&a, "--");
 	for (size_t i = 0; i < j->n_paths && i < 1024; i++)
 		add(&a, j->paths[i]);
+	t0 = (double)kl_time_now_ns() / (double)KL_NSEC_PER_SEC;
 	st = spawn(a.v, out_fd, log_fd, j->name);
 	if (st < 0)
 		return st;
 	if (st == 0 || st == 3) {
+		ret->snapshot_time = t0; /* the snapshot's time is taken as the backup starts */
 		char buf[8192];
 		ssize_t got = pread(out_fd, buf, sizeof(buf) - 1, 0);
 		const char *p;
@@ -206,6 +209,7 @@ int kl_daemon_run_job(const struct kl_daemon_opts *o, const struct kl_daemon_con
 	memset(ret, 0, sizeof(*ret));
 	ret->start = kl_time_now_ns() / KL_NSEC_PER_SEC;
 	ret->last_success = prev.last_success;
+	ret->snapshot_time = prev.snapshot_time;
 	if (log_fd < 0)
 		return log_fd;
 	if (j->host)

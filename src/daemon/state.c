@@ -66,6 +66,7 @@ int kl_daemon_state_read(const char *state_dir, const char *job, struct kl_daemo
 	ret->duration = json_number_value(json_object_get(root, "duration_seconds"));
 	ret->success = json_is_true(json_object_get(root, "success"));
 	ret->last_success = json_integer_value(json_object_get(root, "last_success"));
+	ret->snapshot_time = json_number_value(json_object_get(root, "snapshot_time"));
 	v = json_object_get(root, "snapshot_id");
 	copy_str(ret->snapshot, sizeof(ret->snapshot), json_string_value(v));
 	v = json_object_get(root, "error");
@@ -80,11 +81,11 @@ int kl_daemon_state_write(const char *state_dir, const char *job, const struct k
 	char name[128], *text;
 	int r;
 
-	root = json_pack("{s:I,s:I,s:f,s:b,s:s?,s:s?,s:I}", "start", (json_int_t)run->start, "end",
-			 (json_int_t)run->end, "duration_seconds", run->duration, "success",
+	root = json_pack("{s:I,s:I,s:f,s:b,s:s?,s:s?,s:I,s:f}", "start", (json_int_t)run->start,
+			 "end", (json_int_t)run->end, "duration_seconds", run->duration, "success",
 			 run->success, "snapshot_id", run->snapshot[0] ? run->snapshot : NULL,
 			 "error", run->error[0] ? run->error : NULL, "last_success",
-			 (json_int_t)run->last_success);
+			 (json_int_t)run->last_success, "snapshot_time", run->snapshot_time);
 	if (!root)
 		return -ENOMEM;
 	dfd = jobs_dir(state_dir, true);

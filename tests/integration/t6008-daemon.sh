@@ -2,8 +2,8 @@
 # keel daemon and keel status (docs/DAEMON.md): a configuration error names
 # the file, line and key; --check-config validates; the daemon runs a job
 # on an "every 1s" schedule (several snapshots, retention applied, excludes
-# and the host kept), stops on SIGTERM with exit 0 and no lock left, runs a
-# missed calendar run once at start; status reports the RPO as the age of
+# and the host kept) and serves GET /metrics, stops on SIGTERM with exit 0
+# and no lock left, runs a missed calendar run once at start; status reports the RPO as the age of
 # the newest snapshot and exits 5 when a target is missed.
 . "$(dirname "$0")/../lib.sh"
 require_keel
@@ -51,6 +51,8 @@ host = testhost
 schedule = $1   # fast
 keep-last = 2
 rpo-target = $2
+${3:+[http]
+listen = 127.0.0.1:$3}
 EOC
 }
 
@@ -71,12 +73,30 @@ keel daemon --check-config --config "$CONF" >"$TEST_DIR/out"
 [ "$(cat "$TEST_DIR/out")" = "$CONF: valid: 1 repositories, 1 jobs, 0 drills" ] ||
 	fail "unexpected --check-config output: $(cat "$TEST_DIR/out")"
 
-# ---- the daemon runs the job, again and again, and stops on SIGTERM ----
+# ---- the daemon runs the job, again and again, serves /metrics, and stops on SIGTERM ----
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+write_conf "every 1s" 1h "$PORT"
 # the binary itself, not the keel function: $! must be the daemon
 "$KEEL" daemon --config "$CONF" --state-dir "$STATE" 2>"$TEST_DIR/daemon.err" &
 DAEMON=$!
 BG_PIDS+=("$DAEMON")
 poll runs_logged 3
+metrics_ready()
+{
+	curl -sf "http://127.0.0.1:$PORT/metrics" >"$TEST_DIR/metrics" &&
+		grep -q '^keel_rpo_seconds{job="files",repository="main"} ' "$TEST_DIR/metrics"
+}
+poll metrics_ready
+grep -qx 'keel_rpo_target_seconds{job="files",repository="main"} 3600.000' "$TEST_DIR/metrics" ||
+	fail "no rpo target in: $(cat "$TEST_DIR/metrics")"
+grep -qx 'keel_last_run_success{job="files",repository="main"} 1.000' "$TEST_DIR/metrics" ||
+	fail "no last run success in: $(cat "$TEST_DIR/metrics")"
+grep -q '^# TYPE keel_last_success_timestamp_seconds gauge$' "$TEST_DIR/metrics" ||
+	fail "no TYPE line in: $(cat "$TEST_DIR/metrics")"
+awk '$1 == "keel_rpo_seconds{job=\"files\",repository=\"main\"}" { exit !($2 >= 0 && $2 < 20) }' \
+	"$TEST_DIR/metrics" || fail "keel_rpo_seconds out of range: $(cat "$TEST_DIR/metrics")"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/nothing")" = 404 ] ||
+	fail "an unknown path is not 404"
 kill -TERM "$DAEMON"
 rc=0
 wait "$DAEMON" || rc=$?
