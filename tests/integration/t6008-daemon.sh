@@ -4,7 +4,7 @@
 # on an "every 1s" schedule (several snapshots, retention applied, excludes
 # and the host kept) and serves GET /metrics, stops on SIGTERM with exit 0
 # and no lock left, runs a missed calendar run once at start; status reports the RPO as the age of
-# the newest snapshot and exits 5 when a target is missed.
+# the newest snapshot and exits 5 when a target is missed; SIGHUP reloads.
 . "$(dirname "$0")/../lib.sh"
 require_keel
 
@@ -180,3 +180,24 @@ rc=0
 wait "$DAEMON" || rc=$?
 [ "$rc" = 0 ] || fail "the daemon exited $rc on SIGTERM"
 [ "$(grep -c 'run started' "$TEST_DIR/daemon.err")" = 1 ] || fail "not exactly one run: $(cat "$TEST_DIR/daemon.err")"
+
+# ---- SIGHUP picks up a changed schedule; a bad file keeps the old one ----
+# (the last run was just now: "daily 00:00" is not due before midnight)
+: >"$TEST_DIR/daemon.err"
+"$KEEL" daemon --config "$CONF" --state-dir "$STATE" 2>"$TEST_DIR/daemon.err" &
+DAEMON=$!
+BG_PIDS+=("$DAEMON")
+poll grep -q 'keel: daemon: started: 1 jobs' "$TEST_DIR/daemon.err"
+write_conf "every 1s" 1h
+kill -HUP "$DAEMON"
+poll grep -q 'keel: daemon: configuration reloaded: 1 jobs' "$TEST_DIR/daemon.err"
+poll runs_logged 1
+echo 'bad line' >>"$CONF"
+kill -HUP "$DAEMON"
+poll grep -q "keel: daemon: keeping the old configuration: $CONF: line 15: expected 'name = value'" "$TEST_DIR/daemon.err"
+poll runs_logged 2
+kill -TERM "$DAEMON"
+rc=0
+wait "$DAEMON" || rc=$?
+[ "$rc" = 0 ] || fail "the daemon exited $rc on SIGTERM"
+[ -z "$(ls -A "$KEEL_REPOSITORY/locks")" ] || fail "a lock was left: $(ls "$KEEL_REPOSITORY/locks")"
