@@ -176,7 +176,7 @@ int cmd_status(int argc, char **argv, struct kl_cli *cli)
 	const char *config = KL_DAEMON_CONF_DEFAULT, *state_dir = KL_DAEMON_STATE_DEFAULT;
 	struct kl_daemon_conf conf = {0};
 	json_t *jobs = NULL;
-	size_t missed = 0, errors = 0;
+	size_t missed = 0;
 	int64_t now_ns;
 	int c, rc;
 
@@ -214,7 +214,6 @@ int cmd_status(int argc, char **argv, struct kl_cli *cli)
 
 		job_status(cli, &conf, state_dir, &conf.jobs[i], now_ns, &st);
 		missed += st.missed;
-		errors += st.error != 0;
 		if (!rc && st.error < 0)
 			rc = st.error;
 		if (cli->json)
