@@ -443,7 +443,8 @@ static int conf_end_section(struct conf_state *st)
 static int conf_header(struct conf_state *st, const struct kl_ini_item *it)
 {
 	unsigned line = it->line;
-	const char *q = it->name, *e = it->name + it->name_len;
+	/* the label, if any (no arithmetic on a NULL name) */
+	const char *q = it->name, *e = it->name ? it->name + it->name_len : NULL;
 	int r;
 
 	r = conf_end_section(st);
