@@ -125,19 +125,24 @@ newest=$(keel snapshots --json | python3 -c 'import json,sys; print(json.load(sy
 grep -q "\"snapshot_id\": \"$newest\"" "$STATE/jobs/files.json" || fail "the state names another snapshot"
 
 # ---- status: the RPO is the newest snapshot's age ----
-keel status --json --config "$CONF" --state-dir "$STATE" >"$TEST_DIR/status.json"
+# (the daemon is stopped: the snapshots do not change; the RPO status gives
+# must lie between the newest snapshot's age before and after it ran)
 keel snapshots --json >"$TEST_DIR/snaps.json"
-python3 - "$TEST_DIR/status.json" "$TEST_DIR/snaps.json" <<'EOP' || fail "status does not match: $(cat "$TEST_DIR/status.json")"
-import json, sys, time
+t_before=$(date +%s.%N)
+keel status --json --config "$CONF" --state-dir "$STATE" >"$TEST_DIR/status.json"
+t_after=$(date +%s.%N)
+python3 - "$TEST_DIR/status.json" "$TEST_DIR/snaps.json" "$t_before" "$t_after" <<'EOP' || fail "status does not match: $(cat "$TEST_DIR/status.json")"
+import json, sys
 from datetime import datetime, timezone
 st = json.load(open(sys.argv[1]))
 snaps = json.load(open(sys.argv[2]))
+before, after = float(sys.argv[3]), float(sys.argv[4])
 j = st["jobs"][0]
 assert st["targets_missed"] == 0 and j["job"] == "files" and j["rpo_ok"] is True, st
 t = snaps[-1]["time"]
 sec = datetime.strptime(t[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
-age = time.time() - (sec + float("0." + t[20:-1]))
-assert abs(age - j["rpo_seconds"]) < 1.0, (age, j["rpo_seconds"])
+snap = sec + float("0." + t[20:-1])
+assert before - snap - 0.001 <= j["rpo_seconds"] <= after - snap + 0.001, (before - snap, j["rpo_seconds"], after - snap)
 assert j["rpo_target_seconds"] == 3600, j
 assert j["last_run"]["success"] is True and j["last_run"]["snapshot_id"] == snaps[-1]["id"], j
 EOP
