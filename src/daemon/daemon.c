@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -213,9 +214,13 @@ static int next_timeout(const struct daemon *d)
 
 static int lock_state_dir(const char *state_dir, struct kl_err *err)
 {
-	_cleanup_close_ int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int dfd = -1;
 	int fd;
 
+	/* its parent must exist (systemd's StateDirectory= makes it) */
+	if (mkdir(state_dir, 0755) < 0 && errno != EEXIST)
+		return kl_fail(err, -errno, "cannot create the state directory '%s'", state_dir);
+	dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return kl_fail(err, -errno, "cannot open the state directory '%s'", state_dir);
 	fd = openat(dfd, "daemon.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);

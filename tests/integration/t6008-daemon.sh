@@ -12,7 +12,7 @@ keel_init >/dev/null
 SRC=$TEST_DIR/src
 STATE=$TEST_DIR/state
 CONF=$TEST_DIR/keel.conf
-mkdir -p "$SRC" "$STATE"
+mkdir -p "$SRC"
 echo data >"$SRC/a"
 echo scratch >"$SRC/b.tmp"
 
