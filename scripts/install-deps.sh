@@ -19,6 +19,10 @@ build_packages=(
 	libcurl4-openssl-dev
 	# keel db: the PostgreSQL replication protocol
 	libpq-dev
+	# the job daemon's state files and status --json (src/daemon, keel status)
+	libjansson-dev
+	# the job daemon's HTTP listener (/metrics)
+	libmicrohttpd-dev
 	# unit tests (built with the rest of the tree)
 	libcmocka-dev
 )

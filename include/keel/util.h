@@ -51,6 +51,7 @@ enum kl_error {
 	KL_EOUTCLOSED,	  /* the reader of our output went away (EPIPE): a quiet exit */
 	KL_EDBCONNECT,	  /* cannot connect to the database server */
 	KL_EDBSERVER,	  /* the database server refused or broke off the operation */
+	KL_ETARGET,	  /* a job missed its RPO or RTO target (keel status) */
 };
 
 /* Message for a negative code (errno or kl_error). Never NULL. */

@@ -12,6 +12,7 @@
 
 #include "keel/crypto.h"
 #include "keel/fs.h"
+#include "keel/ini.h"
 #include "keel/s3.h"
 
 void kl_s3_location_release(struct kl_s3_location *l)
@@ -439,44 +440,46 @@ static int conf_end_section(struct conf_state *st)
 	return r;
 }
 
-static int conf_header(struct conf_state *st, const char *p, size_t n, unsigned line)
+static int conf_header(struct conf_state *st, const struct kl_ini_item *it)
 {
-	const char *q, *e;
+	unsigned line = it->line;
+	/* the label, if any (no arithmetic on a NULL name) */
+	const char *q = it->name, *e = it->name ? it->name + it->name_len : NULL;
 	int r;
 
 	r = conf_end_section(st);
 	if (r < 0)
 		return r;
-	if (n < 2 || p[n - 1] != ']')
-		return kl_fail(st->err, -KL_EUSAGE, "line %u: a section header ends with ']'",
-			       line);
-	q = p + 1;
-	e = p + n - 1;
-	while (q < e && blank(*q))
-		q++;
-	while (e > q && blank(e[-1]))
-		e--;
-	if (e - q < 2 || memcmp(q, "s3", 2) || (e - q > 2 && !blank(q[2])))
+	if (it->section_len != 2 || memcmp(it->section, "s3", 2))
 		return kl_fail(st->err, -KL_EUSAGE,
 			       "line %u: unknown section (keel knows [s3] and [s3 \"LOCATION\"])",
 			       line);
-	st->sect_name = kl_strndup(q, (size_t)(e - q));
-	if (!st->sect_name)
-		return -ENOMEM;
-	st->in_section = true;
-	st->sect_line = line;
-	q += 2;
-	while (q < e && blank(*q))
-		q++;
-	if (q == e) {
+	if (!it->name) {
+		st->sect_name = kl_strdup("s3");
+		if (!st->sect_name)
+			return -ENOMEM;
+		st->in_section = true;
+		st->sect_line = line;
 		st->spec = st->have_loc ? 0 : -1;
 		return 0;
 	}
-	if (e - q < 3 || *q != '"' || e[-1] != '"')
+	if (q == e)
 		return kl_fail(st->err, -KL_EUSAGE, "line %u: write the location in double quotes",
 			       line);
-	q++;
-	e--;
+	{
+		_cleanup_buf_ struct kl_buf name = KL_BUF_INIT(1u << 16);
+
+		r = kl_buf_addf(&name, "s3 \"%.*s\"", (int)it->name_len, it->name);
+		if (r < 0)
+			return r == -E2BIG ? kl_fail(st->err, -KL_EUSAGE,
+						     "line %u: the location is too long", line)
+					   : r;
+		st->sect_name = (char *)kl_buf_detach(&name, NULL);
+		if (!st->sect_name)
+			return -ENOMEM;
+	}
+	st->in_section = true;
+	st->sect_line = line;
 	{
 		_cleanup_buf_ struct kl_buf pat = KL_BUF_INIT(1u << 16);
 
@@ -524,26 +527,15 @@ static int conf_set_secret(char **dst, const char *v, size_t n)
 	return *dst ? 0 : -ENOMEM;
 }
 
-static int conf_setting(struct conf_state *st, const char *p, size_t n, unsigned line)
+static int conf_setting(struct conf_state *st, const struct kl_ini_item *it)
 {
-	const char *eq = memchr(p, '=', n), *v, *e = p + n;
-	size_t kn, vn;
+	const char *p = it->key, *v = it->value;
+	size_t kn = it->key_len, vn = it->value_len;
+	unsigned line = it->line;
 	enum conf_key k;
 	unsigned u = 0;
 	int bad = 0;
 
-	if (!st->in_section)
-		return kl_fail(st->err, -KL_EUSAGE, "line %u: a setting before the first section",
-			       line);
-	if (!eq)
-		return kl_fail(st->err, -KL_EUSAGE, "line %u: expected 'name = value'", line);
-	kn = (size_t)(eq - p);
-	while (kn && blank(p[kn - 1]))
-		kn--;
-	v = eq + 1;
-	while (v < e && blank(*v))
-		v++;
-	vn = (size_t)(e - v);
 	for (k = 0; k < CK_N; k++)
 		if (strlen(conf_keys[k]) == kn && !memcmp(p, conf_keys[k], kn))
 			break;
@@ -623,12 +615,16 @@ static int conf_setting(struct conf_state *st, const char *p, size_t n, unsigned
 		       conf_keys[k]);
 }
 
+/* The lines come from keel's INI lexer (keel/ini.h), which the daemon's configuration shares. */
+static int conf_item(const struct kl_ini_item *it, void *userdata)
+{
+	return it->key ? conf_setting(userdata, it) : conf_header(userdata, it);
+}
+
 int kl_s3_conf_parse(const char *text, size_t n, const char *location, struct kl_s3_conf *ret,
 		     struct kl_err *err)
 {
 	struct conf_state st = {.c = ret, .err = err, .loc = KL_BUF_INIT(1u << 16), .spec = -1};
-	const char *p = text, *end = text + n;
-	unsigned line = 0;
 	int r = 0;
 
 	memset(ret, 0, sizeof(*ret));
@@ -642,31 +638,7 @@ int kl_s3_conf_parse(const char *text, size_t n, const char *location, struct kl
 		st.have_loc = r >= 0;
 		r = 0;
 	}
-	while (p < end && r >= 0) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *e = nl ? nl : end;
-
-		line++;
-		for (const char *x = p; x < e; x++)
-			/* '\r' only as part of a "\r\n" line end */
-			if (((unsigned char)*x < 0x20 && *x != '\t' &&
-			     !(*x == '\r' && x + 1 == e)) ||
-			    *x == 0x7f) {
-				r = kl_fail(err, -KL_EUSAGE, "line %u: a control character", line);
-				goto out;
-			}
-		while (p < e && blank(*p))
-			p++;
-		while (e > p && blank(e[-1]))
-			e--;
-		if (p == e || *p == '#' || *p == ';')
-			;
-		else if (*p == '[')
-			r = conf_header(&st, p, (size_t)(e - p), line);
-		else
-			r = conf_setting(&st, p, (size_t)(e - p), line);
-		p = nl ? nl + 1 : end;
-	}
+	r = kl_ini_parse(text, n, 0, conf_item, &st, err);
 	if (r >= 0)
 		r = conf_end_section(&st);
 out:

@@ -309,6 +309,8 @@ int cmd_version(int argc, char **argv, struct kl_cli *cli);
 int cmd_help(int argc, char **argv, struct kl_cli *cli);
 int cmd_generate(int argc, char **argv, struct kl_cli *cli);
 int cmd_db(int argc, char **argv, struct kl_cli *cli);
+int cmd_daemon(int argc, char **argv, struct kl_cli *cli);
+int cmd_status(int argc, char **argv, struct kl_cli *cli);
 
 extern const struct kl_cmd *const kl_cmd_table;
 const struct kl_cmd *kl_cmd_find(const char *name);

@@ -41,6 +41,8 @@ static const struct kl_cmd cmds[] = {
 	{"key", cmd_key, KL_CMD_REPO | KL_CMD_KEY, "manage passwords (key files)", NULL},
 	{"db", cmd_db, KL_CMD_REPO | KL_CMD_KEY, "back up and restore databases (PostgreSQL)",
 	 NULL},
+	{"daemon", cmd_daemon, 0, "run the jobs of a configuration file on their schedules", NULL},
+	{"status", cmd_status, 0, "show each job's last run, RPO and next run", NULL},
 	{"version", cmd_version, 0, "print the version", NULL},
 	{"help", cmd_help, 0, "print the help of keel or of a command", NULL},
 	{"generate", cmd_generate, 0, "write manual pages and shell completions", NULL},
@@ -67,6 +69,8 @@ int kl_exit_code(int r)
 		return 3;
 	case KL_ELOCKLEFT:
 		return 4;
+	case KL_ETARGET:
+		return 5;
 	case KL_ENOREPO:
 		return 10;
 	case KL_EEXIST_REPO:

@@ -47,6 +47,8 @@ const char *kl_strerror(int r)
 		return "cannot connect to the database server";
 	case KL_EDBSERVER:
 		return "the database server refused the operation";
+	case KL_ETARGET:
+		return "a recovery point objective was missed";
 	default:
 		if (r < 0 && -r < 1000)
 			return strerror(-r);

@@ -55,6 +55,21 @@ expect_error 20 'forget is done, but its lock is left' \
 [ "$(snapshot_count)" = 1 ] || fail "forget --prune with a lock left did not forget"
 expect_success keel unlock
 
+# case 5: keel status, a job missed its RPO target (here: no snapshot of
+# its paths at all; tests/integration/t6008-daemon.sh: one too old)
+cat >"$TEST_DIR/keel.conf" <<EOC
+[repository "r"]
+location = $KEEL_REPOSITORY
+password-file = $KEEL_PASSWORD_FILE
+[job "never"]
+repository = r
+paths = $TEST_DIR/never-backed-up
+schedule = hourly
+rpo-target = 1h
+EOC
+mkdir -p "$TEST_DIR/state"
+expect_exit 5 keel status --config "$TEST_DIR/keel.conf" --state-dir "$TEST_DIR/state" >/dev/null
+
 # case 10: no repository at that location, nor at a file or below one
 expect_exit 10 keel -r "$TEST_DIR/nowhere" snapshots
 for f in "$SRC/big.bin" "$SRC/big.bin/sub"; do

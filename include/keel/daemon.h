@@ -1,0 +1,182 @@
+/*
+ * keel's job daemon (docs/DAEMON.md): the configuration file of jobs,
+ * schedules, the state of each job's runs, and the daemon's loop.
+ * A layer above ops, below cli.
+ */
+#ifndef KEEL_DAEMON_H
+#define KEEL_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "keel/util.h"
+
+/* ---- schedules (src/daemon/schedule.c) ---------------------------------- */
+
+/*
+ * "every 30s|15m|2h|1d", "hourly", "daily HH:MM", "weekly DAY HH:MM" or a
+ * five-field cron line (minute hour day-of-month month day-of-week, with
+ * '*', N, N-M, '/STEP' and lists; day 0 or 7 is Sunday). Everything but
+ * "every" is a calendar in local time.
+ */
+struct kl_schedule {
+	int64_t every;	 /* seconds; 0: a calendar */
+	uint64_t minute; /* bit per minute 0..59 */
+	uint32_t hour;	 /* bit per hour 0..23 */
+	uint32_t dom;	 /* bit per day 1..31 */
+	uint16_t month;	 /* bit per month 1..12 */
+	uint8_t dow;	 /* bit per day 0..6, 0 Sunday */
+	bool dom_star, dow_star;
+};
+
+/* Returns 0 or -KL_EUSAGE. */
+int kl_schedule_parse(const char *s, struct kl_schedule *ret);
+
+/*
+ * The first time the schedule fires strictly after `after` (Unix seconds),
+ * or -1 if it never does (a cron line for February 30). "every N" fires
+ * at after + N. A calendar is read in the local time zone (TZ):
+ * - a wall-clock time that occurs twice (the hour repeated when summer
+ *   time ends) fires once, at its first occurrence;
+ * - one that does not exist (the hour skipped when it starts) fires at
+ *   the same wall-clock distance after the skip (02:30 becomes 03:30),
+ *   once, unless that moment is itself on the schedule.
+ */
+int64_t kl_schedule_next(const struct kl_schedule *s, int64_t after);
+
+/* "30s", "15m", "2h", "7d" (also "1h30m") in seconds. Returns 0 or -KL_EUSAGE. */
+int kl_daemon_parse_duration(const char *s, int64_t *ret);
+
+/* ---- configuration (src/daemon/conf.c) ---------------------------------- */
+
+#define KL_DAEMON_CONF_DEFAULT "/etc/keel/keel.conf"
+#define KL_DAEMON_STATE_DEFAULT "/var/lib/keel"
+
+struct kl_daemon_repo {
+	char *name;
+	char *location;
+	char *password_file;
+	unsigned line;
+};
+
+enum kl_daemon_keep {
+	KL_KEEP_LAST,
+	KL_KEEP_HOURLY,
+	KL_KEEP_DAILY,
+	KL_KEEP_WEEKLY,
+	KL_KEEP_MONTHLY,
+	KL_KEEP_YEARLY,
+	KL_KEEP_N
+};
+
+struct kl_daemon_job {
+	char *name;
+	char *repository; /* a [repository "NAME"] */
+	char **paths;	  /* absolute */
+	size_t n_paths;
+	char **excludes;
+	size_t n_excludes;
+	char *host; /* NULL: this host's name */
+	struct kl_schedule schedule;
+	char *schedule_text;
+	uint32_t keep[KL_KEEP_N]; /* 0: that rule unset */
+	int64_t rpo_target;	  /* seconds; 0: none */
+	char *before, *after;	  /* hooks, run by /bin/sh -c; NULL: none */
+	unsigned line;
+};
+
+struct kl_daemon_drill {
+	char *job;
+	struct kl_schedule schedule;
+	int64_t rto_target;
+	unsigned line;
+};
+
+struct kl_daemon_conf {
+	char *path;
+	struct kl_daemon_repo *repos;
+	size_t n_repos;
+	struct kl_daemon_job *jobs;
+	size_t n_jobs;
+	struct kl_daemon_drill *drills;
+	size_t n_drills;
+	char *webhook, *mail;
+	char *http_listen, *http_token_file;
+};
+
+/*
+ * Parses a configuration file's text; path names it in messages, which
+ * read "PATH:LINE: KEY: what is wrong" (the key, or the section for a
+ * whole section). Returns 0, -KL_EUSAGE (err says why) or -ENOMEM; release
+ * *ret with kl_daemon_conf_release() in every case.
+ */
+int kl_daemon_conf_parse(const char *text, size_t n, const char *path, struct kl_daemon_conf *ret,
+			 struct kl_err *err);
+/* Reads and parses the file at path (at most 1 MiB). */
+int kl_daemon_conf_load(const char *path, struct kl_daemon_conf *ret, struct kl_err *err);
+void kl_daemon_conf_release(struct kl_daemon_conf *c);
+const struct kl_daemon_repo *kl_daemon_conf_repo(const struct kl_daemon_conf *c, const char *name);
+
+/* ---- the state of each job's runs (src/daemon/state.c) ------------------ */
+
+/* One job's last run, as STATE-DIR/jobs/NAME.json records it. */
+struct kl_daemon_run {
+	int64_t start; /* Unix seconds; 0: never ran */
+	int64_t end;
+	double duration; /* seconds */
+	bool success;
+	char snapshot[65];    /* hex id of the snapshot it saved, "" if none */
+	char error[256];      /* the reason it failed, "" on success */
+	int64_t last_success; /* end of the newest successful run, 0: none */
+	double snapshot_time; /* when the newest snapshot of a run was started, 0: none */
+};
+
+/* Reads the record of job; a job that never ran gives 0 and a zeroed run. */
+int kl_daemon_state_read(const char *state_dir, const char *job, struct kl_daemon_run *ret);
+/* Writes it atomically (creating STATE-DIR/jobs). */
+int kl_daemon_state_write(const char *state_dir, const char *job, const struct kl_daemon_run *run);
+
+/* ---- HTTP (src/daemon/http.c) ------------------------------------------ */
+
+struct kl_daemon_http;
+/*
+ * Listens on listen ("127.0.0.1:9911": loopback only for now) and serves
+ * GET /metrics with what render writes. Driven by the caller's loop:
+ * poll kl_daemon_http_fd() for input, with kl_daemon_http_timeout_ms()
+ * (-1: none), then call kl_daemon_http_run().
+ */
+int kl_daemon_http_start(const char *listen, int (*render)(struct kl_buf *out, void *userdata),
+			 void *userdata, struct kl_daemon_http **ret, struct kl_err *err);
+int kl_daemon_http_fd(const struct kl_daemon_http *h);
+int kl_daemon_http_timeout_ms(const struct kl_daemon_http *h);
+void kl_daemon_http_run(struct kl_daemon_http *h);
+void kl_daemon_http_free(struct kl_daemon_http *h);
+
+/* ---- the daemon (src/daemon/daemon.c, run.c) ------------------------------ */
+
+struct kl_daemon_opts {
+	const char *config_path;
+	const char *state_dir;
+	const char *keel_exe; /* the keel binary each run executes */
+};
+
+/*
+ * Runs the jobs of the configuration file on their schedules until
+ * SIGTERM or SIGINT (then waits for running jobs to finish and returns 0);
+ * SIGHUP reloads the file (a bad one is reported and the old one kept).
+ * Logs one line per event to stderr. Blocks SIGTERM, SIGINT, SIGHUP and
+ * SIGCHLD in the calling thread.
+ */
+int kl_daemon_run(const struct kl_daemon_opts *o, struct kl_err *err);
+
+/*
+ * One run of job: the before hook, `keel backup`, `keel forget` with the
+ * job's keep rules, the after hook; fills *ret (start, end, success,
+ * snapshot, error). Called in the process that is the run (a child of
+ * the daemon).
+ */
+int kl_daemon_run_job(const struct kl_daemon_opts *o, const struct kl_daemon_conf *c,
+		      const struct kl_daemon_job *j, struct kl_daemon_run *ret);
+
+#endif

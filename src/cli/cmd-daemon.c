@@ -1,0 +1,86 @@
+#include <limits.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "keel/daemon.h"
+
+static const char usage[] =
+	"usage: keel daemon [--config FILE] [--state-dir DIR] [--check-config]\n"
+	"\n"
+	"Run the jobs of a configuration file on their schedules: back up their\n"
+	"paths, then forget snapshots by their keep rules. Each run's result is\n"
+	"recorded in the state directory, where 'keel status' reads it. SIGHUP\n"
+	"reloads the configuration; SIGTERM stops once the runs under way have\n"
+	"finished. See docs/DAEMON.md.\n"
+	"\n"
+	"Options:\n"
+	"      --config FILE      the configuration (default /etc/keel/keel.conf)\n"
+	"      --state-dir DIR    where runs are recorded (default /var/lib/keel)\n"
+	"      --check-config     validate the configuration and exit: 0 when it\n"
+	"                         is valid, 2 when not\n";
+
+enum { OPT_CONFIG = 1, OPT_STATE_DIR, OPT_CHECK };
+
+int cmd_daemon(int argc, char **argv, struct kl_cli *cli)
+{
+	static const struct option opts[] = {
+		KL_GLOBAL_OPTS,
+		{"config", required_argument, NULL, OPT_CONFIG},
+		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+		{"check-config", no_argument, NULL, OPT_CHECK},
+		{NULL, 0, NULL, 0},
+	};
+	struct kl_daemon_opts o = {.config_path = KL_DAEMON_CONF_DEFAULT,
+				   .state_dir = KL_DAEMON_STATE_DEFAULT};
+	struct kl_daemon_conf conf = {0};
+	char exe[PATH_MAX];
+	bool check = false;
+	ssize_t n;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT, opts, NULL)) != -1) {
+		if (c == OPT_CONFIG) {
+			o.config_path = optarg;
+		} else if (c == OPT_STATE_DIR) {
+			o.state_dir = optarg;
+		} else if (c == OPT_CHECK) {
+			check = true;
+		} else {
+			rc = kl_cli_default_opt(cli, c, usage, argv);
+			if (rc)
+				return rc;
+		}
+	}
+	if (optind < argc)
+		return kl_cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+	if (check) {
+		rc = kl_daemon_conf_load(o.config_path, &conf, &cli->err);
+		if (rc >= 0 && !cli->quiet)
+			printf("%s: valid: %zu repositories, %zu jobs, %zu drills\n", o.config_path,
+			       conf.n_repos, conf.n_jobs, conf.n_drills);
+		kl_daemon_conf_release(&conf);
+		if (rc < 0) {
+			fprintf(stderr, "keel: daemon: %s\n",
+				cli->err.msg[0] ? cli->err.msg : kl_strerror(rc));
+			kl_err_clear(&cli->err);
+		}
+		return rc;
+	}
+	/* each run executes this very binary */
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0) {
+		rc = n < 0 ? -errno : -ENOENT;
+		kl_cli_error(cli, rc, "cannot find the keel binary (/proc/self/exe)");
+		return rc;
+	}
+	exe[n] = 0;
+	o.keel_exe = exe;
+	fflush(stdout);
+	rc = kl_daemon_run(&o, &cli->err);
+	if (rc < 0) {
+		fprintf(stderr, "keel: daemon: %s\n",
+			cli->err.msg[0] ? cli->err.msg : kl_strerror(rc));
+		kl_err_clear(&cli->err);
+	}
+	return rc;
+}

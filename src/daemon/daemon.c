@@ -1,0 +1,420 @@
+/*
+ * The daemon's loop: one process, one signalfd, no threads. Each run of a
+ * job is a child process (run.c) in its own process group; the loop
+ * starts runs when they are due, reaps them on SIGCHLD, reloads the
+ * configuration on SIGHUP and stops on SIGTERM or SIGINT once the runs
+ * under way have finished (a backup is never cut short: its snapshot is
+ * saved or not started, and its lock removed).
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "keel/daemon.h"
+
+struct job_rt {
+	char *name;
+	pid_t pid;     /* the run under way, 0: none */
+	int64_t due;   /* Unix seconds; -1: never */
+	int64_t start; /* of the run under way */
+	bool gone;     /* no longer in the configuration: dropped when its run ends */
+};
+
+struct daemon {
+	const struct kl_daemon_opts *o;
+	struct kl_daemon_conf conf;
+	struct kl_daemon_http *http;
+	struct job_rt *rt;
+	size_t n_rt;
+};
+
+#define LOG(fmt, ...) fprintf(stderr, "keel: daemon: " fmt "\n", ##__VA_ARGS__)
+
+static int64_t now_sec(void)
+{
+	return kl_time_now_ns() / KL_NSEC_PER_SEC;
+}
+
+static const struct kl_daemon_job *find_job(const struct kl_daemon_conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_jobs; i++)
+		if (!strcmp(c->jobs[i].name, name))
+			return &c->jobs[i];
+	return NULL;
+}
+
+/*
+ * When a job is next due, from its last recorded run: a run missed while
+ * the daemon was down is due now (once); a job that never ran is due now
+ * when it runs "every" so often, else at its next calendar time.
+ */
+static int64_t first_due(const struct daemon *d, const struct kl_daemon_job *j)
+{
+	struct kl_daemon_run last;
+
+	if (kl_daemon_state_read(d->o->state_dir, j->name, &last) < 0 || !last.start)
+		return j->schedule.every ? now_sec() : kl_schedule_next(&j->schedule, now_sec());
+	return kl_schedule_next(&j->schedule, last.start);
+}
+
+/* Matches the run-time table to d->conf's jobs, keeping runs under way. */
+static int sync_jobs(struct daemon *d)
+{
+	for (size_t i = 0; i < d->n_rt; i++)
+		d->rt[i].gone = !find_job(&d->conf, d->rt[i].name);
+	for (size_t i = 0; i < d->conf.n_jobs; i++) {
+		const struct kl_daemon_job *j = &d->conf.jobs[i];
+		struct job_rt *rt = NULL;
+
+		for (size_t k = 0; k < d->n_rt && !rt; k++)
+			if (!strcmp(d->rt[k].name, j->name))
+				rt = &d->rt[k];
+		if (!rt) {
+			struct job_rt *v = kl_realloc(d->rt, (d->n_rt + 1) * sizeof(*v));
+
+			if (!v)
+				return -ENOMEM;
+			d->rt = v;
+			rt = &d->rt[d->n_rt++];
+			memset(rt, 0, sizeof(*rt));
+			rt->name = kl_strdup(j->name);
+			if (!rt->name)
+				return -ENOMEM;
+		}
+		if (!rt->pid)
+			rt->due = first_due(d, j);
+	}
+	/* drop the idle jobs that are gone */
+	for (size_t i = 0; i < d->n_rt;) {
+		if (d->rt[i].gone && !d->rt[i].pid) {
+			kl_free(d->rt[i].name);
+			d->rt[i] = d->rt[--d->n_rt];
+		} else {
+			i++;
+		}
+	}
+	return 0;
+}
+
+static void start_run(struct daemon *d, struct job_rt *rt)
+{
+	const struct kl_daemon_job *j = find_job(&d->conf, rt->name);
+	pid_t pid;
+
+	if (!j)
+		return;
+	rt->start = now_sec();
+	pid = fork();
+	if (pid < 0) {
+		LOG("job '%s': cannot start a run: %s", rt->name, strerror(errno));
+		rt->due = rt->start + 10;
+		return;
+	}
+	if (pid == 0) {
+		struct kl_daemon_run res;
+		int r;
+
+		setpgid(0, 0);
+		r = kl_daemon_run_job(d->o, &d->conf, j, &res);
+		if (r < 0)
+			LOG("job '%s': cannot record the run: %s", j->name, kl_strerror(r));
+		_exit(r < 0 || !res.success);
+	}
+	rt->pid = pid;
+	LOG("job '%s': run started", rt->name);
+}
+
+static void reap(struct daemon *d)
+{
+	pid_t pid;
+	int st;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		for (size_t i = 0; i < d->n_rt; i++) {
+			struct job_rt *rt = &d->rt[i];
+			const struct kl_daemon_job *j;
+			struct kl_daemon_run res;
+
+			if (rt->pid != pid)
+				continue;
+			rt->pid = 0;
+			if (kl_daemon_state_read(d->o->state_dir, rt->name, &res) < 0 ||
+			    res.start < rt->start)
+				LOG("job '%s': the run ended without a record (status %d)",
+				    rt->name, st);
+			else if (res.success)
+				LOG("job '%s': snapshot %.8s saved in %.1f s", rt->name,
+				    res.snapshot, res.duration);
+			else
+				LOG("job '%s': the run failed: %s", rt->name, res.error);
+			j = find_job(&d->conf, rt->name);
+			/* a run that took longer than the period runs again at once, not twice */
+			rt->due = j ? kl_schedule_next(&j->schedule, rt->start) : -1;
+			break;
+		}
+	}
+	for (size_t i = 0; i < d->n_rt;) {
+		if (d->rt[i].gone && !d->rt[i].pid) {
+			kl_free(d->rt[i].name);
+			d->rt[i] = d->rt[--d->n_rt];
+		} else {
+			i++;
+		}
+	}
+}
+
+static void reload(struct daemon *d)
+{
+	struct kl_daemon_conf c;
+	struct kl_err err = {0};
+	int r = kl_daemon_conf_load(d->o->config_path, &c, &err);
+
+	if (r < 0) {
+		LOG("keeping the old configuration: %s", err.msg[0] ? err.msg : kl_strerror(r));
+		kl_daemon_conf_release(&c);
+		return;
+	}
+	kl_daemon_conf_release(&d->conf);
+	d->conf = c;
+	r = sync_jobs(d);
+	if (r < 0)
+		LOG("cannot apply the new configuration: %s", kl_strerror(r));
+	else
+		LOG("configuration reloaded: %zu jobs", d->conf.n_jobs);
+}
+
+/* Milliseconds until the next idle job is due, -1: none. */
+static int next_timeout(const struct daemon *d)
+{
+	int64_t now = now_sec(), best = -1;
+
+	for (size_t i = 0; i < d->n_rt; i++) {
+		const struct job_rt *rt = &d->rt[i];
+
+		if (rt->pid || rt->gone || rt->due < 0)
+			continue;
+		if (best < 0 || rt->due < best)
+			best = rt->due;
+	}
+	if (best < 0)
+		return -1;
+	if (best <= now)
+		return 0;
+	/* wake at the second it is due (to the next whole second) */
+	return (int)KL_MIN(best - now, 3600) * 1000 -
+	       (int)((kl_time_now_ns() % KL_NSEC_PER_SEC) / KL_NSEC_PER_MSEC);
+}
+
+static int lock_state_dir(const char *state_dir, struct kl_err *err)
+{
+	_cleanup_close_ int dfd = -1;
+	int fd;
+
+	/* its parent must exist (systemd's StateDirectory= makes it) */
+	if (mkdir(state_dir, 0755) < 0 && errno != EEXIST)
+		return kl_fail(err, -errno, "cannot create the state directory '%s'", state_dir);
+	dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return kl_fail(err, -errno, "cannot open the state directory '%s'", state_dir);
+	fd = openat(dfd, "daemon.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return kl_fail(err, -errno, "cannot open '%s/daemon.lock'", state_dir);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int r = -errno;
+
+		close(fd);
+		if (r == -EWOULDBLOCK)
+			return kl_fail(err, -KL_ELOCKED,
+				       "another keel daemon uses the state directory '%s'",
+				       state_dir);
+		return kl_fail(err, r, "cannot lock '%s/daemon.lock'", state_dir);
+	}
+	return fd;
+}
+
+struct metric {
+	const char *name, *help;
+};
+
+static const struct metric metrics[] = {
+	{"keel_rpo_seconds", "Age of the newest snapshot a run of the job saved."},
+	{"keel_rpo_target_seconds", "The job's rpo-target."},
+	{"keel_last_success_timestamp_seconds", "When the last successful run ended."},
+	{"keel_last_run_duration_seconds", "How long the last run took."},
+	{"keel_last_run_success", "1 if the last run succeeded, else 0."},
+};
+
+/* GET /metrics: Prometheus text format, one sample per job and metric that has a value */
+static int render_metrics(struct kl_buf *out, void *userdata)
+{
+	const struct daemon *d = userdata;
+	double now = (double)kl_time_now_ns() / (double)KL_NSEC_PER_SEC;
+	struct kl_daemon_run *runs;
+	int r = 0;
+
+	runs = kl_calloc(d->conf.n_jobs + 1, sizeof(*runs));
+	if (!runs)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->conf.n_jobs; i++)
+		if (kl_daemon_state_read(d->o->state_dir, d->conf.jobs[i].name, &runs[i]) < 0)
+			memset(&runs[i], 0, sizeof(runs[i]));
+	for (size_t m = 0; m < KL_ARRAY_SIZE(metrics) && r >= 0; m++) {
+		r = kl_buf_addf(out, "# HELP %s %s\n# TYPE %s gauge\n", metrics[m].name,
+				metrics[m].help, metrics[m].name);
+		for (size_t i = 0; i < d->conf.n_jobs && r >= 0; i++) {
+			const struct kl_daemon_job *j = &d->conf.jobs[i];
+			const struct kl_daemon_run *run = &runs[i];
+			double v;
+
+			switch (m) {
+			case 0:
+				if (!run->snapshot_time)
+					continue;
+				v = now - run->snapshot_time;
+				break;
+			case 1:
+				if (!j->rpo_target)
+					continue;
+				v = (double)j->rpo_target;
+				break;
+			case 2:
+				if (!run->last_success)
+					continue;
+				v = (double)run->last_success;
+				break;
+			case 3:
+				if (!run->start)
+					continue;
+				v = run->duration;
+				break;
+			default:
+				if (!run->start)
+					continue;
+				v = run->success;
+				break;
+			}
+			/* job and repository names are [A-Za-z0-9._-]: nothing to escape */
+			r = kl_buf_addf(out, "%s{job=\"%s\",repository=\"%s\"} %.3f\n",
+					metrics[m].name, j->name, j->repository, v);
+		}
+	}
+	kl_free(runs);
+	return r;
+}
+
+static int loop(struct daemon *d, int sfd)
+{
+	bool stopping = false;
+
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{.fd = sfd, .events = POLLIN},
+			{.fd = d->http ? kl_daemon_http_fd(d->http) : -1, .events = POLLIN}};
+		bool running = false;
+		int timeout;
+		int64_t now = now_sec();
+		int n;
+
+		for (size_t i = 0; i < d->n_rt; i++) {
+			struct job_rt *rt = &d->rt[i];
+
+			if (!stopping && !rt->pid && !rt->gone && rt->due >= 0 && rt->due <= now)
+				start_run(d, rt);
+			running |= rt->pid != 0;
+		}
+		if (stopping && !running)
+			return 0;
+		timeout = stopping ? -1 : next_timeout(d);
+		if (d->http) {
+			int t = kl_daemon_http_timeout_ms(d->http);
+
+			if (t >= 0 && (timeout < 0 || t < timeout))
+				timeout = t;
+		}
+		n = poll(pfd, 2, timeout);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (d->http)
+			kl_daemon_http_run(d->http);
+		if (n <= 0 || !(pfd[0].revents & POLLIN))
+			continue;
+		{
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+				continue;
+			switch (si.ssi_signo) {
+			case SIGTERM:
+			case SIGINT:
+				if (!stopping)
+					LOG("stopping: waiting for the runs under way");
+				stopping = true;
+				break;
+			case SIGHUP:
+				reload(d);
+				break;
+			case SIGCHLD:
+				reap(d);
+				break;
+			}
+		}
+	}
+}
+
+int kl_daemon_run(const struct kl_daemon_opts *o, struct kl_err *err)
+{
+	struct daemon d = {.o = o};
+	_cleanup_close_ int lock_fd = -1, sfd = -1;
+	sigset_t mask;
+	int r;
+
+	r = kl_daemon_conf_load(o->config_path, &d.conf, err);
+	if (r < 0)
+		goto out;
+	lock_fd = lock_state_dir(o->state_dir, err);
+	if (lock_fd < 0) {
+		r = lock_fd;
+		goto out;
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+		r = -errno;
+		goto out;
+	}
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0) {
+		r = kl_fail(err, -errno, "cannot create a signalfd");
+		goto out;
+	}
+	r = sync_jobs(&d);
+	if (r < 0)
+		goto out;
+	if (d.conf.http_listen) {
+		r = kl_daemon_http_start(d.conf.http_listen, render_metrics, &d, &d.http, err);
+		if (r < 0)
+			goto out;
+	}
+	LOG("started: %zu jobs from %s%s%s", d.conf.n_jobs, o->config_path,
+	    d.http ? ", metrics on http://" : "", d.http ? d.conf.http_listen : "");
+	r = loop(&d, sfd);
+	if (r >= 0)
+		LOG("stopped");
+out:
+	kl_daemon_http_free(d.http);
+	for (size_t i = 0; i < d.n_rt; i++)
+		kl_free(d.rt[i].name);
+	kl_free(d.rt);
+	kl_daemon_conf_release(&d.conf);
+	return r;
+}

@@ -1,0 +1,254 @@
+/*
+ * One run of a job, in its own process (a child of the daemon): the
+ * before hook, `keel backup`, `keel forget` with the job's keep rules,
+ * the after hook, and the record of the result.
+ *
+ * The backup and the retention run as child processes of the keel binary
+ * rather than as library calls in this process: a run that crashes, leaks
+ * or is killed by the out-of-memory killer takes no other job and not the
+ * daemon with it; its keys live only as long as the run (never in the
+ * long-lived daemon); and it takes and removes its repository lock, reads
+ * its password file and maps its errors to exit codes exactly as the
+ * command a user runs by hand does, the code paths every other test
+ * exercises. docs/DAEMON.md says more.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "keel/daemon.h"
+#include "keel/fs.h"
+
+/*
+ * Runs argv with stdout to out_fd and stderr to err_fd, every signal
+ * unblocked. Returns its exit status (128 + N when killed by signal N)
+ * or -errno.
+ */
+static int spawn(char *const argv[], int out_fd, int err_fd, const char *job)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0)
+			_exit(127);
+		setenv("KEEL_JOB", job, 1);
+		execv(argv[0], argv);
+		dprintf(err_fd, "cannot run '%s': %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return WEXITSTATUS(st);
+}
+
+static int hook(const char *cmd, int log_fd, const char *job)
+{
+	char *argv[] = {(char *)"/bin/sh", (char *)"-c", (char *)cmd, NULL};
+
+	return spawn(argv, log_fd, log_fd, job);
+}
+
+/* The last non-empty line the run logged, for the record. */
+static void last_line(int fd, char *out, size_t n)
+{
+	char buf[1024];
+	off_t end = lseek(fd, 0, SEEK_END),
+	      off = end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0;
+	ssize_t got = end > 0 ? pread(fd, buf, (size_t)(end - off), off) : 0;
+	char *e, *s;
+
+	if (got <= 0)
+		return;
+	buf[got] = 0;
+	e = buf + got;
+	while (e > buf && (e[-1] == '\n' || e[-1] == '\r'))
+		*--e = 0;
+	s = strrchr(buf, '\n');
+	s = s ? s + 1 : buf;
+	e = s + strnlen(s, n - 1);
+	memcpy(out, s, (size_t)(e - s));
+	out[e - s] = 0;
+}
+
+struct argv_buf {
+	char *v[64 + 2 * 1024];
+	size_t n;
+};
+
+static void add(struct argv_buf *a, const char *s)
+{
+	if (a->n + 1 < sizeof(a->v) / sizeof(a->v[0]))
+		a->v[a->n++] = (char *)s;
+	a->v[a->n] = NULL;
+}
+
+static int open_log(const char *state_dir, const char *job, const char *ext)
+{
+	_cleanup_close_ int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char name[128];
+	int fd;
+
+	if (dfd < 0)
+		return -errno;
+	if (mkdirat(dfd, "jobs", 0755) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(name, sizeof(name), "jobs/%s.%s", job, ext);
+	fd = openat(dfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	return fd < 0 ? -errno : fd;
+}
+
+static int backup(const struct kl_daemon_opts *o, const struct kl_daemon_repo *rp,
+		  const struct kl_daemon_job *j, const char *host, int log_fd,
+		  struct kl_daemon_run *ret)
+{
+	_cleanup_close_ int out_fd = open_log(o->state_dir, j->name, "out");
+	struct argv_buf a = {0};
+	double t0;
+	int st;
+
+	if (out_fd < 0)
+		return out_fd;
+	add(&a, o->keel_exe);
+	add(&a, "backup");
+	add(&a, "--json");
+	add(&a, "--no-progress");
+	add(&a, "-r");
+	add(&a, rp->location);
+	add(&a, "--password-file");
+	add(&a, rp->password_file);
+	add(&a, "--host");
+	add(&a, host);
+	for (size_t i = 0; i < j->n_excludes && i < 1024; i++) {
+		add(&a, "-e");
+		add(&a, j->excludes[i]);
+	}
+	add(&a, "--");
+	for (size_t i = 0; i < j->n_paths && i < 1024; i++)
+		add(&a, j->paths[i]);
+	t0 = (double)kl_time_now_ns() / (double)KL_NSEC_PER_SEC;
+	st = spawn(a.v, out_fd, log_fd, j->name);
+	if (st < 0)
+		return st;
+	if (st == 0 || st == 3) {
+		ret->snapshot_time = t0; /* the snapshot's time is taken as the backup starts */
+		char buf[8192];
+		ssize_t got = pread(out_fd, buf, sizeof(buf) - 1, 0);
+		const char *p;
+
+		buf[got > 0 ? got : 0] = 0;
+		p = strstr(buf, "\"snapshot_id\":\"");
+		if (p && strlen(p + 15) >= 64)
+			snprintf(ret->snapshot, sizeof(ret->snapshot), "%.64s", p + 15);
+	}
+	return st;
+}
+
+static int forget(const struct kl_daemon_opts *o, const struct kl_daemon_repo *rp,
+		  const struct kl_daemon_job *j, const char *host, int log_fd)
+{
+	static const char *const opt[KL_KEEP_N] = {"--keep-last",    "--keep-hourly",
+						   "--keep-daily",   "--keep-weekly",
+						   "--keep-monthly", "--keep-yearly"};
+	_cleanup_close_ int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	char num[KL_KEEP_N][16];
+	struct argv_buf a = {0};
+	bool any = false;
+
+	add(&a, o->keel_exe);
+	add(&a, "forget");
+	add(&a, "--no-progress");
+	add(&a, "-r");
+	add(&a, rp->location);
+	add(&a, "--password-file");
+	add(&a, rp->password_file);
+	add(&a, "--host");
+	add(&a, host);
+	for (size_t i = 0; i < j->n_paths && i < 1024; i++) {
+		add(&a, "--path");
+		add(&a, j->paths[i]);
+	}
+	for (int i = 0; i < KL_KEEP_N; i++) {
+		if (!j->keep[i])
+			continue;
+		snprintf(num[i], sizeof(num[i]), "%u", (unsigned)j->keep[i]);
+		add(&a, opt[i]);
+		add(&a, num[i]);
+		any = true;
+	}
+	if (!any)
+		return 0;
+	return spawn(a.v, null_fd < 0 ? log_fd : null_fd, log_fd, j->name);
+}
+
+int kl_daemon_run_job(const struct kl_daemon_opts *o, const struct kl_daemon_conf *c,
+		      const struct kl_daemon_job *j, struct kl_daemon_run *ret)
+{
+	const struct kl_daemon_repo *rp = kl_daemon_conf_repo(c, j->repository);
+	_cleanup_close_ int log_fd = open_log(o->state_dir, j->name, "log");
+	struct kl_daemon_run prev;
+	char host[256] = "";
+	int64_t t0 = kl_time_mono_ns();
+	int st = 0;
+
+	kl_daemon_state_read(o->state_dir, j->name, &prev);
+	memset(ret, 0, sizeof(*ret));
+	ret->start = kl_time_now_ns() / KL_NSEC_PER_SEC;
+	ret->last_success = prev.last_success;
+	ret->snapshot_time = prev.snapshot_time;
+	if (log_fd < 0)
+		return log_fd;
+	if (j->host)
+		snprintf(host, sizeof(host), "%s", j->host);
+	else if (gethostname(host, sizeof(host) - 1) < 0)
+		snprintf(host, sizeof(host), "localhost");
+	if (j->before) {
+		st = hook(j->before, log_fd, j->name);
+		if (st != 0)
+			snprintf(ret->error, sizeof(ret->error), "the before hook exited with %d",
+				 st);
+	}
+	if (st == 0) {
+		st = backup(o, rp, j, host, log_fd, ret);
+		if (st == 0) {
+			st = forget(o, rp, j, host, log_fd);
+			if (st != 0)
+				snprintf(ret->error, sizeof(ret->error),
+					 "keel forget exited with %d", st);
+		} else {
+			char line[200] = "";
+
+			last_line(log_fd, line, sizeof(line));
+			snprintf(ret->error, sizeof(ret->error), "keel backup exited with %d: %s",
+				 st, line);
+		}
+	}
+	/* the after hook runs whatever happened: it resumes what the before hook stopped */
+	if (j->after) {
+		int a = hook(j->after, log_fd, j->name);
+
+		if (a != 0 && !ret->error[0])
+			snprintf(ret->error, sizeof(ret->error), "the after hook exited with %d",
+				 a);
+	}
+	ret->end = kl_time_now_ns() / KL_NSEC_PER_SEC;
+	ret->duration = (double)(kl_time_mono_ns() - t0) / (double)KL_NSEC_PER_SEC;
+	ret->success = !ret->error[0];
+	if (ret->success)
+		ret->last_success = ret->end;
+	return kl_daemon_state_write(o->state_dir, j->name, ret);
+}
