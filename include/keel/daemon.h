@@ -159,14 +159,19 @@ struct kl_daemon_opts {
 	const char *config_path;
 	const char *state_dir;
 	const char *keel_exe; /* the keel binary each run executes */
+	/*
+	 * Readable (an eventfd's count): stop as on SIGTERM. -1: the daemon
+	 * takes SIGTERM and SIGINT itself.
+	 */
+	int stop_fd;
 };
 
 /*
  * Runs the jobs of the configuration file on their schedules until
  * SIGTERM or SIGINT (then waits for running jobs to finish and returns 0);
  * SIGHUP reloads the file (a bad one is reported and the old one kept).
- * Logs one line per event to stderr. Blocks SIGTERM, SIGINT, SIGHUP and
- * SIGCHLD in the calling thread.
+ * Logs one line per event to stderr. Blocks SIGHUP, SIGCHLD and (without
+ * o->stop_fd) SIGTERM and SIGINT in the calling thread.
  */
 int kl_daemon_run(const struct kl_daemon_opts *o, struct kl_err *err);
 

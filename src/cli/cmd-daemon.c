@@ -75,6 +75,8 @@ int cmd_daemon(int argc, char **argv, struct kl_cli *cli)
 	}
 	exe[n] = 0;
 	o.keel_exe = exe;
+	/* SIGTERM and SIGINT reach the loop through the CLI's signal thread */
+	o.stop_fd = kl_cli_signals_notify(cli);
 	fflush(stdout);
 	rc = kl_daemon_run(&o, &cli->err);
 	if (rc < 0) {

@@ -82,6 +82,7 @@ static void *signal_main(void *arg)
 
 int kl_cli_signals_start(struct kl_cli_signals *s)
 {
+	sigset_t all, before;
 	struct sigaction old;
 	int rc;
 
@@ -101,7 +102,16 @@ int kl_cli_signals_start(struct kl_cli_signals *s)
 	rc = -pthread_sigmask(SIG_BLOCK, &s->set, NULL);
 	if (rc < 0)
 		return rc;
+	/*
+	 * The thread starts with every signal blocked and takes only what it
+	 * sigwait()s for: any other must reach a thread that wants it (the
+	 * daemon's signalfd waits for SIGCHLD and SIGHUP, which would be lost,
+	 * or kill, there).
+	 */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &before);
 	rc = -pthread_create(&s->thread, NULL, signal_main, s);
+	pthread_sigmask(SIG_SETMASK, &before, NULL);
 	if (rc < 0) {
 		/* no thread to take them: the signals act as they did before */
 		pthread_sigmask(SIG_UNBLOCK, &s->set, NULL);

@@ -314,9 +314,10 @@ static int loop(struct daemon *d, int sfd)
 	bool stopping = false;
 
 	for (;;) {
-		struct pollfd pfd[2] = {
+		struct pollfd pfd[3] = {
 			{.fd = sfd, .events = POLLIN},
-			{.fd = d->http ? kl_daemon_http_fd(d->http) : -1, .events = POLLIN}};
+			{.fd = d->http ? kl_daemon_http_fd(d->http) : -1, .events = POLLIN},
+			{.fd = d->o->stop_fd, .events = POLLIN}};
 		bool running = false;
 		int timeout;
 		int64_t now = now_sec();
@@ -338,11 +339,20 @@ static int loop(struct daemon *d, int sfd)
 			if (t >= 0 && (timeout < 0 || t < timeout))
 				timeout = t;
 		}
-		n = poll(pfd, 2, timeout);
+		n = poll(pfd, 3, timeout);
 		if (n < 0 && errno != EINTR)
 			return -errno;
 		if (d->http)
 			kl_daemon_http_run(d->http);
+		if (n > 0 && (pfd[2].revents & POLLIN)) {
+			uint64_t count;
+
+			if (read(d->o->stop_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+				return -errno;
+			if (!stopping)
+				LOG("stopping: waiting for the runs under way");
+			stopping = true;
+		}
 		if (n <= 0 || !(pfd[0].revents & POLLIN))
 			continue;
 		{
@@ -384,8 +394,11 @@ int kl_daemon_run(const struct kl_daemon_opts *o, struct kl_err *err)
 		goto out;
 	}
 	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
+	if (o->stop_fd < 0) {
+		/* else the caller's signal thread takes them and makes stop_fd readable */
+		sigaddset(&mask, SIGTERM);
+		sigaddset(&mask, SIGINT);
+	}
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGCHLD);
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
