@@ -216,6 +216,14 @@ int kl_cli_output_error(void);
 bool kl_cli_stdout_closed(void);
 
 /* "ID[:PATH]" or "latest[:PATH]"; path_ret NULL forbids a subpath. Reports errors. */
+/*
+ * The snapshots a command works on, oldest first: those named by ids (each
+ * once), or with none named every one the filter lets through (those that
+ * cannot be read are left out with a warning). On failure l holds what was
+ * found so far, for the caller to release.
+ */
+int kl_cli_pick_snapshots(struct kl_cli *cli, char *const *ids, size_t n,
+			  const struct kl_snap_filter *f, struct kl_snapshot_list *l);
 int kl_cli_find_snapshot(struct kl_cli *cli, const char *arg, const struct kl_snap_filter *f,
 			 struct kl_snapshot_ref *ret, const char **path_ret);
 /*

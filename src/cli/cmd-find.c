@@ -153,47 +153,6 @@ static int parse_time(struct kl_cli *cli, const char *arg, int64_t *sec)
 	return 0;
 }
 
-/* The snapshots to search, oldest first: those named, or all the filter lets through. */
-static int pick_snapshots(struct kl_cli *cli, char **ids, size_t n_ids,
-			  const struct kl_snap_filter *f, struct kl_snapshot_list *l)
-{
-	int rc;
-
-	if (!n_ids) {
-		rc = kl_repo_list_snapshots(cli->repo, l);
-		if (rc < 0) {
-			kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
-			kl_cli_error(cli, rc, "cannot list snapshots");
-			return rc;
-		}
-		size_t j = 0;
-
-		if (l->n_damaged)
-			kl_cli_warn(cli,
-				    "%zu snapshot%s cannot be read and %s left out ('keel check')",
-				    l->n_damaged, l->n_damaged == 1 ? "" : "s",
-				    l->n_damaged == 1 ? "is" : "are");
-		for (size_t i = 0; i < l->n; i++) {
-			if (kl_snap_filter_match(f, &l->v[i].s))
-				l->v[j++] = l->v[i];
-			else
-				kl_snapshot_release(&l->v[i].s);
-		}
-		l->n = j;
-		return 0;
-	}
-	l->v = kl_calloc(n_ids, sizeof(*l->v));
-	if (!l->v)
-		return -ENOMEM;
-	for (size_t i = 0; i < n_ids; i++) {
-		rc = kl_cli_find_snapshot(cli, ids[i], f, &l->v[i], NULL);
-		if (rc < 0)
-			return rc;
-		l->n++;
-	}
-	return 0;
-}
-
 static int parse_opts(int argc, char **argv, struct kl_cli *cli, struct kl_find_opts *o,
 		      struct kl_snap_filter *f, char ***ids, size_t *n_ids, bool *long_fmt)
 {
@@ -269,7 +228,7 @@ int cmd_find(int argc, char **argv, struct kl_cli *cli)
 	rc = kl_cli_open(cli);
 	if (rc < 0)
 		goto out;
-	rc = pick_snapshots(cli, ids, n_ids, &f, &l);
+	rc = kl_cli_pick_snapshots(cli, ids, n_ids, &f, &l);
 	if (rc < 0)
 		goto out;
 	rc = kl_finder_new(cli->repo, &o, &finder);

@@ -40,13 +40,6 @@ static const char *sz(char *buf, uint64_t n)
 	return buf;
 }
 
-static int cmp_time(const void *a, const void *b)
-{
-	const struct kl_snapshot_ref *x = a, *y = b;
-
-	return (x->s.time_ns > y->s.time_ns) - (x->s.time_ns < y->s.time_ns);
-}
-
 struct host_sum {
 	const char *host;
 	uint64_t snapshots, new_raw, new_stored, last_bytes;
@@ -207,47 +200,6 @@ static void print_all(const struct kl_snapshot_list *l, const struct kl_stats *s
 		       sz(b, hosts[k].new_stored), sz(c, hosts[k].last_bytes));
 }
 
-static int pick(struct kl_cli *cli, char **args, size_t n, const struct kl_snap_filter *f,
-		struct kl_snapshot_list *l)
-{
-	int rc;
-
-	if (!n) {
-		size_t j = 0;
-
-		rc = kl_repo_list_snapshots(cli->repo, l);
-		if (rc < 0) {
-			kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
-			kl_cli_error(cli, rc, "cannot list snapshots");
-			return rc;
-		}
-		if (l->n_damaged)
-			kl_cli_warn(cli,
-				    "%zu snapshot%s cannot be read and %s left out ('keel check')",
-				    l->n_damaged, l->n_damaged == 1 ? "" : "s",
-				    l->n_damaged == 1 ? "is" : "are");
-		for (size_t i = 0; i < l->n; i++) {
-			if (kl_snap_filter_match(f, &l->v[i].s))
-				l->v[j++] = l->v[i];
-			else
-				kl_snapshot_release(&l->v[i].s);
-		}
-		l->n = j;
-		return 0;
-	}
-	l->v = kl_calloc(n, sizeof(*l->v));
-	if (!l->v)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		rc = kl_cli_find_snapshot(cli, args[i], f, &l->v[i], NULL);
-		if (rc < 0)
-			return rc;
-		l->n++;
-	}
-	qsort(l->v, l->n, sizeof(*l->v), cmp_time);
-	return 0;
-}
-
 int cmd_stats(int argc, char **argv, struct kl_cli *cli)
 {
 	static const struct option opts[] = {KL_GLOBAL_OPTS,
@@ -284,7 +236,7 @@ int cmd_stats(int argc, char **argv, struct kl_cli *cli)
 	}
 	rc = kl_cli_open(cli);
 	if (rc >= 0)
-		rc = pick(cli, argv + optind, (size_t)(argc - optind), &f, &l);
+		rc = kl_cli_pick_snapshots(cli, argv + optind, (size_t)(argc - optind), &f, &l);
 	if (rc < 0)
 		goto out;
 	rc = kl_stats_compute(cli->repo, l.v, l.n, &st);

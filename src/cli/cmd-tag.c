@@ -96,44 +96,6 @@ static int parse(int argc, char **argv, struct kl_cli *cli, struct kl_tag_change
 	return 0;
 }
 
-/* Keeps in l the snapshots to change: those named, or those the filter lets through. */
-static int select_snaps(struct kl_cli *cli, char **args, size_t n, const struct kl_snap_filter *f,
-			struct kl_snapshot_list *l)
-{
-	struct kl_snapshot_ref *v = kl_calloc(n ? n : 1, sizeof(*v));
-	size_t j = 0;
-	int rc = 0;
-
-	if (!v)
-		return -ENOMEM;
-	for (size_t i = 0; i < n && rc >= 0; i++) {
-		bool dup = false;
-
-		rc = kl_cli_find_snapshot(cli, args[i], f, &v[j], NULL);
-		for (size_t k = 0; rc >= 0 && k < j; k++)
-			dup |= kl_id_eq(&v[k].id, &v[j].id);
-		if (rc >= 0 && dup)
-			kl_snapshot_release(&v[j].s);
-		else if (rc >= 0)
-			j++;
-	}
-	if (n || rc < 0) {
-		kl_snapshot_list_release(l);
-		l->v = v;
-		l->n = j;
-		return rc;
-	}
-	kl_free(v);
-	for (size_t i = 0; i < l->n; i++) {
-		if (kl_snap_filter_match(f, &l->v[i].s))
-			l->v[j++] = l->v[i];
-		else
-			kl_snapshot_release(&l->v[i].s);
-	}
-	l->n = j;
-	return 0;
-}
-
 static int retag_all(struct kl_cli *cli, struct kl_snapshot_list *l, const struct kl_tag_change *c)
 {
 	size_t changed = 0, retained = 0;
@@ -227,7 +189,9 @@ int cmd_tag(int argc, char **argv, struct kl_cli *cli)
 		kl_cli_error(cli, rc, "cannot list snapshots");
 		goto out;
 	}
-	rc = select_snaps(cli, argv + optind, (size_t)(argc - optind), &f, &l);
+	/* listed again: finishing a killed tag may have deleted some */
+	kl_snapshot_list_release(&l);
+	rc = kl_cli_pick_snapshots(cli, argv + optind, (size_t)(argc - optind), &f, &l);
 	if (rc >= 0)
 		rc = retag_all(cli, &l, &c);
 out:

@@ -1,3 +1,5 @@
+#include <stdlib.h>
+
 #include "cli.h"
 
 static int find(struct kl_cli *cli, const char *arg, const struct kl_snap_filter *f,
@@ -61,4 +63,57 @@ void kl_cli_print_snapshot(FILE *out, const struct kl_snapshot_ref *s)
 		fprintf(out, "%s%s", i ? "," : " (tags ", s->s.tags[i]);
 	if (s->s.n_tags)
 		fputc(')', out);
+}
+
+static int by_time(const void *a, const void *b)
+{
+	const struct kl_snapshot_ref *x = a, *y = b;
+
+	return (x->s.time_ns > y->s.time_ns) - (x->s.time_ns < y->s.time_ns);
+}
+
+int kl_cli_pick_snapshots(struct kl_cli *cli, char *const *ids, size_t n,
+			  const struct kl_snap_filter *f, struct kl_snapshot_list *l)
+{
+	size_t j = 0;
+	int rc;
+
+	if (n) {
+		l->v = kl_calloc(n, sizeof(*l->v));
+		if (!l->v)
+			return -ENOMEM;
+		for (size_t i = 0; i < n; i++) {
+			bool dup = false;
+
+			rc = kl_cli_find_snapshot(cli, ids[i], f, &l->v[l->n], NULL);
+			if (rc < 0)
+				return rc; /* the caller releases what was found */
+			for (size_t k = 0; k < l->n; k++)
+				dup |= kl_id_eq(&l->v[k].id, &l->v[l->n].id);
+			if (dup)
+				kl_snapshot_release(&l->v[l->n].s);
+			else
+				l->n++;
+		}
+		qsort(l->v, l->n, sizeof(*l->v), by_time);
+		return 0;
+	}
+	rc = kl_repo_list_snapshots(cli->repo, l);
+	if (rc < 0) {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "cannot list snapshots");
+		return rc;
+	}
+	if (l->n_damaged)
+		kl_cli_warn(cli, "%zu snapshot%s cannot be read and %s left out ('keel check')",
+			    l->n_damaged, l->n_damaged == 1 ? "" : "s",
+			    l->n_damaged == 1 ? "is" : "are");
+	for (size_t i = 0; i < l->n; i++) {
+		if (kl_snap_filter_match(f, &l->v[i].s))
+			l->v[j++] = l->v[i];
+		else
+			kl_snapshot_release(&l->v[i].s);
+	}
+	l->n = j;
+	return 0;
 }
