@@ -126,7 +126,7 @@ static int verify_all(struct img_restore *x)
 
 	for (size_t i = 0; i < x->n->n_content; i++) {
 		struct kl_id id;
-		size_t len;
+		size_t len = 0;
 		int rc = chunk_len(x, i, &len);
 
 		if (rc >= 0)
@@ -185,7 +185,7 @@ int kl_image_restore(struct kl_repo *r, const struct kl_node *n, int fd, bool ve
 	if (!x.tbuf)
 		rc = -ENOMEM;
 	for (size_t i = 0; rc >= 0 && i < n->n_content; i++) {
-		size_t len;
+		size_t len = 0;
 
 		rc = chunk_len(&x, i, &len);
 		if (rc >= 0 && (len > n->size || off > n->size - len))
