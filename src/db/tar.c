@@ -238,6 +238,8 @@ static int member_header(struct kl_tar *t, const uint8_t *h, uint64_t size)
 	r = clean_path(path);
 	if (r < 0)
 		return r;
+	if (!*path && e.type != KL_NODE_DIR)
+		return -KL_ECORRUPT; /* only the top directory may have no name ("./") */
 	field_str(h + 157, 100, link);
 	field_str(h + 265, 32, user);
 	field_str(h + 297, 32, group);
