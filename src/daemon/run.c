@@ -112,6 +112,21 @@ static int open_log(const char *state_dir, const char *job, const char *ext)
 	return fd < 0 ? -errno : fd;
 }
 
+/* keel CMD --no-progress -r LOCATION --password-file FILE --host HOST: what every run passes */
+static void repo_args(struct argv_buf *a, const struct kl_daemon_opts *o,
+		      const struct kl_daemon_repo *rp, const char *cmd, const char *host)
+{
+	add(a, o->keel_exe);
+	add(a, cmd);
+	add(a, "--no-progress");
+	add(a, "-r");
+	add(a, rp->location);
+	add(a, "--password-file");
+	add(a, rp->password_file);
+	add(a, "--host");
+	add(a, host);
+}
+
 static int backup(const struct kl_daemon_opts *o, const struct kl_daemon_repo *rp,
 		  const struct kl_daemon_job *j, const char *host, int log_fd,
 		  struct kl_daemon_run *ret)
@@ -123,16 +138,8 @@ static int backup(const struct kl_daemon_opts *o, const struct kl_daemon_repo *r
 
 	if (out_fd < 0)
 		return out_fd;
-	add(&a, o->keel_exe);
-	add(&a, "backup");
+	repo_args(&a, o, rp, "backup", host);
 	add(&a, "--json");
-	add(&a, "--no-progress");
-	add(&a, "-r");
-	add(&a, rp->location);
-	add(&a, "--password-file");
-	add(&a, rp->password_file);
-	add(&a, "--host");
-	add(&a, host);
 	for (size_t i = 0; i < j->n_excludes && i < 1024; i++) {
 		add(&a, "-e");
 		add(&a, j->excludes[i]);
@@ -146,12 +153,18 @@ static int backup(const struct kl_daemon_opts *o, const struct kl_daemon_repo *r
 		return st;
 	if (st == 0 || st == 3) {
 		ret->snapshot_time = t0; /* the snapshot's time is taken as the backup starts */
+		/* the summary is the last line, after one status line a second */
 		char buf[8192];
-		ssize_t got = pread(out_fd, buf, sizeof(buf) - 1, 0);
+		struct stat sb;
+		off_t from = fstat(out_fd, &sb) == 0 && sb.st_size > (off_t)sizeof(buf) - 1
+				     ? sb.st_size - (off_t)sizeof(buf) + 1
+				     : 0;
+		ssize_t got = pread(out_fd, buf, sizeof(buf) - 1, from);
 		const char *p;
 
 		buf[got > 0 ? got : 0] = 0;
-		p = strstr(buf, "\"snapshot_id\":\"");
+		p = strstr(buf, "\"message_type\":\"summary\"");
+		p = p ? strstr(p, "\"snapshot_id\":\"") : NULL;
 		if (p && strlen(p + 15) >= 64)
 			snprintf(ret->snapshot, sizeof(ret->snapshot), "%.64s", p + 15);
 	}
@@ -169,15 +182,7 @@ static int forget(const struct kl_daemon_opts *o, const struct kl_daemon_repo *r
 	struct argv_buf a = {0};
 	bool any = false;
 
-	add(&a, o->keel_exe);
-	add(&a, "forget");
-	add(&a, "--no-progress");
-	add(&a, "-r");
-	add(&a, rp->location);
-	add(&a, "--password-file");
-	add(&a, rp->password_file);
-	add(&a, "--host");
-	add(&a, host);
+	repo_args(&a, o, rp, "forget", host);
 	for (size_t i = 0; i < j->n_paths && i < 1024; i++) {
 		add(&a, "--path");
 		add(&a, j->paths[i]);
