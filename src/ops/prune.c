@@ -43,6 +43,7 @@ struct prune {
 	struct kl_idset snaps;	/* snapshots already marked */
 	struct kl_idset alive;	/* sessions of other live locks */
 	bool refreshed;		/* the index was re-read for the current snapshot */
+	bool loaded_more;	/* index files were loaded after the start (refresh) */
 	struct kl_id self;
 };
 
@@ -137,6 +138,7 @@ static bool known(struct prune *p, const struct kl_id *id)
 	if (p->refreshed || kl_repo_refresh_index(p->r) < 0)
 		return false;
 	p->refreshed = true;
+	p->loaded_more = true;
 	return kl_repo_lookup(p->r, id, NULL);
 }
 
@@ -567,7 +569,13 @@ static int condemn(struct prune *p, bool *ripe_now, struct kl_id *rec_id, bool *
 		p->st->locks_waited_for = p->alive.n;
 	} else if (rc >= 0) {
 		*rec_id = first;
-		*ripe_now = true;
+		/*
+		 * Not at once when index files were loaded after the start: only
+		 * the start's are superseded by this run, and one loaded later may
+		 * name a condemned pack (two hosts stored the same blob). The
+		 * record, ripe, lets the next prune supersede them all first.
+		 */
+		*ripe_now = !p->loaded_more;
 	}
 	kl_index_file_release(&d);
 	if (rc < 0)
