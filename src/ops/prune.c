@@ -10,42 +10,7 @@
  */
 #include <stdlib.h>
 
-#include "keel/maint.h"
-
-enum pack_state { P_ORPHAN = 0, P_LIVE, P_DELETING };
-enum pack_fate { F_KEEP = 0, F_CONDEMN, F_REPACK, F_DELETE, F_RESCUE, F_WAIT, F_DONE, F_RETAINED };
-
-struct pack_info {
-	struct kl_id id;
-	uint64_t size;
-	uint64_t used_bytes;
-	int64_t mtime_ns; /* with Object Lock: when the pack was written */
-	uint8_t state, fate;
-	struct kl_pack_header h; /* blobs located here (slots, or the deletion record) */
-};
-
-struct record {
-	struct kl_id id;
-	struct kl_index_file f;
-	bool ripe;
-};
-
-struct prune {
-	struct kl_repo *r;
-	const struct kl_prune_opts *o;
-	struct kl_prune_stats *st;
-	struct pack_info *packs;
-	size_t n_packs, cap_packs;
-	struct record *recs;
-	size_t n_recs;
-	struct kl_idset used;
-	struct kl_idset *fresh; /* when set, also gets what marking adds from now on */
-	struct kl_idset snaps;	/* snapshots already marked */
-	struct kl_idset alive;	/* sessions of other live locks */
-	bool refreshed;		/* the index was re-read for the current snapshot */
-	bool loaded_more;	/* index files were loaded after the start (refresh) */
-	struct kl_id self;
-};
+#include "prune-internal.h"
 
 static int cmp_pack(const void *a, const void *b)
 {
@@ -53,7 +18,7 @@ static int cmp_pack(const void *a, const void *b)
 		      KL_ID_LEN);
 }
 
-static struct pack_info *find_pack(struct prune *p, const struct kl_id *id)
+struct pack_info *kl_prune_find_pack(struct prune *p, const struct kl_id *id)
 {
 	struct pack_info key = {.id = *id};
 
@@ -85,7 +50,7 @@ static int set_mtime(const char *name, uint64_t size, int64_t mtime_ns, void *ud
 	(void)size;
 	if (kl_id_parse(name, &id) < 0)
 		return 0;
-	pi = find_pack(p, &id);
+	pi = kl_prune_find_pack(p, &id);
 	if (pi)
 		pi->mtime_ns = mtime_ns;
 	return 0;
@@ -125,135 +90,13 @@ static int list_alive(struct prune *p)
 	return kl_repo_list_locks(p->r, collect_alive, p);
 }
 
-/* ---- marking ---------------------------------------------------------- */
-
-/*
- * A snapshot newer than our index (a backup finished after we loaded it)
- * needs the index files written since: read them once per snapshot.
- */
-static bool known(struct prune *p, const struct kl_id *id)
-{
-	if (kl_repo_lookup(p->r, id, NULL))
-		return true;
-	if (p->refreshed || kl_repo_refresh_index(p->r) < 0)
-		return false;
-	p->refreshed = true;
-	p->loaded_more = true;
-	return kl_repo_lookup(p->r, id, NULL);
-}
-
-static int mark_tree(struct prune *p, const struct kl_id *root, const struct kl_id *snap)
-{
-	struct kl_id *stack = NULL;
-	size_t n = 0, cap = 0;
-	char hex[2 * KL_ID_LEN + 1], shex[2 * KL_ID_LEN + 1];
-	int rc = 0;
-
-	kl_id_hex(snap, shex);
-	if (kl_array_grow(&stack, &cap, n, sizeof(*stack), 64) < 0)
-		return -ENOMEM;
-	stack[n++] = *root;
-	while (rc >= 0 && n) {
-		struct kl_id id = stack[--n];
-		struct kl_tree t = {0};
-
-		rc = kl_repo_cancelled(p->r); /* SIGINT, SIGTERM */
-		if (rc < 0)
-			break;
-		rc = kl_idset_add(&p->used, &id);
-		if (rc <= 0)
-			continue; /* marked already, with everything below it */
-		if (p->fresh)
-			rc = kl_idset_add(p->fresh, &id);
-		rc = known(p, &id) ? kl_repo_read_tree(p->r, &id, &t) : -KL_ENOTFOUND;
-		if (rc < 0) {
-			/*
-			 * A failing disk or lack of memory says nothing about the
-			 * repository: that error, not "damaged", is the answer.
-			 */
-			int code = rc > -KL_EUSAGE && rc != -E2BIG ? rc : -KL_ECORRUPT;
-
-			kl_id_hex(&id, hex);
-			rc = kl_repo_fail(
-				p->r, code,
-				"snapshot %.8s: tree %.16s cannot be read (%s); prune deletes "
-				"nothing while it cannot tell what is used: run keel check",
-				shex, hex, kl_strerror(rc));
-			break;
-		}
-		/* a directory split over several tree blobs: its other parts are used too */
-		for (size_t i = 0; rc >= 0 && i < t.n_more; i++) {
-			rc = kl_idset_add(&p->used, &t.more[i]);
-			if (rc > 0 && p->fresh)
-				rc = kl_idset_add(p->fresh, &t.more[i]);
-		}
-		for (size_t i = 0; rc >= 0 && i < t.n; i++) {
-			const struct kl_node *nd = &t.nodes[i];
-
-			for (size_t j = 0; rc >= 0 && j < nd->n_content; j++) {
-				if (!known(p, &nd->content[j])) {
-					kl_id_hex(&nd->content[j], hex);
-					rc = kl_repo_fail(
-						p->r, -KL_ECORRUPT,
-						"snapshot %.8s uses blob %.16s, which no index "
-						"names; prune deletes nothing: run keel check",
-						shex, hex);
-					break;
-				}
-				rc = kl_idset_add(&p->used, &nd->content[j]);
-				if (rc > 0 && p->fresh)
-					rc = kl_idset_add(p->fresh, &nd->content[j]);
-			}
-			if (rc >= 0 && nd->has_subtree) {
-				rc = kl_array_grow(&stack, &cap, n, sizeof(*stack), 64);
-				if (rc >= 0)
-					stack[n++] = nd->subtree;
-			}
-		}
-		kl_tree_release(&t);
-	}
-	kl_free(stack);
-	return rc < 0 ? rc : 0;
-}
-
-/* Marks every snapshot not marked yet; refuses when one cannot be read. */
-static int mark_snapshots(struct prune *p)
-{
-	struct kl_snapshot_list l;
-	int rc;
-
-	rc = kl_repo_list_snapshots(p->r, &l);
-	if (rc < 0)
-		return rc;
-	if (l.n_damaged) {
-		char hex[2 * KL_ID_LEN + 1];
-
-		kl_id_hex(&l.damaged[0], hex);
-		rc = kl_repo_fail(
-			p->r, -KL_ECORRUPT,
-			"snapshot %.16s cannot be read; prune deletes nothing while it cannot "
-			"tell what is used: 'keel repair snapshots --forget' removes it",
-			hex);
-	}
-	for (size_t i = 0; rc >= 0 && i < l.n; i++) {
-		rc = kl_idset_add(&p->snaps, &l.v[i].id);
-		if (rc > 0) {
-			p->refreshed = false;
-			p->st->snapshots++;
-			rc = mark_tree(p, &l.v[i].s.tree, &l.v[i].id);
-		}
-	}
-	kl_snapshot_list_release(&l);
-	return rc < 0 ? rc : 0;
-}
-
 /* ---- planning ---------------------------------------------------------- */
 
 static int add_blobs(const struct kl_id *pack, const struct kl_blob_entry *blobs, size_t n,
 		     void *ud)
 {
 	struct prune *p = ud;
-	struct pack_info *pi = find_pack(p, pack);
+	struct pack_info *pi = kl_prune_find_pack(p, pack);
 	int rc = 0;
 
 	if (!pi)
@@ -299,7 +142,7 @@ static int load_records(struct prune *p, const struct kl_id *ids, size_t n)
 static bool record_retained(struct prune *p, const struct kl_index_file *f)
 {
 	for (size_t j = 0; j < f->n; j++) {
-		struct pack_info *pi = find_pack(p, &f->packs[j].pack);
+		struct pack_info *pi = kl_prune_find_pack(p, &f->packs[j].pack);
 
 		if (pi && pi->fate == F_RETAINED)
 			return true;
@@ -329,7 +172,7 @@ static int plan(struct prune *p)
 
 	rc = kl_repo_index_pack_ids(p->r, &known, &n_known);
 	for (size_t i = 0; rc >= 0 && i < n_known; i++) {
-		struct pack_info *pi = find_pack(p, &known[i]);
+		struct pack_info *pi = kl_prune_find_pack(p, &known[i]);
 
 		if (pi)
 			pi->state = kl_repo_pack_deleting(p->r, &known[i]) ? P_DELETING : P_LIVE;
@@ -342,7 +185,7 @@ static int plan(struct prune *p)
 	/* what earlier prunes condemned: deleted once ripe, unless a snapshot took it up again */
 	for (size_t i = 0; i < p->n_recs; i++) {
 		for (size_t j = 0; j < p->recs[i].f.n; j++) {
-			struct pack_info *pi = find_pack(p, &p->recs[i].f.packs[j].pack);
+			struct pack_info *pi = kl_prune_find_pack(p, &p->recs[i].f.packs[j].pack);
 
 			if (!pi || pi->fate)
 				continue;
@@ -366,7 +209,7 @@ static int plan(struct prune *p)
 			p->st->bytes_orphan += pi->size;
 			continue;
 		}
-		if (pi->state != P_LIVE || pi->fate)
+		if (pi->state != P_LIVE || pi->fate || pi->pinned)
 			continue;
 		if (!pi->used_bytes) {
 			pi->fate = F_CONDEMN;
@@ -541,7 +384,8 @@ static int condemn(struct prune *p, bool *ripe_now, struct kl_id *rec_id, bool *
 	for (size_t i = 0; i < p->n_recs; i++)
 		if (!p->recs[i].f.wait_for_known)
 			for (size_t j = 0; j < p->recs[i].f.n; j++) {
-				struct pack_info *pi = find_pack(p, &p->recs[i].f.packs[j].pack);
+				struct pack_info *pi =
+					kl_prune_find_pack(p, &p->recs[i].f.packs[j].pack);
 
 				if (pi && pi->fate == F_WAIT)
 					pi->fate = F_CONDEMN;
@@ -570,12 +414,11 @@ static int condemn(struct prune *p, bool *ripe_now, struct kl_id *rec_id, bool *
 	} else if (rc >= 0) {
 		*rec_id = first;
 		/*
-		 * Not at once when index files were loaded after the start: only
-		 * the start's are superseded by this run, and one loaded later may
-		 * name a condemned pack (two hosts stored the same blob). The
-		 * record, ripe, lets the next prune supersede them all first.
+		 * Not at once when an index file loaded after the start could not
+		 * be read back: it may name a condemned pack (two hosts stored the
+		 * same blob) and stays live. The next prune supersedes it first.
 		 */
-		*ripe_now = !p->loaded_more;
+		*ripe_now = !p->unresolved;
 	}
 	kl_index_file_release(&d);
 	if (rc < 0)
@@ -588,22 +431,33 @@ static int condemn(struct prune *p, bool *ripe_now, struct kl_id *rec_id, bool *
 	return rc;
 }
 
-/* One new index of every live pack replaces the index files loaded at the start. */
-static int rewrite_index(struct prune *p, const struct kl_id *files, size_t n_files)
+/*
+ * One new index of every live pack replaces the index files loaded at the
+ * start and those marking loaded later whose packs were all listed.
+ */
+static int rewrite_index(struct prune *p)
 {
 	struct kl_index_file f = {0};
-	int rc;
+	size_t n_start = p->n_start_files, n = n_start + p->n_more_files;
+	int rc = -ENOMEM;
 
-	f.supersedes = kl_memdup(files, n_files * sizeof(*files));
-	f.n_supersedes = f.supersedes ? n_files : 0;
-	rc = add_packs(p, &f, 1u << F_KEEP | 1u << F_RESCUE);
+	f.supersedes = kl_calloc(n ? n : 1, sizeof(*f.supersedes));
+	if (f.supersedes) {
+		if (n_start)
+			memcpy(f.supersedes, p->start_files, n_start * sizeof(*f.supersedes));
+		if (p->n_more_files)
+			memcpy(f.supersedes + n_start, p->more_files,
+			       p->n_more_files * sizeof(*f.supersedes));
+		f.n_supersedes = n;
+		rc = add_packs(p, &f, 1u << F_KEEP | 1u << F_RESCUE);
+	}
 	if (rc >= 0)
 		rc = kl_repo_put_index_file(p->r, &f, NULL);
-	kl_index_file_release(&f);
-	for (size_t i = 0; rc >= 0 && i < n_files; i++) {
-		rc = del_obj(p, KL_OBJ_INDEX, &files[i]);
+	for (size_t i = 0; rc >= 0 && i < f.n_supersedes; i++) {
+		rc = del_obj(p, KL_OBJ_INDEX, &f.supersedes[i]);
 		p->st->index_files_replaced++;
 	}
+	kl_index_file_release(&f);
 	return rc;
 }
 
@@ -657,7 +511,7 @@ static int finish_now(struct prune *p)
 	int rc;
 
 	p->fresh = &fresh;
-	rc = mark_snapshots(p);
+	rc = kl_prune_mark_snapshots(p);
 	p->fresh = NULL;
 	for (size_t i = 0; rc >= 0 && i < p->n_packs; i++) {
 		struct pack_info *pi = &p->packs[i];
@@ -717,13 +571,18 @@ int kl_prune(struct kl_repo *r, const struct kl_prune_opts *o, struct kl_prune_s
 		rc = kl_repo_list(r, KL_OBJ_DATA, list_pack, &p);
 	if (rc >= 0 && p.n_packs)
 		qsort(p.packs, p.n_packs, sizeof(*p.packs), cmp_pack);
+	kl_test_point("prune-listed");
 	if (rc >= 0 && kl_repo_config(r)->lock_mode != KL_LOCK_NONE) {
 		rc = kl_repo_list_mtime(r, KL_OBJ_DATA, set_mtime, &p);
 		if (rc == -EOPNOTSUPP)
 			rc = 0; /* a copy of a locked repository on disk: nothing is retained */
 	}
+	p.start_files = files;
+	p.n_start_files = n_files;
 	if (rc >= 0)
-		rc = mark_snapshots(&p);
+		rc = kl_prune_mark_snapshots(&p);
+	if (rc >= 0)
+		rc = kl_prune_take_refreshed(&p);
 	ret->blobs_used = p.used.n;
 	if (rc >= 0)
 		rc = plan(&p);
@@ -734,8 +593,8 @@ int kl_prune(struct kl_repo *r, const struct kl_prune_opts *o, struct kl_prune_s
 	kl_test_point("prune-repacked");
 	if (rc >= 0)
 		rc = condemn(&p, &ripe_now, &rec_id, &have_rec);
-	if (rc >= 0 && (have_rec || n_files > 1 || ret->packs_rescued))
-		rc = rewrite_index(&p, files, n_files);
+	if (rc >= 0 && (have_rec || n_files + p.n_more_files > 1 || ret->packs_rescued))
+		rc = rewrite_index(&p);
 	kl_test_point("prune-reindexed");
 	/* ripe records of earlier runs: their rescued packs are in the new index now */
 	if (rc >= 0)
@@ -763,6 +622,7 @@ out:
 	kl_idset_release(&p.snaps);
 	kl_idset_release(&p.alive);
 	kl_free(files);
+	kl_free(p.more_files);
 	kl_free(rec_ids);
 	return rc;
 }

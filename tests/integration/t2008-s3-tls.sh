@@ -36,6 +36,9 @@ upstream=${KEEL_S3_ENDPOINT#http://}
 tls_front()
 {
 	local log=$TEST_DIR/socat-$1.log i
+	# made before socat starts: the loop below may read it first, and a
+	# missing file fails the pipeline (pipefail) and so the test
+	: >"$log"
 	socat -d -d "OPENSSL-LISTEN:0,bind=127.0.0.1,reuseaddr,fork,cert=$1,verify=0" \
 		"TCP:$upstream" 2>"$log" &
 	TLS_PID=$!
