@@ -352,6 +352,9 @@ struct kl_mirror_state {
 	int64_t complete_listed_ns; /* ... and listing time; 0: none yet */
 	struct kl_mirror_missing *missing;
 	size_t n_missing;
+	/* Object Lock set on the copy's new objects (keel mirror --object-lock-*) */
+	uint32_t lock_mode; /* enum kl_lock_mode */
+	uint32_t lock_days;
 };
 void kl_mirror_state_release(struct kl_mirror_state *s);
 int kl_mirror_state_encode(const struct kl_mirror_state *s, struct kl_buf *out);

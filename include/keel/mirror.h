@@ -24,6 +24,14 @@ struct kl_mirror_opts {
 	bool dry_run;		 /* list and compare; write and delete nothing */
 	bool verify;		 /* read every object of DEST back and hash it */
 	int64_t delete_after_ns; /* quarantine; KL_MIRROR_NEVER */
+	/*
+	 * Object Lock on DEST's new objects (S3): when lock_given, these
+	 * replace what DEST's state says (KL_LOCK_NONE stops it); else the
+	 * state's settings apply, so that later runs keep locking.
+	 */
+	bool lock_given;
+	uint32_t lock_mode; /* enum kl_lock_mode */
+	uint32_t lock_days;
 	struct kl_report report; /* warnings: damage found, objects kept */
 };
 void kl_mirror_opts_init(struct kl_mirror_opts *o);
@@ -38,6 +46,8 @@ struct kl_mirror_stats {
 	struct kl_mirror_count repaired;    /* damaged in DEST, copied again */
 	struct kl_mirror_count deleted;	    /* gone from SOURCE, quarantine over */
 	struct kl_mirror_count quarantined; /* gone from SOURCE, kept in DEST */
+	struct kl_mirror_count retained;    /* quarantine over, under Object Lock: kept */
+	uint32_t lock_mode, lock_days;	    /* the retention new objects of DEST got */
 	uint64_t source_damaged;	    /* failed their hash in SOURCE: not copied */
 	uint64_t vanished;		    /* listed in SOURCE, gone when copied */
 	uint64_t tmp_removed;		    /* temporary files killed runs left in DEST */

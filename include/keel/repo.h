@@ -48,8 +48,11 @@ int kl_repo_open_err(const char *location, struct kl_err *err, struct kl_repo **
  * Opens the location a mirror copies to, without a key: the repository
  * there, or an empty layout made for one when it has no config yet (a
  * new copy, or a copy whose config the mirror puts back). Never unlocked.
+ * With object_lock, the storage is made ready for Object Lock first (as
+ * kl_repo_dest_object_lock() does): -EOPNOTSUPP when it has none.
  */
-int kl_repo_open_dest(const char *location, struct kl_err *err, struct kl_repo **ret);
+int kl_repo_open_dest(const char *location, bool object_lock, struct kl_err *err,
+		      struct kl_repo **ret);
 /* Tries every key file; -KL_EBADPASS if none opens. Then reads the config. */
 int kl_repo_unlock(struct kl_repo *r, const struct kl_pass *pass);
 void kl_repo_free(struct kl_repo *r);
@@ -115,6 +118,14 @@ int kl_repo_list_mtime(struct kl_repo *r, enum kl_obj_type t, kl_list_mtime_cb c
  */
 int kl_repo_get_raw(struct kl_repo *r, enum kl_obj_type t, const char *name, uint64_t off,
 		    uint64_t len, struct kl_buf *out);
+/*
+ * A mirror's copy, opened without its config: sets the Object Lock
+ * retention of every object put from now on (none: stops setting it),
+ * after making sure the storage can hold locked objects. Returns 0;
+ * -EOPNOTSUPP when the storage has no Object Lock; -KL_EUSAGE when it is
+ * not set up for it (an S3 bucket made without it); other storage errors.
+ */
+int kl_repo_dest_object_lock(struct kl_repo *r, enum kl_lock_mode mode, uint32_t days);
 /*
  * Stores bytes as they are, atomically, under name (a mirror's copy:
  * nothing is sealed or checked). Returns 0, -EEXIST if the object exists

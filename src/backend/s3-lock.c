@@ -65,8 +65,9 @@ int kl_s3_prepare_object_lock_(struct kl_backend *b)
  * Reached through kl_backend_set_object_lock(), which checked mode and
  * days: each PUT from now on carries x-amz-object-lock-mode (GOVERNANCE
  * or COMPLIANCE) and x-amz-object-lock-retain-until-date (now + days).
- * Lock files (KL_OBJ_LOCK) are never locked: they must go when an
- * operation ends. With a mode, del() removes an object's version for
+ * Lock files (KL_OBJ_LOCK) and mirror states (KL_OBJ_MIRROR) are never
+ * locked: they must go when an operation ends or the next run replaces them.
+ * With a mode, del() removes an object's version for
  * good, and refuses with -KL_EOBJLOCKED, before asking the server, an
  * object whose retention has not ended (or that has a legal hold); the
  * server would refuse it too (403).

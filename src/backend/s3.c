@@ -207,8 +207,11 @@ static int s3_put(struct kl_backend *b, enum kl_obj_type t, const char *name, co
 	r = kl_s3_obj_key_(s, t, name, key, sizeof(key));
 	if (r < 0)
 		return r;
-	/* lock files must go when their operation ends: never under retention */
-	if (s->lock_mode != KL_LOCK_NONE && t != KL_OBJ_LOCK) {
+	/*
+	 * Lock files must go when their operation ends, and a mirror's state
+	 * is replaced by every run: never under retention.
+	 */
+	if (s->lock_mode != KL_LOCK_NONE && t != KL_OBJ_LOCK && t != KL_OBJ_MIRROR) {
 		r = retain_until_date(s, until);
 		if (r < 0)
 			return r;

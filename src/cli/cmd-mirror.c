@@ -23,6 +23,10 @@ static const char usage[] =
 	"      --verify              read every object of DEST back and check it\n"
 	"      --delete-after D      delete what SOURCE deleted once missing for D\n"
 	"                            (7d default; 12h, 30m, 0s; never: keep)\n"
+	"      --object-lock-mode governance|compliance|none\n"
+	"                            S3 Object Lock on every object written to DEST\n"
+	"                            from now on (kept for later runs; none stops it)\n"
+	"      --object-lock-days N  its retention in days (1-36500)\n"
 	"      --status              show what DEST lacks, its last run and its lag\n"
 	"      --snapshots           with --status: per host and paths, the newest\n"
 	"                            snapshot in SOURCE and in DEST (needs the password)\n"
@@ -39,6 +43,8 @@ enum {
 	OPT_DELETE_AFTER,
 	OPT_STATUS,
 	OPT_SNAPSHOTS,
+	OPT_OBJECT_LOCK_MODE,
+	OPT_OBJECT_LOCK_DAYS,
 };
 
 /* "never", or digits and one unit of s, m, h, d */
@@ -80,6 +86,13 @@ static void json_count(const char *name, const struct kl_mirror_count *c)
 	       (unsigned long long)c->bytes);
 }
 
+static const char *lock_name(uint32_t mode)
+{
+	return mode == KL_LOCK_COMPLIANCE   ? "compliance"
+	       : mode == KL_LOCK_GOVERNANCE ? "governance"
+					    : "none";
+}
+
 static void print_summary(struct kl_cli *cli, const struct kl_mirror_stats *st, bool dry_run)
 {
 	char b[32];
@@ -91,6 +104,9 @@ static void print_summary(struct kl_cli *cli, const struct kl_mirror_stats *st, 
 		json_count("repaired", &st->repaired);
 		json_count("deleted", &st->deleted);
 		json_count("quarantined", &st->quarantined);
+		json_count("retained", &st->retained);
+		printf(",\"object_lock_mode\":\"%s\",\"object_lock_days\":%u",
+		       lock_name(st->lock_mode), st->lock_days);
 		printf(",\"source_damaged\":%llu,\"vanished\":%llu,\"tmp_removed\":%llu,"
 		       "\"passes\":%u,\"complete\":%s,\"duration_ns\":%lld}\n",
 		       (unsigned long long)st->source_damaged, (unsigned long long)st->vanished,
@@ -109,7 +125,13 @@ static void print_summary(struct kl_cli *cli, const struct kl_mirror_stats *st, 
 		       dry_run ? "to replace" : "replaced");
 	printf(", %llu deleted, %llu in quarantine", (unsigned long long)st->deleted.objects,
 	       (unsigned long long)st->quarantined.objects);
+	if (st->retained.objects)
+		printf(" (%llu of them under Object Lock until their date)",
+		       (unsigned long long)st->retained.objects);
 	printf(", %.1f s\n", (double)st->duration_ns / KL_NSEC_PER_SEC);
+	if (st->lock_mode != KL_LOCK_NONE)
+		printf("new objects in DEST are under %s Object Lock for %u days\n",
+		       lock_name(st->lock_mode), st->lock_days);
 }
 
 static void json_snap(const struct kl_snapshot_ref *r)
@@ -279,6 +301,8 @@ static int parse_args(int argc, char **argv, struct kl_cli *cli, struct mirror_a
 		{"delete-after", required_argument, NULL, OPT_DELETE_AFTER},
 		{"status", no_argument, NULL, OPT_STATUS},
 		{"snapshots", no_argument, NULL, OPT_SNAPSHOTS},
+		{"object-lock-mode", required_argument, NULL, OPT_OBJECT_LOCK_MODE},
+		{"object-lock-days", required_argument, NULL, OPT_OBJECT_LOCK_DAYS},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t v;
@@ -314,6 +338,24 @@ static int parse_args(int argc, char **argv, struct kl_cli *cli, struct mirror_a
 		case OPT_SNAPSHOTS:
 			a->snapshots = true;
 			break;
+		case OPT_OBJECT_LOCK_MODE:
+			a->o.lock_given = true;
+			if (!strcmp(optarg, "governance"))
+				a->o.lock_mode = KL_LOCK_GOVERNANCE;
+			else if (!strcmp(optarg, "compliance"))
+				a->o.lock_mode = KL_LOCK_COMPLIANCE;
+			else if (!strcmp(optarg, "none"))
+				a->o.lock_mode = KL_LOCK_NONE;
+			else
+				return kl_cli_usage_error(cli, "invalid --object-lock-mode '%s'",
+							  optarg);
+			break;
+		case OPT_OBJECT_LOCK_DAYS:
+			if (kl_parse_uint(optarg, 1, KL_LOCK_DAYS_MAX, &v) < 0)
+				return kl_cli_usage_error(cli, "--object-lock-days wants 1 to %d",
+							  KL_LOCK_DAYS_MAX);
+			a->o.lock_days = (uint32_t)v;
+			break;
 		default:
 			rc = kl_cli_default_opt(cli, ch, usage, argv);
 			if (rc)
@@ -324,6 +366,10 @@ static int parse_args(int argc, char **argv, struct kl_cli *cli, struct mirror_a
 		return kl_cli_usage_error(cli, "give SOURCE and DEST");
 	if (a->snapshots && !a->status)
 		return kl_cli_usage_error(cli, "--snapshots goes with --status");
+	if ((a->o.lock_mode != KL_LOCK_NONE && !a->o.lock_days) ||
+	    (a->o.lock_mode == KL_LOCK_NONE && a->o.lock_days))
+		return kl_cli_usage_error(cli, "'--object-lock-mode' and '--object-lock-days' go "
+					       "together ('--object-lock-mode none' alone)");
 	return 0;
 }
 
@@ -350,7 +396,9 @@ int cmd_mirror(int argc, char **argv, struct kl_cli *cli)
 		return rc;
 	}
 	rc = a.status ? kl_repo_open_err(dest, &cli->detail, &dst)
-		      : kl_repo_open_dest(dest, &cli->detail, &dst);
+		      : kl_repo_open_dest(dest, a.o.lock_mode != KL_LOCK_NONE, &cli->detail, &dst);
+	if (rc == -EOPNOTSUPP)
+		return kl_cli_usage_error(cli, "Object Lock needs a copy on S3; '%s' is not", dest);
 	if (rc < 0) {
 		kl_cli_error(cli, rc, "cannot open the copy '%s'", dest);
 		return rc;

@@ -13,6 +13,8 @@ enum {
 	F_COMPLETE_NS,
 	F_COMPLETE_LISTED_NS,
 	F_MISSING,
+	F_LOCK_MODE,
+	F_LOCK_DAYS,
 };
 
 enum {
@@ -52,6 +54,14 @@ static int missing_encode(const struct kl_mirror_missing *m, struct kl_buf *out)
 	return r;
 }
 
+/* a mode needs its days and days their mode, as in Config */
+static bool lock_valid(const struct kl_mirror_state *s)
+{
+	if (s->lock_mode > KL_LOCK_COMPLIANCE || s->lock_days > KL_LOCK_DAYS_MAX)
+		return false;
+	return (s->lock_mode == KL_LOCK_NONE) == (s->lock_days == 0);
+}
+
 int kl_mirror_state_encode(const struct kl_mirror_state *s, struct kl_buf *out)
 {
 	size_t start = out->len;
@@ -62,6 +72,8 @@ int kl_mirror_state_encode(const struct kl_mirror_state *s, struct kl_buf *out)
 	for (size_t i = 0; i < s->n_missing; i++)
 		if (!missing_valid(&s->missing[i]))
 			return -EINVAL;
+	if (!lock_valid(s))
+		return -EINVAL;
 	r = kl_pb_put_uint(out, F_VERSION, MIRROR_STATE_VERSION);
 	if (r >= 0)
 		r = kl_pb_put_sint_nz(out, F_TIME_NS, s->time_ns);
@@ -73,6 +85,10 @@ int kl_mirror_state_encode(const struct kl_mirror_state *s, struct kl_buf *out)
 		r = kl_pb_put_sint_nz(out, F_COMPLETE_LISTED_NS, s->complete_listed_ns);
 	for (size_t i = 0; r >= 0 && i < s->n_missing; i++)
 		r = missing_encode(&s->missing[i], out);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, F_LOCK_MODE, s->lock_mode);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, F_LOCK_DAYS, s->lock_days);
 	if (r < 0) {
 		kl_buf_setlen(out, start);
 		return r;
@@ -132,6 +148,10 @@ static int state_field(const struct kl_pb_field *f, struct kl_mirror_state *s)
 		if (f->wire != KL_PB_LEN)
 			return -KL_ECORRUPT;
 		return missing_decode(f->p, f->len, &s->missing[s->n_missing++]);
+	case F_LOCK_MODE:
+		return kl_pb_get_u32(f, &s->lock_mode);
+	case F_LOCK_DAYS:
+		return kl_pb_get_u32(f, &s->lock_days);
 	default:
 		return 0; /* the version was checked by the scan */
 	}
@@ -161,7 +181,7 @@ static int state_decode(const uint8_t *p, size_t n, struct kl_mirror_state *s)
 			return -ENOMEM;
 	}
 	while ((r = kl_pb_next(&rd, &f)) > 0) {
-		if (f.num > F_MISSING)
+		if (f.num > F_LOCK_DAYS)
 			continue;
 		if (f.num != F_MISSING) {
 			r = kl_pb_once(&seen, f.num);
@@ -172,6 +192,8 @@ static int state_decode(const uint8_t *p, size_t n, struct kl_mirror_state *s)
 		if (r < 0)
 			return r;
 	}
+	if (r >= 0 && !lock_valid(s))
+		return -KL_ECORRUPT;
 	return r;
 }
 

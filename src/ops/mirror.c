@@ -256,8 +256,14 @@ static int quarantine(struct kl_mrun *run, const struct lists *l, const struct k
 					run->st->deleted.bytes += d->size;
 					continue;
 				}
+				/* under Object Lock until its date: kept, as the lock means */
+				if (rc == -KL_EOBJLOCKED) {
+					run->st->retained.objects++;
+					run->st->retained.bytes += d->size;
+				} else {
+					warn(run, path, rc, "cannot delete from the copy (kept)");
+				}
 				/* nothing the snapshots still in DEST may need goes after it */
-				warn(run, path, rc, "cannot delete from the copy (kept)");
 				kl_repo_clear_err(run->dst);
 				blocked = true;
 			}
@@ -291,6 +297,8 @@ static int finish(struct kl_mrun *run, const struct lists *l, struct kl_mstate *
 	kl_repo_clear_err(run->dst);
 	s.time_ns = now;
 	s.listed_ns = listed_ns;
+	s.lock_mode = run->st->lock_mode;
+	s.lock_days = run->st->lock_days;
 	s.complete_ns = run->st->complete ? now : state->s.complete_ns;
 	s.complete_listed_ns = run->st->complete ? listed_ns : state->s.complete_listed_ns;
 	kl_mirror_state_release(&state->s);
@@ -317,6 +325,31 @@ static int mirror_passes(struct kl_mrun *run, struct lists *l, int64_t *listed_r
 	return rc;
 }
 
+/*
+ * A copy offsite is what survives when the primary is taken over, so it
+ * can keep its objects under S3 Object Lock of its own, whatever
+ * SOURCE's config says (a keyless mirror cannot read that). The setting
+ * lives in DEST's state, so that every later run keeps it.
+ */
+static int dest_object_lock(struct kl_mrun *run, const struct kl_mstate *state)
+{
+	uint32_t mode = run->o->lock_given ? run->o->lock_mode : state->s.lock_mode;
+	uint32_t days = run->o->lock_given ? run->o->lock_days : state->s.lock_days;
+	int rc;
+
+	run->st->lock_mode = mode;
+	run->st->lock_days = days;
+	if (mode == KL_LOCK_NONE || run->o->dry_run)
+		return 0;
+	rc = kl_repo_dest_object_lock(run->dst, (enum kl_lock_mode)mode, days);
+	if (rc == -EOPNOTSUPP)
+		return kl_repo_fail(run->dst, -KL_EUSAGE,
+				    "Object Lock needs a copy on S3; this one's storage has none");
+	if (rc < 0)
+		return kl_repo_fail(run->dst, rc, "cannot use Object Lock in the copy");
+	return 0;
+}
+
 int kl_mirror(struct kl_repo *src, struct kl_repo *dst, const struct kl_mirror_opts *o,
 	      struct kl_mirror_stats *ret)
 {
@@ -333,6 +366,8 @@ int kl_mirror(struct kl_repo *src, struct kl_repo *dst, const struct kl_mirror_o
 	rc = kl_mstate_load(dst, &o->report, &state);
 	if (rc < 0)
 		rc = kl_repo_fail(dst, rc, "cannot read the mirror state");
+	if (rc >= 0)
+		rc = dest_object_lock(&run, &state);
 	if (rc >= 0)
 		rc = copy_config(&run);
 	if (rc >= 0)

@@ -81,6 +81,21 @@ int kl_repo_get_raw(struct kl_repo *r, enum kl_obj_type t, const char *name, uin
 	return r->be->ops->get(r->be, t, name, off, len, out);
 }
 
+int kl_repo_dest_object_lock(struct kl_repo *r, enum kl_lock_mode mode, uint32_t days)
+{
+	int rc;
+
+	if (mode != KL_LOCK_NONE) {
+		rc = kl_backend_prepare_object_lock(r->be);
+		if (rc < 0)
+			return rc;
+	}
+	rc = kl_backend_set_object_lock(r->be, mode, days);
+	if (rc == 0 && mode != KL_LOCK_NONE)
+		return -EOPNOTSUPP;
+	return rc < 0 ? rc : 0;
+}
+
 int kl_repo_put_raw(struct kl_repo *r, enum kl_obj_type t, const char *name, const void *data,
 		    size_t len)
 {

@@ -270,7 +270,8 @@ int kl_repo_open_err(const char *location, struct kl_err *err, struct kl_repo **
 	return 0;
 }
 
-int kl_repo_open_dest(const char *location, struct kl_err *err, struct kl_repo **ret)
+int kl_repo_open_dest(const char *location, bool object_lock, struct kl_err *err,
+		      struct kl_repo **ret)
 {
 	struct kl_backend *be = NULL;
 	struct kl_repo *r = NULL;
@@ -280,7 +281,10 @@ int kl_repo_open_dest(const char *location, struct kl_err *err, struct kl_repo *
 	rc = kl_backend_open(location, err, &be);
 	if (rc < 0)
 		return rc;
-	rc = be->ops->stat(be, KL_OBJ_CONFIG, "config", &size);
+	/* before the layout: an S3 bucket gets Object Lock only when it is made */
+	rc = object_lock ? kl_backend_prepare_object_lock(be) : 0;
+	if (rc >= 0)
+		rc = be->ops->stat(be, KL_OBJ_CONFIG, "config", &size);
 	if (rc == -ENOENT || rc == -ENOTDIR) {
 		/* a new copy, or one whose config a mirror may restore: lay it out */
 		rc = be->ops->create(be);

@@ -36,7 +36,9 @@ static void state_round_trip(void **unused)
 				    .complete_ns = 5,
 				    .complete_listed_ns = 3,
 				    .missing = m,
-				    .n_missing = 2};
+				    .n_missing = 2,
+				    .lock_mode = KL_LOCK_COMPLIANCE,
+				    .lock_days = 30};
 	struct kl_buf a = KL_BUF_INIT(1 << 20), b = KL_BUF_INIT(1 << 20);
 	struct kl_mirror_state t;
 
@@ -54,6 +56,8 @@ static void state_round_trip(void **unused)
 	assert_memory_equal(t.missing[0].id.b, m[0].id.b, KL_ID_LEN);
 	assert_int_equal(t.missing[0].since_ns, 1733450000000000000);
 	assert_int_equal(t.missing[1].type, 4);
+	assert_int_equal(t.lock_mode, KL_LOCK_COMPLIANCE);
+	assert_int_equal(t.lock_days, 30);
 	assert_int_equal(kl_mirror_state_encode(&t, &b), 0);
 	assert_int_equal(a.len, b.len);
 	assert_memory_equal(a.data, b.data, a.len);
@@ -103,6 +107,18 @@ static void state_decode_rejects(void **unused)
 	assert_int_equal(decode_exact(bad_type, sizeof(bad_type), &t), -KL_ECORRUPT);
 	bad_type[5] = 0x01;
 	assert_int_equal(decode_exact(bad_type, sizeof(bad_type), &t), 0);
+	kl_mirror_state_release(&t);
+	/* Object Lock: a mode without days, days without a mode, mode 3 */
+	static const uint8_t mode_alone[] = {0x08, 0x01, 0x38, 0x01};
+	static const uint8_t days_alone[] = {0x08, 0x01, 0x40, 0x05};
+	static const uint8_t mode3[] = {0x08, 0x01, 0x38, 0x03, 0x40, 0x05};
+	static const uint8_t locked[] = {0x08, 0x01, 0x38, 0x02, 0x40, 0x05};
+	assert_int_equal(decode_exact(mode_alone, sizeof(mode_alone), &t), -KL_ECORRUPT);
+	assert_int_equal(decode_exact(days_alone, sizeof(days_alone), &t), -KL_ECORRUPT);
+	assert_int_equal(decode_exact(mode3, sizeof(mode3), &t), -KL_ECORRUPT);
+	assert_int_equal(decode_exact(locked, sizeof(locked), &t), 0);
+	assert_int_equal(t.lock_mode, KL_LOCK_COMPLIANCE);
+	assert_int_equal(t.lock_days, 5);
 	kl_mirror_state_release(&t);
 }
 
