@@ -89,7 +89,10 @@ struct kl_daemon_job {
 struct kl_daemon_drill {
 	char *job;
 	struct kl_schedule schedule;
-	int64_t rto_target;
+	bool has_schedule;
+	int64_t rto_target; /* seconds; 0: none */
+	unsigned sample;    /* drill-sample, percent of the files; 0: all */
+	char *scratch;	    /* where it restores; NULL: STATE-DIR/drill */
 	unsigned line;
 };
 
@@ -117,6 +120,10 @@ int kl_daemon_conf_parse(const char *text, size_t n, const char *path, struct kl
 int kl_daemon_conf_load(const char *path, struct kl_daemon_conf *ret, struct kl_err *err);
 void kl_daemon_conf_release(struct kl_daemon_conf *c);
 const struct kl_daemon_repo *kl_daemon_conf_repo(const struct kl_daemon_conf *c, const char *name);
+/* The job's host name in snapshots: its host key, else this host's name. */
+void kl_daemon_job_host(const struct kl_daemon_job *j, char out[256]);
+
+struct kl_daemon_opts;
 
 /* ---- the state of each job's runs (src/daemon/state.c) ------------------ */
 
@@ -130,12 +137,62 @@ struct kl_daemon_run {
 	char error[256];      /* the reason it failed, "" on success */
 	int64_t last_success; /* end of the newest successful run, 0: none */
 	double snapshot_time; /* when the newest snapshot of a run was started, 0: none */
+	/* drills only (STATE-DIR/drills/JOB.json): snapshot is the one drilled */
+	double rto;	 /* the last successful drill's time (scaled with a sample), 0: none */
+	unsigned sample; /* its drill-sample in percent, 100: all (rto is measured) */
+	uint64_t bytes;	 /* the bytes it restored and verified */
+	bool recorded;	 /* this drill's record is in the repository */
 };
 
 /* Reads the record of job; a job that never ran gives 0 and a zeroed run. */
 int kl_daemon_state_read(const char *state_dir, const char *job, struct kl_daemon_run *ret);
 /* Writes it atomically (creating STATE-DIR/jobs). */
 int kl_daemon_state_write(const char *state_dir, const char *job, const struct kl_daemon_run *run);
+/* The same for the job's last drill, STATE-DIR/drills/JOB.json. */
+int kl_daemon_drill_state_read(const char *state_dir, const char *job, struct kl_daemon_run *ret);
+int kl_daemon_drill_state_write(const char *state_dir, const char *job,
+				const struct kl_daemon_run *run);
+
+/* ---- restore drills (src/daemon/drill.c, drill-record.c) ----------------- */
+
+/*
+ * A drill's record in the repository (docs/DAEMON.md, "Drills"): a small
+ * snapshot of the job's host whose one file, keel-drill-JOB.json, holds
+ * the record for people, and whose tags hold it for keel:
+ *   keel-drill, drill-job=JOB, drill-of=SNAPSHOT-ID (64 hex digits),
+ *   drill-result=ok|failed, drill-seconds=S (the restore's time, scaled
+ *   to the whole when sampled), drill-sample=P (percent, 1..100; below
+ *   100 the time is an estimate), drill-bytes=N (restored and verified).
+ */
+#define KL_DRILL_TAG "keel-drill"
+
+struct kl_daemon_drill_record {
+	char job[65];
+	char snapshot[65]; /* the snapshot drilled, hex */
+	bool ok;
+	double seconds;	 /* the restore's time; an estimate when sample < 100 */
+	unsigned sample; /* percent of the files restored */
+	uint64_t bytes;
+};
+
+/*
+ * Reads a record from a snapshot's tags. Returns 1 (a record, in *ret),
+ * 0 (no keel-drill tag: not a record) or -KL_ECORRUPT (a keel-drill tag
+ * with the other tags missing, repeated or malformed).
+ */
+int kl_daemon_drill_record_parse(char *const *tags, size_t n, struct kl_daemon_drill_record *ret);
+/* Appends the record's tags to out, separated by ',' (backup --tag's form). */
+int kl_daemon_drill_record_tags(const struct kl_daemon_drill_record *r, struct kl_buf *out);
+
+/*
+ * One drill of the job dr names, in the process that is the drill (a
+ * child of the daemon): restores the job's newest snapshot (or a sample
+ * of its files) with `keel restore --verify` into a scratch directory,
+ * times it, removes it, records the result in the repository (above) and
+ * in STATE-DIR/drills/JOB.json, and keeps the job's 10 newest records.
+ */
+int kl_daemon_drill_job(const struct kl_daemon_opts *o, const struct kl_daemon_conf *c,
+			const struct kl_daemon_drill *dr, struct kl_daemon_run *ret);
 
 /* ---- HTTP (src/daemon/http.c) ------------------------------------------ */
 

@@ -54,8 +54,10 @@ void kl_daemon_conf_release(struct kl_daemon_conf *c)
 	for (size_t i = 0; i < c->n_jobs; i++)
 		job_release(&c->jobs[i]);
 	kl_free(c->jobs);
-	for (size_t i = 0; i < c->n_drills; i++)
+	for (size_t i = 0; i < c->n_drills; i++) {
 		kl_free(c->drills[i].job);
+		kl_free(c->drills[i].scratch);
+	}
 	kl_free(c->drills);
 	kl_free(c->path);
 	kl_free(c->webhook);
@@ -295,6 +297,27 @@ static int job_key(struct parse *ps, const struct kl_ini_item *it, struct kl_dae
 	return 1;
 }
 
+/* "10%" (or "10"): the share of a drill's files restored, 1 to 100 */
+static int sample(struct parse *ps, const struct kl_ini_item *it, unsigned *ret)
+{
+	_cleanup_free_ char *v = kl_strndup(it->value, it->value_len);
+	size_t n;
+	uint64_t pct;
+
+	if (!v)
+		return -ENOMEM;
+	if (*ret)
+		return BAD("set twice in one section");
+	n = strlen(v);
+	if (n && v[n - 1] == '%')
+		v[n - 1] = 0;
+	if (kl_parse_uint(v, 1, 100, &pct) < 0)
+		return BAD("'%.*s' is not a share from 1%% to 100%%",
+			   (int)KL_MIN(it->value_len, 64), it->value);
+	*ret = (unsigned)pct;
+	return 0;
+}
+
 static int setting(struct parse *ps, const struct kl_ini_item *it)
 {
 	struct kl_daemon_conf *c = ps->c;
@@ -323,10 +346,18 @@ static int setting(struct parse *ps, const struct kl_ini_item *it)
 		struct kl_daemon_drill *d = &c->drills[c->n_drills - 1];
 		_cleanup_free_ char *text = NULL;
 
-		if (eq(k, kn, "schedule"))
+		if (eq(k, kn, "schedule")) {
 			r = schedule(ps, it, &d->schedule, &text);
-		else if (eq(k, kn, "rto-target"))
+			d->has_schedule = r == 0;
+		} else if (eq(k, kn, "rto-target")) {
 			r = duration(ps, it, &d->rto_target);
+		} else if (eq(k, kn, "drill-sample")) {
+			r = sample(ps, it, &d->sample);
+		} else if (eq(k, kn, "scratch")) {
+			r = set_str(ps, it, &d->scratch);
+			if (r == 0 && d->scratch[0] != '/')
+				r = BAD("'%s' is not an absolute path", d->scratch);
+		}
 		break;
 	}
 	case S_NOTIFY:
@@ -394,6 +425,9 @@ static int validate(const struct kl_daemon_conf *c, struct kl_err *err)
 	}
 	for (size_t i = 0; i < c->n_drills; i++) {
 		bool found = false;
+
+		if (!c->drills[i].has_schedule)
+			return MISSING(c->drills[i].line, "drill", c->drills[i].job, "schedule");
 
 		for (size_t k = 0; k < c->n_jobs && !found; k++)
 			found = !strcmp(c->jobs[k].name, c->drills[i].job);

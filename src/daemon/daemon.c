@@ -17,23 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "keel/daemon.h"
-
-struct job_rt {
-	char *name;
-	pid_t pid;     /* the run under way, 0: none */
-	int64_t due;   /* Unix seconds; -1: never */
-	int64_t start; /* of the run under way */
-	bool gone;     /* no longer in the configuration: dropped when its run ends */
-};
-
-struct daemon {
-	const struct kl_daemon_opts *o;
-	struct kl_daemon_conf conf;
-	struct kl_daemon_http *http;
-	struct job_rt *rt;
-	size_t n_rt;
-};
+#include "internal.h"
 
 #define LOG(fmt, ...) fprintf(stderr, "keel: daemon: " fmt "\n", ##__VA_ARGS__)
 
@@ -50,31 +34,60 @@ static const struct kl_daemon_job *find_job(const struct kl_daemon_conf *c, cons
 	return NULL;
 }
 
+static const struct kl_daemon_drill *find_drill(const struct kl_daemon_conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_drills; i++)
+		if (!strcmp(c->drills[i].job, name))
+			return &c->drills[i];
+	return NULL;
+}
+
+/* The schedule of rt's job or drill, NULL when it is gone from the configuration. */
+static const struct kl_schedule *rt_schedule(const struct daemon *d, const struct job_rt *rt)
+{
+	const struct kl_daemon_job *j = rt->drill ? NULL : find_job(&d->conf, rt->name);
+	const struct kl_daemon_drill *dr = rt->drill ? find_drill(&d->conf, rt->name) : NULL;
+
+	return j ? &j->schedule : dr ? &dr->schedule : NULL;
+}
+
+static const char *rt_kind(const struct job_rt *rt)
+{
+	return rt->drill ? "drill" : "job";
+}
+
 /*
  * When a job is next due, from its last recorded run: a run missed while
  * the daemon was down is due now (once); a job that never ran is due now
  * when it runs "every" so often, else at its next calendar time.
  */
-static int64_t first_due(const struct daemon *d, const struct kl_daemon_job *j)
+static int64_t first_due(const struct daemon *d, const char *name, bool drill,
+			 const struct kl_schedule *s)
 {
 	struct kl_daemon_run last;
+	int r = drill ? kl_daemon_drill_state_read(d->o->state_dir, name, &last)
+		      : kl_daemon_state_read(d->o->state_dir, name, &last);
 
-	if (kl_daemon_state_read(d->o->state_dir, j->name, &last) < 0 || !last.start)
-		return j->schedule.every ? now_sec() : kl_schedule_next(&j->schedule, now_sec());
-	return kl_schedule_next(&j->schedule, last.start);
+	if (r < 0 || !last.start)
+		return s->every ? now_sec() : kl_schedule_next(s, now_sec());
+	return kl_schedule_next(s, last.start);
 }
 
-/* Matches the run-time table to d->conf's jobs, keeping runs under way. */
+/* Matches the run-time table to d->conf's jobs and drills, keeping runs under way. */
 static int sync_jobs(struct daemon *d)
 {
 	for (size_t i = 0; i < d->n_rt; i++)
-		d->rt[i].gone = !find_job(&d->conf, d->rt[i].name);
-	for (size_t i = 0; i < d->conf.n_jobs; i++) {
-		const struct kl_daemon_job *j = &d->conf.jobs[i];
+		d->rt[i].gone = !rt_schedule(d, &d->rt[i]);
+	for (size_t i = 0; i < d->conf.n_jobs + d->conf.n_drills; i++) {
+		bool drill = i >= d->conf.n_jobs;
+		const char *name =
+			drill ? d->conf.drills[i - d->conf.n_jobs].job : d->conf.jobs[i].name;
+		const struct kl_schedule *s = drill ? &d->conf.drills[i - d->conf.n_jobs].schedule
+						    : &d->conf.jobs[i].schedule;
 		struct job_rt *rt = NULL;
 
 		for (size_t k = 0; k < d->n_rt && !rt; k++)
-			if (!strcmp(d->rt[k].name, j->name))
+			if (d->rt[k].drill == drill && !strcmp(d->rt[k].name, name))
 				rt = &d->rt[k];
 		if (!rt) {
 			struct job_rt *v = kl_realloc(d->rt, (d->n_rt + 1) * sizeof(*v));
@@ -84,12 +97,13 @@ static int sync_jobs(struct daemon *d)
 			d->rt = v;
 			rt = &d->rt[d->n_rt++];
 			memset(rt, 0, sizeof(*rt));
-			rt->name = kl_strdup(j->name);
+			rt->drill = drill;
+			rt->name = kl_strdup(name);
 			if (!rt->name)
 				return -ENOMEM;
 		}
 		if (!rt->pid)
-			rt->due = first_due(d, j);
+			rt->due = first_due(d, name, drill, s);
 	}
 	/* drop the idle jobs that are gone */
 	for (size_t i = 0; i < d->n_rt;) {
@@ -105,15 +119,16 @@ static int sync_jobs(struct daemon *d)
 
 static void start_run(struct daemon *d, struct job_rt *rt)
 {
-	const struct kl_daemon_job *j = find_job(&d->conf, rt->name);
+	const struct kl_daemon_job *j = rt->drill ? NULL : find_job(&d->conf, rt->name);
+	const struct kl_daemon_drill *dr = rt->drill ? find_drill(&d->conf, rt->name) : NULL;
 	pid_t pid;
 
-	if (!j)
+	if (!j && !dr)
 		return;
 	rt->start = now_sec();
 	pid = fork();
 	if (pid < 0) {
-		LOG("job '%s': cannot start a run: %s", rt->name, strerror(errno));
+		LOG("%s '%s': cannot start a run: %s", rt_kind(rt), rt->name, strerror(errno));
 		rt->due = rt->start + 10;
 		return;
 	}
@@ -122,13 +137,35 @@ static void start_run(struct daemon *d, struct job_rt *rt)
 		int r;
 
 		setpgid(0, 0);
-		r = kl_daemon_run_job(d->o, &d->conf, j, &res);
+		r = j ? kl_daemon_run_job(d->o, &d->conf, j, &res)
+		      : kl_daemon_drill_job(d->o, &d->conf, dr, &res);
 		if (r < 0)
-			LOG("job '%s': cannot record the run: %s", j->name, kl_strerror(r));
+			LOG("%s '%s': cannot record the run: %s", rt_kind(rt), rt->name,
+			    kl_strerror(r));
 		_exit(r < 0 || !res.success);
 	}
 	rt->pid = pid;
-	LOG("job '%s': run started", rt->name);
+	LOG("%s '%s': %s started", rt_kind(rt), rt->name, rt->drill ? "restore drill" : "run");
+}
+
+static void log_end(const struct daemon *d, const struct job_rt *rt, int st)
+{
+	struct kl_daemon_run res;
+	int r = rt->drill ? kl_daemon_drill_state_read(d->o->state_dir, rt->name, &res)
+			  : kl_daemon_state_read(d->o->state_dir, rt->name, &res);
+
+	if (r < 0 || res.start < rt->start)
+		LOG("%s '%s': the run ended without a record (status %d)", rt_kind(rt), rt->name,
+		    st);
+	else if (!res.success)
+		LOG("%s '%s': the %s failed: %s", rt_kind(rt), rt->name,
+		    rt->drill ? "drill" : "run", res.error);
+	else if (rt->drill)
+		LOG("drill '%s': snapshot %.8s restored and verified in %.1f s%s", rt->name,
+		    res.snapshot, res.rto, res.sample < 100 ? " (an estimate from a sample)" : "");
+	else
+		LOG("job '%s': snapshot %.8s saved in %.1f s", rt->name, res.snapshot,
+		    res.duration);
 }
 
 static void reap(struct daemon *d)
@@ -139,24 +176,15 @@ static void reap(struct daemon *d)
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
 		for (size_t i = 0; i < d->n_rt; i++) {
 			struct job_rt *rt = &d->rt[i];
-			const struct kl_daemon_job *j;
-			struct kl_daemon_run res;
+			const struct kl_schedule *s;
 
 			if (rt->pid != pid)
 				continue;
 			rt->pid = 0;
-			if (kl_daemon_state_read(d->o->state_dir, rt->name, &res) < 0 ||
-			    res.start < rt->start)
-				LOG("job '%s': the run ended without a record (status %d)",
-				    rt->name, st);
-			else if (res.success)
-				LOG("job '%s': snapshot %.8s saved in %.1f s", rt->name,
-				    res.snapshot, res.duration);
-			else
-				LOG("job '%s': the run failed: %s", rt->name, res.error);
-			j = find_job(&d->conf, rt->name);
+			log_end(d, rt, st);
+			s = rt_schedule(d, rt);
 			/* a run that took longer than the period runs again at once, not twice */
-			rt->due = j ? kl_schedule_next(&j->schedule, rt->start) : -1;
+			rt->due = s ? kl_schedule_next(s, rt->start) : -1;
 			break;
 		}
 	}
@@ -187,7 +215,8 @@ static void reload(struct daemon *d)
 	if (r < 0)
 		LOG("cannot apply the new configuration: %s", kl_strerror(r));
 	else
-		LOG("configuration reloaded: %zu jobs", d->conf.n_jobs);
+		LOG("configuration reloaded: %zu jobs, %zu drills", d->conf.n_jobs,
+		    d->conf.n_drills);
 }
 
 /* Milliseconds until the next idle job is due, -1: none. */
@@ -237,76 +266,6 @@ static int lock_state_dir(const char *state_dir, struct kl_err *err)
 		return kl_fail(err, r, "cannot lock '%s/daemon.lock'", state_dir);
 	}
 	return fd;
-}
-
-struct metric {
-	const char *name, *help;
-};
-
-static const struct metric metrics[] = {
-	{"keel_rpo_seconds", "Age of the newest snapshot a run of the job saved."},
-	{"keel_rpo_target_seconds", "The job's rpo-target."},
-	{"keel_last_success_timestamp_seconds", "When the last successful run ended."},
-	{"keel_last_run_duration_seconds", "How long the last run took."},
-	{"keel_last_run_success", "1 if the last run succeeded, else 0."},
-};
-
-/* GET /metrics: Prometheus text format, one sample per job and metric that has a value */
-static int render_metrics(struct kl_buf *out, void *userdata)
-{
-	const struct daemon *d = userdata;
-	double now = (double)kl_time_now_ns() / (double)KL_NSEC_PER_SEC;
-	struct kl_daemon_run *runs;
-	int r = 0;
-
-	runs = kl_calloc(d->conf.n_jobs + 1, sizeof(*runs));
-	if (!runs)
-		return -ENOMEM;
-	for (size_t i = 0; i < d->conf.n_jobs; i++)
-		if (kl_daemon_state_read(d->o->state_dir, d->conf.jobs[i].name, &runs[i]) < 0)
-			memset(&runs[i], 0, sizeof(runs[i]));
-	for (size_t m = 0; m < KL_ARRAY_SIZE(metrics) && r >= 0; m++) {
-		r = kl_buf_addf(out, "# HELP %s %s\n# TYPE %s gauge\n", metrics[m].name,
-				metrics[m].help, metrics[m].name);
-		for (size_t i = 0; i < d->conf.n_jobs && r >= 0; i++) {
-			const struct kl_daemon_job *j = &d->conf.jobs[i];
-			const struct kl_daemon_run *run = &runs[i];
-			double v;
-
-			switch (m) {
-			case 0:
-				if (!run->snapshot_time)
-					continue;
-				v = now - run->snapshot_time;
-				break;
-			case 1:
-				if (!j->rpo_target)
-					continue;
-				v = (double)j->rpo_target;
-				break;
-			case 2:
-				if (!run->last_success)
-					continue;
-				v = (double)run->last_success;
-				break;
-			case 3:
-				if (!run->start)
-					continue;
-				v = run->duration;
-				break;
-			default:
-				if (!run->start)
-					continue;
-				v = run->success;
-				break;
-			}
-			/* job and repository names are [A-Za-z0-9._-]: nothing to escape */
-			r = kl_buf_addf(out, "%s{job=\"%s\",repository=\"%s\"} %.3f\n",
-					metrics[m].name, j->name, j->repository, v);
-		}
-	}
-	kl_free(runs);
-	return r;
 }
 
 static int loop(struct daemon *d, int sfd)
@@ -414,7 +373,8 @@ int kl_daemon_run(const struct kl_daemon_opts *o, struct kl_err *err)
 	if (r < 0)
 		goto out;
 	if (d.conf.http_listen) {
-		r = kl_daemon_http_start(d.conf.http_listen, render_metrics, &d, &d.http, err);
+		r = kl_daemon_http_start(d.conf.http_listen, kl_daemon_render_metrics, &d, &d.http,
+					 err);
 		if (r < 0)
 			goto out;
 	}
