@@ -198,13 +198,22 @@ int kl_daemon_drill_job(const struct kl_daemon_opts *o, const struct kl_daemon_c
 
 struct kl_daemon_http;
 /*
- * Listens on listen ("127.0.0.1:9911": loopback only for now) and serves
- * GET /metrics with what render writes. Driven by the caller's loop:
- * poll kl_daemon_http_fd() for input, with kl_daemon_http_timeout_ms()
- * (-1: none), then call kl_daemon_http_run().
+ * Answers a GET of url (the path, without the query): writes the body to
+ * out, sets *type when it is not text/plain, returns the HTTP status, or
+ * a negative error (500).
  */
-int kl_daemon_http_start(const char *listen, int (*render)(struct kl_buf *out, void *userdata),
-			 void *userdata, struct kl_daemon_http **ret, struct kl_err *err);
+typedef int kl_daemon_http_handler(const char *url, struct kl_buf *out, const char **type,
+				   void *userdata);
+/*
+ * Listens on listen ("127.0.0.1:9911"; an address beyond loopback only
+ * with a token_file, whose first line every request must then carry) and
+ * answers GET and HEAD with handler. Driven by the caller's loop: poll
+ * kl_daemon_http_fd() for input, with kl_daemon_http_timeout_ms() (-1:
+ * none), then call kl_daemon_http_run().
+ */
+int kl_daemon_http_start(const char *listen, const char *token_file,
+			 kl_daemon_http_handler *handler, void *userdata,
+			 struct kl_daemon_http **ret, struct kl_err *err);
 int kl_daemon_http_fd(const struct kl_daemon_http *h);
 int kl_daemon_http_timeout_ms(const struct kl_daemon_http *h);
 void kl_daemon_http_run(struct kl_daemon_http *h);

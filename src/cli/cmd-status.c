@@ -40,7 +40,16 @@ struct job_status {
 	struct kl_daemon_drill_record rec, ok;
 	int64_t rec_ns, ok_ns;
 	bool rto_missed;
+	uint64_t repo_bytes; /* the sizes of the repository's pack files */
+	bool have_size;
 };
+
+static int add_size(const char *name, uint64_t size, void *userdata)
+{
+	(void)name;
+	*(uint64_t *)userdata += size;
+	return 0;
+}
 
 /* A drill record of the job among the snapshots (docs/DAEMON.md, "Drills"). */
 static void drill_record(const struct kl_daemon_job *j, const struct kl_snapshot *s,
@@ -96,6 +105,9 @@ static int newest_snapshot(struct kl_cli *cli, const struct kl_daemon_conf *conf
 		st->have_snapshot = true;
 	}
 	kl_snapshot_list_release(&l);
+	/* a listing, no pack is read: cheap enough for every status */
+	if (rc >= 0 && kl_repo_list(cli->repo, KL_OBJ_DATA, add_size, &st->repo_bytes) >= 0)
+		st->have_size = true;
 	return kl_cli_close(cli, rc);
 }
 
@@ -197,6 +209,8 @@ static json_t *job_json(const struct kl_daemon_job *j, const struct job_status *
 							 : json_null());
 	json_object_set_new(o, "rto_ok", json_boolean(!st->rto_missed && !st->error));
 	json_object_set_new(o, "last_drill", drill_json(st));
+	json_object_set_new(o, "repository_size_bytes",
+			    st->have_size ? json_integer((json_int_t)st->repo_bytes) : json_null());
 	return o;
 }
 

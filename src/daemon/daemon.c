@@ -174,6 +174,8 @@ static void reap(struct daemon *d)
 	int st;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (kl_daemon_status_reaped(d, pid, st))
+			continue;
 		for (size_t i = 0; i < d->n_rt; i++) {
 			struct job_rt *rt = &d->rt[i];
 			const struct kl_schedule *s;
@@ -182,6 +184,8 @@ static void reap(struct daemon *d)
 				continue;
 			rt->pid = 0;
 			log_end(d, rt, st);
+			if (kl_daemon_status_wanted(d))
+				kl_daemon_status_refresh(d);
 			s = rt_schedule(d, rt);
 			/* a run that took longer than the period runs again at once, not twice */
 			rt->due = s ? kl_schedule_next(s, rt->start) : -1;
@@ -232,6 +236,9 @@ static int next_timeout(const struct daemon *d)
 		if (best < 0 || rt->due < best)
 			best = rt->due;
 	}
+	if (kl_daemon_status_wanted(d) && !d->status_pid &&
+	    (best < 0 || d->status_time + KL_DAEMON_STATUS_EVERY < best))
+		best = d->status_time + KL_DAEMON_STATUS_EVERY;
 	if (best < 0)
 		return -1;
 	if (best <= now)
@@ -289,6 +296,10 @@ static int loop(struct daemon *d, int sfd)
 				start_run(d, rt);
 			running |= rt->pid != 0;
 		}
+		if (!stopping && kl_daemon_status_wanted(d) && !d->status_pid &&
+		    d->status_time + KL_DAEMON_STATUS_EVERY <= now)
+			kl_daemon_status_refresh(d);
+		running |= d->status_pid != 0;
 		if (stopping && !running)
 			return 0;
 		timeout = stopping ? -1 : next_timeout(d);
@@ -373,18 +384,19 @@ int kl_daemon_run(const struct kl_daemon_opts *o, struct kl_err *err)
 	if (r < 0)
 		goto out;
 	if (d.conf.http_listen) {
-		r = kl_daemon_http_start(d.conf.http_listen, kl_daemon_render_metrics, &d, &d.http,
-					 err);
+		r = kl_daemon_http_start(d.conf.http_listen, d.conf.http_token_file,
+					 kl_daemon_http_route, &d, &d.http, err);
 		if (r < 0)
 			goto out;
 	}
-	LOG("started: %zu jobs from %s%s%s", d.conf.n_jobs, o->config_path,
-	    d.http ? ", metrics on http://" : "", d.http ? d.conf.http_listen : "");
+	LOG("started: %zu jobs, %zu drills from %s%s%s", d.conf.n_jobs, d.conf.n_drills,
+	    o->config_path, d.http ? ", status on http://" : "", d.http ? d.conf.http_listen : "");
 	r = loop(&d, sfd);
 	if (r >= 0)
 		LOG("stopped");
 out:
 	kl_daemon_http_free(d.http);
+	kl_daemon_status_release(&d);
 	for (size_t i = 0; i < d.n_rt; i++)
 		kl_free(d.rt[i].name);
 	kl_free(d.rt);

@@ -5,6 +5,7 @@
 #ifndef KEEL_DAEMON_INTERNAL_H
 #define KEEL_DAEMON_INTERNAL_H
 
+#include <jansson.h>
 #include <sys/types.h>
 
 #include "keel/daemon.h"
@@ -25,10 +26,32 @@ struct daemon {
 	struct kl_daemon_http *http;
 	struct job_rt *rt;
 	size_t n_rt;
+	/* the last `keel status --json` (status.c), for the page, /api/status and alerts */
+	pid_t status_pid;     /* the one under way, 0: none */
+	bool status_again;    /* asked for while one was under way */
+	int64_t status_time;  /* when the cached one was started, 0: none */
+	int64_t status_start; /* of the one under way */
+	char *status_text;    /* its output */
+	json_t *status;	      /* parsed */
 };
 
+/* Seconds between two status refreshes when nothing ends a run meanwhile. */
+#define KL_DAEMON_STATUS_EVERY 10
+
+/* Starts a `keel status --json` child unless one runs (then: again when it ends). */
+void kl_daemon_status_refresh(struct daemon *d);
+/* Takes the status child's end (true: pid was it): caches what it wrote. */
+bool kl_daemon_status_reaped(struct daemon *d, pid_t pid, int wstatus);
+void kl_daemon_status_release(struct daemon *d);
+/* Whether status.c needs to run at all: HTTP or notifications are configured. */
+bool kl_daemon_status_wanted(const struct daemon *d);
+
 /* GET /metrics (metrics.c): Prometheus text format, from the state directory */
-int kl_daemon_render_metrics(struct kl_buf *out, void *userdata);
+int kl_daemon_render_metrics(const struct daemon *d, struct kl_buf *out);
+/* GET / (page.c): the status page, one HTML document */
+int kl_daemon_render_page(const struct daemon *d, struct kl_buf *out);
+/* The HTTP handler (page.c): /, /api/status, /metrics */
+int kl_daemon_http_route(const char *url, struct kl_buf *out, const char **type, void *userdata);
 
 /* An argument vector of bounded size: what does not fit is left out. */
 struct kl_daemon_argv {

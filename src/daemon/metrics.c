@@ -74,9 +74,34 @@ static bool value(int m, const struct kl_daemon_job *j, const struct job_values 
 	}
 }
 
-int kl_daemon_render_metrics(struct kl_buf *out, void *userdata)
+/* keel_repository_size_bytes: from the last status, one per repository */
+static int repo_sizes(const struct daemon *d, struct kl_buf *out)
 {
-	const struct daemon *d = userdata;
+	json_t *jobs = json_object_get(d->status, "jobs");
+	int r;
+
+	r = kl_buf_addf(out, "# HELP keel_repository_size_bytes The size of the repository's "
+			     "pack files.\n# TYPE keel_repository_size_bytes gauge\n");
+	for (size_t i = 0; r >= 0 && i < json_array_size(jobs); i++) {
+		json_t *j = json_array_get(jobs, i),
+		       *size = json_object_get(j, "repository_size_bytes");
+		const char *repo = json_string_value(json_object_get(j, "repository"));
+		bool seen = false;
+
+		/* one sample per repository: the first job that names it */
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = json_equal(json_object_get(json_array_get(jobs, k), "repository"),
+					  json_object_get(j, "repository"));
+		if (seen || !repo || !json_is_integer(size) || !kl_daemon_conf_repo(&d->conf, repo))
+			continue;
+		r = kl_buf_addf(out, "keel_repository_size_bytes{repository=\"%s\"} %lld\n", repo,
+				(long long)json_integer_value(size));
+	}
+	return r;
+}
+
+int kl_daemon_render_metrics(const struct daemon *d, struct kl_buf *out)
+{
 	double now = (double)kl_time_now_ns() / (double)KL_NSEC_PER_SEC;
 	struct job_values *vals;
 	int r = 0;
@@ -110,5 +135,7 @@ int kl_daemon_render_metrics(struct kl_buf *out, void *userdata)
 		}
 	}
 	kl_free(vals);
+	if (r >= 0)
+		r = repo_sizes(d, out);
 	return r;
 }
