@@ -120,6 +120,7 @@ int kl_daemon_conf_parse(const char *text, size_t n, const char *path, struct kl
 int kl_daemon_conf_load(const char *path, struct kl_daemon_conf *ret, struct kl_err *err);
 void kl_daemon_conf_release(struct kl_daemon_conf *c);
 const struct kl_daemon_repo *kl_daemon_conf_repo(const struct kl_daemon_conf *c, const char *name);
+const struct kl_daemon_job *kl_daemon_conf_job(const struct kl_daemon_conf *c, const char *name);
 /* The job's host name in snapshots: its host key, else this host's name. */
 void kl_daemon_job_host(const struct kl_daemon_job *j, char out[256]);
 
@@ -190,6 +191,8 @@ int kl_daemon_drill_record_tags(const struct kl_daemon_drill_record *r, struct k
  * of its files) with `keel restore --verify` into a scratch directory,
  * times it, removes it, records the result in the repository (above) and
  * in STATE-DIR/drills/JOB.json, and keeps the job's 10 newest records.
+ * Returns 0, 1 when the job has no snapshot yet (nothing done, nothing
+ * recorded), or a negative error (the record could not be written).
  */
 int kl_daemon_drill_job(const struct kl_daemon_opts *o, const struct kl_daemon_conf *c,
 			const struct kl_daemon_drill *dr, struct kl_daemon_run *ret);

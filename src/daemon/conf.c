@@ -75,6 +75,14 @@ const struct kl_daemon_repo *kl_daemon_conf_repo(const struct kl_daemon_conf *c,
 	return NULL;
 }
 
+const struct kl_daemon_job *kl_daemon_conf_job(const struct kl_daemon_conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_jobs; i++)
+		if (!strcmp(c->jobs[i].name, name))
+			return &c->jobs[i];
+	return NULL;
+}
+
 static bool eq(const char *p, size_t n, const char *s)
 {
 	return strlen(s) == n && !memcmp(p, s, n);

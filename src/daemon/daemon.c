@@ -142,7 +142,7 @@ static void start_run(struct daemon *d, struct job_rt *rt)
 		if (r < 0)
 			LOG("%s '%s': cannot record the run: %s", rt_kind(rt), rt->name,
 			    kl_strerror(r));
-		_exit(r < 0 || !res.success);
+		_exit(r == 1 ? 0 : r < 0 || !res.success);
 	}
 	rt->pid = pid;
 	LOG("%s '%s': %s started", rt_kind(rt), rt->name, rt->drill ? "restore drill" : "run");
@@ -154,7 +154,9 @@ static void log_end(const struct daemon *d, const struct job_rt *rt, int st)
 	int r = rt->drill ? kl_daemon_drill_state_read(d->o->state_dir, rt->name, &res)
 			  : kl_daemon_state_read(d->o->state_dir, rt->name, &res);
 
-	if (r < 0 || res.start < rt->start)
+	if (rt->drill && r >= 0 && res.start < rt->start && WIFEXITED(st) && !WEXITSTATUS(st))
+		LOG("drill '%s': the job has no snapshot to drill yet", rt->name);
+	else if (r < 0 || res.start < rt->start)
 		LOG("%s '%s': the run ended without a record (status %d)", rt_kind(rt), rt->name,
 		    st);
 	else if (!res.success)

@@ -108,16 +108,15 @@ static int newest(struct drill *d)
 	/* sorted oldest first */
 	last = json_is_array(list) ? json_array_get(list, json_array_size(list) - 1) : NULL;
 	if (!last || !json_string_value(json_object_get(last, "id"))) {
-		fail(d, "the job has no snapshot to drill");
 		json_decref(list);
-		return -1;
+		return 0; /* nothing to drill yet: not a failure */
 	}
 	snprintf(d->ret->snapshot, sizeof(d->ret->snapshot), "%s",
 		 json_string_value(json_object_get(last, "id")));
 	d->bytes_total = (uint64_t)json_integer_value(
 		json_object_get(json_object_get(last, "summary"), "bytes_total"));
 	json_decref(list);
-	return 0;
+	return 1;
 }
 
 /* An include pattern matching exactly path: anchored, glob characters escaped. */
@@ -349,7 +348,13 @@ int kl_daemon_drill_job(const struct kl_daemon_opts *o, const struct kl_daemon_c
 	d.log_fd = kl_daemon_open_log(o->state_dir, "drills", dr->job, "log");
 	if (d.log_fd < 0)
 		return d.log_fd;
-	if (newest(&d) >= 0 && (!dr->sample || dr->sample == 100 || (r = pick_sample(&d)) >= 0) &&
+	r = newest(&d);
+	if (r == 0) {
+		close(d.log_fd);
+		return 1; /* the job has no snapshot yet: no drill, no record */
+	}
+	r = 0;
+	if (!ret->error[0] && (!dr->sample || dr->sample == 100 || (r = pick_sample(&d)) >= 0) &&
 	    r >= 0)
 		restore(&d, &seconds);
 	if (r < 0)

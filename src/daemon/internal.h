@@ -46,6 +46,9 @@ void kl_daemon_status_release(struct daemon *d);
 /* Whether status.c needs to run at all: HTTP or notifications are configured. */
 bool kl_daemon_status_wanted(const struct daemon *d);
 
+/* After each status: alerts for the jobs whose state changed (alert.c) */
+void kl_daemon_alerts_check(struct daemon *d);
+
 /* GET /metrics (metrics.c): Prometheus text format, from the state directory */
 int kl_daemon_render_metrics(const struct daemon *d, struct kl_buf *out);
 /* GET / (page.c): the status page, one HTML document */

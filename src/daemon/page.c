@@ -99,14 +99,6 @@ static int cell_target(struct kl_buf *out, json_t *value, double extra, json_t *
 		estimate ? " title=\"an estimate from a sample\"" : "", v, estimate ? "~" : "", t);
 }
 
-static const struct kl_daemon_job *find_conf_job(const struct daemon *d, const char *name)
-{
-	for (size_t i = 0; i < d->conf.n_jobs; i++)
-		if (!strcmp(d->conf.jobs[i].name, name))
-			return &d->conf.jobs[i];
-	return NULL;
-}
-
 static int job_row(const struct daemon *d, struct kl_buf *out, json_t *j, double age)
 {
 	json_t *last = json_object_get(j, "last_run");
@@ -123,7 +115,7 @@ static int job_row(const struct daemon *d, struct kl_buf *out, json_t *j, double
 	if (rpo_ok && json_is_number(rpo) && json_is_number(rpo_t) &&
 	    json_number_value(rpo) + age > json_number_value(rpo_t))
 		rpo_ok = false;
-	if (!name || !find_conf_job(d, name))
+	if (!name || !kl_daemon_conf_job(&d->conf, name))
 		return 0;
 	r = kl_buf_addf(out, "<tr id=\"job-%s\" class=\"%s\"><td>%s</td><td>", name,
 			run_ok && rpo_ok && rto_ok ? "ok" : "bad", name);

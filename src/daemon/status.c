@@ -123,6 +123,7 @@ bool kl_daemon_status_reaped(struct daemon *d, pid_t pid, int wstatus)
 				record_size(d, repo, (uint64_t)json_integer_value(size),
 					    d->status_time);
 		}
+		kl_daemon_alerts_check(d);
 	} else if (code != 0) {
 		LOG("keel status exited with %d", code);
 	}
