@@ -241,8 +241,11 @@ static void print_text(const struct kl_daemon_job *j, const struct job_status *s
 		print_duration(target, sizeof(target), (double)j->rpo_target);
 	if (st->have_ok)
 		print_duration(rto, sizeof(rto), st->ok.seconds);
-	if (st->have_ok && st->ok.sample < 100)
-		strcat(rto, "~"); /* an estimate from a drill-sample */
+	if (st->have_ok && st->ok.sample < 100) {
+		size_t n = strlen(rto); /* '~': an estimate from a drill-sample */
+
+		snprintf(rto + n, sizeof(rto) - n, "~");
+	}
 	if (st->dr && st->dr->rto_target)
 		print_duration(rto_target, sizeof(rto_target), (double)st->dr->rto_target);
 	printf("%-16s %-20.19s %-7s %7s %7s  %-4s %7s %7s  %-4s %.19s\n", j->name, last,
