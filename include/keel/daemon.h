@@ -82,6 +82,7 @@ struct kl_daemon_job {
 	char *schedule_text;
 	uint32_t keep[KL_KEEP_N]; /* 0: that rule unset */
 	int64_t rpo_target;	  /* seconds; 0: none */
+	int64_t jitter;		  /* seconds: runs start up to this much later; 0: none */
 	char *before, *after;	  /* hooks, run by /bin/sh -c; NULL: none */
 	unsigned line;
 };
@@ -121,6 +122,19 @@ int kl_daemon_conf_load(const char *path, struct kl_daemon_conf *ret, struct kl_
 void kl_daemon_conf_release(struct kl_daemon_conf *c);
 const struct kl_daemon_repo *kl_daemon_conf_repo(const struct kl_daemon_conf *c, const char *name);
 const struct kl_daemon_job *kl_daemon_conf_job(const struct kl_daemon_conf *c, const char *name);
+/*
+ * The job's jitter offset: a stable number of seconds in [0, jitter),
+ * from the job's host and name, so that hosts sharing a repository spread
+ * out while each keeps an even period.
+ */
+int64_t kl_daemon_job_offset(const struct kl_daemon_job *j);
+/*
+ * When the job runs next: after its last run's start (0: it never ran)
+ * by its schedule, shifted by its offset (a calendar time's run starts
+ * that much later; an "every" job's first run too, later ones keep the
+ * period). -1: never. May be in the past (a missed run: due now).
+ */
+int64_t kl_daemon_job_next(const struct kl_daemon_job *j, int64_t last_start, int64_t now);
 /* The job's host name in snapshots: its host key, else this host's name. */
 void kl_daemon_job_host(const struct kl_daemon_job *j, char out[256]);
 

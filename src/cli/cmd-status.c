@@ -139,10 +139,7 @@ static void job_status(struct kl_cli *cli, const struct kl_daemon_conf *conf, co
 	if (st->have_snapshot)
 		st->rpo = (double)(now_ns - st->newest_ns) / (double)KL_NSEC_PER_SEC;
 	st->missed = j->rpo_target && (!st->have_snapshot || st->rpo > (double)j->rpo_target);
-	if (st->last.start)
-		st->next = kl_schedule_next(&j->schedule, st->last.start);
-	else
-		st->next = j->schedule.every ? now : kl_schedule_next(&j->schedule, now);
+	st->next = kl_daemon_job_next(j, st->last.start, now);
 	if (st->next >= 0 && st->next < now)
 		st->next = now; /* missed: runs as soon as the daemon can */
 }

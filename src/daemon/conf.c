@@ -284,6 +284,11 @@ static int job_key(struct parse *ps, const struct kl_ini_item *it, struct kl_dae
 		return set_str(ps, it, &j->host);
 	if (eq(k, kn, "schedule"))
 		return schedule(ps, it, &j->schedule, &j->schedule_text);
+	if (eq(k, kn, "jitter")) {
+		if (j->jitter)
+			return BAD("set twice in one section");
+		return duration(ps, it, &j->jitter);
+	}
 	if (eq(k, kn, "rpo-target"))
 		return duration(ps, it, &j->rpo_target);
 	if (eq(k, kn, "before"))
@@ -434,14 +439,13 @@ static int validate(const struct kl_daemon_conf *c, struct kl_err *err)
 	for (size_t i = 0; i < c->n_drills; i++) {
 		bool found = false;
 
-		if (!c->drills[i].has_schedule)
-			return MISSING(c->drills[i].line, "drill", c->drills[i].job, "schedule");
-
 		for (size_t k = 0; k < c->n_jobs && !found; k++)
 			found = !strcmp(c->jobs[k].name, c->drills[i].job);
 		if (!found)
 			return kl_fail(err, -KL_EUSAGE, "line %u: [drill \"%s\"]: no [job \"%s\"]",
 				       c->drills[i].line, c->drills[i].job, c->drills[i].job);
+		if (!c->drills[i].has_schedule)
+			return MISSING(c->drills[i].line, "drill", c->drills[i].job, "schedule");
 	}
 	return 0;
 }

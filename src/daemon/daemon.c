@@ -68,6 +68,9 @@ static int64_t first_due(const struct daemon *d, const char *name, bool drill,
 	int r = drill ? kl_daemon_drill_state_read(d->o->state_dir, name, &last)
 		      : kl_daemon_state_read(d->o->state_dir, name, &last);
 
+	if (!drill)
+		return kl_daemon_job_next(kl_daemon_conf_job(&d->conf, name),
+					  r < 0 ? 0 : last.start, now_sec());
 	if (r < 0 || !last.start)
 		return s->every ? now_sec() : kl_schedule_next(s, now_sec());
 	return kl_schedule_next(s, last.start);
@@ -190,7 +193,13 @@ static void reap(struct daemon *d)
 				kl_daemon_status_refresh(d);
 			s = rt_schedule(d, rt);
 			/* a run that took longer than the period runs again at once, not twice */
-			rt->due = s ? kl_schedule_next(s, rt->start) : -1;
+			if (!s)
+				rt->due = -1;
+			else if (rt->drill)
+				rt->due = kl_schedule_next(s, rt->start);
+			else
+				rt->due = kl_daemon_job_next(kl_daemon_conf_job(&d->conf, rt->name),
+							     rt->start, now_sec());
 			break;
 		}
 	}

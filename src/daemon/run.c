@@ -257,3 +257,30 @@ int kl_daemon_run_job(const struct kl_daemon_opts *o, const struct kl_daemon_con
 		ret->last_success = ret->end;
 	return kl_daemon_state_write(o->state_dir, j->name, ret);
 }
+
+int64_t kl_daemon_job_offset(const struct kl_daemon_job *j)
+{
+	char host[256];
+	uint64_t h = 14695981039346656037ull; /* FNV-1a: stable across runs and builds */
+
+	if (j->jitter <= 1)
+		return 0;
+	kl_daemon_job_host(j, host);
+	for (const char *p = host; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	h = (h ^ '/') * 1099511628211ull;
+	for (const char *p = j->name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	return (int64_t)(h % (uint64_t)j->jitter);
+}
+
+int64_t kl_daemon_job_next(const struct kl_daemon_job *j, int64_t last_start, int64_t now)
+{
+	int64_t off = kl_daemon_job_offset(j), next;
+
+	if (j->schedule.every)
+		return last_start ? kl_schedule_next(&j->schedule, last_start) : now + off;
+	/* the slot after the last run's slot (its start less the offset), or after now's */
+	next = kl_schedule_next(&j->schedule, (last_start ? last_start : now) - off);
+	return next < 0 ? -1 : next + off;
+}
