@@ -57,6 +57,8 @@ struct kl_daemon_repo {
 	char *name;
 	char *location;
 	char *password_file;
+	struct kl_schedule prune; /* when `keel prune` runs on it */
+	bool has_prune;
 	unsigned line;
 };
 
@@ -163,6 +165,10 @@ struct kl_daemon_run {
 int kl_daemon_state_read(const char *state_dir, const char *job, struct kl_daemon_run *ret);
 /* Writes it atomically (creating STATE-DIR/jobs). */
 int kl_daemon_state_write(const char *state_dir, const char *job, const struct kl_daemon_run *run);
+/* The same for a repository's last prune, STATE-DIR/prune/REPO.json. */
+int kl_daemon_prune_state_read(const char *state_dir, const char *repo, struct kl_daemon_run *ret);
+int kl_daemon_prune_state_write(const char *state_dir, const char *repo,
+				const struct kl_daemon_run *run);
 /* The same for the job's last drill, STATE-DIR/drills/JOB.json. */
 int kl_daemon_drill_state_read(const char *state_dir, const char *job, struct kl_daemon_run *ret);
 int kl_daemon_drill_state_write(const char *state_dir, const char *job,
@@ -266,5 +272,12 @@ int kl_daemon_run(const struct kl_daemon_opts *o, struct kl_err *err);
  */
 int kl_daemon_run_job(const struct kl_daemon_opts *o, const struct kl_daemon_conf *c,
 		      const struct kl_daemon_job *j, struct kl_daemon_run *ret);
+
+/*
+ * `keel prune` of a repository (its prune schedule), in the process that
+ * is the run, recorded in STATE-DIR/prune/REPO.json (log: REPO.log).
+ */
+int kl_daemon_prune_repo(const struct kl_daemon_opts *o, const struct kl_daemon_repo *rp,
+			 struct kl_daemon_run *ret);
 
 #endif

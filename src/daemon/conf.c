@@ -350,6 +350,14 @@ static int setting(struct parse *ps, const struct kl_ini_item *it)
 			r = set_str(ps, it, &rp->location);
 		else if (eq(k, kn, "password-file"))
 			r = set_str(ps, it, &rp->password_file);
+		else if (eq(k, kn, "prune")) {
+			_cleanup_free_ char *text = NULL;
+
+			if (rp->has_prune)
+				return BAD("set twice in one section");
+			r = schedule(ps, it, &rp->prune, &text);
+			rp->has_prune = r == 0;
+		}
 		break;
 	}
 	case S_JOB:

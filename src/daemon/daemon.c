@@ -42,71 +42,108 @@ static const struct kl_daemon_drill *find_drill(const struct kl_daemon_conf *c, 
 	return NULL;
 }
 
-/* The schedule of rt's job or drill, NULL when it is gone from the configuration. */
+/* The schedule of rt's job, drill or prune, NULL when it is gone from the configuration. */
 static const struct kl_schedule *rt_schedule(const struct daemon *d, const struct job_rt *rt)
 {
-	const struct kl_daemon_job *j = rt->drill ? NULL : find_job(&d->conf, rt->name);
-	const struct kl_daemon_drill *dr = rt->drill ? find_drill(&d->conf, rt->name) : NULL;
+	const struct kl_daemon_job *j;
+	const struct kl_daemon_drill *dr;
+	const struct kl_daemon_repo *rp;
 
-	return j ? &j->schedule : dr ? &dr->schedule : NULL;
+	switch (rt->kind) {
+	case KL_RT_JOB:
+		j = find_job(&d->conf, rt->name);
+		return j ? &j->schedule : NULL;
+	case KL_RT_DRILL:
+		dr = find_drill(&d->conf, rt->name);
+		return dr ? &dr->schedule : NULL;
+	default:
+		rp = kl_daemon_conf_repo(&d->conf, rt->name);
+		return rp && rp->has_prune ? &rp->prune : NULL;
+	}
 }
 
 static const char *rt_kind(const struct job_rt *rt)
 {
-	return rt->drill ? "drill" : "job";
+	static const char *const kinds[] = {"job", "drill", "prune"};
+
+	return kinds[rt->kind];
+}
+
+static int rt_record(const struct daemon *d, const struct job_rt *rt, struct kl_daemon_run *ret)
+{
+	switch (rt->kind) {
+	case KL_RT_JOB:
+		return kl_daemon_state_read(d->o->state_dir, rt->name, ret);
+	case KL_RT_DRILL:
+		return kl_daemon_drill_state_read(d->o->state_dir, rt->name, ret);
+	default:
+		return kl_daemon_prune_state_read(d->o->state_dir, rt->name, ret);
+	}
 }
 
 /*
- * When a job is next due, from its last recorded run: a run missed while
- * the daemon was down is due now (once); a job that never ran is due now
- * when it runs "every" so often, else at its next calendar time.
+ * When rt is next due, after its last run's start (0: never ran): a run
+ * missed while the daemon was down is due now (once); one that never ran
+ * is due now when it runs "every" so often, else at its next calendar
+ * time (a job's shifted by its jitter).
  */
-static int64_t first_due(const struct daemon *d, const char *name, bool drill,
-			 const struct kl_schedule *s)
+static int64_t next_due(const struct daemon *d, const struct job_rt *rt, int64_t last_start)
 {
-	struct kl_daemon_run last;
-	int r = drill ? kl_daemon_drill_state_read(d->o->state_dir, name, &last)
-		      : kl_daemon_state_read(d->o->state_dir, name, &last);
+	const struct kl_schedule *s = rt_schedule(d, rt);
 
-	if (!drill)
-		return kl_daemon_job_next(kl_daemon_conf_job(&d->conf, name),
-					  r < 0 ? 0 : last.start, now_sec());
-	if (r < 0 || !last.start)
+	if (!s)
+		return -1;
+	if (rt->kind == KL_RT_JOB)
+		return kl_daemon_job_next(find_job(&d->conf, rt->name), last_start, now_sec());
+	if (!last_start)
 		return s->every ? now_sec() : kl_schedule_next(s, now_sec());
-	return kl_schedule_next(s, last.start);
+	return kl_schedule_next(s, last_start);
 }
 
-/* Matches the run-time table to d->conf's jobs and drills, keeping runs under way. */
+/* The rt entry of kind and name, made when missing; NULL: out of memory. */
+static struct job_rt *rt_get(struct daemon *d, enum kl_rt_kind kind, const char *name)
+{
+	struct job_rt *rt, *v;
+
+	for (size_t k = 0; k < d->n_rt; k++)
+		if (d->rt[k].kind == kind && !strcmp(d->rt[k].name, name))
+			return &d->rt[k];
+	v = kl_realloc(d->rt, (d->n_rt + 1) * sizeof(*v));
+	if (!v)
+		return NULL;
+	d->rt = v;
+	rt = &d->rt[d->n_rt];
+	memset(rt, 0, sizeof(*rt));
+	rt->kind = kind;
+	rt->name = kl_strdup(name);
+	if (!rt->name)
+		return NULL;
+	d->n_rt++;
+	return rt;
+}
+
+/* Matches the run-time table to d->conf's jobs, drills and prunes, keeping runs under way. */
 static int sync_jobs(struct daemon *d)
 {
+	size_t nj = d->conf.n_jobs, nd = d->conf.n_drills;
+
 	for (size_t i = 0; i < d->n_rt; i++)
 		d->rt[i].gone = !rt_schedule(d, &d->rt[i]);
-	for (size_t i = 0; i < d->conf.n_jobs + d->conf.n_drills; i++) {
-		bool drill = i >= d->conf.n_jobs;
-		const char *name =
-			drill ? d->conf.drills[i - d->conf.n_jobs].job : d->conf.jobs[i].name;
-		const struct kl_schedule *s = drill ? &d->conf.drills[i - d->conf.n_jobs].schedule
-						    : &d->conf.jobs[i].schedule;
-		struct job_rt *rt = NULL;
+	for (size_t i = 0; i < nj + nd + d->conf.n_repos; i++) {
+		enum kl_rt_kind kind = i < nj ? KL_RT_JOB : i < nj + nd ? KL_RT_DRILL : KL_RT_PRUNE;
+		const char *name = kind == KL_RT_JOB	 ? d->conf.jobs[i].name
+				   : kind == KL_RT_DRILL ? d->conf.drills[i - nj].job
+							 : d->conf.repos[i - nj - nd].name;
+		struct kl_daemon_run last;
+		struct job_rt *rt;
 
-		for (size_t k = 0; k < d->n_rt && !rt; k++)
-			if (d->rt[k].drill == drill && !strcmp(d->rt[k].name, name))
-				rt = &d->rt[k];
-		if (!rt) {
-			struct job_rt *v = kl_realloc(d->rt, (d->n_rt + 1) * sizeof(*v));
-
-			if (!v)
-				return -ENOMEM;
-			d->rt = v;
-			rt = &d->rt[d->n_rt++];
-			memset(rt, 0, sizeof(*rt));
-			rt->drill = drill;
-			rt->name = kl_strdup(name);
-			if (!rt->name)
-				return -ENOMEM;
-		}
+		if (kind == KL_RT_PRUNE && !d->conf.repos[i - nj - nd].has_prune)
+			continue;
+		rt = rt_get(d, kind, name);
+		if (!rt)
+			return -ENOMEM;
 		if (!rt->pid)
-			rt->due = first_due(d, name, drill, s);
+			rt->due = next_due(d, rt, rt_record(d, rt, &last) < 0 ? 0 : last.start);
 	}
 	/* drop the idle jobs that are gone */
 	for (size_t i = 0; i < d->n_rt;) {
@@ -120,13 +157,33 @@ static int sync_jobs(struct daemon *d)
 	return 0;
 }
 
+/* In the child: the run itself; its exit status */
+static int child(struct daemon *d, const struct job_rt *rt)
+{
+	struct kl_daemon_run res = {0};
+	int r;
+
+	switch (rt->kind) {
+	case KL_RT_JOB:
+		r = kl_daemon_run_job(d->o, &d->conf, find_job(&d->conf, rt->name), &res);
+		break;
+	case KL_RT_DRILL:
+		r = kl_daemon_drill_job(d->o, &d->conf, find_drill(&d->conf, rt->name), &res);
+		break;
+	default:
+		r = kl_daemon_prune_repo(d->o, kl_daemon_conf_repo(&d->conf, rt->name), &res);
+		break;
+	}
+	if (r < 0)
+		LOG("%s '%s': cannot record the run: %s", rt_kind(rt), rt->name, kl_strerror(r));
+	return r == 1 ? 0 : r < 0 || !res.success;
+}
+
 static void start_run(struct daemon *d, struct job_rt *rt)
 {
-	const struct kl_daemon_job *j = rt->drill ? NULL : find_job(&d->conf, rt->name);
-	const struct kl_daemon_drill *dr = rt->drill ? find_drill(&d->conf, rt->name) : NULL;
 	pid_t pid;
 
-	if (!j && !dr)
+	if (!rt_schedule(d, rt))
 		return;
 	rt->start = now_sec();
 	pid = fork();
@@ -136,38 +193,33 @@ static void start_run(struct daemon *d, struct job_rt *rt)
 		return;
 	}
 	if (pid == 0) {
-		struct kl_daemon_run res;
-		int r;
-
 		setpgid(0, 0);
-		r = j ? kl_daemon_run_job(d->o, &d->conf, j, &res)
-		      : kl_daemon_drill_job(d->o, &d->conf, dr, &res);
-		if (r < 0)
-			LOG("%s '%s': cannot record the run: %s", rt_kind(rt), rt->name,
-			    kl_strerror(r));
-		_exit(r == 1 ? 0 : r < 0 || !res.success);
+		_exit(child(d, rt));
 	}
 	rt->pid = pid;
-	LOG("%s '%s': %s started", rt_kind(rt), rt->name, rt->drill ? "restore drill" : "run");
+	LOG("%s '%s': %s started", rt_kind(rt), rt->name,
+	    rt->kind == KL_RT_DRILL ? "restore drill" : "run");
 }
 
 static void log_end(const struct daemon *d, const struct job_rt *rt, int st)
 {
 	struct kl_daemon_run res;
-	int r = rt->drill ? kl_daemon_drill_state_read(d->o->state_dir, rt->name, &res)
-			  : kl_daemon_state_read(d->o->state_dir, rt->name, &res);
+	int r = rt_record(d, rt, &res);
 
-	if (rt->drill && r >= 0 && res.start < rt->start && WIFEXITED(st) && !WEXITSTATUS(st))
+	if (rt->kind == KL_RT_DRILL && r >= 0 && res.start < rt->start && WIFEXITED(st) &&
+	    !WEXITSTATUS(st))
 		LOG("drill '%s': the job has no snapshot to drill yet", rt->name);
 	else if (r < 0 || res.start < rt->start)
 		LOG("%s '%s': the run ended without a record (status %d)", rt_kind(rt), rt->name,
 		    st);
 	else if (!res.success)
 		LOG("%s '%s': the %s failed: %s", rt_kind(rt), rt->name,
-		    rt->drill ? "drill" : "run", res.error);
-	else if (rt->drill)
+		    rt->kind == KL_RT_DRILL ? "drill" : "run", res.error);
+	else if (rt->kind == KL_RT_DRILL)
 		LOG("drill '%s': snapshot %.8s restored and verified in %.1f s%s", rt->name,
 		    res.snapshot, res.rto, res.sample < 100 ? " (an estimate from a sample)" : "");
+	else if (rt->kind == KL_RT_PRUNE)
+		LOG("prune '%s': done in %.1f s", rt->name, res.duration);
 	else
 		LOG("job '%s': snapshot %.8s saved in %.1f s", rt->name, res.snapshot,
 		    res.duration);
@@ -183,23 +235,14 @@ static void reap(struct daemon *d)
 			continue;
 		for (size_t i = 0; i < d->n_rt; i++) {
 			struct job_rt *rt = &d->rt[i];
-			const struct kl_schedule *s;
-
 			if (rt->pid != pid)
 				continue;
 			rt->pid = 0;
 			log_end(d, rt, st);
 			if (kl_daemon_status_wanted(d))
 				kl_daemon_status_refresh(d);
-			s = rt_schedule(d, rt);
 			/* a run that took longer than the period runs again at once, not twice */
-			if (!s)
-				rt->due = -1;
-			else if (rt->drill)
-				rt->due = kl_schedule_next(s, rt->start);
-			else
-				rt->due = kl_daemon_job_next(kl_daemon_conf_job(&d->conf, rt->name),
-							     rt->start, now_sec());
+			rt->due = next_due(d, rt, rt->start);
 			break;
 		}
 	}

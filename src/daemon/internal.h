@@ -10,10 +10,12 @@
 
 #include "keel/daemon.h"
 
-/* A job or a drill as the daemon's loop sees it. */
+enum kl_rt_kind { KL_RT_JOB, KL_RT_DRILL, KL_RT_PRUNE };
+
+/* A job, a drill or a repository's prune as the daemon's loop sees it. */
 struct job_rt {
-	char *name; /* of the job (a drill's is its job's) */
-	bool drill;
+	char *name; /* of the job (a drill's is its job's), or of the repository */
+	enum kl_rt_kind kind;
 	pid_t pid;     /* the run under way, 0: none */
 	int64_t due;   /* Unix seconds; -1: never */
 	int64_t start; /* of the run under way */

@@ -284,3 +284,34 @@ int64_t kl_daemon_job_next(const struct kl_daemon_job *j, int64_t last_start, in
 	next = kl_schedule_next(&j->schedule, (last_start ? last_start : now) - off);
 	return next < 0 ? -1 : next + off;
 }
+
+int kl_daemon_prune_repo(const struct kl_daemon_opts *o, const struct kl_daemon_repo *rp,
+			 struct kl_daemon_run *ret)
+{
+	_cleanup_close_ int log_fd = kl_daemon_open_log(o->state_dir, "prune", rp->name, "log");
+	struct kl_daemon_argv a = {0};
+	struct kl_daemon_run prev;
+	int64_t t0 = kl_time_mono_ns();
+	int st;
+
+	kl_daemon_prune_state_read(o->state_dir, rp->name, &prev);
+	memset(ret, 0, sizeof(*ret));
+	ret->start = kl_time_now_ns() / KL_NSEC_PER_SEC;
+	ret->last_success = prev.last_success;
+	if (log_fd < 0)
+		return log_fd;
+	kl_daemon_argv_repo(&a, o, rp, "prune", NULL);
+	st = kl_daemon_spawn(a.v, -1, log_fd, log_fd, rp->name);
+	if (st != 0) {
+		char line[200] = "";
+
+		kl_daemon_last_line(log_fd, line, sizeof(line));
+		snprintf(ret->error, sizeof(ret->error), "keel prune exited with %d: %s", st, line);
+	}
+	ret->end = kl_time_now_ns() / KL_NSEC_PER_SEC;
+	ret->duration = (double)(kl_time_mono_ns() - t0) / (double)KL_NSEC_PER_SEC;
+	ret->success = !ret->error[0];
+	if (ret->success)
+		ret->last_success = ret->end;
+	return kl_daemon_prune_state_write(o->state_dir, rp->name, ret);
+}

@@ -132,3 +132,14 @@ int kl_daemon_drill_state_write(const char *state_dir, const char *job,
 {
 	return state_write(state_dir, "drills", job, run);
 }
+
+int kl_daemon_prune_state_read(const char *state_dir, const char *repo, struct kl_daemon_run *ret)
+{
+	return state_read(state_dir, "prune", repo, ret);
+}
+
+int kl_daemon_prune_state_write(const char *state_dir, const char *repo,
+				const struct kl_daemon_run *run)
+{
+	return state_write(state_dir, "prune", repo, run);
+}
