@@ -57,6 +57,8 @@ struct kl_daemon_repo {
 	char *name;
 	char *location;
 	char *password_file;
+	struct kl_schedule prune; /* when `keel prune` runs on it */
+	bool has_prune;
 	unsigned line;
 };
 
@@ -82,6 +84,7 @@ struct kl_daemon_job {
 	char *schedule_text;
 	uint32_t keep[KL_KEEP_N]; /* 0: that rule unset */
 	int64_t rpo_target;	  /* seconds; 0: none */
+	int64_t jitter;		  /* seconds: runs start up to this much later; 0: none */
 	char *before, *after;	  /* hooks, run by /bin/sh -c; NULL: none */
 	unsigned line;
 };
@@ -89,7 +92,10 @@ struct kl_daemon_job {
 struct kl_daemon_drill {
 	char *job;
 	struct kl_schedule schedule;
-	int64_t rto_target;
+	bool has_schedule;
+	int64_t rto_target; /* seconds; 0: none */
+	unsigned sample;    /* drill-sample, percent of the files; 0: all */
+	char *scratch;	    /* where it restores; NULL: STATE-DIR/drill */
 	unsigned line;
 };
 
@@ -117,6 +123,24 @@ int kl_daemon_conf_parse(const char *text, size_t n, const char *path, struct kl
 int kl_daemon_conf_load(const char *path, struct kl_daemon_conf *ret, struct kl_err *err);
 void kl_daemon_conf_release(struct kl_daemon_conf *c);
 const struct kl_daemon_repo *kl_daemon_conf_repo(const struct kl_daemon_conf *c, const char *name);
+const struct kl_daemon_job *kl_daemon_conf_job(const struct kl_daemon_conf *c, const char *name);
+/*
+ * The job's jitter offset: a stable number of seconds in [0, jitter),
+ * from the job's host and name, so that hosts sharing a repository spread
+ * out while each keeps an even period.
+ */
+int64_t kl_daemon_job_offset(const struct kl_daemon_job *j);
+/*
+ * When the job runs next: after its last run's start (0: it never ran)
+ * by its schedule, shifted by its offset (a calendar time's run starts
+ * that much later; an "every" job's first run too, later ones keep the
+ * period). -1: never. May be in the past (a missed run: due now).
+ */
+int64_t kl_daemon_job_next(const struct kl_daemon_job *j, int64_t last_start, int64_t now);
+/* The job's host name in snapshots: its host key, else this host's name. */
+void kl_daemon_job_host(const struct kl_daemon_job *j, char out[256]);
+
+struct kl_daemon_opts;
 
 /* ---- the state of each job's runs (src/daemon/state.c) ------------------ */
 
@@ -130,24 +154,89 @@ struct kl_daemon_run {
 	char error[256];      /* the reason it failed, "" on success */
 	int64_t last_success; /* end of the newest successful run, 0: none */
 	double snapshot_time; /* when the newest snapshot of a run was started, 0: none */
+	/* drills only (STATE-DIR/drills/JOB.json): snapshot is the one drilled */
+	double rto;	 /* the last successful drill's time (scaled with a sample), 0: none */
+	unsigned sample; /* its drill-sample in percent, 100: all (rto is measured) */
+	uint64_t bytes;	 /* the bytes it restored and verified */
+	bool recorded;	 /* this drill's record is in the repository */
 };
 
 /* Reads the record of job; a job that never ran gives 0 and a zeroed run. */
 int kl_daemon_state_read(const char *state_dir, const char *job, struct kl_daemon_run *ret);
 /* Writes it atomically (creating STATE-DIR/jobs). */
 int kl_daemon_state_write(const char *state_dir, const char *job, const struct kl_daemon_run *run);
+/* The same for a repository's last prune, STATE-DIR/prune/REPO.json. */
+int kl_daemon_prune_state_read(const char *state_dir, const char *repo, struct kl_daemon_run *ret);
+int kl_daemon_prune_state_write(const char *state_dir, const char *repo,
+				const struct kl_daemon_run *run);
+/* The same for the job's last drill, STATE-DIR/drills/JOB.json. */
+int kl_daemon_drill_state_read(const char *state_dir, const char *job, struct kl_daemon_run *ret);
+int kl_daemon_drill_state_write(const char *state_dir, const char *job,
+				const struct kl_daemon_run *run);
+
+/* ---- restore drills (src/daemon/drill.c, drill-record.c) ----------------- */
+
+/*
+ * A drill's record in the repository (docs/DAEMON.md, "Drills"): a small
+ * snapshot of the job's host whose one file, keel-drill-JOB.json, holds
+ * the record for people, and whose tags hold it for keel:
+ *   keel-drill, drill-job=JOB, drill-of=SNAPSHOT-ID (64 hex digits),
+ *   drill-result=ok|failed, drill-seconds=S (the restore's time, scaled
+ *   to the whole when sampled), drill-sample=P (percent, 1..100; below
+ *   100 the time is an estimate), drill-bytes=N (restored and verified).
+ */
+#define KL_DRILL_TAG "keel-drill"
+
+struct kl_daemon_drill_record {
+	char job[65];
+	char snapshot[65]; /* the snapshot drilled, hex */
+	bool ok;
+	double seconds;	 /* the restore's time; an estimate when sample < 100 */
+	unsigned sample; /* percent of the files restored */
+	uint64_t bytes;
+};
+
+/*
+ * Reads a record from a snapshot's tags. Returns 1 (a record, in *ret),
+ * 0 (no keel-drill tag: not a record) or -KL_ECORRUPT (a keel-drill tag
+ * with the other tags missing, repeated or malformed).
+ */
+int kl_daemon_drill_record_parse(char *const *tags, size_t n, struct kl_daemon_drill_record *ret);
+/* Appends the record's tags to out, separated by ',' (backup --tag's form). */
+int kl_daemon_drill_record_tags(const struct kl_daemon_drill_record *r, struct kl_buf *out);
+
+/*
+ * One drill of the job dr names, in the process that is the drill (a
+ * child of the daemon): restores the job's newest snapshot (or a sample
+ * of its files) with `keel restore --verify` into a scratch directory,
+ * times it, removes it, records the result in the repository (above) and
+ * in STATE-DIR/drills/JOB.json, and keeps the job's 10 newest records.
+ * Returns 0, 1 when the job has no snapshot yet (nothing done, nothing
+ * recorded), or a negative error (the record could not be written).
+ */
+int kl_daemon_drill_job(const struct kl_daemon_opts *o, const struct kl_daemon_conf *c,
+			const struct kl_daemon_drill *dr, struct kl_daemon_run *ret);
 
 /* ---- HTTP (src/daemon/http.c) ------------------------------------------ */
 
 struct kl_daemon_http;
 /*
- * Listens on listen ("127.0.0.1:9911": loopback only for now) and serves
- * GET /metrics with what render writes. Driven by the caller's loop:
- * poll kl_daemon_http_fd() for input, with kl_daemon_http_timeout_ms()
- * (-1: none), then call kl_daemon_http_run().
+ * Answers a GET of url (the path, without the query): writes the body to
+ * out, sets *type when it is not text/plain, returns the HTTP status, or
+ * a negative error (500).
  */
-int kl_daemon_http_start(const char *listen, int (*render)(struct kl_buf *out, void *userdata),
-			 void *userdata, struct kl_daemon_http **ret, struct kl_err *err);
+typedef int kl_daemon_http_handler(const char *url, struct kl_buf *out, const char **type,
+				   void *userdata);
+/*
+ * Listens on listen ("127.0.0.1:9911"; an address beyond loopback only
+ * with a token_file, whose first line every request must then carry) and
+ * answers GET and HEAD with handler. Driven by the caller's loop: poll
+ * kl_daemon_http_fd() for input, with kl_daemon_http_timeout_ms() (-1:
+ * none), then call kl_daemon_http_run().
+ */
+int kl_daemon_http_start(const char *listen, const char *token_file,
+			 kl_daemon_http_handler *handler, void *userdata,
+			 struct kl_daemon_http **ret, struct kl_err *err);
 int kl_daemon_http_fd(const struct kl_daemon_http *h);
 int kl_daemon_http_timeout_ms(const struct kl_daemon_http *h);
 void kl_daemon_http_run(struct kl_daemon_http *h);
@@ -183,5 +272,12 @@ int kl_daemon_run(const struct kl_daemon_opts *o, struct kl_err *err);
  */
 int kl_daemon_run_job(const struct kl_daemon_opts *o, const struct kl_daemon_conf *c,
 		      const struct kl_daemon_job *j, struct kl_daemon_run *ret);
+
+/*
+ * `keel prune` of a repository (its prune schedule), in the process that
+ * is the run, recorded in STATE-DIR/prune/REPO.json (log: REPO.log).
+ */
+int kl_daemon_prune_repo(const struct kl_daemon_opts *o, const struct kl_daemon_repo *rp,
+			 struct kl_daemon_run *ret);
 
 #endif

@@ -10,14 +10,18 @@ static const char usage[] =
 	"\n"
 	"For each job of the daemon's configuration: its last run and result,\n"
 	"its RPO (the age of the newest snapshot of the job's host and paths in\n"
-	"its repository) against its rpo-target, and its next run.\n"
+	"its repository) against its rpo-target, its RTO (the time of its last\n"
+	"successful restore drill, recorded in the repository; '~': an estimate\n"
+	"from a drill-sample) against the drill's rto-target, and its next run.\n"
 	"\n"
 	"Options:\n"
 	"      --config FILE      the configuration (default /etc/keel/keel.conf)\n"
 	"      --state-dir DIR    where runs are recorded (default /var/lib/keel)\n"
 	"      --json             one JSON object on stdout\n"
 	"\n"
-	"Exit status 5 means a job missed its rpo-target (or has no snapshot).\n";
+	"Exit status 5 means a job missed its rpo-target (or has no snapshot) or\n"
+	"its rto-target (no successful drill, the last drill failed, or it took\n"
+	"longer).\n";
 
 enum { OPT_CONFIG = 1, OPT_STATE_DIR };
 
@@ -29,7 +33,43 @@ struct job_status {
 	int64_t next;	   /* Unix seconds, -1: never */
 	bool missed;
 	int error; /* reading the repository failed: RPO unknown */
+	/* drills: the newest record in the repository, the newest successful one */
+	const struct kl_daemon_drill *dr;
+	struct kl_daemon_run drill; /* the state directory's last drill */
+	bool have_rec, have_ok;
+	struct kl_daemon_drill_record rec, ok;
+	int64_t rec_ns, ok_ns;
+	bool rto_missed;
+	uint64_t repo_bytes; /* the sizes of the repository's pack files */
+	bool have_size;
 };
+
+static int add_size(const char *name, uint64_t size, void *userdata)
+{
+	(void)name;
+	*(uint64_t *)userdata += size;
+	return 0;
+}
+
+/* A drill record of the job among the snapshots (docs/DAEMON.md, "Drills"). */
+static void drill_record(const struct kl_daemon_job *j, const struct kl_snapshot *s,
+			 struct job_status *st)
+{
+	struct kl_daemon_drill_record rec;
+
+	if (kl_daemon_drill_record_parse(s->tags, s->n_tags, &rec) <= 0 || strcmp(rec.job, j->name))
+		return;
+	if (!st->have_rec || s->time_ns > st->rec_ns) {
+		st->rec = rec;
+		st->rec_ns = s->time_ns;
+		st->have_rec = true;
+	}
+	if (rec.ok && (!st->have_ok || s->time_ns > st->ok_ns)) {
+		st->ok = rec;
+		st->ok_ns = s->time_ns;
+		st->have_ok = true;
+	}
+}
 
 /* The newest snapshot of the job's host and paths. */
 static int newest_snapshot(struct kl_cli *cli, const struct kl_daemon_conf *conf,
@@ -40,12 +80,10 @@ static int newest_snapshot(struct kl_cli *cli, const struct kl_daemon_conf *conf
 	char host[256] = "", *hosts[1] = {host};
 	struct kl_snap_filter f = {
 		.hosts = hosts, .n_hosts = 1, .paths = j->paths, .n_paths = j->n_paths};
+	struct kl_snap_filter fh = {.hosts = hosts, .n_hosts = 1};
 	int rc;
 
-	if (j->host)
-		snprintf(host, sizeof(host), "%s", j->host);
-	else if (gethostname(host, sizeof(host) - 1) < 0)
-		snprintf(host, sizeof(host), "localhost");
+	kl_daemon_job_host(j, host);
 	cli->repo_location = rp->location;
 	cli->password_file_opt = rp->password_file;
 	cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY;
@@ -58,6 +96,8 @@ static int newest_snapshot(struct kl_cli *cli, const struct kl_daemon_conf *conf
 		kl_cli_error(cli, rc, "job '%s': cannot list snapshots", j->name);
 	}
 	for (size_t i = 0; rc >= 0 && i < l.n; i++) {
+		if (st->dr && kl_snap_filter_match(&fh, &l.v[i].s))
+			drill_record(j, &l.v[i].s, st);
 		if (!kl_snap_filter_match(&f, &l.v[i].s))
 			continue;
 		if (!st->have_snapshot || l.v[i].s.time_ns > st->newest_ns)
@@ -65,6 +105,9 @@ static int newest_snapshot(struct kl_cli *cli, const struct kl_daemon_conf *conf
 		st->have_snapshot = true;
 	}
 	kl_snapshot_list_release(&l);
+	/* a listing, no pack is read: cheap enough for every status */
+	if (rc >= 0 && kl_repo_list(cli->repo, KL_OBJ_DATA, add_size, &st->repo_bytes) >= 0)
+		st->have_size = true;
 	return kl_cli_close(cli, rc);
 }
 
@@ -78,14 +121,25 @@ static void job_status(struct kl_cli *cli, const struct kl_daemon_conf *conf, co
 	r = kl_daemon_state_read(state_dir, j->name, &st->last);
 	if (r < 0)
 		kl_cli_warn(cli, "job '%s': cannot read its record: %s", j->name, kl_strerror(r));
+	for (size_t i = 0; i < conf->n_drills; i++)
+		if (!strcmp(conf->drills[i].job, j->name))
+			st->dr = &conf->drills[i];
+	if (st->dr && kl_daemon_drill_state_read(state_dir, j->name, &st->drill) < 0)
+		memset(&st->drill, 0, sizeof(st->drill));
 	st->error = newest_snapshot(cli, conf, j, st);
+	/*
+	 * Missed: no successful drill, the newest drill (in the repository, or
+	 * here when it could not be recorded) failed, or it took too long.
+	 */
+	st->rto_missed = st->dr && st->dr->rto_target &&
+			 (!st->have_ok || (st->have_rec && !st->rec.ok) ||
+			  (st->drill.start && !st->drill.success &&
+			   st->drill.start * KL_NSEC_PER_SEC >= st->rec_ns) ||
+			  st->ok.seconds > (double)st->dr->rto_target);
 	if (st->have_snapshot)
 		st->rpo = (double)(now_ns - st->newest_ns) / (double)KL_NSEC_PER_SEC;
 	st->missed = j->rpo_target && (!st->have_snapshot || st->rpo > (double)j->rpo_target);
-	if (st->last.start)
-		st->next = kl_schedule_next(&j->schedule, st->last.start);
-	else
-		st->next = j->schedule.every ? now : kl_schedule_next(&j->schedule, now);
+	st->next = kl_daemon_job_next(j, st->last.start, now);
 	if (st->next >= 0 && st->next < now)
 		st->next = now; /* missed: runs as soon as the daemon can */
 }
@@ -98,6 +152,25 @@ static json_t *json_time(int64_t sec)
 		return json_null();
 	kl_time_format_utc(sec * KL_NSEC_PER_SEC, buf);
 	return json_string(buf);
+}
+
+static json_t *drill_json(const struct job_status *st)
+{
+	if (!st->have_rec && !st->drill.start)
+		return json_null();
+	/* the newest of the repository's record and the state directory's (unrecorded) drill */
+	if (st->drill.start && (!st->have_rec || st->drill.start * KL_NSEC_PER_SEC > st->rec_ns))
+		return json_pack("{s:o,s:b,s:s?,s:f,s:i,s:s?,s:b}", "time",
+				 json_time(st->drill.start), "success", st->drill.success,
+				 "snapshot_id", st->drill.snapshot[0] ? st->drill.snapshot : NULL,
+				 "seconds", st->drill.success ? st->drill.rto : 0.0,
+				 "sample_percent", (int)(st->drill.sample ? st->drill.sample : 100),
+				 "error", st->drill.error[0] ? st->drill.error : NULL, "recorded",
+				 st->drill.recorded);
+	return json_pack("{s:o,s:b,s:s,s:f,s:i,s:n,s:b}", "time",
+			 json_time(kl_time_floor_sec(st->rec_ns)), "success", st->rec.ok,
+			 "snapshot_id", st->rec.snapshot, "seconds", st->rec.seconds,
+			 "sample_percent", (int)st->rec.sample, "error", "recorded", 1);
 }
 
 static json_t *job_json(const struct kl_daemon_job *j, const struct job_status *st)
@@ -125,6 +198,16 @@ static json_t *job_json(const struct kl_daemon_job *j, const struct job_status *
 			    j->rpo_target ? json_integer(j->rpo_target) : json_null());
 	json_object_set_new(o, "rpo_ok", json_boolean(!st->missed && !st->error));
 	json_object_set_new(o, "next_run", json_time(st->next));
+	json_object_set_new(o, "rto_seconds",
+			    st->have_ok ? json_real(st->ok.seconds) : json_null());
+	json_object_set_new(o, "rto_estimate", json_boolean(st->have_ok && st->ok.sample < 100));
+	json_object_set_new(o, "rto_target_seconds",
+			    st->dr && st->dr->rto_target ? json_integer(st->dr->rto_target)
+							 : json_null());
+	json_object_set_new(o, "rto_ok", json_boolean(!st->rto_missed && !st->error));
+	json_object_set_new(o, "last_drill", drill_json(st));
+	json_object_set_new(o, "repository_size_bytes",
+			    st->have_size ? json_integer((json_int_t)st->repo_bytes) : json_null());
 	return o;
 }
 
@@ -143,6 +226,7 @@ static void print_duration(char *out, size_t n, double s)
 static void print_text(const struct kl_daemon_job *j, const struct job_status *st)
 {
 	char last[40] = "never", next[40] = "never", rpo[32] = "-", target[32] = "-";
+	char rto[32] = "-", rto_target[32] = "-";
 
 	if (st->last.start)
 		kl_time_format_local(st->last.start * KL_NSEC_PER_SEC, last);
@@ -152,7 +236,16 @@ static void print_text(const struct kl_daemon_job *j, const struct job_status *s
 		print_duration(rpo, sizeof(rpo), st->rpo);
 	if (j->rpo_target)
 		print_duration(target, sizeof(target), (double)j->rpo_target);
-	printf("%-16s %-20.19s %-7s %7s %7s  %-4s %.19s\n", j->name, last,
+	if (st->have_ok)
+		print_duration(rto, sizeof(rto), st->ok.seconds);
+	if (st->have_ok && st->ok.sample < 100) {
+		size_t n = strlen(rto); /* '~': an estimate from a drill-sample */
+
+		snprintf(rto + n, sizeof(rto) - n, "~");
+	}
+	if (st->dr && st->dr->rto_target)
+		print_duration(rto_target, sizeof(rto_target), (double)st->dr->rto_target);
+	printf("%-16s %-20.19s %-7s %7s %7s  %-4s %7s %7s  %-4s %.19s\n", j->name, last,
 	       !st->last.start	  ? "-"
 	       : st->last.success ? "ok"
 				  : "failed",
@@ -160,9 +253,16 @@ static void print_text(const struct kl_daemon_job *j, const struct job_status *s
 	       st->error    ? "?"
 	       : st->missed ? "MISS"
 			    : "ok",
+	       rto, rto_target,
+	       st->error	? "?"
+	       : st->rto_missed ? "MISS"
+	       : st->dr		? "ok"
+				: "-",
 	       next);
 	if (st->last.start && !st->last.success)
 		printf("    %s\n", st->last.error);
+	if (st->drill.start && !st->drill.success)
+		printf("    drill: %s\n", st->drill.error);
 }
 
 int cmd_status(int argc, char **argv, struct kl_cli *cli)
@@ -206,14 +306,14 @@ int cmd_status(int argc, char **argv, struct kl_cli *cli)
 		goto out;
 	}
 	if (!cli->json)
-		printf("%-16s %-20s %-7s %7s %7s  %-4s %s\n", "JOB", "LAST RUN", "RESULT", "RPO",
-		       "TARGET", "", "NEXT RUN");
+		printf("%-16s %-20s %-7s %7s %7s  %-4s %7s %7s  %-4s %s\n", "JOB", "LAST RUN",
+		       "RESULT", "RPO", "TARGET", "", "RTO", "TARGET", "", "NEXT RUN");
 	now_ns = kl_time_now_ns();
 	for (size_t i = 0; i < conf.n_jobs; i++) {
 		struct job_status st;
 
 		job_status(cli, &conf, state_dir, &conf.jobs[i], now_ns, &st);
-		missed += st.missed;
+		missed += st.missed + st.rto_missed;
 		if (!rc && st.error < 0)
 			rc = st.error;
 		if (cli->json)

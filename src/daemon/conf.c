@@ -54,8 +54,10 @@ void kl_daemon_conf_release(struct kl_daemon_conf *c)
 	for (size_t i = 0; i < c->n_jobs; i++)
 		job_release(&c->jobs[i]);
 	kl_free(c->jobs);
-	for (size_t i = 0; i < c->n_drills; i++)
+	for (size_t i = 0; i < c->n_drills; i++) {
 		kl_free(c->drills[i].job);
+		kl_free(c->drills[i].scratch);
+	}
 	kl_free(c->drills);
 	kl_free(c->path);
 	kl_free(c->webhook);
@@ -70,6 +72,14 @@ const struct kl_daemon_repo *kl_daemon_conf_repo(const struct kl_daemon_conf *c,
 	for (size_t i = 0; i < c->n_repos; i++)
 		if (!strcmp(c->repos[i].name, name))
 			return &c->repos[i];
+	return NULL;
+}
+
+const struct kl_daemon_job *kl_daemon_conf_job(const struct kl_daemon_conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_jobs; i++)
+		if (!strcmp(c->jobs[i].name, name))
+			return &c->jobs[i];
 	return NULL;
 }
 
@@ -274,6 +284,11 @@ static int job_key(struct parse *ps, const struct kl_ini_item *it, struct kl_dae
 		return set_str(ps, it, &j->host);
 	if (eq(k, kn, "schedule"))
 		return schedule(ps, it, &j->schedule, &j->schedule_text);
+	if (eq(k, kn, "jitter")) {
+		if (j->jitter)
+			return BAD("set twice in one section");
+		return duration(ps, it, &j->jitter);
+	}
 	if (eq(k, kn, "rpo-target"))
 		return duration(ps, it, &j->rpo_target);
 	if (eq(k, kn, "before"))
@@ -295,6 +310,27 @@ static int job_key(struct parse *ps, const struct kl_ini_item *it, struct kl_dae
 	return 1;
 }
 
+/* "10%" (or "10"): the share of a drill's files restored, 1 to 100 */
+static int sample(struct parse *ps, const struct kl_ini_item *it, unsigned *ret)
+{
+	_cleanup_free_ char *v = kl_strndup(it->value, it->value_len);
+	size_t n;
+	uint64_t pct;
+
+	if (!v)
+		return -ENOMEM;
+	if (*ret)
+		return BAD("set twice in one section");
+	n = strlen(v);
+	if (n && v[n - 1] == '%')
+		v[n - 1] = 0;
+	if (kl_parse_uint(v, 1, 100, &pct) < 0)
+		return BAD("'%.*s' is not a share from 1%% to 100%%",
+			   (int)KL_MIN(it->value_len, 64), it->value);
+	*ret = (unsigned)pct;
+	return 0;
+}
+
 static int setting(struct parse *ps, const struct kl_ini_item *it)
 {
 	struct kl_daemon_conf *c = ps->c;
@@ -314,6 +350,14 @@ static int setting(struct parse *ps, const struct kl_ini_item *it)
 			r = set_str(ps, it, &rp->location);
 		else if (eq(k, kn, "password-file"))
 			r = set_str(ps, it, &rp->password_file);
+		else if (eq(k, kn, "prune")) {
+			_cleanup_free_ char *text = NULL;
+
+			if (rp->has_prune)
+				return BAD("set twice in one section");
+			r = schedule(ps, it, &rp->prune, &text);
+			rp->has_prune = r == 0;
+		}
 		break;
 	}
 	case S_JOB:
@@ -323,10 +367,18 @@ static int setting(struct parse *ps, const struct kl_ini_item *it)
 		struct kl_daemon_drill *d = &c->drills[c->n_drills - 1];
 		_cleanup_free_ char *text = NULL;
 
-		if (eq(k, kn, "schedule"))
+		if (eq(k, kn, "schedule")) {
 			r = schedule(ps, it, &d->schedule, &text);
-		else if (eq(k, kn, "rto-target"))
+			d->has_schedule = r == 0;
+		} else if (eq(k, kn, "rto-target")) {
 			r = duration(ps, it, &d->rto_target);
+		} else if (eq(k, kn, "drill-sample")) {
+			r = sample(ps, it, &d->sample);
+		} else if (eq(k, kn, "scratch")) {
+			r = set_str(ps, it, &d->scratch);
+			if (r == 0 && d->scratch[0] != '/')
+				r = BAD("'%s' is not an absolute path", d->scratch);
+		}
 		break;
 	}
 	case S_NOTIFY:
@@ -400,6 +452,8 @@ static int validate(const struct kl_daemon_conf *c, struct kl_err *err)
 		if (!found)
 			return kl_fail(err, -KL_EUSAGE, "line %u: [drill \"%s\"]: no [job \"%s\"]",
 				       c->drills[i].line, c->drills[i].job, c->drills[i].job);
+		if (!c->drills[i].has_schedule)
+			return MISSING(c->drills[i].line, "drill", c->drills[i].job, "schedule");
 	}
 	return 0;
 }

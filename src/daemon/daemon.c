@@ -17,23 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "keel/daemon.h"
-
-struct job_rt {
-	char *name;
-	pid_t pid;     /* the run under way, 0: none */
-	int64_t due;   /* Unix seconds; -1: never */
-	int64_t start; /* of the run under way */
-	bool gone;     /* no longer in the configuration: dropped when its run ends */
-};
-
-struct daemon {
-	const struct kl_daemon_opts *o;
-	struct kl_daemon_conf conf;
-	struct kl_daemon_http *http;
-	struct job_rt *rt;
-	size_t n_rt;
-};
+#include "internal.h"
 
 #define LOG(fmt, ...) fprintf(stderr, "keel: daemon: " fmt "\n", ##__VA_ARGS__)
 
@@ -50,46 +34,116 @@ static const struct kl_daemon_job *find_job(const struct kl_daemon_conf *c, cons
 	return NULL;
 }
 
-/*
- * When a job is next due, from its last recorded run: a run missed while
- * the daemon was down is due now (once); a job that never ran is due now
- * when it runs "every" so often, else at its next calendar time.
- */
-static int64_t first_due(const struct daemon *d, const struct kl_daemon_job *j)
+static const struct kl_daemon_drill *find_drill(const struct kl_daemon_conf *c, const char *name)
 {
-	struct kl_daemon_run last;
-
-	if (kl_daemon_state_read(d->o->state_dir, j->name, &last) < 0 || !last.start)
-		return j->schedule.every ? now_sec() : kl_schedule_next(&j->schedule, now_sec());
-	return kl_schedule_next(&j->schedule, last.start);
+	for (size_t i = 0; i < c->n_drills; i++)
+		if (!strcmp(c->drills[i].job, name))
+			return &c->drills[i];
+	return NULL;
 }
 
-/* Matches the run-time table to d->conf's jobs, keeping runs under way. */
+/* The schedule of rt's job, drill or prune, NULL when it is gone from the configuration. */
+static const struct kl_schedule *rt_schedule(const struct daemon *d, const struct job_rt *rt)
+{
+	const struct kl_daemon_job *j;
+	const struct kl_daemon_drill *dr;
+	const struct kl_daemon_repo *rp;
+
+	switch (rt->kind) {
+	case KL_RT_JOB:
+		j = find_job(&d->conf, rt->name);
+		return j ? &j->schedule : NULL;
+	case KL_RT_DRILL:
+		dr = find_drill(&d->conf, rt->name);
+		return dr ? &dr->schedule : NULL;
+	default:
+		rp = kl_daemon_conf_repo(&d->conf, rt->name);
+		return rp && rp->has_prune ? &rp->prune : NULL;
+	}
+}
+
+static const char *rt_kind(const struct job_rt *rt)
+{
+	static const char *const kinds[] = {"job", "drill", "prune"};
+
+	return kinds[rt->kind];
+}
+
+static int rt_record(const struct daemon *d, const struct job_rt *rt, struct kl_daemon_run *ret)
+{
+	switch (rt->kind) {
+	case KL_RT_JOB:
+		return kl_daemon_state_read(d->o->state_dir, rt->name, ret);
+	case KL_RT_DRILL:
+		return kl_daemon_drill_state_read(d->o->state_dir, rt->name, ret);
+	default:
+		return kl_daemon_prune_state_read(d->o->state_dir, rt->name, ret);
+	}
+}
+
+/*
+ * When rt is next due, after its last run's start (0: never ran): a run
+ * missed while the daemon was down is due now (once); one that never ran
+ * is due now when it runs "every" so often, else at its next calendar
+ * time (a job's shifted by its jitter).
+ */
+static int64_t next_due(const struct daemon *d, const struct job_rt *rt, int64_t last_start)
+{
+	const struct kl_schedule *s = rt_schedule(d, rt);
+
+	if (!s)
+		return -1;
+	if (rt->kind == KL_RT_JOB)
+		return kl_daemon_job_next(find_job(&d->conf, rt->name), last_start, now_sec());
+	if (!last_start)
+		return s->every ? now_sec() : kl_schedule_next(s, now_sec());
+	return kl_schedule_next(s, last_start);
+}
+
+/* The rt entry of kind and name, made when missing; NULL: out of memory. */
+static struct job_rt *rt_get(struct daemon *d, enum kl_rt_kind kind, const char *name)
+{
+	struct job_rt *rt, *v;
+
+	for (size_t k = 0; k < d->n_rt; k++)
+		if (d->rt[k].kind == kind && !strcmp(d->rt[k].name, name))
+			return &d->rt[k];
+	v = kl_realloc(d->rt, (d->n_rt + 1) * sizeof(*v));
+	if (!v)
+		return NULL;
+	d->rt = v;
+	rt = &d->rt[d->n_rt];
+	memset(rt, 0, sizeof(*rt));
+	rt->kind = kind;
+	rt->name = kl_strdup(name);
+	if (!rt->name)
+		return NULL;
+	d->n_rt++;
+	return rt;
+}
+
+/* Matches the run-time table to d->conf's jobs, drills and prunes, keeping runs under way. */
 static int sync_jobs(struct daemon *d)
 {
+	size_t nj = d->conf.n_jobs, nd = d->conf.n_drills;
+
 	for (size_t i = 0; i < d->n_rt; i++)
-		d->rt[i].gone = !find_job(&d->conf, d->rt[i].name);
-	for (size_t i = 0; i < d->conf.n_jobs; i++) {
-		const struct kl_daemon_job *j = &d->conf.jobs[i];
-		struct job_rt *rt = NULL;
+		d->rt[i].gone = !rt_schedule(d, &d->rt[i]);
+	for (size_t i = 0; i < nj + nd + d->conf.n_repos; i++) {
+		enum kl_rt_kind kind = i < nj ? KL_RT_JOB : i < nj + nd ? KL_RT_DRILL : KL_RT_PRUNE;
+		const char *name = kind == KL_RT_JOB	 ? d->conf.jobs[i].name
+				   : kind == KL_RT_DRILL ? d->conf.drills[i - nj].job
+							 : d->conf.repos[i - nj - nd].name;
+		struct kl_daemon_run last;
+		struct job_rt *rt;
 
-		for (size_t k = 0; k < d->n_rt && !rt; k++)
-			if (!strcmp(d->rt[k].name, j->name))
-				rt = &d->rt[k];
-		if (!rt) {
-			struct job_rt *v = kl_realloc(d->rt, (d->n_rt + 1) * sizeof(*v));
-
-			if (!v)
-				return -ENOMEM;
-			d->rt = v;
-			rt = &d->rt[d->n_rt++];
-			memset(rt, 0, sizeof(*rt));
-			rt->name = kl_strdup(j->name);
-			if (!rt->name)
-				return -ENOMEM;
-		}
+		if (kind == KL_RT_PRUNE && !d->conf.repos[i - nj - nd].has_prune)
+			continue;
+		rt = rt_get(d, kind, name);
+		if (!rt)
+			return -ENOMEM;
 		if (!rt->pid)
-			rt->due = first_due(d, j);
+			rt->due = next_due(d, rt, rt_record(d, rt, &last) < 0 ? 0 : last.start);
 	}
 	/* drop the idle jobs that are gone */
 	for (size_t i = 0; i < d->n_rt;) {
@@ -103,32 +157,72 @@ static int sync_jobs(struct daemon *d)
 	return 0;
 }
 
+/* In the child: the run itself; its exit status */
+static int child(struct daemon *d, const struct job_rt *rt)
+{
+	struct kl_daemon_run res = {0};
+	int r;
+
+	switch (rt->kind) {
+	case KL_RT_JOB:
+		r = kl_daemon_run_job(d->o, &d->conf, find_job(&d->conf, rt->name), &res);
+		break;
+	case KL_RT_DRILL:
+		r = kl_daemon_drill_job(d->o, &d->conf, find_drill(&d->conf, rt->name), &res);
+		break;
+	default:
+		r = kl_daemon_prune_repo(d->o, kl_daemon_conf_repo(&d->conf, rt->name), &res);
+		break;
+	}
+	if (r < 0)
+		LOG("%s '%s': cannot record the run: %s", rt_kind(rt), rt->name, kl_strerror(r));
+	return r == 1 ? 0 : r < 0 || !res.success;
+}
+
 static void start_run(struct daemon *d, struct job_rt *rt)
 {
-	const struct kl_daemon_job *j = find_job(&d->conf, rt->name);
 	pid_t pid;
 
-	if (!j)
+	if (!rt_schedule(d, rt))
 		return;
 	rt->start = now_sec();
 	pid = fork();
 	if (pid < 0) {
-		LOG("job '%s': cannot start a run: %s", rt->name, strerror(errno));
+		LOG("%s '%s': cannot start a run: %s", rt_kind(rt), rt->name, strerror(errno));
 		rt->due = rt->start + 10;
 		return;
 	}
 	if (pid == 0) {
-		struct kl_daemon_run res;
-		int r;
-
 		setpgid(0, 0);
-		r = kl_daemon_run_job(d->o, &d->conf, j, &res);
-		if (r < 0)
-			LOG("job '%s': cannot record the run: %s", j->name, kl_strerror(r));
-		_exit(r < 0 || !res.success);
+		_exit(child(d, rt));
 	}
 	rt->pid = pid;
-	LOG("job '%s': run started", rt->name);
+	LOG("%s '%s': %s started", rt_kind(rt), rt->name,
+	    rt->kind == KL_RT_DRILL ? "restore drill" : "run");
+}
+
+static void log_end(const struct daemon *d, const struct job_rt *rt, int st)
+{
+	struct kl_daemon_run res;
+	int r = rt_record(d, rt, &res);
+
+	if (rt->kind == KL_RT_DRILL && r >= 0 && res.start < rt->start && WIFEXITED(st) &&
+	    !WEXITSTATUS(st))
+		LOG("drill '%s': the job has no snapshot to drill yet", rt->name);
+	else if (r < 0 || res.start < rt->start)
+		LOG("%s '%s': the run ended without a record (status %d)", rt_kind(rt), rt->name,
+		    st);
+	else if (!res.success)
+		LOG("%s '%s': the %s failed: %s", rt_kind(rt), rt->name,
+		    rt->kind == KL_RT_DRILL ? "drill" : "run", res.error);
+	else if (rt->kind == KL_RT_DRILL)
+		LOG("drill '%s': snapshot %.8s restored and verified in %.1f s%s", rt->name,
+		    res.snapshot, res.rto, res.sample < 100 ? " (an estimate from a sample)" : "");
+	else if (rt->kind == KL_RT_PRUNE)
+		LOG("prune '%s': done in %.1f s", rt->name, res.duration);
+	else
+		LOG("job '%s': snapshot %.8s saved in %.1f s", rt->name, res.snapshot,
+		    res.duration);
 }
 
 static void reap(struct daemon *d)
@@ -137,26 +231,18 @@ static void reap(struct daemon *d)
 	int st;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (kl_daemon_status_reaped(d, pid, st))
+			continue;
 		for (size_t i = 0; i < d->n_rt; i++) {
 			struct job_rt *rt = &d->rt[i];
-			const struct kl_daemon_job *j;
-			struct kl_daemon_run res;
-
 			if (rt->pid != pid)
 				continue;
 			rt->pid = 0;
-			if (kl_daemon_state_read(d->o->state_dir, rt->name, &res) < 0 ||
-			    res.start < rt->start)
-				LOG("job '%s': the run ended without a record (status %d)",
-				    rt->name, st);
-			else if (res.success)
-				LOG("job '%s': snapshot %.8s saved in %.1f s", rt->name,
-				    res.snapshot, res.duration);
-			else
-				LOG("job '%s': the run failed: %s", rt->name, res.error);
-			j = find_job(&d->conf, rt->name);
+			log_end(d, rt, st);
+			if (kl_daemon_status_wanted(d))
+				kl_daemon_status_refresh(d);
 			/* a run that took longer than the period runs again at once, not twice */
-			rt->due = j ? kl_schedule_next(&j->schedule, rt->start) : -1;
+			rt->due = next_due(d, rt, rt->start);
 			break;
 		}
 	}
@@ -187,7 +273,8 @@ static void reload(struct daemon *d)
 	if (r < 0)
 		LOG("cannot apply the new configuration: %s", kl_strerror(r));
 	else
-		LOG("configuration reloaded: %zu jobs", d->conf.n_jobs);
+		LOG("configuration reloaded: %zu jobs, %zu drills", d->conf.n_jobs,
+		    d->conf.n_drills);
 }
 
 /* Milliseconds until the next idle job is due, -1: none. */
@@ -203,6 +290,9 @@ static int next_timeout(const struct daemon *d)
 		if (best < 0 || rt->due < best)
 			best = rt->due;
 	}
+	if (kl_daemon_status_wanted(d) && !d->status_pid &&
+	    (best < 0 || d->status_time + KL_DAEMON_STATUS_EVERY < best))
+		best = d->status_time + KL_DAEMON_STATUS_EVERY;
 	if (best < 0)
 		return -1;
 	if (best <= now)
@@ -239,76 +329,6 @@ static int lock_state_dir(const char *state_dir, struct kl_err *err)
 	return fd;
 }
 
-struct metric {
-	const char *name, *help;
-};
-
-static const struct metric metrics[] = {
-	{"keel_rpo_seconds", "Age of the newest snapshot a run of the job saved."},
-	{"keel_rpo_target_seconds", "The job's rpo-target."},
-	{"keel_last_success_timestamp_seconds", "When the last successful run ended."},
-	{"keel_last_run_duration_seconds", "How long the last run took."},
-	{"keel_last_run_success", "1 if the last run succeeded, else 0."},
-};
-
-/* GET /metrics: Prometheus text format, one sample per job and metric that has a value */
-static int render_metrics(struct kl_buf *out, void *userdata)
-{
-	const struct daemon *d = userdata;
-	double now = (double)kl_time_now_ns() / (double)KL_NSEC_PER_SEC;
-	struct kl_daemon_run *runs;
-	int r = 0;
-
-	runs = kl_calloc(d->conf.n_jobs + 1, sizeof(*runs));
-	if (!runs)
-		return -ENOMEM;
-	for (size_t i = 0; i < d->conf.n_jobs; i++)
-		if (kl_daemon_state_read(d->o->state_dir, d->conf.jobs[i].name, &runs[i]) < 0)
-			memset(&runs[i], 0, sizeof(runs[i]));
-	for (size_t m = 0; m < KL_ARRAY_SIZE(metrics) && r >= 0; m++) {
-		r = kl_buf_addf(out, "# HELP %s %s\n# TYPE %s gauge\n", metrics[m].name,
-				metrics[m].help, metrics[m].name);
-		for (size_t i = 0; i < d->conf.n_jobs && r >= 0; i++) {
-			const struct kl_daemon_job *j = &d->conf.jobs[i];
-			const struct kl_daemon_run *run = &runs[i];
-			double v;
-
-			switch (m) {
-			case 0:
-				if (!run->snapshot_time)
-					continue;
-				v = now - run->snapshot_time;
-				break;
-			case 1:
-				if (!j->rpo_target)
-					continue;
-				v = (double)j->rpo_target;
-				break;
-			case 2:
-				if (!run->last_success)
-					continue;
-				v = (double)run->last_success;
-				break;
-			case 3:
-				if (!run->start)
-					continue;
-				v = run->duration;
-				break;
-			default:
-				if (!run->start)
-					continue;
-				v = run->success;
-				break;
-			}
-			/* job and repository names are [A-Za-z0-9._-]: nothing to escape */
-			r = kl_buf_addf(out, "%s{job=\"%s\",repository=\"%s\"} %.3f\n",
-					metrics[m].name, j->name, j->repository, v);
-		}
-	}
-	kl_free(runs);
-	return r;
-}
-
 static int loop(struct daemon *d, int sfd)
 {
 	bool stopping = false;
@@ -330,6 +350,10 @@ static int loop(struct daemon *d, int sfd)
 				start_run(d, rt);
 			running |= rt->pid != 0;
 		}
+		if (!stopping && kl_daemon_status_wanted(d) && !d->status_pid &&
+		    d->status_time + KL_DAEMON_STATUS_EVERY <= now)
+			kl_daemon_status_refresh(d);
+		running |= d->status_pid != 0;
 		if (stopping && !running)
 			return 0;
 		timeout = stopping ? -1 : next_timeout(d);
@@ -414,17 +438,19 @@ int kl_daemon_run(const struct kl_daemon_opts *o, struct kl_err *err)
 	if (r < 0)
 		goto out;
 	if (d.conf.http_listen) {
-		r = kl_daemon_http_start(d.conf.http_listen, render_metrics, &d, &d.http, err);
+		r = kl_daemon_http_start(d.conf.http_listen, d.conf.http_token_file,
+					 kl_daemon_http_route, &d, &d.http, err);
 		if (r < 0)
 			goto out;
 	}
-	LOG("started: %zu jobs from %s%s%s", d.conf.n_jobs, o->config_path,
-	    d.http ? ", metrics on http://" : "", d.http ? d.conf.http_listen : "");
+	LOG("started: %zu jobs, %zu drills from %s%s%s", d.conf.n_jobs, d.conf.n_drills,
+	    o->config_path, d.http ? ", status on http://" : "", d.http ? d.conf.http_listen : "");
 	r = loop(&d, sfd);
 	if (r >= 0)
 		LOG("stopped");
 out:
 	kl_daemon_http_free(d.http);
+	kl_daemon_status_release(&d);
 	for (size_t i = 0; i < d.n_rt; i++)
 		kl_free(d.rt[i].name);
 	kl_free(d.rt);

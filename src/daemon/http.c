@@ -1,22 +1,51 @@
 /*
  * The daemon's HTTP listener (libmicrohttpd, driven by the daemon's own
- * poll loop through its epoll descriptor: no threads). Serves GET
- * /metrics in Prometheus text format from what a callback renders; the
- * status page and /api/status are planned (docs/DAEMON.md).
+ * poll loop through its epoll descriptor: no threads). GET and HEAD only;
+ * what a path gives is the caller's handler's (metrics.c, page.c). With
+ * a token, every request must carry it (Authorization: Bearer, or
+ * ?token=); without one, only loopback addresses are accepted.
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <string.h>
+#include <sodium.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "keel/daemon.h"
+#include "keel/fs.h"
 
 struct kl_daemon_http {
 	struct MHD_Daemon *mhd;
-	int (*render)(struct kl_buf *out, void *userdata);
+	kl_daemon_http_handler *handler;
 	void *userdata;
+	struct kl_buf token; /* empty: none */
 };
+
+/* Whether the request carries the token; compared in constant time. */
+static bool authorized(const struct kl_daemon_http *h, struct MHD_Connection *conn)
+{
+	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+	const char *q = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
+	const char *given = NULL;
+	unsigned char diff = 0;
+	size_t n;
+
+	if (!h->token.len)
+		return true;
+	if (auth && !strncmp(auth, "Bearer ", 7))
+		given = auth + 7;
+	else if (q)
+		given = q;
+	if (!given)
+		return false;
+	n = strlen(given);
+	for (size_t i = 0; i < h->token.len; i++)
+		diff |= (unsigned char)(h->token.data[i] ^ (i < n ? (unsigned char)given[i] : 0));
+	return !diff && n == h->token.len;
+}
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
 			     const void *body, size_t n)
@@ -38,22 +67,25 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			      size_t *upload_data_size, void **con_cls)
 {
 	struct kl_daemon_http *h = cls;
-	static const char not_found[] = "not found\n";
+	static const char denied[] = "a token is needed (Authorization: Bearer, or ?token=)\n";
+	_cleanup_buf_ struct kl_buf out = KL_BUF_INIT(1u << 22);
+	const char *type = "text/plain";
+	int status;
 
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
 		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", "", 0);
-	if (!strcmp(url, "/metrics")) {
-		_cleanup_buf_ struct kl_buf out = KL_BUF_INIT(1u << 22);
-
-		if (h->render(&out, h->userdata) < 0)
-			return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain", "", 0);
-		return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", out.data, out.len);
+	if (!authorized(h, conn))
+		return reply(conn, MHD_HTTP_UNAUTHORIZED, "text/plain", denied, sizeof(denied) - 1);
+	status = h->handler(url, &out, &type, h->userdata);
+	if (status < 0) {
+		kl_buf_clear(&out);
+		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
 	}
-	return reply(conn, MHD_HTTP_NOT_FOUND, "text/plain", not_found, sizeof(not_found) - 1);
+	return reply(conn, (unsigned)status, type, out.data, out.len);
 }
 
-/* "127.0.0.1:9911", "[::1]:9911", "localhost:9911": loopback only (docs/DAEMON.md) */
-static int resolve(const char *listen, struct sockaddr_storage *ss, socklen_t *len,
+/* "127.0.0.1:9911", "[::1]:9911", "0.0.0.0:9911": beyond loopback only with a token */
+static int resolve(const char *listen, bool token, struct sockaddr_storage *ss, socklen_t *len,
 		   struct kl_err *err)
 {
 	_cleanup_free_ char *host = NULL;
@@ -81,16 +113,50 @@ static int resolve(const char *listen, struct sockaddr_storage *ss, socklen_t *l
 	else
 		loopback = ss->ss_family == AF_INET6 &&
 			   IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)ss)->sin6_addr);
-	if (!loopback)
+	if (!loopback && !token)
 		return kl_fail(err, -KL_EUSAGE,
-			       "[http] listen '%s': only loopback addresses for now (listening "
-			       "beyond needs token-file, which is planned)",
+			       "[http] listen '%s': listening beyond loopback needs token-file",
 			       listen);
 	return 0;
 }
 
-int kl_daemon_http_start(const char *listen, int (*render)(struct kl_buf *out, void *userdata),
-			 void *userdata, struct kl_daemon_http **ret, struct kl_err *err)
+/* The token: the file's first line, at least 16 bytes, not readable by others. */
+static int read_token(const char *path, struct kl_buf *out, struct kl_err *err)
+{
+	struct stat sb;
+	int r;
+
+	r = kl_fs_read_all(AT_FDCWD, path, 4096, out);
+	if (r < 0)
+		return kl_fail(err, r == -ENOENT || r == -E2BIG ? -KL_EUSAGE : r,
+			       "[http] token-file '%s': %s", path,
+			       r == -E2BIG ? "larger than 4 KiB" : kl_strerror(r));
+	if (stat(path, &sb) == 0 && (sb.st_mode & 0044))
+		return kl_fail(err, -KL_EUSAGE,
+			       "[http] token-file '%s' is readable by others: restrict it with "
+			       "'chmod 600'",
+			       path);
+	for (size_t i = 0; i < out->len; i++)
+		if (out->data[i] == '\n' || out->data[i] == '\r') {
+			out->len = i;
+			break;
+		}
+	for (size_t i = 0; i < out->len; i++)
+		if (out->data[i] <= ' ' || out->data[i] > '~')
+			return kl_fail(err, -KL_EUSAGE,
+				       "[http] token-file '%s': the token must be printable ASCII "
+				       "without blanks",
+				       path);
+	if (out->len < 16)
+		return kl_fail(err, -KL_EUSAGE,
+			       "[http] token-file '%s': the token is shorter than 16 characters",
+			       path);
+	return 0;
+}
+
+int kl_daemon_http_start(const char *listen, const char *token_file,
+			 kl_daemon_http_handler *handler, void *userdata,
+			 struct kl_daemon_http **ret, struct kl_err *err)
 {
 	struct kl_daemon_http *h;
 	struct sockaddr_storage ss;
@@ -98,19 +164,30 @@ int kl_daemon_http_start(const char *listen, int (*render)(struct kl_buf *out, v
 	int r;
 
 	*ret = NULL;
-	r = resolve(listen, &ss, &len, err);
+	r = resolve(listen, token_file != NULL, &ss, &len, err);
 	if (r < 0)
 		return r;
 	h = kl_calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	h->render = render;
+	h->token = (struct kl_buf)KL_BUF_INIT(4096);
+	if (token_file) {
+		r = read_token(token_file, &h->token, err);
+		if (r < 0) {
+			kl_buf_release(&h->token);
+			kl_free(h);
+			return r;
+		}
+	}
+	h->handler = handler;
 	h->userdata = userdata;
 	h->mhd = MHD_start_daemon(MHD_USE_EPOLL | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0,
 				  NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, &ss,
 				  MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT,
 				  10u, MHD_OPTION_END);
 	if (!h->mhd) {
+		sodium_memzero(h->token.data, h->token.len);
+		kl_buf_release(&h->token);
 		kl_free(h);
 		return kl_fail(err, -EADDRINUSE, "cannot listen on '%s'", listen);
 	}
@@ -144,5 +221,7 @@ void kl_daemon_http_free(struct kl_daemon_http *h)
 	if (!h)
 		return;
 	MHD_stop_daemon(h->mhd);
+	sodium_memzero(h->token.data, h->token.len);
+	kl_buf_release(&h->token);
 	kl_free(h);
 }

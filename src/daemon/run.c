@@ -21,15 +21,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "keel/daemon.h"
+#include "internal.h"
 #include "keel/fs.h"
 
-/*
- * Runs argv with stdout to out_fd and stderr to err_fd, every signal
- * unblocked. Returns its exit status (128 + N when killed by signal N)
- * or -errno.
- */
-static int spawn(char *const argv[], int out_fd, int err_fd, const char *job)
+int kl_daemon_spawn(char *const argv[], int in_fd, int out_fd, int err_fd, const char *job)
 {
 	pid_t pid = fork();
 	int st;
@@ -38,10 +33,14 @@ static int spawn(char *const argv[], int out_fd, int err_fd, const char *job)
 		return -errno;
 	if (pid == 0) {
 		sigset_t none;
+		int null_fd = -1;
 
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0)
+		if (in_fd < 0)
+			in_fd = null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (in_fd < 0 || dup2(in_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 ||
+		    dup2(err_fd, STDERR_FILENO) < 0)
 			_exit(127);
 		setenv("KEEL_JOB", job, 1);
 		execv(argv[0], argv);
@@ -60,11 +59,10 @@ static int hook(const char *cmd, int log_fd, const char *job)
 {
 	char *argv[] = {(char *)"/bin/sh", (char *)"-c", (char *)cmd, NULL};
 
-	return spawn(argv, log_fd, log_fd, job);
+	return kl_daemon_spawn(argv, -1, log_fd, log_fd, job);
 }
 
-/* The last non-empty line the run logged, for the record. */
-static void last_line(int fd, char *out, size_t n)
+void kl_daemon_last_line(int fd, char *out, size_t n)
 {
 	char buf[1024];
 	off_t end = lseek(fd, 0, SEEK_END),
@@ -85,70 +83,75 @@ static void last_line(int fd, char *out, size_t n)
 	out[e - s] = 0;
 }
 
-struct argv_buf {
-	char *v[64 + 2 * 1024];
-	size_t n;
-};
-
-static void add(struct argv_buf *a, const char *s)
+void kl_daemon_argv_add(struct kl_daemon_argv *a, const char *s)
 {
 	if (a->n + 1 < sizeof(a->v) / sizeof(a->v[0]))
 		a->v[a->n++] = (char *)s;
 	a->v[a->n] = NULL;
 }
 
-static int open_log(const char *state_dir, const char *job, const char *ext)
+int kl_daemon_open_log(const char *state_dir, const char *dir, const char *name, const char *ext)
 {
 	_cleanup_close_ int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	char name[128];
+	char path[160];
 	int fd;
 
 	if (dfd < 0)
 		return -errno;
-	if (mkdirat(dfd, "jobs", 0755) < 0 && errno != EEXIST)
+	if (mkdirat(dfd, dir, 0755) < 0 && errno != EEXIST)
 		return -errno;
-	snprintf(name, sizeof(name), "jobs/%s.%s", job, ext);
-	fd = openat(dfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	snprintf(path, sizeof(path), "%s/%s.%s", dir, name, ext);
+	fd = openat(dfd, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	return fd < 0 ? -errno : fd;
 }
 
-/* keel CMD --no-progress -r LOCATION --password-file FILE --host HOST: what every run passes */
-static void repo_args(struct argv_buf *a, const struct kl_daemon_opts *o,
-		      const struct kl_daemon_repo *rp, const char *cmd, const char *host)
+void kl_daemon_argv_repo(struct kl_daemon_argv *a, const struct kl_daemon_opts *o,
+			 const struct kl_daemon_repo *rp, const char *cmd, const char *host)
 {
-	add(a, o->keel_exe);
-	add(a, cmd);
-	add(a, "--no-progress");
-	add(a, "-r");
-	add(a, rp->location);
-	add(a, "--password-file");
-	add(a, rp->password_file);
-	add(a, "--host");
-	add(a, host);
+	kl_daemon_argv_add(a, o->keel_exe);
+	kl_daemon_argv_add(a, cmd);
+	kl_daemon_argv_add(a, "--no-progress");
+	kl_daemon_argv_add(a, "-r");
+	kl_daemon_argv_add(a, rp->location);
+	kl_daemon_argv_add(a, "--password-file");
+	kl_daemon_argv_add(a, rp->password_file);
+	if (host) {
+		kl_daemon_argv_add(a, "--host");
+		kl_daemon_argv_add(a, host);
+	}
+}
+
+void kl_daemon_job_host(const struct kl_daemon_job *j, char out[256])
+{
+	if (j->host)
+		snprintf(out, 256, "%s", j->host);
+	else if (gethostname(out, 255) < 0)
+		snprintf(out, 256, "localhost");
+	out[255] = 0;
 }
 
 static int backup(const struct kl_daemon_opts *o, const struct kl_daemon_repo *rp,
 		  const struct kl_daemon_job *j, const char *host, int log_fd,
 		  struct kl_daemon_run *ret)
 {
-	_cleanup_close_ int out_fd = open_log(o->state_dir, j->name, "out");
-	struct argv_buf a = {0};
+	_cleanup_close_ int out_fd = kl_daemon_open_log(o->state_dir, "jobs", j->name, "out");
+	struct kl_daemon_argv a = {0};
 	double t0;
 	int st;
 
 	if (out_fd < 0)
 		return out_fd;
-	repo_args(&a, o, rp, "backup", host);
-	add(&a, "--json");
+	kl_daemon_argv_repo(&a, o, rp, "backup", host);
+	kl_daemon_argv_add(&a, "--json");
 	for (size_t i = 0; i < j->n_excludes && i < 1024; i++) {
-		add(&a, "-e");
-		add(&a, j->excludes[i]);
+		kl_daemon_argv_add(&a, "-e");
+		kl_daemon_argv_add(&a, j->excludes[i]);
 	}
-	add(&a, "--");
+	kl_daemon_argv_add(&a, "--");
 	for (size_t i = 0; i < j->n_paths && i < 1024; i++)
-		add(&a, j->paths[i]);
+		kl_daemon_argv_add(&a, j->paths[i]);
 	t0 = (double)kl_time_now_ns() / (double)KL_NSEC_PER_SEC;
-	st = spawn(a.v, out_fd, log_fd, j->name);
+	st = kl_daemon_spawn(a.v, -1, out_fd, log_fd, j->name);
 	if (st < 0)
 		return st;
 	if (st == 0 || st == 3) {
@@ -179,32 +182,32 @@ static int forget(const struct kl_daemon_opts *o, const struct kl_daemon_repo *r
 						   "--keep-monthly", "--keep-yearly"};
 	_cleanup_close_ int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	char num[KL_KEEP_N][16];
-	struct argv_buf a = {0};
+	struct kl_daemon_argv a = {0};
 	bool any = false;
 
-	repo_args(&a, o, rp, "forget", host);
+	kl_daemon_argv_repo(&a, o, rp, "forget", host);
 	for (size_t i = 0; i < j->n_paths && i < 1024; i++) {
-		add(&a, "--path");
-		add(&a, j->paths[i]);
+		kl_daemon_argv_add(&a, "--path");
+		kl_daemon_argv_add(&a, j->paths[i]);
 	}
 	for (int i = 0; i < KL_KEEP_N; i++) {
 		if (!j->keep[i])
 			continue;
 		snprintf(num[i], sizeof(num[i]), "%u", (unsigned)j->keep[i]);
-		add(&a, opt[i]);
-		add(&a, num[i]);
+		kl_daemon_argv_add(&a, opt[i]);
+		kl_daemon_argv_add(&a, num[i]);
 		any = true;
 	}
 	if (!any)
 		return 0;
-	return spawn(a.v, null_fd < 0 ? log_fd : null_fd, log_fd, j->name);
+	return kl_daemon_spawn(a.v, -1, null_fd < 0 ? log_fd : null_fd, log_fd, j->name);
 }
 
 int kl_daemon_run_job(const struct kl_daemon_opts *o, const struct kl_daemon_conf *c,
 		      const struct kl_daemon_job *j, struct kl_daemon_run *ret)
 {
 	const struct kl_daemon_repo *rp = kl_daemon_conf_repo(c, j->repository);
-	_cleanup_close_ int log_fd = open_log(o->state_dir, j->name, "log");
+	_cleanup_close_ int log_fd = kl_daemon_open_log(o->state_dir, "jobs", j->name, "log");
 	struct kl_daemon_run prev;
 	char host[256] = "";
 	int64_t t0 = kl_time_mono_ns();
@@ -217,10 +220,7 @@ int kl_daemon_run_job(const struct kl_daemon_opts *o, const struct kl_daemon_con
 	ret->snapshot_time = prev.snapshot_time;
 	if (log_fd < 0)
 		return log_fd;
-	if (j->host)
-		snprintf(host, sizeof(host), "%s", j->host);
-	else if (gethostname(host, sizeof(host) - 1) < 0)
-		snprintf(host, sizeof(host), "localhost");
+	kl_daemon_job_host(j, host);
 	if (j->before) {
 		st = hook(j->before, log_fd, j->name);
 		if (st != 0)
@@ -237,7 +237,7 @@ int kl_daemon_run_job(const struct kl_daemon_opts *o, const struct kl_daemon_con
 		} else {
 			char line[200] = "";
 
-			last_line(log_fd, line, sizeof(line));
+			kl_daemon_last_line(log_fd, line, sizeof(line));
 			snprintf(ret->error, sizeof(ret->error), "keel backup exited with %d: %s",
 				 st, line);
 		}
@@ -256,4 +256,62 @@ int kl_daemon_run_job(const struct kl_daemon_opts *o, const struct kl_daemon_con
 	if (ret->success)
 		ret->last_success = ret->end;
 	return kl_daemon_state_write(o->state_dir, j->name, ret);
+}
+
+int64_t kl_daemon_job_offset(const struct kl_daemon_job *j)
+{
+	char host[256];
+	uint64_t h = 14695981039346656037ull; /* FNV-1a: stable across runs and builds */
+
+	if (j->jitter <= 1)
+		return 0;
+	kl_daemon_job_host(j, host);
+	for (const char *p = host; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	h = (h ^ '/') * 1099511628211ull;
+	for (const char *p = j->name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	return (int64_t)(h % (uint64_t)j->jitter);
+}
+
+int64_t kl_daemon_job_next(const struct kl_daemon_job *j, int64_t last_start, int64_t now)
+{
+	int64_t off = kl_daemon_job_offset(j), next;
+
+	if (j->schedule.every)
+		return last_start ? kl_schedule_next(&j->schedule, last_start) : now + off;
+	/* the slot after the last run's slot (its start less the offset), or after now's */
+	next = kl_schedule_next(&j->schedule, (last_start ? last_start : now) - off);
+	return next < 0 ? -1 : next + off;
+}
+
+int kl_daemon_prune_repo(const struct kl_daemon_opts *o, const struct kl_daemon_repo *rp,
+			 struct kl_daemon_run *ret)
+{
+	_cleanup_close_ int log_fd = kl_daemon_open_log(o->state_dir, "prune", rp->name, "log");
+	struct kl_daemon_argv a = {0};
+	struct kl_daemon_run prev;
+	int64_t t0 = kl_time_mono_ns();
+	int st;
+
+	kl_daemon_prune_state_read(o->state_dir, rp->name, &prev);
+	memset(ret, 0, sizeof(*ret));
+	ret->start = kl_time_now_ns() / KL_NSEC_PER_SEC;
+	ret->last_success = prev.last_success;
+	if (log_fd < 0)
+		return log_fd;
+	kl_daemon_argv_repo(&a, o, rp, "prune", NULL);
+	st = kl_daemon_spawn(a.v, -1, log_fd, log_fd, rp->name);
+	if (st != 0) {
+		char line[200] = "";
+
+		kl_daemon_last_line(log_fd, line, sizeof(line));
+		snprintf(ret->error, sizeof(ret->error), "keel prune exited with %d: %s", st, line);
+	}
+	ret->end = kl_time_now_ns() / KL_NSEC_PER_SEC;
+	ret->duration = (double)(kl_time_mono_ns() - t0) / (double)KL_NSEC_PER_SEC;
+	ret->success = !ret->error[0];
+	if (ret->success)
+		ret->last_success = ret->end;
+	return kl_daemon_prune_state_write(o->state_dir, rp->name, ret);
 }

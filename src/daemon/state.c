@@ -19,16 +19,16 @@ static void jsonp_free(json_t **j)
 }
 #define _cleanup_json_ _cleanup_(jsonp_free)
 
-static int jobs_dir(const char *state_dir, bool create)
+static int jobs_dir(const char *state_dir, const char *dir, bool create)
 {
 	_cleanup_close_ int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int fd;
 
 	if (dfd < 0)
 		return -errno;
-	if (create && mkdirat(dfd, "jobs", 0755) < 0 && errno != EEXIST)
+	if (create && mkdirat(dfd, dir, 0755) < 0 && errno != EEXIST)
 		return -errno;
-	fd = openat(dfd, "jobs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(dfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -37,7 +37,8 @@ static void copy_str(char *dst, size_t n, const char *s)
 	snprintf(dst, n, "%s", s ? s : "");
 }
 
-int kl_daemon_state_read(const char *state_dir, const char *job, struct kl_daemon_run *ret)
+static int state_read(const char *state_dir, const char *dir, const char *job,
+		      struct kl_daemon_run *ret)
 {
 	_cleanup_buf_ struct kl_buf text = KL_BUF_INIT(1u << 16);
 	_cleanup_close_ int dfd = -1;
@@ -47,7 +48,7 @@ int kl_daemon_state_read(const char *state_dir, const char *job, struct kl_daemo
 	int r;
 
 	memset(ret, 0, sizeof(*ret));
-	dfd = jobs_dir(state_dir, false);
+	dfd = jobs_dir(state_dir, dir, false);
 	if (dfd == -ENOENT)
 		return 0;
 	if (dfd < 0)
@@ -71,10 +72,15 @@ int kl_daemon_state_read(const char *state_dir, const char *job, struct kl_daemo
 	copy_str(ret->snapshot, sizeof(ret->snapshot), json_string_value(v));
 	v = json_object_get(root, "error");
 	copy_str(ret->error, sizeof(ret->error), json_string_value(v));
+	ret->rto = json_number_value(json_object_get(root, "rto_seconds"));
+	ret->sample = (unsigned)json_integer_value(json_object_get(root, "sample_percent"));
+	ret->bytes = (uint64_t)json_integer_value(json_object_get(root, "bytes"));
+	ret->recorded = json_is_true(json_object_get(root, "recorded"));
 	return 0;
 }
 
-int kl_daemon_state_write(const char *state_dir, const char *job, const struct kl_daemon_run *run)
+static int state_write(const char *state_dir, const char *dir, const char *job,
+		       const struct kl_daemon_run *run)
 {
 	_cleanup_json_ json_t *root = NULL;
 	_cleanup_close_ int dfd = -1;
@@ -88,7 +94,13 @@ int kl_daemon_state_write(const char *state_dir, const char *job, const struct k
 			 (json_int_t)run->last_success, "snapshot_time", run->snapshot_time);
 	if (!root)
 		return -ENOMEM;
-	dfd = jobs_dir(state_dir, true);
+	if (!strcmp(dir, "drills") &&
+	    json_object_update_new(root, json_pack("{s:f,s:i,s:I,s:b}", "rto_seconds", run->rto,
+						   "sample_percent", (int)run->sample, "bytes",
+						   (json_int_t)run->bytes, "recorded",
+						   run->recorded)) < 0)
+		return -ENOMEM;
+	dfd = jobs_dir(state_dir, dir, true);
 	if (dfd < 0)
 		return dfd;
 	text = json_dumps(root, JSON_SORT_KEYS);
@@ -98,4 +110,36 @@ int kl_daemon_state_write(const char *state_dir, const char *job, const struct k
 	r = kl_fs_write_atomic(dfd, name, text, strlen(text), 0644, 0);
 	free(text); /* jansson's own allocation */
 	return r;
+}
+
+int kl_daemon_state_read(const char *state_dir, const char *job, struct kl_daemon_run *ret)
+{
+	return state_read(state_dir, "jobs", job, ret);
+}
+
+int kl_daemon_state_write(const char *state_dir, const char *job, const struct kl_daemon_run *run)
+{
+	return state_write(state_dir, "jobs", job, run);
+}
+
+int kl_daemon_drill_state_read(const char *state_dir, const char *job, struct kl_daemon_run *ret)
+{
+	return state_read(state_dir, "drills", job, ret);
+}
+
+int kl_daemon_drill_state_write(const char *state_dir, const char *job,
+				const struct kl_daemon_run *run)
+{
+	return state_write(state_dir, "drills", job, run);
+}
+
+int kl_daemon_prune_state_read(const char *state_dir, const char *repo, struct kl_daemon_run *ret)
+{
+	return state_read(state_dir, "prune", repo, ret);
+}
+
+int kl_daemon_prune_state_write(const char *state_dir, const char *repo,
+				const struct kl_daemon_run *run)
+{
+	return state_write(state_dir, "prune", repo, run);
 }

@@ -237,6 +237,37 @@ static void conf_error(const char *text, const char *msg)
 
 #define REPO "[repository \"r\"]\nlocation = /r\npassword-file = /p\n"
 
+/* jitter: a stable offset below the jitter, a calendar shifted by it, a period kept */
+static void jitter_offsets(void **state)
+{
+	char name_a[] = "files", name_b[] = "db", host[] = "h1";
+	struct kl_daemon_job a = {.name = name_a, .host = host, .jitter = 600};
+	struct kl_daemon_job b = {.name = name_b, .host = host, .jitter = 600};
+	int64_t off, t = utc(2026, 12, 6, 10, 15);
+
+	(void)state;
+	set_tz("UTC0");
+	assert_int_equal(kl_schedule_parse("hourly", &a.schedule), 0);
+	off = kl_daemon_job_offset(&a);
+	assert_true(off >= 0 && off < 600);
+	assert_int_equal(kl_daemon_job_offset(&a), off);
+	assert_int_not_equal(kl_daemon_job_offset(&b), off); /* FNV-1a of "h1/db" differs */
+	/* never ran: the next slot plus the offset; after a run, the slot after its own */
+	assert_int_equal(kl_daemon_job_next(&a, 0, t), utc(2026, 12, 6, 11, 0) + off);
+	assert_int_equal(kl_daemon_job_next(&a, utc(2026, 12, 6, 11, 0) + off, t),
+			 utc(2026, 12, 6, 12, 0) + off);
+	/* a run missed while the host was down: due in the past, so at once */
+	assert_true(kl_daemon_job_next(&a, utc(2026, 12, 1, 3, 0) + off, t) < t);
+	/* "every": the first run shifted, later ones keep the period */
+	assert_int_equal(kl_schedule_parse("every 15m", &a.schedule), 0);
+	assert_int_equal(kl_daemon_job_next(&a, 0, t), t + off);
+	assert_int_equal(kl_daemon_job_next(&a, t + off, t), t + off + 900);
+	/* no jitter: the plain schedule */
+	a.jitter = 0;
+	assert_int_equal(kl_daemon_job_offset(&a), 0);
+	assert_int_equal(kl_daemon_job_next(&a, 0, t), t);
+}
+
 static void conf_errors(void **state)
 {
 	conf_error(REPO "[job \"j\"]\nrepository = r\npaths = /x\nschedule = hourlyy\n",
@@ -276,6 +307,17 @@ static void conf_errors(void **state)
 	conf_error("[http]\nlisten = a\001b\n", "k.conf: line 2: a control character");
 	conf_error(REPO "[drill \"nojob\"]\n",
 		   "k.conf: line 4: [drill \"nojob\"]: no [job \"nojob\"]");
+#define JOB "[job \"j\"]\nrepository = r\npaths = /x\nschedule = hourly\n"
+	conf_error(REPO JOB "[drill \"j\"]\nrto-target = 1h\n",
+		   "k.conf: line 8: [drill \"j\"]: schedule is missing");
+	conf_error(REPO JOB "[drill \"j\"]\ndrill-sample = 0%\n",
+		   "k.conf: line 9: drill-sample: '0%' is not a share from 1% to 100%");
+	conf_error(REPO JOB "[drill \"j\"]\ndrill-sample = 101\n",
+		   "k.conf: line 9: drill-sample: '101' is not a share from 1% to 100%");
+	conf_error(REPO JOB "[drill \"j\"]\nscratch = tmp\n",
+		   "k.conf: line 9: scratch: 'tmp' is not an absolute path");
+	conf_error(REPO JOB "jitter = lots\n",
+		   "k.conf: line 8: jitter: 'lots' is not a duration (30s, 15m, 2h, 7d)");
 	/* a secret pasted as a key is not echoed */
 	conf_error("[http]\nAKIA/SECRET+KEY = 1\n", "k.conf: line 2: unknown setting");
 }
@@ -290,6 +332,7 @@ int main(void)
 		cmocka_unit_test(calendar_across_summer_time),
 		cmocka_unit_test(conf_example),
 		cmocka_unit_test(conf_errors),
+		cmocka_unit_test(jitter_offsets),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
