@@ -48,6 +48,8 @@ test_packages=(
 	postgresql-15 postgresql-client-15
 	# disk images made by mkfs.ext4 -d, changed via debugfs, checked by e2fsck: t8001
 	e2fsprogs
+	# the daemon's mail alerts through a real SMTP client: t6021
+	msmtp
 	# the daemon's status page, rendered in a headless browser (t6010)
 	chromium
 )

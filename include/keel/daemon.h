@@ -108,6 +108,8 @@ struct kl_daemon_conf {
 	struct kl_daemon_drill *drills;
 	size_t n_drills;
 	char *webhook, *mail;
+	char *sendmail; /* [notify] sendmail: the program mail goes through; NULL:
+			   /usr/sbin/sendmail */
 	char *http_listen, *http_token_file;
 };
 

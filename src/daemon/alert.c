@@ -9,7 +9,7 @@
  *
  * Delivery is a child process, so a slow webhook never stalls the loop:
  * a JSON POST through libcurl (10 s timeout, three tries) and a message
- * to `/usr/sbin/sendmail -t` when present.
+ * to `/usr/sbin/sendmail -t` (or [notify] sendmail) when present.
  */
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -64,14 +64,14 @@ static int post(const char *url, const char *body, char *why, size_t why_n)
 	return rc == CURLE_OK && code >= 200 && code <= 299 ? 0 : -KL_EREMOTE;
 }
 
-static int mail(const char *to, const char *subject, const char *body)
+static int mail(const char *prog, const char *to, const char *subject, const char *body)
 {
-	char *argv[] = {(char *)SENDMAIL, (char *)"-t", NULL};
+	char *argv[] = {(char *)prog, (char *)"-t", NULL};
 	int p[2], st;
 	pid_t pid;
 	FILE *f;
 
-	if (access(SENDMAIL, X_OK) < 0)
+	if (access(prog, X_OK) < 0)
 		return -ENOENT;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
@@ -87,8 +87,11 @@ static int mail(const char *to, const char *subject, const char *body)
 	close(p[0]);
 	f = fdopen(p[1], "w");
 	if (f) {
-		fprintf(f, "To: %s\nSubject: %s\nContent-Type: application/json\n\n%s\n", to,
-			subject, body);
+		/* the subject says it all; the JSON, as the webhook gets it, is for scripts */
+		fprintf(f,
+			"To: %s\nSubject: %s\nMIME-Version: 1.0\n"
+			"Content-Type: text/plain; charset=utf-8\n\n%s\n\n%s\n",
+			to, subject, subject, body);
 		fclose(f);
 	} else {
 		close(p[1]);
@@ -116,12 +119,13 @@ static void deliver(const struct kl_daemon_conf *c, const char *job, const char 
 			LOG("job '%s': the webhook failed: %s", job, why);
 	}
 	if (c->mail) {
-		int r = mail(c->mail, subject, body);
+		const char *prog = c->sendmail ? c->sendmail : SENDMAIL;
+		int r = mail(prog, c->mail, subject, body);
 
 		if (r == -ENOENT)
-			LOG("job '%s': no %s to mail the alert", job, SENDMAIL);
+			LOG("job '%s': no %s to mail the alert", job, prog);
 		else if (r < 0)
-			LOG("job '%s': %s failed to take the alert", job, SENDMAIL);
+			LOG("job '%s': %s failed to take the alert", job, prog);
 	}
 }
 

@@ -61,6 +61,7 @@ void kl_daemon_conf_release(struct kl_daemon_conf *c)
 	kl_free(c->drills);
 	kl_free(c->path);
 	kl_free(c->webhook);
+	kl_free(c->sendmail);
 	kl_free(c->mail);
 	kl_free(c->http_listen);
 	kl_free(c->http_token_file);
@@ -386,6 +387,11 @@ static int setting(struct parse *ps, const struct kl_ini_item *it)
 			r = set_str(ps, it, &c->webhook);
 		else if (eq(k, kn, "mail"))
 			r = set_str(ps, it, &c->mail);
+		else if (eq(k, kn, "sendmail")) {
+			r = set_str(ps, it, &c->sendmail);
+			if (r == 0 && c->sendmail[0] != '/')
+				r = BAD("'%s' is not an absolute path", c->sendmail);
+		}
 		break;
 	case S_HTTP:
 		if (eq(k, kn, "listen"))
