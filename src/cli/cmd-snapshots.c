@@ -46,6 +46,10 @@ static void print_json(const struct kl_snapshot_ref *ref, bool first)
 		printf(",\"parent\":");
 		kl_json_id(stdout, &s->parent);
 	}
+	if (s->has_original) {
+		printf(",\"original\":");
+		kl_json_id(stdout, &s->original);
+	}
 	printf(",\"program_version\":");
 	kl_json_cstr(stdout, s->program_version);
 	printf(",\"partial\":%s,\"summary\":{\"files_new\":%llu,\"files_changed\":%llu,"
