@@ -158,6 +158,13 @@ int kl_cli_read_password(struct kl_cli *cli, bool confirm, struct kl_pass **ret)
  */
 int kl_cli_read_from_password(struct kl_cli *cli, const char *file, const char *cmd,
 			      struct kl_pass **ret);
+/*
+ * Opens and unlocks the source repository of copy and init --from-repo
+ * (its password: kl_cli_read_from_password); with load, also under a
+ * shared lock with its index loaded. Reports errors.
+ */
+int kl_cli_open_from(struct kl_cli *cli, const char *location, const char *file, const char *cmd,
+		     bool load, struct kl_repo **ret);
 int kl_cli_read_new_password(struct kl_cli *cli, const char *file, struct kl_pass **ret);
 
 /* Output helpers */

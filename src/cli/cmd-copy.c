@@ -89,19 +89,19 @@ static int parse(int argc, char **argv, struct kl_cli *cli, struct copy_args *a)
 	return 0;
 }
 
-/* Opens, unlocks and locks SOURCE (shared, as a restore does), and loads its index. */
-static int open_source(struct kl_cli *cli, const struct copy_args *a, struct kl_repo **ret)
+int kl_cli_open_from(struct kl_cli *cli, const char *location, const char *file, const char *cmd,
+		     bool load, struct kl_repo **ret)
 {
 	_cleanup_(kl_repo_freep) struct kl_repo *r = NULL;
 	struct kl_pass *pass = NULL;
 	int rc;
 
-	rc = kl_repo_open_err(a->from, &cli->detail, &r);
+	rc = kl_repo_open_err(location, &cli->detail, &r);
 	if (rc < 0) {
-		kl_cli_error(cli, rc, "cannot open source repository '%s'", a->from);
+		kl_cli_error(cli, rc, "cannot open source repository '%s'", location);
 		return rc;
 	}
-	rc = kl_cli_read_from_password(cli, a->from_file, a->from_cmd, &pass);
+	rc = kl_cli_read_from_password(cli, file, cmd, &pass);
 	if (rc < 0) {
 		kl_cli_error(cli, rc, "cannot read the source repository's password");
 		return rc;
@@ -111,16 +111,16 @@ static int open_source(struct kl_cli *cli, const struct copy_args *a, struct kl_
 	if (rc == -KL_EBADPASS)
 		kl_fail(&cli->err, rc, "no key of the source opens with the password from %s",
 			cli->pass_source);
-	if (rc >= 0) {
+	if (rc >= 0 && load) {
 		if (cli->sig)
 			kl_repo_set_cancel(r, &cli->sig->cancel);
-		rc = kl_repo_lock(r, KL_LOCK_SHARED, "copy");
+		rc = kl_repo_lock(r, KL_LOCK_SHARED, cli->cmd_name);
 	}
-	if (rc >= 0)
+	if (rc >= 0 && load)
 		rc = kl_repo_load_index(r);
 	if (rc < 0) {
 		kl_repo_take_err(r, &cli->err, &cli->detail);
-		kl_cli_error(cli, rc, "cannot open source repository '%s'", a->from);
+		kl_cli_error(cli, rc, "cannot open source repository '%s'", location);
 		return rc;
 	}
 	*ret = KL_TAKE_PTR(r);
@@ -216,7 +216,7 @@ int cmd_copy(int argc, char **argv, struct kl_cli *cli)
 	rc = kl_cli_open(cli);
 	if (rc < 0)
 		goto out;
-	rc = open_source(cli, &a, &src);
+	rc = kl_cli_open_from(cli, a.from, a.from_file, a.from_cmd, true, &src);
 	if (rc < 0)
 		goto out;
 	/* the snapshots are named in SOURCE */
