@@ -39,7 +39,8 @@ static int seed(struct kl_copy_run *c, const struct kl_snapshot_ref *s,
 		const struct kl_snapshot_ref *d = &dl->v[i];
 		struct kl_snapshot orig;
 
-		if (!d->s.has_original || !same_origin(&d->s, &s->s))
+		/* kind 0: a copy made in this run, whose trees the maps hold already */
+		if (!d->s.has_original || !d->s.kind || !same_origin(&d->s, &s->s))
 			continue;
 		if (kl_repo_load_snapshot(c->src, &d->s.original, &orig) < 0) {
 			kl_repo_clear_err(c->src); /* a copy of something SOURCE no longer has */
