@@ -83,6 +83,10 @@ static int copy_one(struct kl_copy_run *c, const struct kl_snapshot_ref *s,
 		return rc;
 	rc = kl_packer_flush(c->trees);
 	if (rc >= 0)
+		rc = kl_repo_wait_writes(c->dst);
+	/* packs durable, no index file names them yet: the next copy adopts them */
+	kl_test_point("copy-before-index");
+	if (rc >= 0)
 		rc = kl_repo_flush_index(c->dst);
 	if (rc < 0)
 		return rc;
@@ -162,8 +166,13 @@ int kl_copy(struct kl_repo *dst, struct kl_repo *src, const struct kl_snapshot_r
 	rc = kl_repo_list_snapshots(dst, &dl);
 	if (rc < 0)
 		rc = kl_repo_fail(dst, rc, "cannot list the snapshots of the destination");
-	if (rc >= 0 && !o->dry_run)
-		rc = kl_packer_new(dst, &c.trees);
+	if (rc >= 0 && !o->dry_run) {
+		/* packs a killed copy or backup left without an index file are reused, not stored
+		 * again */
+		int adopted = kl_repo_adopt_orphans(dst);
+
+		rc = adopted < 0 ? adopted : kl_packer_new(dst, &c.trees);
+	}
 	if (rc >= 0)
 		rc = copy_all(&c, snaps, n, &dl);
 	if (c.trees) {

@@ -78,6 +78,22 @@ copy_json --from-repo "$KEEL_REPOSITORY"
 restore_cmp latest
 expect_success dkeel check --read-data
 
+# a copy killed after its packs were written, before the index file naming
+# them: DEST checks clean without the snapshot, the next copy adopts the packs
+head -c 1000000 /dev/urandom >"$SRC/d1/killed.bin"
+expect_success keel backup --no-progress "$SRC"
+start_paused copy-before-index env KEEL_PASSWORD_FILE="$FROM_PW" "$KEEL" -r "$DEST" copy \
+	--no-progress --from-repo "$KEEL_REPOSITORY" --from-password-file "$KEEL_PASSWORD_FILE"
+kill -9 "$PAUSED_PID"
+wait_paused || true
+[ "$(dkeel snapshots --json | json_get id | wc -l)" = 2 ] || fail "a killed copy saved a snapshot"
+expect_success dkeel check
+copy_json --from-repo "$KEEL_REPOSITORY"
+[ "$(get snapshots_copied)" = 1 ] || fail "the snapshot of the killed copy was not copied"
+[ "$(get bytes_new)" -lt 100000 ] || fail "the killed copy's packs were stored again"
+restore_cmp latest
+expect_success dkeel check --read-data
+
 # snapshots by id and by filter; the source from the environment
 rm -f "$SRC/d1/new.txt"
 expect_success keel backup --no-progress --host elsewhere "$SRC"
