@@ -2,7 +2,8 @@
 # keel snapshots marks a snapshot whose trees or data are not all in the
 # repository (docs/COPY.md, "Snapshots whose data is not all there"): a
 # mirror that lost packs, a copy made without the index files; --no-check
-# and a whole repository show nothing; JSON says incomplete and how much.
+# and a whole repository show nothing; JSON says incomplete and how much;
+# mirror --status --snapshots counts only a snapshot of DEST that is whole.
 . "$(dirname "$0")/../lib.sh"
 require_keel
 
@@ -43,10 +44,19 @@ json_check <"$TEST_DIR/json"
 [ "$(json_get missing_blobs <"$TEST_DIR/json")" -ge 1 ] || fail "JSON: nothing missing"
 keel -r "$DEST" snapshots --no-check >"$TEST_DIR/out" 2>"$TEST_DIR/err"
 ! grep -q "(incomplete" "$TEST_DIR/out" "$TEST_DIR/err" || fail "--no-check looked"
+# mirror --status --snapshots: the newest snapshot of DEST whose data is all there
+keel mirror --status --snapshots --json "$KEEL_REPOSITORY" "$DEST" >"$TEST_DIR/status" ||
+	fail "mirror --status --snapshots failed"
+json_check <"$TEST_DIR/status"
+[ "$(json_get id <"$TEST_DIR/status" | sed -n 1p)" = "$second" ] || fail "newest in SOURCE"
+[ "$(json_get id <"$TEST_DIR/status" | sed -n 2p)" = "$first" ] ||
+	fail "the incomplete snapshot counts as the newest in DEST: $(cat "$TEST_DIR/status")"
 # the mirror's next run brings them back
 expect_success keel mirror --no-progress "$KEEL_REPOSITORY" "$DEST"
 keel -r "$DEST" snapshots >"$TEST_DIR/out" 2>&1
 ! grep -q "(incomplete" "$TEST_DIR/out" || fail "still incomplete after the mirror"
+keel mirror --status --snapshots --json "$KEEL_REPOSITORY" "$DEST" >"$TEST_DIR/status"
+[ "$(json_get id <"$TEST_DIR/status" | sed -n 2p)" = "$second" ] || fail "not complete again"
 
 # a copy made by hand without the index files: every snapshot is incomplete
 mkdir -p "$TEST_DIR/hand"
