@@ -13,7 +13,8 @@ static bool config_equal(const struct kl_config *x, const struct kl_config *y)
 	return x->version == y->version && !memcmp(x->repo_id.b, y->repo_id.b, KL_ID_LEN) &&
 	       x->cdc_min == y->cdc_min && x->cdc_avg == y->cdc_avg && x->cdc_max == y->cdc_max &&
 	       x->compression_level == y->compression_level && x->pack_size == y->pack_size &&
-	       x->created_ns == y->created_ns;
+	       x->created_ns == y->created_ns && x->has_chunker_key == y->has_chunker_key &&
+	       !memcmp(x->chunker_key.b, y->chunker_key.b, KL_ID_LEN);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -225,6 +225,12 @@ struct kl_snapshot {
 	 */
 	uint32_t image_chunk_size;
 	char *image_method;
+	/*
+	 * keel copy: the snapshot this one is a copy of, in the repository it
+	 * came from (that one's own original when it was a copy too).
+	 */
+	struct kl_id original;
+	bool has_original;
 };
 
 void kl_snapshot_release(struct kl_snapshot *s);
@@ -393,6 +399,13 @@ struct kl_config {
 	int64_t created_ns;
 	enum kl_lock_mode lock_mode; /* KL_LOCK_NONE: objects are not locked */
 	uint32_t lock_days;	     /* 1..KL_LOCK_DAYS_MAX with a mode, else 0 */
+	/*
+	 * A secret: the chunker key of the repository this one was made to
+	 * deduplicate with (keel init --copy-chunker-params), used instead of
+	 * the one derived from the master key. The config is sealed.
+	 */
+	struct kl_id chunker_key;
+	bool has_chunker_key;
 };
 int kl_config_encode(const struct kl_config *c, struct kl_buf *out);
 int kl_config_decode(const uint8_t *p, size_t n, struct kl_config *ret);

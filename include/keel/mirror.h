@@ -84,6 +84,8 @@ int kl_mirror_status(struct kl_repo *src, struct kl_repo *dst, struct kl_mirror_
  * With the key (--status --snapshots): per host and paths, the newest
  * snapshot of SOURCE and the newest of the same host and paths that DEST
  * holds (a snapshot in DEST has its data there: docs/MIRROR.md, "Order").
+ * With check_data (DEST unlocked, its index loaded), only a snapshot of
+ * DEST whose trees and data are all there counts (kl_presence_check).
  */
 struct kl_mirror_group {
 	const struct kl_snapshot_ref *newest;	  /* in SOURCE (borrowed from the list) */
@@ -92,6 +94,6 @@ struct kl_mirror_group {
 };
 /* snaps: SOURCE's (kl_repo_list_snapshots, after kl_repo_unlock); *ret is the caller's to free. */
 int kl_mirror_status_groups(struct kl_repo *dst, const struct kl_snapshot_list *snaps,
-			    struct kl_mirror_group **ret, size_t *n_ret);
+			    bool check_data, struct kl_mirror_group **ret, size_t *n_ret);
 
 #endif

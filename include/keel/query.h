@@ -125,4 +125,28 @@ struct kl_tar_stats {
 int kl_dump_tar(struct kl_repo *r, const struct kl_id *tree, const char *path, int fd,
 		struct kl_tar_stats *ret);
 
+/* ---- whether a snapshot's data is all there (keel snapshots) ------------- */
+
+/*
+ * What kl_presence_check() has learnt so far, shared between snapshots:
+ * the packs the storage lists and the trees found whole. Release with
+ * kl_presence_release().
+ */
+struct kl_presence {
+	struct kl_idset packs; /* listed in data/ */
+	struct kl_idset whole; /* trees whose every blob below is present */
+	bool listed;
+};
+void kl_presence_release(struct kl_presence *p);
+/*
+ * Counts into *missing_ret the blobs reachable from tree (trees, their
+ * parts, data) that no index file names or whose pack the storage does
+ * not list; trees not present are not descended into. Reads each tree
+ * once per kl_presence (one listing of data/ on the first call); reads no
+ * data. Needs the index loaded. A tree blob that cannot be opened counts
+ * as missing. Returns 0 or the storage's error.
+ */
+int kl_presence_check(struct kl_repo *r, struct kl_presence *p, const struct kl_id *tree,
+		      uint64_t *missing_ret);
+
 #endif

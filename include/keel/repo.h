@@ -29,6 +29,12 @@ struct kl_init_opts {
 	const char *host, *user;
 	enum kl_lock_mode lock_mode; /* S3 Object Lock for every object (docs/S3.md) */
 	uint32_t lock_days;
+	/*
+	 * NULL: the chunker key derived from the new master key; else this
+	 * one, recorded in the config (kl_repo_chunker_key() of the repository
+	 * whose chunks the new one must share: docs/COPY.md).
+	 */
+	const struct kl_key *chunker_key;
 };
 void kl_init_opts_default(struct kl_init_opts *o);
 
@@ -69,6 +75,13 @@ const struct kl_config *kl_repo_config(const struct kl_repo *r);
 const struct kl_keys *kl_repo_keys(const struct kl_repo *r);
 /* The chunker the config sets up (after kl_repo_unlock()). */
 const struct kl_cdc *kl_repo_cdc(const struct kl_repo *r);
+/* The key the chunker's gear table comes from (after kl_repo_unlock()): a secret. */
+const struct kl_key *kl_repo_chunker_key(const struct kl_repo *r);
+/*
+ * Whether a and b (both unlocked) cut the same bytes at the same places:
+ * the same chunker parameters, variant and key.
+ */
+bool kl_repo_same_chunker(const struct kl_repo *a, const struct kl_repo *b);
 /* The name of the key file that unlocked r (zeros before kl_repo_unlock()). */
 const struct kl_id *kl_repo_key_id(const struct kl_repo *r);
 /* How many index files kl_repo_load_index() skipped as damaged. */

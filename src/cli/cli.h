@@ -151,6 +151,20 @@ int kl_cli_usage_error(struct kl_cli *cli, const char *fmt, ...)
 
 /* Passwords */
 int kl_cli_read_password(struct kl_cli *cli, bool confirm, struct kl_pass **ret);
+/*
+ * The password of keel copy's source repository: --from-password-file or
+ * --from-password-command (file, cmd), KEEL_FROM_PASSWORD_FILE or
+ * KEEL_FROM_PASSWORD_COMMAND, KEEL_FROM_PASSWORD, then the prompt.
+ */
+int kl_cli_read_from_password(struct kl_cli *cli, const char *file, const char *cmd,
+			      struct kl_pass **ret);
+/*
+ * Opens and unlocks the source repository of copy and init --from-repo
+ * (its password: kl_cli_read_from_password); with load, also under a
+ * shared lock with its index loaded. Reports errors.
+ */
+int kl_cli_open_from(struct kl_cli *cli, const char *location, const char *file, const char *cmd,
+		     bool load, struct kl_repo **ret);
 int kl_cli_read_new_password(struct kl_cli *cli, const char *file, struct kl_pass **ret);
 
 /* Output helpers */
@@ -312,6 +326,7 @@ int cmd_prune(int argc, char **argv, struct kl_cli *cli);
 int cmd_unlock(int argc, char **argv, struct kl_cli *cli);
 int cmd_repair(int argc, char **argv, struct kl_cli *cli);
 int cmd_serve(int argc, char **argv, struct kl_cli *cli);
+int cmd_copy(int argc, char **argv, struct kl_cli *cli);
 int cmd_mirror(int argc, char **argv, struct kl_cli *cli);
 int cmd_version(int argc, char **argv, struct kl_cli *cli);
 int cmd_help(int argc, char **argv, struct kl_cli *cli);

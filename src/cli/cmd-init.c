@@ -1,4 +1,5 @@
 #include <pwd.h>
+#include <stdlib.h>
 
 #include "cli.h"
 
@@ -18,7 +19,17 @@ static const char usage[] =
 	"      --object-lock-mode governance|compliance\n"
 	"                           S3 only: write every object under Object Lock\n"
 	"                           retention (docs/S3.md)\n"
-	"      --object-lock-days N retention period in days (1-36500)\n";
+	"      --object-lock-days N retention period in days (1-36500)\n"
+	"      --from-repo SOURCE   with --copy-chunker-params: the repository whose\n"
+	"                           chunker to take (env KEEL_FROM_REPOSITORY)\n"
+	"      --from-password-file FILE\n"
+	"                           SOURCE's password from FILE\n"
+	"      --from-password-command CMD\n"
+	"                           SOURCE's password from CMD's output\n"
+	"      --copy-chunker-params\n"
+	"                           cut as SOURCE does (its chunk sizes and chunker\n"
+	"                           key), so that chunks deduplicate with SOURCE's\n"
+	"                           and keel copy keeps them (docs/COPY.md)\n";
 
 /*
  * Object Lock is the storage service's promise, not keel's: refuse where
@@ -58,10 +69,22 @@ enum {
 	OPT_CHUNK_MAX,
 	OPT_OBJECT_LOCK_MODE,
 	OPT_OBJECT_LOCK_DAYS,
+	OPT_FROM_REPO,
+	OPT_FROM_PASSWORD_FILE,
+	OPT_FROM_PASSWORD_COMMAND,
+	OPT_COPY_CHUNKER_PARAMS,
+};
+
+/* init --from-repo SOURCE --copy-chunker-params */
+struct init_from {
+	const char *repo, *file, *cmd;
+	bool copy_chunker;
+	bool chunk_opts; /* --chunk-* given too */
 };
 
 /* Reads init's own options into o; 0, KL_CLI_HELP or a usage error. */
-static int parse_opts(int argc, char **argv, struct kl_cli *cli, struct kl_init_opts *o)
+static int parse_opts(int argc, char **argv, struct kl_cli *cli, struct kl_init_opts *o,
+		      struct init_from *from)
 {
 	static const struct option opts[] = {
 		KL_GLOBAL_OPTS,
@@ -74,6 +97,10 @@ static int parse_opts(int argc, char **argv, struct kl_cli *cli, struct kl_init_
 		{"chunk-max", required_argument, NULL, OPT_CHUNK_MAX},
 		{"object-lock-mode", required_argument, NULL, OPT_OBJECT_LOCK_MODE},
 		{"object-lock-days", required_argument, NULL, OPT_OBJECT_LOCK_DAYS},
+		{"from-repo", required_argument, NULL, OPT_FROM_REPO},
+		{"from-password-file", required_argument, NULL, OPT_FROM_PASSWORD_FILE},
+		{"from-password-command", required_argument, NULL, OPT_FROM_PASSWORD_COMMAND},
+		{"copy-chunker-params", no_argument, NULL, OPT_COPY_CHUNKER_PARAMS},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t v;
@@ -100,6 +127,7 @@ static int parse_opts(int argc, char **argv, struct kl_cli *cli, struct kl_init_
 		case OPT_CHUNK_MIN:
 		case OPT_CHUNK_AVG:
 		case OPT_CHUNK_MAX:
+			from->chunk_opts = true;
 			rc = kl_parse_size(optarg, &v);
 			if (rc >= 0 && v > (64u << 20))
 				rc = -KL_EUSAGE;
@@ -122,6 +150,18 @@ static int parse_opts(int argc, char **argv, struct kl_cli *cli, struct kl_init_
 			rc = kl_parse_uint(optarg, 1, KL_LOCK_DAYS_MAX, &v);
 			o->lock_days = (uint32_t)v;
 			break;
+		case OPT_FROM_REPO:
+			from->repo = optarg;
+			break;
+		case OPT_FROM_PASSWORD_FILE:
+			from->file = optarg;
+			break;
+		case OPT_FROM_PASSWORD_COMMAND:
+			from->cmd = optarg;
+			break;
+		case OPT_COPY_CHUNKER_PARAMS:
+			from->copy_chunker = true;
+			break;
 		default:
 			rc = kl_cli_default_opt(cli, c, usage, argv);
 			if (rc)
@@ -135,6 +175,42 @@ static int parse_opts(int argc, char **argv, struct kl_cli *cli, struct kl_init_
 	}
 	if (optind < argc)
 		return kl_cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+	if (!from->repo && from->copy_chunker) {
+		from->repo = getenv("KEEL_FROM_REPOSITORY");
+		if (!from->repo || !*from->repo)
+			return kl_cli_usage_error(cli,
+						  "'--copy-chunker-params' needs '--from-repo' "
+						  "or KEEL_FROM_REPOSITORY");
+	}
+	if (from->repo && !from->copy_chunker)
+		return kl_cli_usage_error(cli, "'--from-repo' is used only with "
+					       "'--copy-chunker-params'");
+	if (from->copy_chunker && from->chunk_opts)
+		return kl_cli_usage_error(cli, "'--copy-chunker-params' and '--chunk-*' both "
+					       "given: the chunk sizes are SOURCE's");
+	return 0;
+}
+
+/*
+ * SOURCE's chunker into o: its parameters, variant and key. The key is
+ * copied into key (the caller's, wiped by it), as SOURCE is closed here.
+ */
+static int take_chunker(struct kl_cli *cli, const struct init_from *from, struct kl_init_opts *o,
+			struct kl_key *key)
+{
+	_cleanup_(kl_repo_freep) struct kl_repo *src = NULL;
+	const struct kl_config *c;
+	int rc = kl_cli_open_from(cli, from->repo, from->file, from->cmd, false, &src);
+
+	if (rc < 0)
+		return rc;
+	c = kl_repo_config(src);
+	o->cdc.min = c->cdc_min;
+	o->cdc.avg = c->cdc_avg;
+	o->cdc.max = c->cdc_max;
+	o->cdc.variant = c->cdc_variant;
+	*key = *kl_repo_chunker_key(src);
+	o->chunker_key = key;
 	return 0;
 }
 
@@ -163,12 +239,14 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 {
 	_cleanup_(kl_repo_freep) struct kl_repo *r = NULL;
 	struct kl_init_opts o;
+	struct init_from from = {0};
+	struct kl_key ck;
 	struct kl_pass *pass = NULL;
 	char host[256], user[64];
 	int rc;
 
 	kl_init_opts_default(&o);
-	rc = parse_opts(argc, argv, cli, &o);
+	rc = parse_opts(argc, argv, cli, &o, &from);
 	if (rc)
 		return rc;
 	if (!cli->repo_location || !*cli->repo_location)
@@ -181,8 +259,14 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 		if (rc < 0)
 			return rc;
 	}
+	if (from.copy_chunker) {
+		rc = take_chunker(cli, &from, &o, &ck);
+		if (rc < 0)
+			return rc;
+	}
 	rc = kl_cli_read_password(cli, true, &pass);
 	if (rc < 0) {
+		kl_wipe(&ck, sizeof(ck));
 		kl_cli_error(cli, rc, "cannot read the password");
 		return rc;
 	}
@@ -198,6 +282,7 @@ int cmd_init(int argc, char **argv, struct kl_cli *cli)
 	o.user = user;
 	rc = kl_repo_create_err(cli->repo_location, pass, &o, &cli->detail, &r);
 	kl_pass_free(pass);
+	kl_wipe(&ck, sizeof(ck));
 	if (rc < 0) {
 		if (rc == -KL_EUSAGE && !cli->detail.code)
 			return kl_cli_usage_error(cli,

@@ -263,6 +263,7 @@ static int status(struct kl_cli *cli, struct kl_repo *src, struct kl_repo *dst, 
 	_cleanup_free_ struct kl_mirror_group *g = NULL;
 	struct kl_mirror_status st;
 	struct kl_pass *pass = NULL;
+	bool check = false;
 	size_t n = 0;
 	int rc;
 
@@ -273,11 +274,23 @@ static int status(struct kl_cli *cli, struct kl_repo *src, struct kl_repo *dst, 
 	if (rc < 0)
 		return rc;
 	rc = kl_repo_unlock(src, pass);
+	/*
+	 * DEST holds SOURCE's keys: with its index, the newest snapshot of DEST
+	 * counts only when its data is all there (kl_presence_check); a DEST
+	 * that cannot be read so is judged by its listing alone, as before
+	 */
+	if (rc >= 0)
+		check = kl_repo_unlock(dst, pass) >= 0 && kl_repo_load_index(dst) >= 0;
+	if (rc >= 0 && !check) {
+		kl_repo_clear_err(dst);
+		kl_cli_warn(cli, "cannot read DEST's index: its snapshots are not checked for "
+				 "missing data");
+	}
 	kl_pass_free(pass);
 	if (rc >= 0)
 		rc = kl_repo_list_snapshots(src, &snaps);
 	if (rc >= 0)
-		rc = kl_mirror_status_groups(dst, &snaps, &g, &n);
+		rc = kl_mirror_status_groups(dst, &snaps, check, &g, &n);
 out:
 	if (rc >= 0)
 		print_status(cli, &st, g, n, snapshots);

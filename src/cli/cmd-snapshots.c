@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "keel/query.h"
 
 static const char usage[] = "usage: keel snapshots [OPTIONS]\n"
 			    "\n"
@@ -8,9 +9,15 @@ static const char usage[] = "usage: keel snapshots [OPTIONS]\n"
 			    "      --host HOST   only snapshots of this host (repeatable)\n"
 			    "      --tag TAG     only snapshots with this tag (TAG1,TAG2: both)\n"
 			    "      --path PATH   only snapshots that include this path\n"
-			    "      --latest N    only the newest N\n";
+			    "      --latest N    only the newest N\n"
+			    "      --no-check    do not look whether each snapshot's data is in\n"
+			    "                    the repository\n"
+			    "\n"
+			    "A snapshot some of whose trees or data no index file names, or whose\n"
+			    "packs are gone (an interrupted or partial copy), is marked\n"
+			    "'(incomplete)': it would restore only in part (docs/COPY.md).\n";
 
-static void print_json(const struct kl_snapshot_ref *ref, bool first)
+static void print_json(const struct kl_snapshot_ref *ref, bool first, uint64_t missing)
 {
 	const struct kl_snapshot *s = &ref->s;
 	char hex[2 * KL_ID_LEN + 1];
@@ -46,6 +53,12 @@ static void print_json(const struct kl_snapshot_ref *ref, bool first)
 		printf(",\"parent\":");
 		kl_json_id(stdout, &s->parent);
 	}
+	if (s->has_original) {
+		printf(",\"original\":");
+		kl_json_id(stdout, &s->original);
+	}
+	if (missing)
+		printf(",\"incomplete\":true,\"missing_blobs\":%llu", (unsigned long long)missing);
 	printf(",\"program_version\":");
 	kl_json_cstr(stdout, s->program_version);
 	printf(",\"partial\":%s,\"summary\":{\"files_new\":%llu,\"files_changed\":%llu,"
@@ -59,7 +72,7 @@ static void print_json(const struct kl_snapshot_ref *ref, bool first)
 	       (unsigned long long)s->stats.bytes_stored, (unsigned long long)s->stats.errors);
 }
 
-static void print_text(const struct kl_snapshot_ref *ref)
+static void print_text(const struct kl_snapshot_ref *ref, uint64_t missing)
 {
 	const struct kl_snapshot *s = &ref->s;
 	char hex[2 * KL_ID_LEN + 1], when[40], size[32];
@@ -77,6 +90,9 @@ static void print_text(const struct kl_snapshot_ref *ref)
 		printf("%s%s", i ? " " : "", s->paths[i]);
 	if (s->partial)
 		printf("  (partial)");
+	if (missing)
+		printf("  (incomplete: %llu blob%s missing)", (unsigned long long)missing,
+		       missing == 1 ? "" : "s");
 	putchar('\n');
 }
 
@@ -86,12 +102,15 @@ int cmd_snapshots(int argc, char **argv, struct kl_cli *cli)
 		KL_GLOBAL_OPTS,
 		KL_SNAP_FILTER_OPTS,
 		{"latest", required_argument, NULL, 1},
+		{"no-check", no_argument, NULL, 2},
 		{NULL, 0, NULL, 0},
 	};
 	struct kl_snap_filter f = {0};
 	struct kl_snapshot_list l = {0};
-	uint64_t latest = 0;
-	size_t shown = 0, start = 0, matching = 0;
+	struct kl_presence pr = {0};
+	uint64_t latest = 0, missing = 0;
+	size_t shown = 0, start = 0, matching = 0, incomplete = 0;
+	bool check = true;
 	int c, rc = 0;
 
 	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT, opts, NULL)) != -1) {
@@ -100,6 +119,10 @@ int cmd_snapshots(int argc, char **argv, struct kl_cli *cli)
 				rc = kl_cli_usage_error(cli, "invalid --latest '%s'", optarg);
 				goto out;
 			}
+			continue;
+		}
+		if (c == 2) {
+			check = false;
 			continue;
 		}
 		rc = kl_cli_snap_filter_opt(&f, c, optarg);
@@ -114,6 +137,8 @@ int cmd_snapshots(int argc, char **argv, struct kl_cli *cli)
 		rc = kl_cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
 		goto out;
 	}
+	if (check)
+		cli->cmd_flags |= KL_CMD_INDEX;
 	rc = kl_cli_open(cli);
 	if (rc < 0)
 		goto out;
@@ -137,11 +162,21 @@ int cmd_snapshots(int argc, char **argv, struct kl_cli *cli)
 			continue;
 		if (k++ < start)
 			continue;
+		if (check && (rc = kl_presence_check(cli->repo, &pr, &l.v[i].s.tree, &missing)) < 0)
+			break;
+		incomplete += missing > 0;
 		if (cli->json)
-			print_json(&l.v[i], shown == 0);
+			print_json(&l.v[i], shown == 0, missing);
 		else
-			print_text(&l.v[i]);
+			print_text(&l.v[i], missing);
 		shown++;
+	}
+	if (rc < 0) {
+		if (cli->json)
+			printf("]\n");
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "cannot look whether the snapshots' data is there");
+		goto out;
 	}
 	if (cli->json)
 		printf("]\n");
@@ -156,9 +191,16 @@ int cmd_snapshots(int argc, char **argv, struct kl_cli *cli)
 			"(file snapshots/%s)\n",
 			hex, hex);
 	}
+	if (incomplete)
+		kl_cli_warn(cli,
+			    "%zu snapshot%s data that is not in the repository: %s would restore "
+			    "only in part ('keel check' says more)",
+			    incomplete, incomplete == 1 ? " refers to" : "s refer to",
+			    incomplete == 1 ? "it" : "they");
 	if (l.n_damaged)
 		rc = -KL_ECORRUPT;
 out:
+	kl_presence_release(&pr);
 	kl_snapshot_list_release(&l);
 	kl_snap_filter_release(&f);
 	return rc;

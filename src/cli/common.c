@@ -36,6 +36,8 @@ static const struct kl_cmd cmds[] = {
 	{"repair", cmd_repair, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_NO_CACHE,
 	 "rebuild the index, salvage damaged snapshots", NULL},
 	{"serve", cmd_serve, 0, "serve a repository to a client over ssh (append-only too)", NULL},
+	{"copy", cmd_copy, KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_INDEX,
+	 "copy snapshots from another repository, re-encrypted", NULL},
 	{"mirror", cmd_mirror, 0, "copy a repository to another store, without the key", NULL},
 	{"unlock", cmd_unlock, KL_CMD_REPO | KL_CMD_KEY, "remove stale locks", NULL},
 	{"key", cmd_key, KL_CMD_REPO | KL_CMD_KEY, "manage passwords (key files)", NULL},

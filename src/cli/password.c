@@ -231,13 +231,6 @@ static int prompt_fail(struct kl_cli *cli, int rc, bool new_pass)
 	return rc;
 }
 
-static int prompt_once(struct kl_cli *cli, const char *what, struct kl_pass **ret)
-{
-	int rc = prompt(cli, what, ret);
-
-	return rc < 0 ? prompt_fail(cli, rc, false) : rc;
-}
-
 static int prompt_twice(struct kl_cli *cli, bool new_pass, struct kl_pass **ret)
 {
 	struct kl_pass *a = NULL, *b = NULL;
@@ -275,27 +268,44 @@ static int from_env(const char *name, char *value, struct kl_pass **ret)
 	return rc;
 }
 
-int kl_cli_read_password(struct kl_cli *cli, bool confirm, struct kl_pass **ret)
+/* Where one repository's password may come from: options, variables, the prompt. */
+struct pass_names {
+	const char *file_opt, *cmd_opt;		   /* "--password-file" */
+	const char *file_env, *cmd_env, *pass_env; /* "KEEL_PASSWORD_FILE" */
+	const char *prompt;
+};
+
+static const struct pass_names repo_names = {
+	"--password-file",	 "--password-command", "KEEL_PASSWORD_FILE",
+	"KEEL_PASSWORD_COMMAND", "KEEL_PASSWORD",      "enter password for repository: ",
+};
+static const struct pass_names from_names = {
+	"--from-password-file",	   "--from-password-command",
+	"KEEL_FROM_PASSWORD_FILE", "KEEL_FROM_PASSWORD_COMMAND",
+	"KEEL_FROM_PASSWORD",	   "enter password for source repository: ",
+};
+
+static int read_password(struct kl_cli *cli, const struct pass_names *nm, const char *file,
+			 const char *cmd, bool confirm, struct kl_pass **ret)
 {
-	const char *file = cli->password_file_opt, *cmd = cli->password_command_opt;
-	const char *file_src = "--password-file", *cmd_src = "--password-command";
+	const char *file_src = nm->file_opt, *cmd_src = nm->cmd_opt;
 	char *env;
+	int rc;
 
 	if (file && cmd)
-		return kl_fail(&cli->err, -KL_EUSAGE,
-			       "'--password-file' and '--password-command' both given: use one");
+		return kl_fail(&cli->err, -KL_EUSAGE, "'%s' and '%s' both given: use one",
+			       nm->file_opt, nm->cmd_opt);
 	if (!file && !cmd) {
-		file = getenv("KEEL_PASSWORD_FILE");
-		cmd = getenv("KEEL_PASSWORD_COMMAND");
+		file = getenv(nm->file_env);
+		cmd = getenv(nm->cmd_env);
 		file = file && *file ? file : NULL;
 		cmd = cmd && *cmd ? cmd : NULL;
-		file_src = "KEEL_PASSWORD_FILE";
-		cmd_src = "KEEL_PASSWORD_COMMAND";
+		file_src = nm->file_env;
+		cmd_src = nm->cmd_env;
 		if (file && cmd)
 			return kl_fail(&cli->err, -KL_EUSAGE,
-				       "KEEL_PASSWORD_FILE and KEEL_PASSWORD_COMMAND both set: "
-				       "unset one, or give '--password-file' or "
-				       "'--password-command'");
+				       "%s and %s both set: unset one, or give '%s' or '%s'",
+				       nm->file_env, nm->cmd_env, nm->file_opt, nm->cmd_opt);
 	}
 	if (file) {
 		snprintf(cli->pass_source, sizeof(cli->pass_source), "password file '%s' (%s)",
@@ -307,15 +317,34 @@ int kl_cli_read_password(struct kl_cli *cli, bool confirm, struct kl_pass **ret)
 			 cmd_src);
 		return from_command(cli, cmd, cmd_src, ret);
 	}
-	env = getenv("KEEL_PASSWORD");
+	env = getenv(nm->pass_env);
 	if (env && *env) {
-		snprintf(cli->pass_source, sizeof(cli->pass_source), "KEEL_PASSWORD");
-		return from_env("KEEL_PASSWORD", env, ret);
+		snprintf(cli->pass_source, sizeof(cli->pass_source), "%s", nm->pass_env);
+		return from_env(nm->pass_env, env, ret);
 	}
 	snprintf(cli->pass_source, sizeof(cli->pass_source), "the prompt");
 	if (confirm)
 		return prompt_twice(cli, false, ret);
-	return prompt_once(cli, "enter password for repository: ", ret);
+	rc = prompt(cli, nm->prompt, ret);
+	if (rc == -ENOTTY)
+		return pass_fail(cli, -KL_EUSAGE,
+				 "no password given: set %s, %s or %s, give %s or %s, or run "
+				 "on a terminal",
+				 nm->file_env, nm->cmd_env, nm->pass_env, nm->file_opt,
+				 nm->cmd_opt);
+	return rc < 0 ? prompt_fail(cli, rc, false) : rc;
+}
+
+int kl_cli_read_password(struct kl_cli *cli, bool confirm, struct kl_pass **ret)
+{
+	return read_password(cli, &repo_names, cli->password_file_opt, cli->password_command_opt,
+			     confirm, ret);
+}
+
+int kl_cli_read_from_password(struct kl_cli *cli, const char *file, const char *cmd,
+			      struct kl_pass **ret)
+{
+	return read_password(cli, &from_names, file, cmd, false, ret);
 }
 
 int kl_cli_read_new_password(struct kl_cli *cli, const char *file, struct kl_pass **ret)

@@ -18,6 +18,7 @@ enum {
 	F_LOCK_MODE,
 	F_LOCK_DAYS,
 	F_CDC_VARIANT,
+	F_CHUNKER_KEY = 24, /* keel init --copy-chunker-params (docs/COPY.md) */
 };
 
 #define CDC_MIN_LOW 64u
@@ -79,6 +80,9 @@ int kl_config_encode(const struct kl_config *c, struct kl_buf *out)
 	/* absent for variant 1, as in configs written before the field existed */
 	if (r >= 0 && c->cdc_variant != 1)
 		r = kl_pb_put_uint(out, F_CDC_VARIANT, c->cdc_variant);
+	/* absent unless taken from another repository: the key is derived from the master */
+	if (r >= 0 && c->has_chunker_key)
+		r = kl_pb_put_bytes(out, F_CHUNKER_KEY, c->chunker_key.b, KL_ID_LEN);
 	if (r < 0) {
 		kl_buf_setlen(out, start);
 		return r;
@@ -105,7 +109,7 @@ int kl_config_decode(const uint8_t *p, size_t n, struct kl_config *ret)
 	if (r < 0)
 		return r;
 	while ((r = kl_pb_next(&rd, &f)) > 0) {
-		if (f.num > F_CDC_VARIANT)
+		if (f.num > F_CDC_VARIANT && f.num != F_CHUNKER_KEY)
 			continue;
 		r = kl_pb_once(&seen, f.num);
 		if (r < 0)
@@ -144,6 +148,10 @@ int kl_config_decode(const uint8_t *p, size_t n, struct kl_config *ret)
 			break;
 		case F_CDC_VARIANT:
 			r = kl_pb_get_u32(&f, &c.cdc_variant);
+			break;
+		case F_CHUNKER_KEY:
+			r = kl_pb_get_id(&f, &c.chunker_key);
+			c.has_chunker_key = r >= 0;
 			break;
 		}
 		if (r < 0)

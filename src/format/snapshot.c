@@ -25,7 +25,8 @@ enum {
 	F_DB,		    /* 17: databases */
 	F_IMAGE_CHUNK_SIZE, /* 18: disk images */
 	F_IMAGE_METHOD,
-	/* 20..63: reserved for later kinds */
+	/* 20..22, 24..63: reserved for later kinds */
+	F_ORIGINAL = 23, /* keel copy */
 	F_READ_START_NS = 64,
 	F_REPLACES,
 };
@@ -284,6 +285,8 @@ int kl_snapshot_encode(const struct kl_snapshot *s, struct kl_buf *out)
 		r = kl_pb_put_uint_nz(out, F_IMAGE_CHUNK_SIZE, s->image_chunk_size);
 	if (r >= 0)
 		r = kl_pb_put_str(out, F_IMAGE_METHOD, s->image_method);
+	if (r >= 0 && s->has_original)
+		r = kl_pb_put_bytes(out, F_ORIGINAL, s->original.b, KL_ID_LEN);
 	if (r >= 0)
 		r = kl_pb_put_sint_nz(out, F_READ_START_NS, s->read_start_ns);
 	if (r >= 0 && s->has_replaces)
@@ -358,8 +361,8 @@ static int snapshot_decode(const uint8_t *p, size_t n, struct kl_snapshot *s)
 		return r;
 
 	while ((r = kl_pb_next(&rd, &f)) > 0) {
-		if (f.num <= F_IMAGE_METHOD && f.num != F_PATHS && f.num != F_TAGS &&
-		    f.num != F_EXCLUDES) {
+		if ((f.num <= F_IMAGE_METHOD || f.num == F_ORIGINAL) && f.num != F_PATHS &&
+		    f.num != F_TAGS && f.num != F_EXCLUDES) {
 			r = kl_pb_once(&seen, f.num);
 			if (r < 0)
 				return r;
@@ -422,6 +425,10 @@ static int snapshot_decode(const uint8_t *p, size_t n, struct kl_snapshot *s)
 			break;
 		case F_IMAGE_METHOD:
 			r = kl_pb_strdup(&f, &s->image_method);
+			break;
+		case F_ORIGINAL:
+			r = kl_pb_get_id(&f, &s->original);
+			s->has_original = r >= 0;
 			break;
 		case F_READ_START_NS:
 			r = kl_pb_get_s64(&f, &s->read_start_ns);

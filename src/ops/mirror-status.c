@@ -2,6 +2,7 @@
  * keel mirror --status: how far a copy is behind its source, without the
  * key (docs/MIRROR.md): the listings compared, and DEST's state read.
  */
+#include "keel/query.h"
 #include "mirror-internal.h"
 
 static const enum kl_obj_type types[] = {KL_OBJ_KEY, KL_OBJ_SNAPSHOT, KL_OBJ_INDEX, KL_OBJ_DATA};
@@ -116,8 +117,10 @@ static bool same_group(const struct kl_snapshot *a, const struct kl_snapshot *b)
 }
 
 int kl_mirror_status_groups(struct kl_repo *dst, const struct kl_snapshot_list *snaps,
-			    struct kl_mirror_group **ret, size_t *n_ret)
+			    bool check_data, struct kl_mirror_group **ret, size_t *n_ret)
 {
+	struct kl_presence pr = {0};
+	uint64_t missing = 0;
 	_cleanup_free_ struct kl_mirror_group *g = kl_calloc(snaps->n ? snaps->n : 1, sizeof(*g));
 	struct kl_mlist d = {0};
 	size_t n = 0;
@@ -140,8 +143,18 @@ int kl_mirror_status_groups(struct kl_repo *dst, const struct kl_snapshot_list *
 			n++;
 		g[k].newest = s;
 		kl_id_hex(&s->id, hex);
-		if (kl_mlist_find(&d, hex))
+		if (!kl_mlist_find(&d, hex))
+			continue;
+		/* the same repository: SOURCE's tree id is DEST's */
+		if (check_data && (rc = kl_presence_check(dst, &pr, &s->s.tree, &missing)) < 0)
+			break;
+		if (!missing)
 			g[k].newest_dst = s;
+	}
+	kl_presence_release(&pr);
+	if (rc < 0) {
+		kl_mlist_release(&d);
+		return rc;
 	}
 	for (size_t k = 0; k < n; k++)
 		g[k].lag_ns =

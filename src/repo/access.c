@@ -22,6 +22,19 @@ const struct kl_cdc *kl_repo_cdc(const struct kl_repo *r)
 	return &r->cdc;
 }
 
+const struct kl_key *kl_repo_chunker_key(const struct kl_repo *r)
+{
+	return &r->chunker;
+}
+
+bool kl_repo_same_chunker(const struct kl_repo *a, const struct kl_repo *b)
+{
+	/* the gear table and masks follow from key, parameters and variant */
+	return a->cdc.min == b->cdc.min && a->cdc.avg == b->cdc.avg && a->cdc.max == b->cdc.max &&
+	       a->cdc.mask_s == b->cdc.mask_s && a->cdc.mask_l == b->cdc.mask_l &&
+	       kl_ct_equal(a->cdc.gear, b->cdc.gear, sizeof(a->cdc.gear));
+}
+
 const struct kl_id *kl_repo_key_id(const struct kl_repo *r)
 {
 	return &r->key_id;

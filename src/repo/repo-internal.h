@@ -16,6 +16,7 @@ struct kl_repo {
 	struct kl_keys *keys;  /* owned, NULL until unlocked */
 	struct kl_config cfg;
 	struct kl_cdc cdc;
+	struct kl_key chunker;	  /* the key cdc was made from: derived, or the config's */
 	struct kl_index *idx;	  /* owned */
 	struct kl_writer *writer; /* owned: background pack writes */
 	struct kl_id key_id;	  /* name of the key file that opened it */

@@ -63,6 +63,8 @@ void kl_repo_free(struct kl_repo *r)
 	kl_keys_free(r->keys);
 	kl_backend_free(r->be);
 	kl_wipe(&r->cdc, sizeof(r->cdc));
+	kl_wipe(&r->cfg, sizeof(r->cfg));
+	kl_wipe(&r->chunker, sizeof(r->chunker));
 	pthread_mutex_destroy(&r->lock_mu);
 	kl_free(r);
 }
@@ -71,10 +73,16 @@ static int apply_config(struct kl_repo *r)
 {
 	struct kl_cdc_params p = {r->cfg.cdc_min, r->cfg.cdc_avg, r->cfg.cdc_max,
 				  r->cfg.cdc_variant};
+	int rc;
 
 	if (r->cfg.version > KL_REPO_VERSION)
 		return -KL_EVERSION;
-	if (kl_cdc_init(&r->cdc, &r->keys->chunker, &p) < 0)
+	/* a repository made to deduplicate with another cuts with that one's key */
+	r->chunker = r->keys->chunker;
+	if (r->cfg.has_chunker_key)
+		memcpy(r->chunker.b, r->cfg.chunker_key.b, KL_KEY_LEN);
+	rc = kl_cdc_init(&r->cdc, &r->chunker, &p);
+	if (rc < 0)
 		return -KL_ECORRUPT;
 	/* every object written from here on carries the retention (S3 only) */
 	return kl_backend_set_object_lock(r->be, r->cfg.lock_mode, r->cfg.lock_days) < 0
@@ -212,6 +220,10 @@ int kl_repo_create_err(const char *location, const struct kl_pass *pass,
 		r->cfg.created_ns = kl_time_now_ns();
 		r->cfg.lock_mode = o->lock_mode;
 		r->cfg.lock_days = o->lock_days;
+		if (o->chunker_key) {
+			memcpy(r->cfg.chunker_key.b, o->chunker_key->b, KL_ID_LEN);
+			r->cfg.has_chunker_key = true;
+		}
 		rc = apply_config(r);
 	}
 	/* the key file first: a config without a key would be an unopenable repository */

@@ -1559,6 +1559,30 @@ static void snapshot_replaces(void **state)
 	kl_buf_release(&b);
 }
 
+/* "original" (keel copy, field 23): 32 bytes, at most once, round-trips */
+static void snapshot_original(void **state)
+{
+	struct kl_buf b = KL_BUF_INIT(KL_BUF_MAX_DEFAULT);
+	struct kl_snapshot s = {.kind = 1, .tree = id_of(1), .original = id_of(9)}, d;
+
+	(void)state;
+	s.has_original = true;
+	assert_int_equal(kl_snapshot_encode(&s, &b), 0);
+	assert_int_equal(kl_snapshot_decode(b.data, b.len, &d), 0);
+	assert_true(d.has_original);
+	assert_memory_equal(d.original.b, id_of(9).b, KL_ID_LEN);
+	kl_snapshot_release(&d);
+	kl_pb_put_bytes(&b, 23, id_of(8).b, 32);
+	assert_int_equal(kl_snapshot_decode(b.data, b.len, &d), -KL_ECORRUPT);
+	kl_buf_setlen(&b, 0);
+	kl_pb_put_uint(&b, 1, 1);
+	kl_pb_put_uint(&b, 2, 1);
+	kl_pb_put_bytes(&b, 12, id_of(1).b, 32);
+	kl_pb_put_bytes(&b, 23, id_of(7).b, 31);
+	assert_int_equal(kl_snapshot_decode(b.data, b.len, &d), -KL_ECORRUPT);
+	kl_buf_release(&b);
+}
+
 /* ---- pack headers ------------------------------------------------------- */
 
 static struct kl_blob_entry entry(uint8_t c, uint8_t type, uint8_t comp, uint32_t off, uint32_t len,
@@ -2109,6 +2133,34 @@ static void config_cdc_variant(void **state)
 		kl_buf_clear(&b);
 		assert_int_equal(kl_config_encode(&c, &b), -EINVAL);
 	}
+	kl_buf_release(&b);
+	kl_buf_release(&b1);
+}
+
+/* "chunker_key" (field 24): absent unless set, 32 bytes, at most once */
+static void config_chunker_key(void **state)
+{
+	struct kl_buf b = KL_BUF_INIT(1 << 20), b1 = KL_BUF_INIT(1 << 20);
+	struct kl_config c, d;
+
+	(void)state;
+	good_config(&c);
+	assert_int_equal(kl_config_encode(&c, &b1), 0);
+	c.chunker_key = id_of(5);
+	c.has_chunker_key = true;
+	assert_int_equal(kl_config_encode(&c, &b), 0);
+	assert_int_equal(b.len, b1.len + 3 + 32);
+	assert_memory_equal(b.data, b1.data, b1.len);
+	assert_int_equal(config_decode_exact(b.data, b.len, &d), 0);
+	assert_true(d.has_chunker_key);
+	assert_memory_equal(d.chunker_key.b, id_of(5).b, KL_ID_LEN);
+	assert_int_equal(config_decode_exact(b1.data, b1.len, &d), 0);
+	assert_false(d.has_chunker_key);
+	kl_pb_put_bytes(&b, 24, id_of(6).b, 32);
+	assert_int_equal(kl_config_decode(b.data, b.len, &d), -KL_ECORRUPT);
+	kl_buf_setlen(&b, b1.len);
+	kl_pb_put_bytes(&b, 24, id_of(6).b, 16);
+	assert_int_equal(kl_config_decode(b.data, b.len, &d), -KL_ECORRUPT);
 	kl_buf_release(&b);
 	kl_buf_release(&b1);
 }
@@ -2687,6 +2739,7 @@ int main(void)
 		cmocka_unit_test(snapshot_unknown_and_truncated),
 		cmocka_unit_test(snapshot_huge_counts),
 		cmocka_unit_test(snapshot_replaces),
+		cmocka_unit_test(snapshot_original),
 		cmocka_unit_test(pack_round_trip),
 		cmocka_unit_test(pack_golden),
 		cmocka_unit_test(pack_rejects),
@@ -2698,6 +2751,7 @@ int main(void)
 		cmocka_unit_test(index_unknown_fields),
 		cmocka_unit_test(config_golden_and_round_trip),
 		cmocka_unit_test(config_cdc_variant),
+		cmocka_unit_test(config_chunker_key),
 		cmocka_unit_test(config_rejects),
 		cmocka_unit_test(alloc_failures),
 	};
