@@ -94,6 +94,21 @@ struct kl_pgm_backup {
 };
 int kl_pgm_backup_decode(const uint8_t *p, size_t n, struct kl_pgm_backup *ret);
 
+/*
+ * A timeline history file (TIMELINE_HISTORY's content, pg_wal/N.history):
+ * one line per ancestor, "parent-timeline <tab> switch-LSN <tab> reason",
+ * '#' comments and blank lines allowed. Timelines must increase and LSNs
+ * must not go back. Returns 0 with *n_ret entries (oldest first), or
+ * -KL_ECORRUPT for a malformed file or one of more than max entries.
+ */
+struct kl_pg_switch {
+	uint32_t tli;	  /* this timeline ... */
+	uint64_t end_lsn; /* ... ended here; the next one starts */
+};
+#define KL_PG_HISTORY_MAX 256
+int kl_pgm_history_parse(const char *p, size_t n, struct kl_pg_switch *v, size_t max,
+			 size_t *n_ret);
+
 /* ---- PostgreSQL (src/db/pg-*.c) ------------------------------------------------------ */
 
 struct kl_db_backup_opts {
@@ -143,14 +158,18 @@ struct kl_db_stream_opts {
 	int stop_fd; /* readable: store what was received and stop (the CLI makes a signal do that);
 			-1: none */
 	unsigned threads;
+	struct kl_report report; /* warn: the connection was lost, reconnecting */
 };
 struct kl_db_stream_result {
 	uint64_t stop_lsn; /* durable in the repository and confirmed to the server */
+	uint32_t timeline; /* of stop_lsn */
 	uint64_t records;
 };
 /*
  * Streams WAL into log records (kind 5) until o->stop_fd is readable
- * (returns 0) or the server ends the stream or fails (< 0).
+ * (returns 0) or fails (< 0). It follows timeline switches and reconnects
+ * (with backoff, until a stop) when the connection is lost; an error the
+ * server reports (the slot is gone, WAL was removed) ends it.
  */
 int kl_db_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
 		 struct kl_db_stream_result *ret);

@@ -26,7 +26,9 @@ static const char usage[] =
 	"stream   store WAL as it arrives (a physical replication client with\n"
 	"         its own slot, keel_NAME unless --slot), durable in the\n"
 	"         repository and confirmed to the server within a second; until\n"
-	"         SIGTERM or SIGINT, which store what arrived and exit 0.\n"
+	"         SIGTERM or SIGINT, which store what arrived and exit 0. It\n"
+	"         follows timeline switches (a promoted standby) and reconnects\n"
+	"         when the server restarts.\n"
 	"restore  write the newest base backup of NAME before the target into\n"
 	"         DIR (new or empty) as a data directory that starts with pg_ctl,\n"
 	"         with the WAL the stream stored after it in pg_wal; for --time\n"
@@ -122,6 +124,7 @@ static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_a
 {
 	struct kl_db_stream_opts o = {0};
 	struct kl_db_stream_result res;
+	struct kl_cli_report rep;
 	char lsn[32];
 	int rc;
 
@@ -138,7 +141,10 @@ static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_a
 	 * what arrived and stops (a second signal ends keel at once).
 	 */
 	o.stop_fd = kl_cli_signals_notify(cli);
+	kl_cli_report_init(&rep, cli, &o.report);
+	o.report.progress = NULL;
 	rc = kl_db_stream(cli->repo, &o, &res);
+	kl_cli_report_done(&rep);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "WAL stream stopped");
@@ -228,7 +234,7 @@ static void list_json(const struct kl_db_list *l)
 			const struct kl_snapshot *w = &d->logs[d->n_logs - 1].s;
 
 			print_lsn("wal_stop_lsn", w->db.stop_lsn, true);
-			printf(",\"wal_time\":");
+			printf(",\"wal_timeline\":%" PRIu32 ",\"wal_time\":", w->db.timeline);
 			kl_json_time(stdout, w->time_end_ns);
 		}
 		printf("}");

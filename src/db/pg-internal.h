@@ -23,7 +23,12 @@ int kl_pgr_parse_time(const char *s, int64_t *ret);
 /* The newest base backup before o's target, which the repository must cover. */
 int kl_pgr_choose(struct kl_repo *r, const struct kl_db_restore_opts *o, struct kl_id *id_ret,
 		  struct kl_id *tree_ret, uint64_t *start_ret);
-/* For --time and --lsn: recovery.signal and the recovery target in postgresql.auto.conf. */
-int kl_pgr_recovery(struct kl_repo *r, const struct kl_db_restore_opts *o, const char *target);
+/*
+ * For --time and --lsn: recovery.signal and the recovery target in
+ * postgresql.auto.conf; for --latest only when the WAL crosses timelines
+ * (crash recovery would stay on the base backup's), without a target.
+ */
+int kl_pgr_recovery(struct kl_repo *r, const struct kl_db_restore_opts *o, const char *target,
+		    bool timelines);
 
 #endif
