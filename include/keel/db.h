@@ -106,6 +106,20 @@ struct kl_pg_switch {
 	uint64_t end_lsn; /* ... ended here; the next one starts */
 };
 #define KL_PG_HISTORY_MAX 256
+
+/*
+ * The long page header at the start of a WAL segment file, as an x86
+ * or other little-endian server writes it: 0, or -KL_ECORRUPT when the
+ * first 40 bytes are missing or not a long header (XLP_LONG_HEADER).
+ */
+struct kl_pgm_walhdr {
+	uint16_t magic; /* the server version's WAL magic (0xD110 for PostgreSQL 15) */
+	uint32_t tli;
+	uint64_t pageaddr; /* the segment's first LSN */
+	uint64_t sysid;
+	uint32_t seg_size, block_size;
+};
+int kl_pgm_walhdr_decode(const uint8_t *p, size_t n, struct kl_pgm_walhdr *ret);
 int kl_pgm_history_parse(const char *p, size_t n, struct kl_pg_switch *v, size_t max,
 			 size_t *n_ret);
 
@@ -173,6 +187,35 @@ struct kl_db_stream_result {
  */
 int kl_db_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
 		 struct kl_db_stream_result *ret);
+
+/* archive_command and restore_command (src/db/pg-archive.c) */
+struct kl_db_wal_opts {
+	const char *name; /* the database's name in the repository (required) */
+	const char *host;
+	unsigned threads;
+};
+struct kl_db_wal_result {
+	bool skipped; /* wal-push: not a segment or history file (.backup, .partial): nothing stored
+		       */
+	bool already; /* wal-push: stored before with the same bytes */
+	uint64_t start_lsn, stop_lsn;
+	uint32_t timeline;
+};
+/*
+ * Stores the WAL segment or timeline history file at path as a log
+ * record of o->name, unless a complete copy with the same bytes is
+ * stored. -EEXIST if one with other bytes is, -KL_ECORRUPT if the file
+ * is not what its name says, -KL_EUSAGE for another cluster's.
+ */
+int kl_db_wal_push(struct kl_repo *r, const struct kl_db_wal_opts *o, const char *path,
+		   struct kl_db_wal_result *ret);
+/*
+ * Writes the newest stored copy of WAL file `file` (a segment, zero-padded
+ * to its size, or a history file) of o->name to dest. -KL_ENOTFOUND when
+ * the repository has none.
+ */
+int kl_db_wal_get(struct kl_repo *r, const struct kl_db_wal_opts *o, const char *file,
+		  const char *dest, struct kl_db_wal_result *ret);
 
 /* "X/Y" as PostgreSQL writes an LSN; buf of at least 20 bytes. */
 void kl_db_lsn_format(uint64_t lsn, char *buf, size_t size);

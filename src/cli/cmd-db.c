@@ -13,6 +13,8 @@ static const char usage[] =
 	"       keel db stream CONNINFO [--name NAME] [--slot SLOT]\n"
 	"       keel db restore NAME --target DIR (--latest | --time T | --lsn L)\n"
 	"       keel db list [--json]\n"
+	"       keel db wal-push PATH --name NAME\n"
+	"       keel db wal-get FILE DEST --name NAME\n"
 	"\n"
 	"PostgreSQL clusters in the repository (PostgreSQL 15 or newer).\n"
 	"\n"
@@ -36,6 +38,11 @@ static const char usage[] =
 	"         PostgreSQL stops there and promotes. A target the repository\n"
 	"         does not cover is refused with the range it does (exit 14).\n"
 	"list     the databases, each with its base backups.\n"
+	"wal-push for archive_command ('keel db wal-push %p --name NAME'): store\n"
+	"         the WAL segment or history file PATH, once (.backup and\n"
+	"         .partial files are accepted and not stored).\n"
+	"wal-get  for restore_command ('keel db wal-get %f %p --name NAME'):\n"
+	"         write the stored WAL file FILE to DEST; exit 14 if none.\n"
 	"\n"
 	"Options:\n"
 	"      --name NAME     the database's name in the repository (default\n"
@@ -202,6 +209,35 @@ static int db_restore(struct kl_cli *cli, const char *name, const struct db_args
 	return 0;
 }
 
+/* wal-push PATH, or wal-get FILE DEST (dest non-NULL) */
+static int db_wal(struct kl_cli *cli, const char *path, const char *dest, const struct db_args *a)
+{
+	struct kl_db_wal_opts o = {.name = a->name, .host = a->host, .threads = a->threads};
+	struct kl_db_wal_result res;
+	char lsn[32];
+	int rc;
+
+	if (!a->name)
+		return kl_cli_usage_error(cli, "--name is required");
+	rc = kl_cli_open(cli);
+	if (rc < 0)
+		return rc;
+	rc = dest ? kl_db_wal_get(cli->repo, &o, path, dest, &res)
+		  : kl_db_wal_push(cli->repo, &o, path, &res);
+	if (rc < 0) {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "%s of '%s' failed", dest ? "wal-get" : "wal-push", path);
+		return rc;
+	}
+	kl_db_lsn_format(res.stop_lsn, lsn, sizeof(lsn));
+	if (cli->json)
+		printf("{\"message_type\":\"summary\",\"timeline\":%" PRIu32
+		       ",\"stop_lsn\":\"%s\",\"skipped\":%s,\"already\":%s}\n",
+		       res.timeline, lsn, res.skipped ? "true" : "false",
+		       res.already ? "true" : "false");
+	return 0;
+}
+
 static void list_json(const struct kl_db_list *l)
 {
 	printf("[");
@@ -365,7 +401,8 @@ int cmd_db(int argc, char **argv, struct kl_cli *cli)
 	if (rc)
 		return rc;
 	if (optind >= argc)
-		return kl_cli_usage_error(cli, "expected backup, stream, restore or list");
+		return kl_cli_usage_error(
+			cli, "expected backup, stream, restore, list, wal-push or wal-get");
 	verb = argv[optind];
 	if (!strcmp(verb, "list")) {
 		if (argc - optind != 1)
@@ -373,6 +410,16 @@ int cmd_db(int argc, char **argv, struct kl_cli *cli)
 						  argv[optind + 1]);
 		cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY;
 		return db_list(cli);
+	}
+	if (!strcmp(verb, "wal-push") || !strcmp(verb, "wal-get")) {
+		int want = verb[4] == 'p' ? 2 : 3;
+
+		if (argc - optind != want)
+			return kl_cli_usage_error(cli, "'db %s' takes %s", verb,
+						  want == 2 ? "PATH" : "FILE DEST");
+		cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_INDEX |
+				 (want == 3 ? KL_CMD_READONLY : 0);
+		return db_wal(cli, argv[optind + 1], want == 3 ? argv[optind + 2] : NULL, &a);
 	}
 	if (strcmp(verb, "backup") && strcmp(verb, "restore") && strcmp(verb, "stream"))
 		return kl_cli_usage_error(cli, "unknown db command '%s'", verb);

@@ -18,6 +18,14 @@ int kl_pgc_expect(struct kl_repo *r, PGconn *conn, PGresult *res, ExecStatusType
 int kl_pgc_identify(struct kl_repo *r, PGconn *conn, char *sysid, size_t size, uint32_t *tli,
 		    uint64_t *pos);
 
+/*
+ * pg-stream.c: stores a log record (kind 5) of db->name whose tree is
+ * pg_wal/file holding data; db gives its timeline, LSNs and the rest.
+ */
+int kl_pgc_record(struct kl_repo *r, const char *host, unsigned threads,
+		  const struct kl_snapshot_db *db, const char *file, const uint8_t *data,
+		  size_t len);
+
 /* pg-target.c: "YYYY-MM-DD HH:MM:SS[.f](+|-)HH[:MM]" or "...Z", as ns since the epoch. */
 int kl_pgr_parse_time(const char *s, int64_t *ret);
 /* The newest base backup before o's target, which the repository must cover. */

@@ -148,3 +148,26 @@ int kl_pgm_history_parse(const char *p, size_t n, struct kl_pg_switch *v, size_t
 	}
 	return 0;
 }
+
+static uint64_t get_le(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = n - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+int kl_pgm_walhdr_decode(const uint8_t *p, size_t n, struct kl_pgm_walhdr *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	if (n < 40 || !(get_le(p + 2, 2) & 0x0002)) /* XLP_LONG_HEADER */
+		return -KL_ECORRUPT;
+	ret->magic = (uint16_t)get_le(p, 2);
+	ret->tli = (uint32_t)get_le(p + 4, 4);
+	ret->pageaddr = get_le(p + 8, 8);
+	ret->sysid = get_le(p + 24, 8);
+	ret->seg_size = (uint32_t)get_le(p + 32, 4);
+	ret->block_size = (uint32_t)get_le(p + 36, 4);
+	return 0;
+}

@@ -99,9 +99,9 @@ static void seg_name(const struct stream *s, char *buf, size_t size)
 		 (uint32_t)(segno % per));
 }
 
-/* One log record: pg_wal/file holding data, covering start..stop on timeline tli. */
-static int record(struct stream *s, const char *file, const uint8_t *data, size_t len, uint32_t tli,
-		  uint64_t start, uint64_t stop)
+int kl_pgc_record(struct kl_repo *r, const char *host, unsigned threads,
+		  const struct kl_snapshot_db *db, const char *file, const uint8_t *data,
+		  size_t len)
 {
 	struct kl_entry_backup *e = NULL;
 	struct kl_backup_opts bo;
@@ -109,20 +109,22 @@ static int record(struct stream *s, const char *file, const uint8_t *data, size_
 	struct kl_snapshot snap = {0};
 	struct kl_node dir = {.type = KL_NODE_DIR, .mode = 0700};
 	struct kl_node f = {.type = KL_NODE_FILE, .mode = 0600};
-	char *tags[2] = {(char *)"db", s->tag}, path[64], *paths[1] = {s->tag};
+	char tag[8 + KL_DB_NAME_MAX], path[64];
+	char *tags[2] = {(char *)"db", tag}, *paths[1] = {tag};
 	int rc;
 
+	snprintf(tag, sizeof(tag), "db:%s", db->name);
 	kl_backup_opts_init(&bo);
-	bo.host = s->o->host;
+	bo.host = host;
 	bo.tags = tags;
 	bo.n_tags = 2;
-	bo.threads = s->o->threads ? s->o->threads : 1;
+	bo.threads = threads ? threads : 1;
 	dir.uid = f.uid = (uint32_t)geteuid();
 	dir.gid = f.gid = (uint32_t)getegid();
 	dir.mtime_sec = f.mtime_sec = kl_time_now_ns() / KL_NSEC_PER_SEC;
 	f.size = len;
 	snprintf(path, sizeof(path), "pg_wal/%s", file);
-	rc = kl_entry_backup_new(s->r, &bo, &e);
+	rc = kl_entry_backup_new(r, &bo, &e);
 	if (rc >= 0)
 		rc = kl_entry_backup_add(e, "pg_wal", &dir);
 	if (rc >= 0)
@@ -136,16 +138,27 @@ static int record(struct stream *s, const char *file, const uint8_t *data, size_
 		snap.paths = paths;
 		snap.n_paths = 1;
 		snap.has_db = true;
+		snap.db = *db;
 		snap.db.engine = KL_DB_POSTGRESQL;
 		snap.db.role = KL_DB_LOG;
-		snap.db.name = s->name;
-		snap.db.system_id = s->sysid;
-		snap.db.timeline = tli;
-		snap.db.start_lsn = start;
-		snap.db.stop_lsn = stop;
 		rc = kl_entry_backup_commit(e, &snap, &br);
 	}
 	kl_entry_backup_free(e);
+	return rc;
+}
+
+/* One log record of the stream: pg_wal/file, start..stop on timeline tli. */
+static int record(struct stream *s, const char *file, const uint8_t *data, size_t len, uint32_t tli,
+		  uint64_t start, uint64_t stop)
+{
+	struct kl_snapshot_db db = {.name = s->name,
+				    .system_id = s->sysid,
+				    .timeline = tli,
+				    .start_lsn = start,
+				    .stop_lsn = stop,
+				    .segment_size = s->segsize};
+	int rc = kl_pgc_record(s->r, s->o->host, s->o->threads, &db, file, data, len);
+
 	if (rc >= 0)
 		s->records++;
 	return rc;
