@@ -217,6 +217,30 @@ int kl_db_wal_push(struct kl_repo *r, const struct kl_db_wal_opts *o, const char
 int kl_db_wal_get(struct kl_repo *r, const struct kl_db_wal_opts *o, const char *file,
 		  const char *dest, struct kl_db_wal_result *ret);
 
+/* keel db check (src/db/check.c) */
+struct kl_db_check_opts {
+	const char *name;
+	/* the file remembering what was verified (NULL: none, verify everything) */
+	const char *state_path;
+	bool all;		 /* verify everything, whatever the state file says */
+	struct kl_report report; /* warn: each gap (path NULL) and each damaged snapshot (its id) */
+};
+struct kl_db_check_result {
+	size_t snapshots; /* of the database */
+	size_t verified;  /* read back by this run */
+	uint64_t bytes_read;
+	size_t gaps, damaged;
+};
+/*
+ * Checks the log's continuity per timeline (history files join them) from
+ * the oldest base backup on, and reads back every snapshot of o->name
+ * that the state file does not list as verified, then rewrites the state
+ * file. Returns 0, -KL_ECORRUPT if a snapshot is damaged, -KL_EDBGAP if
+ * the log has a gap, -KL_ENOTFOUND for an unknown name.
+ */
+int kl_db_check(struct kl_repo *r, const struct kl_db_check_opts *o,
+		struct kl_db_check_result *ret);
+
 /* "X/Y" as PostgreSQL writes an LSN; buf of at least 20 bytes. */
 void kl_db_lsn_format(uint64_t lsn, char *buf, size_t size);
 /* Parses "X/Y"; -KL_EUSAGE if it is not one. */

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "keel/backend.h"
 #include "keel/db.h"
 
 static const char usage[] =
@@ -13,6 +14,7 @@ static const char usage[] =
 	"       keel db stream CONNINFO [--name NAME] [--slot SLOT]\n"
 	"       keel db restore NAME --target DIR (--latest | --time T | --lsn L)\n"
 	"       keel db list [--json]\n"
+	"       keel db check NAME [--all]\n"
 	"       keel db wal-push PATH --name NAME\n"
 	"       keel db wal-get FILE DEST --name NAME\n"
 	"\n"
@@ -38,6 +40,11 @@ static const char usage[] =
 	"         PostgreSQL stops there and promotes. A target the repository\n"
 	"         does not cover is refused with the range it does (exit 14).\n"
 	"list     the databases, each with its base backups.\n"
+	"check    the log's continuity per timeline from the oldest base backup\n"
+	"         (exit 24 on a gap), and the data of each snapshot of NAME that\n"
+	"         no earlier check verified (--all: every one; exit 13 if\n"
+	"         damaged). What was verified is remembered in keel's cache\n"
+	"         directory (db-check/REPOID/NAME).\n"
 	"wal-push for archive_command ('keel db wal-push %p --name NAME'): store\n"
 	"         the WAL segment or history file PATH, once (.backup and\n"
 	"         .partial files are accepted and not stored).\n"
@@ -56,14 +63,16 @@ static const char usage[] =
 	"      --lsn L         restore: up to WAL position L (X/Y)\n"
 	"      --threads N     worker threads (default: one per core)\n"
 	"\n"
+	"      --all           check: read everything, not only what is new\n"
+	"\n"
 	"Exit status 22: cannot connect to the server (or it does not allow\n"
 	"replication); 23: the server refused or broke off the backup.\n";
 
-enum { OPT_NAME = 1, OPT_HOST, OPT_LATEST, OPT_THREADS, OPT_SLOT, OPT_TIME, OPT_LSN };
+enum { OPT_NAME = 1, OPT_HOST, OPT_LATEST, OPT_THREADS, OPT_SLOT, OPT_TIME, OPT_LSN, OPT_ALL };
 
 struct db_args {
 	const char *name, *host, *target, *slot, *time;
-	bool latest, has_lsn;
+	bool latest, has_lsn, all;
 	uint64_t lsn;
 	unsigned threads;
 };
@@ -238,6 +247,55 @@ static int db_wal(struct kl_cli *cli, const char *path, const char *dest, const 
 	return 0;
 }
 
+static int db_check(struct kl_cli *cli, const char *name, const struct db_args *a)
+{
+	struct kl_db_check_opts o = {.name = name, .all = a->all};
+	struct kl_db_check_result res;
+	struct kl_cli_report rep;
+	char hex[2 * KL_ID_LEN + 1], *base = NULL, state[4096], bytes[32];
+	int rc;
+
+	/* the name becomes a file name in the cache */
+	if (!kl_db_name_valid(name) || name[0] == '.')
+		return kl_cli_usage_error(cli, "invalid database name '%s'", name);
+	rc = kl_cli_open(cli);
+	if (rc < 0)
+		return rc;
+	kl_id_hex(&kl_repo_config(cli->repo)->repo_id, hex);
+	if (kl_backend_cache_base(&base) >= 0 && base &&
+	    snprintf(state, sizeof(state), "%s/db-check/%s/%s", base, hex, name) <
+		    (int)sizeof(state))
+		o.state_path = state;
+	kl_free(base);
+	if (!o.state_path)
+		kl_cli_warn(cli,
+			    "no cache directory: every snapshot is read, and nothing remembered");
+	kl_cli_report_init(&rep, cli, &o.report);
+	o.report.progress = NULL;
+	rc = kl_db_check(cli->repo, &o, &res);
+	kl_cli_report_done(&rep);
+	if (rc < 0 && rc != -KL_ECORRUPT && rc != -KL_EDBGAP) {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "check of database '%s' failed", name);
+		return rc;
+	}
+	kl_print_bytes(bytes, sizeof(bytes), res.bytes_read);
+	if (cli->json)
+		printf("{\"message_type\":\"summary\",\"snapshots\":%zu,\"verified\":%zu,"
+		       "\"bytes_read\":%llu,\"gaps\":%zu,\"damaged\":%zu}\n",
+		       res.snapshots, res.verified, (unsigned long long)res.bytes_read, res.gaps,
+		       res.damaged);
+	else if (!cli->quiet)
+		printf("database %s: %zu snapshots, %zu read now (%s), %zu gap%s, %zu damaged\n",
+		       name, res.snapshots, res.verified, bytes, res.gaps, res.gaps == 1 ? "" : "s",
+		       res.damaged);
+	if (rc < 0) {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "check of database '%s' found problems", name);
+	}
+	return rc;
+}
+
 static void list_json(const struct kl_db_list *l)
 {
 	printf("[");
@@ -348,6 +406,7 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 		{"slot", required_argument, NULL, OPT_SLOT},
 		{"time", required_argument, NULL, OPT_TIME},
 		{"lsn", required_argument, NULL, OPT_LSN},
+		{"all", no_argument, NULL, OPT_ALL},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t threads;
@@ -366,6 +425,9 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 			break;
 		case OPT_LATEST:
 			a->latest = true;
+			break;
+		case OPT_ALL:
+			a->all = true;
 			break;
 		case OPT_SLOT:
 			a->slot = optarg;
@@ -402,7 +464,7 @@ int cmd_db(int argc, char **argv, struct kl_cli *cli)
 		return rc;
 	if (optind >= argc)
 		return kl_cli_usage_error(
-			cli, "expected backup, stream, restore, list, wal-push or wal-get");
+			cli, "expected backup, stream, restore, list, check, wal-push or wal-get");
 	verb = argv[optind];
 	if (!strcmp(verb, "list")) {
 		if (argc - optind != 1)
@@ -420,6 +482,13 @@ int cmd_db(int argc, char **argv, struct kl_cli *cli)
 		cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_INDEX |
 				 (want == 3 ? KL_CMD_READONLY : 0);
 		return db_wal(cli, argv[optind + 1], want == 3 ? argv[optind + 2] : NULL, &a);
+	}
+	if (!strcmp(verb, "check")) {
+		if (argc - optind != 2)
+			return kl_cli_usage_error(cli, "'db check' takes one argument (NAME)");
+		cli->cmd_flags =
+			KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX;
+		return db_check(cli, argv[optind + 1], &a);
 	}
 	if (strcmp(verb, "backup") && strcmp(verb, "restore") && strcmp(verb, "stream"))
 		return kl_cli_usage_error(cli, "unknown db command '%s'", verb);
