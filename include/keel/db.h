@@ -241,6 +241,18 @@ struct kl_db_check_result {
 int kl_db_check(struct kl_repo *r, const struct kl_db_check_opts *o,
 		struct kl_db_check_result *ret);
 
+/*
+ * Retention (src/db/retention.c): of the snapshots v[0..n), gone[i] marks
+ * those a forget policy removes, touched[i] those it judged (a database
+ * none of whose base backups the policy judged loses nothing). Sets
+ * drop[i] for each log record (not a history file) of such a database
+ * whose stop_lsn is at or before the start_lsn of its oldest kept base
+ * backup, on that base backup's timeline or an earlier one; a database
+ * with no kept base backup loses no record. Returns how many, or -ENOMEM.
+ */
+int kl_db_retention(const struct kl_snapshot_ref *v, size_t n, const bool *gone,
+		    const bool *touched, bool *drop);
+
 /* "X/Y" as PostgreSQL writes an LSN; buf of at least 20 bytes. */
 void kl_db_lsn_format(uint64_t lsn, char *buf, size_t size);
 /* Parses "X/Y"; -KL_EUSAGE if it is not one. */
