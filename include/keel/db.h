@@ -188,6 +188,28 @@ struct kl_db_stream_result {
 int kl_db_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
 		 struct kl_db_stream_result *ret);
 
+/* logical dumps (src/db/pg-dump.c) */
+struct kl_db_dump_opts {
+	const char *conninfo; /* libpq connection string (a password in it goes as PGPASSWORD) */
+	const char *name;     /* NULL: "pg-SYSTEMID" */
+	const char *host;
+	const char *pg_dump, *pg_dumpall; /* NULL: found in PATH */
+	unsigned threads;
+};
+struct kl_db_dump_result {
+	struct kl_id id;
+	char name[KL_DB_NAME_MAX + 1];
+	uint64_t databases;
+	struct kl_snapshot_stats stats;
+};
+/*
+ * pg_dumpall --globals-only and pg_dump -Fc of every database (not
+ * templates) into one snapshot of kind 4, role 3: globals.sql and
+ * databases/NAME.dump, tags db, db:NAME and db-dump. Errors:
+ * -KL_EDBCONNECT, -KL_EDBSERVER, -KL_ECMD (a tool failed: nothing stored).
+ */
+int kl_db_dump(struct kl_repo *r, const struct kl_db_dump_opts *o, struct kl_db_dump_result *ret);
+
 /* archive_command and restore_command (src/db/pg-archive.c) */
 struct kl_db_wal_opts {
 	const char *name; /* the database's name in the repository (required) */
@@ -268,6 +290,8 @@ struct kl_db_info {
 	size_t n_bases;
 	struct kl_snapshot_ref *logs; /* log records, by stop_lsn */
 	size_t n_logs;
+	struct kl_snapshot_ref *dumps; /* logical dumps, oldest first */
+	size_t n_dumps;
 };
 struct kl_db_list {
 	struct kl_db_info *v; /* by name */

@@ -14,6 +14,7 @@ static const char usage[] =
 	"       keel db stream CONNINFO [--name NAME] [--slot SLOT]\n"
 	"       keel db restore NAME --target DIR (--latest | --time T | --lsn L)\n"
 	"       keel db list [--json]\n"
+	"       keel db dump CONNINFO [--name NAME] [--host HOST]\n"
 	"       keel db check NAME [--all]\n"
 	"       keel db wal-push PATH --name NAME\n"
 	"       keel db wal-get FILE DEST --name NAME\n"
@@ -39,7 +40,10 @@ static const char usage[] =
 	"         and --lsn also recovery.signal and the recovery target, so\n"
 	"         PostgreSQL stops there and promotes. A target the repository\n"
 	"         does not cover is refused with the range it does (exit 14).\n"
-	"list     the databases, each with its base backups.\n"
+	"dump     a logical dump: pg_dumpall --globals-only and pg_dump -Fc of\n"
+	"         every database, one snapshot (tag db-dump): globals.sql and\n"
+	"         databases/DB.dump, for pg_restore of single tables.\n"
+	"list     the databases, each with its base backups and dumps.\n"
 	"check    the log's continuity per timeline from the oldest base backup\n"
 	"         (exit 24 on a gap), and the data of each snapshot of NAME that\n"
 	"         no earlier check verified (--all: every one; exit 13 if\n"
@@ -133,6 +137,35 @@ static int db_backup(struct kl_cli *cli, const char *conninfo, const struct db_a
 	print_lsn("start", res.start_lsn, false);
 	print_lsn("stop", res.stop_lsn, false);
 	printf("\n%llu files, %s, %s new\n", (unsigned long long)res.stats.files_new, total, added);
+	return 0;
+}
+
+static int db_dump(struct kl_cli *cli, const char *conninfo, const struct db_args *a)
+{
+	struct kl_db_dump_opts o = {.conninfo = conninfo, .name = a->name, .host = a->host};
+	struct kl_db_dump_result res;
+	char hex[2 * KL_ID_LEN + 1], total[32];
+	int rc = kl_cli_open(cli);
+
+	if (rc < 0)
+		return rc;
+	o.threads = a->threads;
+	rc = kl_db_dump(cli->repo, &o, &res);
+	if (rc < 0) {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "dump failed, no snapshot was saved");
+		return rc;
+	}
+	kl_id_hex(&res.id, hex);
+	kl_print_bytes(total, sizeof(total), res.stats.bytes_total);
+	if (cli->json)
+		printf("{\"message_type\":\"summary\",\"snapshot_id\":\"%s\",\"databases\":%llu,"
+		       "\"bytes_total\":%llu}\n",
+		       hex, (unsigned long long)res.databases,
+		       (unsigned long long)res.stats.bytes_total);
+	else if (!cli->quiet)
+		printf("database %s: dump %.8s saved, %llu databases and globals, %s\n", res.name,
+		       hex, (unsigned long long)res.databases, total);
 	return 0;
 }
 
@@ -323,6 +356,15 @@ static void list_json(const struct kl_db_list *l)
 			       (unsigned long long)s->stats.bytes_total,
 			       (unsigned long long)s->stats.bytes_added);
 		}
+		printf("],\"dumps\":[");
+		for (size_t k = 0; k < d->n_dumps; k++) {
+			printf("%s{\"id\":", k ? "," : "");
+			kl_json_id(stdout, &d->dumps[k].id);
+			printf(",\"time\":");
+			kl_json_time(stdout, d->dumps[k].s.time_ns);
+			printf(",\"bytes_total\":%llu}",
+			       (unsigned long long)d->dumps[k].s.stats.bytes_total);
+		}
 		printf("],\"wal_records\":%zu", d->n_logs);
 		if (d->n_logs) {
 			const struct kl_snapshot *w = &d->logs[d->n_logs - 1].s;
@@ -341,8 +383,11 @@ static void list_text(const struct kl_db_list *l)
 	for (size_t i = 0; i < l->n; i++) {
 		const struct kl_db_info *d = &l->v[i];
 
-		printf("%s (postgresql, system %s): %zu base backup%s\n", d->name,
+		printf("%s (postgresql, system %s): %zu base backup%s", d->name,
 		       d->system_id ? d->system_id : "?", d->n_bases, d->n_bases == 1 ? "" : "s");
+		if (d->n_dumps)
+			printf(", %zu dump%s", d->n_dumps, d->n_dumps == 1 ? "" : "s");
+		printf("\n");
 		for (size_t k = 0; k < d->n_bases; k++) {
 			const struct kl_snapshot *s = &d->bases[k].s;
 			char hex[2 * KL_ID_LEN + 1], when[64], size[32];
@@ -356,6 +401,17 @@ static void list_text(const struct kl_db_list *l)
 			print_lsn("start", s->db.start_lsn, false);
 			print_lsn("stop", s->db.stop_lsn, false);
 			printf("  %s\n", size);
+		}
+		for (size_t k = 0; k < d->n_dumps; k++) {
+			const struct kl_snapshot *s = &d->dumps[k].s;
+			char hex[2 * KL_ID_LEN + 1], when[64], size[32];
+			time_t t = (time_t)(s->time_ns / KL_NSEC_PER_SEC);
+			struct tm tm;
+
+			kl_id_hex(&d->dumps[k].id, hex);
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+			kl_print_bytes(size, sizeof(size), s->stats.bytes_total);
+			printf("  %.8s  %s  dump  %s\n", hex, when, size);
 		}
 		if (d->n_logs) {
 			const struct kl_snapshot *w = &d->logs[d->n_logs - 1].s;
@@ -464,7 +520,8 @@ int cmd_db(int argc, char **argv, struct kl_cli *cli)
 		return rc;
 	if (optind >= argc)
 		return kl_cli_usage_error(
-			cli, "expected backup, stream, restore, list, check, wal-push or wal-get");
+			cli,
+			"expected backup, stream, restore, list, dump, check, wal-push or wal-get");
 	verb = argv[optind];
 	if (!strcmp(verb, "list")) {
 		if (argc - optind != 1)
@@ -490,7 +547,8 @@ int cmd_db(int argc, char **argv, struct kl_cli *cli)
 			KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX;
 		return db_check(cli, argv[optind + 1], &a);
 	}
-	if (strcmp(verb, "backup") && strcmp(verb, "restore") && strcmp(verb, "stream"))
+	if (strcmp(verb, "backup") && strcmp(verb, "restore") && strcmp(verb, "stream") &&
+	    strcmp(verb, "dump"))
 		return kl_cli_usage_error(cli, "unknown db command '%s'", verb);
 	if (argc - optind != 2)
 		return kl_cli_usage_error(cli, "'db %s' takes one argument (%s)", verb,
@@ -499,9 +557,10 @@ int cmd_db(int argc, char **argv, struct kl_cli *cli)
 		cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_INDEX;
 		return db_stream(cli, argv[optind + 1], &a);
 	}
-	if (!strcmp(verb, "backup")) {
+	if (!strcmp(verb, "backup") || !strcmp(verb, "dump")) {
 		cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_INDEX;
-		return db_backup(cli, argv[optind + 1], &a);
+		return verb[0] == 'b' ? db_backup(cli, argv[optind + 1], &a)
+				      : db_dump(cli, argv[optind + 1], &a);
 	}
 	cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX;
 	return db_restore(cli, argv[optind + 1], &a);
