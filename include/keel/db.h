@@ -172,6 +172,11 @@ struct kl_db_stream_opts {
 	int stop_fd; /* readable: store what was received and stop (the CLI makes a signal do that);
 			-1: none */
 	unsigned threads;
+	/*
+	 * Store and confirm what arrived at once, not once a second: the server
+	 * may wait for keel (synchronous_standby_names naming its application_name).
+	 */
+	bool synchronous;
 	struct kl_report report; /* warn: the connection was lost, reconnecting */
 };
 struct kl_db_stream_result {

@@ -11,7 +11,7 @@
 
 static const char usage[] =
 	"usage: keel db backup CONNINFO [--name NAME] [--host HOST] [--threads N]\n"
-	"       keel db stream CONNINFO [--name NAME] [--slot SLOT]\n"
+	"       keel db stream CONNINFO [--name NAME] [--slot SLOT] [--synchronous]\n"
 	"       keel db restore NAME --target DIR (--latest | --time T | --lsn L)\n"
 	"       keel db list [--json]\n"
 	"       keel db dump CONNINFO [--name NAME] [--host HOST]\n"
@@ -60,6 +60,10 @@ static const char usage[] =
 	"                      pg-SYSTEMID; 1 to 64 of A-Z a-z 0-9 . _ -)\n"
 	"      --host HOST     host name stored in the snapshot\n"
 	"      --slot SLOT     stream: the replication slot (created if missing)\n"
+	"      --synchronous   stream: store and confirm WAL as soon as it arrives,\n"
+	"                      so synchronous_standby_names = 'keel' (the\n"
+	"                      application_name, unless CONNINFO sets one) makes\n"
+	"                      commits wait until keel stored them (RPO 0)\n"
 	"  -t, --target DIR    restore: the new data directory\n"
 	"      --latest        restore: the newest moment stored\n"
 	"      --time T        restore: as it was at T, 'YYYY-MM-DD HH:MM:SS[.f]+00'\n"
@@ -72,11 +76,21 @@ static const char usage[] =
 	"Exit status 22: cannot connect to the server (or it does not allow\n"
 	"replication); 23: the server refused or broke off the backup.\n";
 
-enum { OPT_NAME = 1, OPT_HOST, OPT_LATEST, OPT_THREADS, OPT_SLOT, OPT_TIME, OPT_LSN, OPT_ALL };
+enum {
+	OPT_NAME = 1,
+	OPT_HOST,
+	OPT_LATEST,
+	OPT_THREADS,
+	OPT_SLOT,
+	OPT_TIME,
+	OPT_LSN,
+	OPT_ALL,
+	OPT_SYNC,
+};
 
 struct db_args {
 	const char *name, *host, *target, *slot, *time;
-	bool latest, has_lsn, all;
+	bool latest, has_lsn, all, sync;
 	uint64_t lsn;
 	unsigned threads;
 };
@@ -180,6 +194,7 @@ static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_a
 	o.conninfo = conninfo;
 	o.name = a->name;
 	o.slot = a->slot;
+	o.synchronous = a->sync;
 	o.host = a->host;
 	o.threads = a->threads;
 	rc = kl_cli_open(cli);
@@ -463,6 +478,7 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 		{"time", required_argument, NULL, OPT_TIME},
 		{"lsn", required_argument, NULL, OPT_LSN},
 		{"all", no_argument, NULL, OPT_ALL},
+		{"synchronous", no_argument, NULL, OPT_SYNC},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t threads;
@@ -484,6 +500,9 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 			break;
 		case OPT_ALL:
 			a->all = true;
+			break;
+		case OPT_SYNC:
+			a->sync = true;
 			break;
 		case OPT_SLOT:
 			a->slot = optarg;

@@ -38,7 +38,8 @@ struct stream {
 	uint32_t stored;    /* bytes of it durable in the repository (as timeline tli's file) */
 	int64_t last_store_ns;
 	uint64_t records;
-	uint32_t next_tli; /* the server ended tli: the next one, from switch_lsn on */
+	uint64_t server_end; /* the server's end of WAL, as its last message said */
+	uint32_t next_tli;   /* the server ended tli: the next one, from switch_lsn on */
 	uint64_t switch_lsn;
 	bool lost;     /* the connection is gone, not refused: reconnect */
 	char why[512]; /* what lost it */
@@ -235,6 +236,8 @@ static int on_message(struct stream *s, const uint8_t *p, size_t n)
 		return kl_repo_fail(s->r, -KL_EDBSERVER,
 				    "unexpected message type 0x%02x in the WAL stream", m.type);
 	}
+	if (m.end_lsn > s->server_end)
+		s->server_end = m.end_lsn;
 	if (m.type == 'w')
 		return on_wal(s, &m);
 	return m.reply ? send_status(s) : 0;
@@ -278,7 +281,15 @@ static int receive(struct stream *s)
 			PQclear(res);
 			return rc;
 		}
-		if (n == -1 || stop || kl_time_mono_ns() - s->last_store_ns >= KL_NSEC_PER_SEC) {
+		/*
+		 * --synchronous: a commit waits for this confirmation, so store at
+		 * once when caught up with the server (while catching up, storing
+		 * each piece as it comes would only slow the catching up)
+		 */
+		if (n == -1 || stop ||
+		    (s->o->synchronous && s->have > s->stored &&
+		     s->seg_start + s->have >= s->server_end) ||
+		    kl_time_mono_ns() - s->last_store_ns >= KL_NSEC_PER_SEC) {
 			rc = store(s);
 			if (rc < 0)
 				return rc;
