@@ -29,7 +29,7 @@ struct stream {
 	struct kl_repo *r;
 	const struct kl_db_stream_opts *o;
 	PGconn *conn;
-	char name[KL_DB_NAME_MAX + 1], sysid[32], tag[8 + KL_DB_NAME_MAX];
+	char name[KL_DB_NAME_MAX + 1], sysid[32];
 	char slot[8 + KL_DB_NAME_MAX];
 	uint32_t tli, segsize;
 	uint8_t *seg;	    /* the segment being received, from its start */
@@ -636,7 +636,6 @@ int kl_db_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
 	if (rc >= 0) {
 		snprintf(s.name, sizeof(s.name), "%s%s", o->name ? "" : "pg-",
 			 o->name ? o->name : s.sysid);
-		snprintf(s.tag, sizeof(s.tag), "db:%s", s.name);
 		rc = segment_size(&s);
 	}
 	if (rc >= 0)
