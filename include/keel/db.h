@@ -308,4 +308,11 @@ void kl_db_list_release(struct kl_db_list *l);
 /* The database name in l, or NULL. */
 const struct kl_db_info *kl_db_find(const struct kl_db_list *l, const char *name);
 
+/*
+ * The gaps in d's log from its oldest base backup on, per timeline (the
+ * continuity part of kl_db_check): adds their count to *ret and gives
+ * each to report->warn (path NULL) if report is not NULL. 0 or -ENOMEM.
+ */
+int kl_db_gaps(const struct kl_db_info *d, const struct kl_report *report, size_t *ret);
+
 #endif

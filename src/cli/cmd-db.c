@@ -344,6 +344,14 @@ static int db_check(struct kl_cli *cli, const char *name, const struct db_args *
 	return rc;
 }
 
+/* How many holes d's log has (keel db check names them). */
+static size_t gaps_of(const struct kl_db_info *d)
+{
+	size_t n = 0;
+
+	return kl_db_gaps(d, NULL, &n) < 0 ? 0 : n;
+}
+
 static void list_json(const struct kl_db_list *l)
 {
 	printf("[");
@@ -380,7 +388,7 @@ static void list_json(const struct kl_db_list *l)
 			printf(",\"bytes_total\":%llu}",
 			       (unsigned long long)d->dumps[k].s.stats.bytes_total);
 		}
-		printf("],\"wal_records\":%zu", d->n_logs);
+		printf("],\"wal_records\":%zu,\"wal_gaps\":%zu", d->n_logs, gaps_of(d));
 		if (d->n_logs) {
 			const struct kl_snapshot *w = &d->logs[d->n_logs - 1].s;
 
@@ -437,6 +445,9 @@ static void list_text(const struct kl_db_list *l)
 			kl_db_lsn_format(w->db.stop_lsn, lsn, sizeof(lsn));
 			printf("  WAL: %zu record%s, up to %s (stored %llds ago)\n", d->n_logs,
 			       d->n_logs == 1 ? "" : "s", lsn, (long long)(age > 0 ? age : 0));
+			if (gaps_of(d))
+				printf("  WAL has %zu gap%s: see 'keel db check %s'\n", gaps_of(d),
+				       gaps_of(d) == 1 ? "" : "s", d->name);
 		}
 	}
 }

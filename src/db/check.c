@@ -27,8 +27,8 @@ static int cmp_span(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-static void gap(const struct kl_db_check_opts *o, struct kl_db_check_result *ret, uint32_t tli,
-		uint64_t from, uint64_t to, const char *why)
+static void gap(const struct kl_report *rep, size_t *gaps, uint32_t tli, uint64_t from, uint64_t to,
+		const char *why)
 {
 	char a[32], b[32], msg[160];
 
@@ -38,9 +38,9 @@ static void gap(const struct kl_db_check_opts *o, struct kl_db_check_result *ret
 		snprintf(msg, sizeof(msg), "timeline %" PRIu32 ": %s", tli, why);
 	else
 		snprintf(msg, sizeof(msg), "gap on timeline %" PRIu32 " from %s to %s", tli, a, b);
-	ret->gaps++;
-	if (o->report.warn)
-		o->report.warn(o->report.ud, NULL, 0, msg);
+	(*gaps)++;
+	if (rep && rep->warn)
+		rep->warn(rep->ud, NULL, 0, msg);
 }
 
 /* The history record of timeline tli: its switch point, or false. */
@@ -64,7 +64,7 @@ static bool switch_point(const struct kl_db_info *d, uint32_t tli, uint64_t *ret
  * end: where the next timeline switched away, or what is stored last.
  */
 static int check_timeline(const struct kl_db_info *d, uint32_t tli, uint32_t next,
-			  const struct kl_db_check_opts *o, struct kl_db_check_result *ret)
+			  const struct kl_report *o, size_t *ret)
 {
 	const struct kl_snapshot_db *b0 = d->n_bases ? &d->bases[0].s.db : NULL;
 	struct span *v = kl_malloc((d->n_logs + d->n_bases + 1) * sizeof(*v));
@@ -122,8 +122,7 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int check_continuity(const struct kl_db_info *d, const struct kl_db_check_opts *o,
-			    struct kl_db_check_result *ret)
+int kl_db_gaps(const struct kl_db_info *d, const struct kl_report *o, size_t *ret)
 {
 	uint32_t *t = kl_malloc((d->n_logs + d->n_bases + 1) * sizeof(*t));
 	uint32_t oldest = d->n_bases ? d->bases[0].s.db.timeline : 0;
@@ -297,7 +296,7 @@ int kl_db_check(struct kl_repo *r, const struct kl_db_check_opts *o, struct kl_d
 		rc = kl_repo_fail(r, -KL_ENOTFOUND, "no database '%s' in the repository", o->name);
 		goto out;
 	}
-	rc = check_continuity(d, o, ret);
+	rc = kl_db_gaps(d, &o->report, &ret->gaps);
 	if (rc >= 0 && load_state(o->state_path, &old, &n_old) < 0)
 		n_old = 0; /* unreadable: verify everything, and write it anew */
 	if (rc >= 0 && !(keep = kl_malloc((d->n_bases + d->n_logs + 1) * sizeof(*keep))))

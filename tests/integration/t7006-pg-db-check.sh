@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# keel db check: the log's continuity (a gap is flagged, exit 24) and the
-# data of what is new since the last check (remembered in the cache
-# directory): a second check reads nothing, one after a new record reads
+# keel db check: the log's continuity (a gap is flagged, exit 24, and
+# db list says so too) and the data of what is new since the last check
+# (remembered in the cache directory): a second check reads nothing, one after a new record reads
 # only it, --all reads everything and finds damage (exit 13).
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-pg.sh"
@@ -44,6 +44,7 @@ check_json()
 	keel --json db check shop "$@" >"$TEST_DIR/check.json" 2>"$TEST_DIR/check.err" || return $?
 }
 expect_success check_json
+[ "$(keel db list --json | json_get wal_gaps)" = 0 ] || fail "db list --json: wal_gaps is not 0"
 [ "$(json_get verified <"$TEST_DIR/check.json")" = "$n" ] || fail "the first check did not read all $n: $(cat "$TEST_DIR/check.json")"
 [ "$(json_get gaps <"$TEST_DIR/check.json")" = 0 ] || fail "gaps in a continuous log: $(cat "$TEST_DIR/check.err")"
 ls "$KEEL_CACHE_DIR"/db-check/*/shop >/dev/null || fail "no state file in the cache directory"
@@ -61,6 +62,9 @@ expect_success check_json
 mid=$(snapshot_ids | sed -n 3p)
 expect_success keel forget "$mid" >/dev/null
 expect_error 24 'gap on timeline 1 from [0-9A-F]*/[0-9A-F]* to [0-9A-F]*/[0-9A-F]*' keel db check shop
+keel db list >"$TEST_DIR/list"
+grep -q "^  WAL has 1 gap: see 'keel db check shop'$" "$TEST_DIR/list" || fail "db list does not flag the gap: $(cat "$TEST_DIR/list")"
+[ "$(keel db list --json | json_get wal_gaps)" = 1 ] || fail "db list --json: wal_gaps is not 1"
 keel db check shop >"$TEST_DIR/check.out" 2>/dev/null || true
 grep -q '^database shop: .* 1 gap, 0 damaged$' "$TEST_DIR/check.out" || fail "unexpected summary: $(cat "$TEST_DIR/check.out")"
 
