@@ -58,7 +58,7 @@ batch 3
 switch
 
 # wal-get gives a stored segment back; pushed again, nothing is stored
-seg=$(pg_sql arch "SELECT pg_walfile_name(pg_current_wal_lsn() - 1)")
+seg=$(pg_sql arch "SELECT last_archived_wal FROM pg_stat_archiver")
 W=$TEST_DIR/pg/work
 as_pg mkdir -p "$W"
 expect_success pkeel db wal-get "$seg" "$W/$seg" --name shop
