@@ -66,6 +66,10 @@ static int broke(struct stream *s, const PGresult *res, const char *what)
 	if (st ? strncmp(st, "57", 2) && strncmp(st, "08", 2) : PQstatus(s->conn) != CONNECTION_BAD)
 		return kl_pgc_fail(s->r, s->conn, -KL_EDBSERVER, what);
 	snprintf(s->why, sizeof(s->why), "%s: %s", what, PQerrorMessage(s->conn));
+	/* libpq's message runs over lines: one line, for the warning */
+	for (char *p = s->why; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
 	n = strlen(s->why);
 	while (n && (s->why[n - 1] == '\n' || s->why[n - 1] == ' '))
 		s->why[--n] = 0;
