@@ -2,7 +2,8 @@
  * Fuzzes the decoders of the PostgreSQL replication messages
  * (src/db/pg-msg.c), which read what a database server sends: every input
  * goes to both the WAL stream's and the base backup's decoder. Oracles:
- * a message is accepted only with a known type; what the result points
+ * a message is accepted only with a known type (and a WAL segment's long
+ * page header, which wal-push decodes, whenever 40 bytes have the flag); what the result points
  * to lies inside the message (names NUL-terminated there); the lengths
  * add up; a failure leaves no pointer behind.
  */
@@ -77,9 +78,25 @@ static void check_backup(const uint8_t *data, size_t size)
 	}
 }
 
+/* A WAL segment's long page header (wal-push reads it from the file): the fields in place. */
+static void check_walhdr(const uint8_t *data, size_t size)
+{
+	struct kl_pgm_walhdr h;
+	int rc = kl_pgm_walhdr_decode(data, size, &h);
+	bool ok = size >= 40 && (data[2] & 2);
+
+	if ((rc == 0) != ok || (rc < 0 && rc != -KL_ECORRUPT))
+		abort();
+	if (rc == 0 && (h.pageaddr >> 56 != data[15] || (h.pageaddr & 0xff) != data[8] ||
+			(h.sysid & 0xff) != data[24] || (h.seg_size >> 24) != data[35] ||
+			(h.tli & 0xff) != data[4]))
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	check_stream(data, size);
 	check_backup(data, size);
+	check_walhdr(data, size);
 	return 0;
 }

@@ -94,6 +94,35 @@ struct kl_pgm_backup {
 };
 int kl_pgm_backup_decode(const uint8_t *p, size_t n, struct kl_pgm_backup *ret);
 
+/*
+ * A timeline history file (TIMELINE_HISTORY's content, pg_wal/N.history):
+ * one line per ancestor, "parent-timeline <tab> switch-LSN <tab> reason",
+ * '#' comments and blank lines allowed. Timelines must increase and LSNs
+ * must not go back. Returns 0 with *n_ret entries (oldest first), or
+ * -KL_ECORRUPT for a malformed file or one of more than max entries.
+ */
+struct kl_pg_switch {
+	uint32_t tli;	  /* this timeline ... */
+	uint64_t end_lsn; /* ... ended here; the next one starts */
+};
+#define KL_PG_HISTORY_MAX 256
+
+/*
+ * The long page header at the start of a WAL segment file, as an x86
+ * or other little-endian server writes it: 0, or -KL_ECORRUPT when the
+ * first 40 bytes are missing or not a long header (XLP_LONG_HEADER).
+ */
+struct kl_pgm_walhdr {
+	uint16_t magic; /* the server version's WAL magic (0xD110 for PostgreSQL 15) */
+	uint32_t tli;
+	uint64_t pageaddr; /* the segment's first LSN */
+	uint64_t sysid;
+	uint32_t seg_size, block_size;
+};
+int kl_pgm_walhdr_decode(const uint8_t *p, size_t n, struct kl_pgm_walhdr *ret);
+int kl_pgm_history_parse(const char *p, size_t n, struct kl_pg_switch *v, size_t max,
+			 size_t *n_ret);
+
 /* ---- PostgreSQL (src/db/pg-*.c) ------------------------------------------------------ */
 
 struct kl_db_backup_opts {
@@ -143,17 +172,113 @@ struct kl_db_stream_opts {
 	int stop_fd; /* readable: store what was received and stop (the CLI makes a signal do that);
 			-1: none */
 	unsigned threads;
+	/*
+	 * Store and confirm what arrived at once, not once a second: the server
+	 * may wait for keel (synchronous_standby_names naming its application_name).
+	 */
+	bool synchronous;
+	struct kl_report report; /* warn: the connection was lost, reconnecting */
 };
 struct kl_db_stream_result {
 	uint64_t stop_lsn; /* durable in the repository and confirmed to the server */
+	uint32_t timeline; /* of stop_lsn */
 	uint64_t records;
 };
 /*
  * Streams WAL into log records (kind 5) until o->stop_fd is readable
- * (returns 0) or the server ends the stream or fails (< 0).
+ * (returns 0) or fails (< 0). It follows timeline switches and reconnects
+ * (with backoff, until a stop) when the connection is lost; an error the
+ * server reports (the slot is gone, WAL was removed) ends it.
  */
 int kl_db_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
 		 struct kl_db_stream_result *ret);
+
+/* logical dumps (src/db/pg-dump.c) */
+struct kl_db_dump_opts {
+	const char *conninfo; /* libpq connection string (a password in it goes as PGPASSWORD) */
+	const char *name;     /* NULL: "pg-SYSTEMID" */
+	const char *host;
+	const char *pg_dump, *pg_dumpall; /* NULL: found in PATH */
+	unsigned threads;
+};
+struct kl_db_dump_result {
+	struct kl_id id;
+	char name[KL_DB_NAME_MAX + 1];
+	uint64_t databases;
+	struct kl_snapshot_stats stats;
+};
+/*
+ * pg_dumpall --globals-only and pg_dump -Fc of every database (not
+ * templates) into one snapshot of kind 4, role 3: globals.sql and
+ * databases/NAME.dump, tags db, db:NAME and db-dump. Errors:
+ * -KL_EDBCONNECT, -KL_EDBSERVER, -KL_ECMD (a tool failed: nothing stored).
+ */
+int kl_db_dump(struct kl_repo *r, const struct kl_db_dump_opts *o, struct kl_db_dump_result *ret);
+
+/* archive_command and restore_command (src/db/pg-archive.c) */
+struct kl_db_wal_opts {
+	const char *name; /* the database's name in the repository (required) */
+	const char *host;
+	unsigned threads;
+};
+struct kl_db_wal_result {
+	bool skipped; /* wal-push: not a segment or history file (.backup, .partial): nothing stored
+		       */
+	bool already; /* wal-push: stored before with the same bytes */
+	uint64_t start_lsn, stop_lsn;
+	uint32_t timeline;
+};
+/*
+ * Stores the WAL segment or timeline history file at path as a log
+ * record of o->name, unless a complete copy with the same bytes is
+ * stored. -EEXIST if one with other bytes is, -KL_ECORRUPT if the file
+ * is not what its name says, -KL_EUSAGE for another cluster's.
+ */
+int kl_db_wal_push(struct kl_repo *r, const struct kl_db_wal_opts *o, const char *path,
+		   struct kl_db_wal_result *ret);
+/*
+ * Writes the newest stored copy of WAL file `file` (a segment, zero-padded
+ * to its size, or a history file) of o->name to dest. -KL_ENOTFOUND when
+ * the repository has none.
+ */
+int kl_db_wal_get(struct kl_repo *r, const struct kl_db_wal_opts *o, const char *file,
+		  const char *dest, struct kl_db_wal_result *ret);
+
+/* keel db check (src/db/check.c) */
+struct kl_db_check_opts {
+	const char *name;
+	/* the file remembering what was verified (NULL: none, verify everything) */
+	const char *state_path;
+	bool all;		 /* verify everything, whatever the state file says */
+	struct kl_report report; /* warn: each gap (path NULL) and each damaged snapshot (its id) */
+};
+struct kl_db_check_result {
+	size_t snapshots; /* of the database */
+	size_t verified;  /* read back by this run */
+	uint64_t bytes_read;
+	size_t gaps, damaged;
+};
+/*
+ * Checks the log's continuity per timeline (history files join them) from
+ * the oldest base backup on, and reads back every snapshot of o->name
+ * that the state file does not list as verified, then rewrites the state
+ * file. Returns 0, -KL_ECORRUPT if a snapshot is damaged, -KL_EDBGAP if
+ * the log has a gap, -KL_ENOTFOUND for an unknown name.
+ */
+int kl_db_check(struct kl_repo *r, const struct kl_db_check_opts *o,
+		struct kl_db_check_result *ret);
+
+/*
+ * Retention (src/db/retention.c): of the snapshots v[0..n), gone[i] marks
+ * those a forget policy removes, touched[i] those it judged (a database
+ * none of whose base backups the policy judged loses nothing). Sets
+ * drop[i] for each log record (not a history file) of such a database
+ * whose stop_lsn is at or before the start_lsn of its oldest kept base
+ * backup, on that base backup's timeline or an earlier one; a database
+ * with no kept base backup loses no record. Returns how many, or -ENOMEM.
+ */
+int kl_db_retention(const struct kl_snapshot_ref *v, size_t n, const bool *gone,
+		    const bool *touched, bool *drop);
 
 /* "X/Y" as PostgreSQL writes an LSN; buf of at least 20 bytes. */
 void kl_db_lsn_format(uint64_t lsn, char *buf, size_t size);
@@ -170,6 +295,8 @@ struct kl_db_info {
 	size_t n_bases;
 	struct kl_snapshot_ref *logs; /* log records, by stop_lsn */
 	size_t n_logs;
+	struct kl_snapshot_ref *dumps; /* logical dumps, oldest first */
+	size_t n_dumps;
 };
 struct kl_db_list {
 	struct kl_db_info *v; /* by name */
@@ -180,5 +307,12 @@ int kl_db_list(struct kl_repo *r, struct kl_db_list *ret);
 void kl_db_list_release(struct kl_db_list *l);
 /* The database name in l, or NULL. */
 const struct kl_db_info *kl_db_find(const struct kl_db_list *l, const char *name);
+
+/*
+ * The gaps in d's log from its oldest base backup on, per timeline (the
+ * continuity part of kl_db_check): adds their count to *ret and gives
+ * each to report->warn (path NULL) if report is not NULL. 0 or -ENOMEM.
+ */
+int kl_db_gaps(const struct kl_db_info *d, const struct kl_report *report, size_t *ret);
 
 #endif

@@ -174,7 +174,8 @@ struct kl_snapshot_db {
 	char *system_id; /* NULL: absent */
 	uint32_t timeline, stop_timeline;
 	uint64_t start_lsn, stop_lsn;
-	char *server_version; /* NULL: absent */
+	char *server_version;  /* NULL: absent */
+	uint32_t segment_size; /* PostgreSQL: wal_segment_size in bytes; 0: absent */
 };
 /* Whether name is a valid database name. */
 bool kl_db_name_valid(const char *name);

@@ -52,6 +52,7 @@ enum kl_error {
 	KL_EDBCONNECT,	  /* cannot connect to the database server */
 	KL_EDBSERVER,	  /* the database server refused or broke off the operation */
 	KL_ETARGET,	  /* a job missed its RPO or RTO target (keel status) */
+	KL_EDBGAP,	  /* a database's log has a gap (keel db check) */
 };
 
 /* Message for a negative code (errno or kl_error). Never NULL. */

@@ -6,13 +6,18 @@
 #include <time.h>
 
 #include "cli.h"
+#include "keel/backend.h"
 #include "keel/db.h"
 
 static const char usage[] =
 	"usage: keel db backup CONNINFO [--name NAME] [--host HOST] [--threads N]\n"
-	"       keel db stream CONNINFO [--name NAME] [--slot SLOT]\n"
+	"       keel db stream CONNINFO [--name NAME] [--slot SLOT] [--synchronous]\n"
 	"       keel db restore NAME --target DIR (--latest | --time T | --lsn L)\n"
 	"       keel db list [--json]\n"
+	"       keel db dump CONNINFO [--name NAME] [--host HOST]\n"
+	"       keel db check NAME [--all]\n"
+	"       keel db wal-push PATH --name NAME\n"
+	"       keel db wal-get FILE DEST --name NAME\n"
 	"\n"
 	"PostgreSQL clusters in the repository (PostgreSQL 15 or newer).\n"
 	"\n"
@@ -26,20 +31,39 @@ static const char usage[] =
 	"stream   store WAL as it arrives (a physical replication client with\n"
 	"         its own slot, keel_NAME unless --slot), durable in the\n"
 	"         repository and confirmed to the server within a second; until\n"
-	"         SIGTERM or SIGINT, which store what arrived and exit 0.\n"
+	"         SIGTERM or SIGINT, which store what arrived and exit 0. It\n"
+	"         follows timeline switches (a promoted standby) and reconnects\n"
+	"         when the server restarts.\n"
 	"restore  write the newest base backup of NAME before the target into\n"
 	"         DIR (new or empty) as a data directory that starts with pg_ctl,\n"
 	"         with the WAL the stream stored after it in pg_wal; for --time\n"
 	"         and --lsn also recovery.signal and the recovery target, so\n"
 	"         PostgreSQL stops there and promotes. A target the repository\n"
 	"         does not cover is refused with the range it does (exit 14).\n"
-	"list     the databases, each with its base backups.\n"
+	"dump     a logical dump: pg_dumpall --globals-only and pg_dump -Fc of\n"
+	"         every database, one snapshot (tag db-dump): globals.sql and\n"
+	"         databases/DB.dump, for pg_restore of single tables.\n"
+	"list     the databases, each with its base backups and dumps.\n"
+	"check    the log's continuity per timeline from the oldest base backup\n"
+	"         (exit 24 on a gap), and the data of each snapshot of NAME that\n"
+	"         no earlier check verified (--all: every one; exit 13 if\n"
+	"         damaged). What was verified is remembered in keel's cache\n"
+	"         directory (db-check/REPOID/NAME).\n"
+	"wal-push for archive_command ('keel db wal-push %p --name NAME'): store\n"
+	"         the WAL segment or history file PATH, once (.backup and\n"
+	"         .partial files are accepted and not stored).\n"
+	"wal-get  for restore_command ('keel db wal-get %f %p --name NAME'):\n"
+	"         write the stored WAL file FILE to DEST; exit 14 if none.\n"
 	"\n"
 	"Options:\n"
 	"      --name NAME     the database's name in the repository (default\n"
 	"                      pg-SYSTEMID; 1 to 64 of A-Z a-z 0-9 . _ -)\n"
 	"      --host HOST     host name stored in the snapshot\n"
 	"      --slot SLOT     stream: the replication slot (created if missing)\n"
+	"      --synchronous   stream: store and confirm WAL as soon as it arrives,\n"
+	"                      so synchronous_standby_names = 'keel' (the\n"
+	"                      application_name, unless CONNINFO sets one) makes\n"
+	"                      commits wait until keel stored them (RPO 0)\n"
 	"  -t, --target DIR    restore: the new data directory\n"
 	"      --latest        restore: the newest moment stored\n"
 	"      --time T        restore: as it was at T, 'YYYY-MM-DD HH:MM:SS[.f]+00'\n"
@@ -47,14 +71,26 @@ static const char usage[] =
 	"      --lsn L         restore: up to WAL position L (X/Y)\n"
 	"      --threads N     worker threads (default: one per core)\n"
 	"\n"
+	"      --all           check: read everything, not only what is new\n"
+	"\n"
 	"Exit status 22: cannot connect to the server (or it does not allow\n"
 	"replication); 23: the server refused or broke off the backup.\n";
 
-enum { OPT_NAME = 1, OPT_HOST, OPT_LATEST, OPT_THREADS, OPT_SLOT, OPT_TIME, OPT_LSN };
+enum {
+	OPT_NAME = 1,
+	OPT_HOST,
+	OPT_LATEST,
+	OPT_THREADS,
+	OPT_SLOT,
+	OPT_TIME,
+	OPT_LSN,
+	OPT_ALL,
+	OPT_SYNC,
+};
 
 struct db_args {
 	const char *name, *host, *target, *slot, *time;
-	bool latest, has_lsn;
+	bool latest, has_lsn, all, sync;
 	uint64_t lsn;
 	unsigned threads;
 };
@@ -118,16 +154,47 @@ static int db_backup(struct kl_cli *cli, const char *conninfo, const struct db_a
 	return 0;
 }
 
+static int db_dump(struct kl_cli *cli, const char *conninfo, const struct db_args *a)
+{
+	struct kl_db_dump_opts o = {.conninfo = conninfo, .name = a->name, .host = a->host};
+	struct kl_db_dump_result res;
+	char hex[2 * KL_ID_LEN + 1], total[32];
+	int rc = kl_cli_open(cli);
+
+	if (rc < 0)
+		return rc;
+	o.threads = a->threads;
+	rc = kl_db_dump(cli->repo, &o, &res);
+	if (rc < 0) {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "dump failed, no snapshot was saved");
+		return rc;
+	}
+	kl_id_hex(&res.id, hex);
+	kl_print_bytes(total, sizeof(total), res.stats.bytes_total);
+	if (cli->json)
+		printf("{\"message_type\":\"summary\",\"snapshot_id\":\"%s\",\"databases\":%llu,"
+		       "\"bytes_total\":%llu}\n",
+		       hex, (unsigned long long)res.databases,
+		       (unsigned long long)res.stats.bytes_total);
+	else if (!cli->quiet)
+		printf("database %s: dump %.8s saved, %llu databases and globals, %s\n", res.name,
+		       hex, (unsigned long long)res.databases, total);
+	return 0;
+}
+
 static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_args *a)
 {
 	struct kl_db_stream_opts o = {0};
 	struct kl_db_stream_result res;
+	struct kl_cli_report rep;
 	char lsn[32];
 	int rc;
 
 	o.conninfo = conninfo;
 	o.name = a->name;
 	o.slot = a->slot;
+	o.synchronous = a->sync;
 	o.host = a->host;
 	o.threads = a->threads;
 	rc = kl_cli_open(cli);
@@ -138,7 +205,10 @@ static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_a
 	 * what arrived and stops (a second signal ends keel at once).
 	 */
 	o.stop_fd = kl_cli_signals_notify(cli);
+	kl_cli_report_init(&rep, cli, &o.report);
+	o.report.progress = NULL;
 	rc = kl_db_stream(cli->repo, &o, &res);
+	kl_cli_report_done(&rep);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "WAL stream stopped");
@@ -196,6 +266,92 @@ static int db_restore(struct kl_cli *cli, const char *name, const struct db_args
 	return 0;
 }
 
+/* wal-push PATH, or wal-get FILE DEST (dest non-NULL) */
+static int db_wal(struct kl_cli *cli, const char *path, const char *dest, const struct db_args *a)
+{
+	struct kl_db_wal_opts o = {.name = a->name, .host = a->host, .threads = a->threads};
+	struct kl_db_wal_result res;
+	char lsn[32];
+	int rc;
+
+	if (!a->name)
+		return kl_cli_usage_error(cli, "--name is required");
+	rc = kl_cli_open(cli);
+	if (rc < 0)
+		return rc;
+	rc = dest ? kl_db_wal_get(cli->repo, &o, path, dest, &res)
+		  : kl_db_wal_push(cli->repo, &o, path, &res);
+	if (rc < 0) {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "%s of '%s' failed", dest ? "wal-get" : "wal-push", path);
+		return rc;
+	}
+	kl_db_lsn_format(res.stop_lsn, lsn, sizeof(lsn));
+	if (cli->json)
+		printf("{\"message_type\":\"summary\",\"timeline\":%" PRIu32
+		       ",\"stop_lsn\":\"%s\",\"skipped\":%s,\"already\":%s}\n",
+		       res.timeline, lsn, res.skipped ? "true" : "false",
+		       res.already ? "true" : "false");
+	return 0;
+}
+
+static int db_check(struct kl_cli *cli, const char *name, const struct db_args *a)
+{
+	struct kl_db_check_opts o = {.name = name, .all = a->all};
+	struct kl_db_check_result res;
+	struct kl_cli_report rep;
+	char hex[2 * KL_ID_LEN + 1], *base = NULL, state[4096], bytes[32];
+	int rc;
+
+	/* the name becomes a file name in the cache */
+	if (!kl_db_name_valid(name) || name[0] == '.')
+		return kl_cli_usage_error(cli, "invalid database name '%s'", name);
+	rc = kl_cli_open(cli);
+	if (rc < 0)
+		return rc;
+	kl_id_hex(&kl_repo_config(cli->repo)->repo_id, hex);
+	if (kl_backend_cache_base(&base) >= 0 && base &&
+	    snprintf(state, sizeof(state), "%s/db-check/%s/%s", base, hex, name) <
+		    (int)sizeof(state))
+		o.state_path = state;
+	kl_free(base);
+	if (!o.state_path)
+		kl_cli_warn(cli,
+			    "no cache directory: every snapshot is read, and nothing remembered");
+	kl_cli_report_init(&rep, cli, &o.report);
+	o.report.progress = NULL;
+	rc = kl_db_check(cli->repo, &o, &res);
+	kl_cli_report_done(&rep);
+	if (rc < 0 && rc != -KL_ECORRUPT && rc != -KL_EDBGAP) {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "check of database '%s' failed", name);
+		return rc;
+	}
+	kl_print_bytes(bytes, sizeof(bytes), res.bytes_read);
+	if (cli->json)
+		printf("{\"message_type\":\"summary\",\"snapshots\":%zu,\"verified\":%zu,"
+		       "\"bytes_read\":%llu,\"gaps\":%zu,\"damaged\":%zu}\n",
+		       res.snapshots, res.verified, (unsigned long long)res.bytes_read, res.gaps,
+		       res.damaged);
+	else if (!cli->quiet)
+		printf("database %s: %zu snapshots, %zu read now (%s), %zu gap%s, %zu damaged\n",
+		       name, res.snapshots, res.verified, bytes, res.gaps, res.gaps == 1 ? "" : "s",
+		       res.damaged);
+	if (rc < 0) {
+		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "check of database '%s' found problems", name);
+	}
+	return rc;
+}
+
+/* How many holes d's log has (keel db check names them). */
+static size_t gaps_of(const struct kl_db_info *d)
+{
+	size_t n = 0;
+
+	return kl_db_gaps(d, NULL, &n) < 0 ? 0 : n;
+}
+
 static void list_json(const struct kl_db_list *l)
 {
 	printf("[");
@@ -223,12 +379,21 @@ static void list_json(const struct kl_db_list *l)
 			       (unsigned long long)s->stats.bytes_total,
 			       (unsigned long long)s->stats.bytes_added);
 		}
-		printf("],\"wal_records\":%zu", d->n_logs);
+		printf("],\"dumps\":[");
+		for (size_t k = 0; k < d->n_dumps; k++) {
+			printf("%s{\"id\":", k ? "," : "");
+			kl_json_id(stdout, &d->dumps[k].id);
+			printf(",\"time\":");
+			kl_json_time(stdout, d->dumps[k].s.time_ns);
+			printf(",\"bytes_total\":%llu}",
+			       (unsigned long long)d->dumps[k].s.stats.bytes_total);
+		}
+		printf("],\"wal_records\":%zu,\"wal_gaps\":%zu", d->n_logs, gaps_of(d));
 		if (d->n_logs) {
 			const struct kl_snapshot *w = &d->logs[d->n_logs - 1].s;
 
 			print_lsn("wal_stop_lsn", w->db.stop_lsn, true);
-			printf(",\"wal_time\":");
+			printf(",\"wal_timeline\":%" PRIu32 ",\"wal_time\":", w->db.timeline);
 			kl_json_time(stdout, w->time_end_ns);
 		}
 		printf("}");
@@ -241,8 +406,11 @@ static void list_text(const struct kl_db_list *l)
 	for (size_t i = 0; i < l->n; i++) {
 		const struct kl_db_info *d = &l->v[i];
 
-		printf("%s (postgresql, system %s): %zu base backup%s\n", d->name,
+		printf("%s (postgresql, system %s): %zu base backup%s", d->name,
 		       d->system_id ? d->system_id : "?", d->n_bases, d->n_bases == 1 ? "" : "s");
+		if (d->n_dumps)
+			printf(", %zu dump%s", d->n_dumps, d->n_dumps == 1 ? "" : "s");
+		printf("\n");
 		for (size_t k = 0; k < d->n_bases; k++) {
 			const struct kl_snapshot *s = &d->bases[k].s;
 			char hex[2 * KL_ID_LEN + 1], when[64], size[32];
@@ -257,6 +425,17 @@ static void list_text(const struct kl_db_list *l)
 			print_lsn("stop", s->db.stop_lsn, false);
 			printf("  %s\n", size);
 		}
+		for (size_t k = 0; k < d->n_dumps; k++) {
+			const struct kl_snapshot *s = &d->dumps[k].s;
+			char hex[2 * KL_ID_LEN + 1], when[64], size[32];
+			time_t t = (time_t)(s->time_ns / KL_NSEC_PER_SEC);
+			struct tm tm;
+
+			kl_id_hex(&d->dumps[k].id, hex);
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+			kl_print_bytes(size, sizeof(size), s->stats.bytes_total);
+			printf("  %.8s  %s  dump  %s\n", hex, when, size);
+		}
 		if (d->n_logs) {
 			const struct kl_snapshot *w = &d->logs[d->n_logs - 1].s;
 			int64_t age = (kl_time_now_ns() - w->time_end_ns) / KL_NSEC_PER_SEC;
@@ -266,6 +445,9 @@ static void list_text(const struct kl_db_list *l)
 			kl_db_lsn_format(w->db.stop_lsn, lsn, sizeof(lsn));
 			printf("  WAL: %zu record%s, up to %s (stored %llds ago)\n", d->n_logs,
 			       d->n_logs == 1 ? "" : "s", lsn, (long long)(age > 0 ? age : 0));
+			if (gaps_of(d))
+				printf("  WAL has %zu gap%s: see 'keel db check %s'\n", gaps_of(d),
+				       gaps_of(d) == 1 ? "" : "s", d->name);
 		}
 	}
 }
@@ -306,6 +488,8 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 		{"slot", required_argument, NULL, OPT_SLOT},
 		{"time", required_argument, NULL, OPT_TIME},
 		{"lsn", required_argument, NULL, OPT_LSN},
+		{"all", no_argument, NULL, OPT_ALL},
+		{"synchronous", no_argument, NULL, OPT_SYNC},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t threads;
@@ -324,6 +508,12 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 			break;
 		case OPT_LATEST:
 			a->latest = true;
+			break;
+		case OPT_ALL:
+			a->all = true;
+			break;
+		case OPT_SYNC:
+			a->sync = true;
 			break;
 		case OPT_SLOT:
 			a->slot = optarg;
@@ -359,7 +549,9 @@ int cmd_db(int argc, char **argv, struct kl_cli *cli)
 	if (rc)
 		return rc;
 	if (optind >= argc)
-		return kl_cli_usage_error(cli, "expected backup, stream, restore or list");
+		return kl_cli_usage_error(
+			cli,
+			"expected backup, stream, restore, list, dump, check, wal-push or wal-get");
 	verb = argv[optind];
 	if (!strcmp(verb, "list")) {
 		if (argc - optind != 1)
@@ -368,7 +560,25 @@ int cmd_db(int argc, char **argv, struct kl_cli *cli)
 		cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY;
 		return db_list(cli);
 	}
-	if (strcmp(verb, "backup") && strcmp(verb, "restore") && strcmp(verb, "stream"))
+	if (!strcmp(verb, "wal-push") || !strcmp(verb, "wal-get")) {
+		int want = verb[4] == 'p' ? 2 : 3;
+
+		if (argc - optind != want)
+			return kl_cli_usage_error(cli, "'db %s' takes %s", verb,
+						  want == 2 ? "PATH" : "FILE DEST");
+		cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_INDEX |
+				 (want == 3 ? KL_CMD_READONLY : 0);
+		return db_wal(cli, argv[optind + 1], want == 3 ? argv[optind + 2] : NULL, &a);
+	}
+	if (!strcmp(verb, "check")) {
+		if (argc - optind != 2)
+			return kl_cli_usage_error(cli, "'db check' takes one argument (NAME)");
+		cli->cmd_flags =
+			KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX;
+		return db_check(cli, argv[optind + 1], &a);
+	}
+	if (strcmp(verb, "backup") && strcmp(verb, "restore") && strcmp(verb, "stream") &&
+	    strcmp(verb, "dump"))
 		return kl_cli_usage_error(cli, "unknown db command '%s'", verb);
 	if (argc - optind != 2)
 		return kl_cli_usage_error(cli, "'db %s' takes one argument (%s)", verb,
@@ -377,9 +587,10 @@ int cmd_db(int argc, char **argv, struct kl_cli *cli)
 		cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_INDEX;
 		return db_stream(cli, argv[optind + 1], &a);
 	}
-	if (!strcmp(verb, "backup")) {
+	if (!strcmp(verb, "backup") || !strcmp(verb, "dump")) {
 		cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_INDEX;
-		return db_backup(cli, argv[optind + 1], &a);
+		return verb[0] == 'b' ? db_backup(cli, argv[optind + 1], &a)
+				      : db_dump(cli, argv[optind + 1], &a);
 	}
 	cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX;
 	return db_restore(cli, argv[optind + 1], &a);

@@ -1,6 +1,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "keel/db.h"
 #include "keel/forget.h"
 #include "keel/maint.h"
 
@@ -413,6 +414,36 @@ static int then_prune(struct kl_cli *cli)
 	return rc >= 0 && u < 0 ? -KL_ELOCKLEFT : rc;
 }
 
+/*
+ * The log records that go with the base backups the policy removes
+ * (docs/DATABASES.md, "Retention"): *ret (pointers into l, the caller's to
+ * free) and their count, or -ENOMEM.
+ */
+static int db_logs(const struct kl_snapshot_list *l, const struct kl_snapshot_ref *const *refs,
+		   const unsigned *reasons, size_t n, const struct kl_snapshot_ref ***ret)
+{
+	bool *gone = kl_calloc(l->n + 1, 3 * sizeof(bool)), *touched, *drop;
+	int count;
+
+	*ret = NULL;
+	if (!gone)
+		return -ENOMEM;
+	touched = gone + l->n + 1;
+	drop = touched + l->n + 1;
+	for (size_t k = 0; k < n; k++) {
+		touched[refs[k] - l->v] = true;
+		gone[refs[k] - l->v] = !reasons[k];
+	}
+	count = kl_db_retention(l->v, l->n, gone, touched, drop);
+	if (count > 0 && !(*ret = kl_calloc((size_t)count, sizeof(**ret))))
+		count = -ENOMEM;
+	for (size_t i = 0, m = 0; count > 0 && i < l->n; i++)
+		if (drop[i])
+			(*ret)[m++] = &l->v[i];
+	kl_free(gone);
+	return count;
+}
+
 static int forget_policy(struct kl_cli *cli, const struct kl_forget_policy *p,
 			 const struct kl_snap_filter *f, unsigned group_by, bool dry_run,
 			 bool prune_next)
@@ -420,9 +451,9 @@ static int forget_policy(struct kl_cli *cli, const struct kl_forget_policy *p,
 	struct kl_snapshot_list l = {0};
 	struct kl_forget_plan plan = {0};
 	struct kl_forget_item *items = NULL;
-	const struct kl_snapshot_ref **refs = NULL;
-	size_t n = 0, n_remove = 0, removed = 0;
-	int rc;
+	const struct kl_snapshot_ref **refs = NULL, **logs = NULL;
+	size_t n = 0, n_remove = 0, removed = 0, removed_logs = 0;
+	int rc, n_logs = 0;
 
 	rc = kl_repo_list_snapshots(cli->repo, &l);
 	if (rc < 0) {
@@ -442,9 +473,10 @@ static int forget_policy(struct kl_cli *cli, const struct kl_forget_policy *p,
 		if (!kl_snap_filter_match(f, s))
 			continue;
 		/*
-		 * A database's log records are never counted or removed by a
-		 * policy: dropping one would cut a hole in its timeline
-		 * (docs/DATABASES.md, "Retention"). Its base backups are.
+		 * A database's log records are never counted by a policy:
+		 * dropping one would cut a hole in its timeline. Its base
+		 * backups are, and db_logs() removes the records older than
+		 * the oldest one kept (docs/DATABASES.md, "Retention").
 		 */
 		if (s->kind == KL_SNAP_DBLOG)
 			continue;
@@ -474,11 +506,22 @@ static int forget_policy(struct kl_cli *cli, const struct kl_forget_policy *p,
 		print_group_name(stderr, &refs[plan.groups[g].items[0]]->s, group_by);
 		fprintf(stderr, "': all %zu are removed\n", plan.groups[g].n);
 	}
+	n_logs = db_logs(&l, refs, plan.reasons, n, &logs);
+	if (n_logs < 0) {
+		rc = n_logs;
+		goto out;
+	}
 	if (!dry_run)
 		rc = remove_snapshots(cli, refs, plan.reasons, n, &removed);
+	/* the base backups first: a crash between leaves records, never a base without them */
+	if (!dry_run && rc >= 0 && n_logs)
+		rc = remove_snapshots(cli, logs, NULL, (size_t)n_logs, &removed_logs);
 	if (rc >= 0)
 		print_summary(cli, dry_run, n_remove, n);
-	hint_prune(cli, prune_next ? 0 : removed);
+	if (rc >= 0 && n_logs && !cli->json && !cli->quiet)
+		printf("%s %d database log record%s older than the oldest kept base backup\n",
+		       dry_run ? "would remove" : "removed", n_logs, n_logs == 1 ? "" : "s");
+	hint_prune(cli, prune_next ? 0 : removed + removed_logs);
 	for (size_t i = 0; i < l.n_damaged; i++) {
 		char hex[2 * KL_ID_LEN + 1];
 
@@ -494,6 +537,7 @@ out:
 	kl_forget_plan_release(&plan);
 	kl_free(items);
 	kl_free(refs);
+	kl_free(logs);
 	kl_snapshot_list_release(&l);
 	return rc;
 }

@@ -73,6 +73,8 @@ int kl_exit_code(int r)
 		return 4;
 	case KL_ETARGET:
 		return 5;
+	case KL_EDBGAP:
+		return 24;
 	case KL_ENOREPO:
 		return 10;
 	case KL_EEXIST_REPO:

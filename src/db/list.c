@@ -17,6 +17,9 @@ static void info_release(struct kl_db_info *d)
 	for (size_t i = 0; i < d->n_logs; i++)
 		kl_snapshot_release(&d->logs[i].s);
 	kl_free(d->logs);
+	for (size_t i = 0; i < d->n_dumps; i++)
+		kl_snapshot_release(&d->dumps[i].s);
+	kl_free(d->dumps);
 }
 
 void kl_db_list_release(struct kl_db_list *l)
@@ -97,13 +100,18 @@ int kl_db_list(struct kl_repo *r, struct kl_db_list *ret)
 		size_t *n;
 
 		if (!ref->s.has_db ||
-		    !(ref->s.db.role == KL_DB_BASE || ref->s.db.role == KL_DB_LOG))
+		    !(ref->s.db.role == KL_DB_BASE || ref->s.db.role == KL_DB_LOG ||
+		      ref->s.db.role == KL_DB_DUMP))
 			continue;
 		rc = get_info(ret, &ref->s, &d);
 		if (rc < 0)
 			break;
-		list = ref->s.db.role == KL_DB_BASE ? &d->bases : &d->logs;
-		n = ref->s.db.role == KL_DB_BASE ? &d->n_bases : &d->n_logs;
+		list = ref->s.db.role == KL_DB_BASE  ? &d->bases
+		       : ref->s.db.role == KL_DB_LOG ? &d->logs
+						     : &d->dumps;
+		n = ref->s.db.role == KL_DB_BASE  ? &d->n_bases
+		    : ref->s.db.role == KL_DB_LOG ? &d->n_logs
+						  : &d->n_dumps;
 		v = kl_realloc(*list, (*n + 1) * sizeof(*v));
 		if (!v) {
 			rc = -ENOMEM;

@@ -18,12 +18,25 @@ int kl_pgc_expect(struct kl_repo *r, PGconn *conn, PGresult *res, ExecStatusType
 int kl_pgc_identify(struct kl_repo *r, PGconn *conn, char *sysid, size_t size, uint32_t *tli,
 		    uint64_t *pos);
 
+/*
+ * pg-stream.c: stores a log record (kind 5) of db->name whose tree is
+ * pg_wal/file holding data; db gives its timeline, LSNs and the rest.
+ */
+int kl_pgc_record(struct kl_repo *r, const char *host, unsigned threads,
+		  const struct kl_snapshot_db *db, const char *file, const uint8_t *data,
+		  size_t len);
+
 /* pg-target.c: "YYYY-MM-DD HH:MM:SS[.f](+|-)HH[:MM]" or "...Z", as ns since the epoch. */
 int kl_pgr_parse_time(const char *s, int64_t *ret);
 /* The newest base backup before o's target, which the repository must cover. */
 int kl_pgr_choose(struct kl_repo *r, const struct kl_db_restore_opts *o, struct kl_id *id_ret,
 		  struct kl_id *tree_ret, uint64_t *start_ret);
-/* For --time and --lsn: recovery.signal and the recovery target in postgresql.auto.conf. */
-int kl_pgr_recovery(struct kl_repo *r, const struct kl_db_restore_opts *o, const char *target);
+/*
+ * For --time and --lsn: recovery.signal and the recovery target in
+ * postgresql.auto.conf; for --latest only when the WAL crosses timelines
+ * (crash recovery would stay on the base backup's), without a target.
+ */
+int kl_pgr_recovery(struct kl_repo *r, const struct kl_db_restore_opts *o, const char *target,
+		    bool timelines);
 
 #endif

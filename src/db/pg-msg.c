@@ -83,3 +83,91 @@ int kl_pgm_backup_decode(const uint8_t *p, size_t n, struct kl_pgm_backup *ret)
 		return -KL_ECORRUPT;
 	}
 }
+
+/* "X/Y" in hex at *p; moves *p past it. */
+static int history_lsn(const char **p, const char *end, uint64_t *ret)
+{
+	uint64_t part[2] = {0, 0};
+
+	for (int k = 0; k < 2; k++) {
+		int nd = 0;
+
+		for (; *p < end && nd < 9; (*p)++, nd++) {
+			char c = **p;
+			int v = c >= '0' && c <= '9'   ? c - '0'
+				: c >= 'A' && c <= 'F' ? c - 'A' + 10
+				: c >= 'a' && c <= 'f' ? c - 'a' + 10
+						       : -1;
+			if (v < 0)
+				break;
+			part[k] = part[k] << 4 | (uint64_t)v;
+		}
+		if (!nd || nd > 8)
+			return -KL_ECORRUPT;
+		if (!k && (*p >= end || *(*p)++ != '/'))
+			return -KL_ECORRUPT;
+	}
+	*ret = part[0] << 32 | part[1];
+	return 0;
+}
+
+int kl_pgm_history_parse(const char *p, size_t n, struct kl_pg_switch *v, size_t max, size_t *n_ret)
+{
+	const char *end = p + n;
+
+	*n_ret = 0;
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		uint64_t tli = 0, lsn;
+		int nd = 0;
+
+		if (!eol)
+			eol = end;
+		while (p < eol && (*p == ' ' || *p == '\t' || *p == '\r'))
+			p++;
+		if (p == eol || *p == '#') {
+			p = eol + (eol < end);
+			continue;
+		}
+		for (; p < eol && *p >= '0' && *p <= '9' && nd < 11; p++, nd++)
+			tli = tli * 10 + (uint64_t)(*p - '0');
+		if (!nd || nd > 10 || !tli || tli > UINT32_MAX || p >= eol ||
+		    (*p != ' ' && *p != '\t'))
+			return -KL_ECORRUPT;
+		while (p < eol && (*p == ' ' || *p == '\t'))
+			p++;
+		if (history_lsn(&p, eol, &lsn) < 0 || (p < eol && *p != ' ' && *p != '\t'))
+			return -KL_ECORRUPT;
+		if (*n_ret >= max ||
+		    (*n_ret && (tli <= v[*n_ret - 1].tli || lsn < v[*n_ret - 1].end_lsn)))
+			return -KL_ECORRUPT;
+		v[*n_ret].tli = (uint32_t)tli;
+		v[*n_ret].end_lsn = lsn;
+		(*n_ret)++;
+		p = eol + (eol < end);
+	}
+	return 0;
+}
+
+static uint64_t get_le(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = n - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+int kl_pgm_walhdr_decode(const uint8_t *p, size_t n, struct kl_pgm_walhdr *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	if (n < 40 || !(get_le(p + 2, 2) & 0x0002)) /* XLP_LONG_HEADER */
+		return -KL_ECORRUPT;
+	ret->magic = (uint16_t)get_le(p, 2);
+	ret->tli = (uint32_t)get_le(p + 4, 4);
+	ret->pageaddr = get_le(p + 8, 8);
+	ret->sysid = get_le(p + 24, 8);
+	ret->seg_size = (uint32_t)get_le(p + 32, 4);
+	ret->block_size = (uint32_t)get_le(p + 36, 4);
+	return 0;
+}

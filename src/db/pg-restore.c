@@ -120,36 +120,40 @@ static uint64_t segment_size(const char *target)
 	return size;
 }
 
-/* Writes the WAL file of log record ref into DIR/pg_wal, full size, owned as DIR. */
-static int write_wal(struct kl_repo *r, const struct kl_snapshot_ref *ref, const char *target,
-		     uint64_t segsize)
+/* How many of the first n bytes of p are upper-case hex digits, from the start. */
+static size_t hex_prefix(const uint8_t *p, size_t n)
 {
-	struct kl_node dir = {0};
-	struct kl_tree t = {0};
+	size_t i = 0;
+
+	while (i < n && ((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'A' && p[i] <= 'F')))
+		i++;
+	return i;
+}
+
+/* Writes one file of a log record's pg_wal into DIR/pg_wal (a segment padded to segsize). */
+static int write_wal_file(struct kl_repo *r, const struct kl_node *n, const char *target,
+			  uint64_t segsize)
+{
 	char name[64], path[4096];
 	struct stat st;
-	int fd = -1, rc;
+	bool history = n->name_len == 16 && !memcmp(n->name + 8, ".history", 8) &&
+		       hex_prefix(n->name, n->name_len) == 8;
+	int fd = -1, rc = 0;
 
-	rc = kl_tree_lookup(r, &ref->s.tree, "/pg_wal", &dir);
-	if (rc >= 0 &&
-	    (!dir.has_subtree || (rc = kl_repo_read_tree(r, &dir.subtree, &t)) < 0 || t.n != 1 ||
-	     t.nodes[0].name_len < 24 || t.nodes[0].name_len >= sizeof(name) ||
-	     t.nodes[0].type != KL_NODE_FILE || t.nodes[0].size > segsize))
-		rc = rc < 0 ? rc : -KL_ECORRUPT;
-	if (rc < 0) {
-		kl_node_release(&dir);
-		kl_tree_release(&t);
-		return kl_repo_fail(r, rc, "log record of %s cannot be read", ref->s.db.name);
-	}
-	memcpy(name, t.nodes[0].name, 24);
-	name[24] = 0;
+	if (n->type != KL_NODE_FILE || n->size > segsize ||
+	    (!history &&
+	     (n->name_len < 24 || hex_prefix(n->name, n->name_len) < 24 ||
+	      (n->name_len != 24 && (n->name_len != 32 || memcmp(n->name + 24, ".partial", 8))))))
+		return -KL_ECORRUPT;
+	memcpy(name, n->name, history ? 16 : 24);
+	name[history ? 16 : 24] = 0;
 	if (path_fmt3(path, sizeof(path), target, "/pg_wal/", name) < 0)
 		rc = -ENAMETOOLONG;
 	if (rc >= 0 && (fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
 		rc = -errno;
 	if (rc >= 0)
-		rc = kl_dump_node(r, &t.nodes[0], fd);
-	if (rc >= 0 && ftruncate(fd, (off_t)segsize) < 0)
+		rc = kl_dump_node(r, n, fd);
+	if (rc >= 0 && !history && ftruncate(fd, (off_t)segsize) < 0)
 		rc = -errno;
 	if (rc >= 0 && stat(target, &st) == 0 && geteuid() == 0 &&
 	    fchown(fd, st.st_uid, st.st_gid) < 0)
@@ -158,38 +162,90 @@ static int write_wal(struct kl_repo *r, const struct kl_snapshot_ref *ref, const
 		rc = -errno;
 	if (fd >= 0)
 		close(fd);
+	return rc < 0 ? kl_repo_fail(r, rc, "cannot write WAL file '%s'", path) : 0;
+}
+
+/* Writes the files of log record ref (a segment, or a timeline's history) into DIR/pg_wal. */
+static int write_wal(struct kl_repo *r, const struct kl_snapshot_ref *ref, const char *target,
+		     uint64_t segsize)
+{
+	struct kl_node dir = {0};
+	struct kl_tree t = {0};
+	int rc;
+
+	rc = kl_tree_lookup(r, &ref->s.tree, "/pg_wal", &dir);
+	if (rc >= 0 &&
+	    (!dir.has_subtree || (rc = kl_repo_read_tree(r, &dir.subtree, &t)) < 0 || t.n != 1))
+		rc = rc < 0 ? rc : -KL_ECORRUPT;
+	if (rc >= 0)
+		rc = write_wal_file(r, &t.nodes[0], target, segsize);
 	kl_node_release(&dir);
 	kl_tree_release(&t);
-	return rc < 0 ? kl_repo_fail(r, rc, "cannot write WAL file '%s'", path) : 0;
+	return rc == -KL_ECORRUPT
+		       ? kl_repo_fail(r, rc, "log record of %s cannot be read", ref->s.db.name)
+		       : rc;
+}
+
+/* By timeline, then start, then stop: the last of a (timeline, start) is its longest copy. */
+static int cmp_seg(const void *a, const void *b)
+{
+	const struct kl_snapshot_db *x = &(*(const struct kl_snapshot_ref *const *)a)->s.db;
+	const struct kl_snapshot_db *y = &(*(const struct kl_snapshot_ref *const *)b)->s.db;
+
+	if (x->timeline != y->timeline)
+		return x->timeline < y->timeline ? -1 : 1;
+	if (x->start_lsn != y->start_lsn)
+		return x->start_lsn < y->start_lsn ? -1 : 1;
+	return x->stop_lsn < y->stop_lsn ? -1 : x->stop_lsn > y->stop_lsn;
 }
 
 /*
  * The WAL the log records hold from the base backup's start on, into
- * DIR/pg_wal: of each segment, the newest record (the longest copy). At
+ * DIR/pg_wal: of each segment file (timeline and start), the newest
+ * record (the longest copy), and every timeline's history file. At
  * start, PostgreSQL replays it all (backup_label), up to the newest
- * stored moment.
+ * stored moment, following the timelines the history files name when a
+ * recovery target is set (*timelines says whether any were written).
  */
 static int apply_wal(struct kl_repo *r, const char *name, uint64_t base_start, const char *target,
-		     uint64_t *count)
+		     uint64_t *count, bool *timelines)
 {
 	struct kl_db_list l;
 	const struct kl_db_info *d;
+	const struct kl_snapshot_ref **v = NULL;
 	uint64_t segsize = segment_size(target);
+	size_t n = 0;
 	int rc = kl_db_list(r, &l);
 
 	*count = 0;
+	*timelines = false;
 	if (rc < 0)
 		return rc;
 	d = kl_db_find(&l, name);
-	for (size_t i = 0; d && rc >= 0 && i < d->n_logs; i++) {
+	if (d && d->n_logs && !(v = kl_malloc(d->n_logs * sizeof(*v))))
+		rc = -ENOMEM;
+	for (size_t i = 0; rc >= 0 && d && i < d->n_logs; i++) {
 		const struct kl_snapshot_db *x = &d->logs[i].s.db;
+		bool history = x->start_lsn == x->stop_lsn;
 
-		if (x->stop_lsn <= base_start ||
-		    (i + 1 < d->n_logs && d->logs[i + 1].s.db.start_lsn == x->start_lsn))
+		if (history || x->stop_lsn > base_start)
+			v[n++] = &d->logs[i];
+		*timelines |= history;
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_seg);
+	for (size_t i = 0; rc >= 0 && i < n; i++) {
+		const struct kl_snapshot_db *x = &v[i]->s.db;
+
+		if (i + 1 < n && v[i + 1]->s.db.timeline == x->timeline &&
+		    v[i + 1]->s.db.start_lsn == x->start_lsn &&
+		    v[i + 1]->s.db.stop_lsn != v[i + 1]->s.db.start_lsn &&
+		    x->stop_lsn != x->start_lsn)
 			continue;
-		rc = write_wal(r, &d->logs[i], target, segsize);
+		rc = write_wal(r, v[i], target, segsize);
 		(*count)++;
 	}
+	kl_free(v);
 	kl_db_list_release(&l);
 	return rc;
 }
@@ -237,6 +293,7 @@ int kl_db_restore(struct kl_repo *r, const struct kl_db_restore_opts *o, struct 
 	struct kl_id tree;
 	struct kl_node tbs;
 	uint64_t base_start = 0, n_wal;
+	bool timelines = false;
 	char tmp[4096], data[4096];
 	int rc;
 
@@ -279,9 +336,9 @@ int kl_db_restore(struct kl_repo *r, const struct kl_db_restore_opts *o, struct 
 	if (rc >= 0)
 		rc = place_tablespaces(r, tmp, o->target);
 	if (rc >= 0)
-		rc = apply_wal(r, o->name, base_start, o->target, &n_wal);
+		rc = apply_wal(r, o->name, base_start, o->target, &n_wal, &timelines);
 	if (rc >= 0)
-		rc = kl_pgr_recovery(r, o, o->target);
+		rc = kl_pgr_recovery(r, o, o->target, timelines);
 	if (rc >= 0 && rmdir(tmp) < 0)
 		rc = kl_repo_fail(r, -errno, "cannot remove '%s'", tmp);
 	else if (rc < 0)

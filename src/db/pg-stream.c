@@ -6,8 +6,11 @@
  * record (a snapshot of kind 5) and only then confirms that position to
  * the server as flushed, so the slot keeps what keel has not stored.
  *
- * This first version writes one record per second of activity and does
- * not fold them yet, and stops at a timeline switch.
+ * It follows timeline switches (the server ends the old timeline at the
+ * switch point: the new one's history file is stored as a record of its
+ * own, then streaming goes on from there) and reconnects, with backoff
+ * and from the first byte it has not stored, when the server goes away.
+ * It writes one record per second of activity and does not fold them yet.
  */
 #include <inttypes.h>
 #include <poll.h>
@@ -26,14 +29,20 @@ struct stream {
 	struct kl_repo *r;
 	const struct kl_db_stream_opts *o;
 	PGconn *conn;
-	char name[KL_DB_NAME_MAX + 1], sysid[32], tag[8 + KL_DB_NAME_MAX];
+	char name[KL_DB_NAME_MAX + 1], sysid[32];
+	char slot[8 + KL_DB_NAME_MAX];
 	uint32_t tli, segsize;
 	uint8_t *seg;	    /* the segment being received, from its start */
 	uint64_t seg_start; /* its first LSN */
 	uint32_t have;	    /* bytes of it received */
-	uint32_t stored;    /* bytes of it durable in the repository */
+	uint32_t stored;    /* bytes of it durable in the repository (as timeline tli's file) */
 	int64_t last_store_ns;
 	uint64_t records;
+	uint64_t server_end; /* the server's end of WAL, as its last message said */
+	uint32_t next_tli;   /* the server ended tli: the next one, from switch_lsn on */
+	uint64_t switch_lsn;
+	bool lost;     /* the connection is gone, not refused: reconnect */
+	char why[512]; /* what lost it */
 };
 
 static void put_be64(uint8_t *p, uint64_t v)
@@ -42,12 +51,40 @@ static void put_be64(uint8_t *p, uint64_t v)
 		p[i] = (uint8_t)v;
 }
 
+/*
+ * A failure of the server or the connection. A connection that broke
+ * without the server saying why, or with class 57 (operator intervention:
+ * a shutdown) or 08 (connection exception), is lost, and the stream
+ * reconnects; anything else the server said (the slot is gone, WAL was
+ * removed) would say it again, so it ends the stream.
+ */
+static int broke(struct stream *s, const PGresult *res, const char *what)
+{
+	const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	size_t n;
+
+	if (st ? strncmp(st, "57", 2) && strncmp(st, "08", 2) : PQstatus(s->conn) != CONNECTION_BAD)
+		return kl_pgc_fail(s->r, s->conn, -KL_EDBSERVER, what);
+	snprintf(s->why, sizeof(s->why), "%s: %s", what, PQerrorMessage(s->conn));
+	/* libpq's message runs over lines: one line, for the warning */
+	for (char *p = s->why; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
+	n = strlen(s->why);
+	while (n && (s->why[n - 1] == '\n' || s->why[n - 1] == ' '))
+		s->why[--n] = 0;
+	s->lost = true;
+	return -KL_EDBSERVER;
+}
+
 /* A standby status update: written and flushed up to what is stored. */
 static int send_status(struct stream *s)
 {
 	uint8_t m[34];
 	uint64_t pos = s->seg_start + s->stored;
 
+	if (s->lost)
+		return 0; /* the next connection confirms it */
 	m[0] = 'r';
 	put_be64(m + 1, pos);
 	put_be64(m + 9, pos);
@@ -55,7 +92,7 @@ static int send_status(struct stream *s)
 	put_be64(m + 25, (uint64_t)(kl_time_now_ns() / 1000 - PG_EPOCH_US));
 	m[33] = 0;
 	if (PQputCopyData(s->conn, (const char *)m, sizeof(m)) != 1 || PQflush(s->conn))
-		return kl_pgc_fail(s->r, s->conn, -KL_EDBSERVER, "cannot send the stream's status");
+		return broke(s, NULL, "cannot send the stream's status");
 	return 0;
 }
 
@@ -67,8 +104,9 @@ static void seg_name(const struct stream *s, char *buf, size_t size)
 		 (uint32_t)(segno % per));
 }
 
-/* Stores the segment so far as a log record, then confirms it. */
-static int store(struct stream *s)
+int kl_pgc_record(struct kl_repo *r, const char *host, unsigned threads,
+		  const struct kl_snapshot_db *db, const char *file, const uint8_t *data,
+		  size_t len)
 {
 	struct kl_entry_backup *e = NULL;
 	struct kl_backup_opts bo;
@@ -76,29 +114,28 @@ static int store(struct stream *s)
 	struct kl_snapshot snap = {0};
 	struct kl_node dir = {.type = KL_NODE_DIR, .mode = 0700};
 	struct kl_node f = {.type = KL_NODE_FILE, .mode = 0600};
-	char *tags[2] = {(char *)"db", s->tag}, path[64], seg[32], *paths[1] = {s->tag};
+	char tag[8 + KL_DB_NAME_MAX], path[64];
+	char *tags[2] = {(char *)"db", tag}, *paths[1] = {tag};
 	int rc;
 
-	if (s->have == s->stored)
-		return 0;
+	snprintf(tag, sizeof(tag), "db:%s", db->name);
 	kl_backup_opts_init(&bo);
-	bo.host = s->o->host;
+	bo.host = host;
 	bo.tags = tags;
 	bo.n_tags = 2;
-	bo.threads = s->o->threads ? s->o->threads : 1;
+	bo.threads = threads ? threads : 1;
 	dir.uid = f.uid = (uint32_t)geteuid();
 	dir.gid = f.gid = (uint32_t)getegid();
 	dir.mtime_sec = f.mtime_sec = kl_time_now_ns() / KL_NSEC_PER_SEC;
-	f.size = s->have;
-	seg_name(s, seg, sizeof(seg));
-	snprintf(path, sizeof(path), "pg_wal/%s%s", seg, s->have < s->segsize ? ".partial" : "");
-	rc = kl_entry_backup_new(s->r, &bo, &e);
+	f.size = len;
+	snprintf(path, sizeof(path), "pg_wal/%s", file);
+	rc = kl_entry_backup_new(r, &bo, &e);
 	if (rc >= 0)
 		rc = kl_entry_backup_add(e, "pg_wal", &dir);
 	if (rc >= 0)
 		rc = kl_entry_backup_add(e, path, &f);
 	if (rc >= 0)
-		rc = kl_entry_backup_write(e, s->seg, s->have);
+		rc = kl_entry_backup_write(e, data, len);
 	if (rc >= 0)
 		rc = kl_entry_backup_end(e);
 	if (rc >= 0) {
@@ -106,20 +143,46 @@ static int store(struct stream *s)
 		snap.paths = paths;
 		snap.n_paths = 1;
 		snap.has_db = true;
+		snap.db = *db;
 		snap.db.engine = KL_DB_POSTGRESQL;
 		snap.db.role = KL_DB_LOG;
-		snap.db.name = s->name;
-		snap.db.system_id = s->sysid;
-		snap.db.timeline = s->tli;
-		snap.db.start_lsn = s->seg_start;
-		snap.db.stop_lsn = s->seg_start + s->have;
 		rc = kl_entry_backup_commit(e, &snap, &br);
 	}
 	kl_entry_backup_free(e);
+	return rc;
+}
+
+/* One log record of the stream: pg_wal/file, start..stop on timeline tli. */
+static int record(struct stream *s, const char *file, const uint8_t *data, size_t len, uint32_t tli,
+		  uint64_t start, uint64_t stop)
+{
+	struct kl_snapshot_db db = {.name = s->name,
+				    .system_id = s->sysid,
+				    .timeline = tli,
+				    .start_lsn = start,
+				    .stop_lsn = stop,
+				    .segment_size = s->segsize};
+	int rc = kl_pgc_record(s->r, s->o->host, s->o->threads, &db, file, data, len);
+
+	if (rc >= 0)
+		s->records++;
+	return rc;
+}
+
+/* Stores the segment so far as a log record, then confirms it. */
+static int store(struct stream *s)
+{
+	char file[40], seg[32];
+	int rc;
+
+	if (s->have == s->stored)
+		return 0;
+	seg_name(s, seg, sizeof(seg));
+	snprintf(file, sizeof(file), "%s%s", seg, s->have < s->segsize ? ".partial" : "");
+	rc = record(s, file, s->seg, s->have, s->tli, s->seg_start, s->seg_start + s->have);
 	if (rc < 0)
 		return rc;
 	s->stored = s->have;
-	s->records++;
 	s->last_store_ns = kl_time_mono_ns();
 	return send_status(s);
 }
@@ -177,12 +240,18 @@ static int on_message(struct stream *s, const uint8_t *p, size_t n)
 		return kl_repo_fail(s->r, -KL_EDBSERVER,
 				    "unexpected message type 0x%02x in the WAL stream", m.type);
 	}
+	if (m.end_lsn > s->server_end)
+		s->server_end = m.end_lsn;
 	if (m.type == 'w')
 		return on_wal(s, &m);
 	return m.reply ? send_status(s) : 0;
 }
 
-/* Receives until stop_fd is readable or the server ends the stream. */
+/*
+ * Receives until stop_fd is readable (returns 0) or the server ends the
+ * copy (returns 1: a timeline switch or a shutdown, end_copy() says which);
+ * what arrived is stored either way.
+ */
 static int receive(struct stream *s)
 {
 	for (;;) {
@@ -202,18 +271,29 @@ static int receive(struct stream *s)
 			stop = true;
 		}
 		if (!PQconsumeInput(s->conn))
-			return kl_pgc_fail(s->r, s->conn, -KL_EDBSERVER,
-					   "the WAL stream broke off");
+			return broke(s, NULL, "the WAL stream broke off");
 		while (rc >= 0 && (n = PQgetCopyData(s->conn, &buf, 1)) > 0) {
 			rc = on_message(s, (const uint8_t *)buf, (size_t)n);
 			PQfreemem(buf);
 		}
 		if (rc < 0)
 			return rc;
-		if (n == -2)
-			return kl_pgc_fail(s->r, s->conn, -KL_EDBSERVER,
-					   "the WAL stream broke off");
-		if (n == -1 || stop || kl_time_mono_ns() - s->last_store_ns >= KL_NSEC_PER_SEC) {
+		if (n == -2) {
+			PGresult *res = PQgetResult(s->conn);
+
+			rc = broke(s, res, "the WAL stream broke off");
+			PQclear(res);
+			return rc;
+		}
+		/*
+		 * --synchronous: a commit waits for this confirmation, so store at
+		 * once when caught up with the server (while catching up, storing
+		 * each piece as it comes would only slow the catching up)
+		 */
+		if (n == -1 || stop ||
+		    (s->o->synchronous && s->have > s->stored &&
+		     s->seg_start + s->have >= s->server_end) ||
+		    kl_time_mono_ns() - s->last_store_ns >= KL_NSEC_PER_SEC) {
 			rc = store(s);
 			if (rc < 0)
 				return rc;
@@ -221,11 +301,123 @@ static int receive(struct stream *s)
 		if (stop)
 			return 0;
 		if (n == -1)
-			return kl_repo_fail(
-				s->r, -KL_EDBSERVER,
-				"the server ended the WAL stream (a timeline switch or a "
-				"shutdown); what it sent is stored");
+			return 1;
 	}
+}
+
+/* The rest of a result set, which the caller does not need. */
+static void drain(struct stream *s)
+{
+	PGresult *res;
+
+	while ((res = PQgetResult(s->conn)))
+		PQclear(res);
+}
+
+/*
+ * The server ended the copy: after a timeline switch it sends the next
+ * timeline and where it starts (next_tli, switch_lsn); without one it is
+ * shutting down, and the stream reconnects.
+ */
+static int end_copy(struct stream *s)
+{
+	PGresult *res;
+	unsigned long long t = 0;
+	char *end = NULL;
+	int rc;
+
+	/*
+	 * A shutdown or an error ends the copy too, and there is no copy left
+	 * to end: an error result with a SQLSTATE says which.
+	 */
+	if (PQputCopyEnd(s->conn, NULL) != 1 || PQflush(s->conn)) {
+		rc = 0;
+		while ((res = PQgetResult(s->conn))) {
+			const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+			if (!rc && st && strncmp(st, "57", 2) && strncmp(st, "08", 2))
+				rc = kl_repo_fail(s->r, -KL_EDBSERVER, "the WAL stream ended: %s",
+						  PQresultErrorMessage(res));
+			PQclear(res);
+		}
+		if (rc < 0)
+			return rc;
+		snprintf(s->why, sizeof(s->why), "the server ended the WAL stream");
+		s->lost = true;
+		return -KL_EDBSERVER;
+	}
+	res = PQgetResult(s->conn);
+	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+		PQclear(res);
+		drain(s);
+		snprintf(s->why, sizeof(s->why), "the server ended the WAL stream (a shutdown)");
+		s->lost = true;
+		return -KL_EDBSERVER;
+	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		rc = broke(s, res, "the WAL stream ended");
+		PQclear(res);
+		return rc;
+	}
+	if (PQntuples(res) == 1 && PQnfields(res) == 2)
+		t = strtoull(PQgetvalue(res, 0, 0), &end, 10);
+	rc = 0;
+	if (!end || *end || t <= s->tli || t > UINT32_MAX ||
+	    kl_db_lsn_parse(PQgetvalue(res, 0, 1), &s->switch_lsn) < 0)
+		rc = kl_repo_fail(s->r, -KL_EDBSERVER, "unexpected reply at the end of timeline %u",
+				  (unsigned)s->tli);
+	s->next_tli = (uint32_t)t;
+	PQclear(res);
+	drain(s);
+	return rc;
+}
+
+/*
+ * Follows the switch end_copy() saw: TIMELINE_HISTORY of the next
+ * timeline, stored as a record of its own (it must agree with where the
+ * server ended ours), then the new timeline's file of the current segment
+ * from its start: the old timeline's bytes up to the switch, as the
+ * server's own copy of that segment holds them.
+ */
+static int follow(struct stream *s)
+{
+	struct kl_pg_switch sw[KL_PG_HISTORY_MAX];
+	char cmd[64], file[32];
+	size_t n = 0;
+	PGresult *res;
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "TIMELINE_HISTORY %" PRIu32, s->next_tli);
+	res = PQexec(s->conn, cmd);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		rc = broke(s, res, "cannot fetch the new timeline's history");
+		PQclear(res);
+		return rc;
+	}
+	rc = PQntuples(res) == 1 && PQnfields(res) == 2 ? 0 : -KL_ECORRUPT;
+	if (rc >= 0)
+		rc = kl_pgm_history_parse(PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1), sw,
+					  KL_PG_HISTORY_MAX, &n);
+	if (rc >= 0 && (!n || sw[n - 1].tli != s->tli || sw[n - 1].end_lsn != s->switch_lsn ||
+			s->switch_lsn < s->seg_start || s->switch_lsn > s->seg_start + s->have))
+		rc = -KL_ECORRUPT;
+	if (rc < 0) {
+		PQclear(res);
+		return kl_repo_fail(s->r, -KL_EDBSERVER,
+				    "the history of timeline %" PRIu32
+				    " does not say where timeline %" PRIu32 " ended",
+				    s->next_tli, s->tli);
+	}
+	snprintf(file, sizeof(file), "%08" PRIX32 ".history", s->next_tli);
+	rc = record(s, file, (const uint8_t *)PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1),
+		    s->next_tli, s->switch_lsn, s->switch_lsn);
+	PQclear(res);
+	if (rc < 0)
+		return rc;
+	s->tli = s->next_tli;
+	s->have = (uint32_t)(s->switch_lsn - s->seg_start);
+	s->stored = 0; /* nothing of the new timeline's file is stored */
+	return 0;
 }
 
 /* SHOW wal_segment_size: "16MB" and the like. */
@@ -251,7 +443,11 @@ static int segment_size(struct stream *s)
 	return rc;
 }
 
-/* Where to start: the end of what the repository holds for the database. */
+/*
+ * Where to start: the end of what the repository holds for the database,
+ * on its newest timeline (the server ends that timeline where it switched,
+ * if it did, and the stream follows).
+ */
 static int start_lsn(struct stream *s, uint64_t server_pos, uint64_t *ret)
 {
 	struct kl_db_list l;
@@ -262,10 +458,22 @@ static int start_lsn(struct stream *s, uint64_t server_pos, uint64_t *ret)
 		return rc;
 	*ret = server_pos;
 	d = kl_db_find(&l, s->name);
-	if (d && d->n_logs)
-		*ret = d->logs[d->n_logs - 1].s.db.stop_lsn;
-	else if (d && d->n_bases)
+	if (d && d->n_logs) {
+		const struct kl_snapshot_db *best = &d->logs[0].s.db;
+
+		for (size_t i = 1; i < d->n_logs; i++) {
+			const struct kl_snapshot_db *x = &d->logs[i].s.db;
+
+			if (x->timeline > best->timeline ||
+			    (x->timeline == best->timeline && x->stop_lsn >= best->stop_lsn))
+				best = x;
+		}
+		*ret = best->stop_lsn;
+		s->tli = best->timeline;
+	} else if (d && d->n_bases) {
 		*ret = d->bases[d->n_bases - 1].s.db.stop_lsn;
+		s->tli = d->bases[d->n_bases - 1].s.db.timeline;
+	}
 	if (d && d->system_id && strcmp(d->system_id, s->sysid))
 		rc = kl_repo_fail(s->r, -KL_EUSAGE,
 				  "database '%s' in the repository is another cluster (system %s, "
@@ -275,17 +483,14 @@ static int start_lsn(struct stream *s, uint64_t server_pos, uint64_t *ret)
 	return rc;
 }
 
-static int start(struct stream *s, uint64_t pos)
+static int slot_name(struct stream *s)
 {
-	char cmd[256], slot[8 + KL_DB_NAME_MAX], lsn[32];
-	PGresult *res;
-	size_t i;
-	int rc;
+	char *slot = s->slot;
 
-	snprintf(slot, sizeof(slot), "%s", s->o->slot ? s->o->slot : "");
+	snprintf(slot, sizeof(s->slot), "%s", s->o->slot ? s->o->slot : "");
 	if (!s->o->slot) {
-		snprintf(slot, sizeof(slot), "keel_%s", s->name);
-		for (i = 0; slot[i]; i++)
+		snprintf(slot, sizeof(s->slot), "keel_%s", s->name);
+		for (size_t i = 0; slot[i]; i++)
 			if (!((slot[i] >= 'a' && slot[i] <= 'z') ||
 			      (slot[i] >= '0' && slot[i] <= '9')))
 				slot[i] = slot[i] >= 'A' && slot[i] <= 'Z'
@@ -294,27 +499,129 @@ static int start(struct stream *s, uint64_t pos)
 	}
 	if (strspn(slot, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(slot) || !*slot)
 		return kl_repo_fail(s->r, -KL_EUSAGE, "invalid slot name '%s'", slot);
-	snprintf(cmd, sizeof(cmd), "CREATE_REPLICATION_SLOT %s PHYSICAL RESERVE_WAL", slot);
+	return 0;
+}
+
+/* The slot (created if missing), then START_REPLICATION from the first byte not received. */
+static int start(struct stream *s)
+{
+	char cmd[256], lsn[32];
+	PGresult *res;
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "CREATE_REPLICATION_SLOT %s PHYSICAL RESERVE_WAL", s->slot);
 	res = PQexec(s->conn, cmd);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
 		if (!state || strcmp(state, "42710")) { /* 42710: it exists */
-			rc = kl_pgc_fail(s->r, s->conn, -KL_EDBSERVER,
-					 "cannot create the replication slot");
+			rc = broke(s, res, "cannot create the replication slot");
 			PQclear(res);
 			return rc;
 		}
 	}
 	PQclear(res);
-	s->seg_start = pos - pos % s->segsize;
-	kl_db_lsn_format(s->seg_start, lsn, sizeof(lsn));
-	snprintf(cmd, sizeof(cmd), "START_REPLICATION SLOT %s PHYSICAL %s TIMELINE %" PRIu32, slot,
-		 lsn, s->tli);
+	kl_db_lsn_format(s->seg_start + s->have, lsn, sizeof(lsn));
+	snprintf(cmd, sizeof(cmd), "START_REPLICATION SLOT %s PHYSICAL %s TIMELINE %" PRIu32,
+		 s->slot, lsn, s->tli);
 	res = PQexec(s->conn, cmd);
-	rc = kl_pgc_expect(s->r, s->conn, res, PGRES_COPY_BOTH, "cannot start the WAL stream");
+	rc = PQresultStatus(res) == PGRES_COPY_BOTH ? 0
+						    : broke(s, res, "cannot start the WAL stream");
 	PQclear(res);
 	return rc;
+}
+
+/* Waits ms, or until stop_fd is readable: returns true then. */
+static bool wait_stop(struct stream *s, int ms)
+{
+	struct pollfd pf = {s->o->stop_fd, POLLIN, 0};
+	uint8_t sink[256];
+
+	if (s->o->stop_fd < 0) {
+		usleep((useconds_t)ms * 1000);
+		return false;
+	}
+	if (poll(&pf, 1, ms) <= 0 || !(pf.revents & POLLIN))
+		return false;
+	if (read(s->o->stop_fd, sink, sizeof(sink)) < 0) {
+		/* nothing to do: the signal was seen */
+	}
+	return true;
+}
+
+/*
+ * The connection was lost: connects again, with backoff (0.2 s doubling
+ * to 10 s), until it works or a stop signal comes (returns 1). Each
+ * failure is a warning, not the end: a server restart takes seconds,
+ * and the slot keeps the WAL meanwhile. Another cluster behind the same
+ * conninfo is refused.
+ */
+static int reconnect(struct stream *s)
+{
+	int ms = 200;
+
+	for (;;) {
+		char sysid[32], msg[sizeof(s->why) + 64];
+		uint32_t tli;
+		uint64_t pos;
+		int rc;
+
+		snprintf(msg, sizeof(msg), "%s; reconnecting in %d.%d s", s->why, ms / 1000,
+			 ms % 1000 / 100);
+		if (s->o->report.warn)
+			s->o->report.warn(s->o->report.ud, NULL, 0, msg);
+		if (wait_stop(s, ms))
+			return 1;
+		ms = ms * 2 > 10000 ? 10000 : ms * 2;
+		PQfinish(s->conn);
+		s->conn = NULL;
+		rc = kl_pgc_connect(s->r, s->o->conninfo, &s->conn);
+		if (rc >= 0)
+			rc = kl_pgc_identify(s->r, s->conn, sysid, sizeof(sysid), &tli, &pos);
+		if (rc >= 0 && strcmp(sysid, s->sysid))
+			return kl_repo_fail(s->r, -KL_EUSAGE,
+					    "after reconnecting, the server is another cluster "
+					    "(system %s, was %s)",
+					    sysid, s->sysid);
+		if (rc >= 0) {
+			s->lost = false;
+			return 0;
+		}
+		snprintf(s->why, sizeof(s->why), "cannot reconnect");
+		if (s->conn) {
+			snprintf(msg, sizeof(msg), "cannot reconnect: %s", PQerrorMessage(s->conn));
+			msg[strcspn(msg, "\n")] = 0;
+			snprintf(s->why, sizeof(s->why), "%.500s", msg);
+		}
+		kl_repo_clear_err(s->r);
+	}
+}
+
+/* Streams, follows switches and reconnects until a stop signal (0) or an error. */
+static int run(struct stream *s)
+{
+	for (;;) {
+		int rc = start(s);
+
+		if (rc >= 0)
+			rc = receive(s);
+		if (rc == 0)
+			return 0;
+		if (rc == 1)
+			rc = end_copy(s);
+		if (rc >= 0)
+			rc = follow(s);
+		if (rc < 0 && s->lost) {
+			kl_repo_clear_err(s->r);
+			rc = store(s);
+			if (rc >= 0)
+				rc = reconnect(s);
+			if (rc == 1)
+				return 0;
+		}
+		if (rc < 0)
+			return rc;
+	}
 }
 
 int kl_db_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
@@ -333,20 +640,21 @@ int kl_db_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
 	if (rc >= 0) {
 		snprintf(s.name, sizeof(s.name), "%s%s", o->name ? "" : "pg-",
 			 o->name ? o->name : s.sysid);
-		snprintf(s.tag, sizeof(s.tag), "db:%s", s.name);
 		rc = segment_size(&s);
 	}
+	if (rc >= 0)
+		rc = slot_name(&s);
 	if (rc >= 0)
 		rc = start_lsn(&s, pos, &pos);
 	if (rc >= 0 && !(s.seg = kl_malloc(s.segsize)))
 		rc = -ENOMEM;
-	if (rc >= 0)
-		rc = start(&s, pos);
 	if (rc >= 0) {
+		s.seg_start = pos - pos % s.segsize;
 		s.last_store_ns = kl_time_mono_ns();
-		rc = receive(&s);
+		rc = run(&s);
 	}
 	ret->stop_lsn = s.seg_start + s.stored;
+	ret->timeline = s.tli;
 	ret->records = s.records;
 	kl_free(s.seg);
 	PQfinish(s.conn);

@@ -173,23 +173,27 @@ static int append(const char *target, const char *name, const char *text)
 	return rc;
 }
 
-int kl_pgr_recovery(struct kl_repo *r, const struct kl_db_restore_opts *o, const char *target)
+int kl_pgr_recovery(struct kl_repo *r, const struct kl_db_restore_opts *o, const char *target,
+		    bool timelines)
 {
-	char conf[512], lsn[32];
+	char conf[512], lsn[32], goal[128] = "";
 	int rc;
 
-	if (!o->time && !o->has_lsn)
+	if (!o->time && !o->has_lsn && !timelines)
 		return 0;
 	if (o->time && strchr(o->time, '\''))
 		return kl_repo_fail(r, -KL_EUSAGE, "invalid --time '%s'", o->time);
 	kl_db_lsn_format(o->lsn, lsn, sizeof(lsn));
+	if (o->time || o->has_lsn)
+		snprintf(goal, sizeof(goal), "%s = '%s'\nrecovery_target_action = 'promote'\n",
+			 o->time ? "recovery_target_time" : "recovery_target_lsn",
+			 o->time ? o->time : lsn);
 	snprintf(conf, sizeof(conf),
 		 "\n# written by keel db restore\n"
-		 "%s = '%s'\n"
-		 "recovery_target_action = 'promote'\n"
+		 "%s"
 		 "recovery_target_timeline = 'latest'\n"
 		 "restore_command = 'false'\n",
-		 o->time ? "recovery_target_time" : "recovery_target_lsn", o->time ? o->time : lsn);
+		 goal);
 	rc = append(target, "postgresql.auto.conf", conf);
 	if (rc >= 0)
 		rc = append(target, "recovery.signal", "");

@@ -130,7 +130,8 @@ enum {
 	D_STOP_LSN,
 	D_SERVER_VERSION,
 	D_STOP_TIMELINE,
-	D_FIELDS = D_STOP_TIMELINE,
+	D_SEGMENT_SIZE = 15,
+	D_FIELDS = D_SEGMENT_SIZE,
 };
 
 static int db_encode(const struct kl_snapshot_db *d, struct kl_buf *out)
@@ -156,6 +157,8 @@ static int db_encode(const struct kl_snapshot_db *d, struct kl_buf *out)
 		r = kl_pb_put_str(out, D_SERVER_VERSION, d->server_version);
 	if (r >= 0)
 		r = kl_pb_put_uint_nz(out, D_STOP_TIMELINE, d->stop_timeline);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_SEGMENT_SIZE, d->segment_size);
 	if (r >= 0)
 		r = kl_pb_end(out, mark);
 	return r;
@@ -203,6 +206,9 @@ static int db_decode(const struct kl_pb_field *df, struct kl_snapshot_db *d)
 			break;
 		case D_STOP_TIMELINE:
 			r = kl_pb_get_u32(&f, &d->stop_timeline);
+			break;
+		case D_SEGMENT_SIZE:
+			r = kl_pb_get_u32(&f, &d->segment_size);
 			break;
 		}
 		if (r < 0)

@@ -49,6 +49,8 @@ const char *kl_strerror(int r)
 		return "the database server refused the operation";
 	case KL_ETARGET:
 		return "a recovery point objective was missed";
+	case KL_EDBGAP:
+		return "the database's log has a gap";
 	default:
 		if (r < 0 && -r < 1000)
 			return strerror(-r);

@@ -1,7 +1,8 @@
 /*
  * src/db without a server: the tar stream parser (every header form the
  * writers use, paths cleaned, damage refused, any split of the input),
- * LSNs and the replication protocol's messages.
+ * LSNs, the replication protocol's messages, timeline history files and
+ * the log's retention rule.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -419,6 +420,84 @@ static void msg_backup(void **state)
 	assert_int_equal(m.type, 'w');
 }
 
+/* ---- timeline history files ---- */
+
+static void history(void **state)
+{
+	static const char ok[] = "1\t0/3000158\tno recovery target specified\n"
+				 "\n# a comment\n"
+				 "2\t0/5000000\tat restore point \"x\"\n";
+	struct kl_pg_switch v[4];
+	size_t n = 9;
+
+	(void)state;
+	assert_int_equal(kl_pgm_history_parse(ok, strlen(ok), v, 4, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[0].tli, 1);
+	assert_int_equal(v[0].end_lsn, 0x3000158);
+	assert_int_equal(v[1].tli, 2);
+	assert_int_equal(v[1].end_lsn, 0x5000000);
+	assert_int_equal(kl_pgm_history_parse("", strlen(""), v, 4, &n), 0);
+	assert_int_equal(n, 0);
+	/* too many, timelines not increasing, LSNs going back, junk */
+	assert_int_equal(kl_pgm_history_parse(ok, strlen(ok), v, 1, &n), -KL_ECORRUPT);
+	assert_int_equal(
+		kl_pgm_history_parse("2\t0/1\n1\t0/2\n", strlen("2\t0/1\n1\t0/2\n"), v, 4, &n),
+		-KL_ECORRUPT);
+	assert_int_equal(
+		kl_pgm_history_parse("1\t0/2\n2\t0/1\n", strlen("1\t0/2\n2\t0/1\n"), v, 4, &n),
+		-KL_ECORRUPT);
+	assert_int_equal(kl_pgm_history_parse("1 x/2\n", strlen("1 x/2\n"), v, 4, &n),
+			 -KL_ECORRUPT);
+	assert_int_equal(kl_pgm_history_parse("0\t0/2\n", strlen("0\t0/2\n"), v, 4, &n),
+			 -KL_ECORRUPT);
+	assert_int_equal(
+		kl_pgm_history_parse("1\t0/123456789\n", strlen("1\t0/123456789\n"), v, 4, &n),
+		-KL_ECORRUPT);
+}
+
+/* ---- retention ---- */
+
+static void snap(struct kl_snapshot_ref *r, uint32_t role, const char *name, uint32_t tli,
+		 uint64_t start, uint64_t stop)
+{
+	memset(r, 0, sizeof(*r));
+	r->s.has_db = true;
+	r->s.db.role = role;
+	r->s.db.name = (char *)name;
+	r->s.db.timeline = tli;
+	r->s.db.start_lsn = start;
+	r->s.db.stop_lsn = stop;
+}
+
+static void retention(void **state)
+{
+	struct kl_snapshot_ref v[10];
+	bool gone[10] = {0}, touched[10] = {0}, drop[10];
+
+	(void)state;
+	snap(&v[0], KL_DB_BASE, "a", 1, 0x1000, 0x1100); /* removed by the policy */
+	snap(&v[1], KL_DB_LOG, "a", 1, 0x1000, 0x2000);	 /* before B: dropped */
+	snap(&v[2], KL_DB_BASE, "a", 1, 0x2800, 0x2900); /* B: the oldest kept */
+	snap(&v[3], KL_DB_LOG, "a", 1, 0x2000, 0x3000);	 /* straddles B's start: kept */
+	snap(&v[4], KL_DB_LOG, "a", 2, 0x2000, 0x2000);	 /* a history file: kept */
+	snap(&v[5], KL_DB_LOG, "a", 1, 0x2000, 0x2800);	 /* ends at B's start: dropped */
+	snap(&v[6], KL_DB_LOG, "b", 1, 0x0, 0x100);	 /* b: not judged, kept */
+	snap(&v[7], KL_DB_BASE, "b", 1, 0x1000, 0x1100); /* b's base, not judged */
+	snap(&v[8], KL_DB_LOG, "c", 1, 0x0, 0x100);	 /* c: every base removed: kept */
+	snap(&v[9], KL_DB_BASE, "c", 1, 0x1000, 0x1100);
+	touched[0] = touched[2] = touched[9] = true;
+	gone[0] = gone[9] = true;
+	assert_int_equal(kl_db_retention(v, 10, gone, touched, drop), 2);
+	assert_true(drop[1] && drop[5]);
+	assert_false(drop[0] || drop[2] || drop[3] || drop[4] || drop[6] || drop[7] || drop[8] ||
+		     drop[9]);
+	/* a record of a later timeline than B's, before its start: kept */
+	snap(&v[1], KL_DB_LOG, "a", 3, 0x1000, 0x2000);
+	assert_int_equal(kl_db_retention(v, 10, gone, touched, drop), 1);
+	assert_false(drop[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -426,7 +505,8 @@ int main(void)
 		cmocka_unit_test(tar_paths_cleaned), cmocka_unit_test(tar_refused),
 		cmocka_unit_test(tar_no_trailer),    cmocka_unit_test(lsn),
 		cmocka_unit_test(pitr_time),	     cmocka_unit_test(msg_stream),
-		cmocka_unit_test(msg_backup),
+		cmocka_unit_test(msg_backup),	     cmocka_unit_test(history),
+		cmocka_unit_test(retention),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

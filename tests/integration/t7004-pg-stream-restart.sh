@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# keel db stream survives a server restart: the connection goes, keel
+# warns and reconnects with backoff, resumes where its repository ends
+# (the slot kept the WAL), and rows written before, during and after the
+# restart all come back from a restore. A terminated walsender is the
+# same: keel reconnects.
+. "$(dirname "$0")/../lib.sh"
+. "$KEEL_SOURCE_ROOT/tests/lib-pg.sh"
+require_keel
+pg_require
+
+keel_init
+pg_init origin
+pg_start origin
+conn=$(pg_conninfo origin)
+pg_sql origin "CREATE TABLE orders (id int PRIMARY KEY, item text);
+	INSERT INTO orders SELECT g, 'before-' || g FROM generate_series(1, 2000) g;"
+expect_success keel db backup "$conn" --name shop >/dev/null
+
+lsn_num()
+{
+	echo $(((16#${1%/*} << 32) + 16#${1#*/}))
+}
+
+wait_stored()
+{
+	local want got i
+	want=$(lsn_num "$(pg_sql origin "SELECT pg_current_wal_flush_lsn()")")
+	for ((i = 0; i < 200; i++)); do
+		keel db list --json >"$TEST_DIR/list.json" 2>/dev/null || true
+		got=$(json_get wal_stop_lsn <"$TEST_DIR/list.json" || true)
+		if [ -n "$got" ] && [ "$(lsn_num "$got")" -ge "$want" ]; then
+			return 0
+		fi
+		kill -0 "$stream" 2>/dev/null || fail "the stream ended: $(cat "$TEST_DIR/stream.err")"
+		sleep 0.1
+	done
+	fail "the stream did not store the WAL up to the last commit in 20 s: $(cat "$TEST_DIR/stream.err")"
+}
+
+"$KEEL" db stream "$conn" --name shop >"$TEST_DIR/stream.out" 2>"$TEST_DIR/stream.err" &
+stream=$!
+BG_PIDS+=("$stream")
+
+batch()
+{
+	pg_sql origin "INSERT INTO orders SELECT g, 'after-$1-' || g FROM generate_series($1 * 10000, $1 * 10000 + 999) g"
+}
+batch 1
+wait_stored
+# a restart with rows written right after it, while keel reconnects
+pg_stop origin
+sleep 0.5
+pg_start origin
+batch 2
+pg_stop origin immediate
+pg_start origin
+batch 3
+wait_stored
+kill -0 "$stream" 2>/dev/null || fail "the stream ended at the restart: $(cat "$TEST_DIR/stream.err")"
+grep -q 'reconnecting in' "$TEST_DIR/stream.err" ||
+	fail "no reconnect warning: $(cat "$TEST_DIR/stream.err")"
+kill -TERM "$stream"
+rc=0
+wait "$stream" || rc=$?
+cat "$TEST_DIR/stream.err" >&9
+[ "$rc" = 0 ] || fail "db stream exited $rc on SIGTERM: $(cat "$TEST_DIR/stream.err")"
+pg_sql origin "SELECT id, item FROM orders ORDER BY id" >"$TEST_DIR/rows-expected"
+grep -q 'after-3-30999' "$TEST_DIR/rows-expected" || fail "batch 3 missing at the origin"
+
+target=$TEST_DIR/pg/restored-data
+expect_success keel db restore shop --target "$target" --latest >/dev/null
+pg_register restored
+pg_start restored "$target"
+pg_sql restored "SELECT id, item FROM orders ORDER BY id" >"$TEST_DIR/rows-restored"
+cmp "$TEST_DIR/rows-expected" "$TEST_DIR/rows-restored" ||
+	fail "restored rows differ from the origin's (rows lost across the restart)"
+pg_stop restored
+
+# the walsender terminated (57P01, as an administrator would): keel reconnects
+"$KEEL" db stream "$conn" --name shop >"$TEST_DIR/stream.out" 2>"$TEST_DIR/stream.err" &
+stream=$!
+BG_PIDS+=("$stream")
+batch 4
+wait_stored
+n=$(pg_sql origin "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_replication")
+[ "$n" = 1 ] || fail "expected one walsender to terminate, got $n"
+batch 5
+wait_stored
+kill -TERM "$stream"
+rc=0
+wait "$stream" || rc=$?
+[ "$rc" = 0 ] || fail "db stream exited $rc after its walsender was terminated"
+grep -q 'reconnecting in' "$TEST_DIR/stream.err" ||
+	fail "no reconnect warning after the termination: $(cat "$TEST_DIR/stream.err")"
