@@ -23,6 +23,8 @@ build_packages=(
 	libjansson-dev
 	# the job daemon's HTTP listener (/metrics)
 	libmicrohttpd-dev
+	# keel image serve: its nbdkit plugin (src/nbdkit); NBD and qcow2 sources of image backup
+	nbdkit-plugin-dev libnbd-dev
 	# unit tests (built with the rest of the tree)
 	libcmocka-dev
 )
@@ -48,6 +50,8 @@ test_packages=(
 	postgresql-15 postgresql-client-15
 	# disk images made by mkfs.ext4 -d, changed via debugfs, checked by e2fsck: t8001
 	e2fsprogs
+	# keel image serve runs nbdkit; NBD clients and qcow2 images in t8003..t8009
+	nbdkit libnbd-bin qemu-utils
 )
 
 case ${1:-} in

@@ -63,4 +63,79 @@ int kl_image_restore(struct kl_repo *r, const struct kl_node *n, int fd, bool ve
  */
 int kl_image_open(const char *path, int flags, uint64_t *size_ret, bool *is_dev);
 
+/* ---- the overlay file of a writable export (docs/IMAGES.md) ----------- */
+
+#define KL_IMAGE_OVERLAY_HDR_LEN 4096
+#define KL_IMAGE_OVERLAY_VERSION 1
+#define KL_IMAGE_OVERLAY_BLOCK_MIN 4096u
+#define KL_IMAGE_OVERLAY_BLOCK_DEFAULT (64u << 10)
+#define KL_IMAGE_OVERLAY_SIZE_MAX ((uint64_t)1 << 50) /* 1 PiB */
+
+/* What an overlay's header records: which image it is the overlay of. */
+struct kl_image_overlay_hdr {
+	uint32_t block_size; /* a power of two, KL_IMAGE_OVERLAY_BLOCK_MIN..KL_IMAGE_CHUNK_MAX */
+	uint64_t image_size;
+	uint64_t data_offset; /* follows from the two above; set by decode and open */
+	struct kl_id snapshot;
+	char name[256]; /* the image's name in the snapshot, 1..255 bytes */
+};
+
+/* The header's canonical bytes (data_offset is computed, not taken from h). */
+void kl_image_overlay_hdr_encode(const struct kl_image_overlay_hdr *h,
+				 uint8_t out[KL_IMAGE_OVERLAY_HDR_LEN]);
+/* Strict: -KL_ECORRUPT on any damage (checksum, layout, name), -KL_EVERSION. */
+int kl_image_overlay_hdr_decode(const uint8_t *p, size_t n, struct kl_image_overlay_hdr *ret);
+
+struct kl_image_overlay;
+/*
+ * Opens the overlay at path for the image want describes, creating it
+ * (mode 0600, never following a symlink) when missing. An existing one must
+ * belong to the same snapshot, image name and size (-KL_EUSAGE otherwise);
+ * its block size is its own. Detail in err.
+ */
+int kl_image_overlay_open(const char *path, const struct kl_image_overlay_hdr *want,
+			  struct kl_image_overlay **ret, struct kl_err *err);
+void kl_image_overlay_free(struct kl_image_overlay *o);
+
+/* ---- an image exported from the repository (keel image serve) --------- */
+
+struct kl_image_export_opts {
+	size_t cache_bytes;		  /* chunk cache in memory; 0: 128 MiB */
+	unsigned readahead;		  /* chunks fetched ahead of a sequential reader; 0: none */
+	unsigned fetchers;		  /* read-ahead threads; 0: 4 */
+	struct kl_image_overlay *overlay; /* NULL: read-only; taken over by the export */
+};
+
+struct kl_image_export_stats {
+	uint64_t fetched, fetched_ahead, hits, waits; /* chunks */
+	uint64_t overlay_blocks, overlay_blocks_new;  /* in the overlay; first written now */
+};
+
+struct kl_image_export;
+/*
+ * Serves the image node n of a snapshot whose chunk size is chunk_size
+ * (repository open, unlocked, index loaded; it must outlive the export).
+ * Keeps its own copy of what it needs from n. Detail via kl_repo_fail.
+ */
+int kl_image_export_open(struct kl_repo *r, const struct kl_node *n, uint32_t chunk_size,
+			 const struct kl_image_export_opts *o, struct kl_image_export **ret);
+/* Starts the read-ahead threads (nbdkit: after it forked). */
+int kl_image_export_start(struct kl_image_export *e);
+void kl_image_export_free(struct kl_image_export *e);
+uint64_t kl_image_export_size(const struct kl_image_export *e);
+bool kl_image_export_writable(const struct kl_image_export *e);
+/* Thread-safe. Ranges must lie inside the image (-EINVAL otherwise). */
+int kl_image_export_read(struct kl_image_export *e, void *buf, size_t len, uint64_t off);
+/* Into the overlay (-EROFS without one). */
+int kl_image_export_write(struct kl_image_export *e, const void *buf, size_t len, uint64_t off);
+/* Makes the overlay's writes durable (0 without one). */
+int kl_image_export_flush(struct kl_image_export *e);
+/*
+ * The run from off (at most len bytes) that is all zero chunks outside the
+ * overlay (*zero) or not: its length in *run.
+ */
+void kl_image_export_extent(struct kl_image_export *e, uint64_t off, uint64_t len, uint64_t *run,
+			    bool *zero);
+void kl_image_export_stats(struct kl_image_export *e, struct kl_image_export_stats *ret);
+
 #endif

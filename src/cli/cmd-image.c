@@ -6,9 +6,12 @@
 
 static const char usage[] = "usage: keel image backup [OPTIONS] SOURCE...\n"
 			    "       keel image restore [OPTIONS] SNAPSHOT[:IMAGE] TARGET\n"
+			    "       keel image serve [OPTIONS] SNAPSHOT[:IMAGE] --socket PATH\n"
 			    "\n"
-			    "Back up raw disk images and block devices, and restore them.\n"
-			    "See 'keel image backup --help' and 'keel image restore --help'.\n";
+			    "Back up raw disk images, block devices, qcow2 files and NBD exports,\n"
+			    "restore them, and serve them over NBD straight from the repository.\n"
+			    "See 'keel image backup --help', 'keel image restore --help' and\n"
+			    "'keel image serve --help'.\n";
 
 static const char usage_backup[] =
 	"usage: keel image backup [OPTIONS] SOURCE...\n"
@@ -291,9 +294,11 @@ int cmd_image(int argc, char **argv, struct kl_cli *cli)
 		return image_backup(argc - 1, argv + 1, cli);
 	if (argc >= 2 && !strcmp(argv[1], "restore"))
 		return image_restore(argc - 1, argv + 1, cli);
+	if (argc >= 2 && !strcmp(argv[1], "serve"))
+		return cmd_image_serve(argc - 1, argv + 1, cli);
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
 		return kl_cli_default_opt(cli, 'h', usage, argv); /* printed, or to keel generate */
 	if (argc < 2)
-		return kl_cli_usage_error(cli, "expected backup or restore");
+		return kl_cli_usage_error(cli, "expected backup, restore or serve");
 	return kl_cli_usage_error(cli, "unknown image command '%s'", argv[1]);
 }

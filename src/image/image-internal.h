@@ -28,4 +28,14 @@ int kl_img_zero_id(struct kl_img_zero *z, const struct kl_keys *k, size_t len,
  */
 int kl_img_range_is_hole(int fd, uint64_t off, uint64_t len);
 
+/* The overlay, for export.c (overlay.c); offsets are image offsets. */
+uint32_t kl_img_overlay_block(const struct kl_image_overlay *o);
+bool kl_img_overlay_has(const struct kl_image_overlay *o, uint64_t block);
+/* Blocks it holds; *written_ret: of those, first written by this process. */
+uint64_t kl_img_overlay_blocks(const struct kl_image_overlay *o, uint64_t *written_ret);
+int kl_img_overlay_read(struct kl_image_overlay *o, void *buf, size_t len, uint64_t off);
+/* Whole blocks; the caller serialises writes and flushes. */
+int kl_img_overlay_write(struct kl_image_overlay *o, const void *buf, size_t len, uint64_t off);
+int kl_img_overlay_flush(struct kl_image_overlay *o);
+
 #endif
