@@ -13,13 +13,18 @@
 #define KL_IMAGE_CHUNK_MIN (64u << 10)
 #define KL_IMAGE_CHUNK_MAX (16u << 20)
 #define KL_IMAGE_METHOD_READ "read" /* every allocated byte read and hashed */
+/* only the chunks a QEMU dirty bitmap marks were read; the others are the parent's */
+#define KL_IMAGE_METHOD_DIRTY "dirty-bitmap"
 
 struct kl_image_backup_opts {
-	char **sources; /* raw image files or block devices */
+	/* raw image files, block devices, qcow2 files (read through qemu-nbd) or NBD URIs */
+	char **sources;
 	size_t n_sources;
 	const char *name;    /* the node's name (one source only); NULL: the basename */
 	uint32_t chunk_size; /* a power of two, KL_IMAGE_CHUNK_MIN..MAX; 0: the parent's */
 	unsigned threads;    /* pipeline workers; 0: one per core */
+	/* read only what qemu:dirty-bitmap:NAME marks (NBD and qcow2 sources) */
+	const char *dirty_bitmap;
 	char **tags;
 	size_t n_tags;
 };
@@ -34,6 +39,9 @@ struct kl_image_backup_result {
 	uint64_t chunks, chunks_hole, chunks_zero; /* hole: not read; zero: read, all zeros */
 	uint64_t chunks_new, bytes_new;		   /* data chunks not in the repository before */
 	uint64_t bytes_stored;			   /* as stored: compressed, sealed, trees too */
+	uint64_t chunks_clean;	/* not dirty in the bitmap: the parent's, not read */
+	uint64_t images_bitmap; /* images whose clean chunks came from the parent */
+	const char *method;	/* KL_IMAGE_METHOD_*: how the changes were found */
 };
 
 /* Backs the sources up into one snapshot (kind KL_SNAP_DISK). Detail via kl_repo_fail. */

@@ -16,17 +16,23 @@ static const char usage[] = "usage: keel image backup [OPTIONS] SOURCE...\n"
 static const char usage_backup[] =
 	"usage: keel image backup [OPTIONS] SOURCE...\n"
 	"\n"
-	"Back up each SOURCE (a raw image file or a block device) as one image\n"
-	"of one snapshot, in fixed-size chunks aligned to the device. Unallocated\n"
-	"ranges are skipped unread; they and all-zero chunks are stored as holes.\n"
-	"Every allocated byte is read and hashed; only chunks the repository does\n"
-	"not hold yet are stored.\n"
+	"Back up each SOURCE as one image of one snapshot, in fixed-size chunks\n"
+	"aligned to the device. SOURCE is a raw image file, a block device, a\n"
+	"qcow2 file (read through qemu-nbd) or an NBD export (nbd://HOST:PORT,\n"
+	"nbd+unix:///?socket=PATH). Unallocated ranges are skipped unread; they\n"
+	"and all-zero chunks are stored as holes. Every allocated byte is read\n"
+	"and hashed, unless --dirty-bitmap says what changed; only chunks the\n"
+	"repository does not hold yet are stored.\n"
 	"\n"
 	"Options:\n"
-	"      --name NAME         the image's name (one SOURCE; default: basename)\n"
+	"      --name NAME         the image's name (one SOURCE; default: basename,\n"
+	"                          'disk' for an NBD URI)\n"
 	"      --chunk-size N      chunk size, a power of two from 64K to 16M\n"
 	"                          (default: the last image backup's of the same\n"
 	"                          sources on this host, else 4M)\n"
+	"      --dirty-bitmap NAME read only the chunks that QEMU's dirty bitmap\n"
+	"                          NAME marks (qcow2 or NBD SOURCE); the others\n"
+	"                          are the last image backup's\n"
 	"      --tag TAG           add a tag to the snapshot (repeatable)\n"
 	"      --threads N         hashing and compressing threads (default: cores)\n";
 
@@ -45,7 +51,7 @@ static const char usage_restore[] =
 	"      --tag TAG     with 'latest': newest snapshot with this tag\n"
 	"      --path PATH   with 'latest': newest snapshot of this source path\n";
 
-enum { OPT_NAME = 1, OPT_CHUNK_SIZE, OPT_TAG, OPT_THREADS, OPT_VERIFY };
+enum { OPT_NAME = 1, OPT_CHUNK_SIZE, OPT_TAG, OPT_THREADS, OPT_VERIFY, OPT_DIRTY_BITMAP };
 
 static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result *r, int64_t ns)
 {
@@ -57,13 +63,13 @@ static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result
 		       "\"chunk_size\":%u,\"bytes_total\":%llu,\"bytes_read\":%llu,"
 		       "\"chunks\":%llu,\"chunks_hole\":%llu,\"chunks_zero\":%llu,"
 		       "\"chunks_new\":%llu,\"bytes_new\":%llu,\"bytes_stored\":%llu,"
-		       "\"method\":\"%s\",\"duration_ns\":%lld",
+		       "\"chunks_clean\":%llu,\"method\":\"%s\",\"duration_ns\":%lld",
 		       hex, (unsigned long long)r->images, r->chunk_size,
 		       (unsigned long long)r->bytes_total, (unsigned long long)r->bytes_read,
 		       (unsigned long long)r->chunks, (unsigned long long)r->chunks_hole,
 		       (unsigned long long)r->chunks_zero, (unsigned long long)r->chunks_new,
 		       (unsigned long long)r->bytes_new, (unsigned long long)r->bytes_stored,
-		       KL_IMAGE_METHOD_READ, (long long)ns);
+		       (unsigned long long)r->chunks_clean, r->method, (long long)ns);
 		if (r->has_parent) {
 			printf(",\"parent\":");
 			kl_json_id(stdout, &r->parent);
@@ -81,6 +87,9 @@ static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result
 	       total, (unsigned long long)r->chunks, r->chunk_size);
 	printf("Read: %s (%llu holes skipped unread, %llu zero chunks)\n", read,
 	       (unsigned long long)r->chunks_hole, (unsigned long long)r->chunks_zero);
+	if (r->chunks_clean)
+		printf("Clean in the dirty bitmap: %llu chunks, not read\n",
+		       (unsigned long long)r->chunks_clean);
 	printf("New: %llu chunks, %s (%s stored)\n", (unsigned long long)r->chunks_new, added,
 	       stored);
 	printf("snapshot %.8s saved in %.2f s\n", hex, (double)ns / 1e9);
@@ -94,6 +103,7 @@ static int image_backup(int argc, char **argv, struct kl_cli *cli)
 		{"chunk-size", required_argument, NULL, OPT_CHUNK_SIZE},
 		{"tag", required_argument, NULL, OPT_TAG},
 		{"threads", required_argument, NULL, OPT_THREADS},
+		{"dirty-bitmap", required_argument, NULL, OPT_DIRTY_BITMAP},
 		{NULL, 0, NULL, 0},
 	};
 	struct kl_image_backup_opts o = {0};
@@ -119,6 +129,9 @@ static int image_backup(int argc, char **argv, struct kl_cli *cli)
 			break;
 		case OPT_TAG:
 			rc = kl_strv_push(&o.tags, &o.n_tags, optarg);
+			break;
+		case OPT_DIRTY_BITMAP:
+			o.dirty_bitmap = optarg;
 			break;
 		case OPT_THREADS:
 			if (kl_parse_uint(optarg, 1, 64, &v) < 0)

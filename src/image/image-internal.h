@@ -38,4 +38,18 @@ int kl_img_overlay_read(struct kl_image_overlay *o, void *buf, size_t len, uint6
 int kl_img_overlay_write(struct kl_image_overlay *o, const void *buf, size_t len, uint64_t off);
 int kl_img_overlay_flush(struct kl_image_overlay *o);
 
+/* NBD sources (nbdsrc.c): an nbd URI, or a qcow2 file through qemu-nbd. */
+struct kl_img_nbd;
+bool kl_img_is_nbd_uri(const char *s);
+bool kl_img_is_qcow2(const char *path);
+/* bitmap: the dirty bitmap to read (NULL: none). Detail in err. */
+int kl_img_nbd_open(const char *src, bool qcow2, const char *bitmap, struct kl_img_nbd **ret,
+		    uint64_t *size_ret, struct kl_err *err);
+void kl_img_nbd_free(struct kl_img_nbd *n);
+int kl_img_nbd_read(struct kl_img_nbd *n, void *buf, size_t len, uint64_t off);
+/* 1: the range reads as zeros (base:allocation); 0: it may not */
+int kl_img_nbd_is_zero(struct kl_img_nbd *n, uint64_t off, uint64_t len);
+/* 1: some of the range is dirty (or there is no bitmap); 0: clean */
+int kl_img_nbd_is_dirty(struct kl_img_nbd *n, uint64_t off, uint64_t len);
+
 #endif
