@@ -190,6 +190,15 @@ static int nbdkit_argv(struct kl_cli *cli, struct serve *s, const char *plugin, 
 		ARGF("fetchers=%llu", (unsigned long long)s->fetchers);
 #undef ARG
 #undef ARGF
+	if (rc >= 0) {
+		/* execvp's terminator, not counted in n */
+		char **nv = kl_realloc(v, (n + 1) * sizeof(*v));
+
+		if (nv)
+			nv[n] = NULL, v = nv;
+		else
+			rc = -ENOMEM;
+	}
 	*ret = v;
 	*n_ret = n;
 	return rc;

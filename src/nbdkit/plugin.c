@@ -154,7 +154,9 @@ static int pick_image(const struct kl_node **ret)
 	} else if (g.tree.n == 1) {
 		*ret = &g.tree.nodes[0];
 	} else {
-		nbdkit_error("the snapshot holds %zu images: name one (image=NAME)", g.tree.n);
+		nbdkit_error("the snapshot holds %zu images: name one (keel: SNAPSHOT:IMAGE; "
+			     "nbdkit: image=NAME)",
+			     g.tree.n);
 		return -1;
 	}
 	return 0;
