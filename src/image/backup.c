@@ -208,8 +208,7 @@ static int open_source(struct img_backup *b, struct img_src *src, uint64_t *size
 	src->fd = kl_image_open(src->path, O_RDONLY | O_NOATIME, size, is_dev);
 	if (src->fd == -EINVAL)
 		return kl_repo_fail(b->r, -KL_EUSAGE,
-				    "'%s' is neither a file, a block device, a qcow2 file nor an "
-				    "NBD URI",
+				    "'%s' is neither a file nor a block device (nor an NBD URI)",
 				    src->path);
 	if (src->fd < 0)
 		return kl_repo_fail(b->r, src->fd, "cannot open '%s'", src->path);
