@@ -4,7 +4,8 @@
 # a Unix socket and on TCP) and read by real clients (nbdcopy, qemu-img
 # convert, nbdinfo): the same bytes as the image; holes are reported as
 # holes; writes are refused; SIGTERM stops it cleanly (exit 0, socket and
-# lock gone); a second image of the snapshot is chosen by name.
+# lock gone); a second image of the snapshot is chosen by name; a
+# repository over ssh:// serves the same.
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-nbd.sh"
 require_keel
@@ -70,6 +71,20 @@ serve_start tcp latest:other.img --listen "127.0.0.1:$port" --readahead 0
 expect_success nbdcopy "nbd://127.0.0.1:$port" "$TEST_DIR/other.copy"
 cmp "$TEST_DIR/other.img" "$TEST_DIR/other.copy" || fail "the second image differs"
 serve_stop tcp
+
+# a repository reached over ssh (keel serve at the other end, as in t1042):
+# the plugin inside nbdkit opens its own connection
+cat >"$TEST_DIR/ssh-fake" <<EOS
+#!/bin/sh
+exec "$KEEL" serve --stdio "$KEEL_REPOSITORY"
+EOS
+chmod +x "$TEST_DIR/ssh-fake"
+export KEEL_SSH_COMMAND=$TEST_DIR/ssh-fake KEEL_REMOTE_COMMAND=$KEEL
+serve_start ssh -r "ssh://backup-host$KEEL_REPOSITORY" "$snap:disk.img" --socket "$sock"
+expect_success nbdcopy "$(nbd_uri "$sock")" "$TEST_DIR/ssh.img"
+[ "$(sha "$TEST_DIR/ssh.img")" = "$sha_img" ] || fail "served over ssh: other bytes"
+serve_stop ssh
+unset KEEL_SSH_COMMAND KEEL_REMOTE_COMMAND
 
 # errors: two images and none named, an image that is not there (nbdkit
 # says so); no address, two addresses (usage)
