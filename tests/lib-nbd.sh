@@ -25,7 +25,7 @@ require_nbd_tools()
 	export KEEL_NBDKIT_PLUGIN
 	# A sanitizer build's plugin needs the sanitizer's runtime in nbdkit,
 	# which is not built with it: preloaded by a wrapper found first in PATH.
-	if nm -D "$KEEL_NBDKIT_PLUGIN" 2>/dev/null | grep -q ' U __asan_init'; then
+	if [ "$(nm -D "$KEEL_NBDKIT_PLUGIN" 2>/dev/null | grep -c ' U __asan_')" != 0 ]; then
 		local rt
 		rt=$(clang-14 -print-file-name=libclang_rt.asan-x86_64.so 2>/dev/null || true)
 		[ -r "$rt" ] || skip_or_die "an ASan plugin needs clang-14's shared ASan runtime"
