@@ -25,6 +25,8 @@ struct kl_image_backup_opts {
 	unsigned threads;    /* pipeline workers; 0: one per core */
 	/* read only what qemu:dirty-bitmap:NAME marks (NBD and qcow2 sources) */
 	const char *dirty_bitmap;
+	/* the sources are overlay files of keel image serve: back up their images */
+	bool from_overlay;
 	char **tags;
 	size_t n_tags;
 };

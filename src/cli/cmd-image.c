@@ -30,6 +30,9 @@ static const char usage_backup[] =
 	"      --chunk-size N      chunk size, a power of two from 64K to 16M\n"
 	"                          (default: the last image backup's of the same\n"
 	"                          sources on this host, else 4M)\n"
+	"      --from-overlay      each SOURCE is an overlay file of 'keel image\n"
+	"                          serve --overlay': back up the image it makes\n"
+	"                          of its snapshot's image (serve stopped)\n"
 	"      --dirty-bitmap NAME read only the chunks that QEMU's dirty bitmap\n"
 	"                          NAME marks (qcow2 or NBD SOURCE); the others\n"
 	"                          are the last image backup's\n"
@@ -51,7 +54,15 @@ static const char usage_restore[] =
 	"      --tag TAG     with 'latest': newest snapshot with this tag\n"
 	"      --path PATH   with 'latest': newest snapshot of this source path\n";
 
-enum { OPT_NAME = 1, OPT_CHUNK_SIZE, OPT_TAG, OPT_THREADS, OPT_VERIFY, OPT_DIRTY_BITMAP };
+enum {
+	OPT_NAME = 1,
+	OPT_CHUNK_SIZE,
+	OPT_TAG,
+	OPT_THREADS,
+	OPT_VERIFY,
+	OPT_DIRTY_BITMAP,
+	OPT_FROM_OVERLAY
+};
 
 static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result *r, int64_t ns)
 {
@@ -104,6 +115,7 @@ static int image_backup(int argc, char **argv, struct kl_cli *cli)
 		{"tag", required_argument, NULL, OPT_TAG},
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"dirty-bitmap", required_argument, NULL, OPT_DIRTY_BITMAP},
+		{"from-overlay", no_argument, NULL, OPT_FROM_OVERLAY},
 		{NULL, 0, NULL, 0},
 	};
 	struct kl_image_backup_opts o = {0};
@@ -132,6 +144,9 @@ static int image_backup(int argc, char **argv, struct kl_cli *cli)
 			break;
 		case OPT_DIRTY_BITMAP:
 			o.dirty_bitmap = optarg;
+			break;
+		case OPT_FROM_OVERLAY:
+			o.from_overlay = true;
 			break;
 		case OPT_THREADS:
 			if (kl_parse_uint(optarg, 1, 64, &v) < 0)

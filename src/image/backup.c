@@ -17,8 +17,10 @@
 /* What one image is read from: a file or device, or an NBD export. */
 struct img_src {
 	const char *path;
-	int fd; /* -1: nbd */
+	int fd; /* -1: nbd or overlay */
 	struct kl_img_nbd *nbd;
+	struct kl_img_ovsrc *ov; /* --from-overlay, read through exp */
+	struct kl_image_export *exp;
 	const struct kl_node *parent; /* --dirty-bitmap: this image in the parent */
 };
 
@@ -74,6 +76,13 @@ enum { CH_DATA, CH_HOLE, CH_CLEAN };
 
 static int src_is_hole(struct img_src *src, uint64_t off, size_t len)
 {
+	if (src->exp) {
+		uint64_t run;
+		bool zero;
+
+		kl_image_export_extent(src->exp, off, len, &run, &zero);
+		return zero && run >= len;
+	}
 	return src->nbd ? kl_img_nbd_is_zero(src->nbd, off, len)
 			: kl_img_range_is_hole(src->fd, off, len);
 }
@@ -109,8 +118,9 @@ static int read_chunk(struct img_backup *b, struct img_src *src, struct kl_file_
 	} else if (!(buf = kl_malloc(len))) {
 		return -ENOMEM;
 	} else {
-		rc = src->nbd ? kl_img_nbd_read(src->nbd, buf, len, off)
-			      : kl_fs_pread_full(src->fd, buf, len, off);
+		rc = src->nbd	? kl_img_nbd_read(src->nbd, buf, len, off)
+		     : src->exp ? kl_image_export_read(src->exp, buf, len, off)
+				: kl_fs_pread_full(src->fd, buf, len, off);
 		if (rc < 0) {
 			kl_free(buf);
 			return kl_repo_fail(b->r, rc, "cannot read '%s' at offset %llu", src->path,
@@ -193,6 +203,26 @@ static int open_source(struct img_backup *b, struct img_src *src, uint64_t *size
 	int rc;
 
 	*is_dev = false;
+	if (b->o->from_overlay) {
+		const struct kl_node *n;
+
+		if (b->o->dirty_bitmap)
+			return kl_repo_fail(b->r, -KL_EUSAGE,
+					    "--dirty-bitmap and --from-overlay do not go together");
+		rc = kl_img_ovsrc_open(b->r, src->path, &src->ov);
+		if (rc < 0)
+			return rc;
+		src->exp = kl_img_ovsrc_export(src->ov);
+		n = kl_img_ovsrc_node(src->ov);
+		*size = n->size;
+		if (stat(src->path, st) < 0)
+			return kl_repo_fail(b->r, -errno, "cannot stat '%s'", src->path);
+		/* the image's own metadata; the overlay's times (when it was written) */
+		st->st_mode = S_IFREG | (n->mode & 07777);
+		st->st_uid = n->uid;
+		st->st_gid = n->gid;
+		return 0;
+	}
 	if (uri || kl_img_is_qcow2(src->path)) {
 		if (uri)
 			uri_stat(st);
@@ -256,6 +286,7 @@ static int backup_source(struct img_backup *b, const char *path, struct kl_tree 
 {
 	const char *name = b->o->name;
 	struct img_src src = {.path = path, .fd = -1};
+	char ov_name[256];
 	struct kl_node n = {0};
 	struct stat st;
 	uint64_t size = 0;
@@ -264,6 +295,14 @@ static int backup_source(struct img_backup *b, const char *path, struct kl_tree 
 
 	if (rc < 0)
 		goto out;
+	if (!name && src.ov) {
+		const struct kl_node *on = kl_img_ovsrc_node(src.ov);
+
+		/* the image's name in its snapshot (the overlay's header checked it) */
+		snprintf(ov_name, sizeof(ov_name), "%.*s", (int)on->name_len,
+			 (const char *)on->name);
+		name = ov_name;
+	}
 	if (!name && kl_img_is_nbd_uri(path))
 		name = "disk"; /* a URI has no file name: --name says better */
 	if (!name)
@@ -299,6 +338,7 @@ out:
 	if (src.fd >= 0)
 		close(src.fd);
 	kl_img_nbd_free(src.nbd);
+	kl_img_ovsrc_free(src.ov);
 	return rc;
 }
 
@@ -382,6 +422,19 @@ static int find_parent(struct img_backup *b, char **paths, size_t n, struct kl_i
 	}
 	kl_snapshot_list_release(&l);
 	return rc;
+}
+
+/* --from-overlay, first backup: the chunks of the served image, which then deduplicate. */
+static int overlay_chunk_size(struct img_backup *b, uint32_t *ret)
+{
+	struct kl_img_ovsrc *s;
+	int rc = kl_img_ovsrc_open(b->r, b->o->sources[0], &s);
+
+	if (rc < 0)
+		return rc;
+	*ret = kl_img_ovsrc_chunk_size(s);
+	kl_img_ovsrc_free(s);
+	return 0;
 }
 
 /* The parent's images, for --dirty-bitmap. */
@@ -477,7 +530,11 @@ int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,
 	parent_chunk = b.chunk;
 	if (o->chunk_size)
 		b.chunk = o->chunk_size;
-	else if (!b.chunk)
+	else if (!b.chunk && o->from_overlay)
+		rc = overlay_chunk_size(&b, &b.chunk);
+	if (rc < 0)
+		goto out;
+	if (!b.chunk)
 		b.chunk = KL_IMAGE_CHUNK_DEFAULT;
 	ret->chunk_size = b.chunk;
 	rc = 0;

@@ -52,4 +52,12 @@ int kl_img_nbd_is_zero(struct kl_img_nbd *n, uint64_t off, uint64_t len);
 /* 1: some of the range is dirty (or there is no bitmap); 0: clean */
 int kl_img_nbd_is_dirty(struct kl_img_nbd *n, uint64_t off, uint64_t len);
 
+/* --from-overlay sources (ovsrc.c): an overlay file over its snapshot's image. */
+struct kl_img_ovsrc;
+int kl_img_ovsrc_open(struct kl_repo *r, const char *path, struct kl_img_ovsrc **ret);
+void kl_img_ovsrc_free(struct kl_img_ovsrc *s);
+const struct kl_node *kl_img_ovsrc_node(const struct kl_img_ovsrc *s);
+uint32_t kl_img_ovsrc_chunk_size(const struct kl_img_ovsrc *s);
+struct kl_image_export *kl_img_ovsrc_export(struct kl_img_ovsrc *s);
+
 #endif

@@ -3,7 +3,8 @@
 # through the export (qemu-io: inside a block, across blocks and chunks, at
 # the end; nbdcopy: a whole other image) are read back, kept in the overlay
 # file across a restart of serve, and leave the repository untouched;
-# 'keel image backup nbd+unix://...' takes the overlay's state; an overlay
+# 'keel image backup nbd+unix://...' and 'keel image backup --from-overlay'
+# take the overlay's state; an overlay
 # of another snapshot and a damaged one are refused.
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-nbd.sh"
@@ -62,6 +63,18 @@ snap2=$(json_get snapshot_id <"$TEST_DIR/b2")
 expect_success keel image restore -q "$snap2" "$TEST_DIR/r3.img"
 [ "$(sha "$TEST_DIR/r3.img")" = "$sha_want" ] || fail "the backup of the export is not the overlay's state"
 
+# and so does --from-overlay, without serving: the served snapshot's chunk
+# size and image name, only the chunks written are new (0, 1, 80..83, 127)
+keel image backup --from-overlay --json "$ov" >"$TEST_DIR/b3" || fail "backup --from-overlay failed"
+[ "$(json_get chunk_size <"$TEST_DIR/b3")" = 262144 ] || fail "--from-overlay: not the snapshot's chunk size"
+new3=$(json_get chunks_new <"$TEST_DIR/b3")
+[ "$new3" -ge 1 ] && [ "$new3" -le 7 ] || fail "--from-overlay stored $new3 new chunks: $(cat "$TEST_DIR/b3")"
+snap3=$(json_get snapshot_id <"$TEST_DIR/b3")
+keel ls "$snap3" | grep -qx /disk.img || fail "--from-overlay: not the image's name"
+expect_success keel image restore -q "$snap3" "$TEST_DIR/r5.img"
+[ "$(sha "$TEST_DIR/r5.img")" = "$sha_want" ] || fail "--from-overlay backed up other bytes"
+expect_exit 2 keel image backup --from-overlay "$img"
+
 # an overlay belongs to one snapshot's image; a damaged one is refused
 "$KEEL" image serve "$snap2" --socket "$sock" --overlay "$ov" >/dev/null 2>"$TEST_DIR/err" &&
 	fail "the overlay of another snapshot was served"
@@ -82,5 +95,5 @@ expect_success nbdcopy "$uri" "$TEST_DIR/r4.img"
 cmp "$TEST_DIR/other.img" "$TEST_DIR/r4.img" || fail "nbdcopy into the export did not read back"
 serve_stop w3
 # the repository changed only by the backup of the export
-[ "$(find "$KEEL_REPOSITORY/snapshots" -type f | wc -l)" = 2 ] || fail "expected two snapshots"
+[ "$(find "$KEEL_REPOSITORY/snapshots" -type f | wc -l)" = 3 ] || fail "expected three snapshots"
 exit 0
