@@ -10,7 +10,7 @@
 #   serve_start NAME ARGS...   keel image serve ARGS... in the background, until it
 #                              says it serves; its pid in SERVE_PID_<NAME>, its
 #                              output in $TEST_DIR/serve-NAME.{out,err}
-#   serve_stop NAME            SIGTERM, and it must exit 0
+#   serve_stop NAME [SIGNAL]   SIGTERM (or SIGNAL), and it must exit 0
 #   nbd_uri SOCKET             nbd+unix:///?socket=SOCKET
 
 require_nbd_tools()
@@ -74,9 +74,9 @@ serve_start()
 
 serve_stop()
 {
-	local name=$1 var rc=0
+	local name=$1 sig=${2:-TERM} var rc=0
 	var=SERVE_PID_$name
-	kill -TERM "${!var}"
+	kill -"$sig" "${!var}"
 	wait "${!var}" || rc=$?
-	[ "$rc" = 0 ] || fail "keel image serve ($name) exited $rc on SIGTERM: $(cat "$TEST_DIR/serve-$name.err")"
+	[ "$rc" = 0 ] || fail "keel image serve ($name) exited $rc on SIG$sig: $(cat "$TEST_DIR/serve-$name.err")"
 }

@@ -3,8 +3,8 @@
 # backed up, exported read-only over NBD straight from the repository (on
 # a Unix socket and on TCP) and read by real clients (nbdcopy, qemu-img
 # convert, nbdinfo): the same bytes as the image; holes are reported as
-# holes; writes are refused; SIGTERM stops it cleanly (exit 0, socket and
-# lock gone); a second image of the snapshot is chosen by name; a
+# holes; writes are refused; SIGTERM and SIGINT stop it cleanly (exit 0,
+# socket and lock gone); a second image of the snapshot is chosen by name; a
 # repository over ssh:// serves the same (and in suite integration-s3 the
 # whole test runs against a bucket of a real S3 server).
 . "$(dirname "$0")/../lib.sh"
@@ -74,11 +74,16 @@ serve_stop ro
 ! pgrep -f "nbdkit.*$sock" >/dev/null || fail "nbdkit still runs"
 
 # TCP, the other image, 'latest' with the image named
+# (job control: a background job of a script would ignore SIGINT, which
+# stops this one)
 port=$((20000 + RANDOM % 20000))
+set -m
 serve_start tcp latest:other.img --listen "127.0.0.1:$port" --readahead 0
+set +m
 expect_success nbdcopy "nbd://127.0.0.1:$port" "$TEST_DIR/other.copy"
 cmp "$TEST_DIR/other.img" "$TEST_DIR/other.copy" || fail "the second image differs"
-serve_stop tcp
+serve_stop tcp INT
+! pgrep -f "nbdkit.*--port $port" >/dev/null || fail "nbdkit still runs after SIGINT"
 
 # a repository reached over ssh (keel serve at the other end, as in t1042):
 # the plugin inside nbdkit opens its own connection
