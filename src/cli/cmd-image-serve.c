@@ -309,7 +309,7 @@ static int supervise(struct kl_cli *cli, struct serve *s, pid_t pid, const char 
 }
 
 static int run(struct kl_cli *cli, struct serve *s, const struct kl_snapshot_ref *snap,
-	       const char *image, const struct kl_pass *pass)
+	       const char *image, struct kl_pass **pass)
 {
 	const char *plugin = getenv("KEEL_NBDKIT_PLUGIN");
 	const char *tmp = getenv("TMPDIR");
@@ -333,7 +333,10 @@ static int run(struct kl_cli *cli, struct serve *s, const struct kl_snapshot_ref
 		return rc;
 	}
 	kl_id_hex(&snap->id, hex);
-	pfd = password_pipe(pass);
+	pfd = password_pipe(*pass);
+	/* in the pipe now: not kept here while serving */
+	kl_pass_free(*pass);
+	*pass = NULL;
 	rc = pfd;
 	if (rc >= 0)
 		rc = nbdkit_argv(cli, s, plugin, hex, image, pfd, &argv, &argc);
@@ -384,7 +387,7 @@ int cmd_image_serve(int argc, char **argv, struct kl_cli *cli)
 		rc = kl_cli_usage_error(cli, "no password to hand to the server");
 		goto out;
 	}
-	rc = run(cli, &s, &snap, image, pass);
+	rc = run(cli, &s, &snap, image, &pass);
 out:
 	kl_pass_free(pass);
 	kl_snapshot_release(&snap.s);
