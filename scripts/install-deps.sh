@@ -23,6 +23,8 @@ build_packages=(
 	libjansson-dev
 	# the job daemon's HTTP listener (/metrics)
 	libmicrohttpd-dev
+	# keel image serve: its nbdkit plugin (src/nbdkit); NBD and qcow2 sources of image backup
+	nbdkit-plugin-dev libnbd-dev
 	# unit tests (built with the rest of the tree)
 	libcmocka-dev
 )
@@ -52,6 +54,8 @@ test_packages=(
 	msmtp
 	# the daemon's status page, rendered in a headless browser (t6010)
 	chromium
+	# keel image serve runs nbdkit; NBD clients and qcow2 images in t8003..t8009
+	nbdkit libnbd-bin qemu-utils
 )
 
 case ${1:-} in

@@ -12,7 +12,7 @@ KEEL=${1:-${KEEL_BIN:-}}
 # The commands of docs/CLI-SPEC.md, nested verbs included.
 commands=(init backup snapshots ls restore diff dump find stats tag check key "key list" "key add"
 	"key remove" "key passwd" version forget prune unlock repair serve help generate mirror db image "image backup"
-	"image restore")
+	"image restore" "image serve")
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/keel-check-help.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

@@ -13,13 +13,20 @@
 #define KL_IMAGE_CHUNK_MIN (64u << 10)
 #define KL_IMAGE_CHUNK_MAX (16u << 20)
 #define KL_IMAGE_METHOD_READ "read" /* every allocated byte read and hashed */
+/* only the chunks a QEMU dirty bitmap marks were read; the others are the parent's */
+#define KL_IMAGE_METHOD_DIRTY "dirty-bitmap"
 
 struct kl_image_backup_opts {
-	char **sources; /* raw image files or block devices */
+	/* raw image files, block devices, qcow2 files (read through qemu-nbd) or NBD URIs */
+	char **sources;
 	size_t n_sources;
 	const char *name;    /* the node's name (one source only); NULL: the basename */
 	uint32_t chunk_size; /* a power of two, KL_IMAGE_CHUNK_MIN..MAX; 0: the parent's */
 	unsigned threads;    /* pipeline workers; 0: one per core */
+	/* read only what qemu:dirty-bitmap:NAME marks (NBD and qcow2 sources) */
+	const char *dirty_bitmap;
+	/* the sources are overlay files of keel image serve: back up their images */
+	bool from_overlay;
 	char **tags;
 	size_t n_tags;
 };
@@ -34,6 +41,9 @@ struct kl_image_backup_result {
 	uint64_t chunks, chunks_hole, chunks_zero; /* hole: not read; zero: read, all zeros */
 	uint64_t chunks_new, bytes_new;		   /* data chunks not in the repository before */
 	uint64_t bytes_stored;			   /* as stored: compressed, sealed, trees too */
+	uint64_t chunks_clean;	/* not dirty in the bitmap: the parent's, not read */
+	uint64_t images_bitmap; /* images whose clean chunks came from the parent */
+	const char *method;	/* KL_IMAGE_METHOD_*: how the changes were found */
 };
 
 /* Backs the sources up into one snapshot (kind KL_SNAP_DISK). Detail via kl_repo_fail. */
@@ -62,5 +72,80 @@ int kl_image_restore(struct kl_repo *r, const struct kl_node *n, int fd, bool ve
  * block device (*is_dev). Returns the descriptor or -errno.
  */
 int kl_image_open(const char *path, int flags, uint64_t *size_ret, bool *is_dev);
+
+/* ---- the overlay file of a writable export (docs/IMAGES.md) ----------- */
+
+#define KL_IMAGE_OVERLAY_HDR_LEN 4096
+#define KL_IMAGE_OVERLAY_VERSION 1
+#define KL_IMAGE_OVERLAY_BLOCK_MIN 4096u
+#define KL_IMAGE_OVERLAY_BLOCK_DEFAULT (64u << 10)
+#define KL_IMAGE_OVERLAY_SIZE_MAX ((uint64_t)1 << 50) /* 1 PiB */
+
+/* What an overlay's header records: which image it is the overlay of. */
+struct kl_image_overlay_hdr {
+	uint32_t block_size; /* a power of two, KL_IMAGE_OVERLAY_BLOCK_MIN..KL_IMAGE_CHUNK_MAX */
+	uint64_t image_size;
+	uint64_t data_offset; /* follows from the two above; set by decode and open */
+	struct kl_id snapshot;
+	char name[256]; /* the image's name in the snapshot, 1..255 bytes */
+};
+
+/* The header's canonical bytes (data_offset is computed, not taken from h). */
+void kl_image_overlay_hdr_encode(const struct kl_image_overlay_hdr *h,
+				 uint8_t out[KL_IMAGE_OVERLAY_HDR_LEN]);
+/* Strict: -KL_ECORRUPT on any damage (checksum, layout, name), -KL_EVERSION. */
+int kl_image_overlay_hdr_decode(const uint8_t *p, size_t n, struct kl_image_overlay_hdr *ret);
+
+struct kl_image_overlay;
+/*
+ * Opens the overlay at path for the image want describes, creating it
+ * (mode 0600, never following a symlink) when missing. An existing one must
+ * belong to the same snapshot, image name and size (-KL_EUSAGE otherwise);
+ * its block size is its own. Detail in err.
+ */
+int kl_image_overlay_open(const char *path, const struct kl_image_overlay_hdr *want,
+			  struct kl_image_overlay **ret, struct kl_err *err);
+void kl_image_overlay_free(struct kl_image_overlay *o);
+
+/* ---- an image exported from the repository (keel image serve) --------- */
+
+struct kl_image_export_opts {
+	size_t cache_bytes;		  /* chunk cache in memory; 0: 128 MiB */
+	unsigned readahead;		  /* chunks fetched ahead of a sequential reader; 0: none */
+	unsigned fetchers;		  /* read-ahead threads; 0: 4 */
+	struct kl_image_overlay *overlay; /* NULL: read-only; taken over by the export */
+};
+
+struct kl_image_export_stats {
+	uint64_t fetched, fetched_ahead, hits, waits; /* chunks */
+	uint64_t overlay_blocks, overlay_blocks_new;  /* in the overlay; first written now */
+};
+
+struct kl_image_export;
+/*
+ * Serves the image node n of a snapshot whose chunk size is chunk_size
+ * (repository open, unlocked, index loaded; it must outlive the export).
+ * Keeps its own copy of what it needs from n. Detail via kl_repo_fail.
+ */
+int kl_image_export_open(struct kl_repo *r, const struct kl_node *n, uint32_t chunk_size,
+			 const struct kl_image_export_opts *o, struct kl_image_export **ret);
+/* Starts the read-ahead threads (nbdkit: after it forked). */
+int kl_image_export_start(struct kl_image_export *e);
+void kl_image_export_free(struct kl_image_export *e);
+uint64_t kl_image_export_size(const struct kl_image_export *e);
+bool kl_image_export_writable(const struct kl_image_export *e);
+/* Thread-safe. Ranges must lie inside the image (-EINVAL otherwise). */
+int kl_image_export_read(struct kl_image_export *e, void *buf, size_t len, uint64_t off);
+/* Into the overlay (-EROFS without one). */
+int kl_image_export_write(struct kl_image_export *e, const void *buf, size_t len, uint64_t off);
+/* Makes the overlay's writes durable (0 without one). */
+int kl_image_export_flush(struct kl_image_export *e);
+/*
+ * The run from off (at most len bytes) that is all zero chunks outside the
+ * overlay (*zero) or not: its length in *run.
+ */
+void kl_image_export_extent(struct kl_image_export *e, uint64_t off, uint64_t len, uint64_t *run,
+			    bool *zero);
+void kl_image_export_stats(struct kl_image_export *e, struct kl_image_export_stats *ret);
 
 #endif

@@ -63,6 +63,8 @@ struct kl_cli {
 	struct kl_cli_signals *sig; /* NULL: signals act as the system makes them */
 	bool lock_left;		    /* kl_cli_close could not remove the lock */
 	char pass_source[320];	    /* where the password came from, for messages */
+	/* set: kl_cli_open hands the password over here (keel image serve passes it on) */
+	struct kl_pass **keep_pass;
 };
 
 /*
@@ -319,6 +321,9 @@ int cmd_find(int argc, char **argv, struct kl_cli *cli);
 int cmd_stats(int argc, char **argv, struct kl_cli *cli);
 int cmd_tag(int argc, char **argv, struct kl_cli *cli);
 int cmd_image(int argc, char **argv, struct kl_cli *cli);
+/* keel image serve (cmd-image-serve.c) */
+int cmd_image_serve(int argc, char **argv, struct kl_cli *cli);
+extern const char kl_cli_image_serve_usage[];
 int cmd_check(int argc, char **argv, struct kl_cli *cli);
 int cmd_forget(int argc, char **argv, struct kl_cli *cli);
 int cmd_key(int argc, char **argv, struct kl_cli *cli);

@@ -6,24 +6,36 @@
 
 static const char usage[] = "usage: keel image backup [OPTIONS] SOURCE...\n"
 			    "       keel image restore [OPTIONS] SNAPSHOT[:IMAGE] TARGET\n"
+			    "       keel image serve [OPTIONS] SNAPSHOT[:IMAGE] --socket PATH\n"
 			    "\n"
-			    "Back up raw disk images and block devices, and restore them.\n"
-			    "See 'keel image backup --help' and 'keel image restore --help'.\n";
+			    "Back up raw disk images, block devices, qcow2 files and NBD exports,\n"
+			    "restore them, and serve them over NBD straight from the repository.\n"
+			    "See 'keel image backup --help', 'keel image restore --help' and\n"
+			    "'keel image serve --help'.\n";
 
 static const char usage_backup[] =
 	"usage: keel image backup [OPTIONS] SOURCE...\n"
 	"\n"
-	"Back up each SOURCE (a raw image file or a block device) as one image\n"
-	"of one snapshot, in fixed-size chunks aligned to the device. Unallocated\n"
-	"ranges are skipped unread; they and all-zero chunks are stored as holes.\n"
-	"Every allocated byte is read and hashed; only chunks the repository does\n"
-	"not hold yet are stored.\n"
+	"Back up each SOURCE as one image of one snapshot, in fixed-size chunks\n"
+	"aligned to the device. SOURCE is a raw image file, a block device, a\n"
+	"qcow2 file (read through qemu-nbd) or an NBD export (nbd://HOST:PORT,\n"
+	"nbd+unix:///?socket=PATH). Unallocated ranges are skipped unread; they\n"
+	"and all-zero chunks are stored as holes. Every allocated byte is read\n"
+	"and hashed, unless --dirty-bitmap says what changed; only chunks the\n"
+	"repository does not hold yet are stored.\n"
 	"\n"
 	"Options:\n"
-	"      --name NAME         the image's name (one SOURCE; default: basename)\n"
+	"      --name NAME         the image's name (one SOURCE; default: basename,\n"
+	"                          'disk' for an NBD URI)\n"
 	"      --chunk-size N      chunk size, a power of two from 64K to 16M\n"
 	"                          (default: the last image backup's of the same\n"
 	"                          sources on this host, else 4M)\n"
+	"      --from-overlay      each SOURCE is an overlay file of 'keel image\n"
+	"                          serve --overlay': back up the image it makes\n"
+	"                          of its snapshot's image (serve stopped)\n"
+	"      --dirty-bitmap NAME read only the chunks that QEMU's dirty bitmap\n"
+	"                          NAME marks (qcow2 or NBD SOURCE); the others\n"
+	"                          are the last image backup's\n"
 	"      --tag TAG           add a tag to the snapshot (repeatable)\n"
 	"      --threads N         hashing and compressing threads (default: cores)\n";
 
@@ -42,7 +54,15 @@ static const char usage_restore[] =
 	"      --tag TAG     with 'latest': newest snapshot with this tag\n"
 	"      --path PATH   with 'latest': newest snapshot of this source path\n";
 
-enum { OPT_NAME = 1, OPT_CHUNK_SIZE, OPT_TAG, OPT_THREADS, OPT_VERIFY };
+enum {
+	OPT_NAME = 1,
+	OPT_CHUNK_SIZE,
+	OPT_TAG,
+	OPT_THREADS,
+	OPT_VERIFY,
+	OPT_DIRTY_BITMAP,
+	OPT_FROM_OVERLAY
+};
 
 static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result *r, int64_t ns)
 {
@@ -54,13 +74,13 @@ static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result
 		       "\"chunk_size\":%u,\"bytes_total\":%llu,\"bytes_read\":%llu,"
 		       "\"chunks\":%llu,\"chunks_hole\":%llu,\"chunks_zero\":%llu,"
 		       "\"chunks_new\":%llu,\"bytes_new\":%llu,\"bytes_stored\":%llu,"
-		       "\"method\":\"%s\",\"duration_ns\":%lld",
+		       "\"chunks_clean\":%llu,\"method\":\"%s\",\"duration_ns\":%lld",
 		       hex, (unsigned long long)r->images, r->chunk_size,
 		       (unsigned long long)r->bytes_total, (unsigned long long)r->bytes_read,
 		       (unsigned long long)r->chunks, (unsigned long long)r->chunks_hole,
 		       (unsigned long long)r->chunks_zero, (unsigned long long)r->chunks_new,
 		       (unsigned long long)r->bytes_new, (unsigned long long)r->bytes_stored,
-		       KL_IMAGE_METHOD_READ, (long long)ns);
+		       (unsigned long long)r->chunks_clean, r->method, (long long)ns);
 		if (r->has_parent) {
 			printf(",\"parent\":");
 			kl_json_id(stdout, &r->parent);
@@ -78,6 +98,9 @@ static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result
 	       total, (unsigned long long)r->chunks, r->chunk_size);
 	printf("Read: %s (%llu holes skipped unread, %llu zero chunks)\n", read,
 	       (unsigned long long)r->chunks_hole, (unsigned long long)r->chunks_zero);
+	if (r->chunks_clean)
+		printf("Clean in the dirty bitmap: %llu chunks, not read\n",
+		       (unsigned long long)r->chunks_clean);
 	printf("New: %llu chunks, %s (%s stored)\n", (unsigned long long)r->chunks_new, added,
 	       stored);
 	printf("snapshot %.8s saved in %.2f s\n", hex, (double)ns / 1e9);
@@ -91,6 +114,8 @@ static int image_backup(int argc, char **argv, struct kl_cli *cli)
 		{"chunk-size", required_argument, NULL, OPT_CHUNK_SIZE},
 		{"tag", required_argument, NULL, OPT_TAG},
 		{"threads", required_argument, NULL, OPT_THREADS},
+		{"dirty-bitmap", required_argument, NULL, OPT_DIRTY_BITMAP},
+		{"from-overlay", no_argument, NULL, OPT_FROM_OVERLAY},
 		{NULL, 0, NULL, 0},
 	};
 	struct kl_image_backup_opts o = {0};
@@ -116,6 +141,12 @@ static int image_backup(int argc, char **argv, struct kl_cli *cli)
 			break;
 		case OPT_TAG:
 			rc = kl_strv_push(&o.tags, &o.n_tags, optarg);
+			break;
+		case OPT_DIRTY_BITMAP:
+			o.dirty_bitmap = optarg;
+			break;
+		case OPT_FROM_OVERLAY:
+			o.from_overlay = true;
 			break;
 		case OPT_THREADS:
 			if (kl_parse_uint(optarg, 1, 64, &v) < 0)
@@ -291,9 +322,11 @@ int cmd_image(int argc, char **argv, struct kl_cli *cli)
 		return image_backup(argc - 1, argv + 1, cli);
 	if (argc >= 2 && !strcmp(argv[1], "restore"))
 		return image_restore(argc - 1, argv + 1, cli);
+	if (argc >= 2 && !strcmp(argv[1], "serve"))
+		return cmd_image_serve(argc - 1, argv + 1, cli);
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
 		return kl_cli_default_opt(cli, 'h', usage, argv); /* printed, or to keel generate */
 	if (argc < 2)
-		return kl_cli_usage_error(cli, "expected backup or restore");
+		return kl_cli_usage_error(cli, "expected backup, restore or serve");
 	return kl_cli_usage_error(cli, "unknown image command '%s'", argv[1]);
 }

@@ -492,6 +492,8 @@ int kl_cli_open(struct kl_cli *cli)
 			return rc;
 		}
 		rc = kl_repo_unlock(r, pass);
+		if (rc >= 0 && cli->keep_pass)
+			*cli->keep_pass = KL_TAKE_PTR(pass);
 		kl_pass_free(pass);
 		if (rc < 0) {
 			kl_repo_take_err(r, &cli->err, &cli->detail);

@@ -14,6 +14,16 @@
 #include "image-internal.h"
 #include "keel/pipeline.h"
 
+/* What one image is read from: a file or device, or an NBD export. */
+struct img_src {
+	const char *path;
+	int fd; /* -1: nbd or overlay */
+	struct kl_img_nbd *nbd;
+	struct kl_img_ovsrc *ov; /* --from-overlay, read through exp */
+	struct kl_image_export *exp;
+	const struct kl_node *parent; /* --dirty-bitmap: this image in the parent */
+};
+
 struct img_backup {
 	struct kl_repo *r;
 	const struct kl_image_backup_opts *o;
@@ -23,6 +33,8 @@ struct img_backup {
 	struct kl_packer *meta; /* zero chunks and the tree */
 	struct kl_img_zero zero;
 	struct kl_image_backup_result *res;
+	struct kl_tree parent_tree; /* --dirty-bitmap: the parent's images */
+	bool have_parent_tree;
 };
 
 /* The id of a zero chunk of len bytes, stored the first time. */
@@ -60,61 +72,103 @@ static void wait_file(struct img_backup *b, struct kl_file_job *f)
 	}
 }
 
-/* Reads the chunks of fd into n->content; holes[i] marks a zero chunk. */
-static int read_image(struct img_backup *b, int fd, const char *path, struct kl_node *n)
+enum { CH_DATA, CH_HOLE, CH_CLEAN };
+
+static int src_is_hole(struct img_src *src, uint64_t off, size_t len)
+{
+	if (src->exp) {
+		uint64_t run;
+		bool zero;
+
+		kl_image_export_extent(src->exp, off, len, &run, &zero);
+		return zero && run >= len;
+	}
+	return src->nbd ? kl_img_nbd_is_zero(src->nbd, off, len)
+			: kl_img_range_is_hole(src->fd, off, len);
+}
+
+/* One chunk: from the parent (clean), a hole, or read and submitted. */
+static int read_chunk(struct img_backup *b, struct img_src *src, struct kl_file_job *f,
+		      struct kl_node *n, uint64_t i, uint8_t *state)
+{
+	uint64_t off = i * b->chunk;
+	size_t len = (size_t)(n->size - off < b->chunk ? n->size - off : b->chunk);
+	uint8_t *buf;
+	int rc = 0;
+
+	if (src->parent) {
+		rc = kl_img_nbd_is_dirty(src->nbd, off, len);
+		if (rc < 0)
+			return kl_repo_fail(b->r, rc, "cannot read the dirty bitmap of '%s'",
+					    src->path);
+		if (rc == 0) {
+			n->content[i] = src->parent->content[i];
+			b->res->chunks_clean++;
+			*state = CH_CLEAN;
+			return 0;
+		}
+	}
+	rc = src_is_hole(src, off, len);
+	if (rc < 0)
+		return kl_repo_fail(b->r, rc, "cannot get the allocation of '%s'", src->path);
+	*state = CH_DATA;
+	if (rc > 0) {
+		b->res->chunks_hole++;
+		*state = CH_HOLE;
+	} else if (!(buf = kl_malloc(len))) {
+		return -ENOMEM;
+	} else {
+		rc = src->nbd	? kl_img_nbd_read(src->nbd, buf, len, off)
+		     : src->exp ? kl_image_export_read(src->exp, buf, len, off)
+				: kl_fs_pread_full(src->fd, buf, len, off);
+		if (rc < 0) {
+			kl_free(buf);
+			return kl_repo_fail(b->r, rc, "cannot read '%s' at offset %llu", src->path,
+					    (unsigned long long)off);
+		}
+		b->res->bytes_read += len;
+		if (kl_img_is_zero(buf, len)) {
+			kl_free(buf);
+			b->res->chunks_zero++;
+			*state = CH_HOLE;
+		} else {
+			return kl_pipeline_submit(&b->pl, f, buf, len);
+		}
+	}
+	n->flags |= KL_NODE_SPARSE;
+	return zero_chunk(b, len, &n->content[i]);
+}
+
+/* Reads the chunks of src into n->content. */
+static int read_image(struct img_backup *b, struct img_src *src, struct kl_node *n)
 {
 	uint64_t size = n->size, nchunks = (size + b->chunk - 1) / b->chunk;
 	struct kl_file_job *f = kl_calloc(1, sizeof(*f));
-	_cleanup_free_ bool *hole = NULL;
-	int rc = 0, read_rc = 0;
+	_cleanup_free_ uint8_t *state = NULL;
+	int rc = 0;
 	uint64_t i;
 
 	if (nchunks > SIZE_MAX / sizeof(struct kl_id))
 		rc = -EFBIG;
 	n->content = rc >= 0 ? kl_calloc(nchunks ? nchunks : 1, sizeof(struct kl_id)) : NULL;
-	hole = kl_calloc(nchunks ? nchunks : 1, sizeof(bool));
-	if (!f || !n->content || !hole) {
+	state = kl_calloc(nchunks ? nchunks : 1, 1);
+	if (!f || !n->content || !state) {
 		kl_free(f);
 		return rc < 0 ? rc : -ENOMEM;
 	}
 	n->n_content = nchunks;
+	if (src->parent && (src->parent->flags & KL_NODE_SPARSE))
+		n->flags |= KL_NODE_SPARSE; /* clean chunks may be the parent's holes */
 	atomic_init(&f->pending, 1);
-	for (i = 0; i < nchunks && rc >= 0; i++) {
-		uint64_t off = i * b->chunk;
-		size_t len = (size_t)(size - off < b->chunk ? size - off : b->chunk);
-		uint8_t *buf;
-
-		if (kl_img_range_is_hole(fd, off, len)) {
-			b->res->chunks_hole++;
-			hole[i] = true;
-		} else if (!(buf = kl_malloc(len))) {
-			rc = -ENOMEM;
-		} else if ((read_rc = kl_fs_pread_full(fd, buf, len, off)) < 0) {
-			kl_free(buf);
-			rc = kl_repo_fail(b->r, read_rc, "cannot read '%s' at offset %llu", path,
-					  (unsigned long long)off);
-		} else {
-			b->res->bytes_read += len;
-			if (kl_img_is_zero(buf, len)) {
-				kl_free(buf);
-				b->res->chunks_zero++;
-				hole[i] = true;
-			} else {
-				rc = kl_pipeline_submit(&b->pl, f, buf, len);
-			}
-		}
-		if (rc >= 0 && hole[i]) {
-			rc = zero_chunk(b, len, &n->content[i]);
-			n->flags |= KL_NODE_SPARSE;
-		}
-	}
+	for (i = 0; i < nchunks && rc >= 0; i++)
+		rc = read_chunk(b, src, f, n, i, &state[i]);
 	kl_pipeline_file_sealed(&b->pl, f);
 	wait_file(b, f);
 	b->res->chunks += nchunks;
 	for (uint64_t k = 0, j = 0; rc >= 0 && k < nchunks && j < f->n_chunks; k++) {
 		struct kl_chunk_job *c = f->chunks[j];
 
-		if (hole[k])
+		if (state[k] != CH_DATA)
 			continue;
 		n->content[k] = c->id;
 		if (c->is_new) {
@@ -127,47 +181,147 @@ static int read_image(struct img_backup *b, int fd, const char *path, struct kl_
 	return rc;
 }
 
+/* Metadata for an NBD export's node: it has none of its own. */
+static void uri_stat(struct stat *st)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	memset(st, 0, sizeof(*st));
+	st->st_mode = S_IFREG | 0600;
+	st->st_uid = geteuid();
+	st->st_gid = getegid();
+	st->st_mtim = st->st_atim = st->st_ctim = now;
+}
+
+/* Opens src: a file or device, or through libnbd a qcow2 file or NBD URI. */
+static int open_source(struct img_backup *b, struct img_src *src, uint64_t *size, struct stat *st,
+		       bool *is_dev)
+{
+	bool uri = kl_img_is_nbd_uri(src->path);
+	struct kl_err err = {0};
+	int rc;
+
+	*is_dev = false;
+	if (b->o->from_overlay) {
+		const struct kl_node *n;
+
+		if (b->o->dirty_bitmap)
+			return kl_repo_fail(b->r, -KL_EUSAGE,
+					    "--dirty-bitmap and --from-overlay do not go together");
+		rc = kl_img_ovsrc_open(b->r, src->path, &src->ov);
+		if (rc < 0)
+			return rc;
+		src->exp = kl_img_ovsrc_export(src->ov);
+		n = kl_img_ovsrc_node(src->ov);
+		*size = n->size;
+		if (stat(src->path, st) < 0)
+			return kl_repo_fail(b->r, -errno, "cannot stat '%s'", src->path);
+		/* the image's own metadata; the overlay's times (when it was written) */
+		st->st_mode = S_IFREG | (n->mode & 07777);
+		st->st_uid = n->uid;
+		st->st_gid = n->gid;
+		return 0;
+	}
+	if (uri || kl_img_is_qcow2(src->path)) {
+		if (uri)
+			uri_stat(st);
+		else if (stat(src->path, st) < 0)
+			return kl_repo_fail(b->r, -errno, "cannot stat '%s'", src->path);
+		rc = kl_img_nbd_open(src->path, !uri, b->o->dirty_bitmap, &src->nbd, size, &err);
+		return rc < 0 ? kl_repo_fail(b->r, rc, "%s", err.msg) : 0;
+	}
+	if (b->o->dirty_bitmap)
+		return kl_repo_fail(b->r, -KL_EUSAGE,
+				    "--dirty-bitmap needs a qcow2 file or an NBD export, not '%s'",
+				    src->path);
+	src->fd = kl_image_open(src->path, O_RDONLY | O_NOATIME, size, is_dev);
+	if (src->fd == -EINVAL)
+		return kl_repo_fail(b->r, -KL_EUSAGE,
+				    "'%s' is neither a file nor a block device (nor an NBD URI)",
+				    src->path);
+	if (src->fd < 0)
+		return kl_repo_fail(b->r, src->fd, "cannot open '%s'", src->path);
+	if (fstat(src->fd, st) < 0)
+		return kl_repo_fail(b->r, -errno, "cannot stat '%s'", src->path);
+	return 0;
+}
+
+/*
+ * With --dirty-bitmap: the parent's image of the same name and size, whose
+ * chunk ids the clean chunks keep (NULL: none, every chunk is read).
+ */
+static const struct kl_node *bitmap_parent(struct img_backup *b, const struct kl_node *n)
+{
+	const struct kl_node *p;
+
+	if (!b->have_parent_tree)
+		return NULL;
+	p = kl_tree_find(&b->parent_tree, n->name, n->name_len);
+	if (!p || p->type != KL_NODE_FILE || p->size != n->size ||
+	    p->n_content != (n->size + b->chunk - 1) / b->chunk)
+		return NULL;
+	return p;
+}
+
+static void fill_node(struct kl_node *n, const struct stat *st, uint64_t size, bool is_dev)
+{
+	n->type = KL_NODE_FILE;
+	n->mode = st->st_mode & 07777;
+	n->uid = st->st_uid;
+	n->gid = st->st_gid;
+	n->size = size;
+	n->mtime_sec = st->st_mtim.tv_sec;
+	n->mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
+	n->atime_sec = st->st_atim.tv_sec;
+	n->atime_nsec = (uint32_t)st->st_atim.tv_nsec;
+	n->ctime_sec = st->st_ctim.tv_sec;
+	n->ctime_nsec = (uint32_t)st->st_ctim.tv_nsec;
+	n->rdev = is_dev ? st->st_rdev : 0;
+	n->nlink = 1;
+}
+
 /* One source: its node, filled and added to root. */
 static int backup_source(struct img_backup *b, const char *path, struct kl_tree *root)
 {
 	const char *name = b->o->name;
+	struct img_src src = {.path = path, .fd = -1};
+	char ov_name[256];
 	struct kl_node n = {0};
 	struct stat st;
-	uint64_t size;
+	uint64_t size = 0;
 	bool is_dev;
-	_cleanup_close_ int fd = kl_image_open(path, O_RDONLY | O_NOATIME, &size, &is_dev);
-	int rc;
+	int rc = open_source(b, &src, &size, &st, &is_dev);
 
-	if (fd == -EINVAL)
-		return kl_repo_fail(b->r, -KL_EUSAGE, "'%s' is neither a file nor a block device",
-				    path);
-	if (fd < 0)
-		return kl_repo_fail(b->r, fd, "cannot open '%s'", path);
-	if (!name) {
-		name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	if (rc < 0)
+		goto out;
+	if (!name && src.ov) {
+		const struct kl_node *on = kl_img_ovsrc_node(src.ov);
+
+		/* the image's name in its snapshot (the overlay's header checked it) */
+		snprintf(ov_name, sizeof(ov_name), "%.*s", (int)on->name_len,
+			 (const char *)on->name);
+		name = ov_name;
 	}
-	if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
-		return kl_repo_fail(b->r, -KL_EUSAGE, "invalid image name '%s' (use --name)", name);
-	if (fstat(fd, &st) < 0)
-		return kl_repo_fail(b->r, -errno, "cannot stat '%s'", path);
+	if (!name && kl_img_is_nbd_uri(path))
+		name = "disk"; /* a URI has no file name: --name says better */
+	if (!name)
+		name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")) {
+		rc = kl_repo_fail(b->r, -KL_EUSAGE, "invalid image name '%s' (use --name)", name);
+		goto out;
+	}
 	n.name_len = strlen(name);
 	n.name = kl_memdup(name, n.name_len);
-	if (!n.name)
-		return -ENOMEM;
-	n.type = KL_NODE_FILE;
-	n.mode = st.st_mode & 07777;
-	n.uid = st.st_uid;
-	n.gid = st.st_gid;
-	n.size = size;
-	n.mtime_sec = st.st_mtim.tv_sec;
-	n.mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
-	n.atime_sec = st.st_atim.tv_sec;
-	n.atime_nsec = (uint32_t)st.st_atim.tv_nsec;
-	n.ctime_sec = st.st_ctim.tv_sec;
-	n.ctime_nsec = (uint32_t)st.st_ctim.tv_nsec;
-	n.rdev = is_dev ? st.st_rdev : 0;
-	n.nlink = 1;
-	rc = read_image(b, fd, path, &n);
+	if (!n.name) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	fill_node(&n, &st, size, is_dev);
+	src.parent = src.nbd && b->o->dirty_bitmap ? bitmap_parent(b, &n) : NULL;
+	if (src.parent)
+		b->res->images_bitmap++;
+	rc = read_image(b, &src, &n);
 	if (rc >= 0) {
 		b->res->images++;
 		b->res->bytes_total += size;
@@ -176,10 +330,15 @@ static int backup_source(struct img_backup *b, const char *path, struct kl_tree 
 	}
 	if (rc >= 0)
 		rc = kl_tree_add(root, &n);
+	if (rc >= 0)
+		kl_tree_sort(root);
+out:
 	if (rc < 0)
 		kl_node_release(&n);
-	else
-		kl_tree_sort(root);
+	if (src.fd >= 0)
+		close(src.fd);
+	kl_img_nbd_free(src.nbd);
+	kl_img_ovsrc_free(src.ov);
 	return rc;
 }
 
@@ -203,7 +362,7 @@ static int snapshot_paths(const struct kl_image_backup_opts *o, char ***ret)
 	for (size_t i = 0; i < o->n_sources; i++) {
 		const char *s = o->sources[i];
 
-		if (s[0] == '/' || !have_cwd) {
+		if (s[0] == '/' || !have_cwd || kl_img_is_nbd_uri(s)) {
 			v[i] = kl_strdup(s);
 		} else {
 			size_t len = strlen(cwd) + strlen(s) + 2;
@@ -265,6 +424,34 @@ static int find_parent(struct img_backup *b, char **paths, size_t n, struct kl_i
 	return rc;
 }
 
+/* --from-overlay, first backup: the chunks of the served image, which then deduplicate. */
+static int overlay_chunk_size(struct img_backup *b, uint32_t *ret)
+{
+	struct kl_img_ovsrc *s;
+	int rc = kl_img_ovsrc_open(b->r, b->o->sources[0], &s);
+
+	if (rc < 0)
+		return rc;
+	*ret = kl_img_ovsrc_chunk_size(s);
+	kl_img_ovsrc_free(s);
+	return 0;
+}
+
+/* The parent's images, for --dirty-bitmap. */
+static int load_parent_tree(struct img_backup *b)
+{
+	struct kl_snapshot s = {0};
+	int rc = kl_repo_load_snapshot(b->r, &b->res->parent, &s);
+
+	if (rc >= 0)
+		rc = kl_repo_read_tree(b->r, &s.tree, &b->parent_tree);
+	kl_snapshot_release(&s);
+	if (rc < 0)
+		return kl_repo_fail(b->r, rc, "cannot read the parent snapshot's images");
+	b->have_parent_tree = true;
+	return 0;
+}
+
 static int save_snapshot(struct img_backup *b, const struct kl_tree *root, char **paths,
 			 int64_t start_ns)
 {
@@ -304,7 +491,7 @@ static int save_snapshot(struct img_backup *b, const struct kl_tree *root, char 
 		s.n_tags = o->n_tags;
 		s.program_version = (char *)"keel " KEEL_VERSION;
 		s.image_chunk_size = b->chunk;
-		s.image_method = (char *)KL_IMAGE_METHOD_READ;
+		s.image_method = (char *)res->method;
 		s.has_parent = res->has_parent;
 		s.parent = res->parent;
 		s.stats.files_new = res->images;
@@ -326,6 +513,7 @@ int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,
 	struct kl_write_stats ws = {0};
 	char **paths = NULL;
 	int64_t start_ns = kl_time_now_ns();
+	uint32_t parent_chunk = 0;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned threads = o->threads ? o->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
 	int rc, prc;
@@ -339,9 +527,14 @@ int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,
 	if (rc < 0)
 		goto out;
 	ret->has_parent = rc > 0;
+	parent_chunk = b.chunk;
 	if (o->chunk_size)
 		b.chunk = o->chunk_size;
-	else if (!b.chunk)
+	else if (!b.chunk && o->from_overlay)
+		rc = overlay_chunk_size(&b, &b.chunk);
+	if (rc < 0)
+		goto out;
+	if (!b.chunk)
 		b.chunk = KL_IMAGE_CHUNK_DEFAULT;
 	ret->chunk_size = b.chunk;
 	rc = 0;
@@ -352,6 +545,9 @@ int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,
 				  b.chunk);
 	if (rc >= 0 && o->name && o->n_sources > 1)
 		rc = kl_repo_fail(r, -KL_EUSAGE, "--name needs exactly one source");
+	/* clean chunks keep the parent's ids: only with the same chunks */
+	if (rc >= 0 && o->dirty_bitmap && ret->has_parent && parent_chunk == b.chunk)
+		rc = load_parent_tree(&b);
 	if (rc >= 0)
 		rc = kl_packer_new(r, &b.meta);
 	if (rc >= 0) {
@@ -368,9 +564,13 @@ int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,
 			rc = prc;
 		ret->bytes_stored = ws.bytes_stored;
 	}
+	ret->method = ret->images_bitmap && ret->images_bitmap == ret->images
+			      ? KL_IMAGE_METHOD_DIRTY
+			      : KL_IMAGE_METHOD_READ;
 	if (rc >= 0)
 		rc = save_snapshot(&b, &root, paths, start_ns);
 	kl_tree_release(&root);
+	kl_tree_release(&b.parent_tree);
 	kl_packer_free(b.meta);
 out:
 	for (size_t i = 0; paths && i < o->n_sources; i++)

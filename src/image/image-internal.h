@@ -28,4 +28,36 @@ int kl_img_zero_id(struct kl_img_zero *z, const struct kl_keys *k, size_t len,
  */
 int kl_img_range_is_hole(int fd, uint64_t off, uint64_t len);
 
+/* The overlay, for export.c (overlay.c); offsets are image offsets. */
+uint32_t kl_img_overlay_block(const struct kl_image_overlay *o);
+bool kl_img_overlay_has(const struct kl_image_overlay *o, uint64_t block);
+/* Blocks it holds; *written_ret: of those, first written by this process. */
+uint64_t kl_img_overlay_blocks(const struct kl_image_overlay *o, uint64_t *written_ret);
+int kl_img_overlay_read(struct kl_image_overlay *o, void *buf, size_t len, uint64_t off);
+/* Whole blocks; the caller serialises writes and flushes. */
+int kl_img_overlay_write(struct kl_image_overlay *o, const void *buf, size_t len, uint64_t off);
+int kl_img_overlay_flush(struct kl_image_overlay *o);
+
+/* NBD sources (nbdsrc.c): an nbd URI, or a qcow2 file through qemu-nbd. */
+struct kl_img_nbd;
+bool kl_img_is_nbd_uri(const char *s);
+bool kl_img_is_qcow2(const char *path);
+/* bitmap: the dirty bitmap to read (NULL: none). Detail in err. */
+int kl_img_nbd_open(const char *src, bool qcow2, const char *bitmap, struct kl_img_nbd **ret,
+		    uint64_t *size_ret, struct kl_err *err);
+void kl_img_nbd_free(struct kl_img_nbd *n);
+int kl_img_nbd_read(struct kl_img_nbd *n, void *buf, size_t len, uint64_t off);
+/* 1: the range reads as zeros (base:allocation); 0: it may not */
+int kl_img_nbd_is_zero(struct kl_img_nbd *n, uint64_t off, uint64_t len);
+/* 1: some of the range is dirty (or there is no bitmap); 0: clean */
+int kl_img_nbd_is_dirty(struct kl_img_nbd *n, uint64_t off, uint64_t len);
+
+/* --from-overlay sources (ovsrc.c): an overlay file over its snapshot's image. */
+struct kl_img_ovsrc;
+int kl_img_ovsrc_open(struct kl_repo *r, const char *path, struct kl_img_ovsrc **ret);
+void kl_img_ovsrc_free(struct kl_img_ovsrc *s);
+const struct kl_node *kl_img_ovsrc_node(const struct kl_img_ovsrc *s);
+uint32_t kl_img_ovsrc_chunk_size(const struct kl_img_ovsrc *s);
+struct kl_image_export *kl_img_ovsrc_export(struct kl_img_ovsrc *s);
+
 #endif
