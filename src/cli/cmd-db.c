@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "cmd-db-sqlite.h"
 #include "keel/db.h"
 
 static const char usage[] =
@@ -86,7 +87,8 @@ static int db_backup(struct kl_cli *cli, const char *conninfo, const struct db_a
 	if (rc < 0)
 		return rc;
 	kl_cli_report_init(&rep, cli, &o.report);
-	rc = kl_db_backup(cli->repo, &o, &res);
+	rc = kl_db_sqlite_uri(conninfo) ? kl_db_sqlite_backup(cli->repo, &o, &res)
+					: kl_db_backup(cli->repo, &o, &res);
 	kl_cli_report_done(&rep);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
@@ -138,7 +140,8 @@ static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_a
 	 * what arrived and stops (a second signal ends keel at once).
 	 */
 	o.stop_fd = kl_cli_signals_notify(cli);
-	rc = kl_db_stream(cli->repo, &o, &res);
+	rc = kl_db_sqlite_uri(conninfo) ? kl_db_sqlite_stream(cli->repo, &o, &res)
+					: kl_db_stream(cli->repo, &o, &res);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "WAL stream stopped");
@@ -177,7 +180,10 @@ static int db_restore(struct kl_cli *cli, const char *name, const struct db_args
 	if (rc < 0)
 		return rc;
 	kl_cli_report_init(&rep, cli, &o.report);
-	rc = kl_db_restore(cli->repo, &o, &base);
+	rc = kl_db_sqlite_named(cli->repo, name);
+	if (rc >= 0)
+		rc = rc ? kl_db_sqlite_restore(cli->repo, &o, &base)
+			: kl_db_restore(cli->repo, &o, &base);
 	kl_cli_report_done(&rep);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
@@ -202,7 +208,12 @@ static void list_json(const struct kl_db_list *l)
 	for (size_t i = 0; i < l->n; i++) {
 		const struct kl_db_info *d = &l->v[i];
 
-		printf("%s{\"name\":", i ? "," : "");
+		printf("%s", i ? "," : "");
+		if (d->engine == KL_DB_SQLITE) {
+			kl_cli_db_sqlite_json(d);
+			continue;
+		}
+		printf("{\"name\":");
 		kl_json_cstr(stdout, d->name);
 		printf(",\"engine\":\"postgresql\",\"system_id\":");
 		kl_json_cstr(stdout, d->system_id);
@@ -241,6 +252,10 @@ static void list_text(const struct kl_db_list *l)
 	for (size_t i = 0; i < l->n; i++) {
 		const struct kl_db_info *d = &l->v[i];
 
+		if (d->engine == KL_DB_SQLITE) {
+			kl_cli_db_sqlite_text(d);
+			continue;
+		}
 		printf("%s (postgresql, system %s): %zu base backup%s\n", d->name,
 		       d->system_id ? d->system_id : "?", d->n_bases, d->n_bases == 1 ? "" : "s");
 		for (size_t k = 0; k < d->n_bases; k++) {
