@@ -111,3 +111,16 @@ int kl_cli_db_sqlite_text(const struct kl_db_info *d)
 	kl_free(v);
 	return 0;
 }
+
+void kl_cli_db_sqlite_backup_text(const struct kl_db_backup_result *res)
+{
+	char hex[2 * KL_ID_LEN + 1], total[32], added[32];
+
+	kl_id_hex(&res->id, hex);
+	kl_print_bytes(total, sizeof(total), res->stats.bytes_total);
+	kl_print_bytes(added, sizeof(added), res->stats.bytes_added);
+	printf("database %s (sqlite): base copy %.8s saved at generation %" PRIu32 " frame %" PRIu32
+	       "\n%s, %s new\n",
+	       res->name, hex, (uint32_t)(res->stop_lsn >> 32), (uint32_t)res->stop_lsn, total,
+	       added);
+}

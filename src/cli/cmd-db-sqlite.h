@@ -7,5 +7,7 @@
 /* One database as a JSON object / as text lines, on stdout. */
 int kl_cli_db_sqlite_json(const struct kl_db_info *d);
 int kl_cli_db_sqlite_text(const struct kl_db_info *d);
+/* db backup's summary. */
+void kl_cli_db_sqlite_backup_text(const struct kl_db_backup_result *res);
 
 #endif

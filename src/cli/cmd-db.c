@@ -110,6 +110,10 @@ static int db_backup(struct kl_cli *cli, const char *conninfo, const struct db_a
 	}
 	if (cli->quiet)
 		return 0;
+	if (kl_db_sqlite_uri(conninfo)) {
+		kl_cli_db_sqlite_backup_text(&res);
+		return 0;
+	}
 	kl_print_bytes(total, sizeof(total), res.stats.bytes_total);
 	kl_print_bytes(added, sizeof(added), res.stats.bytes_added);
 	printf("database %s (system %s): base backup %.8s saved, timeline %" PRIu32 ",", res.name,

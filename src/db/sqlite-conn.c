@@ -82,9 +82,12 @@ int kl_sq_open(struct kl_repo *r, const char *path, bool need_wal, struct kl_sqd
 	ret->r = r;
 	ret->dbfd = ret->w.fd = -1;
 	ret->cur = -1;
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+	if (stat(path, &st) < 0)
 		return kl_repo_fail(r, -KL_EDBCONNECT, "cannot open SQLite database '%s': %s", path,
-				    S_ISREG(st.st_mode) ? strerror(errno) : "not a regular file");
+				    strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return kl_repo_fail(r, -KL_EDBCONNECT,
+				    "cannot open SQLite database '%s': not a regular file", path);
 	ret->path = kl_strdup(path);
 	ret->wal_path = kl_malloc(strlen(path) + 5);
 	if (!ret->path || !ret->wal_path)
