@@ -2,7 +2,9 @@
 #ifndef KEEL_DB_SQLITE_INTERNAL_H
 #define KEEL_DB_SQLITE_INTERNAL_H
 
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 
 #include "keel/db.h"
 #include "keel/repo.h"
@@ -94,5 +96,26 @@ int kl_sq_name(struct kl_repo *r, const char *given, const char *path, char *buf
 /* The newest position the repository holds for name (stop of its newest base or record). */
 int kl_sq_newest(struct kl_repo *r, const char *name, bool *found, struct kl_sq_pos *ret,
 		 uint32_t *max_gen);
+
+/* sqlite-clock.c: a thread noting when each commit frame appeared in the WAL. */
+struct kl_sq_clock {
+	const char *wal_path; /* borrowed */
+	pthread_t th;
+	bool running;
+	atomic_bool stop;
+	pthread_mutex_t mu;
+	struct {
+		uint32_t salt1, salt2, frame;
+		int64_t time_ns;
+	} * v;
+	size_t n;
+	void *view; /* the thread's own reading of the WAL */
+};
+/* Starts it; the commits in the WAL now get no time (they were before keel looked). */
+int kl_sq_clock_start(struct kl_sq_clock *c, const char *wal_path);
+void kl_sq_clock_stop(struct kl_sq_clock *c);
+/* Lowers *t to the time the clock saw this commit frame, if it did; forgets those before it. */
+bool kl_sq_clock_get(struct kl_sq_clock *c, uint32_t salt1, uint32_t salt2, uint32_t frame,
+		     int64_t *t);
 
 #endif

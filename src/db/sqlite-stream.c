@@ -37,6 +37,7 @@ struct sqs {
 	struct kl_sq_pos stored; /* the newest position in the repository */
 	struct kl_buf pending;	 /* the frames after it, up to d.w.end */
 	struct kl_sq_commits commits;
+	struct kl_sq_clock clock;
 	int64_t last_store_ns, last_poll_ns, last_mtime_ns, next_ckpt_ns;
 	uint64_t records;
 };
@@ -67,6 +68,33 @@ static int add_file(struct kl_entry_backup *e, const char *path, const void *p, 
 	return rc;
 }
 
+/* The commit time to give frames found now: the WAL's mtime if it is since the last look. */
+static int64_t stamp(struct sqs *s, int64_t now)
+{
+	struct stat st;
+	int64_t m;
+
+	if (s->d.w.fd < 0 || fstat(s->d.w.fd, &st) < 0)
+		return now;
+	m = (int64_t)st.st_mtim.tv_sec * KL_NSEC_PER_SEC + st.st_mtim.tv_nsec;
+	s->last_mtime_ns = m;
+	return m > s->last_poll_ns && m <= now ? m : now;
+}
+
+/* Reads the new frames; each commit gets the time the clock saw it, else an upper bound. */
+static int scan(struct sqs *s, int64_t now)
+{
+	size_t from = s->commits.n;
+	int64_t t = stamp(s, now);
+	int rc = kl_sqw_scan(&s->d, &s->pending, &s->commits, t, UINT32_MAX);
+
+	s->last_poll_ns = now;
+	for (size_t i = from; i < s->commits.n; i++)
+		kl_sq_clock_get(&s->clock, s->d.w.h.salt1, s->d.w.h.salt2, s->commits.v[i].frame,
+				&s->commits.v[i].time_ns);
+	return rc < 0 ? rc : 0;
+}
+
 /* Stores the frames after s->stored, up to the last commit read, as a log record. */
 static int store(struct sqs *s)
 {
@@ -82,20 +110,26 @@ static int store(struct sqs *s)
 
 	if (!w->has_hdr || s->stored.pos == KL_SQ_POS(s->gen, w->end))
 		return 0;
+	kl_backup_opts_init(&bo);
+	bo.host = s->o->host;
+	bo.tags = tags;
+	bo.n_tags = 2;
+	bo.threads = s->o->threads ? s->o->threads : 1;
+	/*
+	 * The record's time is now: what was committed before it must be in
+	 * it, so the WAL is read once more (restores trust that time).
+	 */
+	rc = kl_entry_backup_new(s->r, &bo, &e);
+	if (rc >= 0 && s->pending.len < PENDING_MAX)
+		rc = scan(s, kl_time_now_ns());
+	if (rc >= 0)
+		rc = commits_text(&s->commits, &text);
 	to.pos = KL_SQ_POS(s->gen, w->end);
 	to.salt1 = w->h.salt1;
 	to.salt2 = w->h.salt2;
 	to.ckpt_seq = w->h.ckpt_seq;
 	to.page_size = w->h.page_size;
 	to.checksum = (uint64_t)w->s[0] << 32 | w->s[1];
-	kl_backup_opts_init(&bo);
-	bo.host = s->o->host;
-	bo.tags = tags;
-	bo.n_tags = 2;
-	bo.threads = s->o->threads ? s->o->threads : 1;
-	rc = commits_text(&s->commits, &text);
-	if (rc >= 0)
-		rc = kl_entry_backup_new(s->r, &bo, &e);
 	if (rc >= 0)
 		rc = add_file(e, "wal/frames", s->pending.data, s->pending.len);
 	if (rc >= 0)
@@ -137,7 +171,6 @@ static int new_base(struct sqs *s)
 {
 	struct kl_sq_base_opts bo = {0};
 	struct kl_backup_result br;
-	int rc;
 
 	bo.name = s->name;
 	bo.host = s->o->host;
@@ -147,23 +180,7 @@ static int new_base(struct sqs *s)
 	bo.gen = s->gen;
 	kl_buf_clear(&s->pending);
 	s->commits.n = 0;
-	rc = kl_sq_base(&s->d, &bo, &s->stored, &br);
-	if (rc >= 0)
-		s->records++;
-	return rc;
-}
-
-/* The commit time to give frames found now: the WAL's mtime if it is since the last look. */
-static int64_t stamp(struct sqs *s, int64_t now)
-{
-	struct stat st;
-	int64_t m;
-
-	if (s->d.w.fd < 0 || fstat(s->d.w.fd, &st) < 0)
-		return now;
-	m = (int64_t)st.st_mtim.tv_sec * KL_NSEC_PER_SEC + st.st_mtim.tv_nsec;
-	s->last_mtime_ns = m;
-	return m > s->last_poll_ns && m <= now ? m : now;
+	return kl_sq_base(&s->d, &bo, &s->stored, &br);
 }
 
 /* Reads what is new in the WAL. */
@@ -171,13 +188,11 @@ static int follow(struct sqs *s)
 {
 	struct kl_sqw *w = &s->d.w;
 	struct kl_sqlite_wal_hdr h;
-	int64_t now = kl_time_now_ns(), t;
+	int64_t now = kl_time_now_ns();
 	int rc = kl_sqw_header(&s->d, &h);
 
 	if (rc <= 0)
 		return rc; /* no header (yet, or truncated): nothing new */
-	t = stamp(s, now);
-	s->last_poll_ns = now;
 	if (!w->has_hdr || h.salt1 != w->h.salt1 || h.salt2 != w->h.salt2) {
 		bool next =
 			w->has_hdr && h.salt1 == w->h.salt1 + 1 && h.ckpt_seq == w->h.ckpt_seq + 1;
@@ -193,8 +208,7 @@ static int follow(struct sqs *s)
 	}
 	if (s->pending.len > PENDING_MAX)
 		return 0; /* store first */
-	rc = kl_sqw_scan(&s->d, &s->pending, &s->commits, t, UINT32_MAX);
-	return rc < 0 ? rc : 0;
+	return scan(s, now);
 }
 
 /*
@@ -317,6 +331,8 @@ int kl_db_sqlite_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
 		rc = kl_sq_open(r, s.path, true, &s.d);
 	}
 	if (rc >= 0)
+		rc = kl_sq_clock_start(&s.clock, s.d.wal_path);
+	if (rc >= 0)
 		rc = start(&s);
 	if (rc >= 0) {
 		s.last_store_ns = kl_time_mono_ns();
@@ -326,6 +342,7 @@ int kl_db_sqlite_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
 		rc = kl_sq_reader_end(&s.d);
 	ret->stop_lsn = s.stored.pos;
 	ret->records = s.records;
+	kl_sq_clock_stop(&s.clock);
 	kl_sq_close(&s.d);
 	kl_buf_release(&s.pending);
 	kl_free(s.commits.v);
