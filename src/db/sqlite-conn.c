@@ -53,6 +53,20 @@ static int sq_connect(struct kl_sqdb *d, sqlite3 **ret)
 	return 0;
 }
 
+/*
+ * The writer lock, for a moment: SQLite's own busy handler tries at 1, 2,
+ * 5, ... 100 ms and a writer committing back to back is free for only
+ * microseconds between its transactions, so it could wait for ever; this
+ * one tries every 200 us, for up to about 5 s.
+ */
+static int busy_often(void *ud, int n)
+{
+	if (n >= 25000)
+		return 0;
+	usleep(200);
+	return 1;
+}
+
 /* PRAGMA journal_mode, which also reads the header: a file that is not a database fails here. */
 static int journal_mode(struct kl_sqdb *d, char *buf, size_t size)
 {
@@ -113,7 +127,7 @@ int kl_sq_open(struct kl_repo *r, const char *path, bool need_wal, struct kl_sqd
 	if (rc >= 0)
 		rc = sq_connect(ret, &ret->wr);
 	if (rc >= 0)
-		sqlite3_busy_timeout(ret->wr, 2000);
+		sqlite3_busy_handler(ret->wr, busy_often, NULL);
 	return rc;
 }
 
