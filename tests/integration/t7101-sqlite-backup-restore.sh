@@ -57,6 +57,27 @@ expect_success keel db restore old --target "$TEST_DIR/old-r.db" --latest >/dev/
 expect_error 22 "is not in WAL mode (journal_mode is delete).*PRAGMA journal_mode=WAL" \
 	keel db stream "sqlite://$old" --name old
 
+# a database that fails integrity_check is copied as it is, but never restored
+python3 - "$TEST_DIR/bad.db" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("PRAGMA page_size = 1024")
+c.execute("CREATE TABLE t (x TEXT)")
+c.execute("CREATE INDEX i ON t (x)")
+for i in range(200):
+    c.execute("INSERT INTO t VALUES (?)", ("key%05d" % i,))
+c.close()
+d = bytearray(open(sys.argv[1], "rb").read())
+k = d.find(b"key00150", 2048)
+d[k:k + 8] = b"key99150"  # out of order now: rows missing from the index
+open(sys.argv[1], "wb").write(d)
+PY
+[ "$(sqlite3 "$TEST_DIR/bad.db" 'PRAGMA integrity_check' | head -1)" != ok ] || fail "bad.db is not damaged"
+expect_success keel db backup "sqlite://$TEST_DIR/bad.db" --name bad >/dev/null
+expect_error 23 "the restored database fails PRAGMA integrity_check (row [0-9]* missing from index i): it was not kept" \
+	keel db restore bad --target "$TEST_DIR/bad-r.db" --latest
+[ -z "$(find "$TEST_DIR" -maxdepth 1 -name 'bad-r.db*')" ] || fail "a failed restore left files"
+
 # errors
 expect_error 22 "cannot open SQLite database '$TEST_DIR/none.db'" \
 	keel db backup "sqlite://$TEST_DIR/none.db" --name x
