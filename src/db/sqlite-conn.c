@@ -57,11 +57,11 @@ static int sq_connect(struct kl_sqdb *d, sqlite3 **ret)
  * The writer lock, for a moment: SQLite's own busy handler tries at 1, 2,
  * 5, ... 100 ms and a writer committing back to back is free for only
  * microseconds between its transactions, so it could wait for ever; this
- * one tries every 200 us, for up to about 5 s.
+ * one tries every 200 us, as many times as *ud says.
  */
 static int busy_often(void *ud, int n)
 {
-	if (n >= 25000)
+	if (n >= *(const int *)ud)
 		return 0;
 	usleep(200);
 	return 1;
@@ -127,8 +127,14 @@ int kl_sq_open(struct kl_repo *r, const char *path, bool need_wal, struct kl_sqd
 	if (rc >= 0)
 		rc = sq_connect(ret, &ret->wr);
 	if (rc >= 0)
-		sqlite3_busy_handler(ret->wr, busy_often, NULL);
+		kl_sq_writer_patience(ret, 25000); /* about 5 s */
 	return rc;
+}
+
+void kl_sq_writer_patience(struct kl_sqdb *d, int tries)
+{
+	d->tries = tries;
+	sqlite3_busy_handler(d->wr, busy_often, &d->tries);
 }
 
 void kl_sq_close(struct kl_sqdb *d)

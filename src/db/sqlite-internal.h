@@ -32,6 +32,7 @@ struct kl_sqdb {
 	sqlite3 *rd[2]; /* readers, taking turns: one holds a read transaction at all times */
 	int cur;	/* rd[cur] holds it; -1: none */
 	sqlite3 *wr;	/* BEGIN IMMEDIATE: holds writers off for a moment */
+	int tries;	/* wr's busy handler: tries 200 us apart */
 	bool wal_mode;
 	struct kl_sqw w;
 };
@@ -44,6 +45,8 @@ const char *kl_sq_uri_path(const char *uri);
  */
 int kl_sq_open(struct kl_repo *r, const char *path, bool need_wal, struct kl_sqdb *ret);
 void kl_sq_close(struct kl_sqdb *d);
+/* How long BEGIN IMMEDIATE on d->wr waits for the writer lock: tries, 200 us apart. */
+void kl_sq_writer_patience(struct kl_sqdb *d, int tries);
 /* Runs sql on c; -KL_EDBSERVER with SQLite's message (what: the context). */
 int kl_sq_exec(struct kl_sqdb *d, sqlite3 *c, const char *sql, const char *what);
 /* Begins a read transaction on the other reader, then ends the current one. */

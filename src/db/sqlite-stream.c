@@ -217,12 +217,23 @@ static int follow(struct sqs *s)
  */
 static int checkpoint(struct sqs *s)
 {
+	struct kl_sqlite_wal_hdr h;
 	sqlite3 *c;
 	int log = 0, done = 0, rc;
 
-	if (sqlite3_exec(s->d.wr, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return 0; /* a writer is busy: next time */
-	rc = follow(s);
+	/* a writer busy for longer than 0.2 s: next time (the stream must store meanwhile) */
+	kl_sq_writer_patience(&s->d, 1000);
+	rc = sqlite3_exec(s->d.wr, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	kl_sq_writer_patience(&s->d, 25000);
+	if (rc != SQLITE_OK)
+		return 0;
+	/* a new generation since the last look is the loop's to follow (it may need a base) */
+	rc = kl_sqw_header(&s->d, &h);
+	if (rc > 0 && (h.salt1 != s->d.w.h.salt1 || h.salt2 != s->d.w.h.salt2)) {
+		sqlite3_exec(s->d.wr, "ROLLBACK", NULL, NULL, NULL);
+		return 0;
+	}
+	rc = rc < 0 ? rc : scan(s, kl_time_now_ns());
 	if (rc >= 0)
 		rc = store(s);
 	if (rc >= 0)
