@@ -113,8 +113,9 @@ static int choose(struct kl_repo *r, const struct kl_db_info *d, const struct kl
 			    a);
 }
 
-/* A file of the snapshot's tree into fd (from its start). */
-static int dump(struct kl_repo *r, const struct kl_id *tree, const char *path, int fd)
+/* A file of the snapshot's tree into fd (from its start); its mode into *mode if not NULL. */
+static int dump_mode(struct kl_repo *r, const struct kl_id *tree, const char *path, int fd,
+		     uint32_t *mode)
 {
 	struct kl_node n;
 	int rc = kl_tree_lookup(r, tree, path, &n);
@@ -129,8 +130,15 @@ static int dump(struct kl_repo *r, const struct kl_id *tree, const char *path, i
 		rc = -errno;
 	if (rc >= 0 && n.type == KL_NODE_FILE)
 		rc = n.size > (uint64_t)INT64_MAX ? -KL_ECORRUPT : 0;
+	if (rc >= 0 && mode)
+		*mode = n.mode & 0777;
 	kl_node_release(&n);
 	return rc < 0 ? kl_repo_fail(r, rc, "cannot read '%s' of a snapshot", path) : 0;
+}
+
+static int dump(struct kl_repo *r, const struct kl_id *tree, const char *path, int fd)
+{
+	return dump_mode(r, tree, path, fd, NULL);
 }
 
 static int read_all(int fd, uint8_t **ret, size_t *n_ret)
@@ -277,6 +285,7 @@ static int write_wal(struct kl_repo *r, const struct plan *p, int64_t t, const c
 static int restore_files(struct kl_repo *r, const struct plan *p, int64_t t, const char *target)
 {
 	char tmp[4096], wal[4112], shm[4112], dir[4096], *slash;
+	uint32_t mode = 0600;
 	int fd, rc;
 
 	snprintf(dir, sizeof(dir), "%s", target);
@@ -296,7 +305,10 @@ static int restore_files(struct kl_repo *r, const struct plan *p, int64_t t, con
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return kl_repo_fail(r, -errno, "cannot create '%s'", tmp);
-	rc = dump(r, &p->base->s.tree, "/sqlite/database", fd);
+	rc = dump_mode(r, &p->base->s.tree, "/sqlite/database", fd, &mode);
+	/* the source's permissions (the owner is whoever restores) */
+	if (rc >= 0 && fchmod(fd, mode) < 0)
+		rc = kl_repo_fail(r, -errno, "cannot set the mode of '%s'", tmp);
 	if (rc >= 0 && fsync(fd) < 0)
 		rc = kl_repo_fail(r, -errno, "cannot write '%s'", tmp);
 	close(fd);
