@@ -19,6 +19,8 @@ build_packages=(
 	libcurl4-openssl-dev
 	# keel db: the PostgreSQL replication protocol
 	libpq-dev
+	# keel db: SQLite databases (src/db/sqlite-*.c)
+	libsqlite3-dev
 	# the job daemon's state files and status --json (src/daemon, keel status)
 	libjansson-dev
 	# the job daemon's HTTP listener (/metrics)
@@ -48,6 +50,8 @@ test_packages=(
 	dpkg-dev debhelper fakeroot lintian
 	# keel db tests: a PostgreSQL 15 server and its client (tests/lib-pg.sh)
 	postgresql-15 postgresql-client-15
+	# keel db SQLite tests: the sqlite3 CLI beside python3's module (tests/lib-sqlite.sh)
+	sqlite3
 	# disk images made by mkfs.ext4 -d, changed via debugfs, checked by e2fsck: t8001
 	e2fsprogs
 	# the daemon's mail alerts through a real SMTP client: t6021

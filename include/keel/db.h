@@ -285,6 +285,76 @@ void kl_db_lsn_format(uint64_t lsn, char *buf, size_t size);
 /* Parses "X/Y"; -KL_EUSAGE if it is not one. */
 int kl_db_lsn_parse(const char *s, uint64_t *ret);
 
+/* ---- SQLite's write-ahead log (src/db/sqlite-wal.c) --------------------------------- */
+
+/*
+ * The WAL file format (sqlite.org/fileformat2.html, "WAL file format"):
+ * a 32-byte header, then frames of a 24-byte header and one page. Every
+ * frame's checksum continues the one before it, from the header's, so a
+ * frame is valid only if its salts are the header's and the chain holds
+ * up to it. These decoders read bytes keel took from a live file (or a
+ * repository) and trust nothing in them.
+ */
+#define KL_SQLITE_WAL_HDR 32
+#define KL_SQLITE_FRAME_HDR 24
+
+struct kl_sqlite_wal_hdr {
+	bool big_endian; /* checksums over big-endian words (magic 0x377f0683) */
+	uint32_t page_size, ckpt_seq, salt1, salt2;
+	uint32_t s0, s1; /* the header's checksum: where the frames' chain starts */
+};
+/* Returns 0, or -KL_ECORRUPT (bad magic, version, page size or checksum, or n < 32). */
+int kl_sqlite_wal_hdr_decode(const uint8_t *p, size_t n, struct kl_sqlite_wal_hdr *ret);
+/* The 32 bytes of h's header; fills in h->s0 and h->s1. */
+void kl_sqlite_wal_hdr_encode(struct kl_sqlite_wal_hdr *h, uint8_t out[KL_SQLITE_WAL_HDR]);
+
+struct kl_sqlite_frame {
+	uint32_t pgno;
+	uint32_t db_pages; /* commit frames: the database's size in pages after it; else 0 */
+};
+/*
+ * Checks frame f (KL_SQLITE_FRAME_HDR + page_size bytes) against h and
+ * the chain so far (s[2], updated when it is valid). Returns 1 valid, 0 not.
+ */
+int kl_sqlite_frame_check(const struct kl_sqlite_wal_hdr *h, const uint8_t *f, uint32_t s[2],
+			  struct kl_sqlite_frame *ret);
+/* Rewrites f's salts to h's and its checksum to continue s[2] (restores write their own WAL). */
+void kl_sqlite_frame_seal(const struct kl_sqlite_wal_hdr *h, uint8_t *f, uint32_t s[2]);
+
+/* A log record's commit list ("wal/commits"): one "FRAME TIME_NS" line per commit. */
+struct kl_sqlite_commit {
+	uint32_t frame; /* the commit frame, 1-based in its generation */
+	int64_t time_ns;
+};
+#define KL_SQLITE_COMMITS_MAX (1u << 20)
+/*
+ * Parses a commit list: frames strictly increasing within [first, last],
+ * times not negative. *ret to kl_free. Returns 0 or -KL_ECORRUPT.
+ */
+int kl_sqlite_commits_parse(const uint8_t *p, size_t n, uint32_t first, uint32_t last,
+			    struct kl_sqlite_commit **ret, size_t *n_ret);
+
+/* ---- SQLite (src/db/sqlite-*.c) ------------------------------------------------------- */
+
+/* Whether s is a sqlite:// URI (the CLI's db commands dispatch on it). */
+bool kl_db_sqlite_uri(const char *s);
+/*
+ * The same operations as PostgreSQL's, for a SQLite database file named by
+ * o->conninfo as sqlite:///PATH (docs/DATABASES.md, "SQLite"). Errors:
+ * -KL_EDBCONNECT (the file cannot be opened, is not a database, or for
+ * stream is not in WAL mode), -KL_EDBSERVER (SQLite refused an operation
+ * or a restored file failed its integrity check).
+ */
+int kl_db_sqlite_backup(struct kl_repo *r, const struct kl_db_backup_opts *o,
+			struct kl_db_backup_result *ret);
+int kl_db_sqlite_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
+			struct kl_db_stream_result *ret);
+/* o->target is the new database file (it must not exist); --lsn is not supported. */
+int kl_db_sqlite_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
+			 struct kl_id *base_ret);
+/* 1 if the database name in the repository is a SQLite one, 0 if not (or absent). */
+int kl_db_sqlite_named(struct kl_repo *r, const char *name);
+
 /* ---- listing (src/db/list.c) ---------------------------------------------------------- */
 
 struct kl_db_info {
@@ -304,6 +374,17 @@ struct kl_db_list {
 	size_t n_damaged; /* snapshots that could not be read (may be databases') */
 };
 int kl_db_list(struct kl_repo *r, struct kl_db_list *ret);
+
+/*
+ * A SQLite database's restorable stretches (src/db/sqlite-restore.c):
+ * every moment from each base copy to the last commit its chain of log
+ * records holds; stretches that touch are merged, so what lies between
+ * two is a gap. Oldest first; *ret to kl_free.
+ */
+struct kl_db_span {
+	int64_t from_ns, to_ns;
+};
+int kl_db_sqlite_spans(const struct kl_db_info *d, struct kl_db_span **ret, size_t *n_ret);
 void kl_db_list_release(struct kl_db_list *l);
 /* The database name in l, or NULL. */
 const struct kl_db_info *kl_db_find(const struct kl_db_list *l, const char *name);

@@ -174,7 +174,12 @@ struct kl_snapshot_db {
 	char *system_id; /* NULL: absent */
 	uint32_t timeline, stop_timeline;
 	uint64_t start_lsn, stop_lsn;
-	char *server_version;  /* NULL: absent */
+	char *server_version; /* NULL: absent */
+	/* SQLite (fields 10-14): the WAL generation at stop_lsn; 0: absent */
+	uint32_t wal_salt1, wal_salt2; /* the WAL header's salts */
+	uint32_t wal_ckpt_seq;	       /* the WAL header's checkpoint sequence */
+	uint64_t wal_checksum;	       /* the running frame checksum at stop_lsn: s0 << 32 | s1 */
+	uint32_t page_size;
 	uint32_t segment_size; /* PostgreSQL: wal_segment_size in bytes; 0: absent */
 };
 /* Whether name is a valid database name. */

@@ -218,6 +218,12 @@ int kl_entry_backup_new(struct kl_repo *r, const struct kl_backup_opts *o,
 			struct kl_entry_backup **ret);
 int kl_entry_backup_add(struct kl_entry_backup *e, const char *path, const struct kl_node *meta);
 int kl_entry_backup_write(struct kl_entry_backup *e, const void *p, size_t n);
+/*
+ * The content of the files added from now on is cut into fixed chunks of
+ * size bytes (a SQLite database's pages: a changed page costs one chunk;
+ * size at most the chunker's max), or content-defined ones again with 0.
+ */
+void kl_entry_backup_fixed(struct kl_entry_backup *e, uint32_t size);
 int kl_entry_backup_end(struct kl_entry_backup *e);
 int kl_entry_backup_commit(struct kl_entry_backup *e, struct kl_snapshot *snap,
 			   struct kl_backup_result *ret);

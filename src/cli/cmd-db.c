@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "keel/backend.h"
+#include "cmd-db-sqlite.h"
 #include "keel/db.h"
 
 static const char usage[] =
@@ -18,8 +19,11 @@ static const char usage[] =
 	"       keel db check NAME [--all]\n"
 	"       keel db wal-push PATH --name NAME\n"
 	"       keel db wal-get FILE DEST --name NAME\n"
+	"       keel db backup|stream sqlite:///PATH [--name NAME]\n"
+	"       keel db restore NAME --target FILE (--latest | --time T)\n"
 	"\n"
-	"PostgreSQL clusters in the repository (PostgreSQL 15 or newer).\n"
+	"PostgreSQL clusters (PostgreSQL 15 or newer) and SQLite databases in the\n"
+	"repository.\n"
 	"\n"
 	"backup   take a base backup through the replication protocol and store\n"
 	"         the cluster's files as a snapshot (kind database), deduplicated\n"
@@ -43,7 +47,9 @@ static const char usage[] =
 	"dump     a logical dump: pg_dumpall --globals-only and pg_dump -Fc of\n"
 	"         every database, one snapshot (tag db-dump): globals.sql and\n"
 	"         databases/DB.dump, for pg_restore of single tables.\n"
-	"list     the databases, each with its base backups and dumps.\n"
+	"list     the databases, each with its base backups and dumps; for\n"
+	"         SQLite also the restorable stretches, the gaps between them and\n"
+	"         the newest restorable moment.\n"
 	"check    the log's continuity per timeline from the oldest base backup\n"
 	"         (exit 24 on a gap), and the data of each snapshot of NAME that\n"
 	"         no earlier check verified (--all: every one; exit 13 if\n"
@@ -55,6 +61,17 @@ static const char usage[] =
 	"wal-get  for restore_command ('keel db wal-get %f %p --name NAME'):\n"
 	"         write the stored WAL file FILE to DEST; exit 14 if none.\n"
 	"\n"
+	"SQLite (sqlite:///PATH, an absolute path): backup copies the database\n"
+	"as one read transaction sees it while applications keep writing; stream\n"
+	"follows its write-ahead log (the database must be in WAL mode: PRAGMA\n"
+	"journal_mode=WAL) and stores each second's commits, holds a read\n"
+	"transaction so the WAL is not reset before keel has stored it, and\n"
+	"checkpoints itself every 1,000 frames; after a reset keel did not see\n"
+	"(a checkpoint while it was not running) it takes a new base copy.\n"
+	"restore writes FILE (which must not exist) as the database was at T\n"
+	"and keeps it only if PRAGMA integrity_check passes. The default NAME\n"
+	"is the file's name.\n"
+	"\n"
 	"Options:\n"
 	"      --name NAME     the database's name in the repository (default\n"
 	"                      pg-SYSTEMID; 1 to 64 of A-Z a-z 0-9 . _ -)\n"
@@ -64,7 +81,7 @@ static const char usage[] =
 	"                      so synchronous_standby_names = 'keel' (the\n"
 	"                      application_name, unless CONNINFO sets one) makes\n"
 	"                      commits wait until keel stored them (RPO 0)\n"
-	"  -t, --target DIR    restore: the new data directory\n"
+	"  -t, --target DIR    restore: the new data directory (SQLite: the new file)\n"
 	"      --latest        restore: the newest moment stored\n"
 	"      --time T        restore: as it was at T, 'YYYY-MM-DD HH:MM:SS[.f]+00'\n"
 	"                      (PostgreSQL's recovery_target_time, with an offset)\n"
@@ -74,7 +91,10 @@ static const char usage[] =
 	"      --all           check: read everything, not only what is new\n"
 	"\n"
 	"Exit status 22: cannot connect to the server (or it does not allow\n"
-	"replication); 23: the server refused or broke off the backup.\n";
+	"replication; SQLite: the file cannot be opened, is not a database, or\n"
+	"for stream is not in WAL mode); 23: the server refused or broke off the\n"
+	"backup (SQLite: it refused an operation, or a restored file failed\n"
+	"integrity_check and was removed).\n";
 
 enum {
 	OPT_NAME = 1,
@@ -122,7 +142,8 @@ static int db_backup(struct kl_cli *cli, const char *conninfo, const struct db_a
 	if (rc < 0)
 		return rc;
 	kl_cli_report_init(&rep, cli, &o.report);
-	rc = kl_db_backup(cli->repo, &o, &res);
+	rc = kl_db_sqlite_uri(conninfo) ? kl_db_sqlite_backup(cli->repo, &o, &res)
+					: kl_db_backup(cli->repo, &o, &res);
 	kl_cli_report_done(&rep);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
@@ -144,6 +165,10 @@ static int db_backup(struct kl_cli *cli, const char *conninfo, const struct db_a
 	}
 	if (cli->quiet)
 		return 0;
+	if (kl_db_sqlite_uri(conninfo)) {
+		kl_cli_db_sqlite_backup_text(&res);
+		return 0;
+	}
 	kl_print_bytes(total, sizeof(total), res.stats.bytes_total);
 	kl_print_bytes(added, sizeof(added), res.stats.bytes_added);
 	printf("database %s (system %s): base backup %.8s saved, timeline %" PRIu32 ",", res.name,
@@ -207,7 +232,8 @@ static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_a
 	o.stop_fd = kl_cli_signals_notify(cli);
 	kl_cli_report_init(&rep, cli, &o.report);
 	o.report.progress = NULL;
-	rc = kl_db_stream(cli->repo, &o, &res);
+	rc = kl_db_sqlite_uri(conninfo) ? kl_db_sqlite_stream(cli->repo, &o, &res)
+					: kl_db_stream(cli->repo, &o, &res);
 	kl_cli_report_done(&rep);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
@@ -247,7 +273,10 @@ static int db_restore(struct kl_cli *cli, const char *name, const struct db_args
 	if (rc < 0)
 		return rc;
 	kl_cli_report_init(&rep, cli, &o.report);
-	rc = kl_db_restore(cli->repo, &o, &base);
+	rc = kl_db_sqlite_named(cli->repo, name);
+	if (rc >= 0)
+		rc = rc ? kl_db_sqlite_restore(cli->repo, &o, &base)
+			: kl_db_restore(cli->repo, &o, &base);
 	kl_cli_report_done(&rep);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
@@ -358,7 +387,12 @@ static void list_json(const struct kl_db_list *l)
 	for (size_t i = 0; i < l->n; i++) {
 		const struct kl_db_info *d = &l->v[i];
 
-		printf("%s{\"name\":", i ? "," : "");
+		printf("%s", i ? "," : "");
+		if (d->engine == KL_DB_SQLITE) {
+			kl_cli_db_sqlite_json(d);
+			continue;
+		}
+		printf("{\"name\":");
 		kl_json_cstr(stdout, d->name);
 		printf(",\"engine\":\"postgresql\",\"system_id\":");
 		kl_json_cstr(stdout, d->system_id);
@@ -406,6 +440,10 @@ static void list_text(const struct kl_db_list *l)
 	for (size_t i = 0; i < l->n; i++) {
 		const struct kl_db_info *d = &l->v[i];
 
+		if (d->engine == KL_DB_SQLITE) {
+			kl_cli_db_sqlite_text(d);
+			continue;
+		}
 		printf("%s (postgresql, system %s): %zu base backup%s", d->name,
 		       d->system_id ? d->system_id : "?", d->n_bases, d->n_bases == 1 ? "" : "s");
 		if (d->n_dumps)

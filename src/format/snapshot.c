@@ -130,6 +130,11 @@ enum {
 	D_STOP_LSN,
 	D_SERVER_VERSION,
 	D_STOP_TIMELINE,
+	D_WAL_SALT1, /* 10..14: SQLite */
+	D_WAL_SALT2,
+	D_WAL_CKPT_SEQ,
+	D_WAL_CHECKSUM,
+	D_PAGE_SIZE,
 	D_SEGMENT_SIZE = 15,
 	D_FIELDS = D_SEGMENT_SIZE,
 };
@@ -159,6 +164,16 @@ static int db_encode(const struct kl_snapshot_db *d, struct kl_buf *out)
 		r = kl_pb_put_uint_nz(out, D_STOP_TIMELINE, d->stop_timeline);
 	if (r >= 0)
 		r = kl_pb_put_uint_nz(out, D_SEGMENT_SIZE, d->segment_size);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_WAL_SALT1, d->wal_salt1);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_WAL_SALT2, d->wal_salt2);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_WAL_CKPT_SEQ, d->wal_ckpt_seq);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_WAL_CHECKSUM, d->wal_checksum);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_PAGE_SIZE, d->page_size);
 	if (r >= 0)
 		r = kl_pb_end(out, mark);
 	return r;
@@ -209,6 +224,21 @@ static int db_decode(const struct kl_pb_field *df, struct kl_snapshot_db *d)
 			break;
 		case D_SEGMENT_SIZE:
 			r = kl_pb_get_u32(&f, &d->segment_size);
+			break;
+		case D_WAL_SALT1:
+			r = kl_pb_get_u32(&f, &d->wal_salt1);
+			break;
+		case D_WAL_SALT2:
+			r = kl_pb_get_u32(&f, &d->wal_salt2);
+			break;
+		case D_WAL_CKPT_SEQ:
+			r = kl_pb_get_u32(&f, &d->wal_ckpt_seq);
+			break;
+		case D_WAL_CHECKSUM:
+			r = kl_pb_get_u64(&f, &d->wal_checksum);
+			break;
+		case D_PAGE_SIZE:
+			r = kl_pb_get_u32(&f, &d->page_size);
 			break;
 		}
 		if (r < 0)

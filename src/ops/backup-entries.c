@@ -26,7 +26,8 @@ struct kl_entry_backup {
 	struct kl_file_job *file; /* the file whose content is arriving */
 	struct dir_job *file_dir;
 	uint64_t file_size, file_got;
-	size_t len; /* bytes in b.rbuf not yet cut */
+	size_t len;	/* bytes in b.rbuf not yet cut */
+	uint32_t fixed; /* cut content in chunks of this size; 0: content-defined */
 	int64_t start_ns;
 	char hostbuf[256], userbuf[256];
 	bool finished;
@@ -250,10 +251,11 @@ int kl_entry_backup_add(struct kl_entry_backup *e, const char *path, const struc
 static int cut(struct kl_entry_backup *e, bool eof)
 {
 	const struct kl_cdc *cdc = kl_repo_cdc(e->b.r);
-	size_t off = 0;
+	size_t off = 0, max = e->fixed ? e->fixed : cdc->max;
 
-	while (e->len - off >= cdc->max || (eof && off < e->len)) {
-		size_t n = kl_cdc_next(cdc, e->b.rbuf + off, e->len - off);
+	while (e->len - off >= max || (eof && off < e->len)) {
+		size_t n = e->fixed ? (e->len - off < max ? e->len - off : max)
+				    : kl_cdc_next(cdc, e->b.rbuf + off, e->len - off);
 		uint8_t *chunk = kl_memdup(e->b.rbuf + off, n);
 		int rc;
 
@@ -267,6 +269,12 @@ static int cut(struct kl_entry_backup *e, bool eof)
 	memmove(e->b.rbuf, e->b.rbuf + off, e->len - off);
 	e->len -= off;
 	return 0;
+}
+
+void kl_entry_backup_fixed(struct kl_entry_backup *e, uint32_t size)
+{
+	/* a chunk must fit the read buffer (four of the chunker's largest) */
+	e->fixed = size < e->b.rbuf_cap ? size : (uint32_t)e->b.rbuf_cap;
 }
 
 int kl_entry_backup_write(struct kl_entry_backup *e, const void *p, size_t n)

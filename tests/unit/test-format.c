@@ -1240,6 +1240,12 @@ static void full_snapshot(struct kl_snapshot *s)
 	s->db.start_lsn = 0x100000028ull;
 	s->db.stop_lsn = UINT64_MAX;
 	s->db.server_version = kl_strdup("150018");
+	/* SQLite's fields 10-14, all at once so that each is seen through a round trip */
+	s->db.wal_salt1 = 0x9a3f0001;
+	s->db.wal_salt2 = UINT32_MAX;
+	s->db.wal_ckpt_seq = 7;
+	s->db.wal_checksum = 0x123456789abcdef0ull;
+	s->db.page_size = 65536;
 }
 
 static void assert_strv_equal(char **a, size_t an, char **b, size_t bn)
@@ -1284,6 +1290,11 @@ static void assert_snapshot_equal(const struct kl_snapshot *a, const struct kl_s
 	assert_int_equal(a->db.stop_timeline, b->db.stop_timeline);
 	assert_true(a->db.start_lsn == b->db.start_lsn);
 	assert_true(a->db.stop_lsn == b->db.stop_lsn);
+	assert_int_equal(a->db.wal_salt1, b->db.wal_salt1);
+	assert_int_equal(a->db.wal_salt2, b->db.wal_salt2);
+	assert_int_equal(a->db.wal_ckpt_seq, b->db.wal_ckpt_seq);
+	assert_true(a->db.wal_checksum == b->db.wal_checksum);
+	assert_int_equal(a->db.page_size, b->db.page_size);
 }
 
 static void snapshot_round_trip(void **state)

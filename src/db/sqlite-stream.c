@@ -1,0 +1,361 @@
+/*
+ * Continuous capture of a SQLite database in WAL mode (docs/DATABASES.md,
+ * "SQLite"): keel follows the WAL file, frame by frame as writers commit
+ * them, and at most once a second stores the new committed frames as a
+ * log record (kind 5) with the time it saw each commit. It holds a read
+ * transaction at all times (sqlite-conn.c says why that keeps the WAL from
+ * being reset behind it) and passes it on after every record, so the
+ * application's own checkpoints go on up to what is stored. Every 1,000
+ * frames it checkpoints itself with writers held off, so that the WAL
+ * can start over: then nothing can be written between its last frame
+ * being stored and the reset.
+ *
+ * A generation (one pair of salts) follows the one before it without a
+ * gap when its salt-1 and checkpoint sequence are one more: only a reset
+ * does that, and keel lets a reset happen only once all was read. Any
+ * other change of the WAL (a reset while keel was not running, a replaced
+ * file) is a gap: keel takes a new base copy and goes on from it.
+ */
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sqlite-internal.h"
+
+#define CKPT_FRAMES 1000
+#define PENDING_MAX ((size_t)256 << 20)
+
+struct sqs {
+	struct kl_repo *r;
+	const struct kl_db_stream_opts *o;
+	struct kl_sqdb d;
+	char name[KL_DB_NAME_MAX + 1], tag[8 + KL_DB_NAME_MAX];
+	const char *path;
+	uint32_t gen, max_gen;
+	struct kl_sq_pos stored; /* the newest position in the repository */
+	struct kl_buf pending;	 /* the frames after it, up to d.w.end */
+	struct kl_sq_commits commits;
+	struct kl_sq_clock clock;
+	int64_t last_store_ns, last_poll_ns, last_mtime_ns, next_ckpt_ns;
+	uint64_t records;
+};
+
+static int commits_text(const struct kl_sq_commits *c, struct kl_buf *out)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < c->n && rc >= 0; i++)
+		rc = kl_buf_addf(out, "%" PRIu32 " %" PRId64 "\n", c->v[i].frame, c->v[i].time_ns);
+	return rc;
+}
+
+static int add_file(struct kl_entry_backup *e, const char *path, const void *p, size_t n)
+{
+	struct kl_node f = {.type = KL_NODE_FILE, .mode = 0600};
+	int rc;
+
+	f.uid = (uint32_t)geteuid();
+	f.gid = (uint32_t)getegid();
+	f.mtime_sec = kl_time_now_ns() / KL_NSEC_PER_SEC;
+	f.size = n;
+	rc = kl_entry_backup_add(e, path, &f);
+	if (rc >= 0 && n)
+		rc = kl_entry_backup_write(e, p, n);
+	if (rc >= 0)
+		rc = kl_entry_backup_end(e);
+	return rc;
+}
+
+/* The commit time to give frames found now: the WAL's mtime if it is since the last look. */
+static int64_t stamp(struct sqs *s, int64_t now)
+{
+	struct stat st;
+	int64_t m;
+
+	if (s->d.w.fd < 0 || fstat(s->d.w.fd, &st) < 0)
+		return now;
+	m = (int64_t)st.st_mtim.tv_sec * KL_NSEC_PER_SEC + st.st_mtim.tv_nsec;
+	s->last_mtime_ns = m;
+	return m > s->last_poll_ns && m <= now ? m : now;
+}
+
+/* Reads the new frames; each commit gets the time the clock saw it, else an upper bound. */
+static int scan(struct sqs *s, int64_t now)
+{
+	size_t from = s->commits.n;
+	int64_t t = stamp(s, now);
+	int rc = kl_sqw_scan(&s->d, &s->pending, &s->commits, t, UINT32_MAX);
+
+	s->last_poll_ns = now;
+	for (size_t i = from; i < s->commits.n; i++)
+		kl_sq_clock_get(&s->clock, s->d.w.h.salt1, s->d.w.h.salt2, s->commits.v[i].frame,
+				&s->commits.v[i].time_ns);
+	return rc < 0 ? rc : 0;
+}
+
+/* Stores the frames after s->stored, up to the last commit read, as a log record. */
+static int store(struct sqs *s)
+{
+	struct kl_sqw *w = &s->d.w;
+	struct kl_sq_pos to = {0};
+	struct kl_entry_backup *e = NULL;
+	struct kl_backup_opts bo;
+	struct kl_backup_result br;
+	struct kl_snapshot snap = {0};
+	struct kl_buf text = KL_BUF_INIT(64u << 20);
+	char *tags[2] = {(char *)"db", s->tag}, *paths[1] = {s->tag};
+	int rc;
+
+	if (!w->has_hdr || s->stored.pos == KL_SQ_POS(s->gen, w->end))
+		return 0;
+	kl_backup_opts_init(&bo);
+	bo.host = s->o->host;
+	bo.tags = tags;
+	bo.n_tags = 2;
+	bo.threads = s->o->threads ? s->o->threads : 1;
+	/*
+	 * The record's time is now: what was committed before it must be in
+	 * it, so the WAL is read once more (restores trust that time).
+	 */
+	rc = kl_entry_backup_new(s->r, &bo, &e);
+	if (rc >= 0 && s->pending.len < PENDING_MAX)
+		rc = scan(s, kl_time_now_ns());
+	if (rc >= 0)
+		rc = commits_text(&s->commits, &text);
+	to.pos = KL_SQ_POS(s->gen, w->end);
+	to.salt1 = w->h.salt1;
+	to.salt2 = w->h.salt2;
+	to.ckpt_seq = w->h.ckpt_seq;
+	to.page_size = w->h.page_size;
+	to.checksum = (uint64_t)w->s[0] << 32 | w->s[1];
+	if (rc >= 0)
+		rc = add_file(e, "wal/frames", s->pending.data, s->pending.len);
+	if (rc >= 0)
+		rc = add_file(e, "wal/commits", text.data, text.len);
+	if (rc >= 0) {
+		snap.kind = KL_SNAP_DBLOG;
+		snap.paths = paths;
+		snap.n_paths = 1;
+		snap.has_db = true;
+		snap.db.engine = KL_DB_SQLITE;
+		snap.db.role = KL_DB_LOG;
+		snap.db.name = s->name;
+		snap.db.system_id = (char *)s->path;
+		snap.db.timeline = s->gen;
+		snap.db.start_lsn = s->stored.pos;
+		snap.db.stop_lsn = to.pos;
+		snap.db.wal_salt1 = to.salt1;
+		snap.db.wal_salt2 = to.salt2;
+		snap.db.wal_ckpt_seq = to.ckpt_seq;
+		snap.db.wal_checksum = to.checksum;
+		snap.db.page_size = to.page_size;
+		snap.db.server_version = (char *)sqlite3_libversion();
+		rc = kl_entry_backup_commit(e, &snap, &br);
+	}
+	kl_entry_backup_free(e);
+	kl_buf_release(&text);
+	if (rc < 0)
+		return rc;
+	s->stored = to;
+	kl_buf_clear(&s->pending);
+	s->commits.n = 0;
+	s->records++;
+	s->last_store_ns = kl_time_mono_ns();
+	return 0;
+}
+
+/* A new base copy, after a gap: the stream goes on from it in a new generation. */
+static int new_base(struct sqs *s)
+{
+	struct kl_sq_base_opts bo = {0};
+	struct kl_backup_result br;
+
+	bo.name = s->name;
+	bo.host = s->o->host;
+	bo.source = s->path;
+	bo.threads = s->o->threads;
+	s->gen = ++s->max_gen;
+	bo.gen = s->gen;
+	kl_buf_clear(&s->pending);
+	s->commits.n = 0;
+	return kl_sq_base(&s->d, &bo, &s->stored, &br);
+}
+
+/* Reads what is new in the WAL. */
+static int follow(struct sqs *s)
+{
+	struct kl_sqw *w = &s->d.w;
+	struct kl_sqlite_wal_hdr h;
+	int64_t now = kl_time_now_ns();
+	int rc = kl_sqw_header(&s->d, &h);
+
+	if (rc <= 0)
+		return rc; /* no header (yet, or truncated): nothing new */
+	if (!w->has_hdr || h.salt1 != w->h.salt1 || h.salt2 != w->h.salt2) {
+		bool next =
+			w->has_hdr && h.salt1 == w->h.salt1 + 1 && h.ckpt_seq == w->h.ckpt_seq + 1;
+
+		if (w->has_hdr && !next)
+			return new_base(s); /* the WAL was replaced */
+		rc = store(s);		    /* the old generation's last frames, if any */
+		if (rc < 0)
+			return rc;
+		if (w->has_hdr || s->stored.salt1 || KL_SQ_FRAME(s->stored.pos))
+			s->gen = ++s->max_gen;
+		kl_sqw_reset(w, &h);
+	}
+	if (s->pending.len > PENDING_MAX)
+		return 0; /* store first */
+	return scan(s, now);
+}
+
+/*
+ * With writers held off: the last frames stored, then a checkpoint of
+ * everything, so the next writer starts the WAL over (a new generation).
+ */
+static int checkpoint(struct sqs *s)
+{
+	struct kl_sqlite_wal_hdr h;
+	sqlite3 *c;
+	int log = 0, done = 0, rc;
+
+	/* a writer busy for longer than 0.2 s: next time (the stream must store meanwhile) */
+	kl_sq_writer_patience(&s->d, 1000);
+	rc = sqlite3_exec(s->d.wr, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	kl_sq_writer_patience(&s->d, 25000);
+	if (rc != SQLITE_OK)
+		return 0;
+	/* a new generation since the last look is the loop's to follow (it may need a base) */
+	rc = kl_sqw_header(&s->d, &h);
+	if (rc > 0 && (h.salt1 != s->d.w.h.salt1 || h.salt2 != s->d.w.h.salt2)) {
+		sqlite3_exec(s->d.wr, "ROLLBACK", NULL, NULL, NULL);
+		return 0;
+	}
+	rc = rc < 0 ? rc : scan(s, kl_time_now_ns());
+	if (rc >= 0)
+		rc = store(s);
+	if (rc >= 0)
+		rc = kl_sq_reader_end(&s->d);
+	if (rc >= 0) {
+		c = s->d.rd[0];
+		/* busy (the application checkpoints, or its readers hold frames): next time */
+		sqlite3_wal_checkpoint_v2(c, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+		rc = kl_sq_reader_turn(&s->d);
+	}
+	sqlite3_exec(s->d.wr, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+/* Where to start: the repository's newest position if the WAL still holds it, else a base. */
+static int start(struct sqs *s)
+{
+	struct kl_sqlite_wal_hdr h;
+	struct kl_sq_pos last;
+	bool found;
+	int rc = kl_sq_newest(s->r, s->name, &found, &last, &s->max_gen);
+
+	if (rc < 0)
+		return rc;
+	if (!found)
+		return new_base(s); /* none yet */
+	rc = kl_sq_reader_turn(&s->d);
+	if (rc >= 0)
+		rc = kl_sqw_header(&s->d, &h);
+	if (rc < 0)
+		return rc;
+	if (rc == 0 || h.salt1 != last.salt1 || h.salt2 != last.salt2 ||
+	    h.page_size != last.page_size)
+		return new_base(s); /* reset while keel was not running */
+	kl_sqw_reset(&s->d.w, &h);
+	rc = kl_sqw_scan(&s->d, NULL, NULL, 0, KL_SQ_FRAME(last.pos));
+	if (rc < 0)
+		return rc;
+	if (s->d.w.end != KL_SQ_FRAME(last.pos) ||
+	    ((uint64_t)s->d.w.s[0] << 32 | s->d.w.s[1]) != last.checksum)
+		return new_base(s); /* it no longer holds the last record's frames */
+	s->gen = KL_SQ_GEN(last.pos);
+	s->stored = last;
+	return 0;
+}
+
+static int wait_stop(struct sqs *s, int ms, bool *stop)
+{
+	struct pollfd pf = {s->o->stop_fd, POLLIN, 0};
+	uint8_t sink[256];
+
+	if (s->o->stop_fd < 0) {
+		usleep((useconds_t)ms * 1000);
+		return 0;
+	}
+	if (poll(&pf, 1, ms) < 0 && errno != EINTR)
+		return kl_repo_fail(s->r, -errno, "poll");
+	if (pf.revents & POLLIN) {
+		if (read(s->o->stop_fd, sink, sizeof(sink)) < 0 && errno != EAGAIN)
+			return kl_repo_fail(s->r, -errno, "cannot read the stop signal");
+		*stop = true;
+	}
+	return 0;
+}
+
+static int loop(struct sqs *s)
+{
+	for (bool stop = false;;) {
+		int rc = wait_stop(s, 20, &stop);
+
+		if (rc >= 0)
+			rc = follow(s);
+		if (rc >= 0 &&
+		    (stop || s->pending.len > PENDING_MAX ||
+		     (s->pending.len && kl_time_mono_ns() - s->last_store_ns >= KL_NSEC_PER_SEC))) {
+			rc = store(s);
+			/* pass the read transaction on: checkpoints may go up to what is stored */
+			if (rc >= 0 && !stop)
+				rc = kl_sq_reader_turn(&s->d);
+		}
+		if (rc >= 0 && !stop && s->d.w.end >= CKPT_FRAMES &&
+		    kl_time_mono_ns() >= s->next_ckpt_ns) {
+			/* at most once a second: it holds writers off while it runs */
+			s->next_ckpt_ns = kl_time_mono_ns() + KL_NSEC_PER_SEC;
+			rc = checkpoint(s);
+		}
+		if (rc < 0 || stop)
+			return rc;
+	}
+}
+
+int kl_db_sqlite_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
+			struct kl_db_stream_result *ret)
+{
+	struct sqs s = {.r = r, .o = o};
+	int rc;
+
+	memset(ret, 0, sizeof(*ret));
+	s.path = kl_sq_uri_path(o->conninfo);
+	if (!s.path)
+		return kl_repo_fail(r, -KL_EUSAGE, "not a sqlite:///PATH: '%s'", o->conninfo);
+	kl_buf_init(&s.pending, PENDING_MAX + (64u << 20));
+	rc = kl_sq_name(r, o->name, s.path, s.name, sizeof(s.name));
+	if (rc >= 0) {
+		snprintf(s.tag, sizeof(s.tag), "db:%s", s.name);
+		rc = kl_sq_open(r, s.path, true, &s.d);
+	}
+	if (rc >= 0)
+		rc = kl_sq_clock_start(&s.clock, s.d.wal_path);
+	if (rc >= 0)
+		rc = start(&s);
+	if (rc >= 0) {
+		s.last_store_ns = kl_time_mono_ns();
+		rc = loop(&s);
+	}
+	if (rc >= 0)
+		rc = kl_sq_reader_end(&s.d);
+	ret->stop_lsn = s.stored.pos;
+	ret->records = s.records;
+	kl_sq_clock_stop(&s.clock);
+	kl_sq_close(&s.d);
+	kl_buf_release(&s.pending);
+	kl_free(s.commits.v);
+	return rc;
+}
