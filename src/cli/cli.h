@@ -305,6 +305,7 @@ int cmd_find(int argc, char **argv, struct kl_cli *cli);
 int cmd_stats(int argc, char **argv, struct kl_cli *cli);
 int cmd_tag(int argc, char **argv, struct kl_cli *cli);
 int cmd_image(int argc, char **argv, struct kl_cli *cli);
+int cmd_mount(int argc, char **argv, struct kl_cli *cli);
 int cmd_check(int argc, char **argv, struct kl_cli *cli);
 int cmd_forget(int argc, char **argv, struct kl_cli *cli);
 int cmd_key(int argc, char **argv, struct kl_cli *cli);
