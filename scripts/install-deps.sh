@@ -23,6 +23,8 @@ build_packages=(
 	libjansson-dev
 	# the job daemon's HTTP listener (/metrics)
 	libmicrohttpd-dev
+	# keel mount (src/mount)
+	libfuse3-dev
 	# unit tests (built with the rest of the tree)
 	libcmocka-dev
 )
@@ -48,6 +50,8 @@ test_packages=(
 	postgresql-15 postgresql-client-15
 	# disk images made by mkfs.ext4 -d, changed via debugfs, checked by e2fsck: t8001
 	e2fsprogs
+	# keel mount: fusermount3 (t8010-t8012)
+	fuse3
 )
 
 case ${1:-} in
