@@ -59,6 +59,7 @@ struct kl_mview {
 	char **hosts, **tags; /* sorted, each once */
 	size_t n_hosts, n_tags;
 	int64_t newest_ns; /* the virtual directories' times */
+	size_t n_new;	   /* snapshots read from storage, not taken from the previous view */
 	unsigned refs;
 };
 

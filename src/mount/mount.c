@@ -75,23 +75,9 @@ static void drop_blob(void *value)
 	kl_free(value);
 }
 
-/* Whether w holds a snapshot that old does not (its blobs may be in new index files). */
-static bool has_new(const struct kl_mview *w, const struct kl_mview *old)
-{
-	for (size_t i = 0; i < w->n; i++) {
-		size_t j = 0;
-
-		while (j < old->n && !kl_id_eq(&old->v[j].id, &w->v[i].id))
-			j++;
-		if (j == old->n)
-			return true;
-	}
-	return false;
-}
-
 static void refresh(struct kl_mount *m)
 {
-	struct kl_mview *old, *nv;
+	struct kl_mview *old, *nv = NULL;
 	int rc;
 
 	pthread_mutex_lock(&m->view_mu);
@@ -100,20 +86,18 @@ static void refresh(struct kl_mount *m)
 	pthread_mutex_unlock(&m->view_mu);
 	rc = kl_mview_build(m->repo, m->o->filter, old, &nv);
 	/* new snapshots become visible only once the index knows their blobs */
-	if (rc >= 0 && has_new(nv, old))
+	if (rc >= 0 && nv->n_new)
 		rc = kl_repo_refresh_index(m->repo);
 	if (rc < 0) {
 		/* the storage is away for now: keep showing what was there, try again later */
 		kl_repo_clear_err(m->repo);
-		if (rc != -ENOMEM && nv != old)
-			nv = NULL;
+		kl_mview_unref(nv);
+		nv = NULL;
 	}
 	pthread_mutex_lock(&m->view_mu);
-	if (rc >= 0) {
+	if (nv) {
 		kl_mview_unref(m->view);
 		m->view = nv;
-	} else if (nv) {
-		kl_mview_unref(nv);
 	}
 	m->refreshed_ns = kl_time_mono_ns();
 	pthread_mutex_unlock(&m->view_mu);

@@ -67,12 +67,38 @@ static int strv_add_unique(char ***v, size_t *n, size_t *cap, const char *s)
 	return 0;
 }
 
-static const struct kl_msnap *old_find(const struct kl_mview *old, const struct kl_id *id)
+static int cmp_snap_id(const void *a, const void *b)
 {
-	for (size_t i = 0; old && i < old->n; i++)
-		if (kl_id_eq(&old->v[i].id, id))
-			return &old->v[i];
-	return NULL;
+	const struct kl_msnap *const *x = a, *const *y = b;
+
+	return memcmp((*x)->id.b, (*y)->id.b, KL_ID_LEN);
+}
+
+/* The old view's snapshots sorted by id (NULL and 0 without one), for old_find. */
+static int old_index(const struct kl_mview *old, const struct kl_msnap ***ret)
+{
+	*ret = NULL;
+	if (!old || !old->n)
+		return 0;
+	*ret = kl_calloc(old->n, sizeof(**ret));
+	if (!*ret)
+		return -ENOMEM;
+	for (size_t i = 0; i < old->n; i++)
+		(*ret)[i] = &old->v[i];
+	qsort(*ret, old->n, sizeof(**ret), cmp_snap_id);
+	return 0;
+}
+
+static const struct kl_msnap *old_find(const struct kl_msnap **idx, size_t n,
+				       const struct kl_id *id)
+{
+	struct kl_msnap key = {.id = *id};
+	const struct kl_msnap *k = &key, **hit;
+
+	if (!idx)
+		return NULL;
+	hit = bsearch(&k, idx, n, sizeof(*idx), cmp_snap_id);
+	return hit ? *hit : NULL;
 }
 
 /* Copies a snapshot (the old view's, which stays as it is) by encoding and decoding it. */
@@ -129,18 +155,21 @@ int kl_mview_build(struct kl_repo *r, const struct kl_snap_filter *f, const stru
 {
 	struct names l = {0};
 	struct kl_mview *v = kl_calloc(1, sizeof(*v));
+	const struct kl_msnap **idx = NULL;
 	int rc;
 
 	if (!v)
 		return -ENOMEM;
 	v->refs = 1;
-	rc = kl_repo_list(r, KL_OBJ_SNAPSHOT, add_name, &l);
+	rc = old_index(old, &idx);
+	if (rc >= 0)
+		rc = kl_repo_list(r, KL_OBJ_SNAPSHOT, add_name, &l);
 	if (rc >= 0 && l.n)
 		v->v = kl_calloc(l.n, sizeof(*v->v));
 	if (rc >= 0 && l.n && !v->v)
 		rc = -ENOMEM;
 	for (size_t i = 0; rc >= 0 && i < l.n; i++) {
-		const struct kl_msnap *o = old_find(old, &l.v[i]);
+		const struct kl_msnap *o = old_find(idx, old ? old->n : 0, &l.v[i]);
 		struct kl_msnap *s = &v->v[v->n];
 
 		s->id = l.v[i];
@@ -162,8 +191,10 @@ int kl_mview_build(struct kl_repo *r, const struct kl_snap_filter *f, const stru
 			kl_snapshot_release(&s->s);
 			continue;
 		}
+		v->n_new += !o;
 		v->n++;
 	}
+	kl_free(idx);
 	kl_free(l.v);
 	if (rc >= 0 && v->n)
 		qsort(v->v, v->n, sizeof(*v->v), cmp_time);
