@@ -25,7 +25,7 @@ mount_cleanup()
 		fusermount3 -u -z "$MOUNT_DIR" 2>/dev/null || umount -l "$MOUNT_DIR" 2>/dev/null || true
 	fi
 }
-trap 'rc=$?; mount_cleanup; (exit $rc); cleanup' EXIT
+trap 'rc=$?; set +e; mount_cleanup; (exit $rc); cleanup' EXIT
 
 mount_start()
 {

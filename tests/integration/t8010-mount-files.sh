@@ -63,14 +63,21 @@ expect_success treecmp "$ROOT" "$FUSE_ROOT"
 # the second snapshot: the same but for the symlinks' atimes (the first backup read them)
 expect_success treecmp --ignore-atime "$ROOT" "$MNT/hosts/beta/latest$SRC"
 
-# each regular file's bytes: as keel dump writes them
+# each regular file's bytes: as keel dump writes them (one dump of the
+# snapshot's directory as a tar archive, unpacked)
+mkdir "$TEST_DIR/dumped"
+keel dump "$id1" "$SRC" >"$TEST_DIR/dump.tar" 2>/dev/null || fail "keel dump of the snapshot failed"
+# GNU tar cannot make the deep chain's last symlink (its path is too long): its files are skipped
+tar -xf "$TEST_DIR/dump.tar" -C "$TEST_DIR/dumped" 2>/dev/null || true
+DUMPED=$TEST_DIR/dumped$SRC
+[ -d "$DUMPED" ] || fail "keel dump's archive does not hold $SRC"
 n=0
 while IFS= read -r -d '' f; do
 	rel=${f#"$FUSE_ROOT"}
 	[ "${#rel}" -lt 1000 ] || continue # the deep chain: treecmp compared it
-	keel dump "$id1" "$SRC$rel" >"$TEST_DIR/dumped" || fail "keel dump '$rel' failed"
 	# from stdin: sha256sum escapes a name with a newline or a backslash
-	[ "$(sha256sum <"$f")" = "$(sha256sum <"$TEST_DIR/dumped")" ] || fail "'$rel' differs from keel dump's"
+	[ -f "$DUMPED$rel" ] || fail "'$rel' is not in keel dump's archive"
+	[ "$(sha256sum <"$f")" = "$(sha256sum <"$DUMPED$rel")" ] || fail "'$rel' differs from keel dump's"
 	n=$((n + 1))
 done < <(find "$FUSE_ROOT" -type f -print0)
 [ "$n" -ge 20 ] || fail "only $n files compared with keel dump"
