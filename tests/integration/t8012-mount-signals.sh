@@ -2,8 +2,9 @@
 # keel mount ends cleanly: SIGINT and SIGTERM unmount and exit 0, also
 # while a file is being read (the reader gets its data or an error, never
 # a hang); --allow-other lets another user read with the recorded modes
-# checked; a mount point that is not a directory is refused before any
-# password is asked for.
+# checked; a user other than root mounts and unmounts through fusermount3;
+# a mount point that is not a directory is refused before any password is
+# asked for.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-mount.sh"
 require_keel
@@ -41,8 +42,8 @@ mkdir -p "$MNT"
 keel --json mount "$MNT" >"$TEST_DIR/json" 2>/dev/null &
 MOUNT_PID=$!
 BG_PIDS+=("$MOUNT_PID")
-for i in $(seq 1 200); do mountpoint -q "$MNT" && break; sleep 0.1; done
-mountpoint -q "$MNT" || fail "keel --json mount did not mount"
+for i in $(seq 1 200); do is_mounted "$MNT" && break; sleep 0.1; done
+is_mounted "$MNT" || fail "keel --json mount did not mount"
 expect_success fusermount3 -u "$MNT"
 mount_stop_wait
 json_check <"$TEST_DIR/json"
@@ -61,6 +62,32 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	mount_stop_wait
 else
 	log "NOTE: $TEST_NAME: not root: --allow-other was not tried"
+fi
+
+# a user other than root mounts through the setuid fusermount3, and a
+# signal unmounts through it too
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && [ -u "$(command -v fusermount3)" ]; then
+	nb=$TEST_DIR/nobody
+	mkdir -p "$nb/mnt"
+	cp -a "$KEEL_REPOSITORY" "$nb/repo"
+	cp "$KEEL_PASSWORD_FILE" "$nb/password"
+	chown -R 65534:65534 "$nb"
+	# exec: MOUNT_PID is keel's own pid, which the signal must reach
+	(KEEL_REPOSITORY=$nb/repo KEEL_PASSWORD_FILE=$nb/password HOME=$nb exec setpriv \
+		--reuid=65534 --regid=65534 --clear-groups -- "$KEEL" mount "$nb/mnt" \
+		>/dev/null 2>>"$TEST_DIR/mount.err") &
+	MOUNT_PID=$!
+	BG_PIDS+=("$MOUNT_PID")
+	MOUNT_DIR=$nb/mnt
+	for i in $(seq 1 200); do is_mounted "$nb/mnt" && break; sleep 0.1; done
+	is_mounted "$nb/mnt" || fail "nobody could not mount"
+	! ls "$nb/mnt" >/dev/null 2>&1 || fail "root got into nobody's mount without --allow-other"
+	[ "$(as_nobody cat "$nb/mnt/snapshots/latest$TEST_DIR/src/public")" = "for everyone" ] ||
+		fail "nobody cannot read its own mount"
+	kill -TERM "$MOUNT_PID"
+	mount_stop_wait
+else
+	log "NOTE: $TEST_NAME: not root or no setuid fusermount3: a user's own mount was not tried"
 fi
 
 # a mount point that is not a directory: refused at once (exit 1)
