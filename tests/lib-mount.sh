@@ -36,7 +36,7 @@ trap 'rc=$?; set +e; mount_cleanup; (exit $rc); cleanup' EXIT
 
 mount_start()
 {
-	local mnt=$1 i
+	local mnt=$1
 	shift
 	MOUNT_DIR=$mnt
 	mkdir -p "$mnt"
@@ -45,7 +45,7 @@ mount_start()
 	env --default-signal=INT "$KEEL" mount "$mnt" "$@" 2>>"$TEST_DIR/mount.err" &
 	MOUNT_PID=$!
 	BG_PIDS+=("$MOUNT_PID")
-	for i in $(seq 1 200); do
+	for _ in $(seq 1 200); do
 		is_mounted "$mnt" && return 0
 		kill -0 "$MOUNT_PID" 2>/dev/null || break
 		sleep 0.1
@@ -56,8 +56,8 @@ mount_start()
 
 mount_stop_wait()
 {
-	local rc=0 i
-	for i in $(seq 1 200); do
+	local rc=0
+	for _ in $(seq 1 200); do
 		kill -0 "$MOUNT_PID" 2>/dev/null || break
 		sleep 0.1
 	done

@@ -13,6 +13,7 @@
 #include "mount-internal.h"
 
 struct kl_mfile {
+	struct kl_mfile *prev, *next; /* the mount's open files (m->files_mu) */
 	size_t n;
 	struct kl_id *ids;
 	uint64_t *offs; /* n + 1: where blob i begins; offs[n] the end */
@@ -157,11 +158,39 @@ int kl_mfile_open(struct kl_mount *m, const struct kl_node *n, struct kl_mfile *
 		kl_mfile_free(f);
 		return kl_mount_errno(rc);
 	}
-	/* a file cut short by a read error has fewer bytes than its size says: serve what is there
-	 */
+	/* a file cut short by a read error has fewer bytes than its size: serve what is there */
 	f->size = KL_MIN(n->size, f->offs[f->n]);
+	pthread_mutex_lock(&m->files_mu);
+	f->next = m->files;
+	if (m->files)
+		m->files->prev = f;
+	m->files = f;
+	pthread_mutex_unlock(&m->files_mu);
 	*ret = f;
 	return 0;
+}
+
+void kl_mfile_close(struct kl_mount *m, struct kl_mfile *f)
+{
+	pthread_mutex_lock(&m->files_mu);
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		m->files = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	pthread_mutex_unlock(&m->files_mu);
+	kl_mfile_free(f);
+}
+
+void kl_mount_close_files(struct kl_mount *m)
+{
+	/*
+	 * Files still open when the connection ended: a lazy unmount while a
+	 * reader held one, whose release the kernel never sent.
+	 */
+	while (m->files)
+		kl_mfile_close(m, m->files);
 }
 
 /* The blob that holds byte off (< f->offs[f->n]). */

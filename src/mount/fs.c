@@ -313,7 +313,7 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
 static int op_release(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
-	kl_mfile_free((struct kl_mfile *)(uintptr_t)fi->fh);
+	kl_mfile_close(mount_of(), (struct kl_mfile *)(uintptr_t)fi->fh);
 	return 0;
 }
 

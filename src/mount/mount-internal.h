@@ -134,6 +134,9 @@ struct kl_mount {
 	pthread_t ra_thread;
 	uid_t uid;
 	gid_t gid;
+
+	pthread_mutex_t files_mu;
+	struct kl_mfile *files; /* open, not released yet */
 };
 
 /* The view now, refreshed first when it is older than KL_MOUNT_REFRESH_NS and want_fresh. */
@@ -149,6 +152,10 @@ const struct fuse_operations *kl_mount_ops(void);
 /* Opens a file node for reading; the handle keeps all it needs. */
 int kl_mfile_open(struct kl_mount *m, const struct kl_node *n, struct kl_mfile **ret);
 void kl_mfile_free(struct kl_mfile *f);
+/* At release: forgets and frees an open file. */
+void kl_mfile_close(struct kl_mount *m, struct kl_mfile *f);
+/* After the loop: frees the files whose release never came. */
+void kl_mount_close_files(struct kl_mount *m);
 /* Reads up to size bytes at off: the count (short at the end), or a negative errno. */
 int kl_mfile_read(struct kl_mount *m, struct kl_mfile *f, char *buf, size_t size, uint64_t off);
 /* SEEK_DATA and SEEK_HOLE over the file's zero blobs (holes of a sparse file). */

@@ -177,6 +177,7 @@ static int mount_init(struct kl_mount *m, struct kl_repo *r, const struct kl_mou
 	pthread_mutex_init(&m->refresh_mu, NULL);
 	pthread_mutex_init(&m->zero_mu, NULL);
 	pthread_mutex_init(&m->ra_mu, NULL);
+	pthread_mutex_init(&m->files_mu, NULL);
 	pthread_cond_init(&m->ra_cv, NULL);
 	/* trees are counted (a tree's memory is near its blob's size); blobs by bytes */
 	kl_mcache_init(&m->trees, SIZE_MAX, 256, load_tree, drop_tree, m);
@@ -187,6 +188,8 @@ static int mount_init(struct kl_mount *m, struct kl_repo *r, const struct kl_mou
 
 static void mount_release(struct kl_mount *m)
 {
+	kl_mount_close_files(m);
+	pthread_mutex_destroy(&m->files_mu);
 	kl_mcache_release(&m->blobs);
 	kl_mcache_release(&m->trees);
 	kl_mview_unref(m->view);

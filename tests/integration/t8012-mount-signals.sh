@@ -42,7 +42,7 @@ mkdir -p "$MNT"
 keel --json mount "$MNT" >"$TEST_DIR/json" 2>/dev/null &
 MOUNT_PID=$!
 BG_PIDS+=("$MOUNT_PID")
-for i in $(seq 1 200); do is_mounted "$MNT" && break; sleep 0.1; done
+for _ in $(seq 1 200); do is_mounted "$MNT" && break; sleep 0.1; done
 is_mounted "$MNT" || fail "keel --json mount did not mount"
 expect_success fusermount3 -u "$MNT"
 mount_stop_wait
@@ -79,7 +79,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && [ -u "$(command -v fus
 	MOUNT_PID=$!
 	BG_PIDS+=("$MOUNT_PID")
 	MOUNT_DIR=$nb/mnt
-	for i in $(seq 1 200); do is_mounted "$nb/mnt" && break; sleep 0.1; done
+	for _ in $(seq 1 200); do is_mounted "$nb/mnt" && break; sleep 0.1; done
 	is_mounted "$nb/mnt" || fail "nobody could not mount"
 	! ls "$nb/mnt" >/dev/null 2>&1 || fail "root got into nobody's mount without --allow-other"
 	[ "$(as_nobody cat "$nb/mnt/snapshots/latest$TEST_DIR/src/public")" = "for everyone" ] ||
