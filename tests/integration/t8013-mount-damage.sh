@@ -13,10 +13,19 @@ mkdir "$TEST_DIR/src"
 printf 'small and intact\n' >"$TEST_DIR/src/small"
 expect_success keel backup "$TEST_DIR/src" >/dev/null
 # the big file in a later backup: its packs hold nothing the small file needs
+repo_files data >"$TEST_DIR/packs-before"
 head -c 6000000 /dev/urandom >"$TEST_DIR/src/big"
 expect_success keel backup "$TEST_DIR/src" >/dev/null
-pack=$(repo_files data | largest)
-flip_byte "$pack" 1000
+# a byte in the middle of each new pack of data (nearly all of it the big
+# file's); a small pack holds the new trees, which stay intact
+n=0
+while IFS= read -r pack; do
+	size=$(file_size "$pack")
+	[ "$size" -gt 1000000 ] || continue
+	flip_byte "$pack" $((size / 2))
+	n=$((n + 1))
+done < <(repo_files data | comm -13 "$TEST_DIR/packs-before" -)
+[ "$n" -gt 0 ] || fail "the second backup wrote no pack"
 
 mount_start "$MNT"
 S=$MNT/snapshots/latest$TEST_DIR/src
