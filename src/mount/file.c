@@ -290,15 +290,18 @@ int kl_mfile_read(struct kl_mount *m, struct kl_mfile *f, char *buf, size_t size
 			const struct kl_buf *b;
 
 			rc = kl_mcache_get(&m->blobs, &f->ids[i], &e);
+			/*
+			 * The whole read fails, not only its end: FUSE takes a short
+			 * read for the end of the file and fills the rest with zeros.
+			 */
 			if (rc < 0) {
 				kl_repo_clear_err(m->repo);
-				return done ? (int)done : kl_mount_errno(rc);
+				return kl_mount_errno(rc);
 			}
 			b = e->value;
 			if (b->len != f->offs[i + 1] - f->offs[i]) {
 				kl_mcache_put(&m->blobs, e);
-				return done ? (int)done
-					    : -EIO; /* the index and the blob disagree */
+				return -EIO; /* the index and the blob disagree */
 			}
 			memcpy(buf + done, b->data + in, n);
 			kl_mcache_put(&m->blobs, e);

@@ -156,7 +156,7 @@ void kl_mfile_free(struct kl_mfile *f);
 void kl_mfile_close(struct kl_mount *m, struct kl_mfile *f);
 /* After the loop: frees the files whose release never came. */
 void kl_mount_close_files(struct kl_mount *m);
-/* Reads up to size bytes at off: the count (short at the end), or a negative errno. */
+/* Reads up to size bytes at off: the count (short only at the end), or a negative errno. */
 int kl_mfile_read(struct kl_mount *m, struct kl_mfile *f, char *buf, size_t size, uint64_t off);
 /* SEEK_DATA and SEEK_HOLE over the file's zero blobs (holes of a sparse file). */
 int64_t kl_mfile_seek(struct kl_mfile *f, int64_t off, int whence);
