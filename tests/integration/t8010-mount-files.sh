@@ -5,7 +5,8 @@
 # every recorded attribute (treecmp), and each file's bytes equal keel
 # dump's; random reads across blob boundaries; restic's layout:
 # snapshots/TIME, ids, hosts, tags, latest links; a snapshot taken while
-# mounted shows up; --host filters; fusermount3 -u ends keel with exit 0.
+# mounted shows up; --host, --tag and --path filter; fusermount3 -u ends
+# keel with exit 0.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-mount.sh"
 require_keel
@@ -134,5 +135,16 @@ mount_start "$MNT" --host beta
 [ "$(ls "$MNT/snapshots" | tr "\n" " ")" = "2026-03-04T05:06:07Z latest " ] &&
 	[ "$(ls "$MNT/hosts")" = beta ] || fail "--host beta shows $(ls "$MNT/snapshots" "$MNT/hosts")"
 [ -z "$(ls "$MNT/tags")" ] || fail "--host beta shows tags of other hosts"
+expect_success fusermount3 -u "$MNT"
+mount_stop_wait
+
+# ---- --tag and --path: the same filters as the other commands ----------------
+mount_start "$MNT" --tag three
+[ "$(ls "$MNT/snapshots" | tr "\n" " ")" = "2026-05-06T07:08:09Z latest " ] ||
+	fail "--tag three shows $(ls "$MNT/snapshots")"
+expect_success fusermount3 -u "$MNT"
+mount_stop_wait
+mount_start "$MNT" --path "$SRC"
+[ "$(ls "$MNT/hosts" | tr "\n" " ")" = "alpha beta " ] || fail "--path $SRC shows hosts $(ls "$MNT/hosts")"
 expect_success fusermount3 -u "$MNT"
 mount_stop_wait
