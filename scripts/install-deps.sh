@@ -27,6 +27,8 @@ build_packages=(
 	libmicrohttpd-dev
 	# keel image serve: its nbdkit plugin (src/nbdkit); NBD and qcow2 sources of image backup
 	nbdkit-plugin-dev libnbd-dev
+	# keel mount (src/mount)
+	libfuse3-dev
 	# unit tests (built with the rest of the tree)
 	libcmocka-dev
 )
@@ -60,6 +62,8 @@ test_packages=(
 	chromium
 	# keel image serve runs nbdkit; NBD clients and qcow2 images in t8003..t8009
 	nbdkit libnbd-bin qemu-utils
+	# keel mount: fusermount3 (t8010-t8012)
+	fuse3
 )
 
 case ${1:-} in

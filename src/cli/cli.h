@@ -324,6 +324,7 @@ int cmd_image(int argc, char **argv, struct kl_cli *cli);
 /* keel image serve (cmd-image-serve.c) */
 int cmd_image_serve(int argc, char **argv, struct kl_cli *cli);
 extern const char kl_cli_image_serve_usage[];
+int cmd_mount(int argc, char **argv, struct kl_cli *cli);
 int cmd_check(int argc, char **argv, struct kl_cli *cli);
 int cmd_forget(int argc, char **argv, struct kl_cli *cli);
 int cmd_key(int argc, char **argv, struct kl_cli *cli);
