@@ -183,6 +183,7 @@ struct kl_db_stream_result {
 	uint64_t stop_lsn; /* durable in the repository and confirmed to the server */
 	uint32_t timeline; /* of stop_lsn */
 	uint64_t records;
+	uint64_t folded; /* records removed once their segment was stored whole */
 };
 /*
  * Streams WAL into log records (kind 5) until o->stop_fd is readable

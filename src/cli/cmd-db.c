@@ -211,7 +211,7 @@ static int db_dump(struct kl_cli *cli, const char *conninfo, const struct db_arg
 static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_args *a)
 {
 	struct kl_db_stream_opts o = {0};
-	struct kl_db_stream_result res;
+	struct kl_db_stream_result res = {0};
 	struct kl_cli_report rep;
 	char lsn[32];
 	int rc;
@@ -242,8 +242,9 @@ static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_a
 	}
 	kl_db_lsn_format(res.stop_lsn, lsn, sizeof(lsn));
 	if (cli->json)
-		printf("{\"message_type\":\"summary\",\"stop_lsn\":\"%s\",\"records\":%llu}\n", lsn,
-		       (unsigned long long)res.records);
+		printf("{\"message_type\":\"summary\",\"stop_lsn\":\"%s\",\"records\":%llu,"
+		       "\"folded\":%llu}\n",
+		       lsn, (unsigned long long)res.records, (unsigned long long)res.folded);
 	else if (!cli->quiet)
 		printf("stream stopped: WAL up to %s stored (%llu records)\n", lsn,
 		       (unsigned long long)res.records);

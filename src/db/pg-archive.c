@@ -222,7 +222,7 @@ int kl_db_wal_push(struct kl_repo *r, const struct kl_db_wal_opts *o, const char
 	}
 	if (rc >= 0 && !ret->already)
 		rc = kl_pgc_record(r, o->host, o->threads, &db, base, (const uint8_t *)b.data,
-				   b.len);
+				   b.len, NULL);
 	ret->start_lsn = db.start_lsn;
 	ret->stop_lsn = db.stop_lsn;
 	ret->timeline = db.timeline;

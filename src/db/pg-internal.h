@@ -24,7 +24,7 @@ int kl_pgc_identify(struct kl_repo *r, PGconn *conn, char *sysid, size_t size, u
  */
 int kl_pgc_record(struct kl_repo *r, const char *host, unsigned threads,
 		  const struct kl_snapshot_db *db, const char *file, const uint8_t *data,
-		  size_t len);
+		  size_t len, struct kl_id *id_ret);
 
 /* pg-target.c: "YYYY-MM-DD HH:MM:SS[.f](+|-)HH[:MM]" or "...Z", as ns since the epoch. */
 int kl_pgr_parse_time(const char *s, int64_t *ret);

@@ -10,7 +10,10 @@
  * switch point: the new one's history file is stored as a record of its
  * own, then streaming goes on from there) and reconnects, with backoff
  * and from the first byte it has not stored, when the server goes away.
- * It writes one record per second of activity and does not fold them yet.
+ * Records fold: once a segment is complete and stored whole, the records
+ * this process wrote of it while it grew (each a prefix of it) are
+ * removed, so a day of WAL costs one snapshot object per segment, not one
+ * per second. Records of a segment a previous process began stay.
  */
 #include <inttypes.h>
 #include <poll.h>
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "keel/forget.h"
 #include "pg-internal.h"
 
 #define SEG_DEFAULT (16u << 20)
@@ -41,8 +45,13 @@ struct stream {
 	uint64_t server_end; /* the server's end of WAL, as its last message said */
 	uint32_t next_tli;   /* the server ended tli: the next one, from switch_lsn on */
 	uint64_t switch_lsn;
-	bool lost;     /* the connection is gone, not refused: reconnect */
-	char why[512]; /* what lost it */
+	struct kl_id *partials; /* this segment's records so far, folded once it is whole */
+	size_t n_partials, cap_partials;
+	uint32_t partials_tli; /* the segment they are of: a timeline switch starts anew */
+	uint64_t partials_seg;
+	uint64_t folded; /* records removed so */
+	bool lost;	 /* the connection is gone, not refused: reconnect */
+	char why[512];	 /* what lost it */
 };
 
 static void put_be64(uint8_t *p, uint64_t v)
@@ -106,7 +115,7 @@ static void seg_name(const struct stream *s, char *buf, size_t size)
 
 int kl_pgc_record(struct kl_repo *r, const char *host, unsigned threads,
 		  const struct kl_snapshot_db *db, const char *file, const uint8_t *data,
-		  size_t len)
+		  size_t len, struct kl_id *id_ret)
 {
 	struct kl_entry_backup *e = NULL;
 	struct kl_backup_opts bo;
@@ -148,13 +157,15 @@ int kl_pgc_record(struct kl_repo *r, const char *host, unsigned threads,
 		snap.db.role = KL_DB_LOG;
 		rc = kl_entry_backup_commit(e, &snap, &br);
 	}
+	if (rc >= 0 && id_ret)
+		*id_ret = br.id;
 	kl_entry_backup_free(e);
 	return rc;
 }
 
 /* One log record of the stream: pg_wal/file, start..stop on timeline tli. */
 static int record(struct stream *s, const char *file, const uint8_t *data, size_t len, uint32_t tli,
-		  uint64_t start, uint64_t stop)
+		  uint64_t start, uint64_t stop, struct kl_id *id_ret)
 {
 	struct kl_snapshot_db db = {.name = s->name,
 				    .system_id = s->sysid,
@@ -162,29 +173,60 @@ static int record(struct stream *s, const char *file, const uint8_t *data, size_
 				    .start_lsn = start,
 				    .stop_lsn = stop,
 				    .segment_size = s->segsize};
-	int rc = kl_pgc_record(s->r, s->o->host, s->o->threads, &db, file, data, len);
+	int rc = kl_pgc_record(s->r, s->o->host, s->o->threads, &db, file, data, len, id_ret);
 
 	if (rc >= 0)
 		s->records++;
 	return rc;
 }
 
+/*
+ * The whole segment is stored: its earlier records only repeat a prefix
+ * of it. A record that cannot be removed is harmless (restores take the
+ * longest) and stays.
+ */
+static void fold(struct stream *s)
+{
+	for (size_t i = 0; i < s->n_partials; i++) {
+		if (kl_snapshot_forget(s->r, &s->partials[i]) < 0)
+			kl_repo_clear_err(s->r);
+		else
+			s->folded++;
+	}
+	s->n_partials = 0;
+}
+
 /* Stores the segment so far as a log record, then confirms it. */
 static int store(struct stream *s)
 {
 	char file[40], seg[32];
+	struct kl_id id;
+	bool whole = s->have == s->segsize;
 	int rc;
 
 	if (s->have == s->stored)
 		return 0;
 	seg_name(s, seg, sizeof(seg));
-	snprintf(file, sizeof(file), "%s%s", seg, s->have < s->segsize ? ".partial" : "");
-	rc = record(s, file, s->seg, s->have, s->tli, s->seg_start, s->seg_start + s->have);
+	snprintf(file, sizeof(file), "%s%s", seg, whole ? "" : ".partial");
+	rc = record(s, file, s->seg, s->have, s->tli, s->seg_start, s->seg_start + s->have, &id);
 	if (rc < 0)
 		return rc;
 	s->stored = s->have;
 	s->last_store_ns = kl_time_mono_ns();
-	return send_status(s);
+	rc = send_status(s);
+	/* only records of this very file (timeline and segment) are prefixes of it */
+	if (s->partials_tli != s->tli || s->partials_seg != s->seg_start) {
+		s->n_partials = 0;
+		s->partials_tli = s->tli;
+		s->partials_seg = s->seg_start;
+	}
+	if (whole) {
+		fold(s);
+	} else if (kl_array_grow(&s->partials, &s->cap_partials, s->n_partials,
+				 sizeof(*s->partials), 16) >= 0) {
+		s->partials[s->n_partials++] = id; /* without room it is only not folded */
+	}
+	return rc;
 }
 
 /* XLogData: WAL bytes from an LSN on. */
@@ -410,7 +452,7 @@ static int follow(struct stream *s)
 	}
 	snprintf(file, sizeof(file), "%08" PRIX32 ".history", s->next_tli);
 	rc = record(s, file, (const uint8_t *)PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1),
-		    s->next_tli, s->switch_lsn, s->switch_lsn);
+		    s->next_tli, s->switch_lsn, s->switch_lsn, NULL);
 	PQclear(res);
 	if (rc < 0)
 		return rc;
@@ -656,7 +698,9 @@ int kl_db_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
 	ret->stop_lsn = s.seg_start + s.stored;
 	ret->timeline = s.tli;
 	ret->records = s.records;
+	ret->folded = s.folded;
 	kl_free(s.seg);
+	kl_free(s.partials);
 	PQfinish(s.conn);
 	return rc;
 }
