@@ -204,7 +204,7 @@ R[pgbr_b1_bytes]=$(pgbr_bytes)
 # R[LABEL_p50/p99/max/n/unconfirmed] and the WAL the stream stored
 lag_run() {
 	local label=$1 repo=$2 slot=$3 np ns i before
-	sql "CREATE TABLE IF NOT EXISTS probe (t timestamptz)"
+	sql "SET client_min_messages = warning; CREATE TABLE IF NOT EXISTS probe (t timestamptz)"
 	before=$(repo_bytes "$repo")
 	"$KEEL" -r "$repo" --no-progress db stream "$CONN" --name bench --slot "$slot" \
 		>"$LOGS/$label-stream.out" 2>"$LOGS/$label-stream.err" &
