@@ -46,7 +46,7 @@ while [ $# -gt 0 ]; do
 	--s3) S3=1 ;;
 	--keel) KEEL=$2; shift ;;
 	--no-install) INSTALL= ;;
-	-h | --help) sed -n '2,33p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,34p' "$0"; exit 0 ;;
 	*) die "unknown option $1" ;;
 	esac
 	shift
