@@ -589,9 +589,10 @@ static int validate_kind(struct kl_daemon_job *j, struct kl_err *err)
 				       "([job \"%s\"] on line %u)",
 				       j->key_line[k], kind_keys[k], kind, j->name, j->line);
 		if (!j->key_line[k] && (kind_needs[j->kind] & (1u << k)))
-			return kl_fail(err, -KL_EUSAGE, "line %u: [job \"%s\"]: %s is missing%s%s",
-				       j->line, j->name, kind_keys[k], j->kind ? " (kind = " : "",
-				       j->kind ? kind : "");
+			return kl_fail(err, -KL_EUSAGE,
+				       "line %u: [job \"%s\"]: %s is missing%s%s%s", j->line,
+				       j->name, kind_keys[k], j->kind ? " (kind = " : "",
+				       j->kind ? kind : "", j->kind ? ")" : "");
 	}
 	return job_path(j);
 }
