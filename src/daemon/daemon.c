@@ -220,6 +220,9 @@ static void log_end(const struct daemon *d, const struct job_rt *rt, int st)
 		    res.snapshot, res.rto, res.sample < 100 ? " (an estimate from a sample)" : "");
 	else if (rt->kind == KL_RT_PRUNE)
 		LOG("prune '%s': done in %.1f s", rt->name, res.duration);
+	else if (find_job(&d->conf, rt->name) &&
+		 find_job(&d->conf, rt->name)->kind == KL_JOB_MIRROR)
+		LOG("job '%s': copy made in %.1f s", rt->name, res.duration);
 	else
 		LOG("job '%s': snapshot %.8s saved in %.1f s", rt->name, res.snapshot,
 		    res.duration);
