@@ -96,6 +96,7 @@ enum kl_daemon_job_key {
 	KL_JK_DESTINATION,
 	KL_JK_KEEP,
 	KL_JK_BEFORE,
+	KL_JK_HOST,
 	KL_JK_N
 };
 

@@ -286,8 +286,8 @@ static int schedule(struct parse *ps, const struct kl_ini_item *it, struct kl_sc
 }
 
 static const char *const kind_keys[KL_JK_N] = {
-	"paths", "exclude", "command",	   "stdin-filename", "source", "conninfo",
-	"name",	 "stream",  "pgpass-file", "destination",    "keep-*", "before",
+	"paths",  "exclude",	 "command",	"stdin-filename", "source", "conninfo", "name",
+	"stream", "pgpass-file", "destination", "keep-*",	  "before", "host",
 };
 
 static int job_kind(struct parse *ps, const struct kl_ini_item *it, struct kl_daemon_job *j,
@@ -404,8 +404,10 @@ static int job_key(struct parse *ps, const struct kl_ini_item *it, struct kl_dae
 	r = job_kind_key(ps, it, j);
 	if (r <= 0)
 		return r;
-	if (eq(k, kn, "host"))
+	if (eq(k, kn, "host")) {
+		j->key_line[KL_JK_HOST] = it->line;
 		return set_str(ps, it, &j->host);
+	}
 	if (eq(k, kn, "schedule"))
 		return schedule(ps, it, &j->schedule, &j->schedule_text);
 	if (eq(k, kn, "jitter")) {
@@ -548,10 +550,10 @@ static int item(const struct kl_ini_item *it, void *userdata)
 
 #define K(x) (1u << KL_JK_##x)
 static const unsigned kind_allows[KL_JOB_KIND_N] = {
-	[KL_JOB_FILES] = K(PATHS) | K(EXCLUDE) | K(KEEP),
-	[KL_JOB_COMMAND] = K(COMMAND) | K(STDIN_FILENAME) | K(KEEP),
+	[KL_JOB_FILES] = K(PATHS) | K(EXCLUDE) | K(KEEP) | K(HOST),
+	[KL_JOB_COMMAND] = K(COMMAND) | K(STDIN_FILENAME) | K(KEEP) | K(HOST),
 	[KL_JOB_IMAGE] = K(SOURCE) | K(KEEP),
-	[KL_JOB_DB] = K(CONNINFO) | K(NAME) | K(STREAM) | K(PGPASS_FILE) | K(KEEP),
+	[KL_JOB_DB] = K(CONNINFO) | K(NAME) | K(STREAM) | K(PGPASS_FILE) | K(KEEP) | K(HOST),
 	[KL_JOB_MIRROR] = K(DESTINATION),
 };
 static const unsigned kind_needs[KL_JOB_KIND_N] = {
