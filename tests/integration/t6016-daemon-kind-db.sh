@@ -6,7 +6,8 @@
 # repository within seconds, so the database's RPO (now less its newest
 # restorable moment) stays small while the base backup ages; SIGTERM to
 # the daemon stops the stream child cleanly (exit 0, what arrived stored)
-# and the daemon exits 0; a restore brings the last rows back.
+# and the daemon exits 0; a stream killed with SIGKILL is started again
+# and resumes from its slot; a restore brings the last rows back.
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-pg.sh"
 require_keel
@@ -99,6 +100,16 @@ rpo=$(shop_rpo)
 python3 -c "import sys; sys.exit(0 if float('$rpo') < 5 else 1)" ||
 	fail "the database's RPO is $rpo s: $(cat "$TEST_DIR/status.json")"
 [ $(($(date +%s) - base_time)) -ge 6 ] || fail "the clock went wrong"
+
+# ---- the stream child killed: started again after its backoff, nothing lost ----
+stream_pid=$(pgrep -P "$DAEMON" -f "db stream" | head -n 1)
+[ -n "$stream_pid" ] || fail "no keel db stream child: $(cat "$TEST_DIR/daemon.err")"
+n=$(count "stream 'shop': keel db stream started")
+kill -KILL "$stream_pid"
+poll at_least "stream 'shop': keel db stream exited with 137" 1
+poll at_least "stream 'shop': keel db stream started" $((n + 1))
+pg_sql origin "INSERT INTO orders SELECT g, 'after-kill-' || g FROM generate_series(30000, 30999) g"
+poll stored
 pg_sql origin "SELECT id, item FROM orders ORDER BY id" >"$TEST_DIR/rows"
 
 # ---- SIGTERM: the stream child stops cleanly, then the daemon ----
