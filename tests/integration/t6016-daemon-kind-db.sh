@@ -28,6 +28,7 @@ chmod 600 "$TEST_DIR/pgpass"
 pg_sql origin "CREATE TABLE orders (id int PRIMARY KEY, item text);
 	INSERT INTO orders SELECT g, 'before-' || g FROM generate_series(1, 2000) g;"
 
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >"$CONF" <<EOC
 [repository "main"]
 location = $KEEL_REPOSITORY
@@ -41,6 +42,8 @@ pgpass-file = $TEST_DIR/pgpass
 stream = yes
 schedule = every 1h
 rpo-target = 1h
+[http]
+listen = 127.0.0.1:$PORT
 EOC
 expect_success keel daemon --check-config --config "$CONF"
 
@@ -100,6 +103,21 @@ rpo=$(shop_rpo)
 python3 -c "import sys; sys.exit(0 if float('$rpo') < 5 else 1)" ||
 	fail "the database's RPO is $rpo s: $(cat "$TEST_DIR/status.json")"
 [ $(($(date +%s) - base_time)) -ge 6 ] || fail "the clock went wrong"
+# /metrics says so too, from the daemon's next status: the age of the
+# newest restorable moment, well below the base backup's
+metrics_small()
+{
+	local base_age=$(($(date +%s) - base_time))
+	curl -sf --max-time 5 "http://127.0.0.1:$PORT/metrics" >"$TEST_DIR/metrics" &&
+		awk -v max=$((base_age - 3)) '
+			$1 == "keel_rpo_seconds{job=\"shop\",repository=\"main\"}" { found = 1; ok = $2 < max }
+			END { exit !(found && ok) }' "$TEST_DIR/metrics"
+}
+for ((i = 0; i < 150; i++)); do
+	metrics_small && break
+	sleep 0.1
+done
+metrics_small || fail "keel_rpo_seconds is the base backup's age: $(grep rpo "$TEST_DIR/metrics")"
 
 # ---- the stream child killed: started again after its backoff, nothing lost ----
 stream_pid=$(pgrep -P "$DAEMON" -f "db stream" | head -n 1)
