@@ -7,7 +7,8 @@
 # restorable moment) stays small while the base backup ages; SIGTERM to
 # the daemon stops the stream child cleanly (exit 0, what arrived stored)
 # and the daemon exits 0; a stream killed with SIGKILL is started again
-# and resumes from its slot; a restore brings the last rows back.
+# and resumes from its slot; a reload with stream = no stops it, one with
+# stream = yes starts it again; a restore brings the last rows back.
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-pg.sh"
 require_keel
@@ -133,6 +134,18 @@ pg_sql origin "INSERT INTO orders SELECT g, 'after-kill-' || g FROM generate_ser
 poll stored
 pg_sql origin "SELECT id, item FROM orders ORDER BY id" >"$TEST_DIR/rows"
 
+# ---- a reload with stream = no stops it (exit 0), stream = yes starts it again ----
+sed -i 's/^stream = yes$/stream = no/' "$CONF"
+kill -HUP "$DAEMON"
+poll at_least "stream 'shop': stopped (exit 0)" 1
+n=$(count "stream 'shop': keel db stream started")
+sleep 2
+[ "$(count "stream 'shop': keel db stream started")" = "$n" ] || fail "the stream started again"
+sed -i 's/^stream = no$/stream = yes/' "$CONF"
+kill -HUP "$DAEMON"
+poll at_least "stream 'shop': keel db stream started" $((n + 1))
+sleep 2 # connected and streaming
+
 # ---- SIGTERM: the stream child stops cleanly, then the daemon ----
 stream_pid=$(pgrep -P "$DAEMON" -f "db stream" | head -n 1)
 [ -n "$stream_pid" ] || fail "no keel db stream child: $(cat "$TEST_DIR/daemon.err")"
@@ -140,7 +153,7 @@ kill -TERM "$DAEMON"
 rc=0
 wait "$DAEMON" || rc=$?
 [ "$rc" = 0 ] || fail "the daemon exited $rc on SIGTERM: $(cat "$TEST_DIR/daemon.err")"
-grep -q "stream 'shop': stopped (exit 0)" "$TEST_DIR/daemon.err" ||
+at_least "stream 'shop': stopped (exit 0)" 2 ||
 	fail "the stream did not stop cleanly: $(cat "$TEST_DIR/daemon.err")"
 ! kill -0 "$stream_pid" 2>/dev/null || fail "the stream child outlived the daemon"
 grep -q '^stream stopped: WAL up to' "$STATE/streams/shop.log" ||
