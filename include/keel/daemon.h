@@ -72,8 +72,43 @@ enum kl_daemon_keep {
 	KL_KEEP_N
 };
 
+/* What a job backs up (docs/DAEMON.md, "Job kinds"). */
+enum kl_daemon_job_kind {
+	KL_JOB_FILES,	/* paths: keel backup */
+	KL_JOB_COMMAND, /* command's output: keel backup --stdin-from-command */
+	KL_JOB_IMAGE,	/* source: keel image backup */
+	KL_JOB_DB,	/* conninfo, name: keel db backup (and keel db stream) */
+	KL_JOB_MIRROR,	/* destination: keel mirror of the repository */
+	KL_JOB_KIND_N
+};
+
+/* The job keys that belong to some kinds only: where each was set, 0: not. */
+enum kl_daemon_job_key {
+	KL_JK_PATHS,
+	KL_JK_EXCLUDE,
+	KL_JK_COMMAND,
+	KL_JK_STDIN_FILENAME,
+	KL_JK_SOURCE,
+	KL_JK_CONNINFO,
+	KL_JK_NAME,
+	KL_JK_STREAM,
+	KL_JK_PGPASS_FILE,
+	KL_JK_DESTINATION,
+	KL_JK_KEEP,
+	KL_JK_BEFORE,
+	KL_JK_HOST,
+	KL_JK_N
+};
+
 struct kl_daemon_job {
 	char *name;
+	enum kl_daemon_job_kind kind;
+	unsigned key_line[KL_JK_N];
+	/*
+	 * For the kinds other than files and mirror, the one path keel
+	 * records in the snapshot ("/STDIN-FILENAME", the image's source,
+	 * "db:NAME"), which status and forget select by: set by the parser.
+	 */
 	char *repository; /* a [repository "NAME"] */
 	char **paths;	  /* absolute */
 	size_t n_paths;
@@ -86,8 +121,19 @@ struct kl_daemon_job {
 	int64_t rpo_target;	  /* seconds; 0: none */
 	int64_t jitter;		  /* seconds: runs start up to this much later; 0: none */
 	char *before, *after;	  /* hooks, run by /bin/sh -c; NULL: none */
+	char *command;		  /* command: run by /bin/sh -c */
+	char *stdin_filename;	  /* command: its output's name (default "stdin") */
+	char *source;		  /* image: a block device or an image file */
+	char *conninfo;		  /* db: libpq's, without a password */
+	char *db_name;		  /* db: --name */
+	char *pgpass_file;	  /* db: PGPASSFILE for keel db; NULL: libpq's default */
+	bool stream;		  /* db: a keel db stream child runs all the time */
+	char *destination;	  /* mirror: the copy's location */
 	unsigned line;
 };
+
+/* "files", "command", "image", "db", "mirror" */
+const char *kl_daemon_job_kind_name(enum kl_daemon_job_kind k);
 
 struct kl_daemon_drill {
 	char *job;

@@ -4,15 +4,19 @@
 
 #include "cli.h"
 #include "keel/daemon.h"
+#include "keel/db.h"
+#include "keel/mirror.h"
 
 static const char usage[] =
 	"usage: keel status [--config FILE] [--state-dir DIR] [--json]\n"
 	"\n"
-	"For each job of the daemon's configuration: its last run and result,\n"
-	"its RPO (the age of the newest snapshot of the job's host and paths in\n"
-	"its repository) against its rpo-target, its RTO (the time of its last\n"
-	"successful restore drill, recorded in the repository; '~': an estimate\n"
-	"from a drill-sample) against the drill's rto-target, and its next run.\n"
+	"For each job of the daemon's configuration: its last run and result, its\n"
+	"RPO (the age of the newest snapshot of the job's host and paths in its\n"
+	"repository; of a db job: of its database's newest restorable moment; of\n"
+	"a mirror job: of the copy's, from its lag) against its rpo-target, its\n"
+	"RTO (the time of its last successful restore drill, recorded in the\n"
+	"repository; '~': an estimate from a drill-sample) against the drill's\n"
+	"rto-target, and its next run.\n"
 	"\n"
 	"Options:\n"
 	"      --config FILE      the configuration (default /etc/keel/keel.conf)\n"
@@ -71,6 +75,71 @@ static void drill_record(const struct kl_daemon_job *j, const struct kl_snapshot
 	}
 }
 
+static void newer(struct job_status *st, int64_t t)
+{
+	if (t && (!st->have_snapshot || t > st->newest_ns))
+		st->newest_ns = t;
+	st->have_snapshot |= t != 0;
+}
+
+/*
+ * A db job's newest restorable moment: the end of its newest log record
+ * (keel db stream) or base backup, as keel db list reports it.
+ */
+static void db_newest(struct kl_repo *r, const struct kl_daemon_job *j, struct job_status *st)
+{
+	struct kl_db_list dl = {0};
+	const struct kl_db_info *info;
+
+	if (kl_db_list(r, &dl) < 0)
+		return;
+	info = kl_db_find(&dl, j->db_name);
+	for (size_t i = 0; info && i < info->n_bases; i++)
+		newer(st, info->bases[i].s.time_end_ns ? info->bases[i].s.time_end_ns
+						       : info->bases[i].s.time_ns);
+	for (size_t i = 0; info && i < info->n_logs; i++)
+		newer(st, info->logs[i].s.time_end_ns);
+	kl_db_list_release(&dl);
+}
+
+/*
+ * A mirror job's copy: its restore points are the repository's as of the
+ * copy's lag (keel mirror --status): none before a complete run; the
+ * repository's newest snapshot when the copy lacks nothing; else now less
+ * the lag (the oldest snapshot the copy lacks, or a bound: the start of
+ * the last complete run).
+ */
+static int mirror_newest(struct kl_cli *cli, const struct kl_daemon_job *j,
+			 const struct kl_snapshot_list *l, int64_t now_ns, struct job_status *st)
+{
+	_cleanup_(kl_repo_freep) struct kl_repo *dst = NULL;
+	struct kl_mirror_status ms;
+	int rc = kl_repo_open_err(j->destination, &cli->detail, &dst);
+
+	if (rc >= 0)
+		rc = kl_mirror_status(cli->repo, dst, &ms);
+	if (rc < 0) {
+		if (dst)
+			kl_repo_take_err(dst, &cli->err, &cli->detail);
+		kl_cli_error(cli, rc, "job '%s': cannot read the copy '%s'", j->name,
+			     j->destination);
+		return rc;
+	}
+	st->have_snapshot = false;
+	if (!ms.last_complete_ns)
+		return 0;
+	if (ms.lag_ns > 0) {
+		newer(st, now_ns - ms.lag_ns);
+	} else if (ms.lag_ns == 0) {
+		for (size_t i = 0; i < l->n; i++)
+			newer(st, l->v[i].s.time_ns);
+		newer(st, st->have_snapshot ? 0 : ms.last_complete_ns);
+	} else {
+		newer(st, ms.last_complete_ns);
+	}
+	return 0;
+}
+
 /* The newest snapshot of the job's host and paths. */
 static int newest_snapshot(struct kl_cli *cli, const struct kl_daemon_conf *conf,
 			   const struct kl_daemon_job *j, struct job_status *st)
@@ -104,6 +173,10 @@ static int newest_snapshot(struct kl_cli *cli, const struct kl_daemon_conf *conf
 			st->newest_ns = l.v[i].s.time_ns;
 		st->have_snapshot = true;
 	}
+	if (rc >= 0 && j->kind == KL_JOB_DB)
+		db_newest(cli->repo, j, st);
+	if (rc >= 0 && j->kind == KL_JOB_MIRROR)
+		rc = mirror_newest(cli, j, &l, kl_time_now_ns(), st);
 	kl_snapshot_list_release(&l);
 	/* a listing, no pack is read: cheap enough for every status */
 	if (rc >= 0 && kl_repo_list(cli->repo, KL_OBJ_DATA, add_size, &st->repo_bytes) >= 0)
@@ -187,6 +260,7 @@ static json_t *job_json(const struct kl_daemon_job *j, const struct job_status *
 				 st->last.error[0] ? st->last.error : NULL);
 	}
 	json_object_set_new(o, "job", json_string(j->name));
+	json_object_set_new(o, "kind", json_string(kl_daemon_job_kind_name(j->kind)));
 	json_object_set_new(o, "repository", json_string(j->repository));
 	json_object_set_new(o, "last_run", last ? last : json_null());
 	json_object_set_new(o, "last_success", json_time(st->last.last_success));

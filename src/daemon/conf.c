@@ -20,6 +20,7 @@ struct parse {
 	struct kl_daemon_conf *c;
 	struct kl_err *err;
 	enum section sect;
+	bool kind_seen; /* in the current [job] */
 };
 
 #define VALUE_MAX 4096
@@ -41,6 +42,20 @@ static void job_release(struct kl_daemon_job *j)
 	kl_free(j->schedule_text);
 	kl_free(j->before);
 	kl_free(j->after);
+	kl_free(j->command);
+	kl_free(j->stdin_filename);
+	kl_free(j->source);
+	kl_free(j->conninfo);
+	kl_free(j->db_name);
+	kl_free(j->pgpass_file);
+	kl_free(j->destination);
+}
+
+static const char *const kind_names[KL_JOB_KIND_N] = {"files", "command", "image", "db", "mirror"};
+
+const char *kl_daemon_job_kind_name(enum kl_daemon_job_kind k)
+{
+	return k < KL_JOB_KIND_N ? kind_names[k] : "?";
 }
 
 void kl_daemon_conf_release(struct kl_daemon_conf *c)
@@ -147,6 +162,7 @@ static int new_section(struct parse *ps, const struct kl_ini_item *it)
 			       "line %u: [%.*s]: needs a name of letters, digits, '.', '-' and '_' "
 			       "([%.*s \"NAME\"])",
 			       it->line, (int)sn, s, (int)sn, s);
+	ps->kind_seen = false;
 	name = kl_strndup(it->name, it->name_len);
 	if (!name)
 		return -ENOMEM;
@@ -270,19 +286,129 @@ static int schedule(struct parse *ps, const struct kl_ini_item *it, struct kl_sc
 	return 0;
 }
 
-static int job_key(struct parse *ps, const struct kl_ini_item *it, struct kl_daemon_job *j)
+static const char *const kind_keys[KL_JK_N] = {
+	"paths",  "exclude",	 "command",	"stdin-filename", "source", "conninfo", "name",
+	"stream", "pgpass-file", "destination", "keep-*",	  "before", "host",
+};
+
+static int job_kind(struct parse *ps, const struct kl_ini_item *it, struct kl_daemon_job *j,
+		    bool *seen)
+{
+	if (*seen)
+		return BAD("set twice in one section");
+	*seen = true;
+	for (int k = 0; k < KL_JOB_KIND_N; k++)
+		if (eq(it->value, it->value_len, kind_names[k])) {
+			j->kind = (enum kl_daemon_job_kind)k;
+			return 0;
+		}
+	return BAD("'%.*s' is not a kind of job (files, command, image, db, mirror)",
+		   (int)KL_MIN(it->value_len, 64), it->value);
+}
+
+/*
+ * libpq would take a password from the conninfo, but the conninfo is an
+ * argument of keel db, readable by every user in /proc: it must come from
+ * a password file (pgpass-file) or the service file instead.
+ */
+static int conninfo(struct parse *ps, const struct kl_ini_item *it, struct kl_daemon_job *j)
+{
+	const char *v = it->value, *e = v + it->value_len, *at, *scheme;
+
+	for (const char *p = v; p + 8 <= e; p++)
+		if (!strncasecmp(p, "password", 8))
+			return BAD("holds a password: keel db reads it from pgpass-file "
+				   "(PGPASSFILE), never from its arguments");
+	scheme = strstr(v, "://");
+	if (scheme && scheme < e) {
+		at = memchr(scheme, '@', (size_t)(e - scheme));
+		if (at && memchr(scheme + 3, ':', (size_t)(at - scheme - 3)))
+			return BAD("holds a password: keel db reads it from pgpass-file "
+				   "(PGPASSFILE), never from its arguments");
+	}
+	return set_str(ps, it, &j->conninfo);
+}
+
+/* The keys some kinds of job take; 1: not one of them. */
+static int job_kind_key(struct parse *ps, const struct kl_ini_item *it, struct kl_daemon_job *j)
 {
 	const char *k = it->key;
 	size_t kn = it->key_len;
+	int key = -1, r;
+
+	for (int i = 0; i < KL_JK_N && key < 0; i++)
+		if (eq(k, kn, kind_keys[i]))
+			key = i;
+	switch (key) {
+	case KL_JK_PATHS:
+		r = job_paths(ps, it, j);
+		break;
+	case KL_JK_EXCLUDE:
+		r = push(&j->excludes, &j->n_excludes, it->value, it->value_len);
+		break;
+	case KL_JK_COMMAND:
+		r = set_str(ps, it, &j->command);
+		break;
+	case KL_JK_STDIN_FILENAME:
+		r = set_str(ps, it, &j->stdin_filename);
+		if (r == 0 && (strchr(j->stdin_filename, '/') || !strcmp(j->stdin_filename, ".") ||
+			       !strcmp(j->stdin_filename, "..")))
+			r = BAD("'%s' is not a file name", j->stdin_filename);
+		break;
+	case KL_JK_SOURCE:
+		r = set_str(ps, it, &j->source);
+		if (r == 0 && j->source[0] != '/')
+			r = BAD("'%s' is not an absolute path", j->source);
+		break;
+	case KL_JK_CONNINFO:
+		r = conninfo(ps, it, j);
+		break;
+	case KL_JK_NAME:
+		if (!valid_name(it->value, it->value_len))
+			return BAD("needs a name of letters, digits, '.', '-' and '_'");
+		r = set_str(ps, it, &j->db_name);
+		break;
+	case KL_JK_STREAM:
+		if (j->key_line[KL_JK_STREAM])
+			return BAD("set twice in one section");
+		if (!eq(it->value, it->value_len, "yes") && !eq(it->value, it->value_len, "no"))
+			return BAD("'%.*s' is neither yes nor no", (int)KL_MIN(it->value_len, 64),
+				   it->value);
+		j->stream = eq(it->value, it->value_len, "yes");
+		r = 0;
+		break;
+	case KL_JK_PGPASS_FILE:
+		r = set_str(ps, it, &j->pgpass_file);
+		break;
+	case KL_JK_DESTINATION:
+		r = set_str(ps, it, &j->destination);
+		break;
+	default:
+		return 1;
+	}
+	if (r == 0)
+		j->key_line[key] = it->line;
+	return r;
+}
+
+static int job_key(struct parse *ps, const struct kl_ini_item *it, struct kl_daemon_job *j,
+		   bool *kind_seen)
+{
+	const char *k = it->key;
+	size_t kn = it->key_len;
+	int r;
 
 	if (eq(k, kn, "repository"))
 		return set_str(ps, it, &j->repository);
-	if (eq(k, kn, "paths"))
-		return job_paths(ps, it, j);
-	if (eq(k, kn, "exclude"))
-		return push(&j->excludes, &j->n_excludes, it->value, it->value_len);
-	if (eq(k, kn, "host"))
+	if (eq(k, kn, "kind"))
+		return job_kind(ps, it, j, kind_seen);
+	r = job_kind_key(ps, it, j);
+	if (r <= 0)
+		return r;
+	if (eq(k, kn, "host")) {
+		j->key_line[KL_JK_HOST] = it->line;
 		return set_str(ps, it, &j->host);
+	}
 	if (eq(k, kn, "schedule"))
 		return schedule(ps, it, &j->schedule, &j->schedule_text);
 	if (eq(k, kn, "jitter")) {
@@ -306,6 +432,8 @@ static int job_key(struct parse *ps, const struct kl_ini_item *it, struct kl_dae
 			if (kl_parse_uint(v, 1, 1000000, &n) < 0)
 				return BAD("'%s' is not a number from 1 to 1000000", v);
 			j->keep[i] = (uint32_t)n;
+			if (!j->key_line[KL_JK_KEEP])
+				j->key_line[KL_JK_KEEP] = it->line;
 			return 0;
 		}
 	return 1;
@@ -362,7 +490,7 @@ static int setting(struct parse *ps, const struct kl_ini_item *it)
 		break;
 	}
 	case S_JOB:
-		r = job_key(ps, it, &c->jobs[c->n_jobs - 1]);
+		r = job_key(ps, it, &c->jobs[c->n_jobs - 1], &ps->kind_seen);
 		break;
 	case S_DRILL: {
 		struct kl_daemon_drill *d = &c->drills[c->n_drills - 1];
@@ -426,7 +554,58 @@ static int item(const struct kl_ini_item *it, void *userdata)
 #define MISSING(line, kind, name, key)                                                             \
 	kl_fail(err, -KL_EUSAGE, "line %u: [%s \"%s\"]: %s is missing", line, kind, name, key)
 
-static int validate(const struct kl_daemon_conf *c, struct kl_err *err)
+#define K(x) (1u << KL_JK_##x)
+static const unsigned kind_allows[KL_JOB_KIND_N] = {
+	[KL_JOB_FILES] = K(PATHS) | K(EXCLUDE) | K(KEEP) | K(HOST),
+	[KL_JOB_COMMAND] = K(COMMAND) | K(STDIN_FILENAME) | K(KEEP) | K(HOST),
+	[KL_JOB_IMAGE] = K(SOURCE) | K(KEEP),
+	[KL_JOB_DB] = K(CONNINFO) | K(NAME) | K(STREAM) | K(PGPASS_FILE) | K(KEEP) | K(HOST),
+	[KL_JOB_MIRROR] = K(DESTINATION),
+};
+static const unsigned kind_needs[KL_JOB_KIND_N] = {
+	[KL_JOB_FILES] = K(PATHS),	  [KL_JOB_COMMAND] = K(COMMAND),
+	[KL_JOB_IMAGE] = K(SOURCE),	  [KL_JOB_DB] = K(CONNINFO) | K(NAME),
+	[KL_JOB_MIRROR] = K(DESTINATION),
+};
+#undef K
+
+/* The one path a snapshot of a command, image or db job records (keel/daemon.h). */
+static int job_path(struct kl_daemon_job *j)
+{
+	char buf[4200];
+
+	if (j->kind == KL_JOB_COMMAND)
+		snprintf(buf, sizeof(buf), "/%s", j->stdin_filename ? j->stdin_filename : "stdin");
+	else if (j->kind == KL_JOB_IMAGE)
+		snprintf(buf, sizeof(buf), "%s", j->source);
+	else if (j->kind == KL_JOB_DB)
+		snprintf(buf, sizeof(buf), "db:%s", j->db_name);
+	else
+		return 0;
+	return push(&j->paths, &j->n_paths, buf, strlen(buf));
+}
+
+/* The keys of j fit its kind, the kind's own are there. */
+static int validate_kind(struct kl_daemon_job *j, struct kl_err *err)
+{
+	const char *kind = kind_names[j->kind];
+
+	for (int k = 0; k < KL_JK_N; k++) {
+		if (j->key_line[k] && !(kind_allows[j->kind] & (1u << k)))
+			return kl_fail(err, -KL_EUSAGE,
+				       "line %u: %s: not a setting of a job of kind %s "
+				       "([job \"%s\"] on line %u)",
+				       j->key_line[k], kind_keys[k], kind, j->name, j->line);
+		if (!j->key_line[k] && (kind_needs[j->kind] & (1u << k)))
+			return kl_fail(err, -KL_EUSAGE,
+				       "line %u: [job \"%s\"]: %s is missing%s%s%s", j->line,
+				       j->name, kind_keys[k], j->kind ? " (kind = " : "",
+				       j->kind ? kind : "", j->kind ? ")" : "");
+	}
+	return job_path(j);
+}
+
+static int validate(struct kl_daemon_conf *c, struct kl_err *err)
 {
 	for (size_t i = 0; i < c->n_repos; i++) {
 		const struct kl_daemon_repo *rp = &c->repos[i];
@@ -437,7 +616,8 @@ static int validate(const struct kl_daemon_conf *c, struct kl_err *err)
 			return MISSING(rp->line, "repository", rp->name, "password-file");
 	}
 	for (size_t i = 0; i < c->n_jobs; i++) {
-		const struct kl_daemon_job *j = &c->jobs[i];
+		struct kl_daemon_job *j = &c->jobs[i];
+		int r;
 
 		if (!j->repository)
 			return MISSING(j->line, "job", j->name, "repository");
@@ -445,8 +625,9 @@ static int validate(const struct kl_daemon_conf *c, struct kl_err *err)
 			return kl_fail(err, -KL_EUSAGE,
 				       "line %u: [job \"%s\"]: repository: no [repository \"%s\"]",
 				       j->line, j->name, j->repository);
-		if (!j->n_paths)
-			return MISSING(j->line, "job", j->name, "paths");
+		r = validate_kind(j, err);
+		if (r < 0)
+			return r;
 		if (!j->schedule_text)
 			return MISSING(j->line, "job", j->name, "schedule");
 	}
@@ -455,6 +636,11 @@ static int validate(const struct kl_daemon_conf *c, struct kl_err *err)
 
 		for (size_t k = 0; k < c->n_jobs && !found; k++)
 			found = !strcmp(c->jobs[k].name, c->drills[i].job);
+		if (found && kl_daemon_conf_job(c, c->drills[i].job)->kind != KL_JOB_FILES)
+			return kl_fail(
+				err, -KL_EUSAGE,
+				"line %u: [drill \"%s\"]: drills restore files jobs only for now",
+				c->drills[i].line, c->drills[i].job);
 		if (!found)
 			return kl_fail(err, -KL_EUSAGE, "line %u: [drill \"%s\"]: no [job \"%s\"]",
 				       c->drills[i].line, c->drills[i].job, c->drills[i].job);

@@ -220,6 +220,9 @@ static void log_end(const struct daemon *d, const struct job_rt *rt, int st)
 		    res.snapshot, res.rto, res.sample < 100 ? " (an estimate from a sample)" : "");
 	else if (rt->kind == KL_RT_PRUNE)
 		LOG("prune '%s': done in %.1f s", rt->name, res.duration);
+	else if (find_job(&d->conf, rt->name) &&
+		 find_job(&d->conf, rt->name)->kind == KL_JOB_MIRROR)
+		LOG("job '%s': copy made in %.1f s", rt->name, res.duration);
 	else
 		LOG("job '%s': snapshot %.8s saved in %.1f s", rt->name, res.snapshot,
 		    res.duration);
@@ -231,7 +234,7 @@ static void reap(struct daemon *d)
 	int st;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		if (kl_daemon_status_reaped(d, pid, st))
+		if (kl_daemon_status_reaped(d, pid, st) || kl_daemon_streams_reaped(d, pid, st))
 			continue;
 		for (size_t i = 0; i < d->n_rt; i++) {
 			struct job_rt *rt = &d->rt[i];
@@ -270,6 +273,8 @@ static void reload(struct daemon *d)
 	kl_daemon_conf_release(&d->conf);
 	d->conf = c;
 	r = sync_jobs(d);
+	if (r >= 0)
+		r = kl_daemon_streams_sync(d);
 	if (r < 0)
 		LOG("cannot apply the new configuration: %s", kl_strerror(r));
 	else
@@ -289,6 +294,12 @@ static int next_timeout(const struct daemon *d)
 			continue;
 		if (best < 0 || rt->due < best)
 			best = rt->due;
+	}
+	{
+		int64_t s = kl_daemon_streams_due(d);
+
+		if (s >= 0 && (best < 0 || s < best))
+			best = s;
 	}
 	if (kl_daemon_status_wanted(d) && !d->status_pid &&
 	    (best < 0 || d->status_time + KL_DAEMON_STATUS_EVERY < best))
@@ -329,9 +340,16 @@ static int lock_state_dir(const char *state_dir, struct kl_err *err)
 	return fd;
 }
 
+static void stop(struct daemon *d)
+{
+	if (!d->stopping)
+		LOG("stopping: waiting for the runs under way");
+	d->stopping = true;
+	kl_daemon_streams_stop(d);
+}
+
 static int loop(struct daemon *d, int sfd)
 {
-	bool stopping = false;
 
 	for (;;) {
 		struct pollfd pfd[3] = {
@@ -346,17 +364,19 @@ static int loop(struct daemon *d, int sfd)
 		for (size_t i = 0; i < d->n_rt; i++) {
 			struct job_rt *rt = &d->rt[i];
 
-			if (!stopping && !rt->pid && !rt->gone && rt->due >= 0 && rt->due <= now)
+			if (!d->stopping && !rt->pid && !rt->gone && rt->due >= 0 && rt->due <= now)
 				start_run(d, rt);
 			running |= rt->pid != 0;
 		}
-		if (!stopping && kl_daemon_status_wanted(d) && !d->status_pid &&
+		if (!d->stopping && kl_daemon_status_wanted(d) && !d->status_pid &&
 		    d->status_time + KL_DAEMON_STATUS_EVERY <= now)
 			kl_daemon_status_refresh(d);
-		running |= d->status_pid != 0;
-		if (stopping && !running)
+		if (!d->stopping)
+			kl_daemon_streams_start(d, now);
+		running |= d->status_pid != 0 || kl_daemon_streams_running(d);
+		if (d->stopping && !running)
 			return 0;
-		timeout = stopping ? -1 : next_timeout(d);
+		timeout = d->stopping ? -1 : next_timeout(d);
 		if (d->http) {
 			int t = kl_daemon_http_timeout_ms(d->http);
 
@@ -373,9 +393,7 @@ static int loop(struct daemon *d, int sfd)
 
 			if (read(d->o->stop_fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
 				return -errno;
-			if (!stopping)
-				LOG("stopping: waiting for the runs under way");
-			stopping = true;
+			stop(d);
 		}
 		if (n <= 0 || !(pfd[0].revents & POLLIN))
 			continue;
@@ -387,9 +405,7 @@ static int loop(struct daemon *d, int sfd)
 			switch (si.ssi_signo) {
 			case SIGTERM:
 			case SIGINT:
-				if (!stopping)
-					LOG("stopping: waiting for the runs under way");
-				stopping = true;
+				stop(d);
 				break;
 			case SIGHUP:
 				reload(d);
@@ -435,6 +451,8 @@ int kl_daemon_run(const struct kl_daemon_opts *o, struct kl_err *err)
 		goto out;
 	}
 	r = sync_jobs(&d);
+	if (r >= 0)
+		r = kl_daemon_streams_sync(&d);
 	if (r < 0)
 		goto out;
 	if (d.conf.http_listen) {
@@ -451,6 +469,7 @@ int kl_daemon_run(const struct kl_daemon_opts *o, struct kl_err *err)
 out:
 	kl_daemon_http_free(d.http);
 	kl_daemon_status_release(&d);
+	kl_daemon_streams_release(&d);
 	for (size_t i = 0; i < d.n_rt; i++)
 		kl_free(d.rt[i].name);
 	kl_free(d.rt);

@@ -22,6 +22,17 @@ struct job_rt {
 	bool gone;     /* no longer in the configuration: dropped when its run ends */
 };
 
+/* A db job's keel db stream child (stream.c). */
+struct stream_rt {
+	char *job;
+	pid_t pid;	 /* 0: not running */
+	int64_t due;	 /* when it starts (again) */
+	int64_t start;	 /* of the one running */
+	int64_t backoff; /* seconds before the next start after an exit */
+	bool stopping;	 /* sent SIGTERM */
+	bool gone;	 /* its job is no longer a streaming db job */
+};
+
 struct daemon {
 	const struct kl_daemon_opts *o;
 	struct kl_daemon_conf conf;
@@ -35,7 +46,23 @@ struct daemon {
 	int64_t status_start; /* of the one under way */
 	char *status_text;    /* its output */
 	json_t *status;	      /* parsed */
+	struct stream_rt *streams;
+	size_t n_streams;
+	bool stopping; /* SIGTERM: no new runs, streams told to stop */
 };
+
+/* Matches the streams to d->conf (new ones due now; gone ones sent SIGTERM). */
+int kl_daemon_streams_sync(struct daemon *d);
+/* Starts the streams due by now. */
+void kl_daemon_streams_start(struct daemon *d, int64_t now);
+/* Takes a stream child's end (true: pid was one): due again after its backoff. */
+bool kl_daemon_streams_reaped(struct daemon *d, pid_t pid, int wstatus);
+/* SIGTERM to every stream child. */
+void kl_daemon_streams_stop(struct daemon *d);
+bool kl_daemon_streams_running(const struct daemon *d);
+/* The earliest time a stream is due to start, -1: none. */
+int64_t kl_daemon_streams_due(const struct daemon *d);
+void kl_daemon_streams_release(struct daemon *d);
 
 /* Seconds between two status refreshes when nothing ends a run meanwhile. */
 #define KL_DAEMON_STATUS_EVERY 10
@@ -80,6 +107,17 @@ void kl_daemon_argv_repo(struct kl_daemon_argv *a, const struct kl_daemon_opts *
  * or -errno.
  */
 int kl_daemon_spawn(char *const argv[], int in_fd, int out_fd, int err_fd, const char *job);
+
+/* The keel command of one run of j, by its kind (run-kind.c). */
+void kl_daemon_job_argv(struct kl_daemon_argv *a, const struct kl_daemon_opts *o,
+			const struct kl_daemon_repo *rp, const struct kl_daemon_job *j,
+			const char *host);
+/* keel db stream of a db job with stream = yes */
+void kl_daemon_stream_argv(struct kl_daemon_argv *a, const struct kl_daemon_opts *o,
+			   const struct kl_daemon_repo *rp, const struct kl_daemon_job *j,
+			   const char *host);
+/* Sets what j's command reads from its environment (PGPASSFILE), in a run's process. */
+int kl_daemon_job_env(const struct kl_daemon_job *j);
 
 /* Opens (truncating) STATE-DIR/DIR/NAME.EXT for writing and reading, making DIR. */
 int kl_daemon_open_log(const char *state_dir, const char *dir, const char *name, const char *ext);

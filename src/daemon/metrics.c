@@ -25,7 +25,9 @@ enum {
 };
 
 static const struct metric metrics[M_N] = {
-	[M_RPO] = {"keel_rpo_seconds", "Age of the newest snapshot a run of the job saved."},
+	[M_RPO] = {"keel_rpo_seconds",
+		   "Age of the newest snapshot a run of the job saved (db, mirror: of the newest "
+		   "restorable moment, the copy's, at the last status)."},
 	[M_RPO_TARGET] = {"keel_rpo_target_seconds", "The job's rpo-target."},
 	[M_RTO] = {"keel_rto_seconds", "Time of the job's last successful restore drill "
 				       "(scaled to the whole from a drill-sample)."},
@@ -40,7 +42,26 @@ static const struct metric metrics[M_N] = {
 struct job_values {
 	struct kl_daemon_run run, drill;
 	const struct kl_daemon_drill *dr;
+	/* db and mirror jobs: the last status's RPO (their runs are not their newest restore
+	 * points: a stream's record or the copy's lag is), as of now */
+	double status_rpo;
+	bool have_status_rpo;
 };
+
+static void status_rpo(const struct daemon *d, const char *name, double now, struct job_values *v)
+{
+	json_t *jobs = json_object_get(d->status, "jobs");
+
+	for (size_t i = 0; i < json_array_size(jobs); i++) {
+		json_t *j = json_array_get(jobs, i), *rpo = json_object_get(j, "rpo_seconds");
+
+		if (!json_is_number(rpo) ||
+		    strcmp(json_string_value(json_object_get(j, "job")) ?: "", name))
+			continue;
+		v->status_rpo = json_number_value(rpo) + (now - (double)d->status_time);
+		v->have_status_rpo = true;
+	}
+}
 
 /* The value of metric m for a job; false: it has none. */
 static bool value(int m, const struct kl_daemon_job *j, const struct job_values *v, double now,
@@ -48,6 +69,10 @@ static bool value(int m, const struct kl_daemon_job *j, const struct job_values 
 {
 	switch (m) {
 	case M_RPO:
+		if (j->kind == KL_JOB_DB || j->kind == KL_JOB_MIRROR) {
+			*ret = v->status_rpo;
+			return v->have_status_rpo;
+		}
 		*ret = now - v->run.snapshot_time;
 		return v->run.snapshot_time != 0;
 	case M_RPO_TARGET:
@@ -119,6 +144,7 @@ int kl_daemon_render_metrics(const struct daemon *d, struct kl_buf *out)
 		for (size_t k = 0; k < d->conf.n_drills; k++)
 			if (!strcmp(d->conf.drills[k].job, name))
 				vals[i].dr = &d->conf.drills[k];
+		status_rpo(d, name, now, &vals[i]);
 	}
 	for (int m = 0; m < M_N && r >= 0; m++) {
 		r = kl_buf_addf(out, "# HELP %s %s\n# TYPE %s gauge\n", metrics[m].name,

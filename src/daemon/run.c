@@ -141,15 +141,10 @@ static int backup(const struct kl_daemon_opts *o, const struct kl_daemon_repo *r
 
 	if (out_fd < 0)
 		return out_fd;
-	kl_daemon_argv_repo(&a, o, rp, "backup", host);
-	kl_daemon_argv_add(&a, "--json");
-	for (size_t i = 0; i < j->n_excludes && i < 1024; i++) {
-		kl_daemon_argv_add(&a, "-e");
-		kl_daemon_argv_add(&a, j->excludes[i]);
-	}
-	kl_daemon_argv_add(&a, "--");
-	for (size_t i = 0; i < j->n_paths && i < 1024; i++)
-		kl_daemon_argv_add(&a, j->paths[i]);
+	kl_daemon_job_argv(&a, o, rp, j, host);
+	st = kl_daemon_job_env(j);
+	if (st < 0)
+		return st;
 	t0 = (double)kl_time_now_ns() / (double)KL_NSEC_PER_SEC;
 	st = kl_daemon_spawn(a.v, -1, out_fd, log_fd, j->name);
 	if (st < 0)
@@ -173,6 +168,10 @@ static int backup(const struct kl_daemon_opts *o, const struct kl_daemon_repo *r
 	}
 	return st;
 }
+
+/* the command a run of each kind runs, for its error message */
+static const char *const kind_cmd[KL_JOB_KIND_N] = {"backup", "backup", "image backup", "db backup",
+						    "mirror"};
 
 static int forget(const struct kl_daemon_opts *o, const struct kl_daemon_repo *rp,
 		  const struct kl_daemon_job *j, const char *host, int log_fd)
@@ -238,8 +237,8 @@ int kl_daemon_run_job(const struct kl_daemon_opts *o, const struct kl_daemon_con
 			char line[200] = "";
 
 			kl_daemon_last_line(log_fd, line, sizeof(line));
-			snprintf(ret->error, sizeof(ret->error), "keel backup exited with %d: %s",
-				 st, line);
+			snprintf(ret->error, sizeof(ret->error), "keel %s exited with %d: %s",
+				 kind_cmd[j->kind], st, line);
 		}
 	}
 	/* the after hook runs whatever happened: it resumes what the before hook stopped */

@@ -322,6 +322,76 @@ static void conf_errors(void **state)
 	conf_error("[http]\nAKIA/SECRET+KEY = 1\n", "k.conf: line 2: unknown setting");
 }
 
+/* kinds: each one's keys, and the one path its snapshots record */
+static void conf_kinds(void **state)
+{
+	static const char text[] = REPO
+		"[job \"dump\"]\nrepository = r\nkind = command\ncommand = pg_dumpall -c\n"
+		"stdin-filename = all.sql\nschedule = daily 02:00\n"
+		"[job \"disk\"]\nrepository = r\nkind = image\nsource = /dev/vg0/root\n"
+		"schedule = weekly sun 03:00\n"
+		"[job \"shop\"]\nrepository = r\nkind = db\nconninfo = host=/run/pg user=keel\n"
+		"name = shop\nstream = yes\npgpass-file = /etc/keel/pgpass\nschedule = daily "
+		"01:00\n"
+		"[job \"off\"]\nrepository = r\nkind = mirror\ndestination = s3:copy/keel\n"
+		"schedule = hourly\n";
+	struct kl_daemon_conf c;
+	struct kl_err err = {0};
+
+	(void)state;
+	assert_int_equal(kl_daemon_conf_parse(text, strlen(text), "k.conf", &c, &err), 0);
+	assert_int_equal(c.n_jobs, 4);
+	assert_int_equal(c.jobs[0].kind, KL_JOB_COMMAND);
+	assert_string_equal(c.jobs[0].command, "pg_dumpall -c");
+	assert_int_equal(c.jobs[0].n_paths, 1);
+	assert_string_equal(c.jobs[0].paths[0], "/all.sql");
+	assert_int_equal(c.jobs[1].kind, KL_JOB_IMAGE);
+	assert_string_equal(c.jobs[1].paths[0], "/dev/vg0/root");
+	assert_int_equal(c.jobs[2].kind, KL_JOB_DB);
+	assert_true(c.jobs[2].stream);
+	assert_string_equal(c.jobs[2].db_name, "shop");
+	assert_string_equal(c.jobs[2].pgpass_file, "/etc/keel/pgpass");
+	assert_string_equal(c.jobs[2].paths[0], "db:shop");
+	assert_int_equal(c.jobs[3].kind, KL_JOB_MIRROR);
+	assert_string_equal(c.jobs[3].destination, "s3:copy/keel");
+	assert_int_equal(c.jobs[3].n_paths, 0);
+	assert_string_equal(kl_daemon_job_kind_name(KL_JOB_MIRROR), "mirror");
+	kl_daemon_conf_release(&c);
+
+#define KJOB "[job \"j\"]\nrepository = r\nschedule = hourly\n"
+	conf_error(REPO KJOB "kind = tape\n", "k.conf: line 7: kind: 'tape' is not a kind of job "
+					      "(files, command, image, db, mirror)");
+	conf_error(REPO KJOB "kind = db\nkind = db\n",
+		   "k.conf: line 8: kind: set twice in one section");
+	conf_error(REPO KJOB "kind = command\n",
+		   "k.conf: line 4: [job \"j\"]: command is missing (kind = command)");
+	conf_error(REPO KJOB "kind = db\nconninfo = host=x\n",
+		   "k.conf: line 4: [job \"j\"]: name is missing (kind = db)");
+	conf_error(
+		REPO KJOB "source = /dev/sda\npaths = /x\n",
+		"k.conf: line 7: source: not a setting of a job of kind files ([job \"j\"] on line "
+		"4)");
+	conf_error(REPO KJOB "kind = mirror\ndestination = /c\nkeep-last = 3\n",
+		   "k.conf: line 9: keep-*: not a setting of a job of kind mirror ([job \"j\"] on "
+		   "line "
+		   "4)");
+	conf_error(REPO KJOB "kind = image\nsource = /i\nhost = h\n",
+		   "k.conf: line 9: host: not a setting of a job of kind image ([job \"j\"] on "
+		   "line 4)");
+	conf_error(REPO KJOB "kind = db\nname = s\nconninfo = host=x PASSWORD=y\n",
+		   "k.conf: line 9: conninfo: holds a password: keel db reads it from pgpass-file "
+		   "(PGPASSFILE), never from its arguments");
+	conf_error(REPO KJOB "kind = db\nname = s\nconninfo = postgres://u:p@h/d\n",
+		   "k.conf: line 9: conninfo: holds a password: keel db reads it from pgpass-file "
+		   "(PGPASSFILE), never from its arguments");
+	conf_error(REPO KJOB "kind = db\nstream = maybe\n",
+		   "k.conf: line 8: stream: 'maybe' is neither yes nor no");
+	conf_error(REPO KJOB "kind = command\ncommand = x\nstdin-filename = a/b\n",
+		   "k.conf: line 9: stdin-filename: 'a/b' is not a file name");
+	conf_error(REPO KJOB "kind = command\ncommand = x\n[drill \"j\"]\nschedule = hourly\n",
+		   "k.conf: line 9: [drill \"j\"]: drills restore files jobs only for now");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -333,6 +403,7 @@ int main(void)
 		cmocka_unit_test(conf_example),
 		cmocka_unit_test(conf_errors),
 		cmocka_unit_test(jitter_offsets),
+		cmocka_unit_test(conf_kinds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
