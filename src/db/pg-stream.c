@@ -1,7 +1,7 @@
 /*
  * Continuous WAL capture (docs/DATABASES.md, "The log"): a physical
  * replication client with its own slot. WAL arrives as XLogData
- * messages; at most once a second while it arrives (and when a segment
+ * messages; within STORE_AFTER_NS of its arrival (and when a segment
  * is complete, and on stop) keel stores the segment so far as a log
  * record (a snapshot of kind 5) and only then confirms that position to
  * the server as flushed, so the slot keeps what keel has not stored.
@@ -26,6 +26,12 @@
 
 #define SEG_DEFAULT (16u << 20)
 #define SEG_MAX (1u << 30)
+/*
+ * WAL is stored this long after it arrived at the latest (plus the poll's
+ * 100 ms and the time a store takes), for an RPO under a second; records
+ * of a growing segment fold once it is whole, so their number stays low.
+ */
+#define STORE_AFTER_NS (400 * KL_NSEC_PER_MSEC)
 /* microseconds from the Unix epoch to PostgreSQL's (2000-01-01) */
 #define PG_EPOCH_US 946684800000000ll
 
@@ -40,7 +46,7 @@ struct stream {
 	uint64_t seg_start; /* its first LSN */
 	uint32_t have;	    /* bytes of it received */
 	uint32_t stored;    /* bytes of it durable in the repository (as timeline tli's file) */
-	int64_t last_store_ns;
+	int64_t unstored_since_ns; /* when WAL not yet stored first arrived; 0: none */
 	uint64_t records;
 	uint64_t server_end; /* the server's end of WAL, as its last message said */
 	uint32_t next_tli;   /* the server ended tli: the next one, from switch_lsn on */
@@ -212,7 +218,7 @@ static int store(struct stream *s)
 	if (rc < 0)
 		return rc;
 	s->stored = s->have;
-	s->last_store_ns = kl_time_mono_ns();
+	s->unstored_since_ns = 0;
 	rc = send_status(s);
 	/* only records of this very file (timeline and segment) are prefixes of it */
 	if (s->partials_tli != s->tli || s->partials_seg != s->seg_start) {
@@ -252,6 +258,8 @@ static int on_wal(struct stream *s, const struct kl_pgm_stream *m)
 			continue;
 		}
 		k = s->segsize - s->have < n ? s->segsize - s->have : n;
+		if (!s->unstored_since_ns)
+			s->unstored_since_ns = kl_time_mono_ns();
 		memcpy(s->seg + s->have, p, k);
 		s->have += (uint32_t)k;
 		at += k;
@@ -302,7 +310,7 @@ static int receive(struct stream *s)
 		char *buf;
 		int n, rc = 0;
 
-		if (poll(pf, s->o->stop_fd >= 0 ? 2 : 1, 200) < 0 && errno != EINTR)
+		if (poll(pf, s->o->stop_fd >= 0 ? 2 : 1, 100) < 0 && errno != EINTR)
 			return kl_repo_fail(s->r, -errno, "poll");
 		if (s->o->stop_fd >= 0 && (pf[1].revents & POLLIN)) {
 			uint8_t sink[256]; /* the stop descriptor's count: read, so it is seen once
@@ -335,7 +343,8 @@ static int receive(struct stream *s)
 		if (n == -1 || stop ||
 		    (s->o->synchronous && s->have > s->stored &&
 		     s->seg_start + s->have >= s->server_end) ||
-		    kl_time_mono_ns() - s->last_store_ns >= KL_NSEC_PER_SEC) {
+		    (s->unstored_since_ns &&
+		     kl_time_mono_ns() - s->unstored_since_ns >= STORE_AFTER_NS)) {
 			rc = store(s);
 			if (rc < 0)
 				return rc;
@@ -459,6 +468,7 @@ static int follow(struct stream *s)
 	s->tli = s->next_tli;
 	s->have = (uint32_t)(s->switch_lsn - s->seg_start);
 	s->stored = 0; /* nothing of the new timeline's file is stored */
+	s->unstored_since_ns = s->have ? kl_time_mono_ns() : 0;
 	return 0;
 }
 
@@ -692,7 +702,7 @@ int kl_db_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
 		rc = -ENOMEM;
 	if (rc >= 0) {
 		s.seg_start = pos - pos % s.segsize;
-		s.last_store_ns = kl_time_mono_ns();
+		s.unstored_since_ns = 0;
 		rc = run(&s);
 	}
 	ret->stop_lsn = s.seg_start + s.stored;
