@@ -29,6 +29,8 @@ struct kl_image_backup_opts {
 	bool from_overlay;
 	char **tags;
 	size_t n_tags;
+	/* what was done for consistency (docs/IMAGES.md), recorded; NULL: nothing */
+	const char *consistency;
 };
 
 /* What one image backup did, summed over its sources. */
@@ -44,7 +46,22 @@ struct kl_image_backup_result {
 	uint64_t chunks_clean;	/* not dirty in the bitmap: the parent's, not read */
 	uint64_t images_bitmap; /* images whose clean chunks came from the parent */
 	const char *method;	/* KL_IMAGE_METHOD_*: how the changes were found */
+	/* per source, in order: kl_image_ident()'s text ("" when not recognised) */
+	char **ident;
+	size_t n_ident;
 };
+
+void kl_image_backup_result_release(struct kl_image_backup_result *r);
+
+#define KL_IMAGE_IDENT_LEN 512		   /* a description's room, NUL included */
+#define KL_IMAGE_IDENT_READ (65536 + 4096) /* bytes kl_image_ident() looks at */
+/*
+ * Describes what the first n bytes of a disk hold: a partition table (GPT,
+ * MBR) or a file system (ext2/3/4, XFS, btrfs, vfat, swap), as one line
+ * such as "gpt disk-guid=... partitions=2" or "ext4 uuid=... label=root".
+ * Returns 1 when recognised, 0 otherwise (out is then "").
+ */
+int kl_image_ident(const uint8_t *p, size_t n, char *out, size_t outlen);
 
 /* Backs the sources up into one snapshot (kind KL_SNAP_DISK). Detail via kl_repo_fail. */
 int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,

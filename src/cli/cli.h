@@ -171,7 +171,9 @@ int kl_cli_read_new_password(struct kl_cli *cli, const char *file, struct kl_pas
 
 /* Output helpers */
 void kl_json_str(FILE *f, const void *s, size_t n); /* quoted, lossless for non-UTF-8 */
-void kl_json_cstr(FILE *f, const char *s);	    /* NULL -> null */
+/* ,"image":{...} for an image snapshot (cmd-snapshots.c); nothing for others */
+void kl_cli_image_info_json(const struct kl_snapshot *s);
+void kl_json_cstr(FILE *f, const char *s); /* NULL -> null */
 void kl_json_id(FILE *f, const struct kl_id *id);
 void kl_json_time(FILE *f, int64_t ns);
 /* A file time as its (seconds, nanoseconds) pair: any year, no overflow. */

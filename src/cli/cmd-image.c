@@ -64,7 +64,8 @@ enum {
 	OPT_FROM_OVERLAY
 };
 
-static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result *r, int64_t ns)
+static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result *r,
+			 char *const *src, int64_t ns)
 {
 	char hex[2 * KL_ID_LEN + 1], read[32], added[32], stored[32], total[32];
 
@@ -85,7 +86,12 @@ static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result
 			printf(",\"parent\":");
 			kl_json_id(stdout, &r->parent);
 		}
-		printf("}\n");
+		printf(",\"ident\":[");
+		for (size_t i = 0; i < r->n_ident; i++) {
+			printf("%s", i ? "," : "");
+			kl_json_str(stdout, r->ident[i], strlen(r->ident[i]));
+		}
+		printf("]}\n");
 		return;
 	}
 	if (cli->quiet)
@@ -96,6 +102,8 @@ static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result
 	kl_print_bytes(stored, sizeof(stored), r->bytes_stored);
 	printf("Images: %llu, %s in %llu chunks of %u bytes\n", (unsigned long long)r->images,
 	       total, (unsigned long long)r->chunks, r->chunk_size);
+	for (size_t i = 0; i < r->n_ident; i++)
+		printf("  %s: %s\n", src[i], *r->ident[i] ? r->ident[i] : "not recognised");
 	printf("Read: %s (%llu holes skipped unread, %llu zero chunks)\n", read,
 	       (unsigned long long)r->chunks_hole, (unsigned long long)r->chunks_zero);
 	if (r->chunks_clean)
@@ -119,7 +127,7 @@ static int image_backup(int argc, char **argv, struct kl_cli *cli)
 		{NULL, 0, NULL, 0},
 	};
 	struct kl_image_backup_opts o = {0};
-	struct kl_image_backup_result res;
+	struct kl_image_backup_result res = {0};
 	uint64_t v;
 	int64_t start;
 	int c, rc = 0;
@@ -173,11 +181,12 @@ static int image_backup(int argc, char **argv, struct kl_cli *cli)
 	start = kl_time_mono_ns();
 	rc = kl_image_backup(cli->repo, &o, &res);
 	if (rc >= 0) {
-		print_backup(cli, &res, kl_time_mono_ns() - start);
+		print_backup(cli, &res, o.sources, kl_time_mono_ns() - start);
 	} else {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "image backup failed, no snapshot was saved");
 	}
+	kl_image_backup_result_release(&res);
 out:
 	kl_strv_free(o.tags, o.n_tags);
 	return rc;
