@@ -31,6 +31,8 @@ struct kl_image_backup_opts {
 	size_t n_tags;
 	/* what was done for consistency (docs/IMAGES.md), recorded; NULL: nothing */
 	const char *consistency;
+	/* per source, what to read instead of it (an LVM snapshot); NULL: the source */
+	char *const *read_from;
 };
 
 /* What one image backup did, summed over its sources. */
@@ -62,6 +64,28 @@ void kl_image_backup_result_release(struct kl_image_backup_result *r);
  * Returns 1 when recognised, 0 otherwise (out is then "").
  */
 int kl_image_ident(const uint8_t *p, size_t n, char *out, size_t outlen);
+
+/* ---- consistency (docs/IMAGES.md): FIFREEZE, LVM snapshots ------------ */
+
+/* Freezes the file system mounted at mountpoint: the descriptor to thaw, or -errno. */
+int kl_image_freeze(const char *mountpoint);
+/* Thaws and closes fd (from kl_image_freeze). */
+int kl_image_thaw(int fd);
+
+struct kl_image_lvm {
+	char origin[260]; /* VG/LV */
+	char snap[300];	  /* VG/keel-snap-PID */
+	char dev[310];	  /* /dev/VG/keel-snap-PID */
+	bool created;
+};
+/*
+ * When source is an LVM logical volume, makes a temporary snapshot of it
+ * (lvcreate -s; 20% of the origin's size for a thick one). -KL_EUSAGE when
+ * it is none. Detail in err.
+ */
+int kl_image_lvm_snapshot(const char *source, struct kl_image_lvm *ret, struct kl_err *err);
+/* Removes it (lvremove -f); nothing when it was not made. */
+int kl_image_lvm_remove(struct kl_image_lvm *l, struct kl_err *err);
 
 /* Backs the sources up into one snapshot (kind KL_SNAP_DISK). Detail via kl_repo_fail. */
 int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,

@@ -307,10 +307,11 @@ static void fill_node(struct kl_node *n, const struct stat *st, uint64_t size, b
 }
 
 /* One source: its node, filled and added to root. */
-static int backup_source(struct img_backup *b, const char *path, struct kl_tree *root)
+static int backup_source(struct img_backup *b, size_t idx, struct kl_tree *root)
 {
-	const char *name = b->o->name;
-	struct img_src src = {.path = path, .fd = -1};
+	const char *path = b->o->sources[idx], *name = b->o->name;
+	const char *from = b->o->read_from && b->o->read_from[idx] ? b->o->read_from[idx] : path;
+	struct img_src src = {.path = from, .fd = -1};
 	char ov_name[256];
 	struct kl_node n = {0};
 	struct stat st;
@@ -600,7 +601,7 @@ int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,
 		b.pl.max_in_flight = (size_t)b.chunk * (b.pl.n_threads * 2 + 2);
 	}
 	for (size_t i = 0; rc >= 0 && i < o->n_sources; i++)
-		rc = backup_source(&b, o->sources[i], &root);
+		rc = backup_source(&b, i, &root);
 	if (b.pl_started) {
 		prc = kl_pipeline_finish(&b.pl, &ws);
 		if (rc >= 0)
