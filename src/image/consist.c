@@ -35,14 +35,23 @@ int kl_image_thaw(int fd)
 	return rc;
 }
 
-/* Runs argv, its stdout into out (NUL-terminated, cut at outlen); 0 when it exited 0. */
+/*
+ * Runs an lvm command, its stdout into out (NUL-terminated, cut at
+ * outlen); 0 when it exited 0. lvm warns of every descriptor it inherits
+ * (the terminal's, a parent shell's): not keel's business.
+ */
 static int run(const char *const argv[], char *out, size_t outlen)
 {
+	const char *v[16] = {"env", "LVM_SUPPRESS_FD_WARNINGS=1"};
+	size_t n = 2;
 	pid_t pid;
-	int fd = kl_spawn_reader((char *const *)argv, &pid), st, rc = 0;
+	int fd, st, rc = 0;
 	size_t got = 0;
 	char sink[256];
 
+	for (size_t i = 0; argv[i] && n < sizeof(v) / sizeof(v[0]) - 1; i++)
+		v[n++] = argv[i];
+	fd = kl_spawn_reader((char *const *)v, &pid);
 	if (fd < 0)
 		return fd;
 	if (outlen)
