@@ -20,7 +20,7 @@ undo()
 	local rc=$?
 	[ -z "$WRITER" ] || kill "$WRITER" 2>/dev/null || true
 	fsfreeze -u "$MNT" 2>/dev/null || true
-	umount "$MNT" 2>/dev/null || true
+	umount "$MNT" || true
 	[ -z "$LOOP" ] || losetup -d "$LOOP" 2>/dev/null || true
 	(exit $rc)
 	cleanup

@@ -21,12 +21,13 @@ undo()
 {
 	local rc=$? m l
 	for m in "${MNTS[@]}"; do umount "$m" 2>/dev/null || true; done
-	for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done
+	# part() runs in $(...): its loop devices are listed in a file
+	for l in $(cat "$d/loops" 2>/dev/null) "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done
 	(exit $rc)
 	cleanup
 }
-trap undo EXIT
 d=$TEST_DIR
+trap undo EXIT
 
 # partition N of disk image $1 as a block device: the partscan node when
 # the kernel made one (and /dev shows it), else a loop device over its range
@@ -41,7 +42,7 @@ part()
 	size=$(sfdisk --dump "$disk" | awk -v n="$n" '$1 ~ (n "$") && /size=/ {gsub(/[^0-9]/, "", $6); print $6}')
 	[ -n "$start" ] && [ -n "$size" ] || fail "no partition $n in $(sfdisk --dump "$disk")"
 	l=$(losetup -f --show -o $((start * 512)) --sizelimit $((size * 512)) "$disk") || fail "losetup of partition $n failed"
-	LOOPS+=("$l")
+	echo "$l" >>"$d/loops"
 	echo "$l"
 }
 
