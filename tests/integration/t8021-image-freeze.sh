@@ -29,7 +29,7 @@ trap undo EXIT
 
 keel_init
 img=$TEST_DIR/fs.img
-truncate -s 64M "$img"
+truncate -s 160M "$img"
 mkdir "$TEST_DIR/files" "$MNT"
 seq 1 50000 >"$TEST_DIR/files/numbers"
 head -c 2000000 /dev/urandom >"$TEST_DIR/files/random"
@@ -76,3 +76,19 @@ expect_error 1 "cannot open" keel image backup --freeze "$MNT" "$TEST_DIR/no-suc
 timeout 10 sh -c "echo again >'$MNT/again' && sync -f '$MNT/again'" || fail "a failed backup left it frozen"
 # a freeze that cannot be done leaves nothing behind
 expect_error 2 "cannot freeze" keel image backup --freeze "$TEST_DIR/no-such-dir" "$LOOP"
+
+# interrupted (SIGTERM: a background job ignores SIGINT) while frozen (once: the normal error path; twice: at once):
+# thawed either way
+head -c 100000000 /dev/urandom >"$MNT/big" && sync
+for sigs in 1 2; do
+	"$KEEL" image backup --threads 1 --freeze "$MNT" "$LOOP" >/dev/null 2>"$TEST_DIR/int.err" &
+	pid=$!
+	sleep 0.3
+	for _ in $(seq "$sigs"); do kill -TERM "$pid" 2>/dev/null || true; sleep 0.05; done
+	rc=0
+	wait "$pid" || rc=$?
+	[ "$rc" = 130 ] || [ "$rc" = 0 ] || fail "interrupted backup ($sigs signals) exited $rc: $(cat "$TEST_DIR/int.err")"
+	[ "$rc" = 130 ] || log "note: the backup ended before the signal"
+	timeout 10 sh -c "echo x >'$MNT/after-int' && sync -f '$MNT/after-int'" ||
+		fail "an interrupted backup ($sigs signals) left the file system frozen"
+done
