@@ -64,6 +64,9 @@ test_packages=(
 	nbdkit libnbd-bin qemu-utils
 	# keel mount: fusermount3 (t8010-t8012)
 	fuse3
+	# image identification, --freeze, --lvm-snapshot, bare-metal restore: sfdisk,
+	# mkfs.xfs/vfat/btrfs, LVM on a loop device (t8020-t8023)
+	fdisk xfsprogs dosfstools btrfs-progs lvm2 util-linux
 )
 
 case ${1:-} in

@@ -231,6 +231,10 @@ struct kl_snapshot {
 	 */
 	uint32_t image_chunk_size;
 	char *image_method;
+	/* per path: what the image holds (kl_image_ident), "" when not recognised */
+	char **image_ident;
+	size_t n_image_ident;
+	char *image_consistency; /* --freeze, --lvm-snapshot: what was done; NULL: nothing */
 	/*
 	 * keel copy: the snapshot this one is a copy of, in the repository it
 	 * came from (that one's own original when it was a copy too).

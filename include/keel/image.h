@@ -29,6 +29,10 @@ struct kl_image_backup_opts {
 	bool from_overlay;
 	char **tags;
 	size_t n_tags;
+	/* what was done for consistency (docs/IMAGES.md), recorded; NULL: nothing */
+	const char *consistency;
+	/* per source, what to read instead of it (an LVM snapshot); NULL: the source */
+	char *const *read_from;
 };
 
 /* What one image backup did, summed over its sources. */
@@ -44,7 +48,44 @@ struct kl_image_backup_result {
 	uint64_t chunks_clean;	/* not dirty in the bitmap: the parent's, not read */
 	uint64_t images_bitmap; /* images whose clean chunks came from the parent */
 	const char *method;	/* KL_IMAGE_METHOD_*: how the changes were found */
+	/* per source, in order: kl_image_ident()'s text ("" when not recognised) */
+	char **ident;
+	size_t n_ident;
 };
+
+void kl_image_backup_result_release(struct kl_image_backup_result *r);
+
+#define KL_IMAGE_IDENT_LEN 512		   /* a description's room, NUL included */
+#define KL_IMAGE_IDENT_READ (65536 + 4096) /* bytes kl_image_ident() looks at */
+/*
+ * Describes what the first n bytes of a disk hold: a partition table (GPT,
+ * MBR) or a file system (ext2/3/4, XFS, btrfs, vfat, swap), as one line
+ * such as "gpt disk-guid=... partitions=2" or "ext4 uuid=... label=root".
+ * Returns 1 when recognised, 0 otherwise (out is then "").
+ */
+int kl_image_ident(const uint8_t *p, size_t n, char *out, size_t outlen);
+
+/* ---- consistency (docs/IMAGES.md): FIFREEZE, LVM snapshots ------------ */
+
+/* Freezes the file system mounted at mountpoint: the descriptor to thaw, or -errno. */
+int kl_image_freeze(const char *mountpoint);
+/* Thaws and closes fd (from kl_image_freeze). */
+int kl_image_thaw(int fd);
+
+struct kl_image_lvm {
+	char origin[260]; /* VG/LV */
+	char snap[300];	  /* VG/keel-snap-PID */
+	char dev[310];	  /* /dev/VG/keel-snap-PID */
+	bool created;
+};
+/*
+ * When source is an LVM logical volume, makes a temporary snapshot of it
+ * (lvcreate -s; 20% of the origin's size for a thick one). -KL_EUSAGE when
+ * it is none. Detail in err.
+ */
+int kl_image_lvm_snapshot(const char *source, struct kl_image_lvm *ret, struct kl_err *err);
+/* Removes it (lvremove -f); nothing when it was not made. */
+int kl_image_lvm_remove(struct kl_image_lvm *l, struct kl_err *err);
 
 /* Backs the sources up into one snapshot (kind KL_SNAP_DISK). Detail via kl_repo_fail. */
 int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,

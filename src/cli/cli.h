@@ -38,6 +38,7 @@ struct kl_cli_signals {
 	int tty_fd; /* a prompt has turned echo off there (-1: none): restored on exit */
 	struct termios tty_saved;
 	int notify_fd; /* kl_cli_signals_notify's eventfd (-1: none) */
+	int frozen_fd; /* a file system keel froze (-1: none): thawed on any exit */
 };
 
 struct kl_cli {
@@ -94,6 +95,8 @@ int kl_cli_signals_notify(struct kl_cli *cli);
  */
 void kl_cli_signals_tty(struct kl_cli *cli, int fd, const struct termios *saved);
 /* A signal asked this command to stop. */
+/* fd: a file system frozen with FIFREEZE that a hard exit must thaw (-1: none now) */
+void kl_cli_signals_frozen(struct kl_cli *cli, int fd);
 bool kl_cli_interrupted(const struct kl_cli *cli);
 
 /* Opens (and unlocks, loads the index of) the repository as the command's flags say. */
@@ -171,7 +174,9 @@ int kl_cli_read_new_password(struct kl_cli *cli, const char *file, struct kl_pas
 
 /* Output helpers */
 void kl_json_str(FILE *f, const void *s, size_t n); /* quoted, lossless for non-UTF-8 */
-void kl_json_cstr(FILE *f, const char *s);	    /* NULL -> null */
+/* ,"image":{...} for an image snapshot (cmd-snapshots.c); nothing for others */
+void kl_cli_image_info_json(const struct kl_snapshot *s);
+void kl_json_cstr(FILE *f, const char *s); /* NULL -> null */
 void kl_json_id(FILE *f, const struct kl_id *id);
 void kl_json_time(FILE *f, int64_t ns);
 /* A file time as its (seconds, nanoseconds) pair: any year, no overflow. */

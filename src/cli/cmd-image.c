@@ -1,5 +1,6 @@
 /* keel image: disk and VM images (docs/IMAGES.md). */
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "keel/image.h"
@@ -36,6 +37,12 @@ static const char usage_backup[] =
 	"      --dirty-bitmap NAME read only the chunks that QEMU's dirty bitmap\n"
 	"                          NAME marks (qcow2 or NBD SOURCE); the others\n"
 	"                          are the last image backup's\n"
+	"      --freeze MOUNTPOINT freeze the file system mounted there (FIFREEZE)\n"
+	"                          while the sources are read; with --lvm-snapshot\n"
+	"                          only while the snapshots are made\n"
+	"      --lvm-snapshot      each SOURCE is an LVM logical volume: read a\n"
+	"                          temporary snapshot of it (lvcreate -s), removed\n"
+	"                          afterwards\n"
 	"      --tag TAG           add a tag to the snapshot (repeatable)\n"
 	"      --threads N         hashing and compressing threads (default: cores)\n";
 
@@ -61,10 +68,13 @@ enum {
 	OPT_THREADS,
 	OPT_VERIFY,
 	OPT_DIRTY_BITMAP,
-	OPT_FROM_OVERLAY
+	OPT_FROM_OVERLAY,
+	OPT_FREEZE,
+	OPT_LVM_SNAPSHOT
 };
 
-static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result *r, int64_t ns)
+static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result *r,
+			 char *const *src, int64_t ns)
 {
 	char hex[2 * KL_ID_LEN + 1], read[32], added[32], stored[32], total[32];
 
@@ -85,7 +95,12 @@ static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result
 			printf(",\"parent\":");
 			kl_json_id(stdout, &r->parent);
 		}
-		printf("}\n");
+		printf(",\"ident\":[");
+		for (size_t i = 0; i < r->n_ident; i++) {
+			printf("%s", i ? "," : "");
+			kl_json_str(stdout, r->ident[i], strlen(r->ident[i]));
+		}
+		printf("]}\n");
 		return;
 	}
 	if (cli->quiet)
@@ -96,6 +111,8 @@ static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result
 	kl_print_bytes(stored, sizeof(stored), r->bytes_stored);
 	printf("Images: %llu, %s in %llu chunks of %u bytes\n", (unsigned long long)r->images,
 	       total, (unsigned long long)r->chunks, r->chunk_size);
+	for (size_t i = 0; i < r->n_ident; i++)
+		printf("  %s: %s\n", src[i], *r->ident[i] ? r->ident[i] : "not recognised");
 	printf("Read: %s (%llu holes skipped unread, %llu zero chunks)\n", read,
 	       (unsigned long long)r->chunks_hole, (unsigned long long)r->chunks_zero);
 	if (r->chunks_clean)
@@ -104,6 +121,155 @@ static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result
 	printf("New: %llu chunks, %s (%s stored)\n", (unsigned long long)r->chunks_new, added,
 	       stored);
 	printf("snapshot %.8s saved in %.2f s\n", hex, (double)ns / 1e9);
+}
+
+struct consist {
+	const char *freeze; /* --freeze MOUNTPOINT */
+	bool lvm;	    /* --lvm-snapshot */
+	int frozen_fd;
+	struct kl_image_lvm *lvs;
+	char **from;
+	char text[1024];
+	bool reported; /* an error was reported here: not again */
+};
+
+/* A local repository on the file system to freeze would hang keel itself. */
+static int check_freeze(struct kl_cli *cli, struct consist *c)
+{
+	struct stat a, b;
+	int rc = 0;
+
+	if (stat(c->freeze, &a) < 0) {
+		/* a mount point that is not there is a mistake on the command line */
+		rc = errno == ENOENT || errno == ENOTDIR ? -KL_EUSAGE : -errno;
+		kl_cli_error(cli, rc, "cannot freeze '%s'", c->freeze);
+	} else if (cli->repo_location && !strstr(cli->repo_location, "://") &&
+		   stat(cli->repo_location, &b) == 0 && a.st_dev == b.st_dev) {
+		rc = -KL_EUSAGE;
+		kl_cli_error(cli, rc,
+			     "cannot freeze '%s': the repository is on it (keel would wait "
+			     "for itself)",
+			     c->freeze);
+	}
+	c->reported = rc < 0;
+	return rc;
+}
+
+static int do_freeze(struct kl_cli *cli, struct consist *c)
+{
+	c->frozen_fd = kl_image_freeze(c->freeze);
+	if (c->frozen_fd < 0) {
+		kl_cli_error(cli, c->frozen_fd, "cannot freeze '%s'", c->freeze);
+		c->reported = true;
+		return c->frozen_fd;
+	}
+	kl_cli_signals_frozen(cli, c->frozen_fd);
+	return 0;
+}
+
+static int do_thaw(struct kl_cli *cli, struct consist *c)
+{
+	int rc;
+
+	if (c->frozen_fd < 0)
+		return 0;
+	kl_cli_signals_frozen(cli, -1);
+	rc = kl_image_thaw(c->frozen_fd);
+	c->frozen_fd = -1;
+	if (rc < 0) {
+		kl_cli_error(cli, rc, "cannot thaw '%s'", c->freeze);
+		c->reported = true;
+	}
+	return rc;
+}
+
+/* --lvm-snapshot: one snapshot per source, read instead of it; their names into c->text. */
+static int make_snapshots(struct kl_cli *cli, struct consist *c, struct kl_image_backup_opts *o)
+{
+	struct kl_err err = {0};
+	size_t k = strlen(c->text);
+	int rc = 0;
+
+	c->lvs = kl_calloc(o->n_sources, sizeof(*c->lvs));
+	c->from = kl_calloc(o->n_sources, sizeof(char *));
+	if (!c->lvs || !c->from)
+		return -ENOMEM;
+	for (size_t i = 0; rc >= 0 && i < o->n_sources; i++) {
+		rc = kl_image_lvm_snapshot(o->sources[i], &c->lvs[i], &err);
+		if (rc < 0) {
+			kl_cli_error(cli, rc, "%s", err.msg);
+			c->reported = true;
+			return rc;
+		}
+		c->from[i] = c->lvs[i].dev;
+		k += (size_t)snprintf(c->text + k, sizeof(c->text) - k, "%s%s", k ? " " : "",
+				      c->lvs[i].origin);
+		if (k >= sizeof(c->text))
+			k = sizeof(c->text) - 1;
+	}
+	o->read_from = c->from;
+	return rc;
+}
+
+static int remove_snapshots(struct kl_cli *cli, struct consist *c, size_t n)
+{
+	struct kl_err err = {0};
+	int rc = 0, r;
+
+	for (size_t i = 0; c->lvs && i < n; i++)
+		if ((r = kl_image_lvm_remove(&c->lvs[i], &err)) < 0) {
+			kl_cli_error(cli, r, "%s", err.msg);
+			c->reported = true;
+			rc = rc < 0 ? rc : r;
+		}
+	kl_free(c->lvs);
+	kl_free(c->from);
+	return rc;
+}
+
+/*
+ * The backup with --freeze and --lvm-snapshot around it: whatever fails,
+ * the file system is thawed and the snapshots are removed. c->reported:
+ * the error was reported here.
+ */
+static int consistent_backup(struct kl_cli *cli, struct consist *c, struct kl_image_backup_opts *o,
+			     struct kl_image_backup_result *res)
+{
+	int rc = 0, r;
+
+	c->frozen_fd = -1;
+	if (c->freeze && (rc = check_freeze(cli, c)) < 0)
+		return rc;
+	if (c->lvm)
+		snprintf(c->text, sizeof(c->text), "lvm-snapshot");
+	if (c->freeze)
+		rc = do_freeze(cli, c);
+	if (rc >= 0 && c->lvm) {
+		rc = make_snapshots(cli, c, o);
+		/* the snapshots hold the frozen state: writers may go on */
+		r = do_thaw(cli, c);
+		rc = rc < 0 ? rc : r;
+	}
+	if (c->freeze) {
+		size_t k = strlen(c->text);
+
+		snprintf(c->text + k, sizeof(c->text) - k, "%sfreeze %s", k ? ", " : "", c->freeze);
+	}
+	o->consistency = c->text[0] ? c->text : NULL;
+	if (rc >= 0) {
+		rc = kl_image_backup(cli->repo, o, res);
+		if (rc < 0) {
+			/* reported now: the clean-up's errors come after it */
+			kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
+			kl_cli_error(cli, rc, "image backup failed, no snapshot was saved");
+			c->reported = true;
+		}
+	}
+	r = do_thaw(cli, c);
+	rc = rc < 0 ? rc : r;
+	if (c->lvm && (r = remove_snapshots(cli, c, o->n_sources)) < 0)
+		rc = rc < 0 ? rc : r;
+	return rc;
 }
 
 static int image_backup(int argc, char **argv, struct kl_cli *cli)
@@ -116,10 +282,13 @@ static int image_backup(int argc, char **argv, struct kl_cli *cli)
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"dirty-bitmap", required_argument, NULL, OPT_DIRTY_BITMAP},
 		{"from-overlay", no_argument, NULL, OPT_FROM_OVERLAY},
+		{"freeze", required_argument, NULL, OPT_FREEZE},
+		{"lvm-snapshot", no_argument, NULL, OPT_LVM_SNAPSHOT},
 		{NULL, 0, NULL, 0},
 	};
 	struct kl_image_backup_opts o = {0};
-	struct kl_image_backup_result res;
+	struct kl_image_backup_result res = {0};
+	struct consist c_opts = {0};
 	uint64_t v;
 	int64_t start;
 	int c, rc = 0;
@@ -148,6 +317,12 @@ static int image_backup(int argc, char **argv, struct kl_cli *cli)
 		case OPT_FROM_OVERLAY:
 			o.from_overlay = true;
 			break;
+		case OPT_FREEZE:
+			c_opts.freeze = optarg;
+			break;
+		case OPT_LVM_SNAPSHOT:
+			c_opts.lvm = true;
+			break;
 		case OPT_THREADS:
 			if (kl_parse_uint(optarg, 1, 64, &v) < 0)
 				rc = kl_cli_usage_error(cli, "invalid --threads '%s'", optarg);
@@ -171,13 +346,14 @@ static int image_backup(int argc, char **argv, struct kl_cli *cli)
 	if (rc < 0)
 		goto out;
 	start = kl_time_mono_ns();
-	rc = kl_image_backup(cli->repo, &o, &res);
+	rc = consistent_backup(cli, &c_opts, &o, &res);
 	if (rc >= 0) {
-		print_backup(cli, &res, kl_time_mono_ns() - start);
-	} else {
+		print_backup(cli, &res, o.sources, kl_time_mono_ns() - start);
+	} else if (!c_opts.reported) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "image backup failed, no snapshot was saved");
 	}
+	kl_image_backup_result_release(&res);
 out:
 	kl_strv_free(o.tags, o.n_tags);
 	return rc;

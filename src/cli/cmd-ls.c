@@ -174,6 +174,7 @@ int cmd_ls(int argc, char **argv, struct kl_cli *cli)
 		kl_json_time(stdout, snap.s.time_ns);
 		printf(",\"hostname\":");
 		kl_json_cstr(stdout, snap.s.host);
+		kl_cli_image_info_json(&snap.s);
 		printf("}\n");
 	}
 	rc = kl_walk(cli->repo, &snap.s.tree, "", print_node, &ctx);

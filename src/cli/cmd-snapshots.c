@@ -59,6 +59,7 @@ static void print_json(const struct kl_snapshot_ref *ref, bool first, uint64_t m
 	}
 	if (missing)
 		printf(",\"incomplete\":true,\"missing_blobs\":%llu", (unsigned long long)missing);
+	kl_cli_image_info_json(s);
 	printf(",\"program_version\":");
 	kl_json_cstr(stdout, s->program_version);
 	printf(",\"partial\":%s,\"summary\":{\"files_new\":%llu,\"files_changed\":%llu,"
@@ -70,6 +71,35 @@ static void print_json(const struct kl_snapshot_ref *ref, bool first, uint64_t m
 	       (unsigned long long)s->stats.bytes_total, (unsigned long long)s->stats.bytes_read,
 	       (unsigned long long)s->stats.blobs_new, (unsigned long long)s->stats.bytes_added,
 	       (unsigned long long)s->stats.bytes_stored, (unsigned long long)s->stats.errors);
+}
+
+/* An image snapshot's chunking, method, consistency and identification, as JSON members. */
+void kl_cli_image_info_json(const struct kl_snapshot *s)
+{
+	if (s->kind != KL_SNAP_DISK)
+		return;
+	printf(",\"image\":{\"chunk_size\":%u,\"method\":", s->image_chunk_size);
+	kl_json_cstr(stdout, s->image_method);
+	printf(",\"consistency\":");
+	kl_json_cstr(stdout, s->image_consistency);
+	printf(",\"ident\":[");
+	for (size_t i = 0; i < s->n_image_ident; i++) {
+		printf("%s", i ? "," : "");
+		kl_json_cstr(stdout, s->image_ident[i]);
+	}
+	printf("]}");
+}
+
+/* The same as indented lines under the snapshot's line. */
+static void image_info_text(const struct kl_snapshot *s)
+{
+	if (s->kind != KL_SNAP_DISK)
+		return;
+	for (size_t i = 0; i < s->n_image_ident && i < s->n_paths; i++)
+		if (*s->image_ident[i])
+			printf("          %s: %s\n", s->paths[i], s->image_ident[i]);
+	if (s->image_consistency)
+		printf("          consistency: %s\n", s->image_consistency);
 }
 
 static void print_text(const struct kl_snapshot_ref *ref, uint64_t missing)
@@ -94,6 +124,7 @@ static void print_text(const struct kl_snapshot_ref *ref, uint64_t missing)
 		printf("  (incomplete: %llu blob%s missing)", (unsigned long long)missing,
 		       missing == 1 ? "" : "s");
 	putchar('\n');
+	image_info_text(s);
 }
 
 int cmd_snapshots(int argc, char **argv, struct kl_cli *cli)

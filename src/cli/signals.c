@@ -10,10 +10,12 @@
  * says what was kept. Any other command, and a second signal, end the
  * process at once (after a best-effort removal of the lock).
  */
+#include <linux/fs.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -65,6 +67,9 @@ static void *signal_main(void *arg)
 			continue;
 		}
 		restore_tty(s);
+		/* never leave a file system frozen: every writer on it would hang */
+		if (s->frozen_fd >= 0 && ioctl(s->frozen_fd, FITHAW, 0) == 0)
+			say(s, "interrupted: the frozen file system was thawed");
 		if (!s->repo) {
 			say(s, "interrupted");
 			_exit(130);
@@ -89,6 +94,7 @@ int kl_cli_signals_start(struct kl_cli_signals *s)
 	memset(s, 0, sizeof(*s));
 	s->tty_fd = -1;
 	s->notify_fd = -1;
+	s->frozen_fd = -1;
 	atomic_init(&s->cancel, false);
 	pthread_mutex_init(&s->mu, NULL);
 	sigemptyset(&s->set);
@@ -172,6 +178,17 @@ void kl_cli_signals_tty(struct kl_cli *cli, int fd, const struct termios *saved)
 	s->tty_fd = fd;
 	if (saved)
 		s->tty_saved = *saved;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void kl_cli_signals_frozen(struct kl_cli *cli, int fd)
+{
+	struct kl_cli_signals *s = cli->sig;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->frozen_fd = fd;
 	pthread_mutex_unlock(&s->mu);
 }
 

@@ -27,6 +27,8 @@ enum {
 	F_IMAGE_METHOD,
 	/* 20..22, 24..63: reserved for later kinds */
 	F_ORIGINAL = 23, /* keel copy */
+	F_IMAGE_IDENT,	 /* 25: disk images */
+	F_IMAGE_CONSISTENCY,
 	F_READ_START_NS = 64,
 	F_REPLACES,
 };
@@ -67,6 +69,8 @@ void kl_snapshot_release(struct kl_snapshot *s)
 	kl_free(s->db.system_id);
 	kl_free(s->db.server_version);
 	kl_free(s->image_method);
+	strv_free(s->image_ident, s->n_image_ident);
+	kl_free(s->image_consistency);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -117,7 +121,8 @@ static bool snapshot_valid(const struct kl_snapshot *s)
 {
 	return s->kind >= KL_SNAP_FILES && s->kind <= KL_SNAP_DBLOG && db_valid(s) &&
 	       strv_valid(s->paths, s->n_paths) && strv_valid(s->tags, s->n_tags) &&
-	       strv_valid(s->excludes, s->n_excludes);
+	       strv_valid(s->excludes, s->n_excludes) &&
+	       strv_valid(s->image_ident, s->n_image_ident);
 }
 
 enum {
@@ -324,6 +329,10 @@ int kl_snapshot_encode(const struct kl_snapshot *s, struct kl_buf *out)
 	if (r >= 0 && s->has_original)
 		r = kl_pb_put_bytes(out, F_ORIGINAL, s->original.b, KL_ID_LEN);
 	if (r >= 0)
+		r = strv_encode(out, F_IMAGE_IDENT, s->image_ident, s->n_image_ident);
+	if (r >= 0)
+		r = kl_pb_put_str(out, F_IMAGE_CONSISTENCY, s->image_consistency);
+	if (r >= 0)
 		r = kl_pb_put_sint_nz(out, F_READ_START_NS, s->read_start_ns);
 	if (r >= 0 && s->has_replaces)
 		r = kl_pb_put_bytes(out, F_REPLACES, s->replaces.b, KL_ID_LEN);
@@ -393,12 +402,15 @@ static int snapshot_decode(const uint8_t *p, size_t n, struct kl_snapshot *s)
 		r = strv_alloc(sc.count[F_TAGS], n, &s->tags);
 	if (r >= 0)
 		r = strv_alloc(sc.count[F_EXCLUDES], n, &s->excludes);
+	if (r >= 0)
+		r = strv_alloc(sc.count[F_IMAGE_IDENT], n, &s->image_ident);
 	if (r < 0)
 		return r;
 
 	while ((r = kl_pb_next(&rd, &f)) > 0) {
-		if ((f.num <= F_IMAGE_METHOD || f.num == F_ORIGINAL) && f.num != F_PATHS &&
-		    f.num != F_TAGS && f.num != F_EXCLUDES) {
+		if ((f.num <= F_IMAGE_METHOD || f.num == F_ORIGINAL ||
+		     f.num == F_IMAGE_CONSISTENCY) &&
+		    f.num != F_PATHS && f.num != F_TAGS && f.num != F_EXCLUDES) {
 			r = kl_pb_once(&seen, f.num);
 			if (r < 0)
 				return r;
@@ -461,6 +473,13 @@ static int snapshot_decode(const uint8_t *p, size_t n, struct kl_snapshot *s)
 			break;
 		case F_IMAGE_METHOD:
 			r = kl_pb_strdup(&f, &s->image_method);
+			break;
+		case F_IMAGE_IDENT:
+			r = strv_push(&f, s->image_ident, &s->n_image_ident,
+				      sc.count[F_IMAGE_IDENT]);
+			break;
+		case F_IMAGE_CONSISTENCY:
+			r = kl_pb_strdup(&f, &s->image_consistency);
 			break;
 		case F_ORIGINAL:
 			r = kl_pb_get_id(&f, &s->original);

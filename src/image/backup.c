@@ -139,6 +139,31 @@ static int read_chunk(struct img_backup *b, struct img_src *src, struct kl_file_
 	return zero_chunk(b, len, &n->content[i]);
 }
 
+/* What the image holds, from its first bytes, into b->res->ident (one per source). */
+static int ident_source(struct img_backup *b, struct img_src *src, uint64_t size)
+{
+	size_t len = size < KL_IMAGE_IDENT_READ ? (size_t)size : KL_IMAGE_IDENT_READ;
+	_cleanup_free_ uint8_t *buf = kl_calloc(1, len ? len : 1);
+	char text[KL_IMAGE_IDENT_LEN] = "";
+	char *copy;
+	int rc;
+
+	if (!buf)
+		return -ENOMEM;
+	rc = !len	? 0
+	     : src->nbd ? kl_img_nbd_read(src->nbd, buf, len, 0)
+	     : src->exp ? kl_image_export_read(src->exp, buf, len, 0)
+			: kl_fs_pread_full(src->fd, buf, len, 0);
+	if (rc < 0)
+		return kl_repo_fail(b->r, rc, "cannot read '%s' at offset 0", src->path);
+	kl_image_ident(buf, len, text, sizeof(text));
+	copy = kl_strdup(text);
+	if (!copy)
+		return -ENOMEM;
+	b->res->ident[b->res->n_ident++] = copy;
+	return 0;
+}
+
 /* Reads the chunks of src into n->content. */
 static int read_image(struct img_backup *b, struct img_src *src, struct kl_node *n)
 {
@@ -282,10 +307,11 @@ static void fill_node(struct kl_node *n, const struct stat *st, uint64_t size, b
 }
 
 /* One source: its node, filled and added to root. */
-static int backup_source(struct img_backup *b, const char *path, struct kl_tree *root)
+static int backup_source(struct img_backup *b, size_t idx, struct kl_tree *root)
 {
-	const char *name = b->o->name;
-	struct img_src src = {.path = path, .fd = -1};
+	const char *path = b->o->sources[idx], *name = b->o->name;
+	const char *from = b->o->read_from && b->o->read_from[idx] ? b->o->read_from[idx] : path;
+	struct img_src src = {.path = from, .fd = -1};
 	char ov_name[256];
 	struct kl_node n = {0};
 	struct stat st;
@@ -321,7 +347,9 @@ static int backup_source(struct img_backup *b, const char *path, struct kl_tree 
 	src.parent = src.nbd && b->o->dirty_bitmap ? bitmap_parent(b, &n) : NULL;
 	if (src.parent)
 		b->res->images_bitmap++;
-	rc = read_image(b, &src, &n);
+	rc = ident_source(b, &src, size);
+	if (rc >= 0)
+		rc = read_image(b, &src, &n);
 	if (rc >= 0) {
 		b->res->images++;
 		b->res->bytes_total += size;
@@ -492,6 +520,9 @@ static int save_snapshot(struct img_backup *b, const struct kl_tree *root, char 
 		s.program_version = (char *)"keel " KEEL_VERSION;
 		s.image_chunk_size = b->chunk;
 		s.image_method = (char *)res->method;
+		s.image_ident = res->ident;
+		s.n_image_ident = res->n_ident;
+		s.image_consistency = (char *)o->consistency;
 		s.has_parent = res->has_parent;
 		s.parent = res->parent;
 		s.stats.files_new = res->images;
@@ -503,6 +534,17 @@ static int save_snapshot(struct img_backup *b, const struct kl_tree *root, char 
 		rc = kl_repo_save_snapshot(b->r, &s, &res->id);
 	}
 	return rc;
+}
+
+void kl_image_backup_result_release(struct kl_image_backup_result *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n_ident; i++)
+		kl_free(r->ident[i]);
+	kl_free(r->ident);
+	r->ident = NULL;
+	r->n_ident = 0;
 }
 
 int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,
@@ -522,6 +564,8 @@ int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,
 	if (!o->n_sources)
 		return kl_repo_fail(r, -KL_EUSAGE, "nothing to back up");
 	rc = snapshot_paths(o, &paths);
+	if (rc >= 0 && !(ret->ident = kl_calloc(o->n_sources, sizeof(char *))))
+		rc = -ENOMEM;
 	if (rc >= 0)
 		rc = find_parent(&b, paths, o->n_sources, &ret->parent, &b.chunk);
 	if (rc < 0)
@@ -557,7 +601,7 @@ int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,
 		b.pl.max_in_flight = (size_t)b.chunk * (b.pl.n_threads * 2 + 2);
 	}
 	for (size_t i = 0; rc >= 0 && i < o->n_sources; i++)
-		rc = backup_source(&b, o->sources[i], &root);
+		rc = backup_source(&b, i, &root);
 	if (b.pl_started) {
 		prc = kl_pipeline_finish(&b.pl, &ws);
 		if (rc >= 0)

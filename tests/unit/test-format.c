@@ -1434,7 +1434,7 @@ static void snapshot_encode_rejects(void **state)
 	kl_buf_release(&b);
 }
 
-/* A disk image snapshot's fields 18 and 19 (docs/IMAGES.md) round-trip. */
+/* A disk image snapshot's fields 18, 19, 25, 26 (docs/IMAGES.md) round-trip. */
 static void snapshot_image_fields(void **state)
 {
 	struct kl_buf b = KL_BUF_INIT(1 << 20);
@@ -1447,12 +1447,22 @@ static void snapshot_image_fields(void **state)
 	s.image_chunk_size = 4u << 20;
 	s.image_method = kl_strdup("read");
 	assert_non_null(s.image_method);
+	s.image_ident = kl_calloc(2, sizeof(char *));
+	assert_non_null(s.image_ident);
+	s.image_ident[0] = kl_strdup("gpt disk-guid=x partitions=2");
+	s.image_ident[1] = kl_strdup("");
+	s.n_image_ident = 2;
+	s.image_consistency = kl_strdup("freeze /mnt");
 	assert_int_equal(kl_snapshot_encode(&s, &b), 0);
 	assert_int_equal(kl_snapshot_decode(b.data, b.len, &d), 0);
 	assert_int_equal(d.kind, KL_SNAP_DISK);
 	assert_int_equal(d.image_chunk_size, 4u << 20);
 	assert_non_null(d.image_method);
 	assert_string_equal(d.image_method, "read");
+	assert_int_equal(d.n_image_ident, 2);
+	assert_string_equal(d.image_ident[0], "gpt disk-guid=x partitions=2");
+	assert_string_equal(d.image_ident[1], "");
+	assert_string_equal(d.image_consistency, "freeze /mnt");
 	kl_snapshot_release(&d);
 	/* twice is corrupt, as for every singular field */
 	kl_pb_put_uint(&b, 18, 1);
