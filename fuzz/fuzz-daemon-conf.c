@@ -45,11 +45,15 @@ static void check_accepted(const struct kl_daemon_conf *c)
 	for (size_t i = 0; i < c->n_jobs; i++) {
 		const struct kl_daemon_job *j = &c->jobs[i];
 
+		/* files jobs name absolute paths; the other kinds one path of their own, or none */
+		bool files = j->kind == KL_JOB_FILES;
+
 		if (!safe_name(j->name) || !j->repository ||
-		    !kl_daemon_conf_repo(c, j->repository) || !j->n_paths || !j->schedule_text)
+		    !kl_daemon_conf_repo(c, j->repository) || (files && !j->n_paths) ||
+		    !j->schedule_text)
 			abort();
 		for (size_t k = 0; k < j->n_paths; k++)
-			if (j->paths[k][0] != '/' || !clean(j->paths[k]))
+			if ((files && j->paths[k][0] != '/') || !clean(j->paths[k]))
 				abort();
 		for (size_t k = 0; k < j->n_excludes; k++)
 			if (!clean(j->excludes[k]))
