@@ -1,21 +1,23 @@
 #include "cli.h"
 #include "keel/query.h"
 
-static const char usage[] = "usage: keel snapshots [OPTIONS]\n"
-			    "\n"
-			    "List the repository's snapshots, oldest first.\n"
-			    "\n"
-			    "Options:\n"
-			    "      --host HOST   only snapshots of this host (repeatable)\n"
-			    "      --tag TAG     only snapshots with this tag (TAG1,TAG2: both)\n"
-			    "      --path PATH   only snapshots that include this path\n"
-			    "      --latest N    only the newest N\n"
-			    "      --no-check    do not look whether each snapshot's data is in\n"
-			    "                    the repository\n"
-			    "\n"
-			    "A snapshot some of whose trees or data no index file names, or whose\n"
-			    "packs are gone (an interrupted or partial copy), is marked\n"
-			    "'(incomplete)': it would restore only in part (docs/COPY.md).\n";
+static const char usage[] =
+	"usage: keel snapshots [OPTIONS]\n"
+	"\n"
+	"List the repository's snapshots, oldest first.\n"
+	"\n"
+	"Options:\n"
+	"      --host HOST   only snapshots of this host (repeatable)\n"
+	"      --tag TAG     only snapshots with this tag (TAG1,TAG2: both)\n"
+	"      --path PATH   only snapshots that include this path\n"
+	"      --latest N    only the newest N\n"
+	"      --check       look whether each snapshot's data is in the\n"
+	"                    repository (reads every snapshot's trees)\n"
+	"      --no-check    do not look (the default)\n"
+	"\n"
+	"With --check, a snapshot some of whose trees or data no index file\n"
+	"names, or whose packs are gone (an interrupted or partial copy), is\n"
+	"marked '(incomplete)': it would restore only in part (docs/COPY.md).\n";
 
 static void print_json(const struct kl_snapshot_ref *ref, bool first, uint64_t missing)
 {
@@ -134,6 +136,7 @@ int cmd_snapshots(int argc, char **argv, struct kl_cli *cli)
 		KL_SNAP_FILTER_OPTS,
 		{"latest", required_argument, NULL, 1},
 		{"no-check", no_argument, NULL, 2},
+		{"check", no_argument, NULL, 3},
 		{NULL, 0, NULL, 0},
 	};
 	struct kl_snap_filter f = {0};
@@ -141,7 +144,8 @@ int cmd_snapshots(int argc, char **argv, struct kl_cli *cli)
 	struct kl_presence pr = {0};
 	uint64_t latest = 0, missing = 0;
 	size_t shown = 0, start = 0, matching = 0, incomplete = 0;
-	bool check = true;
+	/* reading every tree is slow for many snapshots on S3: only when asked */
+	bool check = false;
 	int c, rc = 0;
 
 	while ((c = getopt_long(argc, argv, ":" KL_GLOBAL_SHORT, opts, NULL)) != -1) {
@@ -152,8 +156,8 @@ int cmd_snapshots(int argc, char **argv, struct kl_cli *cli)
 			}
 			continue;
 		}
-		if (c == 2) {
-			check = false;
+		if (c == 2 || c == 3) {
+			check = c == 3;
 			continue;
 		}
 		rc = kl_cli_snap_filter_opt(&f, c, optarg);

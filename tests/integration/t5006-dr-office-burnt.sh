@@ -48,7 +48,7 @@ cat "$TEST_DIR/out" >&9
 expect_success newhost -r "$OFFSITE" check --read-data
 expect_success newhost -r "$OFFSITE" restore --no-progress latest --target "$TEST_DIR/new"
 expect_success treecmp --ignore-atime "$SRC" "$(restored_root "$TEST_DIR/new" "$SRC")"
-oldest=$(newhost -r "$OFFSITE" snapshots --json | json_get id | head -1)
+oldest=$(newhost -r "$OFFSITE" snapshots --json | json_get id | sed -n 1p)
 expect_success newhost -r "$OFFSITE" restore --no-progress "$oldest" --target "$TEST_DIR/old"
 expect_success treecmp --ignore-atime "$TEST_DIR/first" "$(restored_root "$TEST_DIR/old" "$SRC")"
 
