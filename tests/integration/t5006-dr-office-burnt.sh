@@ -41,7 +41,7 @@ newhost()
 		KEEL_PASSWORD_FILE="$TEST_DIR/password-from-the-safe" "$KEEL" "$@"
 }
 log "+ newhost keel -r OFFSITE snapshots"
-newhost -r "$OFFSITE" snapshots >"$TEST_DIR/out" 2>"$TEST_DIR/err" || fail "snapshots failed"
+newhost -r "$OFFSITE" snapshots --check >"$TEST_DIR/out" 2>"$TEST_DIR/err" || fail "snapshots failed"
 cat "$TEST_DIR/out" >&9
 [ "$(grep -c hourly "$TEST_DIR/out")" = "$n" ] || fail "not all $n snapshots in the mirror"
 ! grep -q "(incomplete" "$TEST_DIR/out" "$TEST_DIR/err" || fail "a snapshot is incomplete"

@@ -51,7 +51,7 @@ newhost()
 		KEEL_PASSWORD_FILE="$TEST_DIR/pw" "$KEEL" "$@"
 }
 log "+ newhost keel -r B snapshots"
-newhost -r "$B" snapshots >"$TEST_DIR/out" 2>"$TEST_DIR/err" || fail "snapshots failed"
+newhost -r "$B" snapshots --check >"$TEST_DIR/out" 2>"$TEST_DIR/err" || fail "snapshots failed"
 cat "$TEST_DIR/out" "$TEST_DIR/err" >&9
 [ "$(grep -c '^[0-9a-f]\{8\} ' "$TEST_DIR/out")" = 2 ] || fail "not both snapshots in region B"
 ! grep -q "(incomplete" "$TEST_DIR/out" "$TEST_DIR/err" || fail "a snapshot is incomplete"
