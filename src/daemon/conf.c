@@ -319,8 +319,9 @@ static int conninfo(struct parse *ps, const struct kl_ini_item *it, struct kl_da
 		if (!strncasecmp(p, "password", 8))
 			return BAD("holds a password: keel db reads it from pgpass-file "
 				   "(PGPASSFILE), never from its arguments");
-	scheme = strstr(v, "://");
-	if (scheme && scheme < e) {
+	/* The value is not NUL-terminated: it points into the file's text. */
+	scheme = memmem(v, it->value_len, "://", 3);
+	if (scheme) {
 		at = memchr(scheme, '@', (size_t)(e - scheme));
 		if (at && memchr(scheme + 3, ':', (size_t)(at - scheme - 3)))
 			return BAD("holds a password: keel db reads it from pgpass-file "

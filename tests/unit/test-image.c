@@ -183,6 +183,7 @@ static void export_reads_the_image_and_writes_the_overlay(void **state)
 	kl_image_export_free(e);
 	kl_tree_release(&t);
 	kl_snapshot_release(&s);
+	kl_image_backup_result_release(&res);
 	kl_repo_free(r);
 	fixture_rm_rf(dir);
 }
