@@ -74,6 +74,8 @@ struct kl_cli {
  * them. Call first thing in main().
  */
 int kl_cli_signals_start(struct kl_cli_signals *s);
+/* On a crash, the stack's return addresses to stderr (core dumps are off: keys) */
+void kl_cli_crash_report_install(void);
 /* Tells the signal thread the command's name and output mode (for its messages). */
 void kl_cli_signals_describe(struct kl_cli *cli);
 /*

@@ -119,6 +119,7 @@ int main(int argc, char **argv)
 	/* a keel process holds keys: no core dumps, no ptrace by other users */
 	prctl(PR_SET_DUMPABLE, 0);
 	setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
+	kl_cli_crash_report_install();
 	/* a backup holds one directory descriptor per level of the tree it walks */
 	{
 		struct rlimit nofile;
