@@ -252,6 +252,31 @@ int kl_repo_lookup(struct kl_repo *r, const struct kl_id *id, struct kl_blob_loc
 	return found;
 }
 
+int kl_index_lookup_alt_(struct kl_repo *r, const struct kl_id *id, size_t *cursor,
+			 struct kl_blob_loc *loc)
+{
+	struct kl_index *x = r->idx;
+	int found = 0;
+
+	pthread_mutex_lock(&x->lock);
+	for (; !found && *cursor < x->n_alts; (*cursor)++) {
+		const struct slot *a = &x->alts[*cursor];
+
+		if (memcmp(a->id, id->b, KL_ID_LEN))
+			continue;
+		found = 1;
+		loc->pack = x->packs[a->pack];
+		memcpy(loc->e.id.b, a->id, KL_ID_LEN);
+		loc->e.type = a->type;
+		loc->e.compression = a->compression;
+		loc->e.offset = a->offset;
+		loc->e.length = a->length;
+		loc->e.raw_length = a->raw_length;
+	}
+	pthread_mutex_unlock(&x->lock);
+	return found;
+}
+
 int kl_repo_claim(struct kl_repo *r, const struct kl_id *id)
 {
 	struct kl_index *x = r->idx;

@@ -41,6 +41,13 @@ int kl_index_add_pack_(struct kl_repo *r, const struct kl_id *pack, const struct
 /* Writes an index file for the packs written so far (they are durable). */
 int kl_index_write_pending_(struct kl_repo *r);
 size_t kl_index_pending_(struct kl_repo *r);
+/*
+ * The other stored copies of a blob (the same blob written into several
+ * packs, as concurrent backups do), one per call from *cursor (start at
+ * 0): 1 and loc filled, 0 when there is no other. Thread-safe.
+ */
+int kl_index_lookup_alt_(struct kl_repo *r, const struct kl_id *id, size_t *cursor,
+			 struct kl_blob_loc *loc);
 
 struct kl_writer;
 int kl_writer_new_(struct kl_repo *r, struct kl_writer **ret);

@@ -427,26 +427,46 @@ int kl_repo_open_blob(struct kl_repo *r, const struct kl_blob_entry *e, const ui
 	return 0;
 }
 
+/* Reads and opens the blob at loc: 0, or -KL_ECORRUPT when the pack is gone, short or damaged. */
+static int read_blob_at(struct kl_repo *r, const struct kl_blob_loc *loc, struct kl_buf *sealed,
+			struct kl_buf *out)
+{
+	char hex[2 * KL_ID_LEN + 1];
+	int rc;
+
+	kl_id_hex(&loc->pack, hex);
+	kl_buf_clear(sealed);
+	rc = r->be->ops->get(r->be, KL_OBJ_DATA, hex, loc->e.offset, loc->e.length, sealed);
+	if (rc == -ENOENT)
+		rc = -KL_ECORRUPT; /* the index names a pack that is gone */
+	if (rc >= 0 && sealed->len != loc->e.length)
+		rc = -KL_ECORRUPT; /* read short: open_blob would read past what we got */
+	if (rc >= 0)
+		rc = kl_repo_open_blob(r, &loc->e, sealed->data, out);
+	return rc;
+}
+
 int kl_repo_read_blob(struct kl_repo *r, const struct kl_id *id, struct kl_buf *out)
 {
 	_cleanup_buf_ struct kl_buf sealed = KL_BUF_INIT((size_t)128 << 20);
-	char hex[2 * KL_ID_LEN + 1];
-	struct kl_blob_loc loc;
+	char hex[2 * KL_ID_LEN + 1], bhex[2 * KL_ID_LEN + 1];
+	struct kl_blob_loc loc, alt;
+	size_t cursor = 0;
 	int rc;
 
 	if (!kl_repo_lookup(r, id, &loc))
 		return -KL_ENOTFOUND;
-	kl_id_hex(&loc.pack, hex);
-	rc = r->be->ops->get(r->be, KL_OBJ_DATA, hex, loc.e.offset, loc.e.length, &sealed);
-	if (rc == -ENOENT)
-		rc = -KL_ECORRUPT; /* the index names a pack that is gone */
-	if (rc >= 0 && sealed.len != loc.e.length)
-		rc = -KL_ECORRUPT; /* read short: open_blob would read past what we got */
-	if (rc >= 0)
-		rc = kl_repo_open_blob(r, &loc.e, sealed.data, out);
+	rc = read_blob_at(r, &loc, &sealed, out);
+	/*
+	 * A damaged or lost pack need not lose the blob: another pack may hold
+	 * a copy (two backups that stored it at once). keel check still
+	 * reports the damaged one; reading goes on from the good copy.
+	 */
+	while (rc == -KL_ECORRUPT && kl_index_lookup_alt_(r, id, &cursor, &alt))
+		if (!kl_id_eq(&alt.pack, &loc.pack))
+			rc = read_blob_at(r, &alt, &sealed, out);
 	if (rc < 0) {
-		char bhex[2 * KL_ID_LEN + 1];
-
+		kl_id_hex(&loc.pack, hex);
 		kl_id_hex(id, bhex);
 		return kl_fail(&r->err, rc, "blob %.16s in pack %.16s: %s", bhex, hex,
 			       kl_strerror(rc));

@@ -208,6 +208,83 @@ static void tampered_pack_is_detected(void **state)
 	kl_buf_release(&out);
 }
 
+/* the n-th (0-based) file under dir, in sorted order */
+static int pick_nth(const char *dir, int n, char *out, size_t len)
+{
+	char cmd[600];
+	FILE *pf;
+	int rc = -1;
+
+	snprintf(cmd, sizeof(cmd), "find '%s' -type f | sort | sed -n %dp", dir, n + 1);
+	pf = popen(cmd, "r");
+	if (pf && fgets(out, (int)len, pf)) {
+		out[strcspn(out, "\n")] = 0;
+		rc = 0;
+	}
+	if (pf)
+		pclose(pf);
+	return rc;
+}
+
+/* two backups stored the same blob at once: either copy alone still reads */
+static void damaged_copy_falls_back_to_another(void **state)
+{
+	struct fixture *f = *state;
+	struct kl_packer *p = NULL;
+	struct kl_buf out = KL_BUF_INIT(1 << 24);
+	static uint8_t data[20000];
+	char datadir[600], pack[2][600], lost[600];
+	struct kl_id id, id2;
+	struct kl_repo *r, *other;
+	int rc;
+
+	kl_random(data, sizeof(data));
+	other = reopen(f, FIXTURE_PASSWORD, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(kl_packer_new(f->r, &p), 0);
+	assert_int_equal(kl_packer_store(p, KL_BLOB_DATA, data, sizeof(data), &id), 0);
+	assert_int_equal(kl_packer_flush(p), 0);
+	kl_packer_free(p);
+	assert_int_equal(kl_repo_flush_index(f->r), 0);
+	/* the other handle's index was read before: it stores its own copy */
+	assert_int_equal(kl_packer_new(other, &p), 0);
+	assert_int_equal(kl_packer_store(p, KL_BLOB_DATA, data, sizeof(data), &id2), 0);
+	assert_int_equal(kl_packer_flush(p), 0);
+	kl_packer_free(p);
+	assert_int_equal(kl_repo_flush_index(other), 0);
+	kl_repo_free(other);
+	assert_true(kl_id_eq(&id, &id2));
+
+	snprintf(datadir, sizeof(datadir), "%s/data", f->dir);
+	assert_int_equal(pick_nth(datadir, 0, pack[0], sizeof(pack[0])), 0);
+	assert_int_equal(pick_nth(datadir, 1, pack[1], sizeof(pack[1])), 0);
+	for (int bad = 0; bad < 2; bad++) {
+		flip_byte(pack[bad], 100); /* inside the sealed blob */
+		r = reopen(f, FIXTURE_PASSWORD, &rc);
+		assert_int_equal(rc, 0);
+		assert_int_equal(kl_repo_read_blob(r, &id, &out), 0);
+		assert_memory_equal(out.data, data, sizeof(data));
+		kl_repo_free(r);
+		flip_byte(pack[bad], 100);
+	}
+	/* a lost pack too */
+	snprintf(lost, sizeof(lost), "%s/lost-pack", f->dir);
+	assert_int_equal(rename(pack[0], lost), 0);
+	r = reopen(f, FIXTURE_PASSWORD, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(kl_repo_read_blob(r, &id, &out), 0);
+	kl_repo_free(r);
+	assert_int_equal(rename(lost, pack[0]), 0);
+	/* both damaged: the blob is lost, and says so */
+	flip_byte(pack[0], 100);
+	flip_byte(pack[1], 100);
+	r = reopen(f, FIXTURE_PASSWORD, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(kl_repo_read_blob(r, &id, &out), -KL_ECORRUPT);
+	kl_repo_free(r);
+	kl_buf_release(&out);
+}
+
 static void tampered_index_is_detected(void **state)
 {
 	struct fixture *f = *state;
@@ -817,6 +894,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(blobs_round_trip_through_packs, setup, teardown),
 		cmocka_unit_test_setup_teardown(tampered_pack_is_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(tampered_index_is_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(damaged_copy_falls_back_to_another, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(orphan_packs_are_adopted, setup, teardown),
 		cmocka_unit_test_setup_teardown(snapshots_are_listed_in_time_order, setup,
 						teardown),
