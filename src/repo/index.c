@@ -228,6 +228,17 @@ int kl_index_add_pack_(struct kl_repo *r, const struct kl_id *pack, const struct
 	return kl_index_add_(r, pack, h, flags, NO_FILE);
 }
 
+static void slot_loc(const struct kl_index *x, const struct slot *s, struct kl_blob_loc *loc)
+{
+	loc->pack = x->packs[s->pack];
+	memcpy(loc->e.id.b, s->id, KL_ID_LEN);
+	loc->e.type = s->type;
+	loc->e.compression = s->compression;
+	loc->e.offset = s->offset;
+	loc->e.length = s->length;
+	loc->e.raw_length = s->raw_length;
+}
+
 int kl_repo_lookup(struct kl_repo *r, const struct kl_id *id, struct kl_blob_loc *loc)
 {
 	struct kl_index *x = r->idx;
@@ -238,15 +249,8 @@ int kl_repo_lookup(struct kl_repo *r, const struct kl_id *id, struct kl_blob_loc
 	s = kl_index_find_slot_(x, id->b);
 	if (s && (s->state == SLOT_STORED || s->deleting)) {
 		found = 1;
-		if (loc) {
-			loc->pack = x->packs[s->pack];
-			memcpy(loc->e.id.b, s->id, KL_ID_LEN);
-			loc->e.type = s->type;
-			loc->e.compression = s->compression;
-			loc->e.offset = s->offset;
-			loc->e.length = s->length;
-			loc->e.raw_length = s->raw_length;
-		}
+		if (loc)
+			slot_loc(x, s, loc);
 	}
 	pthread_mutex_unlock(&x->lock);
 	return found;
@@ -265,13 +269,7 @@ int kl_index_lookup_alt_(struct kl_repo *r, const struct kl_id *id, size_t *curs
 		if (memcmp(a->id, id->b, KL_ID_LEN))
 			continue;
 		found = 1;
-		loc->pack = x->packs[a->pack];
-		memcpy(loc->e.id.b, a->id, KL_ID_LEN);
-		loc->e.type = a->type;
-		loc->e.compression = a->compression;
-		loc->e.offset = a->offset;
-		loc->e.length = a->length;
-		loc->e.raw_length = a->raw_length;
+		slot_loc(x, a, loc);
 	}
 	pthread_mutex_unlock(&x->lock);
 	return found;
