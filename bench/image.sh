@@ -217,7 +217,7 @@ for run in $(seq 1 "$runs"); do
 		case $t in
 		keel) bk=("$KEEL" -r "$r" --no-progress image backup -q) ;;
 		restic) bk=(restic -r "$r" -q --compression auto backup) ;;
-		borg) bk=(borg create --compression zstd,3) ;;
+		borg) bk=(borg create --compression 'zstd,3') ;;
 		esac
 		for scen in first unchanged; do
 			warm "$img"
@@ -320,7 +320,9 @@ for scen, tool in sorted(order, key=lambda k: [s for s, _ in order].index(k[0]))
     k = med.get((scen, "keel"))
     stored = "" if "restore" in scen else "%.1f" % (b / 2**20)
     rt = "%.2f" % (s / k[0]) if k and k[0] > 0 and tool != "keel" else ""
-    rb = "%.2f" % (b / k[1]) if k and k[1] > 0 and tool != "keel" and "restore" not in scen else ""
+    # a ratio of two nearly empty backups says nothing
+    rb = ("%.2f" % (b / k[1]) if k and k[1] >= 1 << 20 and tool != "keel" and "restore" not in scen
+          else "")
     print("%-18s %-7s %9.2f %9.0f %11s %10s %10s" % (scen, tool, s, size / 2**20 / s if s else 0,
                                                    stored, rt, rb))
 PY
