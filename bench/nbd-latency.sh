@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # bench/nbd-latency.sh: random 4 KiB read latency of 'keel image serve'
 # (issue 18), from a local repository, or from S3 with -r s3:...; measures
-# and reports, never fails on a figure. Not part of run.sh yet.
+# and reports, never fails on a figure. Not part of run.sh; bench/image.sh
+# runs it.
 #
 #     bench/nbd-latency.sh [--size 256M] [--reads 2000] [--chunk-size 4M]
 #                          [--keel PATH] [--plugin PATH] [-r REPO] [--image FILE]
 #
-# Makes a random image (or takes FILE: bench/image.sh's ext4 image), backs it up (into a new local repository unless -r
-# names one, whose password is then taken from KEEL_PASSWORD*), serves it on
+# Makes a random image (or takes FILE: bench/image.sh's ext4 image), backs
+# it up (into a new local repository unless -r names one, whose password is
+# then taken from KEEL_PASSWORD*), serves it on
 # a Unix socket and reads --reads random 4 KiB blocks in one qemu-io
 # process, twice: cold (just started: most reads fetch their chunk) and warm
 # (the same offsets again, from the chunk cache). Prints p50, p90, p99 and
