@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # bench/nbd-latency.sh: random 4 KiB read latency of 'keel image serve'
 # (issue 18), from a local repository, or from S3 with -r s3:...; measures
-# and reports, never fails on a figure. Not part of run.sh yet.
+# and reports, never fails on a figure. Not part of run.sh; bench/image.sh
+# runs it.
 #
 #     bench/nbd-latency.sh [--size 256M] [--reads 2000] [--chunk-size 4M]
-#                          [--keel PATH] [--plugin PATH] [-r REPO]
+#                          [--keel PATH] [--plugin PATH] [-r REPO] [--image FILE]
 #
-# Makes a random image, backs it up (into a new local repository unless -r
-# names one, whose password is then taken from KEEL_PASSWORD*), serves it on
+# Makes a random image (or takes FILE: bench/image.sh's ext4 image), backs
+# it up (into a new local repository unless -r names one, whose password is
+# then taken from KEEL_PASSWORD*), serves it on
 # a Unix socket and reads --reads random 4 KiB blocks in one qemu-io
 # process, twice: cold (just started: most reads fetch their chunk) and warm
 # (the same offsets again, from the chunk cache). Prints p50, p90, p99 and
 # max in microseconds, from qemu-io's per-request rate.
 set -euo pipefail
-size=256M reads=2000 chunk=4M repo='' root=$(cd "$(dirname "$0")/.." && pwd)
+size=256M reads=2000 chunk=4M repo='' image='' root=$(cd "$(dirname "$0")/.." && pwd)
 keel=$root/build/src/cli/keel plugin=$root/build/src/nbdkit/nbdkit-keel-plugin.so
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -23,6 +25,7 @@ while [ $# -gt 0 ]; do
 	--keel) keel=$2; shift 2 ;;
 	--plugin) plugin=$2; shift 2 ;;
 	-r) repo=$2; shift 2 ;;
+	--image) image=$2; shift 2 ;;
 	*) echo "nbd-latency: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -38,9 +41,15 @@ if [ -z "$repo" ]; then
 	export KEEL_PASSWORD=bench
 	"$keel" -r "$repo" init -q --kdf-ops 1 --kdf-mem 8
 fi
-bytes=$(numfmt --from=iec "$size")
-head -c "$bytes" /dev/urandom >"$work/img"
-"$keel" -r "$repo" image backup -q --chunk-size "$chunk" "$work/img"
+if [ -n "$image" ]; then
+	img=$(realpath "$image")
+	bytes=$(stat -c %s "$img")
+else
+	bytes=$(numfmt --from=iec "$size")
+	img=$work/img
+	head -c "$bytes" /dev/urandom >"$img"
+fi
+"$keel" -r "$repo" image backup -q --chunk-size "$chunk" "$img"
 "$keel" -r "$repo" image serve latest --socket "$work/s.sock" >"$work/serve.out" 2>&1 &
 pid=$!
 for _ in $(seq 1 300); do grep -q serving "$work/serve.out" && break; sleep 0.1; done

@@ -67,6 +67,9 @@ test_packages=(
 	# image identification, --freeze, --lvm-snapshot, bare-metal restore: sfdisk,
 	# mkfs.xfs/vfat/btrfs, LVM on a loop device (t8020-t8023)
 	fdisk xfsprogs dosfstools btrfs-progs lvm2 util-linux
+	# a VM booted from keel image serve: its kernel, an initramfs of busybox,
+	# a SYSLINUX boot disk written with mtools (t8024)
+	qemu-system-x86 linux-image-amd64 busybox-static syslinux mtools cpio kmod
 )
 
 case ${1:-} in
