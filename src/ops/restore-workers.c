@@ -336,22 +336,27 @@ static size_t part_end(const uint64_t *offs, size_t n, size_t first)
 void kl_rs_queue_file(struct rctx *c, struct worker *inline_w, struct rfile *f)
 {
 	const struct kl_node *nd = &f->node;
+	/*
+	 * f is the workers' once its last part is queued: they may finish and
+	 * free it before enqueue() returns, so nothing below reads f after that
+	 */
+	const size_t n = nd->n_content;
 	_cleanup_free_ uint64_t *offs = NULL;
-	struct part pt = {.f = f, .first = 0, .last = nd->n_content, .off = 0};
+	struct part pt = {.f = f, .first = 0, .last = n, .off = 0};
 	size_t i, nparts = 0;
 
 	if (kl_rs_is_split(c, nd))
 		offs = kl_malloc((nd->n_content + 1) * sizeof(*offs));
 	if (offs) {
 		offs[0] = 0;
-		for (i = 0; i < nd->n_content; i++) {
+		for (i = 0; i < n; i++) {
 			struct kl_blob_loc loc;
 
 			if (!kl_repo_lookup(c->r, &nd->content[i], &loc))
 				break;
 			offs[i + 1] = offs[i] + loc.e.raw_length;
 		}
-		if (i < nd->n_content) {
+		if (i < n) {
 			kl_free(offs);
 			offs = NULL;
 		}
@@ -362,15 +367,17 @@ void kl_rs_queue_file(struct rctx *c, struct worker *inline_w, struct rfile *f)
 		return;
 	}
 	/* count first: a part may finish before the next one is queued */
-	for (i = 0; i < nd->n_content; i = part_end(offs, nd->n_content, i))
+	for (i = 0; i < n; i = part_end(offs, n, i))
 		nparts++;
 	f->parts = (unsigned)nparts;
-	f->end = offs[nd->n_content];
+	f->end = offs[n];
 	f->known_end = true;
-	for (i = 0; i < nd->n_content; i = pt.last) {
+	for (i = 0; i < n; i = pt.last) {
 		pt.first = i;
 		pt.off = offs[i];
-		pt.last = part_end(offs, nd->n_content, i);
+		pt.last = part_end(offs, n, i);
 		enqueue(c, inline_w, &pt);
+		if (pt.last == n)
+			kl_test_point("restore-parts-queued"); /* f may be gone: t1007 */
 	}
 }
