@@ -162,6 +162,10 @@ static int overlay_load(struct kl_image_overlay *o, const char *path, struct kl_
 			"the overlay '%s' belongs to image '%s' of snapshot %.8s, not this one",
 			path, h.name, hex);
 	}
+	/* the bitmap is sized for the blocks asked for: other blocks would index past it */
+	if (h.block_size != o->h.block_size)
+		return kl_fail(err, -KL_EUSAGE, "the overlay '%s' has blocks of %u bytes, not %u",
+			       path, h.block_size, o->h.block_size);
 	if (fstat(o->fd, &st) < 0)
 		return kl_fail(err, -errno, "cannot stat the overlay '%s'", path);
 	if ((uint64_t)st.st_size < KL_IMAGE_OVERLAY_HDR_LEN + o->bitmap_len)

@@ -86,6 +86,10 @@ static void writes_count_after_a_flush(void **state)
 	other = h;
 	other.image_size++;
 	assert_int_equal(kl_image_overlay_open(path, &other, &o, &err), -KL_EUSAGE);
+	/* other blocks: the bitmap, sized for the blocks asked for, would be overrun */
+	other = h;
+	other.block_size = 8192;
+	assert_int_equal(kl_image_overlay_open(path, &other, &o, &err), -KL_EUSAGE);
 	fixture_rm_rf(dir);
 }
 
