@@ -41,8 +41,12 @@ static int mark_tree(struct prune *p, const struct kl_id *root, const struct kl_
 		rc = kl_idset_add(&p->used, &id);
 		if (rc <= 0)
 			continue; /* marked already, with everything below it */
-		if (p->fresh)
-			rc = kl_idset_add(p->fresh, &id);
+		/*
+		 * a tree missing from fresh is deleted with its pack by
+		 * finish_now: a failure here must end the prune, not be lost
+		 */
+		if (p->fresh && (rc = kl_idset_add(p->fresh, &id)) < 0)
+			break;
 		rc = known(p, &id) ? kl_repo_read_tree(p->r, &id, &t) : -KL_ENOTFOUND;
 		if (rc < 0) {
 			/*
