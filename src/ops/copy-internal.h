@@ -22,6 +22,7 @@ struct kl_copy_map {
 	struct kl_copy_entry *e;
 	size_t cap, n;
 };
+struct kl_copy_run;
 /* Adds key -> v[0..n) (copied) unless key is there. 0 or -ENOMEM. */
 int kl_copy_map_put(struct kl_copy_map *m, const struct kl_id *key, const struct kl_id *v,
 		    size_t n);
@@ -30,13 +31,24 @@ const struct kl_id *kl_copy_map_get(const struct kl_copy_map *m, const struct kl
 				    size_t *n_ret);
 void kl_copy_map_release(struct kl_copy_map *m);
 /* The key of a file's content in file_map. */
-void kl_copy_content_key(const struct kl_node *n, struct kl_id *ret);
+void kl_copy_content_key(const struct kl_copy_run *c, const struct kl_node *n, struct kl_id *ret);
+/* The key of a tree of SOURCE in tree_map. */
+void kl_copy_tree_key(const struct kl_copy_run *c, const struct kl_id *tree, struct kl_id *ret);
 
 struct kl_copy_run {
 	struct kl_repo *src, *dst;
 	const struct kl_copy_opts *o;
 	struct kl_copy_stats *st;
-	bool reuse; /* the chunkers cut alike: keep SOURCE's blob boundaries */
+	bool same_chunker; /* the chunkers cut alike */
+	/*
+	 * The snapshot being copied is a disk image, whose fixed chunks keep
+	 * their boundaries though DEST cuts files otherwise (keel image serve
+	 * and --dirty-bitmap count on them). Its trees and files are keyed
+	 * apart in tree_map and file_map: the same source content is cut
+	 * again when it is a file.
+	 */
+	bool fixed;
+	bool reuse; /* same_chunker or fixed: keep SOURCE's blob boundaries */
 	unsigned threads;
 	struct kl_pipeline pl;
 	struct kl_packer *trees; /* NULL on a dry run */

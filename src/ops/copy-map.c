@@ -90,9 +90,23 @@ void kl_copy_map_release(struct kl_copy_map *m)
 	memset(m, 0, sizeof(*m));
 }
 
-void kl_copy_content_key(const struct kl_node *n, struct kl_id *ret)
+/* the keys of a fixed (image) snapshot differ in a bit: a key space of their own */
+static void fixed_key(const struct kl_copy_run *c, struct kl_id *k)
+{
+	if (c->fixed)
+		k->b[KL_ID_LEN - 1] ^= 1;
+}
+
+void kl_copy_content_key(const struct kl_copy_run *c, const struct kl_node *n, struct kl_id *ret)
 {
 	kl_sha256(n->content, n->n_content * sizeof(*n->content), ret);
+	fixed_key(c, ret);
+}
+
+void kl_copy_tree_key(const struct kl_copy_run *c, const struct kl_id *tree, struct kl_id *ret)
+{
+	*ret = *tree;
+	fixed_key(c, ret);
 }
 
 /* Every blob of DEST's file is in DEST's index. */
@@ -110,25 +124,37 @@ static bool content_present(struct kl_repo *dst, const struct kl_node *n)
  * (same count and each blob as long), which re-chunking by the same
  * chunker gives but a stream cut elsewhere may not.
  */
-static int seed_file(struct kl_copy_run *c, const struct kl_node *s, const struct kl_node *d)
+static bool same_boundaries(struct kl_copy_run *c, const struct kl_node *s, const struct kl_node *d)
 {
-	struct kl_id key;
-	int rc;
-
-	if (!content_present(c->dst, d))
-		return 0;
-	kl_copy_content_key(s, &key);
-	rc = kl_copy_map_put(&c->file_map, &key, d->content, d->n_content);
-	if (rc < 0 || !c->reuse || s->n_content != d->n_content)
-		return rc < 0 ? rc : 1;
+	if (s->n_content != d->n_content)
+		return false;
 	for (size_t i = 0; i < s->n_content; i++) {
 		struct kl_blob_loc a, b;
 
 		if (kl_repo_lookup(c->src, &s->content[i], &a) != 1 ||
 		    kl_repo_lookup(c->dst, &d->content[i], &b) != 1 ||
 		    a.e.raw_length != b.e.raw_length)
-			return 1;
+			return false;
 	}
+	return true;
+}
+
+static int seed_file(struct kl_copy_run *c, const struct kl_node *s, const struct kl_node *d)
+{
+	struct kl_id key;
+	bool same;
+	int rc;
+
+	if (!content_present(c->dst, d))
+		return 0;
+	same = c->reuse && same_boundaries(c, s, d);
+	/* an image cut otherwise (by a copy of an older keel) is no image: copied again */
+	if (c->fixed && !same)
+		return 0;
+	kl_copy_content_key(c, s, &key);
+	rc = kl_copy_map_put(&c->file_map, &key, d->content, d->n_content);
+	if (rc < 0 || !same)
+		return rc < 0 ? rc : 1;
 	for (size_t i = 0; i < s->n_content && rc >= 0; i++)
 		rc = kl_copy_map_put(&c->blob_map, &s->content[i], &d->content[i], 1);
 	return rc < 0 ? rc : 1;
@@ -137,10 +163,12 @@ static int seed_file(struct kl_copy_run *c, const struct kl_node *s, const struc
 int kl_copy_seed(struct kl_copy_run *c, const struct kl_id *src_tree, const struct kl_id *dst_tree)
 {
 	struct kl_tree s = {0}, d = {0};
+	struct kl_id key;
 	bool whole = true;
 	int rc;
 
-	if (kl_copy_map_get(&c->tree_map, src_tree, NULL))
+	kl_copy_tree_key(c, src_tree, &key);
+	if (kl_copy_map_get(&c->tree_map, &key, NULL))
 		return 1;
 	rc = kl_repo_cancelled(c->dst);
 	if (rc < 0)
@@ -172,7 +200,7 @@ int kl_copy_seed(struct kl_copy_run *c, const struct kl_id *src_tree, const stru
 			whole = false;
 	}
 	if (rc >= 0 && (whole = whole && s.n == d.n))
-		rc = kl_copy_map_put(&c->tree_map, src_tree, dst_tree, 1);
+		rc = kl_copy_map_put(&c->tree_map, &key, dst_tree, 1);
 	kl_tree_release(&s);
 	kl_tree_release(&d);
 	return rc < 0 ? rc : whole;

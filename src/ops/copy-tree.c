@@ -124,7 +124,7 @@ static int start_file(struct kl_copy_run *c, struct kl_node *n, struct pend_file
 	c->st->files++;
 	c->prog.files_done++;
 	pf->node = n;
-	kl_copy_content_key(n, &pf->key);
+	kl_copy_content_key(c, n, &pf->key);
 	known = kl_copy_map_get(&c->file_map, &pf->key, &nk);
 	if (known) {
 		struct kl_id *v = nk ? kl_memdup(known, nk * sizeof(*known)) : NULL;
@@ -264,10 +264,13 @@ static int copy_files(struct kl_copy_run *c, struct kl_tree *t)
 
 int kl_copy_dir(struct kl_copy_run *c, const struct kl_id *src_tree, struct kl_id *ret)
 {
-	const struct kl_id *known = kl_copy_map_get(&c->tree_map, src_tree, NULL);
+	const struct kl_id *known;
 	struct kl_tree t = {0};
+	struct kl_id key;
 	int rc;
 
+	kl_copy_tree_key(c, src_tree, &key);
+	known = kl_copy_map_get(&c->tree_map, &key, NULL);
 	if (known) {
 		*ret = *known;
 		return 0;
@@ -288,7 +291,7 @@ int kl_copy_dir(struct kl_copy_run *c, const struct kl_id *src_tree, struct kl_i
 		rc = kl_tree_store(&t, KL_TREE_BLOB_NODES, store_tree, c, ret);
 	}
 	if (rc >= 0)
-		rc = kl_copy_map_put(&c->tree_map, src_tree, ret, 1);
+		rc = kl_copy_map_put(&c->tree_map, &key, ret, 1);
 	kl_tree_release(&t);
 	return rc;
 }

@@ -135,6 +135,9 @@ static int copy_all(struct kl_copy_run *c, const struct kl_snapshot_ref *snaps, 
 				c->o->snapshot(c->o->ud, s, NULL);
 			continue;
 		}
+		/* a disk image keeps its fixed chunks, whatever DEST's chunker */
+		c->fixed = !c->same_chunker && s->s.kind == KL_SNAP_DISK;
+		c->reuse = c->same_chunker || c->fixed;
 		rc = seed(c, s, dl);
 		if (rc >= 0)
 			rc = copy_one(c, s, dl, &id);
@@ -158,8 +161,8 @@ int kl_copy(struct kl_repo *dst, struct kl_repo *src, const struct kl_snapshot_r
 	int rc;
 
 	memset(ret, 0, sizeof(*ret));
-	c.reuse = kl_repo_same_chunker(src, dst);
-	ret->rechunked = !c.reuse;
+	c.same_chunker = kl_repo_same_chunker(src, dst);
+	ret->rechunked = !c.same_chunker;
 	c.threads = o->threads ? o->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
 	kl_buf_init(&c.blob, (size_t)64 << 20);
 	kl_buf_init(&c.pend, (size_t)256 << 20);

@@ -120,3 +120,23 @@ expect_error 10 "source" env KEEL_PASSWORD_FILE="$FROM_PW" "$KEEL" -r "$DEST" co
 # no terminal, no source password: a usage error naming where one comes from
 expect_error 2 "KEEL_FROM_PASSWORD" env KEEL_PASSWORD_FILE="$FROM_PW" setsid "$KEEL" -r "$DEST" \
 	copy --from-repo "$KEEL_REPOSITORY"
+
+# a disk image keeps its fixed chunks though DEST cuts files otherwise
+# (keel image serve and --dirty-bitmap count on them): an image backup
+# straight into DEST of the same image then finds every chunk stored
+head -c 2000000 /dev/urandom >"$TEST_DIR/disk.img"
+truncate -s 4M "$TEST_DIR/disk.img"
+keel image backup --chunk-size 256K --json "$TEST_DIR/disk.img" >"$TEST_DIR/ib1" ||
+	fail "image backup failed"
+img_snap=$(json_get snapshot_id <"$TEST_DIR/ib1")
+copy_json --from-repo "$KEEL_REPOSITORY" "${img_snap:0:8}"
+[ "$(get snapshots_copied)" = 1 ] || fail "the image snapshot was not copied"
+expect_success dkeel check --read-data
+dkeel image backup --json "$TEST_DIR/disk.img" >"$TEST_DIR/ib2" || fail "image backup into DEST failed"
+[ "$(json_get chunk_size <"$TEST_DIR/ib2")" = $((256 << 10)) ] || fail "not the copy's chunk size"
+[ "$(json_get chunks_new <"$TEST_DIR/ib2")" = 0 ] ||
+	fail "$(json_get chunks_new <"$TEST_DIR/ib2") chunks of the copied image were not stored as chunks"
+img_copy=$(json_get copy <"$TEST_DIR/summary")
+dkeel image restore --verify "$img_copy" "$TEST_DIR/disk-copy.img" >/dev/null ||
+	fail "image restore of the copy failed"
+cmp "$TEST_DIR/disk.img" "$TEST_DIR/disk-copy.img" || fail "the copied image differs"
