@@ -725,6 +725,21 @@ make_awkward_tree()
 	return 0
 }
 
+# ---- waiting -----------------------------------------------------------
+
+# poll CMD...: runs CMD every 50 ms until it succeeds. Fails after
+# POLL_TRIES tries (600: 30 s), naming CMD and adding the content of the
+# file POLL_LOG when one is set (a daemon's stderr).
+poll()
+{
+	local i
+	for ((i = 0; i < ${POLL_TRIES:-600}; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	fail "timed out waiting for: $*${POLL_LOG:+ ($(cat "$POLL_LOG" 2>/dev/null))}"
+}
+
 # ---- pausing a keel process at a point (src/util/testhook.c) ------------
 
 # start_paused NAME CMD...: runs CMD in the background; the keel process it

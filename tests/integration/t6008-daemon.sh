@@ -16,16 +16,6 @@ mkdir -p "$SRC"
 echo data >"$SRC/a"
 echo scratch >"$SRC/b.tmp"
 
-# poll CMD...: until CMD succeeds (every 0.05 s, at most 30 s)
-poll()
-{
-	local i
-	for ((i = 0; i < 600; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	fail "timed out waiting for: $*"
-}
 count_snapshots()
 {
 	keel snapshots --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'

@@ -20,15 +20,6 @@ mkdir -p "$SRC"
 for i in $(seq 10 29); do head -c 65536 /dev/urandom >"$SRC/f$i"; done
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
-poll()
-{
-	local i
-	for ((i = 0; i < 600; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	fail "timed out waiting for: $*"
-}
 drills_logged()
 {
 	[ "$(grep -c "drill 'files': snapshot .* restored and verified" "$TEST_DIR/daemon.err")" -ge "$1" ]

@@ -29,15 +29,6 @@ printf 'abcdefghijklmnop0123\n' >"$TOKEN"
 chmod 600 "$TOKEN"
 [ "${#RUN[@]}" = 0 ] || chown -R 65534:65534 "$TEST_DIR"
 
-poll()
-{
-	local i
-	for ((i = 0; i < 600; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	fail "timed out waiting for: $*"
-}
 write_conf()
 {
 	cat >"$CONF" <<EOC

@@ -25,15 +25,6 @@ before = head -c 100000 /dev/urandom >"$SRC/r"
 EOC
 keel daemon --check-config --config "$CONF" >/dev/null
 
-poll()
-{
-	local i
-	for ((i = 0; i < 600; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	fail "timed out waiting for: $*"
-}
 prunes_done() { [ "$(grep -c "prune 'main': done in" "$TEST_DIR/daemon.err")" -ge "$1" ]; }
 runs_done() { [ "$(grep -c "job 'files': snapshot .* saved" "$TEST_DIR/daemon.err")" -ge "$1" ]; }
 

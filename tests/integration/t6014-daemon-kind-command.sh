@@ -109,15 +109,6 @@ EOC
 } >"$CONF"
 expect_success keel daemon --check-config --config "$CONF"
 
-poll()
-{
-	local i
-	for ((i = 0; i < 600; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	fail "timed out waiting for: $*"
-}
 count() { grep -c "$1" "$TEST_DIR/daemon.err" || true; }
 at_least() { [ "$(count "$1")" -ge "$2" ]; }
 

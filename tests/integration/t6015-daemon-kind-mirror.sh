@@ -23,15 +23,7 @@ head -c 200000 /dev/urandom >"$SRC/a"
 
 python3 "$KEEL_SOURCE_ROOT/tests/webhook-receiver.py" "$HOOKS" "$TEST_DIR/hook-port" &
 BG_PIDS+=($!)
-poll()
-{
-	local i
-	for ((i = 0; i < 900; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	fail "timed out waiting for: $*"
-}
+POLL_TRIES=900 # poll waits up to 45 s here
 poll test -s "$TEST_DIR/hook-port"
 HOOK_PORT=$(cat "$TEST_DIR/hook-port")
 
