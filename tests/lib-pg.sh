@@ -112,6 +112,33 @@ pg_sql()
 		-p "$(pg_port "$1")" -U postgres -d postgres -c "$2"
 }
 
+# lsn_num X/Y: an LSN as a number, for comparisons
+lsn_num()
+{
+	echo $(((16#${1%/*} << 32) + 16#${1#*/}))
+}
+
+# pg_wait_stored PID SECONDS [LSN]: waits until the repository holds the WAL
+# up to LSN (default: the origin's flush position, its last commit) by what
+# `keel db list` says, while the stream PID (its stderr in
+# $TEST_DIR/stream.err) runs; fails when it ends or after SECONDS
+pg_wait_stored()
+{
+	local pid=$1 secs=$2 want got i
+	want=$(lsn_num "${3:-$(pg_sql origin "SELECT pg_current_wal_flush_lsn()")}")
+	for ((i = 0; i < secs * 10; i++)); do
+		keel db list --json >"$TEST_DIR/list.json" 2>/dev/null || true
+		got=$(json_get wal_stop_lsn <"$TEST_DIR/list.json" | tail -n 1 || true)
+		if [ -n "$got" ] && [ "$(lsn_num "$got")" -ge "$want" ]; then
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || fail "the stream ended: $(cat "$TEST_DIR/stream.err")"
+		sleep 0.1
+	done
+	fail "the stream did not store the WAL up to ${3:-the last commit} in $secs s:" \
+		"$(cat "$TEST_DIR/stream.err")"
+}
+
 pg_cleanup()
 {
 	local n

@@ -48,18 +48,10 @@ listen = 127.0.0.1:$PORT
 EOC
 expect_success keel daemon --check-config --config "$CONF"
 
-poll()
-{
-	local i
-	for ((i = 0; i < 1200; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	fail "timed out waiting for: $* ($(cat "$TEST_DIR/daemon.err"))"
-}
+POLL_TRIES=1200 # poll waits up to 60 s here, and names the daemon's errors
+POLL_LOG=$TEST_DIR/daemon.err
 count() { grep -c "$1" "$TEST_DIR/daemon.err" || true; }
 at_least() { [ "$(count "$1")" -ge "$2" ]; }
-lsn_num() { echo $(((16#${1%/*} << 32) + 16#${1#*/})); }
 # stored: the repository holds the WAL up to the origin's last commit
 stored()
 {

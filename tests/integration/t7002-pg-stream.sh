@@ -19,35 +19,12 @@ pg_sql origin "CREATE TABLE orders (id int PRIMARY KEY, item text);
 	INSERT INTO orders SELECT g, 'before-' || g FROM generate_series(1, 5000) g;"
 expect_success keel db backup "$conn" --name shop >/dev/null
 
-# lsn_num X/Y: an LSN as a number
-lsn_num()
-{
-	echo $(((16#${1%/*} << 32) + 16#${1#*/}))
-}
-
 # start_stream: keel db stream in the background (pid in $stream)
 start_stream()
 {
 	"$KEEL" db stream "$conn" --name shop >"$TEST_DIR/stream.out" 2>"$TEST_DIR/stream.err" &
 	stream=$!
 	BG_PIDS+=("$stream")
-}
-
-# wait_stored: until the repository holds the WAL up to the origin's last commit
-wait_stored()
-{
-	local want got i
-	want=$(lsn_num "$(pg_sql origin "SELECT pg_current_wal_flush_lsn()")")
-	for ((i = 0; i < 100; i++)); do
-		keel db list --json >"$TEST_DIR/list.json" 2>/dev/null || true
-		got=$(json_get wal_stop_lsn <"$TEST_DIR/list.json" || true)
-		if [ -n "$got" ] && [ "$(lsn_num "$got")" -ge "$want" ]; then
-			return 0
-		fi
-		kill -0 "$stream" 2>/dev/null || fail "the stream ended: $(cat "$TEST_DIR/stream.err")"
-		sleep 0.1
-	done
-	fail "the stream did not store the WAL up to the last commit in 10 s"
 }
 
 start_stream
@@ -68,7 +45,7 @@ batch 3
 pg_sql origin "UPDATE orders SET item = 'changed' WHERE id % 100 = 0; DELETE FROM orders WHERE id < 50"
 
 # within a few seconds the repository holds it, and the slot says so
-wait_stored
+pg_wait_stored "$stream" 10
 flushed=$(pg_sql origin "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'keel_shop'")
 [ -n "$flushed" ] || fail "no replication slot keel_shop"
 keel db list >"$TEST_DIR/list"
@@ -88,12 +65,12 @@ grep -q '^stream stopped: WAL up to [0-9A-F]*/[0-9A-F]* stored ([0-9]* records)$
 # the slot kept the WAL, the stream resumes where the repository ends
 batch 4
 start_stream
-wait_stored
+pg_wait_stored "$stream" 10
 kill -KILL "$stream"
 wait "$stream" 2>/dev/null || true
 batch 5
 start_stream
-wait_stored
+pg_wait_stored "$stream" 10
 kill -TERM "$stream"
 rc=0
 wait "$stream" || rc=$?

@@ -23,28 +23,6 @@ as_pg "$PG_BIN/pg_basebackup" -h "$TEST_DIR/pg/primary/sock" -p "$(pg_port prima
 pg_start standby
 conn=$(pg_conninfo standby)
 
-lsn_num()
-{
-	echo $(((16#${1%/*} << 32) + 16#${1#*/}))
-}
-
-# wait_stored LSN: until the repository holds the WAL up to LSN
-wait_stored()
-{
-	local want got i
-	want=$(lsn_num "$1")
-	for ((i = 0; i < 150; i++)); do
-		keel db list --json >"$TEST_DIR/list.json" 2>/dev/null || true
-		got=$(json_get wal_stop_lsn <"$TEST_DIR/list.json" || true)
-		if [ -n "$got" ] && [ "$(lsn_num "$got")" -ge "$want" ]; then
-			return 0
-		fi
-		kill -0 "$stream" 2>/dev/null || fail "the stream ended: $(cat "$TEST_DIR/stream.err")"
-		sleep 0.1
-	done
-	fail "the stream did not store the WAL up to $1 in 15 s: $(cat "$TEST_DIR/stream.err")"
-}
-
 # a base backup of the standby, then the stream from it
 expect_success keel db backup "$conn" --name shop >/dev/null
 "$KEEL" db stream "$conn" --name shop >"$TEST_DIR/stream.out" 2>"$TEST_DIR/stream.err" &
@@ -63,7 +41,7 @@ for ((i = 0; i < 100; i++)); do
 	[ "$r" = t ] && break
 	sleep 0.1
 done
-wait_stored "$lsn"
+pg_wait_stored "$stream" 15 "$lsn"
 
 # the failover: the primary goes, the standby is promoted (timeline 2)
 pg_stop primary
@@ -74,7 +52,7 @@ pg_sql standby "SELECT id, item FROM orders ORDER BY id" >"$TEST_DIR/rows-t"
 t=$(pg_sql standby "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
 sleep 0.2
 batch standby 3
-wait_stored "$(pg_sql standby "SELECT pg_current_wal_flush_lsn()")"
+pg_wait_stored "$stream" 15 "$(pg_sql standby "SELECT pg_current_wal_flush_lsn()")"
 kill -0 "$stream" 2>/dev/null || fail "the stream stopped at the timeline switch: $(cat "$TEST_DIR/stream.err")"
 
 kill -TERM "$stream"

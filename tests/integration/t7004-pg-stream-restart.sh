@@ -17,27 +17,6 @@ pg_sql origin "CREATE TABLE orders (id int PRIMARY KEY, item text);
 	INSERT INTO orders SELECT g, 'before-' || g FROM generate_series(1, 2000) g;"
 expect_success keel db backup "$conn" --name shop >/dev/null
 
-lsn_num()
-{
-	echo $(((16#${1%/*} << 32) + 16#${1#*/}))
-}
-
-wait_stored()
-{
-	local want got i
-	want=$(lsn_num "$(pg_sql origin "SELECT pg_current_wal_flush_lsn()")")
-	for ((i = 0; i < 200; i++)); do
-		keel db list --json >"$TEST_DIR/list.json" 2>/dev/null || true
-		got=$(json_get wal_stop_lsn <"$TEST_DIR/list.json" || true)
-		if [ -n "$got" ] && [ "$(lsn_num "$got")" -ge "$want" ]; then
-			return 0
-		fi
-		kill -0 "$stream" 2>/dev/null || fail "the stream ended: $(cat "$TEST_DIR/stream.err")"
-		sleep 0.1
-	done
-	fail "the stream did not store the WAL up to the last commit in 20 s: $(cat "$TEST_DIR/stream.err")"
-}
-
 "$KEEL" db stream "$conn" --name shop >"$TEST_DIR/stream.out" 2>"$TEST_DIR/stream.err" &
 stream=$!
 BG_PIDS+=("$stream")
@@ -47,7 +26,7 @@ batch()
 	pg_sql origin "INSERT INTO orders SELECT g, 'after-$1-' || g FROM generate_series($1 * 10000, $1 * 10000 + 999) g"
 }
 batch 1
-wait_stored
+pg_wait_stored "$stream" 20
 # a restart with rows written right after it, while keel reconnects
 pg_stop origin
 sleep 0.5
@@ -56,7 +35,7 @@ batch 2
 pg_stop origin immediate
 pg_start origin
 batch 3
-wait_stored
+pg_wait_stored "$stream" 20
 kill -0 "$stream" 2>/dev/null || fail "the stream ended at the restart: $(cat "$TEST_DIR/stream.err")"
 grep -q 'reconnecting in' "$TEST_DIR/stream.err" ||
 	fail "no reconnect warning: $(cat "$TEST_DIR/stream.err")"
@@ -82,11 +61,11 @@ pg_stop restored
 stream=$!
 BG_PIDS+=("$stream")
 batch 4
-wait_stored
+pg_wait_stored "$stream" 20
 n=$(pg_sql origin "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_replication")
 [ "$n" = 1 ] || fail "expected one walsender to terminate, got $n"
 batch 5
-wait_stored
+pg_wait_stored "$stream" 20
 kill -TERM "$stream"
 rc=0
 wait "$stream" || rc=$?

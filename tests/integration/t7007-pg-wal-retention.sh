@@ -18,31 +18,12 @@ conn=$(pg_conninfo origin)
 pg_sql origin "CREATE TABLE orders (id int PRIMARY KEY, item text);
 	INSERT INTO orders SELECT g, 'before-' || g FROM generate_series(1, 2000) g;"
 
-lsn_num()
-{
-	echo $(((16#${1%/*} << 32) + 16#${1#*/}))
-}
-# wait_stored: until the stream stored the WAL up to the last commit
-wait_stored()
-{
-	local want got i
-	want=$(lsn_num "$(pg_sql origin "SELECT pg_current_wal_flush_lsn()")")
-	for ((i = 0; i < 150; i++)); do
-		got=$(keel db list --json 2>/dev/null | json_get wal_stop_lsn || true)
-		if [ -n "$got" ] && [ "$(lsn_num "$got")" -ge "$want" ]; then
-			return 0
-		fi
-		kill -0 "$stream" 2>/dev/null || fail "the stream ended: $(cat "$TEST_DIR/stream.err")"
-		sleep 0.1
-	done
-	fail "the stream did not store the WAL in 15 s"
-}
 rows()
 {
 	for i in "$@"; do
 		pg_sql origin "INSERT INTO orders SELECT g, 'b$i' FROM generate_series($i * 10000, $i * 10000 + 99) g; SELECT pg_switch_wal()" >/dev/null
 	done
-	wait_stored
+	pg_wait_stored "$stream" 15
 }
 records()
 {

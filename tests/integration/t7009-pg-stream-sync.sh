@@ -16,10 +16,6 @@ conn=$(pg_conninfo origin)
 pg_sql origin "CREATE TABLE orders (id int PRIMARY KEY, item text)"
 expect_success keel db backup "$conn" --name shop >/dev/null
 
-lsn_num()
-{
-	echo $(((16#${1%/*} << 32) + 16#${1#*/}))
-}
 stored()
 {
 	lsn_num "$(keel db list --json | json_get wal_stop_lsn)"

@@ -72,7 +72,6 @@ pg_sql origin "INSERT INTO t VALUES (-1, 'after the disk was full')"
 stream=$!
 BG_PIDS+=("$stream")
 want=$(pg_sql origin "SELECT pg_current_wal_flush_lsn()")
-lsn_num() { echo $(((16#${1%/*} << 32) + 16#${1#*/})); }
 for ((i = 0; i < 300; i++)); do
 	got=$(keel db list --json 2>/dev/null | json_get wal_stop_lsn || true)
 	[ -n "$got" ] && [ "$(lsn_num "$got")" -ge "$(lsn_num "$want")" ] && break

@@ -32,7 +32,6 @@ before=$(records)
 pg_sql origin "SELECT pg_switch_wal()" >/dev/null
 pg_sql origin "INSERT INTO t (id) VALUES (100)"
 want=$(pg_sql origin "SELECT pg_current_wal_flush_lsn()")
-lsn_num() { echo $(((16#${1%/*} << 32) + 16#${1#*/})); }
 for ((i = 0; i < 300; i++)); do
 	got=$(keel db list --json 2>/dev/null | json_get wal_stop_lsn || true)
 	[ -n "$got" ] && [ "$(lsn_num "$got")" -ge "$(lsn_num "$want")" ] && break
