@@ -725,6 +725,31 @@ make_awkward_tree()
 	return 0
 }
 
+# ---- repositories side by side (keel mirror, keel copy) -----------------
+
+# repo_objects DIR: every object of the local repository DIR (but locks,
+# mirror states and temporary files) with its SHA-256, sorted by name
+repo_objects()
+{
+	(cd "$1" && find config keys snapshots index data -type f ! -name '*.tmp.*' | sort |
+		xargs sha256sum)
+}
+
+# mirror_json ARGS...: keel mirror --json, its summary in $TEST_DIR/summary
+mirror_json()
+{
+	log "+ keel mirror --json $*"
+	keel mirror --json "$@" >"$TEST_DIR/summary" 2>"$TEST_DIR/merr" ||
+		fail "keel mirror $* failed: $(cat "$TEST_DIR/merr")"
+	json_check <"$TEST_DIR/summary"
+}
+
+# summary_get KEY: KEY of the JSON summary in $TEST_DIR/summary
+summary_get()
+{
+	json_get "$1" <"$TEST_DIR/summary"
+}
+
 # ---- waiting -----------------------------------------------------------
 
 # poll CMD...: runs CMD every 50 ms until it succeeds. Fails after

@@ -12,19 +12,6 @@ DEST=$TEST_DIR/dest
 mkdir -p "$SRC"
 head -c 200000 /dev/urandom >"$SRC/a.bin"
 
-objects()
-{
-	(cd "$1" && find config keys snapshots index data -type f ! -name '*.tmp.*' | sort |
-		xargs sha256sum)
-}
-mirror_json()
-{
-	log "+ keel mirror --json $*"
-	keel mirror --json "$@" >"$TEST_DIR/summary" 2>"$TEST_DIR/merr" ||
-		fail "keel mirror $* failed: $(cat "$TEST_DIR/merr")"
-	json_check <"$TEST_DIR/summary"
-}
-get() { json_get "$1" <"$TEST_DIR/summary"; }
 count() { find "$1" -type f ! -name '*.tmp.*' | wc -l; }
 dest_snapshots() { KEEL_REPOSITORY=$DEST snapshot_count; }
 
@@ -40,9 +27,9 @@ expect_success keel backup --no-progress "$SRC"
 # times, so the lag is a bound (since the last complete run's listing)
 expect_success env -u KEEL_PASSWORD_FILE "$KEEL" mirror --status --json "$KEEL_REPOSITORY" "$DEST" >"$TEST_DIR/summary"
 json_check <"$TEST_DIR/summary"
-[ "$(get objects | sed -n 2p)" = 1 ] || fail "--status does not show the pending snapshot"
-[ "$(get lag_exact)" = false ] || fail "a local lag cannot be exact"
-[ "$(get lag_seconds)" -ge 0 ] || fail "no lag while a snapshot is pending"
+[ "$(summary_get objects | sed -n 2p)" = 1 ] || fail "--status does not show the pending snapshot"
+[ "$(summary_get lag_exact)" = false ] || fail "a local lag cannot be exact"
+[ "$(summary_get lag_seconds)" -ge 0 ] || fail "no lag while a snapshot is pending"
 start_paused mirror-before-snapshots "$KEEL" mirror "$KEEL_REPOSITORY" "$DEST"
 kill -9 "$PAUSED_PID"
 wait "$PAUSED_PID" 2>/dev/null || true
@@ -50,19 +37,19 @@ wait "$PAUSED_PID" 2>/dev/null || true
 [ "$(count "$DEST/index")" = "$(count "$KEEL_REPOSITORY/index")" ] || fail "index files not copied"
 expect_success keel -r "$DEST" check --read-data
 mirror_json "$KEEL_REPOSITORY" "$DEST"
-[ "$(get copied)" = 1 ] || fail "the resumed run copied $(get copied) objects, not the snapshot alone"
+[ "$(summary_get copied)" = 1 ] || fail "the resumed run copied $(summary_get copied) objects, not the snapshot alone"
 [ "$(dest_snapshots)" = 2 ] || fail "the resumed run did not copy the snapshot"
 
 # killed after its first object: resumed without sending it again
 head -c 150000 /dev/urandom >"$SRC/c.bin"
 expect_success keel backup --no-progress "$SRC"
-new=$(comm -23 <(objects "$KEEL_REPOSITORY" | cut -c67-) <(objects "$DEST" | cut -c67-) | wc -l)
+new=$(comm -23 <(repo_objects "$KEEL_REPOSITORY" | cut -c67-) <(repo_objects "$DEST" | cut -c67-) | wc -l)
 start_paused mirror-object "$KEEL" mirror --connections 1 "$KEEL_REPOSITORY" "$DEST"
 kill -9 "$PAUSED_PID"
 wait "$PAUSED_PID" 2>/dev/null || true
 expect_success keel -r "$DEST" check --read-data
 mirror_json "$KEEL_REPOSITORY" "$DEST"
-[ "$(get copied)" = $((new - 1)) ] || fail "resumed run copied $(get copied), not $((new - 1))"
+[ "$(summary_get copied)" = $((new - 1)) ] || fail "resumed run copied $(summary_get copied), not $((new - 1))"
 
 # temporary files of killed writes in DEST: an old one goes, a fresh one stays
 old=$DEST/data/00/$(printf '0%.0s' {1..64}).tmp.aaaaaa
@@ -72,7 +59,7 @@ echo partial >"$old"
 echo partial >"$fresh"
 touch -d '2 hours ago' "$old"
 mirror_json "$KEEL_REPOSITORY" "$DEST"
-[ "$(get tmp_removed)" = 1 ] || fail "removed $(get tmp_removed) temporary files, not 1"
+[ "$(summary_get tmp_removed)" = 1 ] || fail "removed $(summary_get tmp_removed) temporary files, not 1"
 [ ! -e "$old" ] && [ -e "$fresh" ] || fail "the wrong temporary file was removed"
 rm "$fresh"
 
@@ -82,26 +69,26 @@ expect_success keel backup --no-progress "$SRC"
 expect_error 20 "injected fault" env KEEL_TEST_FAULT=2:eio:put "$KEEL" mirror "$KEEL_REPOSITORY" "$DEST"
 expect_success keel -r "$DEST" check --read-data
 mirror_json "$KEEL_REPOSITORY" "$DEST"
-[ "$(get complete)" = true ] || fail "the rerun after a fault is not complete"
-[ "$(objects "$KEEL_REPOSITORY")" = "$(objects "$DEST")" ] || fail "DEST differs after the rerun"
+[ "$(summary_get complete)" = true ] || fail "the rerun after a fault is not complete"
+[ "$(repo_objects "$KEEL_REPOSITORY")" = "$(repo_objects "$DEST")" ] || fail "DEST differs after the rerun"
 
 # forget+prune in SOURCE: DEST keeps everything for the quarantine
 expect_success keel forget --keep-last 1 --prune >/dev/null
-gone=$(comm -13 <(objects "$KEEL_REPOSITORY" | cut -c67-) <(objects "$DEST" | cut -c67-) | wc -l)
+gone=$(comm -13 <(repo_objects "$KEEL_REPOSITORY" | cut -c67-) <(repo_objects "$DEST" | cut -c67-) | wc -l)
 [ "$gone" -ge 4 ] || fail "prune removed only $gone objects"
 mirror_json "$KEEL_REPOSITORY" "$DEST"
-[ "$(get quarantined)" = "$gone" ] || fail "quarantined $(get quarantined), not $gone"
-[ "$(get deleted)" = 0 ] || fail "deleted before the quarantine ended"
+[ "$(summary_get quarantined)" = "$gone" ] || fail "quarantined $(summary_get quarantined), not $gone"
+[ "$(summary_get deleted)" = 0 ] || fail "deleted before the quarantine ended"
 [ "$(dest_snapshots)" = 4 ] || fail "DEST lost snapshots to the quarantine"
 expect_success keel -r "$DEST" check --read-data
 expect_success keel mirror --status --json "$KEEL_REPOSITORY" "$DEST" >"$TEST_DIR/summary"
-[ "$(get quarantined)" = "$gone" ] || fail "--status shows $(get quarantined) in quarantine"
+[ "$(summary_get quarantined)" = "$gone" ] || fail "--status shows $(summary_get quarantined) in quarantine"
 mirror_json --delete-after never "$KEEL_REPOSITORY" "$DEST"
-[ "$(get deleted)" = 0 ] || fail "--delete-after never deleted"
+[ "$(summary_get deleted)" = 0 ] || fail "--delete-after never deleted"
 # the quarantine is over: DEST is SOURCE again, snapshots first
 mirror_json --delete-after 0s "$KEEL_REPOSITORY" "$DEST"
-[ "$(get deleted)" = "$gone" ] || fail "deleted $(get deleted), not $gone"
-[ "$(objects "$KEEL_REPOSITORY")" = "$(objects "$DEST")" ] || fail "DEST differs after deletion"
+[ "$(summary_get deleted)" = "$gone" ] || fail "deleted $(summary_get deleted), not $gone"
+[ "$(repo_objects "$KEEL_REPOSITORY")" = "$(repo_objects "$DEST")" ] || fail "DEST differs after deletion"
 [ "$(dest_snapshots)" = 1 ] || fail "DEST kept forgotten snapshots"
 expect_success keel -r "$DEST" check --read-data
 
@@ -116,5 +103,5 @@ export KEEL_REMOTE_COMMAND=$KEEL KEEL_SSH_COMMAND=$TEST_DIR/ssh
 REMOTE=ssh://backup-host$TEST_DIR/remote
 expect_success env -u KEEL_PASSWORD_FILE "$KEEL" mirror --no-progress "$KEEL_REPOSITORY" "$REMOTE"
 expect_success env -u KEEL_PASSWORD_FILE "$KEEL" mirror --no-progress --verify "$REMOTE" "$TEST_DIR/back"
-[ "$(objects "$KEEL_REPOSITORY")" = "$(objects "$TEST_DIR/back")" ] || fail "the ssh:// round trip differs"
+[ "$(repo_objects "$KEEL_REPOSITORY")" = "$(repo_objects "$TEST_DIR/back")" ] || fail "the ssh:// round trip differs"
 expect_success keel -r "$REMOTE" check --read-data

@@ -13,7 +13,6 @@ require_treecmp
 SRC=$TEST_DIR/src
 DEST=$TEST_DIR/dest
 mkdir -p "$SRC"
-get() { json_get "$1" <"$TEST_DIR/summary"; }
 
 keel_init >/dev/null
 for i in 1 2 3; do
@@ -31,8 +30,8 @@ expect_success keel prune --max-unused 0 >/dev/null
 resume mirror-listed-index
 expect_success wait_paused
 json_check <"$TEST_DIR/summary"
-[ "$(get passes)" -ge 2 ] || fail "the run did not list again after the prune: $(get passes) passes"
-[ "$(get complete)" = true ] || fail "the run is not complete"
+[ "$(summary_get passes)" -ge 2 ] || fail "the run did not list again after the prune: $(summary_get passes) passes"
+[ "$(summary_get complete)" = true ] || fail "the run is not complete"
 expect_success keel -r "$DEST" check --read-data
 expect_success keel -r "$DEST" restore --no-progress latest --target "$TEST_DIR/restored"
 expect_success treecmp "$SRC" "$(restored_root "$TEST_DIR/restored" "$SRC")"
@@ -41,7 +40,7 @@ missing=$(cd "$KEEL_REPOSITORY" && find config keys snapshots index data -type f
 	cmp -s "$f" "$DEST/$f" || echo "$f"
 done)
 [ -z "$missing" ] || fail "DEST lacks: $missing"
-[ "$(get quarantined)" -gt 0 ] || fail "nothing in quarantine after a prune"
+[ "$(summary_get quarantined)" -gt 0 ] || fail "nothing in quarantine after a prune"
 
 # --status --snapshots (with the key): per host and paths, newest in each
 expect_success keel backup --no-progress --host elsewhere "$SRC"
@@ -66,8 +65,8 @@ expect_error 12 'wrong password' env KEEL_PASSWORD_FILE="$TEST_DIR/wrong" "$KEEL
 # --limit-upload: a whole copy at 64 KiB/s takes its bytes' time (the
 # bucket starts empty), whatever the connections
 expect_success keel mirror --json --connections 4 --limit-upload 64k "$KEEL_REPOSITORY" "$TEST_DIR/slow" >"$TEST_DIR/summary"
-bytes=$(get copied_bytes)
-ns=$(get duration_ns)
+bytes=$(summary_get copied_bytes)
+ns=$(summary_get duration_ns)
 [ "$bytes" -gt 80000 ] || fail "copied only $bytes bytes"
 [ "$ns" -ge $((bytes * 1000000000 / 65536 * 9 / 10)) ] ||
 	fail "$bytes bytes at 64 KiB/s took only $ns ns"

@@ -11,11 +11,6 @@ SRC=$TEST_DIR/src
 BASE=$TEST_DIR/base
 DEST=$TEST_DIR/dest
 mkdir -p "$SRC"
-objects()
-{
-	(cd "$1" && find config keys snapshots index data -type f ! -name '*.tmp.*' | sort |
-		xargs sha256sum)
-}
 
 keel_init >/dev/null
 head -c 100000 /dev/urandom >"$SRC/a.bin"
@@ -27,7 +22,7 @@ expect_success keel mirror --no-progress "$KEEL_REPOSITORY" "$BASE"
 head -c 100000 /dev/urandom >"$SRC/c.bin"
 expect_success keel backup --no-progress "$SRC"
 expect_success keel forget --keep-last 2 >/dev/null
-want=$(objects "$KEEL_REPOSITORY")
+want=$(repo_objects "$KEEL_REPOSITORY")
 
 fired=0
 for spec in eio enospc:put short-read:get bitflip-read:get torn-write:put lost-ack; do
@@ -55,7 +50,7 @@ for spec in eio enospc:put short-read:get bitflip-read:get torn-write:put lost-a
 			fail "DEST damaged after fault $what: $(cat "$TEST_DIR/err")"
 		"$KEEL" mirror --no-progress --delete-after 0s "$KEEL_REPOSITORY" "$DEST" \
 			>/dev/null 2>"$TEST_DIR/err" || fail "rerun after fault $what failed: $(cat "$TEST_DIR/err")"
-		[ "$(objects "$DEST")" = "$want" ] || fail "DEST differs from SOURCE after fault $what"
+		[ "$(repo_objects "$DEST")" = "$want" ] || fail "DEST differs from SOURCE after fault $what"
 	done
 done
 [ "$fired" -ge 15 ] || fail "only $fired of the 18 faults fired"

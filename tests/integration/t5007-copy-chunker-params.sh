@@ -31,7 +31,6 @@ copy_json()
 		fail "keel copy failed: $(cat "$TEST_DIR/cerr")"
 	json_check <"$TEST_DIR/summary"
 }
-get() { json_get "$1" <"$TEST_DIR/summary"; }
 
 # usage errors: nothing is created
 expect_error 2 "from-repo" dkeel init --kdf-ops 1 --kdf-mem 8 --copy-chunker-params
@@ -50,11 +49,11 @@ expect_exit 12 env KEEL_PASSWORD_FILE="$FROM_PW" "$KEEL" snapshots
 expect_exit 12 keel -r "$DEST" snapshots
 
 copy_json
-[ "$(get snapshots_copied)" = 1 ] || fail "not copied"
-[ "$(get rechunked)" = False ] || [ "$(get rechunked)" = false ] || fail "cut again"
-blobs=$(get blobs_read)
+[ "$(summary_get snapshots_copied)" = 1 ] || fail "not copied"
+[ "$(summary_get rechunked)" = False ] || [ "$(summary_get rechunked)" = false ] || fail "cut again"
+blobs=$(summary_get blobs_read)
 [ "$blobs" -ge 20 ] || fail "only $blobs blobs: the chunks are not SOURCE's small ones"
-[ "$(get blobs_new)" = "$blobs" ] || fail "$(get blobs_new) blobs new of $blobs"
+[ "$(summary_get blobs_new)" = "$blobs" ] || fail "$(summary_get blobs_new) blobs new of $blobs"
 expect_success dkeel check --read-data
 rm -rf "$TEST_DIR/restored"
 expect_success dkeel restore --no-progress latest --target "$TEST_DIR/restored"
@@ -65,10 +64,10 @@ printf 'CHANGED' | dd of="$SRC/big.bin" bs=1 seek=2000000 conv=notrunc status=no
 cp "$SRC/sub/mid.bin" "$SRC/sub/mid-copy.bin"
 expect_success keel backup --no-progress "$SRC"
 copy_json
-[ "$(get snapshots_copied)" = 1 ] || fail "second snapshot not copied"
+[ "$(summary_get snapshots_copied)" = 1 ] || fail "second snapshot not copied"
 # one or two chunks of big.bin around the change: at most 2 x 512K
-[ "$(get bytes_new)" -le 1048576 ] || fail "$(get bytes_new) bytes new for a 7-byte change"
-[ "$(get bytes_read)" -le 1500000 ] || fail "read $(get bytes_read) bytes for a 7-byte change"
+[ "$(summary_get bytes_new)" -le 1048576 ] || fail "$(summary_get bytes_new) bytes new for a 7-byte change"
+[ "$(summary_get bytes_read)" -le 1500000 ] || fail "read $(summary_get bytes_read) bytes for a 7-byte change"
 rm -rf "$TEST_DIR/restored"
 expect_success dkeel restore --no-progress latest --target "$TEST_DIR/restored"
 expect_success treecmp --ignore-atime "$SRC" "$(restored_root "$TEST_DIR/restored" "$SRC")"
