@@ -119,7 +119,8 @@ int kl_cli_open_from(struct kl_cli *cli, const char *location, const char *file,
 	if (rc >= 0 && load)
 		rc = kl_repo_load_index(r);
 	if (rc < 0) {
-		kl_repo_take_err(r, &cli->err, &cli->detail);
+		/* a wrong password's message is in cli->err already: keep it */
+		kl_repo_take_err(r, cli->err.code ? NULL : &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "cannot open source repository '%s'", location);
 		return rc;
 	}

@@ -34,7 +34,6 @@ copy_json()
 		fail "keel copy $* failed: $(cat "$TEST_DIR/cerr")"
 	json_check <"$TEST_DIR/summary"
 }
-get() { json_get "$1" <"$TEST_DIR/summary"; }
 dkeel() { KEEL_PASSWORD_FILE=$FROM_PW "$KEEL" -r "$DEST" "$@"; }
 restore_cmp()
 {
@@ -44,9 +43,9 @@ restore_cmp()
 }
 
 copy_json --from-repo "$KEEL_REPOSITORY"
-[ "$(get snapshots_copied)" = 1 ] || fail "copied $(get snapshots_copied) snapshots, not 1"
-[ "$(get rechunked)" = True ] || [ "$(get rechunked)" = true ] || fail "not cut again"
-[ "$(get bytes_new)" -ge 3000000 ] || fail "only $(get bytes_new) bytes new"
+[ "$(summary_get snapshots_copied)" = 1 ] || fail "copied $(summary_get snapshots_copied) snapshots, not 1"
+[ "$(summary_get rechunked)" = True ] || [ "$(summary_get rechunked)" = true ] || fail "not cut again"
+[ "$(summary_get bytes_new)" -ge 3000000 ] || fail "only $(summary_get bytes_new) bytes new"
 expect_success dkeel check --read-data
 restore_cmp latest
 # the copy records its original
@@ -57,9 +56,9 @@ orig=$(keel snapshots --json | json_get id)
 # a second copy sends nothing: the snapshot is skipped
 before=$(find "$DEST/data" -type f | wc -l)
 copy_json --from-repo "$KEEL_REPOSITORY"
-[ "$(get snapshots_copied)" = 0 ] || fail "copied again"
-[ "$(get snapshots_skipped)" = 1 ] || fail "not skipped"
-[ "$(get bytes_read)" = 0 ] || fail "read $(get bytes_read) bytes for nothing"
+[ "$(summary_get snapshots_copied)" = 0 ] || fail "copied again"
+[ "$(summary_get snapshots_skipped)" = 1 ] || fail "not skipped"
+[ "$(summary_get bytes_read)" = 0 ] || fail "read $(summary_get bytes_read) bytes for nothing"
 [ "$(find "$DEST/data" -type f | wc -l)" = "$before" ] || fail "a pack was written"
 
 # a related snapshot: the unchanged files come from the copy made before, unread
@@ -67,14 +66,14 @@ printf 'new\n' >"$SRC/d1/new.txt"
 expect_success keel backup --no-progress "$SRC"
 # dry run: nothing stored, nothing listed
 copy_json --from-repo "$KEEL_REPOSITORY" --dry-run
-[ "$(get snapshots_copied)" = 1 ] || fail "dry run would copy $(get snapshots_copied)"
+[ "$(summary_get snapshots_copied)" = 1 ] || fail "dry run would copy $(summary_get snapshots_copied)"
 [ "$(dkeel snapshots --json | json_get id | wc -l)" = 1 ] || fail "dry run wrote a snapshot"
 [ "$(find "$DEST/data" -type f | wc -l)" = "$before" ] || fail "dry run wrote a pack"
 copy_json --from-repo "$KEEL_REPOSITORY"
-[ "$(get snapshots_copied)" = 1 ] || fail "second snapshot not copied"
-[ "$(get snapshots_skipped)" = 1 ] || fail "first snapshot not skipped"
-[ "$(get bytes_read)" -lt 100000 ] || fail "read $(get bytes_read) bytes for a 4-byte change"
-[ "$(get files_known)" -ge 1 ] || fail "unchanged big.bin was read again"
+[ "$(summary_get snapshots_copied)" = 1 ] || fail "second snapshot not copied"
+[ "$(summary_get snapshots_skipped)" = 1 ] || fail "first snapshot not skipped"
+[ "$(summary_get bytes_read)" -lt 100000 ] || fail "read $(summary_get bytes_read) bytes for a 4-byte change"
+[ "$(summary_get files_known)" -ge 1 ] || fail "unchanged big.bin was read again"
 restore_cmp latest
 expect_success dkeel check --read-data
 
@@ -89,8 +88,8 @@ wait_paused || true
 [ "$(dkeel snapshots --json | json_get id | wc -l)" = 2 ] || fail "a killed copy saved a snapshot"
 expect_success dkeel check
 copy_json --from-repo "$KEEL_REPOSITORY"
-[ "$(get snapshots_copied)" = 1 ] || fail "the snapshot of the killed copy was not copied"
-[ "$(get bytes_new)" -lt 100000 ] || fail "the killed copy's packs were stored again"
+[ "$(summary_get snapshots_copied)" = 1 ] || fail "the snapshot of the killed copy was not copied"
+[ "$(summary_get bytes_new)" -lt 100000 ] || fail "the killed copy's packs were stored again"
 restore_cmp latest
 expect_success dkeel check --read-data
 
@@ -99,12 +98,12 @@ rm -f "$SRC/d1/new.txt"
 expect_success keel backup --no-progress --host elsewhere "$SRC"
 third=$(keel snapshots --json --host elsewhere | json_get id)
 copy_json --from-repo "$KEEL_REPOSITORY" --host nowhere
-[ "$(get snapshots_copied)" = 0 ] || fail "--host nowhere copied something"
+[ "$(summary_get snapshots_copied)" = 0 ] || fail "--host nowhere copied something"
 log "+ KEEL_FROM_REPOSITORY, KEEL_FROM_PASSWORD, an id"
 KEEL_FROM_REPOSITORY=$KEEL_REPOSITORY KEEL_FROM_PASSWORD=$PASSWORD KEEL_PASSWORD_FILE=$FROM_PW \
 	"$KEEL" -r "$DEST" copy --json "${third:0:8}" >"$TEST_DIR/summary" ||
 	fail "copy with KEEL_FROM_* failed"
-[ "$(get snapshots_copied)" = 1 ] || fail "the snapshot named was not copied"
+[ "$(summary_get snapshots_copied)" = 1 ] || fail "the snapshot named was not copied"
 [ "$(dkeel snapshots --json --host elsewhere | json_get id | wc -l)" = 1 ] || fail "no copy of $third"
 restore_cmp "$(dkeel snapshots --json --host elsewhere | json_get id)"
 
@@ -112,7 +111,8 @@ restore_cmp "$(dkeel snapshots --json --host elsewhere | json_get id)"
 printf 'wrong\n' >"$TEST_DIR/wrong"
 chmod 600 "$TEST_DIR/wrong"
 NEVER_SHOWN=("$PASSWORD" "another password")
-expect_error 12 "source" env KEEL_PASSWORD_FILE="$FROM_PW" "$KEEL" -r "$DEST" copy \
+expect_error 12 "no key of the source opens with the password from password file '$TEST_DIR/wrong'" \
+	env KEEL_PASSWORD_FILE="$FROM_PW" "$KEEL" -r "$DEST" copy \
 	--from-repo "$KEEL_REPOSITORY" --from-password-file "$TEST_DIR/wrong"
 expect_error 2 "from-repo" env KEEL_PASSWORD_FILE="$FROM_PW" "$KEEL" -r "$DEST" copy
 expect_error 10 "source" env KEEL_PASSWORD_FILE="$FROM_PW" "$KEEL" -r "$DEST" copy \
@@ -130,7 +130,7 @@ keel image backup --chunk-size 256K --json "$TEST_DIR/disk.img" >"$TEST_DIR/ib1"
 	fail "image backup failed"
 img_snap=$(json_get snapshot_id <"$TEST_DIR/ib1")
 copy_json --from-repo "$KEEL_REPOSITORY" "${img_snap:0:8}"
-[ "$(get snapshots_copied)" = 1 ] || fail "the image snapshot was not copied"
+[ "$(summary_get snapshots_copied)" = 1 ] || fail "the image snapshot was not copied"
 expect_success dkeel check --read-data
 dkeel image backup --json "$TEST_DIR/disk.img" >"$TEST_DIR/ib2" || fail "image backup into DEST failed"
 [ "$(json_get chunk_size <"$TEST_DIR/ib2")" = $((256 << 10)) ] || fail "not the copy's chunk size"
