@@ -116,8 +116,9 @@ char *kl_strndup(const char *s, size_t n);
 void *kl_memdup(const void *p, size_t n);
 void kl_free(void *p);
 /*
- * Makes room for one more element in a growable array: when n == *cap,
- * doubles *cap (first: first_cap) and reallocates *(void **)arrp.
+ * Makes room for element n (0-based) in a growable array: when n >= *cap,
+ * doubles *cap (first: first_cap) until it exceeds n and reallocates
+ * *(void **)arrp.
  * Returns 0 or -ENOMEM (the array is unchanged then).
  */
 int kl_array_grow(void *arrp, size_t *cap, size_t n, size_t elem, size_t first_cap);

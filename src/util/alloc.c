@@ -88,8 +88,14 @@ int kl_array_grow(void *arrp, size_t *cap, size_t n, size_t elem, size_t first_c
 
 	if (n < *cap)
 		return 0;
-	ncap = *cap ? *cap * 2 : first_cap;
-	if (ncap < *cap || ncap > SIZE_MAX / elem)
+	/* n may be far past cap (room asked for many items at once): double until it fits */
+	ncap = *cap ? *cap : (first_cap ? first_cap : 1);
+	while (ncap <= n) {
+		if (ncap > SIZE_MAX / 2)
+			return -ENOMEM;
+		ncap *= 2;
+	}
+	if (ncap > SIZE_MAX / elem)
 		return -ENOMEM;
 	p = kl_realloc(*arr, ncap * elem);
 	if (!p)
