@@ -344,7 +344,7 @@ static int backup_slot(struct kl_repo *r, PGconn *conn, const struct kl_db_backu
 	snprintf(msg, sizeof(msg),
 		 "no replication slot '%s' keeps the WAL from this base backup on: until 'keel db "
 		 "stream' runs, the server may recycle it and the log will have a gap "
-		 "(--create-slot creates the slot first)",
+		 "(--create-slot creates the slot first; archive_command needs none)",
 		 slot);
 	if (o->report.warn)
 		o->report.warn(o->report.ud, NULL, 0, msg);

@@ -78,10 +78,30 @@ static void put_be64(uint8_t *p, uint64_t v)
 static int broke(struct stream *s, const PGresult *res, const char *what)
 {
 	const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	char hint[320];
 	size_t n;
 
-	if (st ? strncmp(st, "57", 2) && strncmp(st, "08", 2) : PQstatus(s->conn) != CONNECTION_BAD)
+	if (st ? strncmp(st, "57", 2) && strncmp(st, "08", 2)
+	       : PQstatus(s->conn) != CONNECTION_BAD) {
+		/* most likely the WAL is gone: say why, and what closes the gap */
+		if (s->slot_new && s->from_repo) {
+			snprintf(hint, sizeof(hint),
+				 "%s (slot '%s' was created only now: nothing kept the WAL since "
+				 "where the repository ends; take a new base backup with "
+				 "--create-slot, then stream)",
+				 what, s->slot);
+			what = hint;
+		}
+		/* the result's own message: the connection's may hold an earlier one too */
+		if (res && *PQresultErrorMessage(res)) {
+			char msg[512];
+
+			snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+			msg[strcspn(msg, "\n")] = 0;
+			return kl_repo_fail(s->r, -KL_EDBSERVER, "%s: %s", what, msg);
+		}
 		return kl_pgc_fail(s->r, s->conn, -KL_EDBSERVER, what);
+	}
 	snprintf(s->why, sizeof(s->why), "%s: %s", what, PQerrorMessage(s->conn));
 	/* libpq's message runs over lines: one line, for the warning */
 	for (char *p = s->why; *p; p++)
@@ -389,8 +409,7 @@ static int end_copy(struct stream *s)
 			const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
 			if (!rc && st && strncmp(st, "57", 2) && strncmp(st, "08", 2))
-				rc = kl_repo_fail(s->r, -KL_EDBSERVER, "the WAL stream ended: %s",
-						  PQresultErrorMessage(res));
+				rc = broke(s, res, "the WAL stream ended");
 			PQclear(res);
 		}
 		if (rc < 0)
