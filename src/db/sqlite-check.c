@@ -66,6 +66,7 @@ static const struct kl_snapshot_db *walk(const struct kl_db_info *d,
 
 struct span {
 	uint64_t from, to;
+	bool stray; /* a record no chain reaches */
 };
 
 static int cmp_span(const void *a, const void *b)
@@ -93,6 +94,7 @@ int kl_db_sqlite_gaps(const struct kl_db_info *d, const struct kl_report *rep, s
 	struct span *v = kl_malloc((d->n_bases + d->n_logs + 1) * sizeof(*v));
 	bool *reached = kl_calloc(d->n_logs + 1, sizeof(bool));
 	uint64_t begin, pos;
+	bool in_stray = false;
 	size_t n = 0;
 
 	if (!v || !reached) {
@@ -102,11 +104,12 @@ int kl_db_sqlite_gaps(const struct kl_db_info *d, const struct kl_report *rep, s
 	}
 	for (size_t i = 0; i < d->n_bases; i++)
 		v[n++] = (struct span){d->bases[i].s.db.stop_lsn,
-				       walk(d, &d->bases[i].s.db, reached)->stop_lsn};
+				       walk(d, &d->bases[i].s.db, reached)->stop_lsn, false};
 	/* records no chain reaches: restores cannot use them, so they begin a hole's far side */
 	for (size_t i = 0; i < d->n_logs; i++)
 		if (!reached[i])
-			v[n++] = (struct span){d->logs[i].s.db.start_lsn, d->logs[i].s.db.stop_lsn};
+			v[n++] = (struct span){d->logs[i].s.db.start_lsn, d->logs[i].s.db.stop_lsn,
+					       true};
 	kl_free(reached);
 	if (n)
 		qsort(v, n, sizeof(*v), cmp_span);
@@ -116,8 +119,14 @@ int kl_db_sqlite_gaps(const struct kl_db_info *d, const struct kl_report *rep, s
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].to <= pos)
 			continue;
-		if (v[i].from > pos)
-			report_gap(rep, ret, pos, v[i].from);
+		/*
+		 * A hole before it; or a record that reaches past the chain but
+		 * does not continue it (other salts, a generation that is not the
+		 * next): what it holds cannot be restored either.
+		 */
+		if (v[i].from > pos || (v[i].stray && !in_stray))
+			report_gap(rep, ret, pos, v[i].from > pos ? v[i].from : v[i].to);
+		in_stray = v[i].stray; /* the strays that go on from it are the same break */
 		pos = v[i].to;
 	}
 	kl_free(v);
