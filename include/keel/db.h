@@ -129,8 +129,10 @@ struct kl_db_backup_opts {
 	const char *conninfo; /* libpq connection string; replication=true is added */
 	const char *name;     /* NULL: "pg-SYSTEMID" */
 	const char *host;     /* NULL: this host's name */
+	const char *slot;     /* the stream's replication slot; NULL: keel_NAME */
+	bool create_slot;     /* create it (if missing) before the backup, so it keeps its WAL */
 	unsigned threads;
-	struct kl_report report;
+	struct kl_report report; /* warn: no slot keeps the WAL from the backup on */
 };
 
 struct kl_db_backup_result {
@@ -140,6 +142,8 @@ struct kl_db_backup_result {
 	uint32_t timeline;
 	uint64_t start_lsn, stop_lsn;
 	struct kl_snapshot_stats stats;
+	bool slot_created;  /* create_slot made it */
+	bool slot_reserved; /* the slot keeps WAL: a stream started later has no gap */
 };
 
 /*
@@ -396,5 +400,20 @@ const struct kl_db_info *kl_db_find(const struct kl_db_list *l, const char *name
  * each to report->warn (path NULL) if report is not NULL. 0 or -ENOMEM.
  */
 int kl_db_gaps(const struct kl_db_info *d, const struct kl_report *report, size_t *ret);
+/*
+ * SQLite's (src/db/sqlite-check.c): the holes between the chains of log
+ * records that go on from each base copy (the same salts in a generation,
+ * a new generation only where the one before ended or at a base copy), as
+ * kl_db_gaps. 0 or -ENOMEM.
+ */
+int kl_db_sqlite_gaps(const struct kl_db_info *d, const struct kl_report *report, size_t *ret);
+/*
+ * Reads log record rec of d back and runs its frames along the WAL's
+ * checksum chain from where the snapshot it continues stopped: 0, or
+ * -KL_ECORRUPT when a frame does not continue it or the chain does not end
+ * at the record's checksum, or the repository's error.
+ */
+int kl_db_sqlite_check_frames(struct kl_repo *r, const struct kl_db_info *d,
+			      const struct kl_snapshot_ref *rec);
 
 #endif

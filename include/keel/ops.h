@@ -225,6 +225,11 @@ int kl_entry_backup_write(struct kl_entry_backup *e, const void *p, size_t n);
  */
 void kl_entry_backup_fixed(struct kl_entry_backup *e, uint32_t size);
 int kl_entry_backup_end(struct kl_entry_backup *e);
+/*
+ * The snapshot's time (default: when new() was called): a record that
+ * replaces earlier ones keeps the moment up to which they held everything.
+ */
+void kl_entry_backup_set_time(struct kl_entry_backup *e, int64_t time_ns);
 int kl_entry_backup_commit(struct kl_entry_backup *e, struct kl_snapshot *snap,
 			   struct kl_backup_result *ret);
 void kl_entry_backup_free(struct kl_entry_backup *e);

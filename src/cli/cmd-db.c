@@ -12,6 +12,7 @@
 
 static const char usage[] =
 	"usage: keel db backup CONNINFO [--name NAME] [--host HOST] [--threads N]\n"
+	"                      [--slot SLOT] [--create-slot]\n"
 	"       keel db stream CONNINFO [--name NAME] [--slot SLOT] [--synchronous]\n"
 	"       keel db restore NAME --target DIR (--latest | --time T | --lsn L)\n"
 	"       keel db list [--json]\n"
@@ -32,6 +33,9 @@ static const char usage[] =
 	"         replication=true. Passwords come from PGPASSWORD, PGPASSFILE or\n"
 	"         ~/.pgpass, never from the command line. The user needs the\n"
 	"         REPLICATION attribute and a 'replication' line in pg_hba.conf.\n"
+	"         It warns when no slot (keel_NAME, or --slot) keeps the WAL\n"
+	"         from the backup on: --create-slot creates it first, so a\n"
+	"         stream started later resumes with no gap.\n"
 	"stream   store WAL as it arrives (a physical replication client with\n"
 	"         its own slot, keel_NAME unless --slot), durable in the\n"
 	"         repository and confirmed to the server within a second; until\n"
@@ -54,7 +58,9 @@ static const char usage[] =
 	"         (exit 24 on a gap), and the data of each snapshot of NAME that\n"
 	"         no earlier check verified (--all: every one; exit 13 if\n"
 	"         damaged). What was verified is remembered in keel's cache\n"
-	"         directory (db-check/REPOID/NAME).\n"
+	"         directory (db-check/REPOID/NAME). SQLite: the chain of log\n"
+	"         records from each base copy, and each record's frames along\n"
+	"         the WAL's checksum chain.\n"
 	"wal-push for archive_command ('keel db wal-push %p --name NAME'): store\n"
 	"         the WAL segment or history file PATH, once (.backup and\n"
 	"         .partial files are accepted and not stored).\n"
@@ -67,7 +73,8 @@ static const char usage[] =
 	"journal_mode=WAL) and stores each second's commits, holds a read\n"
 	"transaction so the WAL is not reset before keel has stored it, and\n"
 	"checkpoints itself every 1,000 frames; after a reset keel did not see\n"
-	"(a checkpoint while it was not running) it takes a new base copy.\n"
+	"(a checkpoint while it was not running) it takes a new base copy. The\n"
+	"records a stream writes of one WAL generation are folded into one.\n"
 	"restore writes FILE (which must not exist) as the database was at T\n"
 	"and keeps it only if PRAGMA integrity_check passes. The default NAME\n"
 	"is the file's name.\n"
@@ -76,7 +83,9 @@ static const char usage[] =
 	"      --name NAME     the database's name in the repository (default\n"
 	"                      pg-SYSTEMID; 1 to 64 of A-Z a-z 0-9 . _ -)\n"
 	"      --host HOST     host name stored in the snapshot\n"
-	"      --slot SLOT     stream: the replication slot (created if missing)\n"
+	"      --slot SLOT     stream: the replication slot (created if missing);\n"
+	"                      backup: the slot that keeps its WAL\n"
+	"      --create-slot   backup: create the slot first (if missing)\n"
 	"      --synchronous   stream: store and confirm WAL as soon as it arrives,\n"
 	"                      so synchronous_standby_names = 'keel' (the\n"
 	"                      application_name, unless CONNINFO sets one) makes\n"
@@ -106,11 +115,12 @@ enum {
 	OPT_LSN,
 	OPT_ALL,
 	OPT_SYNC,
+	OPT_CREATE_SLOT,
 };
 
 struct db_args {
 	const char *name, *host, *target, *slot, *time;
-	bool latest, has_lsn, all, sync;
+	bool latest, has_lsn, all, sync, create_slot;
 	uint64_t lsn;
 	unsigned threads;
 };
@@ -137,7 +147,11 @@ static int db_backup(struct kl_cli *cli, const char *conninfo, const struct db_a
 	o.conninfo = conninfo;
 	o.name = a->name;
 	o.host = a->host;
+	o.slot = a->slot;
+	o.create_slot = a->create_slot;
 	o.threads = a->threads;
+	if ((a->slot || a->create_slot) && kl_db_sqlite_uri(conninfo))
+		return kl_cli_usage_error(cli, "--slot and --create-slot are PostgreSQL's");
 	rc = kl_cli_open(cli);
 	if (rc < 0)
 		return rc;
@@ -157,6 +171,8 @@ static int db_backup(struct kl_cli *cli, const char *conninfo, const struct db_a
 		printf(",\"system_id\":\"%s\",\"timeline\":%" PRIu32, res.system_id, res.timeline);
 		print_lsn("start_lsn", res.start_lsn, true);
 		print_lsn("stop_lsn", res.stop_lsn, true);
+		printf(",\"slot_created\":%s,\"slot_reserved\":%s",
+		       res.slot_created ? "true" : "false", res.slot_reserved ? "true" : "false");
 		printf(",\"bytes_total\":%llu,\"data_added\":%llu,\"data_stored\":%llu}\n",
 		       (unsigned long long)res.stats.bytes_total,
 		       (unsigned long long)res.stats.bytes_added,
@@ -529,6 +545,7 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 		{"lsn", required_argument, NULL, OPT_LSN},
 		{"all", no_argument, NULL, OPT_ALL},
 		{"synchronous", no_argument, NULL, OPT_SYNC},
+		{"create-slot", no_argument, NULL, OPT_CREATE_SLOT},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t threads;
@@ -556,6 +573,9 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 			break;
 		case OPT_SLOT:
 			a->slot = optarg;
+			break;
+		case OPT_CREATE_SLOT:
+			a->create_slot = true;
 			break;
 		case OPT_TIME:
 			a->time = optarg;

@@ -129,6 +129,10 @@ int kl_db_gaps(const struct kl_db_info *d, const struct kl_report *o, size_t *re
 	size_t n = 0, k = 0;
 	int rc = 0;
 
+	if (d->engine == KL_DB_SQLITE) {
+		kl_free(t);
+		return kl_db_sqlite_gaps(d, o, ret);
+	}
 	if (!t)
 		return -ENOMEM;
 	for (size_t i = 0; i < d->n_bases; i++)
@@ -250,9 +254,9 @@ static int save_state(const char *path, const struct kl_id *v, size_t n)
 
 /* Verifies one snapshot unless the state lists it; adds it to keep[] when it is sound. */
 static int verify_one(struct kl_repo *r, const struct kl_db_check_opts *o,
-		      const struct kl_snapshot_ref *ref, const struct kl_id *old, size_t n_old,
-		      int null_fd, struct kl_id *keep, size_t *n_keep,
-		      struct kl_db_check_result *ret)
+		      const struct kl_db_info *d, const struct kl_snapshot_ref *ref,
+		      const struct kl_id *old, size_t n_old, int null_fd, struct kl_id *keep,
+		      size_t *n_keep, struct kl_db_check_result *ret)
 {
 	char hex[2 * KL_ID_LEN + 1], msg[128];
 	int rc;
@@ -263,6 +267,9 @@ static int verify_one(struct kl_repo *r, const struct kl_db_check_opts *o,
 		return 0;
 	}
 	rc = verify_tree(r, &ref->s.tree, null_fd, ret, 0);
+	/* SQLite's frames carry their own checksum chain: it must go on from the record before */
+	if (rc >= 0 && d->engine == KL_DB_SQLITE && ref->s.db.role == KL_DB_LOG)
+		rc = kl_db_sqlite_check_frames(r, d, ref);
 	ret->verified++;
 	if (rc >= 0) {
 		keep[(*n_keep)++] = ref->id;
@@ -304,8 +311,8 @@ int kl_db_check(struct kl_repo *r, const struct kl_db_check_opts *o, struct kl_d
 	if (rc >= 0 && (null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0)
 		rc = kl_repo_fail(r, -errno, "cannot open /dev/null");
 	for (size_t i = 0; rc >= 0 && i < d->n_bases + d->n_logs; i++)
-		rc = verify_one(r, o, i < d->n_bases ? &d->bases[i] : &d->logs[i - d->n_bases], old,
-				n_old, null_fd, keep, &n_keep, ret);
+		rc = verify_one(r, o, d, i < d->n_bases ? &d->bases[i] : &d->logs[i - d->n_bases],
+				old, n_old, null_fd, keep, &n_keep, ret);
 	if (rc >= 0 && o->state_path) {
 		qsort(keep, n_keep, sizeof(*keep), cmp_id);
 		rc = save_state(o->state_path, keep, n_keep);

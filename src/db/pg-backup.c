@@ -319,6 +319,38 @@ static int commit(struct pgb *g, const struct kl_db_backup_opts *o, const char *
 	return 0;
 }
 
+/*
+ * Before BASE_BACKUP: the stream's slot, created (--create-slot) so that
+ * it keeps the WAL from the backup's start on, or looked at, with a
+ * warning when none does: until a stream runs, the server may recycle
+ * that WAL, and the log would have a gap after this base backup.
+ */
+static int backup_slot(struct kl_repo *r, PGconn *conn, const struct kl_db_backup_opts *o,
+		       const char *name, struct kl_db_backup_result *ret)
+{
+	char slot[8 + KL_DB_NAME_MAX], msg[320];
+	struct kl_pgc_slot sl = {0};
+	int rc = kl_pgc_slot_name(r, o->slot, name, slot, sizeof(slot));
+
+	if (rc >= 0 && o->create_slot)
+		rc = kl_pgc_slot_create(r, conn, slot, &ret->slot_created);
+	if (rc >= 0)
+		rc = kl_pgc_slot_read(r, conn, slot, &sl);
+	if (rc < 0)
+		return rc;
+	ret->slot_reserved = sl.reserved;
+	if (sl.reserved)
+		return 0;
+	snprintf(msg, sizeof(msg),
+		 "no replication slot '%s' keeps the WAL from this base backup on: until 'keel db "
+		 "stream' runs, the server may recycle it and the log will have a gap "
+		 "(--create-slot creates the slot first; archive_command needs none)",
+		 slot);
+	if (o->report.warn)
+		o->report.warn(o->report.ud, NULL, 0, msg);
+	return 0;
+}
+
 int kl_db_backup(struct kl_repo *r, const struct kl_db_backup_opts *o,
 		 struct kl_db_backup_result *ret)
 {
@@ -356,8 +388,10 @@ int kl_db_backup(struct kl_repo *r, const struct kl_db_backup_opts *o,
 		bo.n_tags = 2;
 		bo.threads = o->threads;
 		bo.report = o->report;
-		rc = kl_entry_backup_new(r, &bo, &g.e);
+		rc = backup_slot(r, conn, o, name, ret);
 	}
+	if (rc >= 0)
+		rc = kl_entry_backup_new(r, &bo, &g.e);
 	if (rc >= 0)
 		rc = receive(&g, conn, &bb);
 	if (rc >= 0)

@@ -26,6 +26,19 @@ int kl_pgc_record(struct kl_repo *r, const char *host, unsigned threads,
 		  const struct kl_snapshot_db *db, const char *file, const uint8_t *data,
 		  size_t len, struct kl_id *id_ret);
 
+/* pg-slot.c: the slot a stream uses (docs/DATABASES.md, "The slot"). */
+struct kl_pgc_slot {
+	bool exists, physical;
+	bool reserved; /* it holds WAL from restart_lsn on */
+	uint64_t restart_lsn;
+};
+/* The slot's name into buf: given (checked), else keel_NAME in lower case, '_' for the rest. */
+int kl_pgc_slot_name(struct kl_repo *r, const char *given, const char *name, char *buf,
+		     size_t size);
+/* READ_REPLICATION_SLOT: ret->exists false when there is none. */
+int kl_pgc_slot_read(struct kl_repo *r, PGconn *conn, const char *slot, struct kl_pgc_slot *ret);
+/* CREATE_REPLICATION_SLOT slot PHYSICAL RESERVE_WAL; *created false when it existed. */
+int kl_pgc_slot_create(struct kl_repo *r, PGconn *conn, const char *slot, bool *created);
 /* pg-target.c: "YYYY-MM-DD HH:MM:SS[.f](+|-)HH[:MM]" or "...Z", as ns since the epoch. */
 int kl_pgr_parse_time(const char *s, int64_t *ret);
 /* The newest base backup before o's target, which the repository must cover. */

@@ -57,6 +57,8 @@ struct stream {
 	uint64_t partials_seg;
 	uint64_t folded; /* records removed so */
 	bool lost;	 /* the connection is gone, not refused: reconnect */
+	bool from_repo;	 /* the start is where the repository ends, not the server's position */
+	bool slot_new;	 /* this process created the slot */
 	char why[512];	 /* what lost it */
 };
 
@@ -76,10 +78,30 @@ static void put_be64(uint8_t *p, uint64_t v)
 static int broke(struct stream *s, const PGresult *res, const char *what)
 {
 	const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	char hint[320];
 	size_t n;
 
-	if (st ? strncmp(st, "57", 2) && strncmp(st, "08", 2) : PQstatus(s->conn) != CONNECTION_BAD)
+	if (st ? strncmp(st, "57", 2) && strncmp(st, "08", 2)
+	       : PQstatus(s->conn) != CONNECTION_BAD) {
+		/* most likely the WAL is gone: say why, and what closes the gap */
+		if (s->slot_new && s->from_repo) {
+			snprintf(hint, sizeof(hint),
+				 "%s (slot '%s' was created only now: nothing kept the WAL since "
+				 "where the repository ends; take a new base backup with "
+				 "--create-slot, then stream)",
+				 what, s->slot);
+			what = hint;
+		}
+		/* the result's own message: the connection's may hold an earlier one too */
+		if (res && *PQresultErrorMessage(res)) {
+			char msg[512];
+
+			snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+			msg[strcspn(msg, "\n")] = 0;
+			return kl_repo_fail(s->r, -KL_EDBSERVER, "%s: %s", what, msg);
+		}
 		return kl_pgc_fail(s->r, s->conn, -KL_EDBSERVER, what);
+	}
 	snprintf(s->why, sizeof(s->why), "%s: %s", what, PQerrorMessage(s->conn));
 	/* libpq's message runs over lines: one line, for the warning */
 	for (char *p = s->why; *p; p++)
@@ -387,8 +409,7 @@ static int end_copy(struct stream *s)
 			const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
 			if (!rc && st && strncmp(st, "57", 2) && strncmp(st, "08", 2))
-				rc = kl_repo_fail(s->r, -KL_EDBSERVER, "the WAL stream ended: %s",
-						  PQresultErrorMessage(res));
+				rc = broke(s, res, "the WAL stream ended");
 			PQclear(res);
 		}
 		if (rc < 0)
@@ -522,9 +543,11 @@ static int start_lsn(struct stream *s, uint64_t server_pos, uint64_t *ret)
 		}
 		*ret = best->stop_lsn;
 		s->tli = best->timeline;
+		s->from_repo = true;
 	} else if (d && d->n_bases) {
 		*ret = d->bases[d->n_bases - 1].s.db.stop_lsn;
 		s->tli = d->bases[d->n_bases - 1].s.db.timeline;
+		s->from_repo = true;
 	}
 	if (d && d->system_id && strcmp(d->system_id, s->sysid))
 		rc = kl_repo_fail(s->r, -KL_EUSAGE,
@@ -537,21 +560,34 @@ static int start_lsn(struct stream *s, uint64_t server_pos, uint64_t *ret)
 
 static int slot_name(struct stream *s)
 {
-	char *slot = s->slot;
+	return kl_pgc_slot_name(s->r, s->o->slot, s->name, s->slot, sizeof(s->slot));
+}
 
-	snprintf(slot, sizeof(s->slot), "%s", s->o->slot ? s->o->slot : "");
-	if (!s->o->slot) {
-		snprintf(slot, sizeof(s->slot), "keel_%s", s->name);
-		for (size_t i = 0; slot[i]; i++)
-			if (!((slot[i] >= 'a' && slot[i] <= 'z') ||
-			      (slot[i] >= '0' && slot[i] <= '9')))
-				slot[i] = slot[i] >= 'A' && slot[i] <= 'Z'
-						  ? (char)(slot[i] - 'A' + 'a')
-						  : '_';
+/*
+ * The slot was created only now: the WAL from where the repository ends
+ * to the slot's restart_lsn was kept by nothing. It may still be on the
+ * server (then the stream goes on without a gap), or not (then
+ * START_REPLICATION fails and the hint says what to do).
+ */
+static void slot_created(struct stream *s)
+{
+	struct kl_pgc_slot sl;
+	char a[32], b[32], msg[256];
+
+	if (!s->from_repo || kl_pgc_slot_read(s->r, s->conn, s->slot, &sl) < 0) {
+		kl_repo_clear_err(s->r);
+		return;
 	}
-	if (strspn(slot, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(slot) || !*slot)
-		return kl_repo_fail(s->r, -KL_EUSAGE, "invalid slot name '%s'", slot);
-	return 0;
+	if (!sl.reserved || sl.restart_lsn <= s->seg_start + s->have)
+		return;
+	kl_db_lsn_format(s->seg_start + s->have, a, sizeof(a));
+	kl_db_lsn_format(sl.restart_lsn, b, sizeof(b));
+	snprintf(msg, sizeof(msg),
+		 "replication slot '%s' did not exist: no slot kept the WAL from %s (where the "
+		 "repository ends) to %s",
+		 s->slot, a, b);
+	if (s->o->report.warn)
+		s->o->report.warn(s->o->report.ud, NULL, 0, msg);
 }
 
 /* The slot (created if missing), then START_REPLICATION from the first byte not received. */
@@ -571,14 +607,24 @@ static int start(struct stream *s)
 			PQclear(res);
 			return rc;
 		}
+	} else {
+		s->slot_new = true;
+		slot_created(s);
 	}
 	PQclear(res);
 	kl_db_lsn_format(s->seg_start + s->have, lsn, sizeof(lsn));
 	snprintf(cmd, sizeof(cmd), "START_REPLICATION SLOT %s PHYSICAL %s TIMELINE %" PRIu32,
 		 s->slot, lsn, s->tli);
 	res = PQexec(s->conn, cmd);
-	rc = PQresultStatus(res) == PGRES_COPY_BOTH ? 0
-						    : broke(s, res, "cannot start the WAL stream");
+	rc = PQresultStatus(res) == PGRES_COPY_BOTH
+		     ? 0
+		     : broke(s, res,
+			     s->slot_new
+				     ? "cannot start the WAL stream (its slot was created only "
+				       "now, so nothing kept the WAL since the repository's last "
+				       "position: take a new base backup, keel db backup "
+				       "--create-slot, then stream)"
+				     : "cannot start the WAL stream");
 	PQclear(res);
 	return rc;
 }

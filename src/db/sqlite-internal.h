@@ -100,6 +100,44 @@ int kl_sq_name(struct kl_repo *r, const char *given, const char *path, char *buf
 int kl_sq_newest(struct kl_repo *r, const char *name, bool *found, struct kl_sq_pos *ret,
 		 uint32_t *max_gen);
 
+/* sqlite-fold.c: one log record, and the records of a generation folded into one. */
+struct kl_sq_rec {
+	const char *name, *source, *host;
+	unsigned threads;
+	uint64_t start;		    /* the position it goes on from */
+	const struct kl_sq_pos *to; /* and the one it ends at */
+	const uint8_t *frames;	    /* the frames after start, up to to */
+	size_t len;
+	const struct kl_sq_commits *commits;
+	int64_t time_ns; /* every commit before it is in the record */
+};
+int kl_sq_record(struct kl_repo *r, const struct kl_sq_rec *x, struct kl_id *id_ret);
+
+#define KL_SQ_FOLD_RECORDS 60	     /* a minute of records under steady writes */
+#define KL_SQ_FOLD_BYTES (16u << 20) /* of frames kept to fold */
+struct kl_sq_fold {
+	struct kl_buf frames; /* of the group's records, in order */
+	struct kl_sq_commits commits;
+	struct kl_id *ids; /* the group's records */
+	size_t n, cap;
+	uint64_t start;	     /* the first one's start */
+	uint32_t gen;	     /* of their stops */
+	struct kl_sq_pos to; /* the last one's stop */
+	int64_t time_ns;     /* the last one's time */
+	uint64_t folded;     /* records removed */
+};
+void kl_sq_fold_init(struct kl_sq_fold *f);
+void kl_sq_fold_release(struct kl_sq_fold *f);
+/*
+ * Record x (id) was stored: it joins the group, which is folded first
+ * when x is of another generation or would make it too large, and after
+ * when it has KL_SQ_FOLD_RECORDS records. Errors: storing the folded one.
+ */
+int kl_sq_fold_add(struct kl_repo *r, struct kl_sq_fold *f, const struct kl_sq_rec *x,
+		   const struct kl_id *id);
+/* Replaces the group's records (two or more) by one; like gives the name, source and host. */
+int kl_sq_fold(struct kl_repo *r, struct kl_sq_fold *f, const struct kl_sq_rec *like);
+
 /* sqlite-clock.c: a thread noting when each commit frame appeared in the WAL. */
 struct kl_sq_clock {
 	const char *wal_path; /* borrowed */

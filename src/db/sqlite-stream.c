@@ -38,35 +38,10 @@ struct sqs {
 	struct kl_buf pending;	 /* the frames after it, up to d.w.end */
 	struct kl_sq_commits commits;
 	struct kl_sq_clock clock;
+	struct kl_sq_fold fold; /* the records of the current generation, folded into one */
 	int64_t last_store_ns, last_poll_ns, last_mtime_ns, next_ckpt_ns;
 	uint64_t records;
 };
-
-static int commits_text(const struct kl_sq_commits *c, struct kl_buf *out)
-{
-	int rc = 0;
-
-	for (size_t i = 0; i < c->n && rc >= 0; i++)
-		rc = kl_buf_addf(out, "%" PRIu32 " %" PRId64 "\n", c->v[i].frame, c->v[i].time_ns);
-	return rc;
-}
-
-static int add_file(struct kl_entry_backup *e, const char *path, const void *p, size_t n)
-{
-	struct kl_node f = {.type = KL_NODE_FILE, .mode = 0600};
-	int rc;
-
-	f.uid = (uint32_t)geteuid();
-	f.gid = (uint32_t)getegid();
-	f.mtime_sec = kl_time_now_ns() / KL_NSEC_PER_SEC;
-	f.size = n;
-	rc = kl_entry_backup_add(e, path, &f);
-	if (rc >= 0 && n)
-		rc = kl_entry_backup_write(e, p, n);
-	if (rc >= 0)
-		rc = kl_entry_backup_end(e);
-	return rc;
-}
 
 /* The commit time to give frames found now: the WAL's mtime if it is since the last look. */
 static int64_t stamp(struct sqs *s, int64_t now)
@@ -95,75 +70,69 @@ static int scan(struct sqs *s, int64_t now)
 	return rc < 0 ? rc : 0;
 }
 
+/* The fields of every record of this stream. */
+static void rec_like(const struct sqs *s, struct kl_sq_rec *x)
+{
+	memset(x, 0, sizeof(*x));
+	x->name = s->name;
+	x->source = s->path;
+	x->host = s->o->host;
+	x->threads = s->o->threads;
+}
+
 /* Stores the frames after s->stored, up to the last commit read, as a log record. */
 static int store(struct sqs *s)
 {
 	struct kl_sqw *w = &s->d.w;
 	struct kl_sq_pos to = {0};
-	struct kl_entry_backup *e = NULL;
-	struct kl_backup_opts bo;
-	struct kl_backup_result br;
-	struct kl_snapshot snap = {0};
-	struct kl_buf text = KL_BUF_INIT(64u << 20);
-	char *tags[2] = {(char *)"db", s->tag}, *paths[1] = {s->tag};
-	int rc;
+	struct kl_sq_rec x;
+	struct kl_id id;
+	int64_t t;
+	int rc = 0;
 
 	if (!w->has_hdr || s->stored.pos == KL_SQ_POS(s->gen, w->end))
 		return 0;
-	kl_backup_opts_init(&bo);
-	bo.host = s->o->host;
-	bo.tags = tags;
-	bo.n_tags = 2;
-	bo.threads = s->o->threads ? s->o->threads : 1;
 	/*
 	 * The record's time is now: what was committed before it must be in
 	 * it, so the WAL is read once more (restores trust that time).
 	 */
-	rc = kl_entry_backup_new(s->r, &bo, &e);
-	if (rc >= 0 && s->pending.len < PENDING_MAX)
+	t = kl_time_now_ns();
+	if (s->pending.len < PENDING_MAX)
 		rc = scan(s, kl_time_now_ns());
-	if (rc >= 0)
-		rc = commits_text(&s->commits, &text);
+	if (rc < 0)
+		return rc;
 	to.pos = KL_SQ_POS(s->gen, w->end);
 	to.salt1 = w->h.salt1;
 	to.salt2 = w->h.salt2;
 	to.ckpt_seq = w->h.ckpt_seq;
 	to.page_size = w->h.page_size;
 	to.checksum = (uint64_t)w->s[0] << 32 | w->s[1];
-	if (rc >= 0)
-		rc = add_file(e, "wal/frames", s->pending.data, s->pending.len);
-	if (rc >= 0)
-		rc = add_file(e, "wal/commits", text.data, text.len);
-	if (rc >= 0) {
-		snap.kind = KL_SNAP_DBLOG;
-		snap.paths = paths;
-		snap.n_paths = 1;
-		snap.has_db = true;
-		snap.db.engine = KL_DB_SQLITE;
-		snap.db.role = KL_DB_LOG;
-		snap.db.name = s->name;
-		snap.db.system_id = (char *)s->path;
-		snap.db.timeline = s->gen;
-		snap.db.start_lsn = s->stored.pos;
-		snap.db.stop_lsn = to.pos;
-		snap.db.wal_salt1 = to.salt1;
-		snap.db.wal_salt2 = to.salt2;
-		snap.db.wal_ckpt_seq = to.ckpt_seq;
-		snap.db.wal_checksum = to.checksum;
-		snap.db.page_size = to.page_size;
-		snap.db.server_version = (char *)sqlite3_libversion();
-		rc = kl_entry_backup_commit(e, &snap, &br);
-	}
-	kl_entry_backup_free(e);
-	kl_buf_release(&text);
+	rec_like(s, &x);
+	x.start = s->stored.pos;
+	x.to = &to;
+	x.frames = s->pending.data;
+	x.len = s->pending.len;
+	x.commits = &s->commits;
+	x.time_ns = t;
+	rc = kl_sq_record(s->r, &x, &id);
 	if (rc < 0)
 		return rc;
 	s->stored = to;
-	kl_buf_clear(&s->pending);
-	s->commits.n = 0;
 	s->records++;
 	s->last_store_ns = kl_time_mono_ns();
-	return 0;
+	rc = kl_sq_fold_add(s->r, &s->fold, &x, &id);
+	kl_buf_clear(&s->pending);
+	s->commits.n = 0;
+	return rc;
+}
+
+/* Folds what this stream stored of the current generation (it stops). */
+static int fold(struct sqs *s)
+{
+	struct kl_sq_rec like;
+
+	rec_like(s, &like);
+	return kl_sq_fold(s->r, &s->fold, &like);
 }
 
 /* A new base copy, after a gap: the stream goes on from it in a new generation. */
@@ -200,6 +169,8 @@ static int follow(struct sqs *s)
 		if (w->has_hdr && !next)
 			return new_base(s); /* the WAL was replaced */
 		rc = store(s);		    /* the old generation's last frames, if any */
+		if (rc >= 0)
+			rc = fold(s); /* the old generation is complete */
 		if (rc < 0)
 			return rc;
 		if (w->has_hdr || s->stored.salt1 || KL_SQ_FRAME(s->stored.pos))
@@ -310,6 +281,8 @@ static int loop(struct sqs *s)
 		    (stop || s->pending.len > PENDING_MAX ||
 		     (s->pending.len && kl_time_mono_ns() - s->last_store_ns >= KL_NSEC_PER_SEC))) {
 			rc = store(s);
+			if (rc >= 0 && stop)
+				rc = fold(s);
 			/* pass the read transaction on: checkpoints may go up to what is stored */
 			if (rc >= 0 && !stop)
 				rc = kl_sq_reader_turn(&s->d);
@@ -336,6 +309,7 @@ int kl_db_sqlite_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
 	if (!s.path)
 		return kl_repo_fail(r, -KL_EUSAGE, "not a sqlite:///PATH: '%s'", o->conninfo);
 	kl_buf_init(&s.pending, PENDING_MAX + (64u << 20));
+	kl_sq_fold_init(&s.fold);
 	rc = kl_sq_name(r, o->name, s.path, s.name, sizeof(s.name));
 	if (rc >= 0) {
 		snprintf(s.tag, sizeof(s.tag), "db:%s", s.name);
@@ -353,6 +327,8 @@ int kl_db_sqlite_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
 		rc = kl_sq_reader_end(&s.d);
 	ret->stop_lsn = s.stored.pos;
 	ret->records = s.records;
+	ret->folded = s.fold.folded;
+	kl_sq_fold_release(&s.fold);
 	kl_sq_clock_stop(&s.clock);
 	kl_sq_close(&s.d);
 	kl_buf_release(&s.pending);

@@ -325,6 +325,11 @@ int kl_entry_backup_end(struct kl_entry_backup *e)
 	return rc;
 }
 
+void kl_entry_backup_set_time(struct kl_entry_backup *e, int64_t time_ns)
+{
+	e->start_ns = time_ns;
+}
+
 int kl_entry_backup_commit(struct kl_entry_backup *e, struct kl_snapshot *snap,
 			   struct kl_backup_result *ret)
 {

@@ -4,6 +4,12 @@
 # log record (once: pushing the same bytes again stores nothing, other
 # bytes under a stored name are refused), and a restored data directory
 # whose pg_wal is empty recovers to a time through wal-get alone.
+# With KEEL_TEST_BACKEND=s3 (t7005-pg-wal-archive-s3) the repository is in
+# a bucket of the Ceph gateway and the server has no AWS_* variable: the
+# key pair reaches archive_command and restore_command through keel's
+# configuration file (KEEL_CONFIG, mode 0600, the server's user's), whose
+# path alone is in the command; the secret is in no argv and no
+# postgresql.conf.
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-pg.sh"
 require_keel
@@ -14,19 +20,49 @@ pg_require
 R=$TEST_DIR/pg/repo
 P=$TEST_DIR/pg/password
 C=$TEST_DIR/pg/cache
+K=$TEST_DIR/pg/keel-config
+# owned by the server's user, mode 0600: keel refuses secrets others may read
+private_copy()
+{
+	as_pg cp "$1" "$2" 2>/dev/null || { as_pg tee "$2" <"$1" >/dev/null; }
+	chmod 600 "$2"
+	[ "$(id -u)" != 0 ] || chown postgres: "$2"
+}
 cp "$KEEL_PASSWORD_FILE" "$P.tmp"
-as_pg cp "$P.tmp" "$P" 2>/dev/null || { as_pg tee "$P" <"$P.tmp" >/dev/null; }
-chmod 600 "$P"
-[ "$(id -u)" != 0 ] || chown postgres: "$P"
+private_copy "$P.tmp" "$P"
+s3=
+if [ "${KEEL_TEST_BACKEND:-local}" = s3 ]; then
+	s3=1
+	R=$KEEL_REPOSITORY
+	SECRET=$AWS_SECRET_ACCESS_KEY
+	cat >"$K.tmp" <<EOC
+[s3 "$KEEL_S3_ENDPOINT/$S3_BUCKET"]
+access_key_id = $AWS_ACCESS_KEY_ID
+secret_access_key = $AWS_SECRET_ACCESS_KEY
+region = $AWS_DEFAULT_REGION
+EOC
+	private_copy "$K.tmp" "$K"
+	rm -f "$K.tmp"
+fi
+# keel as the server's user, with no AWS_* variable: the key pair comes from $K
 pkeel()
 {
-	as_pg env KEEL_REPOSITORY="$R" KEEL_PASSWORD_FILE="$P" KEEL_CACHE_DIR="$C" "$KEEL" "$@"
+	as_pg env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN \
+		KEEL_CONFIG="$K" KEEL_REPOSITORY="$R" KEEL_PASSWORD_FILE="$P" KEEL_CACHE_DIR="$C" "$KEEL" "$@"
 }
 expect_success pkeel init --kdf-ops 1 --kdf-mem 8 >/dev/null
 
-env_cmd="env KEEL_PASSWORD_FILE=$P KEEL_CACHE_DIR=$C $KEEL -r $R"
+env_cmd="env KEEL_PASSWORD_FILE=$P KEEL_CACHE_DIR=$C ${s3:+KEEL_CONFIG=$K }$KEEL -r $R"
 pg_init arch "archive_mode = on" "archive_command = '$env_cmd db wal-push %p --name shop'"
-pg_start arch
+# a server (and so its archive_command) starts without the key pair in its environment
+pg_start_nokeys()
+{
+	local ak=${AWS_ACCESS_KEY_ID:-} sk=${AWS_SECRET_ACCESS_KEY:-}
+	unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+	pg_start "$@"
+	[ -z "$s3" ] || export AWS_ACCESS_KEY_ID=$ak AWS_SECRET_ACCESS_KEY=$sk
+}
+pg_start_nokeys arch
 conn=$(pg_conninfo arch)
 pg_sql arch "CREATE TABLE orders (id int PRIMARY KEY, item text);
 	INSERT INTO orders SELECT g, 'before-' || g FROM generate_series(1, 2000) g;"
@@ -85,9 +121,16 @@ as_pg find "$target/pg_wal" -maxdepth 1 -type f -name '0*' -delete
 [ -z "$(ls "$target/pg_wal" | grep '^0' || true)" ] || fail "pg_wal not emptied"
 echo "restore_command = '$env_cmd db wal-get %f %p --name shop'" | as_pg tee -a "$target/postgresql.auto.conf" >/dev/null
 echo "archive_mode = off" | as_pg tee -a "$target/postgresql.auto.conf" >/dev/null
-pg_start at-t "$target"
+pg_start_nokeys at-t "$target"
 pg_sql at-t "SELECT id, item FROM orders ORDER BY id" >"$TEST_DIR/rows-at-t"
 cmp "$TEST_DIR/rows-t" "$TEST_DIR/rows-at-t" || fail "restore through wal-get to '$t' differs"
 grep -q 'restored log file "0' "$TEST_DIR/pg/at-t/log" || fail "the server did not use wal-get: $(tail "$TEST_DIR/pg/at-t/log")"
 pg_stop at-t
 expect_success pkeel check --read-data >/dev/null
+if [ -n "$s3" ]; then
+	# the repository is the bucket's, and the secret is in no server configuration
+	[ ! -e "$TEST_DIR/pg/repo" ] || fail "a local repository was made"
+	s3_repo_listing | grep -q 'snapshots/' || fail "no snapshot in the bucket"
+	! grep -rqF "$SECRET" "$TEST_DIR/pg/arch/data"/postgresql*.conf "$target"/postgresql*.conf ||
+		fail "the secret is in a postgresql.conf"
+fi

@@ -121,12 +121,84 @@ static void commits(void **state)
 	}
 }
 
+/* ---- the chain db check follows (kl_db_sqlite_gaps) ---- */
+
+#define POS(g, f) ((uint64_t)(g) << 32 | (f))
+
+static void ref(struct kl_snapshot_ref *r, uint32_t role, uint64_t start, uint64_t stop,
+		uint32_t salt1, uint32_t ckpt)
+{
+	memset(r, 0, sizeof(*r));
+	r->s.has_db = true;
+	r->s.db.engine = KL_DB_SQLITE;
+	r->s.db.role = role;
+	r->s.db.timeline = (uint32_t)(stop >> 32);
+	r->s.db.start_lsn = start;
+	r->s.db.stop_lsn = stop;
+	r->s.db.wal_salt1 = salt1;
+	r->s.db.wal_salt2 = 7;
+	r->s.db.wal_ckpt_seq = ckpt;
+}
+
+static size_t gaps(struct kl_snapshot_ref *bases, size_t nb, struct kl_snapshot_ref *logs,
+		   size_t nl)
+{
+	struct kl_db_info d = {.engine = KL_DB_SQLITE};
+	size_t n = 0;
+
+	d.bases = bases;
+	d.n_bases = nb;
+	d.logs = logs;
+	d.n_logs = nl;
+	assert_int_equal(kl_db_sqlite_gaps(&d, NULL, &n), 0);
+	return n;
+}
+
+static void chain_gaps(void **state)
+{
+	struct kl_snapshot_ref b[2], l[4];
+
+	/* base at 1/5, records 1/5..1/9, a reset (salt-1 and ckpt + 1) 1/9..2/3, 2/3..2/8 */
+	ref(&b[0], KL_DB_BASE, POS(1, 5), POS(1, 5), 100, 4);
+	ref(&l[0], KL_DB_LOG, POS(1, 5), POS(1, 9), 100, 4);
+	ref(&l[1], KL_DB_LOG, POS(1, 9), POS(2, 3), 101, 5);
+	ref(&l[2], KL_DB_LOG, POS(2, 3), POS(2, 8), 101, 5);
+	assert_int_equal(gaps(b, 1, l, 3), 0);
+	/* the new generation is not the next one of the WAL (another salt-1): a break */
+	l[1].s.db.wal_salt1 = 300;
+	l[2].s.db.wal_salt1 = 300;
+	assert_int_equal(gaps(b, 1, l, 3), 1);
+	l[1].s.db.wal_salt1 = 101;
+	l[2].s.db.wal_salt1 = 101;
+	/* same generation, other salts: the WAL was replaced */
+	l[0].s.db.wal_salt2 = 8;
+	assert_int_equal(gaps(b, 1, l, 3), 1);
+	l[0].s.db.wal_salt2 = 7;
+	/* a record missing in the middle */
+	assert_int_equal(gaps(b, 1, (struct kl_snapshot_ref[]){l[0], l[2]}, 2), 1);
+	/* a record starting inside the one before (a fold killed halfway): no gap */
+	ref(&l[3], KL_DB_LOG, POS(1, 7), POS(1, 9), 100, 4);
+	assert_int_equal(gaps(b, 1, (struct kl_snapshot_ref[]){l[0], l[3], l[1], l[2]}, 4), 0);
+	/* a new base copy in a later generation after the chain ended: the hole between */
+	ref(&b[1], KL_DB_BASE, POS(4, 2), POS(4, 2), 900, 1);
+	assert_int_equal(gaps(b, 2, l, 3), 1);
+	/* records older than the oldest base copy are not a gap */
+	ref(&l[3], KL_DB_LOG, POS(1, 1), POS(1, 3), 100, 4);
+	assert_int_equal(gaps(b, 1, (struct kl_snapshot_ref[]){l[3], l[0], l[1], l[2]}, 4), 0);
+	/* a base copy taken before the WAL had a header: any first generation */
+	ref(&b[0], KL_DB_BASE, POS(1, 0), POS(1, 0), 0, 0);
+	b[0].s.db.wal_salt2 = 0;
+	ref(&l[0], KL_DB_LOG, POS(1, 0), POS(1, 9), 100, 4);
+	assert_int_equal(gaps(b, 1, l, 3), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(header_from_sqlite),
 		cmocka_unit_test(frames_chain),
 		cmocka_unit_test(commits),
+		cmocka_unit_test(chain_gaps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
