@@ -101,6 +101,14 @@ void kl_daemon_argv_repo(struct kl_daemon_argv *a, const struct kl_daemon_opts *
 			 const struct kl_daemon_repo *rp, const char *cmd, const char *host);
 
 /*
+ * keel CMD VERB --no-progress [-r LOCATION --password-file FILE] (keel
+ * image, db, mirror: the verb comes before the options).
+ */
+void kl_daemon_argv_verb(struct kl_daemon_argv *a, const struct kl_daemon_opts *o,
+			 const struct kl_daemon_repo *rp, const char *cmd, const char *verb,
+			 bool password);
+
+/*
  * Runs argv with stdin from in_fd (-1: /dev/null), stdout to out_fd and
  * stderr to err_fd, every signal unblocked, KEEL_JOB=job in its
  * environment. Returns its exit status (128 + N when killed by signal N)
