@@ -97,6 +97,9 @@ int kl_daemon_drill_newest(struct kl_drill *d)
 		kl_daemon_argv_add(&a, d->j->paths[i]);
 	}
 	st = kl_daemon_drill_capture(d, &a, &fd);
+	/* 10: no repository: a mirror's copy before its first run, nothing to drill yet */
+	if (st == 10 && mirror)
+		return 0;
 	if (st != 0) {
 		char line[200] = "";
 

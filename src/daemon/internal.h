@@ -31,6 +31,8 @@ struct stream_rt {
 	int64_t backoff; /* seconds before the next start after an exit */
 	bool stopping;	 /* sent SIGTERM */
 	bool gone;	 /* its job is no longer a streaming db job */
+	bool restart;	 /* stopped for new settings: starts again at once */
+	char *settings;	 /* what the running one was started with (its argv, PGPASSFILE) */
 };
 
 struct daemon {
