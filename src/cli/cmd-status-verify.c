@@ -99,7 +99,8 @@ int kl_cli_status_verified(struct kl_cli *cli, const char *state_dir, const char
 
 	memset(ret, 0, sizeof(*ret));
 	memory_read(state_dir, job, &m);
-	qsort(v, n, sizeof(*v), newest_first);
+	if (n)
+		qsort(v, n, sizeof(*v), newest_first);
 	for (size_t i = 0; i < n && rc >= 0 && !ret->have; i++) {
 		char hex[2 * KL_ID_LEN + 1];
 		uint64_t missing = 0;

@@ -358,6 +358,17 @@ static int drill_kind(struct kl_drill *d, double *seconds)
 		return kl_daemon_drill_image(d, seconds);
 	if (d->j->kind == KL_JOB_DB)
 		return kl_daemon_drill_db(d, seconds);
+	/*
+	 * A mirror's copy before its first complete run is no repository, or one
+	 * still without its keys: nothing to drill yet.
+	 */
+	if (d->j->kind == KL_JOB_MIRROR) {
+		struct kl_daemon_run run;
+
+		if (kl_daemon_state_read(d->o->state_dir, d->j->name, &run) < 0 ||
+		    !run.last_success)
+			return 0;
+	}
 	/* files, command (its output is one file), mirror (the copy's newest) */
 	r = kl_daemon_drill_newest(d);
 	if (r <= 0)
