@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cmd-status.h"
 #include "keel/daemon.h"
 #include "keel/db.h"
 #include "keel/mirror.h"
@@ -11,9 +12,10 @@ static const char usage[] =
 	"usage: keel status [--config FILE] [--state-dir DIR] [--json]\n"
 	"\n"
 	"For each job of the daemon's configuration: its last run and result, its\n"
-	"RPO (the age of the newest snapshot of the job's host and paths in its\n"
-	"repository; of a db job: of its database's newest restorable moment; of\n"
-	"a mirror job: of the copy's, from its lag) against its rpo-target, its\n"
+	"RPO (the age of the newest verified snapshot of the job's host and paths\n"
+	"in its repository: whole per the index, or restored by a drill; of a db\n"
+	"job: of its database's newest verified restorable moment; of a mirror\n"
+	"job: of the copy's, from its lag) against its rpo-target, its\n"
 	"RTO (the time of its last successful restore drill, recorded in the\n"
 	"repository; '~': an estimate from a drill-sample) against the drill's\n"
 	"rto-target, and its next run.\n"
@@ -46,6 +48,11 @@ struct job_status {
 	bool rto_missed;
 	uint64_t repo_bytes; /* the sizes of the repository's pack files */
 	bool have_size;
+	/* the snapshots successful drills restored (the records kept), hex */
+	char drilled[16][65];
+	size_t n_drilled;
+	/* the newest verified restore point: the RPO counts from it */
+	struct kl_status_verified ver;
 };
 
 static int add_size(const char *name, uint64_t size, void *userdata)
@@ -68,6 +75,8 @@ static void drill_record(const struct kl_daemon_job *j, const struct kl_snapshot
 		st->rec_ns = s->time_ns;
 		st->have_rec = true;
 	}
+	if (rec.ok && st->n_drilled < KL_ARRAY_SIZE(st->drilled))
+		memcpy(st->drilled[st->n_drilled++], rec.snapshot, sizeof(rec.snapshot));
 	if (rec.ok && (!st->have_ok || s->time_ns > st->ok_ns)) {
 		st->ok = rec;
 		st->ok_ns = s->time_ns;
@@ -82,24 +91,53 @@ static void newer(struct job_status *st, int64_t t)
 	st->have_snapshot |= t != 0;
 }
 
+/* Adds a restore point to *v (grown as needed). */
+static int point(struct kl_status_point **v, size_t *n, const struct kl_snapshot_ref *ref,
+		 int64_t t)
+{
+	struct kl_status_point *w = kl_realloc(*v, (*n + 1) * sizeof(**v));
+
+	if (!w)
+		return -ENOMEM;
+	*v = w;
+	w[(*n)++] = (struct kl_status_point){.ref = ref, .time_ns = t};
+	return 0;
+}
+
 /*
  * A db job's newest restorable moment: the end of its newest log record
- * (keel db stream) or base backup, as keel db list reports it.
+ * (keel db stream) or base backup, as keel db list reports it; the RPO
+ * counts from the newest whole one (cmd-status-verify.c).
  */
-static void db_newest(struct kl_repo *r, const struct kl_daemon_job *j, struct job_status *st)
+static int db_newest(struct kl_cli *cli, const char *state_dir, const struct kl_daemon_job *j,
+		     struct job_status *st)
 {
 	struct kl_db_list dl = {0};
 	const struct kl_db_info *info;
+	struct kl_status_point *v = NULL;
+	size_t n = 0;
+	int rc = 0;
 
-	if (kl_db_list(r, &dl) < 0)
-		return;
+	if (kl_db_list(cli->repo, &dl) < 0)
+		return 0;
 	info = kl_db_find(&dl, j->db_name);
-	for (size_t i = 0; info && i < info->n_bases; i++)
-		newer(st, info->bases[i].s.time_end_ns ? info->bases[i].s.time_end_ns
-						       : info->bases[i].s.time_ns);
-	for (size_t i = 0; info && i < info->n_logs; i++)
+	for (size_t i = 0; rc >= 0 && info && i < info->n_bases; i++) {
+		const struct kl_snapshot *s = &info->bases[i].s;
+
+		newer(st, s->time_end_ns ? s->time_end_ns : s->time_ns);
+		rc = point(&v, &n, &info->bases[i], s->time_end_ns ? s->time_end_ns : s->time_ns);
+	}
+	for (size_t i = 0; rc >= 0 && info && i < info->n_logs; i++) {
 		newer(st, info->logs[i].s.time_end_ns);
+		rc = point(&v, &n, &info->logs[i], info->logs[i].s.time_end_ns);
+	}
+	if (rc >= 0)
+		rc = kl_cli_status_verified(cli, state_dir, j->name, v, n,
+					    (const char(*)[65])st->drilled, st->n_drilled,
+					    &st->ver);
+	kl_free(v);
 	kl_db_list_release(&dl);
+	return rc;
 }
 
 /*
@@ -140,9 +178,14 @@ static int mirror_newest(struct kl_cli *cli, const struct kl_daemon_job *j,
 	return 0;
 }
 
-/* The newest snapshot of the job's host and paths. */
+/*
+ * The newest snapshot of the job's host and paths (of a db job: its
+ * database's newest restorable moment; of a mirror: the copy's), and the
+ * newest verified one, which the RPO counts from.
+ */
 static int newest_snapshot(struct kl_cli *cli, const struct kl_daemon_conf *conf,
-			   const struct kl_daemon_job *j, struct job_status *st)
+			   const char *state_dir, const struct kl_daemon_job *j,
+			   struct job_status *st)
 {
 	const struct kl_daemon_repo *rp = kl_daemon_conf_repo(conf, j->repository);
 	struct kl_snapshot_list l = {0};
@@ -150,6 +193,8 @@ static int newest_snapshot(struct kl_cli *cli, const struct kl_daemon_conf *conf
 	struct kl_snap_filter f = {
 		.hosts = hosts, .n_hosts = 1, .paths = j->paths, .n_paths = j->n_paths};
 	struct kl_snap_filter fh = {.hosts = hosts, .n_hosts = 1};
+	struct kl_status_point *v = NULL;
+	size_t n = 0;
 	int rc;
 
 	kl_daemon_job_host(j, host);
@@ -167,16 +212,27 @@ static int newest_snapshot(struct kl_cli *cli, const struct kl_daemon_conf *conf
 	for (size_t i = 0; rc >= 0 && i < l.n; i++) {
 		if (st->dr && kl_snap_filter_match(&fh, &l.v[i].s))
 			drill_record(j, &l.v[i].s, st);
-		if (!kl_snap_filter_match(&f, &l.v[i].s))
+		if (!kl_snap_filter_match(&f, &l.v[i].s) || j->kind == KL_JOB_MIRROR)
 			continue;
 		if (!st->have_snapshot || l.v[i].s.time_ns > st->newest_ns)
 			st->newest_ns = l.v[i].s.time_ns;
 		st->have_snapshot = true;
+		if (j->kind != KL_JOB_DB)
+			rc = point(&v, &n, &l.v[i], l.v[i].s.time_ns);
 	}
 	if (rc >= 0 && j->kind == KL_JOB_DB)
-		db_newest(cli->repo, j, st);
-	if (rc >= 0 && j->kind == KL_JOB_MIRROR)
+		rc = db_newest(cli, state_dir, j, st);
+	else if (rc >= 0 && j->kind == KL_JOB_MIRROR)
 		rc = mirror_newest(cli, j, &l, kl_time_now_ns(), st);
+	else if (rc >= 0)
+		rc = kl_cli_status_verified(cli, state_dir, j->name, v, n,
+					    (const char(*)[65])st->drilled, st->n_drilled,
+					    &st->ver);
+	/* the copy's snapshots are verified in it (keel mirror --status) */
+	if (rc >= 0 && j->kind == KL_JOB_MIRROR && st->have_snapshot)
+		st->ver = (struct kl_status_verified){
+			.have = true, .time_ns = st->newest_ns, .by = "copy"};
+	kl_free(v);
 	kl_snapshot_list_release(&l);
 	/* a listing, no pack is read: cheap enough for every status */
 	if (rc >= 0 && kl_repo_list(cli->repo, KL_OBJ_DATA, add_size, &st->repo_bytes) >= 0)
@@ -199,7 +255,7 @@ static void job_status(struct kl_cli *cli, const struct kl_daemon_conf *conf, co
 			st->dr = &conf->drills[i];
 	if (st->dr && kl_daemon_drill_state_read(state_dir, j->name, &st->drill) < 0)
 		memset(&st->drill, 0, sizeof(st->drill));
-	st->error = newest_snapshot(cli, conf, j, st);
+	st->error = newest_snapshot(cli, conf, state_dir, j, st);
 	/*
 	 * Missed: no successful drill, the newest drill (in the repository, or
 	 * here when it could not be recorded) failed, or it took too long.
@@ -209,9 +265,9 @@ static void job_status(struct kl_cli *cli, const struct kl_daemon_conf *conf, co
 			  (st->drill.start && !st->drill.success &&
 			   st->drill.start * KL_NSEC_PER_SEC >= st->rec_ns) ||
 			  st->ok.seconds > (double)st->dr->rto_target);
-	if (st->have_snapshot)
-		st->rpo = (double)(now_ns - st->newest_ns) / (double)KL_NSEC_PER_SEC;
-	st->missed = j->rpo_target && (!st->have_snapshot || st->rpo > (double)j->rpo_target);
+	if (st->ver.have)
+		st->rpo = (double)(now_ns - st->ver.time_ns) / (double)KL_NSEC_PER_SEC;
+	st->missed = j->rpo_target && (!st->ver.have || st->rpo > (double)j->rpo_target);
 	st->next = kl_daemon_job_next(j, st->last.start, now);
 	if (st->next >= 0 && st->next < now)
 		st->next = now; /* missed: runs as soon as the daemon can */
@@ -267,7 +323,15 @@ static json_t *job_json(const struct kl_daemon_job *j, const struct job_status *
 	json_object_set_new(o, "newest_snapshot",
 			    st->have_snapshot ? json_time(kl_time_floor_sec(st->newest_ns))
 					      : json_null());
-	json_object_set_new(o, "rpo_seconds", st->have_snapshot ? json_real(st->rpo) : json_null());
+	json_object_set_new(o, "newest_verified",
+			    st->ver.have ? json_time(kl_time_floor_sec(st->ver.time_ns))
+					 : json_null());
+	json_object_set_new(o, "verified_by", st->ver.by ? json_string(st->ver.by) : json_null());
+	json_object_set_new(o, "unverified_restore_points",
+			    json_integer((json_int_t)st->ver.unverified));
+	json_object_set_new(o, "incomplete_restore_points",
+			    json_integer((json_int_t)st->ver.incomplete));
+	json_object_set_new(o, "rpo_seconds", st->ver.have ? json_real(st->rpo) : json_null());
 	json_object_set_new(o, "rpo_target_seconds",
 			    j->rpo_target ? json_integer(j->rpo_target) : json_null());
 	json_object_set_new(o, "rpo_ok", json_boolean(!st->missed && !st->error));
@@ -306,7 +370,7 @@ static void print_text(const struct kl_daemon_job *j, const struct job_status *s
 		kl_time_format_local(st->last.start * KL_NSEC_PER_SEC, last);
 	if (st->next >= 0)
 		kl_time_format_local(st->next * KL_NSEC_PER_SEC, next);
-	if (st->have_snapshot)
+	if (st->ver.have)
 		print_duration(rpo, sizeof(rpo), st->rpo);
 	if (j->rpo_target)
 		print_duration(target, sizeof(target), (double)j->rpo_target);

@@ -606,6 +606,26 @@ static int validate_kind(struct kl_daemon_job *j, struct kl_err *err)
 	return job_path(j);
 }
 
+/* What a drill of j's kind cannot do (docs/DAEMON.md, "Drills"). */
+static int validate_drill(const struct kl_daemon_job *j, const struct kl_daemon_drill *dr,
+			  struct kl_err *err)
+{
+	const char *ci = j->conninfo;
+
+	if (j->kind == KL_JOB_DB && ci &&
+	    (!strncmp(ci, "mariadb:", 8) || !strncmp(ci, "mysql:", 6)))
+		return kl_fail(err, -KL_EUSAGE,
+			       "line %u: [drill \"%s\"]: drills of MariaDB databases are not "
+			       "supported yet (issue 19)",
+			       dr->line, dr->job);
+	if ((j->kind == KL_JOB_DB || j->kind == KL_JOB_IMAGE) && dr->sample && dr->sample < 100)
+		return kl_fail(err, -KL_EUSAGE,
+			       "line %u: [drill \"%s\"]: drill-sample: a drill of a job of kind "
+			       "%s restores it whole",
+			       dr->line, dr->job, kind_names[j->kind]);
+	return 0;
+}
+
 static int validate(struct kl_daemon_conf *c, struct kl_err *err)
 {
 	for (size_t i = 0; i < c->n_repos; i++) {
@@ -634,14 +654,15 @@ static int validate(struct kl_daemon_conf *c, struct kl_err *err)
 	}
 	for (size_t i = 0; i < c->n_drills; i++) {
 		bool found = false;
+		int r;
 
 		for (size_t k = 0; k < c->n_jobs && !found; k++)
 			found = !strcmp(c->jobs[k].name, c->drills[i].job);
-		if (found && kl_daemon_conf_job(c, c->drills[i].job)->kind != KL_JOB_FILES)
-			return kl_fail(
-				err, -KL_EUSAGE,
-				"line %u: [drill \"%s\"]: drills restore files jobs only for now",
-				c->drills[i].line, c->drills[i].job);
+		r = found ? validate_drill(kl_daemon_conf_job(c, c->drills[i].job), &c->drills[i],
+					   err)
+			  : 0;
+		if (r < 0)
+			return r;
 		if (!found)
 			return kl_fail(err, -KL_EUSAGE, "line %u: [drill \"%s\"]: no [job \"%s\"]",
 				       c->drills[i].line, c->drills[i].job, c->drills[i].job);

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "drill-internal.h"
 #include "keel/fs.h"
 
 /* drill records kept per job; older ones are forgotten after each drill */
@@ -26,22 +26,7 @@
 /* a sample names its files in restore's argv: at most this many */
 #define SAMPLE_FILES_MAX 1000
 
-struct drill {
-	const struct kl_daemon_opts *o;
-	const struct kl_daemon_repo *rp;
-	const struct kl_daemon_job *j;
-	const struct kl_daemon_drill *dr;
-	char host[256];
-	int log_fd;
-	struct kl_daemon_run *ret;
-	/* a sample: the include patterns and the bytes they cover */
-	char **includes;
-	size_t n_includes;
-	uint64_t bytes_sample, bytes_total;
-};
-
-static void fail(struct drill *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(struct drill *d, const char *fmt, ...)
+void kl_daemon_drill_fail(struct kl_drill *d, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -52,8 +37,7 @@ static void fail(struct drill *d, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Runs argv with stdout to a fresh STATE-DIR/drills/JOB.out; returns its fd in *out_fd. */
-static int run_capture(struct drill *d, struct kl_daemon_argv *a, int *out_fd)
+int kl_daemon_drill_capture(struct kl_drill *d, struct kl_daemon_argv *a, int *out_fd)
 {
 	int fd = kl_daemon_open_log(d->o->state_dir, "drills", d->j->name, "out"), st;
 
@@ -68,7 +52,7 @@ static int run_capture(struct drill *d, struct kl_daemon_argv *a, int *out_fd)
 	return st;
 }
 
-static json_t *load_fd(int fd, size_t flags)
+json_t *kl_daemon_drill_load_fd(int fd, size_t flags)
 {
 	FILE *f;
 	json_t *j;
@@ -82,31 +66,56 @@ static json_t *load_fd(int fd, size_t flags)
 	return j;
 }
 
-/* The newest snapshot of the job's host and paths into d->ret->snapshot. */
-static int newest(struct drill *d)
+/* Whether a snapshot of `keel snapshots --json` is a drill's record. */
+static bool is_record(json_t *snap)
+{
+	json_t *tags = json_object_get(snap, "tags"), *t;
+	size_t i;
+
+	json_array_foreach(tags, i, t) if (json_string_value(t) &&
+					   !strcmp(json_string_value(t), KL_DRILL_TAG)) return true;
+	return false;
+}
+
+/*
+ * The newest snapshot of the job's host and paths into d->ret->snapshot;
+ * of a mirror's copy, the newest files snapshot of any host that is no
+ * drill's record. Returns 1, 0 (none) or -1 (failed, the error set).
+ */
+int kl_daemon_drill_newest(struct kl_drill *d)
 {
 	struct kl_daemon_argv a = {0};
 	_cleanup_close_ int fd = -1;
-	json_t *list, *last;
+	json_t *list, *last = NULL;
+	bool mirror = d->j->kind == KL_JOB_MIRROR;
 	int st;
 
-	kl_daemon_argv_repo(&a, d->o, d->rp, "snapshots", d->host);
+	kl_daemon_argv_repo(&a, d->o, d->src, "snapshots", mirror ? NULL : d->host);
 	kl_daemon_argv_add(&a, "--json");
-	for (size_t i = 0; i < d->j->n_paths && i < 1024; i++) {
+	for (size_t i = 0; !mirror && i < d->j->n_paths && i < 1024; i++) {
 		kl_daemon_argv_add(&a, "--path");
 		kl_daemon_argv_add(&a, d->j->paths[i]);
 	}
-	st = run_capture(d, &a, &fd);
+	st = kl_daemon_drill_capture(d, &a, &fd);
+	/* 10: no repository: a mirror's copy before its first run, nothing to drill yet */
+	if (st == 10 && mirror)
+		return 0;
 	if (st != 0) {
 		char line[200] = "";
 
 		kl_daemon_last_line(d->log_fd, line, sizeof(line));
-		fail(d, "keel snapshots exited with %d: %s", st, line);
+		kl_daemon_drill_fail(d, "keel snapshots exited with %d: %s", st, line);
 		return -1;
 	}
-	list = load_fd(fd, 0);
+	list = kl_daemon_drill_load_fd(fd, 0);
 	/* sorted oldest first */
-	last = json_is_array(list) ? json_array_get(list, json_array_size(list) - 1) : NULL;
+	for (size_t i = json_is_array(list) ? json_array_size(list) : 0; i-- > 0 && !last;) {
+		json_t *s = json_array_get(list, i);
+		const char *kind = json_string_value(json_object_get(s, "kind"));
+
+		if (!mirror || (kind && !strcmp(kind, "files") && !is_record(s)))
+			last = s;
+	}
 	if (!last || !json_string_value(json_object_get(last, "id"))) {
 		json_decref(list);
 		return 0; /* nothing to drill yet: not a failure */
@@ -136,7 +145,7 @@ static char *literal_pattern(const char *path)
 	return p;
 }
 
-static int push(struct drill *d, char *pat)
+static int push(struct kl_drill *d, char *pat)
 {
 	char **v = kl_realloc(d->includes, (d->n_includes + 1) * sizeof(*v));
 
@@ -155,7 +164,7 @@ static int push(struct drill *d, char *pat)
  * files spread over the whole tree (deterministic: the next drill of the
  * same snapshot restores the same files).
  */
-static int pick_sample(struct drill *d)
+static int pick_sample(struct kl_drill *d)
 {
 	struct kl_daemon_argv a = {0};
 	_cleanup_close_ int fd = -1;
@@ -165,12 +174,12 @@ static int pick_sample(struct drill *d)
 	int st, r = 0;
 
 	d->bytes_total = 0;
-	kl_daemon_argv_repo(&a, d->o, d->rp, "ls", NULL);
+	kl_daemon_argv_repo(&a, d->o, d->src, "ls", NULL);
 	kl_daemon_argv_add(&a, "--json");
 	kl_daemon_argv_add(&a, d->ret->snapshot);
-	st = run_capture(d, &a, &fd);
+	st = kl_daemon_drill_capture(d, &a, &fd);
 	if (st != 0) {
-		fail(d, "keel ls exited with %d", st);
+		kl_daemon_drill_fail(d, "keel ls exited with %d", st);
 		return -1;
 	}
 	lseek(fd, 0, SEEK_SET);
@@ -199,7 +208,7 @@ static int pick_sample(struct drill *d)
 	free(line); /* getline's */
 	fclose(f);
 	if (r >= 0 && !d->n_includes) {
-		fail(d, "the snapshot has no file to sample");
+		kl_daemon_drill_fail(d, "the snapshot has no file to sample");
 		return -1;
 	}
 	return r;
@@ -212,26 +221,44 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 	return (flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 ? -1 : 0;
 }
 
-/* Restores into a fresh scratch directory, timed; removes it. */
-static int restore(struct drill *d, double *seconds)
+int kl_daemon_drill_scratch(struct kl_drill *d, char *dir, size_t n, mode_t base_mode)
 {
-	char base[4096], dir[4200];
-	struct kl_daemon_argv a = {0};
-	int64_t t0;
-	int st;
+	char base[4096];
 
 	if (d->dr->scratch)
 		snprintf(base, sizeof(base), "%s", d->dr->scratch);
 	else
 		snprintf(base, sizeof(base), "%s/drill", d->o->state_dir);
-	if (mkdir(base, 0700) < 0 && errno != EEXIST)
-		return fail(d, "cannot create the scratch directory '%s': %s", base,
-			    strerror(errno)),
+	if (mkdir(base, base_mode) < 0 && errno != EEXIST)
+		return kl_daemon_drill_fail(d, "cannot create the scratch directory '%s': %s", base,
+					    strerror(errno)),
 		       -1;
-	snprintf(dir, sizeof(dir), "%s/%s.XXXXXX", base, d->j->name);
+	snprintf(dir, n, "%s/%s.XXXXXX", base, d->j->name);
 	if (!mkdtemp(dir))
-		return fail(d, "cannot create a directory in '%s': %s", base, strerror(errno)), -1;
-	kl_daemon_argv_repo(&a, d->o, d->rp, "restore", NULL);
+		return kl_daemon_drill_fail(d, "cannot create a directory in '%s': %s", base,
+					    strerror(errno)),
+		       -1;
+	return 0;
+}
+
+void kl_daemon_drill_rmtree(struct kl_drill *d, const char *dir)
+{
+	if (nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+		dprintf(d->log_fd, "cannot remove the scratch directory '%s': %s\n", dir,
+			strerror(errno));
+}
+
+/* Restores into a fresh scratch directory, timed; removes it. */
+static int restore(struct kl_drill *d, double *seconds)
+{
+	char dir[4200];
+	struct kl_daemon_argv a = {0};
+	int64_t t0;
+	int st;
+
+	if (kl_daemon_drill_scratch(d, dir, sizeof(dir), 0700) < 0)
+		return -1;
+	kl_daemon_argv_repo(&a, d->o, d->src, "restore", NULL);
 	kl_daemon_argv_add(&a, "--verify");
 	kl_daemon_argv_add(&a, "--no-owner");
 	kl_daemon_argv_add(&a, "--target");
@@ -249,22 +276,20 @@ static int restore(struct drill *d, double *seconds)
 				     d->j->name);
 	}
 	*seconds = (double)(kl_time_mono_ns() - t0) / (double)KL_NSEC_PER_SEC;
-	if (nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0)
-		dprintf(d->log_fd, "cannot remove the scratch directory '%s': %s\n", dir,
-			strerror(errno));
+	kl_daemon_drill_rmtree(d, dir);
 	/* 3: all restored, not all as recorded (owners, devices): the data is verified */
 	if (st != 0 && st != 3) {
 		char line[200] = "";
 
 		kl_daemon_last_line(d->log_fd, line, sizeof(line));
-		fail(d, "keel restore --verify exited with %d: %s", st, line);
+		kl_daemon_drill_fail(d, "keel restore --verify exited with %d: %s", st, line);
 		return -1;
 	}
 	return 0;
 }
 
 /* The record as a tagged snapshot of the job's host; older records forgotten. */
-static void record(struct drill *d, const struct kl_daemon_drill_record *rec)
+static void record(struct kl_drill *d, const struct kl_daemon_drill_record *rec)
 {
 	_cleanup_buf_ struct kl_buf tags = KL_BUF_INIT(4096);
 	struct kl_daemon_argv a = {0};
@@ -324,11 +349,46 @@ static const struct kl_daemon_job *find_job(const struct kl_daemon_conf *c, cons
 	return NULL;
 }
 
+/* The drill by the job's kind: 1 drilled (ok or failed), 0 nothing to drill yet. */
+static int drill_kind(struct kl_drill *d, double *seconds)
+{
+	int r;
+
+	if (d->j->kind == KL_JOB_IMAGE)
+		return kl_daemon_drill_image(d, seconds);
+	if (d->j->kind == KL_JOB_DB)
+		return kl_daemon_drill_db(d, seconds);
+	/*
+	 * A mirror's copy before its first complete run is no repository, or one
+	 * still without its keys: nothing to drill yet.
+	 */
+	if (d->j->kind == KL_JOB_MIRROR) {
+		struct kl_daemon_run run;
+
+		if (kl_daemon_state_read(d->o->state_dir, d->j->name, &run) < 0 ||
+		    !run.last_success)
+			return 0;
+	}
+	/* files, command (its output is one file), mirror (the copy's newest) */
+	r = kl_daemon_drill_newest(d);
+	if (r <= 0)
+		return r < 0;
+	r = 0;
+	if (d->dr->sample && d->dr->sample != 100)
+		r = pick_sample(d);
+	if (r < 0)
+		kl_daemon_drill_fail(d, "cannot pick the sample: %s", kl_strerror(r));
+	if (!d->ret->error[0])
+		restore(d, seconds);
+	return 1;
+}
+
 int kl_daemon_drill_job(const struct kl_daemon_opts *o, const struct kl_daemon_conf *c,
 			const struct kl_daemon_drill *dr, struct kl_daemon_run *ret)
 {
-	struct drill d = {.o = o, .dr = dr, .ret = ret, .j = find_job(c, dr->job)};
+	struct kl_drill d = {.o = o, .dr = dr, .ret = ret, .j = find_job(c, dr->job)};
 	struct kl_daemon_drill_record rec = {0};
+	struct kl_daemon_repo mirror = {0};
 	struct kl_daemon_run prev;
 	int64_t t0 = kl_time_mono_ns();
 	double seconds = 0;
@@ -343,22 +403,21 @@ int kl_daemon_drill_job(const struct kl_daemon_opts *o, const struct kl_daemon_c
 	ret->bytes = prev.bytes;
 	if (!d.j)
 		return -ENOENT;
-	d.rp = kl_daemon_conf_repo(c, d.j->repository);
+	d.rp = d.src = kl_daemon_conf_repo(c, d.j->repository);
+	/* a mirror's drill restores from the copy, with the repository's password */
+	mirror.location = d.j->destination;
+	mirror.password_file = d.rp->password_file;
+	if (d.j->kind == KL_JOB_MIRROR)
+		d.src = &mirror;
 	kl_daemon_job_host(d.j, d.host);
 	d.log_fd = kl_daemon_open_log(o->state_dir, "drills", dr->job, "log");
 	if (d.log_fd < 0)
 		return d.log_fd;
-	r = newest(&d);
+	r = drill_kind(&d, &seconds);
 	if (r == 0) {
 		close(d.log_fd);
 		return 1; /* the job has no snapshot yet: no drill, no record */
 	}
-	r = 0;
-	if (!ret->error[0] && (!dr->sample || dr->sample == 100 || (r = pick_sample(&d)) >= 0) &&
-	    r >= 0)
-		restore(&d, &seconds);
-	if (r < 0)
-		fail(&d, "cannot pick the sample: %s", kl_strerror(r));
 	ret->end = kl_time_now_ns() / KL_NSEC_PER_SEC;
 	ret->duration = (double)(kl_time_mono_ns() - t0) / (double)KL_NSEC_PER_SEC;
 	ret->success = !ret->error[0];

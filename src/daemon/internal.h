@@ -31,6 +31,8 @@ struct stream_rt {
 	int64_t backoff; /* seconds before the next start after an exit */
 	bool stopping;	 /* sent SIGTERM */
 	bool gone;	 /* its job is no longer a streaming db job */
+	bool restart;	 /* stopped for new settings: starts again at once */
+	char *settings;	 /* what the running one was started with (its argv, PGPASSFILE) */
 };
 
 struct daemon {
@@ -99,6 +101,14 @@ void kl_daemon_argv_add(struct kl_daemon_argv *a, const char *s);
  */
 void kl_daemon_argv_repo(struct kl_daemon_argv *a, const struct kl_daemon_opts *o,
 			 const struct kl_daemon_repo *rp, const char *cmd, const char *host);
+
+/*
+ * keel CMD VERB --no-progress [-r LOCATION --password-file FILE] (keel
+ * image, db, mirror: the verb comes before the options).
+ */
+void kl_daemon_argv_verb(struct kl_daemon_argv *a, const struct kl_daemon_opts *o,
+			 const struct kl_daemon_repo *rp, const char *cmd, const char *verb,
+			 bool password);
 
 /*
  * Runs argv with stdin from in_fd (-1: /dev/null), stdout to out_fd and

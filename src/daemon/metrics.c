@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -21,13 +22,15 @@ enum {
 	M_LAST_DURATION,
 	M_LAST_SUCCESS_FLAG,
 	M_DRILL_SUCCESS,
+	M_VERIFIED,
+	M_UNVERIFIED,
 	M_N
 };
 
 static const struct metric metrics[M_N] = {
 	[M_RPO] = {"keel_rpo_seconds",
-		   "Age of the newest snapshot a run of the job saved (db, mirror: of the newest "
-		   "restorable moment, the copy's, at the last status)."},
+		   "Age of the job's newest verified restore point (at the last status, "
+		   "aged since; before the first status: of the newest snapshot a run saved)."},
 	[M_RPO_TARGET] = {"keel_rpo_target_seconds", "The job's rpo-target."},
 	[M_RTO] = {"keel_rto_seconds", "Time of the job's last successful restore drill "
 				       "(scaled to the whole from a drill-sample)."},
@@ -37,6 +40,12 @@ static const struct metric metrics[M_N] = {
 	[M_LAST_DURATION] = {"keel_last_run_duration_seconds", "How long the last run took."},
 	[M_LAST_SUCCESS_FLAG] = {"keel_last_run_success", "1 if the last run succeeded, else 0."},
 	[M_DRILL_SUCCESS] = {"keel_last_drill_success", "1 if the last drill succeeded, else 0."},
+	[M_VERIFIED] = {"keel_newest_verified_timestamp_seconds",
+			"The moment of the job's newest verified restore point (whole, or "
+			"restored by a drill)."},
+	[M_UNVERIFIED] = {"keel_unverified_restore_points",
+			  "Restore points newer than the newest verified one (not yet checked, "
+			  "or lacking data)."},
 };
 
 struct job_values {
@@ -46,6 +55,8 @@ struct job_values {
 	 * points: a stream's record or the copy's lag is), as of now */
 	double status_rpo;
 	bool have_status_rpo;
+	double verified, unverified; /* newest_verified (Unix seconds), unverified_restore_points */
+	bool have_verified, have_unverified;
 };
 
 static void status_rpo(const struct daemon *d, const char *name, double now, struct job_values *v)
@@ -61,6 +72,24 @@ static void status_rpo(const struct daemon *d, const char *name, double now, str
 		v->status_rpo = json_number_value(rpo) + (now - (double)d->status_time);
 		v->have_status_rpo = true;
 	}
+	for (size_t i = 0; i < json_array_size(jobs); i++) {
+		json_t *j = json_array_get(jobs, i), *u;
+		const char *t = json_string_value(json_object_get(j, "newest_verified"));
+		struct tm tm = {0};
+
+		if (strcmp(json_string_value(json_object_get(j, "job")) ?: "", name))
+			continue;
+		u = json_object_get(j, "unverified_restore_points");
+		v->have_unverified = json_is_integer(u);
+		v->unverified = (double)json_integer_value(u);
+		/* status writes UTC times as YYYY-MM-DDTHH:MM:SSZ */
+		v->have_verified =
+			t && sscanf(t, "%d-%d-%dT%d:%d:%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+				    &tm.tm_hour, &tm.tm_min, &tm.tm_sec) == 6;
+		tm.tm_year -= 1900;
+		tm.tm_mon -= 1;
+		v->verified = v->have_verified ? (double)timegm(&tm) : 0;
+	}
 }
 
 /* The value of metric m for a job; false: it has none. */
@@ -69,7 +98,7 @@ static bool value(int m, const struct kl_daemon_job *j, const struct job_values 
 {
 	switch (m) {
 	case M_RPO:
-		if (j->kind == KL_JOB_DB || j->kind == KL_JOB_MIRROR) {
+		if (v->have_status_rpo || j->kind == KL_JOB_DB || j->kind == KL_JOB_MIRROR) {
 			*ret = v->status_rpo;
 			return v->have_status_rpo;
 		}
@@ -93,6 +122,12 @@ static bool value(int m, const struct kl_daemon_job *j, const struct job_values 
 	case M_LAST_SUCCESS_FLAG:
 		*ret = v->run.success;
 		return v->run.start != 0;
+	case M_VERIFIED:
+		*ret = v->verified;
+		return v->have_verified;
+	case M_UNVERIFIED:
+		*ret = v->unverified;
+		return v->have_unverified;
 	default:
 		*ret = v->drill.success;
 		return v->drill.start != 0;

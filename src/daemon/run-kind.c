@@ -9,10 +9,9 @@
 
 #include "internal.h"
 
-/* keel image|db|mirror VERB: the verb comes before the options */
-static void argv_verb(struct kl_daemon_argv *a, const struct kl_daemon_opts *o,
-		      const struct kl_daemon_repo *rp, const char *cmd, const char *verb,
-		      bool password)
+void kl_daemon_argv_verb(struct kl_daemon_argv *a, const struct kl_daemon_opts *o,
+			 const struct kl_daemon_repo *rp, const char *cmd, const char *verb,
+			 bool password)
 {
 	kl_daemon_argv_add(a, o->keel_exe);
 	kl_daemon_argv_add(a, cmd);
@@ -58,13 +57,13 @@ void kl_daemon_job_argv(struct kl_daemon_argv *a, const struct kl_daemon_opts *o
 		break;
 	case KL_JOB_IMAGE:
 		/* an image's snapshot carries this host's name: keel image has no --host */
-		argv_verb(a, o, rp, "image", "backup", true);
+		kl_daemon_argv_verb(a, o, rp, "image", "backup", true);
 		kl_daemon_argv_add(a, "--json");
 		kl_daemon_argv_add(a, "--");
 		kl_daemon_argv_add(a, j->source);
 		break;
 	case KL_JOB_DB:
-		argv_verb(a, o, rp, "db", "backup", true);
+		kl_daemon_argv_verb(a, o, rp, "db", "backup", true);
 		kl_daemon_argv_add(a, "--json");
 		kl_daemon_argv_add(a, "--host");
 		kl_daemon_argv_add(a, host);
@@ -76,7 +75,7 @@ void kl_daemon_job_argv(struct kl_daemon_argv *a, const struct kl_daemon_opts *o
 	case KL_JOB_MIRROR:
 	case KL_JOB_KIND_N:
 		/* keyless: only the encrypted objects move (docs/MIRROR.md) */
-		argv_verb(a, o, rp, "mirror", NULL, false);
+		kl_daemon_argv_verb(a, o, rp, "mirror", NULL, false);
 		kl_daemon_argv_add(a, "--json");
 		kl_daemon_argv_add(a, "--");
 		kl_daemon_argv_add(a, rp->location);
@@ -89,7 +88,7 @@ void kl_daemon_stream_argv(struct kl_daemon_argv *a, const struct kl_daemon_opts
 			   const struct kl_daemon_repo *rp, const struct kl_daemon_job *j,
 			   const char *host)
 {
-	argv_verb(a, o, rp, "db", "stream", true);
+	kl_daemon_argv_verb(a, o, rp, "db", "stream", true);
 	kl_daemon_argv_add(a, "--host");
 	kl_daemon_argv_add(a, host);
 	kl_daemon_argv_add(a, "--name");

@@ -25,10 +25,50 @@ static bool wants_stream(const struct kl_daemon_job *j)
 	return j && j->kind == KL_JOB_DB && j->stream;
 }
 
+/*
+ * What a stream of j runs with: its argument vector (the conninfo, the
+ * name, the host, the repository and its password file) and its
+ * PGPASSFILE, as one string; NULL: out of memory.
+ */
+static char *settings(const struct daemon *d, const struct kl_daemon_job *j)
+{
+	_cleanup_buf_ struct kl_buf b = KL_BUF_INIT(1u << 20);
+	struct kl_daemon_argv a = {0};
+	char host[256];
+
+	kl_daemon_job_host(j, host);
+	kl_daemon_stream_argv(&a, d->o, kl_daemon_conf_repo(&d->conf, j->repository), j, host);
+	for (size_t i = 0; i < a.n; i++)
+		if (kl_buf_addstr(&b, a.v[i]) < 0 || kl_buf_addch(&b, '\n') < 0)
+			return NULL;
+	if (kl_buf_addstr(&b, j->pgpass_file ? j->pgpass_file : "") < 0)
+		return NULL;
+	return (char *)kl_buf_detach(&b, NULL);
+}
+
+/* A running stream whose job's settings changed (a reload) is stopped, to start again at once. */
+static void restart_changed(struct daemon *d, struct stream_rt *s)
+{
+	const struct kl_daemon_job *j = kl_daemon_conf_job(&d->conf, s->job);
+	char *now;
+
+	if (!s->pid || s->stopping || !s->settings || !wants_stream(j))
+		return;
+	now = settings(d, j);
+	if (now && strcmp(now, s->settings)) {
+		LOG("stream '%s': its settings changed: restarting it", s->job);
+		kill(s->pid, SIGTERM);
+		s->stopping = true;
+		s->restart = true;
+	}
+	kl_free(now);
+}
+
 static void drop_gone(struct daemon *d)
 {
 	for (size_t i = 0; i < d->n_streams;) {
 		if (d->streams[i].gone && !d->streams[i].pid) {
+			kl_free(d->streams[i].settings);
 			kl_free(d->streams[i].job);
 			d->streams[i] = d->streams[--d->n_streams];
 		} else {
@@ -47,6 +87,7 @@ int kl_daemon_streams_sync(struct daemon *d)
 			kill(s->pid, SIGTERM);
 			s->stopping = true;
 		}
+		restart_changed(d, s);
 	}
 	for (size_t i = 0; i < d->conf.n_jobs; i++) {
 		const struct kl_daemon_job *j = &d->conf.jobs[i];
@@ -113,6 +154,8 @@ void kl_daemon_streams_start(struct daemon *d, int64_t now)
 		if (s->pid || s->gone || s->due > now || !wants_stream(j))
 			continue;
 		s->start = now;
+		kl_free(s->settings);
+		s->settings = settings(d, j);
 		pid = fork();
 		if (pid < 0) {
 			LOG("stream '%s': cannot start: %s", s->job, strerror(errno));
@@ -138,7 +181,11 @@ bool kl_daemon_streams_reaped(struct daemon *d, pid_t pid, int st)
 		if (s->pid != pid)
 			continue;
 		s->pid = 0;
-		if (s->stopping || d->stopping) {
+		if (s->restart && !d->stopping) {
+			LOG("stream '%s': stopped (exit %d) for its new settings", s->job, code);
+			s->due = now;
+			s->backoff = 1;
+		} else if (s->stopping || d->stopping) {
 			LOG("stream '%s': stopped (exit %d)", s->job, code);
 		} else {
 			if (now - s->start >= BACKOFF_MAX)
@@ -150,6 +197,7 @@ bool kl_daemon_streams_reaped(struct daemon *d, pid_t pid, int st)
 			s->backoff = KL_MIN(s->backoff * 2, BACKOFF_MAX);
 		}
 		s->stopping = false;
+		s->restart = false;
 		drop_gone(d);
 		return true;
 	}
@@ -186,8 +234,10 @@ int64_t kl_daemon_streams_due(const struct daemon *d)
 
 void kl_daemon_streams_release(struct daemon *d)
 {
-	for (size_t i = 0; i < d->n_streams; i++)
+	for (size_t i = 0; i < d->n_streams; i++) {
+		kl_free(d->streams[i].settings);
 		kl_free(d->streams[i].job);
+	}
 	kl_free(d->streams);
 	d->streams = NULL;
 	d->n_streams = 0;

@@ -330,6 +330,9 @@ int kl_db_restore(struct kl_repo *r, const struct kl_db_restore_opts *o, struct 
 	if (rc >= 0 && kl_tree_lookup(r, &tree, "/tablespaces", &tbs) >= 0) {
 		kl_node_release(&tbs);
 		rc = restore_tablespaces(r, &tree, tmp, &ro, &st);
+	} else if (rc >= 0) {
+		/* no tablespaces: not an error, and its message must not stand for a later one */
+		kl_repo_clear_err(r);
 	}
 	if (rc >= 0 && rename(data, o->target) < 0)
 		rc = kl_repo_fail(r, -errno, "cannot move the data directory to '%s'", o->target);

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Restore drills of db jobs (docs/DAEMON.md, "Drills"): PostgreSQL 15 with
+# a stream: the drill restores the database's newest restorable moment
+# (keel db restore --latest) into the scratch directory, starts a
+# temporary server on a private socket until it answers a query, stops
+# it, removes everything, and records the time (restore to the answer)
+# in the repository as the RTO, drill-of naming the newest base backup;
+# SQLite: restored, integrity_check passed, recorded the same way; a
+# damaged repository fails the SQLite drill and alerts (webhook); a
+# MariaDB drill is refused with its reason.
+. "$(dirname "$0")/../lib.sh"
+. "$KEEL_SOURCE_ROOT/tests/lib-pg.sh"
+. "$KEEL_SOURCE_ROOT/tests/lib-sqlite.sh"
+require_keel
+pg_require
+sqlite_require
+has_python || skip_or_die "python3 is needed to read JSON"
+export KEEL_NO_CACHE=1
+
+keel_init >/dev/null
+pg_init origin
+pg_start origin
+conn=$(pg_conninfo origin)
+STATE=$TEST_DIR/state
+CONF=$TEST_DIR/keel.conf
+HOOKS=$TEST_DIR/hooks.jsonl
+DB=$TEST_DIR/app.db
+mkdir -p "$STATE"
+: >"$HOOKS"
+pg_sql origin "CREATE TABLE orders (id int PRIMARY KEY, item text);
+	INSERT INTO orders SELECT g, 'o-' || g FROM generate_series(1, 5000) g;"
+sqlite_new "$DB"
+sqlite3 "$DB" "INSERT INTO t (v) SELECT 'row' FROM (SELECT 1 UNION SELECT 2 UNION SELECT 3);"
+
+python3 "$KEEL_SOURCE_ROOT/tests/webhook-receiver.py" "$HOOKS" "$TEST_DIR/hook-port" &
+BG_PIDS+=($!)
+poll()
+{
+	local i
+	for ((i = 0; i < 1200; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	fail "timed out waiting for: $* ($(cat "$TEST_DIR/daemon.err"))"
+}
+poll test -s "$TEST_DIR/hook-port"
+
+# ---- a MariaDB drill is refused, naming why ----
+cat >"$CONF" <<EOC
+[repository "main"]
+location = $KEEL_REPOSITORY
+password-file = $KEEL_PASSWORD_FILE
+[job "maria"]
+repository = main
+kind = db
+conninfo = mariadb://root@localhost/
+name = maria
+schedule = every 1h
+[drill "maria"]
+schedule = every 1s
+EOC
+expect_error 2 'line 10: \[drill "maria"\]: drills of MariaDB databases are not supported yet (issue 19)' \
+	keel daemon --check-config --config "$CONF"
+
+cat >"$CONF" <<EOC
+[repository "main"]
+location = $KEEL_REPOSITORY
+password-file = $KEEL_PASSWORD_FILE
+[job "shop"]
+repository = main
+kind = db
+conninfo = $conn
+name = shop
+stream = yes
+schedule = every 1h
+[drill "shop"]
+schedule = every 2s
+rto-target = 10m
+[job "app"]
+repository = main
+kind = db
+conninfo = sqlite://$DB
+name = app
+schedule = every 1h
+[drill "app"]
+schedule = every 1s
+rto-target = 10m
+[notify]
+webhook = http://127.0.0.1:$(cat "$TEST_DIR/hook-port")/keel
+EOC
+expect_success keel daemon --check-config --config "$CONF"
+start_daemon()
+{
+	: >"$TEST_DIR/daemon.err"
+	"$KEEL" daemon --config "$CONF" --state-dir "$STATE" 2>"$TEST_DIR/daemon.err" &
+	DAEMON=$!
+	BG_PIDS+=("$DAEMON")
+}
+stop_daemon()
+{
+	local rc=0
+	kill -TERM "$DAEMON"
+	wait "$DAEMON" || rc=$?
+	[ "$rc" = 0 ] || fail "the daemon exited $rc on SIGTERM: $(cat "$TEST_DIR/daemon.err")"
+}
+drilled() { grep -q "drill '$1': snapshot .* restored and verified" "$TEST_DIR/daemon.err"; }
+
+start_daemon
+poll drilled app
+poll drilled shop
+# rows written after the base backup reach the drill through the stream
+pg_sql origin "INSERT INTO orders SELECT g, 'late' FROM generate_series(5001, 5100) g;"
+shop_drills() { grep -c "drill 'shop': snapshot .* restored and verified" "$TEST_DIR/daemon.err"; }
+more_drills() { [ "$(shop_drills)" -gt "$1" ]; }
+poll more_drills "$(shop_drills)"
+stop_daemon
+# NEEDSWORK: the first drill of shop right after its base backup may fail
+# (keel db restore exits 13 while the stream's first WAL arrives); the
+# last ones must pass (checked below)
+grep -q "drill 'app': the drill failed" "$TEST_DIR/daemon.err" &&
+	fail "a drill failed: $(cat "$TEST_DIR/daemon.err")"
+# the scratch directory, the private socket directory and the server are gone
+[ -z "$(ls -A "$STATE/drill")" ] || fail "scratch left: $(ls "$STATE/drill")"
+ls -d /tmp/keel-drill.* 2>/dev/null && fail "a socket directory was left"
+grep -q "database system is shut down" "$STATE/drills/shop.log" &&
+	fail "the server log went to the drill's log"
+
+keel db list --json >"$TEST_DIR/list.json"
+keel snapshots --json --tag keel-drill >"$TEST_DIR/records.json"
+python3 - "$TEST_DIR/list.json" "$TEST_DIR/records.json" "$STATE/drills/shop.json" \
+	"$STATE/drills/app.json" <<'EOP' || fail "the drill records do not match"
+import json, sys
+dbs = {d["name"]: d for d in json.load(open(sys.argv[1]))}
+recs = json.load(open(sys.argv[2]))
+for name, path in (("shop", sys.argv[3]), ("app", sys.argv[4])):
+    state = json.load(open(path))
+    mine = [dict(t.split("=", 1) for t in r["tags"] if "=" in t) for r in recs
+            if "drill-job=" + name in r["tags"]]
+    assert mine, (name, recs)
+    last = mine[-1]
+    base = dbs[name]["base_backups"][-1]
+    assert last["drill-of"] == base["id"], (last, base)
+    assert last["drill-result"] == "ok" and last["drill-sample"] == "100", last
+    assert int(last["drill-bytes"]) == base["bytes_total"], (last, base)
+    # the RTO is the drill's restore (and for PostgreSQL its start), within the drill
+    assert state["success"] and state["recorded"], state
+    assert abs(state["rto_seconds"] - float(last["drill-seconds"])) < 0.001, (state, last)
+    assert 0 < state["rto_seconds"] <= state["duration_seconds"], state
+EOP
+keel status --json --config "$CONF" --state-dir "$TEST_DIR/other" >"$TEST_DIR/status.json" ||
+	fail "status exited $?: $(cat "$TEST_DIR/status.json")"
+python3 -c '
+import json, sys
+for j in json.load(open(sys.argv[1]))["jobs"]:
+    assert j["rto_ok"] is True and j["last_drill"]["success"] is True, j
+' "$TEST_DIR/status.json" || fail "status: $(cat "$TEST_DIR/status.json")"
+
+# ---- a damaged repository: the SQLite drill fails and alerts ----
+for p in $(repo_files data); do
+	flip_byte "$p" $(($(file_size "$p") / 2))
+done
+start_daemon
+poll grep -q "drill 'app': the drill failed: keel db restore --latest exited with" "$TEST_DIR/daemon.err"
+alerted()
+{
+	python3 - "$HOOKS" <<'EOP'
+import json, sys
+sys.exit(not any(a.get("job") == "app" and a.get("event") == "problem"
+                 and "drill failed" in a.get("reasons", [])
+                 for a in (json.loads(l) for l in open(sys.argv[1]) if l.strip())))
+EOP
+}
+poll alerted
+stop_daemon
+[ -z "$(ls -A "$STATE/drill")" ] || fail "a failed drill left its scratch directory"
