@@ -123,6 +123,91 @@ int kl_pgm_walhdr_decode(const uint8_t *p, size_t n, struct kl_pgm_walhdr *ret);
 int kl_pgm_history_parse(const char *p, size_t n, struct kl_pg_switch *v, size_t max,
 			 size_t *n_ret);
 
+/* ---- MariaDB's binary log (src/db/binlog.c) ------------------------------------------ */
+
+/*
+ * Binary log events as a server sends them to a replica (COM_BINLOG_DUMP)
+ * and as its files hold them: a 19-byte header (timestamp, type,
+ * server_id, size, log_pos = the event's end in its file, flags), a body,
+ * and with binlog_checksum = CRC32 a 4-byte checksum. These decoders read
+ * bytes from the network or a repository and trust nothing in them.
+ */
+#define KL_BINLOG_MAGIC "\xfe" "bin"
+#define KL_BINLOG_MAGIC_LEN 4
+#define KL_BINLOG_HDR 19
+#define KL_BINLOG_EVENT_MAX (1u << 30) /* max_allowed_packet's ceiling */
+enum kl_binlog_type {
+	KL_BINLOG_QUERY = 2,
+	KL_BINLOG_STOP = 3,
+	KL_BINLOG_ROTATE = 4,
+	KL_BINLOG_FORMAT = 15, /* format description */
+	KL_BINLOG_XID = 16,
+	KL_BINLOG_HEARTBEAT = 27,
+};
+#define KL_BINLOG_F_IN_USE 0x1	    /* format description: the file is being written */
+#define KL_BINLOG_F_ARTIFICIAL 0x20 /* made up by the sending server, in no file */
+
+struct kl_binlog_event {
+	uint32_t timestamp; /* seconds since the epoch */
+	uint8_t type;
+	uint32_t server_id;
+	uint32_t size;	  /* of the whole event */
+	uint32_t log_pos; /* its end in its file; 0: in no file */
+	uint16_t flags;
+};
+/* The header of the n-byte event p: 0, or -KL_ECORRUPT (short, or size != n). */
+int kl_binlog_event_decode(const uint8_t *p, size_t n, struct kl_binlog_event *ret);
+/*
+ * A format description event's checksum algorithm (0 none, 1 CRC32):
+ * 0, or -KL_ECORRUPT for one too short or of binlog version other than 4.
+ */
+int kl_binlog_format_decode(const uint8_t *p, size_t n, uint8_t *alg_ret);
+/*
+ * A rotate event's next file (NUL-terminated into name, of size bytes)
+ * and position there (a trailing checksum is recognised as one). 0, or
+ * -KL_ECORRUPT for a malformed event or a name kl_db_binlog_name_valid refuses.
+ */
+int kl_binlog_rotate_decode(const uint8_t *p, size_t n, char *name, size_t size, uint64_t *pos_ret);
+/* The number at the end of a binlog file's name ("bin.000042": 42); -KL_ECORRUPT if none. */
+int kl_binlog_file_number(const char *name, uint32_t *ret);
+/* CRC32 (zlib's) of p, continuing crc. */
+uint32_t kl_binlog_crc32(uint32_t crc, const uint8_t *p, size_t n);
+/* Whether event p's checksum is right (a format description's ignores its in-use flag). */
+bool kl_binlog_checksum_ok(const uint8_t *p, size_t n);
+
+/*
+ * Following one server's binary log as a replica receives it: which
+ * events belong to the file being followed, at which offset, and when
+ * the server has moved on to the next file.
+ */
+struct kl_binlog_follow {
+	char file[KL_BINLOG_NAME_MAX + 1]; /* the file being followed */
+	uint32_t file_no;
+	uint64_t have; /* its bytes received, the magic included */
+	uint8_t alg;   /* its checksum algorithm, from a format description */
+	bool ended;    /* a stop or rotate event ended it */
+	/*
+	 * The file the server goes on to, and where: set with KL_BINLOG_NEXT,
+	 * and with KL_BINLOG_APPEND of the rotate event that ends the file
+	 * (the file is complete then too); "" otherwise.
+	 */
+	char next[KL_BINLOG_NAME_MAX + 1];
+	uint64_t next_pos;
+};
+enum kl_binlog_step {
+	KL_BINLOG_SKIP = 0,   /* not part of the file: made up, a heartbeat, or sent again */
+	KL_BINLOG_APPEND = 1, /* the file's next event: append it (have includes it now) */
+	KL_BINLOG_NEXT = 2,   /* the file is complete; the server goes on with f->next */
+};
+/* Starts following file at offset have (>= 4: the magic is the caller's). */
+int kl_binlog_follow_init(struct kl_binlog_follow *f, const char *file, uint64_t have);
+/*
+ * One event as the server sent it. Returns a kl_binlog_step, or
+ * -KL_ECORRUPT for a malformed event or one beyond what was received (a hole).
+ */
+int kl_binlog_follow_step(struct kl_binlog_follow *f, const uint8_t *p, size_t n,
+			  struct kl_binlog_event *ev_ret);
+
 /* ---- PostgreSQL (src/db/pg-*.c) ------------------------------------------------------ */
 
 struct kl_db_backup_opts {
