@@ -441,6 +441,41 @@ int kl_db_sqlite_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
 /* 1 if the database name in the repository is a SQLite one, 0 if not (or absent). */
 int kl_db_sqlite_named(struct kl_repo *r, const char *name);
 
+/* ---- MariaDB (src/db/maria-*.c) ------------------------------------------------------ */
+
+/* Whether s is a mariadb:// or mysql:// URI (the CLI's db commands dispatch on it). */
+bool kl_db_maria_uri(const char *s);
+
+#define KL_MARIA_URI_MAX 4096
+
+/*
+ * mariadb://[USER@]HOST[:PORT][/][?socket=PATH&defaults-file=PATH]
+ * (mysql:// alike). Percent escapes are decoded; a field absent is NULL
+ * (port 0): the option file or the client library's default then applies.
+ */
+struct kl_maria_uri {
+	char *user;
+	char *host; /* "[::1]" is given as "::1" */
+	unsigned port;
+	char *socket;
+	char *defaults_file;
+};
+
+/*
+ * Parses s (untrusted: fuzz/fuzz-maria-uri.c). Returns 0, or -KL_EUSAGE
+ * with *why (a static string) saying what is wrong: not such a URI, a
+ * password in it (refused: it would be in argv and the shell's history),
+ * a database path, an unknown or repeated parameter, a bad port or escape.
+ * -ENOMEM. *ret to kl_maria_uri_release, also after an error.
+ */
+int kl_maria_uri_parse(const char *s, struct kl_maria_uri *ret, const char **why);
+void kl_maria_uri_release(struct kl_maria_uri *u);
+/*
+ * u as a URI again (every field percent-escaped as needed), which parses
+ * to the same fields. Returns 0, -E2BIG if it would not fit size bytes.
+ */
+int kl_maria_uri_format(const struct kl_maria_uri *u, char *buf, size_t size);
+
 /* ---- listing (src/db/list.c) ---------------------------------------------------------- */
 
 struct kl_db_info {
