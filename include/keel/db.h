@@ -262,6 +262,8 @@ struct kl_db_stream_opts {
 	 * may wait for keel (synchronous_standby_names naming its application_name).
 	 */
 	bool synchronous;
+	/* MariaDB: "FILE:POS", where a first stream of the database starts (NULL: see DATABASES.md) */
+	const char *start;
 	struct kl_report report; /* warn: the connection was lost, reconnecting */
 };
 struct kl_db_stream_result {
@@ -269,6 +271,7 @@ struct kl_db_stream_result {
 	uint32_t timeline; /* of stop_lsn */
 	uint64_t records;
 	uint64_t folded; /* records removed once their segment was stored whole */
+	char position[KL_BINLOG_NAME_MAX + 24]; /* MariaDB: stop_lsn as FILE:OFFSET; else "" */
 };
 /*
  * Streams WAL into log records (kind 5) until o->stop_fd is readable
@@ -445,6 +448,25 @@ int kl_db_sqlite_named(struct kl_repo *r, const char *name);
 
 /* Whether s is a mariadb:// or mysql:// URI (the CLI's db commands dispatch on it). */
 bool kl_db_maria_uri(const char *s);
+/*
+ * Streams the binary log of the server o->conninfo names into log records
+ * (kind 5), byte for byte, until o->stop_fd is readable (0) or it fails
+ * (docs/DATABASES.md, "MariaDB's binary log"). stop_lsn in ret is a
+ * binlog position (file number << 32 | offset). Errors: -KL_EDBCONNECT,
+ * -KL_EDBSERVER (binary logging off, the server refused the dump: a
+ * purged file), -KL_EUSAGE.
+ */
+int kl_db_maria_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
+		       struct kl_db_stream_result *ret);
+/*
+ * keel db binlog-get: writes the stored binary log files of name into dir
+ * (it must exist), byte for byte as the server has them, from file `from`
+ * (NULL: the oldest stored) up to stop_file:stop_pos (NULL: all stored),
+ * and prints nothing. *n_ret: how many files. Errors: -KL_ENOTFOUND,
+ * -KL_EDBGAP (a hole in that stretch), -KL_EUSAGE (bad names).
+ */
+int kl_db_binlog_get(struct kl_repo *r, const char *name, const char *from, const char *stop_file,
+		     uint64_t stop_pos, const char *dir, size_t *n_ret);
 
 #define KL_MARIA_URI_MAX 4096
 
@@ -506,6 +528,13 @@ struct kl_db_span {
 	int64_t from_ns, to_ns;
 };
 int kl_db_sqlite_spans(const struct kl_db_info *d, struct kl_db_span **ret, size_t *n_ret);
+/*
+ * A MariaDB database's restorable stretches (src/db/maria-binlog.c): from
+ * each base backup's end to the newest record of the binary log that
+ * continues without a hole from the start of the base backup's binlog
+ * file; stretches that touch are merged. Oldest first; *ret to kl_free.
+ */
+int kl_db_maria_spans(const struct kl_db_info *d, struct kl_db_span **ret, size_t *n_ret);
 void kl_db_list_release(struct kl_db_list *l);
 /* The database name in l, or NULL. */
 const struct kl_db_info *kl_db_find(const struct kl_db_list *l, const char *name);

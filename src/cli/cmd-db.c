@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "keel/backend.h"
+#include "cmd-db-maria.h"
 #include "cmd-db-sqlite.h"
 #include "keel/db.h"
 
@@ -106,10 +107,12 @@ enum {
 	OPT_LSN,
 	OPT_ALL,
 	OPT_SYNC,
+	OPT_START,
+	OPT_POSITION,
 };
 
 struct db_args {
-	const char *name, *host, *target, *slot, *time;
+	const char *name, *host, *target, *slot, *time, *start, *position;
 	bool latest, has_lsn, all, sync;
 	uint64_t lsn;
 	unsigned threads;
@@ -232,8 +235,12 @@ static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_a
 	o.stop_fd = kl_cli_signals_notify(cli);
 	kl_cli_report_init(&rep, cli, &o.report);
 	o.report.progress = NULL;
-	rc = kl_db_sqlite_uri(conninfo) ? kl_db_sqlite_stream(cli->repo, &o, &res)
-					: kl_db_stream(cli->repo, &o, &res);
+	o.start = a->start;
+	if (a->start && !kl_db_maria_uri(conninfo))
+		return kl_cli_usage_error(cli, "--start is for MariaDB streams");
+	rc = kl_db_sqlite_uri(conninfo)	 ? kl_db_sqlite_stream(cli->repo, &o, &res)
+	     : kl_db_maria_uri(conninfo) ? kl_db_maria_stream(cli->repo, &o, &res)
+					 : kl_db_stream(cli->repo, &o, &res);
 	kl_cli_report_done(&rep);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
@@ -241,7 +248,15 @@ static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_a
 		return rc;
 	}
 	kl_db_lsn_format(res.stop_lsn, lsn, sizeof(lsn));
-	if (cli->json)
+	if (res.position[0] && cli->json) {
+		printf("{\"message_type\":\"summary\",\"stop_position\":");
+		kl_json_cstr(stdout, res.position);
+		printf(",\"stop_lsn\":\"%s\",\"records\":%llu,\"folded\":%llu}\n", lsn,
+		       (unsigned long long)res.records, (unsigned long long)res.folded);
+	} else if (res.position[0] && !cli->quiet) {
+		printf("stream stopped: binary log up to %s stored (%llu records)\n", res.position,
+		       (unsigned long long)res.records);
+	} else if (cli->json)
 		printf("{\"message_type\":\"summary\",\"stop_lsn\":\"%s\",\"records\":%llu,"
 		       "\"folded\":%llu}\n",
 		       lsn, (unsigned long long)res.records, (unsigned long long)res.folded);
@@ -393,6 +408,10 @@ static void list_json(const struct kl_db_list *l)
 			kl_cli_db_sqlite_json(d);
 			continue;
 		}
+		if (d->engine == KL_DB_MARIADB) {
+			kl_cli_db_maria_json(d);
+			continue;
+		}
 		printf("{\"name\":");
 		kl_json_cstr(stdout, d->name);
 		printf(",\"engine\":\"postgresql\",\"system_id\":");
@@ -443,6 +462,10 @@ static void list_text(const struct kl_db_list *l)
 
 		if (d->engine == KL_DB_SQLITE) {
 			kl_cli_db_sqlite_text(d);
+			continue;
+		}
+		if (d->engine == KL_DB_MARIADB) {
+			kl_cli_db_maria_text(d);
 			continue;
 		}
 		printf("%s (postgresql, system %s): %zu base backup%s", d->name,
@@ -529,6 +552,8 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 		{"lsn", required_argument, NULL, OPT_LSN},
 		{"all", no_argument, NULL, OPT_ALL},
 		{"synchronous", no_argument, NULL, OPT_SYNC},
+		{"start", required_argument, NULL, OPT_START},
+		{"position", required_argument, NULL, OPT_POSITION},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t threads;
@@ -556,6 +581,12 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 			break;
 		case OPT_SLOT:
 			a->slot = optarg;
+			break;
+		case OPT_START:
+			a->start = optarg;
+			break;
+		case OPT_POSITION:
+			a->position = optarg;
 			break;
 		case OPT_TIME:
 			a->time = optarg;
@@ -608,6 +639,14 @@ int cmd_db(int argc, char **argv, struct kl_cli *cli)
 		cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_INDEX |
 				 (want == 3 ? KL_CMD_READONLY : 0);
 		return db_wal(cli, argv[optind + 1], want == 3 ? argv[optind + 2] : NULL, &a);
+	}
+	if (!strcmp(verb, "binlog-get")) {
+		if (argc - optind != 3)
+			return kl_cli_usage_error(cli, "'db binlog-get' takes NAME DIR");
+		cli->cmd_flags =
+			KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX;
+		return kl_cli_db_binlog_get(cli, argv[optind + 1], argv[optind + 2], a.start,
+					    a.position);
 	}
 	if (!strcmp(verb, "check")) {
 		if (argc - optind != 2)

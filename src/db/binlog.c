@@ -195,15 +195,18 @@ int kl_binlog_follow_step(struct kl_binlog_follow *f, const uint8_t *p, size_t n
 	bool made_up;
 	char name[KL_BINLOG_NAME_MAX + 1] = "";
 	uint64_t pos = 0;
-	uint8_t alg = 0;
+	uint8_t alg;
 
 	if (kl_binlog_event_decode(p, n, ev) < 0)
 		return -KL_ECORRUPT;
 	made_up = ev->log_pos == 0 || (ev->flags & KL_BINLOG_F_ARTIFICIAL);
 	if (ev->type == KL_BINLOG_HEARTBEAT)
 		return KL_BINLOG_SKIP;
-	if (ev->type == KL_BINLOG_FORMAT && kl_binlog_format_decode(p, n, &alg) < 0)
-		return -KL_ECORRUPT;
+	if (ev->type == KL_BINLOG_FORMAT) {
+		if (kl_binlog_format_decode(p, n, &alg) < 0)
+			return -KL_ECORRUPT;
+		f->alg = alg; /* a copy made up for a dump mid-file is the file's too */
+	}
 	if (ev->type == KL_BINLOG_ROTATE) {
 		if (kl_binlog_rotate_decode(p, n, name, sizeof(name), &pos) < 0)
 			return -KL_ECORRUPT;
@@ -218,8 +221,6 @@ int kl_binlog_follow_step(struct kl_binlog_follow *f, const uint8_t *p, size_t n
 	if (f->ended || (uint64_t)ev->log_pos != f->have + n)
 		return -KL_ECORRUPT; /* a hole, or something after the file's end */
 	f->have += n;
-	if (ev->type == KL_BINLOG_FORMAT)
-		f->alg = alg;
 	if (ev->type == KL_BINLOG_STOP || ev->type == KL_BINLOG_ROTATE)
 		f->ended = true;
 	if (ev->type == KL_BINLOG_ROTATE && next_file(f, name, pos) < 0)
