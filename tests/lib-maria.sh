@@ -68,10 +68,16 @@ maria_init()
 	MARIA_NAMES+=("$name")
 	MARIA_OPTS[$name]="$*"
 	as_mysql mkdir -p "$dir/sock" "$dir/data"
-	as_mysql mariadb-install-db --no-defaults --datadir="$dir/data" \
+	# once more after a failure: its bootstrap server has failed on a loaded machine
+	maria_install "$dir" || { rm -rf "${dir:?}/data"/* && maria_install "$dir"; } ||
+		fail "mariadb-install-db failed: $(grep -i error "$dir/install.log" | tail -5)"
+}
+
+maria_install()
+{
+	as_mysql mariadb-install-db --no-defaults --datadir="$1/data" \
 		--auth-root-authentication-method=normal --skip-test-db \
-		>"$dir/install.log" 2>&1 ||
-		fail "mariadb-install-db failed: $(tail -5 "$dir/install.log")"
+		--innodb-buffer-pool-size=32M >"$1/install.log" 2>&1
 }
 
 maria_start()

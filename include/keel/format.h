@@ -181,6 +181,13 @@ struct kl_snapshot_db {
 	uint64_t wal_checksum;	       /* the running frame checksum at stop_lsn: s0 << 32 | s1 */
 	uint32_t page_size;
 	uint32_t segment_size; /* PostgreSQL: wal_segment_size in bytes; 0: absent */
+	/* MariaDB (fields 16-21; NULL/0: absent) */
+	char *binlog_file;   /* base backup: the binary log file of its consistent position */
+	uint64_t binlog_pos; /* ... and the offset in it */
+	char *gtid;	     /* base backup: gtid_binlog_pos there ("0-1-42", per domain) */
+	uint32_t server_id;
+	char *server_name; /* the server's @@hostname */
+	char *stop_gtid;   /* log record: the GTID position at stop_lsn */
 };
 /* Whether name is a valid database name. */
 bool kl_db_name_valid(const char *name);

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "keel/backend.h"
+#include "cmd-db-maria.h"
 #include "cmd-db-sqlite.h"
 #include "keel/db.h"
 
@@ -142,8 +143,9 @@ static int db_backup(struct kl_cli *cli, const char *conninfo, const struct db_a
 	if (rc < 0)
 		return rc;
 	kl_cli_report_init(&rep, cli, &o.report);
-	rc = kl_db_sqlite_uri(conninfo) ? kl_db_sqlite_backup(cli->repo, &o, &res)
-					: kl_db_backup(cli->repo, &o, &res);
+	rc = kl_db_sqlite_uri(conninfo)	 ? kl_db_sqlite_backup(cli->repo, &o, &res)
+	     : kl_db_maria_uri(conninfo) ? kl_db_maria_backup(cli->repo, &o, &res)
+					 : kl_db_backup(cli->repo, &o, &res);
 	kl_cli_report_done(&rep);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
@@ -151,6 +153,10 @@ static int db_backup(struct kl_cli *cli, const char *conninfo, const struct db_a
 		return rc;
 	}
 	kl_id_hex(&res.id, hex);
+	if (kl_db_maria_uri(conninfo)) {
+		kl_cli_db_maria_backup_out(cli, &res);
+		return 0;
+	}
 	if (cli->json) {
 		printf("{\"message_type\":\"summary\",\"snapshot_id\":\"%s\",\"name\":", hex);
 		kl_json_cstr(stdout, res.name);
@@ -393,6 +399,10 @@ static void list_json(const struct kl_db_list *l)
 			kl_cli_db_sqlite_json(d);
 			continue;
 		}
+		if (d->engine == KL_DB_MARIADB) {
+			kl_cli_db_maria_json(d);
+			continue;
+		}
 		printf("{\"name\":");
 		kl_json_cstr(stdout, d->name);
 		printf(",\"engine\":\"postgresql\",\"system_id\":");
@@ -443,6 +453,10 @@ static void list_text(const struct kl_db_list *l)
 
 		if (d->engine == KL_DB_SQLITE) {
 			kl_cli_db_sqlite_text(d);
+			continue;
+		}
+		if (d->engine == KL_DB_MARIADB) {
+			kl_cli_db_maria_text(d);
 			continue;
 		}
 		printf("%s (postgresql, system %s): %zu base backup%s", d->name,

@@ -68,6 +68,10 @@ void kl_snapshot_release(struct kl_snapshot *s)
 	kl_free(s->db.name);
 	kl_free(s->db.system_id);
 	kl_free(s->db.server_version);
+	kl_free(s->db.binlog_file);
+	kl_free(s->db.gtid);
+	kl_free(s->db.server_name);
+	kl_free(s->db.stop_gtid);
 	kl_free(s->image_method);
 	strv_free(s->image_ident, s->n_image_ident);
 	kl_free(s->image_consistency);
@@ -141,7 +145,13 @@ enum {
 	D_WAL_CHECKSUM,
 	D_PAGE_SIZE,
 	D_SEGMENT_SIZE = 15,
-	D_FIELDS = D_SEGMENT_SIZE,
+	D_BINLOG_FILE = 16, /* 16..21: MariaDB; 22 reserved for it */
+	D_BINLOG_POS,
+	D_GTID,
+	D_SERVER_ID,
+	D_SERVER_NAME,
+	D_STOP_GTID,
+	D_FIELDS = D_STOP_GTID,
 };
 
 static int db_encode(const struct kl_snapshot_db *d, struct kl_buf *out)
@@ -179,6 +189,18 @@ static int db_encode(const struct kl_snapshot_db *d, struct kl_buf *out)
 		r = kl_pb_put_uint_nz(out, D_WAL_CHECKSUM, d->wal_checksum);
 	if (r >= 0)
 		r = kl_pb_put_uint_nz(out, D_PAGE_SIZE, d->page_size);
+	if (r >= 0)
+		r = kl_pb_put_str(out, D_BINLOG_FILE, d->binlog_file);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_BINLOG_POS, d->binlog_pos);
+	if (r >= 0)
+		r = kl_pb_put_str(out, D_GTID, d->gtid);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_SERVER_ID, d->server_id);
+	if (r >= 0)
+		r = kl_pb_put_str(out, D_SERVER_NAME, d->server_name);
+	if (r >= 0)
+		r = kl_pb_put_str(out, D_STOP_GTID, d->stop_gtid);
 	if (r >= 0)
 		r = kl_pb_end(out, mark);
 	return r;
@@ -244,6 +266,24 @@ static int db_decode(const struct kl_pb_field *df, struct kl_snapshot_db *d)
 			break;
 		case D_PAGE_SIZE:
 			r = kl_pb_get_u32(&f, &d->page_size);
+			break;
+		case D_BINLOG_FILE:
+			r = kl_pb_strdup(&f, &d->binlog_file);
+			break;
+		case D_BINLOG_POS:
+			r = kl_pb_get_u64(&f, &d->binlog_pos);
+			break;
+		case D_GTID:
+			r = kl_pb_strdup(&f, &d->gtid);
+			break;
+		case D_SERVER_ID:
+			r = kl_pb_get_u32(&f, &d->server_id);
+			break;
+		case D_SERVER_NAME:
+			r = kl_pb_strdup(&f, &d->server_name);
+			break;
+		case D_STOP_GTID:
+			r = kl_pb_strdup(&f, &d->stop_gtid);
 			break;
 		}
 		if (r < 0)
