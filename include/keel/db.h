@@ -161,7 +161,11 @@ struct kl_db_restore_opts {
 	bool latest;
 	const char *time; /* as recovery_target_time, with an offset */
 	bool has_lsn;
-	uint64_t lsn;
+	uint64_t lsn; /* MariaDB: --position FILE:POS as file_number << 32 | offset */
+	/* MariaDB: the base backup (a snapshot id prefix; NULL: chosen by the target) */
+	const char *base;
+	/* MariaDB: replay the binlog files of this directory (NULL: the repository's) */
+	const char *binlog_dir;
 	unsigned threads;
 	struct kl_report report;
 };
@@ -429,6 +433,20 @@ bool kl_db_maria_uri(const char *s);
  */
 int kl_db_maria_backup(struct kl_repo *r, const struct kl_db_backup_opts *o,
 		       struct kl_db_backup_result *ret);
+/*
+ * Restores o->name into o->target (new or empty): the newest base backup
+ * before the target (or o->base), mariabackup --prepare, and for --time
+ * (o->time, "YYYY-MM-DD HH:MM:SS" local time) or --position (o->lsn) or
+ * with o->binlog_dir the binary logs replayed by a temporary mariadbd on
+ * a private socket. -KL_ENOTFOUND for a target the repository (or
+ * binlog_dir) does not cover, with the range it does.
+ */
+int kl_db_maria_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
+			struct kl_id *base_ret);
+/* --position "bin.000003:1234" as 3 << 32 | 1234; -KL_EUSAGE if it is not one. */
+int kl_db_maria_position_parse(const char *s, uint64_t *ret);
+/* 1 if the database name in the repository is a MariaDB one, 0 if not (or absent). */
+int kl_db_maria_named(struct kl_repo *r, const char *name);
 
 #define KL_MARIA_URI_MAX 4096
 

@@ -68,6 +68,8 @@ void kl_maria_default_name(const struct kl_maria_server *s, char *buf, size_t si
 int kl_maria_open(struct kl_repo *r, const char *uri, struct kl_maria_uri *u, MYSQL **m,
 		  struct kl_maria_server *sv);
 
+/* "YYYY-MM-DD HH:MM:SS" in keel's local time zone (as mariadb-binlog reads it), ns. */
+int kl_maria_parse_time(const char *s, int64_t *ret);
 /* "bin.000003" -> 3; -KL_EUSAGE if the name has no numeric suffix. */
 int kl_maria_binlog_number(const char *file, uint64_t *ret);
 
