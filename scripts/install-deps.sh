@@ -23,6 +23,8 @@ build_packages=(
 	libsqlite3-dev
 	# keel db: MariaDB servers (src/db/maria-*.c), MariaDB Connector/C
 	libmariadb-dev
+	# mariabackup's stream checksums (src/db/xbstream.c)
+	zlib1g-dev
 	# the job daemon's state files and status --json (src/daemon, keel status)
 	libjansson-dev
 	# the job daemon's HTTP listener (/metrics)

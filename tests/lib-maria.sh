@@ -13,6 +13,7 @@
 #   maria_require               skip unless mariadbd and its tools are installed
 #   maria_init NAME [OPT...]    mariadb-install-db; OPTs go to every mariadbd
 #                               start of NAME (--skip-log-bin: no binary log)
+#   maria_register NAME [OPT...] a socket directory for a restored data directory
 #   maria_start NAME [DATADIR]  start it (or a restored DATADIR under NAME's
 #                               socket), waiting until it accepts connections
 #   maria_stop NAME             clean shutdown (SIGTERM, wait for the pid)
@@ -61,17 +62,31 @@ maria_uri()
 	echo "mariadb://${2:-root}@localhost/?socket=$(maria_socket "$1")"
 }
 
-maria_init()
+# maria_register NAME [OPT...]: a socket directory for server NAME (a restored data directory)
+maria_register()
 {
-	local name=$1 dir=$TEST_DIR/maria/$1
+	local name=$1
 	shift
 	MARIA_NAMES+=("$name")
 	MARIA_OPTS[$name]="$*"
-	as_mysql mkdir -p "$dir/sock" "$dir/data"
-	as_mysql mariadb-install-db --no-defaults --datadir="$dir/data" \
+	as_mysql mkdir -p "$TEST_DIR/maria/$name/sock"
+}
+
+maria_init()
+{
+	local dir=$TEST_DIR/maria/$1
+	maria_register "$@"
+	as_mysql mkdir -p "$dir/data"
+	# once more after a failure: its bootstrap server has failed on a loaded machine
+	maria_install "$dir" || { rm -rf "${dir:?}/data"/* && maria_install "$dir"; } ||
+		fail "mariadb-install-db failed: $(grep -i error "$dir/install.log" | tail -5)"
+}
+
+maria_install()
+{
+	as_mysql mariadb-install-db --no-defaults --datadir="$1/data" \
 		--auth-root-authentication-method=normal --skip-test-db \
-		>"$dir/install.log" 2>&1 ||
-		fail "mariadb-install-db failed: $(tail -5 "$dir/install.log")"
+		--innodb-buffer-pool-size=32M >"$1/install.log" 2>&1
 }
 
 maria_start()

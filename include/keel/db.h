@@ -170,8 +170,6 @@ int kl_binlog_format_decode(const uint8_t *p, size_t n, uint8_t *alg_ret);
 int kl_binlog_rotate_decode(const uint8_t *p, size_t n, char *name, size_t size, uint64_t *pos_ret);
 /* The number at the end of a binlog file's name ("bin.000042": 42); -KL_ECORRUPT if none. */
 int kl_binlog_file_number(const char *name, uint32_t *ret);
-/* CRC32 (zlib's) of p, continuing crc. */
-uint32_t kl_binlog_crc32(uint32_t crc, const uint8_t *p, size_t n);
 /* Whether event p's checksum is right (a format description's ignores its in-use flag). */
 bool kl_binlog_checksum_ok(const uint8_t *p, size_t n);
 
@@ -225,6 +223,9 @@ struct kl_db_backup_result {
 	uint32_t timeline;
 	uint64_t start_lsn, stop_lsn;
 	struct kl_snapshot_stats stats;
+	/* MariaDB: the consistent binary log position */
+	char binlog_file[256];
+	char gtid[256];
 };
 
 /*
@@ -243,7 +244,11 @@ struct kl_db_restore_opts {
 	bool latest;
 	const char *time; /* as recovery_target_time, with an offset */
 	bool has_lsn;
-	uint64_t lsn;
+	uint64_t lsn; /* MariaDB: --position FILE:POS as file_number << 32 | offset */
+	/* MariaDB: the base backup (a snapshot id prefix; NULL: chosen by the target) */
+	const char *base;
+	/* MariaDB: replay the binlog files of this directory (NULL: the repository's) */
+	const char *binlog_dir;
 	unsigned threads;
 	struct kl_report report;
 };
@@ -444,6 +449,59 @@ int kl_db_sqlite_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
 /* 1 if the database name in the repository is a SQLite one, 0 if not (or absent). */
 int kl_db_sqlite_named(struct kl_repo *r, const char *name);
 
+/* ---- mariabackup's xbstream (src/db/xbstream.c) ------------------------------------ */
+
+/*
+ * mariabackup --stream=xbstream writes chunks: "XBSTCK01", a flags byte,
+ * a type byte ('P' payload, 'E' end of file), a 32-bit path length and
+ * the path; a payload chunk then has a 64-bit length, a 64-bit offset in
+ * the file, a CRC-32 of the payload and the payload (all little-endian).
+ * The parser trusts nothing: fuzz/fuzz-xbstream.c.
+ */
+#define KL_XBS_MAX_PATH 4096
+#define KL_XBS_HDR 14 /* magic, flags, type, path length */
+
+struct kl_xbs_chunk {
+	uint8_t type;	  /* 'P' or 'E' */
+	const char *path; /* relative and clean (no "", "." or ".." parts) */
+	uint64_t offset;  /* 'P': where the payload goes in the file */
+	uint64_t len;	  /* 'P': the payload's length */
+};
+
+struct kl_xbs_ops {
+	/* A chunk begins; a payload's bytes follow through data(). */
+	int (*chunk)(void *ud, const struct kl_xbs_chunk *c);
+	int (*data)(void *ud, const uint8_t *p, size_t n);
+};
+
+/* A push parser: bytes go in as they arrive, in pieces of any size. */
+struct kl_xbs {
+	const struct kl_xbs_ops *ops;
+	void *ud;
+	uint8_t hdr[KL_XBS_HDR + 20];
+	size_t fill; /* bytes of hdr, or of path, read so far */
+	int state;   /* what is being read */
+	uint8_t type;
+	uint32_t path_len;
+	char path[KL_XBS_MAX_PATH + 1];
+	uint64_t offset, len, left;
+	uint32_t crc, want_crc;
+	int error; /* sticky */
+};
+
+void kl_xbs_init(struct kl_xbs *x, const struct kl_xbs_ops *ops, void *ud);
+/*
+ * Feeds n bytes. Returns 0, -KL_ECORRUPT for a malformed stream (bad
+ * magic, unknown chunk type, a path too long or not clean, a payload whose
+ * CRC-32 does not match: the payload's bytes went to data() already, so
+ * the caller must drop what it made of them), or a callback's error.
+ */
+int kl_xbs_feed(struct kl_xbs *x, const uint8_t *p, size_t n);
+/* The stream is over: 0 if it ended between chunks, else -KL_ECORRUPT. */
+int kl_xbs_finish(struct kl_xbs *x);
+/* The CRC-32 of ISO 3309 (zlib's crc32): crc 0 to begin, then the running value. */
+uint32_t kl_crc32(uint32_t crc, const uint8_t *p, size_t n);
+
 /* ---- MariaDB (src/db/maria-*.c) ------------------------------------------------------ */
 
 /* Whether s is a mariadb:// or mysql:// URI (the CLI's db commands dispatch on it). */
@@ -467,6 +525,33 @@ int kl_db_maria_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
  */
 int kl_db_binlog_get(struct kl_repo *r, const char *name, const char *from, const char *stop_file,
 		     uint64_t stop_pos, const char *dir, size_t *n_ret);
+/*
+ * A hot physical backup of the server o->conninfo (a mariadb:// URI)
+ * names: mariabackup --backup --stream=xbstream, parsed as it arrives,
+ * into a kind-4 snapshot (tree data/ = mariabackup's files), with the
+ * consistent binary log position (start_lsn = stop_lsn = file_number <<
+ * 32 | offset, and binlog_file, gtid). keel must run on the server's
+ * host. Errors: -KL_EUSAGE (bad URI), -KL_EDBCONNECT (cannot connect:
+ * wrong user or password, no server), -KL_EDBSERVER (binary logging off,
+ * mariabackup failed), -KL_ECMD (mariabackup not installed), the
+ * repository's.
+ */
+int kl_db_maria_backup(struct kl_repo *r, const struct kl_db_backup_opts *o,
+		       struct kl_db_backup_result *ret);
+/*
+ * Restores o->name into o->target (new or empty): the newest base backup
+ * before the target (or o->base), mariabackup --prepare, and for --time
+ * (o->time, "YYYY-MM-DD HH:MM:SS" local time) or --position (o->lsn) or
+ * with o->binlog_dir the binary logs replayed by a temporary mariadbd on
+ * a private socket. -KL_ENOTFOUND for a target the repository (or
+ * binlog_dir) does not cover, with the range it does.
+ */
+int kl_db_maria_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
+			struct kl_id *base_ret);
+/* --position "bin.000003:1234" as 3 << 32 | 1234; -KL_EUSAGE if it is not one. */
+int kl_db_maria_position_parse(const char *s, uint64_t *ret);
+/* 1 if the database name in the repository is a MariaDB one, 0 if not (or absent). */
+int kl_db_maria_named(struct kl_repo *r, const char *name);
 
 #define KL_MARIA_URI_MAX 4096
 

@@ -1,15 +1,49 @@
-/*
- * keel db list's lines of a MariaDB database and keel db binlog-get
- * (docs/DATABASES.md, "MariaDB's binary log").
- */
+/* keel db's output for MariaDB servers (docs/DATABASES.md, "MariaDB"). */
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <time.h>
 
-#include "cli.h"
+#include "cmd-db-binlog.h"
 #include "cmd-db-maria.h"
-#include "keel/db.h"
+
+/* A binary log position as "FILE_NUMBER:OFFSET" (start_lsn's encoding). */
+static void pos_text(uint64_t pos, char *buf, size_t size)
+{
+	snprintf(buf, size, "%06" PRIu32 ":%" PRIu32, (uint32_t)(pos >> 32), (uint32_t)pos);
+}
+
+void kl_cli_db_maria_backup_out(struct kl_cli *cli, const struct kl_db_backup_result *res)
+{
+	char hex[2 * KL_ID_LEN + 1], total[32], added[32];
+
+	kl_id_hex(&res->id, hex);
+	if (cli->json) {
+		printf("{\"message_type\":\"summary\",\"snapshot_id\":\"%s\",\"name\":", hex);
+		kl_json_cstr(stdout, res->name);
+		printf(",\"engine\":\"mariadb\",\"server_id\":");
+		kl_json_cstr(stdout, res->system_id);
+		printf(",\"binlog_file\":");
+		kl_json_cstr(stdout, res->binlog_file);
+		printf(",\"binlog_pos\":%" PRIu32 ",\"gtid\":", (uint32_t)res->stop_lsn);
+		kl_json_cstr(stdout, res->gtid);
+		printf(",\"files\":%llu,\"bytes_total\":%llu,\"data_added\":%llu,"
+		       "\"data_stored\":%llu}\n",
+		       (unsigned long long)res->stats.files_new,
+		       (unsigned long long)res->stats.bytes_total,
+		       (unsigned long long)res->stats.bytes_added,
+		       (unsigned long long)res->stats.bytes_stored);
+		return;
+	}
+	if (cli->quiet)
+		return;
+	kl_print_bytes(total, sizeof(total), res->stats.bytes_total);
+	kl_print_bytes(added, sizeof(added), res->stats.bytes_added);
+	printf("database %s (mariadb, server id %s): backup %.8s saved at binlog %s:%" PRIu32
+	       "%s%s\n%llu files, %s, %s new\n",
+	       res->name, res->system_id, hex, res->binlog_file, (uint32_t)res->stop_lsn,
+	       *res->gtid ? ", GTID " : "", res->gtid, (unsigned long long)res->stats.files_new,
+	       total, added);
+}
 
 static void when(int64_t ns, char *buf, size_t size)
 {
@@ -19,43 +53,13 @@ static void when(int64_t ns, char *buf, size_t size)
 	strftime(buf, size, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
 }
 
-/* The newest record (by position): where the stored binary log ends. */
-static const struct kl_snapshot *newest(const struct kl_db_info *d)
+void kl_cli_db_maria_json(const struct kl_db_info *d)
 {
-	return d->n_logs ? &d->logs[d->n_logs - 1].s : NULL;
-}
-
-static void position(const struct kl_snapshot *w, char *buf, size_t size)
-{
-	uint32_t off = (uint32_t)w->db.stop_lsn;
-
-	if (off)
-		snprintf(buf, size, "%s:%" PRIu32, w->db.binlog_file ? w->db.binlog_file : "?",
-			 off);
-	else
-		snprintf(buf, size, "%s (complete)", w->db.binlog_file ? w->db.binlog_file : "?");
-}
-
-static size_t gaps_of(const struct kl_db_info *d)
-{
-	size_t n = 0;
-
-	return kl_db_gaps(d, NULL, &n) < 0 ? 0 : n;
-}
-
-int kl_cli_db_maria_json(const struct kl_db_info *d)
-{
-	const struct kl_snapshot *w = newest(d);
-	struct kl_db_span *v;
-	char pos[KL_BINLOG_NAME_MAX + 32];
-	size_t n;
-	int rc = kl_db_maria_spans(d, &v, &n);
-
-	if (rc < 0)
-		return rc;
 	printf("{\"name\":");
 	kl_json_cstr(stdout, d->name);
-	printf(",\"engine\":\"mariadb\",\"base_backups\":[");
+	printf(",\"engine\":\"mariadb\",\"server_id\":");
+	kl_json_cstr(stdout, d->system_id ? d->system_id : "");
+	printf(",\"base_backups\":[");
 	for (size_t k = 0; k < d->n_bases; k++) {
 		const struct kl_snapshot *s = &d->bases[k].s;
 
@@ -65,102 +69,75 @@ int kl_cli_db_maria_json(const struct kl_db_info *d)
 		kl_json_time(stdout, s->time_ns);
 		printf(",\"time_end\":");
 		kl_json_time(stdout, s->time_end_ns);
-		printf(",\"bytes_total\":%llu}", (unsigned long long)s->stats.bytes_total);
+		printf(",\"binlog_file\":");
+		kl_json_cstr(stdout, s->db.binlog_file ? s->db.binlog_file : "");
+		printf(",\"binlog_pos\":%" PRIu64 ",\"gtid\":", s->db.binlog_pos);
+		kl_json_cstr(stdout, s->db.gtid ? s->db.gtid : "");
+		printf(",\"server_name\":");
+		kl_json_cstr(stdout, s->db.server_name ? s->db.server_name : "");
+		printf(",\"server_version\":");
+		kl_json_cstr(stdout, s->db.server_version ? s->db.server_version : "");
+		printf(",\"bytes_total\":%llu,\"data_added\":%llu}",
+		       (unsigned long long)s->stats.bytes_total,
+		       (unsigned long long)s->stats.bytes_added);
 	}
-	printf("],\"log_records\":%zu,\"log_gaps\":%zu", d->n_logs, gaps_of(d));
-	if (w) {
-		position(w, pos, sizeof(pos));
-		printf(",\"log_position\":");
-		kl_json_cstr(stdout, pos);
-		printf(",\"log_time\":");
+	printf("],\"dumps\":[");
+	for (size_t k = 0; k < d->n_dumps; k++) {
+		printf("%s{\"id\":", k ? "," : "");
+		kl_json_id(stdout, &d->dumps[k].id);
+		printf(",\"time\":");
+		kl_json_time(stdout, d->dumps[k].s.time_ns);
+		printf(",\"bytes_total\":%llu}",
+		       (unsigned long long)d->dumps[k].s.stats.bytes_total);
+	}
+	printf("],\"binlog_records\":%zu", d->n_logs);
+	if (d->n_logs) {
+		const struct kl_snapshot *w = &d->logs[d->n_logs - 1].s;
+		char pos[32];
+
+		pos_text(w->db.stop_lsn, pos, sizeof(pos));
+		printf(",\"binlog_stop\":\"%s\",\"binlog_time\":", pos);
 		kl_json_time(stdout, w->time_end_ns);
 	}
-	printf(",\"restorable\":[");
-	for (size_t i = 0; i < n; i++) {
-		printf("%s{\"from\":", i ? "," : "");
-		kl_json_time(stdout, v[i].from_ns);
-		printf(",\"to\":");
-		kl_json_time(stdout, v[i].to_ns);
-		printf("}");
-	}
-	printf("]");
-	if (n) {
-		printf(",\"newest_restorable\":");
-		kl_json_time(stdout, v[n - 1].to_ns);
-	}
+	kl_cli_db_binlog_json(d);
 	printf("}");
-	kl_free(v);
-	return 0;
 }
 
-int kl_cli_db_maria_text(const struct kl_db_info *d)
+void kl_cli_db_maria_text(const struct kl_db_info *d)
 {
-	const struct kl_snapshot *w = newest(d);
-	struct kl_db_span *v;
-	char a[64], b[64], pos[KL_BINLOG_NAME_MAX + 32];
-	size_t n, gaps = gaps_of(d);
-	int rc = kl_db_maria_spans(d, &v, &n);
+	char a[64], size[32], hex[2 * KL_ID_LEN + 1];
 
-	if (rc < 0)
-		return rc;
-	printf("%s (mariadb): %zu base backup%s, %zu binary log record%s\n", d->name, d->n_bases,
-	       d->n_bases == 1 ? "" : "s", d->n_logs, d->n_logs == 1 ? "" : "s");
+	printf("%s (mariadb, server id %s): %zu base backup%s", d->name,
+	       d->system_id ? d->system_id : "?", d->n_bases, d->n_bases == 1 ? "" : "s");
+	if (d->n_dumps)
+		printf(", %zu dump%s", d->n_dumps, d->n_dumps == 1 ? "" : "s");
+	printf("\n");
 	for (size_t k = 0; k < d->n_bases; k++) {
-		char hex[2 * KL_ID_LEN + 1], size[32];
+		const struct kl_snapshot *s = &d->bases[k].s;
 
 		kl_id_hex(&d->bases[k].id, hex);
-		when(d->bases[k].s.time_ns, a, sizeof(a));
-		kl_print_bytes(size, sizeof(size), d->bases[k].s.stats.bytes_total);
-		printf("  %.8s  %s  %s\n", hex, a, size);
+		when(s->time_ns, a, sizeof(a));
+		kl_print_bytes(size, sizeof(size), s->stats.bytes_total);
+		printf("  %.8s  %s  binlog %s:%" PRIu64 "%s%s  %s\n", hex, a,
+		       s->db.binlog_file ? s->db.binlog_file : "?", s->db.binlog_pos,
+		       s->db.gtid ? "  GTID " : "", s->db.gtid ? s->db.gtid : "", size);
 	}
-	if (w) {
+	for (size_t k = 0; k < d->n_dumps; k++) {
+		const struct kl_snapshot *s = &d->dumps[k].s;
+
+		kl_id_hex(&d->dumps[k].id, hex);
+		when(s->time_ns, a, sizeof(a));
+		kl_print_bytes(size, sizeof(size), s->stats.bytes_total);
+		printf("  %.8s  %s  dump  %s\n", hex, a, size);
+	}
+	if (d->n_logs) {
+		const struct kl_snapshot *w = &d->logs[d->n_logs - 1].s;
 		int64_t age = (kl_time_now_ns() - w->time_end_ns) / KL_NSEC_PER_SEC;
+		char pos[32];
 
-		position(w, pos, sizeof(pos));
-		printf("  binary log: up to %s (stored %llds ago)\n", pos,
-		       (long long)(age > 0 ? age : 0));
+		pos_text(w->db.stop_lsn, pos, sizeof(pos));
+		printf("  binlog: %zu record%s, up to %s (stored %llds ago)\n", d->n_logs,
+		       d->n_logs == 1 ? "" : "s", pos, (long long)(age > 0 ? age : 0));
 	}
-	if (gaps)
-		printf("  binary log has %zu gap%s: see 'keel db check %s'\n", gaps,
-		       gaps == 1 ? "" : "s", d->name);
-	for (size_t i = 0; i < n; i++) {
-		when(v[i].from_ns, a, sizeof(a));
-		when(v[i].to_ns, b, sizeof(b));
-		printf("  restorable: %s .. %s\n", a, b);
-	}
-	kl_free(v);
-	return 0;
-}
-
-int kl_cli_db_binlog_get(struct kl_cli *cli, const char *name, const char *dir, const char *from,
-			 const char *position_arg)
-{
-	char file[KL_BINLOG_NAME_MAX + 1];
-	const char *colon = position_arg ? strrchr(position_arg, ':') : NULL;
-	uint64_t pos = 0;
-	size_t n = 0;
-	int rc;
-
-	if (position_arg) {
-		if (!colon || (size_t)(colon - position_arg) >= sizeof(file) ||
-		    kl_parse_uint(colon + 1, 4, UINT32_MAX, &pos) < 0)
-			return kl_cli_usage_error(cli, "invalid --position '%s' (FILE:POS)",
-						  position_arg);
-		memcpy(file, position_arg, (size_t)(colon - position_arg));
-		file[colon - position_arg] = 0;
-	}
-	rc = kl_cli_open(cli);
-	if (rc < 0)
-		return rc;
-	rc = kl_db_binlog_get(cli->repo, name, from, position_arg ? file : NULL, pos, dir, &n);
-	if (rc < 0) {
-		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
-		kl_cli_error(cli, rc, "binlog-get of '%s' failed", name);
-		return rc;
-	}
-	if (cli->json)
-		printf("{\"message_type\":\"summary\",\"files\":%zu}\n", n);
-	else if (!cli->quiet)
-		printf("%zu binary log file%s written to %s\n", n, n == 1 ? "" : "s", dir);
-	return 0;
+	kl_cli_db_binlog_text(d);
 }

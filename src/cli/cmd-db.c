@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "keel/backend.h"
+#include "cmd-db-binlog.h"
 #include "cmd-db-maria.h"
 #include "cmd-db-sqlite.h"
 #include "keel/db.h"
@@ -108,11 +109,13 @@ enum {
 	OPT_ALL,
 	OPT_SYNC,
 	OPT_START,
+	OPT_BASE,
+	OPT_BINLOG_DIR,
 	OPT_POSITION,
 };
 
 struct db_args {
-	const char *name, *host, *target, *slot, *time, *start, *position;
+	const char *name, *host, *target, *slot, *time, *start, *position, *base, *binlog_dir;
 	bool latest, has_lsn, all, sync;
 	uint64_t lsn;
 	unsigned threads;
@@ -145,8 +148,9 @@ static int db_backup(struct kl_cli *cli, const char *conninfo, const struct db_a
 	if (rc < 0)
 		return rc;
 	kl_cli_report_init(&rep, cli, &o.report);
-	rc = kl_db_sqlite_uri(conninfo) ? kl_db_sqlite_backup(cli->repo, &o, &res)
-					: kl_db_backup(cli->repo, &o, &res);
+	rc = kl_db_sqlite_uri(conninfo)	 ? kl_db_sqlite_backup(cli->repo, &o, &res)
+	     : kl_db_maria_uri(conninfo) ? kl_db_maria_backup(cli->repo, &o, &res)
+					 : kl_db_backup(cli->repo, &o, &res);
 	kl_cli_report_done(&rep);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
@@ -154,6 +158,10 @@ static int db_backup(struct kl_cli *cli, const char *conninfo, const struct db_a
 		return rc;
 	}
 	kl_id_hex(&res.id, hex);
+	if (kl_db_maria_uri(conninfo)) {
+		kl_cli_db_maria_backup_out(cli, &res);
+		return 0;
+	}
 	if (cli->json) {
 		printf("{\"message_type\":\"summary\",\"snapshot_id\":\"%s\",\"name\":", hex);
 		kl_json_cstr(stdout, res.name);
@@ -277,20 +285,25 @@ static int db_restore(struct kl_cli *cli, const char *name, const struct db_args
 	if (!a->target || !*a->target)
 		return kl_cli_usage_error(cli, "--target is required");
 	if (a->latest + !!a->time + a->has_lsn != 1)
-		return kl_cli_usage_error(cli, "say which moment: one of --latest, --time, --lsn");
+		return kl_cli_usage_error(
+			cli, "say which moment: one of --latest, --time, --lsn (--position)");
 	o.name = name;
 	o.target = a->target;
 	o.latest = a->latest;
 	o.time = a->time;
 	o.has_lsn = a->has_lsn;
 	o.lsn = a->lsn;
+	o.base = a->base;
+	o.binlog_dir = a->binlog_dir;
 	o.threads = a->threads;
 	rc = kl_cli_open(cli);
 	if (rc < 0)
 		return rc;
 	kl_cli_report_init(&rep, cli, &o.report);
-	rc = kl_db_sqlite_named(cli->repo, name);
-	if (rc >= 0)
+	rc = kl_db_maria_named(cli->repo, name);
+	if (rc > 0)
+		rc = kl_db_maria_restore(cli->repo, &o, &base);
+	else if (rc >= 0 && (rc = kl_db_sqlite_named(cli->repo, name)) >= 0)
 		rc = rc ? kl_db_sqlite_restore(cli->repo, &o, &base)
 			: kl_db_restore(cli->repo, &o, &base);
 	kl_cli_report_done(&rep);
@@ -553,6 +566,8 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 		{"all", no_argument, NULL, OPT_ALL},
 		{"synchronous", no_argument, NULL, OPT_SYNC},
 		{"start", required_argument, NULL, OPT_START},
+		{"base", required_argument, NULL, OPT_BASE},
+		{"binlog-dir", required_argument, NULL, OPT_BINLOG_DIR},
 		{"position", required_argument, NULL, OPT_POSITION},
 		{NULL, 0, NULL, 0},
 	};
@@ -585,15 +600,25 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 		case OPT_START:
 			a->start = optarg;
 			break;
-		case OPT_POSITION:
-			a->position = optarg;
-			break;
 		case OPT_TIME:
 			a->time = optarg;
 			break;
 		case OPT_LSN:
 			if (kl_db_lsn_parse(optarg, &a->lsn) < 0)
 				return kl_cli_usage_error(cli, "invalid --lsn '%s' (X/Y)", optarg);
+			a->has_lsn = true;
+			break;
+		case OPT_BASE:
+			a->base = optarg;
+			break;
+		case OPT_BINLOG_DIR:
+			a->binlog_dir = optarg;
+			break;
+		case OPT_POSITION:
+			a->position = optarg; /* binlog-get takes it as it is */
+			if (kl_db_maria_position_parse(optarg, &a->lsn) < 0)
+				return kl_cli_usage_error(cli, "invalid --position '%s' (FILE:POS)",
+							  optarg);
 			a->has_lsn = true;
 			break;
 		case OPT_THREADS:

@@ -43,7 +43,7 @@ static int put_record(struct kl_repo *r, const struct kl_snapshot_ref *ref, int 
 		rc = n && n->has_subtree ? kl_repo_read_tree(r, &n->subtree, &dir) : -KL_ECORRUPT;
 	}
 	if (rc >= 0) {
-		n = kl_tree_find(&dir, (const uint8_t *)db->binlog_file, strlen(db->binlog_file));
+		n = kl_tree_find(&dir, (const uint8_t *)db->log_file, strlen(db->log_file));
 		if (!n || n->type != KL_NODE_FILE ||
 		    (KL_MB_NO(db->stop_lsn) == KL_MB_NO(db->start_lsn) &&
 		     n->size != KL_MB_OFF(db->stop_lsn) - KL_MB_OFF(db->start_lsn)))
@@ -123,14 +123,14 @@ static int write_all(struct fetch *f, struct kl_snapshot_ref **v, size_t n, uint
 		if (db->start_lsn > f->pos)
 			return kl_repo_fail(f->r, -KL_EDBGAP,
 					    "the binary log has a gap before '%s' at %" PRIu32,
-					    db->binlog_file, KL_MB_OFF(db->start_lsn));
+					    db->log_file, KL_MB_OFF(db->start_lsn));
 		if (f->fd < 0)
-			rc = open_file(f, db->binlog_file, KL_MB_NO(db->start_lsn));
+			rc = open_file(f, db->log_file, KL_MB_NO(db->start_lsn));
 		if (rc >= 0)
 			rc = put_record(f->r, v[i], f->fd);
 		if (rc < 0)
 			return kl_repo_fail(f->r, rc, "cannot read back the binary log '%s'",
-					    db->binlog_file);
+					    db->log_file);
 		f->pos = db->stop_lsn;
 		*reached_ret = reached(f, db, stop_no);
 		if (KL_MB_NO(db->stop_lsn) != f->cur) { /* the file is complete */
@@ -173,7 +173,7 @@ int kl_maria_binlog_fetch(struct kl_repo *r, const char *name, const char *from_
 	for (size_t i = 0; rc >= 0 && i < d->n_logs; i++) {
 		const struct kl_snapshot_db *db = &d->logs[i].s.db;
 
-		if (!db->binlog_file || KL_MB_NO(db->stop_lsn) < from_no)
+		if (!db->log_file || KL_MB_NO(db->stop_lsn) < from_no)
 			continue;
 		v[n++] = &d->logs[i];
 		if (d->logs[i].s.time_end_ns > newest)
@@ -225,8 +225,8 @@ int kl_db_binlog_get(struct kl_repo *r, const char *name, const char *from, cons
 			const struct kl_snapshot_db *db = &d->logs[i].s.db;
 
 			/* logs are by stop: the first with a name is the oldest file */
-			if (db->binlog_file) {
-				snprintf(oldest, sizeof(oldest), "%s", db->binlog_file);
+			if (db->log_file) {
+				snprintf(oldest, sizeof(oldest), "%s", db->log_file);
 				break;
 			}
 		}

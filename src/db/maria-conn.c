@@ -444,3 +444,58 @@ void kl_maria_tool_release(struct kl_maria_tool *t)
 		kl_free(t->args[i]);
 	memset(t, 0, sizeof(*t));
 }
+
+int kl_maria_server_info(struct kl_repo *r, MYSQL *m, struct kl_maria_server *ret)
+{
+	char v[32];
+	int rc;
+
+	memset(ret, 0, sizeof(*ret));
+	rc = kl_maria_value(r, m, "SELECT @@log_bin", v, sizeof(v));
+	if (rc >= 0)
+		ret->log_bin = !strcmp(v, "1");
+	if (rc >= 0)
+		rc = kl_maria_value(r, m, "SELECT @@server_id", v, sizeof(v));
+	if (rc >= 0)
+		ret->server_id = (uint32_t)strtoul(v, NULL, 10);
+	if (rc >= 0)
+		rc = kl_maria_value(r, m, "SELECT @@hostname", ret->hostname,
+				    sizeof(ret->hostname));
+	if (rc >= 0)
+		rc = kl_maria_value(r, m, "SELECT @@version", ret->version, sizeof(ret->version));
+	if (rc >= 0)
+		rc = kl_maria_value(r, m, "SELECT @@datadir", ret->datadir, sizeof(ret->datadir));
+	if (rc >= 0 && !*ret->datadir)
+		rc = kl_repo_fail(r, -KL_EDBSERVER, "the server names no data directory");
+	return rc;
+}
+
+void kl_maria_default_name(const struct kl_maria_server *s, char *buf, size_t size)
+{
+	size_t n;
+
+	snprintf(buf, size, "mariadb-%s", *s->hostname ? s->hostname : "server");
+	n = strlen(buf);
+	if (n > KL_DB_NAME_MAX)
+		buf[n = KL_DB_NAME_MAX] = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
+			    buf[i]))
+			buf[i] = '_';
+}
+
+int kl_maria_open(struct kl_repo *r, const char *uri, struct kl_maria_uri *u, MYSQL **m,
+		  struct kl_maria_server *sv)
+{
+	const char *why = NULL;
+	int rc = kl_maria_uri_parse(uri, u, &why);
+
+	*m = NULL;
+	if (rc == -KL_EUSAGE)
+		return kl_repo_fail(r, rc, "invalid MariaDB URI: %s", why);
+	if (rc >= 0)
+		rc = kl_maria_connect(r, u, m);
+	if (rc >= 0 && sv)
+		rc = kl_maria_server_info(r, *m, sv);
+	return rc;
+}

@@ -50,4 +50,42 @@ struct kl_maria_tool {
 int kl_maria_tool_init(struct kl_repo *r, const struct kl_maria_uri *u, struct kl_maria_tool *t);
 void kl_maria_tool_release(struct kl_maria_tool *t);
 
+/* What keel reads of the server before a backup. */
+struct kl_maria_server {
+	bool log_bin;
+	uint32_t server_id;
+	char hostname[256];
+	char version[64];
+	char datadir[4096];
+};
+int kl_maria_server_info(struct kl_repo *r, MYSQL *m, struct kl_maria_server *ret);
+/* "mariadb-HOSTNAME", characters a name cannot hold as '_'. */
+void kl_maria_default_name(const struct kl_maria_server *s, char *buf, size_t size);
+/*
+ * Parses uri into u (kl_maria_uri_release it), connects (*m to
+ * mysql_close) and, if sv, reads the server's settings.
+ */
+int kl_maria_open(struct kl_repo *r, const char *uri, struct kl_maria_uri *u, MYSQL **m,
+		  struct kl_maria_server *sv);
+
+/* "YYYY-MM-DD HH:MM:SS" in keel's local time zone (as mariadb-binlog reads it), ns. */
+int kl_maria_parse_time(const char *s, int64_t *ret);
+/* "bin.000003" -> 3; -KL_EUSAGE if the name has no numeric suffix. */
+int kl_maria_binlog_number(const char *file, uint64_t *ret);
+
+/* ---- child processes (maria-backup.c) ---- */
+
+/* A temporary file (O_TMPFILE) for a tool's log. */
+int kl_maria_tmpfile(struct kl_repo *r, int *ret);
+/* Starts argv[0] (from PATH) with the given descriptors (-1: keel's) as stdin, stdout, stderr. */
+int kl_maria_child_start(struct kl_repo *r, char *const argv[], int in_fd, int out_fd, int log_fd,
+			 pid_t *ret);
+/*
+ * Waits for it: 0 if it exited 0; -KL_ECMD if it could not be run (not
+ * installed); else -KL_EDBSERVER with the last lines of its log.
+ */
+int kl_maria_child_wait(struct kl_repo *r, pid_t pid, int log_fd, const char *tool);
+/* Removes dir and everything below it (keel's own temporary directories). */
+void kl_maria_rmtree(const char *dir);
+
 #endif

@@ -102,7 +102,7 @@ static int store(struct mstream *s, bool complete)
 		snap.db.stop_lsn = complete ? KL_MB_POS(s->f.file_no + 1, 0)
 					    : KL_MB_POS(s->f.file_no, s->f.have);
 		snap.db.server_version = s->version;
-		snap.db.binlog_file = s->f.file;
+		snap.db.log_file = s->f.file;
 		snap.db.binlog_time_min = s->tmin;
 		snap.db.binlog_time_max = s->tmax;
 		snap.db.binlog_checksum_alg = s->f.alg;
@@ -303,8 +303,8 @@ static int server(struct mstream *s)
 	if (rc >= 0)
 		rc = kl_maria_value(s->r, s->m, "SELECT VERSION()", s->version, sizeof(s->version));
 	/* keel's id as a replica: its own per database, never the server's */
-	s->my_id = (kl_binlog_crc32(0, (const uint8_t *)s->name, strlen(s->name)) & 0x3fffffff) |
-		   0x40000000;
+	s->my_id =
+		(kl_crc32(0, (const uint8_t *)s->name, strlen(s->name)) & 0x3fffffff) | 0x40000000;
 	if (s->my_id == s->server_id)
 		s->my_id ^= 1;
 	return rc;
@@ -466,12 +466,12 @@ static int start_at(struct mstream *s)
 	    !(last && KL_MB_NO(base->start_lsn) == KL_MB_NO(last->stop_lsn) &&
 	      KL_MB_OFF(last->stop_lsn)))
 		last = NULL, snprintf(file, sizeof(file), "%s", base->binlog_file);
-	if (rc >= 0 && last && !last->binlog_file)
+	if (rc >= 0 && last && !last->log_file)
 		rc = kl_repo_fail(s->r, -KL_ECORRUPT, "a log record of '%s' names no binary log",
 				  s->name);
 	if (rc >= 0 && last && KL_MB_OFF(last->stop_lsn)) {
 		/* mid-file: the first byte not stored */
-		rc = kl_binlog_follow_init(&s->f, last->binlog_file, KL_MB_OFF(last->stop_lsn));
+		rc = kl_binlog_follow_init(&s->f, last->log_file, KL_MB_OFF(last->stop_lsn));
 		s->stored = s->f.have;
 		s->stop_pos = last->stop_lsn;
 		kl_db_list_release(&l);
@@ -480,8 +480,7 @@ static int start_at(struct mstream *s)
 	}
 	if (rc >= 0 && last) {
 		s->stop_pos = last->stop_lsn;
-		rc = kl_mb_file_name(last->binlog_file, KL_MB_NO(last->stop_lsn), file,
-				     sizeof(file));
+		rc = kl_mb_file_name(last->log_file, KL_MB_NO(last->stop_lsn), file, sizeof(file));
 	} else if (rc >= 0 && !*file) {
 		rc = s->o->start ? start_option(s, file, sizeof(file))
 				 : oldest_file(s, file, sizeof(file));

@@ -69,6 +69,10 @@ void kl_snapshot_release(struct kl_snapshot *s)
 	kl_free(s->db.system_id);
 	kl_free(s->db.server_version);
 	kl_free(s->db.binlog_file);
+	kl_free(s->db.log_file);
+	kl_free(s->db.gtid);
+	kl_free(s->db.server_name);
+	kl_free(s->db.stop_gtid);
 	kl_free(s->image_method);
 	strv_free(s->image_ident, s->n_image_ident);
 	kl_free(s->image_consistency);
@@ -129,7 +133,7 @@ static bool db_valid(const struct kl_snapshot *s)
 		return !s->has_db;
 	if (!s->has_db || d->engine < KL_DB_POSTGRESQL || d->engine > KL_DB_SQLITE ||
 	    !kl_db_name_valid(d->name) || d->stop_lsn < d->start_lsn ||
-	    (d->binlog_file && !kl_db_binlog_name_valid(d->binlog_file)))
+	    (d->log_file && !kl_db_binlog_name_valid(d->log_file)))
 		return false;
 	if (s->kind == KL_SNAP_DBLOG)
 		return d->role == KL_DB_LOG;
@@ -160,8 +164,13 @@ enum {
 	D_WAL_CHECKSUM,
 	D_PAGE_SIZE,
 	D_SEGMENT_SIZE = 15,
-	/* 16..22: reserved (MariaDB base backups) */
-	D_BINLOG_FILE = 23, /* 23..27: MariaDB log records */
+	D_BINLOG_FILE = 16, /* 16..21: MariaDB; 22 reserved for it */
+	D_BINLOG_POS,
+	D_GTID,
+	D_SERVER_ID,
+	D_SERVER_NAME,
+	D_STOP_GTID,
+	D_LOG_FILE = 23, /* 23..27: MariaDB log records */
 	D_BINLOG_TIME_MIN,
 	D_BINLOG_TIME_MAX,
 	D_BINLOG_CHECKSUM_ALG,
@@ -171,7 +180,7 @@ enum {
 
 static int binlog_encode(const struct kl_snapshot_db *d, struct kl_buf *out)
 {
-	int r = kl_pb_put_str(out, D_BINLOG_FILE, d->binlog_file);
+	int r = kl_pb_put_str(out, D_LOG_FILE, d->log_file);
 
 	if (r >= 0)
 		r = kl_pb_put_sint_nz(out, D_BINLOG_TIME_MIN, d->binlog_time_min);
@@ -187,8 +196,8 @@ static int binlog_encode(const struct kl_snapshot_db *d, struct kl_buf *out)
 static int binlog_decode(const struct kl_pb_field *f, struct kl_snapshot_db *d)
 {
 	switch (f->num) {
-	case D_BINLOG_FILE:
-		return kl_pb_strdup(f, &d->binlog_file);
+	case D_LOG_FILE:
+		return kl_pb_strdup(f, &d->log_file);
 	case D_BINLOG_TIME_MIN:
 		return kl_pb_get_s64(f, &d->binlog_time_min);
 	case D_BINLOG_TIME_MAX:
@@ -236,6 +245,18 @@ static int db_encode(const struct kl_snapshot_db *d, struct kl_buf *out)
 		r = kl_pb_put_uint_nz(out, D_WAL_CHECKSUM, d->wal_checksum);
 	if (r >= 0)
 		r = kl_pb_put_uint_nz(out, D_PAGE_SIZE, d->page_size);
+	if (r >= 0)
+		r = kl_pb_put_str(out, D_BINLOG_FILE, d->binlog_file);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_BINLOG_POS, d->binlog_pos);
+	if (r >= 0)
+		r = kl_pb_put_str(out, D_GTID, d->gtid);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_SERVER_ID, d->server_id);
+	if (r >= 0)
+		r = kl_pb_put_str(out, D_SERVER_NAME, d->server_name);
+	if (r >= 0)
+		r = kl_pb_put_str(out, D_STOP_GTID, d->stop_gtid);
 	if (r >= 0)
 		r = binlog_encode(d, out);
 	if (r >= 0)
@@ -303,6 +324,24 @@ static int db_decode(const struct kl_pb_field *df, struct kl_snapshot_db *d)
 			break;
 		case D_PAGE_SIZE:
 			r = kl_pb_get_u32(&f, &d->page_size);
+			break;
+		case D_BINLOG_FILE:
+			r = kl_pb_strdup(&f, &d->binlog_file);
+			break;
+		case D_BINLOG_POS:
+			r = kl_pb_get_u64(&f, &d->binlog_pos);
+			break;
+		case D_GTID:
+			r = kl_pb_strdup(&f, &d->gtid);
+			break;
+		case D_SERVER_ID:
+			r = kl_pb_get_u32(&f, &d->server_id);
+			break;
+		case D_SERVER_NAME:
+			r = kl_pb_strdup(&f, &d->server_name);
+			break;
+		case D_STOP_GTID:
+			r = kl_pb_strdup(&f, &d->stop_gtid);
 			break;
 		default:
 			r = binlog_decode(&f, d);
