@@ -35,7 +35,7 @@ struct mstream {
 	struct kl_mb_feed feed;
 	bool feeding;
 	char name[KL_DB_NAME_MAX + 1], tag[8 + KL_DB_NAME_MAX];
-	char version[64];
+	char version[64], sysid[16];
 	uint32_t server_id, my_id;
 	struct kl_binlog_follow f;
 	uint64_t stored;     /* of f.file: bytes durable in the repository */
@@ -102,6 +102,8 @@ static int store(struct mstream *s, bool complete)
 		snap.db.stop_lsn = complete ? KL_MB_POS(s->f.file_no + 1, 0)
 					    : KL_MB_POS(s->f.file_no, s->f.have);
 		snap.db.server_version = s->version;
+		snap.db.system_id = s->sysid; /* as base backups have it: the server's server_id */
+		snap.db.server_id = s->server_id;
 		snap.db.log_file = s->f.file;
 		snap.db.binlog_time_min = s->tmin;
 		snap.db.binlog_time_max = s->tmax;
@@ -300,6 +302,7 @@ static int server(struct mstream *s)
 				    "): another server?",
 				    id, s->server_id);
 	s->server_id = (uint32_t)id;
+	snprintf(s->sysid, sizeof(s->sysid), "%" PRIu32, s->server_id);
 	if (rc >= 0)
 		rc = kl_maria_value(s->r, s->m, "SELECT VERSION()", s->version, sizeof(s->version));
 	/* keel's id as a replica: its own per database, never the server's */
@@ -372,7 +375,9 @@ static int reconnect(struct mstream *s)
 			rc = dump(s);
 		if (rc >= 0)
 			return 0;
-		if (rc != -KL_EDBCONNECT && !s->lost)
+		/* a server still starting or stopping fails a query as well: try again */
+		if (rc != -KL_EDBCONNECT && !s->lost &&
+		    !(s->m && mysql_errno(s->m) && kl_mb_error_lost(mysql_errno(s->m))))
 			return rc;
 		kl_repo_take_err(s->r, &e, NULL);
 		snprintf(s->why, sizeof(s->why), "cannot reconnect: %.480s", e.msg);

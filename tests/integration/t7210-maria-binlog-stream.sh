@@ -30,6 +30,8 @@ wait_stored()
 	local want got i
 	want=$(maria_sql origin "SHOW MASTER STATUS" | awk '{print $1 ":" $2}')
 	for ((i = 0; i < 150; i++)); do
+		# read again each time: the server writes a checkpoint event after a rotation
+		want=$(maria_sql origin "SHOW MASTER STATUS" | awk '{print $1 ":" $2}')
 		got=$(keel db list --json 2>/dev/null | json_get log_position || true)
 		[ "$got" = "$want" ] && return 0
 		kill -0 "$stream" 2>/dev/null || fail "the stream ended: $(cat "$TEST_DIR/stream.err")"
@@ -102,7 +104,7 @@ mariadb-binlog --no-defaults "$TEST_DIR"/binlogs/bin.* >"$TEST_DIR/replay.sql" |
 # no gap, every record readable; db list shows the log
 expect_success keel db check shop >/dev/null
 keel db list >"$TEST_DIR/list"
-grep -q "^shop (mariadb): 0 base backups, [0-9]* binary log records$" "$TEST_DIR/list" ||
+grep -q "^shop (mariadb, server id 1): 0 base backups$" "$TEST_DIR/list" ||
 	fail "db list: $(cat "$TEST_DIR/list")"
 grep -q "^  binary log: up to $want (stored [0-9]*s ago)$" "$TEST_DIR/list" ||
 	fail "db list does not show the log's end: $(cat "$TEST_DIR/list")"
