@@ -132,7 +132,7 @@ int kl_pgm_history_parse(const char *p, size_t n, struct kl_pg_switch *v, size_t
  * and with binlog_checksum = CRC32 a 4-byte checksum. These decoders read
  * bytes from the network or a repository and trust nothing in them.
  */
-#define KL_BINLOG_MAGIC "\xfe" "bin"
+#define KL_BINLOG_MAGIC "\376bin" /* octal: a hex escape would take the b */
 #define KL_BINLOG_MAGIC_LEN 4
 #define KL_BINLOG_HDR 19
 #define KL_BINLOG_EVENT_MAX (1u << 30) /* max_allowed_packet's ceiling */
@@ -267,7 +267,8 @@ struct kl_db_stream_opts {
 	 * may wait for keel (synchronous_standby_names naming its application_name).
 	 */
 	bool synchronous;
-	/* MariaDB: "FILE:POS", where a first stream of the database starts (NULL: see DATABASES.md) */
+	/* MariaDB: "FILE:POS", where a first stream of the database starts (NULL: see DATABASES.md)
+	 */
 	const char *start;
 	struct kl_report report; /* warn: the connection was lost, reconnecting */
 };
