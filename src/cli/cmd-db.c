@@ -110,11 +110,12 @@ enum {
 	OPT_BASE,
 	OPT_BINLOG_DIR,
 	OPT_POSITION,
+	OPT_DUMP,
 };
 
 struct db_args {
 	const char *name, *host, *target, *slot, *time, *base, *binlog_dir;
-	bool latest, has_lsn, all, sync;
+	bool latest, has_lsn, all, sync, dump;
 	uint64_t lsn;
 	unsigned threads;
 };
@@ -198,7 +199,8 @@ static int db_dump(struct kl_cli *cli, const char *conninfo, const struct db_arg
 	if (rc < 0)
 		return rc;
 	o.threads = a->threads;
-	rc = kl_db_dump(cli->repo, &o, &res);
+	rc = kl_db_maria_uri(conninfo) ? kl_db_maria_dump(cli->repo, &o, &res)
+				       : kl_db_dump(cli->repo, &o, &res);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "dump failed, no snapshot was saved");
@@ -211,6 +213,8 @@ static int db_dump(struct kl_cli *cli, const char *conninfo, const struct db_arg
 		       "\"bytes_total\":%llu}\n",
 		       hex, (unsigned long long)res.databases,
 		       (unsigned long long)res.stats.bytes_total);
+	else if (!cli->quiet && kl_db_maria_uri(conninfo))
+		printf("database %s (mariadb): dump %.8s saved, %s\n", res.name, hex, total);
 	else if (!cli->quiet)
 		printf("database %s: dump %.8s saved, %llu databases and globals, %s\n", res.name,
 		       hex, (unsigned long long)res.databases, total);
@@ -270,7 +274,7 @@ static int db_restore(struct kl_cli *cli, const char *name, const struct db_args
 
 	if (!a->target || !*a->target)
 		return kl_cli_usage_error(cli, "--target is required");
-	if (a->latest + !!a->time + a->has_lsn != 1)
+	if (!a->dump && a->latest + !!a->time + a->has_lsn != 1)
 		return kl_cli_usage_error(
 			cli, "say which moment: one of --latest, --time, --lsn (--position)");
 	o.name = name;
@@ -281,6 +285,7 @@ static int db_restore(struct kl_cli *cli, const char *name, const struct db_args
 	o.lsn = a->lsn;
 	o.base = a->base;
 	o.binlog_dir = a->binlog_dir;
+	o.dump = a->dump;
 	o.threads = a->threads;
 	rc = kl_cli_open(cli);
 	if (rc < 0)
@@ -305,7 +310,8 @@ static int db_restore(struct kl_cli *cli, const char *name, const struct db_args
 		kl_json_cstr(stdout, a->target);
 		printf("}\n");
 	} else if (!cli->quiet) {
-		printf("restored base backup %.8s of %s into %s\n", hex, name, a->target);
+		printf("restored %s %.8s of %s into %s\n", a->dump ? "dump" : "base backup", hex,
+		       name, a->target);
 	}
 	return 0;
 }
@@ -554,6 +560,7 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 		{"base", required_argument, NULL, OPT_BASE},
 		{"binlog-dir", required_argument, NULL, OPT_BINLOG_DIR},
 		{"position", required_argument, NULL, OPT_POSITION},
+		{"dump", no_argument, NULL, OPT_DUMP},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t threads;
@@ -589,6 +596,9 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 			if (kl_db_lsn_parse(optarg, &a->lsn) < 0)
 				return kl_cli_usage_error(cli, "invalid --lsn '%s' (X/Y)", optarg);
 			a->has_lsn = true;
+			break;
+		case OPT_DUMP:
+			a->dump = true;
 			break;
 		case OPT_BASE:
 			a->base = optarg;

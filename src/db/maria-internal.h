@@ -85,6 +85,9 @@ int kl_maria_child_start(struct kl_repo *r, char *const argv[], int in_fd, int o
  * installed); else -KL_EDBSERVER with the last lines of its log.
  */
 int kl_maria_child_wait(struct kl_repo *r, pid_t pid, int log_fd, const char *tool);
+/* maria-dump.c: o->dump: the newest dump of d (or o->base) into the new file o->target. */
+int kl_maria_restore_dump(struct kl_repo *r, const struct kl_db_info *d,
+			  const struct kl_db_restore_opts *o, struct kl_id *base_ret);
 /* Removes dir and everything below it (keel's own temporary directories). */
 void kl_maria_rmtree(const char *dir);
 

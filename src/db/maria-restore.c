@@ -491,7 +491,7 @@ int kl_db_maria_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
 	const struct kl_db_info *d;
 	int rc;
 
-	if (o->latest + !!o->time + o->has_lsn != 1)
+	if (!o->dump && o->latest + !!o->time + o->has_lsn != 1)
 		return kl_repo_fail(r, -KL_EUSAGE, "give one of --latest, --time and --position");
 	if (!o->target || !*o->target)
 		return kl_repo_fail(r, -KL_EUSAGE, "no restore target given");
@@ -499,6 +499,11 @@ int kl_db_maria_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
 	if (rc < 0)
 		return rc;
 	d = kl_db_find(&l, o->name);
+	if (d && o->dump) {
+		rc = kl_maria_restore_dump(r, d, o, base_ret);
+		kl_db_list_release(&l);
+		return rc;
+	}
 	rc = d ? choose(r, d, o, &p)
 	       : kl_repo_fail(r, -KL_ENOTFOUND, "no database '%s' in the repository", o->name);
 	if (rc >= 0) {
