@@ -249,6 +249,7 @@ struct kl_db_restore_opts {
 	const char *base;
 	/* MariaDB: replay the binlog files of this directory (NULL: the repository's) */
 	const char *binlog_dir;
+	bool dump; /* MariaDB: write the newest logical dump (or o->base) to the file target */
 	unsigned threads;
 	struct kl_report report;
 };
@@ -549,6 +550,13 @@ int kl_db_maria_backup(struct kl_repo *r, const struct kl_db_backup_opts *o,
  */
 int kl_db_maria_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
 			struct kl_id *base_ret);
+/*
+ * mariadb-dump --single-transaction --all-databases --routines --events
+ * --triggers into a kind-4 snapshot of role 3 (dump/all.sql, tags db,
+ * db:NAME, db-dump). Errors as kl_db_maria_backup's.
+ */
+int kl_db_maria_dump(struct kl_repo *r, const struct kl_db_dump_opts *o,
+		     struct kl_db_dump_result *ret);
 /* --position "bin.000003:1234" as 3 << 32 | 1234; -KL_EUSAGE if it is not one. */
 int kl_db_maria_position_parse(const char *s, uint64_t *ret);
 /* 1 if the database name in the repository is a MariaDB one, 0 if not (or absent). */

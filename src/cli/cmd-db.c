@@ -23,11 +23,15 @@ static const char usage[] =
 	"       keel db wal-get FILE DEST --name NAME\n"
 	"       keel db backup|stream sqlite:///PATH [--name NAME]\n"
 	"       keel db restore NAME --target FILE (--latest | --time T)\n"
+	"       keel db backup|dump mariadb://USER@HOST[:PORT]/?socket=PATH [--name N]\n"
+	"       keel db restore NAME --target DIR (--latest | --time T |\n"
+	"                      --position FILE:POS) [--base ID] [--binlog-dir DIR]\n"
+	"       keel db restore NAME --dump --target FILE [--base ID]\n"
 	"       keel db stream mariadb://USER@HOST[:PORT]/?socket=PATH --name NAME\n"
 	"       keel db binlog-get NAME DIR [--start FILE] [--position FILE:POS]\n"
 	"\n"
-	"PostgreSQL clusters (PostgreSQL 15 or newer) and SQLite databases in the\n"
-	"repository.\n"
+	"PostgreSQL clusters (PostgreSQL 15 or newer), SQLite databases and\n"
+	"MariaDB/MySQL servers in the repository.\n"
 	"\n"
 	"backup   take a base backup through the replication protocol and store\n"
 	"         the cluster's files as a snapshot (kind database), deduplicated\n"
@@ -76,6 +80,19 @@ static const char usage[] =
 	"and keeps it only if PRAGMA integrity_check passes. The default NAME\n"
 	"is the file's name.\n"
 	"\n"
+	"MariaDB (mariadb:// or mysql://; keel runs on the server's host): backup\n"
+	"runs mariabackup --backup --stream=xbstream and stores its files,\n"
+	"deduplicated, with the consistent binlog position (the server needs\n"
+	"log_bin); dump stores mariadb-dump --single-transaction --all-databases\n"
+	"--routines --events --triggers. restore writes the base backup into DIR\n"
+	"and runs mariabackup --prepare; for --time ('YYYY-MM-DD HH:MM:SS', local\n"
+	"time, as mariadb-binlog --stop-datetime takes it) or --position it\n"
+	"replays the binary logs (--binlog-dir: binlog files of a directory)\n"
+	"through a temporary mariadbd on a private socket, so that plain mariadbd\n"
+	"--datadir=DIR starts it. No password in the URI: KEEL_MARIADB_PASSWORD_FILE\n"
+	"names a file holding it, or ?defaults-file= an option file, or ~/.my.cnf.\n"
+	"The default NAME is mariadb-HOSTNAME.\n"
+	"\n"
 	"MariaDB's binary log (mariadb://, the server started with --log-bin):\n"
 	"stream is a replica (COM_BINLOG_DUMP) that stores the binary log files\n"
 	"byte for byte within a second of each event, from where the repository's\n"
@@ -98,9 +115,13 @@ static const char usage[] =
 	"      --time T        restore: as it was at T, 'YYYY-MM-DD HH:MM:SS[.f]+00'\n"
 	"                      (PostgreSQL's recovery_target_time, with an offset)\n"
 	"      --lsn L         restore: up to WAL position L (X/Y)\n"
+	"      --position F:P  restore, binlog-get (MariaDB): up to binlog file F,\n"
+	"                      offset P\n"
+	"      --base ID       restore (MariaDB): this base backup (or dump)\n"
+	"      --binlog-dir D  restore (MariaDB): replay the binlog files in D\n"
+	"      --dump          restore (MariaDB): the newest dump into the file FILE\n"
 	"      --start FILE[:POS]  stream (MariaDB): the binary log file a first\n"
 	"                      stream begins with (stored whole, from its start)\n"
-	"      --position FILE:POS  binlog-get: up to this binary log position\n"
 	"      --threads N     worker threads (default: one per core)\n"
 	"\n"
 	"      --all           check: read everything, not only what is new\n"
@@ -109,7 +130,9 @@ static const char usage[] =
 	"replication; SQLite: the file cannot be opened, is not a database, or\n"
 	"for stream is not in WAL mode); 23: the server refused or broke off the\n"
 	"backup (SQLite: it refused an operation, or a restored file failed\n"
-	"integrity_check and was removed).\n";
+	"integrity_check and was removed; MariaDB: log_bin is off, or mariabackup\n"
+	"failed). 14: no base backup before the target, or the target is not\n"
+	"covered (the message gives what is).\n";
 
 enum {
 	OPT_NAME = 1,
@@ -125,11 +148,12 @@ enum {
 	OPT_BASE,
 	OPT_BINLOG_DIR,
 	OPT_POSITION,
+	OPT_DUMP,
 };
 
 struct db_args {
 	const char *name, *host, *target, *slot, *time, *start, *position, *base, *binlog_dir;
-	bool latest, has_lsn, all, sync;
+	bool latest, has_lsn, all, sync, dump;
 	uint64_t lsn;
 	unsigned threads;
 };
@@ -213,7 +237,8 @@ static int db_dump(struct kl_cli *cli, const char *conninfo, const struct db_arg
 	if (rc < 0)
 		return rc;
 	o.threads = a->threads;
-	rc = kl_db_dump(cli->repo, &o, &res);
+	rc = kl_db_maria_uri(conninfo) ? kl_db_maria_dump(cli->repo, &o, &res)
+				       : kl_db_dump(cli->repo, &o, &res);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "dump failed, no snapshot was saved");
@@ -226,6 +251,8 @@ static int db_dump(struct kl_cli *cli, const char *conninfo, const struct db_arg
 		       "\"bytes_total\":%llu}\n",
 		       hex, (unsigned long long)res.databases,
 		       (unsigned long long)res.stats.bytes_total);
+	else if (!cli->quiet && kl_db_maria_uri(conninfo))
+		printf("database %s (mariadb): dump %.8s saved, %s\n", res.name, hex, total);
 	else if (!cli->quiet)
 		printf("database %s: dump %.8s saved, %llu databases and globals, %s\n", res.name,
 		       hex, (unsigned long long)res.databases, total);
@@ -297,7 +324,7 @@ static int db_restore(struct kl_cli *cli, const char *name, const struct db_args
 
 	if (!a->target || !*a->target)
 		return kl_cli_usage_error(cli, "--target is required");
-	if (a->latest + !!a->time + a->has_lsn != 1)
+	if (!a->dump && a->latest + !!a->time + a->has_lsn != 1)
 		return kl_cli_usage_error(
 			cli, "say which moment: one of --latest, --time, --lsn (--position)");
 	o.name = name;
@@ -308,6 +335,7 @@ static int db_restore(struct kl_cli *cli, const char *name, const struct db_args
 	o.lsn = a->lsn;
 	o.base = a->base;
 	o.binlog_dir = a->binlog_dir;
+	o.dump = a->dump;
 	o.threads = a->threads;
 	rc = kl_cli_open(cli);
 	if (rc < 0)
@@ -332,7 +360,8 @@ static int db_restore(struct kl_cli *cli, const char *name, const struct db_args
 		kl_json_cstr(stdout, a->target);
 		printf("}\n");
 	} else if (!cli->quiet) {
-		printf("restored base backup %.8s of %s into %s\n", hex, name, a->target);
+		printf("restored %s %.8s of %s into %s\n", a->dump ? "dump" : "base backup", hex,
+		       name, a->target);
 	}
 	return 0;
 }
@@ -582,6 +611,7 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 		{"base", required_argument, NULL, OPT_BASE},
 		{"binlog-dir", required_argument, NULL, OPT_BINLOG_DIR},
 		{"position", required_argument, NULL, OPT_POSITION},
+		{"dump", no_argument, NULL, OPT_DUMP},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t threads;
@@ -620,6 +650,9 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 			if (kl_db_lsn_parse(optarg, &a->lsn) < 0)
 				return kl_cli_usage_error(cli, "invalid --lsn '%s' (X/Y)", optarg);
 			a->has_lsn = true;
+			break;
+		case OPT_DUMP:
+			a->dump = true;
 			break;
 		case OPT_BASE:
 			a->base = optarg;

@@ -35,6 +35,9 @@ struct mbk {
 	struct kl_buf dirs;   /* the directories added so far, NUL-separated */
 	struct kl_node owner; /* mode, owner and times of the files: the data directory's */
 	uint64_t files;
+	/* the backup engine keeps pointers to the tags until the commit */
+	char tag[8 + KL_DB_NAME_MAX];
+	char *tags[2];
 };
 
 static bool dir_added(struct mbk *g, const char *dir, size_t len)
@@ -407,9 +410,8 @@ static int take(struct mbk *g, const struct kl_db_backup_opts *o, char *name, si
 	struct kl_maria_uri u = {0};
 	struct kl_maria_tool t = {0};
 	struct kl_backup_opts bo;
-	char tag[8 + KL_DB_NAME_MAX], tmpdir[4096];
+	char tmpdir[4096];
 	const char *tmp = getenv("TMPDIR");
-	char *tags[2] = {(char *)"db", tag};
 	struct stat st;
 	MYSQL *m = NULL;
 	int rc = kl_maria_open(g->r, o->conninfo, &u, &m, sv);
@@ -429,7 +431,9 @@ static int take(struct mbk *g, const struct kl_db_backup_opts *o, char *name, si
 			snprintf(name, size, "%s", o->name);
 		else
 			kl_maria_default_name(sv, name, size);
-		snprintf(tag, sizeof(tag), "db:%s", name);
+		snprintf(g->tag, sizeof(g->tag), "db:%s", name);
+		g->tags[0] = (char *)"db";
+		g->tags[1] = g->tag;
 		/* the files keep the data directory's owner, so a restore as root gives mysql's */
 		if (stat(sv->datadir, &st) < 0)
 			rc = kl_repo_fail(g->r, -errno,
@@ -451,7 +455,7 @@ static int take(struct mbk *g, const struct kl_db_backup_opts *o, char *name, si
 	if (rc >= 0) {
 		kl_backup_opts_init(&bo);
 		bo.host = o->host;
-		bo.tags = tags;
+		bo.tags = g->tags;
 		bo.n_tags = 2;
 		bo.threads = o->threads;
 		bo.report = o->report;

@@ -102,16 +102,15 @@ static int open_file(struct fetch *f, const char *name, uint32_t no)
 }
 
 /* Whether the record just written reaches the target. */
-static bool reached(const struct fetch *f, const struct kl_snapshot_db *db, uint32_t stop_no)
+static bool reached(const struct fetch *f, const struct kl_snapshot_db *db)
 {
-	if (f->to->stop_file)
-		return db->stop_lsn >= KL_MB_POS(stop_no, f->to->stop_pos);
+	if (f->to->stop_lsn)
+		return db->stop_lsn >= f->to->stop_lsn;
 	return f->to->stop_time && db->binlog_time_max >= f->to->stop_time;
 }
 
 /* Writes the records v[0..n) (by start) from position f->pos on, until the target. */
-static int write_all(struct fetch *f, struct kl_snapshot_ref **v, size_t n, uint32_t stop_no,
-		     bool *reached_ret)
+static int write_all(struct fetch *f, struct kl_snapshot_ref **v, size_t n, bool *reached_ret)
 {
 	int rc = 0;
 
@@ -132,7 +131,7 @@ static int write_all(struct fetch *f, struct kl_snapshot_ref **v, size_t n, uint
 			return kl_repo_fail(f->r, rc, "cannot read back the binary log '%s'",
 					    db->log_file);
 		f->pos = db->stop_lsn;
-		*reached_ret = reached(f, db, stop_no);
+		*reached_ret = reached(f, db);
 		if (KL_MB_NO(db->stop_lsn) != f->cur) { /* the file is complete */
 			rc = close_file(f->fd);
 			close(f->fd);
@@ -142,25 +141,19 @@ static int write_all(struct fetch *f, struct kl_snapshot_ref **v, size_t n, uint
 	return rc;
 }
 
-int kl_maria_binlog_fetch(struct kl_repo *r, const char *name, const char *from_file,
-			  uint64_t from_pos, const struct kl_mb_target *to, const char *dir,
-			  struct kl_mb_files *ret)
+int kl_mb_fetch(struct kl_repo *r, const char *name, uint32_t from_no,
+		const struct kl_mb_target *to, const char *dir, struct kl_mb_files *ret)
 {
 	struct fetch f = {.r = r, .to = to, .dfd = -1, .fd = -1, .out = ret};
 	struct kl_snapshot_ref **v = NULL;
 	const struct kl_db_info *d;
 	struct kl_db_list l;
-	uint32_t from_no, stop_no = 0;
 	bool done = false;
 	int64_t newest = 0;
 	size_t n = 0;
 	int rc;
 
-	(void)from_pos; /* the file is written whole: a replay reads its beginning */
 	memset(ret, 0, sizeof(*ret));
-	if (kl_binlog_file_number(from_file, &from_no) < 0 ||
-	    (to->stop_file && kl_binlog_file_number(to->stop_file, &stop_no) < 0))
-		return kl_repo_fail(r, -KL_EUSAGE, "invalid binary log name");
 	rc = kl_db_list(r, &l);
 	if (rc < 0)
 		return rc;
@@ -185,16 +178,16 @@ int kl_maria_binlog_fetch(struct kl_repo *r, const char *name, const char *from_
 	if (rc >= 0 && (f.dfd = open(dir, O_DIRECTORY | O_CLOEXEC)) < 0)
 		rc = kl_repo_fail(r, -errno, "cannot open '%s'", dir);
 	if (rc >= 0)
-		rc = write_all(&f, v, n, stop_no, &done);
+		rc = write_all(&f, v, n, &done);
 	if (f.fd >= 0 && fsync(f.fd) < 0 && rc >= 0)
 		rc = -errno;
 	/* stored up to now, the target is later: a time before the last store is covered */
 	if (rc >= 0 && !done &&
-	    (to->stop_file || (to->stop_time && to->stop_time > newest / KL_NSEC_PER_SEC)))
+	    (to->stop_lsn || (to->stop_time && to->stop_time > newest / KL_NSEC_PER_SEC)))
 		rc = kl_repo_fail(r, -KL_ENOTFOUND,
 				  "the target is not covered: the binary log of '%s' is stored up "
 				  "to '%s' at %" PRIu32,
-				  name, f.out->n ? f.out->v[f.out->n - 1] : from_file,
+				  name, f.out->n ? f.out->v[f.out->n - 1] : "(none)",
 				  KL_MB_OFF(f.pos));
 	if (f.fd >= 0)
 		close(f.fd);
@@ -208,8 +201,9 @@ int kl_maria_binlog_fetch(struct kl_repo *r, const char *name, const char *from_
 int kl_db_binlog_get(struct kl_repo *r, const char *name, const char *from, const char *stop_file,
 		     uint64_t stop_pos, const char *dir, size_t *n_ret)
 {
-	struct kl_mb_target to = {.stop_file = stop_file, .stop_pos = stop_pos};
+	struct kl_mb_target to = {0};
 	struct kl_mb_files files;
+	uint32_t no, stop_no = 0;
 	char oldest[KL_BINLOG_NAME_MAX + 1] = "";
 	struct kl_db_list l;
 	const struct kl_db_info *d;
@@ -236,7 +230,12 @@ int kl_db_binlog_get(struct kl_repo *r, const char *name, const char *from, cons
 					    "no binary log of '%s' in the repository", name);
 		from = oldest;
 	}
-	rc = kl_maria_binlog_fetch(r, name, from, 0, &to, dir, &files);
+	if (kl_binlog_file_number(from, &no) < 0 ||
+	    (stop_file && kl_binlog_file_number(stop_file, &stop_no) < 0))
+		return kl_repo_fail(r, -KL_EUSAGE, "invalid binary log name");
+	if (stop_file)
+		to.stop_lsn = KL_MB_POS(stop_no, stop_pos);
+	rc = kl_mb_fetch(r, name, no, &to, dir, &files);
 	*n_ret = files.n;
 	kl_mb_files_release(&files);
 	return rc;
@@ -303,4 +302,25 @@ int kl_db_maria_spans(const struct kl_db_info *d, struct kl_db_span **ret, size_
 	*ret = s;
 	*n_ret = k;
 	return 0;
+}
+
+int kl_maria_binlog_fetch(struct kl_repo *r, const char *name, uint64_t from,
+			  const struct kl_db_restore_opts *o, const char *dir)
+{
+	struct kl_mb_target to = {0};
+	struct kl_mb_files files;
+	int64_t t;
+	int rc;
+
+	if (o->time) {
+		if (kl_maria_parse_time(o->time, &t) < 0)
+			return kl_repo_fail(r, -KL_EUSAGE, "invalid --time '%s'", o->time);
+		/* mariadb-binlog stops before the first event at or after T: in whole seconds */
+		to.stop_time = (t + KL_NSEC_PER_SEC - 1) / KL_NSEC_PER_SEC;
+	} else if (o->has_lsn) {
+		to.stop_lsn = o->lsn;
+	}
+	rc = kl_mb_fetch(r, name, KL_MB_NO(from), &to, dir, &files);
+	kl_mb_files_release(&files);
+	return rc;
 }

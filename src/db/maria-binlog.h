@@ -60,29 +60,28 @@ bool kl_mb_error_lost(unsigned err_no);
 int kl_mb_file_name(const char *example, uint32_t no, char *buf, size_t size);
 
 /*
- * maria-binlog.c: the stored binary log files a restore replays, from a
- * base backup's coordinates (the file from_file and offset from_pos in it)
- * up to the target, written whole into dir (which must exist) under the
- * server's names. The target: stop_time (seconds since the epoch; the
- * files up to the one holding the first event at or after it; 0: not by
- * time), or stop_file/stop_pos (0/NULL: not by position); neither: all
- * that is stored. *ret (to kl_mb_files_release) names the files written,
- * in order. Errors: -KL_ENOTFOUND (nothing stored for name, or the target
- * is past what is stored), -KL_EDBGAP (a hole between from and the
- * target), -KL_ECORRUPT.
+ * maria-binlog.c: the stored binary log files a replay needs, from the
+ * start of file number from_no (a base backup's file: written whole) up
+ * to the target, written into dir (which must exist) under the server's
+ * names. The target: stop_time (seconds since the epoch: the files up to
+ * the record holding the first event at or after it; 0: not by time), or
+ * stop_lsn (a position, file_number << 32 | offset; 0: not by position);
+ * neither: all that is stored. *ret (to kl_mb_files_release) names the
+ * files written, in order. Errors: -KL_ENOTFOUND (nothing stored for
+ * name, or the target is past what is stored), -KL_EDBGAP (a hole), the
+ * repository's. (kl_maria_binlog_fetch in maria-internal.h is the
+ * restore's entry to it.)
  */
 struct kl_mb_target {
 	int64_t stop_time;
-	const char *stop_file;
-	uint64_t stop_pos;
+	uint64_t stop_lsn;
 };
 struct kl_mb_files {
 	char **v;
 	size_t n;
 };
-int kl_maria_binlog_fetch(struct kl_repo *r, const char *name, const char *from_file,
-			  uint64_t from_pos, const struct kl_mb_target *to, const char *dir,
-			  struct kl_mb_files *ret);
+int kl_mb_fetch(struct kl_repo *r, const char *name, uint32_t from_no,
+		const struct kl_mb_target *to, const char *dir, struct kl_mb_files *ret);
 void kl_mb_files_release(struct kl_mb_files *f);
 
 #endif

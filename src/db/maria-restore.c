@@ -171,6 +171,10 @@ static int choose(struct kl_repo *r, const struct kl_db_info *d, const struct kl
 	p->replay = o->binlog_dir || (!o->latest && (o->has_lsn ? o->lsn > db->stop_lsn : true));
 	if (!p->replay)
 		return 0;
+#ifdef KL_MARIA_BINLOG_FETCH
+	if (!o->binlog_dir && d->n_logs)
+		return 1; /* kl_db_maria_restore fetches them, then calls choose() again */
+#endif
 	if (!o->binlog_dir)
 		return kl_repo_fail(
 			r, -KL_ENOTFOUND,
@@ -491,7 +495,7 @@ int kl_db_maria_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
 	const struct kl_db_info *d;
 	int rc;
 
-	if (o->latest + !!o->time + o->has_lsn != 1)
+	if (!o->dump && o->latest + !!o->time + o->has_lsn != 1)
 		return kl_repo_fail(r, -KL_EUSAGE, "give one of --latest, --time and --position");
 	if (!o->target || !*o->target)
 		return kl_repo_fail(r, -KL_EUSAGE, "no restore target given");
@@ -499,8 +503,37 @@ int kl_db_maria_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
 	if (rc < 0)
 		return rc;
 	d = kl_db_find(&l, o->name);
+	if (d && o->dump) {
+		rc = kl_maria_restore_dump(r, d, o, base_ret);
+		kl_db_list_release(&l);
+		return rc;
+	}
 	rc = d ? choose(r, d, o, &p)
 	       : kl_repo_fail(r, -KL_ENOTFOUND, "no database '%s' in the repository", o->name);
+#ifdef KL_MARIA_BINLOG_FETCH
+	if (rc == 1) {
+		/* the repository's binlog records into a private directory, replayed from there */
+		struct kl_db_restore_opts o2 = *o;
+		const char *tmp = getenv("TMPDIR");
+		char dir[4096];
+
+		snprintf(dir, sizeof(dir), "%s/keel-binlogs-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		rc = mkdtemp(dir) ? 0 : kl_repo_fail(r, -errno, "cannot create '%s'", dir);
+		o2.binlog_dir = dir;
+		if (rc >= 0)
+			rc = kl_maria_binlog_fetch(r, o->name, p.base->s.db.start_lsn, o, dir);
+		memset(&p, 0, sizeof(p));
+		if (rc >= 0)
+			rc = choose(r, d, &o2, &p);
+		if (rc >= 0) {
+			*base_ret = p.base->id;
+			rc = restore(r, &o2, &p);
+		}
+		kl_maria_rmtree(dir);
+		kl_db_list_release(&l);
+		return rc;
+	}
+#endif
 	if (rc >= 0) {
 		*base_ret = p.base->id;
 		rc = restore(r, o, &p);
