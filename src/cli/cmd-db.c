@@ -27,7 +27,7 @@ static const char usage[] =
 	"       keel db restore NAME --target DIR (--latest | --time T |\n"
 	"                      --position FILE:POS) [--base ID] [--binlog-dir DIR]\n"
 	"       keel db restore NAME --dump --target FILE [--base ID]\n"
-	"       keel db stream mariadb://USER@HOST[:PORT]/?socket=PATH --name NAME\n"
+	"       keel db stream mariadb://USER@HOST[:PORT]/?socket=PATH [--name NAME]\n"
 	"       keel db binlog-get NAME DIR [--start FILE] [--position FILE:POS]\n"
 	"\n"
 	"PostgreSQL clusters (PostgreSQL 15 or newer), SQLite databases and\n"

@@ -278,6 +278,14 @@ static int receive(struct mstream *s)
 	}
 }
 
+/* keel's server_id as a replica: its own per database, never the server's */
+static uint32_t replica_id(const char *name, uint32_t server_id)
+{
+	uint32_t id = (kl_crc32(0, (const uint8_t *)name, strlen(name)) & 0x3fffffff) | 0x40000000;
+
+	return id == server_id ? id ^ 1 : id;
+}
+
 /* Connects and checks the server: binary logging on, the same server as before. */
 static int server(struct mstream *s)
 {
@@ -305,11 +313,7 @@ static int server(struct mstream *s)
 	snprintf(s->sysid, sizeof(s->sysid), "%" PRIu32, s->server_id);
 	if (rc >= 0)
 		rc = kl_maria_value(s->r, s->m, "SELECT VERSION()", s->version, sizeof(s->version));
-	/* keel's id as a replica: its own per database, never the server's */
-	s->my_id =
-		(kl_crc32(0, (const uint8_t *)s->name, strlen(s->name)) & 0x3fffffff) | 0x40000000;
-	if (s->my_id == s->server_id)
-		s->my_id ^= 1;
+	s->my_id = replica_id(s->name, s->server_id);
 	return rc;
 }
 
@@ -502,13 +506,9 @@ int kl_db_maria_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
 	int rc;
 
 	memset(ret, 0, sizeof(*ret));
-	if (!o->name || !kl_db_name_valid(o->name))
-		return kl_repo_fail(r, -KL_EUSAGE,
-				    o->name ? "invalid database name '%s'"
-					    : "a MariaDB stream needs --name%s",
-				    o->name ? o->name : "");
-	snprintf(s.name, sizeof(s.name), "%s", o->name);
-	snprintf(s.tag, sizeof(s.tag), "db:%s", o->name);
+	if (o->name && !kl_db_name_valid(o->name))
+		return kl_repo_fail(r, -KL_EUSAGE, "invalid database name '%s'", o->name);
+	snprintf(s.name, sizeof(s.name), "%s", o->name ? o->name : "");
 	kl_buf_init(&s.pend, PENDING_MAX + KL_BINLOG_EVENT_MAX + 8);
 	kl_buf_init(&s.batch, ((size_t)64 << 20) + KL_BINLOG_EVENT_MAX + 8);
 	rc = kl_maria_uri_parse(o->conninfo, &s.uri, &why);
@@ -516,6 +516,16 @@ int kl_db_maria_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
 		rc = kl_repo_fail(r, rc, "invalid MariaDB URI: %s", why);
 	if (rc >= 0)
 		rc = server(&s);
+	if (rc >= 0 && !o->name) {
+		/* as db backup names it: mariadb-HOSTNAME */
+		struct kl_maria_server sv;
+
+		rc = kl_maria_server_info(r, s.m, &sv);
+		if (rc >= 0)
+			kl_maria_default_name(&sv, s.name, sizeof(s.name));
+		s.my_id = replica_id(s.name, s.server_id);
+	}
+	snprintf(s.tag, sizeof(s.tag), "db:%s", s.name);
 	if (rc >= 0)
 		rc = start_at(&s);
 	if (rc >= 0)
