@@ -21,6 +21,10 @@ build_packages=(
 	libpq-dev
 	# keel db: SQLite databases (src/db/sqlite-*.c)
 	libsqlite3-dev
+	# keel db: MariaDB servers (src/db/maria-*.c), MariaDB Connector/C
+	libmariadb-dev
+	# mariabackup's stream checksums (src/db/xbstream.c)
+	zlib1g-dev
 	# the job daemon's state files and status --json (src/daemon, keel status)
 	libjansson-dev
 	# the job daemon's HTTP listener (/metrics)
@@ -54,6 +58,8 @@ test_packages=(
 	postgresql-15 postgresql-client-15
 	# keel db SQLite tests: the sqlite3 CLI beside python3's module (tests/lib-sqlite.sh)
 	sqlite3
+	# keel db MariaDB tests: a MariaDB 10.11 server, its clients and mariabackup (tests/lib-maria.sh)
+	mariadb-server mariadb-client mariadb-backup
 	# disk images made by mkfs.ext4 -d, changed via debugfs, checked by e2fsck: t8001
 	e2fsprogs
 	# the daemon's mail alerts through a real SMTP client: t6021

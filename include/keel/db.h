@@ -123,6 +123,89 @@ int kl_pgm_walhdr_decode(const uint8_t *p, size_t n, struct kl_pgm_walhdr *ret);
 int kl_pgm_history_parse(const char *p, size_t n, struct kl_pg_switch *v, size_t max,
 			 size_t *n_ret);
 
+/* ---- MariaDB's binary log (src/db/binlog.c) ------------------------------------------ */
+
+/*
+ * Binary log events as a server sends them to a replica (COM_BINLOG_DUMP)
+ * and as its files hold them: a 19-byte header (timestamp, type,
+ * server_id, size, log_pos = the event's end in its file, flags), a body,
+ * and with binlog_checksum = CRC32 a 4-byte checksum. These decoders read
+ * bytes from the network or a repository and trust nothing in them.
+ */
+#define KL_BINLOG_MAGIC "\376bin" /* octal: a hex escape would take the b */
+#define KL_BINLOG_MAGIC_LEN 4
+#define KL_BINLOG_HDR 19
+#define KL_BINLOG_EVENT_MAX (1u << 30) /* max_allowed_packet's ceiling */
+enum kl_binlog_type {
+	KL_BINLOG_QUERY = 2,
+	KL_BINLOG_STOP = 3,
+	KL_BINLOG_ROTATE = 4,
+	KL_BINLOG_FORMAT = 15, /* format description */
+	KL_BINLOG_XID = 16,
+	KL_BINLOG_HEARTBEAT = 27,
+};
+#define KL_BINLOG_F_IN_USE 0x1	    /* format description: the file is being written */
+#define KL_BINLOG_F_ARTIFICIAL 0x20 /* made up by the sending server, in no file */
+
+struct kl_binlog_event {
+	uint32_t timestamp; /* seconds since the epoch */
+	uint8_t type;
+	uint32_t server_id;
+	uint32_t size;	  /* of the whole event */
+	uint32_t log_pos; /* its end in its file; 0: in no file */
+	uint16_t flags;
+};
+/* The header of the n-byte event p: 0, or -KL_ECORRUPT (short, or size != n). */
+int kl_binlog_event_decode(const uint8_t *p, size_t n, struct kl_binlog_event *ret);
+/*
+ * A format description event's checksum algorithm (0 none, 1 CRC32):
+ * 0, or -KL_ECORRUPT for one too short or of binlog version other than 4.
+ */
+int kl_binlog_format_decode(const uint8_t *p, size_t n, uint8_t *alg_ret);
+/*
+ * A rotate event's next file (NUL-terminated into name, of size bytes)
+ * and position there (a trailing checksum is recognised as one). 0, or
+ * -KL_ECORRUPT for a malformed event or a name kl_db_binlog_name_valid refuses.
+ */
+int kl_binlog_rotate_decode(const uint8_t *p, size_t n, char *name, size_t size, uint64_t *pos_ret);
+/* The number at the end of a binlog file's name ("bin.000042": 42); -KL_ECORRUPT if none. */
+int kl_binlog_file_number(const char *name, uint32_t *ret);
+/* Whether event p's checksum is right (a format description's ignores its in-use flag). */
+bool kl_binlog_checksum_ok(const uint8_t *p, size_t n);
+
+/*
+ * Following one server's binary log as a replica receives it: which
+ * events belong to the file being followed, at which offset, and when
+ * the server has moved on to the next file.
+ */
+struct kl_binlog_follow {
+	char file[KL_BINLOG_NAME_MAX + 1]; /* the file being followed */
+	uint32_t file_no;
+	uint64_t have; /* its bytes received, the magic included */
+	uint8_t alg;   /* its checksum algorithm, from a format description */
+	bool ended;    /* a stop or rotate event ended it */
+	/*
+	 * The file the server goes on to, and where: set with KL_BINLOG_NEXT,
+	 * and with KL_BINLOG_APPEND of the rotate event that ends the file
+	 * (the file is complete then too); "" otherwise.
+	 */
+	char next[KL_BINLOG_NAME_MAX + 1];
+	uint64_t next_pos;
+};
+enum kl_binlog_step {
+	KL_BINLOG_SKIP = 0,   /* not part of the file: made up, a heartbeat, or sent again */
+	KL_BINLOG_APPEND = 1, /* the file's next event: append it (have includes it now) */
+	KL_BINLOG_NEXT = 2,   /* the file is complete; the server goes on with f->next */
+};
+/* Starts following file at offset have (>= 4: the magic is the caller's). */
+int kl_binlog_follow_init(struct kl_binlog_follow *f, const char *file, uint64_t have);
+/*
+ * One event as the server sent it. Returns a kl_binlog_step, or
+ * -KL_ECORRUPT for a malformed event or one beyond what was received (a hole).
+ */
+int kl_binlog_follow_step(struct kl_binlog_follow *f, const uint8_t *p, size_t n,
+			  struct kl_binlog_event *ev_ret);
+
 /* ---- PostgreSQL (src/db/pg-*.c) ------------------------------------------------------ */
 
 struct kl_db_backup_opts {
@@ -144,6 +227,9 @@ struct kl_db_backup_result {
 	struct kl_snapshot_stats stats;
 	bool slot_created;  /* create_slot made it */
 	bool slot_reserved; /* the slot keeps WAL: a stream started later has no gap */
+	/* MariaDB: the consistent binary log position */
+	char binlog_file[256];
+	char gtid[256];
 };
 
 /*
@@ -162,7 +248,12 @@ struct kl_db_restore_opts {
 	bool latest;
 	const char *time; /* as recovery_target_time, with an offset */
 	bool has_lsn;
-	uint64_t lsn;
+	uint64_t lsn; /* MariaDB: --position FILE:POS as file_number << 32 | offset */
+	/* MariaDB: the base backup (a snapshot id prefix; NULL: chosen by the target) */
+	const char *base;
+	/* MariaDB: replay the binlog files of this directory (NULL: the repository's) */
+	const char *binlog_dir;
+	bool dump; /* MariaDB: write the newest logical dump (or o->base) to the file target */
 	unsigned threads;
 	struct kl_report report;
 };
@@ -181,6 +272,9 @@ struct kl_db_stream_opts {
 	 * may wait for keel (synchronous_standby_names naming its application_name).
 	 */
 	bool synchronous;
+	/* MariaDB: "FILE:POS", where a first stream of the database starts (NULL: see DATABASES.md)
+	 */
+	const char *start;
 	struct kl_report report; /* warn: the connection was lost, reconnecting */
 };
 struct kl_db_stream_result {
@@ -188,6 +282,7 @@ struct kl_db_stream_result {
 	uint32_t timeline; /* of stop_lsn */
 	uint64_t records;
 	uint64_t folded; /* records removed once their segment was stored whole */
+	char position[KL_BINLOG_NAME_MAX + 24]; /* MariaDB: stop_lsn as FILE:OFFSET; else "" */
 };
 /*
  * Streams WAL into log records (kind 5) until o->stop_fd is readable
@@ -360,6 +455,147 @@ int kl_db_sqlite_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
 /* 1 if the database name in the repository is a SQLite one, 0 if not (or absent). */
 int kl_db_sqlite_named(struct kl_repo *r, const char *name);
 
+/* ---- mariabackup's xbstream (src/db/xbstream.c) ------------------------------------ */
+
+/*
+ * mariabackup --stream=xbstream writes chunks: "XBSTCK01", a flags byte,
+ * a type byte ('P' payload, 'E' end of file), a 32-bit path length and
+ * the path; a payload chunk then has a 64-bit length, a 64-bit offset in
+ * the file, a CRC-32 of the payload and the payload (all little-endian).
+ * The parser trusts nothing: fuzz/fuzz-xbstream.c.
+ */
+#define KL_XBS_MAX_PATH 4096
+#define KL_XBS_HDR 14 /* magic, flags, type, path length */
+
+struct kl_xbs_chunk {
+	uint8_t type;	  /* 'P' or 'E' */
+	const char *path; /* relative and clean (no "", "." or ".." parts) */
+	uint64_t offset;  /* 'P': where the payload goes in the file */
+	uint64_t len;	  /* 'P': the payload's length */
+};
+
+struct kl_xbs_ops {
+	/* A chunk begins; a payload's bytes follow through data(). */
+	int (*chunk)(void *ud, const struct kl_xbs_chunk *c);
+	int (*data)(void *ud, const uint8_t *p, size_t n);
+};
+
+/* A push parser: bytes go in as they arrive, in pieces of any size. */
+struct kl_xbs {
+	const struct kl_xbs_ops *ops;
+	void *ud;
+	uint8_t hdr[KL_XBS_HDR + 20];
+	size_t fill; /* bytes of hdr, or of path, read so far */
+	int state;   /* what is being read */
+	uint8_t type;
+	uint32_t path_len;
+	char path[KL_XBS_MAX_PATH + 1];
+	uint64_t offset, len, left;
+	uint32_t crc, want_crc;
+	int error; /* sticky */
+};
+
+void kl_xbs_init(struct kl_xbs *x, const struct kl_xbs_ops *ops, void *ud);
+/*
+ * Feeds n bytes. Returns 0, -KL_ECORRUPT for a malformed stream (bad
+ * magic, unknown chunk type, a path too long or not clean, a payload whose
+ * CRC-32 does not match: the payload's bytes went to data() already, so
+ * the caller must drop what it made of them), or a callback's error.
+ */
+int kl_xbs_feed(struct kl_xbs *x, const uint8_t *p, size_t n);
+/* The stream is over: 0 if it ended between chunks, else -KL_ECORRUPT. */
+int kl_xbs_finish(struct kl_xbs *x);
+/* The CRC-32 of ISO 3309 (zlib's crc32): crc 0 to begin, then the running value. */
+uint32_t kl_crc32(uint32_t crc, const uint8_t *p, size_t n);
+
+/* ---- MariaDB (src/db/maria-*.c) ------------------------------------------------------ */
+
+/* Whether s is a mariadb:// or mysql:// URI (the CLI's db commands dispatch on it). */
+bool kl_db_maria_uri(const char *s);
+/*
+ * Streams the binary log of the server o->conninfo names into log records
+ * (kind 5), byte for byte, until o->stop_fd is readable (0) or it fails
+ * (docs/DATABASES.md, "MariaDB's binary log"). stop_lsn in ret is a
+ * binlog position (file number << 32 | offset). Errors: -KL_EDBCONNECT,
+ * -KL_EDBSERVER (binary logging off, the server refused the dump: a
+ * purged file), -KL_EUSAGE.
+ */
+int kl_db_maria_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
+		       struct kl_db_stream_result *ret);
+/*
+ * keel db binlog-get: writes the stored binary log files of name into dir
+ * (it must exist), byte for byte as the server has them, from file `from`
+ * (NULL: the oldest stored) up to stop_file:stop_pos (NULL: all stored),
+ * and prints nothing. *n_ret: how many files. Errors: -KL_ENOTFOUND,
+ * -KL_EDBGAP (a hole in that stretch), -KL_EUSAGE (bad names).
+ */
+int kl_db_binlog_get(struct kl_repo *r, const char *name, const char *from, const char *stop_file,
+		     uint64_t stop_pos, const char *dir, size_t *n_ret);
+/*
+ * A hot physical backup of the server o->conninfo (a mariadb:// URI)
+ * names: mariabackup --backup --stream=xbstream, parsed as it arrives,
+ * into a kind-4 snapshot (tree data/ = mariabackup's files), with the
+ * consistent binary log position (start_lsn = stop_lsn = file_number <<
+ * 32 | offset, and binlog_file, gtid). keel must run on the server's
+ * host. Errors: -KL_EUSAGE (bad URI), -KL_EDBCONNECT (cannot connect:
+ * wrong user or password, no server), -KL_EDBSERVER (binary logging off,
+ * mariabackup failed), -KL_ECMD (mariabackup not installed), the
+ * repository's.
+ */
+int kl_db_maria_backup(struct kl_repo *r, const struct kl_db_backup_opts *o,
+		       struct kl_db_backup_result *ret);
+/*
+ * Restores o->name into o->target (new or empty): the newest base backup
+ * before the target (or o->base), mariabackup --prepare, and for --time
+ * (o->time, "YYYY-MM-DD HH:MM:SS" local time) or --position (o->lsn) or
+ * with o->binlog_dir the binary logs replayed by a temporary mariadbd on
+ * a private socket. -KL_ENOTFOUND for a target the repository (or
+ * binlog_dir) does not cover, with the range it does.
+ */
+int kl_db_maria_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
+			struct kl_id *base_ret);
+/*
+ * mariadb-dump --single-transaction --all-databases --routines --events
+ * --triggers into a kind-4 snapshot of role 3 (dump/all.sql, tags db,
+ * db:NAME, db-dump). Errors as kl_db_maria_backup's.
+ */
+int kl_db_maria_dump(struct kl_repo *r, const struct kl_db_dump_opts *o,
+		     struct kl_db_dump_result *ret);
+/* --position "bin.000003:1234" as 3 << 32 | 1234; -KL_EUSAGE if it is not one. */
+int kl_db_maria_position_parse(const char *s, uint64_t *ret);
+/* 1 if the database name in the repository is a MariaDB one, 0 if not (or absent). */
+int kl_db_maria_named(struct kl_repo *r, const char *name);
+
+#define KL_MARIA_URI_MAX 4096
+
+/*
+ * mariadb://[USER@]HOST[:PORT][/][?socket=PATH&defaults-file=PATH]
+ * (mysql:// alike). Percent escapes are decoded; a field absent is NULL
+ * (port 0): the option file or the client library's default then applies.
+ */
+struct kl_maria_uri {
+	char *user;
+	char *host; /* "[::1]" is given as "::1" */
+	unsigned port;
+	char *socket;
+	char *defaults_file;
+};
+
+/*
+ * Parses s (untrusted: fuzz/fuzz-maria-uri.c). Returns 0, or -KL_EUSAGE
+ * with *why (a static string) saying what is wrong: not such a URI, a
+ * password in it (refused: it would be in argv and the shell's history),
+ * a database path, an unknown or repeated parameter, a bad port or escape.
+ * -ENOMEM. *ret to kl_maria_uri_release, also after an error.
+ */
+int kl_maria_uri_parse(const char *s, struct kl_maria_uri *ret, const char **why);
+void kl_maria_uri_release(struct kl_maria_uri *u);
+/*
+ * u as a URI again (every field percent-escaped as needed), which parses
+ * to the same fields. Returns 0, -E2BIG if it would not fit size bytes.
+ */
+int kl_maria_uri_format(const struct kl_maria_uri *u, char *buf, size_t size);
+
 /* ---- listing (src/db/list.c) ---------------------------------------------------------- */
 
 struct kl_db_info {
@@ -390,6 +626,13 @@ struct kl_db_span {
 	int64_t from_ns, to_ns;
 };
 int kl_db_sqlite_spans(const struct kl_db_info *d, struct kl_db_span **ret, size_t *n_ret);
+/*
+ * A MariaDB database's restorable stretches (src/db/maria-binlog.c): from
+ * each base backup's end to the newest record of the binary log that
+ * continues without a hole from the start of the base backup's binlog
+ * file; stretches that touch are merged. Oldest first; *ret to kl_free.
+ */
+int kl_db_maria_spans(const struct kl_db_info *d, struct kl_db_span **ret, size_t *n_ret);
 void kl_db_list_release(struct kl_db_list *l);
 /* The database name in l, or NULL. */
 const struct kl_db_info *kl_db_find(const struct kl_db_list *l, const char *name);

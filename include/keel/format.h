@@ -181,9 +181,25 @@ struct kl_snapshot_db {
 	uint64_t wal_checksum;	       /* the running frame checksum at stop_lsn: s0 << 32 | s1 */
 	uint32_t page_size;
 	uint32_t segment_size; /* PostgreSQL: wal_segment_size in bytes; 0: absent */
+	/* MariaDB (fields 16-21; NULL/0: absent) */
+	char *binlog_file;   /* base backup: the binary log file of its consistent position */
+	uint64_t binlog_pos; /* ... and the offset in it */
+	char *gtid;	     /* base backup: gtid_binlog_pos there ("0-1-42", per domain) */
+	uint32_t server_id;
+	char *server_name; /* the server's @@hostname */
+	char *stop_gtid;   /* log record: the GTID position at stop_lsn */
+	/* MariaDB log records (fields 23-27): the binary log file a record holds */
+	char *log_file;		      /* its name on the server, e.g. "bin.000003"; NULL: absent */
+	int64_t binlog_time_min;      /* the oldest event timestamp in it (s since the epoch); 0 */
+	int64_t binlog_time_max;      /* the newest; 0: it holds no timed event */
+	uint32_t binlog_checksum_alg; /* the file's checksum algorithm (0 none, 1 CRC32) */
+	uint32_t binlog_server_id;    /* server_id of the server that wrote it */
 };
 /* Whether name is a valid database name. */
 bool kl_db_name_valid(const char *name);
+/* Whether name can be a binary log file's name: 1..255 of [A-Za-z0-9._-], no leading '.'. */
+#define KL_BINLOG_NAME_MAX 255
+bool kl_db_binlog_name_valid(const char *name);
 
 struct kl_snapshot_stats {
 	uint64_t files_new, files_changed, files_unmodified;

@@ -208,12 +208,14 @@ int kl_backup(struct kl_repo *r, const struct kl_backup_opts *o, struct kl_backu
  * Each entry's path is relative to the root ("a/b/c", clean: no "", "."
  * or ".." parts); directories along it that were not added yet are made
  * (mode 0700, this process's owner) and take their own metadata when
- * they are added later. A file's content (meta->size bytes) follows
- * through write() and then end(). commit() stores the trees, the packs,
+ * they are added later. A file's content (meta->size bytes, or any
+ * number when meta->size is KL_ENTRY_SIZE_UNKNOWN: end() sets the size)
+ * follows through write() and then end(). commit() stores the trees, the packs,
  * the index and then snap, whose kind, paths and db the caller set;
  * free() after a failure stores no snapshot.
  */
 struct kl_entry_backup;
+#define KL_ENTRY_SIZE_UNKNOWN UINT64_MAX
 int kl_entry_backup_new(struct kl_repo *r, const struct kl_backup_opts *o,
 			struct kl_entry_backup **ret);
 int kl_entry_backup_add(struct kl_entry_backup *e, const char *path, const struct kl_node *meta);

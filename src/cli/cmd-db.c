@@ -7,6 +7,8 @@
 
 #include "cli.h"
 #include "keel/backend.h"
+#include "cmd-db-binlog.h"
+#include "cmd-db-maria.h"
 #include "cmd-db-sqlite.h"
 #include "keel/db.h"
 
@@ -22,9 +24,15 @@ static const char usage[] =
 	"       keel db wal-get FILE DEST --name NAME\n"
 	"       keel db backup|stream sqlite:///PATH [--name NAME]\n"
 	"       keel db restore NAME --target FILE (--latest | --time T)\n"
+	"       keel db backup|dump mariadb://USER@HOST[:PORT]/?socket=PATH [--name N]\n"
+	"       keel db restore NAME --target DIR (--latest | --time T |\n"
+	"                      --position FILE:POS) [--base ID] [--binlog-dir DIR]\n"
+	"       keel db restore NAME --dump --target FILE [--base ID]\n"
+	"       keel db stream mariadb://USER@HOST[:PORT]/?socket=PATH [--name NAME]\n"
+	"       keel db binlog-get NAME DIR [--start FILE] [--position FILE:POS]\n"
 	"\n"
-	"PostgreSQL clusters (PostgreSQL 15 or newer) and SQLite databases in the\n"
-	"repository.\n"
+	"PostgreSQL clusters (PostgreSQL 15 or newer), SQLite databases and\n"
+	"MariaDB/MySQL servers in the repository.\n"
 	"\n"
 	"backup   take a base backup through the replication protocol and store\n"
 	"         the cluster's files as a snapshot (kind database), deduplicated\n"
@@ -79,6 +87,27 @@ static const char usage[] =
 	"and keeps it only if PRAGMA integrity_check passes. The default NAME\n"
 	"is the file's name.\n"
 	"\n"
+	"MariaDB (mariadb:// or mysql://; keel runs on the server's host): backup\n"
+	"runs mariabackup --backup --stream=xbstream and stores its files,\n"
+	"deduplicated, with the consistent binlog position (the server needs\n"
+	"log_bin); dump stores mariadb-dump --single-transaction --all-databases\n"
+	"--routines --events --triggers. restore writes the base backup into DIR\n"
+	"and runs mariabackup --prepare; for --time ('YYYY-MM-DD HH:MM:SS', local\n"
+	"time, as mariadb-binlog --stop-datetime takes it) or --position it\n"
+	"replays the binary logs (--binlog-dir: binlog files of a directory)\n"
+	"through a temporary mariadbd on a private socket, so that plain mariadbd\n"
+	"--datadir=DIR starts it. No password in the URI: KEEL_MARIADB_PASSWORD_FILE\n"
+	"names a file holding it, or ?defaults-file= an option file, or ~/.my.cnf.\n"
+	"The default NAME is mariadb-HOSTNAME.\n"
+	"\n"
+	"MariaDB's binary log (mariadb://, the server started with --log-bin):\n"
+	"stream is a replica (COM_BINLOG_DUMP) that stores the binary log files\n"
+	"byte for byte within a second of each event, from where the repository's\n"
+	"log ends (else from the newest base backup's file, --start's, or the\n"
+	"server's oldest); it follows rotations and reconnects when the server\n"
+	"restarts. binlog-get writes the stored files into DIR, as the server\n"
+	"has them, for a replay (restore --binlog-dir DIR, or mariadb-binlog).\n"
+	"\n"
 	"Options:\n"
 	"      --name NAME     the database's name in the repository (default\n"
 	"                      pg-SYSTEMID; 1 to 64 of A-Z a-z 0-9 . _ -)\n"
@@ -95,6 +124,13 @@ static const char usage[] =
 	"      --time T        restore: as it was at T, 'YYYY-MM-DD HH:MM:SS[.f]+00'\n"
 	"                      (PostgreSQL's recovery_target_time, with an offset)\n"
 	"      --lsn L         restore: up to WAL position L (X/Y)\n"
+	"      --position F:P  restore, binlog-get (MariaDB): up to binlog file F,\n"
+	"                      offset P\n"
+	"      --base ID       restore (MariaDB): this base backup (or dump)\n"
+	"      --binlog-dir D  restore (MariaDB): replay the binlog files in D\n"
+	"      --dump          restore (MariaDB): the newest dump into the file FILE\n"
+	"      --start FILE[:POS]  stream (MariaDB): the binary log file a first\n"
+	"                      stream begins with (stored whole, from its start)\n"
 	"      --threads N     worker threads (default: one per core)\n"
 	"\n"
 	"      --all           check: read everything, not only what is new\n"
@@ -103,7 +139,9 @@ static const char usage[] =
 	"replication; SQLite: the file cannot be opened, is not a database, or\n"
 	"for stream is not in WAL mode); 23: the server refused or broke off the\n"
 	"backup (SQLite: it refused an operation, or a restored file failed\n"
-	"integrity_check and was removed).\n";
+	"integrity_check and was removed; MariaDB: log_bin is off, or mariabackup\n"
+	"failed). 14: no base backup before the target, or the target is not\n"
+	"covered (the message gives what is).\n";
 
 enum {
 	OPT_NAME = 1,
@@ -116,11 +154,16 @@ enum {
 	OPT_ALL,
 	OPT_SYNC,
 	OPT_CREATE_SLOT,
+	OPT_START,
+	OPT_BASE,
+	OPT_BINLOG_DIR,
+	OPT_POSITION,
+	OPT_DUMP,
 };
 
 struct db_args {
-	const char *name, *host, *target, *slot, *time;
-	bool latest, has_lsn, all, sync, create_slot;
+	const char *name, *host, *target, *slot, *time, *start, *position, *base, *binlog_dir;
+	bool latest, has_lsn, all, sync, create_slot, dump;
 	uint64_t lsn;
 	unsigned threads;
 };
@@ -156,8 +199,9 @@ static int db_backup(struct kl_cli *cli, const char *conninfo, const struct db_a
 	if (rc < 0)
 		return rc;
 	kl_cli_report_init(&rep, cli, &o.report);
-	rc = kl_db_sqlite_uri(conninfo) ? kl_db_sqlite_backup(cli->repo, &o, &res)
-					: kl_db_backup(cli->repo, &o, &res);
+	rc = kl_db_sqlite_uri(conninfo)	 ? kl_db_sqlite_backup(cli->repo, &o, &res)
+	     : kl_db_maria_uri(conninfo) ? kl_db_maria_backup(cli->repo, &o, &res)
+					 : kl_db_backup(cli->repo, &o, &res);
 	kl_cli_report_done(&rep);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
@@ -165,6 +209,10 @@ static int db_backup(struct kl_cli *cli, const char *conninfo, const struct db_a
 		return rc;
 	}
 	kl_id_hex(&res.id, hex);
+	if (kl_db_maria_uri(conninfo)) {
+		kl_cli_db_maria_backup_out(cli, &res);
+		return 0;
+	}
 	if (cli->json) {
 		printf("{\"message_type\":\"summary\",\"snapshot_id\":\"%s\",\"name\":", hex);
 		kl_json_cstr(stdout, res.name);
@@ -205,7 +253,8 @@ static int db_dump(struct kl_cli *cli, const char *conninfo, const struct db_arg
 	if (rc < 0)
 		return rc;
 	o.threads = a->threads;
-	rc = kl_db_dump(cli->repo, &o, &res);
+	rc = kl_db_maria_uri(conninfo) ? kl_db_maria_dump(cli->repo, &o, &res)
+				       : kl_db_dump(cli->repo, &o, &res);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "dump failed, no snapshot was saved");
@@ -218,6 +267,8 @@ static int db_dump(struct kl_cli *cli, const char *conninfo, const struct db_arg
 		       "\"bytes_total\":%llu}\n",
 		       hex, (unsigned long long)res.databases,
 		       (unsigned long long)res.stats.bytes_total);
+	else if (!cli->quiet && kl_db_maria_uri(conninfo))
+		printf("database %s (mariadb): dump %.8s saved, %s\n", res.name, hex, total);
 	else if (!cli->quiet)
 		printf("database %s: dump %.8s saved, %llu databases and globals, %s\n", res.name,
 		       hex, (unsigned long long)res.databases, total);
@@ -248,8 +299,12 @@ static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_a
 	o.stop_fd = kl_cli_signals_notify(cli);
 	kl_cli_report_init(&rep, cli, &o.report);
 	o.report.progress = NULL;
-	rc = kl_db_sqlite_uri(conninfo) ? kl_db_sqlite_stream(cli->repo, &o, &res)
-					: kl_db_stream(cli->repo, &o, &res);
+	o.start = a->start;
+	if (a->start && !kl_db_maria_uri(conninfo))
+		return kl_cli_usage_error(cli, "--start is for MariaDB streams");
+	rc = kl_db_sqlite_uri(conninfo)	 ? kl_db_sqlite_stream(cli->repo, &o, &res)
+	     : kl_db_maria_uri(conninfo) ? kl_db_maria_stream(cli->repo, &o, &res)
+					 : kl_db_stream(cli->repo, &o, &res);
 	kl_cli_report_done(&rep);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
@@ -257,7 +312,15 @@ static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_a
 		return rc;
 	}
 	kl_db_lsn_format(res.stop_lsn, lsn, sizeof(lsn));
-	if (cli->json)
+	if (res.position[0] && cli->json) {
+		printf("{\"message_type\":\"summary\",\"stop_position\":");
+		kl_json_cstr(stdout, res.position);
+		printf(",\"stop_lsn\":\"%s\",\"records\":%llu,\"folded\":%llu}\n", lsn,
+		       (unsigned long long)res.records, (unsigned long long)res.folded);
+	} else if (res.position[0] && !cli->quiet) {
+		printf("stream stopped: binary log up to %s stored (%llu records)\n", res.position,
+		       (unsigned long long)res.records);
+	} else if (cli->json)
 		printf("{\"message_type\":\"summary\",\"stop_lsn\":\"%s\",\"records\":%llu,"
 		       "\"folded\":%llu}\n",
 		       lsn, (unsigned long long)res.records, (unsigned long long)res.folded);
@@ -277,21 +340,27 @@ static int db_restore(struct kl_cli *cli, const char *name, const struct db_args
 
 	if (!a->target || !*a->target)
 		return kl_cli_usage_error(cli, "--target is required");
-	if (a->latest + !!a->time + a->has_lsn != 1)
-		return kl_cli_usage_error(cli, "say which moment: one of --latest, --time, --lsn");
+	if (!a->dump && a->latest + !!a->time + a->has_lsn != 1)
+		return kl_cli_usage_error(
+			cli, "say which moment: one of --latest, --time, --lsn (--position)");
 	o.name = name;
 	o.target = a->target;
 	o.latest = a->latest;
 	o.time = a->time;
 	o.has_lsn = a->has_lsn;
 	o.lsn = a->lsn;
+	o.base = a->base;
+	o.binlog_dir = a->binlog_dir;
+	o.dump = a->dump;
 	o.threads = a->threads;
 	rc = kl_cli_open(cli);
 	if (rc < 0)
 		return rc;
 	kl_cli_report_init(&rep, cli, &o.report);
-	rc = kl_db_sqlite_named(cli->repo, name);
-	if (rc >= 0)
+	rc = kl_db_maria_named(cli->repo, name);
+	if (rc > 0)
+		rc = kl_db_maria_restore(cli->repo, &o, &base);
+	else if (rc >= 0 && (rc = kl_db_sqlite_named(cli->repo, name)) >= 0)
 		rc = rc ? kl_db_sqlite_restore(cli->repo, &o, &base)
 			: kl_db_restore(cli->repo, &o, &base);
 	kl_cli_report_done(&rep);
@@ -307,7 +376,8 @@ static int db_restore(struct kl_cli *cli, const char *name, const struct db_args
 		kl_json_cstr(stdout, a->target);
 		printf("}\n");
 	} else if (!cli->quiet) {
-		printf("restored base backup %.8s of %s into %s\n", hex, name, a->target);
+		printf("restored %s %.8s of %s into %s\n", a->dump ? "dump" : "base backup", hex,
+		       name, a->target);
 	}
 	return 0;
 }
@@ -409,6 +479,10 @@ static void list_json(const struct kl_db_list *l)
 			kl_cli_db_sqlite_json(d);
 			continue;
 		}
+		if (d->engine == KL_DB_MARIADB) {
+			kl_cli_db_maria_json(d);
+			continue;
+		}
 		printf("{\"name\":");
 		kl_json_cstr(stdout, d->name);
 		printf(",\"engine\":\"postgresql\",\"system_id\":");
@@ -459,6 +533,10 @@ static void list_text(const struct kl_db_list *l)
 
 		if (d->engine == KL_DB_SQLITE) {
 			kl_cli_db_sqlite_text(d);
+			continue;
+		}
+		if (d->engine == KL_DB_MARIADB) {
+			kl_cli_db_maria_text(d);
 			continue;
 		}
 		printf("%s (postgresql, system %s): %zu base backup%s", d->name,
@@ -546,6 +624,11 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 		{"all", no_argument, NULL, OPT_ALL},
 		{"synchronous", no_argument, NULL, OPT_SYNC},
 		{"create-slot", no_argument, NULL, OPT_CREATE_SLOT},
+		{"start", required_argument, NULL, OPT_START},
+		{"base", required_argument, NULL, OPT_BASE},
+		{"binlog-dir", required_argument, NULL, OPT_BINLOG_DIR},
+		{"position", required_argument, NULL, OPT_POSITION},
+		{"dump", no_argument, NULL, OPT_DUMP},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t threads;
@@ -577,12 +660,31 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 		case OPT_CREATE_SLOT:
 			a->create_slot = true;
 			break;
+		case OPT_START:
+			a->start = optarg;
+			break;
 		case OPT_TIME:
 			a->time = optarg;
 			break;
 		case OPT_LSN:
 			if (kl_db_lsn_parse(optarg, &a->lsn) < 0)
 				return kl_cli_usage_error(cli, "invalid --lsn '%s' (X/Y)", optarg);
+			a->has_lsn = true;
+			break;
+		case OPT_DUMP:
+			a->dump = true;
+			break;
+		case OPT_BASE:
+			a->base = optarg;
+			break;
+		case OPT_BINLOG_DIR:
+			a->binlog_dir = optarg;
+			break;
+		case OPT_POSITION:
+			a->position = optarg; /* binlog-get takes it as it is */
+			if (kl_db_maria_position_parse(optarg, &a->lsn) < 0)
+				return kl_cli_usage_error(cli, "invalid --position '%s' (FILE:POS)",
+							  optarg);
 			a->has_lsn = true;
 			break;
 		case OPT_THREADS:
@@ -628,6 +730,14 @@ int cmd_db(int argc, char **argv, struct kl_cli *cli)
 		cli->cmd_flags = KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_INDEX |
 				 (want == 3 ? KL_CMD_READONLY : 0);
 		return db_wal(cli, argv[optind + 1], want == 3 ? argv[optind + 2] : NULL, &a);
+	}
+	if (!strcmp(verb, "binlog-get")) {
+		if (argc - optind != 3)
+			return kl_cli_usage_error(cli, "'db binlog-get' takes NAME DIR");
+		cli->cmd_flags =
+			KL_CMD_REPO | KL_CMD_KEY | KL_CMD_LOCK | KL_CMD_READONLY | KL_CMD_INDEX;
+		return kl_cli_db_binlog_get(cli, argv[optind + 1], argv[optind + 2], a.start,
+					    a.position);
 	}
 	if (!strcmp(verb, "check")) {
 		if (argc - optind != 2)

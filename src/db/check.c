@@ -122,6 +122,44 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/*
+ * MariaDB: one sequence of binlog files. From the start of the oldest base
+ * backup's file (a replay reads it whole) to the end of what is stored.
+ */
+static int maria_gaps(const struct kl_db_info *d, const struct kl_report *o, size_t *ret)
+{
+	struct span *v = kl_malloc((d->n_logs + 1) * sizeof(*v));
+	uint64_t pos;
+	size_t n = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->n_logs; i++)
+		v[n++] = (struct span){d->logs[i].s.db.start_lsn, d->logs[i].s.db.stop_lsn};
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_span);
+	pos = d->n_bases ? d->bases[0].s.db.start_lsn & ~(uint64_t)UINT32_MAX : n ? v[0].start : 0;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].stop <= pos)
+			continue;
+		if (v[i].start > pos) {
+			char msg[160];
+
+			snprintf(msg, sizeof(msg),
+				 "gap in the binary log from file %" PRIu32 " at %" PRIu32
+				 " to file %" PRIu32 " at %" PRIu32,
+				 (uint32_t)(pos >> 32), (uint32_t)pos, (uint32_t)(v[i].start >> 32),
+				 (uint32_t)v[i].start);
+			(*ret)++;
+			if (o && o->warn)
+				o->warn(o->ud, NULL, 0, msg);
+		}
+		pos = v[i].stop;
+	}
+	kl_free(v);
+	return 0;
+}
+
 int kl_db_gaps(const struct kl_db_info *d, const struct kl_report *o, size_t *ret)
 {
 	uint32_t *t = kl_malloc((d->n_logs + d->n_bases + 1) * sizeof(*t));
@@ -135,6 +173,10 @@ int kl_db_gaps(const struct kl_db_info *d, const struct kl_report *o, size_t *re
 	}
 	if (!t)
 		return -ENOMEM;
+	if (d->engine == KL_DB_MARIADB) {
+		kl_free(t);
+		return maria_gaps(d, o, ret);
+	}
 	for (size_t i = 0; i < d->n_bases; i++)
 		t[n++] = d->bases[i].s.db.timeline;
 	for (size_t i = 0; i < d->n_logs; i++)

@@ -63,6 +63,17 @@ int kl_db_retention(const struct kl_snapshot_ref *v, size_t n, const bool *gone,
 		    x->start_lsn == x->stop_lsn)
 			continue;
 		b = lookup(c, &n_c, v, n, gone, touched, x->name)->base;
+		/*
+		 * MariaDB: a replay reads the base backup's binlog file from its
+		 * start, so only the files before it go (one timeline: 1).
+		 */
+		if (b && x->engine == KL_DB_MARIADB) {
+			if (x->stop_lsn <= (b->start_lsn & ~(uint64_t)UINT32_MAX)) {
+				drop[i] = true;
+				count++;
+			}
+			continue;
+		}
 		if (b && x->timeline <= b->timeline && x->stop_lsn <= b->start_lsn) {
 			drop[i] = true;
 			count++;

@@ -68,6 +68,11 @@ void kl_snapshot_release(struct kl_snapshot *s)
 	kl_free(s->db.name);
 	kl_free(s->db.system_id);
 	kl_free(s->db.server_version);
+	kl_free(s->db.binlog_file);
+	kl_free(s->db.log_file);
+	kl_free(s->db.gtid);
+	kl_free(s->db.server_name);
+	kl_free(s->db.stop_gtid);
 	kl_free(s->image_method);
 	strv_free(s->image_ident, s->n_image_ident);
 	kl_free(s->image_consistency);
@@ -102,6 +107,23 @@ bool kl_db_name_valid(const char *name)
 	return true;
 }
 
+bool kl_db_binlog_name_valid(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	/* it becomes a file name in a restore's directory: no '/', no leading '.' */
+	if (!n || n > KL_BINLOG_NAME_MAX || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
 static bool db_valid(const struct kl_snapshot *s)
 {
 	const struct kl_snapshot_db *d = &s->db;
@@ -110,7 +132,8 @@ static bool db_valid(const struct kl_snapshot *s)
 	if (!is_db)
 		return !s->has_db;
 	if (!s->has_db || d->engine < KL_DB_POSTGRESQL || d->engine > KL_DB_SQLITE ||
-	    !kl_db_name_valid(d->name) || d->stop_lsn < d->start_lsn)
+	    !kl_db_name_valid(d->name) || d->stop_lsn < d->start_lsn ||
+	    (d->log_file && !kl_db_binlog_name_valid(d->log_file)))
 		return false;
 	if (s->kind == KL_SNAP_DBLOG)
 		return d->role == KL_DB_LOG;
@@ -141,8 +164,51 @@ enum {
 	D_WAL_CHECKSUM,
 	D_PAGE_SIZE,
 	D_SEGMENT_SIZE = 15,
-	D_FIELDS = D_SEGMENT_SIZE,
+	D_BINLOG_FILE = 16, /* 16..21: MariaDB; 22 reserved for it */
+	D_BINLOG_POS,
+	D_GTID,
+	D_SERVER_ID,
+	D_SERVER_NAME,
+	D_STOP_GTID,
+	D_LOG_FILE = 23, /* 23..27: MariaDB log records */
+	D_BINLOG_TIME_MIN,
+	D_BINLOG_TIME_MAX,
+	D_BINLOG_CHECKSUM_ALG,
+	D_BINLOG_SERVER_ID,
+	D_FIELDS = D_BINLOG_SERVER_ID,
 };
+
+static int binlog_encode(const struct kl_snapshot_db *d, struct kl_buf *out)
+{
+	int r = kl_pb_put_str(out, D_LOG_FILE, d->log_file);
+
+	if (r >= 0)
+		r = kl_pb_put_sint_nz(out, D_BINLOG_TIME_MIN, d->binlog_time_min);
+	if (r >= 0)
+		r = kl_pb_put_sint_nz(out, D_BINLOG_TIME_MAX, d->binlog_time_max);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_BINLOG_CHECKSUM_ALG, d->binlog_checksum_alg);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_BINLOG_SERVER_ID, d->binlog_server_id);
+	return r;
+}
+
+static int binlog_decode(const struct kl_pb_field *f, struct kl_snapshot_db *d)
+{
+	switch (f->num) {
+	case D_LOG_FILE:
+		return kl_pb_strdup(f, &d->log_file);
+	case D_BINLOG_TIME_MIN:
+		return kl_pb_get_s64(f, &d->binlog_time_min);
+	case D_BINLOG_TIME_MAX:
+		return kl_pb_get_s64(f, &d->binlog_time_max);
+	case D_BINLOG_CHECKSUM_ALG:
+		return kl_pb_get_u32(f, &d->binlog_checksum_alg);
+	case D_BINLOG_SERVER_ID:
+		return kl_pb_get_u32(f, &d->binlog_server_id);
+	}
+	return 0;
+}
 
 static int db_encode(const struct kl_snapshot_db *d, struct kl_buf *out)
 {
@@ -179,6 +245,20 @@ static int db_encode(const struct kl_snapshot_db *d, struct kl_buf *out)
 		r = kl_pb_put_uint_nz(out, D_WAL_CHECKSUM, d->wal_checksum);
 	if (r >= 0)
 		r = kl_pb_put_uint_nz(out, D_PAGE_SIZE, d->page_size);
+	if (r >= 0)
+		r = kl_pb_put_str(out, D_BINLOG_FILE, d->binlog_file);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_BINLOG_POS, d->binlog_pos);
+	if (r >= 0)
+		r = kl_pb_put_str(out, D_GTID, d->gtid);
+	if (r >= 0)
+		r = kl_pb_put_uint_nz(out, D_SERVER_ID, d->server_id);
+	if (r >= 0)
+		r = kl_pb_put_str(out, D_SERVER_NAME, d->server_name);
+	if (r >= 0)
+		r = kl_pb_put_str(out, D_STOP_GTID, d->stop_gtid);
+	if (r >= 0)
+		r = binlog_encode(d, out);
 	if (r >= 0)
 		r = kl_pb_end(out, mark);
 	return r;
@@ -245,6 +325,26 @@ static int db_decode(const struct kl_pb_field *df, struct kl_snapshot_db *d)
 		case D_PAGE_SIZE:
 			r = kl_pb_get_u32(&f, &d->page_size);
 			break;
+		case D_BINLOG_FILE:
+			r = kl_pb_strdup(&f, &d->binlog_file);
+			break;
+		case D_BINLOG_POS:
+			r = kl_pb_get_u64(&f, &d->binlog_pos);
+			break;
+		case D_GTID:
+			r = kl_pb_strdup(&f, &d->gtid);
+			break;
+		case D_SERVER_ID:
+			r = kl_pb_get_u32(&f, &d->server_id);
+			break;
+		case D_SERVER_NAME:
+			r = kl_pb_strdup(&f, &d->server_name);
+			break;
+		case D_STOP_GTID:
+			r = kl_pb_strdup(&f, &d->stop_gtid);
+			break;
+		default:
+			r = binlog_decode(&f, d);
 		}
 		if (r < 0)
 			return r;

@@ -283,7 +283,7 @@ int kl_entry_backup_write(struct kl_entry_backup *e, const void *p, size_t n)
 
 	if (!e->file)
 		return -EINVAL;
-	if (n > e->file_size - e->file_got)
+	if (e->file_size != KL_ENTRY_SIZE_UNKNOWN && n > e->file_size - e->file_got)
 		return -EFBIG;
 	e->file_got += n;
 	e->b.st.bytes_read += n;
@@ -311,6 +311,11 @@ int kl_entry_backup_end(struct kl_entry_backup *e)
 
 	if (!f)
 		return -EINVAL;
+	if (e->file_size == KL_ENTRY_SIZE_UNKNOWN) {
+		/* a stream that tells a file's size only at its end (mariabackup's) */
+		e->file_size = e->file_got;
+		e->file_dir->tree.nodes[f->slot].size = e->file_got;
+	}
 	if (e->file_got != e->file_size)
 		return -EINVAL;
 	rc = cut(e, true);

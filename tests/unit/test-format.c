@@ -1246,6 +1246,13 @@ static void full_snapshot(struct kl_snapshot *s)
 	s->db.wal_ckpt_seq = 7;
 	s->db.wal_checksum = 0x123456789abcdef0ull;
 	s->db.page_size = 65536;
+	/* MariaDB's fields 16-21, likewise */
+	s->db.binlog_file = kl_strdup("mariadb-bin.000042");
+	s->db.binlog_pos = 0x1234567;
+	s->db.gtid = kl_strdup("0-1-42,1-2-7");
+	s->db.server_id = UINT32_MAX;
+	s->db.server_name = kl_strdup("db1.example.com");
+	s->db.stop_gtid = kl_strdup("0-1-43");
 }
 
 static void assert_strv_equal(char **a, size_t an, char **b, size_t bn)
@@ -1295,6 +1302,12 @@ static void assert_snapshot_equal(const struct kl_snapshot *a, const struct kl_s
 	assert_int_equal(a->db.wal_ckpt_seq, b->db.wal_ckpt_seq);
 	assert_true(a->db.wal_checksum == b->db.wal_checksum);
 	assert_int_equal(a->db.page_size, b->db.page_size);
+	assert_true(opt_str_equal(a->db.binlog_file, b->db.binlog_file));
+	assert_true(a->db.binlog_pos == b->db.binlog_pos);
+	assert_true(opt_str_equal(a->db.gtid, b->db.gtid));
+	assert_int_equal(a->db.server_id, b->db.server_id);
+	assert_true(opt_str_equal(a->db.server_name, b->db.server_name));
+	assert_true(opt_str_equal(a->db.stop_gtid, b->db.stop_gtid));
 }
 
 static void snapshot_round_trip(void **state)
