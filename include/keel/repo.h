@@ -224,6 +224,8 @@ int kl_repo_claim(struct kl_repo *r, const struct kl_id *id);
  * processes), for a long-running reader that meets newer snapshots.
  */
 int kl_repo_refresh_index(struct kl_repo *r);
+/* Whether kl_repo_load_index() succeeded on r. */
+bool kl_repo_index_loaded(const struct kl_repo *r);
 /*
  * The index files and deletion records kl_repo_load_index() read (copies;
  * the caller frees both arrays).

@@ -89,6 +89,19 @@ int kl_db_list(struct kl_repo *r, struct kl_db_list *ret)
 	rc = kl_repo_list_snapshots(r, &sl);
 	if (rc < 0)
 		return kl_repo_fail(r, rc, "cannot list the snapshots");
+	/*
+	 * A stream stores log records while we read: those listed now may be
+	 * newer than the index loaded before, and their trees would not be
+	 * found. Their index files were written before them (docs/FORMAT.md
+	 * section 7), so reading what came since covers every one listed.
+	 */
+	if (kl_repo_index_loaded(r)) {
+		rc = kl_repo_refresh_index(r);
+		if (rc < 0) {
+			kl_snapshot_list_release(&sl);
+			return rc;
+		}
+	}
 	ret->n_damaged = sl.n_damaged;
 	/* the list is oldest first: so are each database's base backups */
 	for (size_t i = 0; rc >= 0 && i < sl.n; i++) {

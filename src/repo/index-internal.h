@@ -63,6 +63,7 @@ struct kl_index {
 	size_t n_records, cap_records;
 	struct kl_id *deleting; /* packs that deletion records name, sorted after loading */
 	size_t n_deleting, cap_deleting;
+	bool loaded; /* kl_repo_load_index() succeeded */
 };
 
 /* The slot holding id, or an empty one where it would go; NULL before the first blob. Lock held. */

@@ -254,6 +254,7 @@ int kl_repo_load_index(struct kl_repo *r)
 	}
 	if (rc >= 0 && r->bad_index_files)
 		rc = adopt(r, false);
+	r->idx->loaded = rc >= 0;
 	kl_test_point("index-loaded");
 	return rc < 0 ? rc : 0;
 }
@@ -323,6 +324,11 @@ int kl_repo_refresh_index(struct kl_repo *r)
 		pthread_mutex_unlock(&x->lock);
 	}
 	return rc;
+}
+
+bool kl_repo_index_loaded(const struct kl_repo *r)
+{
+	return r->idx->loaded;
 }
 
 int kl_repo_index_files(struct kl_repo *r, struct kl_id **files, size_t *n_files,
