@@ -116,7 +116,7 @@ done
 metrics_small || fail "keel_rpo_seconds is the base backup's age: $(grep rpo "$TEST_DIR/metrics")"
 
 # ---- the stream child killed: started again after its backoff, nothing lost ----
-stream_pid=$(pgrep -P "$DAEMON" -f "db stream" | head -n 1)
+stream_pid=$(pgrep -P "$DAEMON" -f "db stream" | sed -n 1p)
 [ -n "$stream_pid" ] || fail "no keel db stream child: $(cat "$TEST_DIR/daemon.err")"
 n=$(count "stream 'shop': keel db stream started")
 kill -KILL "$stream_pid"
@@ -139,7 +139,7 @@ poll at_least "stream 'shop': keel db stream started" $((n + 1))
 sleep 2 # connected and streaming
 
 # ---- SIGTERM: the stream child stops cleanly, then the daemon ----
-stream_pid=$(pgrep -P "$DAEMON" -f "db stream" | head -n 1)
+stream_pid=$(pgrep -P "$DAEMON" -f "db stream" | sed -n 1p)
 [ -n "$stream_pid" ] || fail "no keel db stream child: $(cat "$TEST_DIR/daemon.err")"
 kill -TERM "$DAEMON"
 rc=0

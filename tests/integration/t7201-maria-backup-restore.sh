@@ -118,7 +118,7 @@ grep -q "not covered: the repository holds 'shop' at binlog bin.000001:$pos2" "$
 	fail "$(cat "$TEST_DIR/err")"
 [ ! -e "$TEST_DIR/x" ] || fail "a refused restore left its target"
 # a chosen base backup: the first one
-id1=$(keel db list --json | json_get id | head -1)
+id1=$(keel db list --json | json_get id | sed -n 1p)
 expect_success keel db restore shop --target "$TEST_DIR/r4" --latest --base "${id1:0:8}" >"$TEST_DIR/r4.out"
 grep -q "restored base backup ${id1:0:8}" "$TEST_DIR/r4.out" || fail "$(cat "$TEST_DIR/r4.out")"
 
