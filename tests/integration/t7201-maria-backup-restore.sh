@@ -64,7 +64,11 @@ maria_sql src "SELECT id, item, qty FROM shop.orders WHERE id <= $n ORDER BY id;
 cmp "$TEST_DIR/want1" "$TEST_DIR/got1" || fail "restored rows differ from the first $n commits"
 maria_stop r1
 
-# a second backup: a few rows changed in ~16 MB of rows, far less new data than the first
+# a second backup: a few rows changed in ~16 MB of rows, far less new data than the first.
+# InnoDB goes on rewriting pages for a while after the writer (purge, page
+# flushes): a backup of that settling first, so that the one measured
+# shows what the three changed rows cost
+expect_success keel db backup "$uri" --name shop >/dev/null
 maria_sql src "UPDATE shop.big SET pad = REPEAT('x', 2000) WHERE id IN (5, 4000, 7000)"
 expect_success keel db backup "$uri" --name shop --json >"$TEST_DIR/b2.json"
 added=$(json_get data_added <"$TEST_DIR/b2.json")
@@ -123,6 +127,6 @@ expect_success keel db restore shop --target "$TEST_DIR/r4" --latest --base "${i
 grep -q "restored base backup ${id1:0:8}" "$TEST_DIR/r4.out" || fail "$(cat "$TEST_DIR/r4.out")"
 
 keel db list >"$TEST_DIR/list"
-grep -q '^shop (mariadb, server id 1): 2 base backups$' "$TEST_DIR/list" || fail "$(cat "$TEST_DIR/list")"
+grep -q '^shop (mariadb, server id 1): 3 base backups$' "$TEST_DIR/list" || fail "$(cat "$TEST_DIR/list")"
 [ "$(keel db list --json | json_get engine)" = mariadb ] || fail "db list --json"
 expect_success keel check --read-data >/dev/null
