@@ -6,12 +6,6 @@
 #include "cmd-db-binlog.h"
 #include "cmd-db-maria.h"
 
-/* A binary log position as "FILE_NUMBER:OFFSET" (start_lsn's encoding). */
-static void pos_text(uint64_t pos, char *buf, size_t size)
-{
-	snprintf(buf, size, "%06" PRIu32 ":%" PRIu32, (uint32_t)(pos >> 32), (uint32_t)pos);
-}
-
 void kl_cli_db_maria_backup_out(struct kl_cli *cli, const struct kl_db_backup_result *res)
 {
 	char hex[2 * KL_ID_LEN + 1], total[32], added[32];
@@ -90,15 +84,8 @@ void kl_cli_db_maria_json(const struct kl_db_info *d)
 		printf(",\"bytes_total\":%llu}",
 		       (unsigned long long)d->dumps[k].s.stats.bytes_total);
 	}
+	/* where the log ends and when: kl_cli_db_binlog_json's log_position, log_time */
 	printf("],\"binlog_records\":%zu", d->n_logs);
-	if (d->n_logs) {
-		const struct kl_snapshot *w = &d->logs[d->n_logs - 1].s;
-		char pos[32];
-
-		pos_text(w->db.stop_lsn, pos, sizeof(pos));
-		printf(",\"binlog_stop\":\"%s\",\"binlog_time\":", pos);
-		kl_json_time(stdout, w->time_end_ns);
-	}
 	kl_cli_db_binlog_json(d);
 	printf("}");
 }
@@ -129,15 +116,6 @@ void kl_cli_db_maria_text(const struct kl_db_info *d)
 		when(s->time_ns, a, sizeof(a));
 		kl_print_bytes(size, sizeof(size), s->stats.bytes_total);
 		printf("  %.8s  %s  dump  %s\n", hex, a, size);
-	}
-	if (d->n_logs) {
-		const struct kl_snapshot *w = &d->logs[d->n_logs - 1].s;
-		int64_t age = (kl_time_now_ns() - w->time_end_ns) / KL_NSEC_PER_SEC;
-		char pos[32];
-
-		pos_text(w->db.stop_lsn, pos, sizeof(pos));
-		printf("  binlog: %zu record%s, up to %s (stored %llds ago)\n", d->n_logs,
-		       d->n_logs == 1 ? "" : "s", pos, (long long)(age > 0 ? age : 0));
 	}
 	kl_cli_db_binlog_text(d);
 }

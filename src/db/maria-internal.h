@@ -91,11 +91,7 @@ int kl_maria_child_wait(struct kl_repo *r, pid_t pid, int log_fd, const char *to
  * log records hold from position from (file_number << 32 | offset) up to
  * the target (o->time or o->lsn; o->latest: all) into dir, named as on
  * the server. The restore then replays dir as it does --binlog-dir.
- * NEEDSWORK: defined by the binlog stream's change; until it is merged
- * (KL_MARIA_BINLOG_FETCH undefined) a restore past the base backup needs
- * --binlog-dir.
  */
-#define KL_MARIA_BINLOG_FETCH 1 /* src/db/maria-binlog.c */
 int kl_maria_binlog_fetch(struct kl_repo *r, const char *name, uint64_t from,
 			  const struct kl_db_restore_opts *o, const char *dir);
 

@@ -171,10 +171,8 @@ static int choose(struct kl_repo *r, const struct kl_db_info *d, const struct kl
 	p->replay = o->binlog_dir || (!o->latest && (o->has_lsn ? o->lsn > db->stop_lsn : true));
 	if (!p->replay)
 		return 0;
-#ifdef KL_MARIA_BINLOG_FETCH
 	if (!o->binlog_dir && d->n_logs)
 		return 1; /* kl_db_maria_restore fetches them, then calls choose() again */
-#endif
 	if (!o->binlog_dir)
 		return kl_repo_fail(
 			r, -KL_ENOTFOUND,
@@ -510,7 +508,6 @@ int kl_db_maria_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
 	}
 	rc = d ? choose(r, d, o, &p)
 	       : kl_repo_fail(r, -KL_ENOTFOUND, "no database '%s' in the repository", o->name);
-#ifdef KL_MARIA_BINLOG_FETCH
 	if (rc == 1) {
 		/* the repository's binlog records into a private directory, replayed from there */
 		struct kl_db_restore_opts o2 = *o;
@@ -533,7 +530,6 @@ int kl_db_maria_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
 		kl_db_list_release(&l);
 		return rc;
 	}
-#endif
 	if (rc >= 0) {
 		*base_ret = p.base->id;
 		rc = restore(r, o, &p);
