@@ -610,14 +610,6 @@ static int validate_kind(struct kl_daemon_job *j, struct kl_err *err)
 static int validate_drill(const struct kl_daemon_job *j, const struct kl_daemon_drill *dr,
 			  struct kl_err *err)
 {
-	const char *ci = j->conninfo;
-
-	if (j->kind == KL_JOB_DB && ci &&
-	    (!strncmp(ci, "mariadb:", 8) || !strncmp(ci, "mysql:", 6)))
-		return kl_fail(err, -KL_EUSAGE,
-			       "line %u: [drill \"%s\"]: drills of MariaDB databases are not "
-			       "supported yet (issue 19)",
-			       dr->line, dr->job);
 	if ((j->kind == KL_JOB_DB || j->kind == KL_JOB_IMAGE) && dr->sample && dr->sample < 100)
 		return kl_fail(err, -KL_EUSAGE,
 			       "line %u: [drill \"%s\"]: drill-sample: a drill of a job of kind "

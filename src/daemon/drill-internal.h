@@ -55,5 +55,13 @@ void kl_daemon_drill_rmtree(struct kl_drill *d, const char *dir);
  */
 int kl_daemon_drill_image(struct kl_drill *d, double *seconds);
 int kl_daemon_drill_db(struct kl_drill *d, double *seconds);
+/* keel db restore JOB's NAME --target target --latest: 0, or -1 with the error set */
+int kl_daemon_drill_db_restore(struct kl_drill *d, const char *target);
+/*
+ * The MariaDB drill (drill-maria.c) in the scratch directory dir: the
+ * restore, a temporary server until it answers, the time into *seconds.
+ * Returns 0, or -1 with the drill's error set.
+ */
+int kl_daemon_drill_maria(struct kl_drill *d, const char *dir, double *seconds);
 
 #endif

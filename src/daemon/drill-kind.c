@@ -12,7 +12,8 @@
  *   until it has replayed the WAL and answers a query, then stopped;
  * - SQLite: `keel db restore --latest`, which keeps the file only when
  *   PRAGMA integrity_check answers ok, then the file's header checked;
- * - MariaDB: refused (issue 19: its restore is being written).
+ * - MariaDB: `keel db restore --latest`, then a temporary mariadbd on a
+ *   private socket until it answers a query, then stopped (drill-maria.c).
  *
  * A server refuses to run as root, so a daemon running as root restores
  * as root, hands the scratch directory to the user postgres and runs
@@ -142,7 +143,7 @@ static int db_newest(struct kl_drill *d, char *engine, size_t n)
 }
 
 /* keel db restore NAME --target target --latest */
-static int db_restore(struct kl_drill *d, const char *target)
+int kl_daemon_drill_db_restore(struct kl_drill *d, const char *target)
 {
 	struct kl_daemon_argv a = {0};
 	int st;
@@ -153,23 +154,6 @@ static int db_restore(struct kl_drill *d, const char *target)
 	kl_daemon_argv_add(&a, target);
 	kl_daemon_argv_add(&a, "--latest");
 	st = kl_daemon_spawn(a.v, -1, d->log_fd, d->log_fd, d->j->name);
-	/*
-	 * NEEDSWORK (issue 17): keel db restore may find a log record a stream
-	 * stored after it loaded the index ("tree on the way to '/pg_wal' is not
-	 * in the index", exit 13); once more, into an empty target, tells that
-	 * race from damage.
-	 */
-	if (st == 13) {
-		char tbs[4400];
-
-		dprintf(d->log_fd, "keel db restore exited with 13: once more\n");
-		snprintf(tbs, sizeof(tbs), "%s.tablespaces", target);
-		kl_daemon_drill_rmtree(d, target);
-		kl_daemon_drill_rmtree(d, tbs);
-		snprintf(tbs, sizeof(tbs), "%s.keel-restore", target);
-		kl_daemon_drill_rmtree(d, tbs);
-		st = kl_daemon_spawn(a.v, -1, d->log_fd, d->log_fd, d->j->name);
-	}
 	if (st != 0)
 		fail_st(d, "keel db restore --latest", st);
 	return st == 0 ? 0 : -1;
@@ -184,7 +168,7 @@ static int sqlite_drill(struct kl_drill *d, const char *dir, double *seconds)
 
 	snprintf(target, sizeof(target), "%s/%s", dir, d->j->db_name);
 	/* the restore keeps the file only if PRAGMA integrity_check answers ok */
-	if (db_restore(d, target) < 0)
+	if (kl_daemon_drill_db_restore(d, target) < 0)
 		return -1;
 	*seconds = since(t0);
 	fd = open(target, O_RDONLY | O_CLOEXEC);
@@ -444,7 +428,7 @@ static int pg_drill(struct kl_drill *d, const char *dir, double *seconds)
 		return kl_daemon_drill_fail(d, "cannot create a socket directory: %s",
 					    strerror(errno)),
 		       -1;
-	r = db_restore(d, p.data);
+	r = kl_daemon_drill_db_restore(d, p.data);
 	if (r >= 0)
 		r = append(dir, "server.log", "");
 	if (r >= 0)
@@ -467,26 +451,22 @@ static int pg_drill(struct kl_drill *d, const char *dir, double *seconds)
 int kl_daemon_drill_db(struct kl_drill *d, double *seconds)
 {
 	char dir[4200], engine[32] = "";
-	bool maria =
-		!strncmp(d->j->conninfo, "mariadb:", 8) || !strncmp(d->j->conninfo, "mysql:", 6);
 	int r;
 
-	if (maria)
-		return kl_daemon_drill_fail(d, "drills of MariaDB databases are not supported yet "
-					       "(issue 19)"),
-		       1;
 	r = db_newest(d, engine, sizeof(engine));
 	if (r <= 0)
 		return r < 0;
-	if (strcmp(engine, "postgresql") && strcmp(engine, "sqlite"))
+	if (strcmp(engine, "postgresql") && strcmp(engine, "sqlite") && strcmp(engine, "mariadb"))
 		return kl_daemon_drill_fail(d, "drills of %s databases are not supported yet",
 					    engine[0] ? engine : "these"),
 		       1;
-	/* a root daemon's PostgreSQL user must pass through the scratch base */
+	/* a root daemon's PostgreSQL or MariaDB user must pass through the scratch base */
 	if (kl_daemon_drill_scratch(d, dir, sizeof(dir), 0711) < 0)
 		return 1;
 	if (!strcmp(engine, "sqlite"))
 		sqlite_drill(d, dir, seconds);
+	else if (!strcmp(engine, "mariadb"))
+		kl_daemon_drill_maria(d, dir, seconds);
 	else
 		pg_drill(d, dir, seconds);
 	kl_daemon_drill_rmtree(d, dir);

@@ -388,10 +388,11 @@ static void conf_kinds(void **state)
 		   "k.conf: line 8: stream: 'maybe' is neither yes nor no");
 	conf_error(REPO KJOB "kind = command\ncommand = x\nstdin-filename = a/b\n",
 		   "k.conf: line 9: stdin-filename: 'a/b' is not a file name");
+	/* a MariaDB job's drill is accepted: only its sample is refused */
 	conf_error(REPO KJOB "kind = db\nname = m\nconninfo = mariadb://root@localhost/\n[drill "
-			     "\"j\"]\nschedule = hourly\n",
-		   "k.conf: line 10: [drill \"j\"]: drills of MariaDB databases are not supported "
-		   "yet (issue 19)");
+			     "\"j\"]\nschedule = hourly\ndrill-sample = 10%\n",
+		   "k.conf: line 10: [drill \"j\"]: drill-sample: a drill of a job of kind db "
+		   "restores it whole");
 	conf_error(REPO KJOB "kind = image\nsource = /x.img\n[drill \"j\"]\nschedule = "
 			     "hourly\ndrill-sample = 10%\n",
 		   "k.conf: line 9: [drill \"j\"]: drill-sample: a drill of a job of kind image "
