@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct kl_binlog_follow f;
-	struct kl_binlog_event ev;
+	struct kl_binlog_event ev = {0};
 	char name[KL_BINLOG_NAME_MAX + 1];
 	uint64_t pos;
 	uint32_t no;
@@ -43,8 +43,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (step != KL_BINLOG_APPEND && f.have != before)
 			abort();
+		/* ev is the follower's only when it took the event (step >= 0) */
 		if (kl_binlog_rotate_decode(data, n, name, sizeof(name), &pos) >= 0 &&
-		    (!kl_db_binlog_name_valid(name) || ev.type != KL_BINLOG_ROTATE))
+		    (!kl_db_binlog_name_valid(name) || (step >= 0 && ev.type != KL_BINLOG_ROTATE)))
 			abort();
 		if (kl_binlog_format_decode(data, n, &alg) >= 0 &&
 		    (alg > 1 || data[4] != KL_BINLOG_FORMAT))

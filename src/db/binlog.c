@@ -171,10 +171,11 @@ int kl_binlog_follow_step(struct kl_binlog_follow *f, const uint8_t *p, size_t n
 		return KL_BINLOG_SKIP; /* sent again */
 	if (f->ended || (uint64_t)ev->log_pos != f->have + n)
 		return -KL_ECORRUPT; /* a hole, or something after the file's end */
+	/* a rotate naming no valid next file is refused before anything changes */
+	if (ev->type == KL_BINLOG_ROTATE && next_file(f, name, pos) < 0)
+		return -KL_ECORRUPT;
 	f->have += n;
 	if (ev->type == KL_BINLOG_STOP || ev->type == KL_BINLOG_ROTATE)
 		f->ended = true;
-	if (ev->type == KL_BINLOG_ROTATE && next_file(f, name, pos) < 0)
-		return -KL_ECORRUPT;
 	return KL_BINLOG_APPEND;
 }
