@@ -128,8 +128,26 @@ static int send_status(struct stream *s)
 	put_be64(m + 17, 0); /* applied: nothing, keel replays nothing */
 	put_be64(m + 25, (uint64_t)(kl_time_now_ns() / 1000 - PG_EPOCH_US));
 	m[33] = 0;
-	if (PQputCopyData(s->conn, (const char *)m, sizeof(m)) != 1 || PQflush(s->conn))
-		return broke(s, NULL, "cannot send the stream's status");
+	if (PQputCopyData(s->conn, (const char *)m, sizeof(m)) != 1 || PQflush(s->conn)) {
+		/*
+		 * "no COPY in progress": the server ended the stream and said why
+		 * (a shutdown is 57P01, a lost connection): its result tells a
+		 * restart, after which keel reconnects, from a refusal
+		 */
+		PGresult *res = PQgetResult(s->conn);
+		int rc;
+
+		if (!res || PQresultStatus(res) != PGRES_FATAL_ERROR) {
+			PQclear(res);
+			snprintf(s->why, sizeof(s->why),
+				 "the stream ended while sending its status");
+			s->lost = true;
+			return -KL_EDBSERVER;
+		}
+		rc = broke(s, res, "cannot send the stream's status");
+		PQclear(res);
+		return rc;
+	}
 	return 0;
 }
 
