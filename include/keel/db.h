@@ -592,7 +592,8 @@ int kl_maria_uri_parse(const char *s, struct kl_maria_uri *ret, const char **why
 void kl_maria_uri_release(struct kl_maria_uri *u);
 /*
  * u as a URI again (every field percent-escaped as needed), which parses
- * to the same fields. Returns 0, -E2BIG if it would not fit size bytes.
+ * to the same fields. Returns 0, -E2BIG if it would not fit size bytes or
+ * would be longer than KL_MARIA_URI_MAX (which the parser refuses).
  */
 int kl_maria_uri_format(const struct kl_maria_uri *u, char *buf, size_t size);
 

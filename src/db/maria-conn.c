@@ -255,7 +255,8 @@ int kl_maria_uri_format(const struct kl_maria_uri *u, char *buf, size_t size)
 		rc = put_escaped(&b, u->defaults_file, true);
 	if (rc < 0)
 		return rc;
-	if (b.len >= size)
+	/* escaping can triple a field: what the parser would refuse is not written */
+	if (b.len >= size || b.len > KL_MARIA_URI_MAX)
 		return -E2BIG;
 	memcpy(buf, b.data, b.len + 1);
 	return 0;
