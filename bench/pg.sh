@@ -3,7 +3,7 @@
 # 15's Benchmark) on a pgbench database in a throwaway PostgreSQL 15:
 #
 #     bench/pg.sh [--scale N] [--duration S] [--clients N] [--s3]
-#                 [--keel PATH] [--no-install]
+#                 [--s3-duration S] [--keel PATH] [--no-install]
 #
 #   (a) base backup: wall time and what the repository holds afterwards:
 #       keel db backup, pg_basebackup -Ft -X none -c fast | zstd -3,
@@ -23,7 +23,8 @@
 #       WAL is stored in the repository. Lag = first sample at or past the
 #       probe's position minus the probe's commit time: p50, p99, max.
 #       --s3 repeats it with a repository on the project's Ceph RADOS
-#       Gateway (scripts/ceph-rgw-start.sh) on loopback.
+#       Gateway (scripts/ceph-rgw-start.sh) on loopback, under a load of
+#       --s3-duration seconds (default: --duration).
 #
 # --scale defaults to 100 (pgbench -i -s 100, about 1.5 GB), --duration to
 # 3600 s (the issue's hour), --clients to 2. Each figure is one run (a
@@ -37,16 +38,17 @@ BENCH=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$BENCH")
 . "$BENCH/lib.sh"
 
-SCALE=100 DURATION=3600 CLIENTS=2 S3='' KEEL='' INSTALL=1
+SCALE=100 DURATION=3600 S3_DURATION='' CLIENTS=2 S3='' KEEL='' INSTALL=1
 while [ $# -gt 0 ]; do
 	case $1 in
 	--scale) SCALE=$2; shift ;;
 	--duration) DURATION=$2; shift ;;
 	--clients) CLIENTS=$2; shift ;;
 	--s3) S3=1 ;;
+	--s3-duration) S3_DURATION=$2; shift ;;
 	--keel) KEEL=$2; shift ;;
 	--no-install) INSTALL= ;;
-	-h | --help) sed -n '2,34p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,36p' "$0"; exit 0 ;;
 	*) die "unknown option $1" ;;
 	esac
 	shift
@@ -204,7 +206,7 @@ R[pgbr_b1_bytes]=$(pgbr_bytes)
 # lag_run LABEL REPO SLOT: keel db stream into REPO while pgbench runs;
 # R[LABEL_p50/p99/max/n/unconfirmed] and the WAL the stream stored
 lag_run() {
-	local label=$1 repo=$2 slot=$3 np ns i before
+	local label=$1 repo=$2 slot=$3 dur=$4 np ns i before
 	sql "SET client_min_messages = warning; CREATE TABLE IF NOT EXISTS probe (t timestamptz)"
 	before=$(repo_bytes "$repo")
 	"$KEEL" -r "$repo" --no-progress db stream "$CONN" --name bench --slot "$slot" \
@@ -215,8 +217,8 @@ lag_run() {
 		kill -0 "$STREAM_PID" 2>/dev/null || die "keel db stream ended: $(tail -3 "$LOGS/$label-stream.err")"
 		sleep 0.2
 	done
-	np=$((DURATION * 10)) ns=$(((DURATION + 15) * 50))
-	say "  $label: keel db stream + pgbench -T $DURATION -c $CLIENTS + probe (load $(load1))"
+	np=$((dur * 10)) ns=$(((dur + 15) * 50))
+	say "  $label: keel db stream + pgbench -T $dur -c $CLIENTS + probe (load $(load1))"
 	# notices carry the figures: psql prints them on stderr
 	psql_ -c "DO \$\$ DECLARE l pg_lsn; BEGIN FOR i IN 1..$ns LOOP
 		SELECT flush_lsn INTO l FROM pg_stat_get_wal_senders() WHERE flush_lsn IS NOT NULL LIMIT 1;
@@ -229,7 +231,7 @@ lag_run() {
 			pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0');
 		PERFORM pg_sleep(0.1); END LOOP; END \$\$" 2>"$LOGS/$label-probes" &
 	local probe=$!
-	as_pg "$PG_BIN/pgbench" -h "$SOCK" -p "$PORT" -U postgres -T "$DURATION" -c "$CLIENTS" -j 1 \
+	as_pg "$PG_BIN/pgbench" -h "$SOCK" -p "$PORT" -U postgres -T "$dur" -c "$CLIENTS" -j 1 \
 		postgres >"$LOGS/$label-pgbench.log" 2>&1 || say "  pgbench failed: $(tail -3 "$LOGS/$label-pgbench.log" | oneline)"
 	R[${label}_tps]=$(awk '/^tps/ { printf "%.0f", $3; exit }' "$LOGS/$label-pgbench.log")
 	wait "$probe" || say "  the probe failed: $(tail -2 "$LOGS/$label-probes" | oneline)"
@@ -264,7 +266,7 @@ repo_bytes() { case $1 in s3:*) s3_bytes "$1" ;; *) bytes_of "$1" ;; esac; }
 
 say "(b, d) pgbench load with keel db stream (local repository)"
 pgbr_wal0=$(pgbr_wal_bytes)
-lag_run local "$KREPO" keel_bench
+lag_run local "$KREPO" keel_bench "$DURATION"
 sql "SELECT pg_switch_wal()" >/dev/null
 sleep 2
 R[pgbr_load_wal_bytes]=$(($(pgbr_wal_bytes) - pgbr_wal0))
@@ -315,7 +317,7 @@ if [ -n "$S3" ]; then
 	sql "SELECT pg_create_physical_replication_slot('keel_bench_s3', true)" >/dev/null
 	timed keel_s3_b1 "$KEEL" -r "$SREPO" --no-progress db backup "$CONN" --name bench
 	R[keel_s3_b1_bytes]=$(s3_bytes "$SREPO")
-	lag_run s3 "$SREPO" keel_bench_s3
+	lag_run s3 "$SREPO" keel_bench_s3 "${S3_DURATION:-$DURATION}"
 fi
 
 # ---- the report -----------------------------------------------------------------
@@ -328,7 +330,7 @@ row() { # LABEL KEEL PGBB PGBR
 	echo "bench/pg.sh $STAMP, commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 	echo "machine: $(nproc) cores, load at the end $(cut -d' ' -f1-3 /proc/loadavg); PostgreSQL $("$PG_BIN/postgres" -V | awk '{ print $3 }'), $(pgbackrest version), zstd $(zstd -V | grep -o 'v[0-9.]*' | head -1)"
 	echo "pgbench -i -s $SCALE: data directory $(mib "$DB_BYTES") MiB ($INIT_S s); after the load $(mib "${R[db_bytes_after]}") MiB"
-	echo "load: pgbench -T $DURATION -c $CLIENTS -j 1: ${R[local_tps]:-?} tps (local stream)${S3:+, ${R[s3_tps]:-?} tps (S3 stream)}"
+	echo "load: pgbench -T $DURATION -c $CLIENTS -j 1: ${R[local_tps]:-?} tps (local stream)${S3:+; -T ${S3_DURATION:-$DURATION}: ${R[s3_tps]:-?} tps (S3 stream)}"
 	echo "one run per figure; sizes in MiB, times in s; ratios are keel / other (lower is better for keel)"
 	echo
 	printf '%-44s %12s %12s %12s %10s %10s\n' "" keel pg_bb+zstd pgBackRest "vs pg_bb" "vs pgBR"
