@@ -48,7 +48,7 @@ while [ $# -gt 0 ]; do
 	--s3-duration) S3_DURATION=$2; shift ;;
 	--keel) KEEL=$2; shift ;;
 	--no-install) INSTALL= ;;
-	-h | --help) sed -n '2,36p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,35p' "$0"; exit 0 ;;
 	*) die "unknown option $1" ;;
 	esac
 	shift
