@@ -508,15 +508,33 @@ if wanted gcc || wanted asan; then
 	bash tests/lib-s3.sh --start $$ >/dev/null 2>&1 </dev/null &
 fi
 
+# cpu_ticks: "BUSY TOTAL" clock ticks of all CPUs since boot (/proc/stat)
+cpu_ticks()
+{
+	awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' \
+		/proc/stat 2>/dev/null || echo "0 0"
+}
+
+# busy_pct BEFORE AFTER: how busy the CPUs were between two cpu_ticks; the
+# summary shows it per stage, to tell a stage that waits (more tests at a
+# time would help) from one the CPUs limit
+busy_pct()
+{
+	local -a a=($1) b=($2)
+	[ $((b[1] - a[1])) -gt 0 ] && echo "$((100 * (b[0] - a[0]) / (b[1] - a[1])))%" || echo "?"
+}
+
 total_start=$SECONDS
 for s in "${stages[@]}"; do
 	say "stage $s"
 	start=$SECONDS
+	ticks=$(cpu_ticks)
 	before_p=$PASSED
 	before_f=$FAILED
 	"stage_$s"
-	TIMINGS+=("$(printf '%-7s %4ds  %d passed, %d failed' "$s" $((SECONDS - start)) \
-		$((PASSED - before_p)) $((FAILED - before_f)))")
+	TIMINGS+=("$(printf '%-7s %4ds  %d passed, %d failed  (cpu busy %s, load %s)' "$s" $((SECONDS - start)) \
+		$((PASSED - before_p)) $((FAILED - before_f)) "$(busy_pct "$ticks" "$(cpu_ticks)")" \
+		"$(cut -d' ' -f2 /proc/loadavg 2>/dev/null)")")
 done
 
 echo
