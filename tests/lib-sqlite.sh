@@ -4,12 +4,14 @@
 #   sqlite_require            python3 with its sqlite3 module and the sqlite3 CLI, or skip
 #   sqlite_new DB             a new database in WAL mode with the table t
 #   writer_start DB N SECS    commit N rows (one per transaction) SECS apart
-#                             in the background ($writer); each row's id and
-#                             commit time (ns) go to $TEST_DIR/commits.log
+#                             in the background ($writer); each row's id,
+#                             commit time and the time its transaction began
+#                             (ns) go to $TEST_DIR/commits.log
 #   writer_wait_rows N        until it has committed N rows
 #   writer_wait               until it ends
 #   rows DB [MAXID]           the table's rows (id|v), ordered, up to MAXID
 #   commit_time ID            the logged commit time (ns) of row ID
+#   moment_after K            a moment (ns) after commit K, before commit K+1
 #   fmt_time NS               NS as --time takes it (UTC, nanoseconds)
 
 sqlite_require()
@@ -29,11 +31,12 @@ db, n, pause, log = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[
 c = sqlite3.connect(db, isolation_level=None, timeout=30)
 with open(log, "a") as f:
     for i in range(n):
+        began = time.time_ns()
         c.execute("BEGIN IMMEDIATE")
         c.execute("INSERT INTO t (v) VALUES (?)", ("row %d %s" % (time.time_ns(), "p" * 300),))
         rid = c.execute("SELECT max(id) FROM t").fetchone()[0]
         c.execute("COMMIT")
-        f.write("%d %d\n" % (rid, time.time_ns()))
+        f.write("%d %d %d\n" % (rid, time.time_ns(), began))
         f.flush()
         if pause:
             time.sleep(pause)
@@ -70,6 +73,24 @@ rows()
 commit_time()
 {
 	awk -v id="$1" '$1 == id { print $2 }' "$TEST_DIR/commits.log"
+}
+
+# moment_after K: the middle between commit K's logged time and the moment
+# commit K+1's transaction began. keel times a commit by when it saw the
+# frame or the WAL's mtime (which the kernel keeps coarsely: a jiffy early
+# at most), so the middle leaves half the pause for either; the middle
+# between the two logged times did not: a writer held up between COMMIT and
+# logging its time logs K+1 after keel has already seen it
+moment_after()
+{
+	local ct b
+	ct=$(awk -v k="$1" '$1 == k { print $2 }' "$TEST_DIR/commits.log")
+	b=$(awk -v k="$1" '$1 == k + 1 { print $3 }' "$TEST_DIR/commits.log")
+	if [ -n "$b" ] && [ "$b" -gt "$ct" ]; then
+		echo $((ct + (b - ct) / 2))
+	else
+		echo $((ct + 1))
+	fi
 }
 
 fmt_time()

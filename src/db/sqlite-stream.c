@@ -43,30 +43,41 @@ struct sqs {
 	uint64_t records;
 };
 
-/* The commit time to give frames found now: the WAL's mtime if it is since the last look. */
+/*
+ * The commit time to give frames found now: the WAL's mtime if it is since
+ * the last look, raised by the kernel's timestamp granularity (it stamps
+ * files from a coarse clock, up to a tick behind the write), so that it is
+ * never before the last write: a restore to a time keeps no commit made after it.
+ */
 static int64_t stamp(struct sqs *s, int64_t now)
 {
+	struct timespec res;
 	struct stat st;
-	int64_t m;
+	int64_t m, grain = 0;
 
 	if (s->d.w.fd < 0 || fstat(s->d.w.fd, &st) < 0)
 		return now;
 	m = (int64_t)st.st_mtim.tv_sec * KL_NSEC_PER_SEC + st.st_mtim.tv_nsec;
 	s->last_mtime_ns = m;
-	return m > s->last_poll_ns && m <= now ? m : now;
+	if (clock_getres(CLOCK_REALTIME_COARSE, &res) == 0)
+		grain = (int64_t)res.tv_sec * KL_NSEC_PER_SEC + res.tv_nsec;
+	return m > s->last_poll_ns && m + grain <= now ? m + grain : now;
 }
 
 /* Reads the new frames; each commit gets the time the clock saw it, else an upper bound. */
 static int scan(struct sqs *s, int64_t now)
 {
 	size_t from = s->commits.n;
-	int64_t t = stamp(s, now);
-	int rc = kl_sqw_scan(&s->d, &s->pending, &s->commits, t, UINT32_MAX);
+	int rc = kl_sqw_scan(&s->d, &s->pending, &s->commits, now, UINT32_MAX);
+	/* taken after the read: frames written while it read came after `now` */
+	int64_t t = stamp(s, kl_time_now_ns());
 
 	s->last_poll_ns = now;
-	for (size_t i = from; i < s->commits.n; i++)
+	for (size_t i = from; i < s->commits.n; i++) {
+		s->commits.v[i].time_ns = t;
 		kl_sq_clock_get(&s->clock, s->d.w.h.salt1, s->d.w.h.salt2, s->commits.v[i].frame,
 				&s->commits.v[i].time_ns);
+	}
 	return rc < 0 ? rc : 0;
 }
 

@@ -52,15 +52,13 @@ now_ns()
 	python3 -c 'import time; print(time.time_ns())'
 }
 
-# restore_at NAME K: restore to the middle between commits K and K+1; the
+# restore_at NAME K: restore to a moment between commits K and K+1; the
 # rows must be exactly 1..K (K = 0: before the first)
 n_restored=0
 restore_at()
 {
-	local name=$1 k=$2 a b t
-	a=$(commit_time "$k")
-	b=$(commit_time $((k + 1)))
-	t=$(fmt_time $(((a + b) / 2)))
+	local name=$1 k=$2 t
+	t=$(fmt_time "$(moment_after "$k")")
 	expect_success keel db restore app --target "$TEST_DIR/$name.db" --time "$t" >/dev/null
 	check_restored "$name" "$k"
 }

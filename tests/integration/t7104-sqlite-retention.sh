@@ -42,10 +42,8 @@ bases()
 }
 restore_at()
 {
-	local k=$1 a b t
-	a=$(commit_time "$k")
-	b=$(commit_time $((k + 1)))
-	t=$(fmt_time $(((a + b) / 2)))
+	local k=$1 t
+	t=$(fmt_time "$(moment_after "$k")")
 	expect_success keel db restore app --target "$TEST_DIR/at-$k.db" --time "$t" >/dev/null
 	[ "$(sqlite3 "$TEST_DIR/at-$k.db" 'PRAGMA integrity_check')" = ok ] || fail "at-$k.db fails integrity_check"
 	rows "$db" "$k" >"$TEST_DIR/want"

@@ -27,10 +27,8 @@ logs()
 }
 restore_at()
 {
-	local k=$1 a b t
-	a=$(commit_time "$k")
-	b=$(commit_time $((k + 1)))
-	t=$(fmt_time $(((a + b) / 2)))
+	local k=$1 t
+	t=$(fmt_time "$(moment_after "$k")")
 	expect_success keel db restore app --target "$TEST_DIR/at-$k.db" --time "$t" >/dev/null
 	[ "$(sqlite3 "$TEST_DIR/at-$k.db" 'PRAGMA integrity_check')" = ok ] || fail "at-$k.db fails integrity_check"
 	rows "$db" "$k" >"$TEST_DIR/want"
@@ -98,7 +96,7 @@ sleep 1.5
 kill -KILL "$stream"
 wait "$stream" 2>/dev/null || true
 unfolded=$(logs)
-[ "$unfolded" -ge $((kept + 2)) ] || fail "expected the killed stream's records to stay: $unfolded"
+[ "$unfolded" -gt "$kept" ] || fail "expected the killed stream's records to stay: $unfolded"
 "$KEEL" --json db stream "sqlite://$db" --name app >"$TEST_DIR/stream3.json" 2>"$TEST_DIR/stream3.err" &
 stream=$!
 BG_PIDS+=("$stream")
