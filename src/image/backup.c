@@ -87,14 +87,20 @@ static int src_is_hole(struct img_src *src, uint64_t off, size_t len)
 			: kl_img_range_is_hole(src->fd, off, len);
 }
 
-/* One chunk: from the parent (clean), a hole, or read and submitted. */
-static int read_chunk(struct img_backup *b, struct img_src *src, struct kl_file_job *f,
-		      struct kl_node *n, uint64_t i, uint8_t *state)
+static size_t chunk_len(const struct img_backup *b, const struct kl_node *n, uint64_t i)
 {
 	uint64_t off = i * b->chunk;
-	size_t len = (size_t)(n->size - off < b->chunk ? n->size - off : b->chunk);
-	uint8_t *buf;
-	int rc = 0;
+
+	return (size_t)(n->size - off < b->chunk ? n->size - off : b->chunk);
+}
+
+/* What chunk i is: clean (the parent's id), a hole (the zero id), or data to read. */
+static int classify_chunk(struct img_backup *b, struct img_src *src, struct kl_node *n, uint64_t i,
+			  uint8_t *state)
+{
+	uint64_t off = i * b->chunk;
+	size_t len = chunk_len(b, n, i);
+	int rc;
 
 	if (src->parent) {
 		rc = kl_img_nbd_is_dirty(src->nbd, off, len);
@@ -111,32 +117,82 @@ static int read_chunk(struct img_backup *b, struct img_src *src, struct kl_file_
 	rc = src_is_hole(src, off, len);
 	if (rc < 0)
 		return kl_repo_fail(b->r, rc, "cannot get the allocation of '%s'", src->path);
-	*state = CH_DATA;
-	if (rc > 0) {
-		b->res->chunks_hole++;
-		*state = CH_HOLE;
-	} else if (!(buf = kl_malloc(len))) {
-		return -ENOMEM;
-	} else {
-		rc = src->nbd	? kl_img_nbd_read(src->nbd, buf, len, off)
-		     : src->exp ? kl_image_export_read(src->exp, buf, len, off)
-				: kl_fs_pread_full(src->fd, buf, len, off);
-		if (rc < 0) {
-			kl_free(buf);
-			return kl_repo_fail(b->r, rc, "cannot read '%s' at offset %llu", src->path,
-					    (unsigned long long)off);
-		}
-		b->res->bytes_read += len;
-		if (kl_img_is_zero(buf, len)) {
-			kl_free(buf);
-			b->res->chunks_zero++;
-			*state = CH_HOLE;
-		} else {
-			return kl_pipeline_submit(&b->pl, f, buf, len);
-		}
-	}
+	*state = rc > 0 ? CH_HOLE : CH_DATA;
+	if (rc == 0)
+		return 0;
+	b->res->chunks_hole++;
 	n->flags |= KL_NODE_SPARSE;
 	return zero_chunk(b, len, &n->content[i]);
+}
+
+/* Data chunk i: read (an NBD source's read was started ahead) and submitted. */
+static int read_data(struct img_backup *b, struct img_src *src, struct kl_file_job *f,
+		     struct kl_node *n, uint64_t i, uint8_t *state)
+{
+	uint64_t off = i * b->chunk;
+	size_t len = chunk_len(b, n, i);
+	uint8_t *buf = NULL;
+	int rc;
+
+	if (src->nbd)
+		rc = kl_img_nbd_take_read(src->nbd, off, len, &buf);
+	else if (!(buf = kl_malloc(len)))
+		return -ENOMEM;
+	else
+		rc = src->exp ? kl_image_export_read(src->exp, buf, len, off)
+			      : kl_fs_pread_full(src->fd, buf, len, off);
+	if (rc < 0) {
+		kl_free(buf);
+		return kl_repo_fail(b->r, rc, "cannot read '%s' at offset %llu", src->path,
+				    (unsigned long long)off);
+	}
+	b->res->bytes_read += len;
+	if (!kl_img_is_zero(buf, len))
+		return kl_pipeline_submit(&b->pl, f, buf, len);
+	kl_free(buf);
+	b->res->chunks_zero++;
+	*state = CH_HOLE;
+	n->flags |= KL_NODE_SPARSE;
+	return zero_chunk(b, len, &n->content[i]);
+}
+
+/* How far read_image has classified the chunks and started their reads. */
+struct ahead {
+	uint64_t classified, started;
+};
+
+/*
+ * Classifies the chunks up to i at least; of an NBD source, further on,
+ * starting the reads of data chunks while the window has room, so that
+ * several requests are in flight while the chunks are taken in order.
+ */
+static int read_ahead(struct img_backup *b, struct img_src *src, struct kl_node *n, uint64_t i,
+		      struct ahead *a, uint8_t *state)
+{
+	int rc;
+
+	while (a->started < n->n_content) {
+		uint64_t k = a->started;
+
+		if (k == a->classified) {
+			if (!src->nbd && k > i)
+				break;
+			rc = classify_chunk(b, src, n, k, &state[k]);
+			if (rc < 0)
+				return rc;
+			a->classified++;
+		}
+		if (src->nbd && state[k] == CH_DATA) {
+			rc = kl_img_nbd_start_read(src->nbd, k * b->chunk, chunk_len(b, n, k));
+			if (rc < 0)
+				return kl_repo_fail(b->r, rc, "cannot read '%s' at offset %llu",
+						    src->path, (unsigned long long)k * b->chunk);
+			if (rc == 0)
+				break; /* full: the reads before k are taken first */
+		}
+		a->started++;
+	}
+	return 0;
 }
 
 /* What the image holds, from its first bytes, into b->res->ident (one per source). */
@@ -170,6 +226,7 @@ static int read_image(struct img_backup *b, struct img_src *src, struct kl_node 
 	uint64_t size = n->size, nchunks = (size + b->chunk - 1) / b->chunk;
 	struct kl_file_job *f = kl_calloc(1, sizeof(*f));
 	_cleanup_free_ uint8_t *state = NULL;
+	struct ahead a = {0};
 	int rc = 0;
 	uint64_t i;
 
@@ -185,8 +242,11 @@ static int read_image(struct img_backup *b, struct img_src *src, struct kl_node 
 	if (src->parent && (src->parent->flags & KL_NODE_SPARSE))
 		n->flags |= KL_NODE_SPARSE; /* clean chunks may be the parent's holes */
 	atomic_init(&f->pending, 1);
-	for (i = 0; i < nchunks && rc >= 0; i++)
-		rc = read_chunk(b, src, f, n, i, &state[i]);
+	for (i = 0; i < nchunks && rc >= 0; i++) {
+		rc = read_ahead(b, src, n, i, &a, state);
+		if (rc >= 0 && state[i] == CH_DATA)
+			rc = read_data(b, src, f, n, i, &state[i]);
+	}
 	kl_pipeline_file_sealed(&b->pl, f);
 	wait_file(b, f);
 	b->res->chunks += nchunks;

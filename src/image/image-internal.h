@@ -51,6 +51,20 @@ int kl_img_nbd_read(struct kl_img_nbd *n, void *buf, size_t len, uint64_t off);
 int kl_img_nbd_is_zero(struct kl_img_nbd *n, uint64_t off, uint64_t len);
 /* 1: some of the range is dirty (or there is no bitmap); 0: clean */
 int kl_img_nbd_is_dirty(struct kl_img_nbd *n, uint64_t off, uint64_t len);
+/*
+ * Read-ahead: starts reading [off, off + len) (len <= KL_IMAGE_CHUNK_MAX)
+ * while the window of reads in flight has room. Returns 1 when started,
+ * 0 when the window is full (take the oldest first), < 0 on error. The
+ * answers to is_zero/is_dirty move forward through the image: ask them
+ * in increasing order (going back costs a block status request).
+ */
+int kl_img_nbd_start_read(struct kl_img_nbd *n, uint64_t off, size_t len);
+/*
+ * The oldest read started (which must be [off, off + len)), waited for:
+ * *ret is its bytes, the caller's to free. A failed read (the server's
+ * error, the connection lost) ends the use of n: only kl_img_nbd_free().
+ */
+int kl_img_nbd_take_read(struct kl_img_nbd *n, uint64_t off, size_t len, uint8_t **ret);
 
 /* --from-overlay sources (ovsrc.c): an overlay file over its snapshot's image. */
 struct kl_img_ovsrc;
