@@ -95,6 +95,10 @@ static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result
 			printf(",\"parent\":");
 			kl_json_id(stdout, &r->parent);
 		}
+		if (r->note[0]) {
+			printf(",\"note\":");
+			kl_json_str(stdout, r->note, strlen(r->note));
+		}
 		printf(",\"ident\":[");
 		for (size_t i = 0; i < r->n_ident; i++) {
 			printf("%s", i ? "," : "");
@@ -105,6 +109,8 @@ static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result
 	}
 	if (cli->quiet)
 		return;
+	if (r->note[0])
+		fprintf(stderr, "keel: image backup: note: %s\n", r->note);
 	kl_print_bytes(total, sizeof(total), r->bytes_total);
 	kl_print_bytes(read, sizeof(read), r->bytes_read);
 	kl_print_bytes(added, sizeof(added), r->bytes_new);

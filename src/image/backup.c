@@ -33,7 +33,8 @@ struct img_backup {
 	struct kl_packer *meta; /* zero chunks and the tree */
 	struct kl_img_zero zero;
 	struct kl_image_backup_result *res;
-	struct kl_tree parent_tree; /* --dirty-bitmap: the parent's images */
+	struct kl_snapshot parent_snap; /* --dirty-bitmap: the parent */
+	struct kl_tree parent_tree;	/* and its images */
 	bool have_parent_tree;
 };
 
@@ -332,23 +333,6 @@ static int open_source(struct img_backup *b, struct img_src *src, uint64_t *size
 	return 0;
 }
 
-/*
- * With --dirty-bitmap: the parent's image of the same name and size, whose
- * chunk ids the clean chunks keep (NULL: none, every chunk is read).
- */
-static const struct kl_node *bitmap_parent(struct img_backup *b, const struct kl_node *n)
-{
-	const struct kl_node *p;
-
-	if (!b->have_parent_tree)
-		return NULL;
-	p = kl_tree_find(&b->parent_tree, n->name, n->name_len);
-	if (!p || p->type != KL_NODE_FILE || p->size != n->size ||
-	    p->n_content != (n->size + b->chunk - 1) / b->chunk)
-		return NULL;
-	return p;
-}
-
 static void fill_node(struct kl_node *n, const struct stat *st, uint64_t size, bool is_dev)
 {
 	n->type = KL_NODE_FILE;
@@ -404,10 +388,21 @@ static int backup_source(struct img_backup *b, size_t idx, struct kl_tree *root)
 		goto out;
 	}
 	fill_node(&n, &st, size, is_dev);
-	src.parent = src.nbd && b->o->dirty_bitmap ? bitmap_parent(b, &n) : NULL;
-	if (src.parent)
-		b->res->images_bitmap++;
 	rc = ident_source(b, &src, size);
+	if (rc >= 0 && src.nbd && b->o->dirty_bitmap && b->have_parent_tree) {
+		struct kl_img_bitmap_parent bp = {.r = b->r,
+						  .snap = &b->parent_snap,
+						  .tree = &b->parent_tree,
+						  .chunk = b->chunk,
+						  .n_sources = b->o->n_sources,
+						  .ident = b->res->ident[idx],
+						  .note = b->res->note,
+						  .note_len = sizeof(b->res->note)};
+
+		rc = kl_img_bitmap_parent(&bp, src.nbd, src.path, &n, idx, &src.parent);
+	}
+	if (rc >= 0 && src.parent)
+		b->res->images_bitmap++;
 	if (rc >= 0)
 		rc = read_image(b, &src, &n);
 	if (rc >= 0) {
@@ -528,12 +523,10 @@ static int overlay_chunk_size(struct img_backup *b, uint32_t *ret)
 /* The parent's images, for --dirty-bitmap. */
 static int load_parent_tree(struct img_backup *b)
 {
-	struct kl_snapshot s = {0};
-	int rc = kl_repo_load_snapshot(b->r, &b->res->parent, &s);
+	int rc = kl_repo_load_snapshot(b->r, &b->res->parent, &b->parent_snap);
 
 	if (rc >= 0)
-		rc = kl_repo_read_tree(b->r, &s.tree, &b->parent_tree);
-	kl_snapshot_release(&s);
+		rc = kl_repo_read_tree(b->r, &b->parent_snap.tree, &b->parent_tree);
 	if (rc < 0)
 		return kl_repo_fail(b->r, rc, "cannot read the parent snapshot's images");
 	b->have_parent_tree = true;
@@ -652,6 +645,11 @@ int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,
 	/* clean chunks keep the parent's ids: only with the same chunks */
 	if (rc >= 0 && o->dirty_bitmap && ret->has_parent && parent_chunk == b.chunk)
 		rc = load_parent_tree(&b);
+	else if (rc >= 0 && o->dirty_bitmap && ret->has_parent)
+		snprintf(ret->note, sizeof(ret->note),
+			 "--dirty-bitmap: every image read in full: the parent snapshot's chunks "
+			 "are of %u bytes, not %u",
+			 parent_chunk, b.chunk);
 	if (rc >= 0)
 		rc = kl_packer_new(r, &b.meta);
 	if (rc >= 0) {
@@ -675,6 +673,7 @@ int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,
 		rc = save_snapshot(&b, &root, paths, start_ns);
 	kl_tree_release(&root);
 	kl_tree_release(&b.parent_tree);
+	kl_snapshot_release(&b.parent_snap);
 	kl_packer_free(b.meta);
 out:
 	for (size_t i = 0; paths && i < o->n_sources; i++)

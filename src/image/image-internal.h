@@ -66,6 +66,31 @@ int kl_img_nbd_start_read(struct kl_img_nbd *n, uint64_t off, size_t len);
  */
 int kl_img_nbd_take_read(struct kl_img_nbd *n, uint64_t off, size_t len, uint8_t **ret);
 
+/* --dirty-bitmap's parent (bitmap.c) */
+struct kl_img_bitmap_parent {
+	struct kl_repo *r;
+	const struct kl_snapshot *snap; /* the parent, of the same sources and chunk size */
+	const struct kl_tree *tree;	/* its images */
+	uint32_t chunk;
+	size_t n_sources;
+	const char *ident; /* kl_image_ident() of the source now */
+	char *note;	   /* why not, when not ("" before: the first note is kept) */
+	size_t note_len;
+};
+/*
+ * The parent's image whose chunk ids the clean chunks of n (source idx,
+ * read through nbd) may keep, in *ret; NULL, with a note, when the bitmap
+ * may not describe the changes since it. The snapshot records neither the
+ * bitmap nor an identity of the disk (NEEDSWORK, issue 18: a snapshot
+ * field for them), so this checks what it can: the image's name, size and
+ * chunk count; that the parent read the disk (its method); what the disk's
+ * first bytes say it holds (ident); and a sample of clean chunks, read and
+ * compared with the parent's.
+ */
+int kl_img_bitmap_parent(const struct kl_img_bitmap_parent *bp, struct kl_img_nbd *nbd,
+			 const char *path, const struct kl_node *n, size_t idx,
+			 const struct kl_node **ret);
+
 /* --from-overlay sources (ovsrc.c): an overlay file over its snapshot's image. */
 struct kl_img_ovsrc;
 int kl_img_ovsrc_open(struct kl_repo *r, const char *path, struct kl_img_ovsrc **ret);
