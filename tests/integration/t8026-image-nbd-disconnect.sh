@@ -8,8 +8,12 @@
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-nbd.sh"
 require_keel
+# nbdkit itself: under ASan, require_nbd_tools puts a wrapper first in PATH
+# that preloads the sanitizer's runtime, which the eval scripts' shell and
+# dd would inherit (and fail with); keel's plugin is not used here
+NBDKIT=$(command -v nbdkit || true)
 require_nbd_tools
-nbdkit eval --dump-plugin >/dev/null 2>&1 || skip_or_die "nbdkit's eval plugin is missing"
+"$NBDKIT" eval --dump-plugin >/dev/null 2>&1 || skip_or_die "nbdkit's eval plugin is missing"
 
 keel_init
 K=262144
@@ -23,7 +27,7 @@ pidf=$TEST_DIR/nbdkit.pid
 serve()
 {
 	rm -f "$sock" "$pidf"
-	nbdkit -f -U "$sock" -P "$pidf" eval \
+	"$NBDKIT" -f -U "$sock" -P "$pidf" eval \
 		thread_model='echo parallel' \
 		get_size="echo $(stat -c %s "$img")" \
 		pread="if [ \$4 -ge $((32 * K)) ]; then $1; fi
@@ -56,6 +60,8 @@ serve "kill -9 \$(cat '$pidf'); sleep 5"
 expect_failure keel image backup --chunk-size 256K "$(nbd_uri "$sock")" 2>"$TEST_DIR/kill.err"
 unserve
 no_snapshot kill
+# lost, not refused: the reads before the fault were answered
+! grep -q "Input/output error" "$TEST_DIR/kill.err" || fail "kill: $(cat "$TEST_DIR/kill.err")"
 
 # an error reply (EIO) to the reads of the second half
 serve "echo 'EIO injected' >&2; exit 1"
