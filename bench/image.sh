@@ -6,6 +6,7 @@
 #
 #     bench/image.sh [--size 2G] [--runs 3] [--tools "keel restic borg"]
 #                    [--no-s3] [--reads 1000] [--keel PATH] [--plugin PATH]
+#                    [--read-only]
 #
 # The image is an ext4 file system made by mkfs.ext4 -d (kept in
 # bench/work/image/, rebuilt when --size changes): files of /usr (programs,
@@ -31,9 +32,12 @@
 # backups share keel's repository with the raw ones, so what they store is
 # only what the raw backup before them did not.
 # Medians of the runs, and ratios to keel's, are printed at the end.
+# --read-only: keel alone, reading the image: first, unchanged, first
+# qcow2 (the qcow2 read through qemu-nbd against the raw file read with
+# SEEK_DATA; both backups after the first find every chunk stored).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-size=2G runs=3 tools="keel restic borg" s3=1 reads=1000
+size=2G runs=3 tools="keel restic borg" s3=1 reads=1000 read_only=0
 KEEL=$ROOT/build/src/cli/keel plugin=$ROOT/build/src/nbdkit/nbdkit-keel-plugin.so
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -44,6 +48,7 @@ while [ $# -gt 0 ]; do
 	--reads) reads=$2; shift 2 ;;
 	--keel) KEEL=$(realpath "$2"); shift 2 ;;
 	--plugin) plugin=$(realpath "$2"); shift 2 ;;
+	--read-only) read_only=1 tools=keel s3=0; shift ;;
 	*) echo "bench/image.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -229,9 +234,11 @@ for run in $(seq 1 "$runs"); do
 		done
 		if [ "$t" = keel ]; then
 			timed "$run" keel "first qcow2" "$r" "${bk[@]}" "$q" || true
-			timed "$run" keel "unchanged bitmap" "$r" "${bk[@]}" --dirty-bitmap b0 "$q" || true
+			[ "$read_only" = 1 ] ||
+				timed "$run" keel "unchanged bitmap" "$r" "${bk[@]}" --dirty-bitmap b0 "$q" || true
 		fi
 	done
+	[ "$read_only" = 0 ] || continue
 	mutate "$img"
 	qcow2_apply "$base" "$img" "$q"
 	for t in $tools; do
@@ -274,7 +281,7 @@ lat() { # lat WHERE ARGS...: bench/nbd-latency.sh on the image, its lines kept
 		--image "$base" "${@:2}" 2>&1 | sed "s/^/$1 /" | tee -a "$WORK/latency.txt" >&2 || true
 }
 : >"$WORK/latency.txt"
-if [[ " $tools " == *" keel "* ]]; then
+if [[ " $tools " == *" keel "* ]] && [ "$read_only" = 0 ]; then
 	lat local
 	if [ "$s3" = 1 ] && command -v radosgw >/dev/null; then
 		port=$((20000 + RANDOM % 30000))

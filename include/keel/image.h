@@ -51,6 +51,8 @@ struct kl_image_backup_result {
 	/* per source, in order: kl_image_ident()'s text ("" when not recognised) */
 	char **ident;
 	size_t n_ident;
+	/* why --dirty-bitmap read an image in full though there was a parent ("": none) */
+	char note[320];
 };
 
 void kl_image_backup_result_release(struct kl_image_backup_result *r);

@@ -36,7 +36,8 @@ static const char usage_backup[] =
 	"                          of its snapshot's image (serve stopped)\n"
 	"      --dirty-bitmap NAME read only the chunks that QEMU's dirty bitmap\n"
 	"                          NAME marks (qcow2 or NBD SOURCE); the others\n"
-	"                          are the last image backup's\n"
+	"                          are the last image backup's, if that was of\n"
+	"                          the same disk (else all are read, with a note)\n"
 	"      --freeze MOUNTPOINT freeze the file system mounted there (FIFREEZE)\n"
 	"                          while the sources are read; with --lvm-snapshot\n"
 	"                          only while the snapshots are made\n"
@@ -95,6 +96,10 @@ static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result
 			printf(",\"parent\":");
 			kl_json_id(stdout, &r->parent);
 		}
+		if (r->note[0]) {
+			printf(",\"note\":");
+			kl_json_str(stdout, r->note, strlen(r->note));
+		}
 		printf(",\"ident\":[");
 		for (size_t i = 0; i < r->n_ident; i++) {
 			printf("%s", i ? "," : "");
@@ -105,6 +110,8 @@ static void print_backup(struct kl_cli *cli, const struct kl_image_backup_result
 	}
 	if (cli->quiet)
 		return;
+	if (r->note[0])
+		fprintf(stderr, "keel: image backup: note: %s\n", r->note);
 	kl_print_bytes(total, sizeof(total), r->bytes_total);
 	kl_print_bytes(read, sizeof(read), r->bytes_read);
 	kl_print_bytes(added, sizeof(added), r->bytes_new);

@@ -33,7 +33,8 @@ struct img_backup {
 	struct kl_packer *meta; /* zero chunks and the tree */
 	struct kl_img_zero zero;
 	struct kl_image_backup_result *res;
-	struct kl_tree parent_tree; /* --dirty-bitmap: the parent's images */
+	struct kl_snapshot parent_snap; /* --dirty-bitmap: the parent */
+	struct kl_tree parent_tree;	/* and its images */
 	bool have_parent_tree;
 };
 
@@ -87,14 +88,20 @@ static int src_is_hole(struct img_src *src, uint64_t off, size_t len)
 			: kl_img_range_is_hole(src->fd, off, len);
 }
 
-/* One chunk: from the parent (clean), a hole, or read and submitted. */
-static int read_chunk(struct img_backup *b, struct img_src *src, struct kl_file_job *f,
-		      struct kl_node *n, uint64_t i, uint8_t *state)
+static size_t chunk_len(const struct img_backup *b, const struct kl_node *n, uint64_t i)
 {
 	uint64_t off = i * b->chunk;
-	size_t len = (size_t)(n->size - off < b->chunk ? n->size - off : b->chunk);
-	uint8_t *buf;
-	int rc = 0;
+
+	return (size_t)(n->size - off < b->chunk ? n->size - off : b->chunk);
+}
+
+/* What chunk i is: clean (the parent's id), a hole (the zero id), or data to read. */
+static int classify_chunk(struct img_backup *b, struct img_src *src, struct kl_node *n, uint64_t i,
+			  uint8_t *state)
+{
+	uint64_t off = i * b->chunk;
+	size_t len = chunk_len(b, n, i);
+	int rc;
 
 	if (src->parent) {
 		rc = kl_img_nbd_is_dirty(src->nbd, off, len);
@@ -111,32 +118,82 @@ static int read_chunk(struct img_backup *b, struct img_src *src, struct kl_file_
 	rc = src_is_hole(src, off, len);
 	if (rc < 0)
 		return kl_repo_fail(b->r, rc, "cannot get the allocation of '%s'", src->path);
-	*state = CH_DATA;
-	if (rc > 0) {
-		b->res->chunks_hole++;
-		*state = CH_HOLE;
-	} else if (!(buf = kl_malloc(len))) {
-		return -ENOMEM;
-	} else {
-		rc = src->nbd	? kl_img_nbd_read(src->nbd, buf, len, off)
-		     : src->exp ? kl_image_export_read(src->exp, buf, len, off)
-				: kl_fs_pread_full(src->fd, buf, len, off);
-		if (rc < 0) {
-			kl_free(buf);
-			return kl_repo_fail(b->r, rc, "cannot read '%s' at offset %llu", src->path,
-					    (unsigned long long)off);
-		}
-		b->res->bytes_read += len;
-		if (kl_img_is_zero(buf, len)) {
-			kl_free(buf);
-			b->res->chunks_zero++;
-			*state = CH_HOLE;
-		} else {
-			return kl_pipeline_submit(&b->pl, f, buf, len);
-		}
-	}
+	*state = rc > 0 ? CH_HOLE : CH_DATA;
+	if (rc == 0)
+		return 0;
+	b->res->chunks_hole++;
 	n->flags |= KL_NODE_SPARSE;
 	return zero_chunk(b, len, &n->content[i]);
+}
+
+/* Data chunk i: read (an NBD source's read was started ahead) and submitted. */
+static int read_data(struct img_backup *b, struct img_src *src, struct kl_file_job *f,
+		     struct kl_node *n, uint64_t i, uint8_t *state)
+{
+	uint64_t off = i * b->chunk;
+	size_t len = chunk_len(b, n, i);
+	uint8_t *buf = NULL;
+	int rc;
+
+	if (src->nbd)
+		rc = kl_img_nbd_take_read(src->nbd, off, len, &buf);
+	else if (!(buf = kl_malloc(len)))
+		return -ENOMEM;
+	else
+		rc = src->exp ? kl_image_export_read(src->exp, buf, len, off)
+			      : kl_fs_pread_full(src->fd, buf, len, off);
+	if (rc < 0) {
+		kl_free(buf);
+		return kl_repo_fail(b->r, rc, "cannot read '%s' at offset %llu", src->path,
+				    (unsigned long long)off);
+	}
+	b->res->bytes_read += len;
+	if (!kl_img_is_zero(buf, len))
+		return kl_pipeline_submit(&b->pl, f, buf, len);
+	kl_free(buf);
+	b->res->chunks_zero++;
+	*state = CH_HOLE;
+	n->flags |= KL_NODE_SPARSE;
+	return zero_chunk(b, len, &n->content[i]);
+}
+
+/* How far read_image has classified the chunks and started their reads. */
+struct ahead {
+	uint64_t classified, started;
+};
+
+/*
+ * Classifies the chunks up to i at least; of an NBD source, further on,
+ * starting the reads of data chunks while the window has room, so that
+ * several requests are in flight while the chunks are taken in order.
+ */
+static int read_ahead(struct img_backup *b, struct img_src *src, struct kl_node *n, uint64_t i,
+		      struct ahead *a, uint8_t *state)
+{
+	int rc;
+
+	while (a->started < n->n_content) {
+		uint64_t k = a->started;
+
+		if (k == a->classified) {
+			if (!src->nbd && k > i)
+				break;
+			rc = classify_chunk(b, src, n, k, &state[k]);
+			if (rc < 0)
+				return rc;
+			a->classified++;
+		}
+		if (src->nbd && state[k] == CH_DATA) {
+			rc = kl_img_nbd_start_read(src->nbd, k * b->chunk, chunk_len(b, n, k));
+			if (rc < 0)
+				return kl_repo_fail(b->r, rc, "cannot read '%s' at offset %llu",
+						    src->path, (unsigned long long)k * b->chunk);
+			if (rc == 0)
+				break; /* full: the reads before k are taken first */
+		}
+		a->started++;
+	}
+	return 0;
 }
 
 /* What the image holds, from its first bytes, into b->res->ident (one per source). */
@@ -170,6 +227,7 @@ static int read_image(struct img_backup *b, struct img_src *src, struct kl_node 
 	uint64_t size = n->size, nchunks = (size + b->chunk - 1) / b->chunk;
 	struct kl_file_job *f = kl_calloc(1, sizeof(*f));
 	_cleanup_free_ uint8_t *state = NULL;
+	struct ahead a = {0};
 	int rc = 0;
 	uint64_t i;
 
@@ -185,8 +243,11 @@ static int read_image(struct img_backup *b, struct img_src *src, struct kl_node 
 	if (src->parent && (src->parent->flags & KL_NODE_SPARSE))
 		n->flags |= KL_NODE_SPARSE; /* clean chunks may be the parent's holes */
 	atomic_init(&f->pending, 1);
-	for (i = 0; i < nchunks && rc >= 0; i++)
-		rc = read_chunk(b, src, f, n, i, &state[i]);
+	for (i = 0; i < nchunks && rc >= 0; i++) {
+		rc = read_ahead(b, src, n, i, &a, state);
+		if (rc >= 0 && state[i] == CH_DATA)
+			rc = read_data(b, src, f, n, i, &state[i]);
+	}
 	kl_pipeline_file_sealed(&b->pl, f);
 	wait_file(b, f);
 	b->res->chunks += nchunks;
@@ -272,23 +333,6 @@ static int open_source(struct img_backup *b, struct img_src *src, uint64_t *size
 	return 0;
 }
 
-/*
- * With --dirty-bitmap: the parent's image of the same name and size, whose
- * chunk ids the clean chunks keep (NULL: none, every chunk is read).
- */
-static const struct kl_node *bitmap_parent(struct img_backup *b, const struct kl_node *n)
-{
-	const struct kl_node *p;
-
-	if (!b->have_parent_tree)
-		return NULL;
-	p = kl_tree_find(&b->parent_tree, n->name, n->name_len);
-	if (!p || p->type != KL_NODE_FILE || p->size != n->size ||
-	    p->n_content != (n->size + b->chunk - 1) / b->chunk)
-		return NULL;
-	return p;
-}
-
 static void fill_node(struct kl_node *n, const struct stat *st, uint64_t size, bool is_dev)
 {
 	n->type = KL_NODE_FILE;
@@ -344,10 +388,21 @@ static int backup_source(struct img_backup *b, size_t idx, struct kl_tree *root)
 		goto out;
 	}
 	fill_node(&n, &st, size, is_dev);
-	src.parent = src.nbd && b->o->dirty_bitmap ? bitmap_parent(b, &n) : NULL;
-	if (src.parent)
-		b->res->images_bitmap++;
 	rc = ident_source(b, &src, size);
+	if (rc >= 0 && src.nbd && b->o->dirty_bitmap && b->have_parent_tree) {
+		struct kl_img_bitmap_parent bp = {.r = b->r,
+						  .snap = &b->parent_snap,
+						  .tree = &b->parent_tree,
+						  .chunk = b->chunk,
+						  .n_sources = b->o->n_sources,
+						  .ident = b->res->ident[idx],
+						  .note = b->res->note,
+						  .note_len = sizeof(b->res->note)};
+
+		rc = kl_img_bitmap_parent(&bp, src.nbd, src.path, &n, idx, &src.parent);
+	}
+	if (rc >= 0 && src.parent)
+		b->res->images_bitmap++;
 	if (rc >= 0)
 		rc = read_image(b, &src, &n);
 	if (rc >= 0) {
@@ -468,12 +523,10 @@ static int overlay_chunk_size(struct img_backup *b, uint32_t *ret)
 /* The parent's images, for --dirty-bitmap. */
 static int load_parent_tree(struct img_backup *b)
 {
-	struct kl_snapshot s = {0};
-	int rc = kl_repo_load_snapshot(b->r, &b->res->parent, &s);
+	int rc = kl_repo_load_snapshot(b->r, &b->res->parent, &b->parent_snap);
 
 	if (rc >= 0)
-		rc = kl_repo_read_tree(b->r, &s.tree, &b->parent_tree);
-	kl_snapshot_release(&s);
+		rc = kl_repo_read_tree(b->r, &b->parent_snap.tree, &b->parent_tree);
 	if (rc < 0)
 		return kl_repo_fail(b->r, rc, "cannot read the parent snapshot's images");
 	b->have_parent_tree = true;
@@ -592,6 +645,11 @@ int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,
 	/* clean chunks keep the parent's ids: only with the same chunks */
 	if (rc >= 0 && o->dirty_bitmap && ret->has_parent && parent_chunk == b.chunk)
 		rc = load_parent_tree(&b);
+	else if (rc >= 0 && o->dirty_bitmap && ret->has_parent)
+		snprintf(ret->note, sizeof(ret->note),
+			 "--dirty-bitmap: every image read in full: the parent snapshot's chunks "
+			 "are of %u bytes, not %u",
+			 parent_chunk, b.chunk);
 	if (rc >= 0)
 		rc = kl_packer_new(r, &b.meta);
 	if (rc >= 0) {
@@ -615,6 +673,7 @@ int kl_image_backup(struct kl_repo *r, const struct kl_image_backup_opts *o,
 		rc = save_snapshot(&b, &root, paths, start_ns);
 	kl_tree_release(&root);
 	kl_tree_release(&b.parent_tree);
+	kl_snapshot_release(&b.parent_snap);
 	kl_packer_free(b.meta);
 out:
 	for (size_t i = 0; paths && i < o->n_sources; i++)

@@ -51,6 +51,45 @@ int kl_img_nbd_read(struct kl_img_nbd *n, void *buf, size_t len, uint64_t off);
 int kl_img_nbd_is_zero(struct kl_img_nbd *n, uint64_t off, uint64_t len);
 /* 1: some of the range is dirty (or there is no bitmap); 0: clean */
 int kl_img_nbd_is_dirty(struct kl_img_nbd *n, uint64_t off, uint64_t len);
+/*
+ * Read-ahead: starts reading [off, off + len) (len <= KL_IMAGE_CHUNK_MAX)
+ * while the window of reads in flight has room. Returns 1 when started,
+ * 0 when the window is full (take the oldest first), < 0 on error. The
+ * answers to is_zero/is_dirty move forward through the image: ask them
+ * in increasing order (going back costs a block status request).
+ */
+int kl_img_nbd_start_read(struct kl_img_nbd *n, uint64_t off, size_t len);
+/*
+ * The oldest read started (which must be [off, off + len)), waited for:
+ * *ret is its bytes, the caller's to free. A failed read (the server's
+ * error, the connection lost) ends the use of n: only kl_img_nbd_free().
+ */
+int kl_img_nbd_take_read(struct kl_img_nbd *n, uint64_t off, size_t len, uint8_t **ret);
+
+/* --dirty-bitmap's parent (bitmap.c) */
+struct kl_img_bitmap_parent {
+	struct kl_repo *r;
+	const struct kl_snapshot *snap; /* the parent, of the same sources and chunk size */
+	const struct kl_tree *tree;	/* its images */
+	uint32_t chunk;
+	size_t n_sources;
+	const char *ident; /* kl_image_ident() of the source now */
+	char *note;	   /* why not, when not ("" before: the first note is kept) */
+	size_t note_len;
+};
+/*
+ * The parent's image whose chunk ids the clean chunks of n (source idx,
+ * read through nbd) may keep, in *ret; NULL, with a note, when the bitmap
+ * may not describe the changes since it. The snapshot records neither the
+ * bitmap nor an identity of the disk (NEEDSWORK, issue 18: a snapshot
+ * field for them), so this checks what it can: the image's name, size and
+ * chunk count; that the parent read the disk (its method); what the disk's
+ * first bytes say it holds (ident); and a sample of clean chunks, read and
+ * compared with the parent's.
+ */
+int kl_img_bitmap_parent(const struct kl_img_bitmap_parent *bp, struct kl_img_nbd *nbd,
+			 const char *path, const struct kl_node *n, size_t idx,
+			 const struct kl_node **ret);
 
 /* --from-overlay sources (ovsrc.c): an overlay file over its snapshot's image. */
 struct kl_img_ovsrc;

@@ -14,11 +14,45 @@
 
 #define NBD_READ_MAX ((size_t)4 << 20) /* qemu-nbd takes 32 MiB, some servers less */
 #define CTX_ALLOC "base:allocation"
+/*
+ * Reads in flight: each round trip through qemu-nbd costs a qcow2 lookup
+ * and a copy, so one at a time leaves both sides idle most of the time
+ * (bench/README.md). The window is bounded in chunks and in bytes.
+ */
+#define WINDOW_SLOTS 16
+#define WINDOW_BYTES ((size_t)32 << 20)
+#define SLOT_CMDS (KL_IMAGE_CHUNK_MAX / NBD_READ_MAX) /* requests of one chunk */
+/* What one block status request asks about: the server may answer less. */
+#define STATUS_SPAN ((uint64_t)1 << 30)
+
+/* One chunk's read: up to SLOT_CMDS requests into buf. */
+struct slot {
+	uint64_t off;
+	size_t len;
+	uint8_t *buf;
+	int64_t cookie[SLOT_CMDS];
+	unsigned n_cookies;
+};
+
+/* The extents of one meta context known from v[first].off to end, in order. */
+struct ext_cache {
+	struct ext {
+		uint64_t off, len;
+		uint32_t flags;
+	} * v;
+	size_t first, n, cap;
+	uint64_t end;
+};
 
 struct kl_img_nbd {
 	struct nbd_handle *h;
+	uint64_t size;
 	char *bitmap_ctx; /* "qemu:dirty-bitmap:NAME", NULL without */
 	bool has_alloc;
+	struct ext_cache alloc, dirty;
+	struct slot win[WINDOW_SLOTS]; /* a ring: head is the oldest read */
+	unsigned head, used;
+	size_t win_bytes;
 };
 
 bool kl_img_is_nbd_uri(const char *s)
@@ -36,6 +70,13 @@ bool kl_img_is_qcow2(const char *path)
 	return fd >= 0 && kl_fs_pread_full(fd, b, sizeof(b), 0) >= 0 && !memcmp(b, magic, 4);
 }
 
+static int nbd_rc(void)
+{
+	int e = nbd_get_errno();
+
+	return e > 0 ? -e : -EIO;
+}
+
 static int nbd_fail(struct kl_err *err, const char *what, const char *src)
 {
 	int e = nbd_get_errno();
@@ -49,9 +90,15 @@ void kl_img_nbd_free(struct kl_img_nbd *n)
 	if (!n)
 		return;
 	if (n->h) {
-		nbd_shutdown(n->h, 0);
+		/* reads still in flight are abandoned: an error ended the backup */
+		nbd_shutdown(n->h, n->used ? LIBNBD_SHUTDOWN_ABANDON_PENDING : 0);
 		nbd_close(n->h); /* also ends (and reaps) a qemu-nbd it started */
 	}
+	/* only now: libnbd may write into these until the handle is closed */
+	for (unsigned i = 0; i < n->used; i++)
+		kl_free(n->win[(n->head + i) % WINDOW_SLOTS].buf);
+	kl_free(n->alloc.v);
+	kl_free(n->dirty.v);
 	kl_free(n->bitmap_ctx);
 	kl_free(n);
 }
@@ -115,7 +162,7 @@ int kl_img_nbd_open(const char *src, bool qcow2, const char *bitmap, struct kl_i
 		kl_img_nbd_free(n);
 		return rc;
 	}
-	*size_ret = (uint64_t)size;
+	n->size = *size_ret = (uint64_t)size;
 	*ret = n;
 	return 0;
 }
@@ -127,11 +174,8 @@ int kl_img_nbd_read(struct kl_img_nbd *n, void *buf, size_t len, uint64_t off)
 	while (len) {
 		size_t k = len < NBD_READ_MAX ? len : NBD_READ_MAX;
 
-		if (nbd_pread(n->h, p, k, off, 0) < 0) {
-			int e = nbd_get_errno();
-
-			return e > 0 ? -e : -EIO;
-		}
+		if (nbd_pread(n->h, p, k, off, 0) < 0)
+			return nbd_rc();
 		p += k;
 		off += k;
 		len -= k;
@@ -139,68 +183,169 @@ int kl_img_nbd_read(struct kl_img_nbd *n, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-struct extent_scan {
-	const char *ctx;
-	uint32_t mask;	  /* a flag that counts */
-	bool want_all;	  /* true: every extent must have it; false: any one */
-	bool answer;	  /* so far */
-	uint64_t covered; /* from the start of the range */
+/* ---- block status, asked a span at a time and answered from memory ---- */
+
+static int ext_push(struct ext_cache *c, uint64_t off, uint64_t len, uint32_t flags)
+{
+	if (c->n == c->cap && c->first) {
+		/* queries only move forward: what lies before the last one is done */
+		memmove(c->v, c->v + c->first, (c->n - c->first) * sizeof(*c->v));
+		c->n -= c->first;
+		c->first = 0;
+	}
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 64;
+		struct ext *v = kl_realloc(c->v, ncap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		c->v = v;
+		c->cap = ncap;
+	}
+	c->v[c->n++] = (struct ext){.off = off, .len = len, .flags = flags};
+	c->end = off + len;
+	return 0;
+}
+
+struct status_fill {
+	struct kl_img_nbd *n;
+	int rc;
 };
 
-static int on_extents(void *ud, const char *ctx, uint64_t offset, uint32_t *entries, size_t n,
+static int on_extents(void *ud, const char *ctx, uint64_t offset, uint32_t *entries, size_t ne,
 		      int *error)
 {
-	struct extent_scan *s = ud;
+	struct status_fill *f = ud;
+	struct kl_img_nbd *n = f->n;
+	struct ext_cache *c = !strcmp(ctx, CTX_ALLOC)			     ? &n->alloc
+			      : n->bitmap_ctx && !strcmp(ctx, n->bitmap_ctx) ? &n->dirty
+									     : NULL;
+	uint64_t pos = offset;
 
-	if (strcmp(ctx, s->ctx))
+	/* one request answers for every context: keep what continues a cache */
+	if (!c || offset != c->end)
 		return 0;
-	for (size_t i = 0; i + 1 < n; i += 2) {
-		bool has = (entries[i + 1] & s->mask) == s->mask;
+	for (size_t i = 0; i + 1 < ne && pos < n->size && f->rc >= 0; i += 2) {
+		uint64_t len = entries[i] < n->size - pos ? entries[i] : n->size - pos;
 
-		if (s->want_all && !has)
-			s->answer = false;
-		if (!s->want_all && has)
-			s->answer = true;
-		s->covered += entries[i];
+		if (!len)
+			break; /* an empty extent says nothing; the caller sees no progress */
+		f->rc = ext_push(c, pos, len, entries[i + 1]);
+		pos += len;
 	}
 	return 0;
 }
 
-/* Scans [off, off + len) in ctx, as many requests as the server needs. */
-static int scan(struct kl_img_nbd *n, struct extent_scan *s, uint64_t off, uint64_t len)
+/* Extends c past its end with one block status request. */
+static int status_fetch(struct kl_img_nbd *n, struct ext_cache *c)
 {
-	uint64_t done = 0;
+	struct status_fill f = {.n = n};
+	nbd_extent_callback cb = {.callback = on_extents, .user_data = &f};
+	uint64_t from = c->end, span = n->size - from < STATUS_SPAN ? n->size - from : STATUS_SPAN;
 
-	while (done < len) {
-		nbd_extent_callback cb = {.callback = on_extents, .user_data = s};
+	if (nbd_block_status(n->h, span, from, cb, 0) < 0)
+		return nbd_rc();
+	if (f.rc < 0)
+		return f.rc;
+	return c->end > from ? 0 : -EIO; /* a server that answers nothing: do not loop */
+}
 
-		s->covered = 0;
-		if (nbd_block_status(n->h, len - done, off + done, cb, 0) < 0) {
-			int e = nbd_get_errno();
+/*
+ * Whether the extents of [off, off + len) have mask: all of them (want_all)
+ * or any one. Returns 1 or 0.
+ */
+static int ext_query(struct kl_img_nbd *n, struct ext_cache *c, uint64_t off, uint64_t len,
+		     uint32_t mask, bool want_all)
+{
+	int rc;
 
-			return e > 0 ? -e : -EIO;
-		}
-		if (!s->covered)
-			return -EIO; /* a server that answers nothing: do not loop */
-		done += s->covered;
-		/* decided early: no need to ask about the rest */
-		if (s->want_all != s->answer)
-			break;
+	if (c->first == c->n || off < c->v[c->first].off || off > c->end) {
+		c->first = c->n = 0;
+		c->end = off;
 	}
-	return s->answer;
+	while (c->end < off + len)
+		if ((rc = status_fetch(n, c)) < 0)
+			return rc;
+	while (c->v[c->first].off + c->v[c->first].len <= off)
+		c->first++;
+	for (size_t i = c->first; i < c->n && c->v[i].off < off + len; i++) {
+		bool has = (c->v[i].flags & mask) == mask;
+
+		if (has != want_all)
+			return has;
+	}
+	return want_all;
 }
 
 int kl_img_nbd_is_zero(struct kl_img_nbd *n, uint64_t off, uint64_t len)
 {
-	struct extent_scan s = {
-		.ctx = CTX_ALLOC, .mask = LIBNBD_STATE_ZERO, .want_all = true, .answer = true};
-
-	return n->has_alloc ? scan(n, &s, off, len) : 0;
+	return n->has_alloc ? ext_query(n, &n->alloc, off, len, LIBNBD_STATE_ZERO, true) : 0;
 }
 
 int kl_img_nbd_is_dirty(struct kl_img_nbd *n, uint64_t off, uint64_t len)
 {
-	struct extent_scan s = {.ctx = n->bitmap_ctx, .mask = 1, .want_all = false};
+	return n->bitmap_ctx ? ext_query(n, &n->dirty, off, len, 1, false) : 1;
+}
 
-	return n->bitmap_ctx ? scan(n, &s, off, len) : 1;
+/* ---- reads in flight ---- */
+
+int kl_img_nbd_start_read(struct kl_img_nbd *n, uint64_t off, size_t len)
+{
+	struct slot *s;
+
+	if (n->used == WINDOW_SLOTS || (n->used && n->win_bytes + len > WINDOW_BYTES))
+		return 0;
+	if (KL_NEVER(!len || len > KL_IMAGE_CHUNK_MAX))
+		return -EINVAL;
+	s = &n->win[(n->head + n->used) % WINDOW_SLOTS];
+	*s = (struct slot){.off = off, .len = len, .buf = kl_malloc(len)};
+	if (!s->buf)
+		return -ENOMEM;
+	/* in the ring from now on, so that kl_img_nbd_free() frees it after the handle */
+	n->used++;
+	n->win_bytes += len;
+	for (size_t done = 0, k; done < len; done += k) {
+		int64_t cookie;
+
+		k = len - done < NBD_READ_MAX ? len - done : NBD_READ_MAX;
+		cookie = nbd_aio_pread(n->h, s->buf + done, k, off + done, NBD_NULL_COMPLETION, 0);
+		if (cookie < 0)
+			return nbd_rc();
+		s->cookie[s->n_cookies++] = cookie;
+	}
+	return 1;
+}
+
+/* Runs the connection until the request is answered. */
+static int wait_cmd(struct kl_img_nbd *n, int64_t cookie)
+{
+	for (;;) {
+		int r = nbd_aio_command_completed(n->h, (uint64_t)cookie);
+
+		if (r > 0)
+			return 0;
+		/* an error reply, or the connection lost: every request in flight fails */
+		if (r < 0 || nbd_poll(n->h, -1) < 0)
+			return nbd_rc();
+	}
+}
+
+int kl_img_nbd_take_read(struct kl_img_nbd *n, uint64_t off, size_t len, uint8_t **ret)
+{
+	struct slot *s = &n->win[n->head];
+	int rc;
+
+	*ret = NULL;
+	if (KL_NEVER(!n->used || s->off != off || s->len != len))
+		return -EINVAL;
+	for (unsigned i = 0; i < s->n_cookies; i++) {
+		rc = wait_cmd(n, s->cookie[i]);
+		if (rc < 0)
+			return rc; /* the slot stays: its other requests may still write to it */
+	}
+	*ret = KL_TAKE_PTR(s->buf);
+	n->head = (n->head + 1) % WINDOW_SLOTS;
+	n->used--;
+	n->win_bytes -= len;
+	return 0;
 }
