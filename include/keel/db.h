@@ -247,6 +247,8 @@ struct kl_db_restore_opts {
 	/* the target: the newest moment stored, or a time, or an LSN */
 	bool latest;
 	const char *time; /* as recovery_target_time, with an offset */
+	/* MariaDB: the zone of a time without an offset (NULL: the server's, as recorded) */
+	const char *time_zone;
 	bool has_lsn;
 	uint64_t lsn; /* MariaDB: --position FILE:POS as file_number << 32 | offset */
 	/* MariaDB: the base backup (a snapshot id prefix; NULL: chosen by the target) */
