@@ -74,27 +74,7 @@ int kl_maria_open(struct kl_repo *r, const char *uri, struct kl_maria_uri *u, MY
 
 /* ---- time zones (maria-tz.c) ---- */
 
-#define KL_MARIA_TZ_MAX 127
-/* A zone: an IANA name of the system's zone database, else a fixed offset (0: UTC). */
-struct kl_maria_tz {
-	char name[KL_MARIA_TZ_MAX + 1];
-	int32_t offset; /* seconds east of UTC, when name is "" */
-	bool local;	/* keel's own zone (TZ, /etc/localtime): old snapshots record none */
-};
-/* "Europe/Berlin" (a zone file must exist), "UTC", "+02:00", "-0530", "+02": -KL_EUSAGE else. */
-int kl_maria_tz_parse(const char *s, struct kl_maria_tz *ret);
-/* As kl_maria_tz_parse reads it back: "Europe/Berlin", "UTC", "+02:00". */
-void kl_maria_tz_format(const struct kl_maria_tz *z, char *buf, size_t size);
-/* The value of TZ that gives a child process zone z. */
-void kl_maria_tz_env(const struct kl_maria_tz *z, char *buf, size_t size);
-/* z's offset from UTC (seconds east) at moment t (seconds since the epoch). */
-int kl_maria_tz_offset(const struct kl_maria_tz *z, int64_t t, int32_t *ret);
-/*
- * "YYYY-MM-DD HH:MM:SS" (or a 'T' between), local time in z, or followed by
- * 'Z' or an offset ("+02:00"), a moment whatever z: ns since the epoch.
- * -KL_EUSAGE if s is not such a time.
- */
-int kl_maria_parse_time(const char *s, const struct kl_maria_tz *z, int64_t *ret);
+/* kl_maria_tz_* (zones, --time): in keel/db.h */
 /*
  * The server's zone and offset into sv (time_zone, utc_offset): @@global.time_zone,
  * or for SYSTEM the TZ in mariadbd's environment, else the host's /etc/localtime,

@@ -18,7 +18,7 @@
 #include "maria-internal.h"
 
 #define ZONEINFO "/usr/share/zoneinfo"
-#define MAX_OFFSET (16 * 3600 - 1)
+#define KL_MARIA_TIME_MAX INT64_C(7258118399) /* 2199-12-31 23:59:59 UTC: ns fit in 64 bits */
 
 /* "+HH:MM", "+HHMM", "+HH" (or '-'): seconds east of UTC; -KL_EUSAGE otherwise. */
 static int parse_offset(const char *s, int32_t *ret)
@@ -209,6 +209,9 @@ int kl_maria_parse_time(const char *s, const struct kl_maria_tz *z, int64_t *ret
 	rc = in_zone(z, &tm, 0, &t);
 	if (rc < 0)
 		return rc;
+	/* 1970 to 2199: a binlog holds no earlier event, and ns must not overflow */
+	if (t < 0 || t > KL_MARIA_TIME_MAX)
+		return -KL_EUSAGE;
 	*ret = t * KL_NSEC_PER_SEC;
 	return 0;
 }
