@@ -359,6 +359,13 @@ struct kl_db_check_result {
 	size_t verified;  /* read back by this run */
 	uint64_t bytes_read;
 	size_t gaps, damaged;
+	/*
+	 * MariaDB ("" otherwise): the binary log checked, from the start of the
+	 * oldest base backup's file to the end stored, and that base backup's
+	 * consistent position and GTID, as FILE:OFFSET (offset 0: the start).
+	 */
+	char log_from[KL_BINLOG_NAME_MAX + 16], log_to[KL_BINLOG_NAME_MAX + 16];
+	char base_position[KL_BINLOG_NAME_MAX + 16], base_gtid[256];
 };
 /*
  * Checks the log's continuity per timeline (history files join them) from
@@ -381,6 +388,13 @@ int kl_db_check(struct kl_repo *r, const struct kl_db_check_opts *o,
  */
 int kl_db_retention(const struct kl_snapshot_ref *v, size_t n, const bool *gone,
 		    const bool *touched, bool *drop);
+
+struct kl_db_info;
+/*
+ * A MariaDB position (file_number << 32 | offset) as the server names it,
+ * "bin.000003:373", the stem from d's records or base backups.
+ */
+void kl_db_maria_pos_format(const struct kl_db_info *d, uint64_t pos, char *buf, size_t size);
 
 /* "X/Y" as PostgreSQL writes an LSN; buf of at least 20 bytes. */
 void kl_db_lsn_format(uint64_t lsn, char *buf, size_t size);

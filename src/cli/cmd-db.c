@@ -304,7 +304,8 @@ static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_a
 	kl_cli_report_done(&rep);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
-		kl_cli_error(cli, rc, "WAL stream stopped");
+		kl_cli_error(cli, rc, "%s stream stopped",
+			     kl_db_maria_uri(conninfo) ? "binary log" : "WAL");
 		return rc;
 	}
 	kl_db_lsn_format(res.stop_lsn, lsn, sizeof(lsn));
