@@ -107,6 +107,9 @@ static int close_file(struct mbk *g)
 	kl_free(g->open_path);
 	g->open_path = NULL;
 	g->files++;
+	/* a file stored, mariabackup still streaming: for a kill -9 mid-backup (t7205) */
+	if (g->files == 3)
+		kl_test_point("maria-backup-file");
 	return kl_entry_backup_end(g->e);
 }
 
