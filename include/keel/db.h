@@ -247,6 +247,8 @@ struct kl_db_restore_opts {
 	/* the target: the newest moment stored, or a time, or an LSN */
 	bool latest;
 	const char *time; /* as recovery_target_time, with an offset */
+	/* MariaDB: the zone of a time without an offset (NULL: the server's, as recorded) */
+	const char *time_zone;
 	bool has_lsn;
 	uint64_t lsn; /* MariaDB: --position FILE:POS as file_number << 32 | offset */
 	/* MariaDB: the base backup (a snapshot id prefix; NULL: chosen by the target) */
@@ -357,6 +359,13 @@ struct kl_db_check_result {
 	size_t verified;  /* read back by this run */
 	uint64_t bytes_read;
 	size_t gaps, damaged;
+	/*
+	 * MariaDB ("" otherwise): the binary log checked, from the start of the
+	 * oldest base backup's file to the end stored, and that base backup's
+	 * consistent position and GTID, as FILE:OFFSET (offset 0: the start).
+	 */
+	char log_from[KL_BINLOG_NAME_MAX + 16], log_to[KL_BINLOG_NAME_MAX + 16];
+	char base_position[KL_BINLOG_NAME_MAX + 16], base_gtid[256];
 };
 /*
  * Checks the log's continuity per timeline (history files join them) from
@@ -379,6 +388,13 @@ int kl_db_check(struct kl_repo *r, const struct kl_db_check_opts *o,
  */
 int kl_db_retention(const struct kl_snapshot_ref *v, size_t n, const bool *gone,
 		    const bool *touched, bool *drop);
+
+struct kl_db_info;
+/*
+ * A MariaDB position (file_number << 32 | offset) as the server names it,
+ * "bin.000003:373", the stem from d's records or base backups.
+ */
+void kl_db_maria_pos_format(const struct kl_db_info *d, uint64_t pos, char *buf, size_t size);
 
 /* "X/Y" as PostgreSQL writes an LSN; buf of at least 20 bytes. */
 void kl_db_lsn_format(uint64_t lsn, char *buf, size_t size);
@@ -563,6 +579,31 @@ int kl_db_maria_dump(struct kl_repo *r, const struct kl_db_dump_opts *o,
 		     struct kl_db_dump_result *ret);
 /* --position "bin.000003:1234" as 3 << 32 | 1234; -KL_EUSAGE if it is not one. */
 int kl_db_maria_position_parse(const char *s, uint64_t *ret);
+
+/* ---- MariaDB time zones (src/db/maria-tz.c; docs/DATABASES.md "Time zones") ---- */
+
+#define KL_MARIA_TZ_MAX 127
+/* A zone: an IANA name of the system's zone database, else a fixed offset (0: UTC). */
+struct kl_maria_tz {
+	char name[KL_MARIA_TZ_MAX + 1];
+	int32_t offset; /* seconds east of UTC, when name is "" */
+	bool local;	/* keel's own zone (TZ, /etc/localtime): old snapshots record none */
+};
+/* "Europe/Berlin" (a zone file must exist), "UTC", "+02:00", "-0530", "+02": -KL_EUSAGE else. */
+int kl_maria_tz_parse(const char *s, struct kl_maria_tz *ret);
+/* As kl_maria_tz_parse reads it back: "Europe/Berlin", "UTC", "+02:00". */
+void kl_maria_tz_format(const struct kl_maria_tz *z, char *buf, size_t size);
+/* The value of TZ that gives a child process zone z. */
+void kl_maria_tz_env(const struct kl_maria_tz *z, char *buf, size_t size);
+/* z's offset from UTC (seconds east) at moment t (seconds since the epoch). */
+int kl_maria_tz_offset(const struct kl_maria_tz *z, int64_t t, int32_t *ret);
+/*
+ * "YYYY-MM-DD HH:MM:SS" (or a 'T' between), local time in z, or followed by
+ * 'Z' or an offset ("+02:00"), a moment whatever z: ns since the epoch.
+ * -KL_EUSAGE if s is not such a time.
+ */
+int kl_maria_parse_time(const char *s, const struct kl_maria_tz *z, int64_t *ret);
+
 /* 1 if the database name in the repository is a MariaDB one, 0 if not (or absent). */
 int kl_db_maria_named(struct kl_repo *r, const char *name);
 

@@ -194,6 +194,14 @@ struct kl_snapshot_db {
 	int64_t binlog_time_max;      /* the newest; 0: it holds no timed event */
 	uint32_t binlog_checksum_alg; /* the file's checksum algorithm (0 none, 1 CRC32) */
 	uint32_t binlog_server_id;    /* server_id of the server that wrote it */
+	/*
+	 * MariaDB base backups (fields 30, 31): the zone the server reads and
+	 * writes local times in (an IANA name, "UTC" or "+HH:MM"; NULL: not
+	 * known), and its offset from UTC in seconds when the backup was taken.
+	 */
+	char *time_zone;
+	int32_t utc_offset;
+	bool has_utc_offset;
 };
 /* Whether name is a valid database name. */
 bool kl_db_name_valid(const char *name);

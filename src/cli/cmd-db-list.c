@@ -25,6 +25,19 @@ void kl_cli_db_print_lsn(const char *key, uint64_t lsn, bool json)
 		printf(" %s %s", key, buf);
 }
 
+/* MariaDB's positions in db check --json: the server's FILE:OFFSET and GTID, not LSNs. */
+static void check_maria_json(const struct kl_db_check_result *res)
+{
+	printf(",\"engine\":\"mariadb\",\"log_from\":");
+	kl_json_cstr(stdout, res->log_from);
+	printf(",\"log_to\":");
+	kl_json_cstr(stdout, res->log_to);
+	printf(",\"base_position\":");
+	kl_json_cstr(stdout, res->base_position);
+	printf(",\"base_gtid\":");
+	kl_json_cstr(stdout, res->base_gtid);
+}
+
 int kl_cli_db_check(struct kl_cli *cli, const char *name, bool all)
 {
 	struct kl_db_check_opts o = {.name = name, .all = all};
@@ -58,15 +71,24 @@ int kl_cli_db_check(struct kl_cli *cli, const char *name, bool all)
 		return rc;
 	}
 	kl_print_bytes(bytes, sizeof(bytes), res.bytes_read);
-	if (cli->json)
+	if (cli->json) {
 		printf("{\"message_type\":\"summary\",\"snapshots\":%zu,\"verified\":%zu,"
-		       "\"bytes_read\":%llu,\"gaps\":%zu,\"damaged\":%zu}\n",
+		       "\"bytes_read\":%llu,\"gaps\":%zu,\"damaged\":%zu",
 		       res.snapshots, res.verified, (unsigned long long)res.bytes_read, res.gaps,
 		       res.damaged);
-	else if (!cli->quiet)
+		if (*res.log_from)
+			check_maria_json(&res);
+		printf("}\n");
+	} else if (!cli->quiet) {
 		printf("database %s: %zu snapshots, %zu read now (%s), %zu gap%s, %zu damaged\n",
 		       name, res.snapshots, res.verified, bytes, res.gaps, res.gaps == 1 ? "" : "s",
 		       res.damaged);
+		if (*res.log_from)
+			printf("binary log checked from %s to %s; oldest base backup at %s%s%s\n",
+			       res.log_from, res.log_to,
+			       *res.base_position ? res.base_position : "(none)",
+			       *res.base_gtid ? ", GTID " : "", res.base_gtid);
+	}
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
 		kl_cli_error(cli, rc, "check of database '%s' found problems", name);

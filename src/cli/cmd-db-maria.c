@@ -71,6 +71,11 @@ void kl_cli_db_maria_json(const struct kl_db_info *d)
 		kl_json_cstr(stdout, s->db.server_name ? s->db.server_name : "");
 		printf(",\"server_version\":");
 		kl_json_cstr(stdout, s->db.server_version ? s->db.server_version : "");
+		/* the zone --time is read in (Database fields 30, 31; "": not recorded) */
+		printf(",\"time_zone\":");
+		kl_json_cstr(stdout, s->db.time_zone ? s->db.time_zone : "");
+		if (s->db.has_utc_offset)
+			printf(",\"utc_offset\":%" PRId32, s->db.utc_offset);
 		printf(",\"bytes_total\":%llu,\"data_added\":%llu}",
 		       (unsigned long long)s->stats.bytes_total,
 		       (unsigned long long)s->stats.bytes_added);

@@ -26,7 +26,8 @@ static const char usage[] =
 	"       keel db restore NAME --target FILE (--latest | --time T)\n"
 	"       keel db backup|dump mariadb://USER@HOST[:PORT]/?socket=PATH [--name N]\n"
 	"       keel db restore NAME --target DIR (--latest | --time T |\n"
-	"                      --position FILE:POS) [--base ID] [--binlog-dir DIR]\n"
+	"                      --position FILE:POS) [--time-zone TZ] [--base ID]\n"
+	"                      [--binlog-dir DIR]\n"
 	"       keel db restore NAME --dump --target FILE [--base ID]\n"
 	"       keel db stream mariadb://USER@HOST[:PORT]/?socket=PATH [--name NAME]\n"
 	"       keel db binlog-get NAME DIR [--start FILE] [--position FILE:POS]\n"
@@ -92,8 +93,9 @@ static const char usage[] =
 	"deduplicated, with the consistent binlog position (the server needs\n"
 	"log_bin); dump stores mariadb-dump --single-transaction --all-databases\n"
 	"--routines --events --triggers. restore writes the base backup into DIR\n"
-	"and runs mariabackup --prepare; for --time ('YYYY-MM-DD HH:MM:SS', local\n"
-	"time, as mariadb-binlog --stop-datetime takes it) or --position it\n"
+	"and runs mariabackup --prepare; for --time ('YYYY-MM-DD HH:MM:SS' in the\n"
+	"server's time zone, which the base backup records, or --time-zone's; or\n"
+	"with an offset, '+02:00' or 'Z', a moment in any zone) or --position it\n"
 	"replays the binary logs (--binlog-dir: binlog files of a directory)\n"
 	"through a temporary mariadbd on a private socket, so that plain mariadbd\n"
 	"--datadir=DIR starts it. No password in the URI: KEEL_MARIADB_PASSWORD_FILE\n"
@@ -123,6 +125,9 @@ static const char usage[] =
 	"      --latest        restore: the newest moment stored\n"
 	"      --time T        restore: as it was at T, 'YYYY-MM-DD HH:MM:SS[.f]+00'\n"
 	"                      (PostgreSQL's recovery_target_time, with an offset)\n"
+	"      --time-zone TZ  restore (MariaDB): --time is in TZ, an IANA name\n"
+	"                      (Europe/Berlin), UTC or an offset (+02:00), not in\n"
+	"                      the server's zone\n"
 	"      --lsn L         restore: up to WAL position L (X/Y)\n"
 	"      --position F:P  restore, binlog-get (MariaDB): up to binlog file F,\n"
 	"                      offset P\n"
@@ -159,10 +164,12 @@ enum {
 	OPT_BINLOG_DIR,
 	OPT_POSITION,
 	OPT_DUMP,
+	OPT_TIME_ZONE,
 };
 
 struct db_args {
 	const char *name, *host, *target, *slot, *time, *start, *position, *base, *binlog_dir;
+	const char *time_zone;
 	bool latest, has_lsn, all, sync, create_slot, dump;
 	uint64_t lsn;
 	unsigned threads;
@@ -297,7 +304,8 @@ static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_a
 	kl_cli_report_done(&rep);
 	if (rc < 0) {
 		kl_repo_take_err(cli->repo, &cli->err, &cli->detail);
-		kl_cli_error(cli, rc, "WAL stream stopped");
+		kl_cli_error(cli, rc, "%s stream stopped",
+			     kl_db_maria_uri(conninfo) ? "binary log" : "WAL");
 		return rc;
 	}
 	kl_db_lsn_format(res.stop_lsn, lsn, sizeof(lsn));
@@ -336,6 +344,9 @@ static int db_restore(struct kl_cli *cli, const char *name, const struct db_args
 	o.target = a->target;
 	o.latest = a->latest;
 	o.time = a->time;
+	o.time_zone = a->time_zone;
+	if (a->time_zone && !a->time)
+		return kl_cli_usage_error(cli, "--time-zone goes with --time");
 	o.has_lsn = a->has_lsn;
 	o.lsn = a->lsn;
 	o.base = a->base;
@@ -349,6 +360,9 @@ static int db_restore(struct kl_cli *cli, const char *name, const struct db_args
 	rc = kl_db_maria_named(cli->repo, name);
 	if (rc > 0)
 		rc = kl_db_maria_restore(cli->repo, &o, &base);
+	else if (rc >= 0 && a->time_zone)
+		rc = kl_cli_usage_error(cli, "--time-zone is for MariaDB; PostgreSQL's and "
+					     "SQLite's --time carries its offset");
 	else if (rc >= 0 && (rc = kl_db_sqlite_named(cli->repo, name)) >= 0)
 		rc = rc ? kl_db_sqlite_restore(cli->repo, &o, &base)
 			: kl_db_restore(cli->repo, &o, &base);
@@ -420,6 +434,7 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 		{"binlog-dir", required_argument, NULL, OPT_BINLOG_DIR},
 		{"position", required_argument, NULL, OPT_POSITION},
 		{"dump", no_argument, NULL, OPT_DUMP},
+		{"time-zone", required_argument, NULL, OPT_TIME_ZONE},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t threads;
@@ -456,6 +471,9 @@ static int parse_args(struct kl_cli *cli, int argc, char **argv, struct db_args 
 			break;
 		case OPT_TIME:
 			a->time = optarg;
+			break;
+		case OPT_TIME_ZONE:
+			a->time_zone = optarg;
 			break;
 		case OPT_LSN:
 			if (kl_db_lsn_parse(optarg, &a->lsn) < 0)

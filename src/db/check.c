@@ -122,39 +122,98 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/*
- * MariaDB: one sequence of binlog files. From the start of the oldest base
- * backup's file (a replay reads it whole) to the end of what is stored.
- */
-static int maria_gaps(const struct kl_db_info *d, const struct kl_report *o, size_t *ret)
+void kl_db_maria_pos_format(const struct kl_db_info *d, uint64_t pos, char *buf, size_t size)
+{
+	const char *file = NULL;
+	int stem;
+
+	/* the files' stem ("bin", "mysql-bin") from any name the database records */
+	for (size_t i = 0; !file && i < d->n_logs; i++)
+		file = d->logs[i].s.db.log_file;
+	for (size_t i = 0; !file && i < d->n_bases; i++)
+		file = d->bases[i].s.db.binlog_file;
+	stem = file && strrchr(file, '.') ? (int)(strrchr(file, '.') - file) : 0;
+	snprintf(buf, size, "%.*s.%06" PRIu32 ":%" PRIu32, stem, stem ? file : "binlog",
+		 (uint32_t)(pos >> 32), (uint32_t)pos);
+}
+
+/* The records' ranges by start; *n_ret of them, v to kl_free. */
+static struct span *maria_spans(const struct kl_db_info *d, size_t *n_ret)
 {
 	struct span *v = kl_malloc((d->n_logs + 1) * sizeof(*v));
-	uint64_t pos;
 	size_t n = 0;
 
 	if (!v)
-		return -ENOMEM;
+		return NULL;
 	for (size_t i = 0; i < d->n_logs; i++)
 		v[n++] = (struct span){d->logs[i].s.db.start_lsn, d->logs[i].s.db.stop_lsn};
 	if (n)
 		qsort(v, n, sizeof(*v), cmp_span);
-	pos = d->n_bases ? d->bases[0].s.db.start_lsn & ~(uint64_t)UINT32_MAX : n ? v[0].start : 0;
+	*n_ret = n;
+	return v;
+}
+
+/* Where the continuity check of a MariaDB log begins: the oldest base backup's file. */
+static uint64_t maria_begin(const struct kl_db_info *d, const struct span *v, size_t n)
+{
+	return d->n_bases ? d->bases[0].s.db.start_lsn & ~(uint64_t)UINT32_MAX : n ? v[0].start : 0;
+}
+
+/*
+ * MariaDB: one sequence of binlog files. From the start of the oldest base
+ * backup's file (a replay reads it whole) to the end of what is stored.
+ * Positions are the server's: FILE:OFFSET (offset 0: the file's start).
+ */
+static int maria_gaps(const struct kl_db_info *d, const struct kl_report *o, size_t *ret)
+{
+	size_t n = 0;
+	struct span *v = maria_spans(d, &n);
+	uint64_t pos;
+
+	if (!v)
+		return -ENOMEM;
+	pos = maria_begin(d, v, n);
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].stop <= pos)
 			continue;
 		if (v[i].start > pos) {
-			char msg[160];
+			char msg[2 * KL_BINLOG_NAME_MAX + 96], a[KL_BINLOG_NAME_MAX + 16],
+				b[KL_BINLOG_NAME_MAX + 16];
 
-			snprintf(msg, sizeof(msg),
-				 "gap in the binary log from file %" PRIu32 " at %" PRIu32
-				 " to file %" PRIu32 " at %" PRIu32,
-				 (uint32_t)(pos >> 32), (uint32_t)pos, (uint32_t)(v[i].start >> 32),
-				 (uint32_t)v[i].start);
+			kl_db_maria_pos_format(d, pos, a, sizeof(a));
+			kl_db_maria_pos_format(d, v[i].start, b, sizeof(b));
+			snprintf(msg, sizeof(msg), "gap in the binary log from %s to %s", a, b);
 			(*ret)++;
 			if (o && o->warn)
 				o->warn(o->ud, NULL, 0, msg);
 		}
 		pos = v[i].stop;
+	}
+	kl_free(v);
+	return 0;
+}
+
+/* What db check reports of a MariaDB log: the range checked and the oldest base's position. */
+static int maria_range(const struct kl_db_info *d, struct kl_db_check_result *ret)
+{
+	size_t n = 0;
+	struct span *v = maria_spans(d, &n);
+	uint64_t end;
+
+	if (!v)
+		return -ENOMEM;
+	end = d->n_bases ? d->bases[d->n_bases - 1].s.db.stop_lsn : 0;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].stop > end)
+			end = v[i].stop;
+	kl_db_maria_pos_format(d, maria_begin(d, v, n), ret->log_from, sizeof(ret->log_from));
+	kl_db_maria_pos_format(d, end, ret->log_to, sizeof(ret->log_to));
+	if (d->n_bases) {
+		const struct kl_snapshot_db *b = &d->bases[0].s.db;
+
+		kl_db_maria_pos_format(d, b->stop_lsn, ret->base_position,
+				       sizeof(ret->base_position));
+		snprintf(ret->base_gtid, sizeof(ret->base_gtid), "%s", b->gtid ? b->gtid : "");
 	}
 	kl_free(v);
 	return 0;
@@ -346,6 +405,8 @@ int kl_db_check(struct kl_repo *r, const struct kl_db_check_opts *o, struct kl_d
 		goto out;
 	}
 	rc = kl_db_gaps(d, &o->report, &ret->gaps);
+	if (rc >= 0 && d->engine == KL_DB_MARIADB)
+		rc = maria_range(d, ret);
 	if (rc >= 0 && load_state(o->state_path, &old, &n_old) < 0)
 		n_old = 0; /* unreadable: verify everything, and write it anew */
 	if (rc >= 0 && !(keep = kl_malloc((d->n_bases + d->n_logs + 1) * sizeof(*keep))))

@@ -305,16 +305,13 @@ int kl_db_maria_spans(const struct kl_db_info *d, struct kl_db_span **ret, size_
 }
 
 int kl_maria_binlog_fetch(struct kl_repo *r, const char *name, uint64_t from,
-			  const struct kl_db_restore_opts *o, const char *dir)
+			  const struct kl_db_restore_opts *o, int64_t t, const char *dir)
 {
 	struct kl_mb_target to = {0};
 	struct kl_mb_files files;
-	int64_t t;
 	int rc;
 
 	if (o->time) {
-		if (kl_maria_parse_time(o->time, &t) < 0)
-			return kl_repo_fail(r, -KL_EUSAGE, "invalid --time '%s'", o->time);
 		/* mariadb-binlog stops before the first event at or after T: in whole seconds */
 		to.stop_time = (t + KL_NSEC_PER_SEC - 1) / KL_NSEC_PER_SEC;
 	} else if (o->has_lsn) {

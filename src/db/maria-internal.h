@@ -57,6 +57,10 @@ struct kl_maria_server {
 	char hostname[256];
 	char version[64];
 	char datadir[4096];
+	/* kl_maria_server_tz: the zone it reads local times in ("" unknown), its offset now */
+	char time_zone[128];
+	int32_t utc_offset;
+	bool has_utc_offset;
 };
 int kl_maria_server_info(struct kl_repo *r, MYSQL *m, struct kl_maria_server *ret);
 /* "mariadb-HOSTNAME", characters a name cannot hold as '_'. */
@@ -68,8 +72,15 @@ void kl_maria_default_name(const struct kl_maria_server *s, char *buf, size_t si
 int kl_maria_open(struct kl_repo *r, const char *uri, struct kl_maria_uri *u, MYSQL **m,
 		  struct kl_maria_server *sv);
 
-/* "YYYY-MM-DD HH:MM:SS" in keel's local time zone (as mariadb-binlog reads it), ns. */
-int kl_maria_parse_time(const char *s, int64_t *ret);
+/* ---- time zones (maria-tz.c) ---- */
+
+/* kl_maria_tz_* (zones, --time): in keel/db.h */
+/*
+ * The server's zone and offset into sv (time_zone, utc_offset): @@global.time_zone,
+ * or for SYSTEM the TZ in mariadbd's environment, else the host's /etc/localtime,
+ * kept only when it gives the offset the server reports now.
+ */
+int kl_maria_server_tz(struct kl_repo *r, MYSQL *m, struct kl_maria_server *sv);
 /* "bin.000003" -> 3; -KL_EUSAGE if the name has no numeric suffix. */
 int kl_maria_binlog_number(const char *file, uint64_t *ret);
 
@@ -80,6 +91,9 @@ int kl_maria_tmpfile(struct kl_repo *r, int *ret);
 /* Starts argv[0] (from PATH) with the given descriptors (-1: keel's) as stdin, stdout, stderr. */
 int kl_maria_child_start(struct kl_repo *r, char *const argv[], int in_fd, int out_fd, int log_fd,
 			 pid_t *ret);
+/* The same, with TZ=tz in the child's environment (tz NULL: keel's own). */
+int kl_maria_child_start_tz(struct kl_repo *r, char *const argv[], int in_fd, int out_fd,
+			    int log_fd, const char *tz, pid_t *ret);
 /*
  * Waits for it: 0 if it exited 0; -KL_ECMD if it could not be run (not
  * installed); else -KL_EDBSERVER with the last lines of its log.
@@ -89,11 +103,12 @@ int kl_maria_child_wait(struct kl_repo *r, pid_t pid, int log_fd, const char *to
  * The binlog stream's side of a restore (src/db/maria-binlog*.c, issue
  * 19's "keel db stream mariadb://"): writes the binlog files that NAME's
  * log records hold from position from (file_number << 32 | offset) up to
- * the target (o->time or o->lsn; o->latest: all) into dir, named as on
+ * the target (o->time, read as the moment t in ns, or o->lsn; o->latest:
+ * all) into dir, named as on
  * the server. The restore then replays dir as it does --binlog-dir.
  */
 int kl_maria_binlog_fetch(struct kl_repo *r, const char *name, uint64_t from,
-			  const struct kl_db_restore_opts *o, const char *dir);
+			  const struct kl_db_restore_opts *o, int64_t t, const char *dir);
 
 /* maria-dump.c: o->dump: the newest dump of d (or o->base) into the new file o->target. */
 int kl_maria_restore_dump(struct kl_repo *r, const struct kl_db_info *d,

@@ -34,22 +34,6 @@ int kl_db_maria_named(struct kl_repo *r, const char *name)
 	return rc;
 }
 
-int kl_maria_parse_time(const char *s, int64_t *ret)
-{
-	struct tm tm = {0};
-	const char *end = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
-	time_t t;
-
-	if (!end || *end)
-		return -KL_EUSAGE;
-	tm.tm_isdst = -1;
-	t = mktime(&tm);
-	if (t == (time_t)-1)
-		return -KL_EUSAGE;
-	*ret = (int64_t)t * KL_NSEC_PER_SEC;
-	return 0;
-}
-
 /* The target must not exist, or be an empty directory; it is made. */
 static int make_target(struct kl_repo *r, const char *target)
 {
@@ -103,6 +87,13 @@ static int scan_binlogs(struct kl_repo *r, const char *dir, const char *prefix, 
 	return 0;
 }
 
+/* The moment of --time and the server's time zone (maria-tz.c), found once per restore. */
+struct when {
+	int64_t t; /* --time, ns since the epoch */
+	bool has_server;
+	struct kl_maria_tz server; /* the temporary server replays in it */
+};
+
 struct pick {
 	const struct kl_snapshot_ref *base;
 	char prefix[256]; /* the binlog files' name before ".NNNNNN" */
@@ -146,19 +137,14 @@ static int choose_base(struct kl_repo *r, const struct kl_db_info *d,
 
 /* Chooses the base backup and checks that the binlogs cover the target. */
 static int choose(struct kl_repo *r, const struct kl_db_info *d, const struct kl_db_restore_opts *o,
-		  struct pick *p)
+		  const struct when *w, struct pick *p)
 {
 	const struct kl_snapshot_db *db;
 	uint64_t first, tfile = o->lsn >> 32;
-	int64_t t = 0, mtime = 0;
+	int64_t t = w->t, mtime = 0;
 	off_t size = 0;
 	int rc;
 
-	if (o->time && kl_maria_parse_time(o->time, &t) < 0)
-		return kl_repo_fail(r, -KL_EUSAGE,
-				    "invalid --time '%s' (YYYY-MM-DD HH:MM:SS, local time as "
-				    "mariadb-binlog --stop-datetime takes it)",
-				    o->time);
 	rc = choose_base(r, d, o, t, p);
 	if (rc < 0)
 		return rc;
@@ -261,8 +247,10 @@ struct tmp_server {
 	gid_t gid;
 };
 
-static int server_start(struct kl_repo *r, const char *target, struct tmp_server *s)
+static int server_start(struct kl_repo *r, const char *target, const struct when *w,
+			struct tmp_server *s)
 {
+	char tz[KL_MARIA_TZ_MAX + 32];
 	char dd[4200], so[160], pf[160], le[4300], user[64];
 	char *argv[] = {(char *)"mariadbd",
 			(char *)"--no-defaults",
@@ -301,7 +289,15 @@ static int server_start(struct kl_repo *r, const char *target, struct tmp_server
 		return kl_repo_fail(r, -errno, "cannot create '%s'", s->log);
 	if (geteuid() == 0 && fchown(s->log_fd, s->uid, s->gid) < 0)
 		return kl_repo_fail(r, -errno, "cannot chown '%s'", s->log);
-	rc = kl_maria_child_start(r, argv, -1, s->log_fd, s->log_fd, &s->pid);
+	/*
+	 * In the original server's zone: a statement the binlog holds with a
+	 * local time ('2026-12-05 23:40:01' into a TIMESTAMP column, the session
+	 * in zone SYSTEM) must give the same moment as it did there.
+	 */
+	if (w->has_server)
+		kl_maria_tz_env(&w->server, tz, sizeof(tz));
+	rc = kl_maria_child_start_tz(r, argv, -1, s->log_fd, s->log_fd, w->has_server ? tz : NULL,
+				     &s->pid);
 	for (int i = 0; rc >= 0 && i < 1200; i++) {
 		bool up;
 
@@ -375,8 +371,8 @@ static int relay(int from, int to)
 	return rc;
 }
 
-static int replay(struct kl_repo *r, const struct kl_db_restore_opts *o, const struct pick *p,
-		  struct tmp_server *s)
+static int replay(struct kl_repo *r, const struct kl_db_restore_opts *o, const struct when *w,
+		  const struct pick *p, struct tmp_server *s)
 {
 	const struct kl_snapshot_db *db = &p->base->s.db;
 	uint64_t first = db->start_lsn >> 32, n = p->last - first + 1;
@@ -395,9 +391,14 @@ static int replay(struct kl_repo *r, const struct kl_db_restore_opts *o, const s
 	av[k++] = (char *)"mariadb-binlog";
 	av[k++] = (char *)"--no-defaults";
 	av[k++] = start;
-	if (o->time)
-		snprintf(stop, sizeof(stop), "--stop-datetime=%s", o->time);
-	else if (o->has_lsn)
+	if (o->time) {
+		/* the moment keel chose by, in UTC, for a mariadb-binlog that runs in UTC */
+		time_t u = (time_t)((w->t + KL_NSEC_PER_SEC - 1) / KL_NSEC_PER_SEC);
+		struct tm tm;
+
+		strftime(stop, sizeof(stop), "--stop-datetime=%Y-%m-%d %H:%M:%S",
+			 gmtime_r(&u, &tm));
+	} else if (o->has_lsn)
 		snprintf(stop, sizeof(stop), "--stop-position=%" PRIu32, (uint32_t)o->lsn);
 	if (o->time || o->has_lsn)
 		av[k++] = stop;
@@ -416,7 +417,7 @@ static int replay(struct kl_repo *r, const struct kl_db_restore_opts *o, const s
 			socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, bc) < 0))
 		rc = -errno;
 	if (rc >= 0)
-		rc = kl_maria_child_start(r, av, -1, ab[1], log_fd, &bin);
+		rc = kl_maria_child_start_tz(r, av, -1, ab[1], log_fd, "UTC0", &bin);
 	if (rc >= 0)
 		rc = kl_maria_child_start(r, cli, bc[1], log_fd, log_fd, &sql);
 	kl_closep(&ab[1]);
@@ -434,14 +435,14 @@ static int replay(struct kl_repo *r, const struct kl_db_restore_opts *o, const s
 }
 
 /* Replays the binlogs through a temporary server in target. */
-static int replay_all(struct kl_repo *r, const struct kl_db_restore_opts *o, const struct pick *p,
-		      uid_t uid, gid_t gid)
+static int replay_all(struct kl_repo *r, const struct kl_db_restore_opts *o, const struct when *w,
+		      const struct pick *p, uid_t uid, gid_t gid)
 {
 	struct tmp_server s = {.uid = uid, .gid = gid, .log_fd = -1};
-	int rc = server_start(r, o->target, &s), rc2;
+	int rc = server_start(r, o->target, w, &s), rc2;
 
 	if (rc >= 0)
-		rc = replay(r, o, p, &s);
+		rc = replay(r, o, w, p, &s);
 	rc2 = server_stop(r, &s);
 	if (rc >= 0)
 		rc = rc2;
@@ -450,7 +451,8 @@ static int replay_all(struct kl_repo *r, const struct kl_db_restore_opts *o, con
 	return rc;
 }
 
-static int restore(struct kl_repo *r, const struct kl_db_restore_opts *o, const struct pick *p)
+static int restore(struct kl_repo *r, const struct kl_db_restore_opts *o, const struct when *w,
+		   const struct pick *p)
 {
 	struct kl_restore_opts ro = {0};
 	struct kl_restore_stats st;
@@ -480,15 +482,78 @@ static int restore(struct kl_repo *r, const struct kl_db_restore_opts *o, const 
 	if (rc >= 0 && chmod(o->target, 0700) < 0)
 		rc = kl_repo_fail(r, -errno, "cannot chmod '%s'", o->target);
 	if (rc >= 0 && p->replay)
-		rc = replay_all(r, o, p, nd.uid, nd.gid);
+		rc = replay_all(r, o, w, p, nd.uid, nd.gid);
 	kl_node_release(&nd);
 	return rc;
+}
+
+static void note(const struct kl_db_restore_opts *o, const char *msg)
+{
+	if (o->report.warn)
+		o->report.warn(o->report.ud, NULL, 0, msg);
+}
+
+/*
+ * w->server: the zone the newest base backup (or --base) recorded; the
+ * zone --time is read in: --time-zone, else the server's, else (a base
+ * backup of a keel before fields 30 and 31) keel's own, with a note.
+ */
+static int zones(struct kl_repo *r, const struct kl_db_info *d, const struct kl_db_restore_opts *o,
+		 struct when *w)
+{
+	const struct kl_snapshot_db *rec = NULL;
+	char hex[2 * KL_ID_LEN + 1], msg[512], zs[KL_MARIA_TZ_MAX + 1];
+	struct kl_maria_tz tz = {.local = true};
+
+	for (size_t i = d->n_bases; i-- > 0 && !rec;) {
+		const struct kl_snapshot_db *db = &d->bases[i].s.db;
+
+		kl_id_hex(&d->bases[i].id, hex);
+		if ((!o->base || !strncmp(hex, o->base, strlen(o->base))) &&
+		    (db->time_zone || db->has_utc_offset))
+			rec = db;
+	}
+	if (rec && rec->time_zone && kl_maria_tz_parse(rec->time_zone, &w->server) == 0) {
+		w->has_server = true;
+	} else if (rec && rec->has_utc_offset) {
+		w->has_server = true;
+		w->server = (struct kl_maria_tz){.offset = rec->utc_offset};
+		kl_maria_tz_format(&w->server, zs, sizeof(zs));
+		snprintf(msg, sizeof(msg),
+			 "the server's time zone%s%s%s is not known on this host: using its "
+			 "offset from UTC when the base backup was taken, %s",
+			 rec->time_zone ? " '" : "", rec->time_zone ? rec->time_zone : "",
+			 rec->time_zone ? "'" : "", zs);
+		if (o->time && !o->time_zone)
+			note(o, msg);
+	}
+	if (o->time_zone && !o->time)
+		return kl_repo_fail(r, -KL_EUSAGE, "--time-zone goes with --time");
+	if (o->time_zone && kl_maria_tz_parse(o->time_zone, &tz) < 0)
+		return kl_repo_fail(r, -KL_EUSAGE,
+				    "unknown time zone '%s' (an IANA name such as Europe/Berlin, "
+				    "UTC, or an offset such as +02:00)",
+				    o->time_zone);
+	if (!o->time_zone && w->has_server)
+		tz = w->server;
+	if (o->time && !o->time_zone && !w->has_server)
+		note(o, "the base backups of this database record no time zone of the server "
+			"(taken by an older keel): --time is read in keel's local time zone; "
+			"--time-zone says which zone it is in");
+	kl_maria_tz_format(&tz, zs, sizeof(zs));
+	if (o->time && kl_maria_parse_time(o->time, &tz, &w->t) < 0)
+		return kl_repo_fail(r, -KL_EUSAGE,
+				    "invalid --time '%s' (YYYY-MM-DD HH:MM:SS, read in %s; or with "
+				    "an offset: +02:00, Z)",
+				    o->time, tz.local ? "keel's local time zone" : zs);
+	return 0;
 }
 
 int kl_db_maria_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
 			struct kl_id *base_ret)
 {
 	struct pick p = {0};
+	struct when w = {0};
 	struct kl_db_list l;
 	const struct kl_db_info *d;
 	int rc;
@@ -506,8 +571,10 @@ int kl_db_maria_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
 		kl_db_list_release(&l);
 		return rc;
 	}
-	rc = d ? choose(r, d, o, &p)
+	rc = d ? zones(r, d, o, &w)
 	       : kl_repo_fail(r, -KL_ENOTFOUND, "no database '%s' in the repository", o->name);
+	if (rc >= 0)
+		rc = choose(r, d, o, &w, &p);
 	if (rc == 1) {
 		/* the repository's binlog records into a private directory, replayed from there */
 		struct kl_db_restore_opts o2 = *o;
@@ -518,13 +585,13 @@ int kl_db_maria_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
 		rc = mkdtemp(dir) ? 0 : kl_repo_fail(r, -errno, "cannot create '%s'", dir);
 		o2.binlog_dir = dir;
 		if (rc >= 0)
-			rc = kl_maria_binlog_fetch(r, o->name, p.base->s.db.start_lsn, o, dir);
+			rc = kl_maria_binlog_fetch(r, o->name, p.base->s.db.start_lsn, o, w.t, dir);
 		memset(&p, 0, sizeof(p));
 		if (rc >= 0)
-			rc = choose(r, d, &o2, &p);
+			rc = choose(r, d, &o2, &w, &p);
 		if (rc >= 0) {
 			*base_ret = p.base->id;
-			rc = restore(r, &o2, &p);
+			rc = restore(r, &o2, &w, &p);
 		}
 		kl_maria_rmtree(dir);
 		kl_db_list_release(&l);
@@ -532,7 +599,7 @@ int kl_db_maria_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
 	}
 	if (rc >= 0) {
 		*base_ret = p.base->id;
-		rc = restore(r, o, &p);
+		rc = restore(r, o, &w, &p);
 	}
 	kl_db_list_release(&l);
 	return rc;

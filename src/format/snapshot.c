@@ -73,6 +73,7 @@ void kl_snapshot_release(struct kl_snapshot *s)
 	kl_free(s->db.gtid);
 	kl_free(s->db.server_name);
 	kl_free(s->db.stop_gtid);
+	kl_free(s->db.time_zone);
 	kl_free(s->image_method);
 	strv_free(s->image_ident, s->n_image_ident);
 	kl_free(s->image_consistency);
@@ -175,7 +176,9 @@ enum {
 	D_BINLOG_TIME_MAX,
 	D_BINLOG_CHECKSUM_ALG,
 	D_BINLOG_SERVER_ID,
-	D_FIELDS = D_BINLOG_SERVER_ID,
+	D_TIME_ZONE = 30, /* 30, 31: MariaDB base backups, the server's time zone */
+	D_UTC_OFFSET,
+	D_FIELDS = D_UTC_OFFSET,
 };
 
 static int binlog_encode(const struct kl_snapshot_db *d, struct kl_buf *out)
@@ -190,6 +193,11 @@ static int binlog_encode(const struct kl_snapshot_db *d, struct kl_buf *out)
 		r = kl_pb_put_uint_nz(out, D_BINLOG_CHECKSUM_ALG, d->binlog_checksum_alg);
 	if (r >= 0)
 		r = kl_pb_put_uint_nz(out, D_BINLOG_SERVER_ID, d->binlog_server_id);
+	if (r >= 0)
+		r = kl_pb_put_str(out, D_TIME_ZONE, d->time_zone);
+	/* 0 (UTC) is a value, not "unknown": written whenever it was measured */
+	if (r >= 0 && d->has_utc_offset)
+		r = kl_pb_put_sint(out, D_UTC_OFFSET, d->utc_offset);
 	return r;
 }
 
@@ -206,6 +214,11 @@ static int binlog_decode(const struct kl_pb_field *f, struct kl_snapshot_db *d)
 		return kl_pb_get_u32(f, &d->binlog_checksum_alg);
 	case D_BINLOG_SERVER_ID:
 		return kl_pb_get_u32(f, &d->binlog_server_id);
+	case D_TIME_ZONE:
+		return kl_pb_strdup(f, &d->time_zone);
+	case D_UTC_OFFSET:
+		d->has_utc_offset = true;
+		return kl_pb_get_s32(f, &d->utc_offset);
 	}
 	return 0;
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The stored binary log's continuity: db check passes on an unbroken log
-# and exits 24 naming the hole when a record is gone; binlog-get refuses
+# and exits 24 naming the hole when a record is gone; positions are the
+# server's (FILE:OFFSET, the base backup's GTID), never PostgreSQL LSNs; binlog-get refuses
 # to write across the hole (24); a stream whose next file the server has
 # purged while keel was down ends with exit 23 and says so.
 . "$(dirname "$0")/../lib.sh"
@@ -35,11 +36,24 @@ run_stream()
 	wait "$stream" || fail "db stream exited $? on SIGTERM"
 }
 
+expect_success keel db backup "$uri" --name shop >/dev/null
+base_gtid=$(keel db list --json | json_get gtid)
 for i in 1 2 3; do
 	maria_sql origin "INSERT INTO shop.t VALUES ($i); FLUSH BINARY LOGS"
 	run_stream
 done
-expect_success keel db check shop >/dev/null
+end=$(maria_sql origin "SHOW MASTER STATUS" | awk '{print $1 ":" $2}')
+expect_success keel db check shop >"$TEST_DIR/check.out"
+grep -qx "binary log checked from bin.000001:0 to $end; oldest base backup at bin.000001:[0-9]*, GTID $base_gtid" \
+	"$TEST_DIR/check.out" || fail "db check does not give the server's positions: $(cat "$TEST_DIR/check.out")"
+! grep -q '[0-9A-F]/[0-9A-F]' "$TEST_DIR/check.out" || fail "db check prints LSNs for MariaDB"
+expect_success keel db check shop --json >"$TEST_DIR/check.json"
+[ "$(json_get log_to <"$TEST_DIR/check.json")" = "$end" ] &&
+	[ "$(json_get log_from <"$TEST_DIR/check.json")" = bin.000001:0 ] &&
+	[ "$(json_get base_gtid <"$TEST_DIR/check.json")" = "$base_gtid" ] &&
+	[ "$(json_get engine <"$TEST_DIR/check.json")" = mariadb ] &&
+	json_get base_position <"$TEST_DIR/check.json" | grep -qx 'bin.000001:[0-9]*' ||
+	fail "db check --json does not give the server's positions: $(cat "$TEST_DIR/check.json")"
 
 # a record of the middle file removed: a gap, named
 mid=$(keel snapshots --json | python3 -c '
@@ -47,7 +61,7 @@ import json, sys
 v = json.load(sys.stdin)
 print(v[len(v) // 2]["id"])')
 expect_success keel forget "$mid" >/dev/null
-expect_error 24 'gap in the binary log from file' keel db check shop
+expect_error 24 'gap in the binary log from bin\.[0-9]*:[0-9]* to bin\.[0-9]*:[0-9]*$' keel db check shop
 mkdir "$TEST_DIR/binlogs"
 expect_error 24 'the binary log has a gap' keel db binlog-get shop "$TEST_DIR/binlogs"
 
