@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# keel --json db stream mariadb://: a "stored" line as each log record is
-# durable, naming where the stored binary log ends (what bench/maria.sh
-# measures the commit-to-stored lag with): a commit's position is reached,
-# the repository holds at least what a line says when it is printed, the
-# positions only grow, a rotation reports the old file whole, and without
-# --json no such line is printed.
+# What bench/maria.sh needs of keel on a busy MariaDB server:
+# - keel db backup while the server writes: mariabackup's log copier sends
+#   the redo log (ib_logfile0) in pieces between the other files' chunks
+#   (always so when redo is left to copy at the start); keel spools it and
+#   the backup restores with every committed row;
+# - keel --json db stream: a "stored" line as each log record is durable,
+#   naming where the stored binary log ends (what bench/maria.sh measures
+#   the commit-to-stored lag with): a commit's position is reached, the
+#   repository holds at least what a line says when it is printed, the
+#   positions only grow, a rotation reports the old file whole, and
+#   without --json no such line is printed.
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-maria.sh"
 require_keel
@@ -12,13 +17,40 @@ maria_require
 has_python || skip_or_die "python3 is needed to read the JSON lines"
 
 keel_init
-maria_init origin
+# a redo log large enough that the rows below are not checkpointed before the backup
+maria_init origin --innodb-log-file-size=128M --innodb-buffer-pool-size=256M
 maria_start origin
 uri=$(maria_uri origin)
 data=$TEST_DIR/maria/origin/data
 out=$TEST_DIR/stream.json
 
 maria_sql origin "CREATE DATABASE shop; CREATE TABLE shop.orders (id int PRIMARY KEY, item text)"
+
+# a base backup while a writer commits, after 48 MB of rows whose redo is
+# not yet checkpointed
+maria_sql origin "CREATE TABLE shop.bulk (id int AUTO_INCREMENT PRIMARY KEY, pad text);
+	INSERT INTO shop.bulk (pad) SELECT repeat('x', 1000) FROM shop.seq_1_to_48000"
+(
+	for ((i = 1; ; i++)); do
+		maria_sql origin "INSERT INTO shop.bulk (pad) VALUES (repeat('w', 1000))" || exit 0
+	done
+) &
+writer=$!
+BG_PIDS+=("$writer")
+keel db backup "$uri" --name shop >"$TEST_DIR/backup.out" 2>&1 ||
+	fail "db backup while the server writes: $(cat "$TEST_DIR/backup.out")"
+kill "$writer"
+wait "$writer" 2>/dev/null || true
+n_backup=$(maria_sql origin "SELECT count(*) FROM shop.bulk")
+maria_stop origin
+maria_register copy
+expect_success keel db restore shop --target "$TEST_DIR/copy" --latest >/dev/null
+maria_start copy "$TEST_DIR/copy"
+got=$(maria_sql copy "SELECT count(*) FROM shop.bulk")
+[ "$got" -ge 48000 ] && [ "$got" -le "$n_backup" ] ||
+	fail "the backup taken while the server wrote restores $got rows of shop.bulk (48000 to $n_backup expected)"
+maria_stop copy
+maria_start origin
 "$KEEL" --json db stream "$uri" --name shop >"$out" 2>"$TEST_DIR/stream.err" &
 stream=$!
 BG_PIDS+=("$stream")
