@@ -29,7 +29,7 @@
 #       --s3 repeats it with a repository on the project's Ceph RADOS
 #       Gateway (scripts/ceph-rgw-start.sh) on loopback.
 #
-# --size defaults to 1200 (MB of sysbench rows, about 1.2 GB on disk),
+# --size defaults to 1200 (MB of sysbench tables on disk: 4 tables),
 # --duration to 600 s, --clients to 2. Each figure is one run; the lag
 # figures are percentiles over every probe. The machine's load is printed
 # with each step. It measures and reports; it never fails because a figure
@@ -157,9 +157,9 @@ as_mysql mariadb-install-db --no-defaults --datadir="$DATA" --auth-root-authenti
 	--skip-test-db >"$LOGS/install-db.log" 2>&1 || die "mariadb-install-db failed: $(tail -3 "$LOGS/install-db.log")"
 maria_up "$DATA" "$SOCK" "$MW/log" || die "cannot start MariaDB: $(tail -5 "$MW/log")"
 
-# sysbench's rows take about 230 bytes each in InnoDB (with the k index)
+# sysbench's rows take about 290 bytes each in InnoDB (with the k index)
 TABLES=4
-TABLE_SIZE=$((SIZE * 1048576 / 230 / TABLES))
+TABLE_SIZE=$((SIZE * 1000000 / 290 / TABLES))
 SB=(--db-driver=mysql --mysql-socket="$SOCK" --mysql-user=root --mysql-db=sbtest
 	"--tables=$TABLES" "--table-size=$TABLE_SIZE")
 sql "CREATE DATABASE sbtest"
@@ -208,8 +208,7 @@ R[mb_b1_bytes]=$(bytes_of "$MB/b1.xb.zst")
 # lag_run LABEL REPO: keel --json db stream into REPO while sysbench runs;
 # R[LABEL_p50/p99/max/n/unconfirmed] and the binary log the stream stored
 lag_run() {
-	local label=$1 repo=$2 np i before
-	before=$(repo_bytes "$repo")
+	local label=$1 repo=$2 np i before bl0
 	"$KEEL" -r "$repo" --no-progress --json db stream "$URI" --name bench \
 		>"$LOGS/$label-stream.out" 2>"$LOGS/$label-stream.err" &
 	STREAM_PID=$!
@@ -226,6 +225,8 @@ lag_run() {
 	done
 	R[${label}_catchup]=$(fsub "$(now)" "$t0")
 	say "  $label: the stream stored the binary log up to $got (the server at $want) in ${R[${label}_catchup]} s"
+	before=$(repo_bytes "$repo")
+	bl0=$(binlog_bytes)
 	np=$((DURATION * 10))
 	say "  $label: keel db stream + sysbench --time=$DURATION --threads=$CLIENTS + probe (load $(load1))"
 	# one session: commit (autocommit), then the position and the time, then 100 ms
@@ -249,6 +250,7 @@ lag_run() {
 	STREAM_PID=
 	[ "$rc" = 0 ] || say "  keel db stream exited $rc: $(tail -3 "$LOGS/$label-stream.err" | oneline)"
 	R[${label}_log_bytes]=$(($(repo_bytes "$repo") - before))
+	R[${label}_binlog_bytes]=$(($(binlog_bytes) - bl0))
 	# probes and stored lines in time order: each stored line confirms the
 	# pending probes at or below its position
 	python3 - "$LOGS/$label-probes" "$LOGS/$label-stream.out" >"$LOGS/$label-lag" <<'PY'
@@ -304,9 +306,7 @@ repo_bytes() { case $1 in s3:*) s3_bytes "$1" ;; *) bytes_of "$1" ;; esac; }
 binlog_bytes() { sql "SHOW BINARY LOGS" | awk '{ s += $2 } END { printf "%.0f\n", s }'; }
 
 say "(b, d) sysbench load with keel db stream (local repository)"
-bl0=$(binlog_bytes)
 lag_run local "$KREPO"
-R[load_binlog_bytes]=$(($(binlog_bytes) - bl0))
 R[db_bytes_after]=$(bytes_of "$DATA/sbtest")
 
 # ---- (b) the second base backup ---------------------------------------------
@@ -376,13 +376,14 @@ row() { # LABEL KEEL MARIABACKUP
 	echo "bench/maria.sh $STAMP, commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 	echo "machine: $(nproc) cores, load at the end $(cut -d' ' -f1-3 /proc/loadavg); $("$SBIN/mariadbd" --version | awk '{ print $2, $3 }'), $(mariabackup --version 2>&1 | grep -o 'based on MariaDB server [^ ]*' | head -1 || true), $(sysbench --version), zstd $(zstd -V | grep -o 'v[0-9.]*' | head -1)"
 	echo "sysbench prepare, $TABLES tables x $TABLE_SIZE rows: sbtest $(mib "$DB_BYTES") MiB on disk ($INIT_S s); after the load $(mib "${R[db_bytes_after]}") MiB"
-	echo "load: sysbench oltp_read_write --time=$DURATION --threads=$CLIENTS: ${R[local_tps]:-?} tps (local stream)${S3:+, ${R[s3_tps]:-?} tps (S3 stream)}; binary log written $(mib "${R[load_binlog_bytes]}") MiB"
+	echo "load: sysbench oltp_read_write --time=$DURATION --threads=$CLIENTS: ${R[local_tps]:-?} tps (local stream)${S3:+, ${R[s3_tps]:-?} tps (S3 stream)}; binary log written $(mib "${R[local_binlog_bytes]}") MiB"
 	echo "one run per figure; sizes in MiB, times in s; ratio is keel / mariabackup (lower is better for keel)"
 	echo
 	printf '%-46s %12s %14s %10s\n' "" keel "mariabackup+zstd" ratio
 	row "(a) first base backup, s" "${R[keel_b1]}" "${R[mb_b1]}"
 	row "(a) repository after it, MiB" "$(mib "${R[keel_b1_bytes]}")" "$(mib "${R[mb_b1_bytes]}")"
 	row "(b) binary log stored during the load, MiB" "$(mib "${R[local_log_bytes]}")" "-"
+	echo "    (the server wrote $(mib "${R[local_binlog_bytes]}") MiB of binary log meanwhile; keel compresses and encrypts it)"
 	row "(b) second base backup, s" "${R[keel_b2]}" "${R[mb_b2]}"
 	row "(b) added by it, MiB" "$(mib "${R[keel_b2_bytes]}")" "$(mib "${R[mb_b2_bytes]}")"
 	row "(c) restore: written and prepared, s" "${R[keel_restore]}" "${R[mb_restore]}"
