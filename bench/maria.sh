@@ -146,7 +146,7 @@ cleanup() {
 	[ -z "$STREAM_PID" ] || kill "$STREAM_PID" 2>/dev/null || true
 	local s
 	for s in "${!SPID[@]}"; do
-		[ -z "${SPID[$s]}" ] || kill -KILL "${SPID[$s]}" 2>/dev/null || true
+		maria_down "$s"
 	done
 	[ -z "$S3" ] || "$ROOT/scripts/ceph-rgw-stop.sh" "$WORK/ceph" >/dev/null 2>&1 || true
 }
