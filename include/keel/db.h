@@ -278,6 +278,13 @@ struct kl_db_stream_opts {
 	 */
 	const char *start;
 	struct kl_report report; /* warn: the connection was lost, reconnecting */
+	/*
+	 * MariaDB: called after each log record is durable in the repository,
+	 * with where the binary log stored so far ends ("FILE:OFFSET"), so a
+	 * caller can tell when a commit is safe (NULL: not called).
+	 */
+	void (*stored)(void *ud, const char *position);
+	void *stored_ud;
 };
 struct kl_db_stream_result {
 	uint64_t stop_lsn; /* durable in the repository and confirmed to the server */

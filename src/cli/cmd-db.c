@@ -107,8 +107,11 @@ static const char usage[] =
 	"byte for byte within a second of each event, from where the repository's\n"
 	"log ends (else from the newest base backup's file, --start's, or the\n"
 	"server's oldest); it follows rotations and reconnects when the server\n"
-	"restarts. binlog-get writes the stored files into DIR, as the server\n"
-	"has them, for a replay (restore --binlog-dir DIR, or mariadb-binlog).\n"
+	"restarts. With --json it prints a line as each record is durable:\n"
+	"{\"message_type\":\"stored\",\"position\":\"FILE:OFFSET\",\"time\":T}, the\n"
+	"log stored up to there. binlog-get writes the stored files into DIR, as\n"
+	"the server has them, for a replay (restore --binlog-dir DIR, or\n"
+	"mariadb-binlog).\n"
 	"\n"
 	"Options:\n"
 	"      --name NAME     the database's name in the repository (default\n"
@@ -271,6 +274,22 @@ static int db_dump(struct kl_cli *cli, const char *conninfo, const struct db_arg
 	return 0;
 }
 
+/*
+ * --json, MariaDB: a line for each record as soon as it is durable, so a
+ * monitor (or bench/maria.sh) can tell when a commit is safe; flushed, as
+ * stdout is a pipe or a file then.
+ */
+static void stream_stored(void *ud, const char *position)
+{
+	(void)ud;
+	printf("{\"message_type\":\"stored\",\"position\":");
+	kl_json_cstr(stdout, position);
+	printf(",\"time\":");
+	kl_json_time(stdout, kl_time_now_ns());
+	printf("}\n");
+	fflush(stdout);
+}
+
 static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_args *a)
 {
 	struct kl_db_stream_opts o = {0};
@@ -296,6 +315,8 @@ static int db_stream(struct kl_cli *cli, const char *conninfo, const struct db_a
 	kl_cli_report_init(&rep, cli, &o.report);
 	o.report.progress = NULL;
 	o.start = a->start;
+	if (cli->json)
+		o.stored = stream_stored;
 	if (a->start && !kl_db_maria_uri(conninfo))
 		return kl_cli_usage_error(cli, "--start is for MariaDB streams");
 	rc = kl_db_sqlite_uri(conninfo)	 ? kl_db_sqlite_stream(cli->repo, &o, &res)

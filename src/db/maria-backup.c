@@ -6,7 +6,10 @@
  * by the repository's content-defined chunker, so the unchanged stretches
  * of InnoDB's files cost nothing the second time. The consistent binary
  * log position mariabackup records (xtrabackup_binlog_info) goes into the
- * Database message (docs/DATABASES.md, "MariaDB").
+ * Database message (docs/DATABASES.md, "MariaDB"). The redo log comes
+ * in pieces between the other files' chunks (mariabackup's log copier runs
+ * throughout the backup): it is spooled to a temporary file and stored
+ * after the stream has ended.
  */
 #include <fcntl.h>
 #include <ftw.h>
@@ -18,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "keel/fs.h"
 #include "maria-internal.h"
 
 #define INFO_MAX (1 << 16)
@@ -35,6 +39,11 @@ struct mbk {
 	struct kl_buf dirs;   /* the directories added so far, NUL-separated */
 	struct kl_node owner; /* mode, owner and times of the files: the data directory's */
 	uint64_t files;
+	/* the redo log (spool_path, NULL until its first chunk): its bytes so far in spool_fd */
+	char *spool_path;
+	int spool_fd;
+	uint64_t spooled;
+	bool spool_ended, spooling; /* spooling: the current chunk's bytes go to the spool */
 	/* the backup engine keeps pointers to the tags until the commit */
 	char tag[8 + KL_DB_NAME_MAX];
 	char *tags[2];
@@ -113,11 +122,57 @@ static int close_file(struct mbk *g)
 	return kl_entry_backup_end(g->e);
 }
 
+/*
+ * The redo log, which mariabackup's log copier writes as the server writes
+ * it, between the chunks of the files being copied (--parallel=1 keeps only
+ * those together): ib_logfile0 since MariaDB 10.8, xtrabackup_logfile before.
+ */
+static bool is_redo(const char *path)
+{
+	return !strcmp(path, "ib_logfile0") || !strcmp(path, "xtrabackup_logfile");
+}
+
+static int spool_chunk(struct mbk *g, const struct kl_xbs_chunk *c)
+{
+	int rc;
+
+	if (g->spool_path && strcmp(g->spool_path, c->path))
+		return kl_repo_fail(g->r, -KL_EDBSERVER,
+				    "mariabackup's stream holds two redo logs, '%s' and '%s'",
+				    g->spool_path, c->path);
+	if (g->spool_ended)
+		return kl_repo_fail(g->r, -KL_EDBSERVER,
+				    "mariabackup's stream goes on with '%s' after its end",
+				    c->path);
+	if (!g->spool_path) {
+		rc = kl_maria_tmpfile(g->r, &g->spool_fd);
+		if (rc < 0)
+			return rc;
+		g->spool_path = kl_strdup(c->path);
+		if (!g->spool_path)
+			return -ENOMEM;
+	}
+	if (c->type == 'E') {
+		g->spool_ended = true;
+		return 0;
+	}
+	if (c->offset != g->spooled)
+		return kl_repo_fail(g->r, -KL_EDBSERVER,
+				    "mariabackup's stream writes '%s' at offset %llu, not %llu",
+				    c->path, (unsigned long long)c->offset,
+				    (unsigned long long)g->spooled);
+	g->spooling = true;
+	return 0;
+}
+
 static int on_chunk(void *ud, const struct kl_xbs_chunk *c)
 {
 	struct mbk *g = ud;
 	int rc = 0;
 
+	g->spooling = false;
+	if (is_redo(c->path))
+		return spool_chunk(g, c);
 	if (g->open_path && strcmp(g->open_path, c->path))
 		return kl_repo_fail(g->r, -KL_EDBSERVER,
 				    "mariabackup's stream interleaves '%s' with '%s' (keel runs it "
@@ -141,6 +196,14 @@ static int on_data(void *ud, const uint8_t *p, size_t n)
 {
 	struct mbk *g = ud;
 
+	if (g->spooling) {
+		int rc = kl_fs_pwrite_full(g->spool_fd, p, n, g->spooled);
+
+		if (rc < 0)
+			return kl_repo_fail(g->r, rc, "cannot write the redo log's temporary file");
+		g->spooled += n;
+		return 0;
+	}
 	g->got += n;
 	if (g->capture && kl_buf_add(&g->info, p, n) < 0)
 		return kl_repo_fail(g->r, -KL_EDBSERVER, "xtrabackup_binlog_info is too large");
@@ -245,6 +308,32 @@ int kl_maria_tmpfile(struct kl_repo *r, int *ret)
 	return 0;
 }
 
+/* The spooled redo log, as one file, after the others. */
+static int store_spool(struct mbk *g)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	uint64_t off = 0;
+	int rc;
+
+	if (!g->spool_ended)
+		return kl_repo_fail(g->r, -KL_EDBSERVER, "mariabackup's stream ends inside '%s'",
+				    g->spool_path);
+	buf = kl_malloc(READ_SIZE);
+	if (!buf)
+		return -ENOMEM;
+	rc = open_file(g, g->spool_path);
+	while (rc >= 0 && off < g->spooled) {
+		size_t n = g->spooled - off < READ_SIZE ? (size_t)(g->spooled - off) : READ_SIZE;
+
+		rc = kl_fs_pread_full(g->spool_fd, buf, n, off);
+		if (rc < 0)
+			return kl_repo_fail(g->r, rc, "cannot read the redo log's temporary file");
+		rc = kl_entry_backup_write(g->e, buf, n);
+		off += n;
+	}
+	return rc < 0 ? rc : close_file(g);
+}
+
 /* Runs mariabackup and feeds its stream to the parser. */
 static int stream(struct mbk *g, const struct kl_maria_tool *t, const char *datadir,
 		  const char *tmpdir)
@@ -307,6 +396,8 @@ static int stream(struct mbk *g, const struct kl_maria_tool *t, const char *data
 	if (rc >= 0 && g->open_path)
 		rc = kl_repo_fail(g->r, -KL_EDBSERVER, "mariabackup's stream ends inside '%s'",
 				  g->open_path);
+	if (rc >= 0 && g->spool_path)
+		rc = store_spool(g);
 	return rc;
 }
 
@@ -492,7 +583,7 @@ static int take(struct mbk *g, const struct kl_db_backup_opts *o, char *name, si
 int kl_db_maria_backup(struct kl_repo *r, const struct kl_db_backup_opts *o,
 		       struct kl_db_backup_result *ret)
 {
-	struct mbk g = {.r = r};
+	struct mbk g = {.r = r, .spool_fd = -1};
 	struct kl_maria_server sv;
 	struct kl_snapshot_db db = {0};
 	char name[KL_DB_NAME_MAX + 1];
@@ -512,6 +603,9 @@ int kl_db_maria_backup(struct kl_repo *r, const struct kl_db_backup_opts *o,
 	kl_free(db.binlog_file);
 	kl_free(db.gtid);
 	kl_free(g.open_path);
+	kl_free(g.spool_path);
+	if (g.spool_fd >= 0)
+		close(g.spool_fd);
 	kl_entry_backup_free(g.e);
 	kl_buf_release(&g.path);
 	kl_buf_release(&g.info);

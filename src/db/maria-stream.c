@@ -117,6 +117,12 @@ static int store(struct mstream *s, bool complete)
 	s->records++;
 	s->stop_pos = snap.db.stop_lsn;
 	s->stored = s->f.have;
+	if (s->o->stored) {
+		char pos[KL_BINLOG_NAME_MAX + 24];
+
+		snprintf(pos, sizeof(pos), "%s:%" PRIu64, s->f.file, s->f.have);
+		s->o->stored(s->o->stored_ud, pos);
+	}
 	kl_buf_clear(&s->pend);
 	s->tmin = s->tmax = 0;
 	s->unstored_ns = 0;
