@@ -11,6 +11,19 @@
 #   rows DB [MAXID]           the table's rows (id|v), ordered, up to MAXID
 #   commit_time ID            the logged commit time (ns) of row ID
 #   fmt_time NS               NS as --time takes it (UTC, nanoseconds)
+#   sqlite_hold_open DB       an application's connection held open in the
+#                             background ($holder): SQLite removes the WAL
+#                             when the last connection closes
+#   sqlite_list NAME FIELD    FIELD of NAME in `keel db list --json` (a list: its length)
+#   stream_start DB NAME      keel db stream in the background ($stream),
+#                             stdout/stderr to $TEST_DIR/stream.out/.err
+#   stream_stop               SIGTERM, and it must exit 0
+#   stream_while DB NAME N PAUSE [N PAUSE ...]
+#                             a stream runs while the writer commits the
+#                             batches (N rows PAUSE s apart), then stops
+#   restore_at DB NAME K      restore NAME to the middle between the commits
+#                             of rows K and K+1 ($TEST_DIR/at-K.db): it must
+#                             pass integrity_check and hold exactly DB's first K rows
 
 sqlite_require()
 {
@@ -75,4 +88,62 @@ commit_time()
 fmt_time()
 {
 	python3 -c 'import sys, time; ns = int(sys.argv[1]); print(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ns // 10**9)) + ".%09d+00" % (ns % 10**9))' "$1"
+}
+
+sqlite_hold_open()
+{
+	python3 -c 'import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1]); c.execute("SELECT count(*) FROM sqlite_master").fetchall(); time.sleep(3600)' "$1" &
+	holder=$!
+	BG_PIDS+=("$holder")
+}
+
+sqlite_list()
+{
+	keel db list --json | python3 -c 'import json, sys
+v = [x for x in json.load(sys.stdin) if x["name"] == sys.argv[1]][0][sys.argv[2]]
+print(len(v) if isinstance(v, list) else v)' "$1" "$2"
+}
+
+stream_start()
+{
+	"$KEEL" db stream "sqlite://$1" --name "$2" >"$TEST_DIR/stream.out" 2>"$TEST_DIR/stream.err" &
+	stream=$!
+	BG_PIDS+=("$stream")
+}
+
+stream_stop()
+{
+	kill -TERM "$stream"
+	wait "$stream" || fail "db stream failed: $(cat "$TEST_DIR/stream.err")"
+}
+
+stream_while()
+{
+	stream_start "$1" "$2"
+	local db=$1
+	shift 2
+	sleep 0.5
+	while [ $# -ge 2 ]; do
+		writer_start "$db" "$1" "$2"
+		writer_wait
+		shift 2
+	done
+	sleep 1.5
+	stream_stop
+}
+
+restore_at()
+{
+	local db=$1 name=$2 k=$3 a b t f=$TEST_DIR/at-$3.db
+	a=$(commit_time "$k")
+	b=$(commit_time $((k + 1)))
+	t=$(fmt_time $(((a + b) / 2)))
+	rm -f "$f"
+	expect_success keel db restore "$name" --target "$f" --time "$t" >/dev/null
+	[ "$(sqlite3 "$f" 'PRAGMA integrity_check')" = ok ] || fail "at-$k.db fails integrity_check"
+	rows "$db" "$k" >"$TEST_DIR/want"
+	rows "$f" >"$TEST_DIR/got"
+	cmp -s "$TEST_DIR/want" "$TEST_DIR/got" ||
+		fail "at-$k.db: $(wc -l <"$TEST_DIR/got") rows, expected the first $k"
 }

@@ -219,11 +219,53 @@ static int checkpoint(struct sqs *s)
 	return rc;
 }
 
+/*
+ * The WAL no longer holds the last position. If it holds no frame at all
+ * and the database file is the database at last (sqlite-resume.c), the
+ * last connection's close moved what keel had stored into the file and
+ * removed the WAL: a record without frames, from last to frame 0 of a new
+ * generation, says so (its salts are 0: any WAL goes on from it), and the
+ * stream goes on. Otherwise frames keel never saw may be in the file: a
+ * gap, and a new base copy. t: a moment before keel's read transaction began.
+ */
+static int resume(struct sqs *s, const struct kl_sq_pos *last, int64_t t)
+{
+	struct kl_sqlite_wal_hdr h = {.page_size = last->page_size};
+	struct kl_sq_commits none = {0};
+	struct kl_sq_pos to = {0};
+	struct kl_sq_rec x;
+	struct kl_id id;
+	int rc = kl_sqw_empty(&s->d);
+
+	if (rc > 0)
+		rc = kl_sq_file_is(&s->d, s->name, last);
+	if (rc <= 0)
+		return rc < 0 ? rc : new_base(s);
+	kl_sqlite_wal_hdr_encode(&h, (uint8_t[KL_SQLITE_WAL_HDR]){0});
+	s->gen = ++s->max_gen;
+	to.pos = KL_SQ_POS(s->gen, 0);
+	to.page_size = last->page_size;
+	to.checksum = (uint64_t)h.s0 << 32 | h.s1; /* where a check's chain starts */
+	rec_like(s, &x);
+	x.start = last->pos;
+	x.to = &to;
+	x.commits = &none;
+	x.time_ns = t;
+	/* not folded: a fold would join it to frames of the new WAL, whose salts it lacks */
+	rc = kl_sq_record(s->r, &x, &id);
+	if (rc >= 0) {
+		s->stored = to;
+		s->records++;
+	}
+	return rc;
+}
+
 /* Where to start: the repository's newest position if the WAL still holds it, else a base. */
 static int start(struct sqs *s)
 {
 	struct kl_sqlite_wal_hdr h;
 	struct kl_sq_pos last;
+	int64_t t = kl_time_now_ns();
 	bool found;
 	int rc = kl_sq_newest(s->r, s->name, &found, &last, &s->max_gen);
 
@@ -238,7 +280,7 @@ static int start(struct sqs *s)
 		return rc;
 	if (rc == 0 || h.salt1 != last.salt1 || h.salt2 != last.salt2 ||
 	    h.page_size != last.page_size)
-		return new_base(s); /* reset while keel was not running */
+		return resume(s, &last, t); /* removed, or reset while keel was not running */
 	kl_sqw_reset(&s->d.w, &h);
 	rc = kl_sqw_scan(&s->d, NULL, NULL, 0, KL_SQ_FRAME(last.pos));
 	if (rc < 0)
