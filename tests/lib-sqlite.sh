@@ -15,8 +15,10 @@
 #                             background ($holder): SQLite removes the WAL
 #                             when the last connection closes
 #   sqlite_list NAME FIELD    FIELD of NAME in `keel db list --json` (a list: its length)
-#   stream_start DB NAME      keel db stream in the background ($stream),
+#   stream_start DB NAME [JSON]
+#                             keel db stream in the background ($stream),
 #                             stdout/stderr to $TEST_DIR/stream.out/.err
+#                             (with JSON: --json, stdout to $TEST_DIR/JSON)
 #   stream_stop               SIGTERM, and it must exit 0
 #   stream_while DB NAME N PAUSE [N PAUSE ...]
 #                             a stream runs while the writer commits the
@@ -107,7 +109,11 @@ print(len(v) if isinstance(v, list) else v)' "$1" "$2"
 
 stream_start()
 {
-	"$KEEL" db stream "sqlite://$1" --name "$2" >"$TEST_DIR/stream.out" 2>"$TEST_DIR/stream.err" &
+	if [ -n "${3:-}" ]; then
+		"$KEEL" --json db stream "sqlite://$1" --name "$2" >"$TEST_DIR/$3" 2>"$TEST_DIR/stream.err" &
+	else
+		"$KEEL" db stream "sqlite://$1" --name "$2" >"$TEST_DIR/stream.out" 2>"$TEST_DIR/stream.err" &
+	fi
 	stream=$!
 	BG_PIDS+=("$stream")
 }
