@@ -17,11 +17,11 @@
  * file) is a gap: keel takes a new base copy and goes on from it.
  */
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "sqlite-internal.h"
 
 #define CKPT_FRAMES 1000
@@ -31,7 +31,7 @@ struct sqs {
 	struct kl_repo *r;
 	const struct kl_db_stream_opts *o;
 	struct kl_sqdb d;
-	char name[KL_DB_NAME_MAX + 1], tag[8 + KL_DB_NAME_MAX];
+	char name[KL_DB_NAME_MAX + 1];
 	const char *path;
 	uint32_t gen, max_gen;
 	struct kl_sq_pos stored; /* the newest position in the repository */
@@ -293,30 +293,14 @@ static int start(struct sqs *s)
 	return 0;
 }
 
-static int wait_stop(struct sqs *s, int ms, bool *stop)
-{
-	struct pollfd pf = {s->o->stop_fd, POLLIN, 0};
-	uint8_t sink[256];
-
-	if (s->o->stop_fd < 0) {
-		usleep((useconds_t)ms * 1000);
-		return 0;
-	}
-	if (poll(&pf, 1, ms) < 0 && errno != EINTR)
-		return kl_repo_fail(s->r, -errno, "poll");
-	if (pf.revents & POLLIN) {
-		if (read(s->o->stop_fd, sink, sizeof(sink)) < 0 && errno != EAGAIN)
-			return kl_repo_fail(s->r, -errno, "cannot read the stop signal");
-		*stop = true;
-	}
-	return 0;
-}
-
 static int loop(struct sqs *s)
 {
 	for (bool stop = false;;) {
-		int rc = wait_stop(s, 20, &stop);
+		int rc = kl_db_wait_stop(s->o->stop_fd, 20);
 
+		if (rc < 0)
+			return kl_repo_fail(s->r, rc, "poll");
+		stop = stop || rc > 0;
 		if (rc >= 0)
 			rc = follow(s);
 		if (rc >= 0 &&
@@ -353,10 +337,8 @@ int kl_db_sqlite_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
 	kl_buf_init(&s.pending, PENDING_MAX + (64u << 20));
 	kl_sq_fold_init(&s.fold);
 	rc = kl_sq_name(r, o->name, s.path, s.name, sizeof(s.name));
-	if (rc >= 0) {
-		snprintf(s.tag, sizeof(s.tag), "db:%s", s.name);
+	if (rc >= 0)
 		rc = kl_sq_open(r, s.path, true, &s.d);
-	}
 	if (rc >= 0)
 		rc = kl_sq_clock_start(&s.clock, s.d.wal_path);
 	if (rc >= 0)
