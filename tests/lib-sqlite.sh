@@ -2,6 +2,8 @@
 # at a known rate and logs each commit's time, and row comparisons.
 #
 #   sqlite_require            python3 with its sqlite3 module and the sqlite3 CLI, or skip
+#   sqlite_test_init          keel and sqlite_require, a repository with its
+#                             own cache, and $db: a new database (sqlite_new)
 #   sqlite_new DB             a new database in WAL mode with the table t
 #   writer_start DB N SECS    commit N rows (one per transaction) SECS apart
 #                             in the background ($writer); each row's id and
@@ -12,8 +14,8 @@
 #   commit_time ID            the logged commit time (ns) of row ID
 #   fmt_time NS               NS as --time takes it (UTC, nanoseconds)
 #   sqlite_hold_open DB       an application's connection held open in the
-#                             background ($holder): SQLite removes the WAL
-#                             when the last connection closes
+#                             background ($holder; SIGTERM closes it): SQLite
+#                             removes the WAL when the last connection closes
 #   sqlite_list NAME FIELD    FIELD of NAME in `keel db list --json` (a list: its length)
 #   stream_start DB NAME [JSON]
 #                             keel db stream in the background ($stream),
@@ -31,6 +33,16 @@ sqlite_require()
 {
 	command -v sqlite3 >/dev/null 2>&1 || skip_or_die "no sqlite3 command (apt-get install sqlite3)"
 	python3 -c 'import sqlite3' 2>/dev/null || skip_or_die "no python3 with its sqlite3 module"
+}
+
+sqlite_test_init()
+{
+	require_keel
+	sqlite_require
+	export KEEL_CACHE_DIR=$TEST_DIR/cache
+	keel_init
+	db=$TEST_DIR/app.db
+	sqlite_new "$db"
 }
 
 sqlite_new()
@@ -94,10 +106,21 @@ fmt_time()
 
 sqlite_hold_open()
 {
-	python3 -c 'import sqlite3, sys, time
-c = sqlite3.connect(sys.argv[1]); c.execute("SELECT count(*) FROM sqlite_master").fetchall(); time.sleep(3600)' "$1" &
+	local i
+	rm -f "$TEST_DIR/holder.ready"
+	# SIGTERM closes the connection as an application's exit does
+	python3 -c 'import signal, sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1]); c.execute("SELECT count(*) FROM sqlite_master").fetchall()
+signal.signal(signal.SIGTERM, lambda *a: (c.close(), sys.exit(0)))
+open(sys.argv[2], "w").close()
+time.sleep(3600)' "$1" "$TEST_DIR/holder.ready" &
 	holder=$!
 	BG_PIDS+=("$holder")
+	for ((i = 0; i < 300; i++)); do
+		[ ! -e "$TEST_DIR/holder.ready" ] || return 0
+		sleep 0.1
+	done
+	fail "the connection held open did not open in 30 s"
 }
 
 sqlite_list()

@@ -8,13 +8,7 @@
 # the middle of a chain are gaps, named, exit 24, counted in --json.
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-sqlite.sh"
-require_keel
-sqlite_require
-export KEEL_CACHE_DIR=$TEST_DIR/cache
-
-keel_init
-db=$TEST_DIR/app.db
-sqlite_new "$db"
+sqlite_test_init
 # a connection held open, as an application's: the WAL stays between streams
 sqlite_hold_open "$db"
 

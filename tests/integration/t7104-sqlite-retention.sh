@@ -7,13 +7,7 @@
 # of the database removes no record; --dry-run removes nothing.
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-sqlite.sh"
-require_keel
-sqlite_require
-export KEEL_CACHE_DIR=$TEST_DIR/cache
-
-keel_init
-db=$TEST_DIR/app.db
-sqlite_new "$db"
+sqlite_test_init
 # an application's connection, held open: the WAL stays between streams
 sqlite_hold_open "$db"
 

@@ -10,13 +10,7 @@
 # the next one goes on from.
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-sqlite.sh"
-require_keel
-sqlite_require
-export KEEL_CACHE_DIR=$TEST_DIR/cache
-
-keel_init
-db=$TEST_DIR/app.db
-sqlite_new "$db"
+sqlite_test_init
 sqlite_hold_open "$db"
 
 # 1. 150 commits 0.05 s apart (about 8 s: a record a second), a burst that

@@ -11,13 +11,7 @@
 # the gap is refused and the others restore exactly.
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-sqlite.sh"
-require_keel
-sqlite_require
-export KEEL_CACHE_DIR=$TEST_DIR/cache
-
-keel_init
-db=$TEST_DIR/app.db
-sqlite_new "$db"
+sqlite_test_init
 
 # rounds N: N times a writer that opens the database, commits 3 rows 0.1 s apart and closes
 rounds()
