@@ -90,8 +90,11 @@ int kl_sq_file_is(struct kl_sqdb *d, const char *name, const struct kl_sq_pos *l
 				    tmp && *tmp ? tmp : "/tmp");
 	snprintf(path, sizeof(path), "%s/database", dir);
 	rc = kl_sq_rebuild(d->r, name, path, &end);
-	if (rc == -KL_EDBSERVER || rc == -KL_ENOTFOUND) {
-		/* what the repository holds does not rebuild: the stream needs a base copy */
+	if (rc < 0) {
+		/*
+		 * Not rebuilt (it fails integrity_check, TMPDIR is full, ...): keel
+		 * cannot tell, so a base copy, as before it could
+		 */
 		kl_repo_clear_err(d->r);
 		rc = 0;
 	} else if (rc >= 0 && end != last->pos) {
