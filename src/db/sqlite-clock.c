@@ -45,7 +45,6 @@ static void look(struct kl_sq_clock *c, struct wal_view *w, bool record)
 {
 	uint8_t hdr[KL_SQLITE_WAL_HDR];
 	struct kl_sqlite_wal_hdr h;
-	int64_t now = kl_time_now_ns();
 	uint32_t s[2], idx;
 	size_t fsz;
 
@@ -83,8 +82,12 @@ static void look(struct kl_sq_clock *c, struct wal_view *w, bool record)
 			w->end = idx + 1;
 			w->s[0] = s[0];
 			w->s[1] = s[1];
+			/*
+			 * read now, after the frame: a time from before the read
+			 * could be before a commit that landed meanwhile
+			 */
 			if (record)
-				note(c, &w->h, idx + 1, now);
+				note(c, &w->h, idx + 1, kl_time_now_ns());
 		}
 	}
 }

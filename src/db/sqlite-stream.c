@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -43,30 +44,44 @@ struct sqs {
 	uint64_t records;
 };
 
-/* The commit time to give frames found now: the WAL's mtime if it is since the last look. */
+/*
+ * The commit time to give frames found now (read before now): the WAL's
+ * mtime if it is since the last look, else now. File times come from the
+ * kernel's coarse clock, which may lag a write by one tick: the tick is
+ * added, so that it stays a time at or after the commit.
+ */
 static int64_t stamp(struct sqs *s, int64_t now)
 {
+	struct timespec res = {0, 10 * 1000 * 1000};
 	struct stat st;
 	int64_t m;
 
 	if (s->d.w.fd < 0 || fstat(s->d.w.fd, &st) < 0)
 		return now;
+	clock_getres(CLOCK_REALTIME_COARSE, &res);
 	m = (int64_t)st.st_mtim.tv_sec * KL_NSEC_PER_SEC + st.st_mtim.tv_nsec;
 	s->last_mtime_ns = m;
+	m += (int64_t)res.tv_sec * KL_NSEC_PER_SEC + res.tv_nsec;
 	return m > s->last_poll_ns && m <= now ? m : now;
 }
 
-/* Reads the new frames; each commit gets the time the clock saw it, else an upper bound. */
-static int scan(struct sqs *s, int64_t now)
+/*
+ * Reads the new frames; each commit gets the time the clock saw it, else an
+ * upper bound, taken after the read (a commit that lands while keel reads
+ * must not get a time from before it).
+ */
+static int scan(struct sqs *s)
 {
 	size_t from = s->commits.n;
-	int64_t t = stamp(s, now);
-	int rc = kl_sqw_scan(&s->d, &s->pending, &s->commits, t, UINT32_MAX);
+	int rc = kl_sqw_scan(&s->d, &s->pending, &s->commits, 0, UINT32_MAX);
+	int64_t now = kl_time_now_ns(), t = stamp(s, now);
 
 	s->last_poll_ns = now;
-	for (size_t i = from; i < s->commits.n; i++)
+	for (size_t i = from; i < s->commits.n; i++) {
+		s->commits.v[i].time_ns = t;
 		kl_sq_clock_get(&s->clock, s->d.w.h.salt1, s->d.w.h.salt2, s->commits.v[i].frame,
 				&s->commits.v[i].time_ns);
+	}
 	return rc < 0 ? rc : 0;
 }
 
@@ -98,7 +113,7 @@ static int store(struct sqs *s)
 	 */
 	t = kl_time_now_ns();
 	if (s->pending.len < PENDING_MAX)
-		rc = scan(s, kl_time_now_ns());
+		rc = scan(s);
 	if (rc < 0)
 		return rc;
 	to.pos = KL_SQ_POS(s->gen, w->end);
@@ -157,7 +172,6 @@ static int follow(struct sqs *s)
 {
 	struct kl_sqw *w = &s->d.w;
 	struct kl_sqlite_wal_hdr h;
-	int64_t now = kl_time_now_ns();
 	int rc = kl_sqw_header(&s->d, &h);
 
 	if (rc <= 0)
@@ -179,7 +193,7 @@ static int follow(struct sqs *s)
 	}
 	if (s->pending.len > PENDING_MAX)
 		return 0; /* store first */
-	return scan(s, now);
+	return scan(s);
 }
 
 /*
@@ -204,7 +218,7 @@ static int checkpoint(struct sqs *s)
 		sqlite3_exec(s->d.wr, "ROLLBACK", NULL, NULL, NULL);
 		return 0;
 	}
-	rc = rc < 0 ? rc : scan(s, kl_time_now_ns());
+	rc = rc < 0 ? rc : scan(s);
 	if (rc >= 0)
 		rc = store(s);
 	if (rc >= 0)
