@@ -28,6 +28,7 @@
 #   restore_at DB NAME K      restore NAME to the middle between the commits
 #                             of rows K and K+1 ($TEST_DIR/at-K.db): it must
 #                             pass integrity_check and hold exactly DB's first K rows
+#   restore_latest DB NAME    restore NAME --latest ($TEST_DIR/latest.db): every row of DB
 
 sqlite_require()
 {
@@ -175,4 +176,15 @@ restore_at()
 	rows "$f" >"$TEST_DIR/got"
 	cmp -s "$TEST_DIR/want" "$TEST_DIR/got" ||
 		fail "at-$k.db: $(wc -l <"$TEST_DIR/got") rows, expected the first $k"
+}
+
+restore_latest()
+{
+	local f=$TEST_DIR/latest.db
+	rm -f "$f"
+	expect_success keel db restore "$2" --target "$f" --latest >/dev/null
+	rows "$1" >"$TEST_DIR/want"
+	rows "$f" >"$TEST_DIR/got"
+	cmp -s "$TEST_DIR/want" "$TEST_DIR/got" ||
+		fail "restore --latest: $(wc -l <"$TEST_DIR/got") rows, expected every one"
 }

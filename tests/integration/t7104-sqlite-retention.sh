@@ -44,10 +44,7 @@ expect_success keel db check app --all >/dev/null
 restore_at "$db" app 25
 restore_at "$db" app 39
 restore_at "$db" app 55
-expect_success keel db restore app --target "$TEST_DIR/latest.db" --latest >/dev/null
-rows "$db" >"$TEST_DIR/want"
-rows "$TEST_DIR/latest.db" >"$TEST_DIR/got"
-cmp -s "$TEST_DIR/want" "$TEST_DIR/got" || fail "restore --latest is not every row"
+restore_latest "$db" app
 expect_error 14 "before the oldest base copy" \
 	keel db restore app --target "$TEST_DIR/old.db" --time "$(fmt_time "$(commit_time 10)")"
 expect_success keel prune >/dev/null

@@ -24,6 +24,21 @@ rounds()
 	done
 }
 
+# streamed N [hold]: a stream while N rounds run, then it stops (with hold:
+# after an application's connection opened, which is then the last one)
+streamed()
+{
+	stream_start "$db" app
+	sleep 0.5
+	rounds "$1"
+	sleep 1.5
+	if [ -n "${2:-}" ]; then
+		sqlite_hold_open "$db"
+		sleep 0.5
+	fi
+	stream_stop
+}
+
 no_wal()
 {
 	[ ! -s "$db-wal" ] || fail "the WAL is still there ($1): the test does not test what it says"
@@ -31,51 +46,30 @@ no_wal()
 
 # 1. a stream from the start while writers open, commit and close (rows 1-12);
 #    keel's close is the last: the WAL goes
-stream_start "$db" app
-sleep 0.5
-rounds 4
-sleep 1.5
-stream_stop
+streamed 4
 no_wal "after keel's close"
 
-# 2. a restart with the WAL gone (rows 13-24)
-stream_start "$db" app
-sleep 0.5
-rounds 4
-sleep 1.5
-# 3. the application's connection is the last to close, while keel is not running
-sqlite_hold_open "$db"
-sleep 0.5
-stream_stop
+# 2. a restart with the WAL gone (rows 13-24); 3. the application's
+#    connection is the last to close, while keel is not running (rows 25-36)
+streamed 4 hold
 kill "$holder"
 wait "$holder" 2>/dev/null || true
 no_wal "after the application's close"
-stream_start "$db" app
-sleep 0.5
-rounds 4
-sleep 1.5
-stream_stop
+streamed 4
 [ "$(sqlite_list app base_backups)" = 1 ] || fail "a clean close took a new base copy: $(keel db list)"
 [ "$(sqlite_list app gaps)" = 0 ] || fail "a clean close counts as a gap: $(keel db list)"
 expect_success keel db check app --all >/dev/null
 for k in 2 5 12 13 20 24 25 30 35; do
 	restore_at "$db" app "$k"
 done
-expect_success keel db restore app --target "$TEST_DIR/latest.db" --latest >/dev/null
-rows "$db" >"$TEST_DIR/want"
-rows "$TEST_DIR/latest.db" >"$TEST_DIR/got"
-cmp -s "$TEST_DIR/want" "$TEST_DIR/got" || fail "restore --latest is not every row"
+restore_latest "$db" app
 
 # 4. a real gap: rows committed while keel is not running, checkpointed by
 #    their writer's close (rows 37-39), then a stream (rows 40-45)
 writer_start "$db" 3 0.1
 writer_wait
 no_wal "after a writer's close"
-stream_start "$db" app
-sleep 0.5
-rounds 2
-sleep 1.5
-stream_stop
+streamed 2
 [ "$(sqlite_list app base_backups)" = 2 ] || fail "no new base copy after a real gap: $(keel db list)"
 [ "$(sqlite_list app gaps)" = 1 ] || fail "db list does not show the gap: $(keel db list)"
 expect_error 24 'has 1 gap' keel db check app
@@ -85,9 +79,5 @@ expect_error 14 "not covered" keel db restore app --target "$TEST_DIR/gap.db" \
 for k in 30 41 43; do
 	restore_at "$db" app "$k"
 done
-rm -f "$TEST_DIR/latest.db"
-expect_success keel db restore app --target "$TEST_DIR/latest.db" --latest >/dev/null
-rows "$db" >"$TEST_DIR/want"
-rows "$TEST_DIR/latest.db" >"$TEST_DIR/got"
-cmp -s "$TEST_DIR/want" "$TEST_DIR/got" || fail "restore --latest after the gap is not every row"
+restore_latest "$db" app
 expect_success keel check --read-data >/dev/null
