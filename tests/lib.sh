@@ -765,6 +765,48 @@ poll()
 	fail "timed out waiting for: $*${POLL_LOG:+ ($(cat "$POLL_LOG" 2>/dev/null))}"
 }
 
+# ---- a keel daemon (t60xx) -----------------------------------------------
+
+# daemon_test_init: python3 (or skip), a repository without a cache,
+# $STATE (made) and $CONF for the daemon, and poll for a minute, naming
+# the daemon's messages when it times out
+daemon_test_init()
+{
+	has_python || skip_or_die "python3 is needed to read JSON"
+	export KEEL_NO_CACHE=1
+	POLL_TRIES=1200
+	POLL_LOG=$TEST_DIR/daemon.err
+	keel_init >/dev/null
+	STATE=$TEST_DIR/state
+	CONF=$TEST_DIR/keel.conf
+	mkdir -p "$STATE"
+}
+
+# free_port: a TCP port on 127.0.0.1 that is free now
+free_port()
+{
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_daemon: keel daemon --config $CONF --state-dir $STATE in the
+# background ($DAEMON), its stderr in $TEST_DIR/daemon.err (emptied first)
+start_daemon()
+{
+	: >"$TEST_DIR/daemon.err"
+	"$KEEL" daemon --config "$CONF" --state-dir "$STATE" 2>"$TEST_DIR/daemon.err" &
+	DAEMON=$!
+	BG_PIDS+=("$DAEMON")
+}
+
+# stop_daemon: SIGTERM; it must exit 0
+stop_daemon()
+{
+	local rc=0
+	kill -TERM "$DAEMON"
+	wait "$DAEMON" || rc=$?
+	[ "$rc" = 0 ] || fail "the daemon exited $rc on SIGTERM: $(cat "$TEST_DIR/daemon.err")"
+}
+
 # ---- pausing a keel process at a point (src/util/testhook.c) ------------
 
 # start_paused NAME CMD...: runs CMD in the background; the keel process it

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "maria-binlog.h"
 
 #define STORE_AFTER_NS (400 * KL_NSEC_PER_MSEC)
@@ -34,7 +35,7 @@ struct mstream {
 	MYSQL *m;
 	struct kl_mb_feed feed;
 	bool feeding;
-	char name[KL_DB_NAME_MAX + 1], tag[8 + KL_DB_NAME_MAX];
+	char name[KL_DB_NAME_MAX + 1];
 	char version[64], sysid[16];
 	uint32_t server_id, my_id;
 	struct kl_binlog_follow f;
@@ -56,13 +57,10 @@ static uint32_t le32(const uint8_t *p)
 /* One log record: binlog/FILE holding pend, from stored on; complete: the file ends there. */
 static int store(struct mstream *s, bool complete)
 {
-	struct kl_entry_backup *e = NULL;
-	struct kl_backup_opts bo;
-	struct kl_backup_result br;
-	struct kl_snapshot snap = {0};
-	struct kl_node dir = {.type = KL_NODE_DIR, .mode = 0700};
-	struct kl_node file = {.type = KL_NODE_FILE, .mode = 0600};
-	char *tags[2] = {(char *)"db", s->tag}, *paths[1] = {s->tag}, path[8 + KL_BINLOG_NAME_MAX];
+	char path[8 + KL_BINLOG_NAME_MAX];
+	struct kl_db_log_file f = {path, s->pend.data, s->pend.len};
+	struct kl_db_log_rec x = {.host = s->o->host, .threads = s->o->threads, .dir = "binlog"};
+	struct kl_snapshot_db db = {0};
 	int rc;
 
 	/* the magic alone, with no event after it, is not worth a record */
@@ -70,52 +68,28 @@ static int store(struct mstream *s, bool complete)
 		return 0;
 	if (!complete && !s->pend.len)
 		return 0;
-	kl_backup_opts_init(&bo);
-	bo.host = s->o->host;
-	bo.tags = tags;
-	bo.n_tags = 2;
-	bo.threads = s->o->threads ? s->o->threads : 1;
-	dir.uid = file.uid = (uint32_t)geteuid();
-	dir.gid = file.gid = (uint32_t)getegid();
-	dir.mtime_sec = file.mtime_sec = kl_time_now_ns() / KL_NSEC_PER_SEC;
-	file.size = s->pend.len;
 	snprintf(path, sizeof(path), "binlog/%s", s->f.file);
-	rc = kl_entry_backup_new(s->r, &bo, &e);
-	if (rc >= 0)
-		rc = kl_entry_backup_add(e, "binlog", &dir);
-	if (rc >= 0)
-		rc = kl_entry_backup_add(e, path, &file);
-	if (rc >= 0 && s->pend.len)
-		rc = kl_entry_backup_write(e, s->pend.data, s->pend.len);
-	if (rc >= 0)
-		rc = kl_entry_backup_end(e);
-	if (rc >= 0) {
-		snap.kind = KL_SNAP_DBLOG;
-		snap.paths = paths;
-		snap.n_paths = 1;
-		snap.has_db = true;
-		snap.db.engine = KL_DB_MARIADB;
-		snap.db.role = KL_DB_LOG;
-		snap.db.name = s->name;
-		snap.db.timeline = 1;
-		snap.db.start_lsn = KL_MB_POS(s->f.file_no, s->stored);
-		snap.db.stop_lsn = complete ? KL_MB_POS(s->f.file_no + 1, 0)
-					    : KL_MB_POS(s->f.file_no, s->f.have);
-		snap.db.server_version = s->version;
-		snap.db.system_id = s->sysid; /* as base backups have it: the server's server_id */
-		snap.db.server_id = s->server_id;
-		snap.db.log_file = s->f.file;
-		snap.db.binlog_time_min = s->tmin;
-		snap.db.binlog_time_max = s->tmax;
-		snap.db.binlog_checksum_alg = s->f.alg;
-		snap.db.binlog_server_id = s->server_id;
-		rc = kl_entry_backup_commit(e, &snap, &br);
-	}
-	kl_entry_backup_free(e);
+	x.files = &f;
+	x.n_files = 1;
+	db.engine = KL_DB_MARIADB;
+	db.name = s->name;
+	db.timeline = 1;
+	db.start_lsn = KL_MB_POS(s->f.file_no, s->stored);
+	db.stop_lsn =
+		complete ? KL_MB_POS(s->f.file_no + 1, 0) : KL_MB_POS(s->f.file_no, s->f.have);
+	db.server_version = s->version;
+	db.system_id = s->sysid; /* as base backups have it: the server's server_id */
+	db.server_id = s->server_id;
+	db.log_file = s->f.file;
+	db.binlog_time_min = s->tmin;
+	db.binlog_time_max = s->tmax;
+	db.binlog_checksum_alg = s->f.alg;
+	db.binlog_server_id = s->server_id;
+	rc = kl_db_log_store(s->r, &x, &db, NULL);
 	if (rc < 0)
 		return rc;
 	s->records++;
-	s->stop_pos = snap.db.stop_lsn;
+	s->stop_pos = db.stop_lsn;
 	s->stored = s->f.have;
 	if (s->o->stored) {
 		char pos[KL_BINLOG_NAME_MAX + 24];
@@ -349,35 +323,17 @@ static void hang_up(struct mstream *s)
 	s->m = NULL;
 }
 
-/* Waits ms, or until stop_fd is readable: returns true then. */
-static bool wait_stop(struct mstream *s, int ms)
-{
-	struct pollfd pf = {s->o->stop_fd, POLLIN, 0};
-
-	if (s->o->stop_fd < 0) {
-		usleep((useconds_t)ms * 1000);
-		return false;
-	}
-	return poll(&pf, 1, ms) > 0 && stop_seen(s, pf.revents);
-}
-
 /* Connects and dumps again, with backoff (0.2 s doubling to 10 s), until it works or a stop. */
 static int reconnect(struct mstream *s)
 {
 	int ms = 200;
 
 	for (;;) {
-		char msg[sizeof(s->why) + 64];
 		struct kl_err e = {0};
 		int rc;
 
-		snprintf(msg, sizeof(msg), "%s; reconnecting in %d.%d s", s->why, ms / 1000,
-			 ms % 1000 / 100);
-		if (s->o->report.warn)
-			s->o->report.warn(s->o->report.ud, NULL, 0, msg);
-		if (wait_stop(s, ms))
+		if (kl_db_reconnect_wait(s->o, s->why, &ms))
 			return 1;
-		ms = ms * 2 > 10000 ? 10000 : ms * 2;
 		hang_up(s);
 		s->lost = false;
 		rc = server(s);
@@ -531,7 +487,6 @@ int kl_db_maria_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
 			kl_maria_default_name(&sv, s.name, sizeof(s.name));
 		s.my_id = replica_id(s.name, s.server_id);
 	}
-	snprintf(s.tag, sizeof(s.tag), "db:%s", s.name);
 	if (rc >= 0)
 		rc = start_at(&s);
 	if (rc >= 0)

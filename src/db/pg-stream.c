@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "keel/forget.h"
+#include "log.h"
 #include "pg-internal.h"
 
 #define SEG_DEFAULT (16u << 20)
@@ -163,50 +164,16 @@ int kl_pgc_record(struct kl_repo *r, const char *host, unsigned threads,
 		  const struct kl_snapshot_db *db, const char *file, const uint8_t *data,
 		  size_t len, struct kl_id *id_ret)
 {
-	struct kl_entry_backup *e = NULL;
-	struct kl_backup_opts bo;
-	struct kl_backup_result br;
-	struct kl_snapshot snap = {0};
-	struct kl_node dir = {.type = KL_NODE_DIR, .mode = 0700};
-	struct kl_node f = {.type = KL_NODE_FILE, .mode = 0600};
-	char tag[8 + KL_DB_NAME_MAX], path[64];
-	char *tags[2] = {(char *)"db", tag}, *paths[1] = {tag};
-	int rc;
+	char path[64];
+	struct kl_db_log_file f = {path, data, len};
+	struct kl_db_log_rec x = {.host = host, .threads = threads, .dir = "pg_wal"};
+	struct kl_snapshot_db d = *db;
 
-	snprintf(tag, sizeof(tag), "db:%s", db->name);
-	kl_backup_opts_init(&bo);
-	bo.host = host;
-	bo.tags = tags;
-	bo.n_tags = 2;
-	bo.threads = threads ? threads : 1;
-	dir.uid = f.uid = (uint32_t)geteuid();
-	dir.gid = f.gid = (uint32_t)getegid();
-	dir.mtime_sec = f.mtime_sec = kl_time_now_ns() / KL_NSEC_PER_SEC;
-	f.size = len;
 	snprintf(path, sizeof(path), "pg_wal/%s", file);
-	rc = kl_entry_backup_new(r, &bo, &e);
-	if (rc >= 0)
-		rc = kl_entry_backup_add(e, "pg_wal", &dir);
-	if (rc >= 0)
-		rc = kl_entry_backup_add(e, path, &f);
-	if (rc >= 0)
-		rc = kl_entry_backup_write(e, data, len);
-	if (rc >= 0)
-		rc = kl_entry_backup_end(e);
-	if (rc >= 0) {
-		snap.kind = KL_SNAP_DBLOG;
-		snap.paths = paths;
-		snap.n_paths = 1;
-		snap.has_db = true;
-		snap.db = *db;
-		snap.db.engine = KL_DB_POSTGRESQL;
-		snap.db.role = KL_DB_LOG;
-		rc = kl_entry_backup_commit(e, &snap, &br);
-	}
-	if (rc >= 0 && id_ret)
-		*id_ret = br.id;
-	kl_entry_backup_free(e);
-	return rc;
+	x.files = &f;
+	x.n_files = 1;
+	d.engine = KL_DB_POSTGRESQL;
+	return kl_db_log_store(r, &x, &d, id_ret);
 }
 
 /* One log record of the stream: pg_wal/file, start..stop on timeline tli. */
@@ -647,24 +614,6 @@ static int start(struct stream *s)
 	return rc;
 }
 
-/* Waits ms, or until stop_fd is readable: returns true then. */
-static bool wait_stop(struct stream *s, int ms)
-{
-	struct pollfd pf = {s->o->stop_fd, POLLIN, 0};
-	uint8_t sink[256];
-
-	if (s->o->stop_fd < 0) {
-		usleep((useconds_t)ms * 1000);
-		return false;
-	}
-	if (poll(&pf, 1, ms) <= 0 || !(pf.revents & POLLIN))
-		return false;
-	if (read(s->o->stop_fd, sink, sizeof(sink)) < 0) {
-		/* nothing to do: the signal was seen */
-	}
-	return true;
-}
-
 /*
  * The connection was lost: connects again, with backoff (0.2 s doubling
  * to 10 s), until it works or a stop signal comes (returns 1). Each
@@ -682,13 +631,8 @@ static int reconnect(struct stream *s)
 		uint64_t pos;
 		int rc;
 
-		snprintf(msg, sizeof(msg), "%s; reconnecting in %d.%d s", s->why, ms / 1000,
-			 ms % 1000 / 100);
-		if (s->o->report.warn)
-			s->o->report.warn(s->o->report.ud, NULL, 0, msg);
-		if (wait_stop(s, ms))
+		if (kl_db_reconnect_wait(s->o, s->why, &ms))
 			return 1;
-		ms = ms * 2 > 10000 ? 10000 : ms * 2;
 		PQfinish(s->conn);
 		s->conn = NULL;
 		rc = kl_pgc_connect(s->r, s->o->conninfo, &s->conn);

@@ -30,6 +30,9 @@ static bool follows(const struct kl_snapshot_db *st, uint64_t pos, const struct 
 		return false;
 	if (same && KL_SQ_GEN(pos) != KL_SQ_GEN(x->stop_lsn))
 		return false;
+	/* a stream found the file was the database at pos and the WAL gone (sqlite-resume.c) */
+	if (!same && !KL_SQ_FRAME(x->stop_lsn) && !x->wal_salt1 && !x->wal_salt2)
+		return true;
 	/* a base copy taken before the WAL had a header: the first generation is any */
 	if (!st->wal_salt1 && !st->wal_salt2 && !KL_SQ_FRAME(pos))
 		return true;

@@ -83,10 +83,8 @@ static void look(struct kl_sq_clock *c, struct wal_view *w, bool record)
 			w->s[0] = s[0];
 			w->s[1] = s[1];
 			/*
-			 * timed after the read that found it: a time taken before
-			 * the loop came before frames written while it read (a burst
-			 * of commits), and a restore to that time kept commits made
-			 * after it
+			 * read now, after the frame: a time from before the read
+			 * could be before a commit that landed meanwhile
 			 */
 			if (record)
 				note(c, &w->h, idx + 1, kl_time_now_ns());

@@ -21,24 +21,8 @@
 #include <unistd.h>
 
 #include "keel/forget.h"
+#include "log.h"
 #include "sqlite-internal.h"
-
-static int add_file(struct kl_entry_backup *e, const char *path, const void *p, size_t n)
-{
-	struct kl_node f = {.type = KL_NODE_FILE, .mode = 0600};
-	int rc;
-
-	f.uid = (uint32_t)geteuid();
-	f.gid = (uint32_t)getegid();
-	f.mtime_sec = kl_time_now_ns() / KL_NSEC_PER_SEC;
-	f.size = n;
-	rc = kl_entry_backup_add(e, path, &f);
-	if (rc >= 0 && n)
-		rc = kl_entry_backup_write(e, p, n);
-	if (rc >= 0)
-		rc = kl_entry_backup_end(e);
-	return rc;
-}
 
 static int commits_text(const struct kl_sq_commits *c, struct kl_buf *out)
 {
@@ -51,52 +35,30 @@ static int commits_text(const struct kl_sq_commits *c, struct kl_buf *out)
 
 int kl_sq_record(struct kl_repo *r, const struct kl_sq_rec *x, struct kl_id *id_ret)
 {
-	char tag[8 + KL_DB_NAME_MAX], *tags[2] = {(char *)"db", tag}, *paths[1] = {tag};
 	struct kl_buf text = KL_BUF_INIT(64u << 20);
-	struct kl_entry_backup *e = NULL;
-	struct kl_snapshot snap = {0};
-	struct kl_backup_result br;
-	struct kl_backup_opts bo;
-	int rc;
+	struct kl_db_log_file f[2] = {{"wal/frames", x->frames, x->len}, {"wal/commits", NULL, 0}};
+	struct kl_db_log_rec lr = {.host = x->host, .threads = x->threads, .time_ns = x->time_ns};
+	struct kl_snapshot_db db = {0};
+	int rc = commits_text(x->commits, &text);
 
-	snprintf(tag, sizeof(tag), "db:%s", x->name);
-	kl_backup_opts_init(&bo);
-	bo.host = x->host;
-	bo.tags = tags;
-	bo.n_tags = 2;
-	bo.threads = x->threads ? x->threads : 1;
-	rc = kl_entry_backup_new(r, &bo, &e);
-	if (rc >= 0) {
-		kl_entry_backup_set_time(e, x->time_ns);
-		rc = commits_text(x->commits, &text);
-	}
+	f[1].data = text.data;
+	f[1].len = text.len;
+	lr.files = f;
+	lr.n_files = 2;
+	db.engine = KL_DB_SQLITE;
+	db.name = (char *)x->name;
+	db.system_id = (char *)x->source;
+	db.timeline = KL_SQ_GEN(x->to->pos);
+	db.start_lsn = x->start;
+	db.stop_lsn = x->to->pos;
+	db.wal_salt1 = x->to->salt1;
+	db.wal_salt2 = x->to->salt2;
+	db.wal_ckpt_seq = x->to->ckpt_seq;
+	db.wal_checksum = x->to->checksum;
+	db.page_size = x->to->page_size;
+	db.server_version = (char *)sqlite3_libversion();
 	if (rc >= 0)
-		rc = add_file(e, "wal/frames", x->frames, x->len);
-	if (rc >= 0)
-		rc = add_file(e, "wal/commits", text.data, text.len);
-	if (rc >= 0) {
-		snap.kind = KL_SNAP_DBLOG;
-		snap.paths = paths;
-		snap.n_paths = 1;
-		snap.has_db = true;
-		snap.db.engine = KL_DB_SQLITE;
-		snap.db.role = KL_DB_LOG;
-		snap.db.name = (char *)x->name;
-		snap.db.system_id = (char *)x->source;
-		snap.db.timeline = KL_SQ_GEN(x->to->pos);
-		snap.db.start_lsn = x->start;
-		snap.db.stop_lsn = x->to->pos;
-		snap.db.wal_salt1 = x->to->salt1;
-		snap.db.wal_salt2 = x->to->salt2;
-		snap.db.wal_ckpt_seq = x->to->ckpt_seq;
-		snap.db.wal_checksum = x->to->checksum;
-		snap.db.page_size = x->to->page_size;
-		snap.db.server_version = (char *)sqlite3_libversion();
-		rc = kl_entry_backup_commit(e, &snap, &br);
-	}
-	if (rc >= 0 && id_ret)
-		*id_ret = br.id;
-	kl_entry_backup_free(e);
+		rc = kl_db_log_store(r, &lr, &db, id_ret);
 	kl_buf_release(&text);
 	return rc;
 }

@@ -100,6 +100,21 @@ int kl_sq_name(struct kl_repo *r, const char *given, const char *path, char *buf
 int kl_sq_newest(struct kl_repo *r, const char *name, bool *found, struct kl_sq_pos *ret,
 		 uint32_t *max_gen);
 
+/*
+ * sqlite-restore.c: restores name's newest base copy and the whole chain of
+ * records from it into target (a new file); end_ret: the chain's last position.
+ */
+int kl_sq_rebuild(struct kl_repo *r, const char *name, const char *target, uint64_t *end_ret);
+/*
+ * sqlite-resume.c: whether the database file is now the database at last
+ * (1) or not (0): rebuilt from the repository and compared page by page.
+ * Only meaningful while keel's read transaction began with no frame in the
+ * WAL (then no checkpoint can change the file under it).
+ */
+int kl_sq_file_is(struct kl_sqdb *d, const char *name, const struct kl_sq_pos *last);
+/* Whether the WAL holds no valid frame (it may have no header, or none at all). */
+int kl_sqw_empty(struct kl_sqdb *d);
+
 /* sqlite-fold.c: one log record, and the records of a generation folded into one. */
 struct kl_sq_rec {
 	const char *name, *source, *host;

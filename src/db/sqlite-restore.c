@@ -328,15 +328,40 @@ static int restore_files(struct kl_repo *r, const struct plan *p, int64_t t, con
 	return rc;
 }
 
-int kl_db_sqlite_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
-			 struct kl_id *base_ret)
+/* Restores o->name to o->target at t (-1: all); end_ret (if not NULL): the chain's last position.
+ */
+static int restore(struct kl_repo *r, const struct kl_db_restore_opts *o, int64_t t,
+		   struct kl_id *base_ret, uint64_t *end_ret)
 {
 	struct plan p = {0};
 	struct kl_db_list l;
 	const struct kl_db_info *d;
+	int rc = kl_db_list(r, &l);
+
+	if (rc < 0)
+		return rc;
+	d = kl_db_find(&l, o->name);
+	if (!d || d->engine != KL_DB_SQLITE)
+		rc = kl_repo_fail(r, -KL_ENOTFOUND, "no SQLite database '%s' in the repository",
+				  o->name);
+	if (rc >= 0)
+		rc = choose(r, d, o, t, &p);
+	if (rc >= 0)
+		rc = restore_files(r, &p, t, o->target);
+	if (rc >= 0)
+		*base_ret = p.base->id;
+	if (rc >= 0 && end_ret)
+		*end_ret = p.n ? p.v[p.n - 1].rec->s.db.stop_lsn : p.base->s.db.stop_lsn;
+	kl_free(p.v);
+	kl_db_list_release(&l);
+	return rc;
+}
+
+int kl_db_sqlite_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
+			 struct kl_id *base_ret)
+{
 	struct stat st;
 	int64_t t = -1;
-	int rc;
 
 	if (o->has_lsn)
 		return kl_repo_fail(r, -KL_EUSAGE,
@@ -351,22 +376,15 @@ int kl_db_sqlite_restore(struct kl_repo *r, const struct kl_db_restore_opts *o,
 			r, -KL_EUSAGE,
 			"restore target '%s' exists: a database is restored as a new file",
 			o->target);
-	rc = kl_db_list(r, &l);
-	if (rc < 0)
-		return rc;
-	d = kl_db_find(&l, o->name);
-	if (!d || d->engine != KL_DB_SQLITE)
-		rc = kl_repo_fail(r, -KL_ENOTFOUND, "no SQLite database '%s' in the repository",
-				  o->name);
-	if (rc >= 0)
-		rc = choose(r, d, o, t, &p);
-	if (rc >= 0)
-		rc = restore_files(r, &p, t, o->target);
-	if (rc >= 0)
-		*base_ret = p.base->id;
-	kl_free(p.v);
-	kl_db_list_release(&l);
-	return rc;
+	return restore(r, o, t, base_ret, NULL);
+}
+
+int kl_sq_rebuild(struct kl_repo *r, const char *name, const char *target, uint64_t *end_ret)
+{
+	struct kl_db_restore_opts o = {.name = name, .target = target, .latest = true};
+	struct kl_id base;
+
+	return restore(r, &o, -1, &base, end_ret);
 }
 
 int kl_db_sqlite_named(struct kl_repo *r, const char *name)

@@ -17,11 +17,12 @@
  * file) is a gap: keel takes a new base copy and goes on from it.
  */
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "sqlite-internal.h"
 
 #define CKPT_FRAMES 1000
@@ -31,7 +32,7 @@ struct sqs {
 	struct kl_repo *r;
 	const struct kl_db_stream_opts *o;
 	struct kl_sqdb d;
-	char name[KL_DB_NAME_MAX + 1], tag[8 + KL_DB_NAME_MAX];
+	char name[KL_DB_NAME_MAX + 1];
 	const char *path;
 	uint32_t gen, max_gen;
 	struct kl_sq_pos stored; /* the newest position in the repository */
@@ -44,33 +45,36 @@ struct sqs {
 };
 
 /*
- * The commit time to give frames found now: the WAL's mtime if it is since
- * the last look, raised by the kernel's timestamp granularity (it stamps
- * files from a coarse clock, up to a tick behind the write), so that it is
- * never before the last write: a restore to a time keeps no commit made after it.
+ * The commit time to give frames found now (read before now): the WAL's
+ * mtime if it is since the last look, else now. File times come from the
+ * kernel's coarse clock, which may lag a write by one tick: the tick is
+ * added, so that it stays a time at or after the commit.
  */
 static int64_t stamp(struct sqs *s, int64_t now)
 {
-	struct timespec res;
+	struct timespec res = {0, 10 * 1000 * 1000};
 	struct stat st;
-	int64_t m, grain = 0;
+	int64_t m;
 
 	if (s->d.w.fd < 0 || fstat(s->d.w.fd, &st) < 0)
 		return now;
+	clock_getres(CLOCK_REALTIME_COARSE, &res);
 	m = (int64_t)st.st_mtim.tv_sec * KL_NSEC_PER_SEC + st.st_mtim.tv_nsec;
 	s->last_mtime_ns = m;
-	if (clock_getres(CLOCK_REALTIME_COARSE, &res) == 0)
-		grain = (int64_t)res.tv_sec * KL_NSEC_PER_SEC + res.tv_nsec;
-	return m > s->last_poll_ns && m + grain <= now ? m + grain : now;
+	m += (int64_t)res.tv_sec * KL_NSEC_PER_SEC + res.tv_nsec;
+	return m > s->last_poll_ns && m <= now ? m : now;
 }
 
-/* Reads the new frames; each commit gets the time the clock saw it, else an upper bound. */
-static int scan(struct sqs *s, int64_t now)
+/*
+ * Reads the new frames; each commit gets the time the clock saw it, else an
+ * upper bound, taken after the read (a commit that lands while keel reads
+ * must not get a time from before it).
+ */
+static int scan(struct sqs *s)
 {
 	size_t from = s->commits.n;
-	int rc = kl_sqw_scan(&s->d, &s->pending, &s->commits, now, UINT32_MAX);
-	/* taken after the read: frames written while it read came after `now` */
-	int64_t t = stamp(s, kl_time_now_ns());
+	int rc = kl_sqw_scan(&s->d, &s->pending, &s->commits, 0, UINT32_MAX);
+	int64_t now = kl_time_now_ns(), t = stamp(s, now);
 
 	s->last_poll_ns = now;
 	for (size_t i = from; i < s->commits.n; i++) {
@@ -109,7 +113,7 @@ static int store(struct sqs *s)
 	 */
 	t = kl_time_now_ns();
 	if (s->pending.len < PENDING_MAX)
-		rc = scan(s, kl_time_now_ns());
+		rc = scan(s);
 	if (rc < 0)
 		return rc;
 	to.pos = KL_SQ_POS(s->gen, w->end);
@@ -168,7 +172,6 @@ static int follow(struct sqs *s)
 {
 	struct kl_sqw *w = &s->d.w;
 	struct kl_sqlite_wal_hdr h;
-	int64_t now = kl_time_now_ns();
 	int rc = kl_sqw_header(&s->d, &h);
 
 	if (rc <= 0)
@@ -190,7 +193,7 @@ static int follow(struct sqs *s)
 	}
 	if (s->pending.len > PENDING_MAX)
 		return 0; /* store first */
-	return scan(s, now);
+	return scan(s);
 }
 
 /*
@@ -215,7 +218,7 @@ static int checkpoint(struct sqs *s)
 		sqlite3_exec(s->d.wr, "ROLLBACK", NULL, NULL, NULL);
 		return 0;
 	}
-	rc = rc < 0 ? rc : scan(s, kl_time_now_ns());
+	rc = rc < 0 ? rc : scan(s);
 	if (rc >= 0)
 		rc = store(s);
 	if (rc >= 0)
@@ -230,11 +233,53 @@ static int checkpoint(struct sqs *s)
 	return rc;
 }
 
+/*
+ * The WAL no longer holds the last position. If it holds no frame at all
+ * and the database file is the database at last (sqlite-resume.c), the
+ * last connection's close moved what keel had stored into the file and
+ * removed the WAL: a record without frames, from last to frame 0 of a new
+ * generation, says so (its salts are 0: any WAL goes on from it), and the
+ * stream goes on. Otherwise frames keel never saw may be in the file: a
+ * gap, and a new base copy. t: a moment before keel's read transaction began.
+ */
+static int resume(struct sqs *s, const struct kl_sq_pos *last, int64_t t)
+{
+	struct kl_sqlite_wal_hdr h = {.page_size = last->page_size};
+	struct kl_sq_commits none = {0};
+	struct kl_sq_pos to = {0};
+	struct kl_sq_rec x;
+	struct kl_id id;
+	int rc = kl_sqw_empty(&s->d);
+
+	if (rc > 0)
+		rc = kl_sq_file_is(&s->d, s->name, last);
+	if (rc <= 0)
+		return rc < 0 ? rc : new_base(s);
+	kl_sqlite_wal_hdr_encode(&h, (uint8_t[KL_SQLITE_WAL_HDR]){0});
+	s->gen = ++s->max_gen;
+	to.pos = KL_SQ_POS(s->gen, 0);
+	to.page_size = last->page_size;
+	to.checksum = (uint64_t)h.s0 << 32 | h.s1; /* where a check's chain starts */
+	rec_like(s, &x);
+	x.start = last->pos;
+	x.to = &to;
+	x.commits = &none;
+	x.time_ns = t;
+	/* not folded: a fold would join it to frames of the new WAL, whose salts it lacks */
+	rc = kl_sq_record(s->r, &x, &id);
+	if (rc >= 0) {
+		s->stored = to;
+		s->records++;
+	}
+	return rc;
+}
+
 /* Where to start: the repository's newest position if the WAL still holds it, else a base. */
 static int start(struct sqs *s)
 {
 	struct kl_sqlite_wal_hdr h;
 	struct kl_sq_pos last;
+	int64_t t = kl_time_now_ns();
 	bool found;
 	int rc = kl_sq_newest(s->r, s->name, &found, &last, &s->max_gen);
 
@@ -249,7 +294,7 @@ static int start(struct sqs *s)
 		return rc;
 	if (rc == 0 || h.salt1 != last.salt1 || h.salt2 != last.salt2 ||
 	    h.page_size != last.page_size)
-		return new_base(s); /* reset while keel was not running */
+		return resume(s, &last, t); /* removed, or reset while keel was not running */
 	kl_sqw_reset(&s->d.w, &h);
 	rc = kl_sqw_scan(&s->d, NULL, NULL, 0, KL_SQ_FRAME(last.pos));
 	if (rc < 0)
@@ -262,30 +307,14 @@ static int start(struct sqs *s)
 	return 0;
 }
 
-static int wait_stop(struct sqs *s, int ms, bool *stop)
-{
-	struct pollfd pf = {s->o->stop_fd, POLLIN, 0};
-	uint8_t sink[256];
-
-	if (s->o->stop_fd < 0) {
-		usleep((useconds_t)ms * 1000);
-		return 0;
-	}
-	if (poll(&pf, 1, ms) < 0 && errno != EINTR)
-		return kl_repo_fail(s->r, -errno, "poll");
-	if (pf.revents & POLLIN) {
-		if (read(s->o->stop_fd, sink, sizeof(sink)) < 0 && errno != EAGAIN)
-			return kl_repo_fail(s->r, -errno, "cannot read the stop signal");
-		*stop = true;
-	}
-	return 0;
-}
-
 static int loop(struct sqs *s)
 {
 	for (bool stop = false;;) {
-		int rc = wait_stop(s, 20, &stop);
+		int rc = kl_db_wait_stop(s->o->stop_fd, 20);
 
+		if (rc < 0)
+			return kl_repo_fail(s->r, rc, "poll");
+		stop = stop || rc > 0;
 		if (rc >= 0)
 			rc = follow(s);
 		if (rc >= 0 &&
@@ -322,10 +351,8 @@ int kl_db_sqlite_stream(struct kl_repo *r, const struct kl_db_stream_opts *o,
 	kl_buf_init(&s.pending, PENDING_MAX + (64u << 20));
 	kl_sq_fold_init(&s.fold);
 	rc = kl_sq_name(r, o->name, s.path, s.name, sizeof(s.name));
-	if (rc >= 0) {
-		snprintf(s.tag, sizeof(s.tag), "db:%s", s.name);
+	if (rc >= 0)
 		rc = kl_sq_open(r, s.path, true, &s.d);
-	}
 	if (rc >= 0)
 		rc = kl_sq_clock_start(&s.clock, s.d.wal_path);
 	if (rc >= 0)

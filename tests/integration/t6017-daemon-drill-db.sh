@@ -19,10 +19,7 @@ require_keel
 pg_require
 sqlite_require
 maria_require
-has_python || skip_or_die "python3 is needed to read JSON"
-export KEEL_NO_CACHE=1
-
-keel_init >/dev/null
+daemon_test_init
 pg_init origin
 pg_start origin
 conn=$(pg_conninfo origin)
@@ -30,11 +27,8 @@ maria_init morigin
 maria_start morigin
 maria_sql morigin "CREATE DATABASE inv; CREATE TABLE inv.items (id int PRIMARY KEY, v text);
 	INSERT INTO inv.items VALUES (1, 'a'), (2, 'b');"
-STATE=$TEST_DIR/state
-CONF=$TEST_DIR/keel.conf
 HOOKS=$TEST_DIR/hooks.jsonl
 DB=$TEST_DIR/app.db
-mkdir -p "$STATE"
 : >"$HOOKS"
 pg_sql origin "CREATE TABLE orders (id int PRIMARY KEY, item text);
 	INSERT INTO orders SELECT g, 'o-' || g FROM generate_series(1, 5000) g;"
@@ -43,17 +37,6 @@ sqlite3 "$DB" "INSERT INTO t (v) SELECT 'row' FROM (SELECT 1 UNION SELECT 2 UNIO
 
 python3 "$KEEL_SOURCE_ROOT/tests/webhook-receiver.py" "$HOOKS" "$TEST_DIR/hook-port" &
 BG_PIDS+=($!)
-# poll [-n TRIES] CMD...: 0.05 s between tries, 1200 unless told
-poll()
-{
-	local i n=1200
-	[ "$1" != -n ] || { n=$2 && shift 2; }
-	for ((i = 0; i < n; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	fail "timed out waiting for: $* ($(cat "$TEST_DIR/daemon.err"))"
-}
 poll test -s "$TEST_DIR/hook-port"
 
 cat >"$CONF" <<EOC
@@ -92,27 +75,13 @@ rto-target = 10m
 webhook = http://127.0.0.1:$(cat "$TEST_DIR/hook-port")/keel
 EOC
 expect_success keel daemon --check-config --config "$CONF"
-start_daemon()
-{
-	: >"$TEST_DIR/daemon.err"
-	"$KEEL" daemon --config "$CONF" --state-dir "$STATE" 2>"$TEST_DIR/daemon.err" &
-	DAEMON=$!
-	BG_PIDS+=("$DAEMON")
-}
-stop_daemon()
-{
-	local rc=0
-	kill -TERM "$DAEMON"
-	wait "$DAEMON" || rc=$?
-	[ "$rc" = 0 ] || fail "the daemon exited $rc on SIGTERM: $(cat "$TEST_DIR/daemon.err")"
-}
 drilled() { grep -q "drill '$1': snapshot .* restored and verified" "$TEST_DIR/daemon.err"; }
 
 start_daemon
 poll drilled app
 poll drilled shop
 # mariabackup of even a small server takes a while on a loaded machine
-poll -n 6000 drilled maria
+POLL_TRIES=6000 poll drilled maria
 # rows written after the base backup reach the drill through the stream
 pg_sql origin "INSERT INTO orders SELECT g, 'late' FROM generate_series(5001, 5100) g;"
 shop_drills() { grep -c "drill 'shop': snapshot .* restored and verified" "$TEST_DIR/daemon.err"; }

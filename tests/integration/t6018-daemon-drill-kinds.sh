@@ -10,16 +10,11 @@
 # copy fails the mirror's drill, which status reports (exit 5).
 . "$(dirname "$0")/../lib.sh"
 require_keel
-has_python || skip_or_die "python3 is needed to read JSON"
-export KEEL_NO_CACHE=1
-
-keel_init >/dev/null
+daemon_test_init
 SRC=$TEST_DIR/src
-STATE=$TEST_DIR/state
-CONF=$TEST_DIR/keel.conf
 IMG=$TEST_DIR/disk.img
 COPY=$TEST_DIR/copy
-mkdir -p "$SRC" "$STATE"
+mkdir -p "$SRC"
 for i in 1 2 3 4 5; do head -c 100000 /dev/urandom >"$SRC/f$i"; done
 head -c 1000000 /dev/urandom >"$IMG"
 truncate -s 4M "$IMG"
@@ -60,30 +55,7 @@ rto-target = 10m
 EOC
 expect_success keel daemon --check-config --config "$CONF"
 
-poll()
-{
-	local i
-	for ((i = 0; i < 1200; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	fail "timed out waiting for: $* ($(cat "$TEST_DIR/daemon.err"))"
-}
 drilled() { grep -q "drill '$1': snapshot .* restored and verified" "$TEST_DIR/daemon.err"; }
-start_daemon()
-{
-	: >"$TEST_DIR/daemon.err"
-	"$KEEL" daemon --config "$CONF" --state-dir "$STATE" 2>"$TEST_DIR/daemon.err" &
-	DAEMON=$!
-	BG_PIDS+=("$DAEMON")
-}
-stop_daemon()
-{
-	local rc=0
-	kill -TERM "$DAEMON"
-	wait "$DAEMON" || rc=$?
-	[ "$rc" = 0 ] || fail "the daemon exited $rc on SIGTERM: $(cat "$TEST_DIR/daemon.err")"
-}
 
 start_daemon
 poll drilled tar

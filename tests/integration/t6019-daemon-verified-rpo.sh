@@ -12,19 +12,14 @@
 . "$KEEL_SOURCE_ROOT/tests/lib-pg.sh"
 require_keel
 pg_require
-has_python || skip_or_die "python3 is needed to read JSON"
-export KEEL_NO_CACHE=1
-
-keel_init >/dev/null
+daemon_test_init
 SRC=$TEST_DIR/src
-STATE=$TEST_DIR/state
-CONF=$TEST_DIR/keel.conf
-mkdir -p "$SRC" "$STATE"
+mkdir -p "$SRC"
 head -c 300000 /dev/urandom >"$SRC/a"
 pg_init origin
 pg_start origin
 pg_sql origin "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 1000);"
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 
 conf()
 {
@@ -99,24 +94,8 @@ grep -qx "$second" "$STATE/verified/files" && fail "the incomplete snapshot was 
 
 # ---- the packs back, the daemon: a whole third snapshot counts again; a db job with a stream ----
 cp -a "$TEST_DIR/aside/data" "$KEEL_REPOSITORY/"
-start_daemon()
-{
-	"$KEEL" daemon --config "$CONF" --state-dir "$STATE" 2>>"$TEST_DIR/daemon.err" &
-	DAEMON=$!
-	BG_PIDS+=("$DAEMON")
-}
-poll()
-{
-	local i
-	for ((i = 0; i < 1200; i++)); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	fail "timed out waiting for: $* ($(cat "$TEST_DIR/daemon.err"))"
-}
 count() { grep -c "$1" "$TEST_DIR/daemon.err" || true; }
 at_least() { [ "$(count "$1")" -ge "$2" ]; }
-: >"$TEST_DIR/daemon.err"
 rm -f "$STATE/jobs/files.json" # runs at once
 start_daemon
 poll at_least "job 'files': snapshot .* saved" 1
@@ -171,5 +150,4 @@ stored()
 	[ -n "$got" ] && [ "$(lsn_num "$got")" -ge "$want" ]
 }
 poll stored
-kill -TERM "$DAEMON"
-wait "$DAEMON" || fail "the daemon exited $? on SIGTERM: $(cat "$TEST_DIR/daemon.err")"
+stop_daemon

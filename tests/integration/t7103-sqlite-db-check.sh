@@ -8,35 +8,9 @@
 # the middle of a chain are gaps, named, exit 24, counted in --json.
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-sqlite.sh"
-require_keel
-sqlite_require
-export KEEL_CACHE_DIR=$TEST_DIR/cache
-
-keel_init
-db=$TEST_DIR/app.db
-sqlite_new "$db"
-# a connection held open, as an application's: SQLite removes the WAL when
-# the last one closes, and a stream started then takes a new base copy
-python3 -c 'import sqlite3, sys, time
-c = sqlite3.connect(sys.argv[1]); c.execute("SELECT count(*) FROM sqlite_master").fetchall(); time.sleep(3600)' "$db" &
-BG_PIDS+=($!)
-
-# stream_while N PAUSE [N PAUSE ...]: a stream runs while a writer commits the batches
-stream_while()
-{
-	"$KEEL" db stream "sqlite://$db" --name app >"$TEST_DIR/stream.out" 2>"$TEST_DIR/stream.err" &
-	stream=$!
-	BG_PIDS+=("$stream")
-	sleep 0.5
-	while [ $# -ge 2 ]; do
-		writer_start "$db" "$1" "$2"
-		writer_wait
-		shift 2
-	done
-	sleep 1.5
-	kill -TERM "$stream"
-	wait "$stream" || fail "db stream failed: $(cat "$TEST_DIR/stream.err")"
-}
+sqlite_test_init
+# a connection held open, as an application's: the WAL stays between streams
+sqlite_hold_open "$db"
 
 check_json()
 {
@@ -49,7 +23,7 @@ field()
 }
 
 # 1. a base copy and a chain of records: no gap, every record's checksums hold
-stream_while 30 0.05
+stream_while "$db" app 30 0.05
 n=$(snapshot_count)
 [ "$n" -ge 2 ] || fail "expected a base copy and a record, got $n"
 expect_success check_json
@@ -61,9 +35,9 @@ expect_success check_json
 # 2. a restart (the WAL still holds the last position: the chain goes on),
 #    and a burst that makes keel checkpoint: the next generation follows
 salt0=$(od -An -tx1 -j16 -N8 "$db-wal" | tr -d ' \n')
-stream_while 1500 0 10 0.1
+stream_while "$db" app 1500 0 10 0.1
 [ "$(od -An -tx1 -j16 -N8 "$db-wal" | tr -d ' \n')" != "$salt0" ] || fail "the WAL did not start over"
-[ "$(keel db list --json | python3 -c 'import json, sys; print(len([x for x in json.load(sys.stdin) if x["name"] == "app"][0]["base_backups"]))')" = 1 ] ||
+[ "$(sqlite_list app base_backups)" = 1 ] ||
 	fail "the restart took a new base copy"
 n2=$(snapshot_count)
 expect_success check_json
@@ -80,13 +54,13 @@ writer_wait
 sqlite3 "$db" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null
 writer_start "$db" 10 0
 writer_wait
-stream_while 10 0.05
+stream_while "$db" app 10 0.05
 expect_exit 24 check_json
 [ "$(field gaps)" = 1 ] || fail "expected one gap: $(cat "$TEST_DIR/check.json") $(cat "$TEST_DIR/check.err")"
 grep -q 'gap from generation [0-9]* frame [0-9]* to generation [0-9]* frame [0-9]*' "$TEST_DIR/check.err" ||
 	fail "the gap is not named: $(cat "$TEST_DIR/check.err")"
 expect_error 24 'has 1 gap' keel db check app
-[ "$(keel db list --json | python3 -c 'import json, sys; print(len([x for x in json.load(sys.stdin) if x["name"] == "app"][0]["gaps"]))')" = 1 ] ||
+[ "$(sqlite_list app gaps)" = 1 ] ||
 	fail "db list does not show the gap"
 
 # 4. a record removed from the middle of the first chain: a second gap

@@ -7,59 +7,24 @@
 # of the database removes no record; --dry-run removes nothing.
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-sqlite.sh"
-require_keel
-sqlite_require
-export KEEL_CACHE_DIR=$TEST_DIR/cache
-
-keel_init
-db=$TEST_DIR/app.db
-sqlite_new "$db"
+sqlite_test_init
 # an application's connection, held open: the WAL stays between streams
-python3 -c 'import sqlite3, sys, time
-c = sqlite3.connect(sys.argv[1]); c.execute("SELECT count(*) FROM sqlite_master").fetchall(); time.sleep(3600)' "$db" &
-BG_PIDS+=($!)
+sqlite_hold_open "$db"
 
-# stream_while N: a stream runs while a writer commits N rows 0.05 s apart
-stream_while()
-{
-	"$KEEL" db stream "sqlite://$db" --name app >"$TEST_DIR/stream.out" 2>"$TEST_DIR/stream.err" &
-	stream=$!
-	BG_PIDS+=("$stream")
-	sleep 0.5
-	writer_start "$db" "$1" 0.05
-	writer_wait
-	sleep 1.5
-	kill -TERM "$stream"
-	wait "$stream" || fail "db stream failed: $(cat "$TEST_DIR/stream.err")"
-}
 count()
 {
 	keel snapshots --json --tag db:app | json_get id | wc -l
 }
-bases()
-{
-	keel db list --json | python3 -c 'import json, sys; print(len([x for x in json.load(sys.stdin) if x["name"] == "app"][0]["base_backups"]))'
-}
-restore_at()
-{
-	local k=$1 t
-	t=$(fmt_time "$(moment_after "$k")")
-	expect_success keel db restore app --target "$TEST_DIR/at-$k.db" --time "$t" >/dev/null
-	[ "$(sqlite3 "$TEST_DIR/at-$k.db" 'PRAGMA integrity_check')" = ok ] || fail "at-$k.db fails integrity_check"
-	rows "$db" "$k" >"$TEST_DIR/want"
-	rows "$TEST_DIR/at-$k.db" >"$TEST_DIR/got"
-	cmp -s "$TEST_DIR/want" "$TEST_DIR/got" || fail "at-$k.db: not the first $k rows"
-}
 
 # B1 and its records (R1), B2 (db backup) and R2, B3 and R3
-stream_while 20
+stream_while "$db" app 20 0.05
 r1=$(($(count) - 1))
 [ "$r1" -ge 1 ] || fail "expected a record after B1, got $r1"
 expect_success keel db backup "sqlite://$db" --name app >/dev/null
-stream_while 20
+stream_while "$db" app 20 0.05
 expect_success keel db backup "sqlite://$db" --name app >/dev/null
-stream_while 20
-[ "$(bases)" = 3 ] || fail "expected 3 base copies: $(keel db list)"
+stream_while "$db" app 20 0.05
+[ "$(sqlite_list app base_backups)" = 3 ] || fail "expected 3 base copies: $(keel db list)"
 expect_success keel db check app >/dev/null
 before=$(count)
 
@@ -74,15 +39,12 @@ grep -q "^would remove $r1 database log records\? older than the oldest kept bas
 # B1 goes, and exactly R1 with it
 expect_success keel forget --keep-last 2 >/dev/null
 [ "$(count)" = $((before - 1 - r1)) ] || fail "expected $((before - 1 - r1)) snapshots left, got $(count)"
-[ "$(bases)" = 2 ] || fail "expected 2 base copies left"
+[ "$(sqlite_list app base_backups)" = 2 ] || fail "expected 2 base copies left"
 expect_success keel db check app --all >/dev/null
-restore_at 25
-restore_at 39
-restore_at 55
-expect_success keel db restore app --target "$TEST_DIR/latest.db" --latest >/dev/null
-rows "$db" >"$TEST_DIR/want"
-rows "$TEST_DIR/latest.db" >"$TEST_DIR/got"
-cmp -s "$TEST_DIR/want" "$TEST_DIR/got" || fail "restore --latest is not every row"
+restore_at "$db" app 25
+restore_at "$db" app 39
+restore_at "$db" app 55
+restore_latest "$db" app
 expect_error 14 "before the oldest base copy" \
 	keel db restore app --target "$TEST_DIR/old.db" --time "$(fmt_time "$(commit_time 10)")"
 expect_success keel prune >/dev/null

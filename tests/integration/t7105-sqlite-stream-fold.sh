@@ -10,37 +10,12 @@
 # the next one goes on from.
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-sqlite.sh"
-require_keel
-sqlite_require
-export KEEL_CACHE_DIR=$TEST_DIR/cache
-
-keel_init
-db=$TEST_DIR/app.db
-sqlite_new "$db"
-python3 -c 'import sqlite3, sys, time
-c = sqlite3.connect(sys.argv[1]); c.execute("SELECT count(*) FROM sqlite_master").fetchall(); time.sleep(3600)' "$db" &
-BG_PIDS+=($!)
-
-logs()
-{
-	keel db list --json | python3 -c 'import json, sys; print([x for x in json.load(sys.stdin) if x["name"] == "app"][0]["log_records"])'
-}
-restore_at()
-{
-	local k=$1 t
-	t=$(fmt_time "$(moment_after "$k")")
-	expect_success keel db restore app --target "$TEST_DIR/at-$k.db" --time "$t" >/dev/null
-	[ "$(sqlite3 "$TEST_DIR/at-$k.db" 'PRAGMA integrity_check')" = ok ] || fail "at-$k.db fails integrity_check"
-	rows "$db" "$k" >"$TEST_DIR/want"
-	rows "$TEST_DIR/at-$k.db" >"$TEST_DIR/got"
-	cmp -s "$TEST_DIR/want" "$TEST_DIR/got" || fail "at-$k.db: $(wc -l <"$TEST_DIR/got") rows, expected the first $k"
-}
+sqlite_test_init
+sqlite_hold_open "$db"
 
 # 1. 150 commits 0.05 s apart (about 8 s: a record a second), a burst that
 #    makes keel checkpoint (a new generation), 60 more commits; then SIGTERM
-"$KEEL" --json db stream "sqlite://$db" --name app >"$TEST_DIR/stream.json" 2>"$TEST_DIR/stream.err" &
-stream=$!
-BG_PIDS+=("$stream")
+stream_start "$db" app stream.json
 sleep 0.5
 writer_start "$db" 150 0.05
 writer_wait
@@ -49,11 +24,10 @@ writer_wait
 writer_start "$db" 60 0.05
 writer_wait
 sleep 1.5
-kill -TERM "$stream"
-wait "$stream" || fail "db stream failed: $(cat "$TEST_DIR/stream.err")"
+stream_stop
 stored=$(json_get records <"$TEST_DIR/stream.json")
 folded=$(json_get folded <"$TEST_DIR/stream.json")
-kept=$(logs)
+kept=$(sqlite_list app log_records)
 log "records stored: $stored, removed by folding: $folded, log records kept: $kept"
 [ "$stored" -ge 10 ] || fail "expected at least 10 records stored, got $stored"
 # one record per generation the stream wrote (two or three: the burst's checkpoint)
@@ -62,7 +36,7 @@ log "records stored: $stored, removed by folding: $folded, log records kept: $ke
 
 expect_success keel db check app --all >/dev/null
 for k in 3 77 149 1350 1390; do
-	restore_at "$k"
+	restore_at "$db" app "$k"
 done
 # inside the burst commits come faster than keel sees them (it times a
 # commit when it reads it): a moment there restores a consistent prefix
@@ -86,30 +60,25 @@ rows "$TEST_DIR/latest.db" >"$TEST_DIR/got"
 cmp -s "$TEST_DIR/want" "$TEST_DIR/got" || fail "restore --latest is not every row"
 
 # 2. killed before it folds: its records stay; the next stream goes on from them
-"$KEEL" db stream "sqlite://$db" --name app >/dev/null 2>"$TEST_DIR/stream2.err" &
-stream=$!
-BG_PIDS+=("$stream")
+stream_start "$db" app
 sleep 0.5
 writer_start "$db" 60 0.05
 writer_wait
 sleep 1.5
 kill -KILL "$stream"
 wait "$stream" 2>/dev/null || true
-unfolded=$(logs)
+unfolded=$(sqlite_list app log_records)
 [ "$unfolded" -gt "$kept" ] || fail "expected the killed stream's records to stay: $unfolded"
-"$KEEL" --json db stream "sqlite://$db" --name app >"$TEST_DIR/stream3.json" 2>"$TEST_DIR/stream3.err" &
-stream=$!
-BG_PIDS+=("$stream")
+stream_start "$db" app stream3.json
 sleep 0.5
 writer_start "$db" 30 0.05
 writer_wait
 sleep 1.5
-kill -TERM "$stream"
-wait "$stream" || fail "db stream failed: $(cat "$TEST_DIR/stream3.err")"
-[ "$(keel db list --json | python3 -c 'import json, sys; print(len([x for x in json.load(sys.stdin) if x["name"] == "app"][0]["base_backups"]))')" = 1 ] ||
+stream_stop
+[ "$(sqlite_list app base_backups)" = 1 ] ||
 	fail "a new base copy after the restart"
 expect_success keel db check app --all >/dev/null
-restore_at 1440
-restore_at 1490
-log "log records: $(logs) (the killed stream's $((unfolded - kept)) stay unfolded)"
+restore_at "$db" app "1440"
+restore_at "$db" app "1490"
+log "log records: $(sqlite_list app log_records) (the killed stream's $((unfolded - kept)) stay unfolded)"
 expect_success keel check --read-data >/dev/null

@@ -192,6 +192,24 @@ static void chain_gaps(void **state)
 	assert_int_equal(gaps(b, 1, l, 3), 0);
 }
 
+static void chain_bridge(void **state)
+{
+	struct kl_snapshot_ref b[1], l[3];
+
+	/* the WAL removed after 1/9 and the file found equal: a record of no frames to 3/0, salts 0
+	 */
+	ref(&b[0], KL_DB_BASE, POS(1, 5), POS(1, 5), 100, 4);
+	ref(&l[0], KL_DB_LOG, POS(1, 5), POS(1, 9), 100, 4);
+	ref(&l[1], KL_DB_LOG, POS(1, 9), POS(3, 0), 0, 0);
+	l[1].s.db.wal_salt2 = 0;
+	/* then a new WAL of any salts from its first frame */
+	ref(&l[2], KL_DB_LOG, POS(3, 0), POS(3, 6), 5555, 0);
+	assert_int_equal(gaps(b, 1, l, 3), 0);
+	/* a record that ends at frame 0 but names salts is no bridge: a break */
+	l[1].s.db.wal_salt1 = 42;
+	assert_int_equal(gaps(b, 1, l, 3), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +217,7 @@ int main(void)
 		cmocka_unit_test(frames_chain),
 		cmocka_unit_test(commits),
 		cmocka_unit_test(chain_gaps),
+		cmocka_unit_test(chain_bridge),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
