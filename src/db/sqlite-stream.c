@@ -45,9 +45,10 @@ struct sqs {
 };
 
 /*
- * The commit time to give frames found now (read before now): the WAL's
- * mtime if it is since the last look, else now. File times come from the
- * kernel's coarse clock, which may lag a write by one tick: the tick is
+ * The commit time to give frames the clock thread did not time (read
+ * before now): the WAL's mtime if it is since the last look, else now.
+ * File times come from the kernel's coarse clock, whose tick may come late
+ * under load (6 ms behind with a 4 ms tick was measured): two ticks are
  * added, so that it stays a time at or after the commit.
  */
 static int64_t stamp(struct sqs *s, int64_t now)
@@ -61,14 +62,15 @@ static int64_t stamp(struct sqs *s, int64_t now)
 	clock_getres(CLOCK_REALTIME_COARSE, &res);
 	m = (int64_t)st.st_mtim.tv_sec * KL_NSEC_PER_SEC + st.st_mtim.tv_nsec;
 	s->last_mtime_ns = m;
-	m += (int64_t)res.tv_sec * KL_NSEC_PER_SEC + res.tv_nsec;
+	m += 2 * ((int64_t)res.tv_sec * KL_NSEC_PER_SEC + res.tv_nsec);
 	return m > s->last_poll_ns && m <= now ? m : now;
 }
 
 /*
- * Reads the new frames; each commit gets the time the clock saw it, else an
- * upper bound, taken after the read (a commit that lands while keel reads
- * must not get a time from before it).
+ * Reads the new frames; each commit gets the time the clock saw it (read
+ * after the frame: never before the commit), else an upper bound taken
+ * after the read. Not the smaller of the two: the mtime's bound is only as
+ * good as the kernel's tick, the clock's is exact.
  */
 static int scan(struct sqs *s)
 {
@@ -78,9 +80,12 @@ static int scan(struct sqs *s)
 
 	s->last_poll_ns = now;
 	for (size_t i = from; i < s->commits.n; i++) {
-		s->commits.v[i].time_ns = t;
-		kl_sq_clock_get(&s->clock, s->d.w.h.salt1, s->d.w.h.salt2, s->commits.v[i].frame,
-				&s->commits.v[i].time_ns);
+		int64_t seen = INT64_MAX;
+
+		s->commits.v[i].time_ns = kl_sq_clock_get(&s->clock, s->d.w.h.salt1, s->d.w.h.salt2,
+							  s->commits.v[i].frame, &seen)
+						  ? seen
+						  : t;
 	}
 	return rc < 0 ? rc : 0;
 }
