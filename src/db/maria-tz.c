@@ -66,12 +66,12 @@ static bool zone_file(const char *name)
 int kl_maria_tz_parse(const char *s, struct kl_maria_tz *ret)
 {
 	memset(ret, 0, sizeof(*ret));
+	if (*s == ':') /* as in TZ=:Europe/Berlin; first, so that ":UTC" is UTC as "UTC" is */
+		s++;
 	if (!strcmp(s, "UTC") || !strcmp(s, "Z") || !strcmp(s, "GMT") || !strcmp(s, "Etc/UTC"))
 		return 0;
 	if (*s == '+' || *s == '-')
 		return parse_offset(s, &ret->offset);
-	if (*s == ':') /* as in TZ=:Europe/Berlin */
-		s++;
 	if (!zone_file(s))
 		return -KL_EUSAGE;
 	snprintf(ret->name, sizeof(ret->name), "%s", s);
