@@ -45,20 +45,6 @@ $1
 listen = 127.0.0.1:$PORT
 EOC
 }
-start_daemon()
-{
-	: >"$TEST_DIR/daemon.err"
-	"$KEEL" daemon --config "$CONF" --state-dir "$STATE" 2>"$TEST_DIR/daemon.err" &
-	DAEMON=$!
-	BG_PIDS+=("$DAEMON")
-}
-stop_daemon()
-{
-	local rc=0
-	kill -TERM "$DAEMON"
-	wait "$DAEMON" || rc=$?
-	[ "$rc" = 0 ] || fail "the daemon exited $rc on SIGTERM: $(cat "$TEST_DIR/daemon.err")"
-}
 # records FILE: the drill records of the repository (snapshots tagged keel-drill)
 records()
 {

@@ -59,13 +59,6 @@ start_daemon()
 	DAEMON=$!
 	BG_PIDS+=("$DAEMON")
 }
-stop_daemon()
-{
-	local rc=0
-	kill -TERM "$DAEMON"
-	wait "$DAEMON" || rc=$?
-	[ "$rc" = 0 ] || fail "the daemon exited $rc on SIGTERM: $(cat "$TEST_DIR/daemon.err")"
-}
 # page FILE: the page as headless chromium renders it (its DOM)
 page()
 {

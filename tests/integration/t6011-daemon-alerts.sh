@@ -56,13 +56,6 @@ start_daemon()
 	DAEMON=$!
 	BG_PIDS+=("$DAEMON")
 }
-stop_daemon()
-{
-	local rc=0
-	kill -TERM "$DAEMON"
-	wait "$DAEMON" || rc=$?
-	[ "$rc" = 0 ] || fail "the daemon exited $rc on SIGTERM: $(cat "$TEST_DIR/daemon.err")"
-}
 count() { grep -c "$1" "$TEST_DIR/daemon.err" || true; }
 at_least() { [ "$(count "$1")" -ge "$2" ]; }
 alerts() { wc -l <"$HOOKS"; }
