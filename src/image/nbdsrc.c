@@ -325,8 +325,16 @@ static int wait_cmd(struct kl_img_nbd *n, int64_t cookie)
 		if (r > 0)
 			return 0;
 		/* an error reply, or the connection lost: every request in flight fails */
-		if (r < 0 || nbd_poll(n->h, -1) < 0)
-			return nbd_rc();
+		if (r < 0 || nbd_poll(n->h, -1) < 0) {
+			int rc = nbd_rc();
+
+			/* a lost connection found by nbd_poll carries no errno (or EIO)
+			 * while one found by the completion carries ENOTCONN: report
+			 * both alike, so that a dead server never reads as a bad disk */
+			if (nbd_aio_is_dead(n->h) || nbd_aio_is_closed(n->h))
+				return -ENOTCONN;
+			return rc;
+		}
 	}
 }
 
