@@ -231,11 +231,21 @@ lag_run() {
 			pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0');
 		PERFORM pg_sleep(0.1); END LOOP; END \$\$" 2>"$LOGS/$label-probes" &
 	local probe=$!
+	# the stream's CPU per MiB of WAL in each half of the load: a record
+	# that costs more as the repository grows shows as a second half dearer
+	# than the first, whatever the machine's load does to the lag
+	mark "$LOGS/$label-mark0"
+	(sleep $((dur / 2)); mark "$LOGS/$label-mark1") &
+	local marker=$!
 	as_pg "$PG_BIN/pgbench" -h "$SOCK" -p "$PORT" -U postgres -T "$dur" -c "$CLIENTS" -j 1 \
 		postgres >"$LOGS/$label-pgbench.log" 2>&1 || say "  pgbench failed: $(tail -3 "$LOGS/$label-pgbench.log" | oneline)"
 	R[${label}_tps]=$(awk '/^tps/ { printf "%.0f", $3; exit }' "$LOGS/$label-pgbench.log")
 	wait "$probe" || say "  the probe failed: $(tail -2 "$LOGS/$label-probes" | oneline)"
 	wait "$sampler" || say "  the sampler failed: $(tail -2 "$LOGS/$label-samples" | oneline)"
+	wait "$marker" || true
+	mark "$LOGS/$label-mark2"
+	R[${label}_cpu1]=$(cpu_per_mib "$LOGS/$label-mark0" "$LOGS/$label-mark1")
+	R[${label}_cpu2]=$(cpu_per_mib "$LOGS/$label-mark1" "$LOGS/$label-mark2")
 	kill -TERM "$STREAM_PID"
 	local rc=0
 	wait "$STREAM_PID" || rc=$?
@@ -256,8 +266,25 @@ lag_run() {
 	R[${label}_p50]=$(pct 50 "$LOGS/$label-lag.sorted")
 	R[${label}_p99]=$(pct 99 "$LOGS/$label-lag.sorted")
 	R[${label}_max]=$(tail -n1 "$LOGS/$label-lag.sorted")
+	# the first and the last fifth of the probes, in commit order
+	local n5=$((R[${label}_n] / 5))
+	grep -v unconfirmed "$LOGS/$label-lag" | head -n "$n5" | sort -n >"$LOGS/$label-lag.first"
+	grep -v unconfirmed "$LOGS/$label-lag" | tail -n "$n5" | sort -n >"$LOGS/$label-lag.last"
+	R[${label}_first]="p50 $(pct 50 "$LOGS/$label-lag.first") p99 $(pct 99 "$LOGS/$label-lag.first")"
+	R[${label}_last]="p50 $(pct 50 "$LOGS/$label-lag.last") p99 $(pct 99 "$LOGS/$label-lag.last")"
 	say "  $label lag: p50 ${R[${label}_p50]} s, p99 ${R[${label}_p99]} s, max ${R[${label}_max]} s" \
 		"over ${R[${label}_n]} commits (${R[${label}_unconfirmed]} unconfirmed), pgbench ${R[${label}_tps]} tps"
+}
+# mark FILE: the stream's CPU ticks (user + system), the server's WAL
+# position in bytes and the load, now
+mark() {
+	echo "$(awk '{ print $14 + $15 }' "/proc/$STREAM_PID/stat" 2>/dev/null || echo 0)" \
+		"$(sql "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')")" "$(load1)" >"$1"
+}
+# cpu_per_mib FROM TO: the stream's CPU seconds per 100 MiB of WAL between two marks
+cpu_per_mib() {
+	awk -v hz="$(getconf CLK_TCK)" 'NR == 1 { c = $1; w = $2 } NR == 2 {
+		if ($2 > w) printf "%.2f s (load %s)", ($1 - c) / hz / (($2 - w) / 104857600), $3; else print "n/a" }' "$1" "$2"
 }
 # pct P FILE: the P-th percentile (nearest rank) of sorted numbers
 pct() { awk -v p="$1" '{ v[NR] = $1 } END { if (NR == 0) { print "n/a"; exit }
@@ -288,6 +315,15 @@ before=$(pgbr_bytes)
 timed pgbr_b2 pgbr_backup full
 R[pgbr_b2_bytes]=$(($(pgbr_bytes) - before))
 
+# ---- (b) retention: only the newest base backup and the WAL it needs ---------
+# keel forget + prune, and pgBackRest's expire with one full kept: what
+# each repository holds afterwards (after the restore below, which reads
+# the newest backup either way)
+retention() {
+	"$KEEL" -r "$KREPO" --no-progress forget --path db:bench --keep-last 1 --prune &&
+		as_pg pgbackrest --config="$PGBR_CONF" --stanza=bench expire --repo1-retention-full=1
+}
+
 # ---- (c) restore ------------------------------------------------------------
 say "(c) restore of the newest backup"
 RK=$PGW/restore-keel RP=$PGW/restore-pgbr
@@ -303,6 +339,13 @@ for t in keel:"$RK" pgbr:"$RP"; do
 		-c "SELECT count(*) FROM pgbench_history" 2>&1 | oneline)
 	pg_down "${t#*:}"
 done
+
+say "(b) retention: keep the newest base backup and its WAL"
+R[keel_before_ret]=$(bytes_of "$KREPO")
+R[pgbr_before_ret]=$(($(pgbr_bytes) + $(pgbr_wal_bytes)))
+timed retention retention
+R[keel_after_ret]=$(bytes_of "$KREPO")
+R[pgbr_after_ret]=$(($(pgbr_bytes) + $(pgbr_wal_bytes)))
 
 # ---- (d) on S3 ----------------------------------------------------------------
 if [ -n "$S3" ]; then
@@ -341,6 +384,8 @@ row() { # LABEL KEEL PGBB PGBR
 	row "(b) added by it, MiB" "$(mib "${R[keel_b2_bytes]}")" "$(mib "${R[pgbb_b2_bytes]}")" "$(mib "${R[pgbr_b2_bytes]}")"
 	row "(b) pgBackRest incr instead, s" "${R[keel_b2]}" "-" "${R[pgbr_b2i]}"
 	row "(b) added by it, MiB" "$(mib "${R[keel_b2_bytes]}")" "-" "$(mib "${R[pgbr_b2i_bytes]}")"
+	row "(b) repository before retention, MiB" "$(mib "${R[keel_before_ret]}")" "-" "$(mib "${R[pgbr_before_ret]}")"
+	row "(b) after it (newest base + its WAL), MiB" "$(mib "${R[keel_after_ret]}")" "-" "$(mib "${R[pgbr_after_ret]}")"
 	row "(c) restore: data directory written, s" "${R[keel_restore]}" "-" "${R[pgbr_restore]}"
 	row "(c) then pg_ctl start until recovered, s" "${R[keel_start]}" "-" "${R[pgbr_start]}"
 	echo "(c) rows of pgbench_history: origin ${R[origin_rows]}, keel's restore ${R[keel_rows]}, pgBackRest's ${R[pgbr_rows]}"
@@ -349,6 +394,8 @@ row() { # LABEL KEEL PGBB PGBR
 	for l in local ${S3:+s3}; do
 		printf '  %-6s p50 %s  p99 %s  max %s  over %s commits (%s never confirmed), pgbench %s tps\n' "$l" \
 			"${R[${l}_p50]}" "${R[${l}_p99]}" "${R[${l}_max]}" "${R[${l}_n]}" "${R[${l}_unconfirmed]}" "${R[${l}_tps]}"
+		printf '         first fifth of the load %s, last fifth %s\n' "${R[${l}_first]}" "${R[${l}_last]}"
+		printf '         stream CPU per 100 MiB of WAL: first half %s, second half %s\n' "${R[${l}_cpu1]}" "${R[${l}_cpu2]}"
 	done
 	[ -z "$S3" ] || echo "  S3 base backup: ${R[keel_s3_b1]} s, $(mib "${R[keel_s3_b1_bytes]}") MiB in the bucket"
 	echo "  pgBackRest cannot stream: its RPO is a whole 16 MiB segment or archive_timeout"

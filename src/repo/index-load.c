@@ -443,6 +443,8 @@ int kl_index_write_pending_(struct kl_repo *r)
 			rc = kl_repo_put_object(r, KL_OBJ_INDEX, KL_KIND_INDEX, enc.data, enc.len,
 						NULL);
 	}
+	if (rc < 0) /* these packs are orphans now: the next backup of this process looks again */
+		atomic_store(&r->orphans_scanned, false);
 	kl_index_file_release(&f);
 	return rc;
 }
@@ -481,7 +483,14 @@ static int adopt_one(const char *name, uint64_t size, void *ud)
 
 int kl_repo_adopt_orphans(struct kl_repo *r)
 {
-	return adopt(r, true);
+	int rc;
+
+	if (atomic_load(&r->orphans_scanned))
+		return 0;
+	rc = adopt(r, true);
+	if (rc >= 0)
+		atomic_store(&r->orphans_scanned, true);
+	return rc;
 }
 
 static int adopt(struct kl_repo *r, bool write)

@@ -25,6 +25,12 @@ struct kl_repo {
 	pthread_mutex_t lock_mu;
 	const atomic_bool *cancel; /* the caller's, may be NULL: kl_repo_set_cancel() */
 	unsigned bad_index_files;  /* skipped by kl_repo_load_index */
+	/*
+	 * Orphan packs were looked for since this open and none was lost since:
+	 * a killed process leaves them, and listing every pack before each of a
+	 * stream's records made a record cost grow with the repository.
+	 */
+	atomic_bool orphans_scanned;
 	struct kl_err err;
 };
 
