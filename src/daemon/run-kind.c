@@ -6,6 +6,7 @@
  * a database's from the PGPASSFILE it names.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -24,6 +25,12 @@ void kl_daemon_argv_verb(struct kl_daemon_argv *a, const struct kl_daemon_opts *
 		kl_daemon_argv_add(a, "--password-file");
 		kl_daemon_argv_add(a, rp->password_file);
 	}
+}
+
+/* Not MariaDB's or SQLite's URI: a libpq connection string, which has slots. */
+static bool pg_conninfo(const char *c)
+{
+	return strncmp(c, "mariadb://", 10) && strncmp(c, "mysql://", 8) && strncmp(c, "sqlite://", 9);
 }
 
 void kl_daemon_job_argv(struct kl_daemon_argv *a, const struct kl_daemon_opts *o,
@@ -69,6 +76,14 @@ void kl_daemon_job_argv(struct kl_daemon_argv *a, const struct kl_daemon_opts *o
 		kl_daemon_argv_add(a, host);
 		kl_daemon_argv_add(a, "--name");
 		kl_daemon_argv_add(a, j->db_name);
+		/*
+		 * The stream starts beside the first base backup: made by the
+		 * backup before BASE_BACKUP, its slot keeps the WAL from the
+		 * backup's start, where otherwise the stream may make it only
+		 * after that start and refuse (exit 23) until restarted
+		 */
+		if (j->stream && pg_conninfo(j->conninfo))
+			kl_daemon_argv_add(a, "--create-slot");
 		kl_daemon_argv_add(a, "--");
 		kl_daemon_argv_add(a, j->conninfo);
 		break;
