@@ -242,3 +242,22 @@ time_s() {
 	t1=$(now)
 	fsub "$t1" "$t0"
 }
+
+# bench_install PKG...: Debian packages a bench needs, installed when run
+# as root and INSTALL is set (--no-install clears it)
+bench_install() {
+	[ -n "${INSTALL:-}" ] && [ "$(id -u)" = 0 ] || return 0
+	local p
+	for p in "$@"; do
+		dpkg -s "$p" >/dev/null 2>&1 || apt-get install -y -q "$p" >/dev/null
+	done
+}
+# release_keel: KEEL, or a release build of keel made in build-release
+release_keel() {
+	if [ -z "${KEEL:-}" ]; then
+		(cd "$ROOT" && { [ -d build-release ] ||
+			meson setup build-release -Dbuildtype=release -Dtestable=false >/dev/null; } &&
+			ninja -C build-release src/cli/keel >/dev/null) || die "cannot build keel"
+		KEEL=$ROOT/build-release/src/cli/keel
+	fi
+}

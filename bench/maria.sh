@@ -57,21 +57,12 @@ while [ $# -gt 0 ]; do
 done
 
 SBIN=/usr/sbin
-if [ -n "$INSTALL" ] && [ "$(id -u)" = 0 ]; then
-	for p in mariadb-server mariadb-client mariadb-backup sysbench zstd python3 jq; do
-		dpkg -s "$p" >/dev/null 2>&1 || apt-get install -y -q "$p" >/dev/null
-	done
-fi
+bench_install mariadb-server mariadb-client mariadb-backup sysbench zstd python3 jq
 for p in mariabackup mbstream mariadb mariadb-admin mariadb-install-db sysbench zstd python3 jq; do
 	command -v "$p" >/dev/null || die "$p is missing (apt-get install mariadb-server mariadb-backup sysbench zstd python3 jq)"
 done
 [ -x "$SBIN/mariadbd" ] || die "MariaDB's server is missing (apt-get install mariadb-server)"
-if [ -z "$KEEL" ]; then
-	(cd "$ROOT" && { [ -d build-release ] ||
-		meson setup build-release -Dbuildtype=release -Dtestable=false >/dev/null; } &&
-		ninja -C build-release src/cli/keel >/dev/null) || die "cannot build keel"
-	KEEL=$ROOT/build-release/src/cli/keel
-fi
+release_keel
 
 WORK=$BENCH/work/maria
 OUT=$BENCH/out

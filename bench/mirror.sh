@@ -45,18 +45,9 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS=$OUT/mirror-$STAMP.tsv
 printf 'run\ttool\tstore\tphase\twall_s\tbytes\tobjects\trequests\tload\n' >"$RESULTS"
 
-if [ -n "$INSTALL" ] && [ "$(id -u)" = 0 ]; then
-	for p in restic rclone time; do
-		dpkg -s "$p" >/dev/null 2>&1 || apt-get install -y -q "$p" >/dev/null
-	done
-fi
+bench_install restic rclone time
 for p in restic rclone; do command -v "$p" >/dev/null || die "$p is missing (apt-get install $p)"; done
-if [ -z "$KEEL" ]; then
-	(cd "$ROOT" && { [ -d build-release ] ||
-		meson setup build-release -Dbuildtype=release -Dtestable=false >/dev/null; } &&
-		ninja -C build-release src/cli/keel >/dev/null) || die "cannot build keel"
-	KEEL=$ROOT/build-release/src/cli/keel
-fi
+release_keel
 KEELGEN=$WORK/bin/keelgen
 cc -O2 -std=gnu11 -o "$KEELGEN" "$BENCH/gen/keelgen.c" || die "cannot build keelgen"
 PROXY=$WORK/bin/faultproxy
