@@ -21,6 +21,19 @@ if [ ! -e /dev/mapper/control ] && ! dmsetup mknodes >/dev/null 2>&1 || ! dmsetu
 	log "SKIP: $TEST_NAME: device-mapper is not available here (no dm_mod / /dev/mapper/control)"
 	exit 77
 fi
+# lvm's configuration: a copy of the system's in TEST_DIR (LVM_SYSTEM_DIR,
+# which keel's lvcreate and lvremove inherit), so that the metadata
+# archives of the test's volume group stay out of /etc/lvm (which may
+# also be read-only: t8027 runs this in a VM on the host's root). Without
+# udev (a VM's init, a container) nobody makes the /dev/VG/LV nodes that
+# lvm waits for unless it is told to make them itself.
+export LVM_SYSTEM_DIR=$TEST_DIR/lvm LVM_SUPPRESS_FD_WARNINGS=1
+mkdir "$LVM_SYSTEM_DIR"
+[ ! -d /etc/lvm ] || cp -R /etc/lvm/. "$LVM_SYSTEM_DIR/" || fail "cannot copy /etc/lvm"
+if [ ! -e /run/udev/control ]; then
+	log "$TEST_NAME: udev is not running: lvm makes the device nodes itself"
+	printf 'activation {\n\tudev_sync = 0\n\tudev_rules = 0\n}\n' >>"$LVM_SYSTEM_DIR/lvmlocal.conf"
+fi
 VG=keeltest$$
 MNT=$TEST_DIR/mnt
 LOOP=
