@@ -114,7 +114,9 @@ chmod 755 "$d/ir/init"
 # systems, whose inode numbers would collide), $d/out writable. In the
 # background, so that cleanup (lib.sh) kills it when the test ends early;
 # at most 10 minutes (TCG on a busy machine: t8022 takes 1-2 minutes).
-qemu-system-x86_64 "${accel[@]}" -m 1024 -smp 2 -display none -nodefaults \
+# One vCPU: two (two TCG threads) took twice as long on a loaded 2-core
+# machine, and take a core from the tests beside it.
+qemu-system-x86_64 "${accel[@]}" -m 1024 -smp 1 -display none -nodefaults \
 	-no-reboot -serial "file:$d/console" \
 	-kernel "$kernel" -initrd "$d/initrd.gz" -append "console=ttyS0 panic=-1 quiet" \
 	-fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
