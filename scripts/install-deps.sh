@@ -71,10 +71,11 @@ test_packages=(
 	# keel mount: fusermount3 (t8010-t8012)
 	fuse3
 	# image identification, --freeze, --lvm-snapshot, bare-metal restore: sfdisk,
-	# mkfs.xfs/vfat/btrfs, LVM on a loop device (t8020-t8023)
+	# mkfs.xfs/vfat/btrfs, LVM on a loop device (t8020-t8023; t8027 in a VM)
 	fdisk xfsprogs dosfstools btrfs-progs lvm2 util-linux
 	# a VM booted from keel image serve: its kernel, an initramfs of busybox,
-	# a SYSLINUX boot disk written with mtools (t8024)
+	# a SYSLINUX boot disk written with mtools (t8024); the same kernel and
+	# busybox run t8022 in a VM with the root over 9p (t8027)
 	qemu-system-x86 linux-image-amd64 busybox-static syslinux mtools cpio kmod
 )
 

@@ -259,6 +259,7 @@ struct kl_snapshot {
 	char **image_ident;
 	size_t n_image_ident;
 	char *image_consistency; /* --freeze, --lvm-snapshot: what was done; NULL: nothing */
+	char *image_bitmap;	 /* --dirty-bitmap NAME: the bitmap's name; NULL: none */
 	/*
 	 * keel copy: the snapshot this one is a copy of, in the repository it
 	 * came from (that one's own original when it was a copy too).

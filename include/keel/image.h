@@ -73,19 +73,29 @@ int kl_image_ident(const uint8_t *p, size_t n, char *out, size_t outlen);
 int kl_image_freeze(const char *mountpoint);
 /* Thaws and closes fd (from kl_image_freeze). */
 int kl_image_thaw(int fd);
+/*
+ * Whether the file system mounted at mountpoint is the one on the block
+ * device dev (its st_dev is dev's st_rdev): 1 or 0, -errno when either
+ * cannot be looked at. device-mapper freezes that file system itself when
+ * it suspends dev (an LVM snapshot of it), and fails (EBUSY, kernels
+ * before 6.8) when it is frozen already.
+ */
+int kl_image_fs_on(const char *mountpoint, const char *dev);
 
 struct kl_image_lvm {
 	char origin[260]; /* VG/LV */
-	char snap[300];	  /* VG/keel-snap-PID */
-	char dev[310];	  /* /dev/VG/keel-snap-PID */
+	char snap[300];	  /* VG/keel-snap-PID-N */
+	char dev[310];	  /* /dev/VG/keel-snap-PID-N */
 	bool created;
 };
 /*
  * When source is an LVM logical volume, makes a temporary snapshot of it
- * (lvcreate -s; 20% of the origin's size for a thick one). -KL_EUSAGE when
- * it is none. Detail in err.
+ * (lvcreate -s; 20% of the origin's size for a thick one), named after
+ * keel's pid and n, the source's index (two sources may be in one volume
+ * group). -KL_EUSAGE when it is none. Detail in err.
  */
-int kl_image_lvm_snapshot(const char *source, struct kl_image_lvm *ret, struct kl_err *err);
+int kl_image_lvm_snapshot(const char *source, size_t n, struct kl_image_lvm *ret,
+			  struct kl_err *err);
 /* Removes it (lvremove -f); nothing when it was not made. */
 int kl_image_lvm_remove(struct kl_image_lvm *l, struct kl_err *err);
 

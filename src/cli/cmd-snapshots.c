@@ -75,13 +75,18 @@ static void print_json(const struct kl_snapshot_ref *ref, bool first, uint64_t m
 	       (unsigned long long)s->stats.bytes_stored, (unsigned long long)s->stats.errors);
 }
 
-/* An image snapshot's chunking, method, consistency and identification, as JSON members. */
+/*
+ * An image snapshot's chunking, method, dirty bitmap, consistency and
+ * identification, as JSON members.
+ */
 void kl_cli_image_info_json(const struct kl_snapshot *s)
 {
 	if (s->kind != KL_SNAP_DISK)
 		return;
 	printf(",\"image\":{\"chunk_size\":%u,\"method\":", s->image_chunk_size);
 	kl_json_cstr(stdout, s->image_method);
+	printf(",\"bitmap\":");
+	kl_json_cstr(stdout, s->image_bitmap);
 	printf(",\"consistency\":");
 	kl_json_cstr(stdout, s->image_consistency);
 	printf(",\"ident\":[");
@@ -100,6 +105,8 @@ static void image_info_text(const struct kl_snapshot *s)
 	for (size_t i = 0; i < s->n_image_ident && i < s->n_paths; i++)
 		if (*s->image_ident[i])
 			printf("          %s: %s\n", s->paths[i], s->image_ident[i]);
+	if (s->image_bitmap)
+		printf("          dirty bitmap: %s\n", s->image_bitmap);
 	if (s->image_consistency)
 		printf("          consistency: %s\n", s->image_consistency);
 }

@@ -25,10 +25,11 @@ enum {
 	F_DB,		    /* 17: databases */
 	F_IMAGE_CHUNK_SIZE, /* 18: disk images */
 	F_IMAGE_METHOD,
-	/* 20..22, 24..63: reserved for later kinds */
+	/* 20..22, 24..63: reserved for later kinds (25, 26, 32: images) */
 	F_ORIGINAL = 23, /* keel copy */
 	F_IMAGE_IDENT,	 /* 25: disk images */
 	F_IMAGE_CONSISTENCY,
+	F_IMAGE_BITMAP = 32, /* disk images: --dirty-bitmap NAME */
 	F_READ_START_NS = 64,
 	F_REPLACES,
 };
@@ -77,6 +78,7 @@ void kl_snapshot_release(struct kl_snapshot *s)
 	kl_free(s->image_method);
 	strv_free(s->image_ident, s->n_image_ident);
 	kl_free(s->image_consistency);
+	kl_free(s->image_bitmap);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -446,6 +448,8 @@ int kl_snapshot_encode(const struct kl_snapshot *s, struct kl_buf *out)
 	if (r >= 0)
 		r = kl_pb_put_str(out, F_IMAGE_CONSISTENCY, s->image_consistency);
 	if (r >= 0)
+		r = kl_pb_put_str(out, F_IMAGE_BITMAP, s->image_bitmap);
+	if (r >= 0)
 		r = kl_pb_put_sint_nz(out, F_READ_START_NS, s->read_start_ns);
 	if (r >= 0 && s->has_replaces)
 		r = kl_pb_put_bytes(out, F_REPLACES, s->replaces.b, KL_ID_LEN);
@@ -522,7 +526,7 @@ static int snapshot_decode(const uint8_t *p, size_t n, struct kl_snapshot *s)
 
 	while ((r = kl_pb_next(&rd, &f)) > 0) {
 		if ((f.num <= F_IMAGE_METHOD || f.num == F_ORIGINAL ||
-		     f.num == F_IMAGE_CONSISTENCY) &&
+		     f.num == F_IMAGE_CONSISTENCY || f.num == F_IMAGE_BITMAP) &&
 		    f.num != F_PATHS && f.num != F_TAGS && f.num != F_EXCLUDES) {
 			r = kl_pb_once(&seen, f.num);
 			if (r < 0)
@@ -593,6 +597,9 @@ static int snapshot_decode(const uint8_t *p, size_t n, struct kl_snapshot *s)
 			break;
 		case F_IMAGE_CONSISTENCY:
 			r = kl_pb_strdup(&f, &s->image_consistency);
+			break;
+		case F_IMAGE_BITMAP:
+			r = kl_pb_strdup(&f, &s->image_bitmap);
 			break;
 		case F_ORIGINAL:
 			r = kl_pb_get_id(&f, &s->original);

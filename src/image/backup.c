@@ -396,6 +396,7 @@ static int backup_source(struct img_backup *b, size_t idx, struct kl_tree *root)
 						  .chunk = b->chunk,
 						  .n_sources = b->o->n_sources,
 						  .ident = b->res->ident[idx],
+						  .bitmap = b->o->dirty_bitmap,
 						  .note = b->res->note,
 						  .note_len = sizeof(b->res->note)};
 
@@ -576,6 +577,8 @@ static int save_snapshot(struct img_backup *b, const struct kl_tree *root, char 
 		s.image_ident = res->ident;
 		s.n_image_ident = res->n_ident;
 		s.image_consistency = (char *)o->consistency;
+		/* so that the next --dirty-bitmap backup knows which bitmap ran since */
+		s.image_bitmap = (char *)o->dirty_bitmap;
 		s.has_parent = res->has_parent;
 		s.parent = res->parent;
 		s.stats.files_new = res->images;

@@ -117,6 +117,15 @@ int kl_img_bitmap_parent(const struct kl_img_bitmap_parent *bp, struct kl_img_nb
 				   (unsigned long long)n->size, (unsigned long long)p->size);
 	if (!m || (strcmp(m, KL_IMAGE_METHOD_READ) && strcmp(m, KL_IMAGE_METHOD_DIRTY)))
 		return bitmap_note(bp, n, "the parent snapshot was not taken by reading the disk");
+	/*
+	 * Another bitmap's changes are since that one was started: not since
+	 * the parent. A parent without a name was a plain read (or is older
+	 * than the field): the checks below stand for it.
+	 */
+	if (ps->image_bitmap && strcmp(ps->image_bitmap, bp->bitmap))
+		return bitmap_note(bp, n,
+				   "the parent snapshot was taken with the dirty bitmap '%s'",
+				   ps->image_bitmap);
 	if (ps->n_image_ident != bp->n_sources || strcmp(ps->image_ident[idx], ident))
 		return bitmap_note(bp, n, "the parent snapshot is of another disk ('%s', now '%s')",
 				   ps->n_image_ident == bp->n_sources ? ps->image_ident[idx] : "?",

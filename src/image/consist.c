@@ -8,6 +8,7 @@
 #include <linux/fs.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "image-internal.h"
@@ -33,6 +34,15 @@ int kl_image_thaw(int fd)
 
 	close(fd);
 	return rc;
+}
+
+int kl_image_fs_on(const char *mountpoint, const char *dev)
+{
+	struct stat m, d;
+
+	if (stat(mountpoint, &m) < 0 || stat(dev, &d) < 0)
+		return -errno;
+	return S_ISBLK(d.st_mode) && d.st_rdev == m.st_dev;
 }
 
 /*
@@ -75,7 +85,8 @@ static int lvm_fail(struct kl_err *err, int rc, const char *what, const char *de
 	return rc;
 }
 
-int kl_image_lvm_snapshot(const char *source, struct kl_image_lvm *ret, struct kl_err *err)
+int kl_image_lvm_snapshot(const char *source, size_t n, struct kl_image_lvm *ret,
+			  struct kl_err *err)
 {
 	char out[1024], vg[128], lv[128], pool[128] = "", origin[260];
 	const char *lvs[] = {"lvs", "--noheadings", "-o", "vg_name,lv_name,pool_lv", source, NULL};
@@ -90,7 +101,7 @@ int kl_image_lvm_snapshot(const char *source, struct kl_image_lvm *ret, struct k
 	}
 	snprintf(origin, sizeof(origin), "%s/%s", vg, lv);
 	snprintf(ret->origin, sizeof(ret->origin), "%s", origin);
-	snprintf(ret->snap, sizeof(ret->snap), "%s/keel-snap-%ld", vg, (long)getpid());
+	snprintf(ret->snap, sizeof(ret->snap), "%s/keel-snap-%ld-%zu", vg, (long)getpid(), n);
 	snprintf(ret->dev, sizeof(ret->dev), "/dev/%s", ret->snap);
 	{
 		/* a thin volume's snapshot takes no size and is made inactive unless -K */

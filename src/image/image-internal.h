@@ -73,17 +73,19 @@ struct kl_img_bitmap_parent {
 	const struct kl_tree *tree;	/* its images */
 	uint32_t chunk;
 	size_t n_sources;
-	const char *ident; /* kl_image_ident() of the source now */
-	char *note;	   /* why not, when not ("" before: the first note is kept) */
+	const char *ident;  /* kl_image_ident() of the source now */
+	const char *bitmap; /* --dirty-bitmap NAME */
+	char *note;	    /* why not, when not ("" before: the first note is kept) */
 	size_t note_len;
 };
 /*
  * The parent's image whose chunk ids the clean chunks of n (source idx,
  * read through nbd) may keep, in *ret; NULL, with a note, when the bitmap
- * may not describe the changes since it. The snapshot records neither the
- * bitmap nor an identity of the disk (NEEDSWORK, issue 18: a snapshot
- * field for them), so this checks what it can: the image's name, size and
- * chunk count; that the parent read the disk (its method); what the disk's
+ * may not describe the changes since it. The snapshot records the bitmap's
+ * name (image_bitmap) but no identity of the disk (NEEDSWORK, issue 18: a
+ * snapshot field for it), so this checks what it can: the image's name,
+ * size and chunk count; that the parent read the disk (its method); that
+ * a parent taken with a bitmap was taken with this one; what the disk's
  * first bytes say it holds (ident); and a sample of clean chunks, read and
  * compared with the parent's.
  */

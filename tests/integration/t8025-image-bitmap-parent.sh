@@ -5,7 +5,9 @@
 # ident tells apart; ext4 file systems, which their UUIDs do), or one taken
 # before the bitmap was started, is not reused: every chunk is read, a note
 # says why, and the snapshot restores to the disk's bytes. Then a real
-# incremental on the last one still reuses it.
+# incremental on the last one still reuses it; a parent taken with
+# another bitmap is not reused either, and the next backup with the new
+# bitmap reuses its first one.
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-nbd.sh"
 require_keel
@@ -100,4 +102,32 @@ backup_check c3 --dirty-bitmap b0 "$q"
 # dirty: chunks 5 and 20; the others are the parent's
 [ "$(json_get chunks_clean <"$TEST_DIR/c3")" = 30 ] || fail "c3: expected 30 clean chunks: $(cat "$TEST_DIR/c3")"
 restores_to c3 "$q"
+
+# 5. another bitmap, started after a write the parent (taken with b0) lacks:
+# in chunk 12, which the sample (the first clean chunk of each quarter:
+# 8 in 8..15) does not read. The parent's bitmap name tells.
+expect_success qemu-io -f qcow2 -c "write -P 0x88 $((12 * K)) 4096" "$q" >/dev/null
+expect_success qemu-img bitmap --add "$q" b1
+backup_check c4 --dirty-bitmap b1 "$q"
+read_in_full c4 "the parent snapshot was taken with the dirty bitmap 'b0'"
+restores_to c4 "$q"
+# ... and the next one with b1 reuses c4 (taken with b1)
+expect_success qemu-io -f qcow2 -c "write -P 0x99 $((3 * K)) 4096" "$q" >/dev/null
+backup_check c5 --dirty-bitmap b1 "$q"
+[ "$(json_get method <"$TEST_DIR/c5")" = dirty-bitmap ] || fail "c5 did not use the bitmap: $(cat "$TEST_DIR/c5")"
+[ "$(json_get chunks_clean <"$TEST_DIR/c5")" = 31 ] || fail "c5: expected 31 clean chunks: $(cat "$TEST_DIR/c5")"
+restores_to c5 "$q"
+# the snapshots record the bitmap's name (field 32), shown by keel snapshots
+keel snapshots --json >"$TEST_DIR/s.json" || fail "keel snapshots failed"
+python3 - "$TEST_DIR/s.json" "$(json_get snapshot_id <"$TEST_DIR/c1")" \
+	"$(json_get snapshot_id <"$TEST_DIR/c3")" "$(json_get snapshot_id <"$TEST_DIR/c4")" <<'PY' ||
+import json, sys
+v = {x["id"]: x for x in json.load(open(sys.argv[1]))}
+assert v[sys.argv[2]]["image"]["bitmap"] is None, v[sys.argv[2]]["image"]
+assert v[sys.argv[3]]["image"]["bitmap"] == "b0", v[sys.argv[3]]["image"]
+assert v[sys.argv[4]]["image"]["bitmap"] == "b1", v[sys.argv[4]]["image"]
+PY
+	fail "image.bitmap is wrong: $(cat "$TEST_DIR/s.json")"
+keel snapshots >"$TEST_DIR/s.txt" || fail "keel snapshots failed"
+grep -q '^ *dirty bitmap: b1$' "$TEST_DIR/s.txt" || fail "no 'dirty bitmap: b1' line: $(cat "$TEST_DIR/s.txt")"
 exit 0

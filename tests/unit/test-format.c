@@ -1466,6 +1466,7 @@ static void snapshot_image_fields(void **state)
 	s.image_ident[1] = kl_strdup("");
 	s.n_image_ident = 2;
 	s.image_consistency = kl_strdup("freeze /mnt");
+	s.image_bitmap = kl_strdup("nightly");
 	assert_int_equal(kl_snapshot_encode(&s, &b), 0);
 	assert_int_equal(kl_snapshot_decode(b.data, b.len, &d), 0);
 	assert_int_equal(d.kind, KL_SNAP_DISK);
@@ -1476,6 +1477,8 @@ static void snapshot_image_fields(void **state)
 	assert_string_equal(d.image_ident[0], "gpt disk-guid=x partitions=2");
 	assert_string_equal(d.image_ident[1], "");
 	assert_string_equal(d.image_consistency, "freeze /mnt");
+	assert_non_null(d.image_bitmap);
+	assert_string_equal(d.image_bitmap, "nightly");
 	kl_snapshot_release(&d);
 	/* twice is corrupt, as for every singular field */
 	kl_pb_put_uint(&b, 18, 1);

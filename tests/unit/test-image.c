@@ -192,12 +192,26 @@ static void export_reads_the_image_and_writes_the_overlay(void **state)
 	fixture_rm_rf(dir);
 }
 
+/*
+ * kl_image_fs_on: only a block device can hold a mounted file system (the
+ * positive case needs one: t8027 has it, in a VM)
+ */
+static void fs_on_wants_the_block_device(void **state)
+{
+	(void)state;
+	assert_int_equal(kl_image_fs_on("/", "/dev/null"), 0);
+	assert_int_equal(kl_image_fs_on("/", "/"), 0);
+	assert_int_equal(kl_image_fs_on("/", "/nonexistent-keel-test"), -ENOENT);
+	assert_int_equal(kl_image_fs_on("/nonexistent-keel-test", "/dev/null"), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(header_round_trips_and_refuses_damage),
 		cmocka_unit_test(writes_count_after_a_flush),
 		cmocka_unit_test(export_reads_the_image_and_writes_the_overlay),
+		cmocka_unit_test(fs_on_wants_the_block_device),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
