@@ -55,19 +55,10 @@ while [ $# -gt 0 ]; do
 done
 
 PG_BIN=/usr/lib/postgresql/15/bin
-if [ -n "$INSTALL" ] && [ "$(id -u)" = 0 ]; then
-	for p in postgresql-15 pgbackrest zstd time jq; do
-		dpkg -s "$p" >/dev/null 2>&1 || apt-get install -y -q "$p" >/dev/null
-	done
-fi
+bench_install postgresql-15 pgbackrest zstd time jq
 for p in pgbackrest zstd jq; do command -v "$p" >/dev/null || die "$p is missing (apt-get install $p)"; done
 [ -x "$PG_BIN/pgbench" ] || die "PostgreSQL 15 is missing (apt-get install postgresql-15)"
-if [ -z "$KEEL" ]; then
-	(cd "$ROOT" && { [ -d build-release ] ||
-		meson setup build-release -Dbuildtype=release -Dtestable=false >/dev/null; } &&
-		ninja -C build-release src/cli/keel >/dev/null) || die "cannot build keel"
-	KEEL=$ROOT/build-release/src/cli/keel
-fi
+release_keel
 
 WORK=$BENCH/work/pg
 OUT=$BENCH/out

@@ -131,6 +131,19 @@ maria_sql()
 	mariadb --no-defaults -S "$(maria_socket "$1")" -u root -N -B -e "$2"
 }
 
+# maria_batch SERVER N [VALUE]: N more rows in shop.orders, one transaction
+# each: (id, 'item-ID'[, VALUE]), the ids counting on from MARIA_ROWS
+MARIA_ROWS=0
+maria_batch()
+{
+	local i sql=""
+	for ((i = 0; i < $2; i++)); do
+		MARIA_ROWS=$((MARIA_ROWS + 1))
+		sql+="INSERT INTO shop.orders VALUES ($MARIA_ROWS, 'item-$MARIA_ROWS'${3:+, $3});"
+	done
+	maria_sql "$1" "$sql"
+}
+
 maria_cleanup()
 {
 	local n

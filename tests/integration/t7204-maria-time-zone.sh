@@ -31,16 +31,7 @@ rows()
 {
 	maria_sql "$1" "SELECT id, item, ts, UNIX_TIMESTAMP(ts) FROM shop.orders ORDER BY id"
 }
-n=0
-batch()
-{
-	local i sql=""
-	for ((i = 0; i < $1; i++)); do
-		n=$((n + 1))
-		sql+="INSERT INTO shop.orders VALUES ($n, 'item-$n', '2026-03-01 12:00:00');"
-	done
-	maria_sql src "$sql"
-}
+batch() { maria_batch src "$1" "'2026-03-01 12:00:00'"; }
 # stamp NAME: the server's local time and UTC between the last commit and the next
 stamp()
 {

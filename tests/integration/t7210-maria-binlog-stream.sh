@@ -41,16 +41,7 @@ wait_stored()
 	fail "the stream did not store the binary log up to $want in 15 s (it holds '$got')"
 }
 
-n=0
-batch()
-{
-	local i sql=""
-	for ((i = 0; i < $1; i++)); do
-		n=$((n + 1))
-		sql+="INSERT INTO shop.orders VALUES ($n, 'item-$n');"
-	done
-	maria_sql origin "$sql"
-}
+batch() { maria_batch origin "$1"; }
 
 start_stream
 batch 50

@@ -19,16 +19,7 @@ rows()
 {
 	maria_sql "$1" "SELECT id, item FROM shop.orders ORDER BY id"
 }
-n=0
-batch()
-{
-	local i sql=""
-	for ((i = 0; i < $1; i++)); do
-		n=$((n + 1))
-		sql+="INSERT INTO shop.orders VALUES ($n, 'item-$n');"
-	done
-	maria_sql src "$sql"
-}
+batch() { maria_batch src "$1"; }
 # stamp NAME: the time now, after the last commit's second and before the next's
 stamp()
 {
