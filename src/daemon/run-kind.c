@@ -30,7 +30,8 @@ void kl_daemon_argv_verb(struct kl_daemon_argv *a, const struct kl_daemon_opts *
 /* Not MariaDB's or SQLite's URI: a libpq connection string, which has slots. */
 static bool pg_conninfo(const char *c)
 {
-	return strncmp(c, "mariadb://", 10) && strncmp(c, "mysql://", 8) && strncmp(c, "sqlite://", 9);
+	return strncmp(c, "mariadb://", 10) && strncmp(c, "mysql://", 8) &&
+	       strncmp(c, "sqlite://", 9);
 }
 
 void kl_daemon_job_argv(struct kl_daemon_argv *a, const struct kl_daemon_opts *o,
