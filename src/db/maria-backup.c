@@ -272,8 +272,20 @@ int kl_maria_child_start(struct kl_repo *r, char *const argv[], int in_fd, int o
 int kl_maria_child_start_tz(struct kl_repo *r, char *const argv[], int in_fd, int out_fd,
 			    int log_fd, const char *tz, pid_t *ret)
 {
-	pid_t pid = fork();
+	_cleanup_free_ char **envp = NULL;
+	char tz_var[KL_MARIA_TZ_MAX + 40];
+	pid_t pid;
 
+	/* the child's environment is made here: after fork() only exec is safe (kl_env_with) */
+	if (tz) {
+		char *set[2] = {tz_var, NULL};
+
+		if ((size_t)snprintf(tz_var, sizeof(tz_var), "TZ=%s", tz) >= sizeof(tz_var))
+			return kl_repo_fail(r, -KL_EUSAGE, "time zone '%s' is too long", tz);
+		if (kl_env_with(environ, set, &envp) < 0)
+			return -ENOMEM;
+	}
+	pid = fork();
 	if (pid < 0)
 		return kl_repo_fail(r, -errno, "cannot start %s", argv[0]);
 	if (pid == 0) {
@@ -288,9 +300,7 @@ int kl_maria_child_start_tz(struct kl_repo *r, char *const argv[], int in_fd, in
 			dup2(out_fd, STDOUT_FILENO);
 		if (log_fd >= 0)
 			dup2(log_fd, STDERR_FILENO);
-		if (tz && setenv("TZ", tz, 1) < 0)
-			_exit(127);
-		execvp(argv[0], argv);
+		execvpe(argv[0], argv, envp ? envp : environ);
 		_exit(127);
 	}
 	*ret = pid;
