@@ -46,4 +46,15 @@ int kl_fs_fsync_dir(int dirfd);
  */
 int kl_spawn_reader(char *const argv[], pid_t *pid_ret);
 
+/*
+ * A copy of env (environ-like, NULL-terminated) with each "NAME=value" of
+ * set (NULL-terminated) in place of env's NAME, or added, for execve() or
+ * execvpe(). Built before fork(): between fork() and exec() a threaded
+ * process may call only async-signal-safe functions, and setenv() takes
+ * the environment lock and mallocs, which another thread may have held
+ * at the fork. One allocation for kl_free(); its strings stay env's and
+ * set's, which must outlive it. Returns: 0 or -ENOMEM.
+ */
+int kl_env_with(char *const env[], char *const set[], char ***ret);
+
 #endif

@@ -21,7 +21,8 @@
  * - With Object Lock (kl_backend_set_object_lock) every PUT but lock
  *   files carries a retention date; del() leaves an object under
  *   retention alone (-KL_EOBJLOCKED) rather than hide it behind a delete
- *   marker, and otherwise deletes its version, which frees the space.
+ *   marker, and otherwise deletes its version, which frees the space,
+ *   and then any older version that becomes the object (one each).
  *
  * Settings come from the environment (docs/S3.md).
  */
@@ -249,35 +250,18 @@ static bool under_retention(const struct s3_req *h)
 	return h->legal_hold || h->retain_until_ns > kl_time_now_ns();
 }
 
-static int s3_del(struct kl_backend *b, enum kl_obj_type t, const char *name)
+/* One DELETE of key: of the version h names in a repository with Object Lock. */
+static int del_once(struct s3 *s, const char *key, const char *name, const struct s3_req *h)
 {
-	struct s3 *s = (struct s3 *)b;
 	_cleanup_buf_ struct kl_buf query = KL_BUF_INIT(512);
-	char key[KL_S3_KEY_MAX + 1];
-	struct s3_req h, q = {0};
+	struct s3_req q = {0};
 	int r;
 
-	r = kl_s3_obj_key_(s, t, name, key, sizeof(key));
-	if (r < 0)
-		return r;
-	/* S3 deletes a missing key without complaint; the vtable promises -ENOENT */
-	r = kl_s3_head_(s, key, &h);
-	if (r < 0)
-		return r;
-	if (h.status != 200)
-		return kl_s3_http_error_(s, &h, name ? name : "config");
-	/*
-	 * A plain DELETE of a locked object "succeeds" in a versioned bucket:
-	 * it hides the object behind a delete marker, and keel would lose
-	 * sight of data the lock still keeps. So keel leaves it alone.
-	 */
-	if (under_retention(&h))
-		return -KL_EOBJLOCKED;
 	/* in a repository with Object Lock, delete the version itself, to free its space */
-	if (s->lock_mode != KL_LOCK_NONE && h.version_id[0]) {
+	if (s->lock_mode != KL_LOCK_NONE && h->version_id[0]) {
 		r = kl_buf_addstr(&query, "versionId=");
 		if (r >= 0)
-			r = kl_s3_uri_encode(&query, h.version_id, strlen(h.version_id), false);
+			r = kl_s3_uri_encode(&query, h->version_id, strlen(h->version_id), false);
 		if (r < 0)
 			return r;
 		q.query = (const char *)query.data;
@@ -291,9 +275,61 @@ static int s3_del(struct kl_backend *b, enum kl_obj_type t, const char *name)
 	if (q.status == 204 || q.status == 200 || q.status == 404)
 		return 0;
 	/* the server's own refusal ("forbidden by object lock") */
-	if (q.status == 403 && !strcmp(q.err.code, "AccessDenied") && h.locked_mode)
+	if (q.status == 403 && !strcmp(q.err.code, "AccessDenied") && h->locked_mode)
 		return -KL_EOBJLOCKED;
 	return kl_s3_http_error_(s, &q, name ? name : "config");
+}
+
+/* versions of one key deleted at most: a store that keeps making them is refused */
+#define DEL_VERSIONS_MAX 64
+
+static int s3_del(struct kl_backend *b, enum kl_obj_type t, const char *name)
+{
+	struct s3 *s = (struct s3 *)b;
+	char key[KL_S3_KEY_MAX + 1], gone[sizeof(((struct s3_req *)0)->version_id)];
+	struct s3_req h;
+	int r;
+
+	r = kl_s3_obj_key_(s, t, name, key, sizeof(key));
+	if (r < 0)
+		return r;
+	/* S3 deletes a missing key without complaint; the vtable promises -ENOENT */
+	r = kl_s3_head_(s, key, &h);
+	if (r < 0)
+		return r;
+	if (h.status != 200)
+		return kl_s3_http_error_(s, &h, name ? name : "config");
+	for (int i = 0;; i++) {
+		/*
+		 * A plain DELETE of a locked object "succeeds" in a versioned
+		 * bucket: it hides the object behind a delete marker, and keel
+		 * would lose sight of data the lock still keeps. So keel leaves
+		 * it alone.
+		 */
+		if (under_retention(&h))
+			return -KL_EOBJLOCKED;
+		r = del_once(s, key, name, &h);
+		if (r < 0 || s->lock_mode == KL_LOCK_NONE || !h.version_id[0])
+			return r;
+		/*
+		 * An older version of the key becomes the object now: the same
+		 * PUT twice (a retry, two writers) makes two versions where the
+		 * store ignores If-None-Match, as Ceph RGW does. It goes too, or
+		 * the object would be back, its space still used.
+		 */
+		snprintf(gone, sizeof(gone), "%s", h.version_id);
+		r = kl_s3_head_(s, key, &h);
+		if (r < 0)
+			return r;
+		if (h.status == 404 || !h.version_id[0] || !strcmp(h.version_id, gone))
+			return 0;
+		if (h.status != 200)
+			return kl_s3_http_error_(s, &h, name ? name : "config");
+		if (i == DEL_VERSIONS_MAX)
+			return kl_backend_fail(&s->b, -KL_EREMOTE,
+					       "'%s' still has versions after %d were deleted", key,
+					       DEL_VERSIONS_MAX);
+	}
 }
 
 /* ---- create --------------------------------------------------------------- */

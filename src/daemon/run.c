@@ -26,9 +26,18 @@
 
 int kl_daemon_spawn(char *const argv[], int in_fd, int out_fd, int err_fd, const char *job)
 {
-	pid_t pid = fork();
+	_cleanup_free_ char **envp = NULL;
+	char job_var[256];
+	char *set[] = {job_var, NULL};
+	pid_t pid;
 	int st;
 
+	/* made before fork(): only async-signal-safe calls may follow it (kl_env_with) */
+	if ((size_t)snprintf(job_var, sizeof(job_var), "KEEL_JOB=%s", job) >= sizeof(job_var))
+		return -ENAMETOOLONG;
+	if (kl_env_with(environ, set, &envp) < 0)
+		return -ENOMEM;
+	pid = fork();
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
@@ -42,8 +51,7 @@ int kl_daemon_spawn(char *const argv[], int in_fd, int out_fd, int err_fd, const
 		if (in_fd < 0 || dup2(in_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 ||
 		    dup2(err_fd, STDERR_FILENO) < 0)
 			_exit(127);
-		setenv("KEEL_JOB", job, 1);
-		execv(argv[0], argv);
+		execve(argv[0], argv, envp);
 		dprintf(err_fd, "cannot run '%s': %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "keel/fs.h"
 
 #define LOG(fmt, ...) fprintf(stderr, "keel: daemon: " fmt "\n", ##__VA_ARGS__)
 #define BACKOFF_MAX 60
@@ -115,12 +116,16 @@ int kl_daemon_streams_sync(struct daemon *d)
 	return 0;
 }
 
-/* In the child: keel db stream, its output appended to STATE-DIR/streams/JOB.log */
-static _Noreturn void exec_stream(const struct daemon *d, const struct kl_daemon_job *j)
+/*
+ * In the child: keel db stream, its output appended to
+ * STATE-DIR/streams/JOB.log. argv and envp are made
+ * before fork(): a threaded process may call only async-signal-safe
+ * functions between fork() and exec (kl_env_with).
+ */
+static _Noreturn void exec_stream(const struct daemon *d, const struct kl_daemon_job *j,
+				  char *const argv[], char *const envp[])
 {
-	const struct kl_daemon_repo *rp = kl_daemon_conf_repo(&d->conf, j->repository);
-	struct kl_daemon_argv a = {0};
-	char host[256], path[4200];
+	char path[4200];
 	sigset_t none;
 	int fd, in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
@@ -134,14 +139,38 @@ static _Noreturn void exec_stream(const struct daemon *d, const struct kl_daemon
 	if (fd < 0 || in_fd < 0 || dup2(in_fd, STDIN_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0 ||
 	    dup2(fd, STDERR_FILENO) < 0)
 		_exit(127);
+	execve(argv[0], argv, envp);
+	dprintf(STDERR_FILENO, "cannot run '%s': %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+/* Forks and execs j's keel db stream: its pid, or -errno. */
+static pid_t start_stream(const struct daemon *d, const struct kl_daemon_job *j)
+{
+	const struct kl_daemon_repo *rp = kl_daemon_conf_repo(&d->conf, j->repository);
+	_cleanup_free_ char **envp = NULL;
+	struct kl_daemon_argv a = {0};
+	char host[256], job_var[256], pgpass_var[4200];
+	char *set[3] = {job_var, NULL, NULL};
+	pid_t pid;
+
 	kl_daemon_job_host(j, host);
 	kl_daemon_stream_argv(&a, d->o, rp, j, host);
-	setenv("KEEL_JOB", j->name, 1);
-	if (kl_daemon_job_env(j) < 0)
-		_exit(127);
-	execv(a.v[0], a.v);
-	dprintf(STDERR_FILENO, "cannot run '%s': %s\n", a.v[0], strerror(errno));
-	_exit(127);
+	if ((size_t)snprintf(job_var, sizeof(job_var), "KEEL_JOB=%s", j->name) >= sizeof(job_var))
+		return -ENAMETOOLONG;
+	/* what kl_daemon_job_env() sets for a run */
+	if (j->kind == KL_JOB_DB && j->pgpass_file) {
+		if ((size_t)snprintf(pgpass_var, sizeof(pgpass_var), "PGPASSFILE=%s",
+				     j->pgpass_file) >= sizeof(pgpass_var))
+			return -ENAMETOOLONG;
+		set[1] = pgpass_var;
+	}
+	if (kl_env_with(environ, set, &envp) < 0)
+		return -ENOMEM;
+	pid = fork();
+	if (pid == 0)
+		exec_stream(d, j, a.v, envp);
+	return pid < 0 ? -errno : pid;
 }
 
 void kl_daemon_streams_start(struct daemon *d, int64_t now)
@@ -156,14 +185,12 @@ void kl_daemon_streams_start(struct daemon *d, int64_t now)
 		s->start = now;
 		kl_free(s->settings);
 		s->settings = settings(d, j);
-		pid = fork();
+		pid = start_stream(d, j);
 		if (pid < 0) {
-			LOG("stream '%s': cannot start: %s", s->job, strerror(errno));
+			LOG("stream '%s': cannot start: %s", s->job, strerror((int)-pid));
 			s->due = now + s->backoff;
 			continue;
 		}
-		if (pid == 0)
-			exec_stream(d, j);
 		s->pid = pid;
 		s->stopping = false;
 		LOG("stream '%s': keel db stream started (pid %d)", s->job, (int)pid);

@@ -11,12 +11,14 @@
  * throughout the backup): it is spooled to a temporary file and stored
  * after the stream has ended.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -272,8 +274,20 @@ int kl_maria_child_start(struct kl_repo *r, char *const argv[], int in_fd, int o
 int kl_maria_child_start_tz(struct kl_repo *r, char *const argv[], int in_fd, int out_fd,
 			    int log_fd, const char *tz, pid_t *ret)
 {
-	pid_t pid = fork();
+	_cleanup_free_ char **envp = NULL;
+	char tz_var[KL_MARIA_TZ_MAX + 40];
+	pid_t pid;
 
+	/* the child's environment is made here: after fork() only exec is safe (kl_env_with) */
+	if (tz) {
+		char *set[2] = {tz_var, NULL};
+
+		if ((size_t)snprintf(tz_var, sizeof(tz_var), "TZ=%s", tz) >= sizeof(tz_var))
+			return kl_repo_fail(r, -KL_EUSAGE, "time zone '%s' is too long", tz);
+		if (kl_env_with(environ, set, &envp) < 0)
+			return -ENOMEM;
+	}
+	pid = fork();
 	if (pid < 0)
 		return kl_repo_fail(r, -errno, "cannot start %s", argv[0]);
 	if (pid == 0) {
@@ -288,9 +302,7 @@ int kl_maria_child_start_tz(struct kl_repo *r, char *const argv[], int in_fd, in
 			dup2(out_fd, STDOUT_FILENO);
 		if (log_fd >= 0)
 			dup2(log_fd, STDERR_FILENO);
-		if (tz && setenv("TZ", tz, 1) < 0)
-			_exit(127);
-		execvp(argv[0], argv);
+		execvpe(argv[0], argv, envp ? envp : environ);
 		_exit(127);
 	}
 	*ret = pid;
@@ -341,6 +353,7 @@ static int stream(struct mbk *g, const struct kl_maria_tool *t, const char *data
 	char *argv[KL_ARRAY_SIZE(t->args) + 8], target[4200], dd[4200];
 	_cleanup_close_ int log_fd = -1;
 	int pfd[2], rc, rc2;
+	bool flowing = false;
 	uint8_t *buf;
 	size_t k = 0;
 	pid_t pid;
@@ -379,6 +392,10 @@ static int stream(struct mbk *g, const struct kl_maria_tool *t, const char *data
 			rc = n < 0 ? -errno : 0;
 			break;
 		}
+		/* the stream flows: mariabackup is done with its target directory (make_tmpdir) */
+		if (!flowing)
+			rmdir(tmpdir);
+		flowing = true;
 		rc = kl_xbs_feed(&g->x, buf, (size_t)n);
 		if (rc == -KL_ECORRUPT)
 			rc = kl_repo_fail(g->r, -KL_EDBSERVER,
@@ -467,6 +484,75 @@ void kl_maria_rmtree(const char *dir)
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/*
+ * mariabackup's --target-dir. With --stream it only checks the directory
+ * at its start and writes nothing there; a SIGKILLed keel cannot remove
+ * it, though. So: it is removed as soon as the stream flows (stream()),
+ * and while it exists keel holds a flock on it, which dies with keel:
+ * every backup first removes the unlocked keel-mariabackup-* of this user,
+ * which no live keel owns (a kill before the stream flowed left them).
+ */
+#define TMPDIR_PREFIX "keel-mariabackup-"
+
+static void sweep_tmpdirs(const char *tmp)
+{
+	DIR *d = opendir(tmp);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char path[4200];
+		struct stat st;
+		int fd;
+
+		if (strncmp(de->d_name, TMPDIR_PREFIX, strlen(TMPDIR_PREFIX)) ||
+		    strlen(de->d_name) != strlen(TMPDIR_PREFIX) + 6)
+			continue;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		/* ours, and no live keel holds it (the lock goes with its process) */
+		if (fstat(fd, &st) == 0 && st.st_uid == geteuid() &&
+		    flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			snprintf(path, sizeof(path), "%s/%s", tmp, de->d_name);
+			kl_maria_rmtree(path);
+		}
+		close(fd);
+	}
+	closedir(d);
+}
+
+/* Makes and locks the directory (its path into path); the lock's descriptor into *ret. */
+static int make_tmpdir(struct kl_repo *r, char *path, size_t size, int *ret)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	if (!tmp || !*tmp)
+		tmp = "/tmp";
+	sweep_tmpdirs(tmp);
+	for (int attempt = 0; attempt < 8; attempt++) {
+		struct stat a, b;
+		int fd;
+
+		snprintf(path, size, "%s/" TMPDIR_PREFIX "XXXXXX", tmp);
+		if (!mkdtemp(path))
+			return kl_repo_fail(r, -errno,
+					    "cannot create a temporary directory in '%s'", tmp);
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* another keel's sweep took it before the lock: anew */
+		/* still the one made: a sweep may have removed it and another taken the name */
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &a) == 0 &&
+		    stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+			*ret = fd;
+			return 0;
+		}
+		close(fd);
+	}
+	return kl_repo_fail(r, -EAGAIN, "cannot keep a temporary directory in '%s'", tmp);
+}
+
 static int commit(struct mbk *g, const char *name, const struct kl_maria_server *sv,
 		  struct kl_snapshot_db *db, struct kl_db_backup_result *ret)
 {
@@ -516,7 +602,7 @@ static int take(struct mbk *g, const struct kl_db_backup_opts *o, char *name, si
 	struct kl_maria_tool t = {0};
 	struct kl_backup_opts bo;
 	char tmpdir[4096];
-	const char *tmp = getenv("TMPDIR");
+	int tmp_lock = -1;
 	struct stat st;
 	MYSQL *m = NULL;
 	int rc = kl_maria_open(g->r, o->conninfo, &u, &m, sv);
@@ -556,9 +642,10 @@ static int take(struct mbk *g, const struct kl_db_backup_opts *o, char *name, si
 			kl_time_now_ns() / KL_NSEC_PER_SEC;
 		rc = kl_maria_tool_init(g->r, &u, &t);
 	}
-	snprintf(tmpdir, sizeof(tmpdir), "%s/keel-mariabackup-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (rc >= 0 && !mkdtemp(tmpdir))
-		rc = kl_repo_fail(g->r, -errno, "cannot create a temporary directory");
+	if (rc >= 0)
+		rc = make_tmpdir(g->r, tmpdir, sizeof(tmpdir), &tmp_lock);
+	if (rc >= 0)
+		kl_test_point("maria-tmpdir"); /* made, mariabackup not started: t7208 kills here */
 	if (rc >= 0) {
 		kl_backup_opts_init(&bo);
 		bo.host = o->host;
@@ -572,6 +659,7 @@ static int take(struct mbk *g, const struct kl_db_backup_opts *o, char *name, si
 		if (rc >= 0)
 			rc = stream(g, &t, sv->datadir, tmpdir);
 		kl_maria_rmtree(tmpdir);
+		close(tmp_lock);
 	}
 	if (rc >= 0)
 		rc = binlog_info(g, db);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keel/fs.h"
 #include "maria-internal.h"
 
 #define ZONEINFO "/usr/share/zoneinfo"
@@ -113,9 +114,10 @@ void kl_maria_tz_env(const struct kl_maria_tz *z, char *buf, size_t size)
  */
 static int in_zone(const struct kl_maria_tz *z, const struct tm *tm, int64_t t, int64_t *ret)
 {
+	_cleanup_free_ char **envp = NULL;
 	int64_t v[2] = {0, 0};
 	int pfd[2], st;
-	char env[KL_MARIA_TZ_MAX + 32];
+	char env[KL_MARIA_TZ_MAX + 32 + 3], *set[] = {env, NULL};
 	ssize_t n;
 	pid_t pid;
 
@@ -136,7 +138,15 @@ static int in_zone(const struct kl_maria_tz *z, const struct tm *tm, int64_t t, 
 		*ret = tm ? (int64_t)timegm(&x) - z->offset : z->offset;
 		return 0;
 	}
-	kl_maria_tz_env(z, env, sizeof(env));
+	memcpy(env, "TZ=", 3);
+	kl_maria_tz_env(z, env + 3, sizeof(env) - 3);
+	/*
+	 * The child's environment is made here: setenv() after fork() in a
+	 * threaded keel may deadlock on the environment lock (kl_env_with);
+	 * the child only points environ at it.
+	 */
+	if (kl_env_with(environ, set, &envp) < 0)
+		return -ENOMEM;
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return -errno;
 	pid = fork();
@@ -145,16 +155,15 @@ static int in_zone(const struct kl_maria_tz *z, const struct tm *tm, int64_t t, 
 		time_t u = (time_t)t;
 
 		close(pfd[0]);
-		if (setenv("TZ", env, 1) == 0) {
-			tzset();
-			if (tm) {
-				x.tm_isdst = -1;
-				v[0] = (int64_t)mktime(&x);
-				v[1] = v[0] != -1;
-			} else if (localtime_r(&u, &x)) {
-				v[0] = x.tm_gmtoff;
-				v[1] = 1;
-			}
+		environ = envp;
+		tzset();
+		if (tm) {
+			x.tm_isdst = -1;
+			v[0] = (int64_t)mktime(&x);
+			v[1] = v[0] != -1;
+		} else if (localtime_r(&u, &x)) {
+			v[0] = x.tm_gmtoff;
+			v[1] = 1;
 		}
 		_exit(write(pfd[1], v, sizeof(v)) == sizeof(v) ? 0 : 1);
 	}

@@ -70,6 +70,41 @@ static void put_be64(uint8_t *p, uint64_t v)
 }
 
 /*
+ * The connection is lost, and the stream reconnects: why, for the
+ * warning, with libpq's word on it (detail, NULL: the connection's
+ * message), which alone tells a crash from a refused or timed-out
+ * connection. libpq's message runs over lines: one line, trimmed.
+ */
+static int lost(struct stream *s, const char *what, const char *detail)
+{
+	size_t n = 0;
+	bool space = false;
+
+	if (!detail)
+		detail = PQerrorMessage(s->conn);
+	n = (size_t)snprintf(s->why, sizeof(s->why), "%s", what);
+	if (n >= sizeof(s->why))
+		n = sizeof(s->why) - 1;
+	if (n < sizeof(s->why) - 2 && *detail) {
+		s->why[n++] = ':';
+		space = true;
+	}
+	for (const char *p = detail; *p && n < sizeof(s->why) - 1; p++) {
+		if (*p == '\n' || *p == '\t' || *p == '\r' || *p == ' ') {
+			space = true;
+			continue;
+		}
+		if (space && n < sizeof(s->why) - 2)
+			s->why[n++] = ' ';
+		space = false;
+		s->why[n++] = *p;
+	}
+	s->why[n] = 0;
+	s->lost = true;
+	return -KL_EDBSERVER;
+}
+
+/*
  * A failure of the server or the connection. A connection that broke
  * without the server saying why, or with class 57 (operator intervention:
  * a shutdown) or 08 (connection exception), is lost, and the stream
@@ -80,7 +115,6 @@ static int broke(struct stream *s, const PGresult *res, const char *what)
 {
 	const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	char hint[320];
-	size_t n;
 
 	if (st ? strncmp(st, "57", 2) && strncmp(st, "08", 2)
 	       : PQstatus(s->conn) != CONNECTION_BAD) {
@@ -103,16 +137,7 @@ static int broke(struct stream *s, const PGresult *res, const char *what)
 		}
 		return kl_pgc_fail(s->r, s->conn, -KL_EDBSERVER, what);
 	}
-	snprintf(s->why, sizeof(s->why), "%s: %s", what, PQerrorMessage(s->conn));
-	/* libpq's message runs over lines: one line, for the warning */
-	for (char *p = s->why; *p; p++)
-		if (*p == '\n' || *p == '\t')
-			*p = ' ';
-	n = strlen(s->why);
-	while (n && (s->why[n - 1] == '\n' || s->why[n - 1] == ' '))
-		s->why[--n] = 0;
-	s->lost = true;
-	return -KL_EDBSERVER;
+	return lost(s, what, NULL);
 }
 
 /* A standby status update: written and flushed up to what is stored. */
@@ -135,15 +160,16 @@ static int send_status(struct stream *s)
 		 * (a shutdown is 57P01, a lost connection): its result tells a
 		 * restart, after which keel reconnects, from a refusal
 		 */
-		PGresult *res = PQgetResult(s->conn);
+		char detail[sizeof(s->why)];
+		PGresult *res;
 		int rc;
 
+		/* what the failed send says, before a result replaces it */
+		snprintf(detail, sizeof(detail), "%s", PQerrorMessage(s->conn));
+		res = PQgetResult(s->conn);
 		if (!res || PQresultStatus(res) != PGRES_FATAL_ERROR) {
 			PQclear(res);
-			snprintf(s->why, sizeof(s->why),
-				 "the stream ended while sending its status");
-			s->lost = true;
-			return -KL_EDBSERVER;
+			return lost(s, "the stream ended while sending its status", detail);
 		}
 		rc = broke(s, res, "cannot send the stream's status");
 		PQclear(res);
@@ -389,19 +415,23 @@ static int end_copy(struct stream *s)
 	 * to end: an error result with a SQLSTATE says which.
 	 */
 	if (PQputCopyEnd(s->conn, NULL) != 1 || PQflush(s->conn)) {
+		char detail[sizeof(s->why)];
+
+		/* the failed end's message, or the server's own (a shutdown's 57P01) below */
+		snprintf(detail, sizeof(detail), "%s", PQerrorMessage(s->conn));
 		rc = 0;
 		while ((res = PQgetResult(s->conn))) {
 			const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
 			if (!rc && st && strncmp(st, "57", 2) && strncmp(st, "08", 2))
 				rc = broke(s, res, "the WAL stream ended");
+			else if (!rc && *PQresultErrorMessage(res))
+				snprintf(detail, sizeof(detail), "%s", PQresultErrorMessage(res));
 			PQclear(res);
 		}
 		if (rc < 0)
 			return rc;
-		snprintf(s->why, sizeof(s->why), "the server ended the WAL stream");
-		s->lost = true;
-		return -KL_EDBSERVER;
+		return lost(s, "the server ended the WAL stream", detail);
 	}
 	res = PQgetResult(s->conn);
 	if (PQresultStatus(res) == PGRES_COMMAND_OK) {

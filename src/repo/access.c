@@ -59,12 +59,39 @@ int kl_repo_fail(struct kl_repo *r, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return kl_fail(&r->err, code, "%s", msg);
+	pthread_mutex_lock(&r->err_mu);
+	kl_fail(&r->err, code, "%s", msg);
+	pthread_mutex_unlock(&r->err_mu);
+	return code;
+}
+
+void kl_repo_err_clear_(struct kl_repo *r)
+{
+	pthread_mutex_lock(&r->err_mu);
+	kl_err_clear(&r->err);
+	pthread_mutex_unlock(&r->err_mu);
+}
+
+struct kl_err kl_repo_err_get_(struct kl_repo *r)
+{
+	struct kl_err e;
+
+	pthread_mutex_lock(&r->err_mu);
+	e = r->err;
+	pthread_mutex_unlock(&r->err_mu);
+	return e;
+}
+
+void kl_repo_err_set_(struct kl_repo *r, const struct kl_err *e)
+{
+	pthread_mutex_lock(&r->err_mu);
+	r->err = *e;
+	pthread_mutex_unlock(&r->err_mu);
 }
 
 void kl_repo_clear_err(struct kl_repo *r)
 {
-	kl_err_clear(&r->err);
+	kl_repo_err_clear_(r);
 	kl_backend_take_err(r->be, NULL);
 }
 
@@ -72,9 +99,12 @@ void kl_repo_take_err(struct kl_repo *r, struct kl_err *err, struct kl_err *deta
 {
 	if (!r)
 		return;
+	/* one step: a worker's message lands wholly before or wholly after it */
+	pthread_mutex_lock(&r->err_mu);
 	if (err)
 		*err = r->err;
 	kl_err_clear(&r->err);
+	pthread_mutex_unlock(&r->err_mu);
 	kl_backend_take_err(r->be, detail);
 }
 

@@ -76,7 +76,7 @@ static int load_one(const char *name, uint64_t size, void *ud)
 		return 0;
 	}
 	if (rc < 0)
-		return kl_fail(&c->r->err, rc, "index file '%s' is unreadable", name);
+		return kl_repo_fail(c->r, rc, "index file '%s' is unreadable", name);
 	pthread_mutex_lock(&x->lock);
 	file = f.deleting ? NO_FILE : (uint32_t)x->n_files;
 	if (f.deleting)
@@ -245,8 +245,7 @@ int kl_repo_load_index(struct kl_repo *r)
 		index_clear(r->idx);
 	}
 	if (rc == -EAGAIN)
-		return kl_fail(&r->err, -KL_ECORRUPT,
-			       "index files keep vanishing while being read");
+		return kl_repo_fail(r, -KL_ECORRUPT, "index files keep vanishing while being read");
 	if (rc >= 0) {
 		pthread_mutex_lock(&r->idx->lock);
 		rc = apply_rules(r->idx);
@@ -313,11 +312,10 @@ int kl_repo_refresh_index(struct kl_repo *r)
 		rc = refresh_once(r);
 		if (rc != -EAGAIN || attempt == 4)
 			break;
-		kl_err_clear(&r->err);
+		kl_repo_err_clear_(r);
 	}
 	if (rc == -EAGAIN)
-		return kl_fail(&r->err, -KL_ECORRUPT,
-			       "index files keep vanishing while being read");
+		return kl_repo_fail(r, -KL_ECORRUPT, "index files keep vanishing while being read");
 	if (rc >= 0) {
 		pthread_mutex_lock(&x->lock);
 		rc = apply_rules(x);

@@ -132,7 +132,7 @@ static int list_one(const char *name, uint64_t size, void *ud)
 	rc = kl_repo_get_object(c->r, KL_OBJ_LOCK, KL_KIND_LOCK, name, &raw);
 	if (rc == -KL_ENOTFOUND) {
 		/* released, or refreshed under a new name this listing may not hold */
-		kl_err_clear(&c->r->err);
+		kl_repo_err_clear_(c->r);
 		if (kl_array_grow(&c->gone, &c->cap_gone, c->n_gone, sizeof(*c->gone), 16) < 0)
 			return -ENOMEM;
 		snprintf(c->gone[c->n_gone++], sizeof(*c->gone), "%s", name);
@@ -142,7 +142,7 @@ static int list_one(const char *name, uint64_t size, void *ud)
 	if (rc == -KL_ECORRUPT ||
 	    (rc >= 0 && kl_lock_info_decode(raw.data, raw.len, &l->info) < 0)) {
 		/* not a lock we can read: it cannot hold anything back */
-		kl_err_clear(&c->r->err);
+		kl_repo_err_clear_(c->r);
 		return 0;
 	}
 	if (rc < 0)
@@ -193,7 +193,7 @@ int kl_repo_list_locks(struct kl_repo *r,
 			nanosleep(&(struct timespec){.tv_nsec = 200 * KL_NSEC_PER_MSEC}, NULL);
 	}
 	if (rc >= 0 && c.vanished)
-		rc = kl_fail(&r->err, -EAGAIN, "lock objects keep vanishing while being read");
+		rc = kl_repo_fail(r, -EAGAIN, "lock objects keep vanishing while being read");
 	now = kl_time_now_ns();
 	for (size_t i = 0; rc >= 0 && i < c.n; i++)
 		rc = cb(c.v[i].name, &c.v[i].info, kl_lock_alive(&c.v[i].info, now), ud);
@@ -302,13 +302,13 @@ int kl_repo_lock(struct kl_repo *r, enum kl_lock_kind kind, const char *command)
 	rc = write_lock(l, l->name);
 	if (rc < 0) {
 		/* the object may be stored although its write failed: it must not stay */
-		struct kl_err keep = r->err;
+		struct kl_err keep = kl_repo_err_get_(r);
 
 		l->stray = true;
 		set_lock(r, l);
-		kl_err_clear(&r->err);
+		kl_repo_err_clear_(r);
 		kl_repo_unlock_repo(r);
-		r->err = keep;
+		kl_repo_err_set_(r, &keep);
 		return rc;
 	}
 	l->last_ok_ns = l->info.refreshed_ns;
@@ -319,22 +319,22 @@ int kl_repo_lock(struct kl_repo *r, enum kl_lock_kind kind, const char *command)
 	if (rc >= 0 && c.found) {
 		int64_t age = (kl_time_now_ns() - c.other.created_ns) / KL_NSEC_PER_SEC;
 
-		rc = kl_fail(&r->err, -KL_ELOCKED,
-			     "repository is locked by %s (pid %u on %s, %s lock, for %llds); "
-			     "if no keel runs there any more, run 'keel unlock'",
-			     c.other.command, c.other.pid, c.other.host,
-			     c.other.kind == KL_LOCK_EXCLUSIVE ? "exclusive"
-			     : c.other.kind == KL_LOCK_PRUNE   ? "prune"
-							       : "shared",
-			     (long long)age);
+		rc = kl_repo_fail(r, -KL_ELOCKED,
+				  "repository is locked by %s (pid %u on %s, %s lock, for %llds); "
+				  "if no keel runs there any more, run 'keel unlock'",
+				  c.other.command, c.other.pid, c.other.host,
+				  c.other.kind == KL_LOCK_EXCLUSIVE ? "exclusive"
+				  : c.other.kind == KL_LOCK_PRUNE   ? "prune"
+								    : "shared",
+				  (long long)age);
 		kl_free(c.other.host);
 		kl_free(c.other.command);
 	}
 	if (rc < 0) {
-		struct kl_err keep = r->err;
+		struct kl_err keep = kl_repo_err_get_(r);
 
 		kl_repo_unlock_repo(r);
-		r->err = keep;
+		kl_repo_err_set_(r, &keep);
 		return rc;
 	}
 	if (pthread_create(&l->thread, NULL, refresh_main, l) == 0)
@@ -363,10 +363,11 @@ int kl_lock_check(struct kl_repo *r)
 	if (!lost && r->be->ops->stat(r->be, KL_OBJ_LOCK, name, &size) == -ENOENT)
 		lost = true;
 	if (lost)
-		return kl_fail(&r->err, -KL_ELOCKED,
-			       "this process lost its repository lock (removed, or not refreshed "
-			       "in time): it stops before writing anything that a prune might have "
-			       "made unsafe");
+		return kl_repo_fail(
+			r, -KL_ELOCKED,
+			"this process lost its repository lock (removed, or not refreshed "
+			"in time): it stops before writing anything that a prune might have "
+			"made unsafe");
 	return 0;
 }
 
@@ -429,9 +430,9 @@ static int remove_objects(struct kl_repo *r, struct kl_lock *l)
 		snprintf(c.left, sizeof(c.left), "%s", l->name[0] ? l->name : "?");
 	if (c.rc >= 0)
 		return 0;
-	kl_err_clear(&r->err);
-	return kl_fail(&r->err, c.rc, "cannot remove this process's lock locks/%s (%s)", c.left,
-		       kl_strerror(c.rc));
+	kl_repo_err_clear_(r);
+	return kl_repo_fail(r, c.rc, "cannot remove this process's lock locks/%s (%s)", c.left,
+			    kl_strerror(c.rc));
 }
 
 int kl_repo_unlock_repo(struct kl_repo *r)

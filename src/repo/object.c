@@ -64,7 +64,7 @@ int kl_repo_put_object(struct kl_repo *r, enum kl_obj_type t, enum kl_obj_kind k
 	rc = r->be->ops->put(r->be, t, t == KL_OBJ_CONFIG ? "config" : hex, sealed.data,
 			     sealed.len);
 	if (rc < 0)
-		return kl_fail(&r->err, rc, "cannot write %s/%s", kl_obj_type_name(t), hex);
+		return kl_repo_fail(r, rc, "cannot write %s/%s", kl_obj_type_name(t), hex);
 	if (ret)
 		*ret = id;
 	return 0;

@@ -31,8 +31,19 @@ struct kl_repo {
 	 * stream's records made a record cost grow with the repository.
 	 */
 	atomic_bool orphans_scanned;
+	/*
+	 * err is written by worker threads (the pack writer, parallel blob
+	 * readers) while the caller takes or clears it: every access holds
+	 * err_mu, so a taken message is never half written or half cleared.
+	 */
+	pthread_mutex_t err_mu;
 	struct kl_err err;
 };
+
+/* r->err under err_mu: forget it (the backend's detail stays), or save and put back a copy. */
+void kl_repo_err_clear_(struct kl_repo *r);
+struct kl_err kl_repo_err_get_(struct kl_repo *r);
+void kl_repo_err_set_(struct kl_repo *r, const struct kl_err *e);
 
 int kl_index_new_(struct kl_index **ret);
 void kl_index_free_(struct kl_index *x);

@@ -33,6 +33,7 @@ static int repo_alloc(struct kl_backend *be, struct kl_repo **ret)
 	}
 	r->be = be;
 	pthread_mutex_init(&r->lock_mu, NULL);
+	pthread_mutex_init(&r->err_mu, NULL);
 	*ret = r;
 	return 0;
 }
@@ -66,6 +67,7 @@ void kl_repo_free(struct kl_repo *r)
 	kl_wipe(&r->cfg, sizeof(r->cfg));
 	kl_wipe(&r->chunker, sizeof(r->chunker));
 	pthread_mutex_destroy(&r->lock_mu);
+	pthread_mutex_destroy(&r->err_mu);
 	kl_free(r);
 }
 
@@ -105,7 +107,7 @@ int kl_repo_add_key(struct kl_repo *r, const struct kl_pass *pass, const struct 
 	kl_id_hex(&id, hex);
 	rc = r->be->ops->put(r->be, KL_OBJ_KEY, hex, kf.data, kf.len);
 	if (rc < 0)
-		return kl_fail(&r->err, rc, "cannot write key file '%s'", hex);
+		return kl_repo_fail(r, rc, "cannot write key file '%s'", hex);
 	if (ret)
 		*ret = id;
 	return 0;
@@ -375,11 +377,11 @@ int kl_repo_unlock(struct kl_repo *r, const struct kl_pass *pass)
 		return rc;
 	if (!r->keys) {
 		if (!c.tried)
-			return kl_fail(&r->err, -KL_ECORRUPT, "repository has no key files");
+			return kl_repo_fail(r, -KL_ECORRUPT, "repository has no key files");
 		/* "wrong password" only when every key file was intact */
 		if (c.corrupt)
-			return kl_fail(
-				&r->err, -KL_ECORRUPT,
+			return kl_repo_fail(
+				r, -KL_ECORRUPT,
 				"no key file opens, and key file %s%s is damaged (its content "
 				"does not match its name)",
 				c.damaged, c.corrupt > 1 ? " and others" : "");
@@ -391,7 +393,7 @@ int kl_repo_unlock(struct kl_repo *r, const struct kl_pass *pass)
 	if (rc >= 0)
 		rc = kl_config_decode(cfg.data, cfg.len, &r->cfg);
 	if (rc < 0)
-		return kl_fail(&r->err, rc, "repository config is unreadable");
+		return kl_repo_fail(r, rc, "repository config is unreadable");
 	return apply_config(r);
 }
 
@@ -468,8 +470,8 @@ int kl_repo_read_blob(struct kl_repo *r, const struct kl_id *id, struct kl_buf *
 	if (rc < 0) {
 		kl_id_hex(&loc.pack, hex);
 		kl_id_hex(id, bhex);
-		return kl_fail(&r->err, rc, "blob %.16s in pack %.16s: %s", bhex, hex,
-			       kl_strerror(rc));
+		return kl_repo_fail(r, rc, "blob %.16s in pack %.16s: %s", bhex, hex,
+				    kl_strerror(rc));
 	}
 	return 0;
 }

@@ -35,7 +35,7 @@ int kl_repo_load_snapshot(struct kl_repo *r, const struct kl_id *id, struct kl_s
 		rc = kl_snapshot_decode(raw.data, raw.len, ret);
 	}
 	if (rc < 0 && rc != -KL_ENOTFOUND)
-		return kl_fail(&r->err, rc, "snapshot %.16s is unreadable", hex);
+		return kl_repo_fail(r, rc, "snapshot %.16s is unreadable", hex);
 	return rc;
 }
 
@@ -74,7 +74,7 @@ static int add_one(const char *name, uint64_t size, void *ud)
 			return -ENOMEM;
 		c->l->damaged = d;
 		d[c->l->n_damaged++] = ref->id;
-		kl_err_clear(&c->r->err);
+		kl_repo_err_clear_(c->r);
 		return 0;
 	}
 	if (rc < 0)

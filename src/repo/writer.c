@@ -66,7 +66,7 @@ static int write_pack(struct kl_repo *r, struct pack_job *j)
 	if (rc == -EEXIST)
 		rc = 0; /* the same bytes are there already */
 	if (rc < 0)
-		return kl_fail(&r->err, rc, "cannot write pack '%s'", hex);
+		return kl_repo_fail(r, rc, "cannot write pack '%s'", hex);
 	rc = kl_index_add_pack_(r, &j->id, &j->h, KL_INDEX_PENDING);
 	if (rc >= 0 && kl_index_pending_(r) >= PACKS_PER_INDEX)
 		rc = kl_index_write_pending_(r);

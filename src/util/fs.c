@@ -310,3 +310,38 @@ int kl_spawn_reader(char *const argv[], pid_t *pid_ret)
 	*pid_ret = pid;
 	return pfd[0];
 }
+
+/* Whether "NAME=value" a names the variable "NAME=..." b does. */
+static bool same_name(const char *a, const char *b)
+{
+	size_t n = strcspn(b, "=");
+
+	return !strncmp(a, b, n) && a[n] == '=';
+}
+
+int kl_env_with(char *const env[], char *const set[], char ***ret)
+{
+	size_t n_env = 0, n_set = 0, k = 0;
+	char **v;
+
+	while (env && env[n_env])
+		n_env++;
+	while (set[n_set])
+		n_set++;
+	v = kl_malloc((n_env + n_set + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_env; i++) {
+		bool replaced = false;
+
+		for (size_t j = 0; j < n_set && !replaced; j++)
+			replaced = same_name(env[i], set[j]);
+		if (!replaced)
+			v[k++] = env[i];
+	}
+	for (size_t j = 0; j < n_set; j++)
+		v[k++] = set[j];
+	v[k] = NULL;
+	*ret = v;
+	return 0;
+}

@@ -40,7 +40,11 @@ expect_success keel prune --json >"$TEST_DIR/prune.json"
 s3_keys "locked/data/" >"$TEST_DIR/packs-after"
 cmp -s "$TEST_DIR/packs-before" "$TEST_DIR/packs-after" || fail "packs vanished from the bucket"
 # prune did not even try: no delete marker in the bucket
-markers=$(s3_curl "$KEEL_S3_ENDPOINT/$S3_BUCKET?versions&prefix=locked/data/" | grep -c '<DeleteMarker>' || true)
+# (the query as SigV4 signs it, sorted and with values: "?versions&prefix=a/b/"
+# drew SignatureDoesNotMatch, and an error page has no marker either)
+page=$(s3_curl "$KEEL_S3_ENDPOINT/$S3_BUCKET?prefix=$(s3_urlencode locked/data/)&versions=")
+case $page in *'<ListVersionsResult'*) ;; *) fail "not a version listing: $page" ;; esac
+markers=$( (grep -o '<DeleteMarker>' <<<"$page" || true) | wc -l)
 [ "$markers" = 0 ] || fail "prune left $markers delete markers on packs"
 expect_success keel check --read-data >/dev/null
 expect_success keel prune >/dev/null

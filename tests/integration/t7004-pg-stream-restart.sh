@@ -3,13 +3,24 @@
 # warns and reconnects with backoff, resumes where its repository ends
 # (the slot kept the WAL), and rows written before, during and after the
 # restart all come back from a restore. A terminated walsender is the
-# same: keel reconnects.
+# same: keel reconnects. Each warning carries libpq's word on why the
+# connection went (a crash, a shutdown, a refusal), on one line.
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-pg.sh"
 require_keel
 pg_require
 
 keel_init
+
+# every warning of a lost connection says libpq's why after the what
+# (the clean end of a shutdown, which has none, aside)
+warnings_say_why()
+{
+	local bare
+	bare=$(grep 'reconnecting in' "$1" | grep -v '(a shutdown)' |
+		grep -vE '^keel: db: [^:]+: [^;]+; reconnecting in') || true
+	[ -z "$bare" ] || fail "a reconnect warning without libpq's message: $bare"
+}
 pg_init origin
 pg_start origin
 conn=$(pg_conninfo origin)
@@ -39,6 +50,7 @@ pg_wait_stored "$stream" 20
 kill -0 "$stream" 2>/dev/null || fail "the stream ended at the restart: $(cat "$TEST_DIR/stream.err")"
 grep -q 'reconnecting in' "$TEST_DIR/stream.err" ||
 	fail "no reconnect warning: $(cat "$TEST_DIR/stream.err")"
+warnings_say_why "$TEST_DIR/stream.err"
 kill -TERM "$stream"
 rc=0
 wait "$stream" || rc=$?
@@ -72,3 +84,4 @@ wait "$stream" || rc=$?
 [ "$rc" = 0 ] || fail "db stream exited $rc after its walsender was terminated"
 grep -q 'reconnecting in' "$TEST_DIR/stream.err" ||
 	fail "no reconnect warning after the termination: $(cat "$TEST_DIR/stream.err")"
+warnings_say_why "$TEST_DIR/stream.err"

@@ -14,8 +14,11 @@
 #include <stdlib.h>
 
 #include "keel/backend.h"
+#include "keel/crypto.h"
+#include "keel/repo.h"
 #include "keel/remote.h"
 #include "keel/s3.h"
+#include "fixture.h"
 
 static void fail_then_take(void **state)
 {
@@ -138,6 +141,73 @@ static void threads_never_tear(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+struct repo_writer {
+	struct kl_repo *r;
+	int id;
+	int *done;
+};
+
+static void *repo_write_many(void *ud)
+{
+	struct repo_writer *w = ud;
+
+	for (int i = 0; i < ROUNDS; i++)
+		kl_repo_fail(w->r, -(1000 + w->id), "writer %d says %d and %d again", w->id, i, i);
+	__atomic_add_fetch(w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * The repository's own detail, as the pack writer and parallel readers
+ * fill it while the caller takes it: whole, its code its writer's.
+ * (Without kl_repo's err_mu a take or clear lands inside a worker's
+ * message and leaves a torn or emptied one under a code.)
+ */
+static void repo_err_never_tears(void **state)
+{
+	char dir[64];
+	struct kl_init_opts o;
+	struct kl_pass *pass = NULL;
+	struct kl_repo *r = NULL;
+	struct repo_writer w[4];
+	pthread_t t[4];
+	int done = 0, taken = 0;
+	struct kl_err e = {0};
+
+	(void)state;
+	assert_int_equal(fixture_tmpdir("repo-err", dir, sizeof(dir) - 6), 0);
+	snprintf(dir + strlen(dir), 6, "/repo");
+	fixture_init_opts(&o);
+	assert_int_equal(fixture_repo_create(dir, &o, &pass, &r), 0);
+	kl_repo_take_err(r, NULL, NULL);
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct repo_writer){r, i, &done};
+		assert_int_equal(pthread_create(&t[i], NULL, repo_write_many, &w[i]), 0);
+	}
+	while (__atomic_load_n(&done, __ATOMIC_ACQUIRE) < 4) {
+		kl_repo_take_err(r, &e, NULL);
+		if (e.code) {
+			check_taken(&e);
+			/* now and then as a caller that turns a failure into a warning */
+			if (++taken % 64 == 0)
+				kl_repo_clear_err(r);
+		}
+		kl_err_clear(&e);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	kl_repo_take_err(r, &e, NULL);
+	if (e.code) {
+		check_taken(&e);
+		taken++;
+	}
+	assert_true(taken > 0);
+	kl_repo_free(r);
+	kl_pass_free(pass);
+	*strrchr(dir, '/') = 0;
+	fixture_rm_rf(dir);
+}
+
 /* Opening fails before a backend exists: the detail goes to the caller's err. */
 static void open_failures_say_why(void **state)
 {
@@ -186,11 +256,13 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(fail_then_take),
 		cmocka_unit_test(threads_never_tear),
+		cmocka_unit_test(repo_err_never_tears),
 		cmocka_unit_test(open_failures_say_why),
 	};
 
 	/* as keel's main(): a "ssh" that is gone must give EPIPE, not kill us */
 	signal(SIGPIPE, SIG_IGN);
+	kl_crypto_init(); /* the test repository's keys */
 	unsetenv("KEEL_CONFIG");
 	setenv("XDG_CONFIG_HOME", "/nonexistent/keel-test", 1);
 	return cmocka_run_group_tests(tests, NULL, NULL);

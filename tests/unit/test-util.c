@@ -310,6 +310,35 @@ static void times_floor_and_format_any_year(void **state)
 	assert_string_equal(out, "1600-02-03 12:00:00");
 }
 
+/* A child's environment, made before fork: env's variables, set's in place of or beside them. */
+static void env_with_replaces_and_adds(void **state)
+{
+	char *env[] = {(char *)"PATH=/bin", (char *)"TZ=Europe/Paris", (char *)"TZX=keep",
+		       (char *)"HOME=/root", NULL};
+	char *set[] = {(char *)"TZ=UTC0", (char *)"KEEL_JOB=nightly", NULL};
+	char *none[] = {NULL};
+	char **v = NULL;
+
+	(void)state;
+	assert_int_equal(kl_env_with(env, set, &v), 0);
+	assert_string_equal(v[0], "PATH=/bin");
+	assert_string_equal(v[1], "TZX=keep"); /* a longer name is another variable */
+	assert_string_equal(v[2], "HOME=/root");
+	assert_string_equal(v[3], "TZ=UTC0");
+	assert_string_equal(v[4], "KEEL_JOB=nightly");
+	assert_null(v[5]);
+	kl_free(v);
+	/* no environment at all, nothing to set */
+	assert_int_equal(kl_env_with(NULL, set, &v), 0);
+	assert_string_equal(v[0], "TZ=UTC0");
+	assert_null(v[2]);
+	kl_free(v);
+	assert_int_equal(kl_env_with(env, none, &v), 0);
+	assert_string_equal(v[1], "TZ=Europe/Paris");
+	assert_null(v[4]);
+	kl_free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -324,6 +353,7 @@ int main(void)
 		cmocka_unit_test(array_grows_by_doubling),
 		cmocka_unit_test(errors_have_messages),
 		cmocka_unit_test(percent_parses_and_rejects),
+		cmocka_unit_test(env_with_replaces_and_adds),
 		cmocka_unit_test(uint_and_size_parse_and_reject),
 	};
 
