@@ -437,6 +437,7 @@ int main(int argc, char **argv)
 	char chunk[65536];
 	size_t n;
 	const unsigned char *s, *end;
+	int rc = 0;
 
 	if (argc != 2) {
 		fputs("usage: jsonget KEY < JSON | jsonget --check < JSON\n", stderr);
@@ -448,16 +449,20 @@ int main(int argc, char **argv)
 	}
 	while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
 		put(&in, chunk, n);
-	if (ferror(stdin))
-		return FALLBACK;
+	if (ferror(stdin)) {
+		rc = FALLBACK;
+		goto out;
+	}
 	s = (const unsigned char *)in.p;
 	end = s + in.len;
 	if (!document(&ps, s, end) && !lines(&ps, s, end))
-		return FALLBACK;
-	/* --check: Python takes an empty input for no lines, but json_check refuses it */
-	if (!ps.key)
-		return 0;
-	if (ps.out.len && fwrite(ps.out.p, 1, ps.out.len, stdout) != ps.out.len)
-		return 1;
-	return fflush(stdout) ? 1 : 0;
+		rc = FALLBACK;
+	else if (ps.key && ps.out.len && fwrite(ps.out.p, 1, ps.out.len, stdout) != ps.out.len)
+		rc = 1;
+	else if (fflush(stdout))
+		rc = 1;
+out:
+	free(in.p);
+	free(ps.out.p);
+	return rc;
 }
