@@ -14,6 +14,7 @@
 # repository's image is unchanged). KVM where /dev/kvm is usable, TCG
 # (slow: about 30 s a boot on a quiet machine) elsewhere.
 . "$(dirname "$0")/../lib.sh"
+. "$KEEL_SOURCE_ROOT/tests/lib-vm.sh"
 . "$KEEL_SOURCE_ROOT/tests/lib-nbd.sh"
 require_keel
 require_nbd_tools
@@ -35,25 +36,8 @@ d=$TEST_DIR
 nonce=$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
 mkdir -p "$d/ir/bin" "$d/ir/lib/modules"
 cp "$bb" "$d/ir/bin/busybox"
-# the modules in load order (modprobe resolves the dependencies; the ones
-# built into the kernel are skipped)
-for m in virtio_pci virtio_blk vfat nls_cp437 nls_ascii; do
-	modprobe -S "$kver" --show-depends "$m" ||
-		skip_or_die "modprobe cannot resolve $m for $kver"
-done >"$d/deps"
-: >"$d/ir/modules"
-while read -r what path _; do
-	[ "$what" = insmod ] || continue
-	m=$(basename "$path")
-	grep -qx "$m" "$d/ir/modules" && continue
-	case $m in
-	*.ko) cp "$path" "$d/ir/lib/modules/" ;;
-	*.ko.xz) xz -dc "$path" >"$d/ir/lib/modules/${m%.xz}" ;;
-	*.ko.zst) zstd -qdc "$path" >"$d/ir/lib/modules/${m%.zst}" ;;
-	*) skip_or_die "cannot unpack module $path" ;;
-	esac
-	echo "${m%.ko*}.ko" >>"$d/ir/modules"
-done <"$d/deps"
+# the virtio disk and its FAT file system
+vm_modules "$kver" "$d/ir" virtio_pci virtio_blk vfat nls_cp437 nls_ascii
 cat >"$d/ir/init" <<EOF
 #!/bin/busybox sh
 /bin/busybox --install -s /bin

@@ -13,6 +13,7 @@
 # pass inside the VM: its skip (77) is a failure here, as the point is
 # that it runs. KVM where /dev/kvm is usable, TCG (slow) elsewhere.
 . "$(dirname "$0")/../lib.sh"
+. "$KEEL_SOURCE_ROOT/tests/lib-vm.sh"
 require_keel
 for t in qemu-system-x86_64 cpio gzip modprobe; do
 	command -v "$t" >/dev/null || skip_or_die "$t missing (qemu-system-x86, cpio, kmod)"
@@ -42,23 +43,7 @@ mkdir -p "$d/ir/bin" "$d/ir/lib/modules" "$d/ir/host" "$d/out"
 
 # ---- the initramfs: busybox, the virtio and 9p modules, an init ------------
 cp "$bb" "$d/ir/bin/busybox"
-for m in virtio_pci 9pnet_virtio 9p; do
-	modprobe -S "$kver" --show-depends "$m" ||
-		skip_or_die "modprobe cannot resolve $m for $kver"
-done >"$d/deps"
-: >"$d/ir/modules"
-while read -r what path _; do
-	[ "$what" = insmod ] || continue
-	m=$(basename "$path")
-	grep -qx "${m%.ko*}.ko" "$d/ir/modules" && continue
-	case $m in
-	*.ko) cp "$path" "$d/ir/lib/modules/" ;;
-	*.ko.xz) xz -dc "$path" >"$d/ir/lib/modules/${m%.xz}" ;;
-	*.ko.zst) zstd -qdc "$path" >"$d/ir/lib/modules/${m%.zst}" ;;
-	*) skip_or_die "cannot unpack module $path" ;;
-	esac
-	echo "${m%.ko*}.ko" >>"$d/ir/modules"
-done <"$d/deps"
+vm_modules "$kver" "$d/ir" virtio_pci 9pnet_virtio 9p
 # The script the chroot runs: what meson gives a test (lib.sh), the host
 # paths of the build; TEST_DIR of t8022 in the VM's tmpfs /tmp (loop files
 # on 9p are not what t8022 is about).
