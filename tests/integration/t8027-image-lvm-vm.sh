@@ -50,7 +50,7 @@ vm_modules "$kver" "$d/ir" virtio_pci 9pnet_virtio 9p
 {
 	printf '#!/bin/bash\n'
 	printf 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C TMPDIR=/tmp\n'
-	for v in KEEL_BIN TREECMP ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS; do
+	for v in KEEL_BIN TREECMP JSONGET ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS; do
 		[ -z "${!v:-}" ] || printf 'export %s=%q\n' "$v" "${!v}"
 	done
 	printf 'export KEEL_TEST_REQUIRE_ALL=1\n'
@@ -61,6 +61,15 @@ vm_modules "$kver" "$d/ir" virtio_pci 9pnet_virtio 9p
 	printf 'echo "$rc" >/run/keel-out/rc\n'
 	printf 'echo "KEEL-T8022-EXIT $rc %s"\n' "$nonce"
 } >"$d/out/inner.sh"
+# The VM's /tmp is a fresh tmpfs; what the chroot runs from the host's /tmp
+# (a clone of the project there, as in `git clone . /tmp/x`) is bound into it
+tmp_keep=
+for p in "$KEEL_SOURCE_ROOT" "${KEEL_BIN:-}" "${TREECMP:-}" "${JSONGET:-}" "$inner"; do
+	[ -n "$p" ] || continue
+	p=$(realpath -m "$p")
+	case $p in /tmp/?*) n=${p#/tmp/} n=${n%%/*} ;; *) continue ;; esac
+	case " $tmp_keep " in *" $n "*) ;; *) tmp_keep+=" $n" ;; esac
+done
 cat >"$d/ir/init" <<EOF
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -81,7 +90,13 @@ if mount -t 9p -o ro,cache=loose,\$o hostroot /host; then
 	mkdir -p /host/dev/shm
 	mount -t tmpfs -o mode=1777 shm /host/dev/shm
 	mount -t tmpfs -o mode=755 run /host/run
+	mkdir -p /hostsave
+	mount -o bind /host/tmp /hostsave
 	mount -t tmpfs -o mode=1777 tmp /host/tmp
+	for n in $tmp_keep; do
+		mkdir -p "/host/tmp/\$n"
+		mount -o bind "/hostsave/\$n" "/host/tmp/\$n" || echo "KEEL-BIND-FAILED \$n" >/dev/ttyS0
+	done
 	mkdir -p /host/run/keel-out /host/run/lock
 	mount -t 9p -o \$o out /host/run/keel-out
 	chroot /host /bin/bash /run/keel-out/inner.sh >/dev/ttyS0 2>&1
